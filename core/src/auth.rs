@@ -1,0 +1,799 @@
+//! RTSP client authentication: Basic and Digest (MD5).
+//!
+//! The subset of RFC 2617 / RFC 7616 that cameras and RTSP servers use:
+//! - [`parse_challenges`] reads `WWW-Authenticate` header values into
+//!   [`Challenge`]s;
+//! - [`choose`] picks the one this module can answer;
+//! - an [`Authenticator`] built from [`Credentials`] and that challenge gives
+//!   the `Authorization` header value for each request.
+//!
+//! Supported: `Basic`, and `Digest` with `algorithm=MD5` (or no algorithm)
+//! with or without `qop=auth`. **Not** supported (yet): `SHA-256` /
+//! `SHA-512-256` and `-sess` algorithms, `qop=auth-int`, `userhash`,
+//! `Proxy-Authenticate`, and the `Authentication-Info` header. Such Digest
+//! challenges are skipped by [`choose`].
+//!
+//! This module reads no clock and has no random source: the Digest client
+//! nonce is derived deterministically (see [`Authenticator::set_cnonce_seed`]).
+//! Credentials never appear in `Debug` output.
+
+use std::fmt;
+
+use base64::Engine as _;
+use md5::{Digest as _, Md5};
+
+/// Why authentication could not proceed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// A `WWW-Authenticate` header value could not be parsed.
+    #[error("malformed WWW-Authenticate header: {0}")]
+    Malformed(String),
+    /// None of the server's challenges uses a supported scheme.
+    #[error("server offers no supported authentication scheme (Basic, Digest MD5)")]
+    NoSupportedChallenge,
+    /// A Digest challenge uses an algorithm other than MD5.
+    #[error("unsupported Digest algorithm {0:?} (only MD5)")]
+    UnsupportedAlgorithm(String),
+    /// A Digest challenge offers `qop` values but not `auth`.
+    #[error("unsupported Digest qop {0:?} (only auth)")]
+    UnsupportedQop(String),
+}
+
+/// A user name and password.
+///
+/// `Debug` prints the password as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Takes the credentials from a URL's userinfo (`rtsp://user:pass@host/`),
+    /// percent-decoded (invalid UTF-8 is replaced). A missing password is
+    /// empty.
+    ///
+    /// Returns `None` if the user name is empty.
+    pub fn from_url(url: &url::Url) -> Option<Credentials> {
+        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        if url.username().is_empty() {
+            return None;
+        }
+        Some(Credentials {
+            username: decode(url.username()),
+            password: url.password().map(decode).unwrap_or_default(),
+        })
+    }
+}
+
+/// One authentication challenge from a `WWW-Authenticate` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// `Basic realm="..."`.
+    Basic {
+        /// The realm (empty if the server sent none).
+        realm: String,
+    },
+    /// `Digest realm="...", nonce="...", ...`.
+    Digest(DigestChallenge),
+}
+
+/// The parameters of a Digest challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestChallenge {
+    /// The realm (empty if the server sent none).
+    pub realm: String,
+    /// The server nonce.
+    pub nonce: String,
+    /// The opaque value to echo back, if any.
+    pub opaque: Option<String>,
+    /// The algorithm as sent (`MD5`, `SHA-256`, ...), if any; absent means MD5.
+    pub algorithm: Option<String>,
+    /// The offered quality-of-protection values (`auth`, `auth-int`); empty
+    /// if the server sent no `qop` (RFC 2069 compatibility mode).
+    pub qop: Vec<String>,
+    /// Whether the server said the previous nonce was stale (retry with the
+    /// new nonce without asking the user again).
+    pub stale: bool,
+}
+
+impl DigestChallenge {
+    fn check_supported(&self) -> Result<(), AuthError> {
+        if let Some(alg) = &self.algorithm {
+            if !alg.eq_ignore_ascii_case("MD5") {
+                return Err(AuthError::UnsupportedAlgorithm(alg.clone()));
+            }
+        }
+        if !self.qop.is_empty() && !self.offers_auth() {
+            return Err(AuthError::UnsupportedQop(self.qop.join(",")));
+        }
+        Ok(())
+    }
+
+    fn offers_auth(&self) -> bool {
+        self.qop.iter().any(|q| q.eq_ignore_ascii_case("auth"))
+    }
+}
+
+/// Parses `WWW-Authenticate` header values into challenges.
+///
+/// Each value holds one challenge (or several, comma-separated): a scheme
+/// followed by comma-separated `name=value` parameters, where a value is a
+/// token or a quoted string with backslash escapes. Scheme and parameter
+/// names are case-insensitive; the first occurrence of a repeated parameter
+/// wins. Unknown schemes are skipped.
+///
+/// A malformed value is skipped as long as another value yields a
+/// challenge; if none does, the first parse error is returned.
+///
+/// # Errors
+///
+/// [`AuthError::Malformed`] if some value is malformed and no challenge
+/// could be read from any value (this includes a Digest challenge without a
+/// nonce).
+pub fn parse_challenges(header_values: &[&str]) -> Result<Vec<Challenge>, AuthError> {
+    let mut challenges = Vec::new();
+    let mut first_error = None;
+    for value in header_values {
+        if let Err(e) = parse_value(value, &mut challenges) {
+            tracing::debug!(error = %e, "skipping malformed WWW-Authenticate value");
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) if challenges.is_empty() => Err(e),
+        _ => Ok(challenges),
+    }
+}
+
+/// Picks the challenge to answer: the first Digest challenge with MD5 (or no
+/// algorithm) and, if it has `qop`, `auth` among them; else the first Basic
+/// challenge.
+///
+/// Digest challenges with other algorithms (SHA-256 is not supported yet)
+/// or only `qop=auth-int` are skipped.
+pub fn choose(challenges: &[Challenge]) -> Option<&Challenge> {
+    challenges
+        .iter()
+        .find(|c| matches!(c, Challenge::Digest(d) if d.check_supported().is_ok()))
+        .or_else(|| challenges.iter().find(|c| matches!(c, Challenge::Basic { .. })))
+}
+
+/// Answers one challenge for a series of requests.
+///
+/// Build a new one when the server sends a new challenge (e.g. a `401` with
+/// `stale=true`); the nonce count restarts with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticator {
+    credentials: Credentials,
+    challenge: Challenge,
+    nonce_count: u32,
+    cnonce_seed: Option<u64>,
+}
+
+impl Authenticator {
+    /// Creates an authenticator answering `challenge` with `credentials`.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::UnsupportedAlgorithm`] or [`AuthError::UnsupportedQop`]
+    /// if `challenge` is a Digest challenge this module cannot answer.
+    pub fn new(credentials: Credentials, challenge: Challenge) -> Result<Authenticator, AuthError> {
+        if let Challenge::Digest(d) = &challenge {
+            d.check_supported()?;
+        }
+        Ok(Authenticator {
+            credentials,
+            challenge,
+            nonce_count: 0,
+            cnonce_seed: None,
+        })
+    }
+
+    /// Creates an authenticator for the challenge [`choose`] picks.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::NoSupportedChallenge`] if there is none.
+    pub fn from_challenges(credentials: Credentials, challenges: &[Challenge]) -> Result<Authenticator, AuthError> {
+        let challenge = choose(challenges).ok_or(AuthError::NoSupportedChallenge)?;
+        Authenticator::new(credentials, challenge.clone())
+    }
+
+    /// `"Basic"` or `"Digest"`.
+    pub fn scheme(&self) -> &'static str {
+        match self.challenge {
+            Challenge::Basic { .. } => "Basic",
+            Challenge::Digest(_) => "Digest",
+        }
+    }
+
+    /// The challenge being answered.
+    pub fn challenge(&self) -> &Challenge {
+        &self.challenge
+    }
+
+    /// Mixes `seed` into the Digest client nonce.
+    ///
+    /// Without a seed, the cnonce is the first 16 hex digits of
+    /// `MD5(nonce ":" nc ":" "rtsp-toolkit")`, which is predictable. A
+    /// runtime with a random source should call this once with a random
+    /// value; the cnonce then is the first 16 hex digits of
+    /// `MD5(nonce ":" nc ":" "rtsp-toolkit" ":" seed)`, with `seed` as 16
+    /// lower-case hex digits.
+    pub fn set_cnonce_seed(&mut self, seed: u64) {
+        self.cnonce_seed = Some(seed);
+    }
+
+    /// The value of the `Authorization` header for a request with `method`
+    /// (e.g. `"DESCRIBE"`) and request `uri` (as in the request line).
+    ///
+    /// For Digest each call counts as a new request (the nonce count goes up).
+    pub fn authorization(&mut self, method: &str, uri: &str) -> String {
+        self.authorization_inner(method, uri, None)
+    }
+
+    /// As [`Authenticator::authorization`], with an explicit cnonce (for tests
+    /// against known vectors).
+    fn authorization_inner(&mut self, method: &str, uri: &str, cnonce: Option<&str>) -> String {
+        let d = match &self.challenge {
+            Challenge::Basic { .. } => {
+                let pair = format!("{}:{}", self.credentials.username, self.credentials.password);
+                return format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+            }
+            Challenge::Digest(d) => d,
+        };
+        let user = &self.credentials.username;
+        let ha1 = md5_hex(&[user, ":", &d.realm, ":", &self.credentials.password]);
+        let ha2 = md5_hex(&[method, ":", uri]);
+
+        let mut header = String::new();
+        header.push_str("Digest username=");
+        push_quoted(&mut header, user);
+        header.push_str(", realm=");
+        push_quoted(&mut header, &d.realm);
+        header.push_str(", nonce=");
+        push_quoted(&mut header, &d.nonce);
+        header.push_str(", uri=");
+        push_quoted(&mut header, uri);
+
+        let qop = if d.offers_auth() {
+            self.nonce_count = self.nonce_count.checked_add(1).unwrap_or(1);
+            let nc = format!("{:08x}", self.nonce_count);
+            let cnonce = match cnonce {
+                Some(c) => c.to_owned(),
+                None => {
+                    let seed = self.cnonce_seed.map(|s| format!(":{s:016x}"));
+                    let mut h = md5_hex(&[&d.nonce, ":", &nc, ":rtsp-toolkit", seed.as_deref().unwrap_or("")]);
+                    h.truncate(16);
+                    h
+                }
+            };
+            Some((nc, cnonce))
+        } else {
+            None
+        };
+
+        let response = match &qop {
+            Some((nc, cnonce)) => md5_hex(&[&ha1, ":", &d.nonce, ":", nc, ":", cnonce, ":auth:", &ha2]),
+            None => md5_hex(&[&ha1, ":", &d.nonce, ":", &ha2]),
+        };
+        header.push_str(", response=\"");
+        header.push_str(&response);
+        header.push('"');
+        if d.algorithm.is_some() {
+            header.push_str(", algorithm=MD5");
+        }
+        if let Some(opaque) = &d.opaque {
+            header.push_str(", opaque=");
+            push_quoted(&mut header, opaque);
+        }
+        if let Some((nc, cnonce)) = &qop {
+            header.push_str(", qop=auth, nc=");
+            header.push_str(nc);
+            header.push_str(", cnonce=");
+            push_quoted(&mut header, cnonce);
+        }
+        header
+    }
+}
+
+/// Lower-case hex MD5 of the concatenation of `parts`.
+fn md5_hex(parts: &[&str]) -> String {
+    let mut hasher = Md5::new();
+    for p in parts {
+        hasher.update(p.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut out = String::with_capacity(32);
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `value` as a quoted string, escaping `"` and `\`. CR, LF and NUL
+/// are dropped so a value can never break the header line.
+fn push_quoted(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\r' | '\n' | '\0' => {}
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A cursor over one header value.
+struct Cursor<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<char> {
+        self.s[self.pos..].chars().next()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(' ' | '\t')) {
+            self.pos += 1;
+        }
+    }
+
+    fn skip_ws_and_commas(&mut self) {
+        while matches!(self.peek(), Some(' ' | '\t' | ',')) {
+            self.pos += 1;
+        }
+    }
+
+    /// Reads an RFC 7230 token (may be empty).
+    fn token(&mut self) -> &'a str {
+        let start = self.pos;
+        while matches!(self.peek(), Some(c) if is_tchar(c)) {
+            self.pos += 1;
+        }
+        &self.s[start..self.pos]
+    }
+
+    /// Reads an unquoted parameter value: everything up to a comma or
+    /// whitespace (lenient: cameras send values like `MD5` or `a/b=`).
+    fn bare_value(&mut self) -> &'a str {
+        let start = self.pos;
+        while let Some(c) = self.peek() {
+            if matches!(c, ',' | ' ' | '\t' | '"') {
+                break;
+            }
+            self.pos += c.len_utf8();
+        }
+        &self.s[start..self.pos]
+    }
+
+    /// Reads a quoted string; the opening quote is next.
+    fn quoted(&mut self) -> Result<String, AuthError> {
+        self.bump();
+        let mut out = String::new();
+        loop {
+            match self.bump() {
+                None => return Err(AuthError::Malformed("unterminated quoted string".into())),
+                Some('"') => return Ok(out),
+                Some('\\') => match self.bump() {
+                    Some(c) => out.push(c),
+                    None => return Err(AuthError::Malformed("unterminated quoted string".into())),
+                },
+                Some(c) => out.push(c),
+            }
+        }
+    }
+
+    fn unexpected(&self) -> AuthError {
+        match self.peek() {
+            Some(c) => AuthError::Malformed(format!("unexpected {c:?} at byte {}", self.pos)),
+            None => AuthError::Malformed("unexpected end".into()),
+        }
+    }
+}
+
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+/// Parses one header value, pushing each known challenge as it completes.
+fn parse_value(value: &str, out: &mut Vec<Challenge>) -> Result<(), AuthError> {
+    let mut cur = Cursor { s: value, pos: 0 };
+    loop {
+        cur.skip_ws_and_commas();
+        if cur.peek().is_none() {
+            return Ok(());
+        }
+        let scheme = cur.token();
+        if scheme.is_empty() {
+            return Err(cur.unexpected());
+        }
+        let mut params: Vec<(&str, String)> = Vec::new();
+        loop {
+            cur.skip_ws_and_commas();
+            let before = cur.pos;
+            if cur.peek().is_none() {
+                break;
+            }
+            let name = cur.token();
+            if name.is_empty() {
+                return Err(cur.unexpected());
+            }
+            cur.skip_ws();
+            if cur.peek() != Some('=') {
+                // Not a parameter: the next challenge's scheme (or a token68,
+                // which no supported scheme uses).
+                cur.pos = before;
+                break;
+            }
+            cur.bump();
+            cur.skip_ws();
+            let v = if cur.peek() == Some('"') {
+                cur.quoted()?
+            } else {
+                cur.bare_value().to_owned()
+            };
+            cur.skip_ws();
+            if !matches!(cur.peek(), None | Some(',')) {
+                return Err(cur.unexpected());
+            }
+            params.push((name, v));
+        }
+        if let Some(c) = build_challenge(scheme, &params)? {
+            out.push(c);
+        }
+    }
+}
+
+fn build_challenge(scheme: &str, params: &[(&str, String)]) -> Result<Option<Challenge>, AuthError> {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    if scheme.eq_ignore_ascii_case("Basic") {
+        Ok(Some(Challenge::Basic {
+            realm: get("realm").unwrap_or_default(),
+        }))
+    } else if scheme.eq_ignore_ascii_case("Digest") {
+        let nonce = get("nonce").ok_or_else(|| AuthError::Malformed("Digest challenge without nonce".into()))?;
+        let qop = get("qop")
+            .map(|q| {
+                q.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(Challenge::Digest(DigestChallenge {
+            realm: get("realm").unwrap_or_default(),
+            nonce,
+            opaque: get("opaque"),
+            algorithm: get("algorithm"),
+            qop,
+            stale: get("stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
+        })))
+    } else {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mufasa() -> Credentials {
+        Credentials {
+            username: "Mufasa".into(),
+            password: "Circle Of Life".into(),
+        }
+    }
+
+    fn digest(realm: &str, nonce: &str) -> DigestChallenge {
+        DigestChallenge {
+            realm: realm.into(),
+            nonce: nonce.into(),
+            opaque: None,
+            algorithm: None,
+            qop: vec![],
+            stale: false,
+        }
+    }
+
+    #[test]
+    fn rfc2617_example() {
+        let challenges = parse_challenges(&[r#"Digest
+                 realm="testrealm@host.com",
+                 qop="auth,auth-int",
+                 nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093",
+                 opaque="5ccc069c403ebaf9f0171e9517f40e41""#
+            .replace('\n', " ")
+            .as_str()])
+        .unwrap();
+        let Challenge::Digest(d) = &challenges[0] else {
+            panic!("{challenges:?}");
+        };
+        assert_eq!(d.realm, "testrealm@host.com");
+        assert_eq!(d.qop, vec!["auth", "auth-int"]);
+        assert_eq!(d.opaque.as_deref(), Some("5ccc069c403ebaf9f0171e9517f40e41"));
+
+        let mut auth = Authenticator::new(mufasa(), challenges[0].clone()).unwrap();
+        let h = auth.authorization_inner("GET", "/dir/index.html", Some("0a4f113b"));
+        assert_eq!(
+            h,
+            "Digest username=\"Mufasa\", realm=\"testrealm@host.com\", \
+             nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", uri=\"/dir/index.html\", \
+             response=\"6629fae49393a05397450978507c4ef1\", \
+             opaque=\"5ccc069c403ebaf9f0171e9517f40e41\", \
+             qop=auth, nc=00000001, cnonce=\"0a4f113b\""
+        );
+        let h2 = auth.authorization("GET", "/dir/index.html");
+        assert!(h2.contains("nc=00000002"), "{h2}");
+    }
+
+    #[test]
+    fn digest_without_qop() {
+        let mut auth = Authenticator::new(
+            Credentials {
+                username: "admin".into(),
+                password: "12345".into(),
+            },
+            Challenge::Digest(digest("GStreamer RTSP Server", "abc123")),
+        )
+        .unwrap();
+        assert_eq!(auth.scheme(), "Digest");
+        let ha1 = format!("{:x}", Md5::digest(b"admin:GStreamer RTSP Server:12345"));
+        let ha2 = format!("{:x}", Md5::digest(b"DESCRIBE:rtsp://cam/stream"));
+        let expected = format!("{:x}", Md5::digest(format!("{ha1}:abc123:{ha2}").as_bytes()));
+        let h = auth.authorization("DESCRIBE", "rtsp://cam/stream");
+        assert_eq!(
+            h,
+            format!(
+                "Digest username=\"admin\", realm=\"GStreamer RTSP Server\", nonce=\"abc123\", \
+                 uri=\"rtsp://cam/stream\", response=\"{expected}\""
+            )
+        );
+        // Without qop there is no nonce count; the header is the same every time.
+        assert_eq!(auth.authorization("DESCRIBE", "rtsp://cam/stream"), h);
+    }
+
+    #[test]
+    fn algorithm_echoed_and_quoting() {
+        let mut d = digest("r\"e\\alm", "n");
+        d.algorithm = Some("md5".into());
+        let mut auth = Authenticator::new(
+            Credentials {
+                username: "a\"b\r\nX-Injected: 1".into(),
+                password: "p".into(),
+            },
+            Challenge::Digest(d),
+        )
+        .unwrap();
+        let h = auth.authorization("OPTIONS", "*");
+        assert!(
+            h.starts_with(r#"Digest username="a\"bX-Injected: 1", realm="r\"e\\alm""#),
+            "{h}"
+        );
+        assert!(h.ends_with(", algorithm=MD5"), "{h}");
+        assert!(!h.contains('\r') && !h.contains('\n'));
+    }
+
+    #[test]
+    fn cnonce_is_deterministic_and_seedable() {
+        let mut d = digest("r", "n");
+        d.qop = vec!["auth".into()];
+        let mut a = Authenticator::new(mufasa(), Challenge::Digest(d.clone())).unwrap();
+        let mut b = Authenticator::new(mufasa(), Challenge::Digest(d)).unwrap();
+        let ha = a.authorization("PLAY", "rtsp://x/");
+        assert_eq!(ha, b.authorization("PLAY", "rtsp://x/"));
+        let expected: String = format!("{:x}", Md5::digest(b"n:00000001:rtsp-toolkit"))
+            .chars()
+            .take(16)
+            .collect();
+        assert!(ha.ends_with(&format!("cnonce=\"{expected}\"")), "{ha}");
+
+        let mut c = Authenticator::new(mufasa(), a.challenge().clone()).unwrap();
+        c.set_cnonce_seed(0x0123_4567_89ab_cdef);
+        let hc = c.authorization("PLAY", "rtsp://x/");
+        let expected: String = format!("{:x}", Md5::digest(b"n:00000001:rtsp-toolkit:0123456789abcdef"))
+            .chars()
+            .take(16)
+            .collect();
+        assert!(hc.ends_with(&format!("cnonce=\"{expected}\"")), "{hc}");
+    }
+
+    #[test]
+    fn basic() {
+        let mut auth = Authenticator::new(
+            Credentials {
+                username: "Aladdin".into(),
+                password: "open sesame".into(),
+            },
+            Challenge::Basic { realm: "x".into() },
+        )
+        .unwrap();
+        assert_eq!(auth.scheme(), "Basic");
+        assert_eq!(
+            auth.authorization("DESCRIBE", "rtsp://cam/"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+    }
+
+    #[test]
+    fn gstreamer_challenges() {
+        let c = parse_challenges(&[
+            r#"Digest realm="GStreamer RTSP Server", nonce="abc123""#,
+            r#"Basic realm="GStreamer RTSP Server""#,
+        ])
+        .unwrap();
+        assert_eq!(
+            c,
+            vec![
+                Challenge::Digest(digest("GStreamer RTSP Server", "abc123")),
+                Challenge::Basic {
+                    realm: "GStreamer RTSP Server".into()
+                },
+            ]
+        );
+        assert_eq!(choose(&c), Some(&c[0]));
+        assert_eq!(choose(&c[1..]), Some(&c[1]));
+        let a = Authenticator::from_challenges(mufasa(), &c).unwrap();
+        assert_eq!(a.scheme(), "Digest");
+    }
+
+    #[test]
+    fn several_challenges_in_one_value_and_case() {
+        let c = parse_challenges(&[
+            r#"NEGOTIATE abc==, basic REALM=cam, DIGEST Realm="IP Camera(12345)",NONCE="x\"y\\z",STALE=TRUE,Algorithm=MD5,Qop="auth""#,
+        ])
+        .unwrap();
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(c[0], Challenge::Basic { realm: "cam".into() });
+        let Challenge::Digest(d) = &c[1] else {
+            panic!("{c:?}");
+        };
+        assert_eq!(d.realm, "IP Camera(12345)");
+        assert_eq!(d.nonce, "x\"y\\z");
+        assert!(d.stale);
+        assert_eq!(d.algorithm.as_deref(), Some("MD5"));
+        assert_eq!(d.qop, vec!["auth"]);
+        assert_eq!(choose(&c), Some(&c[1]));
+    }
+
+    #[test]
+    fn sha256_and_auth_int_skipped() {
+        let c = parse_challenges(&[
+            r#"Digest realm="r", nonce="1", algorithm=SHA-256, qop="auth""#,
+            r#"Digest realm="r", nonce="2", qop="auth-int""#,
+            r#"Digest realm="r", nonce="3", algorithm=MD5"#,
+        ])
+        .unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(choose(&c), Some(&c[2]));
+        assert_eq!(choose(&c[..2]), None);
+        assert_eq!(
+            Authenticator::new(mufasa(), c[0].clone()),
+            Err(AuthError::UnsupportedAlgorithm("SHA-256".into()))
+        );
+        assert_eq!(
+            Authenticator::new(mufasa(), c[1].clone()),
+            Err(AuthError::UnsupportedQop("auth-int".into()))
+        );
+        assert_eq!(
+            Authenticator::from_challenges(mufasa(), &c[..2]),
+            Err(AuthError::NoSupportedChallenge)
+        );
+    }
+
+    #[test]
+    fn unknown_schemes_skipped() {
+        assert_eq!(parse_challenges(&[r#"Bearer realm="x""#, "Negotiate"]), Ok(vec![]));
+        assert_eq!(parse_challenges(&[]), Ok(vec![]));
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        for bad in [
+            r#"Digest realm="unterminated"#,
+            "=",
+            "Digest realm=\"x\" nonce=\"y\"",
+            "Digest realm=\"x\"",
+            "Basic realm=\"x\"\"",
+            "\u{1F600}",
+            "Digest nonce=\"a\\",
+        ] {
+            assert!(
+                matches!(parse_challenges(&[bad]), Err(AuthError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        // A good value next to a bad one still gives the good challenge.
+        assert_eq!(
+            parse_challenges(&["=", "Basic realm=x"]),
+            Ok(vec![Challenge::Basic { realm: "x".into() }])
+        );
+    }
+
+    #[test]
+    fn credentials_debug_hides_password() {
+        let c = Credentials {
+            username: "bob".into(),
+            password: "hunter2-secret".into(),
+        };
+        let s = format!("{c:?}");
+        assert!(!s.contains("hunter2-secret"), "{s}");
+        assert!(s.contains("bob") && s.contains("***"), "{s}");
+        let a = Authenticator::new(c, Challenge::Basic { realm: "r".into() }).unwrap();
+        let s = format!("{a:?} {a:#?}");
+        assert!(!s.contains("hunter2-secret"), "{s}");
+    }
+
+    #[test]
+    fn credentials_from_url() {
+        let url = url::Url::parse("rtsp://bob:p%3Aa%40ss@cam.local:554/stream").unwrap();
+        assert_eq!(
+            Credentials::from_url(&url),
+            Some(Credentials {
+                username: "bob".into(),
+                password: "p:a@ss".into(),
+            })
+        );
+        let url = url::Url::parse("rtsp://al%20ice@cam/").unwrap();
+        assert_eq!(
+            Credentials::from_url(&url),
+            Some(Credentials {
+                username: "al ice".into(),
+                password: String::new(),
+            })
+        );
+        let url = url::Url::parse("rtsp://cam/").unwrap();
+        assert_eq!(Credentials::from_url(&url), None);
+        let url = url::Url::parse("rtsp://:pw@cam/").unwrap();
+        assert_eq!(Credentials::from_url(&url), None);
+    }
+
+    proptest! {
+        #[test]
+        fn parse_challenges_never_panics(a in any::<String>(), b in "[A-Za-z =,\"\\\\\t]{0,60}") {
+            let _ = parse_challenges(&[&a, &b]);
+            let digest_b = format!("Digest {b}");
+            if let Ok(c) = parse_challenges(&[&digest_b]) {
+                if let Some(ch) = choose(&c) {
+                    let mut auth = Authenticator::new(mufasa(), ch.clone()).unwrap();
+                    let _ = auth.authorization("DESCRIBE", &a);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,752 @@
+//! Scripted-server tests of the client machine: exact requests, exact timings.
+
+use super::*;
+use crate::message::Decoder;
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=Session streamed with GStreamer\r\nt=0 0\r\na=control:*\r\n\
+m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:stream=0\r\n\
+m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 mode=AAC-hbr;config=1210;sizelength=13;indexlength=3;indexdeltalength=3\r\na=control:stream=1\r\n";
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+struct Harness {
+    c: Client,
+    t0: Instant,
+    requests: Vec<Request>,
+    events: Vec<Event>,
+    deadline: Option<Instant>,
+    done: bool,
+}
+
+impl Harness {
+    fn new(url: &str, opts: ClientOptions) -> Harness {
+        let t0 = Instant::now();
+        let c = Client::new(url, opts, t0).unwrap();
+        let mut h = Harness {
+            c,
+            t0,
+            requests: vec![],
+            events: vec![],
+            deadline: None,
+            done: false,
+        };
+        h.drain();
+        h
+    }
+
+    fn at(&self, n: u64) -> Instant {
+        self.t0 + ms(n)
+    }
+
+    fn drain(&mut self) {
+        let mut dec = Decoder::new(Limits::default());
+        loop {
+            match self.c.poll_output() {
+                Output::Transmit(b) => {
+                    dec.extend(&b);
+                    while let Some(m) = dec.decode().unwrap() {
+                        match m {
+                            Message::Request(r) => self.requests.push(r),
+                            Message::Response(_) => {}
+                            other => panic!("client sent {other:?}"),
+                        }
+                    }
+                }
+                Output::Event(e) => self.events.push(e),
+                Output::Timeout(at) => {
+                    self.deadline = Some(at);
+                    break;
+                }
+                Output::Done => {
+                    self.done = true;
+                    self.deadline = None;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, at_ms: u64) {
+        self.c.handle_connected(
+            self.at(at_ms),
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:8554".parse().unwrap(),
+        );
+        self.drain();
+    }
+
+    fn input(&mut self, at_ms: u64, data: &[u8]) {
+        self.c.handle_input(self.at(at_ms), data);
+        self.drain();
+    }
+
+    fn timeout(&mut self, at_ms: u64) {
+        self.c.handle_timeout(self.at(at_ms));
+        self.drain();
+    }
+
+    fn last_request(&self) -> &Request {
+        self.requests.last().expect("a request")
+    }
+
+    fn reply(&mut self, at_ms: u64, status: &str, headers: &str, body: &str) {
+        let cseq = self.last_request().headers.cseq().unwrap();
+        let cl = if body.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Length: {}\r\n", body.len())
+        };
+        let msg = format!("RTSP/1.0 {status}\r\nCSeq: {cseq}\r\n{headers}{cl}\r\n{body}");
+        self.input(at_ms, msg.as_bytes());
+    }
+
+    fn method_events(&self) -> Vec<&MethodEvent> {
+        self.events
+            .iter()
+            .filter_map(|e| {
+                if let Event::Method(m) = e {
+                    Some(m.as_ref())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn closed(&self) -> Option<&ClosedEvent> {
+        self.events
+            .iter()
+            .find_map(|e| if let Event::Closed(c) = e { Some(c) } else { None })
+    }
+
+    /// OPTIONS, DESCRIBE, SETUP x2, PLAY answered; playing from `t0+50ms`.
+    fn play(&mut self, public: &str) {
+        self.connect(5);
+        self.reply(10, "200 OK", &format!("Public: {public}\r\n"), "");
+        self.reply(
+            20,
+            "200 OK",
+            "Content-Base: rtsp://127.0.0.1:8554/a.mp4/\r\nContent-Type: application/sdp\r\n",
+            SDP,
+        );
+        self.reply(
+            30,
+            "200 OK",
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;ssrc=1\r\nSession: abc;timeout=10\r\n",
+            "",
+        );
+        self.reply(
+            40,
+            "200 OK",
+            "Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\nSession: abc;timeout=10\r\n",
+            "",
+        );
+        self.reply(50, "200 OK", "RTP-Info: url=x;seq=1;rtptime=0\r\nSession: abc\r\n", "");
+    }
+}
+
+fn rtp(channel: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, if marker { 0x80 | 96 } else { 96 }];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    p.extend_from_slice(payload);
+    let mut out = vec![b'$', channel];
+    out.extend_from_slice(&(p.len() as u16).to_be_bytes());
+    out.extend_from_slice(&p);
+    out
+}
+
+fn bye(channel: u8) -> Vec<u8> {
+    let p = [0x81u8, 203, 0, 1, 0x12, 0x34, 0x56, 0x78];
+    let mut out = vec![b'$', channel, 0, p.len() as u8];
+    out.extend_from_slice(&p);
+    out
+}
+
+#[test]
+fn full_session_exact_requests_and_timings() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4?play_count=2", ClientOptions::default());
+    assert_eq!(h.requests.len(), 0, "nothing sent before connect");
+    assert_eq!(h.deadline, Some(h.at(4000)), "connect deadline");
+    h.play("OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN");
+
+    let lines: Vec<String> = h.requests.iter().map(|r| format!("{} {}", r.method, r.uri)).collect();
+    assert_eq!(
+        lines,
+        [
+            "OPTIONS rtsp://127.0.0.1:8554/a.mp4?play_count=2",
+            "DESCRIBE rtsp://127.0.0.1:8554/a.mp4?play_count=2",
+            "SETUP rtsp://127.0.0.1:8554/a.mp4/stream=0",
+            "SETUP rtsp://127.0.0.1:8554/a.mp4/stream=1",
+            "PLAY rtsp://127.0.0.1:8554/a.mp4/",
+        ]
+    );
+    let cseqs: Vec<u32> = h.requests.iter().map(|r| r.headers.cseq().unwrap()).collect();
+    assert_eq!(cseqs, [1, 2, 3, 4, 5]);
+    assert_eq!(h.requests[1].headers.get("Accept"), Some("application/sdp"));
+    assert_eq!(
+        h.requests[2].headers.get("Transport"),
+        Some("RTP/AVP/TCP;unicast;interleaved=0-1")
+    );
+    assert_eq!(h.requests[2].headers.get("Session"), None);
+    assert_eq!(
+        h.requests[3].headers.get("Transport"),
+        Some("RTP/AVP/TCP;unicast;interleaved=2-3")
+    );
+    assert_eq!(h.requests[3].headers.get("Session"), Some("abc"));
+    assert_eq!(h.requests[4].headers.get("Range"), Some("npt=0.000-"));
+    assert!(h
+        .requests
+        .iter()
+        .all(|r| r.headers.get("User-Agent").unwrap().starts_with("rtsp-toolkit/")));
+
+    let Event::Connect(c) = &h.events[0] else {
+        panic!("{:?}", h.events[0])
+    };
+    assert_eq!(c.elapsed, ms(5));
+    assert_eq!(c.target, "127.0.0.1:8554");
+    let m = h.method_events();
+    let timing: Vec<(&str, u16, Duration, Duration)> = m
+        .iter()
+        .map(|e| (e.method.as_str(), e.status, e.elapsed, e.session_elapsed))
+        .collect();
+    assert_eq!(
+        timing,
+        [
+            ("OPTIONS", 200, ms(5), ms(10)),
+            ("DESCRIBE", 200, ms(10), ms(20)),
+            ("SETUP", 200, ms(10), ms(30)),
+            ("SETUP", 200, ms(10), ms(40)),
+            ("PLAY", 200, ms(10), ms(50)),
+        ]
+    );
+    let sdp = m[1].sdp.as_ref().expect("DESCRIBE carries the SDP");
+    assert_eq!(sdp.media.len(), 2);
+    let t0 = m[2].track.as_ref().unwrap();
+    assert_eq!((t0.index, t0.codec.as_str(), t0.clock_rate), (0, "H264", 90000));
+    assert_eq!(
+        t0.transport,
+        TransportKind::TcpInterleaved {
+            rtp_channel: 0,
+            rtcp_channel: 1
+        }
+    );
+    let t1 = m[3].track.as_ref().unwrap();
+    assert_eq!((t1.index, t1.kind.clone(), t1.channels), (1, MediaKind::Audio, Some(2)));
+    assert_eq!(h.c.tracks().len(), 2);
+
+    // Media: RTP on both tracks, with exact receive ticks.
+    let mut data = rtp(0, 7, 9000, true, b"\x65abc");
+    data.extend(rtp(2, 9, 1024, true, b"aac"));
+    h.input(70, &data);
+    let rtps: Vec<&RtpEvent> = h
+        .events
+        .iter()
+        .filter_map(|e| if let Event::Rtp(r) = e { Some(r) } else { None })
+        .collect();
+    assert_eq!(rtps.len(), 2);
+    assert_eq!(
+        (rtps[0].track, rtps[0].packet.sequence_number, rtps[0].packet.timestamp),
+        (0, 7, 9000)
+    );
+    assert_eq!(&rtps[0].packet.payload[..], b"\x65abc");
+    assert_eq!(rtps[0].recv_tick, ms(70));
+    assert_eq!((rtps[1].track, rtps[1].channel), (1, 2));
+
+    // Stop: TEARDOWN on the aggregate URL with the session, then Closed without error.
+    h.c.close(h.at(100));
+    h.drain();
+    let td = h.last_request();
+    assert_eq!(
+        (td.method.clone(), td.uri.as_str()),
+        (Method::Teardown, "rtsp://127.0.0.1:8554/a.mp4/")
+    );
+    assert_eq!(td.headers.get("Session"), Some("abc"));
+    assert!(!h.done);
+    h.reply(103, "200 OK", "Session: abc\r\n", "");
+    let last = h
+        .method_events()
+        .last()
+        .map(|e| (e.method.clone(), e.elapsed, e.session_elapsed))
+        .unwrap();
+    assert_eq!(last, (Method::Teardown, ms(3), ms(103)));
+    assert_eq!(
+        h.events.last(),
+        Some(&Event::Closed(ClosedEvent {
+            session_elapsed: ms(103),
+            error: None
+        }))
+    );
+    assert!(h.done);
+}
+
+#[test]
+fn keepalive_uses_get_parameter_then_falls_back_to_options() {
+    let mut h = Harness::new(
+        "rtsp://127.0.0.1:8554/a.mp4",
+        ClientOptions {
+            timeout: Duration::from_secs(20),
+            ..Default::default()
+        },
+    );
+    h.play("OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN");
+    // Session timeout 10 s: keepalive every 5 s after PLAY.
+    assert_eq!(h.deadline, Some(h.at(5050)));
+    h.input(3000, &rtp(0, 1, 0, true, b"x"));
+    h.timeout(5050);
+    assert_eq!(h.last_request().method, Method::GetParameter);
+    assert_eq!(h.last_request().uri, "rtsp://127.0.0.1:8554/a.mp4/");
+    assert_eq!(h.last_request().headers.get("Session"), Some("abc"));
+    h.reply(5060, "405 Method Not Allowed", "", "");
+    assert!(h.closed().is_none());
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::Warning(Warning::KeepaliveFailed {
+            status: 405,
+            fallback: Some(Method::Options),
+            ..
+        })
+    )));
+    assert_eq!(h.last_request().method, Method::Options, "fallback sent at once");
+    h.reply(5070, "200 OK", "", "");
+    assert_eq!(h.deadline, Some(h.at(10070)));
+    h.timeout(10070);
+    assert_eq!(h.last_request().method, Method::Options);
+    assert!(h.closed().is_none());
+}
+
+#[test]
+fn keepalive_is_options_when_public_lacks_get_parameter() {
+    let mut h = Harness::new(
+        "rtsp://127.0.0.1:8554/a.mp4",
+        ClientOptions {
+            timeout: Duration::from_secs(20),
+            ..Default::default()
+        },
+    );
+    h.play("OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN");
+    h.timeout(5050);
+    assert_eq!(h.last_request().method, Method::Options);
+    assert_eq!(h.last_request().uri, "rtsp://127.0.0.1:8554/a.mp4");
+}
+
+#[test]
+fn keepalive_response_with_wrong_cseq_is_tolerated() {
+    let mut h = Harness::new(
+        "rtsp://127.0.0.1:8554/a.mp4",
+        ClientOptions {
+            timeout: Duration::from_secs(20),
+            ..Default::default()
+        },
+    );
+    h.play("GET_PARAMETER");
+    h.timeout(5050);
+    h.input(5060, b"RTSP/1.0 200 OK\r\nCSeq: 999\r\n\r\n");
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::Warning(Warning::CseqMismatch {
+            expected: 6,
+            got: Some(999),
+            ..
+        })
+    )));
+    h.input(5070, b"RTSP/1.0 200 OK\r\n\r\n");
+    assert!(h.closed().is_none());
+}
+
+#[test]
+fn basic_auth_retry_with_percent_decoded_credentials() {
+    let mut h = Harness::new("rtsp://alice:s3cr%40t@127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.connect(1);
+    assert_eq!(
+        h.last_request().uri,
+        "rtsp://127.0.0.1:8554/a.mp4",
+        "no credentials in the Request-URI"
+    );
+    assert_eq!(h.c.url(), "rtsp://127.0.0.1:8554/a.mp4");
+    h.reply(2, "200 OK", "", "");
+    h.reply(
+        3,
+        "401 Unauthorized",
+        "WWW-Authenticate: Basic realm=\"GStreamer RTSP Server\"\r\n",
+        "",
+    );
+    let retry = h.last_request().clone();
+    assert_eq!(retry.method, Method::Describe);
+    assert_eq!(retry.headers.cseq(), Some(3));
+    // base64("alice:s3cr@t")
+    assert_eq!(retry.headers.get("Authorization"), Some("Basic YWxpY2U6czNjckB0"));
+    h.reply(9, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/a.mp4/\r\n", SDP);
+    let m = h.method_events();
+    assert_eq!(m.iter().map(|e| e.status).collect::<Vec<_>>(), [200, 401, 200]);
+    assert_eq!((m[1].elapsed, m[2].elapsed), (ms(1), ms(6)));
+    // Later requests keep authenticating.
+    assert!(h.last_request().headers.get("Authorization").is_some());
+    assert_eq!(h.last_request().method, Method::Setup);
+}
+
+#[test]
+fn digest_auth_retry() {
+    let mut h = Harness::new("rtsp://bob:p%3Aa%40ss@127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(
+        3,
+        "401 Unauthorized",
+        "WWW-Authenticate: Digest realm=\"GStreamer RTSP Server\", nonce=\"abc123\"\r\n",
+        "",
+    );
+    let auth = h.last_request().headers.get("Authorization").unwrap().to_owned();
+    assert!(auth.starts_with("Digest "), "{auth}");
+    assert!(auth.contains("username=\"bob\""));
+    assert!(auth.contains("uri=\"rtsp://127.0.0.1:8554/a.mp4\""));
+    assert!(!auth.contains("p:a@ss"));
+}
+
+#[test]
+fn second_401_is_a_response_error_not_a_loop() {
+    let mut h = Harness::new("rtsp://alice:wrong@127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(3, "401 Unauthorized", "WWW-Authenticate: Basic realm=\"r\"\r\n", "");
+    h.reply(4, "401 Unauthorized", "WWW-Authenticate: Basic realm=\"r\"\r\n", "");
+    assert_eq!(h.requests.len(), 3);
+    let closed = h.closed().unwrap();
+    assert!(
+        matches!(
+            &closed.error,
+            Some(Error::Response {
+                method: Method::Describe,
+                status: 401,
+                ..
+            })
+        ),
+        "{closed:?}"
+    );
+    assert!(h.done);
+    let msg = closed.error.as_ref().unwrap().to_string();
+    assert!(!msg.contains("wrong"), "{msg}");
+}
+
+#[test]
+fn unauthorized_without_credentials_is_a_response_error() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(3, "401 Unauthorized", "WWW-Authenticate: Basic realm=\"r\"\r\n", "");
+    assert!(matches!(
+        h.closed().unwrap().error,
+        Some(Error::Response { status: 401, .. })
+    ));
+}
+
+#[test]
+fn describe_404_is_a_response_error() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/nope.mp4", ClientOptions::default());
+    h.connect(1);
+    h.reply(2, "501 Not Implemented", "", ""); // OPTIONS refused: tolerated
+    h.reply(3, "404 Not Found", "", "");
+    let e = h.closed().unwrap().error.clone().unwrap();
+    assert_eq!(
+        e,
+        Error::Response {
+            method: Method::Describe,
+            status: 404,
+            reason: "Not Found".into()
+        }
+    );
+    assert_eq!(e.to_string(), "DESCRIBE failed: 404 Not Found");
+}
+
+#[test]
+fn timeouts_per_phase() {
+    // Connect.
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a", ClientOptions::default());
+    h.timeout(3999);
+    assert!(h.closed().is_none());
+    h.timeout(4000);
+    let c = h.closed().unwrap();
+    assert_eq!(c.session_elapsed, ms(4000));
+    assert!(matches!(&c.error, Some(Error::Timeout { waiting_for, .. }) if waiting_for.contains("connection")));
+
+    // A response.
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a", ClientOptions::default());
+    h.connect(10);
+    assert_eq!(h.deadline, Some(h.at(4010)));
+    h.timeout(4010);
+    assert!(
+        matches!(&h.closed().unwrap().error, Some(Error::Timeout { waiting_for, .. }) if waiting_for == "response to OPTIONS")
+    );
+
+    // Silence while playing.
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.play("");
+    h.input(2000, &rtp(0, 1, 0, true, b"x"));
+    assert_eq!(
+        h.deadline,
+        Some(h.at(5050)),
+        "keepalive (session timeout 10 s / 2 after PLAY) comes first"
+    );
+    h.timeout(5050);
+    assert_eq!(h.last_request().method, Method::Options);
+    h.reply(5060, "200 OK", "", "");
+    assert_eq!(h.deadline, Some(h.at(9060)), "silence deadline: last data + 4 s");
+    h.timeout(9059);
+    assert!(h.closed().is_none());
+    h.timeout(9060);
+    let c = h.closed().unwrap();
+    assert!(
+        matches!(&c.error, Some(Error::Timeout { waiting_for, .. }) if waiting_for.contains("while playing")),
+        "{c:?}"
+    );
+    assert_eq!(c.session_elapsed, ms(9060));
+}
+
+#[test]
+fn connect_failure_gives_connect_event_and_connection_error() {
+    let mut h = Harness::new("rtsp://127.0.0.1:1/a", ClientOptions::default());
+    h.c.handle_connect_failed(h.at(2), "Connection refused (os error 111)");
+    h.drain();
+    let Event::Connect(c) = &h.events[0] else { panic!() };
+    assert!(c.result.is_err());
+    assert_eq!(c.elapsed, ms(2));
+    assert!(
+        matches!(&h.closed().unwrap().error, Some(Error::Connection(m)) if m.contains("refused") && m.contains("127.0.0.1:1"))
+    );
+    assert!(h.done);
+}
+
+#[test]
+fn eof_while_playing_is_a_connection_error_but_after_bye_is_clean() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.play("");
+    h.c.handle_eof(h.at(60));
+    h.drain();
+    assert!(matches!(&h.closed().unwrap().error, Some(Error::Connection(m)) if m.contains("while playing")));
+
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.play("");
+    let mut d = bye(1);
+    d.extend(bye(3));
+    h.input(60, &d);
+    assert_eq!(h.events.iter().filter(|e| matches!(e, Event::Rtcp(_))).count(), 2);
+    h.c.handle_eof(h.at(61));
+    h.drain();
+    assert_eq!(h.closed().unwrap().error, None);
+}
+
+#[test]
+fn unknown_channel_is_ignored_and_counted() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.play("");
+    let mut d = rtp(9, 1, 0, true, b"zz");
+    d.extend(rtp(0, 2, 0, true, b"ok"));
+    h.input(60, &d);
+    assert_eq!(h.c.ignored_frames(), 1);
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Warning(Warning::UnknownChannel { channel: 9, .. }))));
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Rtp(r) if r.packet.sequence_number == 2)));
+}
+
+#[test]
+fn audio_only_and_video_only() {
+    let mut h = Harness::new(
+        "rtsp://127.0.0.1:8554/a.mp4",
+        ClientOptions {
+            enable_video: false,
+            ..Default::default()
+        },
+    );
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(3, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/a.mp4/\r\n", SDP);
+    assert_eq!(h.last_request().uri, "rtsp://127.0.0.1:8554/a.mp4/stream=1");
+    assert_eq!(
+        h.last_request().headers.get("Transport"),
+        Some("RTP/AVP/TCP;unicast;interleaved=0-1")
+    );
+    h.reply(4, "200 OK", "Session: s\r\n", "");
+    assert_eq!(h.last_request().method, Method::Play);
+
+    let sdp_audio_only = "v=0\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 8\r\na=control:trackID=1\r\n";
+    let mut h = Harness::new(
+        "rtsp://127.0.0.1:8554/a.wav",
+        ClientOptions {
+            enable_audio: false,
+            ..Default::default()
+        },
+    );
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(3, "200 OK", "", sdp_audio_only);
+    let e = h.closed().unwrap().error.clone().unwrap();
+    assert!(
+        matches!(&e, Error::Protocol(ProtocolError::NoTracks(m)) if m.contains("audio")),
+        "{e}"
+    );
+
+    assert!(matches!(
+        Client::new(
+            "rtsp://h/a",
+            ClientOptions {
+                enable_audio: false,
+                enable_video: false,
+                ..Default::default()
+            },
+            Instant::now()
+        ),
+        Err(Error::Config(_))
+    ));
+}
+
+#[test]
+fn bad_urls_are_config_errors() {
+    for u in ["http://h/a", "not a url", "rtsp:///nohost"] {
+        assert!(
+            matches!(
+                Client::new(u, ClientOptions::default(), Instant::now()),
+                Err(Error::Config(_))
+            ),
+            "{u}"
+        );
+    }
+}
+
+#[test]
+fn forward_address_changes_only_the_target() {
+    let opts = ClientOptions {
+        forward_address: Some("127.0.0.1:9000".into()),
+        ..Default::default()
+    };
+    let mut h = Harness::new("rtsp://camera.example:554/live", opts);
+    assert_eq!(h.c.connect_target(), ("127.0.0.1".to_string(), 9000));
+    h.connect(1);
+    assert_eq!(h.last_request().uri, "rtsp://camera.example:554/live");
+    assert_eq!(
+        Client::new("rtsp://[::1]/x", ClientOptions::default(), Instant::now())
+            .unwrap()
+            .connect_target(),
+        ("::1".to_string(), 554)
+    );
+}
+
+#[test]
+fn huge_content_length_is_a_prompt_protocol_error() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a", ClientOptions::default());
+    h.connect(1);
+    h.input(
+        2,
+        b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Length: 1099511627776\r\n\r\n",
+    );
+    assert!(matches!(
+        h.closed().unwrap().error,
+        Some(Error::Protocol(ProtocolError::BodyTooLarge { .. }))
+    ));
+    assert!(h.done);
+}
+
+#[test]
+fn server_request_is_answered_501() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.play("");
+    h.input(60, b"SET_PARAMETER rtsp://x RTSP/1.0\r\nCSeq: 77\r\n\r\n");
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Warning(Warning::ServerRequest { .. }))));
+    assert!(h.closed().is_none());
+}
+
+#[test]
+fn close_before_session_is_immediate() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.connect(1);
+    h.c.close(h.at(2));
+    h.drain();
+    assert_eq!(h.closed().unwrap().error, None);
+    assert!(h.done);
+    assert_eq!(h.requests.len(), 1);
+}
+
+#[test]
+fn teardown_unanswered_still_closes_cleanly() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.play("");
+    h.c.close(h.at(100));
+    h.drain();
+    assert_eq!(h.deadline, Some(h.at(4100)));
+    h.timeout(4100);
+    assert_eq!(h.closed().unwrap().error, None);
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Warning(Warning::TeardownUnanswered))));
+}
+
+#[test]
+fn join_control_cases() {
+    let base = Url::parse("rtsp://h:554/live/ch1").unwrap();
+    assert_eq!(
+        join_control(&base, Some("trackID=0")),
+        "rtsp://h:554/live/ch1/trackID=0"
+    );
+    assert_eq!(join_control(&base, None), "rtsp://h:554/live/ch1");
+    let base = Url::parse("rtsp://h/a.mp4/").unwrap();
+    assert_eq!(join_control(&base, Some("stream=1")), "rtsp://h/a.mp4/stream=1");
+    assert_eq!(
+        join_control(&base, Some("rtsp://h/a.mp4/stream=1")),
+        "rtsp://h/a.mp4/stream=1"
+    );
+}
+
+#[test]
+fn parse_interleaved_cases() {
+    assert_eq!(
+        parse_interleaved("RTP/AVP/TCP;unicast;interleaved=4-5;ssrc=1"),
+        Some((4, 5))
+    );
+    assert_eq!(parse_interleaved("RTP/AVP/TCP;interleaved=6"), Some((6, 7)));
+    assert_eq!(parse_interleaved("RTP/AVP/TCP;interleaved=x-y"), None);
+    assert_eq!(parse_interleaved("RTP/AVP/TCP;interleaved=255"), None);
+}
+
+proptest::proptest! {
+    /// Whatever the server sends, the machine neither panics nor keeps more
+    /// than a bounded amount of output, and it always ends with one Closed.
+    #[test]
+    fn arbitrary_server_bytes(chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..300), 0..8)) {
+        let mut h = Harness::new("rtsp://u:p@127.0.0.1:8554/a.mp4", ClientOptions::default());
+        h.connect(1);
+        for (i, c) in chunks.iter().enumerate() {
+            h.input(2 + i as u64, c);
+        }
+        h.timeout(100_000);
+        h.c.close(h.at(100_001));
+        h.drain();
+        h.timeout(200_000);
+        proptest::prop_assert!(h.done);
+        proptest::prop_assert_eq!(h.events.iter().filter(|e| matches!(e, Event::Closed(_))).count(), 1);
+    }
+
+    /// A well-formed session interleaved with arbitrary RTP payloads.
+    #[test]
+    fn scripted_session_with_arbitrary_media(pkts in proptest::collection::vec((0u8..6, proptest::collection::vec(proptest::num::u8::ANY, 0..64)), 0..30)) {
+        let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+        h.play("GET_PARAMETER");
+        for (i, (ch, p)) in pkts.iter().enumerate() {
+            let mut f = vec![b'$', *ch];
+            f.extend_from_slice(&(p.len() as u16).to_be_bytes());
+            f.extend_from_slice(p);
+            h.input(60 + i as u64, &f);
+        }
+        proptest::prop_assert!(h.closed().is_none());
+    }
+}

@@ -1,0 +1,28 @@
+//! Sans-IO core of rtsp-toolkit.
+//!
+//! Everything here is a pure function or a state machine that takes bytes and
+//! [`std::time::Instant`]s in and gives bytes, events and deadlines out. There
+//! are no sockets, no async, no clock reads, no filesystem and no threads in
+//! this crate: the runtimes (`rtsp-toolkit-tokio`, ...) move bytes and time
+//! between a socket and these machines, so the same input gives the same
+//! events on every runtime and in replays.
+//!
+//! Modules, each usable on its own:
+//! - [`message`]: RTSP/1.0 requests, responses and `$`-interleaved frames on one byte stream.
+//! - [`sdp`]: session descriptions and the per-media parameters the depacketizers need.
+//! - [`auth`]: Basic and Digest (MD5) client authentication.
+//! - [`rtp`], [`rtcp`]: RFC 3550 packet parsing.
+//! - [`client`]: the client session machine (OPTIONS → DESCRIBE → SETUP → PLAY → TEARDOWN).
+//! - [`stop`]: a stop signal usable from threads and async code alike.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod message;
+pub mod rtcp;
+pub mod rtp;
+pub mod sdp;
+pub mod stop;
+
+pub use client::{Client, ClientOptions, Output};
+pub use error::{Error, ProtocolError};

@@ -1,0 +1,705 @@
+//! RTSP/1.0 message framing: requests, responses and `$`-interleaved binary
+//! frames sharing one byte stream (RFC 2326 §4, §10.12).
+//!
+//! [`Decoder`] splits messages off a single input buffer without copying
+//! payloads: bodies and interleaved frames are handed out as [`Bytes`] views of
+//! the received data. Every buffer is bounded by [`Limits`]; going past a limit
+//! is a typed [`ProtocolError`] as soon as it is known (a `Content-Length` that
+//! is too large fails before the body arrives), never growth.
+//!
+//! This module knows nothing of sessions, CSeq matching or authentication:
+//! that is the job of the client and server machines.
+
+use std::fmt;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::error::ProtocolError;
+
+/// Bounds on what the decoder accepts.
+///
+/// ```
+/// use rtsp_toolkit_core::message::Limits;
+/// let limits = Limits { max_body_bytes: 64 * 1024, ..Limits::default() };
+/// assert_eq!(limits.max_header_bytes, 64 * 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest start line plus header block, blank line included (default 64 KiB).
+    pub max_header_bytes: usize,
+    /// Largest message body (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Most header fields in one message (default 128).
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: 1024 * 1024,
+            max_headers: 128,
+        }
+    }
+}
+
+/// An RTSP method. Unknown methods are kept verbatim in [`Method::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    Options,
+    Describe,
+    Setup,
+    Play,
+    Pause,
+    Teardown,
+    GetParameter,
+    SetParameter,
+    Announce,
+    Record,
+    Redirect,
+    /// Any other token.
+    Other(String),
+}
+
+impl Method {
+    /// The method as written on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Options => "OPTIONS",
+            Method::Describe => "DESCRIBE",
+            Method::Setup => "SETUP",
+            Method::Play => "PLAY",
+            Method::Pause => "PAUSE",
+            Method::Teardown => "TEARDOWN",
+            Method::GetParameter => "GET_PARAMETER",
+            Method::SetParameter => "SET_PARAMETER",
+            Method::Announce => "ANNOUNCE",
+            Method::Record => "RECORD",
+            Method::Redirect => "REDIRECT",
+            Method::Other(s) => s,
+        }
+    }
+
+    /// Parses a method token (case-sensitive, as RFC 2326 specifies).
+    pub fn from_token(token: &str) -> Method {
+        match token {
+            "OPTIONS" => Method::Options,
+            "DESCRIBE" => Method::Describe,
+            "SETUP" => Method::Setup,
+            "PLAY" => Method::Play,
+            "PAUSE" => Method::Pause,
+            "TEARDOWN" => Method::Teardown,
+            "GET_PARAMETER" => Method::GetParameter,
+            "SET_PARAMETER" => Method::SetParameter,
+            "ANNOUNCE" => Method::Announce,
+            "RECORD" => Method::Record,
+            "REDIRECT" => Method::Redirect,
+            other => Method::Other(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Header fields in received order. Lookups are case-insensitive; repeated
+/// names are kept (e.g. several `WWW-Authenticate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    /// An empty header list.
+    pub fn new() -> Self {
+        Headers(Vec::new())
+    }
+
+    /// Appends a field.
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push((name.into(), value.into()));
+    }
+
+    /// Builder form of [`Headers::push`].
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.push(name, value);
+        self
+    }
+
+    /// The first value of `name`, case-insensitively.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`, in received order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All fields in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The `CSeq` value, if present and numeric.
+    pub fn cseq(&self) -> Option<u32> {
+        self.get("CSeq").and_then(|v| v.trim().parse().ok())
+    }
+}
+
+/// An RTSP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    /// The Request-URI, as sent (never carries credentials).
+    pub uri: String,
+    pub headers: Headers,
+    pub body: Bytes,
+}
+
+impl Request {
+    /// Serializes the request; `Content-Length` is added when there is a body.
+    pub fn encode(&self, out: &mut BytesMut) {
+        out.reserve(64 + self.uri.len() + self.body.len());
+        out.put_slice(self.method.as_str().as_bytes());
+        out.put_u8(b' ');
+        out.put_slice(self.uri.as_bytes());
+        out.put_slice(b" RTSP/1.0\r\n");
+        encode_headers(&self.headers, &self.body, out);
+    }
+}
+
+/// An RTSP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Headers,
+    pub body: Bytes,
+}
+
+impl Response {
+    /// Serializes the response; `Content-Length` is added when there is a body.
+    pub fn encode(&self, out: &mut BytesMut) {
+        out.put_slice(b"RTSP/1.0 ");
+        out.put_slice(self.status.to_string().as_bytes());
+        out.put_u8(b' ');
+        out.put_slice(self.reason.as_bytes());
+        out.put_slice(b"\r\n");
+        encode_headers(&self.headers, &self.body, out);
+    }
+}
+
+fn encode_headers(headers: &Headers, body: &Bytes, out: &mut BytesMut) {
+    for (name, value) in headers.iter() {
+        if name.eq_ignore_ascii_case("Content-Length") {
+            continue;
+        }
+        out.put_slice(name.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    if !body.is_empty() {
+        out.put_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.put_slice(b"\r\n");
+    out.put_slice(body);
+}
+
+/// Writes one `$`-interleaved frame. Payloads over 65535 bytes cannot be framed.
+pub fn encode_interleaved(channel: u8, payload: &[u8], out: &mut BytesMut) -> Result<(), ProtocolError> {
+    let len = u16::try_from(payload.len()).map_err(|_| ProtocolError::InterleavedTooLarge { len: payload.len() })?;
+    out.reserve(4 + payload.len());
+    out.put_u8(b'$');
+    out.put_u8(channel);
+    out.put_u16(len);
+    out.put_slice(payload);
+    Ok(())
+}
+
+/// One unit split off the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+    /// A `$` frame: channel and payload (RTP or RTCP, decided by the session).
+    Interleaved {
+        channel: u8,
+        payload: Bytes,
+    },
+}
+
+/// Incremental decoder for one connection's input.
+///
+/// ```
+/// use rtsp_toolkit_core::message::{Decoder, Limits, Message};
+/// let mut dec = Decoder::new(Limits::default());
+/// dec.extend(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n$\x00\x00\x02hi");
+/// assert!(matches!(dec.decode().unwrap(), Some(Message::Response(r)) if r.status == 200));
+/// assert!(matches!(dec.decode().unwrap(), Some(Message::Interleaved { channel: 0, .. })));
+/// assert!(dec.decode().unwrap().is_none());
+/// ```
+#[derive(Debug)]
+pub struct Decoder {
+    buf: BytesMut,
+    limits: Limits,
+    /// Where the blank-line search resumes, so a header block arriving one
+    /// byte at a time is scanned once, not quadratically.
+    scanned: usize,
+    /// Header block parsed, waiting for this many body bytes.
+    pending: Option<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    head_len: usize,
+    body_len: usize,
+    start: StartLine,
+    headers: Headers,
+}
+
+#[derive(Debug)]
+enum StartLine {
+    Request { method: Method, uri: String },
+    Response { status: u16, reason: String },
+}
+
+impl Decoder {
+    /// A decoder with the given limits.
+    pub fn new(limits: Limits) -> Self {
+        Decoder {
+            buf: BytesMut::new(),
+            limits,
+            scanned: 0,
+            pending: None,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Appends received bytes.
+    pub fn extend(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes received but not yet split into messages.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Splits the next complete message off the buffer, if there is one.
+    ///
+    /// After an error the stream is out of sync; the caller should close it.
+    pub fn decode(&mut self) -> Result<Option<Message>, ProtocolError> {
+        if let Some(p) = &self.pending {
+            let total = p.head_len + p.body_len;
+            if self.buf.len() < total {
+                return Ok(None);
+            }
+            let p = self.pending.take().expect("checked above");
+            self.buf.advance(p.head_len);
+            let body = self.buf.split_to(p.body_len).freeze();
+            self.scanned = 0;
+            return Ok(Some(match p.start {
+                StartLine::Request { method, uri } => Message::Request(Request {
+                    method,
+                    uri,
+                    headers: p.headers,
+                    body,
+                }),
+                StartLine::Response { status, reason } => Message::Response(Response {
+                    status,
+                    reason,
+                    headers: p.headers,
+                    body,
+                }),
+            }));
+        }
+        // Cameras sometimes put stray CR/LF between messages; skip them.
+        while matches!(self.buf.first(), Some(b'\r' | b'\n')) {
+            self.buf.advance(1);
+        }
+        let Some(&first) = self.buf.first() else {
+            self.scanned = 0;
+            return Ok(None);
+        };
+        if first == b'$' {
+            if self.buf.len() < 4 {
+                return Ok(None);
+            }
+            let channel = self.buf[1];
+            let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
+            if self.buf.len() < 4 + len {
+                return Ok(None);
+            }
+            self.buf.advance(4);
+            let payload = self.buf.split_to(len).freeze();
+            return Ok(Some(Message::Interleaved { channel, payload }));
+        }
+        if !first.is_ascii_alphabetic() {
+            return Err(ProtocolError::UnexpectedByte { byte: first });
+        }
+        let Some(head_len) = self.find_head_end()? else {
+            return Ok(None);
+        };
+        let (start, headers) = parse_head(&self.buf[..head_len], &self.limits)?;
+        let body_len = content_length(&headers)?;
+        if body_len > self.limits.max_body_bytes as u64 {
+            return Err(ProtocolError::BodyTooLarge {
+                len: body_len,
+                limit: self.limits.max_body_bytes,
+            });
+        }
+        self.pending = Some(Pending {
+            head_len,
+            body_len: body_len as usize,
+            start,
+            headers,
+        });
+        self.decode()
+    }
+
+    /// Length of the head (start line through blank line), once complete.
+    fn find_head_end(&mut self) -> Result<Option<usize>, ProtocolError> {
+        let limit = self.limits.max_header_bytes;
+        let buf = &self.buf[..];
+        // Resume a little before where the last scan stopped: the terminator
+        // may straddle the boundary.
+        let mut i = self.scanned.saturating_sub(3);
+        while let Some(off) = buf[i..].iter().position(|&b| b == b'\n') {
+            let nl = i + off;
+            let rest = &buf[nl + 1..];
+            match rest {
+                [b'\n', ..] => return self.head_found(nl + 2, limit),
+                [b'\r', b'\n', ..] => return self.head_found(nl + 3, limit),
+                [] | [b'\r'] => break,
+                _ => i = nl + 1,
+            }
+            if i > limit {
+                break;
+            }
+        }
+        self.scanned = buf.len();
+        if buf.len() > limit {
+            return Err(ProtocolError::HeaderTooLarge { limit });
+        }
+        Ok(None)
+    }
+
+    fn head_found(&mut self, len: usize, limit: usize) -> Result<Option<usize>, ProtocolError> {
+        if len > limit {
+            return Err(ProtocolError::HeaderTooLarge { limit });
+        }
+        Ok(Some(len))
+    }
+}
+
+fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Headers), ProtocolError> {
+    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    let line = trim_cr(&head[..line_end]);
+    let line = std::str::from_utf8(line).map_err(|_| ProtocolError::BadStartLine(lossy(line)))?;
+    let start = parse_start_line(line)?;
+    let block = &head[(line_end + 1).min(head.len())..];
+    let headers = parse_header_block(block, limits.max_headers)?;
+    Ok((start, headers))
+}
+
+fn parse_start_line(line: &str) -> Result<StartLine, ProtocolError> {
+    let bad = || ProtocolError::BadStartLine(line.chars().take(200).collect());
+    if let Some(rest) = line.strip_prefix("RTSP/") {
+        // "RTSP/1.0 200 OK": status line, parsed by hand (httparse only knows HTTP).
+        let mut parts = rest.splitn(3, ' ');
+        let version = parts.next().ok_or_else(bad)?;
+        if !version.starts_with("1.") && !version.starts_with("2.") {
+            return Err(bad());
+        }
+        let code = parts.next().ok_or_else(bad)?;
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let status: u16 = code.parse().map_err(|_| bad())?;
+        let reason = parts.next().unwrap_or("").trim().to_owned();
+        return Ok(StartLine::Response { status, reason });
+    }
+    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    if !version.starts_with("RTSP/") || !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_') {
+        return Err(bad());
+    }
+    Ok(StartLine::Request {
+        method: Method::from_token(method),
+        uri: uri.to_owned(),
+    })
+}
+
+fn parse_header_block(block: &[u8], max_headers: usize) -> Result<Headers, ProtocolError> {
+    let mut storage = vec![httparse::EMPTY_HEADER; max_headers.min(1024)];
+    match httparse::parse_headers(block, &mut storage) {
+        Ok(httparse::Status::Complete((_, parsed))) => {
+            let mut headers = Headers(Vec::with_capacity(parsed.len()));
+            for h in parsed.iter() {
+                headers.push(h.name, String::from_utf8_lossy(h.value).trim().to_owned());
+            }
+            Ok(headers)
+        }
+        Ok(httparse::Status::Partial) => Err(ProtocolError::BadHeader("incomplete header block".into())),
+        Err(httparse::Error::TooManyHeaders) => Err(ProtocolError::TooManyHeaders { limit: max_headers }),
+        Err(e) => Err(ProtocolError::BadHeader(e.to_string())),
+    }
+}
+
+fn content_length(headers: &Headers) -> Result<u64, ProtocolError> {
+    match headers.get("Content-Length") {
+        None => Ok(0),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ProtocolError::BadContentLength(v.chars().take(40).collect())),
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> Result<Vec<Message>, ProtocolError> {
+        let mut d = Decoder::new(Limits::default());
+        d.extend(input);
+        let mut out = vec![];
+        while let Some(m) = d.decode()? {
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn response_with_body_then_interleaved() {
+        let input = b"RTSP/1.0 200 OK\r\nCSeq: 2\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\n$\x01\x00\x03abc";
+        let msgs = decode_all(input).unwrap();
+        assert_eq!(msgs.len(), 2);
+        let Message::Response(r) = &msgs[0] else { panic!() };
+        assert_eq!((r.status, r.reason.as_str()), (200, "OK"));
+        assert_eq!(r.headers.cseq(), Some(2));
+        assert_eq!(r.headers.get("content-type"), Some("application/sdp"));
+        assert_eq!(&r.body[..], b"v=0\r\n");
+        assert_eq!(
+            msgs[1],
+            Message::Interleaved {
+                channel: 1,
+                payload: Bytes::from_static(b"abc")
+            }
+        );
+    }
+
+    #[test]
+    fn every_split_point_gives_same_messages() {
+        let input: &[u8] = b"RTSP/1.0 401 Unauthorized\r\nCSeq: 3\r\nWWW-Authenticate: Basic realm=\"x\"\r\n\r\n$\x00\x00\x04abcdOPTIONS rtsp://h/ RTSP/1.0\r\nCSeq: 9\r\n\r\nRTSP/1.0 200 OK\nCSeq: 4\n\n";
+        let whole = decode_all(input).unwrap();
+        assert_eq!(whole.len(), 4);
+        for split in 0..input.len() {
+            let mut d = Decoder::new(Limits::default());
+            let mut got = vec![];
+            d.extend(&input[..split]);
+            while let Some(m) = d.decode().unwrap() {
+                got.push(m);
+            }
+            d.extend(&input[split..]);
+            while let Some(m) = d.decode().unwrap() {
+                got.push(m);
+            }
+            assert_eq!(got, whole, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn byte_at_a_time() {
+        let input = b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Length: 3\r\n\r\nabc";
+        let mut d = Decoder::new(Limits::default());
+        let mut got = None;
+        for b in input.iter() {
+            d.extend(&[*b]);
+            if let Some(m) = d.decode().unwrap() {
+                got = Some(m);
+            }
+        }
+        assert!(matches!(got, Some(Message::Response(r)) if &r.body[..] == b"abc"));
+    }
+
+    #[test]
+    fn request_round_trip() {
+        let req = Request {
+            method: Method::Setup,
+            uri: "rtsp://127.0.0.1/a.mp4/stream=0".into(),
+            headers: Headers::new()
+                .with("CSeq", "3")
+                .with("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"),
+            body: Bytes::new(),
+        };
+        let mut out = BytesMut::new();
+        req.encode(&mut out);
+        assert_eq!(
+            &out[..],
+            b"SETUP rtsp://127.0.0.1/a.mp4/stream=0 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+        );
+        let msgs = decode_all(&out).unwrap();
+        assert_eq!(msgs, vec![Message::Request(req)]);
+    }
+
+    #[test]
+    fn response_round_trip_with_body() {
+        let resp = Response {
+            status: 404,
+            reason: "Not Found".into(),
+            headers: Headers::new().with("CSeq", "1").with("Content-Length", "4"),
+            body: Bytes::from_static(b"nope"),
+        };
+        let mut out = BytesMut::new();
+        resp.encode(&mut out);
+        assert_eq!(decode_all(&out).unwrap(), vec![Message::Response(resp)]);
+    }
+
+    #[test]
+    fn huge_content_length_fails_before_body() {
+        let err = decode_all(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Length: 1099511627776\r\n\r\n").unwrap_err();
+        assert_eq!(
+            err,
+            ProtocolError::BodyTooLarge {
+                len: 1 << 40,
+                limit: 1024 * 1024
+            }
+        );
+        assert!(matches!(
+            decode_all(b"RTSP/1.0 200 OK\r\nContent-Length: -1\r\n\r\n"),
+            Err(ProtocolError::BadContentLength(_))
+        ));
+    }
+
+    #[test]
+    fn endless_header_block_fails_at_limit() {
+        let limits = Limits {
+            max_header_bytes: 1024,
+            ..Limits::default()
+        };
+        let mut d = Decoder::new(limits);
+        d.extend(b"RTSP/1.0 200 OK\r\n");
+        let mut fed = 0;
+        let err = loop {
+            d.extend(b"X-Junk: 0123456789\r\n");
+            fed += 1;
+            match d.decode() {
+                Ok(None) => assert!(fed < 100, "no error after {fed} lines"),
+                Ok(Some(m)) => panic!("unexpected {m:?}"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, ProtocolError::HeaderTooLarge { limit: 1024 });
+        assert!(d.buffered() <= 1024 + 64);
+    }
+
+    #[test]
+    fn one_long_header_line_fails_at_limit() {
+        let mut d = Decoder::new(Limits::default());
+        d.extend(b"RTSP/1.0 200 OK\r\nX: ");
+        d.extend(&vec![b'a'; 70 * 1024]);
+        assert_eq!(d.decode(), Err(ProtocolError::HeaderTooLarge { limit: 64 * 1024 }));
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let mut input = b"RTSP/1.0 200 OK\r\n".to_vec();
+        for i in 0..200 {
+            input.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        input.extend_from_slice(b"\r\n");
+        assert_eq!(decode_all(&input), Err(ProtocolError::TooManyHeaders { limit: 128 }));
+    }
+
+    #[test]
+    fn garbage_is_typed_error() {
+        assert_eq!(decode_all(b"\x00\x01"), Err(ProtocolError::UnexpectedByte { byte: 0 }));
+        assert!(matches!(
+            decode_all(b"RTSP/1.0 2x0 OK\r\n\r\n"),
+            Err(ProtocolError::BadStartLine(_))
+        ));
+        assert!(matches!(
+            decode_all(b"HELLO\r\n\r\n"),
+            Err(ProtocolError::BadStartLine(_))
+        ));
+        assert!(matches!(
+            decode_all(b"RTSP/1.0 200 OK\r\nno colon here\r\n\r\n"),
+            Err(ProtocolError::BadHeader(_))
+        ));
+    }
+
+    #[test]
+    fn interleaved_encode_limits() {
+        let mut out = BytesMut::new();
+        encode_interleaved(2, &[1, 2, 3], &mut out).unwrap();
+        assert_eq!(&out[..], b"$\x02\x00\x03\x01\x02\x03");
+        assert!(encode_interleaved(0, &vec![0; 70000], &mut out).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..2048), split in 0usize..2048) {
+            let limits = Limits { max_header_bytes: 512, max_body_bytes: 512, max_headers: 16 };
+            let mut d = Decoder::new(limits);
+            let split = split.min(data.len());
+            for chunk in [&data[..split], &data[split..]] {
+                d.extend(chunk);
+                loop {
+                    match d.decode() {
+                        Ok(Some(Message::Response(r))) => proptest::prop_assert!(r.body.len() <= 512),
+                        Ok(Some(Message::Request(r))) => proptest::prop_assert!(r.body.len() <= 512),
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn structured_fragments_never_panic(parts in proptest::collection::vec(proptest::sample::select(vec![
+            "RTSP/1.0 200 OK\r\n", "CSeq: 1\r\n", "Content-Length: 4\r\n", "Content-Length: 99999999999\r\n",
+            "\r\n", "\n", "$\x00\x00\x02", "ab", "OPTIONS * RTSP/1.0\r\n", ":\r\n", "\r", "RTSP/1.0 ",
+        ]), 0..40)) {
+            let mut d = Decoder::new(Limits { max_header_bytes: 256, max_body_bytes: 1024, max_headers: 8 });
+            for p in parts {
+                d.extend(p.as_bytes());
+                while let Ok(Some(_)) = d.decode() {}
+            }
+        }
+    }
+}
