@@ -106,6 +106,9 @@ pub struct ClientOptions {
     pub user_agent: String,
     /// Bounds on received messages.
     pub limits: Limits,
+    /// Record everything the session receives, with receive instants, to
+    /// this file (see [`crate::capture`]); the runtime does the writing.
+    pub capture: Option<std::path::PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -120,6 +123,7 @@ impl Default for ClientOptions {
             log: LogKinds::default(),
             user_agent: concat!("rtsp-toolkit/", env!("CARGO_PKG_VERSION")).to_owned(),
             limits: Limits::default(),
+            capture: None,
         }
     }
 }

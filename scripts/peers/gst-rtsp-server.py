@@ -1,0 +1,124 @@
+#!/usr/bin/python3
+"""Third-party RTSP peer for tests: GStreamer's rtsp-server publishing the media files of a directory.
+
+Every .mp4/.mkv/.wav/.aac file of --dir is served at rtsp://127.0.0.1:PORT/NAME (TCP-interleaved and
+UDP transports). Video is never transcoded: H.264/H.265 are parsed and packetized with parameter sets
+repeated in-band (config-interval=-1); AAC goes out as MPEG4-GENERIC (rtpmp4gpay); WAV is converted to
+PCMA/8000/1 (payload type 8). Dynamic payload types are 96, 97, ... in stream order. Media are not
+shared: each client gets its own pipeline, starting from the beginning of the file.
+
+After binding, prints one URL per file and then the line "ready" (flushed), then runs until killed.
+
+Usage: gst-rtsp-server.py --dir DIR --port PORT [--user U --password P [--auth basic|digest]]
+Needs Debian's /usr/bin/python3 with python3-gi (see install.sh).
+"""
+import argparse
+import os
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+gi.require_version("GstPbutils", "1.0")
+from gi.repository import GLib, Gst, GstPbutils, GstRtsp, GstRtspServer  # noqa: E402
+
+EXTENSIONS = (".mp4", ".mkv", ".wav", ".aac")
+HOST = "127.0.0.1"
+
+
+def payloader_for(caps, index):
+    """Parser + payloader for one demuxed stream, or None if the stream is not served."""
+    pt = 96 + index
+    if caps.startswith("video/x-h264"):
+        return f"h264parse config-interval=-1 ! rtph264pay name=pay{index} pt={pt} config-interval=-1"
+    if caps.startswith("video/x-h265"):
+        return f"h265parse config-interval=-1 ! rtph265pay name=pay{index} pt={pt} config-interval=-1"
+    if caps.startswith("audio/mpeg"):
+        return f"aacparse ! rtpmp4gpay name=pay{index} pt={pt}"
+    return None
+
+
+def launch_line(path):
+    """gst-rtsp-server launch description for one file, chosen by its extension and streams."""
+    src = 'filesrc location="{}"'.format(path.replace('"', '\\"'))
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".wav":
+        return (f"( {src} ! wavparse ! audioconvert ! audioresample"
+                " ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay0 pt=8 )")
+    if ext == ".aac":
+        return f"( {src} ! aacparse ! rtpmp4gpay name=pay0 pt=96 )"
+
+    demuxer = "qtdemux" if ext == ".mp4" else "matroskademux"
+    discoverer = GstPbutils.Discoverer.new(5 * Gst.SECOND)
+    info = discoverer.discover_uri(Gst.filename_to_uri(path))
+    streams = list(info.get_video_streams()) + list(info.get_audio_streams())
+    branches = []
+    for stream in streams:
+        chain = payloader_for(stream.get_caps().to_string(), len(branches))
+        if chain:
+            branches.append(f"demux. ! queue ! {chain}")
+    if not branches:
+        raise ValueError(f"{path}: no H.264/H.265/AAC stream")
+    return f"( {src} ! {demuxer} name=demux " + " ".join(branches) + " )"
+
+
+def make_auth(user, password, method):
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", user)
+    if method == "digest":
+        auth.add_digest(user, password, token)
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+    else:
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+    return auth
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--dir", required=True, help="directory of media files to publish")
+    ap.add_argument("--port", type=int, default=8554)
+    ap.add_argument("--user")
+    ap.add_argument("--password", default="")
+    ap.add_argument("--auth", choices=("basic", "digest"), default="basic")
+    args = ap.parse_args()
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address(HOST)
+    server.set_service(str(args.port))
+    if args.user:
+        server.set_auth(make_auth(args.user, args.password, args.auth))
+
+    mounts = server.get_mount_points()
+    urls = []
+    for name in sorted(os.listdir(args.dir)):
+        path = os.path.abspath(os.path.join(args.dir, name))
+        if not os.path.isfile(path) or not name.lower().endswith(EXTENSIONS) or ".tmp." in name:
+            continue
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(launch_line(path))
+        factory.set_shared(False)
+        if args.user:
+            perms = GstRtspServer.RTSPPermissions()
+            perms.add_permission_for_role(args.user, "media.factory.access", True)
+            perms.add_permission_for_role(args.user, "media.factory.construct", True)
+            factory.set_permissions(perms)
+        mounts.add_factory("/" + name, factory)
+        urls.append(f"rtsp://{HOST}:{args.port}/{name}")
+
+    if server.attach(None) == 0:
+        print(f"cannot listen on {HOST}:{args.port}", file=sys.stderr, flush=True)
+        return 1
+    for url in urls:
+        print(url)
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
