@@ -56,6 +56,29 @@ async fn main() {
                 r.recv_tick
             ),
             Event::Rtcp(r) => println!("rtcp     track={} {:?} recv_tick={:?}", r.track, r.packets, r.recv_tick),
+            Event::Video(v) => println!(
+                "video    track={} {:?} ts={} size={} keyframe={} new_parameters={} loss={} recv_tick={:?}",
+                v.track,
+                v.frame.codec,
+                v.frame.timestamp,
+                v.frame.data.len(),
+                v.frame.keyframe,
+                v.frame.new_parameters,
+                v.frame.loss,
+                v.recv_tick
+            ),
+            Event::Audio(a) => println!(
+                "audio    track={} {:?} ts={} size={} samples={} rate={} channels={} recv_tick={:?}",
+                a.track,
+                a.frame.codec,
+                a.frame.timestamp,
+                a.frame.data.len(),
+                a.frame.sample_count,
+                a.frame.sample_rate,
+                a.frame.channels,
+                a.recv_tick
+            ),
+            Event::Loss(l) => println!("loss     track={} lost={} before seq={}", l.track, l.lost, l.sequence_number),
             Event::Warning(w) => println!("warning  {w:?}"),
             Event::Closed(c) => {
                 failed = c.error.is_some();
@@ -64,7 +87,7 @@ async fn main() {
                     Some(e) => println!("closed   after {:?}: {e}", c.session_elapsed),
                 }
             }
-            other => println!("{other:?}"),
+            other => println!("other    {other:?}"),
         }
     }
     std::process::exit(i32::from(failed));

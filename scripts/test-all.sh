@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace. Needs the test peers (scripts/peers/install.sh, root).
+# This is the README's test command; .ci/run installs what it needs, then calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+# Two test threads: the GStreamer peers and the clients share the machine's two cores.
+cargo test --workspace --all-targets --locked -- --test-threads=2
+echo "== doc tests"
+cargo test --workspace --doc --locked
