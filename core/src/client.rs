@@ -41,6 +41,10 @@ use bytes::{Bytes, BytesMut};
 use url::Url;
 
 use crate::auth::{self, Authenticator, Credentials};
+use crate::codec::{
+    AudioFrame, DepacketizeError, Depacketizer, Frame, SequenceTracker, TimestampUnroller, VideoFrame,
+    DEFAULT_MAX_FRAME_BYTES,
+};
 use crate::error::{Error, ProtocolError};
 use crate::message::{Decoder, Headers, Limits, Message, Method, Request, Response};
 use crate::rtcp::{self, RtcpPacket};
@@ -106,6 +110,9 @@ pub struct ClientOptions {
     pub user_agent: String,
     /// Bounds on received messages.
     pub limits: Limits,
+    /// Largest frame assembled; a bigger one is dropped with a warning and
+    /// the stream goes on at the next frame.
+    pub max_frame_bytes: usize,
     /// Record everything the session receives, with receive instants, to
     /// this file (see [`crate::capture`]); the runtime does the writing.
     pub capture: Option<std::path::PathBuf>,
@@ -123,6 +130,7 @@ impl Default for ClientOptions {
             log: LogKinds::default(),
             user_agent: concat!("rtsp-toolkit/", env!("CARGO_PKG_VERSION")).to_owned(),
             limits: Limits::default(),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             capture: None,
         }
     }
@@ -213,6 +221,41 @@ pub struct RtcpEvent {
     pub recv_tick: Duration,
 }
 
+/// One assembled video frame (an access unit, Annex B).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoFrameEvent {
+    pub track: usize,
+    pub frame: VideoFrame,
+    /// The RTP timestamp unrolled across 32-bit wraps (first frame: its own value).
+    pub extended_timestamp: i64,
+    /// When the packet that completed the frame was handed in.
+    pub recv_tick: Duration,
+}
+
+/// One assembled audio frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioFrameEvent {
+    pub track: usize,
+    pub frame: AudioFrame,
+    /// The RTP timestamp unrolled across 32-bit wraps (first frame: its own value).
+    pub extended_timestamp: i64,
+    /// When the packet that completed the frame was handed in.
+    pub recv_tick: Duration,
+}
+
+/// RTP packets missing from a track's sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LossEvent {
+    pub track: usize,
+    /// Packets missing right before `sequence_number`.
+    pub lost: u32,
+    /// The first packet received after the gap.
+    pub sequence_number: u16,
+    /// All packets counted as lost on this track so far.
+    pub total_lost: u64,
+    pub recv_tick: Duration,
+}
+
 /// The session ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedEvent {
@@ -245,6 +288,10 @@ pub enum Warning {
     ServerRequest { method: Method },
     /// TEARDOWN got no answer within the timeout.
     TeardownUnanswered,
+    /// A packet could not be depacketized; the track resynchronizes at the next frame.
+    Depacketize { track: usize, error: DepacketizeError },
+    /// No depacketizer for this track's codec: RTP events only, no frames.
+    UnsupportedCodec { track: usize, codec: String },
 }
 
 /// What the session reports, in order.
@@ -256,6 +303,9 @@ pub enum Event {
     Method(Box<MethodEvent>),
     Rtp(RtpEvent),
     Rtcp(RtcpEvent),
+    Video(VideoFrameEvent),
+    Audio(AudioFrameEvent),
+    Loss(LossEvent),
     Warning(Warning),
     Closed(ClosedEvent),
 }
@@ -283,6 +333,14 @@ enum Phase {
     Playing,
     TearingDown,
     Closed,
+}
+
+/// What turns a track's RTP into frames.
+#[derive(Debug)]
+struct Receiver {
+    sequence: SequenceTracker,
+    timeline: TimestampUnroller,
+    depacketizer: Option<Depacketizer>,
 }
 
 /// Whether a response ended the session.
@@ -329,6 +387,8 @@ pub struct Client {
     keepalive_at: Option<Instant>,
     last_data: Instant,
     byes: Vec<bool>,
+    /// Per set-up track, same index as `tracks`.
+    receivers: Vec<Receiver>,
     ignored_frames: u64,
     span: tracing::Span,
 }
@@ -393,6 +453,7 @@ impl Client {
             keepalive_at: None,
             last_data: now,
             byes: Vec::new(),
+            receivers: Vec::new(),
             ignored_frames: 0,
             span,
             opts,
@@ -1018,6 +1079,22 @@ impl Client {
                 rtcp_channel,
             },
         };
+        let depacketizer = match Depacketizer::new(&media, self.opts.max_frame_bytes) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(track = track.index, codec = %media.codec, error = %e, "no frames for this track");
+                self.events.push_back(Event::Warning(Warning::UnsupportedCodec {
+                    track: track.index,
+                    codec: format!("{} ({e})", media.codec),
+                }));
+                None
+            }
+        };
+        self.receivers.push(Receiver {
+            sequence: SequenceTracker::new(),
+            timeline: TimestampUnroller::new(),
+            depacketizer,
+        });
         self.tracks.push(track.clone());
         Ok(track)
     }
@@ -1083,6 +1160,13 @@ impl Client {
                         packets,
                         recv_tick,
                     }));
+                    // Every track said BYE: the stream is over (as ffprobe sees it).
+                    // Servers such as GStreamer's keep the connection open after
+                    // that, so end the session ourselves.
+                    if self.phase == Phase::Playing && self.byes.iter().all(|b| *b) {
+                        tracing::debug!("BYE on every track; tearing down");
+                        self.close(now);
+                    }
                 }
                 Err(e) => self.events.push_back(Event::Warning(Warning::BadPacket {
                     track,
@@ -1104,18 +1188,56 @@ impl Client {
                         "rtp"
                     );
                 }
-                self.events.push_back(Event::Rtp(RtpEvent {
-                    track,
-                    channel,
-                    packet,
-                    recv_tick,
-                }));
+                self.on_rtp(track, channel, packet, recv_tick);
             }
             Err(e) => self.events.push_back(Event::Warning(Warning::BadPacket {
                 track,
                 channel,
                 error: e.to_string(),
             })),
+        }
+    }
+}
+
+impl Client {
+    fn on_rtp(&mut self, track: usize, channel: u8, packet: RtpPacket, recv_tick: Duration) {
+        let rx = &mut self.receivers[track];
+        let lost = rx.sequence.observe(packet.sequence_number);
+        if lost > 0 {
+            self.events.push_back(Event::Loss(LossEvent {
+                track,
+                lost,
+                sequence_number: packet.sequence_number,
+                total_lost: rx.sequence.total_lost(),
+                recv_tick,
+            }));
+        }
+        let pushed = rx.depacketizer.as_mut().map(|d| d.push(&packet, lost));
+        self.events.push_back(Event::Rtp(RtpEvent {
+            track,
+            channel,
+            packet,
+            recv_tick,
+        }));
+        if let Some(Err(error)) = pushed {
+            self.events.push_back(Event::Warning(Warning::Depacketize { track, error }));
+        }
+        let Some(d) = rx.depacketizer.as_mut() else { return };
+        while let Some(frame) = d.pull() {
+            self.events.push_back(match frame {
+                Frame::Video(frame) => Event::Video(VideoFrameEvent {
+                    track,
+                    extended_timestamp: rx.timeline.extend(frame.timestamp),
+                    frame,
+                    recv_tick,
+                }),
+                Frame::Audio(frame) => Event::Audio(AudioFrameEvent {
+                    track,
+                    extended_timestamp: rx.timeline.extend(frame.timestamp),
+                    frame,
+                    recv_tick,
+                }),
+            });
         }
     }
 }

@@ -16,7 +16,9 @@
 //! - [`stop`]: a stop signal usable from threads and async code alike.
 
 pub mod auth;
+pub mod capture;
 pub mod client;
+pub mod codec;
 pub mod error;
 pub mod message;
 pub mod rtcp;

@@ -78,7 +78,10 @@ async fn main() {
                 a.frame.channels,
                 a.recv_tick
             ),
-            Event::Loss(l) => println!("loss     track={} lost={} before seq={}", l.track, l.lost, l.sequence_number),
+            Event::Loss(l) => println!(
+                "loss     track={} lost={} before seq={}",
+                l.track, l.lost, l.sequence_number
+            ),
             Event::Warning(w) => println!("warning  {w:?}"),
             Event::Closed(c) => {
                 failed = c.error.is_some();

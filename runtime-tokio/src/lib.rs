@@ -32,12 +32,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use rtsp_toolkit_core::capture::Recorder;
 pub use rtsp_toolkit_core::client::{
-    ClientOptions, ClosedEvent, ConnectEvent, Event, LogKinds, MethodEvent, RtcpEvent, RtpEvent, Track, Warning,
+    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, LogKinds, LossEvent, MethodEvent, RtcpEvent,
+    RtpEvent, Track, VideoFrameEvent, Warning,
 };
+pub use rtsp_toolkit_core::codec::{AudioCodec, AudioFrame, VideoCodec, VideoFrame};
+/// The sans-IO core, for everything not re-exported here.
+pub use rtsp_toolkit_core as core;
 pub use rtsp_toolkit_core::stop::StopSignal;
 pub use rtsp_toolkit_core::Error;
-use rtsp_toolkit_core::{Client, Output};
+use rtsp_toolkit_core::Output;
 
 /// Events buffered between the session task and the consumer. When full, the
 /// task stops reading the socket (TCP backpressure), so nothing is dropped.
@@ -72,9 +77,10 @@ impl Session {
     pub fn open_with_stop(url: &str, options: ClientOptions, stop: StopSignal) -> Result<Session, Error> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::Config("Session::open must be called within a tokio runtime".into()))?;
-        let client = Client::new(url, options, Instant::now())?;
+        let capture = open_capture(&options)?;
+        let client = Recorder::new(url, options, Instant::now())?;
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-        handle.spawn(drive(client, tx, stop.clone()));
+        handle.spawn(drive(client, capture, tx, stop.clone()));
         Ok(Session { rx, stop })
     }
 
@@ -110,7 +116,7 @@ impl Drop for Session {
 }
 
 /// The driving loop: the same shape in every runtime (see DESIGN.md).
-async fn drive(mut client: Client, tx: mpsc::Sender<Event>, stop: StopSignal) {
+async fn drive(mut client: Recorder, mut capture: Option<std::fs::File>, tx: mpsc::Sender<Event>, stop: StopSignal) {
     let timeout = client.options().timeout;
     let (host, port) = client.connect_target();
     let mut connecting = Some(Box::pin(TcpStream::connect((host, port))));
@@ -155,6 +161,7 @@ async fn drive(mut client: Client, tx: mpsc::Sender<Event>, stop: StopSignal) {
                 }
             }
             Output::Timeout(at) => {
+                save_capture(&mut client, &mut capture);
                 let at = tokio::time::Instant::from_std(at);
                 if let Some(conn) = connecting.as_mut() {
                     tokio::select! {
@@ -194,7 +201,32 @@ async fn drive(mut client: Client, tx: mpsc::Sender<Event>, stop: StopSignal) {
             Output::Done => break,
         }
     }
+    save_capture(&mut client, &mut capture);
     if let Some(mut s) = socket {
         let _ = s.shutdown().await;
+    }
+}
+
+/// The README's Rust examples, compiled as doc tests so they stay true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
+/// Creates the file named by [`ClientOptions::capture`], if any.
+fn open_capture(options: &ClientOptions) -> Result<Option<std::fs::File>, Error> {
+    let Some(path) = &options.capture else { return Ok(None) };
+    std::fs::File::create(path)
+        .map(Some)
+        .map_err(|e| Error::Config(format!("cannot create the capture file {}: {e}", path.display())))
+}
+
+/// Appends what the recorder encoded to the capture file. A plain blocking
+/// write: captures are small and appended between reads.
+fn save_capture(client: &mut Recorder, capture: &mut Option<std::fs::File>) {
+    if let Some(file) = capture {
+        if let Err(e) = client.write_capture(file) {
+            tracing::warn!(error = %e, "capture file write failed; recording stopped");
+            *capture = None;
+        }
     }
 }

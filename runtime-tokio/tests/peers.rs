@@ -270,3 +270,72 @@ fn open_outside_a_runtime_is_an_error() {
     let err = Session::open("http://x/", ClientOptions::default());
     assert!(err.is_err());
 }
+
+/// Plays a fixture to its end (the server's BYE on every track ends the
+/// session) and counts frames per track.
+async fn play_to_end(server: &GstServer, name: &str) -> (Vec<Event>, [usize; 2]) {
+    let events = collect(&server.url(name), ClientOptions::default(), usize::MAX).await;
+    let mut frames = [0; 2];
+    for e in &events {
+        match e {
+            Event::Video(v) => frames[v.track] += 1,
+            Event::Audio(a) => frames[a.track] += 1,
+            _ => {}
+        }
+    }
+    (events, frames)
+}
+
+/// Frame counts equal what `ffprobe -rtsp_transport tcp -count_frames`
+/// counts on the same server (fixtures/media/README.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_fixtures_give_ffprobe_frame_counts() {
+    let server = GstServer::start(None);
+    for (name, expected) in [
+        ("h264_aac.mp4", [125, 215]),
+        ("h264_bframes.mp4", [125, 215]),
+        ("h265_aac.mkv", [125, 217]),
+        ("h265.mp4", [125, 0]),
+        ("tone.aac", [217, 0]),
+        ("pcm_16k_mono.wav", [41, 0]),
+    ] {
+        let (events, frames) = play_to_end(&server, name).await;
+        assert_eq!(frames, expected, "{name}");
+        assert_eq!(closed_error(&events), None, "{name}");
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Loss(_))),
+            "{name}: loss on loopback"
+        );
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Warning(_))),
+            "{name}: {:?}",
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Warning(_)))
+                .collect::<Vec<_>>()
+        );
+        // The first video frame is a keyframe that carries its parameter sets.
+        if let Some(Event::Video(v)) = events.iter().find(|e| matches!(e, Event::Video(_))) {
+            assert!(v.frame.keyframe && v.frame.new_parameters, "{name}");
+            assert!(v.frame.data.starts_with(&[0, 0, 0, 1]), "{name}: Annex B");
+        }
+        // Audio frames: AAC has 1024 samples at 44.1 kHz, PCMA one sample per byte at 8 kHz.
+        for e in &events {
+            if let Event::Audio(a) = e {
+                match a.frame.codec {
+                    rtsp_toolkit_tokio::AudioCodec::Aac => {
+                        assert_eq!(
+                            (a.frame.sample_count, a.frame.sample_rate, a.frame.channels),
+                            (1024, 44100, 2)
+                        )
+                    }
+                    rtsp_toolkit_tokio::AudioCodec::Pcma => {
+                        assert_eq!(a.frame.sample_count as usize, a.frame.data.len());
+                        assert_eq!((a.frame.sample_rate, a.frame.channels), (8000, 1));
+                    }
+                    other => panic!("{name}: unexpected {other:?}"),
+                }
+            }
+        }
+    }
+}

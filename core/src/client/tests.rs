@@ -533,8 +533,19 @@ fn eof_while_playing_is_a_connection_error_but_after_bye_is_clean() {
     d.extend(bye(3));
     h.input(60, &d);
     assert_eq!(h.events.iter().filter(|e| matches!(e, Event::Rtcp(_))).count(), 2);
+    assert_eq!(h.last_request().method, Method::Teardown, "BYE on every track ends the session");
     h.c.handle_eof(h.at(61));
     h.drain();
+    assert_eq!(h.closed().unwrap().error, None);
+
+    // BYE on one track only: the stream goes on.
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.play("");
+    h.input(60, &bye(1));
+    assert_eq!(h.last_request().method, Method::Play);
+    h.input(70, &bye(3));
+    assert_eq!(h.last_request().method, Method::Teardown);
+    h.reply(71, "200 OK", "", "");
     assert_eq!(h.closed().unwrap().error, None);
 }
 

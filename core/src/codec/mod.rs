@@ -1,0 +1,270 @@
+//! Depacketizers: RTP payloads in, whole frames out.
+//!
+//! One word each, everywhere: a *frame* is one access unit of video (an
+//! Annex B byte string) or one audio frame; a *track* is one set-up media
+//! section. [`Depacketizer`] is made from the SDP [`Media`] of a track; the
+//! client feeds it every RTP packet of that track together with how many
+//! packets were lost just before it (from [`SequenceTracker`]), then pulls
+//! frames. A frame damaged by loss is dropped, never emitted as whole, and
+//! the loss is reported on the next frame.
+//!
+//! This module does not know about sockets, sessions or time: receive
+//! instants are the client's business.
+
+pub mod aac;
+pub mod g711;
+pub mod h264;
+pub mod h265;
+
+use bytes::Bytes;
+
+use crate::rtp::RtpPacket;
+use crate::sdp::Media;
+
+/// Largest frame a depacketizer assembles by default (a 4K intra frame fits).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+
+/// Video codecs with a depacketizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+    H264,
+    H265,
+}
+
+/// Audio codecs with a depacketizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudioCodec {
+    /// AAC in RFC 3640 `mpeg4-generic` (raw access units, no ADTS header).
+    Aac,
+    /// AAC in RFC 3016 `MP4A-LATM` (raw access units, LATM framing removed).
+    AacLatm,
+    /// G.711 A-law.
+    Pcma,
+    /// G.711 mu-law.
+    Pcmu,
+}
+
+/// One video access unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoFrame {
+    pub codec: VideoCodec,
+    /// RTP timestamp of the access unit.
+    pub timestamp: u32,
+    /// Annex B: every NAL unit prefixed with `00 00 00 01`.
+    pub data: Bytes,
+    /// An IDR picture (H.264) or IRAP picture (H.265).
+    pub keyframe: bool,
+    /// Parameter sets (SPS/PPS/VPS) arrived in-band with this frame, or
+    /// were inserted from the SDP in front of it.
+    pub new_parameters: bool,
+    /// RTP packets lost since the previous emitted frame of this track.
+    pub loss: u32,
+}
+
+/// One audio frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioFrame {
+    pub codec: AudioCodec,
+    /// RTP timestamp of the frame's first sample.
+    pub timestamp: u32,
+    /// AAC: one raw access unit. G.711: the encoded samples.
+    pub data: Bytes,
+    /// Samples per channel in this frame.
+    pub sample_count: u32,
+    pub sample_rate: u32,
+    pub channels: u16,
+    /// RTP packets lost since the previous emitted frame of this track.
+    pub loss: u32,
+}
+
+/// A depacketizer's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Video(VideoFrame),
+    Audio(AudioFrame),
+}
+
+/// Why a packet could not be used. The depacketizer stays usable: it drops
+/// what it had for the current frame and resynchronizes at the next one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DepacketizeError {
+    #[error("{codec}: empty payload")]
+    Empty { codec: &'static str },
+    #[error("{codec}: unsupported packetization: {what}")]
+    Unsupported { codec: &'static str, what: String },
+    #[error("{codec}: malformed payload: {what}")]
+    Malformed { codec: &'static str, what: String },
+    #[error("{codec}: frame of over {limit} bytes dropped")]
+    FrameTooLarge { codec: &'static str, limit: usize },
+}
+
+/// Why no depacketizer could be made for a track.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    #[error("no depacketizer for {0:?}")]
+    UnsupportedCodec(String),
+    #[error("bad SDP parameters: {0}")]
+    Sdp(#[from] crate::sdp::SdpError),
+}
+
+/// A depacketizer for one track.
+#[derive(Debug)]
+pub enum Depacketizer {
+    H264(h264::Depacketizer),
+    H265(h265::Depacketizer),
+    Aac(aac::Depacketizer),
+    Latm(aac::LatmDepacketizer),
+    G711(g711::Depacketizer),
+}
+
+impl Depacketizer {
+    /// The depacketizer for `media`'s codec, with frames capped at `max_frame_bytes`.
+    pub fn new(media: &Media, max_frame_bytes: usize) -> Result<Depacketizer, SetupError> {
+        let c = |n: &str| media.codec_is(n);
+        Ok(if c("H264") {
+            Depacketizer::H264(h264::Depacketizer::new(media, max_frame_bytes)?)
+        } else if c("H265") {
+            Depacketizer::H265(h265::Depacketizer::new(media, max_frame_bytes)?)
+        } else if c("MPEG4-GENERIC") {
+            Depacketizer::Aac(aac::Depacketizer::new(media, max_frame_bytes)?)
+        } else if c("MP4A-LATM") {
+            Depacketizer::Latm(aac::LatmDepacketizer::new(media, max_frame_bytes)?)
+        } else if c("PCMA") || c("PCMU") {
+            Depacketizer::G711(g711::Depacketizer::new(media)?)
+        } else {
+            return Err(SetupError::UnsupportedCodec(media.codec.clone()));
+        })
+    }
+
+    /// Feeds one packet; `lost` is how many packets are missing right before it.
+    pub fn push(&mut self, packet: &RtpPacket, lost: u32) -> Result<(), DepacketizeError> {
+        match self {
+            Depacketizer::H264(d) => d.push(packet, lost),
+            Depacketizer::H265(d) => d.push(packet, lost),
+            Depacketizer::Aac(d) => d.push(packet, lost),
+            Depacketizer::Latm(d) => d.push(packet, lost),
+            Depacketizer::G711(d) => d.push(packet, lost),
+        }
+    }
+
+    /// The next complete frame, if any. Call until `None` after each push.
+    pub fn pull(&mut self) -> Option<Frame> {
+        match self {
+            Depacketizer::H264(d) => d.pull().map(Frame::Video),
+            Depacketizer::H265(d) => d.pull().map(Frame::Video),
+            Depacketizer::Aac(d) => d.pull().map(Frame::Audio),
+            Depacketizer::Latm(d) => d.pull().map(Frame::Audio),
+            Depacketizer::G711(d) => d.pull().map(Frame::Audio),
+        }
+    }
+}
+
+/// Counts packets missing from a track's RTP sequence numbers, across the
+/// 16-bit wrap. Reordered or duplicate packets (up to a window behind) count
+/// as zero loss; a jump far back is treated as a restart of the sequence.
+#[derive(Debug, Clone, Default)]
+pub struct SequenceTracker {
+    next: Option<u16>,
+    total_lost: u64,
+}
+
+impl SequenceTracker {
+    /// A tracker that has seen no packet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Packets missing right before `seq`.
+    ///
+    /// ```
+    /// use rtsp_toolkit_core::codec::SequenceTracker;
+    /// let mut t = SequenceTracker::new();
+    /// assert_eq!(t.observe(65534), 0);
+    /// assert_eq!(t.observe(65535), 0);
+    /// assert_eq!(t.observe(2), 2); // 0 and 1 lost, across the wrap
+    /// assert_eq!(t.total_lost(), 2);
+    /// ```
+    pub fn observe(&mut self, seq: u16) -> u32 {
+        let lost = match self.next {
+            None => 0,
+            Some(next) => {
+                let gap = seq.wrapping_sub(next);
+                if gap >= 0x8000 {
+                    // Behind what was expected: reordered or repeated. Keep `next`.
+                    return 0;
+                }
+                u32::from(gap)
+            }
+        };
+        self.next = Some(seq.wrapping_add(1));
+        self.total_lost += u64::from(lost);
+        lost
+    }
+
+    /// All packets counted as lost so far.
+    pub fn total_lost(&self) -> u64 {
+        self.total_lost
+    }
+}
+
+/// Unrolls 32-bit RTP timestamps into a 64-bit timeline across wraps. Each
+/// step is taken as the signed 32-bit difference from the previous value,
+/// so B-frame reordering (small steps back) works.
+#[derive(Debug, Clone, Default)]
+pub struct TimestampUnroller {
+    last: Option<(u32, i64)>,
+}
+
+impl TimestampUnroller {
+    /// An unroller that has seen no timestamp.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The extended value of `ts`; the first timestamp maps to itself.
+    ///
+    /// ```
+    /// use rtsp_toolkit_core::codec::TimestampUnroller;
+    /// let mut u = TimestampUnroller::new();
+    /// assert_eq!(u.extend(u32::MAX - 10), (u32::MAX - 10) as i64);
+    /// assert_eq!(u.extend(5), u32::MAX as i64 + 6);
+    /// ```
+    pub fn extend(&mut self, ts: u32) -> i64 {
+        let ext = match self.last {
+            None => i64::from(ts),
+            Some((prev, prev_ext)) => prev_ext + i64::from(ts.wrapping_sub(prev) as i32),
+        };
+        self.last = Some((ts, ext));
+        ext
+    }
+}
+
+/// Writes `00 00 00 01` + `nal` into `out` (Annex B).
+pub(crate) fn put_annex_b(out: &mut bytes::BytesMut, nal: &[u8]) {
+    out.extend_from_slice(&[0, 0, 0, 1]);
+    out.extend_from_slice(nal);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_tracker_reorder_and_restart() {
+        let mut t = SequenceTracker::new();
+        assert_eq!(t.observe(10), 0);
+        assert_eq!(t.observe(12), 1);
+        assert_eq!(t.observe(11), 0, "late packet");
+        assert_eq!(t.observe(13), 0);
+        assert_eq!(t.total_lost(), 1);
+    }
+
+    #[test]
+    fn unroller_handles_backwards_steps() {
+        let mut u = TimestampUnroller::new();
+        assert_eq!(u.extend(1000), 1000);
+        assert_eq!(u.extend(4000), 4000);
+        assert_eq!(u.extend(2000), 2000);
+    }
+}
