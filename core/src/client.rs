@@ -1220,7 +1220,8 @@ impl Client {
             recv_tick,
         }));
         if let Some(Err(error)) = pushed {
-            self.events.push_back(Event::Warning(Warning::Depacketize { track, error }));
+            self.events
+                .push_back(Event::Warning(Warning::Depacketize { track, error }));
         }
         let Some(d) = rx.depacketizer.as_mut() else { return };
         while let Some(frame) = d.pull() {

@@ -32,14 +32,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+/// The sans-IO core, for everything not re-exported here.
+pub use rtsp_toolkit_core as core;
 use rtsp_toolkit_core::capture::Recorder;
 pub use rtsp_toolkit_core::client::{
     AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, LogKinds, LossEvent, MethodEvent, RtcpEvent,
     RtpEvent, Track, VideoFrameEvent, Warning,
 };
 pub use rtsp_toolkit_core::codec::{AudioCodec, AudioFrame, VideoCodec, VideoFrame};
-/// The sans-IO core, for everything not re-exported here.
-pub use rtsp_toolkit_core as core;
 pub use rtsp_toolkit_core::stop::StopSignal;
 pub use rtsp_toolkit_core::Error;
 use rtsp_toolkit_core::Output;
@@ -182,12 +182,19 @@ async fn drive(mut client: Recorder, mut capture: Option<std::fs::File>, tx: mps
                     }
                 } else if let Some(s) = socket.as_mut() {
                     tokio::select! {
+                        // Data already waiting wins over a deadline that passed
+                        // while the consumer was slow: it is not silence.
+                        biased;
                         r = s.read(&mut buf) => {
                             let now = Instant::now();
                             match r {
                                 Ok(0) => client.handle_eof(now),
                                 Ok(n) => client.handle_input(now, &buf[..n]),
                                 Err(e) => client.handle_io_error(now, &format!("read failed: {e}")),
+                            }
+                            // A steady stream must not starve keepalives and other deadlines.
+                            if now >= at.into_std() {
+                                client.handle_timeout(now);
                             }
                         }
                         _ = tokio::time::sleep_until(at) => client.handle_timeout(Instant::now()),

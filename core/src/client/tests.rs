@@ -533,7 +533,11 @@ fn eof_while_playing_is_a_connection_error_but_after_bye_is_clean() {
     d.extend(bye(3));
     h.input(60, &d);
     assert_eq!(h.events.iter().filter(|e| matches!(e, Event::Rtcp(_))).count(), 2);
-    assert_eq!(h.last_request().method, Method::Teardown, "BYE on every track ends the session");
+    assert_eq!(
+        h.last_request().method,
+        Method::Teardown,
+        "BYE on every track ends the session"
+    );
     h.c.handle_eof(h.at(61));
     h.drain();
     assert_eq!(h.closed().unwrap().error, None);

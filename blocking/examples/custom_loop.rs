@@ -1,0 +1,144 @@
+//! Drives the sans-IO core from a hand-written loop: a plain non-blocking
+//! `std::net::TcpStream`, no runtime, no helper threads. This is the shape to
+//! copy when embedding the client in an existing event loop (a game loop, a
+//! GUI tick, an epoll/mio reactor): feed it bytes and time, do what
+//! `poll_output` says.
+//!
+//! ```sh
+//! cargo run -p rtsp-toolkit-blocking --example custom_loop -- rtsp://127.0.0.1:8554/h264_aac.mp4 [seconds]
+//! ```
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use rtsp_toolkit_core::client::{Client, ClientOptions, Event, Output};
+
+/// Longest nap between two looks at the socket.
+const TICK: Duration = Duration::from_millis(5);
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let Some(url) = args.next() else {
+        eprintln!("usage: custom_loop RTSP_URL [SECONDS]");
+        std::process::exit(2);
+    };
+    let secs: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+
+    let start = Instant::now();
+    let mut client = match Client::new(&url, ClientOptions::default(), start) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let stop_at = start + Duration::from_secs_f64(secs);
+
+    // 1. The runtime connects (here: blocking, bounded by the timeout) and reports it.
+    let (host, port) = client.connect_target();
+    let timeout = client.options().timeout;
+    let mut socket = match connect(&host, port, timeout) {
+        Ok(s) => {
+            let (local, peer) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
+            s.set_nonblocking(true).expect("non-blocking socket");
+            client.handle_connected(Instant::now(), local, peer);
+            Some(s)
+        }
+        Err(e) => {
+            client.handle_connect_failed(Instant::now(), &e.to_string());
+            None
+        }
+    };
+
+    // 2. The loop: drain outputs, then wait for bytes or the deadline.
+    let mut outgoing: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut closing = false;
+    loop {
+        if !closing && Instant::now() >= stop_at {
+            closing = true;
+            client.close(Instant::now()); // TEARDOWN, then Closed
+        }
+        match client.poll_output() {
+            Output::Transmit(bytes) => outgoing.extend_from_slice(&bytes),
+            Output::Event(event) => print_event(&event),
+            Output::Done => break,
+            Output::Timeout(deadline) => {
+                let Some(s) = socket.as_mut() else {
+                    // No connection: only time can move the client on.
+                    std::thread::sleep(deadline.saturating_duration_since(Instant::now()).min(TICK));
+                    client.handle_timeout(Instant::now());
+                    continue;
+                };
+                // Write what we can without blocking; keep the rest for later.
+                match s.write(&outgoing) {
+                    Ok(n) => {
+                        outgoing.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => client.handle_io_error(Instant::now(), &format!("write failed: {e}")),
+                }
+                match s.read(&mut buf) {
+                    Ok(0) => client.handle_eof(Instant::now()),
+                    Ok(n) => client.handle_input(Instant::now(), &buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            client.handle_timeout(now);
+                        } else {
+                            // Nothing to read: nap until the next look (or the deadline).
+                            let until = if closing { deadline } else { deadline.min(stop_at) };
+                            std::thread::sleep(until.saturating_duration_since(now).min(TICK));
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => client.handle_io_error(Instant::now(), &format!("read failed: {e}")),
+                }
+            }
+        }
+    }
+    if let Some(s) = socket {
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Tries each resolved address until `timeout` is used up.
+fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+    let deadline = Instant::now() + timeout;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for addr in (host, port).to_socket_addrs()? {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn print_event(event: &Event) {
+    match event {
+        Event::Connect(c) => println!("connect  {} {:?}", c.target, c.result.as_ref().map(|_| "ok")),
+        Event::Method(m) => println!("rtsp     {} -> {} {}", m.method, m.status, m.reason),
+        Event::Rtp(r) => println!(
+            "rtp      track={} seq={} len={}",
+            r.track,
+            r.packet.sequence_number,
+            r.packet.payload.len()
+        ),
+        Event::Closed(c) => println!("closed   after {:?}: {:?}", c.session_elapsed, c.error),
+        other => println!("other    {}", kind(other)),
+    }
+}
+
+fn kind(event: &Event) -> &'static str {
+    match event {
+        Event::Rtcp(_) => "rtcp",
+        Event::Warning(_) => "warning",
+        _ => "frame or other",
+    }
+}

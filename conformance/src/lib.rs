@@ -1,0 +1,41 @@
+//! Conformance test support for rtsp-toolkit (not published).
+//!
+//! Shared by the end-to-end tests of every runtime crate, so that they test
+//! the same things the same way:
+//! - [`peers`]: GStreamer's rtsp-server (a real third-party implementation)
+//!   started on a free loopback port;
+//! - [`script`]: a loopback server that plays back a committed capture;
+//! - [`events`]: event normalization (for comparing runtimes) and a one-line
+//!   summary per event (for comparing a replay with the live session).
+//!
+//! The tests themselves are in `tests/`; `examples/record.rs` records the
+//! captures of `fixtures/captures/`.
+
+pub mod events;
+pub mod peers;
+pub mod script;
+
+use std::path::PathBuf;
+
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("conformance/ is in the workspace root")
+        .to_path_buf()
+}
+
+/// `fixtures/media`: the files the GStreamer peer serves.
+pub fn media_dir() -> PathBuf {
+    repo_root().join("fixtures/media")
+}
+
+/// `fixtures/captures`: committed session captures.
+pub fn captures_dir() -> PathBuf {
+    repo_root().join("fixtures/captures")
+}
+
+/// The examples of `docs/RUNTIMES.md`, compiled as doc tests so they stay true.
+#[doc = include_str!("../../docs/RUNTIMES.md")]
+#[cfg(doctest)]
+pub struct RuntimesDoctests;

@@ -1,0 +1,95 @@
+//! Third-party peers on loopback: GStreamer's rtsp-server serving
+//! `fixtures/media` (see `scripts/peers/`).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A free port on 127.0.0.1 (bound, then released for a peer to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a loopback port")
+}
+
+/// GStreamer's rtsp-server serving `fixtures/media` on 127.0.0.1; killed on drop.
+#[derive(Debug)]
+pub struct GstServer {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl GstServer {
+    /// Starts the server, optionally with `(user, password, "basic" | "digest")`
+    /// authentication. Panics (it is for tests) if it does not start within 30 s.
+    pub fn start(auth: Option<(&str, &str, &str)>) -> GstServer {
+        let script = crate::repo_root().join("scripts/peers/gst-rtsp-server.py");
+        // Debian's python3 has the `gi` bindings; a pyenv python on PATH does not.
+        let python = if std::path::Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        for _attempt in 0..3 {
+            let port = free_port();
+            let mut cmd = Command::new(python);
+            cmd.arg(&script)
+                .arg("--dir")
+                .arg(crate::media_dir())
+                .arg("--port")
+                .arg(port.to_string());
+            if let Some((user, pass, kind)) = auth {
+                cmd.args(["--user", user, "--password", pass, "--auth", kind]);
+            }
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start the GStreamer RTSP server (run scripts/peers/install.sh)");
+            let stdout = child.stdout.take().expect("piped stdout");
+            let (tx, rx) = mpsc::channel();
+            // Ends when the child's stdout closes, i.e. when it is killed.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if line.trim() == "ready" {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            if rx.recv_timeout(Duration::from_secs(30)).is_ok() {
+                // `ready` is printed after attach; give the socket a moment to listen.
+                for _ in 0..50 {
+                    if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                        return GstServer { child, port };
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("the GStreamer RTSP server did not start (see stderr above)");
+    }
+
+    /// `rtsp://127.0.0.1:PORT/NAME`.
+    pub fn url(&self, name: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// `rtsp://USERINFO@127.0.0.1:PORT/NAME`.
+    pub fn url_with(&self, userinfo: &str, name: &str) -> String {
+        format!("rtsp://{userinfo}@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for GstServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
