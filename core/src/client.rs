@@ -310,6 +310,93 @@ pub enum Event {
     Closed(ClosedEvent),
 }
 
+/// One line per event, for logs and examples: the kind, then its fields.
+///
+/// ```
+/// use std::time::Duration;
+/// use rtsp_toolkit_core::client::{ClosedEvent, Event};
+/// let e = Event::Closed(ClosedEvent { session_elapsed: Duration::from_millis(1500), error: None });
+/// assert_eq!(e.to_string(), "closed   after 1.5s");
+/// ```
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Connect(c) => match &c.result {
+                Ok((local, peer)) => write!(f, "connect  {local} -> {peer} in {:?}", c.elapsed),
+                Err(e) => write!(f, "connect  {} failed in {:?}: {e}", c.target, c.elapsed),
+            },
+            Event::Method(m) => write!(
+                f,
+                "rtsp     {} {} -> {} {} elapsed={:?} session_elapsed={:?}",
+                m.method, m.url, m.status, m.reason, m.elapsed, m.session_elapsed
+            ),
+            Event::Rtp(r) => write!(
+                f,
+                "rtp      track={} seq={} ts={} marker={} pt={} len={} recv_tick={:?}",
+                r.track,
+                r.packet.sequence_number,
+                r.packet.timestamp,
+                r.packet.marker,
+                r.packet.payload_type,
+                r.packet.payload.len(),
+                r.recv_tick
+            ),
+            Event::Rtcp(r) => {
+                write!(f, "rtcp     track={}", r.track)?;
+                for p in &r.packets {
+                    match p {
+                        RtcpPacket::SenderReport(sr) => write!(
+                            f,
+                            " SR(ssrc={:08x} rtp={} packets={} octets={})",
+                            sr.ssrc, sr.rtp_timestamp, sr.packet_count, sr.octet_count
+                        )?,
+                        RtcpPacket::ReceiverReport(rr) => write!(f, " RR(ssrc={:08x})", rr.ssrc)?,
+                        RtcpPacket::SourceDescription(_) => write!(f, " SDES")?,
+                        RtcpPacket::Bye(_) => write!(f, " BYE")?,
+                        RtcpPacket::Other { packet_type, .. } => write!(f, " PT{packet_type}")?,
+                    }
+                }
+                write!(f, " recv_tick={:?}", r.recv_tick)
+            }
+            Event::Video(v) => write!(
+                f,
+                "video    track={} {:?} ts={} size={} keyframe={} new_parameters={} loss={} recv_tick={:?}",
+                v.track,
+                v.frame.codec,
+                v.frame.timestamp,
+                v.frame.data.len(),
+                v.frame.keyframe,
+                v.frame.new_parameters,
+                v.frame.loss,
+                v.recv_tick
+            ),
+            Event::Audio(a) => write!(
+                f,
+                "audio    track={} {:?} ts={} size={} samples={} rate={} channels={} loss={} recv_tick={:?}",
+                a.track,
+                a.frame.codec,
+                a.frame.timestamp,
+                a.frame.data.len(),
+                a.frame.sample_count,
+                a.frame.sample_rate,
+                a.frame.channels,
+                a.frame.loss,
+                a.recv_tick
+            ),
+            Event::Loss(l) => write!(
+                f,
+                "loss     track={} lost={} before seq={} total={}",
+                l.track, l.lost, l.sequence_number, l.total_lost
+            ),
+            Event::Warning(w) => write!(f, "warning  {w:?}"),
+            Event::Closed(c) => match &c.error {
+                None => write!(f, "closed   after {:?}", c.session_elapsed),
+                Some(e) => write!(f, "closed   after {:?}: {e}", c.session_elapsed),
+            },
+        }
+    }
+}
+
 /// What the runtime should do next.
 #[derive(Debug)]
 pub enum Output {

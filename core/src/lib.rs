@@ -12,7 +12,11 @@
 //! - [`sdp`]: session descriptions and the per-media parameters the depacketizers need.
 //! - [`auth`]: Basic and Digest (MD5) client authentication.
 //! - [`rtp`], [`rtcp`]: RFC 3550 packet parsing.
+//! - [`codec`]: depacketizers (RTP → frames) and packetizers (frames → RTP) per codec.
 //! - [`client`]: the client session machine (OPTIONS → DESCRIBE → SETUP → PLAY → TEARDOWN).
+//! - [`server`]: the per-connection server machine (requests in, responses and paced RTP out).
+//! - [`capture`]: a file format recording what a client received, and its offline replay.
+//! - [`source`]: a demuxed media file as the server plays it.
 //! - [`stop`]: a stop signal usable from threads and async code alike.
 
 pub mod auth;
@@ -24,6 +28,8 @@ pub mod message;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
+pub mod server;
+pub mod source;
 pub mod stop;
 
 pub use client::{Client, ClientOptions, Output};

@@ -24,6 +24,11 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub use server::{serve, Server, ServerBuilder, ServerOptions};
+
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;

@@ -2,13 +2,12 @@
 //! rtsp-server (plain, Basic and Digest auth), a closed port and a silent
 //! server.
 
-mod support;
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use rtsp_toolkit_tokio::{ClientOptions, Error, Event, Session};
-use support::GstServer;
+use rtsp_toolkit_conformance::peers::{free_port, GstServer};
 
 /// Collects events until the stream ends, stopping the session once
 /// `stop_after_rtp` RTP packets arrived. Bounded by 30 s.
@@ -206,7 +205,7 @@ async fn forward_address_keeps_the_url() {
 
 #[tokio::test]
 async fn closed_port_is_a_connection_error() {
-    let port = support::free_port();
+    let port = free_port();
     let events = collect(&format!("rtsp://127.0.0.1:{port}/x"), ClientOptions::default(), 1).await;
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(matches!(&events[0], Event::Connect(c) if c.result.is_err()));
@@ -252,7 +251,7 @@ async fn silent_server_is_a_timeout() {
 #[tokio::test]
 async fn dropping_the_session_stops_it() {
     let stop = rtsp_toolkit_tokio::StopSignal::new();
-    let port = support::free_port();
+    let port = free_port();
     let session = Session::open_with_stop(
         &format!("rtsp://127.0.0.1:{port}/x"),
         ClientOptions::default(),

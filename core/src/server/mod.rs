@@ -1,0 +1,954 @@
+//! The RTSP server connection machine (sans-IO).
+//!
+//! One [`Connection`] per accepted TCP connection, holding at most one RTSP
+//! session whose media goes back over the same connection, RTP/AVP/TCP
+//! interleaved. The runtime feeds it received bytes ([`Connection::handle_input`]),
+//! wakes it at the instants it asks for ([`Connection::handle_timeout`]),
+//! answers its questions about paths ([`ServerOutput::Lookup`] →
+//! [`Connection::handle_lookup`]) and writes what it gives
+//! ([`ServerOutput::Transmit`]). It never touches a socket, a clock, a file or
+//! a random source: time comes in as [`Instant`]s, wall-clock time as one NTP
+//! timestamp at creation, randomness as a seed.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use rtsp_toolkit_core::server::{Connection, ServerConfig, ServerOutput};
+//!
+//! let t0 = Instant::now();
+//! let mut conn = Connection::new(Arc::new(ServerConfig::default()), t0, "127.0.0.1:40000".parse().unwrap(), 7, 0);
+//! conn.handle_input(t0, b"OPTIONS rtsp://127.0.0.1:8554/a.mp4 RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+//! let mut written = Vec::new();
+//! loop {
+//!     match conn.poll_output() {
+//!         ServerOutput::Transmit(bytes) => written.extend_from_slice(&bytes),
+//!         ServerOutput::Lookup { .. } | ServerOutput::Event(_) => {}
+//!         ServerOutput::Timeout(_) | ServerOutput::Close => break,
+//!     }
+//! }
+//! assert!(written.starts_with(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n"));
+//! ```
+//!
+//! # Driving it
+//!
+//! After **every** `handle_*` call the runtime drains [`Connection::poll_output`]
+//! until it returns [`ServerOutput::Timeout`] or [`ServerOutput::Close`].
+//! Output is not bounded across calls, only per call: one call produces at
+//! most the responses to the requests in its input, or (for
+//! [`Connection::handle_timeout`]) at most 1024 samples of media, stopping early once 4 MiB are written;
+//! when more media is due, the returned deadline is already past and the
+//! runtime simply calls again. All media due at one instant comes out as ONE
+//! [`ServerOutput::Transmit`]: one write per wake-up.
+//!
+//! # Decisions (RFC 2326 leaves room)
+//! - Only `RTP/AVP/TCP` is offered. A SETUP whose `Transport` has no such
+//!   spec (UDP, multicast), is missing, or is malformed (`interleaved=x`) is
+//!   answered 461 Unsupported Transport; 400 is kept for unparsable requests.
+//! - Methods this server knows but does not do (PAUSE, ANNOUNCE, RECORD,
+//!   REDIRECT) get 405 with `Allow`; unknown method tokens get 501.
+//! - `Range` in PLAY: playback always starts at 0 (no seeking); any other
+//!   start is not refused but the reply's `Range: npt=0.000-…` says where it
+//!   starts. The range end is `count × duration`, open for endless loops.
+//! - `Session` may be omitted on requests after SETUP (one session per
+//!   connection); a `Session` naming another id is 454.
+//! - PLAY while playing or after the end, and SETUP once playing, are 455;
+//!   so is a SETUP for a second presentation on the same connection.
+//! - `SET_PARAMETER` with an empty body is 200 (a keepalive), with a body 451.
+//! - Request-URIs must be absolute `rtsp://`/`rtsps://` URIs (400 otherwise,
+//!   except for OPTIONS, GET_PARAMETER, SET_PARAMETER and TEARDOWN, which do
+//!   not look at the URI). Path rules are in [`path`].
+//! - `Date` is sent when the runtime gave a wall-clock time (`ntp_at_now ≠ 0`).
+//! - A request that cannot be framed (bad request line, header block or body
+//!   over the [`Limits`], bad `Content-Length`) is answered 400 without CSeq
+//!   and the connection is closed: the stream is out of sync.
+//! - Requests arriving while a lookup is outstanding wait (in order, at most
+//!   16; more closes the connection).
+//! - Timeouts: without a session, the connection closes when no complete
+//!   request has arrived for `idle_timeout`; with one, when no request and no
+//!   interleaved data has arrived for `session_timeout`.
+//!
+//! Media timing is described in the `stream` module: sample due at
+//! `play start + loop offset + send_time`, RTP timestamp
+//! `base + presentation_time + loop offset in clock units`, sequence numbers
+//! continuing across loops, RTCP SR every `rtcp_interval`, SR + BYE at the
+//! end, then `linger_after_end` for a TEARDOWN before closing.
+//!
+//! What this is not: no authentication, no UDP or multicast transport, no
+//! PAUSE or seeking, no RECORD; one presentation per connection.
+
+mod clock;
+pub mod path;
+mod sdp_writer;
+mod stream;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::ProtocolError;
+use crate::message::{Decoder, Headers, Limits, Message, Method, Request, Response};
+use crate::source::MediaSource;
+
+use clock::SplitMix64;
+pub use path::{PlayCount, Target, TargetError};
+use sdp_writer::{npt, session_description, Description};
+use stream::{Session, State};
+
+/// The methods this server implements, for `Public` and `Allow`.
+const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+/// Requests held while a lookup is outstanding.
+const MAX_HELD: usize = 16;
+/// Longest Request-URI kept in events.
+const MAX_EVENT_URI: usize = 512;
+
+/// Server settings, shared by all connections.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Close a session when neither a request nor interleaved data arrived
+    /// for this long; announced as `Session: …;timeout=` (default 60 s).
+    pub session_timeout: Duration,
+    /// Largest RTP payload (default 1400); clamped to 64..=65000.
+    pub max_payload: usize,
+    /// Bounds on received requests.
+    pub limits: Limits,
+    /// `Server` header value.
+    pub server_name: String,
+    /// Interval between RTCP sender reports (default 5 s; at least 100 ms).
+    pub rtcp_interval: Duration,
+    /// After the last BYE, how long to wait for TEARDOWN before closing (default 5 s).
+    pub linger_after_end: Duration,
+    /// Close a connection without session when no complete request arrived
+    /// for this long (default 30 s).
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            session_timeout: Duration::from_secs(60),
+            max_payload: 1400,
+            limits: Limits::default(),
+            server_name: concat!("rtsp-toolkit/", env!("CARGO_PKG_VERSION")).to_owned(),
+            rtcp_interval: Duration::from_secs(5),
+            linger_after_end: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a path lookup failed. Both "not there" and "not allowed" become 404,
+/// so that a client cannot probe what exists outside the served root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// No such file (404).
+    NotFound,
+    /// The file has no track this server can stream; the text says why
+    /// (415 Unsupported Media Type; the text is logged, not sent).
+    NoSupportedTrack(String),
+    /// The path resolves outside the root, or may not be served (404).
+    Forbidden,
+    /// The file exists but could not be read or parsed; the text is logged,
+    /// not sent (500).
+    Unreadable(String),
+}
+
+impl LookupError {
+    fn status(&self) -> u16 {
+        match self {
+            LookupError::NotFound | LookupError::Forbidden => 404,
+            LookupError::NoSupportedTrack(_) => 415,
+            LookupError::Unreadable(_) => 500,
+        }
+    }
+}
+
+/// Why a connection closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The client sent TEARDOWN.
+    Teardown,
+    /// The client closed the connection.
+    PeerClosed,
+    /// A session existed and nothing arrived for `session_timeout`.
+    SessionTimeout(Duration),
+    /// No session, and no complete request for `idle_timeout`.
+    IdleTimeout(Duration),
+    /// The presentation ended (BYE sent) and no TEARDOWN came within `linger_after_end`.
+    PlaybackEnded,
+    /// The input could not be framed as RTSP.
+    Protocol(ProtocolError),
+    /// Too many requests pipelined behind an outstanding lookup.
+    TooManyPipelined,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Teardown => f.write_str("TEARDOWN"),
+            CloseReason::PeerClosed => f.write_str("closed by the client"),
+            CloseReason::SessionTimeout(d) => write!(f, "session timed out ({d:?} without requests or data)"),
+            CloseReason::IdleTimeout(d) => write!(f, "idle for {d:?} without a request"),
+            CloseReason::PlaybackEnded => f.write_str("playback ended, no TEARDOWN"),
+            CloseReason::Protocol(e) => write!(f, "bad request: {e}"),
+            CloseReason::TooManyPipelined => write!(f, "more than {MAX_HELD} requests pipelined"),
+        }
+    }
+}
+
+/// Something for the runtime to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A request was answered.
+    Request {
+        method: Method,
+        /// The Request-URI, without userinfo, cut at 512 bytes.
+        uri: String,
+        cseq: Option<u32>,
+        status: u16,
+    },
+    /// PLAY started the media.
+    SessionStarted {
+        session_id: String,
+        /// The presentation's relative path.
+        path: String,
+        /// Tracks set up.
+        tracks: usize,
+        play_count: PlayCount,
+    },
+    /// The last play-through ended; SR + BYE were sent.
+    PlaybackEnded {
+        session_id: String,
+        /// Play-throughs completed.
+        loops: u32,
+        /// RTP packets and payload octets sent, all tracks.
+        packets: u64,
+        octets: u64,
+    },
+    /// The connection is over; [`ServerOutput::Close`] follows.
+    Closed {
+        reason: CloseReason,
+        /// Since the connection was created.
+        elapsed: Duration,
+    },
+}
+
+/// What the runtime should do next.
+#[derive(Debug)]
+pub enum ServerOutput {
+    /// Write these bytes to the connection.
+    Transmit(Bytes),
+    /// Resolve `path` (relative to the served root, lexically safe, see
+    /// [`path`]) and answer with [`Connection::handle_lookup`] and this token.
+    Lookup { token: u64, path: String },
+    /// Log this.
+    Event(ServerEvent),
+    /// Nothing more until input arrives or this instant passes.
+    Timeout(Instant),
+    /// Close the socket; the connection is over.
+    Close,
+}
+
+/// A lookup the connection waits for.
+#[derive(Debug)]
+struct Pending {
+    token: u64,
+    request: Request,
+}
+
+/// How a request's `Session` header relates to the connection's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionHeader {
+    Absent,
+    Matches,
+    /// Names a session this connection does not have.
+    Unknown,
+}
+
+/// The server machine for one TCP connection. See the [module docs](self).
+pub struct Connection {
+    config: Arc<ServerConfig>,
+    created: Instant,
+    peer: SocketAddr,
+    ntp_at_created: u64,
+    rng: SplitMix64,
+    max_payload: usize,
+    rtcp_interval: Duration,
+    decoder: Decoder,
+    /// Bytes to write; split off as one Transmit per poll.
+    out: BytesMut,
+    queue: VecDeque<ServerOutput>,
+    closed: bool,
+    /// Last complete request (or, with a session, interleaved frame).
+    last_activity: Instant,
+    held: VecDeque<Request>,
+    pending: Option<Pending>,
+    next_token: u64,
+    /// The last presentation described, reused by SETUP.
+    described: Option<(String, Arc<MediaSource>)>,
+    play_count: PlayCount,
+    session_id: String,
+    origin_id: u64,
+    session: Option<Session>,
+    /// Scratch list of NAL units, reused for every video sample.
+    nals: Vec<Bytes>,
+    span: tracing::Span,
+}
+
+impl Connection {
+    /// A connection from `peer` accepted at `now`.
+    ///
+    /// `seed` is the runtime's randomness (session id, SSRCs, initial
+    /// sequence numbers and timestamps all derive from it: give every
+    /// connection a different, unpredictable one). `ntp_at_now` is the
+    /// 64-bit NTP wall-clock time at `now` (0 if unknown: RTCP then carries
+    /// NTP times from 0 and `Date` is omitted).
+    pub fn new(config: Arc<ServerConfig>, now: Instant, peer: SocketAddr, seed: u64, ntp_at_now: u64) -> Connection {
+        let mut rng = SplitMix64::new(seed);
+        let session_id = format!("{:016X}", rng.next_u64());
+        let origin_id = rng.next_u64() >> 1;
+        let span = tracing::debug_span!("rtsp_server_connection", %peer, session = session_id.as_str());
+        Connection {
+            decoder: Decoder::new(config.limits),
+            max_payload: config.max_payload.clamp(64, 65_000),
+            rtcp_interval: config.rtcp_interval.max(Duration::from_millis(100)),
+            config,
+            created: now,
+            peer,
+            ntp_at_created: ntp_at_now,
+            rng,
+            out: BytesMut::new(),
+            queue: VecDeque::new(),
+            closed: false,
+            last_activity: now,
+            held: VecDeque::new(),
+            pending: None,
+            next_token: 1,
+            described: None,
+            play_count: PlayCount::ONCE,
+            session_id,
+            origin_id,
+            session: None,
+            nals: Vec::new(),
+            span,
+        }
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The session id, once SETUP created the session.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.id.as_str())
+    }
+
+    /// Whether the connection is over (a Close is or was returned).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Bytes received from the client at `now`.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        if self.closed {
+            return;
+        }
+        let _g = self.span.clone().entered();
+        self.decoder.extend(data);
+        while !self.closed {
+            match self.decoder.decode() {
+                Ok(Some(Message::Request(mut req))) => {
+                    self.last_activity = now;
+                    if self.pending.is_some() {
+                        if self.held.len() >= MAX_HELD {
+                            self.close(now, CloseReason::TooManyPipelined);
+                        } else {
+                            // Bodies are ignored; only whether there was one
+                            // matters (SET_PARAMETER). Do not keep up to
+                            // `max_body_bytes` per held request alive.
+                            if !req.body.is_empty() {
+                                req.body = Bytes::from_static(b"-");
+                            }
+                            self.held.push_back(req);
+                        }
+                    } else {
+                        self.dispatch(now, req, None);
+                    }
+                }
+                Ok(Some(Message::Interleaved { channel, payload })) => {
+                    // Receiver reports or anything else: ignored, but a sign of life.
+                    tracing::trace!(channel, len = payload.len(), "interleaved data from the client");
+                    if self.session.is_some() {
+                        self.last_activity = now;
+                    }
+                }
+                Ok(Some(Message::Response(resp))) => {
+                    tracing::debug!(status = resp.status, "response from the client ignored");
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "unparsable request");
+                    let info = RequestInfo {
+                        method: Method::Other(String::new()),
+                        uri: String::new(),
+                        cseq: None,
+                    };
+                    self.respond(now, &info, 400, Headers::new(), Bytes::new());
+                    self.close(now, CloseReason::Protocol(e));
+                }
+            }
+        }
+    }
+
+    /// The deadline from [`ServerOutput::Timeout`] passed; `now` is the
+    /// current time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        let _g = self.span.clone().entered();
+        if now >= self.activity_deadline() {
+            let reason = if self.session.is_some() {
+                CloseReason::SessionTimeout(self.config.session_timeout)
+            } else {
+                CloseReason::IdleTimeout(self.config.idle_timeout)
+            };
+            return self.close(now, reason);
+        }
+        self.pump(now);
+    }
+
+    /// The answer to [`ServerOutput::Lookup`] `token`. Stale or unknown
+    /// tokens are ignored.
+    pub fn handle_lookup(&mut self, now: Instant, token: u64, result: Result<Arc<MediaSource>, LookupError>) {
+        if self.closed || self.pending.as_ref().is_none_or(|p| p.token != token) {
+            return;
+        }
+        let _g = self.span.clone().entered();
+        let Some(Pending { request, .. }) = self.pending.take() else {
+            return;
+        };
+        match result {
+            Ok(source) if source.tracks.is_empty() => {
+                tracing::debug!("lookup gave a source without tracks");
+                self.refuse(now, &request, 415);
+            }
+            Ok(source) => self.dispatch(now, request, Some(source)),
+            Err(e) => {
+                tracing::debug!(error = ?e, "lookup failed");
+                self.refuse(now, &request, e.status());
+            }
+        }
+        while self.pending.is_none() && !self.closed {
+            let Some(req) = self.held.pop_front() else { break };
+            self.dispatch(now, req, None);
+        }
+    }
+
+    /// The client closed its side of the connection at `now`.
+    pub fn handle_eof(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        // Nobody is left to read what was not written yet.
+        self.out.clear();
+        self.close(now, CloseReason::PeerClosed);
+    }
+
+    /// The next thing to do. Call until it returns [`ServerOutput::Timeout`]
+    /// or [`ServerOutput::Close`] after every `handle_*` call.
+    pub fn poll_output(&mut self) -> ServerOutput {
+        if !self.out.is_empty() {
+            return ServerOutput::Transmit(self.out.split().freeze());
+        }
+        if let Some(o) = self.queue.pop_front() {
+            return o;
+        }
+        if self.closed {
+            return ServerOutput::Close;
+        }
+        ServerOutput::Timeout(self.next_deadline())
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let at = self.activity_deadline();
+        match self.session.as_ref().and_then(Session::next_deadline) {
+            Some(media) => at.min(media),
+            None => at,
+        }
+    }
+
+    fn activity_deadline(&self) -> Instant {
+        let limit = if self.session.is_some() {
+            self.config.session_timeout
+        } else {
+            self.config.idle_timeout
+        };
+        later(self.last_activity, limit)
+    }
+
+    fn ntp_at(&self, now: Instant) -> u64 {
+        clock::ntp_add(self.ntp_at_created, now.saturating_duration_since(self.created))
+    }
+
+    /// Sends due media; closes after the linger time.
+    fn pump(&mut self, now: Instant) {
+        let ntp = self.ntp_at(now);
+        let linger = self.config.linger_after_end;
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        if let Some(f) = session.pump(now, ntp, &mut self.out, &mut self.nals, linger) {
+            tracing::debug!(loops = f.loops, packets = f.packets, "playback ended");
+            self.queue.push_back(ServerOutput::Event(ServerEvent::PlaybackEnded {
+                session_id: session.id.clone(),
+                loops: f.loops,
+                packets: f.packets,
+                octets: f.octets,
+            }));
+        }
+        if let State::Ended { close_at } = session.state {
+            if now >= close_at {
+                self.close(now, CloseReason::PlaybackEnded);
+            }
+        }
+    }
+
+    fn close(&mut self, now: Instant, reason: CloseReason) {
+        if self.closed {
+            return;
+        }
+        tracing::debug!(%reason, "connection closed");
+        self.closed = true;
+        self.held.clear();
+        self.pending = None;
+        self.session = None;
+        self.described = None;
+        self.queue.push_back(ServerOutput::Event(ServerEvent::Closed {
+            reason,
+            elapsed: now.saturating_duration_since(self.created),
+        }));
+    }
+
+    /// Handles one request; `found` is the source a lookup for it gave.
+    fn dispatch(&mut self, now: Instant, req: Request, found: Option<Arc<MediaSource>>) {
+        let info = RequestInfo::of(&req);
+        if info.cseq.is_none() {
+            return self.respond(now, &info, 400, Headers::new(), Bytes::new());
+        }
+        match req.method {
+            Method::Options => {
+                let h = Headers::new().with("Public", PUBLIC);
+                self.respond(now, &info, 200, h, Bytes::new());
+            }
+            Method::Describe => self.on_describe(now, req, info, found),
+            Method::Setup => self.on_setup(now, req, info, found),
+            Method::Play => self.on_play(now, &req, info),
+            Method::Teardown => {
+                if self.session_header(&req) == SessionHeader::Unknown {
+                    return self.respond(now, &info, 454, Headers::new(), Bytes::new());
+                }
+                self.respond(now, &info, 200, Headers::new(), Bytes::new());
+                self.close(now, CloseReason::Teardown);
+            }
+            Method::GetParameter | Method::SetParameter => {
+                if self.session_header(&req) == SessionHeader::Unknown {
+                    return self.respond(now, &info, 454, Headers::new(), Bytes::new());
+                }
+                let status = if req.method == Method::SetParameter && !req.body.is_empty() {
+                    451
+                } else {
+                    200
+                };
+                let h = self.session_headers(false);
+                self.respond(now, &info, status, h, Bytes::new());
+            }
+            Method::Pause | Method::Announce | Method::Record | Method::Redirect => {
+                let h = Headers::new().with("Allow", PUBLIC);
+                self.respond(now, &info, 405, h, Bytes::new());
+            }
+            Method::Other(_) => self.respond(now, &info, 501, Headers::new(), Bytes::new()),
+        }
+    }
+
+    /// Parses the Request-URI and remembers its `play_count`; the error is
+    /// the status to answer with.
+    fn target(&mut self, req: &Request) -> Result<Target, u16> {
+        match path::parse_target(&req.uri) {
+            Ok(t) => {
+                if let Some(pc) = t.play_count {
+                    self.play_count = pc;
+                }
+                Ok(t)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "refused Request-URI");
+                Err(match e {
+                    TargetError::BadUri(_) => 400,
+                    TargetError::Refused(_) => 404,
+                })
+            }
+        }
+    }
+
+    fn lookup(&mut self, path: String, request: Request) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.queue.push_back(ServerOutput::Lookup { token, path });
+        self.pending = Some(Pending { token, request });
+    }
+
+    fn on_describe(&mut self, now: Instant, req: Request, info: RequestInfo, found: Option<Arc<MediaSource>>) {
+        let target = match self.target(&req) {
+            Ok(t) if t.path.is_empty() => return self.respond(now, &info, 404, Headers::new(), Bytes::new()),
+            Ok(t) => t,
+            Err(status) => return self.respond(now, &info, status, Headers::new(), Bytes::new()),
+        };
+        // Always ask: the file may have changed since the last DESCRIBE.
+        let Some(source) = found else {
+            return self.lookup(target.path, req);
+        };
+        let sdp = session_description(&Description {
+            source: &source,
+            authority: &target.authority,
+            name: target.file_name(),
+            origin_id: self.origin_id,
+            range_end: range_end(&source, self.play_count),
+        });
+        let h = Headers::new()
+            .with("Content-Type", "application/sdp")
+            .with("Content-Base", target.base_url());
+        self.described = Some((target.path, source));
+        self.respond(now, &info, 200, h, Bytes::from(sdp));
+    }
+
+    fn on_setup(&mut self, now: Instant, req: Request, info: RequestInfo, found: Option<Arc<MediaSource>>) {
+        let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
+        let target = match self.target(&req) {
+            Ok(t) => t,
+            Err(status) => return fail(self, status),
+        };
+        if self.session_header(&req) == SessionHeader::Unknown {
+            return fail(self, 454);
+        }
+        if self.session.as_ref().is_some_and(|s| !s.is_ready()) {
+            return fail(self, 455);
+        }
+        if target.path.is_empty() {
+            return fail(self, 404);
+        }
+        let Some(track) = target.track else {
+            return fail(self, 459);
+        };
+        let requested = match parse_transport(req.headers.get("Transport")) {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::debug!(why, "refused Transport");
+                return fail(self, 461);
+            }
+        };
+        if self.session.as_ref().is_some_and(|s| s.path != target.path) {
+            return fail(self, 455);
+        }
+        let source = match (found, &self.session, &self.described) {
+            (Some(s), _, _) => s,
+            (None, Some(session), _) => session.source.clone(),
+            (None, None, Some((path, s))) if *path == target.path => s.clone(),
+            (None, None, _) => return self.lookup(target.path, req),
+        };
+        let index = track as usize;
+        if index >= source.tracks.len() {
+            return fail(self, 404);
+        }
+        let session = self
+            .session
+            .get_or_insert_with(|| Session::new(self.session_id.clone(), target.path.clone(), source));
+        let channels = match requested {
+            Some((a, b)) if session.channel_taken(a, index) || session.channel_taken(b, index) => None,
+            Some(pair) => Some(pair),
+            None => free_pair(session, index),
+        };
+        let Some(channels) = channels else {
+            if session.tracks.is_empty() {
+                self.session = None;
+            }
+            return fail(self, 461);
+        };
+        let ssrc = session.set_up(index, channels, req.uri.clone(), &mut self.rng, self.max_payload);
+        let h = self.session_headers(true).with(
+            "Transport",
+            format!(
+                "RTP/AVP/TCP;unicast;interleaved={}-{};ssrc={ssrc:08X};mode=\"PLAY\"",
+                channels.0, channels.1
+            ),
+        );
+        self.respond(now, &info, 200, h, Bytes::new());
+    }
+
+    fn on_play(&mut self, now: Instant, req: &Request, info: RequestInfo) {
+        let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
+        let target = match self.target(req) {
+            Ok(t) => t,
+            Err(status) => return fail(self, status),
+        };
+        if self.session_header(req) == SessionHeader::Unknown {
+            return fail(self, 454);
+        }
+        let count = self.play_count;
+        let interval = self.rtcp_interval;
+        let Some(session) = self.session.as_mut() else {
+            return fail(self, 455);
+        };
+        if session.path != target.path {
+            return fail(self, 404);
+        }
+        if !session.is_ready() {
+            return fail(self, 455);
+        }
+        if let Some(range) = req.headers.get("Range") {
+            if !starts_at_zero(range) {
+                tracing::debug!(range, "seeking is not supported; playing from 0");
+            }
+        }
+        session.play(now, count, interval);
+        let rtp_info: Vec<String> = session
+            .tracks
+            .iter()
+            .map(|t| format!("url={};seq={};rtptime={}", t.url, t.first_seq, t.ts_base))
+            .collect();
+        let range = match range_end(&session.source, count) {
+            Some(end) => format!("npt=0.000-{}", npt(end)),
+            None => "npt=0.000-".to_owned(),
+        };
+        let started = ServerEvent::SessionStarted {
+            session_id: session.id.clone(),
+            path: session.path.clone(),
+            tracks: session.tracks.len(),
+            play_count: count,
+        };
+        let h = self
+            .session_headers(false)
+            .with("Range", range)
+            .with("RTP-Info", rtp_info.join(","));
+        self.respond(now, &info, 200, h, Bytes::new());
+        self.queue.push_back(ServerOutput::Event(started));
+        self.pump(now);
+    }
+
+    fn session_header(&self, req: &Request) -> SessionHeader {
+        let Some(value) = req.headers.get("Session") else {
+            return SessionHeader::Absent;
+        };
+        let id = value.split(';').next().unwrap_or("").trim();
+        match &self.session {
+            Some(s) if s.id == id => SessionHeader::Matches,
+            _ => SessionHeader::Unknown,
+        }
+    }
+
+    /// `Session` for responses within the session (`;timeout=` on SETUP).
+    fn session_headers(&self, with_timeout: bool) -> Headers {
+        let mut h = Headers::new();
+        if let Some(s) = &self.session {
+            if with_timeout {
+                let secs = self.config.session_timeout.as_secs().max(1);
+                h.push("Session", format!("{};timeout={secs}", s.id));
+            } else {
+                h.push("Session", s.id.clone());
+            }
+        }
+        h
+    }
+
+    /// Answers `req` with an error status after a lookup.
+    fn refuse(&mut self, now: Instant, req: &Request, status: u16) {
+        let info = RequestInfo::of(req);
+        self.respond(now, &info, status, Headers::new(), Bytes::new());
+    }
+
+    fn respond(&mut self, now: Instant, info: &RequestInfo, status: u16, extra: Headers, body: Bytes) {
+        let mut headers = Headers::new();
+        if let Some(cseq) = info.cseq {
+            headers.push("CSeq", cseq.to_string());
+        }
+        headers.push("Server", self.config.server_name.clone());
+        if let Some(date) = clock::http_date(self.ntp_at(now)) {
+            headers.push("Date", date);
+        }
+        for (n, v) in extra.iter() {
+            headers.push(n, v);
+        }
+        let resp = Response {
+            status,
+            reason: reason(status).to_owned(),
+            headers,
+            body,
+        };
+        resp.encode(&mut self.out);
+        tracing::debug!(method = %info.method, status, "request answered");
+        self.queue.push_back(ServerOutput::Event(ServerEvent::Request {
+            method: info.method.clone(),
+            uri: info.uri.clone(),
+            cseq: info.cseq,
+            status,
+        }));
+    }
+}
+
+impl fmt::Debug for Connection {
+    // Not derived: the shared MediaSource would print every sample.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("session", &self.session_id())
+            .field("path", &self.session.as_ref().map(|s| s.path.as_str()))
+            .field("pending_lookup", &self.pending.as_ref().map(|p| p.token))
+            .field("held_requests", &self.held.len())
+            .field("play_count", &self.play_count)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a response and its event need to know about the request.
+#[derive(Debug)]
+struct RequestInfo {
+    method: Method,
+    uri: String,
+    cseq: Option<u32>,
+}
+
+impl RequestInfo {
+    fn of(req: &Request) -> RequestInfo {
+        RequestInfo {
+            method: req.method.clone(),
+            uri: loggable_uri(&req.uri),
+            cseq: req.headers.cseq(),
+        }
+    }
+}
+
+/// The URI without userinfo, cut to [`MAX_EVENT_URI`] bytes.
+fn loggable_uri(uri: &str) -> String {
+    let mut s = match uri.find("://") {
+        Some(i) => {
+            let rest = &uri[i + 3..];
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) => format!("{}{}", &uri[..i + 3], &rest[at + 1..]),
+                None => uri.to_owned(),
+            }
+        }
+        None => uri.to_owned(),
+    };
+    if s.len() > MAX_EVENT_URI {
+        let mut cut = MAX_EVENT_URI;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// `t + d`, or a year after `t` if that overflows (or `t` itself).
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .or_else(|| t.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(t)
+}
+
+/// The end of the whole presentation: `count × duration`; `None` for endless.
+fn range_end(source: &MediaSource, count: PlayCount) -> Option<Duration> {
+    if source.duration.is_zero() {
+        return Some(Duration::ZERO);
+    }
+    source.duration.checked_mul(count.times()?)
+}
+
+/// Whether a `Range` value asks to start at the beginning (`npt=0-`,
+/// `npt=0.000-`, `npt=now-`).
+fn starts_at_zero(range: &str) -> bool {
+    let Some(spec) = range.trim().strip_prefix("npt=") else {
+        return false;
+    };
+    let start = spec.split('-').next().unwrap_or("").trim();
+    start == "now" || start.parse::<f64>().is_ok_and(|s| s == 0.0)
+}
+
+/// The interleaved channels the client asks for in its first `RTP/AVP/TCP`
+/// transport spec (`None` if it leaves them to the server).
+fn parse_transport(value: Option<&str>) -> Result<Option<(u8, u8)>, &'static str> {
+    let value = value.ok_or("no Transport header")?;
+    for spec in value.split(',') {
+        let mut params = spec.split(';').map(str::trim);
+        let protocol = params.next().unwrap_or("");
+        if !protocol.eq_ignore_ascii_case("RTP/AVP/TCP") {
+            continue;
+        }
+        let mut interleaved = None;
+        let mut multicast = false;
+        for p in params {
+            if p.eq_ignore_ascii_case("multicast") {
+                multicast = true;
+            } else if let Some(v) = p.strip_prefix("interleaved=") {
+                interleaved = Some(parse_channels(v).ok_or("bad interleaved channels")?);
+            }
+        }
+        if multicast {
+            continue;
+        }
+        return Ok(interleaved);
+    }
+    Err("no unicast RTP/AVP/TCP transport")
+}
+
+fn parse_channels(v: &str) -> Option<(u8, u8)> {
+    let (a, b) = match v.split_once('-') {
+        Some((a, b)) => (a.trim().parse::<u8>().ok()?, b.trim().parse::<u8>().ok()?),
+        None => {
+            let a = v.trim().parse::<u8>().ok()?;
+            (a, a.checked_add(1)?)
+        }
+    };
+    (a != b).then_some((a, b))
+}
+
+/// Channels for a track whose SETUP named none: `2N-2N+1` when free, else
+/// the lowest free even pair.
+fn free_pair(session: &Session, index: usize) -> Option<(u8, u8)> {
+    let free = |a: u8| !session.channel_taken(a, index) && !session.channel_taken(a + 1, index);
+    let preferred = u8::try_from(index.checked_mul(2)?).ok().filter(|a| *a < 255);
+    preferred
+        .into_iter()
+        .chain((0..=254u8).step_by(2))
+        .find(|a| free(*a))
+        .map(|a| (a, a + 1))
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        415 => "Unsupported Media Type",
+        451 => "Parameter Not Understood",
+        454 => "Session Not Found",
+        455 => "Method Not Valid in This State",
+        459 => "Aggregate Operation Not Allowed",
+        461 => "Unsupported Transport",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        _ => "Unknown",
+    }
+}

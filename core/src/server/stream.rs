@@ -1,0 +1,533 @@
+//! The media side of one server session: set-up tracks, RTP packetization,
+//! pacing, RTCP sender reports and BYE.
+//!
+//! [`Session`] owns the per-track RTP state and, once playing, a
+//! [`Playback`] cursor into the shared [`MediaSource`]. [`Session::pump`]
+//! writes every packet due at an instant into the caller's output buffer,
+//! already framed as `$`-interleaved data, so that one call gives one write.
+//! It never reads a clock: the caller passes `now` and the matching NTP time.
+//!
+//! Timing model (documented for the runtime and for tests):
+//! - sample `i` of play-through `k` (from 0) is due at
+//!   `start + k·D + source.send_time(sample_i)`, `D` being `source.duration`;
+//! - its RTP timestamp is `base + presentation_time + k·L` (mod 2³²) with
+//!   `L = ceil(D · clock_rate)`, the loop length in the track's clock units,
+//!   rounded up so that timestamps keep increasing across loops for samples
+//!   whose presentation times lie in `[0, D)`; the rounding drifts by under
+//!   one clock tick per loop against the send schedule;
+//! - sequence numbers continue across loops;
+//! - RTCP: one compound SR + SDES(CNAME) per track that has sent, on the
+//!   track's RTCP channel, first right after the first packets and then every
+//!   `rtcp_interval`; its RTP timestamp is `base + ticks(now − start)`;
+//! - the end: once the last sample of the last play-through is out, at
+//!   `start + count·D` (or right away if that has passed), a final
+//!   SR + SDES + BYE per track, then the session lingers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::clock::SplitMix64;
+use super::path::PlayCount;
+use super::sdp_writer::payload_type;
+use crate::codec::{aac, h264, h265};
+use crate::rtcp::{self, SenderReport};
+use crate::rtp::{RtpHeader, FIXED_HEADER_LEN};
+use crate::source::{MediaSource, SourceCodec, SourceSample};
+
+/// Most samples sent by one [`Session::pump`] call; more due samples wait for
+/// the next call (the deadline is then already due), which bounds the output
+/// of one call when the runtime wakes up late.
+const MAX_SAMPLES_PER_PUMP: usize = 1024;
+/// Most bytes written by one [`Session::pump`] call, likewise.
+const MAX_BYTES_PER_PUMP: usize = 4 * 1024 * 1024;
+/// BYE reason text.
+const BYE_REASON: &str = "end of stream";
+
+/// Per-track RTP counters and identifiers.
+#[derive(Debug)]
+struct Rtp {
+    channel: u8,
+    ssrc: u32,
+    payload_type: u8,
+    next_seq: u16,
+    packets: u64,
+    octets: u64,
+}
+
+impl Rtp {
+    /// Appends one `$`-framed RTP packet.
+    fn put(&mut self, out: &mut BytesMut, timestamp: u32, marker: bool, payload: &[u8]) {
+        let Ok(len) = u16::try_from(FIXED_HEADER_LEN + payload.len()) else {
+            tracing::warn!(
+                len = payload.len(),
+                "RTP payload does not fit in an interleaved frame; dropped"
+            );
+            return;
+        };
+        out.reserve(4 + usize::from(len));
+        out.put_u8(b'$');
+        out.put_u8(self.channel);
+        out.put_u16(len);
+        RtpHeader {
+            sequence_number: self.next_seq,
+            timestamp,
+            ssrc: self.ssrc,
+            marker,
+            payload_type: self.payload_type,
+        }
+        .write(out);
+        out.put_slice(payload);
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.packets += 1;
+        self.octets += payload.len() as u64;
+    }
+}
+
+#[derive(Debug)]
+enum Packetizer {
+    H264(h264::Packetizer),
+    H265(h265::Packetizer),
+    Aac(aac::Packetizer),
+    /// One packet per sample, cut at this many bytes (= samples, 8 kHz mono).
+    Pcma(usize),
+}
+
+/// One set-up track.
+#[derive(Debug)]
+pub(super) struct TrackOut {
+    /// Index of the track in the source (the `N` of `trackID=N`).
+    pub source_track: usize,
+    pub rtp_channel: u8,
+    pub rtcp_channel: u8,
+    /// The Request-URI of its SETUP, for `RTP-Info`.
+    pub url: String,
+    pub clock_rate: u32,
+    /// RTP timestamp of presentation time 0 in the first play-through.
+    pub ts_base: u32,
+    /// Sequence number of the first packet sent after PLAY.
+    pub first_seq: u16,
+    /// `ceil(D · clock_rate)`: how far each loop moves the timestamps.
+    loop_ticks: u64,
+    rtp: Rtp,
+    packetizer: Packetizer,
+}
+
+impl TrackOut {
+    fn send(&mut self, sample: &SourceSample, loop_index: u32, out: &mut BytesMut, nals: &mut Vec<Bytes>) {
+        let ts = self
+            .ts_base
+            .wrapping_add(sample.presentation_time as u32)
+            .wrapping_add(self.loop_ticks.wrapping_mul(u64::from(loop_index)) as u32);
+        let TrackOut { rtp, packetizer, .. } = self;
+        match packetizer {
+            Packetizer::H264(p) => {
+                split_length_prefixed(&sample.data, nals);
+                for (payload, marker) in p.packetize(nals) {
+                    rtp.put(out, ts, marker, &payload);
+                }
+            }
+            Packetizer::H265(p) => {
+                split_length_prefixed(&sample.data, nals);
+                for (payload, marker) in p.packetize(nals) {
+                    rtp.put(out, ts, marker, &payload);
+                }
+            }
+            Packetizer::Aac(p) => {
+                let payloads = p.packetize(&sample.data);
+                let n = payloads.len();
+                for (i, payload) in payloads.iter().enumerate() {
+                    rtp.put(out, ts, i + 1 == n, payload);
+                }
+            }
+            Packetizer::Pcma(max) => {
+                // One byte per sample: a long sample becomes several packets
+                // whose timestamps advance by their lengths.
+                for (i, chunk) in sample.data.chunks(*max).enumerate() {
+                    rtp.put(out, ts.wrapping_add((i * *max) as u32), false, chunk);
+                }
+            }
+        }
+        nals.clear();
+    }
+
+    /// Appends one `$`-framed compound RTCP packet: SR, SDES CNAME, and BYE
+    /// when `bye`.
+    fn put_rtcp(&self, out: &mut BytesMut, ntp: u64, rtp_timestamp: u32, cname: &str, bye: bool) {
+        let at = out.len();
+        out.put_u8(b'$');
+        out.put_u8(self.rtcp_channel);
+        out.put_u16(0);
+        let sr = SenderReport {
+            ssrc: self.rtp.ssrc,
+            ntp_timestamp: ntp,
+            rtp_timestamp,
+            // RFC 3550 counters wrap at 2^32.
+            packet_count: self.rtp.packets as u32,
+            octet_count: self.rtp.octets as u32,
+            reports: Vec::new(),
+        };
+        rtcp::encode_sender_report(&sr, out);
+        rtcp::encode_sdes_cname(self.rtp.ssrc, cname, out);
+        if bye {
+            rtcp::encode_bye(&[self.rtp.ssrc], Some(BYE_REASON), out);
+        }
+        // A few dozen bytes: always fits the 16-bit frame length.
+        let len = (out.len() - at - 4) as u16;
+        out[at + 2..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+}
+
+/// Splits 4-byte-length-prefixed NAL units into views of `data` (no copy).
+/// A truncated last unit is dropped.
+fn split_length_prefixed(data: &Bytes, nals: &mut Vec<Bytes>) {
+    nals.clear();
+    let mut off = 0;
+    while data.len() - off >= 4 {
+        let len = u32::from_be_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;
+        off += 4;
+        if len > data.len() - off {
+            tracing::debug!(len, left = data.len() - off, "truncated NAL unit in sample; dropped");
+            return;
+        }
+        nals.push(data.slice(off..off + len));
+        off += len;
+    }
+}
+
+/// `d` in units of `rate` per second, rounded down (or up when `ceil`).
+fn ticks(d: Duration, rate: u32, ceil: bool) -> u64 {
+    let num = d.as_nanos() * u128::from(rate);
+    let t = if ceil {
+        num.div_ceil(1_000_000_000)
+    } else {
+        num / 1_000_000_000
+    };
+    t.min(u128::from(u64::MAX)) as u64
+}
+
+/// The cursor of a playing session.
+#[derive(Debug)]
+pub(super) struct Playback {
+    start: Instant,
+    count: PlayCount,
+    /// One play-through (the source's duration).
+    period: Duration,
+    /// Play-throughs begun before the current one.
+    loop_index: u32,
+    loop_start: Instant,
+    next_sample: usize,
+    /// Every sample of every play-through is out.
+    all_sent: bool,
+    /// Due instant of the last sample sent.
+    last_due: Instant,
+    /// When the final SR + BYE go out, once known.
+    end_at: Option<Instant>,
+    next_rtcp: Instant,
+    rtcp_interval: Duration,
+    /// Source track index → index in `Session::tracks`.
+    track_map: Vec<Option<usize>>,
+}
+
+impl Playback {
+    /// Moves past the current sample, into the next play-through if needed.
+    fn advance(&mut self, source: &MediaSource) {
+        self.next_sample += 1;
+        if self.next_sample < source.samples.len() {
+            return;
+        }
+        self.next_sample = 0;
+        self.loop_index = self.loop_index.saturating_add(1);
+        let done = match self.count {
+            PlayCount::Times(n) => self.loop_index >= n.get(),
+            PlayCount::Forever => self.loop_index == u32::MAX,
+        };
+        let next_start = self
+            .period
+            .checked_mul(self.loop_index)
+            .and_then(|d| self.start.checked_add(d));
+        match (done, next_start) {
+            (false, Some(at)) => self.loop_start = at,
+            _ => self.all_sent = true,
+        }
+    }
+
+    /// Skips samples of tracks that were not set up. Terminates: the session
+    /// only plays when at least one sample belongs to a set-up track.
+    fn skip_unmapped(&mut self, source: &MediaSource) {
+        while !self.all_sent && self.mapped(&source.samples[self.next_sample]).is_none() {
+            self.advance(source);
+        }
+    }
+
+    fn mapped(&self, sample: &SourceSample) -> Option<usize> {
+        self.track_map.get(sample.track).copied().flatten()
+    }
+
+    fn next_due(&self, source: &MediaSource) -> Option<Instant> {
+        if self.all_sent {
+            return None;
+        }
+        let sample = source.samples.get(self.next_sample)?;
+        self.loop_start.checked_add(source.send_time(sample))
+    }
+
+    /// `start + count·D`, or `None` when endless or past representable time.
+    fn presentation_end(&self) -> Option<Instant> {
+        let n = self.count.times()?;
+        self.start.checked_add(self.period.checked_mul(n)?)
+    }
+}
+
+/// Where a session is.
+#[derive(Debug)]
+pub(super) enum State {
+    /// Tracks being set up; not playing yet.
+    Ready,
+    Playing(Box<Playback>),
+    /// Everything sent, BYE included; waiting for TEARDOWN until `close_at`.
+    Ended {
+        close_at: Instant,
+    },
+}
+
+/// What [`Session::pump`] reports when the last play-through has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Finished {
+    pub loops: u32,
+    pub packets: u64,
+    pub octets: u64,
+}
+
+/// The one RTSP session of a connection.
+#[derive(Debug)]
+pub(super) struct Session {
+    pub id: String,
+    /// The presentation's relative path.
+    pub path: String,
+    pub source: Arc<MediaSource>,
+    /// Set-up tracks, in SETUP order.
+    pub tracks: Vec<TrackOut>,
+    pub state: State,
+    cname: String,
+}
+
+impl Session {
+    pub fn new(id: String, path: String, source: Arc<MediaSource>) -> Session {
+        let cname = format!("rtsp-toolkit-{id}");
+        Session {
+            id,
+            path,
+            source,
+            tracks: Vec::new(),
+            state: State::Ready,
+            cname,
+        }
+    }
+
+    /// Whether `channel` is used by a set-up track other than `source_track`.
+    pub fn channel_taken(&self, channel: u8, source_track: usize) -> bool {
+        self.tracks
+            .iter()
+            .any(|t| t.source_track != source_track && (t.rtp_channel == channel || t.rtcp_channel == channel))
+    }
+
+    /// Sets up (or sets up again) source track `source_track` on the given
+    /// channels; returns the SSRC chosen.
+    pub fn set_up(
+        &mut self,
+        source_track: usize,
+        channels: (u8, u8),
+        url: String,
+        rng: &mut SplitMix64,
+        max_payload: usize,
+    ) -> u32 {
+        let track = &self.source.tracks[source_track];
+        let packetizer = match &track.codec {
+            SourceCodec::H264 { .. } => Packetizer::H264(h264::Packetizer::new(max_payload)),
+            SourceCodec::H265 { .. } => Packetizer::H265(h265::Packetizer::new(max_payload)),
+            SourceCodec::Aac { .. } => Packetizer::Aac(aac::Packetizer::new(max_payload)),
+            SourceCodec::Pcma => Packetizer::Pcma(max_payload),
+        };
+        let r = rng.next_u64();
+        let ssrc = r as u32;
+        let first_seq = (r >> 32) as u16;
+        let ts_base = rng.next_u64() as u32;
+        let clock_rate = track.clock_rate.max(1);
+        let out = TrackOut {
+            source_track,
+            rtp_channel: channels.0,
+            rtcp_channel: channels.1,
+            url,
+            clock_rate,
+            ts_base,
+            first_seq,
+            loop_ticks: ticks(self.source.duration, clock_rate, true),
+            rtp: Rtp {
+                channel: channels.0,
+                ssrc,
+                payload_type: payload_type(&track.codec),
+                next_seq: first_seq,
+                packets: 0,
+                octets: 0,
+            },
+            packetizer,
+        };
+        match self.tracks.iter_mut().find(|t| t.source_track == source_track) {
+            Some(t) => *t = out,
+            None => self.tracks.push(out),
+        }
+        ssrc
+    }
+
+    /// Starts playing at `now`. A source with no duration, or with no sample
+    /// on a set-up track, is played once whatever `count` says (it cannot
+    /// loop).
+    pub fn play(&mut self, now: Instant, count: PlayCount, rtcp_interval: Duration) {
+        let source = &*self.source;
+        let mut track_map = vec![None; source.tracks.len()];
+        for (i, t) in self.tracks.iter().enumerate() {
+            track_map[t.source_track] = Some(i);
+        }
+        let any = source
+            .samples
+            .iter()
+            .any(|s| track_map.get(s.track).copied().flatten().is_some());
+        let count = if source.duration.is_zero() || !any {
+            PlayCount::ONCE
+        } else {
+            count
+        };
+        let mut pb = Playback {
+            start: now,
+            count,
+            period: source.duration,
+            loop_index: 0,
+            loop_start: now,
+            next_sample: 0,
+            all_sent: !any,
+            last_due: now,
+            end_at: None,
+            next_rtcp: now,
+            rtcp_interval,
+            track_map,
+        };
+        pb.skip_unmapped(source);
+        self.state = State::Playing(Box::new(pb));
+    }
+
+    /// Sends everything due at `now` (`ntp` being the wall clock at `now`)
+    /// into `out`. Returns `Some` once, when the end (SR + BYE) was sent.
+    pub fn pump(
+        &mut self,
+        now: Instant,
+        ntp: u64,
+        out: &mut BytesMut,
+        nals: &mut Vec<Bytes>,
+        linger: Duration,
+    ) -> Option<Finished> {
+        let State::Playing(pb) = &mut self.state else {
+            return None;
+        };
+        let source = &*self.source;
+        let tracks = &mut self.tracks;
+        let out_start = out.len();
+        let mut sent = 0;
+        while sent < MAX_SAMPLES_PER_PUMP && out.len() - out_start < MAX_BYTES_PER_PUMP {
+            let Some(due) = pb.next_due(source) else {
+                break;
+            };
+            if due > now {
+                break;
+            }
+            let sample = &source.samples[pb.next_sample];
+            if let Some(i) = pb.mapped(sample) {
+                tracks[i].send(sample, pb.loop_index, out, nals);
+            }
+            pb.last_due = due;
+            pb.advance(source);
+            pb.skip_unmapped(source);
+            sent += 1;
+        }
+        if pb.all_sent && pb.end_at.is_none() {
+            pb.end_at = Some(pb.presentation_end().map_or(pb.last_due, |e| e.max(pb.last_due)));
+        }
+        let ended = pb.end_at.is_some_and(|e| now >= e);
+        let elapsed = now.saturating_duration_since(pb.start);
+        if ended || now >= pb.next_rtcp {
+            for t in tracks.iter().filter(|t| ended || t.rtp.packets > 0) {
+                let ts = t.ts_base.wrapping_add(ticks(elapsed, t.clock_rate, false) as u32);
+                t.put_rtcp(out, ntp, ts, &self.cname, ended);
+            }
+            pb.next_rtcp = pb
+                .next_rtcp
+                .checked_add(pb.rtcp_interval)
+                .filter(|at| *at > now)
+                .or_else(|| now.checked_add(pb.rtcp_interval))
+                .unwrap_or(now);
+        }
+        if !ended {
+            return None;
+        }
+        let finished = Finished {
+            loops: pb.loop_index,
+            packets: tracks.iter().map(|t| t.rtp.packets).sum(),
+            octets: tracks.iter().map(|t| t.rtp.octets).sum(),
+        };
+        self.state = State::Ended {
+            close_at: now.checked_add(linger).unwrap_or(now),
+        };
+        Some(finished)
+    }
+
+    /// The next instant [`Session::pump`] (or the linger end) has work.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Ready => None,
+            State::Ended { close_at } => Some(*close_at),
+            State::Playing(pb) => {
+                let mut at = pb.next_rtcp;
+                if let Some(due) = pb.next_due(&self.source) {
+                    at = at.min(due);
+                }
+                if let Some(end) = pb.end_at {
+                    at = at.min(end);
+                }
+                Some(at)
+            }
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self.state, State::Ready)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_prefixed_split_is_zero_copy_and_total() {
+        let data = Bytes::from_static(&[0, 0, 0, 2, 0x67, 1, 0, 0, 0, 1, 0x68, 0, 0, 0, 9, 0x65]);
+        let mut nals = Vec::new();
+        split_length_prefixed(&data, &mut nals);
+        assert_eq!(nals, [&[0x67, 1][..], &[0x68][..]]);
+        assert_eq!(nals[0].as_ptr(), data[4..].as_ptr());
+        for cut in 0..data.len() {
+            split_length_prefixed(&data.slice(..cut), &mut nals);
+            assert!(nals.len() <= 2);
+        }
+        split_length_prefixed(&Bytes::from_static(&[0xff, 0xff, 0xff, 0xff]), &mut nals);
+        assert!(nals.is_empty());
+    }
+
+    #[test]
+    fn tick_rounding() {
+        assert_eq!(ticks(Duration::from_millis(400), 90000, true), 36000);
+        assert_eq!(ticks(Duration::from_nanos(1), 8000, true), 1);
+        assert_eq!(ticks(Duration::from_nanos(1), 8000, false), 0);
+        assert_eq!(ticks(Duration::MAX, u32::MAX, false), u64::MAX);
+    }
+}

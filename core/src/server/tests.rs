@@ -1,0 +1,1551 @@
+//! Tests of the server machine: scripted exchanges with exact bytes, every
+//! error path, pacing with exact instants, loops, and the core client
+//! talking to the server entirely in memory.
+
+use std::num::NonZeroU32;
+
+use super::*;
+use crate::client::{Client, ClientOptions, Event, Output};
+use crate::message::Decoder;
+use crate::rtcp::{self, RtcpPacket};
+use crate::rtp::RtpPacket;
+use crate::sdp::Sdp;
+use crate::source::{SourceCodec, SourceSample, SourceTrack};
+
+const URL: &str = "rtsp://127.0.0.1:8554/dir/clip.mp4";
+const SPS: &[u8] = &[0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x47, 0xfe, 0xc8];
+const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+const ASC: &[u8] = &[0x12, 0x10];
+const VIDEO_FRAMES: usize = 10;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn length_prefixed(nals: &[Vec<u8>]) -> Bytes {
+    let mut v = Vec::new();
+    for n in nals {
+        v.extend_from_slice(&(n.len() as u32).to_be_bytes());
+        v.extend_from_slice(n);
+    }
+    Bytes::from(v)
+}
+
+fn annex_b(sample: &Bytes) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 4 <= sample.len() {
+        let len = u32::from_be_bytes(sample[off..off + 4].try_into().unwrap()) as usize;
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(&sample[off + 4..off + 4 + len]);
+        off += 4 + len;
+    }
+    out
+}
+
+/// 10 H.264 access units at 25 fps (keyframes 0 and 5, with in-band SPS/PPS;
+/// the first IDR is large enough for FU-A) and AAC frames of 1024 samples at
+/// 44.1 kHz covering the same time, in send order.
+fn synthetic_source() -> MediaSource {
+    let mut samples = Vec::new();
+    for i in 0..VIDEO_FRAMES {
+        let key = i % 5 == 0;
+        let nals = if key {
+            let mut idr = vec![0x65, 0x88];
+            idr.extend((0..(if i == 0 { 3000 } else { 300 })).map(|b| (b * 7 + i) as u8 | 1));
+            vec![SPS.to_vec(), PPS.to_vec(), idr]
+        } else {
+            let mut slice = vec![0x41, 0x9a];
+            slice.extend((0..(100 + i * 10)).map(|b| (b + i) as u8 | 1));
+            vec![slice]
+        };
+        samples.push(SourceSample {
+            track: 0,
+            decode_time: (i * 3600) as i64,
+            presentation_time: (i * 3600) as i64,
+            keyframe: key,
+            data: length_prefixed(&nals),
+        });
+    }
+    let video_end = Duration::from_millis(40 * VIDEO_FRAMES as u64);
+    let mut j = 0u64;
+    while Duration::from_nanos(j * 1024 * 1_000_000_000 / 44100) < video_end {
+        let data: Vec<u8> = (0..(50 + j as usize % 7)).map(|b| (b as u8) ^ (j as u8)).collect();
+        samples.push(SourceSample {
+            track: 1,
+            decode_time: (j * 1024) as i64,
+            presentation_time: (j * 1024) as i64,
+            keyframe: true,
+            data: Bytes::from(data),
+        });
+        j += 1;
+    }
+    let audio_end = Duration::from_nanos(j * 1024 * 1_000_000_000 / 44100);
+    let mut source = MediaSource {
+        tracks: vec![
+            SourceTrack {
+                codec: SourceCodec::H264 {
+                    sps: vec![Bytes::from_static(SPS)],
+                    pps: vec![Bytes::from_static(PPS)],
+                },
+                clock_rate: 90000,
+            },
+            SourceTrack {
+                codec: SourceCodec::Aac {
+                    config: Bytes::from_static(ASC),
+                    sample_rate: 44100,
+                    channels: 2,
+                },
+                clock_rate: 44100,
+            },
+        ],
+        samples,
+        duration: video_end.max(audio_end),
+    };
+    let by_time: Vec<(Duration, usize)> = source
+        .samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (source.send_time(s), i))
+        .collect();
+    let mut order = by_time;
+    order.sort();
+    source.samples = order.iter().map(|(_, i)| source.samples[*i].clone()).collect();
+    source
+}
+
+fn config() -> ServerConfig {
+    ServerConfig {
+        server_name: "test".into(),
+        rtcp_interval: Duration::from_secs(10),
+        ..ServerConfig::default()
+    }
+}
+
+/// Everything one drain of `poll_output` gave.
+#[derive(Debug, Default)]
+struct Drained {
+    transmits: usize,
+    responses: Vec<Response>,
+    frames: Vec<(u8, Bytes)>,
+    lookups: Vec<(u64, String)>,
+    events: Vec<ServerEvent>,
+    timeout: Option<Instant>,
+    closed: bool,
+}
+
+impl Drained {
+    fn response(&self) -> &Response {
+        assert_eq!(self.responses.len(), 1, "{self:#?}");
+        &self.responses[0]
+    }
+
+    fn status(&self) -> u16 {
+        self.response().status
+    }
+
+    fn rtp(&self, channel: u8) -> Vec<RtpPacket> {
+        self.frames
+            .iter()
+            .filter(|(c, _)| *c == channel)
+            .map(|(_, p)| RtpPacket::parse(p.clone()).unwrap())
+            .collect()
+    }
+
+    fn rtcp(&self, channel: u8) -> Vec<Vec<RtcpPacket>> {
+        self.frames
+            .iter()
+            .filter(|(c, _)| *c == channel)
+            .map(|(_, p)| rtcp::parse_compound(p).unwrap())
+            .collect()
+    }
+}
+
+struct Harness {
+    conn: Connection,
+    t0: Instant,
+    decoder: Decoder,
+    cseq: u32,
+    session: Option<String>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with(config(), 0)
+    }
+
+    fn with(config: ServerConfig, ntp: u64) -> Harness {
+        let t0 = Instant::now();
+        Harness {
+            conn: Connection::new(Arc::new(config), t0, "127.0.0.1:50000".parse().unwrap(), 0x5eed, ntp),
+            t0,
+            decoder: Decoder::new(Limits::default()),
+            cseq: 0,
+            session: None,
+        }
+    }
+
+    fn at(&self, n: u64) -> Instant {
+        self.t0 + ms(n)
+    }
+
+    fn drain(&mut self) -> Drained {
+        let mut d = Drained::default();
+        loop {
+            match self.conn.poll_output() {
+                ServerOutput::Transmit(b) => {
+                    assert!(!b.is_empty());
+                    d.transmits += 1;
+                    self.decoder.extend(&b);
+                    while let Some(m) = self.decoder.decode().unwrap() {
+                        match m {
+                            Message::Response(r) => d.responses.push(r),
+                            Message::Interleaved { channel, payload } => d.frames.push((channel, payload)),
+                            Message::Request(r) => panic!("server sent a request {r:?}"),
+                        }
+                    }
+                }
+                ServerOutput::Lookup { token, path } => d.lookups.push((token, path)),
+                ServerOutput::Event(e) => d.events.push(e),
+                ServerOutput::Timeout(at) => {
+                    d.timeout = Some(at);
+                    break;
+                }
+                ServerOutput::Close => {
+                    d.closed = true;
+                    break;
+                }
+            }
+        }
+        d
+    }
+
+    fn input(&mut self, at: Instant, data: &[u8]) -> Drained {
+        self.conn.handle_input(at, data);
+        self.drain()
+    }
+
+    fn timeout(&mut self, at: Instant) -> Drained {
+        self.conn.handle_timeout(at);
+        self.drain()
+    }
+
+    /// Sends a request with the next CSeq (and the session, once known).
+    fn request(&mut self, at: Instant, method: &str, uri: &str, extra: &[(&str, &str)]) -> Drained {
+        self.cseq += 1;
+        let mut text = format!("{method} {uri} RTSP/1.0\r\nCSeq: {}\r\n", self.cseq);
+        if let Some(s) = &self.session {
+            if !extra.iter().any(|(n, _)| n.eq_ignore_ascii_case("Session")) {
+                text.push_str(&format!("Session: {s}\r\n"));
+            }
+        }
+        for (n, v) in extra {
+            text.push_str(&format!("{n}: {v}\r\n"));
+        }
+        text.push_str("\r\n");
+        let d = self.input(at, text.as_bytes());
+        for r in &d.responses {
+            assert_eq!(r.headers.cseq(), Some(self.cseq), "CSeq echoed: {r:?}");
+        }
+        d
+    }
+
+    /// DESCRIBE answered by a lookup giving `source`.
+    fn describe(&mut self, at: Instant, uri: &str, source: &Arc<MediaSource>) -> Drained {
+        let d = self.request(at, "DESCRIBE", uri, &[("Accept", "application/sdp")]);
+        assert!(d.responses.is_empty());
+        assert_eq!(d.lookups.len(), 1, "{d:?}");
+        self.conn.handle_lookup(at, d.lookups[0].0, Ok(source.clone()));
+        self.drain()
+    }
+
+    fn setup(&mut self, at: Instant, track: usize, channels: &str) -> Drained {
+        let uri = format!("{URL}/trackID={track}");
+        let transport = format!("RTP/AVP/TCP;unicast;interleaved={channels}");
+        let d = self.request(at, "SETUP", &uri, &[("Transport", &transport)]);
+        if d.responses.len() == 1 && d.status() == 200 {
+            let s = d.response().headers.get("Session").unwrap();
+            self.session = Some(s.split(';').next().unwrap().to_owned());
+        }
+        d
+    }
+
+    /// DESCRIBE, SETUP both tracks on 0-1 and 2-3, PLAY at `at`.
+    fn play(&mut self, at: Instant, source: &Arc<MediaSource>, query: &str) -> Drained {
+        assert_eq!(self.describe(at, &format!("{URL}{query}"), source).status(), 200);
+        assert_eq!(self.setup(at, 0, "0-1").status(), 200);
+        assert_eq!(self.setup(at, 1, "2-3").status(), 200);
+        let d = self.request(at, "PLAY", &format!("{URL}/"), &[("Range", "npt=0.000-")]);
+        assert_eq!(d.status(), 200);
+        d
+    }
+}
+
+fn rtp_info(resp: &Response) -> Vec<(String, u16, u32)> {
+    resp.headers
+        .get("RTP-Info")
+        .unwrap()
+        .split(',')
+        .map(|entry| {
+            let mut url = String::new();
+            let (mut seq, mut ts) = (0, 0);
+            for p in entry.split(';') {
+                if let Some(v) = p.strip_prefix("url=") {
+                    url = v.to_owned();
+                } else if let Some(v) = p.strip_prefix("seq=") {
+                    seq = v.parse().unwrap();
+                } else if let Some(v) = p.strip_prefix("rtptime=") {
+                    ts = v.parse().unwrap();
+                }
+            }
+            (url, seq, ts)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Scripted exchanges
+
+#[test]
+fn options_exact_bytes() {
+    let mut h = Harness::new();
+    h.conn.handle_input(
+        h.t0,
+        b"OPTIONS rtsp://127.0.0.1:8554/dir/clip.mp4 RTSP/1.0\r\nCSeq: 7\r\n\r\n",
+    );
+    let ServerOutput::Transmit(b) = h.conn.poll_output() else {
+        panic!()
+    };
+    assert_eq!(
+        &b[..],
+        b"RTSP/1.0 200 OK\r\nCSeq: 7\r\nServer: test\r\n\
+Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER\r\n\r\n"
+    );
+    let ServerOutput::Event(e) = h.conn.poll_output() else {
+        panic!()
+    };
+    assert_eq!(
+        e,
+        ServerEvent::Request {
+            method: Method::Options,
+            uri: URL.into(),
+            cseq: Some(7),
+            status: 200
+        }
+    );
+    // Nothing else: the idle deadline.
+    assert!(matches!(h.conn.poll_output(), ServerOutput::Timeout(at) if at == h.t0 + Duration::from_secs(30)));
+}
+
+#[test]
+fn date_header_from_ntp() {
+    // 2024-02-29 12:34:56 UTC, plus 1.5 s elapsed.
+    let ntp = (1_709_210_096u64 + crate::rtcp::NTP_UNIX_OFFSET_SECONDS) << 32;
+    let mut h = Harness::with(config(), ntp);
+    let d = h.request(h.at(1500), "OPTIONS", "*", &[]);
+    assert_eq!(d.status(), 200);
+    assert_eq!(d.response().headers.get("Date"), Some("Thu, 29 Feb 2024 12:34:57 GMT"));
+    // Without a wall clock, no Date at all.
+    let mut h = Harness::new();
+    assert_eq!(
+        h.request(h.t0, "OPTIONS", "*", &[]).response().headers.get("Date"),
+        None
+    );
+}
+
+#[test]
+fn describe_setup_play_teardown() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let t = h.at(10);
+
+    let d = h.request(
+        t,
+        "DESCRIBE",
+        &format!("{URL}?play_count=1"),
+        &[("Accept", "application/sdp")],
+    );
+    assert_eq!(d.lookups, vec![(1, "dir/clip.mp4".to_owned())]);
+    assert!(d.responses.is_empty() && d.transmits == 0);
+    h.conn.handle_lookup(t, 1, Ok(source.clone()));
+    let d = h.drain();
+    let r = d.response();
+    assert_eq!((r.status, r.reason.as_str()), (200, "OK"));
+    assert_eq!(r.headers.get("Content-Type"), Some("application/sdp"));
+    assert_eq!(
+        r.headers.get("Content-Base"),
+        Some("rtsp://127.0.0.1:8554/dir/clip.mp4/")
+    );
+    let sdp = Sdp::parse(&r.body).unwrap();
+    assert_eq!(sdp.session_name.as_deref(), Some("clip.mp4"));
+    assert!(sdp.origin.as_deref().unwrap().ends_with(" 1 IN IP4 127.0.0.1"));
+    assert_eq!(sdp.attribute("control"), Some("*"));
+    assert_eq!(
+        sdp.attribute("range"),
+        Some(format!("npt=0-{}", npt(source.duration)).as_str())
+    );
+    assert_eq!(sdp.media.len(), 2);
+    let v = &sdp.media[0];
+    assert_eq!((v.codec.as_str(), v.clock_rate, v.payload_type), ("H264", 90000, 96));
+    assert_eq!(v.control.as_deref(), Some("trackID=0"));
+    assert_eq!(v.fmtp_param("packetization-mode"), Some("1"));
+    assert_eq!(v.fmtp_param("profile-level-id"), Some("42C01E"));
+    let params = v.h264().unwrap().unwrap();
+    assert_eq!((&params.sps[0][..], &params.pps[0][..]), (SPS, PPS));
+    let a = &sdp.media[1];
+    assert_eq!(
+        (a.codec.as_str(), a.clock_rate, a.channels, a.payload_type),
+        ("MPEG4-GENERIC", 44100, Some(2), 97)
+    );
+    assert_eq!(a.control.as_deref(), Some("trackID=1"));
+    assert_eq!(a.fmtp_param("config"), Some("1210"));
+    assert_eq!(a.fmtp_param("mode"), Some("AAC-hbr"));
+    assert_eq!(a.fmtp_param("sizelength"), Some("13"));
+
+    // SETUP reuses the described source: no second lookup.
+    let d = h.setup(t, 0, "0-1");
+    assert!(d.lookups.is_empty());
+    let r = d.response();
+    assert_eq!(r.status, 200);
+    let session = r.headers.get("Session").unwrap();
+    let (id, timeout) = session.split_once(';').unwrap();
+    assert_eq!(timeout, "timeout=60");
+    assert_eq!(id.len(), 16);
+    assert_eq!(h.conn.session_id(), Some(id));
+    let transport = r.headers.get("Transport").unwrap();
+    assert!(
+        transport.starts_with("RTP/AVP/TCP;unicast;interleaved=0-1;ssrc="),
+        "{transport}"
+    );
+    // The second track, with channels left to the server: 2N-2N+1.
+    let d = h.request(
+        t,
+        "SETUP",
+        &format!("{URL}/trackID=1"),
+        &[("Transport", "RTP/AVP/TCP;unicast")],
+    );
+    assert_eq!(d.status(), 200);
+    assert!(d
+        .response()
+        .headers
+        .get("Transport")
+        .unwrap()
+        .contains("interleaved=2-3"));
+    assert_eq!(d.response().headers.get("Session"), Some(session));
+
+    let d = h.request(t, "PLAY", &format!("{URL}/"), &[("Range", "npt=0.000-")]);
+    let r = &d.responses[0];
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers.get("Session"), Some(id));
+    assert_eq!(
+        r.headers.get("Range"),
+        Some(format!("npt=0.000-{}", npt(source.duration)).as_str())
+    );
+    let info = rtp_info(r);
+    assert_eq!(info.len(), 2);
+    assert_eq!(info[0].0, format!("{URL}/trackID=0"));
+    assert_eq!(info[1].0, format!("{URL}/trackID=1"));
+    // The first packets on each channel start where RTP-Info says.
+    let v = d.rtp(0);
+    let a = d.rtp(2);
+    assert_eq!((v[0].sequence_number, v[0].timestamp), (info[0].1, info[0].2));
+    assert_eq!((a[0].sequence_number, a[0].timestamp), (info[1].1, info[1].2));
+    assert!(d.events.iter().any(|e| matches!(e,
+        ServerEvent::SessionStarted { path, tracks: 2, play_count: PlayCount::Times(n), .. }
+            if path == "dir/clip.mp4" && n.get() == 1)));
+
+    let d = h.request(h.at(20), "GET_PARAMETER", &format!("{URL}/"), &[]);
+    assert_eq!(d.status(), 200);
+    assert_eq!(d.response().headers.get("Session"), Some(id));
+
+    let d = h.request(h.at(30), "TEARDOWN", &format!("{URL}/"), &[]);
+    assert_eq!(d.status(), 200);
+    assert!(d.closed);
+    assert!(d.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Closed {
+            reason: CloseReason::Teardown,
+            ..
+        }
+    )));
+    // Closed for good.
+    h.conn.handle_input(h.at(40), b"OPTIONS * RTSP/1.0\r\nCSeq: 9\r\n\r\n");
+    h.conn.handle_timeout(h.at(50));
+    assert!(matches!(h.conn.poll_output(), ServerOutput::Close));
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn setup_without_describe_looks_up_then_pipelined_requests_wait() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let t = h.t0;
+    // SETUP, then OPTIONS and SET_PARAMETER pipelined behind it, in one segment.
+    let text = format!(
+        "SETUP {URL}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;interleaved=4-5\r\n\r\n\
+         OPTIONS * RTSP/1.0\r\nCSeq: 2\r\n\r\n\
+         SET_PARAMETER * RTSP/1.0\r\nCSeq: 3\r\nContent-Length: 3\r\n\r\nabc"
+    );
+    let d = h.input(t, text.as_bytes());
+    assert_eq!(d.lookups, vec![(1, "dir/clip.mp4".to_owned())]);
+    assert!(d.responses.is_empty());
+    // A stale token is ignored.
+    h.conn.handle_lookup(t, 99, Err(LookupError::NotFound));
+    assert!(h.drain().responses.is_empty());
+    h.conn.handle_lookup(t, 1, Ok(source));
+    let d = h.drain();
+    assert_eq!(d.responses.len(), 3);
+    assert_eq!((d.responses[0].status, d.responses[0].headers.cseq()), (200, Some(1)));
+    assert!(d.responses[0]
+        .headers
+        .get("Transport")
+        .unwrap()
+        .contains("interleaved=4-5"));
+    assert_eq!((d.responses[1].status, d.responses[1].headers.cseq()), (200, Some(2)));
+    assert_eq!((d.responses[2].status, d.responses[2].headers.cseq()), (451, Some(3)));
+    // Debug output stays small: no samples.
+    let debug = format!("{:?}", h.conn);
+    assert!(debug.contains("dir/clip.mp4") && debug.len() < 400, "{debug}");
+}
+
+// ---------------------------------------------------------------------------
+// Error paths
+
+#[test]
+fn no_cseq_is_400_without_cseq_and_the_connection_stays() {
+    let mut h = Harness::new();
+    let d = h.input(h.t0, b"OPTIONS * RTSP/1.0\r\n\r\n");
+    let r = d.response();
+    assert_eq!((r.status, r.headers.get("CSeq")), (400, None));
+    assert!(!d.closed);
+    let d = h.input(h.t0, b"OPTIONS * RTSP/1.0\r\nCSeq: abc\r\n\r\n");
+    assert_eq!((d.status(), d.response().headers.get("CSeq")), (400, None));
+    assert_eq!(h.request(h.t0, "OPTIONS", "*", &[]).status(), 200);
+}
+
+#[test]
+fn unframeable_input_is_400_and_close() {
+    let limits = Limits {
+        max_header_bytes: 1024,
+        max_body_bytes: 4096,
+        max_headers: 16,
+    };
+    let cases: Vec<Vec<u8>> = vec![
+        b"HELLO\r\n\r\n".to_vec(),
+        b"OPTIONS *\r\nCSeq: 1\r\n\r\n".to_vec(),
+        b"\x00\x01\x02".to_vec(),
+        b"DESCRIBE rtsp://h/a RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 1099511627776\r\n\r\n".to_vec(),
+        b"DESCRIBE rtsp://h/a RTSP/1.0\r\nCSeq: 1\r\nContent-Length: -1\r\n\r\n".to_vec(),
+        b"DESCRIBE rtsp://h/a RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 4097\r\n\r\n".to_vec(),
+        b"DESCRIBE rtsp://h/a RTSP/1.0\r\nCSeq: 1\r\nno colon\r\n\r\n".to_vec(),
+        [b"OPTIONS * RTSP/1.0\r\nX: ".to_vec(), vec![b'a'; 2000]].concat(),
+        (0..40)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .fold("OPTIONS * RTSP/1.0\r\n".to_owned(), |s, l| s + &l)
+            .into_bytes(),
+    ];
+    for input in cases {
+        let mut h = Harness::with(ServerConfig { limits, ..config() }, 0);
+        let mut input = input;
+        if input.starts_with(b"OPTIONS * RTSP/1.0\r\nX-") {
+            input.extend_from_slice(b"\r\n");
+        }
+        let d = h.input(h.t0, &input);
+        assert_eq!(d.status(), 400, "{:?}", String::from_utf8_lossy(&input));
+        assert_eq!(d.response().headers.get("CSeq"), None);
+        assert!(d.closed);
+        assert!(d.events.iter().any(|e| matches!(
+            e,
+            ServerEvent::Closed {
+                reason: CloseReason::Protocol(_),
+                ..
+            }
+        )));
+    }
+}
+
+#[test]
+fn request_body_is_read_and_ignored() {
+    let mut h = Harness::new();
+    let d = h.input(
+        h.t0,
+        b"SET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 5\r\n\r\nx: 1\nOPTIONS * RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+    );
+    assert_eq!(d.responses.len(), 2);
+    assert_eq!((d.responses[0].status, d.responses[1].status), (451, 200));
+    h.cseq = 2;
+    assert_eq!(h.request(h.t0, "SET_PARAMETER", "*", &[]).status(), 200);
+}
+
+#[test]
+fn traversal_spellings_are_404_without_lookup() {
+    for uri in [
+        "rtsp://h/../etc/passwd",
+        "rtsp://h/%2e%2e/etc/passwd",
+        "rtsp://h/%2E%2e/%2E%2e/etc/passwd",
+        "rtsp://h/a.mp4/../../etc/passwd",
+        "rtsp://h//etc/passwd",
+        "rtsp://h/..%5c..%5cetc%5cpasswd",
+        "rtsp://h/..\\..\\etc\\passwd",
+        "rtsp://h/./a.mp4",
+        "rtsp://h/a.mp4%00.txt",
+        "rtsp://h/",
+    ] {
+        for method in ["DESCRIBE", "SETUP"] {
+            let mut h = Harness::new();
+            let uri = if method == "SETUP" {
+                format!("{uri}/trackID=0")
+            } else {
+                uri.to_owned()
+            };
+            let d = h.request(h.t0, method, &uri, &[("Transport", "RTP/AVP/TCP;interleaved=0-1")]);
+            assert_eq!(d.status(), 404, "{method} {uri}");
+            assert!(d.lookups.is_empty(), "{method} {uri}");
+            assert!(!d.closed);
+        }
+    }
+    // Decoded once: %252e%252e is an odd name, looked up (and not found).
+    let mut h = Harness::new();
+    let d = h.request(h.t0, "DESCRIBE", "rtsp://h/%252e%252e/etc/passwd", &[]);
+    assert_eq!(d.lookups, vec![(1, "%2e%2e/etc/passwd".to_owned())]);
+    h.conn.handle_lookup(h.t0, 1, Err(LookupError::NotFound));
+    assert_eq!(h.drain().status(), 404);
+    // A relative or foreign URI is a bad request.
+    for uri in ["/a.mp4", "http://h/a.mp4", "rtsp:///a.mp4"] {
+        let mut h = Harness::new();
+        assert_eq!(h.request(h.t0, "DESCRIBE", uri, &[]).status(), 400, "{uri}");
+    }
+}
+
+#[test]
+fn lookup_errors_map_to_statuses() {
+    let empty = Arc::new(MediaSource {
+        tracks: vec![],
+        samples: vec![],
+        duration: Duration::ZERO,
+    });
+    for (result, status) in [
+        (Err(LookupError::NotFound), 404),
+        (Err(LookupError::Forbidden), 404),
+        (Err(LookupError::NoSupportedTrack("vp9".into())), 415),
+        (Err(LookupError::Unreadable("truncated moov".into())), 500),
+        (Ok(empty), 415),
+    ] {
+        let mut h = Harness::new();
+        let d = h.request(h.t0, "DESCRIBE", URL, &[]);
+        h.conn.handle_lookup(h.t0, d.lookups[0].0, result);
+        let d = h.drain();
+        assert_eq!(d.status(), status);
+        assert_eq!(d.response().headers.cseq(), Some(1));
+        assert!(d.response().body.is_empty(), "nothing about the outside is revealed");
+    }
+}
+
+#[test]
+fn unsupported_methods() {
+    let mut h = Harness::new();
+    for m in ["PAUSE", "ANNOUNCE", "RECORD", "REDIRECT"] {
+        let d = h.request(h.t0, m, URL, &[]);
+        assert_eq!(d.status(), 405, "{m}");
+        assert_eq!(d.response().headers.get("Allow"), Some(PUBLIC));
+    }
+    let d = h.request(h.t0, "FLY", URL, &[]);
+    assert_eq!((d.status(), d.response().reason.as_str()), (501, "Not Implemented"));
+    assert!(!d.closed);
+}
+
+#[test]
+fn setup_errors() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.describe(h.t0, URL, &source);
+    let t = h.t0;
+    let track = format!("{URL}/trackID=0");
+    // UDP, multicast, bogus, missing: 461.
+    for transport in [
+        "RTP/AVP;unicast;client_port=5000-5001",
+        "RTP/AVP/UDP;unicast;client_port=5000-5001",
+        "RTP/AVP/TCP;multicast;interleaved=0-1",
+        "RTP/AVP/TCP;interleaved=x-y",
+        "RTP/AVP/TCP;interleaved=300-301",
+        "RTP/AVP/TCP;interleaved=3-3",
+        "RTP/AVP/TCP;interleaved=255",
+        "garbage",
+        "",
+    ] {
+        let d = h.request(t, "SETUP", &track, &[("Transport", transport)]);
+        assert_eq!(d.status(), 461, "{transport:?}");
+    }
+    let d = h.request(t, "SETUP", &track, &[]);
+    assert_eq!(d.status(), 461);
+    // The first TCP spec of a list is taken.
+    let d = h.request(
+        t,
+        "SETUP",
+        &track,
+        &[(
+            "Transport",
+            "RTP/AVP;unicast;client_port=5000-5001,RTP/AVP/TCP;unicast;interleaved=6-7",
+        )],
+    );
+    assert_eq!(d.status(), 200);
+    assert!(d
+        .response()
+        .headers
+        .get("Transport")
+        .unwrap()
+        .contains("interleaved=6-7"));
+    h.session = Some(h.conn.session_id().unwrap().to_owned());
+    // Aggregate URL: 459; unknown track: 404; another file: 455; a taken channel: 461.
+    let tr = [("Transport", "RTP/AVP/TCP;interleaved=0-1")];
+    assert_eq!(h.request(t, "SETUP", URL, &tr).status(), 459);
+    assert_eq!(h.request(t, "SETUP", &format!("{URL}/"), &tr).status(), 459);
+    assert_eq!(h.request(t, "SETUP", &format!("{URL}/trackID=2"), &tr).status(), 404);
+    assert_eq!(
+        h.request(t, "SETUP", "rtsp://127.0.0.1:8554/other.mp4/trackID=0", &tr)
+            .status(),
+        455
+    );
+    let taken = [("Transport", "RTP/AVP/TCP;interleaved=7-8")];
+    assert_eq!(h.request(t, "SETUP", &format!("{URL}/trackID=1"), &taken).status(), 461);
+    // Wrong session id: 454.
+    let wrong = [("Transport", "RTP/AVP/TCP;interleaved=2-3"), ("Session", "DEADBEEF")];
+    assert_eq!(h.request(t, "SETUP", &format!("{URL}/trackID=1"), &wrong).status(), 454);
+    // Setting up the same track again moves it.
+    let d = h.request(t, "SETUP", &track, &tr);
+    assert_eq!(d.status(), 200);
+    assert!(d
+        .response()
+        .headers
+        .get("Transport")
+        .unwrap()
+        .contains("interleaved=0-1"));
+}
+
+#[test]
+fn session_errors() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let t = h.t0;
+    // PLAY before SETUP: 455; with an unknown session: 454.
+    assert_eq!(h.request(t, "PLAY", URL, &[]).status(), 455);
+    assert_eq!(h.request(t, "PLAY", URL, &[("Session", "1234")]).status(), 454);
+    assert_eq!(
+        h.request(
+            t,
+            "SETUP",
+            &format!("{URL}/trackID=0"),
+            &[("Session", "1234"), ("Transport", "RTP/AVP/TCP;interleaved=0-1")]
+        )
+        .status(),
+        454
+    );
+    assert_eq!(h.request(t, "GET_PARAMETER", URL, &[("Session", "1234")]).status(), 454);
+    assert_eq!(h.request(t, "TEARDOWN", URL, &[("Session", "1234")]).status(), 454);
+    h.play(t, &source, "");
+    assert_eq!(
+        h.request(t, "PLAY", &format!("{URL}/"), &[("Session", "FFFF")])
+            .status(),
+        454
+    );
+    // SETUP or PLAY while playing: 455.
+    assert_eq!(h.setup(t, 1, "2-3").status(), 455);
+    assert_eq!(h.request(t, "PLAY", &format!("{URL}/"), &[]).status(), 455);
+    // PLAY of another presentation: 404.
+    assert_eq!(
+        h.request(t, "PLAY", "rtsp://127.0.0.1:8554/other.mp4", &[]).status(),
+        404
+    );
+    // TEARDOWN with the right session still works.
+    let d = h.request(t, "TEARDOWN", URL, &[]);
+    assert_eq!(d.status(), 200);
+    assert!(d.closed);
+}
+
+#[test]
+fn range_other_than_zero_plays_from_zero() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.describe(h.t0, URL, &source);
+    h.setup(h.t0, 0, "0-1");
+    let d = h.request(h.t0, "PLAY", URL, &[("Range", "npt=5-")]);
+    assert_eq!(d.responses[0].status, 200);
+    assert!(d.responses[0].headers.get("Range").unwrap().starts_with("npt=0.000-"));
+    assert!(!d.rtp(0).is_empty());
+    assert!(starts_at_zero("npt=0-") && starts_at_zero("npt=0.000-") && starts_at_zero("npt=now-"));
+    assert!(!starts_at_zero("npt=5-") && !starts_at_zero("clock=19961108T142300Z-") && !starts_at_zero("npt=x-"));
+}
+
+#[test]
+fn idle_and_session_timeouts() {
+    // No request at all: idle timeout.
+    let mut h = Harness::new();
+    let d = h.drain();
+    assert_eq!(d.timeout, Some(h.t0 + Duration::from_secs(30)));
+    // A partial request is not activity.
+    let d = h.input(h.at(29_000), b"OPTIONS * RTSP/1.0\r\n");
+    assert_eq!(d.timeout, Some(h.t0 + Duration::from_secs(30)));
+    assert!(!h.timeout(h.at(29_999)).closed);
+    let d = h.timeout(h.at(30_000));
+    assert!(d.closed);
+    assert!(d.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Closed {
+            reason: CloseReason::IdleTimeout(_),
+            ..
+        }
+    )));
+
+    // With a session: session timeout, renewed by requests and by interleaved data.
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.describe(h.t0, URL, &source);
+    let d = h.setup(h.t0, 0, "0-1");
+    assert_eq!(d.timeout, Some(h.t0 + Duration::from_secs(60)));
+    let d = h.input(h.at(50_000), b"$\x01\x00\x04abcd");
+    assert_eq!(d.timeout, Some(h.at(110_000)));
+    let d = h.request(h.at(100_000), "GET_PARAMETER", URL, &[]);
+    assert_eq!(d.timeout, Some(h.at(160_000)));
+    let d = h.timeout(h.at(160_000));
+    assert!(d.closed);
+    assert!(d.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Closed {
+            reason: CloseReason::SessionTimeout(_),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn eof_closes() {
+    let mut h = Harness::new();
+    h.conn.handle_input(h.t0, b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    h.conn.handle_eof(h.at(1));
+    let d = h.drain();
+    assert_eq!(d.transmits, 0);
+    assert!(d.closed);
+    assert!(d.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Closed {
+            reason: CloseReason::PeerClosed,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn too_many_pipelined_requests_close() {
+    let mut h = Harness::new();
+    let mut text = format!("DESCRIBE {URL} RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    for i in 0..20 {
+        text.push_str(&format!("OPTIONS * RTSP/1.0\r\nCSeq: {}\r\n\r\n", i + 2));
+    }
+    let d = h.input(h.t0, text.as_bytes());
+    assert!(d.closed);
+    assert!(d.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Closed {
+            reason: CloseReason::TooManyPipelined,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn event_uri_has_no_credentials() {
+    assert_eq!(loggable_uri("rtsp://u:p@h:1/a?x=@"), "rtsp://h:1/a?x=@");
+    assert_eq!(loggable_uri("*"), "*");
+    assert_eq!(loggable_uri(&"rtsp://h/".repeat(200)).len(), MAX_EVENT_URI);
+}
+
+// ---------------------------------------------------------------------------
+// Pacing
+
+/// Due instant of every sample of one play-through from `start`.
+fn due_instants(source: &MediaSource, start: Instant) -> Vec<Instant> {
+    source.samples.iter().map(|s| start + source.send_time(s)).collect()
+}
+
+#[test]
+fn packets_leave_exactly_at_their_instants() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let start = h.at(100);
+    let d = h.play(start, &source, "");
+    let info = rtp_info(&d.responses[0]);
+    let (v_base, a_base) = (info[0].2, info[1].2);
+    let dues = due_instants(&source, start);
+    let mut instants: Vec<Instant> = dues.clone();
+    instants.dedup();
+
+    // Collect per instant what went out; the PLAY call sent those due at `start`.
+    let mut batches = vec![(start, d)];
+    loop {
+        let next = batches.last().unwrap().1.timeout.unwrap();
+        if next >= start + source.duration {
+            break;
+        }
+        // Nothing is sent a nanosecond early.
+        let early = h.timeout(next - Duration::from_nanos(1));
+        assert_eq!(early.transmits, 0);
+        let d = h.timeout(next);
+        batches.push((next, d));
+    }
+    assert_eq!(batches.iter().map(|(at, _)| *at).collect::<Vec<_>>(), instants);
+    let mut seq = (info[0].1, info[1].1);
+    for (at, d) in &batches {
+        // One write per instant (the first also carries the PLAY response).
+        assert_eq!(d.transmits, 1);
+        let due: Vec<&SourceSample> = source
+            .samples
+            .iter()
+            .zip(&dues)
+            .filter(|(_, t)| *t == at)
+            .map(|(s, _)| s)
+            .collect();
+        let mut want_v: Vec<u32> = due
+            .iter()
+            .filter(|s| s.track == 0)
+            .map(|s| v_base.wrapping_add(s.presentation_time as u32))
+            .collect();
+        let mut want_a: Vec<u32> = due
+            .iter()
+            .filter(|s| s.track == 1)
+            .map(|s| a_base.wrapping_add(s.presentation_time as u32))
+            .collect();
+        let mut got_v: Vec<u32> = d.rtp(0).iter().map(|p| p.timestamp).collect();
+        got_v.dedup();
+        let got_a: Vec<u32> = d.rtp(2).iter().map(|p| p.timestamp).collect();
+        want_v.dedup();
+        want_a.dedup();
+        assert_eq!((got_v, got_a), (want_v, want_a), "at {:?}", *at - start);
+        for p in d.rtp(0) {
+            assert_eq!(p.sequence_number, seq.0);
+            assert_eq!(p.payload_type, 96);
+            seq.0 = seq.0.wrapping_add(1);
+        }
+        for p in d.rtp(2) {
+            assert_eq!(p.sequence_number, seq.1);
+            assert_eq!(p.payload_type, 97);
+            assert!(p.marker);
+            seq.1 = seq.1.wrapping_add(1);
+        }
+        // Markers: the last packet of each access unit.
+        let v = d.rtp(0);
+        for w in v.windows(2) {
+            assert_eq!(w[0].marker, w[0].timestamp != w[1].timestamp);
+        }
+        if let Some(last) = v.last() {
+            assert!(last.marker);
+        }
+    }
+    // The big IDR was fragmented, within max_payload.
+    assert!(batches[0].1.rtp(0).len() > 3);
+    assert!(batches[0].1.rtp(0).iter().all(|p| p.payload.len() <= 1400));
+    // The first SR rode with the first packets.
+    let srs = batches[0].1.rtcp(1);
+    assert_eq!(srs.len(), 1);
+    assert!(
+        matches!(&srs[0][..], [RtcpPacket::SenderReport(sr), RtcpPacket::SourceDescription(_)]
+        if sr.rtp_timestamp == v_base && sr.packet_count as usize == batches[0].1.rtp(0).len())
+    );
+
+    // The end: SR + SDES + BYE on both RTCP channels at start + duration.
+    let end = start + source.duration;
+    assert_eq!(batches.last().unwrap().1.timeout, Some(end));
+    let d = h.timeout(end);
+    assert_eq!(d.transmits, 1);
+    for ch in [1, 3] {
+        let rtcp = d.rtcp(ch);
+        assert_eq!(rtcp.len(), 1);
+        assert!(matches!(
+            &rtcp[0][..],
+            [
+                RtcpPacket::SenderReport(_),
+                RtcpPacket::SourceDescription(_),
+                RtcpPacket::Bye(_)
+            ]
+        ));
+    }
+    assert!(d
+        .events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::PlaybackEnded { loops: 1, .. })));
+    // Linger, then close.
+    let close_at = end + Duration::from_secs(5);
+    assert_eq!(d.timeout, Some(close_at));
+    assert!(!h.timeout(close_at - Duration::from_nanos(1)).closed);
+    let d = h.timeout(close_at);
+    assert!(d.closed);
+    assert!(d.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Closed {
+            reason: CloseReason::PlaybackEnded,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn late_wakeup_sends_everything_due_in_one_write() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let start = h.t0;
+    h.play(start, &source, "");
+    let d = h.timeout(start + ms(200));
+    assert_eq!(d.transmits, 1);
+    let due = due_instants(&source, start)
+        .iter()
+        .zip(&source.samples)
+        .filter(|(t, s)| **t > start && **t <= start + ms(200) && s.track == 1)
+        .count();
+    assert_eq!(d.rtp(2).len(), due);
+}
+
+#[test]
+fn rtcp_sender_reports_follow_the_interval() {
+    let source = Arc::new(synthetic_source());
+    let ntp0 = 0xe000_0000_0000_0000u64;
+    let mut h = Harness::with(
+        ServerConfig {
+            rtcp_interval: ms(100),
+            ..config()
+        },
+        ntp0,
+    );
+    let start = h.at(1000);
+    let d = h.play(start, &source, "");
+    let info = rtp_info(&d.responses[0]);
+    let mut srs = Vec::new();
+    let mut d = d;
+    loop {
+        for c in d.rtcp(3) {
+            if let RtcpPacket::SenderReport(sr) = &c[0] {
+                srs.push(sr.clone());
+            }
+        }
+        let Some(next) = d.timeout else { break };
+        if d.closed || next > start + source.duration {
+            break;
+        }
+        d = h.timeout(next);
+    }
+    // At 0 (after the first audio frame), 100, 200, 300, 400 ms, and the
+    // last one (with BYE) at the end, D = 18 × 1024 / 44100 s.
+    assert_eq!(srs.len(), 6, "{srs:?}");
+    for (k, sr) in srs.iter().enumerate() {
+        let elapsed = if k < 5 { ms(100 * k as u64) } else { source.duration };
+        assert_eq!(sr.ntp_timestamp, clock::ntp_add(ntp0, ms(1000) + elapsed));
+        let ticks = (elapsed.as_nanos() * 44100 / 1_000_000_000) as u32;
+        assert_eq!(sr.rtp_timestamp, info[1].2.wrapping_add(ticks));
+    }
+    assert_eq!(srs[5].rtp_timestamp, info[1].2.wrapping_add(18 * 1024 - 1));
+    assert!(srs[..5]
+        .windows(2)
+        .all(|w| w[0].packet_count < w[1].packet_count && w[0].octet_count < w[1].octet_count));
+    assert_eq!(srs[5].packet_count, 18);
+}
+
+fn collect_until_close(h: &mut Harness, mut d: Drained, until: Instant) -> Vec<Drained> {
+    let mut all = Vec::new();
+    loop {
+        let next = d.timeout;
+        let closed = d.closed;
+        all.push(d);
+        match next {
+            Some(at) if !closed && at <= until => d = h.timeout(at),
+            _ => break,
+        }
+    }
+    all
+}
+
+#[test]
+fn play_count_two_loops_with_continuous_seq_and_timestamps() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let start = h.t0;
+    let d = h.play(start, &source, "?play_count=2");
+    let r = &d.responses[0];
+    assert_eq!(
+        r.headers.get("Range"),
+        Some(format!("npt=0.000-{}", npt(source.duration * 2)).as_str())
+    );
+    let info = rtp_info(r);
+    let all = collect_until_close(&mut h, d, start + Duration::from_secs(60));
+    assert!(all.last().unwrap().closed);
+    let video: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(0)).collect();
+    let audio: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(2)).collect();
+    let n_video = source.samples.iter().filter(|s| s.track == 0).count();
+    let n_audio = source.samples.iter().filter(|s| s.track == 1).count();
+    let frames = |p: &[RtpPacket]| p.iter().filter(|p| p.marker).count();
+    assert_eq!((frames(&video), frames(&audio)), (2 * n_video, 2 * n_audio));
+    for (packets, first_seq) in [(&video, info[0].1), (&audio, info[1].1)] {
+        for (i, p) in packets.iter().enumerate() {
+            assert_eq!(p.sequence_number, first_seq.wrapping_add(i as u16));
+        }
+    }
+    // Timestamps: loop 2 = loop 1 + ceil(D × rate), increasing across the seam.
+    let v_loop = ticks_ceil(source.duration, 90000);
+    let a_loop = ticks_ceil(source.duration, 44100);
+    let a_ts: Vec<u32> = audio.iter().map(|p| p.timestamp.wrapping_sub(info[1].2)).collect();
+    for k in 0..n_audio {
+        assert_eq!(a_ts[n_audio + k], a_ts[k] + a_loop as u32);
+    }
+    assert!(a_ts.windows(2).all(|w| w[0] < w[1]));
+    let v_ts: Vec<u32> = video.iter().map(|p| p.timestamp.wrapping_sub(info[0].2)).collect();
+    assert!(v_ts.windows(2).all(|w| w[0] <= w[1]));
+    assert!(v_ts.contains(&(v_loop as u32)));
+    // One BYE per track, after the last loop, at start + 2D.
+    let byes: Vec<&Drained> = all
+        .iter()
+        .filter(|d| {
+            d.rtcp(1)
+                .iter()
+                .any(|c| c.iter().any(|p| matches!(p, RtcpPacket::Bye(_))))
+        })
+        .collect();
+    assert_eq!(byes.len(), 1);
+    assert!(byes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::PlaybackEnded { loops: 2, .. })));
+}
+
+fn ticks_ceil(d: Duration, rate: u64) -> u64 {
+    (d.as_nanos() as u64 * rate).div_ceil(1_000_000_000)
+}
+
+#[test]
+fn play_count_zero_loops_until_teardown() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let start = h.t0;
+    let d = h.play(start, &source, "?play_count=0");
+    assert_eq!(d.responses[0].headers.get("Range"), Some("npt=0.000-"));
+    let horizon = start + source.duration * 3 + ms(1);
+    let all = collect_until_close(&mut h, d, horizon);
+    let n_video = source.samples.iter().filter(|s| s.track == 0).count();
+    let frames = all.iter().flat_map(|d| d.rtp(0)).filter(|p| p.marker).count();
+    assert!(frames >= 3 * n_video, "{frames}");
+    assert!(all
+        .iter()
+        .all(|d| !d.closed && d.rtcp(1).iter().flatten().all(|p| !matches!(p, RtcpPacket::Bye(_)))));
+    // Still going; keepalives keep it alive, TEARDOWN ends it.
+    let d = h.request(horizon, "TEARDOWN", URL, &[]);
+    assert_eq!(d.status(), 200);
+    assert!(d.closed);
+}
+
+#[test]
+fn play_count_is_remembered_and_capped() {
+    let source = Arc::new(synthetic_source());
+    // Given on DESCRIBE only, used by PLAY; a later SETUP may change it.
+    let mut h = Harness::new();
+    h.describe(h.t0, &format!("{URL}?play_count=3"), &source);
+    h.setup(h.t0, 0, "0-1");
+    let d = h.request(
+        h.t0,
+        "SETUP",
+        &format!("{URL}/trackID=1?play_count=99999999999999999999999"),
+        &[("Transport", "RTP/AVP/TCP;interleaved=2-3")],
+    );
+    assert_eq!(d.status(), 200);
+    let d = h.request(h.t0, "PLAY", URL, &[]);
+    assert!(d.events.iter().any(|e| matches!(e,
+        ServerEvent::SessionStarted { play_count: PlayCount::Times(n), .. } if n.get() == u32::MAX)));
+    // Range would overflow no Duration: u32::MAX × 0.418 s fits.
+    assert!(d.responses[0].headers.get("Range").unwrap().starts_with("npt=0.000-"));
+    let mut h = Harness::new();
+    h.describe(h.t0, &format!("{URL}?play_count=-4"), &source);
+    h.setup(h.t0, 0, "0-1");
+    let d = h.request(h.t0, "PLAY", URL, &[]);
+    assert!(d
+        .events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::SessionStarted { play_count, .. } if *play_count == PlayCount::ONCE)));
+}
+
+#[test]
+fn degenerate_sources_do_not_spin() {
+    // Zero duration, endless loop requested: played once.
+    let mut src = synthetic_source();
+    src.duration = Duration::ZERO;
+    for s in &mut src.samples {
+        s.decode_time = 0;
+    }
+    let source = Arc::new(src);
+    let mut h = Harness::new();
+    let d = h.play(h.t0, &source, "?play_count=0");
+    let total: usize = d.rtp(0).iter().filter(|p| p.marker).count();
+    assert_eq!(total, VIDEO_FRAMES);
+    // Ended at once: the BYE rides with the PLAY answer, then the linger.
+    assert!(d.rtcp(1).iter().flatten().any(|p| matches!(p, RtcpPacket::Bye(_))));
+    assert_eq!(d.timeout, Some(h.t0 + Duration::from_secs(5)));
+    // Only the audio track set up, and a source whose audio has no samples.
+    let mut src = synthetic_source();
+    src.samples.retain(|s| s.track == 0);
+    let source = Arc::new(src);
+    let mut h = Harness::new();
+    h.describe(h.t0, &format!("{URL}?play_count=0"), &source);
+    h.setup(h.t0, 1, "2-3");
+    let d = h.request(h.t0, "PLAY", URL, &[]);
+    assert!(d.frames.is_empty());
+    let end = d.timeout.unwrap();
+    assert_eq!(end, h.t0 + source.duration);
+    let d = h.timeout(end);
+    assert!(d.rtcp(3).iter().flatten().any(|p| matches!(p, RtcpPacket::Bye(_))));
+}
+
+#[test]
+fn pcma_and_h265_tracks_stream() {
+    let vps = vec![0x40, 0x01, 0x0c, 0x01];
+    let sps = vec![0x42, 0x01, 0x01, 0x01];
+    let pps = vec![0x44, 0x01, 0xc1];
+    let mut idr = vec![0x26, 0x01, 0xaf];
+    idr.extend(std::iter::repeat_n(0x55, 2000));
+    let source = Arc::new(MediaSource {
+        tracks: vec![
+            SourceTrack {
+                codec: SourceCodec::H265 {
+                    vps: vec![Bytes::from(vps.clone())],
+                    sps: vec![Bytes::from(sps.clone())],
+                    pps: vec![Bytes::from(pps.clone())],
+                },
+                clock_rate: 90000,
+            },
+            SourceTrack {
+                codec: SourceCodec::Pcma,
+                clock_rate: 8000,
+            },
+        ],
+        samples: vec![
+            SourceSample {
+                track: 0,
+                decode_time: 0,
+                presentation_time: 0,
+                keyframe: true,
+                data: length_prefixed(&[vps, sps, pps, idr]),
+            },
+            SourceSample {
+                track: 1,
+                decode_time: 0,
+                presentation_time: 0,
+                keyframe: true,
+                data: Bytes::from(vec![0xd5; 3000]),
+            },
+        ],
+        duration: ms(375),
+    });
+    let mut h = Harness::new();
+    let d = h.describe(h.t0, URL, &source);
+    let sdp = Sdp::parse(&d.response().body).unwrap();
+    assert!(sdp.media[0].codec_is("H265"));
+    assert_eq!((sdp.media[1].payload_type, sdp.media[1].codec.as_str()), (8, "PCMA"));
+    h.setup(h.t0, 0, "0-1");
+    h.setup(h.t0, 1, "2-3");
+    let d = h.request(h.t0, "PLAY", URL, &[]);
+    let info = rtp_info(&d.responses[0]);
+    let v = d.rtp(0);
+    assert!(v.len() >= 3 && v.last().unwrap().marker);
+    let a = d.rtp(2);
+    // 3000 one-byte samples in 1400-byte packets, timestamps advancing by length.
+    assert_eq!(a.iter().map(|p| p.payload.len()).collect::<Vec<_>>(), [1400, 1400, 200]);
+    assert_eq!(
+        a.iter()
+            .map(|p| p.timestamp.wrapping_sub(info[1].2))
+            .collect::<Vec<_>>(),
+        [0, 1400, 2800]
+    );
+    assert!(a.iter().all(|p| p.payload_type == 8 && !p.marker));
+}
+
+// ---------------------------------------------------------------------------
+// End to end: the core client against this server, in memory.
+
+struct E2e {
+    video: Vec<(Vec<u8>, i64, bool)>,
+    audio: Vec<(Vec<u8>, i64)>,
+    client_closed_cleanly: bool,
+    server_events: Vec<ServerEvent>,
+}
+
+fn end_to_end(query: &str) -> E2e {
+    let source = Arc::new(synthetic_source());
+    let t0 = Instant::now();
+    let mut server = Connection::new(Arc::new(config()), t0, "127.0.0.1:40000".parse().unwrap(), 42, 0);
+    let mut client = Client::new(&format!("{URL}{query}"), ClientOptions::default(), t0).unwrap();
+    client.handle_connected(
+        t0,
+        "127.0.0.1:40000".parse().unwrap(),
+        "127.0.0.1:8554".parse().unwrap(),
+    );
+    let mut now = t0;
+    let mut result = E2e {
+        video: vec![],
+        audio: vec![],
+        client_closed_cleanly: false,
+        server_events: vec![],
+    };
+    let (mut to_server, mut to_client) = (Vec::<u8>::new(), Vec::<u8>::new());
+    let (mut server_at, mut client_at) = (t0, t0);
+    let (mut server_closed, mut client_done) = (false, false);
+    for _ in 0..100_000 {
+        while !server_closed {
+            match server.poll_output() {
+                ServerOutput::Transmit(b) => to_client.extend_from_slice(&b),
+                ServerOutput::Lookup { token, path } => {
+                    assert_eq!(path, "dir/clip.mp4");
+                    server.handle_lookup(now, token, Ok(source.clone()));
+                }
+                ServerOutput::Event(e) => result.server_events.push(e),
+                ServerOutput::Timeout(at) => {
+                    server_at = at;
+                    break;
+                }
+                ServerOutput::Close => server_closed = true,
+            }
+        }
+        while !client_done {
+            match client.poll_output() {
+                Output::Transmit(b) => to_server.extend_from_slice(&b),
+                Output::Event(Event::Video(v)) => {
+                    result
+                        .video
+                        .push((v.frame.data.to_vec(), v.extended_timestamp, v.frame.keyframe))
+                }
+                Output::Event(Event::Audio(a)) => result.audio.push((a.frame.data.to_vec(), a.extended_timestamp)),
+                Output::Event(Event::Closed(c)) => result.client_closed_cleanly = c.error.is_none(),
+                Output::Event(Event::Method(m)) => assert!(m.is_success(), "{m:?}"),
+                Output::Event(Event::Warning(w)) => panic!("client warning {w:?}"),
+                Output::Event(_) => {}
+                Output::Timeout(at) => {
+                    client_at = at;
+                    break;
+                }
+                Output::Done => client_done = true,
+            }
+        }
+        if client_done && server_closed {
+            break;
+        }
+        if !to_server.is_empty() && !server_closed {
+            server.handle_input(now, &std::mem::take(&mut to_server));
+            continue;
+        }
+        if !to_client.is_empty() && !client_done {
+            client.handle_input(now, &std::mem::take(&mut to_client));
+            continue;
+        }
+        if server_closed && !client_done {
+            client.handle_eof(now);
+            continue;
+        }
+        if client_done && !server_closed {
+            server.handle_eof(now);
+            continue;
+        }
+        now = server_at.min(client_at).max(now);
+        if now >= server_at {
+            server.handle_timeout(now);
+        }
+        if now >= client_at {
+            client.handle_timeout(now);
+        }
+    }
+    assert!(client_done && server_closed, "did not finish");
+    result
+}
+
+fn check_end_to_end(r: &E2e, loops: usize) {
+    let source = synthetic_source();
+    assert!(r.client_closed_cleanly);
+    let video: Vec<&SourceSample> = source.samples.iter().filter(|s| s.track == 0).collect();
+    let audio: Vec<&SourceSample> = source.samples.iter().filter(|s| s.track == 1).collect();
+    assert_eq!(r.video.len(), loops * video.len());
+    assert_eq!(r.audio.len(), loops * audio.len());
+    let v_loop = ticks_ceil(source.duration, 90000) as i64;
+    let a_loop = ticks_ceil(source.duration, 44100) as i64;
+    for (i, (data, ts, key)) in r.video.iter().enumerate() {
+        let (k, s) = (i / video.len(), video[i % video.len()]);
+        assert_eq!(*data, annex_b(&s.data), "video frame {i}");
+        assert_eq!(*key, s.keyframe);
+        assert_eq!(ts - r.video[0].1, s.presentation_time + k as i64 * v_loop);
+    }
+    for (i, (data, ts)) in r.audio.iter().enumerate() {
+        let (k, s) = (i / audio.len(), audio[i % audio.len()]);
+        assert_eq!(&data[..], &s.data[..], "audio frame {i}");
+        assert_eq!(ts - r.audio[0].1, s.presentation_time + k as i64 * a_loop);
+    }
+    // The client tore down after the BYEs; the server saw it.
+    assert!(r.server_events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Closed {
+            reason: CloseReason::Teardown,
+            ..
+        }
+    )));
+    assert!(r
+        .server_events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::PlaybackEnded { loops: l, .. } if *l as usize == loops)));
+}
+
+#[test]
+fn end_to_end_with_the_core_client() {
+    let r = end_to_end("");
+    check_end_to_end(&r, 1);
+    let methods: Vec<(Method, u16)> = r
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Request { method, status, .. } => Some((method.clone(), *status)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            (Method::Options, 200),
+            (Method::Describe, 200),
+            (Method::Setup, 200),
+            (Method::Setup, 200),
+            (Method::Play, 200),
+            (Method::Teardown, 200)
+        ]
+    );
+}
+
+#[test]
+fn end_to_end_play_count_two() {
+    check_end_to_end(&end_to_end("?play_count=2"), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Robustness
+
+fn drain_bounded(conn: &mut Connection) -> usize {
+    let mut bytes = 0;
+    for _ in 0..10_000 {
+        match conn.poll_output() {
+            ServerOutput::Transmit(b) => bytes += b.len(),
+            ServerOutput::Lookup { .. } | ServerOutput::Event(_) => {}
+            ServerOutput::Timeout(_) | ServerOutput::Close => return bytes,
+        }
+    }
+    panic!("poll_output never settled");
+}
+
+fn small_config() -> Arc<ServerConfig> {
+    Arc::new(ServerConfig {
+        limits: Limits {
+            max_header_bytes: 512,
+            max_body_bytes: 512,
+            max_headers: 16,
+        },
+        ..config()
+    })
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(
+        proptest::collection::vec(proptest::num::u8::ANY, 0..600), 0..6)) {
+        let t0 = Instant::now();
+        let mut conn = Connection::new(small_config(), t0, "10.0.0.1:1".parse().unwrap(), 1, 0);
+        for (i, c) in chunks.iter().enumerate() {
+            let now = t0 + ms(i as u64);
+            conn.handle_input(now, c);
+            let out = drain_bounded(&mut conn);
+            // Each request is at least 4 bytes and answered in well under 1 KiB.
+            proptest::prop_assert!(out <= 1024 * (1 + c.len() / 4));
+            conn.handle_timeout(now);
+            drain_bounded(&mut conn);
+        }
+    }
+
+    #[test]
+    fn request_fragments_never_panic(parts in proptest::collection::vec(proptest::sample::select(vec![
+        "OPTIONS * RTSP/1.0\r\n", "DESCRIBE rtsp://h/a.mp4 RTSP/1.0\r\n", "SETUP rtsp://h/a.mp4/trackID=0 RTSP/1.0\r\n",
+        "SETUP rtsp://h/a.mp4/trackID=1 RTSP/1.0\r\n", "PLAY rtsp://h/a.mp4/ RTSP/1.0\r\n", "TEARDOWN * RTSP/1.0\r\n",
+        "GET_PARAMETER * RTSP/1.0\r\n", "PAUSE * RTSP/1.0\r\n", "SETUP rtsp://h/%2e%2e/trackID=0 RTSP/1.0\r\n",
+        "CSeq: 1\r\n", "CSeq: x\r\n", "Session: 0\r\n", "Transport: RTP/AVP/TCP;interleaved=0-1\r\n",
+        "Transport: RTP/AVP;unicast\r\n", "Transport: RTP/AVP/TCP\r\n", "Range: npt=3-\r\n",
+        "Content-Length: 3\r\n", "Content-Length: 99999999999\r\n", "\r\n", "\n", "abc", "$\x00\x00\x02ab", "$\x01",
+        "DESCRIBE rtsp://h/a.mp4?play_count=0 RTSP/1.0\r\n",
+    ]), 0..40), answer in proptest::bool::ANY) {
+        let source = Arc::new(synthetic_source());
+        let t0 = Instant::now();
+        let mut conn = Connection::new(small_config(), t0, "10.0.0.1:1".parse().unwrap(), 2, 0);
+        let mut now = t0;
+        for p in parts {
+            now += ms(37);
+            conn.handle_input(now, p.as_bytes());
+            loop {
+                match conn.poll_output() {
+                    ServerOutput::Lookup { token, .. } => {
+                        let result = if answer { Ok(source.clone()) } else { Err(LookupError::NotFound) };
+                        conn.handle_lookup(now, token, result);
+                    }
+                    ServerOutput::Transmit(_) | ServerOutput::Event(_) => {}
+                    ServerOutput::Timeout(_) | ServerOutput::Close => break,
+                }
+            }
+            conn.handle_timeout(now);
+            drain_bounded(&mut conn);
+        }
+    }
+}
+
+#[test]
+fn play_count_type() {
+    assert_eq!(PlayCount::default(), PlayCount::ONCE);
+    assert_eq!(PlayCount::Times(NonZeroU32::new(4).unwrap()).times(), Some(4));
+    assert_eq!(PlayCount::Forever.times(), None);
+}
+
+/// Rough cost check (run with `--release -- --ignored --nocapture`): 1000
+/// looping sessions sharing one source, 10 s of media each, driven at their
+/// deadlines.
+#[test]
+#[ignore]
+fn thousand_sessions_cost() {
+    let source = Arc::new(synthetic_source());
+    let t0 = Instant::now();
+    let mut conns: Vec<Harness> = (0..1000)
+        .map(|_| {
+            let mut h = Harness::new();
+            h.t0 = t0;
+            h.play(t0, &source, "?play_count=0");
+            h
+        })
+        .collect();
+    let wall = std::time::Instant::now();
+    let (mut bytes, mut wakeups) = (0usize, 0usize);
+    for h in &mut conns {
+        let mut at = t0;
+        while at < t0 + Duration::from_secs(10) {
+            h.conn.handle_timeout(at);
+            loop {
+                match h.conn.poll_output() {
+                    ServerOutput::Transmit(b) => bytes += b.len(),
+                    ServerOutput::Timeout(next) => {
+                        at = next;
+                        break;
+                    }
+                    ServerOutput::Close => panic!("closed"),
+                    _ => {}
+                }
+            }
+            wakeups += 1;
+        }
+        h.conn.handle_input(at, b"GET_PARAMETER * RTSP/1.0\r\nCSeq: 99\r\n\r\n");
+    }
+    let spent = wall.elapsed();
+    println!(
+        "1000 sessions × 10 s: {wakeups} wake-ups, {} MB in {spent:?} ({:.1}% of one core)",
+        bytes / 1_000_000,
+        spent.as_secs_f64() / 10.0 * 100.0
+    );
+}

@@ -1,0 +1,74 @@
+//! What the server plays: a demuxed file as plain data.
+//!
+//! [`MediaSource`] is the contract between the file readers (the
+//! `rtsp-toolkit-media` crate, which does the I/O) and the sans-IO server
+//! machine (which packetizes and paces). It is immutable once built and meant
+//! to be shared (`Arc<MediaSource>`) by every session playing the same file:
+//! sample data are [`Bytes`] views of one buffer, never copied per session.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// A track's codec and the parameters its SDP needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceCodec {
+    /// H.264; samples are NAL units each prefixed by a 4-byte big-endian length.
+    H264 { sps: Vec<Bytes>, pps: Vec<Bytes> },
+    /// H.265; samples are NAL units each prefixed by a 4-byte big-endian length.
+    H265 {
+        vps: Vec<Bytes>,
+        sps: Vec<Bytes>,
+        pps: Vec<Bytes>,
+    },
+    /// AAC; samples are raw access units (no ADTS header).
+    Aac {
+        config: Bytes,
+        sample_rate: u32,
+        channels: u16,
+    },
+    /// G.711 A-law, 8 kHz mono; samples are encoded bytes (one byte per sample).
+    Pcma,
+}
+
+/// One track of a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTrack {
+    pub codec: SourceCodec,
+    /// Units per second of the samples' times, which is also the RTP clock
+    /// rate: 90000 for video, the sample rate for AAC, 8000 for PCMA.
+    pub clock_rate: u32,
+}
+
+/// One access unit / audio frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSample {
+    pub track: usize,
+    /// Decode time in the track's clock units from the start of the file:
+    /// when the sample is sent.
+    pub decode_time: i64,
+    /// Presentation time in the track's clock units: the RTP timestamp.
+    pub presentation_time: i64,
+    /// Video: an IDR / IRAP picture. Audio: always true.
+    pub keyframe: bool,
+    pub data: Bytes,
+}
+
+/// A whole file, demuxed: tracks, and every sample of every track in send
+/// order (by decode time in seconds, across tracks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSource {
+    pub tracks: Vec<SourceTrack>,
+    pub samples: Vec<SourceSample>,
+    /// Length of one play-through: the end of the last sample of any track.
+    pub duration: Duration,
+}
+
+impl MediaSource {
+    /// When `sample` is due, from the start of one play-through.
+    pub fn send_time(&self, sample: &SourceSample) -> Duration {
+        let rate = self.tracks.get(sample.track).map_or(1, |t| t.clock_rate.max(1));
+        let ticks = sample.decode_time.max(0) as u128;
+        Duration::from_nanos((ticks * 1_000_000_000 / u128::from(rate)).min(u128::from(u64::MAX)) as u64)
+    }
+}
