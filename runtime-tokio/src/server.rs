@@ -34,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
 use tokio::sync::OnceCell;
 
 use rtsp_toolkit_core::server::{Connection, LookupError, ServerConfig, ServerEvent, ServerOutput};
@@ -49,6 +50,10 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// Drop a connection whose socket takes no bytes for this long (default 5 s).
     pub write_stall: Duration,
+    /// The kernel send buffer of each connection (`SO_SNDBUF`), which bounds
+    /// how much media waits for a slow client before `write_stall` counts;
+    /// `None` (the default) leaves the OS's autotuning.
+    pub send_buffer: Option<u32>,
 }
 
 impl Default for ServerOptions {
@@ -57,6 +62,7 @@ impl Default for ServerOptions {
             config: ServerConfig::default(),
             max_connections: 4096,
             write_stall: Duration::from_secs(5),
+            send_buffer: None,
         }
     }
 }
@@ -124,7 +130,18 @@ impl ServerBuilder {
                 format!("media root {} is not a directory", root.display()),
             ));
         }
-        let listener = TcpListener::bind(addr).await?;
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        if let Some(bytes) = self.options.send_buffer {
+            // Accepted sockets inherit it from the listener.
+            socket.set_send_buffer_size(bytes)?;
+        }
+        socket.bind(addr)?;
+        let listener = socket.listen(1024)?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             root,
@@ -219,7 +236,12 @@ impl Shared {
     fn seed(&self, salt: u64) -> u64 {
         let mut h = self.seeds.build_hasher();
         h.write_u64(salt);
-        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
         h.finish()
     }
 
@@ -260,7 +282,9 @@ impl Shared {
                 result.map(Arc::new).map_err(|e| {
                     tracing::info!(path = %path.display(), error = %e, "cannot serve");
                     match e {
-                        rtsp_toolkit_media::MediaError::NoSupportedTrack { .. } => LookupError::NoSupportedTrack(e.to_string()),
+                        rtsp_toolkit_media::MediaError::NoSupportedTrack { .. } => {
+                            LookupError::NoSupportedTrack(e.to_string())
+                        }
                         _ => LookupError::NotFound,
                     }
                 })
@@ -390,7 +414,9 @@ pub fn published_files(root: &Path) -> Vec<PathBuf> {
             if out.len() >= MAX_FILES {
                 break;
             }
-            let Ok(path) = std::fs::canonicalize(entry.path()) else { continue };
+            let Ok(path) = std::fs::canonicalize(entry.path()) else {
+                continue;
+            };
             if !path.starts_with(&root) {
                 continue;
             }

@@ -2,12 +2,11 @@
 //! rtsp-server (plain, Basic and Digest auth), a closed port and a silent
 //! server.
 
-
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rtsp_toolkit_tokio::{ClientOptions, Error, Event, Session};
 use rtsp_toolkit_conformance::peers::{free_port, GstServer};
+use rtsp_toolkit_tokio::{ClientOptions, Error, Event, Session};
 
 /// Collects events until the stream ends, stopping the session once
 /// `stop_after_rtp` RTP packets arrived. Bounded by 30 s.

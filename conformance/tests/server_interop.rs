@@ -1,0 +1,160 @@
+//! Our file server against third-party clients on loopback: `ffprobe`
+//! (FFmpeg), GStreamer's `rtspsrc`, and retina. Every fixture must give the
+//! frames the file has.
+
+use std::process::Command;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use retina::client::{PlayOptions, Session as RetinaSession, SessionOptions, SetupOptions, Transport};
+use retina::codec::CodecItem;
+use rtsp_toolkit_tokio::{Server, ServerBuilder};
+
+/// (file, [(ffprobe codec name, frames)]): the file's own counts.
+const FIXTURES: &[(&str, &[(&str, usize)])] = &[
+    ("h264_aac.mp4", &[("h264", 125), ("aac", 216)]),
+    ("h264_bframes.mp4", &[("h264", 125), ("aac", 216)]),
+    ("h265_aac.mkv", &[("hevc", 125), ("aac", 217)]),
+    ("h265.mp4", &[("hevc", 125)]),
+    ("tone.aac", &[("aac", 217)]),
+    ("pcm_16k_mono.wav", &[("pcm_alaw", 250)]),
+];
+
+async fn start() -> Server {
+    ServerBuilder::new(rtsp_toolkit_conformance::media_dir())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Runs a command with a deadline; its stdout.
+async fn run(mut cmd: Command, limit: Duration) -> String {
+    let out = tokio::time::timeout(limit, tokio::task::spawn_blocking(move || cmd.output()))
+        .await
+        .expect("command finished in time")
+        .unwrap()
+        .expect("command ran");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ffprobe(url: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new("ffprobe");
+    c.args(["-v", "error", "-rtsp_transport", "tcp", "-count_frames"])
+        .args(extra)
+        .args([
+            "-show_entries",
+            "stream=codec_name,nb_read_frames",
+            "-of",
+            "csv=p=0",
+            url,
+        ]);
+    c
+}
+
+fn parse_counts(out: &str) -> Vec<(String, usize)> {
+    out.lines()
+        .filter_map(|l| l.split_once(','))
+        .map(|(c, n)| (c.trim().to_owned(), n.trim().parse().unwrap_or(0)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffprobe_counts_every_frame() {
+    let server = start().await;
+    // All at once: pacing is real time.
+    let runs = futures_util::future::join_all(FIXTURES.iter().map(|(name, _)| {
+        let url = format!("rtsp://{}/{name}", server.local_addr());
+        run(ffprobe(&url, &[]), Duration::from_secs(40))
+    }))
+    .await;
+    for ((name, want), out) in FIXTURES.iter().zip(runs) {
+        let want: Vec<(String, usize)> = want.iter().map(|(c, n)| (c.to_string(), *n)).collect();
+        assert_eq!(parse_counts(&out), want, "{name}");
+    }
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffprobe_play_count_two_counts_twice() {
+    let server = start().await;
+    let url = format!("rtsp://{}/h264_aac.mp4?play_count=2", server.local_addr());
+    let out = run(ffprobe(&url, &[]), Duration::from_secs(40)).await;
+    assert_eq!(parse_counts(&out), vec![("h264".into(), 250), ("aac".into(), 432)]);
+    server.shutdown();
+}
+
+/// GStreamer's rtspsrc over TCP: frames counted at a fakesink; it ends on our BYE (EOS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_rtspsrc_receives_every_frame() {
+    let server = start().await;
+    let cases = [
+        ("h264_aac.mp4", "rtph264depay ! h264parse", 125),
+        ("h265.mp4", "rtph265depay ! h265parse", 125),
+        ("tone.aac", "rtpmp4gdepay ! aacparse", 217),
+    ];
+    let runs = futures_util::future::join_all(cases.iter().map(|(name, chain, _)| {
+        let mut c = Command::new("gst-launch-1.0");
+        let pipeline = format!(
+            "rtspsrc location=rtsp://{}/{name} protocols=tcp name=s s. ! {chain} ! fakesink silent=false",
+            server.local_addr()
+        );
+        c.arg("-v").args(pipeline.split(' '));
+        run(c, Duration::from_secs(40))
+    }))
+    .await;
+    for ((name, _, want), out) in cases.iter().zip(runs) {
+        let frames = out
+            .lines()
+            .filter(|l| l.contains("fakesink0") && l.contains("chain"))
+            .count();
+        assert_eq!(frames, *want, "{name}");
+        assert!(out.contains("Got EOS"), "{name}: no EOS");
+    }
+    server.shutdown();
+}
+
+/// retina against our server: the frames of every track of every fixture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retina_receives_every_frame() {
+    let server = start().await;
+    let runs = futures_util::future::join_all(FIXTURES.iter().map(|(name, want)| {
+        let url = format!("rtsp://{}/{name}", server.local_addr());
+        let total: usize = want.iter().map(|(_, n)| n).sum();
+        retina_frames(url, total)
+    }))
+    .await;
+    for ((name, want), got) in FIXTURES.iter().zip(runs) {
+        let total: usize = want.iter().map(|(_, n)| n).sum();
+        assert_eq!(got, total, "{name}");
+    }
+    server.shutdown();
+}
+
+async fn retina_frames(url: String, expected: usize) -> usize {
+    let mut session = RetinaSession::describe(url::Url::parse(&url).unwrap(), SessionOptions::default())
+        .await
+        .expect("retina DESCRIBE");
+    for i in 0..session.streams().len() {
+        session
+            .setup(i, SetupOptions::default().transport(Transport::Tcp(Default::default())))
+            .await
+            .expect("retina SETUP");
+    }
+    let mut demuxed = session
+        .play(PlayOptions::default())
+        .await
+        .expect("retina PLAY")
+        .demuxed()
+        .unwrap();
+    let mut n = 0;
+    while n < expected {
+        match tokio::time::timeout(Duration::from_secs(3), demuxed.next()).await {
+            Ok(Some(Ok(CodecItem::VideoFrame(_) | CodecItem::AudioFrame(_)))) => n += 1,
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => panic!("{url}: retina: {e}"),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    n
+}

@@ -1,0 +1,324 @@
+//! The file server end to end on loopback: our client on every fixture, loop
+//! control, path confinement, many clients, a client that never reads,
+//! shutdown. Third-party clients (ffprobe, GStreamer, retina) are in
+//! `conformance/tests/server_interop.rs`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rtsp_toolkit_tokio::{ClientOptions, Event, ServerBuilder, ServerOptions, Session};
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media")
+}
+
+async fn start(root: &Path) -> rtsp_toolkit_tokio::Server {
+    ServerBuilder::new(root)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Plays `url` to its end; frames per track and all events. Bounded by 40 s.
+async fn play(url: &str) -> ([usize; 2], Vec<Event>) {
+    let mut session = Session::open(url, ClientOptions::default()).unwrap();
+    let mut frames = [0; 2];
+    let mut events = Vec::new();
+    let run = async {
+        while let Some(e) = session.next().await {
+            match &e {
+                Event::Video(v) => frames[v.track] += 1,
+                Event::Audio(a) => frames[a.track] += 1,
+                _ => {}
+            }
+            events.push(e);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(40), run)
+        .await
+        .expect("session ended in time");
+    (frames, events)
+}
+
+fn closed_error(events: &[Event]) -> Option<rtsp_toolkit_tokio::Error> {
+    match events.last() {
+        Some(Event::Closed(c)) => c.error.clone(),
+        other => panic!("last event is not Closed: {other:?}"),
+    }
+}
+
+/// Every fixture, all at once (real-time pacing: ~5 s in all): the frames
+/// the file has (the media crate's counts, which match ffprobe's on the file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_plays_whole() {
+    let server = start(&fixtures()).await;
+    let cases = [
+        ("h264_aac.mp4", [125, 216]),
+        ("h264_bframes.mp4", [125, 216]),
+        ("h265_aac.mkv", [125, 217]),
+        ("h265.mp4", [125, 0]),
+        ("tone.aac", [217, 0]),
+        ("pcm_16k_mono.wav", [250, 0]),
+        ("pcm_44k_stereo.wav", [100, 0]),
+    ];
+    let runs = futures_util::future::join_all(
+        cases
+            .iter()
+            .map(|(name, _)| play_owned(format!("rtsp://{}/{name}", server.local_addr()))),
+    )
+    .await;
+    for ((name, expected), (frames, events)) in cases.iter().zip(runs) {
+        assert_eq!(frames, *expected, "{name}");
+        assert_eq!(closed_error(&events), None, "{name}");
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Loss(_) | Event::Warning(_))),
+            "{name}"
+        );
+        let rtcp_sr = events.iter().filter(|e| matches!(e, Event::Rtcp(_))).count();
+        assert!(rtcp_sr >= 2, "{name}: sender reports and BYE");
+    }
+    let urls = server.urls();
+    assert_eq!(urls.len(), 7, "{urls:?}");
+    assert!(urls[0].starts_with(&format!("rtsp://{}/", server.local_addr())));
+    server.shutdown();
+    server.wait().await;
+}
+
+async fn play_owned(url: String) -> ([usize; 2], Vec<Event>) {
+    play(&url).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn play_count_two_delivers_twice_with_continuous_timestamps() {
+    let server = start(&fixtures()).await;
+    let (frames, events) = play(&format!("rtsp://{}/h264_aac.mp4?play_count=2", server.local_addr())).await;
+    assert_eq!(frames, [250, 432]);
+    assert_eq!(closed_error(&events), None);
+    let mut last_seq: [Option<u16>; 2] = [None; 2];
+    let mut max_ts = [i64::MIN; 2];
+    let mut audio_ts = Vec::new();
+    for e in &events {
+        match e {
+            Event::Rtp(r) => {
+                if let Some(prev) = last_seq[r.track] {
+                    assert_eq!(
+                        r.packet.sequence_number,
+                        prev.wrapping_add(1),
+                        "sequence continues across the loop"
+                    );
+                }
+                last_seq[r.track] = Some(r.packet.sequence_number);
+            }
+            Event::Video(v) => max_ts[0] = max_ts[0].max(v.extended_timestamp),
+            Event::Audio(a) => audio_ts.push(a.extended_timestamp),
+            _ => {}
+        }
+    }
+    // Audio timestamps strictly increase through both plays, 1024 apart
+    // within a play.
+    assert!(
+        audio_ts.windows(2).all(|w| w[1] > w[0]),
+        "audio timestamps increase across the loop"
+    );
+    assert!(audio_ts.windows(2).filter(|w| w[1] - w[0] != 1024).count() <= 1);
+    server.shutdown();
+}
+
+/// Sends one raw request on a fresh connection and returns the status line.
+fn raw_status(addr: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).lines().next().unwrap_or("").to_owned()
+}
+
+fn describe(addr: SocketAddr, path: &str) -> String {
+    raw_status(
+        addr,
+        &format!("DESCRIBE rtsp://{addr}{path} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_outside_the_root_is_served() {
+    // root/inside.mp4 (a real file), root/sub/ok.mp4 -> ../inside.mp4 (a symlink
+    // inside), root/escape.mp4 -> outside/secret.mp4, root/dir -> outside/.
+    let tmp = std::env::temp_dir().join(format!("rtsp-toolkit-root-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let (root, outside) = (tmp.join("root"), tmp.join("outside"));
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(fixtures().join("h265.mp4"), root.join("inside.mp4")).unwrap();
+    std::fs::copy(fixtures().join("h265.mp4"), outside.join("secret.mp4")).unwrap();
+    std::os::unix::fs::symlink("../inside.mp4", root.join("sub/ok.mp4")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.mp4"), root.join("escape.mp4")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("dir")).unwrap();
+
+    let server = start(&root).await;
+    let addr = server.local_addr();
+    let ok = tokio::task::spawn_blocking(move || {
+        let mut out = vec![];
+        for path in ["/inside.mp4", "/sub/ok.mp4"] {
+            out.push((path, describe(addr, path)));
+        }
+        for path in [
+            "/escape.mp4",
+            "/dir/secret.mp4",
+            "/../outside/secret.mp4",
+            "/%2e%2e/outside/secret.mp4",
+            "/%2E%2e/outside/secret.mp4",
+            "/%252e%252e/outside/secret.mp4",
+            "/..%5coutside%5csecret.mp4",
+            "/inside.mp4/../../outside/secret.mp4",
+            "//etc/passwd",
+            "/etc/passwd",
+            "/nope.mp4",
+            "/sub",
+        ] {
+            out.push((path, describe(addr, path)));
+        }
+        out
+    })
+    .await
+    .unwrap();
+    for (path, status) in &ok {
+        let want = if ["/inside.mp4", "/sub/ok.mp4"].contains(path) {
+            "200"
+        } else {
+            "404"
+        };
+        assert!(status.starts_with(&format!("RTSP/1.0 {want}")), "{path}: {status}");
+    }
+    let urls = server.urls();
+    assert!(
+        urls.iter().all(|u| !u.contains("escape") && !u.contains("secret")),
+        "{urls:?}"
+    );
+    assert!(urls.iter().any(|u| u.ends_with("/inside.mp4")) && urls.iter().any(|u| u.ends_with("/sub/ok.mp4")));
+    // After all that, a fresh OPTIONS still gets 200.
+    let status = tokio::task::spawn_blocking(move || {
+        raw_status(addr, &format!("OPTIONS rtsp://{addr}/ RTSP/1.0\r\nCSeq: 9\r\n\r\n"))
+    })
+    .await
+    .unwrap();
+    assert!(status.starts_with("RTSP/1.0 200"), "{status}");
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_at_once() {
+    let server = start(&fixtures()).await;
+    let url = format!("rtsp://{}/h264_aac.mp4", server.local_addr());
+    let runs = futures_util::future::join_all((0..20).map(|_| play_owned(url.clone()))).await;
+    for (frames, events) in runs {
+        assert_eq!(frames, [125, 216]);
+        assert_eq!(closed_error(&events), None);
+    }
+    server.shutdown();
+}
+
+/// A client that asks for media and never reads is dropped by the documented
+/// policy; a normal client on the same server is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_dropped() {
+    let opts = ServerOptions {
+        write_stall: Duration::from_millis(500),
+        send_buffer: Some(8 * 1024),
+        ..Default::default()
+    };
+    let server = ServerBuilder::new(fixtures())
+        .options(opts)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    // The stalled client: DESCRIBE, SETUP, PLAY on a looping file, with a
+    // tiny receive buffer, then it never reads again.
+    let stalled = tokio::task::spawn_blocking(move || {
+        let mut s = small_buffer_connect(addr);
+        let url = format!("rtsp://{addr}/h264_aac.mp4");
+        for req in [
+            format!("DESCRIBE {url}?play_count=0 RTSP/1.0\r\nCSeq: 0\r\n\r\n"),
+            format!(
+                "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+            ),
+            format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\n\r\n"),
+        ] {
+            s.write_all(req.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    })
+    .await
+    .unwrap();
+    let normal = play(&format!("rtsp://{addr}/h265.mp4")).await;
+    assert_eq!(normal.0, [125, 0]);
+    // By now (5 s of media later) the stalled connection has been dropped.
+    let mut count = server.connections();
+    for _ in 0..50 {
+        if count == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        count = server.connections();
+    }
+    assert_eq!(count, 0, "the stalled connection is still open");
+    drop(stalled);
+    server.shutdown();
+}
+
+fn small_buffer_connect(addr: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(addr).await.unwrap().into_std().unwrap()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_sessions() {
+    let server = start(&fixtures()).await;
+    let url = format!("rtsp://{}/h264_aac.mp4?play_count=0", server.local_addr());
+    let mut session = Session::open(&url, ClientOptions::default()).unwrap();
+    let mut frames = 0;
+    let mut closed = None;
+    let run = async {
+        while let Some(e) = session.next().await {
+            match e {
+                Event::Video(_) => {
+                    frames += 1;
+                    if frames == 10 {
+                        server.shutdown();
+                    }
+                }
+                Event::Closed(c) => closed = Some(c),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("ended after shutdown");
+    let closed = closed.expect("closed event");
+    assert!(
+        matches!(closed.error, Some(rtsp_toolkit_tokio::Error::Connection(_))),
+        "{closed:?}"
+    );
+    server.wait().await;
+}
