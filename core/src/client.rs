@@ -113,6 +113,10 @@ pub struct ClientOptions {
     /// Largest frame assembled; a bigger one is dropped with a warning and
     /// the stream goes on at the next frame.
     pub max_frame_bytes: usize,
+    /// Assemble video and audio frames (default). Off, the session gives
+    /// RTP/RTCP and loss events only, for tools that need packet flow alone
+    /// (such as a load generator).
+    pub assemble_frames: bool,
     /// Record everything the session receives, with receive instants, to
     /// this file (see [`crate::capture`]); the runtime does the writing.
     pub capture: Option<std::path::PathBuf>,
@@ -131,6 +135,7 @@ impl Default for ClientOptions {
             user_agent: concat!("rtsp-toolkit/", env!("CARGO_PKG_VERSION")).to_owned(),
             limits: Limits::default(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            assemble_frames: true,
             capture: None,
         }
     }
@@ -1167,6 +1172,7 @@ impl Client {
             },
         };
         let depacketizer = match Depacketizer::new(&media, self.opts.max_frame_bytes) {
+            Ok(_) if !self.opts.assemble_frames => None,
             Ok(d) => Some(d),
             Err(e) => {
                 tracing::warn!(track = track.index, codec = %media.codec, error = %e, "no frames for this track");

@@ -1,0 +1,134 @@
+//! `rtsp-toolkit`: probe an RTSP URL, serve a directory, or run the demo.
+//!
+//! This file is the command line only (arguments, logging, exit codes); each
+//! command is its own module. The reference is `docs/CLI.md`.
+
+mod demo;
+mod json;
+mod load;
+mod probe;
+mod report;
+mod save;
+mod serve;
+mod text;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Success; for `probe`, the session ended cleanly (the stream ended, or it
+/// was stopped by `--frames`, `--duration` or Ctrl-C).
+pub const EXIT_OK: u8 = 0;
+/// The session ended with an error (connection, timeout, protocol,
+/// response such as 401), or a file could not be written.
+pub const EXIT_FAILURE: u8 = 1;
+/// Bad usage: arguments, URL, options (clap uses 2 as well).
+pub const EXIT_USAGE: u8 = 2;
+/// The session ran but a track's codec is not supported: it got RTP
+/// statistics and no frames.
+pub const EXIT_UNSUPPORTED: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rtsp-toolkit",
+    version,
+    about = "RTSP client diagnostics and a file server: protocol timing, frames, jitter, loss",
+    long_about = "RTSP client diagnostics and a file server.\n\n\
+        `probe` runs a client session and prints every RTSP exchange with its timing, the frames \
+        (summarised when frequent), then a report: per-method timing, time to first frame, frame rate, \
+        bitrate, keyframe interval, lost packets and RFC 3550 jitter. `serve` publishes media files over \
+        RTSP. `demo` does both on loopback with the bundled sample media.",
+    after_help = "Exit status: 0 ok (also when stopped by Ctrl-C), 1 session error, 2 usage error, \
+        3 unsupported codec (RTP statistics only), 130 aborted by a second Ctrl-C.\n\
+        Reference and the --json schema: docs/CLI.md"
+)]
+struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug, -vvv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a client session on URL and report what happened.
+    #[command(
+        after_help = "Credentials go in the URL: rtsp://user:password@host/path (percent-encode @ : / in them).\n\
+            They are never printed or logged.\n\nExamples:\n  \
+            rtsp-toolkit probe rtsp://192.0.2.10/stream1 --duration 10\n  \
+            rtsp-toolkit probe rtsp://cam/live --frames 100 --save-video cam.h264 --save-audio cam.wav\n  \
+            rtsp-toolkit probe rtsp://cam/live --json --duration 5 | jq -c 'select(.type==\"rtsp\")'"
+    )]
+    Probe {
+        /// rtsp://[user[:password]@]host[:port]/path
+        url: String,
+        #[command(flatten)]
+        options: probe::ProbeOptions,
+    },
+    /// Publish every media file under a directory (.mp4 .mkv .wav .aac) over RTSP.
+    Serve(serve::ServeArgs),
+    /// Serve the bundled sample media on a free loopback port and probe one file.
+    Demo(demo::DemoArgs),
+    /// Open many sessions on one URL and report real-time delivery and setup latency.
+    Load(load::LoadArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version exit 0, usage errors 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    // `serve` shows the server's warnings (a client that does not read, ...);
+    // the others print their own lines and report a session error once.
+    let quiet_level = if matches!(cli.command, Command::Serve(_)) {
+        "warn"
+    } else {
+        "error"
+    };
+    init_logging(cli.verbose, quiet_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Probe { url, options } => probe::run(&url, &options).await,
+            Command::Serve(args) => serve::run(&args).await,
+            Command::Demo(args) => demo::run(&args).await,
+            Command::Load(args) => load::run(&args).await,
+        }
+    });
+    // Background tasks (a session's TEARDOWN, server connections) are done or
+    // not worth waiting for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    ExitCode::from(code)
+}
+
+/// Logs (`tracing`) go to stderr, at `quiet_level` without `-v`.
+fn init_logging(verbose: u8, quiet_level: &str) {
+    let default = match verbose {
+        0 => quiet_level,
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

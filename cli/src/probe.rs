@@ -1,0 +1,712 @@
+//! `rtsp-toolkit probe URL`: run one client session, print what happens, then
+//! the report.
+//!
+//! The loop reads session events, a 250 ms tick (live status line and the
+//! per-second summaries), Ctrl-C and the `--duration` deadline. Stopping for
+//! any reason (`--frames`, `--duration`, Ctrl-C) asks the session to stop
+//! (TEARDOWN) and keeps reading until it closes; media that arrives after
+//! that is not counted, printed or saved, so `--frames 25` gives 25 frames.
+//! Statistics are `report.rs`'s, formatting `text.rs`'s and `json.rs`'s.
+
+use std::collections::VecDeque;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use rtsp_toolkit_tokio::core::sdp::{Media, MediaKind};
+use rtsp_toolkit_tokio::{ClientOptions, Error, Event, LogKinds, Session, Warning};
+
+use crate::json::{self, Context};
+use crate::report::{Stats, Totals};
+use crate::save::{AudioSink, VideoSink};
+use crate::text;
+use crate::{EXIT_FAILURE, EXIT_OK, EXIT_UNSUPPORTED, EXIT_USAGE};
+
+/// Options of a probe (shared by `probe` and `demo`).
+#[derive(Debug, Clone, Args)]
+pub struct ProbeOptions {
+    /// Do not set up the video track.
+    #[arg(long, help_heading = "Session", conflicts_with = "no_audio")]
+    pub no_video: bool,
+    /// Do not set up the audio track.
+    #[arg(long, help_heading = "Session")]
+    pub no_audio: bool,
+    /// Seconds to wait for the connection, each response, and media while playing.
+    #[arg(long, value_name = "SECS", default_value = "4", value_parser = parse_secs, help_heading = "Session")]
+    pub timeout: Duration,
+    /// Connect to HOST:PORT instead of the URL's host, keeping the URL in requests
+    /// (a relay, tunnel or forwarded port).
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Session")]
+    pub forward: Option<String>,
+    /// Label for this session in log lines and JSON (`session_id`).
+    #[arg(long, value_name = "ID", help_heading = "Session")]
+    pub session_id: Option<String>,
+    /// Prefix for this session's output lines (`prefix` in JSON).
+    #[arg(long, value_name = "TEXT", help_heading = "Session")]
+    pub log_prefix: Option<String>,
+
+    /// Stop after SECS seconds of playing (counted from the PLAY response).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Stop")]
+    pub duration: Option<Duration>,
+    /// Stop after N video frames (audio frames when there is no video).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Stop")]
+    pub frames: Option<u64>,
+
+    /// Write the video as a raw Annex B stream (plays in ffplay), from the first keyframe.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_video", help_heading = "Save")]
+    pub save_video: Option<PathBuf>,
+    /// Write the audio decoded to PCM s16le as a WAV file.
+    #[arg(long, value_name = "FILE.wav", conflicts_with = "no_audio", help_heading = "Save")]
+    pub save_audio: Option<PathBuf>,
+    /// Resample the saved audio to HZ (default: keep the source rate).
+    #[arg(long, value_name = "HZ", requires = "save_audio",
+          value_parser = clap::value_parser!(u32).range(1000..=384_000), help_heading = "Save")]
+    pub audio_rate: Option<u32>,
+
+    /// One JSON object per line per event on stdout, then a report object (schema: docs/CLI.md).
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+    /// Text: only the report and errors, no event lines.
+    #[arg(short, long, help_heading = "Output", conflicts_with = "json")]
+    pub quiet: bool,
+    /// Text: also print a line per RTP and RTCP packet.
+    #[arg(long, help_heading = "Output")]
+    pub rtp: bool,
+    /// Text: print the first N frames of each track, then a summary line per second.
+    #[arg(long, value_name = "N", default_value_t = 5, help_heading = "Output")]
+    pub frame_lines: u64,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v.is_finite() && v > 0.0 && v < 1e9) {
+        return Err(format!("{s} must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Why the probe asked the session to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Frames,
+    Duration,
+    Interrupt,
+    OutputClosed,
+}
+
+impl StopReason {
+    fn name(self) -> &'static str {
+        match self {
+            StopReason::Frames => "frames",
+            StopReason::Duration => "duration",
+            StopReason::Interrupt => "interrupt",
+            StopReason::OutputClosed => "output_closed",
+        }
+    }
+}
+
+/// How often the status line may be redrawn, and the tick of the loop.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Where lines go: stdout for events and the report, stderr for errors and
+/// the live status line (only on a terminal, only in text mode).
+struct Out {
+    json: bool,
+    quiet: bool,
+    prefix: String,
+    ctx: Context,
+    stdout: io::BufWriter<io::Stdout>,
+    broken: bool,
+    status: bool,
+    status_shown: bool,
+}
+
+impl Out {
+    /// An event line (text or JSON).
+    fn line(&mut self, line: &str) {
+        if self.broken {
+            return;
+        }
+        self.clear_status();
+        let r = if self.prefix.is_empty() || self.json {
+            writeln!(self.stdout, "{line}")
+        } else {
+            writeln!(self.stdout, "{}{line}", self.prefix)
+        };
+        if r.is_err() {
+            self.broken = true;
+        }
+    }
+
+    /// A text line (nothing in JSON or quiet mode).
+    fn text(&mut self, line: &str) {
+        if !self.json && !self.quiet {
+            self.line(line);
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.broken && self.stdout.flush().is_err() {
+            self.broken = true;
+        }
+    }
+
+    fn clear_status(&mut self) {
+        if self.status_shown {
+            // The status line lives on stderr; stdout may be the same terminal.
+            let _ = write!(io::stderr(), "\r\x1b[2K");
+            self.status_shown = false;
+        }
+    }
+
+    fn draw_status(&mut self, line: &str) {
+        if !self.status {
+            return;
+        }
+        self.flush();
+        let _ = write!(io::stderr(), "\r\x1b[2K{line}");
+        let _ = io::stderr().flush();
+        self.status_shown = true;
+    }
+
+    /// `error: ...` on stderr, one line.
+    fn error(&mut self, message: &str) {
+        self.flush();
+        self.clear_status();
+        let p = self.prefix.trim_end();
+        if p.is_empty() {
+            eprintln!("error: {message}");
+        } else {
+            eprintln!("error: {p} {message}");
+        }
+    }
+
+    fn note(&mut self, message: &str) {
+        if self.json {
+            return;
+        }
+        self.flush();
+        self.clear_status();
+        eprintln!("{}{message}", self.prefix);
+    }
+}
+
+/// Frame lines printed so far per track, and the per-second summary state.
+struct Live {
+    printed: Vec<u64>,
+    numbers: Vec<u64>,
+    summarising: bool,
+    last_summary: (Instant, Vec<Totals>),
+    window: VecDeque<(Instant, Vec<Totals>)>,
+}
+
+/// One probe's state between events.
+struct Probe<'a> {
+    opts: &'a ProbeOptions,
+    out: Out,
+    start: Instant,
+    stats: Stats,
+    live: Live,
+    /// The URL as the events give it (no credentials), for the report.
+    url: String,
+    url_from_events: bool,
+    stop_reason: Option<StopReason>,
+    /// When `--duration` runs out (set at the PLAY response).
+    deadline: Option<tokio::time::Instant>,
+    closed_error: Option<Error>,
+    byes_on_all: bool,
+    unsupported: Vec<String>,
+    sdp_media: Vec<Media>,
+    video_sink: Option<VideoSink>,
+    audio_sink: Option<AudioSink>,
+    write_error: Option<String>,
+}
+
+/// Runs a probe of `url` to its end and returns the exit code.
+pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
+    let prefix = match (&opts.log_prefix, &opts.session_id) {
+        (Some(p), Some(id)) => format!("[{p} {id}] "),
+        (Some(p), None) => format!("[{p}] "),
+        (None, Some(id)) => format!("[{id}] "),
+        (None, None) => String::new(),
+    };
+    let mut out = Out {
+        json: opts.json,
+        quiet: opts.quiet,
+        prefix,
+        ctx: Context {
+            session_id: opts.session_id.clone(),
+            prefix: opts.log_prefix.clone(),
+        },
+        stdout: io::BufWriter::new(io::stdout()),
+        broken: false,
+        status: !opts.json && io::stderr().is_terminal(),
+        status_shown: false,
+    };
+    // Files are created before connecting, so that a bad path is a usage error.
+    let video_sink = match opts.save_video.as_deref().map(VideoSink::create).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            out.error(&format!("--save-video: {e}"));
+            return EXIT_USAGE;
+        }
+    };
+    let audio_sink = match opts
+        .save_audio
+        .as_deref()
+        .map(|p| AudioSink::create(p, opts.audio_rate))
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            out.error(&format!("--save-audio: {e}"));
+            return EXIT_USAGE;
+        }
+    };
+    let options = ClientOptions {
+        enable_video: !opts.no_video,
+        enable_audio: !opts.no_audio,
+        timeout: opts.timeout,
+        forward_address: opts.forward.clone(),
+        session_id: opts.session_id.clone(),
+        log_prefix: opts.log_prefix.clone().unwrap_or_default(),
+        log: LogKinds::RTSP,
+        ..ClientOptions::default()
+    };
+    let start = Instant::now();
+    let mut session = match Session::open(url, options) {
+        Ok(s) => s,
+        Err(e) => {
+            out.error(&match e {
+                Error::Config(m) => m,
+                other => other.to_string(),
+            });
+            return EXIT_USAGE;
+        }
+    };
+    let mut p = Probe {
+        opts,
+        out,
+        start,
+        stats: Stats::new(),
+        live: Live {
+            printed: Vec::new(),
+            numbers: Vec::new(),
+            summarising: false,
+            last_summary: (start, Vec::new()),
+            window: VecDeque::new(),
+        },
+        url: redact(url),
+        url_from_events: false,
+        stop_reason: None,
+        deadline: None,
+        closed_error: None,
+        byes_on_all: false,
+        unsupported: Vec::new(),
+        sdp_media: Vec::new(),
+        video_sink,
+        audio_sink,
+        write_error: None,
+    };
+
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    let mut interrupts = 0u32;
+    loop {
+        let stopping = p.stop_reason.is_some();
+        tokio::select! {
+            event = session.next_event() => {
+                let Some(event) = event else { break };
+                p.on_event(&event);
+                if p.stop_reason.is_some() && !stopping {
+                    session.stop();
+                }
+            }
+            _ = tick.tick() => p.on_tick(),
+            _ = &mut ctrl_c => {
+                interrupts += 1;
+                if interrupts >= 2 {
+                    p.out.note("interrupted again: aborting without waiting for TEARDOWN");
+                    return EXIT_INTERRUPTED;
+                }
+                ctrl_c = Box::pin(tokio::signal::ctrl_c());
+                if !stopping {
+                    p.stop_reason = Some(StopReason::Interrupt);
+                    session.stop();
+                }
+                p.out.note("stopping (TEARDOWN); Ctrl-C again to abort");
+            }
+            _ = sleep_until(p.deadline), if p.deadline.is_some() && !stopping => {
+                p.stop_reason = Some(StopReason::Duration);
+                session.stop();
+            }
+        }
+    }
+    p.finish()
+}
+
+impl Probe<'_> {
+    fn on_event(&mut self, event: &Event) {
+        let media = matches!(
+            event,
+            Event::Rtp(_) | Event::Rtcp(_) | Event::Video(_) | Event::Audio(_) | Event::Loss(_)
+        );
+        if media && self.stop_reason.is_some() {
+            // Asked to stop: what is still in flight is not counted.
+            return;
+        }
+        self.stats.observe(event);
+        if self.opts.json {
+            if let Some(line) = json::event_line(&self.out.ctx, event) {
+                self.out.line(&line);
+            }
+        }
+        match event {
+            Event::Connect(c) => self.out.text(&text::connect(c)),
+            Event::Method(m) => {
+                self.out.text(&text::method(m));
+                if !self.url_from_events {
+                    self.url = m.url.clone();
+                    self.url_from_events = true;
+                }
+                if let Some(sdp) = &m.sdp {
+                    self.sdp_media = sdp.media.clone();
+                }
+                if let (Some(sink), Some(t)) = (self.audio_sink.as_mut(), &m.track) {
+                    if let Some(media) = self.sdp_media.get(t.media_index).filter(|_| t.kind == MediaKind::Audio) {
+                        if let Err(e) = sink.track(t.index, media) {
+                            let note = format!(
+                                "warning: track {} ({}) cannot be decoded for --save-audio: {e}",
+                                t.index, t.codec
+                            );
+                            self.out.note(&note);
+                        }
+                    }
+                }
+                if m.method.as_str() == "PLAY" && m.is_success() {
+                    if let Some(d) = self.opts.duration {
+                        self.deadline = Some(tokio::time::Instant::now() + d);
+                    }
+                    self.live.last_summary = (Instant::now(), self.stats.totals());
+                }
+                self.out.flush();
+            }
+            Event::Rtp(r) if self.opts.rtp => self.out.text(&text::rtp(r)),
+            Event::Rtcp(r) if self.opts.rtp => self.out.text(&text::rtcp(r)),
+            Event::Video(v) => {
+                let n = bump(&mut self.live.numbers, v.track);
+                if bump_if(&mut self.live.printed, v.track, self.opts.frame_lines) {
+                    self.out.text(&text::video(v, n));
+                } else {
+                    self.live.summarising = true;
+                }
+                if let Some(sink) = self.video_sink.as_mut() {
+                    if let Err(e) = sink.frame(v) {
+                        self.write_error = Some(format!("writing {}: {e}", sink.path().display()));
+                    }
+                }
+                self.check_frames(v.track);
+            }
+            Event::Audio(a) => {
+                let n = bump(&mut self.live.numbers, a.track);
+                if bump_if(&mut self.live.printed, a.track, self.opts.frame_lines) {
+                    self.out.text(&text::audio(a, n));
+                } else {
+                    self.live.summarising = true;
+                }
+                if let Some(sink) = self.audio_sink.as_mut() {
+                    if let Err(e) = sink.frame(a) {
+                        self.write_error = Some(format!("writing {}: {e}", sink.path().display()));
+                    }
+                }
+                if !self.stats.has_video() {
+                    self.check_frames(a.track);
+                }
+            }
+            Event::Loss(l) => self.out.text(&text::loss(l)),
+            Event::Warning(w) => {
+                if let Warning::UnsupportedCodec { track, codec } = w {
+                    self.unsupported
+                        .push(format!("track {track}: unsupported codec {codec}"));
+                }
+                self.out.text(&text::warning(self.start.elapsed(), w));
+            }
+            Event::Closed(c) => {
+                self.closed_error = c.error.clone();
+                self.byes_on_all =
+                    self.stats.play_at().is_some() && self.stats.report().tracks.iter().all(|t| t.byes > 0);
+                let how = match &c.error {
+                    Some(e) => format!("error: {e}"),
+                    None => self.ended_how(),
+                };
+                self.out.text(&text::line(c.session_elapsed, "closed", &how));
+                self.out.flush();
+            }
+            _ => {}
+        }
+        if (self.write_error.is_some() || self.out.broken) && self.stop_reason.is_none() {
+            self.stop_reason = Some(StopReason::OutputClosed);
+        }
+    }
+
+    /// Stops at `--frames N` frames of `track`.
+    fn check_frames(&mut self, track: usize) {
+        let Some(limit) = self.opts.frames else { return };
+        if self.stats.totals().get(track).is_some_and(|t| t.frames >= limit) {
+            self.stop_reason.get_or_insert(StopReason::Frames);
+        }
+    }
+
+    /// How a session without error ended, in words.
+    fn ended_how(&self) -> String {
+        match self.stop_reason {
+            Some(r) => format!("stopped ({})", stop_label(r, self.opts)),
+            None if self.byes_on_all => "the server ended the stream (RTCP BYE)".to_owned(),
+            None => "ended".to_owned(),
+        }
+    }
+
+    /// Every 250 ms: the per-second summary line and the status line.
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let totals = self.stats.totals();
+        self.live.window.push_back((now, totals.clone()));
+        while self.live.window.len() > 1 && now - self.live.window[0].0 > Duration::from_millis(1100) {
+            self.live.window.pop_front();
+        }
+        let since = now - self.live.last_summary.0;
+        if self.stats.play_at().is_some() && self.stop_reason.is_none() && since >= Duration::from_millis(950) {
+            if self.live.summarising {
+                let secs = since.as_secs_f64();
+                let parts: Vec<String> = self
+                    .stats
+                    .tracks()
+                    .zip(totals.iter().enumerate())
+                    .map(|((_, kind, _), (i, t))| {
+                        let before = self.live.last_summary.1.get(i).copied().unwrap_or_default();
+                        text::activity(kind, t, &before, secs)
+                    })
+                    .collect();
+                self.out
+                    .text(&text::line(self.start.elapsed(), "summary", &parts.join(" | ")));
+            }
+            self.live.last_summary = (now, totals.clone());
+        }
+        self.out.flush();
+        if self.out.status {
+            let line = status_line(
+                &self.stats,
+                &totals,
+                &self.live,
+                self.start.elapsed(),
+                self.stop_reason.is_some(),
+            );
+            self.out.draw_status(&line);
+        }
+    }
+
+    /// Closes the files, prints the report and the error line; the exit code.
+    fn finish(mut self) -> u8 {
+        self.out.clear_status();
+        if let Some(sink) = self.video_sink.as_mut() {
+            if let Err(e) = sink.finish() {
+                self.write_error
+                    .get_or_insert(format!("writing {}: {e}", sink.path().display()));
+            }
+        }
+        if let Some(sink) = self.audio_sink.as_mut() {
+            if let Err(e) = sink.finish() {
+                self.write_error
+                    .get_or_insert(format!("writing {}: {e}", sink.path().display()));
+            }
+        }
+        let report = self.stats.report();
+        if self.opts.json {
+            let stopped_by = self.stop_reason.map(StopReason::name);
+            self.out
+                .line(&json::report_line(&self.out.ctx, &self.url, stopped_by, &report));
+        } else if self.stats.play_at().is_some() {
+            self.text_report(&report);
+        }
+        self.out.flush();
+
+        if let Some(e) = &self.closed_error {
+            self.out.error(&e.to_string());
+            return EXIT_FAILURE;
+        }
+        if let Some(e) = self.write_error.take() {
+            self.out.error(&e);
+            return EXIT_FAILURE;
+        }
+        if !self.unsupported.is_empty() {
+            let message = format!("{}: no frames, RTP statistics only", self.unsupported.join("; "));
+            self.out.error(&message);
+            return EXIT_UNSUPPORTED;
+        }
+        EXIT_OK
+    }
+
+    fn text_report(&mut self, report: &crate::report::Report) {
+        let how = match &self.closed_error {
+            Some(_) => "ended with an error".to_owned(),
+            None => self.ended_how(),
+        };
+        if !self.out.quiet {
+            self.out.line("");
+        }
+        for l in text::report(&self.url, &how, report).lines() {
+            self.out.line(l);
+        }
+        let mut saved = Vec::new();
+        if let Some(s) = &self.video_sink {
+            let mut m = format!(
+                "video: {} frames, {} to {}",
+                s.frames,
+                text::bytes(s.bytes),
+                s.path().display()
+            );
+            if s.skipped > 0 {
+                m.push_str(&format!(" ({} frames before the first keyframe skipped)", s.skipped));
+            }
+            saved.push(m);
+        }
+        if let Some(s) = &self.audio_sink {
+            let secs = if s.sample_rate > 0 {
+                s.samples as f64 / f64::from(s.sample_rate)
+            } else {
+                0.0
+            };
+            let mut m = format!(
+                "audio: {secs:.3} s of PCM s16le, {} Hz, {} ch to {}",
+                s.sample_rate,
+                s.channels,
+                s.path().display()
+            );
+            if s.errors > 0 {
+                m.push_str(&format!(" ({} frames could not be decoded)", s.errors));
+            }
+            saved.push(m);
+        }
+        if !saved.is_empty() {
+            self.out.line("");
+            for (i, m) in saved.iter().enumerate() {
+                self.out
+                    .line(&format!("  {:<14}{m}", if i == 0 { "saved" } else { "" }));
+            }
+        }
+    }
+}
+
+/// Exit status after a second Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn stop_label(r: StopReason, opts: &ProbeOptions) -> String {
+    match r {
+        StopReason::Frames => format!("--frames {}", opts.frames.unwrap_or_default()),
+        StopReason::Duration => format!(
+            "--duration {}",
+            opts.duration.map(|d| d.as_secs_f64()).unwrap_or_default()
+        ),
+        StopReason::Interrupt => "Ctrl-C".to_owned(),
+        StopReason::OutputClosed => "output failed".to_owned(),
+    }
+}
+
+/// The next frame number of `track` (1-based).
+fn bump(counts: &mut Vec<u64>, track: usize) -> u64 {
+    if counts.len() <= track {
+        counts.resize(track + 1, 0);
+    }
+    counts[track] += 1;
+    counts[track]
+}
+
+/// Counts a printed line for `track` if fewer than `limit` were printed.
+fn bump_if(counts: &mut Vec<u64>, track: usize, limit: u64) -> bool {
+    if counts.len() <= track {
+        counts.resize(track + 1, 0);
+    }
+    if counts[track] < limit {
+        counts[track] += 1;
+        true
+    } else {
+        false
+    }
+}
+
+fn status_line(stats: &Stats, totals: &[Totals], live: &Live, elapsed: Duration, stopping: bool) -> String {
+    let mut s = format!("{:>7.1}s ", elapsed.as_secs_f64());
+    if stopping {
+        s.push_str(" stopping…");
+        return s;
+    }
+    if stats.play_at().is_none() {
+        s.push_str(" setting up…");
+        return s;
+    }
+    let (t0, before) = live
+        .window
+        .front()
+        .map(|(t, v)| (*t, v.as_slice()))
+        .unwrap_or((Instant::now(), &[]));
+    let secs = live.window.back().map(|(t, _)| (*t - t0).as_secs_f64()).unwrap_or(0.0);
+    let mut lost = 0;
+    for ((_, kind, _), (i, now)) in stats.tracks().zip(totals.iter().enumerate()) {
+        let b = before.get(i).copied().unwrap_or_default();
+        let rate = |x: u64| if secs > 0.0 { x as f64 / secs } else { 0.0 };
+        let data = if now.frames > 0 {
+            now.frame_bytes - b.frame_bytes
+        } else {
+            now.rtp_bytes - b.rtp_bytes
+        };
+        s.push_str(&format!(
+            " │ {kind} {} fr {:.1}/s {}",
+            now.frames,
+            rate(now.frames - b.frames),
+            text::bitrate(rate(data) * 8.0)
+        ));
+        lost += now.lost;
+    }
+    s.push_str(&format!(" │ lost {lost} │ Ctrl-C stops"));
+    s
+}
+
+/// `rtsp://user:pw@host/x` → `rtsp://host/x`, for the report before any event
+/// carried the clean URL.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_userinfo() {
+        assert_eq!(redact("rtsp://u:p@h:554/a@b"), "rtsp://h:554/a@b");
+        assert_eq!(redact("rtsp://u:p%40x@h/x"), "rtsp://h/x");
+        assert_eq!(redact("rtsp://h/x"), "rtsp://h/x");
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_secs("0").is_err() && parse_secs("x").is_err() && parse_secs("-1").is_err());
+    }
+}

@@ -1,0 +1,180 @@
+//! `--save-video` and `--save-audio`: frames to files.
+//!
+//! Video is written as received: an Annex B elementary stream (`.h264` /
+//! `.h265`) that ffplay and ffprobe read as is. Frames before the first
+//! keyframe are skipped so that the file starts decodable (a live camera
+//! joined mid-GOP). Audio is decoded to PCM s16le by `rtsp-toolkit-media`
+//! and written as a WAV file, at the source rate or resampled to
+//! `--audio-rate`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use rtsp_toolkit_tokio::VideoFrameEvent;
+
+/// Writes the video frames of one track to an Annex B file.
+#[derive(Debug)]
+pub struct VideoSink {
+    path: PathBuf,
+    file: BufWriter<File>,
+    track: Option<usize>,
+    pub frames: u64,
+    pub bytes: u64,
+    /// Frames skipped while waiting for the first keyframe.
+    pub skipped: u64,
+}
+
+impl VideoSink {
+    /// Creates (truncates) the file now, so that a bad path is a usage error.
+    pub fn create(path: &Path) -> io::Result<VideoSink> {
+        Ok(VideoSink {
+            path: path.to_owned(),
+            file: BufWriter::new(File::create(path)?),
+            track: None,
+            frames: 0,
+            bytes: 0,
+            skipped: 0,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends a frame (of the first video track seen).
+    pub fn frame(&mut self, v: &VideoFrameEvent) -> io::Result<()> {
+        match self.track {
+            None if v.frame.keyframe => self.track = Some(v.track),
+            None => {
+                self.skipped += 1;
+                return Ok(());
+            }
+            Some(t) if t != v.track => return Ok(()),
+            Some(_) => {}
+        }
+        self.file.write_all(&v.frame.data)?;
+        self.frames += 1;
+        self.bytes += v.frame.data.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes the file.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().sync_data()
+    }
+}
+
+pub use audio::AudioSink;
+
+mod audio {
+    use super::*;
+    use rtsp_toolkit_media::audio::{AudioDecoder, PcmFrame, WavWriter};
+    use rtsp_toolkit_tokio::core::sdp::Media;
+    use rtsp_toolkit_tokio::AudioFrameEvent;
+
+    /// Decodes the frames of one audio track and writes them as WAV.
+    #[derive(Debug)]
+    pub struct AudioSink {
+        path: PathBuf,
+        rate: Option<u32>,
+        /// Made once the track's SDP media is known (at its SETUP).
+        decoder: Option<(usize, AudioDecoder)>,
+        writer: Option<WavWriter<BufWriter<File>>>,
+        file: Option<File>,
+        pub frames: u64,
+        pub samples: u64,
+        pub sample_rate: u32,
+        pub channels: u16,
+        pub errors: u64,
+    }
+
+    impl AudioSink {
+        /// Creates (truncates) the file now, so that a bad path is a usage error.
+        pub fn create(path: &Path, rate: Option<u32>) -> io::Result<AudioSink> {
+            Ok(AudioSink {
+                path: path.to_owned(),
+                rate,
+                decoder: None,
+                writer: None,
+                file: Some(File::create(path)?),
+                frames: 0,
+                samples: 0,
+                sample_rate: 0,
+                channels: 0,
+                errors: 0,
+            })
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.path
+        }
+
+        /// The audio track was set up with this SDP media. An error means
+        /// this codec cannot be decoded.
+        pub fn track(&mut self, track: usize, media: &Media) -> Result<(), String> {
+            if self.decoder.is_some() {
+                return Ok(());
+            }
+            let d = AudioDecoder::from_media(media, self.rate).map_err(|e| e.to_string())?;
+            self.decoder = Some((track, d));
+            Ok(())
+        }
+
+        /// Decodes one frame and appends its PCM. Decode errors of single
+        /// frames are counted, not fatal; write errors are.
+        pub fn frame(&mut self, a: &AudioFrameEvent) -> io::Result<()> {
+            let Some((track, decoder)) = self.decoder.as_mut() else {
+                return Ok(());
+            };
+            if *track != a.track {
+                return Ok(());
+            }
+            let pcm = match decoder.feed(&a.frame) {
+                Ok(pcm) => pcm,
+                Err(_) => {
+                    self.errors += 1;
+                    return Ok(());
+                }
+            };
+            self.frames += 1;
+            self.write(pcm)
+        }
+
+        fn write(&mut self, pcm: Vec<PcmFrame>) -> io::Result<()> {
+            for p in pcm {
+                if self.writer.is_none() {
+                    let Some(file) = self.file.take() else { return Ok(()) };
+                    self.sample_rate = p.sample_rate;
+                    self.channels = p.channels;
+                    self.writer = Some(WavWriter::new(BufWriter::new(file), p.sample_rate, p.channels)?);
+                }
+                if let Some(w) = self.writer.as_mut() {
+                    w.write_frame(&p)?;
+                    self.samples += p.sample_count() as u64;
+                }
+            }
+            Ok(())
+        }
+
+        /// Finishes the WAV header. With no audio decoded, the file is an
+        /// empty WAV at the requested (or 8 kHz) rate so that it is still valid.
+        pub fn finish(&mut self) -> io::Result<()> {
+            // The resampler holds back the end of the last frame.
+            if let Some((_, decoder)) = self.decoder.as_mut() {
+                let rest = decoder.flush();
+                self.write(rest)?;
+            }
+            if self.writer.is_none() {
+                if let Some(file) = self.file.take() {
+                    self.writer = Some(WavWriter::new(BufWriter::new(file), self.rate.unwrap_or(8000), 1)?);
+                }
+            }
+            match self.writer.take() {
+                Some(w) => w.finish().map(|_| ()),
+                None => Ok(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `rtsp-toolkit serve --dir DIR`: publish every media file under DIR.
+//!
+//! Prints `listening on rtsp://HOST:PORT/` first (so that a script that asked
+//! for port 0 can read the port), then one URL per published file, and serves
+//! until Ctrl-C or SIGTERM. The protocol and the file handling are the
+//! embedded server's (`rtsp_toolkit_tokio::server`); this is only its front.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use rtsp_toolkit_tokio::server::ServerBuilder;
+
+use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Directory to publish, subdirectories included; each file is rtsp://HOST:PORT/<relative path>.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Address to listen on (0.0.0.0 for every interface).
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, value_name = "PORT", default_value_t = 8554)]
+    pub port: u16,
+}
+
+/// Resolves `host:port` to one socket address.
+pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| format!("{host} has no address")),
+        Err(e) => Err(format!("cannot resolve {host}: {e}")),
+    }
+}
+
+/// The URLs people can use: an unspecified address (0.0.0.0, ::) is shown as loopback.
+pub fn shown_urls(urls: Vec<String>, local: SocketAddr) -> Vec<String> {
+    if !local.ip().is_unspecified() {
+        return urls;
+    }
+    let shown = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), local.port());
+    urls.into_iter()
+        .map(|u| u.replacen(&local.to_string(), &shown.to_string(), 1))
+        .collect()
+}
+
+pub async fn run(args: &ServeArgs) -> u8 {
+    if !args.dir.is_dir() {
+        eprintln!("error: --dir {}: not a directory", args.dir.display());
+        return EXIT_USAGE;
+    }
+    let addr = match resolve(&args.host, args.port).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: --host: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let server = match ServerBuilder::new(&args.dir).bind(addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot listen on {addr}: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let local = server.local_addr();
+    let urls = shown_urls(server.urls(), local);
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on rtsp://{local}/");
+        if local.ip().is_unspecified() {
+            let _ = writeln!(
+                out,
+                "(every interface; from another machine use this machine's address)"
+            );
+        }
+        let _ = writeln!(out, "serving {} ({} files)", server.root().display(), urls.len());
+        for u in &urls {
+            let _ = writeln!(out, "  {u}");
+        }
+        if urls.is_empty() {
+            let _ = writeln!(out, "  (nothing to publish: no .mp4 .mkv .wav .aac files)");
+        }
+        let _ = writeln!(
+            out,
+            "append ?play_count=N to a URL to play it N times (0: loop); Ctrl-C stops"
+        );
+        let _ = out.flush();
+    }
+    wait_for_signal().await;
+    eprintln!("stopping: closing {} connections", server.connections());
+    server.shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(3), server.wait()).await;
+    EXIT_OK
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
