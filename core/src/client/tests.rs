@@ -768,13 +768,23 @@ proptest::proptest! {
 
 #[test]
 fn frames_can_be_turned_off() {
-    let opts = ClientOptions { assemble_frames: false, ..Default::default() };
+    let opts = ClientOptions {
+        assemble_frames: false,
+        ..Default::default()
+    };
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
     h.play("");
     let mut d = rtp(0, 1, 0, true, b"\x65abc");
     d.extend(rtp(0, 3, 3000, true, b"\x41abc"));
     h.input(60, &d);
     assert_eq!(h.events.iter().filter(|e| matches!(e, Event::Rtp(_))).count(), 2);
-    assert_eq!(h.events.iter().filter(|e| matches!(e, Event::Loss(_))).count(), 1, "loss is still counted");
-    assert!(!h.events.iter().any(|e| matches!(e, Event::Video(_) | Event::Warning(_))));
+    assert_eq!(
+        h.events.iter().filter(|e| matches!(e, Event::Loss(_))).count(),
+        1,
+        "loss is still counted"
+    );
+    assert!(!h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Video(_) | Event::Warning(_))));
 }
