@@ -322,3 +322,87 @@ async fn shutdown_closes_sessions() {
     );
     server.wait().await;
 }
+
+/// Unsupported tracks are skipped, never transcoded; a file with none left is
+/// refused with 415. The files are made with FFmpeg at test time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_tracks_are_skipped_and_unsupported_files_refused() {
+    let dir = std::env::temp_dir().join(format!("rtsp-toolkit-codecs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let make = |name: &str, vcodec: &str| {
+        let status = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=64x48:rate=5",
+                "-f",
+                "lavfi",
+                "-i",
+            ])
+            .args([
+                "sine=frequency=440",
+                "-t",
+                "1",
+                "-c:v",
+                vcodec,
+                "-c:a",
+                "libmp3lame",
+                "-pix_fmt",
+                "yuv420p",
+            ])
+            .arg(dir.join(name))
+            .status()
+            .expect("ffmpeg (scripts/peers/install.sh)");
+        assert!(status.success(), "ffmpeg made {name}");
+    };
+    make("h264_mp3.mp4", "libx264");
+    make("mpeg4_mp3.mp4", "mpeg4");
+    let server = start(&dir).await;
+    let addr = server.local_addr();
+    let refused = tokio::task::spawn_blocking(move || describe(addr, "/mpeg4_mp3.mp4"))
+        .await
+        .unwrap();
+    assert!(refused.starts_with("RTSP/1.0 415"), "{refused}");
+    let (frames, events) = play(&format!("rtsp://{addr}/h264_mp3.mp4")).await;
+    assert_eq!(frames, [5, 0], "the H.264 track only");
+    let setups = events
+        .iter()
+        .filter(|e| matches!(e, Event::Method(m) if m.method.as_str() == "SETUP"))
+        .count();
+    assert_eq!(setups, 1, "the MP3 track is not offered");
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Past the connection limit new connections are closed at once; the server
+/// keeps answering once a slot is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit() {
+    let server = ServerBuilder::new(fixtures())
+        .max_connections(2)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let options = format!("OPTIONS rtsp://{addr}/ RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    let (held, third, after) = tokio::task::spawn_blocking(move || {
+        let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let third = raw_status(addr, &options);
+        drop(held);
+        std::thread::sleep(Duration::from_millis(300));
+        let after = raw_status(addr, &options);
+        ((), third, after)
+    })
+    .await
+    .unwrap();
+    let () = held;
+    assert_eq!(third, "", "the third connection is closed without an answer");
+    assert!(after.starts_with("RTSP/1.0 200"), "{after}");
+    server.shutdown();
+}
