@@ -9,7 +9,8 @@ cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
-# Two test threads: the GStreamer peers and the clients share the machine's two cores.
-cargo test --workspace --all-targets --locked -- --test-threads=2
+# Two test threads: the GStreamer peers and the clients share the machine's two cores. (An
+# environment variable, not `-- --test-threads`: the criterion bench target takes no such flag.)
+RUST_TEST_THREADS=2 cargo test --workspace --all-targets --locked
 echo "== doc tests"
 cargo test --workspace --doc --locked
