@@ -5,6 +5,7 @@
 //! - [`peers`]: GStreamer's rtsp-server (a real third-party implementation)
 //!   started on a free loopback port;
 //! - [`script`]: a loopback server that plays back a committed capture;
+//! - [`hostile`]: a scriptable misbehaving server, for the client's hostile-server tests;
 //! - [`events`]: event normalization (for comparing runtimes) and a one-line
 //!   summary per event (for comparing a replay with the live session).
 //!
@@ -12,6 +13,7 @@
 //! captures of `fixtures/captures/`.
 
 pub mod events;
+pub mod hostile;
 pub mod peers;
 pub mod script;
 

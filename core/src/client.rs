@@ -922,14 +922,16 @@ impl Client {
             elapsed: now - inflight.sent_at,
             session_elapsed: now - self.start,
         };
+        // A 401 to a keepalive too: a Digest nonce may expire mid-session.
+        // Re-authenticate once with the new challenge; a second 401 ends it.
+        if resp.status == 401 && self.phase != Phase::TearingDown {
+            self.events.push_back(Event::Method(Box::new(event)));
+            return self.on_unauthorized(now, inflight, &resp);
+        }
         if inflight.keepalive {
             self.events.push_back(Event::Method(Box::new(event)));
             self.on_keepalive_response(now, &inflight, resp.status);
             return;
-        }
-        if resp.status == 401 && self.phase != Phase::TearingDown {
-            self.events.push_back(Event::Method(Box::new(event)));
-            return self.on_unauthorized(now, inflight, &resp);
         }
         let ok = (200..300).contains(&resp.status);
         let result = if ok || self.phase == Phase::TearingDown {
@@ -979,7 +981,7 @@ impl Client {
             Ok(a) => {
                 tracing::debug!(scheme = a.scheme(), "retrying with credentials");
                 self.authenticator = Some(a);
-                self.send_request(now, inflight.request, true, false);
+                self.send_request(now, inflight.request, true, inflight.keepalive);
             }
             Err(e) => self.finish(now, Some(Error::Protocol(e))),
         }

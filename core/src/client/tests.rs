@@ -788,3 +788,34 @@ fn frames_can_be_turned_off() {
         .iter()
         .any(|e| matches!(e, Event::Video(_) | Event::Warning(_))));
 }
+
+#[test]
+fn keepalive_401_reauthenticates_once_then_fails() {
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let mut h = Harness::new("rtsp://bob:pw@127.0.0.1:8554/a.mp4", opts);
+    h.play("GET_PARAMETER");
+    h.timeout(5050);
+    assert_eq!(h.last_request().method, Method::GetParameter);
+    let challenge = "WWW-Authenticate: Digest realm=\"r\", nonce=\"fresh\", stale=true\r\n";
+    h.reply(5060, "401 Unauthorized", challenge, "");
+    let retry = h.last_request().clone();
+    assert_eq!(retry.method, Method::GetParameter, "the keepalive is retried");
+    assert!(retry.headers.get("Authorization").unwrap().contains("nonce=\"fresh\""));
+    h.reply(5070, "200 OK", "", "");
+    assert!(h.closed().is_none());
+    // The next keepalive is refused twice: the session ends with a Response error.
+    h.timeout(10070);
+    h.reply(10080, "401 Unauthorized", challenge, "");
+    h.reply(10090, "401 Unauthorized", challenge, "");
+    assert!(matches!(
+        h.closed().unwrap().error,
+        Some(Error::Response {
+            method: Method::GetParameter,
+            status: 401,
+            ..
+        })
+    ));
+}

@@ -1,0 +1,734 @@
+//! The client against a misbehaving server, on every runtime.
+//!
+//! Each case starts a [`HostileServer`] per runtime (tokio, smol, blocking),
+//! runs a session against it with a deadline, and checks what the client
+//! made of it: the frames, the warnings, how and when the session closed,
+//! and what the server received. The three runtimes of a case run at once.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::StreamExt;
+use rtsp_toolkit_conformance::events::methods;
+use rtsp_toolkit_conformance::hostile::{
+    base64, synthetic_au, synthetic_aus, video_timestamp, Challenge, CseqFault, End, HostileServer, Junk, Log,
+    Misbehaviour, Pick, Plan, ENDLESS_CAP, HUGE_CONTENT_LENGTH, VIDEO_TICKS, VIDEO_TS0,
+};
+use rtsp_toolkit_core::client::{ClientOptions, ClosedEvent, Event, VideoFrameEvent, Warning};
+use rtsp_toolkit_core::codec::{DepacketizeError, VideoCodec};
+use rtsp_toolkit_core::message::{Limits, Method};
+use rtsp_toolkit_core::stop::StopSignal;
+use rtsp_toolkit_core::{Error, ProtocolError};
+
+/// Longest a session runs in these tests before it is stopped.
+const LIMIT: Duration = Duration::from_secs(20);
+const USER: &str = "user";
+const PASSWORD: &str = "secret";
+
+#[derive(Debug, Clone, Copy)]
+enum Runtime {
+    Tokio,
+    Smol,
+    Blocking,
+}
+
+const RUNTIMES: [Runtime; 3] = [Runtime::Tokio, Runtime::Smol, Runtime::Blocking];
+
+/// When the test stops the session (it may end by itself before).
+#[derive(Debug, Clone, Copy)]
+enum Until {
+    /// It must end by itself (within [`LIMIT`]).
+    End,
+    /// Stop it (TEARDOWN) this long after it started.
+    After(Duration),
+}
+
+/// Runs `url` on `runtime` until it ends, stopping it as `until` says (and
+/// at [`LIMIT`] in any case); returns every event.
+fn run(runtime: Runtime, url: &str, opts: ClientOptions, until: Until) -> Vec<Event> {
+    let stop = StopSignal::new();
+    let (done, watch) = mpsc::channel::<()>();
+    let signal = stop.clone();
+    let after = match until {
+        Until::End => LIMIT,
+        Until::After(d) => d.min(LIMIT),
+    };
+    let dog = thread::spawn(move || {
+        if watch.recv_timeout(after).is_err() {
+            signal.stop();
+        }
+    });
+    // After a stop the session ends within its timeout (TEARDOWN unanswered).
+    let hard = LIMIT + opts.timeout + Duration::from_secs(5);
+    let events = match runtime {
+        Runtime::Tokio => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut session = rtsp_toolkit_tokio::Session::open_with_stop(url, opts, stop).unwrap();
+                let mut events = Vec::new();
+                let all = async {
+                    while let Some(e) = session.next().await {
+                        events.push(e);
+                    }
+                };
+                tokio::time::timeout(hard, all)
+                    .await
+                    .expect("tokio session ended in time");
+                events
+            })
+        }
+        Runtime::Smol => smol::block_on(async {
+            let mut session = rtsp_toolkit_smol::Session::open_with_stop(url, opts, stop).unwrap();
+            let mut events = Vec::new();
+            let all = async {
+                while let Some(e) = session.next().await {
+                    events.push(e);
+                }
+                true
+            };
+            let limit = async {
+                smol::Timer::after(hard).await;
+                false
+            };
+            assert!(futures_lite::future::or(all, limit).await, "smol session ended in time");
+            events
+        }),
+        Runtime::Blocking => rtsp_toolkit_blocking::Session::open_with_stop(url, opts, stop)
+            .unwrap()
+            .collect(),
+    };
+    drop(done);
+    dog.join().unwrap();
+    events
+}
+
+/// One runtime's session against its own server.
+#[derive(Debug)]
+struct Outcome {
+    runtime: Runtime,
+    events: Vec<Event>,
+    log: Log,
+}
+
+impl Outcome {
+    fn closed(&self) -> &ClosedEvent {
+        match self.events.last() {
+            Some(Event::Closed(c)) => c,
+            other => panic!("{:?}: last event is not Closed: {other:?}", self.runtime),
+        }
+    }
+
+    fn videos(&self) -> Vec<&VideoFrameEvent> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Video(v) => Some(v),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn warnings(&self) -> Vec<&Warning> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Warning(w) => Some(w),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn methods(&self) -> Vec<(String, u16)> {
+        methods(&self.events)
+    }
+
+    /// The access unit index of each video frame (from its timestamp).
+    fn frame_indices(&self) -> Vec<usize> {
+        self.videos()
+            .iter()
+            .map(|v| (v.frame.timestamp.wrapping_sub(VIDEO_TS0) / VIDEO_TICKS) as usize)
+            .collect()
+    }
+
+    /// Every video frame is the source access unit it stands for, byte for byte.
+    fn assert_frames_are(&self, aus: &[Bytes], expected: &[usize]) {
+        let rt = self.runtime;
+        assert_eq!(self.frame_indices(), expected, "{rt:?}: which frames");
+        for v in self.videos() {
+            let i = (v.frame.timestamp.wrapping_sub(VIDEO_TS0) / VIDEO_TICKS) as usize;
+            assert_eq!(v.frame.timestamp, video_timestamp(i), "{rt:?}: frame {i}");
+            assert_eq!(v.frame.codec, VideoCodec::H264);
+            assert_eq!(v.frame.data, aus[i], "{rt:?}: frame {i} data");
+            assert_eq!(v.frame.keyframe, i % 10 == 0, "{rt:?}: frame {i} keyframe");
+        }
+    }
+}
+
+/// Runs `plan` on every runtime at once, each against its own server.
+fn run_all(plan: &Plan, credentials: bool, opts: &ClientOptions, until: Until) -> Vec<Outcome> {
+    let threads: Vec<_> = RUNTIMES
+        .into_iter()
+        .map(|runtime| {
+            let (plan, opts) = (plan.clone(), opts.clone());
+            thread::spawn(move || {
+                let server = HostileServer::start(plan);
+                let url = server.url(credentials.then_some((USER, PASSWORD)));
+                let events = run(runtime, &url, opts, until);
+                let log = server.finish();
+                Outcome { runtime, events, log }
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        .collect()
+}
+
+fn opts(timeout: Duration) -> ClientOptions {
+    ClientOptions {
+        timeout,
+        ..ClientOptions::default()
+    }
+}
+
+fn aus() -> Vec<Bytes> {
+    synthetic_aus(50, 10, 4000)
+}
+
+fn ok(methods: &[&str]) -> Vec<(String, u16)> {
+    methods.iter().map(|m| (m.to_string(), 200)).collect()
+}
+
+fn clean_end(o: &Outcome) {
+    let rt = o.runtime;
+    assert_eq!(o.closed().error, None, "{rt:?}: {:?}", o.closed());
+    assert_eq!(o.log.end, End::TornDown, "{rt:?}");
+}
+
+#[test]
+fn csrc_extension_and_padding_give_the_clean_frames() {
+    let aus = aus();
+    let clean = Plan {
+        audio: true,
+        ..Plan::video(aus.clone())
+    };
+    let decorated = Plan {
+        decorate: true,
+        ..clean.clone()
+    };
+    let opts = opts(Duration::from_secs(10));
+    let clean_runs = run_all(&clean, false, &opts, Until::End);
+    let decorated_runs = run_all(&decorated, false, &opts, Until::End);
+    let all: Vec<usize> = (0..aus.len()).collect();
+    for (c, d) in clean_runs.iter().zip(&decorated_runs) {
+        let rt = d.runtime;
+        for o in [c, d] {
+            o.assert_frames_are(&aus, &all);
+            assert_eq!(
+                o.methods(),
+                ok(&["OPTIONS", "DESCRIBE", "SETUP", "SETUP", "PLAY", "TEARDOWN"]),
+                "{rt:?}"
+            );
+            assert_eq!(o.warnings(), Vec::<&Warning>::new(), "{rt:?}");
+            assert!(o.videos().iter().all(|v| v.frame.loss == 0), "{rt:?}");
+            let audio: Vec<&Bytes> = o
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Audio(a) => Some(&a.frame.data),
+                    _ => None,
+                })
+                .collect();
+            let sent: Vec<Bytes> = (0..aus.len()).map(Plan::audio_payload).collect();
+            assert_eq!(audio, sent.iter().collect::<Vec<_>>(), "{rt:?}: audio frames");
+            // Ended by the server's BYE on both tracks: TEARDOWN, clean close.
+            clean_end(o);
+        }
+        // The same frames, field for field, with or without the header decorations.
+        let frames = |o: &Outcome| -> Vec<_> {
+            o.videos()
+                .iter()
+                .map(|v| (v.frame.clone(), v.extended_timestamp))
+                .collect()
+        };
+        assert_eq!(frames(c), frames(d), "{rt:?}");
+        // The same SPS and PPS with every IDR: new only the first time.
+        let new_parameters: Vec<bool> = frames(d).iter().map(|(f, _)| f.new_parameters).collect();
+        assert_eq!(
+            new_parameters,
+            (0..aus.len()).map(|i| i == 0).collect::<Vec<_>>(),
+            "{rt:?}"
+        );
+        // The decorations did arrive.
+        let rtp: Vec<_> = d
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Rtp(r) => Some(&r.packet),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rtp.len(), d.log.video_packets + d.log.audio_packets, "{rt:?}");
+        for p in rtp {
+            assert_eq!(p.csrc_count, 2, "{rt:?}");
+            assert_eq!(p.extension.as_ref().map(|x| x.profile), Some(0xbede), "{rt:?}");
+            assert!(p.padding > 0, "{rt:?}");
+        }
+    }
+}
+
+#[test]
+fn data_on_a_channel_without_a_track_is_ignored_and_counted() {
+    let aus = aus();
+    // The SDP offers audio, the client sets up video only: channel 2 (where
+    // audio would go) and 9 carry junk.
+    let plan = Plan {
+        audio: true,
+        junk: Some(Junk {
+            channels: [2, 9],
+            every: 7,
+        }),
+        ..Plan::video(aus.clone())
+    };
+    let opts = ClientOptions {
+        enable_audio: false,
+        ..opts(Duration::from_secs(10))
+    };
+    for o in run_all(&plan, false, &opts, Until::End) {
+        let rt = o.runtime;
+        o.assert_frames_are(&aus, &(0..aus.len()).collect::<Vec<_>>());
+        assert!(o.log.junk_frames > 20, "{rt:?}: {}", o.log.junk_frames);
+        let warnings = o.warnings();
+        assert_eq!(warnings.len(), o.log.junk_frames, "{rt:?}: one warning per junk frame");
+        for (n, w) in warnings.iter().enumerate() {
+            let channel = [2, 9][n % 2];
+            assert_eq!(
+                **w,
+                Warning::UnknownChannel {
+                    channel,
+                    len: 37 + n % 5
+                },
+                "{rt:?}"
+            );
+        }
+        assert_eq!(
+            o.methods(),
+            ok(&["OPTIONS", "DESCRIBE", "SETUP", "PLAY", "TEARDOWN"]),
+            "{rt:?}"
+        );
+        assert!(o
+            .events
+            .iter()
+            .all(|e| !matches!(e, Event::Rtp(r) if (r.track, r.channel) != (0, 0))));
+        clean_end(&o);
+    }
+}
+
+#[test]
+fn a_lost_packet_drops_exactly_the_damaged_frame() {
+    let aus = aus();
+    // Non-IDR access units, losing a middle, the last (marker) and the first packet.
+    let lost = [(12, Pick::Middle), (25, Pick::Last), (33, Pick::First)];
+    let plan = Plan {
+        drop: lost.to_vec(),
+        ..Plan::video(aus.clone())
+    };
+    let expected: Vec<usize> = (0..aus.len()).filter(|i| ![12, 25, 33].contains(i)).collect();
+    let sent: usize = plan.video_packets().iter().map(Vec::len).sum();
+    for o in run_all(&plan, false, &opts(Duration::from_secs(10)), Until::End) {
+        let rt = o.runtime;
+        assert_eq!(o.log.dropped, 3);
+        o.assert_frames_are(&aus, &expected);
+        for v in o.videos() {
+            let i = (v.frame.timestamp.wrapping_sub(VIDEO_TS0) / VIDEO_TICKS) as usize;
+            let after_loss = [13, 26, 34].contains(&i);
+            assert_eq!(v.frame.loss, u32::from(after_loss), "{rt:?}: frame {i} loss");
+        }
+        let losses: Vec<(u32, u64)> = o
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Loss(l) => Some((l.lost, l.total_lost)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(losses, [(1, 1), (1, 2), (1, 3)], "{rt:?}");
+        let rtp = o.events.iter().filter(|e| matches!(e, Event::Rtp(_))).count();
+        assert_eq!(rtp, sent - 3, "{rt:?}");
+        assert_eq!(o.warnings(), Vec::<&Warning>::new(), "{rt:?}");
+        clean_end(&o);
+    }
+}
+
+#[test]
+fn oversized_or_endless_responses_fail_at_once() {
+    let small = Limits {
+        max_header_bytes: 8192,
+        ..Limits::default()
+    };
+    let cases = [
+        (
+            Misbehaviour::HugeContentLength(Method::Describe),
+            Limits::default(),
+            ProtocolError::BodyTooLarge {
+                len: HUGE_CONTENT_LENGTH,
+                limit: 1024 * 1024,
+            },
+            ok(&["OPTIONS"]),
+        ),
+        (
+            Misbehaviour::EndlessHeaders(Method::Options),
+            Limits::default(),
+            ProtocolError::HeaderTooLarge { limit: 64 * 1024 },
+            vec![],
+        ),
+        (
+            Misbehaviour::LongHeaderLine(Method::Setup),
+            small,
+            ProtocolError::HeaderTooLarge { limit: 8192 },
+            ok(&["OPTIONS", "DESCRIBE"]),
+        ),
+    ];
+    let timeout = Duration::from_secs(10);
+    let runs: Vec<_> = cases
+        .iter()
+        .map(|(m, limits, _, _)| {
+            let plan = Plan::video(aus()).with(m.clone());
+            let opts = ClientOptions {
+                limits: *limits,
+                ..opts(timeout)
+            };
+            thread::spawn(move || run_all(&plan, false, &opts, Until::End))
+        })
+        .collect();
+    for (run, (m, _, error, before)) in runs.into_iter().zip(cases) {
+        for o in run.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) {
+            let rt = o.runtime;
+            let closed = o.closed();
+            assert_eq!(closed.error, Some(Error::Protocol(error.clone())), "{rt:?} {m:?}");
+            assert!(
+                closed.session_elapsed < Duration::from_secs(2),
+                "{rt:?} {m:?}: closed after {:?} (timeout {timeout:?})",
+                closed.session_elapsed
+            );
+            assert_eq!(o.methods(), before, "{rt:?} {m:?}");
+            // The client closed the connection; an endless response was cut short.
+            assert!(
+                matches!(o.log.end, End::ClientClosed | End::WriteFailed),
+                "{rt:?} {m:?}: {:?}",
+                o.log.end
+            );
+            assert!(o.log.hostile_bytes < ENDLESS_CAP, "{rt:?} {m:?}");
+            assert_eq!(
+                o.log.requests.len(),
+                before.len() + 1,
+                "{rt:?} {m:?}: no request after the error"
+            );
+        }
+    }
+}
+
+/// The keepalive requests the server received after PLAY, and the longest
+/// time without one (from PLAY to the last).
+fn keepalives(log: &Log) -> (Vec<&str>, Duration) {
+    let play = log.requests.iter().position(|r| r.method == "PLAY").expect("PLAY");
+    let mut last = log.requests[play].at;
+    let mut longest = Duration::ZERO;
+    let mut methods = Vec::new();
+    for r in &log.requests[play + 1..] {
+        if r.method == "TEARDOWN" {
+            break;
+        }
+        longest = longest.max(r.at - last);
+        last = r.at;
+        methods.push(r.method.as_str());
+    }
+    (methods, longest)
+}
+
+#[test]
+fn keepalive_answers_with_a_bad_cseq_or_a_refusal_are_survived() {
+    // `Session: ...;timeout=2`: a keepalive every second. The client's own
+    // timeout (3 s) would end the session if the keepalives stopped: after
+    // the media (sent at once), their answers are the only data.
+    let base = Plan {
+        session_timeout: Some(2),
+        bye: false,
+        ..Plan::video(synthetic_aus(10, 10, 4000))
+    };
+    let cases = [
+        Misbehaviour::KeepaliveCseq(CseqFault::Wrong),
+        Misbehaviour::KeepaliveCseq(CseqFault::Missing),
+        Misbehaviour::RejectGetParameter,
+    ];
+    let up = Duration::from_millis(4500);
+    let runs: Vec<_> = cases
+        .iter()
+        .map(|m| {
+            let plan = base.clone().with(m.clone());
+            thread::spawn(move || run_all(&plan, false, &opts(Duration::from_secs(3)), Until::After(up)))
+        })
+        .collect();
+    for (run, m) in runs.into_iter().zip(cases) {
+        for o in run.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) {
+            let rt = o.runtime;
+            // Up for the whole time, then stopped by the test: TEARDOWN answered.
+            // (The test's clock starts a little before the session's.)
+            let stayed = o.closed().session_elapsed;
+            assert!(
+                stayed >= up - Duration::from_millis(200),
+                "{rt:?} {m:?}: {:?}",
+                o.closed()
+            );
+            clean_end(&o);
+            assert_eq!(o.videos().len(), 10, "{rt:?} {m:?}");
+            let (sent, longest) = keepalives(&o.log);
+            assert!(sent.len() >= 3, "{rt:?} {m:?}: keepalives {sent:?}");
+            assert!(
+                longest < Duration::from_secs(2),
+                "{rt:?} {m:?}: {longest:?} without a keepalive"
+            );
+            let keepalive_events: Vec<(Method, u32, u16)> = o
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Method(k) if [Method::GetParameter, Method::Options].contains(&k.method) => {
+                        Some((k.method.clone(), k.cseq, k.status))
+                    }
+                    _ => None,
+                })
+                .skip(1) // the initial OPTIONS
+                .collect();
+            assert_eq!(keepalive_events.len(), sent.len(), "{rt:?} {m:?}");
+            match m {
+                Misbehaviour::KeepaliveCseq(fault) => {
+                    assert!(sent.iter().all(|s| *s == "GET_PARAMETER"), "{rt:?} {m:?}: {sent:?}");
+                    let expected: Vec<Warning> = keepalive_events
+                        .iter()
+                        .map(|(method, cseq, status)| {
+                            assert_eq!(*status, 200);
+                            Warning::CseqMismatch {
+                                method: method.clone(),
+                                expected: *cseq,
+                                got: (fault == CseqFault::Wrong).then_some(cseq + 1000),
+                            }
+                        })
+                        .collect();
+                    let warnings: Vec<Warning> = o.warnings().into_iter().cloned().collect();
+                    assert_eq!(warnings, expected, "{rt:?} {m:?}");
+                }
+                _ => {
+                    // One refused GET_PARAMETER, then OPTIONS at once and from then on.
+                    assert_eq!(sent[0], "GET_PARAMETER", "{rt:?}");
+                    assert!(sent[1..].iter().all(|s| *s == "OPTIONS"), "{rt:?}: {sent:?}");
+                    assert_eq!(keepalive_events[0].2, 405, "{rt:?}");
+                    assert!(keepalive_events[1..].iter().all(|k| k.2 == 200), "{rt:?}");
+                    let refused = o.log.requests.iter().position(|r| r.method == "GET_PARAMETER").unwrap();
+                    let fallback = &o.log.requests[refused + 1];
+                    assert_eq!(fallback.method, "OPTIONS", "{rt:?}");
+                    let fallback_delay = fallback.at - o.log.requests[refused].at;
+                    assert!(
+                        fallback_delay < Duration::from_millis(500),
+                        "{rt:?}: {fallback_delay:?}"
+                    );
+                    assert_eq!(
+                        o.warnings(),
+                        [&Warning::KeepaliveFailed {
+                            method: Method::GetParameter,
+                            status: 405,
+                            fallback: Some(Method::Options),
+                        }],
+                        "{rt:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn silence_while_playing_times_out() {
+    let aus = aus();
+    let timeout = Duration::from_millis(1500);
+    let silent = Plan::video(aus.clone()).with(Misbehaviour::SilentAfter(20));
+    // With `timeout=2`, a keepalive goes out (and is not answered) during the silence.
+    let unanswered = Plan {
+        session_timeout: Some(2),
+        ..silent.clone()
+    };
+    let runs: Vec<_> = [silent, unanswered]
+        .into_iter()
+        .map(|plan| thread::spawn(move || run_all(&plan, false, &opts(timeout), Until::End)))
+        .collect();
+    let runs: Vec<Vec<Outcome>> = runs
+        .into_iter()
+        .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        .collect();
+    for (n, o) in runs.into_iter().flatten().enumerate() {
+        let rt = o.runtime;
+        let keepalive = n >= RUNTIMES.len();
+        let (sent, _) = keepalives(&o.log);
+        assert_eq!(sent, if keepalive { vec!["GET_PARAMETER"] } else { vec![] }, "{rt:?}");
+        o.assert_frames_are(&aus, &(0..20).collect::<Vec<_>>());
+        let closed = o.closed();
+        assert_eq!(
+            closed.error,
+            Some(Error::Timeout {
+                waiting_for: "data from the server while playing".into(),
+                timeout,
+            }),
+            "{rt:?}"
+        );
+        let last_data = o
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Rtp(r) => Some(r.recv_tick),
+                _ => None,
+            })
+            .last()
+            .unwrap();
+        let silence = closed.session_elapsed - last_data;
+        assert!(
+            silence >= timeout && silence < timeout + Duration::from_millis(750),
+            "{rt:?} (keepalive: {keepalive}): closed {silence:?} after the last data"
+        );
+        assert_eq!(o.methods(), ok(&["OPTIONS", "DESCRIBE", "SETUP", "PLAY"]), "{rt:?}");
+        assert_eq!(o.log.end, End::ClientClosed, "{rt:?}");
+    }
+}
+
+#[test]
+fn a_close_inside_a_frame_drops_the_partial_frame() {
+    let aus = aus();
+    let plan = Plan::video(aus.clone()).with(Misbehaviour::CloseInside(23));
+    for o in run_all(&plan, false, &opts(Duration::from_secs(10)), Until::End) {
+        let rt = o.runtime;
+        assert_eq!(o.log.end, End::ClosedInsideFrame, "{rt:?}");
+        o.assert_frames_are(&aus, &(0..23).collect::<Vec<_>>());
+        let closed = o.closed();
+        assert!(
+            matches!(&closed.error, Some(Error::Connection(m)) if m.contains("closed by the server while playing")),
+            "{rt:?}: {closed:?}"
+        );
+        assert!(closed.session_elapsed < Duration::from_secs(2), "{rt:?}: {closed:?}");
+        assert_eq!(o.warnings(), Vec::<&Warning>::new(), "{rt:?}");
+        // The packets of frame 23 that arrived whole were seen as RTP.
+        let rtp = o.events.iter().filter(|e| matches!(e, Event::Rtp(_))).count();
+        assert_eq!(rtp, o.log.video_packets, "{rt:?}");
+    }
+}
+
+#[test]
+fn a_frame_over_the_limit_is_dropped_and_the_stream_goes_on() {
+    let mut aus = aus();
+    aus[17] = synthetic_au(17, false, 300_000);
+    let limit = 100_000;
+    let opts = ClientOptions {
+        max_frame_bytes: limit,
+        ..opts(Duration::from_secs(10))
+    };
+    let plan = Plan::video(aus.clone());
+    let expected: Vec<usize> = (0..aus.len()).filter(|i| *i != 17).collect();
+    for o in run_all(&plan, false, &opts, Until::End) {
+        let rt = o.runtime;
+        o.assert_frames_are(&aus, &expected);
+        assert!(o.videos().iter().all(|v| v.frame.loss == 0), "{rt:?}");
+        assert_eq!(
+            o.warnings(),
+            [&Warning::Depacketize {
+                track: 0,
+                error: DepacketizeError::FrameTooLarge { codec: "H.264", limit },
+            }],
+            "{rt:?}"
+        );
+        // The warning comes after frame 16 and before frame 18.
+        let at = |pred: &dyn Fn(&Event) -> bool| o.events.iter().position(pred).unwrap();
+        let warning = at(&|e| matches!(e, Event::Warning(_)));
+        let before = at(&|e| matches!(e, Event::Video(v) if v.frame.timestamp == video_timestamp(16)));
+        let after = at(&|e| matches!(e, Event::Video(v) if v.frame.timestamp == video_timestamp(18)));
+        assert!(before < warning && warning < after, "{rt:?}");
+        clean_end(&o);
+    }
+}
+
+#[test]
+fn a_401_after_valid_credentials_is_retried_once_then_fails() {
+    // A: DESCRIBE always refused (Digest). B: credentials required and
+    // accepted (Basic), until SETUP, which is always refused.
+    let a = Plan {
+        challenge: Challenge::Digest,
+        ..Plan::video(aus())
+    }
+    .with(Misbehaviour::Unauthorized(Method::Describe));
+    let b = Plan {
+        credentials: Some((USER.into(), PASSWORD.into())),
+        ..Plan::video(aus())
+    }
+    .with(Misbehaviour::Unauthorized(Method::Setup));
+    let opts = opts(Duration::from_secs(10));
+    let (a, b) = {
+        let o = opts.clone();
+        let ta = thread::spawn(move || run_all(&a, true, &o, Until::End));
+        let tb = thread::spawn(move || run_all(&b, true, &opts, Until::End));
+        let join = |t: thread::JoinHandle<Vec<Outcome>>| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (join(ta), join(tb))
+    };
+    let refused = |method: Method| {
+        Some(Error::Response {
+            method,
+            status: 401,
+            reason: "Unauthorized (credentials rejected)".into(),
+        })
+    };
+    let basic = format!("Basic {}", base64(format!("{USER}:{PASSWORD}").as_bytes()));
+    for o in a {
+        let rt = o.runtime;
+        let m = |s: &str, st: u16| (s.to_string(), st);
+        assert_eq!(
+            o.methods(),
+            [m("OPTIONS", 200), m("DESCRIBE", 401), m("DESCRIBE", 401)],
+            "{rt:?}"
+        );
+        assert_eq!(o.closed().error, refused(Method::Describe), "{rt:?}");
+        assert_eq!(o.log.methods(), ["OPTIONS", "DESCRIBE", "DESCRIBE"], "{rt:?}");
+        assert_eq!(o.log.requests[1].header("Authorization"), None, "{rt:?}");
+        let retry = o.log.requests[2].header("Authorization").unwrap_or("");
+        assert!(
+            retry.starts_with("Digest ") && retry.contains(&format!("username=\"{USER}\"")),
+            "{rt:?}: {retry}"
+        );
+        assert_eq!(o.log.end, End::ClientClosed, "{rt:?}");
+    }
+    for o in b {
+        let rt = o.runtime;
+        let m = |s: &str, st: u16| (s.to_string(), st);
+        assert_eq!(
+            o.methods(),
+            [
+                m("OPTIONS", 401),
+                m("OPTIONS", 200),
+                m("DESCRIBE", 200),
+                m("SETUP", 401),
+                m("SETUP", 401)
+            ],
+            "{rt:?}"
+        );
+        assert_eq!(o.closed().error, refused(Method::Setup), "{rt:?}");
+        assert_eq!(
+            o.log.methods(),
+            ["OPTIONS", "OPTIONS", "DESCRIBE", "SETUP", "SETUP"],
+            "{rt:?}"
+        );
+        let auth: Vec<Option<&str>> = o.log.requests.iter().map(|r| r.header("Authorization")).collect();
+        let valid = Some(basic.as_str());
+        assert_eq!(auth, [None, valid, valid, valid, valid], "{rt:?}");
+        assert_eq!(o.log.end, End::ClientClosed, "{rt:?}");
+    }
+}
