@@ -14,3 +14,12 @@ echo "== cargo test"
 RUST_TEST_THREADS=2 cargo test --workspace --all-targets --locked
 echo "== doc tests"
 cargo test --workspace --doc --locked
+# The optional features (video decode through FFmpeg, the viewer with cpal audio): not in the workspace build
+# above, because they need the apt packages of scripts/peers/install.sh. Only what the features add is tested
+# again: the media crate's unit and doc tests, the CLI's binary and its decode and viewer (Xvfb) tests.
+echo "== features: decode, viewer"
+cargo clippy -p rtsp-toolkit-media -p rtsp-toolkit --all-targets --locked \
+  --features rtsp-toolkit/viewer,rtsp-toolkit-media/decode,rtsp-toolkit-media/playback -- -D warnings
+cargo test -p rtsp-toolkit-media --lib --locked --features decode,playback
+cargo test -p rtsp-toolkit-media --doc --locked --features decode,playback
+RUST_TEST_THREADS=2 cargo test -p rtsp-toolkit --locked --features viewer --bins --test decode --test view

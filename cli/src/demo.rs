@@ -32,7 +32,7 @@ pub struct DemoArgs {
 
 /// The bundled sample media: next to the sources this binary was built from,
 /// else `fixtures/media` above the executable or in the current directory.
-fn bundled_media() -> Option<PathBuf> {
+pub fn bundled_media() -> Option<PathBuf> {
     let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media");
     let mut candidates = vec![built];
     if let Ok(exe) = std::env::current_exe() {

@@ -19,6 +19,7 @@ use rtsp_toolkit_tokio::core::rtcp::RtcpPacket;
 use rtsp_toolkit_tokio::core::sdp::Sdp;
 use rtsp_toolkit_tokio::{Error, Event, Track};
 
+use crate::decode::DecodeSummary;
 use crate::report::{audio_codec_name, kind_name, video_codec_name, Report, TrackReport};
 use crate::text::warning_parts;
 
@@ -358,8 +359,14 @@ fn rtcp_packet(p: &RtcpPacket) -> String {
     o.finish()
 }
 
-/// The final `report` object.
-pub fn report_line(ctx: &Context, url: &str, stopped_by: Option<&str>, r: &Report) -> String {
+/// The final `report` object; `decode` is `null` without `--decode` / `--save-first-frame`.
+pub fn report_line(
+    ctx: &Context,
+    url: &str,
+    stopped_by: Option<&str>,
+    r: &Report,
+    decode: Option<&DecodeSummary>,
+) -> String {
     let mut o = Obj::new("report", ctx);
     o.str("url", url)
         .opt_secs("session_elapsed_s", r.session_elapsed)
@@ -397,7 +404,8 @@ pub fn report_line(ctx: &Context, url: &str, stopped_by: Option<&str>, r: &Repor
             })),
         )
         .raw("tracks", &array(r.tracks.iter().map(track_report)))
-        .uint("warnings", r.warnings);
+        .uint("warnings", r.warnings)
+        .raw("decode", &decode.map_or_else(|| "null".to_owned(), DecodeSummary::json));
     o.finish()
 }
 

@@ -1,8 +1,10 @@
-//! `rtsp-toolkit`: probe an RTSP URL, serve a directory, or run the demo.
+//! `rtsp-toolkit`: probe an RTSP URL, serve a directory, run the demo, or view a
+//! stream (feature `viewer`).
 //!
 //! This file is the command line only (arguments, logging, exit codes); each
 //! command is its own module. The reference is `docs/CLI.md`.
 
+mod decode;
 mod demo;
 mod json;
 mod load;
@@ -11,6 +13,7 @@ mod report;
 mod save;
 mod serve;
 mod text;
+mod view;
 
 use std::process::ExitCode;
 
@@ -72,6 +75,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Open many sessions on one URL and report real-time delivery and setup latency.
     Load(load::LoadArgs),
+    /// Show the live video in a window with a status bar, and play the audio
+    /// (without URL: the bundled sample from the embedded server; needs a build with `--features viewer`).
+    #[command(after_help = "Keys: M mutes, Q or Esc closes (TEARDOWN, exit 0); so do closing the window and Ctrl-C.")]
+    View(view::ViewArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +98,9 @@ fn main() -> ExitCode {
         "error"
     };
     init_logging(cli.verbose, quiet_level);
+    // libavcodec's own messages duplicate the decode errors the commands count; -vv shows them.
+    #[cfg(feature = "decode")]
+    rtsp_toolkit_media::video::set_ffmpeg_logging(cli.verbose >= 2);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -108,6 +118,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&args).await,
             Command::Demo(args) => demo::run(&args).await,
             Command::Load(args) => load::run(&args).await,
+            Command::View(args) => view::run(&args).await,
         }
     });
     // Background tasks (a session's TEARDOWN, server connections) are done or

@@ -17,6 +17,7 @@ use clap::Args;
 use rtsp_toolkit_tokio::core::sdp::{Media, MediaKind};
 use rtsp_toolkit_tokio::{ClientOptions, Error, Event, LogKinds, Session, Warning};
 
+use crate::decode::DecodeSummary;
 use crate::json::{self, Context};
 use crate::report::{Stats, Totals};
 use crate::save::{AudioSink, VideoSink};
@@ -63,6 +64,14 @@ pub struct ProbeOptions {
     #[arg(long, value_name = "HZ", requires = "save_audio",
           value_parser = clap::value_parser!(u32).range(1000..=384_000), help_heading = "Save")]
     pub audio_rate: Option<u32>,
+    /// Decode the video and write its first picture (from the first keyframe) as a PNG
+    /// (needs a build with `--features decode`).
+    #[arg(long, value_name = "FILE.png", conflicts_with = "no_video", help_heading = "Save")]
+    pub save_first_frame: Option<PathBuf>,
+    /// Decode every video frame; the report adds decoded pictures, resolution and decode errors
+    /// (needs a build with `--features decode`).
+    #[arg(long, conflicts_with = "no_video", help_heading = "Save")]
+    pub decode: bool,
 
     /// One JSON object per line per event on stdout, then a report object (schema: docs/CLI.md).
     #[arg(long, help_heading = "Output")]
@@ -220,6 +229,8 @@ struct Probe<'a> {
     sdp_media: Vec<Media>,
     video_sink: Option<VideoSink>,
     audio_sink: Option<AudioSink>,
+    #[cfg(feature = "decode")]
+    decoder: Option<crate::decode::FrameDecoder>,
     write_error: Option<String>,
 }
 
@@ -264,6 +275,27 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
             return EXIT_USAGE;
         }
     };
+    #[cfg(feature = "decode")]
+    let decoder = if opts.decode || opts.save_first_frame.is_some() {
+        match crate::decode::FrameDecoder::new(opts.decode, opts.save_first_frame.as_deref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                out.error(&format!("--save-first-frame: {e}"));
+                return EXIT_USAGE;
+            }
+        }
+    } else {
+        None
+    };
+    #[cfg(not(feature = "decode"))]
+    if opts.decode || opts.save_first_frame.is_some() {
+        let flag = if opts.decode { "--decode" } else { "--save-first-frame" };
+        out.error(&format!(
+            "{flag}: this build has no video decoding; build with `--features decode` \
+             (needs FFmpeg's development packages, see docs/CLI.md)"
+        ));
+        return EXIT_USAGE;
+    }
     let options = ClientOptions {
         enable_video: !opts.no_video,
         enable_audio: !opts.no_audio,
@@ -307,6 +339,8 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
         sdp_media: Vec::new(),
         video_sink,
         audio_sink,
+        #[cfg(feature = "decode")]
+        decoder,
         write_error: None,
     };
 
@@ -374,6 +408,12 @@ impl Probe<'_> {
                 if let Some(sdp) = &m.sdp {
                     self.sdp_media = sdp.media.clone();
                 }
+                #[cfg(feature = "decode")]
+                if let (Some(d), Some(t)) = (self.decoder.as_mut(), &m.track) {
+                    if let Some(media) = self.sdp_media.get(t.media_index) {
+                        d.setup(t, media);
+                    }
+                }
                 if let (Some(sink), Some(t)) = (self.audio_sink.as_mut(), &m.track) {
                     if let Some(media) = self.sdp_media.get(t.media_index).filter(|_| t.kind == MediaKind::Audio) {
                         if let Err(e) = sink.track(t.index, media) {
@@ -405,6 +445,12 @@ impl Probe<'_> {
                 if let Some(sink) = self.video_sink.as_mut() {
                     if let Err(e) = sink.frame(v) {
                         self.write_error = Some(format!("writing {}: {e}", sink.path().display()));
+                    }
+                }
+                #[cfg(feature = "decode")]
+                if let Some(d) = self.decoder.as_mut() {
+                    if let Err(e) = d.frame(v) {
+                        self.write_error = Some(e);
                     }
                 }
                 self.check_frames(v.track);
@@ -522,13 +568,28 @@ impl Probe<'_> {
                     .get_or_insert(format!("writing {}: {e}", sink.path().display()));
             }
         }
+        #[cfg(feature = "decode")]
+        if let Some(d) = self.decoder.as_mut() {
+            // Only after a session that played: a refused connection is its own error.
+            if let Err(e) = d.finish() {
+                if self.closed_error.is_none() || d.summary().pictures > 0 {
+                    self.write_error.get_or_insert(e);
+                }
+            }
+        }
+        let decode = self.decode_summary();
         let report = self.stats.report();
         if self.opts.json {
             let stopped_by = self.stop_reason.map(StopReason::name);
-            self.out
-                .line(&json::report_line(&self.out.ctx, &self.url, stopped_by, &report));
+            self.out.line(&json::report_line(
+                &self.out.ctx,
+                &self.url,
+                stopped_by,
+                &report,
+                decode.as_ref(),
+            ));
         } else if self.stats.play_at().is_some() {
-            self.text_report(&report);
+            self.text_report(&report, decode.as_ref());
         }
         self.out.flush();
 
@@ -548,7 +609,15 @@ impl Probe<'_> {
         EXIT_OK
     }
 
-    fn text_report(&mut self, report: &crate::report::Report) {
+    /// What `--decode` / `--save-first-frame` gave, for the report.
+    fn decode_summary(&self) -> Option<DecodeSummary> {
+        #[cfg(feature = "decode")]
+        return self.decoder.as_ref().map(|d| d.summary().clone());
+        #[cfg(not(feature = "decode"))]
+        None
+    }
+
+    fn text_report(&mut self, report: &crate::report::Report, decode: Option<&DecodeSummary>) {
         let how = match &self.closed_error {
             Some(_) => "ended with an error".to_owned(),
             None => self.ended_how(),
@@ -588,6 +657,18 @@ impl Probe<'_> {
                 m.push_str(&format!(" ({} frames could not be decoded)", s.errors));
             }
             saved.push(m);
+        }
+        if let Some(d) = decode {
+            if let Some(path) = &d.first_frame {
+                let size = d.resolution.map(|(w, h)| format!("{w}x{h} ")).unwrap_or_default();
+                saved.push(format!("first frame: {size}PNG to {}", path.display()));
+            }
+            if d.all_frames {
+                self.out.line("");
+                for l in d.text_lines() {
+                    self.out.line(&l);
+                }
+            }
         }
         if !saved.is_empty() {
             self.out.line("");
@@ -682,7 +763,7 @@ fn status_line(stats: &Stats, totals: &[Totals], live: &Live, elapsed: Duration,
 
 /// `rtsp://user:pw@host/x` → `rtsp://host/x`, for the report before any event
 /// carried the clean URL.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

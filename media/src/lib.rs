@@ -23,6 +23,10 @@
 //! [`MediaError::NoSupportedTrack`]. The per-format modules document their
 //! timing rules (edit lists, Matroska decode times, resampling).
 //!
+//! Decode helpers for clients: [`audio`] (AAC and G.711 to PCM, WAV writing, playback behind the
+//! `playback` feature) and, behind the `decode` feature, `video` (H.264 and H.265 to RGB or YUV
+//! pictures through FFmpeg's libavcodec).
+//!
 //! What it is not: a streaming reader (the whole file is read at once), a
 //! transcoder (except WAV → A-law, which RTSP peers can't play as PCM at
 //! arbitrary rates), or a general container library.
@@ -68,6 +72,8 @@ mod mp4;
 mod nal;
 mod reader;
 mod timeline;
+#[cfg(feature = "decode")]
+pub mod video;
 mod wav;
 
 /// RTP clock rate of every video track.

@@ -18,6 +18,21 @@ PACKAGES=(
   gstreamer1.0-plugins-ugly
   gstreamer1.0-libav
   gstreamer1.0-tools
+  # Video decode (cargo feature `decode`: ffmpeg-next builds against FFmpeg's headers; bindgen needs libclang).
+  libavcodec-dev
+  libavformat-dev
+  libavutil-dev
+  libswscale-dev
+  pkg-config
+  clang
+  libclang-dev
+  # Audio playback (cpal over ALSA; features `playback` and `viewer`).
+  libasound2-dev
+  # The viewer's test (cli/tests/view.rs): a virtual X server, screenshots, closing the window.
+  xvfb
+  x11-apps
+  imagemagick
+  python3-xlib
 )
 
 missing=()
