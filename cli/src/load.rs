@@ -10,6 +10,18 @@
 //! file). Frames are not assembled unless `--frames`: this measures the
 //! server, not our depacketizers. Use a looping URL (`?play_count=0` on our
 //! server) when the duration is longer than the file.
+//!
+//! Ctrl-C or SIGTERM ends the measurement early and still prints the summary.
+//!
+//! For soak runs: `--report-every SECS` prints one line per interval (sessions
+//! holding real time over that interval, sessions ended with an error, packets
+//! lost, stream discontinuities, the server's RSS and CPU), and the summary
+//! always checks every track's continuity: a sequence number that is not the
+//! previous one plus one (mod 2^16) is a gap; a timestamp that steps back more
+//! than half a second (B-frame reordering steps back less) or forward more
+//! than five seconds is a jump. Wrap-arounds are unrolled, so crossing one is
+//! not a discontinuity; the summary says how many were crossed (start the
+//! server near them, `serve --initial-rtp`, to cross them early).
 
 use clap::Args;
 
@@ -34,6 +46,11 @@ pub struct LoadArgs {
     /// Server process to sample CPU and RSS from (Linux /proc).
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+    /// Print one progress line every SECS seconds (soak runs): sessions
+    /// holding real time over the interval, errors, lost packets,
+    /// discontinuities, server RSS and CPU.
+    #[arg(long, value_name = "SECS")]
+    pub report_every: Option<f64>,
 }
 
 struct Resolved {
@@ -43,11 +60,57 @@ struct Resolved {
     ramp: f64,
     frames: bool,
     server_pid: Option<u32>,
+    report_every: Option<Duration>,
 }
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rtsp_toolkit_tokio::core::codec::TimestampUnroller;
 use rtsp_toolkit_tokio::{ClientOptions, Event, Session, StopSignal};
+
+/// Continuity of one track's RTP stream.
+#[derive(Debug, Default, Clone)]
+struct Continuity {
+    clock_rate: u32,
+    last_seq: Option<u16>,
+    unroll: TimestampUnroller,
+    /// Previous and highest extended timestamps.
+    last_ts: Option<(i64, i64)>,
+    /// Sequence numbers that were not the previous plus one.
+    seq_gaps: u64,
+    /// Timestamps more than 0.5 s behind the highest so far, or more than
+    /// 5 s ahead of the previous one.
+    ts_jumps: u64,
+    seq_wraps: u64,
+    ts_wraps: u64,
+}
+
+impl Continuity {
+    fn packet(&mut self, seq: u16, ts: u32) {
+        if let Some(prev) = self.last_seq {
+            if seq != prev.wrapping_add(1) {
+                self.seq_gaps += 1;
+            } else if seq == 0 {
+                self.seq_wraps += 1;
+            }
+        }
+        self.last_seq = Some(seq);
+        let ext = self.unroll.extend(ts);
+        let rate = i64::from(self.clock_rate.max(1));
+        if let Some((prev, max)) = self.last_ts {
+            if ext < max - rate / 2 || ext > prev + 5 * rate {
+                self.ts_jumps += 1;
+            }
+            if ext.div_euclid(1 << 32) > max.div_euclid(1 << 32) {
+                self.ts_wraps += 1;
+            }
+            self.last_ts = Some((ext, max.max(ext)));
+        } else {
+            self.last_ts = Some((ext, ext));
+        }
+    }
+}
 
 #[derive(Debug, Default, Clone)]
 struct Stats {
@@ -59,6 +122,10 @@ struct Stats {
     packets: u64,
     lost: u64,
     error: Option<String>,
+    /// Per track, by track index.
+    tracks: Vec<Continuity>,
+    /// The session's event stream ended.
+    ended: bool,
 }
 
 impl Stats {
@@ -74,6 +141,23 @@ impl Stats {
         }
         ((ts1 - ts0) as f64 / f64::from(self.clock_rate)) / wall
     }
+
+    fn track(&mut self, index: usize) -> &mut Continuity {
+        if self.tracks.len() <= index {
+            self.tracks.resize_with(index + 1, Continuity::default);
+        }
+        &mut self.tracks[index]
+    }
+
+    fn sum(&self, f: impl Fn(&Continuity) -> u64) -> u64 {
+        self.tracks.iter().map(f).sum()
+    }
+}
+
+type Shared = Arc<Mutex<Stats>>;
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Stats> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// (utime+stime in seconds, RSS in KiB) of a process, from /proc.
@@ -93,30 +177,40 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
     Some((ticks / 100.0, rss))
 }
 
-async fn one_session(url: String, frames: bool, stop: StopSignal) -> Stats {
+async fn one_session(url: String, frames: bool, stop: StopSignal, shared: Shared) {
     let opts = ClientOptions {
         assemble_frames: frames,
         timeout: Duration::from_secs(10),
         ..Default::default()
     };
-    let mut stats = Stats::default();
     let mut session = match Session::open_with_stop(&url, opts, stop) {
         Ok(s) => s,
         Err(e) => {
+            let mut stats = lock(&shared);
             stats.error = Some(e.to_string());
-            return stats;
+            stats.ended = true;
+            return;
         }
     };
-    let mut unroll = rtsp_toolkit_tokio::core::codec::TimestampUnroller::new();
+    let mut unroll = TimestampUnroller::new();
     while let Some(e) = session.next_event().await {
+        let mut stats = lock(&shared);
         match e {
             Event::Method(m) if m.method.as_str() == "PLAY" => stats.setup = Some(m.session_elapsed),
-            Event::Method(m) if m.method.as_str() == "SETUP" && stats.clock_rate == 0 => {
-                stats.clock_rate = m.track.as_ref().map_or(0, |t| t.clock_rate)
+            Event::Method(m) if m.method.as_str() == "SETUP" => {
+                if let Some(t) = m.track.as_ref() {
+                    if stats.clock_rate == 0 {
+                        stats.clock_rate = t.clock_rate;
+                    }
+                    stats.track(t.index).clock_rate = t.clock_rate;
+                }
             }
             Event::Rtp(r) => {
                 stats.packets += 1;
                 stats.bytes += r.packet.payload.len() as u64;
+                stats
+                    .track(r.track)
+                    .packet(r.packet.sequence_number, r.packet.timestamp);
                 if r.track == 0 {
                     let now = Instant::now();
                     let ts = unroll.extend(r.packet.timestamp);
@@ -129,7 +223,54 @@ async fn one_session(url: String, frames: bool, stop: StopSignal) -> Stats {
             _ => {}
         }
     }
-    stats
+    lock(&shared).ended = true;
+}
+
+/// Prints a progress line every `every` until `stop` (soak runs).
+async fn report_loop(every: Duration, all: Arc<Mutex<Vec<Shared>>>, server_pid: Option<u32>, start: Instant) {
+    let mut prev_ts: Vec<Option<i64>> = Vec::new();
+    let mut prev_cpu = server_pid.and_then(proc_usage).map(|u| u.0);
+    let mut prev_at = Instant::now();
+    println!("report: elapsed_s sessions holding_real_time ended errors lost seq_gaps ts_jumps seq_wraps ts_wraps server_rss_kib server_cpu_pct");
+    loop {
+        tokio::time::sleep(every).await;
+        let now = Instant::now();
+        let interval = (now - prev_at).as_secs_f64();
+        prev_at = now;
+        let sessions: Vec<Shared> = all.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        prev_ts.resize(sessions.len(), None);
+        let (mut held, mut ended, mut errors, mut lost) = (0usize, 0usize, 0usize, 0u64);
+        let (mut gaps, mut jumps, mut seq_wraps, mut ts_wraps) = (0u64, 0u64, 0u64, 0u64);
+        for (i, s) in sessions.iter().enumerate() {
+            let st = lock(s);
+            if let (Some(prev), Some((_, ts)), true) = (prev_ts[i], st.last, st.clock_rate > 0) {
+                let media = (ts - prev) as f64 / f64::from(st.clock_rate);
+                if media / interval >= 0.95 {
+                    held += 1;
+                }
+            }
+            prev_ts[i] = st.last.map(|l| l.1);
+            ended += usize::from(st.ended);
+            errors += usize::from(st.error.is_some());
+            lost += st.lost;
+            gaps += st.sum(|t| t.seq_gaps);
+            jumps += st.sum(|t| t.ts_jumps);
+            seq_wraps += st.sum(|t| t.seq_wraps);
+            ts_wraps += st.sum(|t| t.ts_wraps);
+        }
+        let usage = server_pid.and_then(proc_usage);
+        let (rss, cpu) = match (usage, prev_cpu) {
+            (Some((cpu1, rss)), Some(cpu0)) => (rss.to_string(), format!("{:.1}", (cpu1 - cpu0) / interval * 100.0)),
+            (Some((_, rss)), None) => (rss.to_string(), "-".to_owned()),
+            _ => ("-".to_owned(), "-".to_owned()),
+        };
+        prev_cpu = usage.map(|u| u.0);
+        println!(
+            "report: {:.0} {} {held} {ended} {errors} {lost} {gaps} {jumps} {seq_wraps} {ts_wraps} {rss} {cpu}",
+            (now - start).as_secs_f64(),
+            sessions.len(),
+        );
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -139,7 +280,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Runs the load and prints the summary; exit 0 when every session held real time.
+/// Runs the load and prints the summary; exit 0 when every session held real
+/// time, none ended with an error and no stream had a discontinuity.
 pub async fn run(args: &LoadArgs) -> u8 {
     let args = Resolved {
         url: args.url.clone(),
@@ -148,19 +290,37 @@ pub async fn run(args: &LoadArgs) -> u8 {
         ramp: args.ramp,
         frames: args.frames,
         server_pid: args.server_pid,
+        report_every: args
+            .report_every
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| Duration::from_secs_f64(s.max(0.1))),
     };
     let start = Instant::now();
     let stop = StopSignal::new();
     let mut tasks = Vec::with_capacity(args.sessions);
+    let all: Arc<Mutex<Vec<Shared>>> = Arc::new(Mutex::new(Vec::with_capacity(args.sessions)));
+    let spawn = |tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
+        let shared = Shared::default();
+        all.lock().unwrap_or_else(|p| p.into_inner()).push(shared.clone());
+        tasks.push(tokio::spawn(one_session(
+            args.url.clone(),
+            args.frames,
+            stop.clone(),
+            shared,
+        )));
+    };
+    let reporter = args
+        .report_every
+        .map(|every| tokio::spawn(report_loop(every, all.clone(), args.server_pid, start)));
     // One session first, so that the server has loaded the file before the
     // base RSS is read: the base is the server with the file and no load.
-    tasks.push(tokio::spawn(one_session(args.url.clone(), args.frames, stop.clone())));
+    spawn(&mut tasks);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let base = args.server_pid.and_then(proc_usage);
     for i in 1..args.sessions {
         let due = start + Duration::from_secs(1) + Duration::from_secs_f64(i as f64 / args.ramp.max(0.001));
         tokio::time::sleep_until(due.into()).await;
-        tasks.push(tokio::spawn(one_session(args.url.clone(), args.frames, stop.clone())));
+        spawn(&mut tasks);
     }
     let ramped = Instant::now();
     eprintln!(
@@ -170,14 +330,26 @@ pub async fn run(args: &LoadArgs) -> u8 {
         args.duration
     );
     let mid = args.server_pid.and_then(proc_usage);
-    tokio::time::sleep(args.duration).await;
+    // Ctrl-C or SIGTERM ends the measurement early, with the summary.
+    tokio::select! {
+        _ = tokio::time::sleep(args.duration) => {}
+        _ = crate::serve::wait_for_signal() => eprintln!("interrupted: summary of the measurement so far"),
+    }
     let end = Instant::now();
     let last = args.server_pid.and_then(proc_usage);
     stop.stop();
-    let mut results = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        results.push(t.await.unwrap_or_default());
+    if let Some(r) = reporter {
+        r.abort();
     }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let results: Vec<Stats> = all
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|s| lock(s).clone())
+        .collect();
     let mut fractions: Vec<f64> = results.iter().map(|s| s.fraction(end)).collect();
     fractions.sort_by(f64::total_cmp);
     let mut setups: Vec<f64> = results
@@ -215,6 +387,19 @@ pub async fn run(args: &LoadArgs) -> u8 {
         "received            {:.1} Mb/s of RTP payload in all, {lost} packets lost",
         bytes as f64 * 8.0 / 1e6 / (end - start).as_secs_f64()
     );
+    let gaps: u64 = results.iter().map(|s| s.sum(|t| t.seq_gaps)).sum();
+    let jumps: u64 = results.iter().map(|s| s.sum(|t| t.ts_jumps)).sum();
+    let broken = results
+        .iter()
+        .filter(|s| s.sum(|t| t.seq_gaps + t.ts_jumps) > 0)
+        .count();
+    let seq_wrapped = results.iter().filter(|s| s.sum(|t| t.seq_wraps) > 0).count();
+    let ts_wrapped = results.iter().filter(|s| s.sum(|t| t.ts_wraps) > 0).count();
+    println!(
+        "continuity          {gaps} sequence gaps, {jumps} timestamp jumps ({broken} sessions with any); wraps crossed: sequence in {seq_wrapped} sessions ({} in all), timestamp in {ts_wrapped} ({} in all)",
+        results.iter().map(|s| s.sum(|t| t.seq_wraps)).sum::<u64>(),
+        results.iter().map(|s| s.sum(|t| t.ts_wraps)).sum::<u64>(),
+    );
     println!("session errors      {}", errors.len());
     for e in errors.iter().take(5) {
         println!("  {e}");
@@ -229,9 +414,44 @@ pub async fn run(args: &LoadArgs) -> u8 {
             (rss2 as f64 - rss0 as f64) / (args.sessions.max(2) - 1) as f64
         );
     }
-    if held < fractions.len() {
+    if held < fractions.len() || !errors.is_empty() || gaps + jumps > 0 {
         EXIT_FAILURE
     } else {
         EXIT_OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Continuity;
+
+    fn track(rate: u32) -> Continuity {
+        Continuity {
+            clock_rate: rate,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn wraps_are_not_discontinuities() {
+        let mut t = track(90_000);
+        let mut ts = u32::MAX - 6_000;
+        for seq in [65_533u16, 65_534, 65_535, 0, 1, 2] {
+            t.packet(seq, ts);
+            ts = ts.wrapping_add(3_000);
+        }
+        assert_eq!((t.seq_gaps, t.ts_jumps, t.seq_wraps, t.ts_wraps), (0, 0, 1, 1));
+    }
+
+    #[test]
+    fn gaps_and_jumps_are_counted_and_b_frames_are_not() {
+        let mut t = track(90_000);
+        t.packet(10, 900_000);
+        t.packet(11, 909_000); // B-frame order: forward,
+        t.packet(12, 903_000); // back a little: fine
+        t.packet(14, 912_000); // a lost packet
+        t.packet(15, 0); // back 10 s
+        t.packet(16, 1_000_000); // forward 11 s
+        assert_eq!((t.seq_gaps, t.ts_jumps, t.seq_wraps), (1, 2, 0));
     }
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use rtsp_toolkit_tokio::server::ServerBuilder;
+use rtsp_toolkit_tokio::server::{ServerBuilder, ServerOptions};
 
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
@@ -26,6 +26,22 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, value_name = "PORT", default_value_t = 8554)]
     pub port: u16,
+    /// First RTP sequence number and RTP timestamp of every track, instead of
+    /// random ones: for soak tests that must cross the wrap-arounds early
+    /// (e.g. 65000:4294000000). Not for normal use (RFC 3550 wants random values).
+    #[arg(long, value_name = "SEQ:TS", value_parser = parse_initial_rtp, hide_short_help = true)]
+    pub initial_rtp: Option<(u16, u32)>,
+}
+
+/// `SEQ:TS` as (u16, u32).
+fn parse_initial_rtp(s: &str) -> Result<(u16, u32), String> {
+    let (seq, ts) = s.split_once(':').ok_or("expected SEQ:TS, e.g. 65000:4294000000")?;
+    let seq = seq.trim().parse::<u16>().map_err(|e| format!("SEQ (0..=65535): {e}"))?;
+    let ts = ts
+        .trim()
+        .parse::<u32>()
+        .map_err(|e| format!("TS (0..=4294967295): {e}"))?;
+    Ok((seq, ts))
 }
 
 /// Resolves `host:port` to one socket address.
@@ -62,7 +78,9 @@ pub async fn run(args: &ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let server = match ServerBuilder::new(&args.dir).bind(addr).await {
+    let mut options = ServerOptions::default();
+    options.config.initial_rtp = args.initial_rtp;
+    let server = match ServerBuilder::new(&args.dir).options(options).bind(addr).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot listen on {addr}: {e}");
@@ -101,7 +119,7 @@ pub async fn run(args: &ServeArgs) -> u8 {
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -114,4 +132,17 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_initial_rtp;
+
+    #[test]
+    fn initial_rtp_parses_seq_and_ts() {
+        assert_eq!(parse_initial_rtp("65000:4294000000"), Ok((65000, 4_294_000_000)));
+        assert!(parse_initial_rtp("65536:0").is_err());
+        assert!(parse_initial_rtp("1:4294967296").is_err());
+        assert!(parse_initial_rtp("12").is_err());
+    }
 }

@@ -464,6 +464,8 @@ pub struct Client {
     decoder: Decoder,
     next_cseq: u32,
     inflight: VecDeque<Inflight>,
+    /// CSeqs of requests abandoned by `close()` (at most a few).
+    abandoned: Vec<u32>,
     transmit: VecDeque<Bytes>,
     events: VecDeque<Event>,
     done: bool,
@@ -531,6 +533,7 @@ impl Client {
             phase: Phase::Connecting,
             next_cseq: 1,
             inflight: VecDeque::new(),
+            abandoned: Vec::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             done: false,
@@ -741,7 +744,9 @@ impl Client {
             Phase::Closed | Phase::TearingDown => {}
             _ if self.session.is_some() => {
                 self.phase = Phase::TearingDown;
-                self.inflight.clear();
+                // Requests still unanswered (a keepalive racing the stop) are
+                // abandoned, but their answers must not be taken for TEARDOWN's.
+                self.abandoned = self.inflight.drain(..).map(|f| f.cseq).collect();
                 let url = self.aggregate_url();
                 self.send(now, Method::Teardown, url, Headers::new(), false);
             }
@@ -888,6 +893,14 @@ impl Client {
 
     fn on_response(&mut self, now: Instant, resp: Response) {
         let got = resp.headers.cseq();
+        if got.is_some_and(|c| self.abandoned.contains(&c)) {
+            tracing::debug!(
+                cseq = got,
+                status = resp.status,
+                "answer to an abandoned request, ignored"
+            );
+            return;
+        }
         let pos = got.and_then(|c| self.inflight.iter().position(|f| f.cseq == c));
         let inflight = match pos {
             Some(p) => self.inflight.remove(p).expect("index from position"),

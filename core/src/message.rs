@@ -473,13 +473,22 @@ fn parse_header_block(block: &[u8], max_headers: usize) -> Result<Headers, Proto
 }
 
 fn content_length(headers: &Headers) -> Result<u64, ProtocolError> {
-    match headers.get("Content-Length") {
-        None => Ok(0),
-        Some(v) => v
+    let mut found: Option<u64> = None;
+    for v in headers.get_all("Content-Length") {
+        let n = v
             .trim()
             .parse::<u64>()
-            .map_err(|_| ProtocolError::BadContentLength(v.chars().take(40).collect())),
+            .map_err(|_| ProtocolError::BadContentLength(v.chars().take(40).collect()))?;
+        // Two different lengths: which one frames the message is ambiguous
+        // (the classic request-smuggling shape), so neither is trusted.
+        if found.is_some_and(|f| f != n) {
+            return Err(ProtocolError::BadContentLength(
+                "conflicting Content-Length headers".into(),
+            ));
+        }
+        found = Some(n);
     }
+    Ok(found.unwrap_or(0))
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
@@ -604,6 +613,12 @@ mod tests {
             decode_all(b"RTSP/1.0 200 OK\r\nContent-Length: -1\r\n\r\n"),
             Err(ProtocolError::BadContentLength(_))
         ));
+        assert!(matches!(
+            decode_all(b"RTSP/1.0 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
+            Err(ProtocolError::BadContentLength(_))
+        ));
+        // The same value twice is harmless.
+        assert!(decode_all(b"RTSP/1.0 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab").is_ok());
     }
 
     #[test]

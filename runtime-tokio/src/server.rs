@@ -36,6 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 
 use rtsp_toolkit_core::server::{Connection, LookupError, ServerConfig, ServerEvent, ServerOutput};
 use rtsp_toolkit_core::source::MediaSource;
@@ -329,10 +330,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         shared.connections.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let seed = shared.seed(n);
-        tokio::spawn(async move {
-            run_connection(socket, peer, seed, &shared).await;
-            shared.connections.fetch_sub(1, Ordering::Relaxed);
-        });
+        // The span is attached to the task (not entered across awaits), so each
+        // log line carries its own connection's peer and nothing else.
+        let span = tracing::info_span!("rtsp_conn", %peer);
+        tokio::spawn(
+            async move {
+                run_connection(socket, peer, seed, &shared).await;
+                shared.connections.fetch_sub(1, Ordering::Relaxed);
+            }
+            .instrument(span),
+        );
     }
 }
 
@@ -346,8 +353,6 @@ fn ntp_now() -> u64 {
 
 async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shared: &Shared) {
     let _ = socket.set_nodelay(true);
-    let span = tracing::info_span!("rtsp_conn", %peer);
-    let _e = span.enter();
     let mut conn = Connection::new(shared.config.clone(), Instant::now(), peer, seed, ntp_now());
     let mut buf = vec![0u8; 16 * 1024];
     let stall = shared.options.write_stall;

@@ -819,3 +819,32 @@ fn keepalive_401_reauthenticates_once_then_fails() {
         })
     ));
 }
+
+#[test]
+fn keepalive_answer_after_stop_is_not_taken_for_teardown() {
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
+    h.play("GET_PARAMETER");
+    h.timeout(5050);
+    let keepalive_cseq = h.last_request().headers.cseq().unwrap();
+    h.c.close(h.at(5055));
+    h.drain();
+    let teardown_cseq = h.last_request().headers.cseq().unwrap();
+    assert_eq!(h.last_request().method, Method::Teardown);
+    h.input(
+        5060,
+        format!("RTSP/1.0 200 OK\r\nCSeq: {keepalive_cseq}\r\n\r\n").as_bytes(),
+    );
+    assert!(h.closed().is_none(), "the keepalive's answer does not end the teardown");
+    assert!(!h.events.iter().any(|e| matches!(e, Event::Warning(_))));
+    h.input(
+        5070,
+        format!("RTSP/1.0 200 OK\r\nCSeq: {teardown_cseq}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(h.closed().unwrap().error, None);
+    let last = h.method_events().last().map(|m| (m.method.clone(), m.elapsed)).unwrap();
+    assert_eq!(last, (Method::Teardown, ms(15)));
+}

@@ -127,6 +127,12 @@ pub struct ServerConfig {
     /// Close a connection without session when no complete request arrived
     /// for this long (default 30 s).
     pub idle_timeout: Duration,
+    /// The first RTP sequence number and the RTP timestamp base of every
+    /// track, instead of the seed-derived random ones (default `None`).
+    /// For tests and soak runs that must cross the 16-bit sequence and
+    /// 32-bit timestamp wrap-arounds early (e.g. `(65500, u32::MAX - 180_000)`);
+    /// RFC 3550 wants random values, so leave it `None` otherwise.
+    pub initial_rtp: Option<(u16, u32)>,
 }
 
 impl Default for ServerConfig {
@@ -139,6 +145,7 @@ impl Default for ServerConfig {
             rtcp_interval: Duration::from_secs(5),
             linger_after_end: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
+            initial_rtp: None,
         }
     }
 }
@@ -683,7 +690,15 @@ impl Connection {
             }
             return fail(self, 461);
         };
-        let ssrc = session.set_up(index, channels, req.uri.clone(), &mut self.rng, self.max_payload);
+        let initial = self.config.initial_rtp;
+        let ssrc = session.set_up(
+            index,
+            channels,
+            req.uri.clone(),
+            &mut self.rng,
+            self.max_payload,
+            initial,
+        );
         let h = self.session_headers(true).with(
             "Transport",
             format!(

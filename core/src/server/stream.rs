@@ -334,7 +334,9 @@ impl Session {
     }
 
     /// Sets up (or sets up again) source track `source_track` on the given
-    /// channels; returns the SSRC chosen.
+    /// channels; returns the SSRC chosen. `initial` (first sequence number,
+    /// timestamp base) replaces the random ones; the random draws happen
+    /// either way, so the SSRCs do not depend on it.
     pub fn set_up(
         &mut self,
         source_track: usize,
@@ -342,6 +344,7 @@ impl Session {
         url: String,
         rng: &mut SplitMix64,
         max_payload: usize,
+        initial: Option<(u16, u32)>,
     ) -> u32 {
         let track = &self.source.tracks[source_track];
         let packetizer = match &track.codec {
@@ -354,6 +357,7 @@ impl Session {
         let ssrc = r as u32;
         let first_seq = (r >> 32) as u16;
         let ts_base = rng.next_u64() as u32;
+        let (first_seq, ts_base) = initial.unwrap_or((first_seq, ts_base));
         let clock_rate = track.clock_rate.max(1);
         let out = TrackOut {
             source_track,

@@ -1549,3 +1549,45 @@ fn thousand_sessions_cost() {
         spent.as_secs_f64() / 10.0 * 100.0
     );
 }
+
+#[test]
+fn initial_rtp_replaces_the_random_seq_and_timestamp_and_wraps_cleanly() {
+    let source = Arc::new(synthetic_source());
+    let near_wrap = (65_530u16, u32::MAX - 1000);
+    let mut h = Harness::with(
+        ServerConfig {
+            initial_rtp: Some(near_wrap),
+            ..config()
+        },
+        0,
+    );
+    let mut plain = Harness::new();
+    let start = h.t0;
+    let d = h.play(start, &source, "?play_count=2");
+    let info = rtp_info(&d.responses[0]);
+    assert!(info.iter().all(|(_, seq, ts)| (*seq, *ts) == near_wrap), "{info:?}");
+    // The SSRCs do not depend on it: the random draws happen either way.
+    let t0 = plain.t0;
+    let d0 = plain.play(t0, &source, "?play_count=2");
+    let all = collect_until_close(&mut h, d, start + Duration::from_secs(60));
+    let plain_all = collect_until_close(&mut plain, d0, t0 + Duration::from_secs(60));
+    for channel in [0, 2] {
+        let packets: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(channel)).collect();
+        assert!(packets.len() > 6, "{}", packets.len());
+        assert_eq!(packets[0].sequence_number, near_wrap.0);
+        assert_eq!(packets[0].timestamp, near_wrap.1);
+        for (i, p) in packets.iter().enumerate() {
+            assert_eq!(p.sequence_number, near_wrap.0.wrapping_add(i as u16));
+        }
+        assert!(packets.iter().any(|p| p.sequence_number < 10));
+        // Timestamps: unrolled, never backwards, and the 32-bit wrap is crossed.
+        let ext: Vec<i64> = packets
+            .iter()
+            .map(|p| i64::from(p.timestamp.wrapping_sub(near_wrap.1)))
+            .collect();
+        assert!(ext.windows(2).all(|w| w[0] <= w[1]));
+        assert!(packets.iter().any(|p| p.timestamp < near_wrap.1));
+        let plain_ssrc = plain_all.iter().flat_map(|d| d.rtp(channel)).next().unwrap().ssrc;
+        assert_eq!(packets[0].ssrc, plain_ssrc);
+    }
+}
