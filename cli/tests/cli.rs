@@ -5,153 +5,17 @@
 //! Every child process is bounded in time (killed on timeout or drop) and
 //! every file is written under a per-test temporary directory.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rtsp-toolkit");
-
-fn media_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media")
-}
-
-/// A fresh empty directory under the target dir for one test's files.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[derive(Debug)]
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn code(&self) -> i32 {
-        self.status.code().expect("exited, not killed by a signal")
-    }
-
-    fn json(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    }
-}
-
-/// Reads a pipe to the end on a thread.
-fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
-    });
-    rx
-}
-
-/// Waits for the child up to `limit`, killing it (and failing) after that.
-fn wait_bounded(mut child: Proc, limit: Duration) -> Run {
-    let out = drain(child.0.stdout.take().unwrap());
-    let err = drain(child.0.stderr.take().unwrap());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.0.kill();
-            let stdout = out.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
-            let stderr = err.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
-            panic!("rtsp-toolkit did not finish within {limit:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        status,
-        stdout: out.recv_timeout(Duration::from_secs(5)).unwrap(),
-        stderr: err.recv_timeout(Duration::from_secs(5)).unwrap(),
-    }
-}
-
-fn spawn(args: &[&str]) -> Proc {
-    Proc(
-        Command::new(BIN)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run rtsp-toolkit"),
-    )
-}
-
-fn run(args: &[&str], limit: Duration) -> Run {
-    wait_bounded(spawn(args), limit)
-}
-
-/// `rtsp-toolkit serve` on a free port, killed on drop.
-struct Serve {
-    _proc: Proc,
-    port: u16,
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let dir = media_dir();
-        let mut p = spawn(&["serve", "--dir", dir.to_str().unwrap(), "--port", "0"]);
-        let stdout = p.0.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let first = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("serve prints its address");
-        let port = first
-            .strip_prefix("listening on rtsp://127.0.0.1:")
-            .and_then(|r| r.strip_suffix('/'))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"));
-        let rest: Vec<String> = (0..9)
-            .filter_map(|_| rx.recv_timeout(Duration::from_secs(5)).ok())
-            .collect();
-        assert!(
-            rest.iter()
-                .any(|l| l.trim() == format!("rtsp://127.0.0.1:{port}/h264_aac.mp4")),
-            "every file's URL is printed: {rest:?}"
-        );
-        Serve { _proc: p, port }
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("rtsp://127.0.0.1:{}/{name}", self.port)
-    }
-}
+mod support;
+use support::*;
 
 fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == t).collect()

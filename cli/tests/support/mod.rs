@@ -1,5 +1,5 @@
-//! Process helpers shared by the feature tests (`decode.rs`, `view.rs`): bounded waits, children
-//! killed on drop, the embedded server on a free port.
+//! Process helpers shared by the CLI's tests (`cli.rs`, `decode.rs`, `view.rs`): bounded waits,
+//! children killed on drop, the embedded server on a free port.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -41,6 +41,21 @@ pub struct Run {
 }
 
 /// Reads a pipe to the end on a thread.
+impl Run {
+    /// The exit code (the process was not killed by a signal).
+    pub fn code(&self) -> i32 {
+        self.status.code().expect("exited, not killed by a signal")
+    }
+
+    /// stdout as JSON lines.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
 pub fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -100,7 +115,7 @@ pub fn run(args: &[&str], limit: Duration) -> Run {
 /// `rtsp-toolkit serve` of the fixtures on a free port, killed on drop.
 pub struct Serve {
     _proc: Proc,
-    port: u16,
+    pub port: u16,
 }
 
 impl Serve {
