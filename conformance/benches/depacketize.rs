@@ -545,14 +545,26 @@ fn passes(spec: &str) {
     };
     let ctx = RetinaCtx::new();
     let mut t = Totals::default();
+    let mut times = Vec::with_capacity(n);
     for _ in 0..n {
+        let start = Instant::now();
         t = match parts[0] {
             "ours" => run_ours(&s, |_| ()),
             "retina" => run_retina(&s, &ctx, |_| ()),
             other => panic!("unknown side {other}"),
         };
+        times.push(start.elapsed().as_secs_f64());
     }
     println!("frames_per_pass={} data_bytes_per_pass={}", t.frames, t.data_bytes);
+    if n > 0 {
+        // For quick comparisons between builds; the summary's interleaved timing is the reference.
+        let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+        println!(
+            "pass_us_min={:.1} pass_us_median={:.1}",
+            min * 1e6,
+            median(&mut times) * 1e6
+        );
+    }
 }
 
 /// Allocations and bytes allocated by `passes` passes, from dhat's totals.

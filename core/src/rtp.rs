@@ -3,7 +3,8 @@
 //! [`RtpPacket::parse`] checks the fixed header, skips the CSRC list and the
 //! header extension and strips padding, so that [`RtpPacket::payload`] is
 //! exactly the payload a depacketizer wants. Parsing is zero-copy: the payload
-//! and the extension data are [`Bytes::slice`]s of the input buffer.
+//! is the input [`Bytes`] itself, advanced past the header (no reference
+//! count traffic), and the extension data a [`Bytes::slice`] of it.
 //!
 //! [`RtpHeader`] writes the 12-byte fixed header (version 2, no CSRCs, no
 //! extension, no padding) for packetizers and tests.
@@ -13,7 +14,7 @@
 //! at a time. It does not interpret header extensions (RFC 8285 one-byte /
 //! two-byte forms are left to the caller via [`RtpExtension::data`]).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Length in bytes of the fixed RTP header (without CSRCs or extension).
 pub const FIXED_HEADER_LEN: usize = 12;
@@ -100,13 +101,46 @@ impl RtpPacket {
     ///
     /// [`RtpError`] if the packet is shorter than its header says, is not
     /// version 2, or has invalid padding.
-    pub fn parse(data: Bytes) -> Result<RtpPacket, RtpError> {
-        let len = data.len();
-        if len < FIXED_HEADER_LEN {
-            return Err(RtpError::TooShort { len });
+    #[inline]
+    pub fn parse(mut data: Bytes) -> Result<RtpPacket, RtpError> {
+        // The usual packet (version 2, no padding, no extension, no CSRCs)
+        // is parsed inline in the caller, which then builds the packet in
+        // place instead of copying it out of this function's frame.
+        if let Some(h) = data.first_chunk::<FIXED_HEADER_LEN>() {
+            if h[0] == 0x80 {
+                let packet = RtpPacket {
+                    sequence_number: u16::from_be_bytes([h[2], h[3]]),
+                    timestamp: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                    ssrc: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+                    marker: h[1] & 0x80 != 0,
+                    payload_type: h[1] & 0x7f,
+                    csrc_count: 0,
+                    extension: None,
+                    padding: 0,
+                    payload: {
+                        // The input becomes the payload in place: no
+                        // reference count increment and decrement, as
+                        // `slice` and dropping `data` would cost (atomic
+                        // operations, a large part of a packet's handling).
+                        data.advance(FIXED_HEADER_LEN);
+                        data
+                    },
+                };
+                return Ok(packet);
+            }
         }
-        let b0 = data[0];
-        let b1 = data[1];
+        Self::parse_any(data)
+    }
+
+    /// [`parse`](Self::parse) for every header form.
+    #[inline(never)]
+    fn parse_any(mut data: Bytes) -> Result<RtpPacket, RtpError> {
+        let len = data.len();
+        // One bounds check for the fixed header.
+        let Some(h) = data.first_chunk::<FIXED_HEADER_LEN>() else {
+            return Err(RtpError::TooShort { len });
+        };
+        let (b0, b1) = (h[0], h[1]);
         let version = b0 >> 6;
         if version != 2 {
             return Err(RtpError::BadVersion(version));
@@ -116,9 +150,9 @@ impl RtpPacket {
         let csrc_count = b0 & 0x0f;
         let marker = b1 & 0x80 != 0;
         let payload_type = b1 & 0x7f;
-        let sequence_number = u16::from_be_bytes([data[2], data[3]]);
-        let timestamp = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
-        let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+        let sequence_number = u16::from_be_bytes([h[2], h[3]]);
+        let timestamp = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+        let ssrc = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
 
         let mut offset = FIXED_HEADER_LEN + 4 * usize::from(csrc_count);
         if offset > len {
@@ -126,11 +160,11 @@ impl RtpPacket {
         }
 
         let extension = if has_extension {
-            if len - offset < 4 {
+            let Some(&[p0, p1, w0, w1]) = data[offset..].first_chunk::<4>() else {
                 return Err(RtpError::ExtensionOverrun { len });
-            }
-            let profile = u16::from_be_bytes([data[offset], data[offset + 1]]);
-            let words = usize::from(u16::from_be_bytes([data[offset + 2], data[offset + 3]]));
+            };
+            let profile = u16::from_be_bytes([p0, p1]);
+            let words = usize::from(u16::from_be_bytes([w0, w1]));
             let start = offset + 4;
             let end = start + 4 * words;
             if end > len {
@@ -151,12 +185,13 @@ impl RtpPacket {
             if count == 0 || usize::from(count) > available {
                 return Err(RtpError::BadPadding { count, available });
             }
+            data.truncate(len - usize::from(count));
             count
         } else {
             0
         };
 
-        let payload = data.slice(offset..len - usize::from(padding));
+        data.advance(offset);
         Ok(RtpPacket {
             sequence_number,
             timestamp,
@@ -166,7 +201,7 @@ impl RtpPacket {
             csrc_count,
             extension,
             padding,
-            payload,
+            payload: data,
         })
     }
 }
@@ -384,6 +419,15 @@ mod tests {
             if let Ok(p) = RtpPacket::parse(Bytes::from(data.clone())) {
                 prop_assert!(p.payload.len() + usize::from(p.padding) + 12 <= data.len());
             }
+        }
+
+        #[test]
+        fn fast_path_agrees(mut data in proptest::collection::vec(any::<u8>(), 0..40), plain in any::<bool>()) {
+            if plain && !data.is_empty() {
+                data[0] = 0x80;
+            }
+            let data = Bytes::from(data);
+            prop_assert_eq!(RtpPacket::parse(data.clone()), RtpPacket::parse_any(data));
         }
 
         #[test]

@@ -78,18 +78,33 @@ impl<'a> Bits<'a> {
     }
 
     /// Reads `n` (at most 32) bits, or `None` past the limit.
+    ///
+    /// Loads the (up to) 8 bytes from the current byte big-endian into one
+    /// word and shifts the field out of it: no loop over bits.
     fn read(&mut self, n: u8) -> Option<u32> {
-        let n = usize::from(n.min(32));
-        if self.limit - self.pos < n {
+        let n = u32::from(n.min(32));
+        if self.limit - self.pos < n as usize {
             return None;
         }
-        let mut v = 0u32;
-        for _ in 0..n {
-            let bit = (self.data[self.pos / 8] >> (7 - self.pos % 8)) & 1;
-            v = (v << 1) | u32::from(bit);
-            self.pos += 1;
+        if n == 0 {
+            return Some(0);
         }
-        Some(v)
+        let at = self.pos / 8;
+        // `limit <= 8 * data.len()`, so at least one byte is there.
+        let rest = &self.data[at..];
+        let word = match rest.first_chunk::<8>() {
+            Some(w) => u64::from_be_bytes(*w),
+            // Byte by byte near the end: a copy into an array read back as
+            // a word would stall on store forwarding.
+            None => rest
+                .iter()
+                .enumerate()
+                .fold(0u64, |w, (i, &b)| w | u64::from(b) << (56 - 8 * i)),
+        };
+        // At most 7 + 32 bits of the word are used.
+        let v = (word << (self.pos % 8)) >> (64 - n);
+        self.pos += n as usize;
+        Some(v as u32)
     }
 }
 
@@ -212,6 +227,9 @@ pub struct Depacketizer {
     cts_delta_length: u8,
     dts_delta_length: u8,
     constant_size: u32,
+    /// Every AU header is this many bits (at most 32): an AU-size and an
+    /// AU-index / AU-index-delta of the same length, nothing else (AAC-hbr: 16).
+    fixed_header_bits: Option<u8>,
     max_frame_bytes: usize,
     out: Output,
     fragment: Fragment,
@@ -263,7 +281,13 @@ impl Depacketizer {
             }
             (_, c) => c.unwrap_or(0),
         };
+        let fixed = p.size_length > 0
+            && p.index_length == p.index_delta_length
+            && p.cts_delta_length == 0
+            && p.dts_delta_length == 0
+            && u32::from(p.size_length) + u32::from(p.index_length) <= 32;
         Ok(Depacketizer {
+            fixed_header_bits: fixed.then(|| p.size_length + p.index_length),
             size_length: p.size_length,
             index_length: p.index_length,
             index_delta_length: p.index_delta_length,
@@ -326,10 +350,39 @@ impl Depacketizer {
                 payload.len()
             ));
         }
-        let mut r = Bits::new(&payload[2..data_start]);
+        // The reader spans the AU data too, so that it can load whole words.
+        let mut r = Bits::new(&payload[2..]);
         r.limit = header_bits;
         let truncated = || format!("AU header truncated by AU-headers-length {header_bits}");
         let mut offset = 0u32; // in frames, from the RTP timestamp
+        if let Some(width) = self.fixed_header_bits {
+            // One read per AU header, split into AU-size and AU-index(-delta).
+            // (A loop rather than a division: `div` costs more than the loop.)
+            let index_bits = u32::from(self.index_length);
+            let mut left = header_bits;
+            while left >= usize::from(width) {
+                left -= usize::from(width);
+                let v = r.read(width).ok_or_else(truncated)?;
+                let (size, index) = match index_bits {
+                    0 => (v, 0),
+                    n => (v >> n, v & ((1 << n) - 1)),
+                };
+                if !self.headers.is_empty() {
+                    offset = offset.wrapping_add(index).wrapping_add(1);
+                }
+                self.headers.push(AuHeader {
+                    size: u64::from(size),
+                    timestamp: timestamp.wrapping_add(offset.wrapping_mul(step)),
+                });
+            }
+            if left != 0 {
+                return Err(truncated());
+            }
+            if self.headers.is_empty() {
+                return Err("no AU header".into());
+            }
+            return Ok(data_start);
+        }
         while r.pos < header_bits {
             let start = r.pos;
             let size = if self.size_length > 0 {
@@ -1603,6 +1656,65 @@ a=fmtp:97 mode=AAC-hbr;config=1210;sizelength=13;indexlength=3;indexdeltalength=
                 while let Some(f) = d.pull() {
                     prop_assert!(!f.data.is_empty() && f.data.len() <= 1000);
                 }
+            }
+        }
+
+        #[test]
+        fn fixed_width_headers_match_the_general_reader(
+            fmtp in proptest::sample::select(&[
+                "sizelength=13;indexlength=3;indexdeltalength=3",
+                "sizelength=6;indexlength=2;indexdeltalength=2",
+                "sizelength=16",
+                "sizelength=32",
+                "sizelength=21;indexlength=11;indexdeltalength=11",
+            ][..]),
+            packets in proptest::collection::vec(
+                (any::<u32>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..40), 0u32..2),
+                0..30,
+            ),
+            au_headers_length in proptest::collection::vec(0u16..80, 30),
+        ) {
+            let m = media(&format!("a=rtpmap:97 mpeg4-generic/44100/2\r\na=fmtp:97 mode=AAC-hbr;config=1210;{fmtp}\r\n"));
+            let mut fast = Depacketizer::new(&m, 1000).unwrap();
+            prop_assert!(fast.fixed_header_bits.is_some());
+            let mut general = Depacketizer::new(&m, 1000).unwrap();
+            general.fixed_header_bits = None;
+            for (seq, (ts, marker, mut payload, lost)) in packets.into_iter().enumerate() {
+                // Plausible AU-headers-length values, so that headers get parsed.
+                if payload.len() >= 2 {
+                    payload[..2].copy_from_slice(&au_headers_length[seq].to_be_bytes());
+                }
+                let a = fast.push(&packet(seq as u16, ts, marker, payload.clone()), lost);
+                let b = general.push(&packet(seq as u16, ts, marker, payload), lost);
+                prop_assert_eq!(a, b);
+                prop_assert_eq!(pull_all(&mut fast), pull_all(&mut general));
+            }
+        }
+
+        #[test]
+        fn bits_match_a_bit_at_a_time_reader(
+            data in proptest::collection::vec(any::<u8>(), 0..12),
+            widths in proptest::collection::vec(0u8..40, 0..20),
+            limit_cut in 0usize..9,
+        ) {
+            let limit = (data.len() * 8).saturating_sub(limit_cut);
+            let mut r = Bits::new(&data);
+            r.limit = limit;
+            let mut pos = 0usize;
+            for n in widths {
+                let n32 = usize::from(n.min(32));
+                let want = (limit - pos >= n32).then(|| {
+                    let mut v = 0u32;
+                    for i in pos..pos + n32 {
+                        v = (v << 1) | u32::from((data[i / 8] >> (7 - i % 8)) & 1);
+                    }
+                    v
+                });
+                prop_assert_eq!(r.read(n), want);
+                if want.is_some() {
+                    pos += n32;
+                }
+                prop_assert_eq!(r.pos, pos);
             }
         }
 

@@ -503,6 +503,7 @@ impl Assembler {
     /// Applies the timestamp and loss rules for a packet about to be used.
     /// Returns whether its payload should be parsed; an error from completing
     /// the previous access unit goes into `result`.
+    #[inline]
     pub(super) fn start_packet(
         &mut self,
         ts: u32,
@@ -549,6 +550,7 @@ impl Assembler {
 
     /// Ends a packet whose payload was parsed: on success completes the
     /// access unit at the marker; on failure drops it. Returns the first error.
+    #[inline]
     pub(super) fn finish_packet(
         &mut self,
         marker: bool,
@@ -571,6 +573,7 @@ impl Assembler {
     }
 
     /// Completes the access unit at a marker bit.
+    #[inline]
     pub(super) fn end_packet(&mut self, marker: bool) -> Result<(), DepacketizeError> {
         if !marker || !self.active {
             return Ok(());
@@ -587,6 +590,7 @@ impl Assembler {
     }
 
     /// The next complete access unit.
+    #[inline]
     pub(super) fn pull(&mut self) -> Option<VideoFrame> {
         self.ready.pop_front()
     }
@@ -604,6 +608,7 @@ impl Assembler {
     /// fragment's bytes. `lost` tells whether a missing start is explained by
     /// loss (no error then).
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn fragment(
         &mut self,
         kind: NalKind,
@@ -669,6 +674,7 @@ impl Assembler {
         Ok(())
     }
 
+    #[inline]
     fn append(&mut self, data: &[u8]) -> Result<(), Abort> {
         self.check_room(data.len())?;
         self.buf.put_slice(data);
@@ -686,6 +692,7 @@ impl Assembler {
         }
     }
 
+    #[inline]
     fn check_room(&self, more: usize) -> Result<(), Abort> {
         if self.buf.len() + self.extra + more > self.max_frame_bytes {
             return Err(Abort::Error(DepacketizeError::FrameTooLarge {
@@ -713,6 +720,12 @@ impl Assembler {
         }
         if !self.carry {
             self.after_loss = after_loss;
+            // `buf` is empty here. When every frame carved out of its
+            // allocation has been dropped, start again at the front: the
+            // same memory is rewritten while it is still in cache. (Asking
+            // for more than the spare capacity is what makes it look
+            // before `buf`; it never allocates.)
+            let _ = self.buf.try_reclaim(self.buf.capacity() + 1);
             if self.buf.capacity() < self.reserve {
                 // Room for a couple of access units: later ones are carved out
                 // of the same allocation, which is reused once frames are dropped.

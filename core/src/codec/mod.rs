@@ -138,6 +138,7 @@ impl Depacketizer {
     }
 
     /// Feeds one packet; `lost` is how many packets are missing right before it.
+    #[inline]
     pub fn push(&mut self, packet: &RtpPacket, lost: u32) -> Result<(), DepacketizeError> {
         match self {
             Depacketizer::H264(d) => d.push(packet, lost),
@@ -149,6 +150,7 @@ impl Depacketizer {
     }
 
     /// The next complete frame, if any. Call until `None` after each push.
+    #[inline]
     pub fn pull(&mut self) -> Option<Frame> {
         match self {
             Depacketizer::H264(d) => d.pull().map(Frame::Video),
