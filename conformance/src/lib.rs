@@ -6,6 +6,8 @@
 //!   started on a free loopback port;
 //! - [`script`]: a loopback server that plays back a committed capture;
 //! - [`hostile`]: a scriptable misbehaving server, for the client's hostile-server tests;
+//! - [`runtimes`]: one URL run on tokio, smol or blocking, its events collected
+//!   with a deadline (the runner of the cross-runtime tests);
 //! - [`events`]: event normalization (for comparing runtimes) and a one-line
 //!   summary per event (for comparing a replay with the live session).
 //!
@@ -15,6 +17,7 @@
 pub mod events;
 pub mod hostile;
 pub mod peers;
+pub mod runtimes;
 pub mod script;
 
 use std::path::PathBuf;

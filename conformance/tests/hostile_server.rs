@@ -5,21 +5,19 @@
 //! made of it: the frames, the warnings, how and when the session closed,
 //! and what the server received. The three runtimes of a case run at once.
 
-use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::StreamExt;
 use rtsp_toolkit_conformance::events::methods;
 use rtsp_toolkit_conformance::hostile::{
     base64, synthetic_au, synthetic_aus, video_timestamp, Challenge, CseqFault, End, HostileServer, Junk, Log,
     Misbehaviour, Pick, Plan, ENDLESS_CAP, HUGE_CONTENT_LENGTH, VIDEO_TICKS, VIDEO_TS0,
 };
+use rtsp_toolkit_conformance::runtimes::{self, Control, Runtime};
 use rtsp_toolkit_core::client::{ClientOptions, ClosedEvent, Event, VideoFrameEvent, Warning};
 use rtsp_toolkit_core::codec::{DepacketizeError, VideoCodec};
 use rtsp_toolkit_core::message::{Limits, Method};
-use rtsp_toolkit_core::stop::StopSignal;
 use rtsp_toolkit_core::{Error, ProtocolError};
 
 /// Longest a session runs in these tests before it is stopped.
@@ -27,85 +25,12 @@ const LIMIT: Duration = Duration::from_secs(20);
 const USER: &str = "user";
 const PASSWORD: &str = "secret";
 
-#[derive(Debug, Clone, Copy)]
-enum Runtime {
-    Tokio,
-    Smol,
-    Blocking,
-}
+/// When the test stops a session: `None`, it must end by itself (it is
+/// stopped at [`LIMIT`] in any case); `Some(d)`, TEARDOWN `d` after it started.
+type StopAfter = Option<Duration>;
 
-const RUNTIMES: [Runtime; 3] = [Runtime::Tokio, Runtime::Smol, Runtime::Blocking];
-
-/// When the test stops the session (it may end by itself before).
-#[derive(Debug, Clone, Copy)]
-enum Until {
-    /// It must end by itself (within [`LIMIT`]).
-    End,
-    /// Stop it (TEARDOWN) this long after it started.
-    After(Duration),
-}
-
-/// Runs `url` on `runtime` until it ends, stopping it as `until` says (and
-/// at [`LIMIT`] in any case); returns every event.
-fn run(runtime: Runtime, url: &str, opts: ClientOptions, until: Until) -> Vec<Event> {
-    let stop = StopSignal::new();
-    let (done, watch) = mpsc::channel::<()>();
-    let signal = stop.clone();
-    let after = match until {
-        Until::End => LIMIT,
-        Until::After(d) => d.min(LIMIT),
-    };
-    let dog = thread::spawn(move || {
-        if watch.recv_timeout(after).is_err() {
-            signal.stop();
-        }
-    });
-    // After a stop the session ends within its timeout (TEARDOWN unanswered).
-    let hard = LIMIT + opts.timeout + Duration::from_secs(5);
-    let events = match runtime {
-        Runtime::Tokio => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let mut session = rtsp_toolkit_tokio::Session::open_with_stop(url, opts, stop).unwrap();
-                let mut events = Vec::new();
-                let all = async {
-                    while let Some(e) = session.next().await {
-                        events.push(e);
-                    }
-                };
-                tokio::time::timeout(hard, all)
-                    .await
-                    .expect("tokio session ended in time");
-                events
-            })
-        }
-        Runtime::Smol => smol::block_on(async {
-            let mut session = rtsp_toolkit_smol::Session::open_with_stop(url, opts, stop).unwrap();
-            let mut events = Vec::new();
-            let all = async {
-                while let Some(e) = session.next().await {
-                    events.push(e);
-                }
-                true
-            };
-            let limit = async {
-                smol::Timer::after(hard).await;
-                false
-            };
-            assert!(futures_lite::future::or(all, limit).await, "smol session ended in time");
-            events
-        }),
-        Runtime::Blocking => rtsp_toolkit_blocking::Session::open_with_stop(url, opts, stop)
-            .unwrap()
-            .collect(),
-    };
-    drop(done);
-    dog.join().unwrap();
-    events
-}
+/// The session ends by itself.
+const TO_THE_END: StopAfter = None;
 
 /// One runtime's session against its own server.
 #[derive(Debug)]
@@ -170,24 +95,17 @@ impl Outcome {
 }
 
 /// Runs `plan` on every runtime at once, each against its own server.
-fn run_all(plan: &Plan, credentials: bool, opts: &ClientOptions, until: Until) -> Vec<Outcome> {
-    let threads: Vec<_> = RUNTIMES
-        .into_iter()
-        .map(|runtime| {
-            let (plan, opts) = (plan.clone(), opts.clone());
-            thread::spawn(move || {
-                let server = HostileServer::start(plan);
-                let url = server.url(credentials.then_some((USER, PASSWORD)));
-                let events = run(runtime, &url, opts, until);
-                let log = server.finish();
-                Outcome { runtime, events, log }
-            })
-        })
-        .collect();
-    threads
-        .into_iter()
-        .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-        .collect()
+fn run_all(plan: &Plan, credentials: bool, opts: &ClientOptions, stop_after: StopAfter) -> Vec<Outcome> {
+    // After a stop the session ends within its timeout (TEARDOWN unanswered).
+    let control = Control::within(LIMIT + opts.timeout + Duration::from_secs(5))
+        .stop_after(stop_after.map_or(LIMIT, |d| d.min(LIMIT)));
+    runtimes::at_once(|runtime| {
+        let server = HostileServer::start(plan.clone());
+        let url = server.url(credentials.then_some((USER, PASSWORD)));
+        let events = runtimes::run(runtime, &url, opts.clone(), control).events;
+        let log = server.finish();
+        Outcome { runtime, events, log }
+    })
 }
 
 fn opts(timeout: Duration) -> ClientOptions {
@@ -223,8 +141,8 @@ fn csrc_extension_and_padding_give_the_clean_frames() {
         ..clean.clone()
     };
     let opts = opts(Duration::from_secs(10));
-    let clean_runs = run_all(&clean, false, &opts, Until::End);
-    let decorated_runs = run_all(&decorated, false, &opts, Until::End);
+    let clean_runs = run_all(&clean, false, &opts, TO_THE_END);
+    let decorated_runs = run_all(&decorated, false, &opts, TO_THE_END);
     let all: Vec<usize> = (0..aus.len()).collect();
     for (c, d) in clean_runs.iter().zip(&decorated_runs) {
         let rt = d.runtime;
@@ -300,7 +218,7 @@ fn data_on_a_channel_without_a_track_is_ignored_and_counted() {
         enable_audio: false,
         ..opts(Duration::from_secs(10))
     };
-    for o in run_all(&plan, false, &opts, Until::End) {
+    for o in run_all(&plan, false, &opts, TO_THE_END) {
         let rt = o.runtime;
         o.assert_frames_are(&aus, &(0..aus.len()).collect::<Vec<_>>());
         assert!(o.log.junk_frames > 20, "{rt:?}: {}", o.log.junk_frames);
@@ -341,7 +259,7 @@ fn a_lost_packet_drops_exactly_the_damaged_frame() {
     };
     let expected: Vec<usize> = (0..aus.len()).filter(|i| ![12, 25, 33].contains(i)).collect();
     let sent: usize = plan.video_packets().iter().map(Vec::len).sum();
-    for o in run_all(&plan, false, &opts(Duration::from_secs(10)), Until::End) {
+    for o in run_all(&plan, false, &opts(Duration::from_secs(10)), TO_THE_END) {
         let rt = o.runtime;
         assert_eq!(o.log.dropped, 3);
         o.assert_frames_are(&aus, &expected);
@@ -404,7 +322,7 @@ fn oversized_or_endless_responses_fail_at_once() {
                 limits: *limits,
                 ..opts(timeout)
             };
-            thread::spawn(move || run_all(&plan, false, &opts, Until::End))
+            thread::spawn(move || run_all(&plan, false, &opts, TO_THE_END))
         })
         .collect();
     for (run, (m, _, error, before)) in runs.into_iter().zip(cases) {
@@ -472,7 +390,7 @@ fn keepalive_answers_with_a_bad_cseq_or_a_refusal_are_survived() {
         .iter()
         .map(|m| {
             let plan = base.clone().with(m.clone());
-            thread::spawn(move || run_all(&plan, false, &opts(Duration::from_secs(3)), Until::After(up)))
+            thread::spawn(move || run_all(&plan, false, &opts(Duration::from_secs(3)), Some(up)))
         })
         .collect();
     for (run, m) in runs.into_iter().zip(cases) {
@@ -564,7 +482,7 @@ fn silence_while_playing_times_out() {
     };
     let runs: Vec<_> = [silent, unanswered]
         .into_iter()
-        .map(|plan| thread::spawn(move || run_all(&plan, false, &opts(timeout), Until::End)))
+        .map(|plan| thread::spawn(move || run_all(&plan, false, &opts(timeout), TO_THE_END)))
         .collect();
     let runs: Vec<Vec<Outcome>> = runs
         .into_iter()
@@ -572,7 +490,7 @@ fn silence_while_playing_times_out() {
         .collect();
     for (n, o) in runs.into_iter().flatten().enumerate() {
         let rt = o.runtime;
-        let keepalive = n >= RUNTIMES.len();
+        let keepalive = n >= Runtime::ALL.len();
         let (sent, _) = keepalives(&o.log);
         assert_eq!(sent, if keepalive { vec!["GET_PARAMETER"] } else { vec![] }, "{rt:?}");
         o.assert_frames_are(&aus, &(0..20).collect::<Vec<_>>());
@@ -608,7 +526,7 @@ fn silence_while_playing_times_out() {
 fn a_close_inside_a_frame_drops_the_partial_frame() {
     let aus = aus();
     let plan = Plan::video(aus.clone()).with(Misbehaviour::CloseInside(23));
-    for o in run_all(&plan, false, &opts(Duration::from_secs(10)), Until::End) {
+    for o in run_all(&plan, false, &opts(Duration::from_secs(10)), TO_THE_END) {
         let rt = o.runtime;
         assert_eq!(o.log.end, End::ClosedInsideFrame, "{rt:?}");
         o.assert_frames_are(&aus, &(0..23).collect::<Vec<_>>());
@@ -636,7 +554,7 @@ fn a_frame_over_the_limit_is_dropped_and_the_stream_goes_on() {
     };
     let plan = Plan::video(aus.clone());
     let expected: Vec<usize> = (0..aus.len()).filter(|i| *i != 17).collect();
-    for o in run_all(&plan, false, &opts, Until::End) {
+    for o in run_all(&plan, false, &opts, TO_THE_END) {
         let rt = o.runtime;
         o.assert_frames_are(&aus, &expected);
         assert!(o.videos().iter().all(|v| v.frame.loss == 0), "{rt:?}");
@@ -675,8 +593,8 @@ fn a_401_after_valid_credentials_is_retried_once_then_fails() {
     let opts = opts(Duration::from_secs(10));
     let (a, b) = {
         let o = opts.clone();
-        let ta = thread::spawn(move || run_all(&a, true, &o, Until::End));
-        let tb = thread::spawn(move || run_all(&b, true, &opts, Until::End));
+        let ta = thread::spawn(move || run_all(&a, true, &o, TO_THE_END));
+        let tb = thread::spawn(move || run_all(&b, true, &opts, TO_THE_END));
         let join = |t: thread::JoinHandle<Vec<Outcome>>| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         (join(ta), join(tb))
     };

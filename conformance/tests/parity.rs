@@ -12,12 +12,11 @@
 //!   beside it (`*.rtspcap.events`), durations included.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use futures_lite::StreamExt;
 use rtsp_toolkit_conformance::captures_dir;
 use rtsp_toolkit_conformance::events::{normalize_all, summary};
+use rtsp_toolkit_conformance::runtimes::{self, Control, Runtime, StopWhen};
 use rtsp_toolkit_conformance::script::{Script, ScriptedServer};
 use rtsp_toolkit_core::capture::{replay, Capture};
 use rtsp_toolkit_core::client::{ClientOptions, Event};
@@ -34,81 +33,6 @@ fn load(name: &str) -> Capture {
 
 fn is_play(e: &Event) -> bool {
     matches!(e, Event::Method(m) if m.method.as_str() == "PLAY" && m.is_success())
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Runtime {
-    Tokio,
-    Smol,
-    Blocking,
-}
-
-/// Runs `url` on `runtime` until it ends, stopping it once PLAY succeeded.
-fn run(runtime: Runtime, url: &str, opts: ClientOptions) -> Vec<Event> {
-    match runtime {
-        Runtime::Tokio => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let mut session = rtsp_toolkit_tokio::Session::open(url, opts).unwrap();
-                let mut events = Vec::new();
-                let all = async {
-                    while let Some(e) = session.next().await {
-                        if is_play(&e) {
-                            session.stop();
-                        }
-                        events.push(e);
-                    }
-                };
-                tokio::time::timeout(LIMIT, all)
-                    .await
-                    .expect("tokio session ended in time");
-                events
-            })
-        }
-        Runtime::Smol => smol::block_on(async {
-            let mut session = rtsp_toolkit_smol::Session::open(url, opts).unwrap();
-            let mut events = Vec::new();
-            let all = async {
-                while let Some(e) = session.next().await {
-                    if is_play(&e) {
-                        session.stop();
-                    }
-                    events.push(e);
-                }
-                true
-            };
-            let limit = async {
-                smol::Timer::after(LIMIT).await;
-                false
-            };
-            assert!(futures_lite::future::or(all, limit).await, "smol session ended in time");
-            events
-        }),
-        Runtime::Blocking => {
-            let session = rtsp_toolkit_blocking::Session::open(url, opts).unwrap();
-            let stop = session.stop_handle();
-            let (done, watchdog) = mpsc::channel::<()>();
-            let dog = std::thread::spawn(move || {
-                if watchdog.recv_timeout(LIMIT).is_err() {
-                    stop.stop();
-                }
-            });
-            let mut events = Vec::new();
-            let stop = session.stop_handle();
-            for e in session {
-                if is_play(&e) {
-                    stop.stop();
-                }
-                events.push(e);
-            }
-            drop(done);
-            dog.join().unwrap();
-            events
-        }
-    }
 }
 
 fn temp_path(name: &str) -> PathBuf {
@@ -135,7 +59,7 @@ fn runtimes_agree_on_every_committed_capture() {
         let script = Script::from_capture(&capture).unwrap();
         assert!(script.frames > 0, "{name}: no media in the capture");
         let expected = normalize_all(replay(&capture, ClientOptions::default()).unwrap());
-        for runtime in [Runtime::Tokio, Runtime::Smol, Runtime::Blocking] {
+        for runtime in Runtime::ALL {
             let server = ScriptedServer::start(script.clone());
             let own = TempFile(temp_path(&format!("{name}-{runtime:?}")));
             // The recorded URL (so request URIs match), connected to the script.
@@ -144,7 +68,9 @@ fn runtimes_agree_on_every_committed_capture() {
                 capture: Some(own.0.clone()),
                 ..capture.header.apply(ClientOptions::default())
             };
-            let live = run(runtime, &capture.header.url, opts);
+            // Stopped (TEARDOWN) once PLAY succeeded.
+            let control = Control::within(LIMIT).stop_when(StopWhen::Event(is_play));
+            let live = runtimes::run(runtime, &capture.header.url, opts, control).events;
             let requests = server.finish();
             assert!(
                 requests.last().is_some_and(|r| r.starts_with("TEARDOWN ")),

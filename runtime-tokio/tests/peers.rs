@@ -1,10 +1,16 @@
-//! The tokio client against real servers on loopback: GStreamer's
-//! rtsp-server (plain, Basic and Digest auth), a closed port and a silent
-//! server.
+//! What only the tokio client has, against GStreamer's rtsp-server on
+//! loopback (on a multi-thread runtime): audio or video only, a forward
+//! address, whole fixtures to their end; and a session dropped or opened
+//! outside a runtime.
+//!
+//! The cases every runtime shares (GStreamer's rtsp-server with and without
+//! auth, a closed port, a silent server) are in
+//! `conformance/tests/runtime_peers.rs`.
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use rtsp_toolkit_conformance::events::{closed_error, methods};
 use rtsp_toolkit_conformance::peers::{free_port, GstServer};
 use rtsp_toolkit_tokio::{ClientOptions, Error, Event, Session};
 
@@ -31,23 +37,6 @@ async fn collect(url: &str, opts: ClientOptions, stop_after_rtp: usize) -> Vec<E
     events
 }
 
-fn methods(events: &[Event]) -> Vec<(String, u16)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Method(m) => Some((m.method.to_string(), m.status)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn closed_error(events: &[Event]) -> Option<Error> {
-    match events.last() {
-        Some(Event::Closed(c)) => c.error.clone(),
-        other => panic!("last event is not Closed: {other:?}"),
-    }
-}
-
 fn rtp_per_track(events: &[Event]) -> [usize; 2] {
     let mut n = [0; 2];
     for e in events {
@@ -56,51 +45,6 @@ fn rtp_per_track(events: &[Event]) -> [usize; 2] {
         }
     }
     n
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h264_and_aac_from_gstreamer_then_teardown() {
-    let server = GstServer::start(None);
-    let events = collect(&server.url("h264_aac.mp4"), ClientOptions::default(), 200).await;
-    assert_eq!(
-        methods(&events),
-        [
-            ("OPTIONS", 200),
-            ("DESCRIBE", 200),
-            ("SETUP", 200),
-            ("SETUP", 200),
-            ("PLAY", 200),
-            ("TEARDOWN", 200)
-        ]
-        .map(|(m, s)| (m.to_string(), s))
-    );
-    assert_eq!(closed_error(&events), None);
-    let [video, audio] = rtp_per_track(&events);
-    assert!(video > 0 && audio > 0, "video {video} audio {audio}");
-    let describe = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Method(m) if m.method.as_str() == "DESCRIBE" => Some(m),
-            _ => None,
-        })
-        .unwrap();
-    let sdp = describe.sdp.as_ref().unwrap();
-    assert!(sdp.media[0].codec_is("H264"));
-    assert!(sdp.media[1].codec_is("MPEG4-GENERIC"));
-    // Timings are monotonic and consistent.
-    let mut last = Duration::ZERO;
-    for e in &events {
-        if let Event::Method(m) = e {
-            assert!(m.session_elapsed >= last && m.elapsed <= m.session_elapsed);
-            last = m.session_elapsed;
-        }
-    }
-    // The video track carries H.264 payloads with the SDP's payload type.
-    let pt = events.iter().find_map(|e| match e {
-        Event::Rtp(r) if r.track == 0 => Some(r.packet.payload_type),
-        _ => None,
-    });
-    assert_eq!(pt, Some(96));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,67 +67,6 @@ async fn audio_only_and_video_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn basic_auth() {
-    let server = GstServer::start(Some(("alice", "s3cret", "basic")));
-    let events = collect(
-        &server.url_with("alice:s3cret", "h264_aac.mp4"),
-        ClientOptions::default(),
-        50,
-    )
-    .await;
-    let m = methods(&events);
-    assert_eq!(m[1], ("DESCRIBE".into(), 401));
-    assert_eq!(m[2], ("DESCRIBE".into(), 200));
-    assert_eq!(closed_error(&events), None);
-    assert!(rtp_per_track(&events)[0] > 0);
-
-    let events = collect(
-        &server.url_with("alice:wrong", "h264_aac.mp4"),
-        ClientOptions::default(),
-        1,
-    )
-    .await;
-    match closed_error(&events) {
-        Some(Error::Response { status: 401, .. }) => {}
-        other => panic!("expected a 401 Response error, got {other:?}"),
-    }
-    assert_eq!(
-        methods(&events).iter().filter(|(_, s)| *s == 401).count(),
-        2,
-        "one retry, no loop"
-    );
-    let msg = closed_error(&events).unwrap().to_string();
-    assert!(!msg.contains("wrong"), "password in error message: {msg}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn digest_auth_with_reserved_characters() {
-    let server = GstServer::start(Some(("bob", "p:a@ss", "digest")));
-    let events = collect(
-        &server.url_with("bob:p%3Aa%40ss", "h265_aac.mkv"),
-        ClientOptions::default(),
-        50,
-    )
-    .await;
-    let m = methods(&events);
-    assert!(
-        m.contains(&("DESCRIBE".into(), 401)) && m.contains(&("PLAY".into(), 200)),
-        "{m:?}"
-    );
-    assert_eq!(closed_error(&events), None);
-    let events = collect(
-        &server.url_with("bob:nope", "h265_aac.mkv"),
-        ClientOptions::default(),
-        1,
-    )
-    .await;
-    assert!(matches!(
-        closed_error(&events),
-        Some(Error::Response { status: 401, .. })
-    ));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_address_keeps_the_url() {
     let server = GstServer::start(None);
     let opts = ClientOptions {
@@ -200,51 +83,6 @@ async fn forward_address_keeps_the_url() {
         }
         other => panic!("{other:?}"),
     }
-}
-
-#[tokio::test]
-async fn closed_port_is_a_connection_error() {
-    let port = free_port();
-    let events = collect(&format!("rtsp://127.0.0.1:{port}/x"), ClientOptions::default(), 1).await;
-    assert_eq!(events.len(), 2, "{events:?}");
-    assert!(matches!(&events[0], Event::Connect(c) if c.result.is_err()));
-    assert!(
-        matches!(closed_error(&events), Some(Error::Connection(_))),
-        "{events:?}"
-    );
-}
-
-#[tokio::test]
-async fn silent_server_is_a_timeout() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hold = tokio::spawn(async move {
-        let (sock, _) = listener.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        drop(sock);
-    });
-    let opts = ClientOptions {
-        timeout: Duration::from_millis(300),
-        ..Default::default()
-    };
-    let started = std::time::Instant::now();
-    let events = collect(&format!("rtsp://127.0.0.1:{port}/x"), opts, 1).await;
-    match closed_error(&events) {
-        Some(Error::Timeout { waiting_for, timeout }) => {
-            assert_eq!(waiting_for, "response to OPTIONS");
-            assert_eq!(timeout, Duration::from_millis(300));
-        }
-        other => panic!("expected Timeout, got {other:?}"),
-    }
-    match events.last() {
-        Some(Event::Closed(c)) => assert!(c.session_elapsed >= Duration::from_millis(300)),
-        _ => unreachable!(),
-    }
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "did not wait for the server to give up"
-    );
-    hold.abort();
 }
 
 #[tokio::test]
