@@ -92,6 +92,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+/// Largest output batch whose buffer is kept for reuse (a 1080p IDR frame fits).
+const RETAIN_OUTPUT_BYTES: usize = 256 * 1024;
+
 use crate::error::ProtocolError;
 use crate::message::{Decoder, Headers, Limits, Message, Method, Request, Response};
 use crate::source::MediaSource;
@@ -475,7 +478,15 @@ impl Connection {
     /// or [`ServerOutput::Close`] after every `handle_*` call.
     pub fn poll_output(&mut self) -> ServerOutput {
         if !self.out.is_empty() {
-            return ServerOutput::Transmit(self.out.split().freeze());
+            let batch = self.out.split().freeze();
+            // The buffer is reused for the next batch, and once this one is
+            // written `reserve` would take back its whole allocation. After a
+            // catch-up burst (the runtime fell behind, up to 4 MiB) that would
+            // keep megabytes per connection for good: start afresh instead.
+            if batch.len() > RETAIN_OUTPUT_BYTES {
+                self.out = BytesMut::new();
+            }
+            return ServerOutput::Transmit(batch);
         }
         if let Some(o) = self.queue.pop_front() {
             return o;

@@ -1591,3 +1591,24 @@ fn initial_rtp_replaces_the_random_seq_and_timestamp_and_wraps_cleanly() {
         assert_eq!(packets[0].ssrc, plain_ssrc);
     }
 }
+
+/// A burst (here one huge access unit) must not leave its buffer behind for
+/// the life of the connection: later batches get an ordinary one.
+#[test]
+fn a_large_batch_does_not_keep_its_buffer() {
+    let mut source = synthetic_source();
+    let video = source.samples.iter().position(|s| s.track == 0).unwrap();
+    source.samples[video].data = length_prefixed(&[[&[0x65u8][..], &vec![0x42; 600 * 1024][..]].concat()]);
+    let source = Arc::new(source);
+    let mut h = Harness::new();
+    let start = h.t0;
+    // PLAY sends the first (huge) access unit at once.
+    h.play(start, &source, "");
+    // A later, ordinary batch.
+    let _ = h.timeout(start + ms(500));
+    assert!(
+        h.conn.out.capacity() < RETAIN_OUTPUT_BYTES,
+        "the output buffer kept {} bytes",
+        h.conn.out.capacity()
+    );
+}
