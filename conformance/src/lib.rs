@@ -6,6 +6,7 @@
 //!   started on a free loopback port;
 //! - [`script`]: a loopback server that plays back a committed capture;
 //! - [`hostile`]: a scriptable misbehaving server, for the client's hostile-server tests;
+//! - [`fuzzing`]: the fuzz targets' entry points, also replayed by `tests/fuzz_corpus.rs`;
 //! - [`runtimes`]: one URL run on tokio, smol or blocking, its events collected
 //!   with a deadline (the runner of the cross-runtime tests);
 //! - [`events`]: event normalization (for comparing runtimes) and a one-line
@@ -15,6 +16,7 @@
 //! captures of `fixtures/captures/`.
 
 pub mod events;
+pub mod fuzzing;
 pub mod hostile;
 pub mod peers;
 pub mod runtimes;

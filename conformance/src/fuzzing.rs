@@ -1,0 +1,617 @@
+//! Fuzz entry points: one function per parser or machine that takes bytes
+//! from outside, shared by the cargo-fuzz targets of `fuzz/` (nightly) and by
+//! `tests/fuzz_corpus.rs`, which replays the committed corpus and every
+//! regression input through the same functions on stable.
+//!
+//! Each function drives its entry point with arbitrary bytes and asserts the
+//! invariants that must hold for any input: no panic, a bounded number of
+//! outputs, and outputs no larger than the configured limits. It is not a
+//! correctness test; the unit and conformance tests are.
+//!
+//! [`TARGETS`] lists them by the name of their fuzz target and corpus
+//! directory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtsp_toolkit_core::auth::{self, Authenticator, Credentials};
+use rtsp_toolkit_core::client::{Client, ClientOptions, Event, Output};
+use rtsp_toolkit_core::codec::{Depacketizer, Frame, SequenceTracker};
+use rtsp_toolkit_core::message::{Decoder, Limits, Message};
+use rtsp_toolkit_core::rtp::RtpPacket;
+use rtsp_toolkit_core::sdp::Sdp;
+use rtsp_toolkit_core::server::{Connection, LookupError, ServerConfig, ServerOutput};
+use rtsp_toolkit_core::source::{MediaSource, SourceCodec, SourceSample, SourceTrack};
+use rtsp_toolkit_core::{capture, rtcp};
+use rtsp_toolkit_media::FileKind;
+
+/// A fuzz entry point.
+pub type Target = fn(&[u8]);
+
+/// Every target: (fuzz target and corpus directory name, entry point).
+pub const TARGETS: &[(&str, Target)] = &[
+    ("client_decoder", client_decoder),
+    ("server_decoder", server_decoder),
+    ("sdp", sdp),
+    ("auth", auth),
+    ("rtp", rtp),
+    ("rtcp", rtcp),
+    ("depacketize_h264", depacketize_h264),
+    ("depacketize_h265", depacketize_h265),
+    ("depacketize_aac", depacketize_aac),
+    ("depacketize_latm", depacketize_latm),
+    ("depacketize_g711", depacketize_g711),
+    ("client_session", client_session),
+    ("server_connection", server_connection),
+    ("capture", capture),
+    ("media_mp4", media_mp4),
+    ("media_mkv", media_mkv),
+    ("media_wav", media_wav),
+    ("media_aac", media_aac),
+];
+
+/// Most outputs drained after one input before the machine is declared
+/// stuck: far more than any legitimate chunk of at most a few KiB produces.
+const MAX_POLLS_PER_STEP: usize = 200_000;
+
+/// Splits `data` into chunks of `size` bytes (at least 1).
+fn chunks(data: &[u8], size: usize) -> impl Iterator<Item = &[u8]> {
+    data.chunks(size.max(1))
+}
+
+/// The first byte (if any) and the rest.
+fn split_first(data: &[u8]) -> (u8, &[u8]) {
+    match data.split_first() {
+        Some((b, rest)) => (*b, rest),
+        None => (0, &[]),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Message framing
+
+/// Feeds `data` (after a byte choosing chunk size and limits) to a decoder and
+/// decodes until it needs more input or fails.
+fn decoder(data: &[u8], default_limits: Limits) {
+    let (b, rest) = split_first(data);
+    let limits = if b & 0x80 != 0 {
+        Limits {
+            max_header_bytes: 256,
+            max_body_bytes: 512,
+            max_headers: 8,
+        }
+    } else {
+        default_limits
+    };
+    let chunk = usize::from(b & 0x7f) + 1;
+    let mut dec = Decoder::new(limits);
+    let mut fed = 0usize;
+    let mut consumed_messages = 0usize;
+    for c in chunks(rest, chunk) {
+        dec.extend(c);
+        fed += c.len();
+        loop {
+            match dec.decode() {
+                Ok(Some(m)) => {
+                    consumed_messages += 1;
+                    assert!(consumed_messages <= fed, "more messages than bytes");
+                    match m {
+                        Message::Request(r) => {
+                            assert!(r.body.len() <= limits.max_body_bytes);
+                            assert!(r.headers.len() <= limits.max_headers);
+                        }
+                        Message::Response(r) => {
+                            assert!(r.body.len() <= limits.max_body_bytes);
+                            assert!(r.headers.len() <= limits.max_headers);
+                        }
+                        Message::Interleaved { payload, .. } => assert!(payload.len() <= 0xffff),
+                    }
+                }
+                Ok(None) => break,
+                // Out of sync: the caller closes the connection.
+                Err(_) => return,
+            }
+        }
+        assert!(dec.buffered() <= fed);
+    }
+}
+
+/// The client's decoder: responses and `$` frames from a server.
+pub fn client_decoder(data: &[u8]) {
+    decoder(data, ClientOptions::default().limits);
+}
+
+/// The server's decoder: requests (and `$` frames) from a client.
+pub fn server_decoder(data: &[u8]) {
+    decoder(data, ServerConfig::default().limits);
+}
+
+// ---------------------------------------------------------------------------
+// SDP, auth, RTP, RTCP, captures
+
+/// SDP parsing, then every per-media accessor a client uses, and a
+/// depacketizer for each media section.
+pub fn sdp(data: &[u8]) {
+    let Ok(sdp) = Sdp::parse(data) else {
+        return;
+    };
+    let _ = sdp.attribute("control");
+    for m in &sdp.media {
+        let _ = m.h264();
+        let _ = m.h265();
+        let _ = m.mpeg4_generic();
+        let _ = m.mp4a_latm();
+        let _ = m.parameter_sets_annex_b();
+        let _ = m.audio_specific_config();
+        let _ = m.attribute("control");
+        let _ = Depacketizer::new(m, 64 * 1024);
+    }
+}
+
+/// `WWW-Authenticate` values (one per line), then an `Authorization` for
+/// every challenge that parsed.
+pub fn auth(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let values: Vec<&str> = text.split('\n').collect();
+    let Ok(challenges) = auth::parse_challenges(&values) else {
+        return;
+    };
+    let _ = auth::choose(&challenges);
+    let credentials = Credentials {
+        username: "user".into(),
+        password: "pa:ss".into(),
+    };
+    for c in challenges {
+        if let Ok(mut a) = Authenticator::new(credentials.clone(), c) {
+            a.set_cnonce_seed(1);
+            let h = a.authorization("DESCRIBE", "rtsp://127.0.0.1/stream");
+            assert!(!h.is_empty());
+            let _ = a.authorization("SETUP", "rtsp://127.0.0.1/stream/trackID=1");
+        }
+    }
+}
+
+/// One RTP packet.
+pub fn rtp(data: &[u8]) {
+    if let Ok(p) = RtpPacket::parse(Bytes::copy_from_slice(data)) {
+        let ext = p.extension.as_ref().map_or(0, |e| e.data.len() + 4);
+        assert!(12 + 4 * usize::from(p.csrc_count) + ext + p.payload.len() + usize::from(p.padding) <= data.len());
+    }
+}
+
+/// One compound RTCP packet.
+pub fn rtcp(data: &[u8]) {
+    if let Ok(packets) = rtcp::parse_compound(&Bytes::copy_from_slice(data)) {
+        assert!(packets.len() <= data.len() / 4);
+    }
+}
+
+/// A session capture file, and the replay of what it holds through a client.
+pub fn capture(data: &[u8]) {
+    let Ok(c) = capture::Capture::parse(data) else {
+        return;
+    };
+    assert!(c.received().len() <= data.len());
+    let _ = c.encode();
+}
+
+// ---------------------------------------------------------------------------
+// Depacketizers
+
+/// Frames larger than this are dropped by the depacketizers under test.
+const MAX_FRAME: usize = 64 * 1024;
+
+fn media_of(sdp: &str) -> rtsp_toolkit_core::sdp::Media {
+    Sdp::parse(sdp.as_bytes())
+        .expect("fixed fuzz SDP parses")
+        .media
+        .remove(0)
+}
+
+/// Reads `data` as records of (2-byte header, 1 byte sequence step, 1 byte
+/// timestamp step, payload) and pushes each as an RTP packet into the
+/// depacketizer for the SDP chosen by the first byte.
+///
+/// Header: bits 0..=10 payload length (capped by what is left), bit 15 the
+/// marker. A sequence step of 0 repeats the previous number; 0x80.. go
+/// backwards.
+fn depacketize(sdps: &[&str], data: &[u8]) {
+    let (b, mut rest) = split_first(data);
+    let media = media_of(sdps[usize::from(b) % sdps.len()]);
+    let Ok(mut d) = Depacketizer::new(&media, MAX_FRAME) else {
+        return;
+    };
+    let mut tracker = SequenceTracker::new();
+    let mut seq: u16 = 0xfff0;
+    let mut ts: u32 = 0xffff_0000;
+    let (mut frames, mut packets, mut pushed) = (0usize, 0usize, 0usize);
+    while rest.len() >= 4 {
+        let header = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = usize::from(header & 0x07ff).min(rest.len() - 4);
+        seq = seq.wrapping_add(rest[2] as i8 as u16);
+        ts = ts.wrapping_add((rest[3] as i8 as i32 * 1024) as u32);
+        let payload = Bytes::copy_from_slice(&rest[4..4 + len]);
+        rest = &rest[4 + len..];
+        let packet = RtpPacket {
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc: 0x1234_5678,
+            marker: header & 0x8000 != 0,
+            payload_type: 96,
+            csrc_count: 0,
+            extension: None,
+            padding: 0,
+            payload,
+        };
+        let lost = tracker.observe(seq);
+        let _ = d.push(&packet, lost);
+        packets += 1;
+        pushed += len;
+        while let Some(f) = d.pull() {
+            // A frame may be completed by a later packet (fragments, LATM
+            // elements spanning packets), so bound the total, not per packet.
+            frames += 1;
+            assert!(
+                frames <= 8 * pushed + packets,
+                "{frames} frames from {packets} packets of {pushed} bytes"
+            );
+            let size = match &f {
+                Frame::Video(v) => v.data.len(),
+                Frame::Audio(a) => a.data.len(),
+            };
+            // Video frames may carry SDP parameter sets in front of the capped data.
+            assert!(size <= MAX_FRAME + 4096, "frame of {size} bytes over the limit");
+        }
+    }
+}
+
+/// H.264 (RFC 6184): single NAL, STAP-A, FU-A.
+pub fn depacketize_h264(data: &[u8]) {
+    depacketize(
+        &[
+            "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+             a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z2QADayyAoP2AiAAAAMAIAAABkHihUk=,aOvDyyLA\r\n",
+            "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n",
+        ],
+        data,
+    );
+}
+
+/// H.265 (RFC 7798): single NAL, AP, FU, with and without DON.
+pub fn depacketize_h265(data: &[u8]) {
+    depacketize(
+        &[
+            "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\n",
+            "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\n\
+             a=fmtp:96 sprop-vps=QAEMAf//AWAAAAMAkAAAAwAAAwB4lZgJ\r\n",
+            "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\na=fmtp:96 sprop-max-don-diff=2\r\n",
+        ],
+        data,
+    );
+}
+
+/// AAC in RFC 3640 `mpeg4-generic`: hbr, lbr, CTS/DTS deltas, constant size.
+pub fn depacketize_aac(data: &[u8]) {
+    depacketize(
+        &[
+            "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\n\
+             a=fmtp:97 streamtype=5;profile-level-id=2;mode=AAC-hbr;config=1210;sizelength=13;indexlength=3;indexdeltalength=3\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 mpeg4-generic/48000/1\r\n\
+             a=fmtp:97 streamtype=5;mode=AAC-lbr;config=1188;sizeLength=6;indexLength=2;indexDeltaLength=2\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\n\
+             a=fmtp:97 mode=AAC-hbr;config=1210;sizelength=13;indexlength=3;indexdeltalength=3;ctsdeltalength=8;dtsdeltalength=4\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 mpeg4-generic/8000\r\na=fmtp:97 mode=AAC-x;config=1588;constantSize=4\r\n",
+        ],
+        data,
+    );
+}
+
+/// AAC in RFC 3016 `MP4A-LATM`, in-band and out-of-band configuration.
+pub fn depacketize_latm(data: &[u8]) {
+    depacketize(
+        &[
+            "v=0\r\nm=audio 0 RTP/AVP 96\r\na=rtpmap:96 MP4A-LATM/44100/2\r\n\
+             a=fmtp:96 profile-level-id=15;object=2;cpresent=0;config=400024203fc0\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 96\r\na=rtpmap:96 MP4A-LATM/44100/2\r\na=fmtp:96 cpresent=1\r\n",
+        ],
+        data,
+    );
+}
+
+/// G.711 A-law and mu-law, mono and stereo.
+pub fn depacketize_g711(data: &[u8]) {
+    depacketize(
+        &[
+            "v=0\r\nm=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 PCMA/16000/2\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 8\r\n",
+        ],
+        data,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Machines
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("fixed address")
+}
+
+/// The client session machine fed arbitrary server bytes.
+///
+/// Byte 0: bit 0 no video, bit 1 no audio (not both), bit 2 no frame
+/// assembly, bit 3 credentials in the URL, bit 4 small message limits,
+/// bits 5..=7 how often a timeout fires. Byte 1: chunk size. The rest is what
+/// the server sends, fed in chunks 50 ms apart.
+pub fn client_session(data: &[u8]) {
+    let (flags, rest) = split_first(data);
+    let (chunk, rest) = split_first(rest);
+    let mut opts = ClientOptions {
+        enable_video: flags & 1 == 0,
+        enable_audio: flags & 2 == 0 || flags & 1 != 0,
+        assemble_frames: flags & 4 == 0,
+        max_frame_bytes: MAX_FRAME,
+        ..ClientOptions::default()
+    };
+    if flags & 0x10 != 0 {
+        opts.limits = Limits {
+            max_header_bytes: 512,
+            max_body_bytes: 2048,
+            max_headers: 16,
+        };
+    }
+    let url = if flags & 8 != 0 {
+        "rtsp://user:pa%3Ass@127.0.0.1:8554/stream"
+    } else {
+        "rtsp://127.0.0.1:8554/stream"
+    };
+    let timeout_every = usize::from(flags >> 5);
+    let start = Instant::now();
+    let mut client = Client::new(url, opts, start).expect("valid client options");
+    let mut now = start;
+    client.handle_connected(now, addr("127.0.0.1:40000"), addr("127.0.0.1:8554"));
+    let mut done = drain_client(&mut client);
+    for (i, c) in chunks(rest, usize::from(chunk) * 8 + 1).enumerate() {
+        if done {
+            return;
+        }
+        now += Duration::from_millis(50);
+        client.handle_input(now, c);
+        done = drain_client(&mut client);
+        if !done && timeout_every != 0 && i % timeout_every == 0 {
+            now += Duration::from_millis(1000);
+            client.handle_timeout(now);
+            done = drain_client(&mut client);
+        }
+    }
+    if !done {
+        client.handle_eof(now + Duration::from_millis(1));
+        assert!(drain_client(&mut client), "the session ends at EOF");
+    }
+}
+
+/// Drains the client; true once it is done.
+fn drain_client(client: &mut Client) -> bool {
+    for _ in 0..MAX_POLLS_PER_STEP {
+        match client.poll_output() {
+            Output::Transmit(b) => assert!(!b.is_empty()),
+            Output::Event(Event::Video(v)) => assert!(v.frame.data.len() <= MAX_FRAME + 4096),
+            Output::Event(_) => {}
+            Output::Timeout(_) => return false,
+            Output::Done => return true,
+        }
+    }
+    panic!("client produced over {MAX_POLLS_PER_STEP} outputs for one input");
+}
+
+/// A small presentation: 4 H.264 access units and AAC frames at 44.1 kHz,
+/// or (for `pcma`) G.711 A-law only.
+fn fuzz_source(pcma: bool) -> MediaSource {
+    const SPS: &[u8] = &[0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x47, 0xfe, 0xc8];
+    const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+    let prefixed = |nals: &[&[u8]]| {
+        let mut v = Vec::new();
+        for n in nals {
+            v.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            v.extend_from_slice(n);
+        }
+        Bytes::from(v)
+    };
+    if pcma {
+        let samples = (0..5)
+            .map(|i| SourceSample {
+                track: 0,
+                decode_time: i * 160,
+                presentation_time: i * 160,
+                keyframe: true,
+                data: Bytes::from(vec![0xd5; 160]),
+            })
+            .collect();
+        return MediaSource {
+            tracks: vec![SourceTrack {
+                codec: SourceCodec::Pcma,
+                clock_rate: 8000,
+            }],
+            samples,
+            duration: Duration::from_millis(100),
+        };
+    }
+    let idr: Vec<u8> = [0x65, 0x88]
+        .into_iter()
+        .chain((0..2000).map(|b| (b % 251) as u8 | 1))
+        .collect();
+    let mut samples = Vec::new();
+    for i in 0..4i64 {
+        let data = if i == 0 {
+            prefixed(&[SPS, PPS, &idr])
+        } else {
+            prefixed(&[&[0x41, 0x9a, 0x11, 0x22, 0x33]])
+        };
+        samples.push(SourceSample {
+            track: 0,
+            decode_time: i * 3600,
+            presentation_time: i * 3600,
+            keyframe: i == 0,
+            data,
+        });
+        samples.push(SourceSample {
+            track: 1,
+            decode_time: i * 1024,
+            presentation_time: i * 1024,
+            keyframe: true,
+            data: Bytes::from(vec![0x21; 40]),
+        });
+    }
+    MediaSource {
+        tracks: vec![
+            SourceTrack {
+                codec: SourceCodec::H264 {
+                    sps: vec![Bytes::from_static(SPS)],
+                    pps: vec![Bytes::from_static(PPS)],
+                },
+                clock_rate: 90000,
+            },
+            SourceTrack {
+                codec: SourceCodec::Aac {
+                    config: Bytes::from_static(&[0x12, 0x10]),
+                    sample_rate: 44100,
+                    channels: 2,
+                },
+                clock_rate: 44100,
+            },
+        ],
+        samples,
+        duration: Duration::from_millis(160),
+    }
+}
+
+/// The server connection machine fed arbitrary client bytes.
+///
+/// Byte 0: bits 0..=1 how lookups are answered (source, G.711 source, not
+/// found, unreadable), bit 2 small message limits, bits 3..=5 how often a
+/// timeout fires. Byte 1: chunk size. The rest is what the client sends,
+/// fed in chunks 20 ms apart.
+pub fn server_connection(data: &[u8]) {
+    let (flags, rest) = split_first(data);
+    let (chunk, rest) = split_first(rest);
+    let mut config = ServerConfig {
+        session_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(3),
+        linger_after_end: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    if flags & 4 != 0 {
+        config.limits = Limits {
+            max_header_bytes: 512,
+            max_body_bytes: 2048,
+            max_headers: 16,
+        };
+    }
+    let av = Arc::new(fuzz_source(false));
+    let pcma = Arc::new(fuzz_source(true));
+    let lookup = |path: &str| -> Result<Arc<MediaSource>, LookupError> {
+        let _ = path;
+        match flags & 3 {
+            0 => Ok(av.clone()),
+            1 => Ok(pcma.clone()),
+            2 => Err(LookupError::NotFound),
+            _ => Err(LookupError::Unreadable("fuzz".into())),
+        }
+    };
+    let timeout_every = usize::from((flags >> 3) & 7);
+    let start = Instant::now();
+    let mut now = start;
+    let mut conn = Connection::new(Arc::new(config), start, addr("127.0.0.1:40000"), 7, 0);
+    let mut transmitted = 0usize;
+    let mut closed = drain_server(&mut conn, now, &lookup, &mut transmitted);
+    for (i, c) in chunks(rest, usize::from(chunk) * 8 + 1).enumerate() {
+        if closed {
+            break;
+        }
+        now += Duration::from_millis(20);
+        conn.handle_input(now, c);
+        closed = drain_server(&mut conn, now, &lookup, &mut transmitted);
+        if !closed && timeout_every != 0 && i % timeout_every == 0 {
+            now += Duration::from_millis(300);
+            conn.handle_timeout(now);
+            closed = drain_server(&mut conn, now, &lookup, &mut transmitted);
+        }
+    }
+    if !closed {
+        conn.handle_eof(now + Duration::from_millis(1));
+        assert!(
+            drain_server(&mut conn, now, &lookup, &mut transmitted),
+            "the connection closes at EOF"
+        );
+    }
+    // What the server writes is bounded by what it was asked: responses to
+    // at most one request per input byte, plus a few seconds of the small
+    // source's media.
+    assert!(
+        transmitted <= 4096 * (data.len() + 64),
+        "{transmitted} bytes out for {} in",
+        data.len()
+    );
+}
+
+/// Drains the connection, answering lookups; true once it closed.
+fn drain_server(
+    conn: &mut Connection,
+    now: Instant,
+    lookup: &dyn Fn(&str) -> Result<Arc<MediaSource>, LookupError>,
+    transmitted: &mut usize,
+) -> bool {
+    for _ in 0..MAX_POLLS_PER_STEP {
+        match conn.poll_output() {
+            ServerOutput::Transmit(b) => {
+                assert!(!b.is_empty());
+                *transmitted += b.len();
+            }
+            ServerOutput::Lookup { token, path } => conn.handle_lookup(now, token, lookup(&path)),
+            ServerOutput::Event(_) => {}
+            ServerOutput::Timeout(_) => return false,
+            ServerOutput::Close => return true,
+        }
+    }
+    panic!("server produced over {MAX_POLLS_PER_STEP} outputs for one input");
+}
+
+// ---------------------------------------------------------------------------
+// Media files
+
+fn media(data: &[u8], kind: FileKind) {
+    let Ok(source) = rtsp_toolkit_media::from_bytes(Bytes::copy_from_slice(data), kind) else {
+        return;
+    };
+    for s in &source.samples {
+        assert!(s.track < source.tracks.len());
+        let _ = source.send_time(s);
+    }
+}
+
+/// An MP4 file.
+pub fn media_mp4(data: &[u8]) {
+    media(data, FileKind::Mp4);
+}
+
+/// A Matroska file.
+pub fn media_mkv(data: &[u8]) {
+    media(data, FileKind::Mkv);
+}
+
+/// A WAV file (PCM, transcoded to G.711).
+pub fn media_wav(data: &[u8]) {
+    let Ok(source) = rtsp_toolkit_media::from_bytes(Bytes::copy_from_slice(data), FileKind::Wav) else {
+        return;
+    };
+    for s in &source.samples {
+        assert!(s.track < source.tracks.len());
+    }
+}
+
+/// An ADTS AAC file.
+pub fn media_aac(data: &[u8]) {
+    media(data, FileKind::Aac);
+}

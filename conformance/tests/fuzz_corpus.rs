@@ -1,0 +1,412 @@
+//! Replays the committed fuzz corpus on stable: every file of
+//! `fuzz/corpus/<target>/` (seeds) and `fuzz/regressions/<target>/` (the
+//! minimized inputs of past findings) goes through the same entry point as the
+//! cargo-fuzz target of that name (`rtsp_toolkit_conformance::fuzzing`).
+//!
+//! The seeds are written by the ignored test `write_seeds` from the committed
+//! fixtures (`RTSP_TOOLKIT_WRITE_SEEDS=1 cargo test -p rtsp-toolkit-conformance
+//! --test fuzz_corpus -- --ignored write_seeds`); the media seeds are small
+//! files made with ffmpeg (see `docs/RELIABILITY.md`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use rtsp_toolkit_conformance::fuzzing::TARGETS;
+use rtsp_toolkit_conformance::{captures_dir, repo_root};
+use rtsp_toolkit_core::capture::Capture;
+use rtsp_toolkit_core::message::{Decoder, Limits, Message};
+use rtsp_toolkit_core::rtp::RtpPacket;
+use rtsp_toolkit_core::server::{Connection, ServerConfig, ServerOutput};
+
+fn fuzz_dir() -> PathBuf {
+    repo_root().join("fuzz")
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    out.sort();
+    out
+}
+
+fn replay(kind: &str) -> usize {
+    let mut total = 0;
+    for (name, target) in TARGETS {
+        for path in files(&fuzz_dir().join(kind).join(name)) {
+            let data = fs::read(&path).unwrap();
+            let result = std::panic::catch_unwind(|| target(&data));
+            assert!(result.is_ok(), "{name}: {} failed", path.display());
+            total += 1;
+        }
+    }
+    total
+}
+
+#[test]
+fn corpus_replays_cleanly() {
+    for (name, _) in TARGETS {
+        assert!(
+            !files(&fuzz_dir().join("corpus").join(name)).is_empty(),
+            "fuzz/corpus/{name} has no seed"
+        );
+    }
+    assert!(replay("corpus") >= TARGETS.len());
+}
+
+#[test]
+fn regressions_replay_cleanly() {
+    replay("regressions");
+}
+
+#[test]
+fn every_fuzz_target_has_an_entry_point() {
+    let dir = fuzz_dir().join("fuzz_targets");
+    let mut on_disk: Vec<String> = files(&dir)
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = TARGETS.iter().map(|(n, _)| n.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+}
+
+#[test]
+fn committed_corpus_is_small() {
+    let mut total = 0;
+    for kind in ["corpus", "regressions"] {
+        for (name, _) in TARGETS {
+            for p in files(&fuzz_dir().join(kind).join(name)) {
+                total += fs::metadata(p).unwrap().len();
+            }
+        }
+    }
+    assert!(total < 1024 * 1024, "committed fuzz inputs are {total} bytes");
+}
+
+// ---------------------------------------------------------------------------
+// Seed writer
+
+struct Session {
+    received: Bytes,
+    messages: Vec<Message>,
+}
+
+fn session(name: &str) -> Session {
+    let capture = Capture::parse(&fs::read(captures_dir().join(name)).unwrap()).unwrap();
+    let received = capture.received().freeze();
+    let mut dec = Decoder::new(Limits::default());
+    dec.extend(&received);
+    let mut messages = Vec::new();
+    while let Some(m) = dec.decode().unwrap() {
+        messages.push(m);
+    }
+    Session { received, messages }
+}
+
+fn interleaved(s: &Session, channel: u8) -> Vec<Bytes> {
+    s.messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Interleaved { channel: c, payload } if *c == channel => Some(payload.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Depacketizer records (see `fuzzing::depacketize`) from RTP packets.
+fn records(selector: u8, packets: &[Bytes], max: usize) -> Vec<u8> {
+    let mut out = vec![selector];
+    let mut prev: Option<(u16, u32)> = None;
+    for p in packets.iter().take(max) {
+        let p = RtpPacket::parse(p.clone()).unwrap();
+        let len = p.payload.len().min(0x7ff);
+        let (seq_step, ts_step) = match prev {
+            None => (1, 0),
+            Some((s, t)) => (
+                p.sequence_number.wrapping_sub(s) as i8 as u8,
+                ((p.timestamp.wrapping_sub(t) as i32 + 512) / 1024).clamp(-128, 127) as i8 as u8,
+            ),
+        };
+        prev = Some((p.sequence_number, p.timestamp));
+        let header = len as u16 | if p.marker { 0x8000 } else { 0 };
+        out.extend_from_slice(&header.to_be_bytes());
+        out.extend_from_slice(&[seq_step, ts_step]);
+        out.extend_from_slice(&p.payload[..len]);
+    }
+    out
+}
+
+fn with_prefix(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+    [prefix, rest].concat()
+}
+
+/// Client bytes for a whole server session against the fuzz source: the
+/// session id is the one the machine picks for the fuzz target's seed.
+fn server_script() -> Vec<u8> {
+    let base = "rtsp://127.0.0.1:8554/clip.mp4";
+    let mut conn = Connection::new(
+        Arc::new(ServerConfig::default()),
+        Instant::now(),
+        "127.0.0.1:40000".parse().unwrap(),
+        7,
+        0,
+    );
+    let now = Instant::now() + Duration::from_millis(5);
+    let req = |cseq: u32, method: &str, uri: &str, extra: &str| {
+        format!("{method} {uri} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n").into_bytes()
+    };
+    let mut script = Vec::new();
+    let setup = [
+        req(1, "OPTIONS", base, ""),
+        req(2, "DESCRIBE", base, "Accept: application/sdp\r\n"),
+        req(
+            3,
+            "SETUP",
+            &format!("{base}/trackID=0"),
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+        ),
+    ]
+    .concat();
+    conn.handle_input(now, &setup);
+    let source = Arc::new(fuzz_source_for_seeds());
+    loop {
+        match conn.poll_output() {
+            ServerOutput::Lookup { token, .. } => conn.handle_lookup(now, token, Ok(source.clone())),
+            ServerOutput::Timeout(_) | ServerOutput::Close => break,
+            _ => {}
+        }
+    }
+    let session = conn.session_id().expect("SETUP made a session").to_owned();
+    script.extend_from_slice(&setup);
+    let s = format!("Session: {session}\r\n");
+    script.extend(req(
+        4,
+        "SETUP",
+        &format!("{base}/trackID=1"),
+        &format!("{s}Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n"),
+    ));
+    script.extend(req(5, "PLAY", base, &format!("{s}Range: npt=0-\r\n")));
+    // An RTCP receiver report from the client.
+    script.extend_from_slice(&[b'$', 1, 0, 8, 0x80, 201, 0, 1, 0, 0, 0, 1]);
+    script.extend(req(6, "GET_PARAMETER", base, &s));
+    script.extend(req(
+        7,
+        "SET_PARAMETER",
+        base,
+        &format!("{s}Content-Type: text/parameters\r\nContent-Length: 5\r\n"),
+    ));
+    script.extend_from_slice(b"a: b\n");
+    script.extend(req(8, "TEARDOWN", base, &s));
+    script
+}
+
+/// What the fuzz target's lookups answer (it only matters that SETUP works).
+fn fuzz_source_for_seeds() -> rtsp_toolkit_core::source::MediaSource {
+    use rtsp_toolkit_core::source::{MediaSource, SourceCodec, SourceSample, SourceTrack};
+    MediaSource {
+        tracks: vec![SourceTrack {
+            codec: SourceCodec::Pcma,
+            clock_rate: 8000,
+        }],
+        samples: vec![SourceSample {
+            track: 0,
+            decode_time: 0,
+            presentation_time: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[0xd5; 160]),
+        }],
+        duration: Duration::from_millis(20),
+    }
+}
+
+#[test]
+#[ignore = "writes fuzz/corpus seeds; run with RTSP_TOOLKIT_WRITE_SEEDS=1"]
+fn write_seeds() {
+    if std::env::var_os("RTSP_TOOLKIT_WRITE_SEEDS").is_none() {
+        return;
+    }
+    let write = |target: &str, name: &str, data: &[u8]| {
+        let dir = fuzz_dir().join("corpus").join(target);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(name), data).unwrap();
+    };
+    let av = session("h264_aac.rtspcap");
+    let hevc = session("h265.rtspcap");
+    let pcm = session("pcm_16k_mono.rtspcap");
+
+    // Framing.
+    write(
+        "client_decoder",
+        "h264_aac",
+        &with_prefix(&[0x7f], &av.received[..6000]),
+    );
+    write(
+        "client_decoder",
+        "h265_small_limits",
+        &with_prefix(&[0x83], &hevc.received[..3000]),
+    );
+    let script = server_script();
+    write("server_decoder", "session", &with_prefix(&[0x7f], &script));
+    write("server_decoder", "session_small_limits", &with_prefix(&[0x81], &script));
+
+    // SDP bodies of the DESCRIBE responses.
+    for (name, s) in [("h264_aac", &av), ("h265", &hevc), ("pcma", &pcm)] {
+        for m in &s.messages {
+            if let Message::Response(r) = m {
+                if r.headers.get("Content-Type").is_some_and(|t| t.contains("sdp")) {
+                    write("sdp", name, &r.body);
+                }
+            }
+        }
+    }
+    write(
+        "sdp",
+        "latm",
+        b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\na=control:*\r\nm=audio 0 RTP/AVP 96\r\n\
+a=rtpmap:96 MP4A-LATM/44100/2\r\na=fmtp:96 profile-level-id=15;object=2;cpresent=0;config=400024203fc0\r\n\
+a=control:trackID=1\r\n",
+    );
+
+    // Challenges.
+    write("auth", "basic", b"Basic realm=\"cam\"");
+    write(
+        "auth",
+        "digest",
+        b"Digest realm=\"cam\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", algorithm=MD5",
+    );
+    write(
+        "auth",
+        "digest_qop_and_basic",
+        b"Digest realm=\"x@y\", qop=\"auth,auth-int\", nonce=\"abc\", opaque=\"5ccc\", stale=TRUE\nBasic realm=\"x\"",
+    );
+
+    // Packets.
+    for (name, s, ch) in [("h264", &av, 0), ("aac", &av, 2), ("h265", &hevc, 0), ("pcma", &pcm, 0)] {
+        for (i, p) in interleaved(s, ch).iter().take(3).enumerate() {
+            write("rtp", &format!("{name}_{i}"), p);
+        }
+        if let Some(p) = interleaved(s, ch + 1).first() {
+            write("rtcp", name, p);
+        }
+    }
+    {
+        use rtsp_toolkit_core::rtcp::{self, ReceiverReport, ReportBlock, SenderReport};
+        let block = ReportBlock {
+            ssrc: 9,
+            fraction_lost: 3,
+            cumulative_lost: -2,
+            highest_sequence: 70_000,
+            jitter: 12,
+            last_sr: 5,
+            delay_since_last_sr: 6,
+        };
+        let mut out = bytes::BytesMut::new();
+        let sr = SenderReport {
+            ssrc: 7,
+            ntp_timestamp: 0xe000_0000_8000_0000,
+            rtp_timestamp: 90_000,
+            packet_count: 10,
+            octet_count: 12_000,
+            reports: vec![block],
+        };
+        rtcp::encode_sender_report(&sr, &mut out);
+        rtcp::encode_sdes_cname(7, "server@example", &mut out);
+        write("rtcp", "sr_sdes", &out);
+        out.clear();
+        rtcp::encode_receiver_report(
+            &ReceiverReport {
+                ssrc: 8,
+                reports: vec![block, block],
+            },
+            &mut out,
+        );
+        rtcp::encode_bye(&[7, 8], Some("done"), &mut out);
+        write("rtcp", "rr_bye", &out);
+    }
+    write(
+        "rtp",
+        "csrc_ext_padding",
+        &[
+            0xb1, 0x60, 0, 1, 0, 0, 0, 9, 0, 0, 0, 7, 0, 0, 0, 1, 0xbe, 0xde, 0, 1, 0x10, 0xaa, 0, 0, 1, 2, 3, 0, 2,
+        ],
+    );
+
+    // Depacketizers: the first packets of each capture, as records.
+    write("depacketize_h264", "sdp_params", &records(0, &interleaved(&av, 0), 24));
+    write("depacketize_h264", "plain", &records(1, &interleaved(&av, 0)[4..], 12));
+    write("depacketize_h265", "plain", &records(0, &interleaved(&hevc, 0), 24));
+    write("depacketize_aac", "hbr", &records(0, &interleaved(&av, 2), 12));
+    write(
+        "depacketize_latm",
+        "cpresent0",
+        &[0, 0x80, 6, 1, 1, 5, 0x21, 0x10, 0x20, 0x30, 0x40],
+    );
+    write("depacketize_g711", "pcmu", &records(0, &interleaved(&pcm, 0), 3));
+    write("depacketize_g711", "pcma_stereo", &records(1, &interleaved(&pcm, 0), 2));
+
+    // Machines: byte 0 options, byte 1 chunk size, then the stream.
+    let cut = |b: &Bytes, n: usize| b.slice(..n.min(b.len()));
+    write(
+        "client_session",
+        "h264_aac",
+        &with_prefix(&[0x00, 0xff], &cut(&av.received, 12_000)),
+    );
+    write(
+        "client_session",
+        "h265_chunks",
+        &with_prefix(&[0x22, 0x10], &cut(&hevc.received, 8_000)),
+    );
+    write(
+        "client_session",
+        "pcma_whole",
+        &with_prefix(&[0x05, 0x40], &pcm.received),
+    );
+    write("server_connection", "av", &with_prefix(&[0x00, 0xff], &script));
+    write(
+        "server_connection",
+        "av_chunks_timeouts",
+        &with_prefix(&[0x0c, 0x03], &script),
+    );
+    write("server_connection", "pcma", &with_prefix(&[0x01, 0xff], &script));
+    write("server_connection", "not_found", &with_prefix(&[0x02, 0xff], &script));
+
+    // Captures: a whole small one and the start of another.
+    let pcm_file = fs::read(captures_dir().join("pcm_16k_mono.rtspcap")).unwrap();
+    write("capture", "pcm", &pcm_file);
+    let hevc_file = fs::read(captures_dir().join("h265.rtspcap")).unwrap();
+    write("capture", "h265_cut", &hevc_file[..4000]);
+
+    // ADTS: the first frames of the fixture.
+    let aac = fs::read(repo_root().join("fixtures/media/tone.aac")).unwrap();
+    let mut frames = &aac[..];
+    let mut len = 0;
+    for _ in 0..4 {
+        let frame = (usize::from(frames[3] & 3) << 11) | (usize::from(frames[4]) << 3) | usize::from(frames[5] >> 5);
+        len += frame;
+        frames.advance(frame);
+    }
+    write("media_aac", "tone_4_frames", &aac[..len]);
+}
+
+/// The media seeds are valid files, so that fuzzing starts deep in the readers.
+#[test]
+fn media_seeds_are_valid_files() {
+    use rtsp_toolkit_media::{from_bytes, FileKind};
+    for (dir, kind) in [
+        ("media_mp4", FileKind::Mp4),
+        ("media_mkv", FileKind::Mkv),
+        ("media_wav", FileKind::Wav),
+        ("media_aac", FileKind::Aac),
+    ] {
+        for p in files(&fuzz_dir().join("corpus").join(dir)) {
+            let source = from_bytes(Bytes::from(fs::read(&p).unwrap()), kind);
+            assert!(source.is_ok_and(|s| !s.samples.is_empty()), "{}", p.display());
+        }
+    }
+}
