@@ -58,7 +58,7 @@ fn runtimes_agree_on_every_committed_capture() {
         let capture = load(name);
         let script = Script::from_capture(&capture).unwrap();
         assert!(script.frames > 0, "{name}: no media in the capture");
-        let expected = normalize_all(replay(&capture, ClientOptions::default()).unwrap());
+        let expected = normalize_all(replay(&capture, ClientOptions::default(), std::time::Instant::now()).unwrap());
         for runtime in Runtime::ALL {
             let server = ScriptedServer::start(script.clone());
             let own = TempFile(temp_path(&format!("{name}-{runtime:?}")));
@@ -77,7 +77,12 @@ fn runtimes_agree_on_every_committed_capture() {
                 "{name} on {runtime:?}: requests {requests:?}"
             );
             assert_eq!(
-                replay(&read_capture(&own.0), ClientOptions::default()).unwrap(),
+                replay(
+                    &read_capture(&own.0),
+                    ClientOptions::default(),
+                    std::time::Instant::now()
+                )
+                .unwrap(),
                 live,
                 "{name} on {runtime:?}: its own capture does not replay to its events"
             );
@@ -97,7 +102,7 @@ fn committed_captures_replay_to_the_recorded_live_events() {
     let bless = std::env::var_os("RTSP_TOOLKIT_BLESS").is_some();
     for name in CAPTURES {
         let capture = load(name);
-        let events = replay(&capture, ClientOptions::default()).unwrap();
+        let events = replay(&capture, ClientOptions::default(), std::time::Instant::now()).unwrap();
         let lines: Vec<String> = events.iter().map(summary).collect();
         let path = captures_dir().join(format!("{name}.rtspcap.events"));
         if bless {

@@ -316,7 +316,7 @@ fn captures_against_retina_depacketizer() {
     for name in ["h264_aac", "h265", "pcm_16k_mono"] {
         let path = rtsp_toolkit_conformance::captures_dir().join(format!("{name}.rtspcap"));
         let cap = Capture::parse(&std::fs::read(&path).unwrap()).unwrap();
-        let events = replay(&cap, ClientOptions::default()).unwrap();
+        let events = replay(&cap, ClientOptions::default(), std::time::Instant::now()).unwrap();
         let sdp = events
             .iter()
             .find_map(|e| match e {

@@ -68,7 +68,7 @@
 //! }
 //! let file = rec.take_capture().unwrap(); // the runtime appends this to the file
 //! let capture = Capture::parse(&file).unwrap();
-//! assert_eq!(replay(&capture, ClientOptions::default()).unwrap(), live);
+//! assert_eq!(replay(&capture, ClientOptions::default(), t0).unwrap(), live);
 //! ```
 
 use std::net::SocketAddr;
@@ -593,10 +593,11 @@ impl Deref for Recorder {
 /// the live session, durations included.
 ///
 /// `options` supplies what is not recorded (logging, labels); the recorded
-/// settings replace the rest (see [`CaptureHeader::apply`]). Replay stops at
-/// the end of the records or when the client is done.
-pub fn replay(capture: &Capture, options: ClientOptions) -> Result<Vec<Event>, CaptureError> {
-    let t0 = Instant::now();
+/// settings replace the rest (see [`CaptureHeader::apply`]). `t0` stands for
+/// the session's start (any instant: only offsets from it matter; the core
+/// reads no clock). Replay stops at the end of the records or when the
+/// client is done.
+pub fn replay(capture: &Capture, options: ClientOptions, t0: Instant) -> Result<Vec<Event>, CaptureError> {
     let opts = capture.header.apply(options);
     let mut client = Client::new(&capture.header.replay_url(), opts, t0).map_err(CaptureError::Client)?;
     let mut events = Vec::new();
@@ -795,7 +796,10 @@ mod tests {
         assert_eq!(capture.header.url, "rtsp://127.0.0.1/cam");
         assert!(capture.header.had_credentials);
         assert!(!file.windows(2).any(|w| w == b"pw"), "password recorded");
-        assert_eq!(replay(&capture, ClientOptions::default()).unwrap(), live);
+        assert_eq!(
+            replay(&capture, ClientOptions::default(), Instant::now()).unwrap(),
+            live
+        );
     }
 
     #[test]
@@ -949,7 +953,7 @@ mod tests {
             data.extend_from_slice(&tail);
             if let Ok(c) = Capture::parse(&data) {
                 // Whatever parses also replays without panicking.
-                let _ = replay(&c, ClientOptions::default());
+                let _ = replay(&c, ClientOptions::default(), Instant::now());
             }
         }
 
