@@ -20,6 +20,10 @@
 //!   would cost memory. Other connections are not affected (one task each).
 //! - **Connection limit.** Past `max_connections`, new connections are
 //!   accepted and closed at once, so the listener keeps answering.
+//! - **Late sessions.** A session whose task ran late (the process was
+//!   descheduled, the client stopped reading) catches up at most
+//!   [`ServerConfig::max_lag`] of media at once and skips the rest of the
+//!   wait (logged as a warning, `FellBehind`); see the core's server docs.
 //! - **Shutdown.** [`Server::shutdown`] stops accepting and closes every
 //!   connection; [`Server::wait`] returns when all are gone.
 
@@ -399,7 +403,10 @@ async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shar
 }
 
 fn log_event(event: &ServerEvent) {
-    tracing::info!(?event, "rtsp");
+    match event {
+        ServerEvent::FellBehind { .. } => tracing::warn!(?event, "rtsp: session fell behind its schedule"),
+        _ => tracing::info!(?event, "rtsp"),
+    }
 }
 
 /// Every servable file under `root`, as paths relative to it, sorted.

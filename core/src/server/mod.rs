@@ -71,7 +71,9 @@
 //! `play start + loop offset + send_time`, RTP timestamp
 //! `base + presentation_time + loop offset in clock units`, sequence numbers
 //! continuing across loops, RTCP SR every `rtcp_interval`, SR + BYE at the
-//! end, then `linger_after_end` for a TEARDOWN before closing.
+//! end, then `linger_after_end` for a TEARDOWN before closing. A session
+//! that falls more than `max_lag` behind its schedule catches up only
+//! `max_lag` of it and continues from there ([`ServerEvent::FellBehind`]).
 //!
 //! What this is not: no authentication, no UDP or multicast transport, no
 //! PAUSE or seeking, no RECORD; one presentation per connection.
@@ -94,6 +96,8 @@ use bytes::{Bytes, BytesMut};
 
 /// Largest output batch whose buffer is kept for reuse (a 1080p IDR frame fits).
 const RETAIN_OUTPUT_BYTES: usize = 256 * 1024;
+/// At most one [`ServerEvent::FellBehind`] per connection this often.
+const LAG_EVENT_INTERVAL: Duration = Duration::from_secs(5);
 
 use crate::error::ProtocolError;
 use crate::message::{Decoder, Headers, Limits, Message, Method, Request, Response};
@@ -136,6 +140,14 @@ pub struct ServerConfig {
     /// 32-bit timestamp wrap-arounds early (e.g. `(65500, u32::MAX - 180_000)`);
     /// RFC 3550 wants random values, so leave it `None` otherwise.
     pub initial_rtp: Option<(u16, u32)>,
+    /// The most media a session sends as a catch-up burst when it is late
+    /// (default 500 ms). A session that comes back later than this (the
+    /// process was descheduled, the client stopped reading for a while)
+    /// skips the rest of the wait: its schedule moves forward, RTP
+    /// timestamps stay continuous, and [`ServerEvent::FellBehind`] reports
+    /// it. This keeps a stall of many sessions from turning into one burst
+    /// of all their missed seconds at once.
+    pub max_lag: Duration,
 }
 
 impl Default for ServerConfig {
@@ -149,6 +161,7 @@ impl Default for ServerConfig {
             linger_after_end: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
             initial_rtp: None,
+            max_lag: Duration::from_millis(500),
         }
     }
 }
@@ -243,6 +256,19 @@ pub enum ServerEvent {
         packets: u64,
         octets: u64,
     },
+    /// The session was more than [`ServerConfig::max_lag`] behind its
+    /// schedule and skipped ahead. Reported at most once per 5 s per
+    /// connection (and once more before `Closed` if some skips were not
+    /// reported yet), summing the skips since the last report.
+    FellBehind {
+        session_id: String,
+        /// How late the next sample was at the latest skip.
+        behind: Duration,
+        /// Total wall-clock time skipped since the last report.
+        skipped: Duration,
+        /// Skips since the last report.
+        times: u32,
+    },
     /// The connection is over; [`ServerOutput::Close`] follows.
     Closed {
         reason: CloseReason,
@@ -310,7 +336,18 @@ pub struct Connection {
     session: Option<Session>,
     /// Scratch list of NAL units, reused for every video sample.
     nals: Vec<Bytes>,
+    /// Skips not reported yet, and when the last report went out.
+    lag: LagReport,
     span: tracing::Span,
+}
+
+/// Pending [`ServerEvent::FellBehind`] totals of one connection.
+#[derive(Debug, Default)]
+struct LagReport {
+    behind: Duration,
+    skipped: Duration,
+    times: u32,
+    last_event: Option<Instant>,
 }
 
 impl Connection {
@@ -348,6 +385,7 @@ impl Connection {
             origin_id,
             session: None,
             nals: Vec::new(),
+            lag: LagReport::default(),
             span,
         }
     }
@@ -525,6 +563,20 @@ impl Connection {
         let Some(session) = self.session.as_mut() else {
             return;
         };
+        if let Some(lag) = session.resync(now, self.config.max_lag) {
+            tracing::debug!(behind = ?lag.behind, skipped = ?lag.skipped, "fell behind; skipped ahead");
+            let r = &mut self.lag;
+            r.behind = lag.behind;
+            r.skipped = r.skipped.saturating_add(lag.skipped);
+            r.times = r.times.saturating_add(1);
+            if r.last_event
+                .is_none_or(|t| now.saturating_duration_since(t) >= LAG_EVENT_INTERVAL)
+            {
+                r.last_event = Some(now);
+                let event = Self::lag_event(&mut self.lag, &session.id);
+                self.queue.extend(event);
+            }
+        }
         if let Some(f) = session.pump(now, ntp, &mut self.out, &mut self.nals, linger) {
             tracing::debug!(loops = f.loops, packets = f.packets, "playback ended");
             self.queue.push_back(ServerOutput::Event(ServerEvent::PlaybackEnded {
@@ -541,11 +593,30 @@ impl Connection {
         }
     }
 
+    /// The [`ServerEvent::FellBehind`] of the skips not reported yet, if any.
+    fn lag_event(r: &mut LagReport, session_id: &str) -> Option<ServerOutput> {
+        if r.times == 0 {
+            return None;
+        }
+        let event = ServerEvent::FellBehind {
+            session_id: session_id.to_owned(),
+            behind: r.behind,
+            skipped: r.skipped,
+            times: r.times,
+        };
+        (r.behind, r.skipped, r.times) = (Duration::ZERO, Duration::ZERO, 0);
+        Some(ServerOutput::Event(event))
+    }
+
     fn close(&mut self, now: Instant, reason: CloseReason) {
         if self.closed {
             return;
         }
         tracing::debug!(%reason, "connection closed");
+        if let Some(session) = &self.session {
+            let event = Self::lag_event(&mut self.lag, &session.id);
+            self.queue.extend(event);
+        }
         self.closed = true;
         self.held.clear();
         self.pending = None;

@@ -21,7 +21,16 @@
 //!   `rtcp_interval`; its RTP timestamp is `base + ticks(now − start)`;
 //! - the end: once the last sample of the last play-through is out, at
 //!   `start + count·D` (or right away if that has passed), a final
-//!   SR + SDES + BYE per track, then the session lingers.
+//!   SR + SDES + BYE per track, then the session lingers;
+//! - falling behind: samples that are late go out at once (a catch-up
+//!   burst), but never more than `max_lag` of them. When the runtime comes
+//!   back later than that (the process was descheduled, the client did not
+//!   read), [`Session::resync`] moves `start` (so every due instant, the SR
+//!   mapping and the end) forward by the excess. RTP timestamps and sequence
+//!   numbers do not jump; the stream resumes later in wall-clock time, and
+//!   the SRs stay true to the packets sent. Without the bound, a server whose
+//!   hundreds of sessions all stalled for a few seconds would try to send all
+//!   of those seconds at once, starving every session while it does.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -253,6 +262,29 @@ impl Playback {
         }
     }
 
+    /// Moves the whole schedule `by` later (see [`Session::resync`]).
+    fn shift(&mut self, by: Duration) -> bool {
+        let (Some(start), Some(loop_start), Some(last_due)) = (
+            self.start.checked_add(by),
+            self.loop_start.checked_add(by),
+            self.last_due.checked_add(by),
+        ) else {
+            return false;
+        };
+        let end_at = match self.end_at {
+            Some(e) => match e.checked_add(by) {
+                Some(e) => Some(e),
+                None => return false,
+            },
+            None => None,
+        };
+        self.start = start;
+        self.loop_start = loop_start;
+        self.last_due = last_due;
+        self.end_at = end_at;
+        true
+    }
+
     /// Skips samples of tracks that were not set up. Terminates: the session
     /// only plays when at least one sample belongs to a set-up track.
     fn skip_unmapped(&mut self, source: &MediaSource) {
@@ -290,6 +322,15 @@ pub(super) enum State {
     Ended {
         close_at: Instant,
     },
+}
+
+/// What [`Session::resync`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Lag {
+    /// How late the next sample was.
+    pub behind: Duration,
+    /// How far the schedule moved forward (`behind − max_lag`).
+    pub skipped: Duration,
 }
 
 /// What [`Session::pump`] reports when the last play-through has ended.
@@ -419,6 +460,20 @@ impl Session {
         };
         pb.skip_unmapped(source);
         self.state = State::Playing(Box::new(pb));
+    }
+
+    /// Bounds the catch-up: when the next sample was due more than `max_lag`
+    /// before `now`, moves the schedule forward so that it is due exactly
+    /// `max_lag` before `now`. Returns how far behind the session was, when
+    /// it moved. Call before [`Session::pump`].
+    pub fn resync(&mut self, now: Instant, max_lag: Duration) -> Option<Lag> {
+        let State::Playing(pb) = &mut self.state else {
+            return None;
+        };
+        let due = pb.next_due(&self.source)?;
+        let behind = now.checked_duration_since(due)?;
+        let skipped = behind.checked_sub(max_lag).filter(|d| !d.is_zero())?;
+        pb.shift(skipped).then_some(Lag { behind, skipped })
     }
 
     /// Sends everything due at `now` (`ntp` being the wall clock at `now`)

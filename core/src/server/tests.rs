@@ -1003,6 +1003,207 @@ fn late_wakeup_sends_everything_due_in_one_write() {
     assert_eq!(d.rtp(2).len(), due);
 }
 
+/// Follows every deadline from `d` up to `until` (wake-ups exactly on time).
+fn follow(h: &mut Harness, mut d: Drained, until: Instant) -> Vec<(Instant, Drained)> {
+    let mut all = Vec::new();
+    let mut at = None;
+    loop {
+        let next = d.timeout;
+        all.push((at.unwrap_or(h.t0), d));
+        match next {
+            Some(t) if t <= until => {
+                at = Some(t);
+                d = h.timeout(t);
+            }
+            _ => break,
+        }
+    }
+    all
+}
+
+#[test]
+fn a_long_stall_catches_up_at_most_max_lag_then_the_schedule_moves() {
+    let source = Arc::new(synthetic_source());
+    let max_lag = ms(100);
+    let mut h = Harness::with(
+        ServerConfig {
+            max_lag,
+            rtcp_interval: Duration::from_secs(1),
+            ..config()
+        },
+        0,
+    );
+    let start = h.t0;
+    let d = h.play(start, &source, "?play_count=0");
+    // On time for 1 s, then the runtime is not polled for 3 s.
+    let before: Vec<RtpPacket> = follow(&mut h, d, start + ms(1000))
+        .iter()
+        .flat_map(|(_, d)| d.rtp(2))
+        .collect();
+    let last = before.last().unwrap().clone();
+    let mut due_after: Vec<Instant> = Vec::new();
+    for k in 0..20u32 {
+        for s in source.samples.iter().filter(|s| s.track == 1) {
+            due_after.push(start + source.duration * k + source.send_time(s));
+        }
+    }
+    let next_due = *due_after.iter().find(|t| **t > start + ms(1000)).unwrap();
+    let woke = start + ms(4000);
+    let d = h.timeout(woke);
+    let behind = woke - next_due;
+    let skipped = behind - max_lag;
+    // Only what fell due in the last max_lag went out, in one write.
+    let audio = d.rtp(2);
+    let in_window = due_after
+        .iter()
+        .filter(|t| **t >= next_due && **t <= next_due + max_lag)
+        .count();
+    assert_eq!(audio.len(), in_window, "{} packets", audio.len());
+    assert!(audio.len() <= 6, "{}", audio.len());
+    assert_eq!(d.transmits, 1);
+    assert_eq!(
+        d.events,
+        vec![ServerEvent::FellBehind {
+            session_id: h.session.clone().unwrap(),
+            behind,
+            skipped,
+            times: 1,
+        }]
+    );
+    // Nothing skipped in the stream: sequence numbers and timestamps go on
+    // from the last packet before the stall.
+    assert_eq!(audio[0].sequence_number, last.sequence_number.wrapping_add(1));
+    assert_eq!(audio[0].timestamp, last.timestamp.wrapping_add(1024));
+    // The schedule moved by `skipped`: the next wake-up is the next sample's
+    // old due instant plus `skipped`, and from there it is real time again.
+    let rest = due_after.iter().filter(|t| **t > next_due + max_lag);
+    let want: Vec<Instant> = rest.take(5).map(|t| *t + skipped).collect();
+    let mut got = Vec::new();
+    let mut srs = Vec::new();
+    let mut audio_ts: Vec<(Instant, u32)> = audio.iter().map(|p| (woke, p.timestamp)).collect();
+    for c in d.rtcp(3) {
+        if let RtcpPacket::SenderReport(sr) = &c[0] {
+            srs.push((woke, sr.rtp_timestamp));
+        }
+    }
+    let mut d = d;
+    while got.len() < 80 {
+        let at = d.timeout.unwrap();
+        d = h.timeout(at);
+        if !d.rtp(2).is_empty() {
+            got.push(at);
+        }
+        for p in d.rtp(2) {
+            audio_ts.push((at, p.timestamp));
+        }
+        for c in d.rtcp(3) {
+            if let RtcpPacket::SenderReport(sr) = &c[0] {
+                srs.push((at, sr.rtp_timestamp));
+            }
+        }
+    }
+    assert!(d.events.is_empty(), "{:?}", d.events);
+    assert_eq!(&got[..5], &want[..]);
+    // The sender reports agree with the packets: an SR's RTP time is that
+    // of the audio sent at the same instant (within one frame).
+    assert!(srs.len() >= 2, "{srs:?}");
+    for (at, ts) in srs {
+        let sent = audio_ts.iter().rev().find(|(t, _)| *t <= at).unwrap().1;
+        let diff = ts.wrapping_sub(sent);
+        assert!(diff < 1024 + 8, "SR {ts} vs last audio {sent} at {:?}", at - start);
+    }
+}
+
+#[test]
+fn a_stall_loses_no_sample_and_moves_the_end() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::with(
+        ServerConfig {
+            max_lag: ms(50),
+            ..config()
+        },
+        0,
+    );
+    let start = h.t0;
+    h.play(start, &source, "");
+    let n_audio = source.samples.iter().filter(|s| s.track == 1).count();
+    // Stalled from the start for 2 s (longer than the whole play-through).
+    let d = h.timeout(start + ms(2000));
+    let all = follow(&mut h, d, start + ms(10_000));
+    let audio: Vec<u32> = all.iter().flat_map(|(_, d)| d.rtp(2)).map(|p| p.timestamp).collect();
+    assert_eq!(audio.len(), n_audio - 1, "every sample after the first was sent");
+    let bye_at = all
+        .iter()
+        .find(|(_, d)| d.rtcp(3).iter().flatten().any(|p| matches!(p, RtcpPacket::Bye(_))))
+        .map(|(at, _)| *at)
+        .unwrap();
+    // The end moved by the skip: start + D + (2 s − first due after start − 50 ms).
+    let first_late = source.samples.iter().filter(|s| s.track == 1).nth(1).unwrap();
+    let skipped = ms(2000) - source.send_time(first_late) - ms(50);
+    assert_eq!(bye_at, start + source.duration + skipped);
+    let events: Vec<&ServerEvent> = all.iter().flat_map(|(_, d)| &d.events).collect();
+    assert!(
+        matches!(events[0], ServerEvent::FellBehind { times: 1, .. }),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn skips_within_five_seconds_are_summed_and_reported_before_close() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::with(
+        ServerConfig {
+            max_lag: ms(100),
+            ..config()
+        },
+        0,
+    );
+    let start = h.t0;
+    h.play(start, &source, "?play_count=0");
+    let d = h.timeout(start + ms(1000));
+    let first = d.events.clone();
+    assert!(
+        matches!(first[..], [ServerEvent::FellBehind { times: 1, .. }]),
+        "{first:?}"
+    );
+    let all = follow(&mut h, d, start + ms(1500));
+    assert!(all.iter().skip(1).all(|(_, d)| d.events.is_empty()));
+    // A second stall 2 s later: counted, not reported yet.
+    let d = h.timeout(start + ms(3500));
+    assert!(d.events.is_empty(), "{:?}", d.events);
+    let mut next = d.timeout.unwrap();
+    // Two more: the first at least 5 s after the first report is reported
+    // with the sum.
+    let d = h.timeout(next + ms(1000));
+    assert!(d.events.is_empty());
+    next = d.timeout.unwrap();
+    let d = h.timeout(next + ms(2000).max(start + ms(6000) - next));
+    let (skipped, times) = match &d.events[..] {
+        [ServerEvent::FellBehind { skipped, times, .. }] => (*skipped, *times),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(times, 3);
+    assert!(skipped > ms(3000) && skipped < ms(5000), "{skipped:?}");
+    // One more, then TEARDOWN: reported before Closed.
+    let next = d.timeout.unwrap();
+    let d = h.timeout(next + ms(700));
+    assert!(d.events.is_empty());
+    let d = h.request(next + ms(700), "TEARDOWN", URL, &[]);
+    assert!(d.closed);
+    assert!(
+        matches!(
+            &d.events[..],
+            [
+                ServerEvent::Request { .. },
+                ServerEvent::FellBehind { times: 1, .. },
+                ServerEvent::Closed { .. }
+            ]
+        ),
+        "{:?}",
+        d.events
+    );
+}
+
 #[test]
 fn rtcp_sender_reports_follow_the_interval() {
     let source = Arc::new(synthetic_source());
