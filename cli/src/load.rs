@@ -14,7 +14,8 @@
 //! Ctrl-C or SIGTERM ends the measurement early and still prints the summary.
 //!
 //! For soak runs: `--report-every SECS` prints one line per interval (sessions
-//! holding real time over that interval, sessions ended with an error, packets
+//! holding real time over that interval, `-` on the first line, which has no
+//! earlier position to measure from; sessions ended, with an error, packets
 //! lost, stream discontinuities, the server's RSS and CPU), and the summary
 //! always checks every track's continuity: a sequence number that is not the
 //! previous one plus one (mod 2^16) is a gap; a timestamp that steps back more
@@ -239,12 +240,13 @@ async fn report_loop(every: Duration, all: Arc<Mutex<Vec<Shared>>>, server_pid: 
         prev_at = now;
         let sessions: Vec<Shared> = all.lock().unwrap_or_else(|p| p.into_inner()).clone();
         prev_ts.resize(sessions.len(), None);
-        let (mut held, mut ended, mut errors, mut lost) = (0usize, 0usize, 0usize, 0u64);
+        let (mut held, mut measured, mut ended, mut errors, mut lost) = (0usize, 0usize, 0usize, 0usize, 0u64);
         let (mut gaps, mut jumps, mut seq_wraps, mut ts_wraps) = (0u64, 0u64, 0u64, 0u64);
         for (i, s) in sessions.iter().enumerate() {
             let st = lock(s);
             if let (Some(prev), Some((_, ts)), true) = (prev_ts[i], st.last, st.clock_rate > 0) {
                 let media = (ts - prev) as f64 / f64::from(st.clock_rate);
+                measured += 1;
                 if media / interval >= 0.95 {
                     held += 1;
                 }
@@ -265,6 +267,12 @@ async fn report_loop(every: Duration, all: Arc<Mutex<Vec<Shared>>>, server_pid: 
             _ => ("-".to_owned(), "-".to_owned()),
         };
         prev_cpu = usage.map(|u| u.0);
+        // The first line has no earlier position to measure from.
+        let held = if measured == 0 {
+            "-".to_owned()
+        } else {
+            held.to_string()
+        };
         println!(
             "report: {:.0} {} {held} {ended} {errors} {lost} {gaps} {jumps} {seq_wraps} {ts_wraps} {rss} {cpu}",
             (now - start).as_secs_f64(),
