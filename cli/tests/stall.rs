@@ -1,0 +1,116 @@
+//! A server process that is stopped for a while (SIGSTOP, as when the machine
+//! descheduled it) must not answer with one burst of everything it missed:
+//! it sends at most `max_lag` (0.5 s) of media at once, then real time again,
+//! with continuous sequence numbers and timestamps, and says so on stderr.
+//! Our probe receives the stream across the stall without loss or error.
+
+use std::io::{BufRead, BufReader};
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod support;
+use support::*;
+
+/// Sends a signal with the shell's `kill` (present on every Debian, unlike procps).
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("kill -{sig} {pid}")])
+        .status()
+        .expect("sh")
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+/// Resumes a stopped process when dropped (a failing test must not leave it stopped).
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
+}
+
+#[test]
+fn a_stopped_server_resumes_without_a_burst_and_without_loss() {
+    let dir = media_dir();
+    let mut serve = spawn(&["serve", "--dir", dir.to_str().unwrap(), "--port", "0"]);
+    let pid = serve.0.id();
+    let stdout = serve.0.stdout.take().unwrap();
+    let stderr = drain(serve.0.stderr.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("serve prints its address");
+    let port: u16 = first
+        .strip_prefix("listening on rtsp://127.0.0.1:")
+        .and_then(|r| r.strip_suffix('/'))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"));
+
+    let url = format!("rtsp://127.0.0.1:{port}/h264_aac.mp4?play_count=0");
+    let probe = spawn(&["probe", &url, "--duration", "6", "--json"]);
+    // Stopped from about 2 s to 4 s of the session (under the probe's 4 s timeout).
+    thread::sleep(Duration::from_secs(2));
+    signal(pid, "STOP");
+    let resume = Resume(pid);
+    thread::sleep(Duration::from_secs(2));
+    drop(resume);
+    let r = wait_bounded(probe, Duration::from_secs(30));
+    drop(serve);
+    let server_log = stderr.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+
+    assert_eq!(r.code(), 0, "stderr: {}", r.stderr);
+    let events = r.json();
+    let report = events.last().unwrap();
+    assert_eq!(report["type"], "report");
+    assert!(report["error"].is_null(), "{report}");
+    assert_eq!(report["stopped_by"], "duration");
+
+    // Audio RTP (track 1): one AAC frame of 1024 samples at 44.1 kHz per packet.
+    let audio: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "rtp" && e["track"] == 1)
+        .collect();
+    assert!(audio.len() > 100, "{} audio packets", audio.len());
+    let tick = |e: &Value| e["recv_tick_s"].as_f64().unwrap();
+    // Nothing lost: consecutive sequence numbers, timestamps a frame apart
+    // (the 5 s file loops: its last frame may be shorter).
+    for w in audio.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let seq = |e: &Value| e["seq"].as_u64().unwrap() as u16;
+        assert_eq!(seq(b), seq(a).wrapping_add(1), "{a} {b}");
+        let step = (b["timestamp"].as_u64().unwrap() as u32).wrapping_sub(a["timestamp"].as_u64().unwrap() as u32);
+        assert!((1..=1024).contains(&step), "timestamp step {step}: {a} {b}");
+    }
+    assert!(!events.iter().any(|e| e["type"] == "loss"), "no loss event");
+
+    // The stall is there: a gap of more than 1.5 s between two packets.
+    let gap = audio
+        .windows(2)
+        .position(|w| tick(w[1]) - tick(w[0]) > 1.5)
+        .unwrap_or_else(|| panic!("no stall seen; the probe saw packets all along"));
+    let resumed_at = tick(audio[gap + 1]);
+    // After it, the media that arrived within 200 ms: at most the 0.5 s the
+    // server may catch up plus those 200 ms (a burst of the whole stall would
+    // be 2 s of audio, about 86 frames).
+    let burst = audio[gap + 1..].iter().filter(|e| tick(e) <= resumed_at + 0.2).count();
+    let burst_s = burst as f64 * 1024.0 / 44100.0;
+    assert!(
+        burst_s <= 1.0,
+        "{burst} frames ({burst_s:.2} s of audio) within 200 ms of the resume"
+    );
+    assert!(
+        server_log.contains("fell behind its schedule"),
+        "the server says it skipped ahead: {server_log}"
+    );
+}
