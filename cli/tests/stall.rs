@@ -3,6 +3,8 @@
 //! it sends at most `max_lag` (0.5 s) of media at once, then real time again,
 //! with continuous sequence numbers and timestamps, and says so on stderr.
 //! Our probe receives the stream across the stall without loss or error.
+//! And a probe stopped for longer than its timeout must take the data waiting
+//! in its socket when it resumes, not report a timeout.
 
 use std::io::{BufRead, BufReader};
 use std::process::Command;
@@ -112,5 +114,44 @@ fn a_stopped_server_resumes_without_a_burst_and_without_loss() {
     assert!(
         server_log.contains("fell behind its schedule"),
         "the server says it skipped ahead: {server_log}"
+    );
+}
+
+/// The other side: our probe stopped for 5 s, longer than its 4 s timeout.
+/// The server kept sending (the socket buffers hold those seconds), so the
+/// data waiting when it resumes must count before "no data within the
+/// timeout" does: no timeout, no loss.
+#[test]
+fn a_stopped_client_takes_the_waiting_data_before_its_timeout() {
+    let serve = Serve::start();
+    let probe = spawn(&[
+        "probe",
+        &serve.url("h264_aac.mp4?play_count=0"),
+        "--duration",
+        "8",
+        "--json",
+    ]);
+    let pid = probe.0.id();
+    thread::sleep(Duration::from_secs(2));
+    signal(pid, "STOP");
+    let resume = Resume(pid);
+    thread::sleep(Duration::from_secs(5));
+    drop(resume);
+    let r = wait_bounded(probe, Duration::from_secs(30));
+    assert_eq!(r.code(), 0, "stderr: {}", r.stderr);
+    let events = r.json();
+    let report = events.last().unwrap();
+    assert!(report["error"].is_null(), "{report}");
+    assert_eq!(report["stopped_by"], "duration");
+    assert!(!events.iter().any(|e| e["type"] == "loss"), "no loss event");
+    // The stall is visible in the receive ticks.
+    let ticks: Vec<f64> = events
+        .iter()
+        .filter(|e| e["type"] == "rtp")
+        .map(|e| e["recv_tick_s"].as_f64().unwrap())
+        .collect();
+    assert!(
+        ticks.windows(2).any(|w| w[1] - w[0] > 4.0),
+        "the probe was stopped for 5 s"
     );
 }

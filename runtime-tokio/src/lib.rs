@@ -129,6 +129,8 @@ async fn drive(mut client: Recorder, mut capture: Option<std::fs::File>, tx: mps
     let mut buf = vec![0u8; READ_CHUNK];
     let mut stopping = false;
     let mut consumer_gone = false;
+    // The deadline for which one look at the socket was taken already.
+    let mut looked_for: Option<Instant> = None;
     loop {
         match client.poll_output() {
             Output::Transmit(bytes) => {
@@ -202,7 +204,19 @@ async fn drive(mut client: Recorder, mut capture: Option<std::fs::File>, tx: mps
                                 client.handle_timeout(now);
                             }
                         }
-                        _ = tokio::time::sleep_until(at) => client.handle_timeout(Instant::now()),
+                        _ = tokio::time::sleep_until(at) => {
+                            let at = at.into_std();
+                            if looked_for == Some(at) {
+                                client.handle_timeout(Instant::now());
+                            } else {
+                                // When the process was descheduled past the deadline, data may be
+                                // waiting that the reactor has not reported yet (tokio reads only
+                                // once readiness is known). Let the I/O driver run once; the read
+                                // branch above then takes that data before the deadline counts.
+                                looked_for = Some(at);
+                                tokio::task::yield_now().await;
+                            }
+                        }
                         _ = stop.stopped(), if !stopping => { stopping = true; client.close(Instant::now()) }
                     }
                 } else {
