@@ -120,6 +120,30 @@ impl Drop for Session {
     }
 }
 
+/// One read of what is already in the socket, without waiting: `None` when
+/// nothing is there.
+///
+/// For a deadline that passed: when the process was descheduled (stopped,
+/// a suspended VM) past it, the peer's data may be waiting although tokio's
+/// reactor has not reported readiness yet (after `SIGCONT` the timer can
+/// fire in the same turn, and tokio tries a read only once readiness is
+/// known), and waiting data is not silence. This is a plain non-blocking
+/// `recv` on the socket, which tokio set to non-blocking mode.
+pub(crate) fn read_waiting(s: &TcpStream, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+    use std::io::Read as _;
+    match (&*socket2::SockRef::from(s)).read(buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ) =>
+        {
+            None
+        }
+        r => Some(r),
+    }
+}
+
 /// The driving loop: the same shape in every runtime (see DESIGN.md).
 async fn drive(mut client: Recorder, mut capture: Option<std::fs::File>, tx: mpsc::Sender<Event>, stop: StopSignal) {
     let timeout = client.options().timeout;
@@ -129,8 +153,6 @@ async fn drive(mut client: Recorder, mut capture: Option<std::fs::File>, tx: mps
     let mut buf = vec![0u8; READ_CHUNK];
     let mut stopping = false;
     let mut consumer_gone = false;
-    // The deadline for which one look at the socket was taken already.
-    let mut looked_for: Option<Instant> = None;
     loop {
         match client.poll_output() {
             Output::Transmit(bytes) => {
@@ -205,17 +227,15 @@ async fn drive(mut client: Recorder, mut capture: Option<std::fs::File>, tx: mps
                             }
                         }
                         _ = tokio::time::sleep_until(at) => {
-                            let at = at.into_std();
-                            if looked_for == Some(at) {
-                                client.handle_timeout(Instant::now());
-                            } else {
-                                // When the process was descheduled past the deadline, data may be
-                                // waiting that the reactor has not reported yet (tokio reads only
-                                // once readiness is known). Let the I/O driver run once; the read
-                                // branch above then takes that data before the deadline counts.
-                                looked_for = Some(at);
-                                tokio::task::yield_now().await;
+                            // Data waiting counts before the deadline does (see `read_waiting`).
+                            let now = Instant::now();
+                            match read_waiting(s, &mut buf) {
+                                Some(Ok(0)) => client.handle_eof(now),
+                                Some(Ok(n)) => client.handle_input(now, &buf[..n]),
+                                Some(Err(e)) => client.handle_io_error(now, &format!("read failed: {e}")),
+                                None => {}
                             }
+                            client.handle_timeout(now);
                         }
                         _ = stop.stopped(), if !stopping => { stopping = true; client.close(Instant::now()) }
                     }

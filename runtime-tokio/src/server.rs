@@ -42,7 +42,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OnceCell;
 use tracing::Instrument;
 
-use rtsp_toolkit_core::server::{Connection, LookupError, ServerConfig, ServerEvent, ServerOutput};
+use rtsp_toolkit_core::server::{CloseReason, Connection, LookupError, ServerConfig, ServerEvent, ServerOutput};
 use rtsp_toolkit_core::source::MediaSource;
 use rtsp_toolkit_core::stop::StopSignal;
 
@@ -366,11 +366,11 @@ async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shar
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "write failed; closing");
-                    break;
+                    conn.abort(Instant::now(), CloseReason::WriteFailed(e.to_string()));
                 }
                 Err(_) => {
                     tracing::warn!(stall = ?stall, "client is not reading; connection dropped");
-                    break;
+                    conn.abort(Instant::now(), CloseReason::NotReading(stall));
                 }
             },
             ServerOutput::Lookup { token, path } => {
@@ -382,7 +382,7 @@ async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shar
                 let at = tokio::time::Instant::from_std(at);
                 tokio::select! {
                     biased;
-                    _ = shared.stop.stopped() => break,
+                    _ = shared.stop.stopped() => conn.abort(Instant::now(), CloseReason::Shutdown),
                     r = socket.read(&mut buf) => {
                         let now = Instant::now();
                         match r {
@@ -393,7 +393,16 @@ async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shar
                             conn.handle_timeout(now);
                         }
                     }
-                    _ = tokio::time::sleep_until(at) => conn.handle_timeout(Instant::now()),
+                    _ = tokio::time::sleep_until(at) => {
+                        // Requests waiting count before the deadline does (see `read_waiting`).
+                        let now = Instant::now();
+                        match crate::read_waiting(&socket, &mut buf) {
+                            Some(Ok(0)) | Some(Err(_)) => conn.handle_eof(now),
+                            Some(Ok(n)) => conn.handle_input(now, &buf[..n]),
+                            None => {}
+                        }
+                        conn.handle_timeout(now);
+                    }
                 }
             }
             ServerOutput::Close => break,

@@ -146,7 +146,10 @@ pub struct ServerConfig {
     /// skips the rest of the wait: its schedule moves forward, RTP
     /// timestamps stay continuous, and [`ServerEvent::FellBehind`] reports
     /// it. This keeps a stall of many sessions from turning into one burst
-    /// of all their missed seconds at once.
+    /// of all their missed seconds at once. `Duration::ZERO` never bursts
+    /// (any wake-up a millisecond late moves the schedule, and is reported);
+    /// `Duration::MAX` turns the bound off (every missed sample goes out at
+    /// once, 4 MiB per write at most).
     pub max_lag: Duration,
 }
 
@@ -210,6 +213,13 @@ pub enum CloseReason {
     Protocol(ProtocolError),
     /// Too many requests pipelined behind an outstanding lookup.
     TooManyPipelined,
+    /// The runtime dropped the connection: its socket took no bytes for this
+    /// long (see [`Connection::abort`]).
+    NotReading(Duration),
+    /// The runtime could not write to the socket; the text says why.
+    WriteFailed(String),
+    /// The server is shutting down.
+    Shutdown,
 }
 
 impl fmt::Display for CloseReason {
@@ -222,6 +232,9 @@ impl fmt::Display for CloseReason {
             CloseReason::PlaybackEnded => f.write_str("playback ended, no TEARDOWN"),
             CloseReason::Protocol(e) => write!(f, "bad request: {e}"),
             CloseReason::TooManyPipelined => write!(f, "more than {MAX_HELD} requests pipelined"),
+            CloseReason::NotReading(d) => write!(f, "the client took no data for {d:?}"),
+            CloseReason::WriteFailed(e) => write!(f, "write failed: {e}"),
+            CloseReason::Shutdown => f.write_str("server shutting down"),
         }
     }
 }
@@ -258,8 +271,8 @@ pub enum ServerEvent {
     },
     /// The session was more than [`ServerConfig::max_lag`] behind its
     /// schedule and skipped ahead. Reported at most once per 5 s per
-    /// connection (and once more before `Closed` if some skips were not
-    /// reported yet), summing the skips since the last report.
+    /// connection, summing the skips since the last report; skips not
+    /// reported yet are reported within 5 s, or before `Closed`.
     FellBehind {
         session_id: String,
         /// How late the next sample was at the latest skip.
@@ -512,6 +525,17 @@ impl Connection {
         self.close(now, CloseReason::PeerClosed);
     }
 
+    /// The runtime ends the connection for a reason of its own (a write that
+    /// failed or stalled, shutdown). Nothing more is written; the events not
+    /// given yet (a pending [`ServerEvent::FellBehind`] summary, then
+    /// [`ServerEvent::Closed`] with `reason`) come from
+    /// [`poll_output`](Self::poll_output), then [`ServerOutput::Close`].
+    pub fn abort(&mut self, now: Instant, reason: CloseReason) {
+        self.out.clear();
+        self.queue.retain(|o| matches!(o, ServerOutput::Event(_)));
+        self.close(now, reason);
+    }
+
     /// The next thing to do. Call until it returns [`ServerOutput::Timeout`]
     /// or [`ServerOutput::Close`] after every `handle_*` call.
     pub fn poll_output(&mut self) -> ServerOutput {
@@ -569,13 +593,15 @@ impl Connection {
             r.behind = lag.behind;
             r.skipped = r.skipped.saturating_add(lag.skipped);
             r.times = r.times.saturating_add(1);
-            if r.last_event
+        }
+        let r = &mut self.lag;
+        if r.times > 0
+            && r.last_event
                 .is_none_or(|t| now.saturating_duration_since(t) >= LAG_EVENT_INTERVAL)
-            {
-                r.last_event = Some(now);
-                let event = Self::lag_event(&mut self.lag, &session.id);
-                self.queue.extend(event);
-            }
+        {
+            r.last_event = Some(now);
+            let event = Self::lag_event(&mut self.lag, &session.id);
+            self.queue.extend(event);
         }
         if let Some(f) = session.pump(now, ntp, &mut self.out, &mut self.nals, linger) {
             tracing::debug!(loops = f.loops, packets = f.packets, "playback ended");

@@ -1177,15 +1177,32 @@ fn skips_within_five_seconds_are_summed_and_reported_before_close() {
     let d = h.timeout(next + ms(1000));
     assert!(d.events.is_empty());
     next = d.timeout.unwrap();
-    let d = h.timeout(next + ms(2000).max(start + ms(6000) - next));
+    let t3 = next + ms(2000).max(start + ms(6000) - next);
+    let d = h.timeout(t3);
     let (skipped, times) = match &d.events[..] {
         [ServerEvent::FellBehind { skipped, times, .. }] => (*skipped, *times),
         other => panic!("{other:?}"),
     };
     assert_eq!(times, 3);
     assert!(skipped > ms(3000) && skipped < ms(5000), "{skipped:?}");
-    // One more, then TEARDOWN: reported before Closed.
+    // One more, then on time: reported 5 s after the last report, without
+    // waiting for another skip.
     let next = d.timeout.unwrap();
+    let d = h.timeout(next + ms(700));
+    assert!(d.events.is_empty());
+    let all = follow(&mut h, d, t3 + ms(6000));
+    let reports: Vec<(Instant, &ServerEvent)> = all
+        .iter()
+        .skip(1)
+        .flat_map(|(at, d)| d.events.iter().map(move |e| (*at, e)))
+        .collect();
+    assert!(
+        matches!(reports[..], [(at, ServerEvent::FellBehind { times: 1, .. })]
+            if at >= t3 + LAG_EVENT_INTERVAL && at < t3 + LAG_EVENT_INTERVAL + ms(100)),
+        "{reports:?}"
+    );
+    // And one more, then TEARDOWN: reported before Closed.
+    let next = all.last().unwrap().1.timeout.unwrap();
     let d = h.timeout(next + ms(700));
     assert!(d.events.is_empty());
     let d = h.request(next + ms(700), "TEARDOWN", URL, &[]);
@@ -1201,6 +1218,40 @@ fn skips_within_five_seconds_are_summed_and_reported_before_close() {
         ),
         "{:?}",
         d.events
+    );
+}
+
+#[test]
+fn abort_reports_the_pending_skips_and_the_reason_then_closes() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let start = h.t0;
+    h.play(start, &source, "?play_count=0");
+    assert_eq!(h.timeout(start + ms(2000)).events.len(), 1);
+    let d = h.timeout(start + ms(4000));
+    assert!(d.events.is_empty());
+    h.conn
+        .abort(start + ms(4000), CloseReason::NotReading(Duration::from_secs(5)));
+    let d = h.drain();
+    assert_eq!(d.transmits, 0);
+    assert!(d.closed);
+    assert!(
+        matches!(
+            &d.events[..],
+            [
+                ServerEvent::FellBehind { times: 1, .. },
+                ServerEvent::Closed {
+                    reason: CloseReason::NotReading(_),
+                    ..
+                }
+            ]
+        ),
+        "{:?}",
+        d.events
+    );
+    assert_eq!(
+        CloseReason::NotReading(Duration::from_secs(5)).to_string(),
+        "the client took no data for 5s"
     );
 }
 
