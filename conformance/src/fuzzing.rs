@@ -22,7 +22,7 @@ use rtsp_toolkit_core::codec::{Depacketizer, Frame, SequenceTracker};
 use rtsp_toolkit_core::message::{Decoder, Limits, Message};
 use rtsp_toolkit_core::rtp::RtpPacket;
 use rtsp_toolkit_core::sdp::Sdp;
-use rtsp_toolkit_core::server::{Connection, LookupError, ServerConfig, ServerOutput};
+use rtsp_toolkit_core::server::{CloseReason, Connection, LookupError, ServerConfig, ServerOutput};
 use rtsp_toolkit_core::source::{MediaSource, SourceCodec, SourceSample, SourceTrack};
 use rtsp_toolkit_core::{capture, rtcp};
 use rtsp_toolkit_media::FileKind;
@@ -491,8 +491,9 @@ fn fuzz_source(pcma: bool) -> MediaSource {
 ///
 /// Byte 0: bits 0..=1 how lookups are answered (source, G.711 source, not
 /// found, unreadable), bit 2 small message limits, bits 3..=5 how often a
-/// timeout fires. Byte 1: chunk size. The rest is what the client sends,
-/// fed in chunks 20 ms apart.
+/// timeout fires, bit 6 `max_lag` zero (every late wake-up moves the
+/// schedule), bit 7 end with [`Connection::abort`] instead of EOF. Byte 1:
+/// chunk size. The rest is what the client sends, fed in chunks 20 ms apart.
 pub fn server_connection(data: &[u8]) {
     let (flags, rest) = split_first(data);
     let (chunk, rest) = split_first(rest);
@@ -502,6 +503,9 @@ pub fn server_connection(data: &[u8]) {
         linger_after_end: Duration::from_secs(1),
         ..ServerConfig::default()
     };
+    if flags & 64 != 0 {
+        config.max_lag = Duration::ZERO;
+    }
     if flags & 4 != 0 {
         config.limits = Limits {
             max_header_bytes: 512,
@@ -540,10 +544,15 @@ pub fn server_connection(data: &[u8]) {
         }
     }
     if !closed {
-        conn.handle_eof(now + Duration::from_millis(1));
+        let at = now + Duration::from_millis(1);
+        if flags & 128 != 0 {
+            conn.abort(at, CloseReason::NotReading(Duration::from_secs(5)));
+        } else {
+            conn.handle_eof(at);
+        }
         assert!(
             drain_server(&mut conn, now, &lookup, &mut transmitted),
-            "the connection closes at EOF"
+            "the connection closes at EOF or abort"
         );
     }
     // What the server writes is bounded by what it was asked: responses to
