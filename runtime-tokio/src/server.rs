@@ -15,9 +15,11 @@
 //!   shared by every session playing it (sample data are views of one
 //!   buffer); it is dropped when the last session ends.
 //! - **Slow clients.** Media is written as it falls due. A connection whose
-//!   socket does not take a write within `write_stall` (default 5 s) is
-//!   dropped: it is a client that does not read, and holding its backlog
-//!   would cost memory. Other connections are not affected (one task each).
+//!   socket takes no byte for `write_stall` (default 5 s) is dropped: it is
+//!   a client that does not read, and holding its backlog would cost memory.
+//!   A client that keeps taking bytes, however slowly, is not dropped (its
+//!   session falls behind instead, see below). Other connections are not
+//!   affected (one task each).
 //! - **Connection limit.** Past `max_connections`, new connections are
 //!   accepted and closed at once, so the listener keeps answering.
 //! - **Late sessions.** A session whose task ran late (the process was
@@ -362,15 +364,15 @@ async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shar
     let stall = shared.options.write_stall;
     loop {
         match conn.poll_output() {
-            ServerOutput::Transmit(bytes) => match tokio::time::timeout(stall, socket.write_all(&bytes)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "write failed; closing");
-                    conn.abort(Instant::now(), CloseReason::WriteFailed(e.to_string()));
-                }
-                Err(_) => {
+            ServerOutput::Transmit(bytes) => match write_all_or_stall(&mut socket, &bytes, stall).await {
+                Ok(()) => {}
+                Err(None) => {
                     tracing::warn!(stall = ?stall, "client is not reading; connection dropped");
                     conn.abort(Instant::now(), CloseReason::NotReading(stall));
+                }
+                Err(Some(e)) => {
+                    tracing::debug!(error = %e, "write failed; closing");
+                    conn.abort(Instant::now(), CloseReason::WriteFailed(e.to_string()));
                 }
             },
             ServerOutput::Lookup { token, path } => {
@@ -409,6 +411,38 @@ async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shar
         }
     }
     let _ = socket.shutdown().await;
+}
+
+/// Writes all of `bytes`, failing with `Err(None)` when the socket takes no
+/// byte for `stall` (a slow client that keeps taking bytes is not dropped,
+/// however long the whole batch takes), `Err(Some(e))` on an I/O error.
+///
+/// When `stall` passes without a byte taken, one plain non-blocking write is
+/// tried before giving up: if this process was descheduled past the stall
+/// (stopped, a suspended VM) while the client kept reading, the socket has
+/// room that tokio's reactor may not have reported yet.
+async fn write_all_or_stall(
+    socket: &mut TcpStream,
+    mut bytes: &[u8],
+    stall: Duration,
+) -> Result<(), Option<io::Error>> {
+    use std::io::Write as _;
+    while !bytes.is_empty() {
+        let n = match tokio::time::timeout(stall, socket.write(bytes)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(Some(e)),
+            Err(_) => match (&*socket2::SockRef::from(&*socket)).write(bytes) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(None),
+                Err(e) => return Err(Some(e)),
+            },
+        };
+        if n == 0 {
+            return Err(Some(io::ErrorKind::WriteZero.into()));
+        }
+        bytes = &bytes[n..];
+    }
+    Ok(())
 }
 
 fn log_event(event: &ServerEvent) {
