@@ -10,6 +10,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -74,12 +75,29 @@ impl Xvfb {
         }
     }
 
-    fn xhelper(&self, what: &str) {
+    fn xhelper(&self, what: &str) -> Result<(), String> {
         let out = Command::new("/usr/bin/python3")
             .args(["-c", XHELPER, &self.display, what])
             .output()
             .expect("Debian's python3 with python3-xlib");
-        assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{what}: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    /// Waits for the viewer's window; on failure says whether the viewer is
+    /// still running and what it wrote on stderr.
+    fn wait_for_window(&self, child: &mut Proc, stderr: &mpsc::Receiver<String>) {
+        if let Err(e) = self.xhelper("wait") {
+            let status = child.0.try_wait().unwrap();
+            if status.is_none() {
+                let _ = child.0.kill();
+            }
+            let err = stderr.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+            panic!("{e}\nviewer: {status:?} (None: was still running)\nstderr:\n{err}");
+        }
     }
 
     /// The whole screen as a PNG.
@@ -119,7 +137,7 @@ fn window_shows_moving_video_and_closes_with_teardown() {
     let dir = temp_dir("view");
     let mut child = viewer(&x, &dir, &[]);
     let err = drain(child.0.stderr.take().unwrap());
-    x.xhelper("wait");
+    x.wait_for_window(&mut child, &err);
     // A few seconds of playing (longer on a loaded machine), then two shots a second apart.
     thread::sleep(Duration::from_secs(3));
     let start = Instant::now();
@@ -149,7 +167,7 @@ fn window_shows_moving_video_and_closes_with_teardown() {
     assert!(changed > 1000, "the picture does not move ({changed} pixels changed)");
 
     let start = Instant::now();
-    x.xhelper("close");
+    x.xhelper("close").unwrap();
     let r = wait_bounded(child, Duration::from_secs(20));
     let stderr = err.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
     assert_eq!(r.status.code(), Some(0), "stdout:\n{}\nstderr:\n{stderr}", r.stdout);
@@ -164,7 +182,8 @@ fn ctrl_c_tears_down_and_exits_0() {
     let x = Xvfb::start();
     let dir = temp_dir("view-sigint");
     let mut child = viewer(&x, &dir, &["--file", "h265_aac.mkv", "--mute"]);
-    x.xhelper("wait");
+    let err = drain(child.0.stderr.take().unwrap());
+    x.wait_for_window(&mut child, &err);
     thread::sleep(Duration::from_secs(2));
     let out = drain(child.0.stdout.take().unwrap());
     let ok = Command::new("kill")
