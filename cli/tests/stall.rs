@@ -6,9 +6,7 @@
 //! And a probe stopped for longer than its timeout must take the data waiting
 //! in its socket when it resumes, not report a timeout.
 
-use std::io::{BufRead, BufReader};
 use std::process::Command;
-use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -38,29 +36,15 @@ impl Drop for Resume {
 
 #[test]
 fn a_stopped_server_resumes_without_a_burst_and_without_loss() {
-    let dir = media_dir();
-    let mut serve = spawn(&["serve", "--dir", dir.to_str().unwrap(), "--port", "0"]);
-    let pid = serve.0.id();
-    let stdout = serve.0.stdout.take().unwrap();
-    let stderr = drain(serve.0.stderr.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let first = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("serve prints its address");
-    let port: u16 = first
-        .strip_prefix("listening on rtsp://127.0.0.1:")
-        .and_then(|r| r.strip_suffix('/'))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"));
-
-    let url = format!("rtsp://127.0.0.1:{port}/h264_aac.mp4?play_count=0");
-    let probe = spawn(&["probe", &url, "--duration", "6", "--json"]);
+    let serve = Serve::start();
+    let pid = serve.pid();
+    let probe = spawn(&[
+        "probe",
+        &serve.url("h264_aac.mp4?play_count=0"),
+        "--duration",
+        "6",
+        "--json",
+    ]);
     // Stopped from about 2 s to 4 s of the session (under the probe's 4 s timeout).
     thread::sleep(Duration::from_secs(2));
     signal(pid, "STOP");
@@ -68,8 +52,7 @@ fn a_stopped_server_resumes_without_a_burst_and_without_loss() {
     thread::sleep(Duration::from_secs(2));
     drop(resume);
     let r = wait_bounded(probe, Duration::from_secs(30));
-    drop(serve);
-    let server_log = stderr.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+    let server_log = serve.stop();
 
     assert_eq!(r.code(), 0, "stderr: {}", r.stderr);
     let events = r.json();

@@ -114,7 +114,8 @@ pub fn run(args: &[&str], limit: Duration) -> Run {
 
 /// `rtsp-toolkit serve` of the fixtures on a free port, killed on drop.
 pub struct Serve {
-    _proc: Proc,
+    proc: Proc,
+    stderr: mpsc::Receiver<String>,
     pub port: u16,
 }
 
@@ -122,6 +123,7 @@ impl Serve {
     pub fn start() -> Serve {
         let dir = media_dir();
         let mut p = spawn(&["serve", "--dir", dir.to_str().unwrap(), "--port", "0"]);
+        let stderr = drain(p.0.stderr.take().unwrap());
         let stdout = p.0.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
@@ -138,7 +140,18 @@ impl Serve {
             .and_then(|r| r.strip_suffix('/'))
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line: {first:?}"));
-        Serve { _proc: p, port }
+        Serve { proc: p, stderr, port }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+
+    /// Kills the server and returns what it wrote on stderr.
+    pub fn stop(self) -> String {
+        drop(self.proc);
+        self.stderr.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
     }
 
     pub fn url(&self, name: &str) -> String {
