@@ -34,6 +34,14 @@ impl Drop for Resume {
     }
 }
 
+/// After `after`, stops the process for `stopped`, then resumes it.
+fn stop_for(pid: u32, after: Duration, stopped: Duration) {
+    thread::sleep(after);
+    signal(pid, "STOP");
+    let _resume = Resume(pid);
+    thread::sleep(stopped);
+}
+
 #[test]
 fn a_stopped_server_resumes_without_a_burst_and_without_loss() {
     let serve = Serve::start();
@@ -46,11 +54,7 @@ fn a_stopped_server_resumes_without_a_burst_and_without_loss() {
         "--json",
     ]);
     // Stopped from about 2 s to 4 s of the session (under the probe's 4 s timeout).
-    thread::sleep(Duration::from_secs(2));
-    signal(pid, "STOP");
-    let resume = Resume(pid);
-    thread::sleep(Duration::from_secs(2));
-    drop(resume);
+    stop_for(pid, Duration::from_secs(2), Duration::from_secs(2));
     let r = wait_bounded(probe, Duration::from_secs(30));
     let server_log = serve.stop();
 
@@ -114,12 +118,7 @@ fn a_stopped_client_takes_the_waiting_data_before_its_timeout() {
         "8",
         "--json",
     ]);
-    let pid = probe.0.id();
-    thread::sleep(Duration::from_secs(2));
-    signal(pid, "STOP");
-    let resume = Resume(pid);
-    thread::sleep(Duration::from_secs(5));
-    drop(resume);
+    stop_for(probe.0.id(), Duration::from_secs(2), Duration::from_secs(5));
     let r = wait_bounded(probe, Duration::from_secs(30));
     assert_eq!(r.code(), 0, "stderr: {}", r.stderr);
     let events = r.json();
