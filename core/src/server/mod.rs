@@ -94,8 +94,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-/// Largest output batch whose buffer is kept for reuse (a 1080p IDR frame fits).
-const RETAIN_OUTPUT_BYTES: usize = 256 * 1024;
+/// Largest output batch whose buffer is kept for reuse: the batches of most
+/// frames fit; a bigger one (a 1080p IDR frame, a catch-up burst) gets a
+/// buffer of its own, freed once written, so that a connection keeps at
+/// most this much between batches.
+const RETAIN_OUTPUT_BYTES: usize = 64 * 1024;
 /// At most one [`ServerEvent::FellBehind`] per connection this often.
 const LAG_EVENT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -542,9 +545,11 @@ impl Connection {
         if !self.out.is_empty() {
             let batch = self.out.split().freeze();
             // The buffer is reused for the next batch, and once this one is
-            // written `reserve` would take back its whole allocation. After a
-            // catch-up burst (the runtime fell behind, up to 4 MiB) that would
-            // keep megabytes per connection for good: start afresh instead.
+            // written `reserve` would take back its whole allocation: every
+            // connection would keep the largest batch it ever sent (an IDR
+            // frame, a catch-up burst of up to 4 MiB) for good, and the
+            // server's RSS would grow in steps with every stall. Above the
+            // bound, start afresh instead.
             if batch.len() > RETAIN_OUTPUT_BYTES {
                 self.out = BytesMut::new();
             }
