@@ -346,7 +346,7 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
 
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    let mut ctrl_c = Box::pin(crate::serve::wait_for_signal());
     let mut interrupts = 0u32;
     loop {
         let stopping = p.stop_reason.is_some();
@@ -365,7 +365,7 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
                     p.out.note("interrupted again: aborting without waiting for TEARDOWN");
                     return EXIT_INTERRUPTED;
                 }
-                ctrl_c = Box::pin(tokio::signal::ctrl_c());
+                ctrl_c = Box::pin(crate::serve::wait_for_signal());
                 if !stopping {
                     p.stop_reason = Some(StopReason::Interrupt);
                     session.stop();

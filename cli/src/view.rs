@@ -248,7 +248,7 @@ mod imp {
         let mut session_done = false;
         let mut window_done = false;
         let mut stop_deadline: Option<tokio::time::Instant> = None;
-        let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+        let mut ctrl_c = Box::pin(crate::serve::wait_for_signal());
         let mut interrupts = 0u32;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -338,7 +338,7 @@ mod imp {
                         eprintln!("interrupted again: aborting without waiting for TEARDOWN");
                         return crate::probe::EXIT_INTERRUPTED;
                     }
-                    ctrl_c = Box::pin(tokio::signal::ctrl_c());
+                    ctrl_c = Box::pin(crate::serve::wait_for_signal());
                     close.store(true, Ordering::Relaxed);
                     if !session_done {
                         lock(&status).state = State::Stopping;

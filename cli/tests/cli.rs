@@ -275,6 +275,15 @@ fn frames_and_duration_stop_the_session_with_teardown() {
 
 #[test]
 fn ctrl_c_tears_down_and_reports() {
+    signal_tears_down_and_reports("INT");
+}
+
+#[test]
+fn sigterm_tears_down_and_reports_like_ctrl_c() {
+    signal_tears_down_and_reports("TERM");
+}
+
+fn signal_tears_down_and_reports(signal: &str) {
     let serve = Serve::start();
     let mut p = spawn(&["probe", &serve.url("h264_aac.mp4?play_count=0"), "--json"]);
     let stdout = p.0.stdout.take().unwrap();
@@ -293,7 +302,7 @@ fn ctrl_c_tears_down_and_reports() {
     }
     thread::sleep(Duration::from_millis(500));
     let ok = Command::new("kill")
-        .args(["-INT", &p.0.id().to_string()])
+        .args([&format!("-{signal}"), &p.0.id().to_string()])
         .status()
         .unwrap();
     assert!(ok.success());
@@ -302,7 +311,7 @@ fn ctrl_c_tears_down_and_reports() {
         if let Some(s) = p.0.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "did not stop on SIGINT");
+        assert!(start.elapsed() < Duration::from_secs(10), "did not stop on SIG{signal}");
         thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
