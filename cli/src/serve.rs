@@ -31,6 +31,19 @@ pub struct ServeArgs {
     /// (e.g. 65000:4294000000). Not for normal use (RFC 3550 wants random values).
     #[arg(long, value_name = "SEQ:TS", value_parser = parse_initial_rtp, hide_short_help = true)]
     pub initial_rtp: Option<(u16, u32)>,
+    /// A session that fell behind (the server was descheduled, a client stopped reading) sends at most this
+    /// many seconds of the missed media at once, then continues from there (timestamps stay continuous).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_max_lag)]
+    pub max_lag: f64,
+}
+
+/// Seconds, finite and not negative.
+fn parse_max_lag(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        Ok(_) => Err("expected seconds from 0 to 86400".to_owned()),
+        Err(e) => Err(format!("expected seconds: {e}")),
+    }
 }
 
 /// `SEQ:TS` as (u16, u32).
@@ -80,6 +93,7 @@ pub async fn run(args: &ServeArgs) -> u8 {
     };
     let mut options = ServerOptions::default();
     options.config.initial_rtp = args.initial_rtp;
+    options.config.max_lag = Duration::from_secs_f64(args.max_lag);
     let server = match ServerBuilder::new(&args.dir).options(options).bind(addr).await {
         Ok(s) => s,
         Err(e) => {
@@ -136,7 +150,17 @@ pub(crate) async fn wait_for_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_initial_rtp;
+    use super::{parse_initial_rtp, parse_max_lag};
+
+    #[test]
+    fn max_lag_parses_seconds() {
+        assert_eq!(parse_max_lag("0.5"), Ok(0.5));
+        assert_eq!(parse_max_lag("0"), Ok(0.0));
+        assert!(parse_max_lag("-1").is_err());
+        assert!(parse_max_lag("inf").is_err());
+        assert!(parse_max_lag("NaN").is_err());
+        assert!(parse_max_lag("x").is_err());
+    }
 
     #[test]
     fn initial_rtp_parses_seq_and_ts() {

@@ -121,8 +121,15 @@ pub struct Serve {
 
 impl Serve {
     pub fn start() -> Serve {
+        Serve::start_with(&[])
+    }
+
+    /// With more `serve` options.
+    pub fn start_with(extra: &[&str]) -> Serve {
         let dir = media_dir();
-        let mut p = spawn(&["serve", "--dir", dir.to_str().unwrap(), "--port", "0"]);
+        let mut args = vec!["serve", "--dir", dir.to_str().unwrap(), "--port", "0"];
+        args.extend_from_slice(extra);
+        let mut p = spawn(&args);
         let stderr = drain(p.0.stderr.take().unwrap());
         let stdout = p.0.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();

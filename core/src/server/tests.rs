@@ -1115,6 +1115,28 @@ fn a_long_stall_catches_up_at_most_max_lag_then_the_schedule_moves() {
 }
 
 #[test]
+fn by_default_a_three_second_stall_is_caught_up_in_one_burst() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let start = h.t0;
+    h.play(start, &source, "?play_count=0");
+    let d = h.timeout(start + ms(3000));
+    assert!(d.events.is_empty(), "{:?}", d.events);
+    // Everything due by then went out: the next deadline is in the future.
+    assert!(d.timeout.unwrap() > start + ms(3000));
+    let n_audio = source.samples.iter().filter(|s| s.track == 1).count();
+    let mut due = 0;
+    for k in 0..10u32 {
+        for s in source.samples.iter().filter(|s| s.track == 1) {
+            let t = start + source.duration * k + source.send_time(s);
+            due += usize::from(t > start && t <= start + ms(3000));
+        }
+    }
+    assert_eq!(d.rtp(2).len(), due);
+    assert!(due > 2 * n_audio);
+}
+
+#[test]
 fn a_stall_loses_no_sample_and_moves_the_end() {
     let source = Arc::new(synthetic_source());
     let mut h = Harness::with(
@@ -1224,7 +1246,13 @@ fn skips_within_five_seconds_are_summed_and_reported_before_close() {
 #[test]
 fn abort_reports_the_pending_skips_and_the_reason_then_closes() {
     let source = Arc::new(synthetic_source());
-    let mut h = Harness::new();
+    let mut h = Harness::with(
+        ServerConfig {
+            max_lag: ms(500),
+            ..config()
+        },
+        0,
+    );
     let start = h.t0;
     h.play(start, &source, "?play_count=0");
     assert_eq!(h.timeout(start + ms(2000)).events.len(), 1);
