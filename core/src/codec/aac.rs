@@ -256,7 +256,7 @@ impl Depacketizer {
             .ok_or_else(|| SetupError::UnsupportedCodec(media.codec.clone()))?;
         let params = if !p.config.is_empty() {
             AudioParams::from_asc(&p.config, media)?
-        } else if p.mode.len() >= 3 && p.mode[..3].eq_ignore_ascii_case("AAC") && media.clock_rate != 0 {
+        } else if p.mode.get(..3).is_some_and(|m| m.eq_ignore_ascii_case("AAC")) && media.clock_rate != 0 {
             AudioParams::new(media.clock_rate, media.channels.unwrap_or(1), 1024, media.clock_rate)
         } else {
             return Err(SetupError::UnsupportedCodec(format!(
@@ -1318,6 +1318,15 @@ a=fmtp:97 mode=AAC-hbr;config=1210;sizelength=13;indexlength=3;indexdeltalength=
         assert!(matches!(
             Depacketizer::new(
                 &media("a=rtpmap:97 mpeg4-generic/44100\r\na=fmtp:97 mode=CELP-cbr;constantSize=20\r\n"),
+                1000
+            ),
+            Err(SetupError::UnsupportedCodec(_))
+        ));
+        // A mode whose third byte is inside a multi-byte character (found by
+        // the `sdp` fuzz target: slicing it by bytes panicked).
+        assert!(matches!(
+            Depacketizer::new(
+                &media("a=rtpmap:97 mpeg4-generic/44100\r\na=fmtp:97 mode=A\u{cb18f};sizelength=13\r\n"),
                 1000
             ),
             Err(SetupError::UnsupportedCodec(_))
