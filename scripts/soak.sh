@@ -50,8 +50,8 @@ SERVE_LOG=${SERVE_LOG:-info}
 analyze() {
     echo "== soak 1: $SESSIONS sessions of $BIG (load) =="
     if [[ -f $OUT/soak-server.log ]]; then
-        echo "RSS curve (elapsed_s server_rss_kib server_cpu_pct holding/sessions errors lost gaps jumps):"
-        awk '$1=="report:" && $2 ~ /^[0-9]/ {print "  " $2, $12, $13, $4 "/" $3, $6, $7, $8, $9}' "$OUT/soak-server.log"
+        echo "RSS curve (elapsed_s server_rss_kib server_cpu_pct holding/sessions errors lost gaps jumps max_gap_ms):"
+        awk '$1=="report:" && $2 ~ /^[0-9]/ {print "  " $2, $12, $13, $4 "/" $3, $6, $7, $8, $9, ($14 == "" ? "-" : $14)}' "$OUT/soak-server.log"
         grep -v '^report:' "$OUT/soak-server.log" || true
     else
         echo "  (no $OUT/soak-server.log)"

@@ -16,7 +16,9 @@
 //! For soak runs: `--report-every SECS` prints one line per interval (sessions
 //! holding real time over that interval, `-` on the first line, which has no
 //! earlier position to measure from; sessions ended, with an error, packets
-//! lost, stream discontinuities, the server's RSS and CPU), and the summary
+//! lost, stream discontinuities, the server's RSS and CPU, and the longest
+//! time any session waited between two RTP packets, which shows a stall),
+//! and the summary
 //! always checks every track's continuity: a sequence number that is not the
 //! previous one plus one (mod 2^16) is a gap; a timestamp that steps back more
 //! than half a second (B-frame reordering steps back less) or forward more
@@ -127,6 +129,12 @@ struct Stats {
     tracks: Vec<Continuity>,
     /// The session's event stream ended.
     ended: bool,
+    /// When the last RTP packet (any track) arrived.
+    last_arrival: Option<Instant>,
+    /// Longest time between two RTP packets since the last progress line,
+    /// and over the whole run.
+    gap_interval: Duration,
+    gap_max: Duration,
 }
 
 impl Stats {
@@ -207,13 +215,18 @@ async fn one_session(url: String, frames: bool, stop: StopSignal, shared: Shared
                 }
             }
             Event::Rtp(r) => {
+                let now = Instant::now();
+                if let Some(prev) = stats.last_arrival.replace(now) {
+                    let gap = now.saturating_duration_since(prev);
+                    stats.gap_interval = stats.gap_interval.max(gap);
+                    stats.gap_max = stats.gap_max.max(gap);
+                }
                 stats.packets += 1;
                 stats.bytes += r.packet.payload.len() as u64;
                 stats
                     .track(r.track)
                     .packet(r.packet.sequence_number, r.packet.timestamp);
                 if r.track == 0 {
-                    let now = Instant::now();
                     let ts = unroll.extend(r.packet.timestamp);
                     stats.first.get_or_insert((now, ts));
                     stats.last = Some((now, ts));
@@ -232,7 +245,7 @@ async fn report_loop(every: Duration, all: Arc<Mutex<Vec<Shared>>>, server_pid: 
     let mut prev_ts: Vec<Option<i64>> = Vec::new();
     let mut prev_cpu = server_pid.and_then(proc_usage).map(|u| u.0);
     let mut prev_at = Instant::now();
-    println!("report: elapsed_s sessions holding_real_time ended errors lost seq_gaps ts_jumps seq_wraps ts_wraps server_rss_kib server_cpu_pct");
+    println!("report: elapsed_s sessions holding_real_time ended errors lost seq_gaps ts_jumps seq_wraps ts_wraps server_rss_kib server_cpu_pct max_gap_ms");
     loop {
         tokio::time::sleep(every).await;
         let now = Instant::now();
@@ -242,8 +255,10 @@ async fn report_loop(every: Duration, all: Arc<Mutex<Vec<Shared>>>, server_pid: 
         prev_ts.resize(sessions.len(), None);
         let (mut held, mut measured, mut ended, mut errors, mut lost) = (0usize, 0usize, 0usize, 0usize, 0u64);
         let (mut gaps, mut jumps, mut seq_wraps, mut ts_wraps) = (0u64, 0u64, 0u64, 0u64);
+        let mut max_gap = Duration::ZERO;
         for (i, s) in sessions.iter().enumerate() {
-            let st = lock(s);
+            let mut st = lock(s);
+            max_gap = max_gap.max(std::mem::take(&mut st.gap_interval));
             if let (Some(prev), Some((_, ts)), true) = (prev_ts[i], st.last, st.clock_rate > 0) {
                 let media = (ts - prev) as f64 / f64::from(st.clock_rate);
                 measured += 1;
@@ -274,9 +289,10 @@ async fn report_loop(every: Duration, all: Arc<Mutex<Vec<Shared>>>, server_pid: 
             held.to_string()
         };
         println!(
-            "report: {:.0} {} {held} {ended} {errors} {lost} {gaps} {jumps} {seq_wraps} {ts_wraps} {rss} {cpu}",
+            "report: {:.0} {} {held} {ended} {errors} {lost} {gaps} {jumps} {seq_wraps} {ts_wraps} {rss} {cpu} {}",
             (now - start).as_secs_f64(),
             sessions.len(),
+            max_gap.as_millis(),
         );
     }
 }
@@ -407,6 +423,16 @@ pub async fn run(args: &LoadArgs) -> u8 {
         "continuity          {gaps} sequence gaps, {jumps} timestamp jumps ({broken} sessions with any); wraps crossed: sequence in {seq_wrapped} sessions ({} in all), timestamp in {ts_wrapped} ({} in all)",
         results.iter().map(|s| s.sum(|t| t.seq_wraps)).sum::<u64>(),
         results.iter().map(|s| s.sum(|t| t.ts_wraps)).sum::<u64>(),
+    );
+    let max_gap = results.iter().map(|s| s.gap_max).max().unwrap_or_default();
+    let p99_gap = {
+        let mut g: Vec<f64> = results.iter().map(|s| s.gap_max.as_secs_f64() * 1000.0).collect();
+        g.sort_by(f64::total_cmp);
+        percentile(&g, 0.99)
+    };
+    println!(
+        "arrival gaps        longest {:.0} ms (p99 of each session's longest: {p99_gap:.0} ms)",
+        max_gap.as_secs_f64() * 1000.0
     );
     println!("session errors      {}", errors.len());
     for e in errors.iter().take(5) {
