@@ -638,25 +638,14 @@ fn duration_ns(d: Duration) -> u64 {
 }
 
 fn put_string(out: &mut BytesMut, s: &str) {
-    let s = clip_to(s, u16::MAX as usize);
+    let s = crate::rtcp::truncate_utf8(s, u16::MAX as usize);
     out.put_u16(s.len() as u16);
     out.put_slice(s.as_bytes());
 }
 
 /// Reasons are short in practice; the cut keeps a record under its limit.
 fn clip(s: &str) -> &str {
-    clip_to(s, 4096)
-}
-
-fn clip_to(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    crate::rtcp::truncate_utf8(s, 4096)
 }
 
 /// A cursor over borrowed bytes; every read is bounds-checked.

@@ -504,7 +504,8 @@ pub fn encode_bye(ssrcs: &[u32], reason: Option<&str>, out: &mut BytesMut) {
     }
 }
 
-fn truncate_utf8(s: &str, max: usize) -> &str {
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
