@@ -185,6 +185,10 @@ impl Harness {
         }
     }
 
+    fn with_max_lag(max_lag: Duration) -> Harness {
+        Harness::with(ServerConfig { max_lag, ..config() }, 0)
+    }
+
     fn at(&self, n: u64) -> Instant {
         self.t0 + ms(n)
     }
@@ -1139,13 +1143,7 @@ fn by_default_a_three_second_stall_is_caught_up_in_one_burst() {
 #[test]
 fn a_stall_loses_no_sample_and_moves_the_end() {
     let source = Arc::new(synthetic_source());
-    let mut h = Harness::with(
-        ServerConfig {
-            max_lag: ms(50),
-            ..config()
-        },
-        0,
-    );
+    let mut h = Harness::with_max_lag(ms(50));
     let start = h.t0;
     h.play(start, &source, "");
     let n_audio = source.samples.iter().filter(|s| s.track == 1).count();
@@ -1173,13 +1171,7 @@ fn a_stall_loses_no_sample_and_moves_the_end() {
 #[test]
 fn skips_within_five_seconds_are_summed_and_reported_before_close() {
     let source = Arc::new(synthetic_source());
-    let mut h = Harness::with(
-        ServerConfig {
-            max_lag: ms(100),
-            ..config()
-        },
-        0,
-    );
+    let mut h = Harness::with_max_lag(ms(100));
     let start = h.t0;
     h.play(start, &source, "?play_count=0");
     let d = h.timeout(start + ms(1000));
@@ -1246,13 +1238,7 @@ fn skips_within_five_seconds_are_summed_and_reported_before_close() {
 #[test]
 fn abort_reports_the_pending_skips_and_the_reason_then_closes() {
     let source = Arc::new(synthetic_source());
-    let mut h = Harness::with(
-        ServerConfig {
-            max_lag: ms(500),
-            ..config()
-        },
-        0,
-    );
+    let mut h = Harness::with_max_lag(ms(500));
     let start = h.t0;
     h.play(start, &source, "?play_count=0");
     assert_eq!(h.timeout(start + ms(2000)).events.len(), 1);
