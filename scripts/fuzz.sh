@@ -3,9 +3,9 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default 120 s, all targets)
 #
-#   SANITIZER=address|none (default address): `none` runs about 5x faster. The code under test forbids `unsafe`,
-#   so AddressSanitizer can only add checks inside dependencies; overflow checks and debug assertions stay on
-#   either way. Run two copies with disjoint TARGET lists to use two cores.
+#   SANITIZER=address|none (default address): `none` runs several times faster on most targets. The code under
+#   test forbids `unsafe`, so AddressSanitizer can only add checks inside dependencies; overflow checks and debug
+#   assertions stay on either way. Run two copies with disjoint TARGET lists to use two cores.
 #
 # Each target stops at 10 million executions or SECONDS_PER_TARGET, whichever comes first. New inputs go to
 # fuzz/work/<target> (not committed); the committed seeds of fuzz/corpus/<target> are only read. Crashes land in
