@@ -109,7 +109,7 @@ use crate::source::MediaSource;
 use clock::SplitMix64;
 pub use path::{PlayCount, Target, TargetError};
 use sdp_writer::{npt, session_description, Description};
-use stream::{Session, State};
+use stream::{Lag, Session, State};
 
 /// The methods this server implements, for `Public` and `Allow`.
 const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
@@ -372,6 +372,38 @@ struct LagReport {
     last_event: Option<Instant>,
 }
 
+impl LagReport {
+    fn add(&mut self, lag: Lag) {
+        self.behind = lag.behind;
+        self.skipped = self.skipped.saturating_add(lag.skipped);
+        self.times = self.times.saturating_add(1);
+    }
+
+    /// Skips are waiting and the last report is old enough.
+    fn due(&self, now: Instant) -> bool {
+        self.times > 0
+            && self
+                .last_event
+                .is_none_or(|t| now.saturating_duration_since(t) >= LAG_EVENT_INTERVAL)
+    }
+
+    /// The [`ServerEvent::FellBehind`] of the skips not reported yet, if any;
+    /// the totals start again from zero.
+    fn take(&mut self, session_id: &str) -> Option<ServerOutput> {
+        if self.times == 0 {
+            return None;
+        }
+        let event = ServerEvent::FellBehind {
+            session_id: session_id.to_owned(),
+            behind: self.behind,
+            skipped: self.skipped,
+            times: self.times,
+        };
+        (self.behind, self.skipped, self.times) = (Duration::ZERO, Duration::ZERO, 0);
+        Some(ServerOutput::Event(event))
+    }
+}
+
 impl Connection {
     /// A connection from `peer` accepted at `now`.
     ///
@@ -600,19 +632,11 @@ impl Connection {
         };
         if let Some(lag) = session.resync(now, self.config.max_lag) {
             tracing::debug!(behind = ?lag.behind, skipped = ?lag.skipped, "fell behind; skipped ahead");
-            let r = &mut self.lag;
-            r.behind = lag.behind;
-            r.skipped = r.skipped.saturating_add(lag.skipped);
-            r.times = r.times.saturating_add(1);
+            self.lag.add(lag);
         }
-        let r = &mut self.lag;
-        if r.times > 0
-            && r.last_event
-                .is_none_or(|t| now.saturating_duration_since(t) >= LAG_EVENT_INTERVAL)
-        {
-            r.last_event = Some(now);
-            let event = Self::lag_event(&mut self.lag, &session.id);
-            self.queue.extend(event);
+        if self.lag.due(now) {
+            self.lag.last_event = Some(now);
+            self.queue.extend(self.lag.take(&session.id));
         }
         if let Some(f) = session.pump(now, ntp, &mut self.out, &mut self.nals, linger) {
             tracing::debug!(loops = f.loops, packets = f.packets, "playback ended");
@@ -630,29 +654,13 @@ impl Connection {
         }
     }
 
-    /// The [`ServerEvent::FellBehind`] of the skips not reported yet, if any.
-    fn lag_event(r: &mut LagReport, session_id: &str) -> Option<ServerOutput> {
-        if r.times == 0 {
-            return None;
-        }
-        let event = ServerEvent::FellBehind {
-            session_id: session_id.to_owned(),
-            behind: r.behind,
-            skipped: r.skipped,
-            times: r.times,
-        };
-        (r.behind, r.skipped, r.times) = (Duration::ZERO, Duration::ZERO, 0);
-        Some(ServerOutput::Event(event))
-    }
-
     fn close(&mut self, now: Instant, reason: CloseReason) {
         if self.closed {
             return;
         }
         tracing::debug!(%reason, "connection closed");
         if let Some(session) = &self.session {
-            let event = Self::lag_event(&mut self.lag, &session.id);
-            self.queue.extend(event);
+            self.queue.extend(self.lag.take(&session.id));
         }
         self.closed = true;
         self.held.clear();

@@ -263,7 +263,10 @@ impl Playback {
     }
 
     /// Moves the whole schedule `by` later (see [`Session::resync`]).
+    /// Only while samples remain, so `end_at` (set once all are sent) is not
+    /// known yet; it derives from `start` and `last_due` when it is.
     fn shift(&mut self, by: Duration) -> bool {
+        debug_assert!(self.end_at.is_none());
         let (Some(start), Some(loop_start), Some(last_due)) = (
             self.start.checked_add(by),
             self.loop_start.checked_add(by),
@@ -271,17 +274,9 @@ impl Playback {
         ) else {
             return false;
         };
-        let end_at = match self.end_at {
-            Some(e) => match e.checked_add(by) {
-                Some(e) => Some(e),
-                None => return false,
-            },
-            None => None,
-        };
         self.start = start;
         self.loop_start = loop_start;
         self.last_due = last_due;
-        self.end_at = end_at;
         true
     }
 
