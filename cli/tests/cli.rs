@@ -8,7 +8,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::Command;
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -286,14 +285,7 @@ fn sigterm_tears_down_and_reports_like_ctrl_c() {
 fn signal_tears_down_and_reports(signal: &str) {
     let serve = Serve::start();
     let mut p = spawn(&["probe", &serve.url("h264_aac.mp4?play_count=0"), "--json"]);
-    let stdout = p.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines(p.0.stdout.take().unwrap());
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !lines.iter().any(|l: &String| l.contains(r#""type":"video""#)) {

@@ -66,6 +66,18 @@ pub fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
+/// Reads a pipe line by line on a thread, each line as it comes.
+pub fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 /// Waits for the child up to `limit`, killing it (and failing) after that. Pipes already taken
 /// read as empty.
 pub fn wait_bounded(mut child: Proc, limit: Duration) -> Run {
@@ -131,14 +143,7 @@ impl Serve {
         args.extend_from_slice(extra);
         let mut p = spawn(&args);
         let stderr = drain(p.0.stderr.take().unwrap());
-        let stdout = p.0.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
+        let rx = lines(p.0.stdout.take().unwrap());
         let first = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("serve prints its address");
