@@ -9,8 +9,6 @@
 
 use std::path::PathBuf;
 
-use crate::json::Obj;
-
 /// What decoding the video track gave, for the report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DecodeSummary {
@@ -56,28 +54,6 @@ impl DecodeSummary {
         problems.push_str(&format!(", {} frames skipped waiting for a keyframe", self.skipped));
         lines.push(format!("  {:<14}{problems}", ""));
         lines
-    }
-
-    /// The report's `decode` object (`--json`).
-    pub fn json(&self) -> String {
-        let mut o = Obj::bare();
-        o.opt_uint("track", self.track.map(|t| t as u64))
-            .opt_str("codec", self.codec.as_deref())
-            .bool("all_frames", self.all_frames)
-            .uint("pictures", self.pictures);
-        match self.resolution {
-            Some((w, h)) => o.uint("width", w.into()).uint("height", h.into()),
-            None => o.null("width").null("height"),
-        };
-        o.uint("errors", self.errors)
-            .uint("skipped", self.skipped)
-            .opt_str("first_error", self.first_error.as_deref())
-            .opt_str("unavailable", self.unavailable.as_deref())
-            .opt_str(
-                "first_frame",
-                self.first_frame.as_ref().map(|p| p.display().to_string()).as_deref(),
-            )
-            .finish()
     }
 }
 

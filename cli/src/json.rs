@@ -405,7 +405,7 @@ pub fn report_line(
         )
         .raw("tracks", &array(r.tracks.iter().map(track_report)))
         .uint("warnings", r.warnings)
-        .raw("decode", &decode.map_or_else(|| "null".to_owned(), DecodeSummary::json));
+        .raw("decode", &decode.map_or_else(|| "null".to_owned(), decode_summary));
     o.finish()
 }
 
@@ -445,6 +445,28 @@ fn track_report(t: &TrackReport) -> String {
         .uint("samples", t.samples)
         .opt_uint("sample_rate", t.sample_rate.map(u64::from))
         .opt_uint("audio_channels", t.audio_channels.map(u64::from))
+        .finish()
+}
+
+/// The report's `decode` object.
+fn decode_summary(d: &DecodeSummary) -> String {
+    let mut o = Obj::bare();
+    o.opt_uint("track", d.track.map(|t| t as u64))
+        .opt_str("codec", d.codec.as_deref())
+        .bool("all_frames", d.all_frames)
+        .uint("pictures", d.pictures);
+    match d.resolution {
+        Some((w, h)) => o.uint("width", w.into()).uint("height", h.into()),
+        None => o.null("width").null("height"),
+    };
+    o.uint("errors", d.errors)
+        .uint("skipped", d.skipped)
+        .opt_str("first_error", d.first_error.as_deref())
+        .opt_str("unavailable", d.unavailable.as_deref())
+        .opt_str(
+            "first_frame",
+            d.first_frame.as_ref().map(|p| p.display().to_string()).as_deref(),
+        )
         .finish()
 }
 
