@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use rtsp_toolkit_core::client::{Client, ClientOptions, Event, Output};
+use rtsp_toolkit_core::client::{Client, ClientOptions, Event, Input, Output};
 
 /// Longest nap between two looks at the socket.
 const TICK: Duration = Duration::from_millis(5);
@@ -42,11 +42,11 @@ fn main() {
         Ok(s) => {
             let (local, peer) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
             s.set_nonblocking(true).expect("non-blocking socket");
-            client.handle_connected(Instant::now(), local, peer);
+            client.handle_input(Instant::now(), Input::Connected { local, peer });
             Some(s)
         }
         Err(e) => {
-            client.handle_connect_failed(Instant::now(), &e.to_string());
+            client.handle_input(Instant::now(), Input::ConnectFailed(&e.to_string()));
             None
         }
     };
@@ -58,7 +58,7 @@ fn main() {
     loop {
         if !closing && Instant::now() >= stop_at {
             closing = true;
-            client.close(Instant::now()); // TEARDOWN, then Closed
+            client.handle_input(Instant::now(), Input::Close); // TEARDOWN, then Closed
         }
         match client.poll_output() {
             Output::Transmit(bytes) => outgoing.extend_from_slice(&bytes),
@@ -68,7 +68,7 @@ fn main() {
                 let Some(s) = socket.as_mut() else {
                     // No connection: only time can move the client on.
                     std::thread::sleep(deadline.saturating_duration_since(Instant::now()).min(TICK));
-                    client.handle_timeout(Instant::now());
+                    client.handle_input(Instant::now(), Input::Timeout);
                     continue;
                 };
                 // Write what we can without blocking; keep the rest for later.
@@ -77,15 +77,15 @@ fn main() {
                         outgoing.drain(..n);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => client.handle_io_error(Instant::now(), &format!("write failed: {e}")),
+                    Err(e) => client.handle_input(Instant::now(), Input::IoError(&format!("write failed: {e}"))),
                 }
                 match s.read(&mut buf) {
-                    Ok(0) => client.handle_eof(Instant::now()),
-                    Ok(n) => client.handle_input(Instant::now(), &buf[..n]),
+                    Ok(0) => client.handle_input(Instant::now(), Input::Eof),
+                    Ok(n) => client.handle_input(Instant::now(), Input::Data(&buf[..n])),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         let now = Instant::now();
                         if now >= deadline {
-                            client.handle_timeout(now);
+                            client.handle_input(now, Input::Timeout);
                         } else {
                             // Nothing to read: nap until the next look (or the deadline).
                             let until = if closing { deadline } else { deadline.min(stop_at) };
@@ -93,7 +93,7 @@ fn main() {
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => client.handle_io_error(Instant::now(), &format!("read failed: {e}")),
+                    Err(e) => client.handle_input(Instant::now(), Input::IoError(&format!("read failed: {e}"))),
                 }
             }
         }

@@ -39,38 +39,25 @@
 //! # Ok::<(), rtsp_toolkit_blocking::Error>(())
 //! ```
 
-use std::fs::File;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 /// The sans-IO core, for everything not re-exported here.
 pub use rtsp_toolkit_core as core;
-use rtsp_toolkit_core::capture::Recorder;
-pub use rtsp_toolkit_core::client::{
-    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, LogKinds, LossEvent, MethodEvent, RtcpEvent,
-    RtpEvent, Track, VideoFrameEvent, Warning,
-};
-pub use rtsp_toolkit_core::codec::{AudioCodec, AudioFrame, VideoCodec, VideoFrame};
-pub use rtsp_toolkit_core::stop::StopSignal;
-pub use rtsp_toolkit_core::Error;
+pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::Output;
+use rtsp_toolkit_driver::{is_would_block, ClientDriver, ConnectAttempt, Connected, WriteError, READ_CHUNK};
 
 /// Longest a blocked read (or the wait for a connection) goes without
 /// looking at the stop signal.
 pub const STOP_POLL: Duration = Duration::from_millis(50);
-/// Read buffer size: one read hands the machine at most this much.
-const READ_CHUNK: usize = 64 * 1024;
-
-/// What a connection attempt thread reports.
-type Connected = io::Result<(TcpStream, SocketAddr, SocketAddr)>;
 
 #[derive(Debug)]
 enum Conn {
     /// Resolution and connection run on a helper thread, so that a stop is
     /// noticed while they block.
-    Connecting(mpsc::Receiver<Connected>),
+    Connecting(ConnectAttempt),
     Open {
         stream: TcpStream,
         read_closed: bool,
@@ -86,10 +73,7 @@ enum Conn {
 /// timeout, then the socket is closed.
 #[derive(Debug)]
 pub struct Session {
-    client: Recorder,
-    capture: Option<File>,
-    stop: StopSignal,
-    stopping: bool,
+    driver: ClientDriver,
     conn: Conn,
     buf: Box<[u8]>,
     finished: bool,
@@ -115,31 +99,12 @@ impl Session {
     /// Like [`Session::open`], stopped when `stop` is raised (the same signal
     /// may stop several sessions).
     pub fn open_with_stop(url: &str, options: ClientOptions, stop: StopSignal) -> Result<Session, Error> {
-        let capture = match &options.capture {
-            Some(path) => Some(
-                File::create(path)
-                    .map_err(|e| Error::Config(format!("cannot create the capture file {}: {e}", path.display())))?,
-            ),
-            None => None,
-        };
-        let start = Instant::now();
-        let client = Recorder::new(url, options, start)?;
-        let (host, port) = client.connect_target();
-        let deadline = start + client.options().timeout;
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("rtsp-connect".into())
-            .spawn(move || {
-                // The receiver may be gone (session stopped): nothing to do then.
-                let _ = tx.send(connect(&host, port, deadline));
-            })
-            .map_err(|e| Error::Connection(format!("cannot start the connection thread: {e}")))?;
+        let driver = ClientDriver::open(url, options, stop)?;
+        let (host, port) = driver.client().connect_target();
+        let deadline = Instant::now() + driver.timeout();
         Ok(Session {
-            client,
-            capture,
-            stop,
-            stopping: false,
-            conn: Conn::Connecting(rx),
+            conn: Conn::Connecting(ConnectAttempt::start(host, port, deadline)),
+            driver,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             finished: false,
         })
@@ -155,13 +120,13 @@ impl Session {
     /// let events: Vec<_> = session.collect(); // ends with Closed within the timeout
     /// ```
     pub fn stop_handle(&self) -> StopSignal {
-        self.stop.clone()
+        self.driver.stop_signal().clone()
     }
 
     /// Asks the session to end (TEARDOWN, then [`Event::Closed`]). Keep
     /// iterating to see it close.
     pub fn stop(&self) {
-        self.stop.stop();
+        self.driver.stop_signal().stop();
     }
 
     /// Stops the session and runs it to its end; returns the last events.
@@ -170,66 +135,31 @@ impl Session {
         self.by_ref().collect()
     }
 
-    fn save_capture(&mut self) {
-        if let Some(file) = &mut self.capture {
-            if let Err(e) = self.client.write_capture(file) {
-                tracing::warn!(error = %e, "capture file write failed; recording stopped");
-                self.capture = None;
-            }
-        }
-    }
-
     fn write(&mut self, bytes: &[u8]) {
         let Conn::Open { stream, .. } = &mut self.conn else {
             return;
         };
-        let timeout = self.client.options().timeout;
+        // The send timeout bounds each write call: it measures time without progress.
         let result = stream
-            .set_write_timeout(Some(timeout))
+            .set_write_timeout(Some(self.driver.timeout()))
             .and_then(|()| stream.write_all(bytes));
         if let Err(e) = result {
-            let reason = if is_timeout(&e) {
-                "write timed out: the server is not reading".to_owned()
-            } else {
-                format!("write failed: {e}")
-            };
-            self.client.handle_io_error(Instant::now(), &reason);
+            self.driver.write_failed(WriteError::from(e));
         }
     }
 
     /// Waits for input, the connection, or `at` (at most [`STOP_POLL`]) and
     /// tells the client what happened.
     fn wait(&mut self, at: Instant) {
-        let now = Instant::now();
         let wait = at
-            .saturating_duration_since(now)
+            .saturating_duration_since(Instant::now())
             .clamp(Duration::from_millis(1), STOP_POLL);
         match &mut self.conn {
-            Conn::Connecting(rx) => match rx.recv_timeout(wait) {
-                Ok(Ok((stream, local, peer))) => {
-                    let _ = stream.set_nodelay(true);
-                    self.conn = Conn::Open {
-                        stream,
-                        read_closed: false,
-                    };
-                    self.client.handle_connected(Instant::now(), local, peer);
+            Conn::Connecting(attempt) => {
+                if let Some(result) = attempt.wait(wait) {
+                    self.connected(result);
                 }
-                Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => {
-                    // The attempt ran into the session's deadline: the
-                    // client reports the connection timeout when it passes.
-                    self.conn = Conn::Closed;
-                }
-                Ok(Err(e)) => {
-                    self.conn = Conn::Closed;
-                    self.client.handle_connect_failed(Instant::now(), &e.to_string());
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    self.conn = Conn::Closed;
-                    self.client
-                        .handle_connect_failed(Instant::now(), "the connection thread ended");
-                }
-            },
+            }
             Conn::Open {
                 stream,
                 read_closed: false,
@@ -237,26 +167,64 @@ impl Session {
                 let r = stream
                     .set_read_timeout(Some(wait))
                     .and_then(|()| stream.read(&mut self.buf));
-                let now = Instant::now();
-                match r {
-                    Ok(0) => {
-                        if let Conn::Open { read_closed, .. } = &mut self.conn {
-                            *read_closed = true;
-                        }
-                        self.client.handle_eof(now);
-                    }
-                    Ok(n) => self.client.handle_input(now, &self.buf[..n]),
-                    Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => self.client.handle_io_error(now, &format!("read failed: {e}")),
-                }
+                self.read_closed_on_eof(&r);
+                self.driver.read_done(r, &self.buf, Some(at));
             }
             Conn::Open { .. } | Conn::Closed => std::thread::sleep(wait),
         }
     }
 
+    /// For a deadline that passed: the connection result if it is there
+    /// (handed in), or one read of what waits in the socket, without waiting.
+    fn take_waiting(&mut self) -> Option<std::io::Result<usize>> {
+        match &mut self.conn {
+            Conn::Connecting(attempt) => {
+                if let Some(result) = attempt.wait(Duration::ZERO) {
+                    self.connected(result);
+                }
+                None
+            }
+            Conn::Open {
+                stream,
+                read_closed: false,
+            } => {
+                let r = stream.set_nonblocking(true).and_then(|()| stream.read(&mut self.buf));
+                let _ = stream.set_nonblocking(false);
+                if matches!(&r, Err(e) if is_would_block(e)) {
+                    return None;
+                }
+                self.read_closed_on_eof(&r);
+                Some(r)
+            }
+            Conn::Open { .. } | Conn::Closed => None,
+        }
+    }
+
+    fn connected(&mut self, result: Connected) {
+        match result {
+            Ok((stream, local, peer)) => {
+                let _ = stream.set_nodelay(true);
+                self.conn = Conn::Open {
+                    stream,
+                    read_closed: false,
+                };
+                self.driver.connected(Ok((local, peer)));
+            }
+            Err(e) => {
+                self.conn = Conn::Closed;
+                self.driver.connected(Err(e));
+            }
+        }
+    }
+
+    fn read_closed_on_eof(&mut self, r: &std::io::Result<usize>) {
+        if let (Ok(0), Conn::Open { read_closed, .. }) = (r, &mut self.conn) {
+            *read_closed = true;
+        }
+    }
+
     fn finish(&mut self) {
         self.finished = true;
-        self.save_capture();
         if let Conn::Open { stream, .. } = std::mem::replace(&mut self.conn, Conn::Closed) {
             let _ = stream.shutdown(Shutdown::Both);
         }
@@ -266,28 +234,22 @@ impl Session {
 impl Iterator for Session {
     type Item = Event;
 
-    /// The driving loop of DESIGN.md: runs until an event is ready.
+    /// The driving loop of `docs/ARCHITECTURE.md`: runs until an event is ready.
     fn next(&mut self) -> Option<Event> {
         loop {
             if self.finished {
                 return None;
             }
-            if !self.stopping && self.stop.is_stopped() {
-                self.stopping = true;
-                self.client.close(Instant::now());
-            }
-            match self.client.poll_output() {
+            self.driver.check_stop();
+            match self.driver.poll_output() {
                 Output::Transmit(bytes) => self.write(&bytes),
                 Output::Event(event) => return Some(event),
                 Output::Timeout(at) => {
-                    self.save_capture();
-                    let late = Instant::now() >= at;
-                    // When late (the session was not iterated for a while),
-                    // this is a 1 ms look: data waiting in the socket must
-                    // count before "no data within the timeout" does.
-                    self.wait(at);
-                    if late {
-                        self.client.handle_timeout(Instant::now());
+                    if Instant::now() >= at {
+                        let waiting = self.take_waiting();
+                        self.driver.deadline_passed(waiting, &self.buf);
+                    } else {
+                        self.wait(at);
                     }
                 }
                 Output::Done => {
@@ -304,37 +266,10 @@ impl Drop for Session {
         if self.finished {
             return;
         }
-        if !self.stopping {
-            self.stopping = true;
-            self.client.close(Instant::now());
-        }
+        self.driver.stop_now();
         // Bounded: the client gives TEARDOWN at most its timeout for an answer.
         for _ in self.by_ref() {}
     }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-}
-
-/// Resolves `host` and connects to each address in turn until `deadline`.
-fn connect(host: &str, port: u16, deadline: Instant) -> Connected {
-    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
-    for addr in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"));
-        }
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(s) => {
-                let (local, peer) = (s.local_addr()?, s.peer_addr()?);
-                return Ok((s, local, peer));
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
 }
 
 #[cfg(test)]

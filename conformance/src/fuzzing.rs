@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtsp_toolkit_core::auth::{self, Authenticator, Credentials};
-use rtsp_toolkit_core::client::{Client, ClientOptions, Event, Output};
+use rtsp_toolkit_core::client::{Client, ClientOptions, Event, Input, Output};
 use rtsp_toolkit_core::codec::{Depacketizer, Frame, SequenceTracker};
 use rtsp_toolkit_core::message::{Decoder, Limits, Message};
 use rtsp_toolkit_core::rtp::RtpPacket;
@@ -371,23 +371,29 @@ pub fn client_session(data: &[u8]) {
     let start = Instant::now();
     let mut client = Client::new(url, opts, start).expect("valid client options");
     let mut now = start;
-    client.handle_connected(now, addr("127.0.0.1:40000"), addr("127.0.0.1:8554"));
+    client.handle_input(
+        now,
+        Input::Connected {
+            local: addr("127.0.0.1:40000"),
+            peer: addr("127.0.0.1:8554"),
+        },
+    );
     let mut done = drain_client(&mut client);
     for (i, c) in chunks(rest, usize::from(chunk) * 8 + 1).enumerate() {
         if done {
             return;
         }
         now += Duration::from_millis(50);
-        client.handle_input(now, c);
+        client.handle_input(now, Input::Data(c));
         done = drain_client(&mut client);
         if !done && timeout_every != 0 && i % timeout_every == 0 {
             now += Duration::from_millis(1000);
-            client.handle_timeout(now);
+            client.handle_input(now, Input::Timeout);
             done = drain_client(&mut client);
         }
     }
     if !done {
-        client.handle_eof(now + Duration::from_millis(1));
+        client.handle_input(now + Duration::from_millis(1), Input::Eof);
         assert!(drain_client(&mut client), "the session ends at EOF");
     }
 }

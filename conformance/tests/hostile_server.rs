@@ -17,8 +17,9 @@ use rtsp_toolkit_conformance::hostile::{
 use rtsp_toolkit_conformance::runtimes::{self, Control, Runtime};
 use rtsp_toolkit_core::client::{ClientOptions, ClosedEvent, Event, VideoFrameEvent, Warning};
 use rtsp_toolkit_core::codec::{DepacketizeError, VideoCodec};
+use rtsp_toolkit_core::message::FramingError;
 use rtsp_toolkit_core::message::{Limits, Method};
-use rtsp_toolkit_core::{Error, ProtocolError};
+use rtsp_toolkit_core::Error;
 
 /// Longest a session runs in these tests before it is stopped.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -294,7 +295,7 @@ fn oversized_or_endless_responses_fail_at_once() {
         (
             Misbehaviour::HugeContentLength(Method::Describe),
             Limits::default(),
-            ProtocolError::BodyTooLarge {
+            FramingError::BodyTooLarge {
                 len: HUGE_CONTENT_LENGTH,
                 limit: 1024 * 1024,
             },
@@ -303,13 +304,13 @@ fn oversized_or_endless_responses_fail_at_once() {
         (
             Misbehaviour::EndlessHeaders(Method::Options),
             Limits::default(),
-            ProtocolError::HeaderTooLarge { limit: 64 * 1024 },
+            FramingError::HeaderTooLarge { limit: 64 * 1024 },
             vec![],
         ),
         (
             Misbehaviour::LongHeaderLine(Method::Setup),
             small,
-            ProtocolError::HeaderTooLarge { limit: 8192 },
+            FramingError::HeaderTooLarge { limit: 8192 },
             ok(&["OPTIONS", "DESCRIBE"]),
         ),
     ];
@@ -329,7 +330,11 @@ fn oversized_or_endless_responses_fail_at_once() {
         for o in run.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) {
             let rt = o.runtime;
             let closed = o.closed();
-            assert_eq!(closed.error, Some(Error::Protocol(error.clone())), "{rt:?} {m:?}");
+            assert_eq!(
+                closed.error,
+                Some(Error::Protocol(error.clone().into())),
+                "{rt:?} {m:?}"
+            );
             assert!(
                 closed.session_elapsed < Duration::from_secs(2),
                 "{rt:?} {m:?}: closed after {:?} (timeout {timeout:?})",

@@ -1,12 +1,15 @@
 //! Errors at the session boundary.
 //!
-//! [`Error`] has the four kinds users of the original toolkit know
-//! (connection, timeout, protocol, response). Each carries what a person needs
+//! [`Error`] has four kinds of failure (connection, timeout, protocol,
+//! response), plus configuration mistakes caught before anything is sent.
+//! [`ProtocolError`] is what a peer got wrong in a session; framing errors
+//! (bytes that are no message at all) are the message codec's own type,
+//! [`FramingError`], which it wraps. Each carries what a person needs
 //! to act on it; none ever carries credentials.
 
 use std::time::Duration;
 
-use crate::message::Method;
+use crate::message::{FramingError, Method};
 
 /// Why a session ended, or could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,26 +40,14 @@ pub enum Error {
     Config(String),
 }
 
-/// What was wrong with the bytes a peer sent.
+/// What was wrong with what a peer sent: bytes that are no RTSP message
+/// ([`FramingError`]), or a message that makes no sense for the session.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
-    #[error("header block larger than the {limit}-byte limit")]
-    HeaderTooLarge { limit: usize },
-    #[error("body of {len} bytes is over the {limit}-byte limit")]
-    BodyTooLarge { len: u64, limit: usize },
-    #[error("more than {limit} header fields")]
-    TooManyHeaders { limit: usize },
-    #[error("bad start line: {0:?}")]
-    BadStartLine(String),
-    #[error("bad header: {0}")]
-    BadHeader(String),
-    #[error("bad Content-Length: {0:?}")]
-    BadContentLength(String),
-    #[error("unexpected byte 0x{byte:02x} where a message should start")]
-    UnexpectedByte { byte: u8 },
-    #[error("interleaved payload of {len} bytes does not fit in a frame (max 65535)")]
-    InterleavedTooLarge { len: usize },
+    /// The byte stream could not be split into messages.
+    #[error(transparent)]
+    Framing(#[from] FramingError),
     #[error("bad SDP: {0}")]
     Sdp(#[from] crate::sdp::SdpError),
     #[error("authentication: {0}")]

@@ -16,15 +16,16 @@
 //! - [`client`]: the client session machine (OPTIONS → DESCRIBE → SETUP → PLAY → TEARDOWN).
 //! - [`server`]: the per-connection server machine (requests in, responses and paced RTP out).
 //! - [`capture`]: a file format recording what a client received, and its offline replay.
+//! - [`prelude`]: the names every runtime crate re-exports.
 //! - [`source`]: a demuxed media file as the server plays it.
 //! - [`stop`]: a stop signal usable from threads and async code alike.
 
 pub mod auth;
-pub mod capture;
 pub mod client;
 pub mod codec;
 pub mod error;
 pub mod message;
+pub mod prelude;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
@@ -32,5 +33,7 @@ pub mod server;
 pub mod source;
 pub mod stop;
 
-pub use client::{Client, ClientOptions, Output};
+pub use client::capture;
+pub use client::{Client, ClientOptions, Input, Output};
 pub use error::{Error, ProtocolError};
+pub use message::FramingError;

@@ -4,7 +4,7 @@
 //! [`Decoder`] splits messages off a single input buffer without copying
 //! payloads: bodies and interleaved frames are handed out as [`Bytes`] views of
 //! the received data. Every buffer is bounded by [`Limits`]; going past a limit
-//! is a typed [`ProtocolError`] as soon as it is known (a `Content-Length` that
+//! is a typed [`FramingError`] as soon as it is known (a `Content-Length` that
 //! is too large fails before the body arrives), never growth.
 //!
 //! This module knows nothing of sessions, CSeq matching or authentication:
@@ -14,7 +14,28 @@ use std::fmt;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::error::ProtocolError;
+/// Why bytes from a peer are not an RTSP message or interleaved frame: the
+/// stream is out of sync and the connection cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FramingError {
+    #[error("header block larger than the {limit}-byte limit")]
+    HeaderTooLarge { limit: usize },
+    #[error("body of {len} bytes is over the {limit}-byte limit")]
+    BodyTooLarge { len: u64, limit: usize },
+    #[error("more than {limit} header fields")]
+    TooManyHeaders { limit: usize },
+    #[error("bad start line: {0:?}")]
+    BadStartLine(String),
+    #[error("bad header: {0}")]
+    BadHeader(String),
+    #[error("bad Content-Length: {0:?}")]
+    BadContentLength(String),
+    #[error("unexpected byte 0x{byte:02x} where a message should start")]
+    UnexpectedByte { byte: u8 },
+    #[error("interleaved payload of {len} bytes does not fit in a frame (max 65535)")]
+    InterleavedTooLarge { len: usize },
+}
 
 /// Bounds on what the decoder accepts.
 ///
@@ -225,8 +246,8 @@ fn encode_headers(headers: &Headers, body: &Bytes, out: &mut BytesMut) {
 }
 
 /// Writes one `$`-interleaved frame. Payloads over 65535 bytes cannot be framed.
-pub fn encode_interleaved(channel: u8, payload: &[u8], out: &mut BytesMut) -> Result<(), ProtocolError> {
-    let len = u16::try_from(payload.len()).map_err(|_| ProtocolError::InterleavedTooLarge { len: payload.len() })?;
+pub fn encode_interleaved(channel: u8, payload: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
+    let len = u16::try_from(payload.len()).map_err(|_| FramingError::InterleavedTooLarge { len: payload.len() })?;
     out.reserve(4 + payload.len());
     out.put_u8(b'$');
     out.put_u8(channel);
@@ -311,7 +332,7 @@ impl Decoder {
     /// Splits the next complete message off the buffer, if there is one.
     ///
     /// After an error the stream is out of sync; the caller should close it.
-    pub fn decode(&mut self) -> Result<Option<Message>, ProtocolError> {
+    pub fn decode(&mut self) -> Result<Option<Message>, FramingError> {
         if let Some(p) = &self.pending {
             let total = p.head_len + p.body_len;
             if self.buf.len() < total {
@@ -358,7 +379,7 @@ impl Decoder {
             return Ok(Some(Message::Interleaved { channel, payload }));
         }
         if !first.is_ascii_alphabetic() {
-            return Err(ProtocolError::UnexpectedByte { byte: first });
+            return Err(FramingError::UnexpectedByte { byte: first });
         }
         let Some(head_len) = self.find_head_end()? else {
             return Ok(None);
@@ -366,7 +387,7 @@ impl Decoder {
         let (start, headers) = parse_head(&self.buf[..head_len], &self.limits)?;
         let body_len = content_length(&headers)?;
         if body_len > self.limits.max_body_bytes as u64 {
-            return Err(ProtocolError::BodyTooLarge {
+            return Err(FramingError::BodyTooLarge {
                 len: body_len,
                 limit: self.limits.max_body_bytes,
             });
@@ -381,7 +402,7 @@ impl Decoder {
     }
 
     /// Length of the head (start line through blank line), once complete.
-    fn find_head_end(&mut self) -> Result<Option<usize>, ProtocolError> {
+    fn find_head_end(&mut self) -> Result<Option<usize>, FramingError> {
         let limit = self.limits.max_header_bytes;
         let buf = &self.buf[..];
         // Resume a little before where the last scan stopped: the terminator
@@ -402,31 +423,31 @@ impl Decoder {
         }
         self.scanned = buf.len();
         if buf.len() > limit {
-            return Err(ProtocolError::HeaderTooLarge { limit });
+            return Err(FramingError::HeaderTooLarge { limit });
         }
         Ok(None)
     }
 
-    fn head_found(&mut self, len: usize, limit: usize) -> Result<Option<usize>, ProtocolError> {
+    fn head_found(&mut self, len: usize, limit: usize) -> Result<Option<usize>, FramingError> {
         if len > limit {
-            return Err(ProtocolError::HeaderTooLarge { limit });
+            return Err(FramingError::HeaderTooLarge { limit });
         }
         Ok(Some(len))
     }
 }
 
-fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Headers), ProtocolError> {
+fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Headers), FramingError> {
     let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
     let line = trim_cr(&head[..line_end]);
-    let line = std::str::from_utf8(line).map_err(|_| ProtocolError::BadStartLine(lossy(line)))?;
+    let line = std::str::from_utf8(line).map_err(|_| FramingError::BadStartLine(lossy(line)))?;
     let start = parse_start_line(line)?;
     let block = &head[(line_end + 1).min(head.len())..];
     let headers = parse_header_block(block, limits.max_headers)?;
     Ok((start, headers))
 }
 
-fn parse_start_line(line: &str) -> Result<StartLine, ProtocolError> {
-    let bad = || ProtocolError::BadStartLine(line.chars().take(200).collect());
+fn parse_start_line(line: &str) -> Result<StartLine, FramingError> {
+    let bad = || FramingError::BadStartLine(line.chars().take(200).collect());
     if let Some(rest) = line.strip_prefix("RTSP/") {
         // "RTSP/1.0 200 OK": status line, parsed by hand (httparse only knows HTTP).
         let mut parts = rest.splitn(3, ' ');
@@ -456,7 +477,7 @@ fn parse_start_line(line: &str) -> Result<StartLine, ProtocolError> {
     })
 }
 
-fn parse_header_block(block: &[u8], max_headers: usize) -> Result<Headers, ProtocolError> {
+fn parse_header_block(block: &[u8], max_headers: usize) -> Result<Headers, FramingError> {
     let mut storage = vec![httparse::EMPTY_HEADER; max_headers.min(1024)];
     match httparse::parse_headers(block, &mut storage) {
         Ok(httparse::Status::Complete((_, parsed))) => {
@@ -466,23 +487,23 @@ fn parse_header_block(block: &[u8], max_headers: usize) -> Result<Headers, Proto
             }
             Ok(headers)
         }
-        Ok(httparse::Status::Partial) => Err(ProtocolError::BadHeader("incomplete header block".into())),
-        Err(httparse::Error::TooManyHeaders) => Err(ProtocolError::TooManyHeaders { limit: max_headers }),
-        Err(e) => Err(ProtocolError::BadHeader(e.to_string())),
+        Ok(httparse::Status::Partial) => Err(FramingError::BadHeader("incomplete header block".into())),
+        Err(httparse::Error::TooManyHeaders) => Err(FramingError::TooManyHeaders { limit: max_headers }),
+        Err(e) => Err(FramingError::BadHeader(e.to_string())),
     }
 }
 
-fn content_length(headers: &Headers) -> Result<u64, ProtocolError> {
+fn content_length(headers: &Headers) -> Result<u64, FramingError> {
     let mut found: Option<u64> = None;
     for v in headers.get_all("Content-Length") {
         let n = v
             .trim()
             .parse::<u64>()
-            .map_err(|_| ProtocolError::BadContentLength(v.chars().take(40).collect()))?;
+            .map_err(|_| FramingError::BadContentLength(v.chars().take(40).collect()))?;
         // Two different lengths: which one frames the message is ambiguous
         // (the classic request-smuggling shape), so neither is trusted.
         if found.is_some_and(|f| f != n) {
-            return Err(ProtocolError::BadContentLength(
+            return Err(FramingError::BadContentLength(
                 "conflicting Content-Length headers".into(),
             ));
         }
@@ -503,7 +524,7 @@ fn lossy(b: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn decode_all(input: &[u8]) -> Result<Vec<Message>, ProtocolError> {
+    fn decode_all(input: &[u8]) -> Result<Vec<Message>, FramingError> {
         let mut d = Decoder::new(Limits::default());
         d.extend(input);
         let mut out = vec![];
@@ -604,18 +625,18 @@ mod tests {
         let err = decode_all(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Length: 1099511627776\r\n\r\n").unwrap_err();
         assert_eq!(
             err,
-            ProtocolError::BodyTooLarge {
+            FramingError::BodyTooLarge {
                 len: 1 << 40,
                 limit: 1024 * 1024
             }
         );
         assert!(matches!(
             decode_all(b"RTSP/1.0 200 OK\r\nContent-Length: -1\r\n\r\n"),
-            Err(ProtocolError::BadContentLength(_))
+            Err(FramingError::BadContentLength(_))
         ));
         assert!(matches!(
             decode_all(b"RTSP/1.0 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
-            Err(ProtocolError::BadContentLength(_))
+            Err(FramingError::BadContentLength(_))
         ));
         // The same value twice is harmless.
         assert!(decode_all(b"RTSP/1.0 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab").is_ok());
@@ -639,7 +660,7 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert_eq!(err, ProtocolError::HeaderTooLarge { limit: 1024 });
+        assert_eq!(err, FramingError::HeaderTooLarge { limit: 1024 });
         assert!(d.buffered() <= 1024 + 64);
     }
 
@@ -648,7 +669,7 @@ mod tests {
         let mut d = Decoder::new(Limits::default());
         d.extend(b"RTSP/1.0 200 OK\r\nX: ");
         d.extend(&vec![b'a'; 70 * 1024]);
-        assert_eq!(d.decode(), Err(ProtocolError::HeaderTooLarge { limit: 64 * 1024 }));
+        assert_eq!(d.decode(), Err(FramingError::HeaderTooLarge { limit: 64 * 1024 }));
     }
 
     #[test]
@@ -658,23 +679,23 @@ mod tests {
             input.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
         }
         input.extend_from_slice(b"\r\n");
-        assert_eq!(decode_all(&input), Err(ProtocolError::TooManyHeaders { limit: 128 }));
+        assert_eq!(decode_all(&input), Err(FramingError::TooManyHeaders { limit: 128 }));
     }
 
     #[test]
     fn garbage_is_typed_error() {
-        assert_eq!(decode_all(b"\x00\x01"), Err(ProtocolError::UnexpectedByte { byte: 0 }));
+        assert_eq!(decode_all(b"\x00\x01"), Err(FramingError::UnexpectedByte { byte: 0 }));
         assert!(matches!(
             decode_all(b"RTSP/1.0 2x0 OK\r\n\r\n"),
-            Err(ProtocolError::BadStartLine(_))
+            Err(FramingError::BadStartLine(_))
         ));
         assert!(matches!(
             decode_all(b"HELLO\r\n\r\n"),
-            Err(ProtocolError::BadStartLine(_))
+            Err(FramingError::BadStartLine(_))
         ));
         assert!(matches!(
             decode_all(b"RTSP/1.0 200 OK\r\nno colon here\r\n\r\n"),
-            Err(ProtocolError::BadHeader(_))
+            Err(FramingError::BadHeader(_))
         ));
     }
 

@@ -48,43 +48,32 @@
 //! [`DROP_CLOSE_WAIT`] (or the session timeout if shorter), then closes the
 //! socket.
 
-use std::fs::File;
+mod io;
+
 use std::future::Future;
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::Read as _;
+use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use bytes::Bytes;
-use futures_lite::{AsyncRead, AsyncWrite};
+use futures_lite::AsyncRead;
 
 /// The sans-IO core, for everything not re-exported here.
 pub use rtsp_toolkit_core as core;
-use rtsp_toolkit_core::capture::Recorder;
-pub use rtsp_toolkit_core::client::{
-    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, LogKinds, LossEvent, MethodEvent, RtcpEvent,
-    RtpEvent, Track, VideoFrameEvent, Warning,
-};
-pub use rtsp_toolkit_core::codec::{AudioCodec, AudioFrame, VideoCodec, VideoFrame};
-pub use rtsp_toolkit_core::stop::StopSignal;
+pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::stop::Stopped;
-pub use rtsp_toolkit_core::Error;
 use rtsp_toolkit_core::Output;
-
-/// Read buffer size: one read hands the machine at most this much.
-const READ_CHUNK: usize = 64 * 1024;
+use rtsp_toolkit_driver::{is_would_block, ClientDriver, ConnectAttempt, WriteError, READ_CHUNK};
 
 /// Longest a [`Drop`] of a running session blocks the current thread waiting
 /// for the TEARDOWN answer.
 pub const DROP_CLOSE_WAIT: Duration = Duration::from_millis(500);
 
-type Connecting = Pin<Box<dyn Future<Output = io::Result<Async<TcpStream>>> + Send>>;
-
 enum Conn {
-    Connecting(Connecting),
+    /// Resolution and connection run on a helper thread (async-io has no resolver).
+    Connecting(ConnectAttempt),
     Open {
         stream: Async<TcpStream>,
         read_closed: bool,
@@ -92,28 +81,16 @@ enum Conn {
     Closed,
 }
 
-/// Bytes being written, with where the write got to and when it gives up.
-struct Pending {
-    bytes: Bytes,
-    done: usize,
-    deadline: Instant,
-}
-
 /// A running client session: a [`Stream`](futures_core::Stream) of
 /// [`Event`]s that ends after [`Event::Closed`]. It runs while polled; see
 /// the [crate docs](crate) for how it ends and what `Drop` does.
 pub struct Session {
-    client: Recorder,
-    capture: Option<File>,
-    stop: StopSignal,
+    driver: ClientDriver,
     stopped: Stopped,
-    stopping: bool,
     conn: Conn,
-    writing: Option<Pending>,
+    writing: Option<io::Pending>,
     timer: Timer,
     timer_at: Option<Instant>,
-    write_timer: Timer,
-    write_timer_at: Option<Instant>,
     buf: Box<[u8]>,
     finished: bool,
 }
@@ -126,9 +103,9 @@ impl std::fmt::Debug for Session {
             Conn::Closed => "closed",
         };
         f.debug_struct("Session")
-            .field("url", &self.client.url())
+            .field("url", &self.driver.client().url())
             .field("conn", &conn)
-            .field("stopping", &self.stopping)
+            .field("stopping", &self.driver.is_stopping())
             .field("finished", &self.finished)
             .finish_non_exhaustive()
     }
@@ -153,27 +130,16 @@ impl Session {
     /// Like [`Session::open`], stopped when `stop` is raised (the same signal
     /// may stop several sessions, or come from a thread).
     pub fn open_with_stop(url: &str, options: ClientOptions, stop: StopSignal) -> Result<Session, Error> {
-        let capture = match &options.capture {
-            Some(path) => Some(
-                File::create(path)
-                    .map_err(|e| Error::Config(format!("cannot create the capture file {}: {e}", path.display())))?,
-            ),
-            None => None,
-        };
-        let client = Recorder::new(url, options, Instant::now())?;
-        let (host, port) = client.connect_target();
+        let driver = ClientDriver::open(url, options, stop)?;
+        let (host, port) = driver.client().connect_target();
+        let deadline = Instant::now() + driver.timeout();
         Ok(Session {
-            client,
-            capture,
-            stopped: stop.stopped(),
-            stop,
-            stopping: false,
-            conn: Conn::Connecting(Box::pin(connect(host, port))),
+            stopped: driver.stop_signal().stopped(),
+            conn: Conn::Connecting(ConnectAttempt::start(host, port, deadline)),
+            driver,
             writing: None,
             timer: Timer::never(),
             timer_at: None,
-            write_timer: Timer::never(),
-            write_timer_at: None,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             finished: false,
         })
@@ -181,13 +147,13 @@ impl Session {
 
     /// A handle that stops this session from anywhere.
     pub fn stop_handle(&self) -> StopSignal {
-        self.stop.clone()
+        self.driver.stop_signal().clone()
     }
 
     /// Asks the session to end (TEARDOWN, then [`Event::Closed`]). Keep
     /// reading events to see it close.
     pub fn stop(&self) {
-        self.stop.stop();
+        self.driver.stop_signal().stop();
     }
 
     /// The next event, or `None` after [`Event::Closed`].
@@ -206,25 +172,16 @@ impl Session {
         rest
     }
 
-    fn save_capture(&mut self) {
-        if let Some(file) = &mut self.capture {
-            if let Err(e) = self.client.write_capture(file) {
-                tracing::warn!(error = %e, "capture file write failed; recording stopped");
-                self.capture = None;
-            }
-        }
-    }
-
-    /// The driving loop of DESIGN.md, as a poll function: it runs until an
-    /// event is ready or everything waits on the socket, timer or stop signal.
+    /// The driving loop of `docs/ARCHITECTURE.md`, as a poll function: it
+    /// runs until an event is ready or everything waits on the socket, timer
+    /// or stop signal.
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         loop {
             if self.finished {
                 return Poll::Ready(None);
             }
-            if !self.stopping && Pin::new(&mut self.stopped).poll(cx).is_ready() {
-                self.stopping = true;
-                self.client.close(Instant::now());
+            if !self.driver.is_stopping() && Pin::new(&mut self.stopped).poll(cx).is_ready() {
+                self.driver.stop_now();
             }
             if self.writing.is_some() {
                 match self.poll_write(cx) {
@@ -232,44 +189,29 @@ impl Session {
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            match self.client.poll_output() {
+            match self.driver.poll_output() {
                 Output::Transmit(bytes) => {
                     if matches!(self.conn, Conn::Open { .. }) {
-                        let deadline = Instant::now() + self.client.options().timeout;
-                        self.writing = Some(Pending {
-                            bytes,
-                            done: 0,
-                            deadline,
-                        });
+                        self.writing = Some(io::Pending::new(bytes));
                     }
                 }
                 Output::Event(event) => return Poll::Ready(Some(event)),
                 Output::Timeout(at) => {
-                    self.save_capture();
-                    if Instant::now() >= at {
-                        // A deadline passed. Take one read first: if the session
-                        // was not polled for a while, data waiting in the socket
-                        // must count before "no data within the timeout" does.
-                        // Then the deadline is handled, so a busy socket cannot
-                        // starve keepalives and timeouts.
-                        let _ = self.poll_socket(cx);
-                        self.timer_at = None;
-                        self.client.handle_timeout(Instant::now());
-                        continue;
+                    if Instant::now() < at {
+                        if self.poll_socket(cx, at).is_ready() {
+                            continue;
+                        }
+                        if self.timer_at != Some(at) {
+                            self.timer.set_at(at);
+                            self.timer_at = Some(at);
+                        }
+                        if Pin::new(&mut self.timer).poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
                     }
-                    if self.poll_socket(cx).is_ready() {
-                        continue;
-                    }
-                    if self.timer_at != Some(at) {
-                        self.timer.set_at(at);
-                        self.timer_at = Some(at);
-                    }
-                    if Pin::new(&mut self.timer).poll(cx).is_ready() {
-                        self.timer_at = None;
-                        self.client.handle_timeout(Instant::now());
-                        continue;
-                    }
-                    return Poll::Pending;
+                    self.timer_at = None;
+                    let waiting = self.take_waiting();
+                    self.driver.deadline_passed(waiting, &self.buf);
                 }
                 Output::Done => {
                     self.finish();
@@ -280,25 +222,11 @@ impl Session {
     }
 
     /// Polls the connection attempt or a read; `Ready` when the client was told something.
-    fn poll_socket(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_socket(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
         match &mut self.conn {
-            Conn::Connecting(fut) => {
-                let result = std::task::ready!(fut.as_mut().poll(cx));
-                let now = Instant::now();
-                match result.and_then(|s| Ok((s.get_ref().local_addr()?, s.get_ref().peer_addr()?, s))) {
-                    Ok((local, peer, stream)) => {
-                        let _ = stream.get_ref().set_nodelay(true);
-                        self.conn = Conn::Open {
-                            stream,
-                            read_closed: false,
-                        };
-                        self.client.handle_connected(now, local, peer);
-                    }
-                    Err(e) => {
-                        self.conn = Conn::Closed;
-                        self.client.handle_connect_failed(now, &e.to_string());
-                    }
-                }
+            Conn::Connecting(attempt) => {
+                let result = std::task::ready!(Pin::new(attempt).poll(cx));
+                self.connected(result);
                 Poll::Ready(())
             }
             Conn::Open {
@@ -306,72 +234,80 @@ impl Session {
                 read_closed: false,
             } => {
                 let r = std::task::ready!(Pin::new(stream).poll_read(cx, &mut self.buf));
-                let now = Instant::now();
-                match r {
-                    Ok(0) => {
-                        if let Conn::Open { read_closed, .. } = &mut self.conn {
-                            *read_closed = true;
-                        }
-                        self.client.handle_eof(now);
-                    }
-                    Ok(n) => self.client.handle_input(now, &self.buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => self.client.handle_io_error(now, &format!("read failed: {e}")),
-                }
+                self.read_closed_on_eof(&r);
+                self.driver.read_done(r, &self.buf, Some(deadline));
                 Poll::Ready(())
             }
             Conn::Open { .. } | Conn::Closed => Poll::Pending,
         }
     }
 
+    /// For a deadline that passed: the connection result if it is there
+    /// (handed in), or one read of what waits in the socket, without waiting.
+    fn take_waiting(&mut self) -> Option<std::io::Result<usize>> {
+        match &mut self.conn {
+            Conn::Connecting(attempt) => {
+                if let Some(result) = attempt.wait(Duration::ZERO) {
+                    self.connected(result);
+                }
+                None
+            }
+            Conn::Open {
+                stream,
+                read_closed: false,
+            } => {
+                let r = match stream.get_ref().read(&mut self.buf) {
+                    Err(e) if is_would_block(&e) => return None,
+                    r => r,
+                };
+                self.read_closed_on_eof(&r);
+                Some(r)
+            }
+            Conn::Open { .. } | Conn::Closed => None,
+        }
+    }
+
+    fn connected(&mut self, result: rtsp_toolkit_driver::Connected) {
+        match result.and_then(|(s, local, peer)| {
+            let _ = s.set_nodelay(true);
+            Ok((Async::new(s)?, local, peer))
+        }) {
+            Ok((stream, local, peer)) => {
+                self.conn = Conn::Open {
+                    stream,
+                    read_closed: false,
+                };
+                self.driver.connected(Ok((local, peer)));
+            }
+            Err(e) => {
+                self.conn = Conn::Closed;
+                self.driver.connected(Err(e));
+            }
+        }
+    }
+
+    fn read_closed_on_eof(&mut self, r: &std::io::Result<usize>) {
+        if let (Ok(0), Conn::Open { read_closed, .. }) = (r, &mut self.conn) {
+            *read_closed = true;
+        }
+    }
+
     /// Advances the pending write; `Ready` when it is done or failed.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Conn::Open { stream, .. } = &mut self.conn else {
+        let (Conn::Open { stream, .. }, Some(w)) = (&mut self.conn, &mut self.writing) else {
             self.writing = None;
             return Poll::Ready(());
         };
-        let Some(w) = &mut self.writing else {
-            return Poll::Ready(());
-        };
-        while w.done < w.bytes.len() {
-            match Pin::new(&mut *stream).poll_write(cx, &w.bytes[w.done..]) {
-                Poll::Ready(Ok(0)) => {
-                    self.writing = None;
-                    self.client
-                        .handle_io_error(Instant::now(), "write failed: connection closed");
-                    return Poll::Ready(());
-                }
-                Poll::Ready(Ok(n)) => w.done += n,
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(Err(e)) => {
-                    self.writing = None;
-                    self.client
-                        .handle_io_error(Instant::now(), &format!("write failed: {e}"));
-                    return Poll::Ready(());
-                }
-                Poll::Pending => {
-                    if self.write_timer_at != Some(w.deadline) {
-                        self.write_timer.set_at(w.deadline);
-                        self.write_timer_at = Some(w.deadline);
-                    }
-                    if Pin::new(&mut self.write_timer).poll(cx).is_ready() {
-                        self.write_timer_at = None;
-                        self.writing = None;
-                        self.client
-                            .handle_io_error(Instant::now(), "write timed out: the server is not reading");
-                        return Poll::Ready(());
-                    }
-                    return Poll::Pending;
-                }
-            }
-        }
+        let result = std::task::ready!(w.poll(stream, self.driver.timeout(), cx));
         self.writing = None;
+        if let Err(e) = result {
+            self.driver.write_failed(e);
+        }
         Poll::Ready(())
     }
 
     fn finish(&mut self) {
         self.finished = true;
-        self.save_capture();
         if let Conn::Open { stream, .. } = std::mem::replace(&mut self.conn, Conn::Closed) {
             let _ = stream.get_ref().shutdown(Shutdown::Both);
         }
@@ -380,8 +316,7 @@ impl Session {
     /// The blocking close of [`Drop`]: TEARDOWN, its answer for at most
     /// [`DROP_CLOSE_WAIT`], then the socket is closed.
     fn close_blocking(&mut self) {
-        let now = Instant::now();
-        let deadline = now + DROP_CLOSE_WAIT.min(self.client.options().timeout);
+        let deadline = Instant::now() + DROP_CLOSE_WAIT.min(self.driver.timeout());
         let mut stream = match std::mem::replace(&mut self.conn, Conn::Closed) {
             Conn::Open {
                 stream,
@@ -392,22 +327,21 @@ impl Session {
                 .ok(),
             _ => None,
         };
-        self.client.close(now);
+        self.driver.stop_now();
         if let (Some(s), Some(w)) = (stream.as_mut(), self.writing.take()) {
             // Finish the request that was half written, or the stream is garbage.
-            if blocking_write(s, &w.bytes[w.done..], deadline).is_err() {
+            if io::blocking_write(s, w.rest(), deadline).is_err() {
                 stream = None;
             }
         }
         let mut buf = [0u8; 16 * 1024];
         loop {
             let now = Instant::now();
-            match self.client.poll_output() {
+            match self.driver.poll_output() {
                 Output::Transmit(bytes) => {
                     if let Some(s) = &mut stream {
-                        if let Err(e) = blocking_write(s, &bytes, deadline) {
-                            self.client
-                                .handle_io_error(Instant::now(), &format!("write failed: {e}"));
+                        if let Err(e) = io::blocking_write(s, &bytes, deadline) {
+                            self.driver.write_failed(WriteError::Io(e));
                         }
                     }
                 }
@@ -415,34 +349,28 @@ impl Session {
                 Output::Timeout(at) => {
                     let Some(s) = &mut stream else {
                         // No connection to answer: give up at once.
-                        self.client.handle_io_error(now, "session dropped");
+                        self.driver.input(rtsp_toolkit_core::Input::IoError("session dropped"));
                         continue;
                     };
                     if now >= deadline {
-                        self.client
-                            .handle_io_error(now, "session dropped before TEARDOWN was answered");
+                        self.driver.input(rtsp_toolkit_core::Input::IoError(
+                            "session dropped before TEARDOWN was answered",
+                        ));
                         continue;
                     }
                     if now >= at {
-                        self.client.handle_timeout(now);
+                        self.driver.deadline_passed(None, &[]);
                         continue;
                     }
                     let wait = at.min(deadline) - now;
                     let _ = s.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
-                    match s.read(&mut buf) {
-                        Ok(0) => self.client.handle_eof(Instant::now()),
-                        Ok(n) => self.client.handle_input(Instant::now(), &buf[..n]),
-                        Err(e) if is_timeout(&e) => {}
-                        Err(e) => self
-                            .client
-                            .handle_io_error(Instant::now(), &format!("read failed: {e}")),
-                    }
+                    let r = s.read(&mut buf);
+                    self.driver.read_done(r, &buf, None);
                 }
                 Output::Done => break,
             }
         }
         self.finished = true;
-        self.save_capture();
         if let Some(s) = stream {
             let _ = s.shutdown(Shutdown::Both);
         }
@@ -462,95 +390,6 @@ impl Drop for Session {
         // Other sessions sharing the signal are not stopped: only this one ends.
         if !self.finished {
             self.close_blocking();
-        }
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-}
-
-fn blocking_write(s: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
-    while !bytes.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
-        }
-        s.set_write_timeout(Some(left))?;
-        match s.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Resolves `host` and connects to each address in turn. The session's
-/// timeout bounds the whole attempt (the client times out the connection).
-async fn connect(host: String, port: u16) -> io::Result<Async<TcpStream>> {
-    let addrs = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => Resolve::start(host, port).await?,
-    };
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
-    for addr in addrs {
-        match Async::<TcpStream>::connect(addr).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// A name lookup on a short-lived thread (std's resolver blocks, and async-io
-/// has none), awaited without any executor support.
-struct Resolve {
-    shared: Arc<Mutex<ResolveState>>,
-}
-
-type Resolved = io::Result<Vec<SocketAddr>>;
-
-#[derive(Default)]
-struct ResolveState {
-    result: Option<Resolved>,
-    waker: Option<Waker>,
-}
-
-impl Resolve {
-    fn start(host: String, port: u16) -> Resolve {
-        let shared = Arc::new(Mutex::new(ResolveState::default()));
-        let theirs = shared.clone();
-        let spawned = std::thread::Builder::new().name("rtsp-resolve".into()).spawn(move || {
-            let result = (host.as_str(), port).to_socket_addrs().map(Iterator::collect);
-            let waker = {
-                let mut st = theirs.lock().unwrap_or_else(|e| e.into_inner());
-                st.result = Some(result);
-                st.waker.take()
-            };
-            if let Some(w) = waker {
-                w.wake();
-            }
-        });
-        if let Err(e) = spawned {
-            shared.lock().unwrap_or_else(|e| e.into_inner()).result = Some(Err(e));
-        }
-        Resolve { shared }
-    }
-}
-
-impl Future for Resolve {
-    type Output = Resolved;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Resolved> {
-        let mut st = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-        match st.result.take() {
-            Some(r) => Poll::Ready(r),
-            None => {
-                st.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
         }
     }
 }

@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod io;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
@@ -31,7 +32,6 @@ pub use server::{serve, Server, ServerBuilder, ServerOptions};
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -39,21 +39,13 @@ use tokio::sync::mpsc;
 
 /// The sans-IO core, for everything not re-exported here.
 pub use rtsp_toolkit_core as core;
-use rtsp_toolkit_core::capture::Recorder;
-pub use rtsp_toolkit_core::client::{
-    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, LogKinds, LossEvent, MethodEvent, RtcpEvent,
-    RtpEvent, Track, VideoFrameEvent, Warning,
-};
-pub use rtsp_toolkit_core::codec::{AudioCodec, AudioFrame, VideoCodec, VideoFrame};
-pub use rtsp_toolkit_core::stop::StopSignal;
-pub use rtsp_toolkit_core::Error;
+pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::Output;
+use rtsp_toolkit_driver::{ClientDriver, READ_CHUNK};
 
 /// Events buffered between the session task and the consumer. When full, the
 /// task stops reading the socket (TCP backpressure), so nothing is dropped.
 const EVENT_QUEUE: usize = 256;
-/// Read buffer size: one read hands the machine at most this much.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// A running client session: a [`Stream`](futures_core::Stream) of
 /// [`Event`]s that ends after [`Event::Closed`].
@@ -82,10 +74,9 @@ impl Session {
     pub fn open_with_stop(url: &str, options: ClientOptions, stop: StopSignal) -> Result<Session, Error> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::Config("Session::open must be called within a tokio runtime".into()))?;
-        let capture = open_capture(&options)?;
-        let client = Recorder::new(url, options, Instant::now())?;
+        let driver = ClientDriver::open(url, options, stop.clone())?;
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-        handle.spawn(drive(client, capture, tx, stop.clone()));
+        handle.spawn(drive(driver, tx));
         Ok(Session { rx, stop })
     }
 
@@ -120,47 +111,23 @@ impl Drop for Session {
     }
 }
 
-/// One read of what is already in the socket, without waiting: `None` when
-/// nothing is there.
-///
-/// For a deadline that passed: when the process was descheduled (stopped,
-/// a suspended VM) past it, the peer's data may be waiting although tokio's
-/// reactor has not reported readiness yet (after `SIGCONT` the timer can
-/// fire in the same turn, and tokio tries a read only once readiness is
-/// known), and waiting data is not silence. This is a plain non-blocking
-/// `recv` on the socket, which tokio set to non-blocking mode.
-pub(crate) fn read_waiting(s: &TcpStream, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
-    use std::io::Read as _;
-    match (&*socket2::SockRef::from(s)).read(buf) {
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-            ) =>
-        {
-            None
-        }
-        r => Some(r),
-    }
-}
-
-/// The driving loop: the same shape in every runtime (see DESIGN.md).
-async fn drive(mut client: Recorder, mut capture: Option<std::fs::File>, tx: mpsc::Sender<Event>, stop: StopSignal) {
-    let timeout = client.options().timeout;
-    let (host, port) = client.connect_target();
+/// The driving loop, the same in every runtime (`docs/ARCHITECTURE.md`):
+/// drain the machine, then wait for the socket, the deadline or the stop
+/// signal, and hand in what happened.
+async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Event>) {
+    let timeout = d.timeout();
+    let stop = d.stop_signal().clone();
+    let (host, port) = d.client().connect_target();
     let mut connecting = Some(Box::pin(TcpStream::connect((host, port))));
     let mut socket: Option<TcpStream> = None;
     let mut buf = vec![0u8; READ_CHUNK];
-    let mut stopping = false;
     let mut consumer_gone = false;
     loop {
-        match client.poll_output() {
+        match d.poll_output() {
             Output::Transmit(bytes) => {
                 let Some(s) = socket.as_mut() else { continue };
-                match tokio::time::timeout(timeout, s.write_all(&bytes)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => client.handle_io_error(Instant::now(), &format!("write failed: {e}")),
-                    Err(_) => client.handle_io_error(Instant::now(), "write timed out: the server is not reading"),
+                if let Err(e) = io::write_all_or_stall(s, &bytes, timeout).await {
+                    d.write_failed(e);
                 }
             }
             Output::Event(event) => {
@@ -173,14 +140,12 @@ async fn drive(mut client: Recorder, mut capture: Option<std::fs::File>, tx: mps
                         Ok(p) => p.send(event),
                         Err(_) => {
                             consumer_gone = true;
-                            stopping = true;
-                            client.close(Instant::now());
+                            d.stop_now();
                         }
                     },
-                    _ = stop.stopped(), if !stopping => {
-                        stopping = true;
+                    _ = stop.stopped(), if !d.is_stopping() => {
                         // The event is kept: deliver it after queuing the close.
-                        client.close(Instant::now());
+                        d.stop_now();
                         if let Ok(p) = tx.reserve().await {
                             p.send(event);
                         } else {
@@ -190,64 +155,43 @@ async fn drive(mut client: Recorder, mut capture: Option<std::fs::File>, tx: mps
                 }
             }
             Output::Timeout(at) => {
-                save_capture(&mut client, &mut capture);
-                let at = tokio::time::Instant::from_std(at);
+                let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(at));
                 if let Some(conn) = connecting.as_mut() {
                     tokio::select! {
                         r = conn => {
                             connecting = None;
-                            let now = Instant::now();
                             match r.and_then(|s| Ok((s.local_addr()?, s.peer_addr()?, s))) {
                                 Ok((local, peer, s)) => {
                                     let _ = s.set_nodelay(true);
                                     socket = Some(s);
-                                    client.handle_connected(now, local, peer);
+                                    d.connected(Ok((local, peer)));
                                 }
-                                Err(e) => client.handle_connect_failed(now, &e.to_string()),
+                                Err(e) => d.connected(Err(e)),
                             }
                         }
-                        _ = tokio::time::sleep_until(at) => client.handle_timeout(Instant::now()),
-                        _ = stop.stopped(), if !stopping => { stopping = true; client.close(Instant::now()) }
+                        _ = sleep => d.deadline_passed(None, &[]),
+                        _ = stop.stopped(), if !d.is_stopping() => d.stop_now(),
                     }
                 } else if let Some(s) = socket.as_mut() {
                     tokio::select! {
                         // Data already waiting wins over a deadline that passed
                         // while the consumer was slow: it is not silence.
                         biased;
-                        r = s.read(&mut buf) => {
-                            let now = Instant::now();
-                            match r {
-                                Ok(0) => client.handle_eof(now),
-                                Ok(n) => client.handle_input(now, &buf[..n]),
-                                Err(e) => client.handle_io_error(now, &format!("read failed: {e}")),
-                            }
-                            // A steady stream must not starve keepalives and other deadlines.
-                            if now >= at.into_std() {
-                                client.handle_timeout(now);
-                            }
+                        r = s.read(&mut buf) => d.read_done(r, &buf, Some(at)),
+                        _ = sleep => {
+                            let waiting = io::read_waiting(s, &mut buf);
+                            d.deadline_passed(waiting, &buf);
                         }
-                        _ = tokio::time::sleep_until(at) => {
-                            // Data waiting counts before the deadline does (see `read_waiting`).
-                            let now = Instant::now();
-                            match read_waiting(s, &mut buf) {
-                                Some(Ok(0)) => client.handle_eof(now),
-                                Some(Ok(n)) => client.handle_input(now, &buf[..n]),
-                                Some(Err(e)) => client.handle_io_error(now, &format!("read failed: {e}")),
-                                None => {}
-                            }
-                            client.handle_timeout(now);
-                        }
-                        _ = stop.stopped(), if !stopping => { stopping = true; client.close(Instant::now()) }
+                        _ = stop.stopped(), if !d.is_stopping() => d.stop_now(),
                     }
                 } else {
-                    tokio::time::sleep_until(at).await;
-                    client.handle_timeout(Instant::now());
+                    sleep.await;
+                    d.deadline_passed(None, &[]);
                 }
             }
             Output::Done => break,
         }
     }
-    save_capture(&mut client, &mut capture);
     if let Some(mut s) = socket {
         let _ = s.shutdown().await;
     }
@@ -257,22 +201,3 @@ async fn drive(mut client: Recorder, mut capture: Option<std::fs::File>, tx: mps
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
-
-/// Creates the file named by [`ClientOptions::capture`], if any.
-fn open_capture(options: &ClientOptions) -> Result<Option<std::fs::File>, Error> {
-    let Some(path) = &options.capture else { return Ok(None) };
-    std::fs::File::create(path)
-        .map(Some)
-        .map_err(|e| Error::Config(format!("cannot create the capture file {}: {e}", path.display())))
-}
-
-/// Appends what the recorder encoded to the capture file. A plain blocking
-/// write: captures are small and appended between reads.
-fn save_capture(client: &mut Recorder, capture: &mut Option<std::fs::File>) {
-    if let Some(file) = capture {
-        if let Err(e) = client.write_capture(file) {
-            tracing::warn!(error = %e, "capture file write failed; recording stopped");
-            *capture = None;
-        }
-    }
-}

@@ -47,6 +47,7 @@ use tracing::Instrument;
 use rtsp_toolkit_core::server::{CloseReason, Connection, LookupError, ServerConfig, ServerEvent, ServerOutput};
 use rtsp_toolkit_core::source::MediaSource;
 use rtsp_toolkit_core::stop::StopSignal;
+use rtsp_toolkit_driver::WriteError;
 
 /// Options of [`serve`] and [`ServerBuilder`].
 #[derive(Debug, Clone)]
@@ -364,13 +365,17 @@ async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shar
     let stall = shared.options.write_stall;
     loop {
         match conn.poll_output() {
-            ServerOutput::Transmit(bytes) => match write_all_or_stall(&mut socket, &bytes, stall).await {
+            ServerOutput::Transmit(bytes) => match crate::io::write_all_or_stall(&mut socket, &bytes, stall).await {
                 Ok(()) => {}
-                Err(None) => {
+                Err(WriteError::Stalled) => {
                     tracing::warn!(stall = ?stall, "client is not reading; connection dropped");
                     conn.abort(Instant::now(), CloseReason::NotReading(stall));
                 }
-                Err(Some(e)) => {
+                Err(e) => {
+                    let e = match e {
+                        WriteError::Io(e) => e,
+                        _ => io::ErrorKind::WriteZero.into(),
+                    };
                     tracing::debug!(error = %e, "write failed; closing");
                     conn.abort(Instant::now(), CloseReason::WriteFailed(e.to_string()));
                 }
@@ -398,7 +403,7 @@ async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shar
                     _ = tokio::time::sleep_until(at) => {
                         // Requests waiting count before the deadline does (see `read_waiting`).
                         let now = Instant::now();
-                        match crate::read_waiting(&socket, &mut buf) {
+                        match crate::io::read_waiting(&socket, &mut buf) {
                             Some(Ok(0)) | Some(Err(_)) => conn.handle_eof(now),
                             Some(Ok(n)) => conn.handle_input(now, &buf[..n]),
                             None => {}
@@ -411,38 +416,6 @@ async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shar
         }
     }
     let _ = socket.shutdown().await;
-}
-
-/// Writes all of `bytes`, failing with `Err(None)` when the socket takes no
-/// byte for `stall` (a slow client that keeps taking bytes is not dropped,
-/// however long the whole batch takes), `Err(Some(e))` on an I/O error.
-///
-/// When `stall` passes without a byte taken, one plain non-blocking write is
-/// tried before giving up: if this process was descheduled past the stall
-/// (stopped, a suspended VM) while the client kept reading, the socket has
-/// room that tokio's reactor may not have reported yet.
-async fn write_all_or_stall(
-    socket: &mut TcpStream,
-    mut bytes: &[u8],
-    stall: Duration,
-) -> Result<(), Option<io::Error>> {
-    use std::io::Write as _;
-    while !bytes.is_empty() {
-        let n = match tokio::time::timeout(stall, socket.write(bytes)).await {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Err(Some(e)),
-            Err(_) => match (&*socket2::SockRef::from(&*socket)).write(bytes) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(None),
-                Err(e) => return Err(Some(e)),
-            },
-        };
-        if n == 0 {
-            return Err(Some(io::ErrorKind::WriteZero.into()));
-        }
-        bytes = &bytes[n..];
-    }
-    Ok(())
 }
 
 fn log_event(event: &ServerEvent) {

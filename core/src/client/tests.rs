@@ -1,7 +1,11 @@
 //! Scripted-server tests of the client machine: exact requests, exact timings.
 
+use super::session::parse_interleaved;
 use super::*;
+use crate::error::ProtocolError;
 use crate::message::Decoder;
+use crate::message::Limits;
+use crate::sdp::MediaKind;
 
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=Session streamed with GStreamer\r\nt=0 0\r\na=control:*\r\n\
 m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:stream=0\r\n\
@@ -69,21 +73,23 @@ impl Harness {
     }
 
     fn connect(&mut self, at_ms: u64) {
-        self.c.handle_connected(
+        self.c.handle_input(
             self.at(at_ms),
-            "127.0.0.1:40000".parse().unwrap(),
-            "127.0.0.1:8554".parse().unwrap(),
+            Input::Connected {
+                local: "127.0.0.1:40000".parse().unwrap(),
+                peer: "127.0.0.1:8554".parse().unwrap(),
+            },
         );
         self.drain();
     }
 
     fn input(&mut self, at_ms: u64, data: &[u8]) {
-        self.c.handle_input(self.at(at_ms), data);
+        self.c.handle_input(self.at(at_ms), Input::Data(data));
         self.drain();
     }
 
     fn timeout(&mut self, at_ms: u64) {
-        self.c.handle_timeout(self.at(at_ms));
+        self.c.handle_input(self.at(at_ms), Input::Timeout);
         self.drain();
     }
 
@@ -257,7 +263,7 @@ fn full_session_exact_requests_and_timings() {
     assert_eq!((rtps[1].track, rtps[1].channel), (1, 2));
 
     // Stop: TEARDOWN on the aggregate URL with the session, then Closed without error.
-    h.c.close(h.at(100));
+    h.c.handle_input(h.at(100), Input::Close);
     h.drain();
     let td = h.last_request();
     assert_eq!(
@@ -508,7 +514,7 @@ fn timeouts_per_phase() {
 #[test]
 fn connect_failure_gives_connect_event_and_connection_error() {
     let mut h = Harness::new("rtsp://127.0.0.1:1/a", ClientOptions::default());
-    h.c.handle_connect_failed(h.at(2), "Connection refused (os error 111)");
+    h.c.handle_input(h.at(2), Input::ConnectFailed("Connection refused (os error 111)"));
     h.drain();
     let Event::Connect(c) = &h.events[0] else { panic!() };
     assert!(c.result.is_err());
@@ -523,7 +529,7 @@ fn connect_failure_gives_connect_event_and_connection_error() {
 fn eof_while_playing_is_a_connection_error_but_after_bye_is_clean() {
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
     h.play("");
-    h.c.handle_eof(h.at(60));
+    h.c.handle_input(h.at(60), Input::Eof);
     h.drain();
     assert!(matches!(&h.closed().unwrap().error, Some(Error::Connection(m)) if m.contains("while playing")));
 
@@ -538,7 +544,7 @@ fn eof_while_playing_is_a_connection_error_but_after_bye_is_clean() {
         Method::Teardown,
         "BYE on every track ends the session"
     );
-    h.c.handle_eof(h.at(61));
+    h.c.handle_input(h.at(61), Input::Eof);
     h.drain();
     assert_eq!(h.closed().unwrap().error, None);
 
@@ -663,7 +669,9 @@ fn huge_content_length_is_a_prompt_protocol_error() {
     );
     assert!(matches!(
         h.closed().unwrap().error,
-        Some(Error::Protocol(ProtocolError::BodyTooLarge { .. }))
+        Some(Error::Protocol(ProtocolError::Framing(
+            crate::message::FramingError::BodyTooLarge { .. }
+        )))
     ));
     assert!(h.done);
 }
@@ -684,7 +692,7 @@ fn server_request_is_answered_501() {
 fn close_before_session_is_immediate() {
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
     h.connect(1);
-    h.c.close(h.at(2));
+    h.c.handle_input(h.at(2), Input::Close);
     h.drain();
     assert_eq!(h.closed().unwrap().error, None);
     assert!(h.done);
@@ -695,7 +703,7 @@ fn close_before_session_is_immediate() {
 fn teardown_unanswered_still_closes_cleanly() {
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
     h.play("");
-    h.c.close(h.at(100));
+    h.c.handle_input(h.at(100), Input::Close);
     h.drain();
     assert_eq!(h.deadline, Some(h.at(4100)));
     h.timeout(4100);
@@ -744,7 +752,7 @@ proptest::proptest! {
             h.input(2 + i as u64, c);
         }
         h.timeout(100_000);
-        h.c.close(h.at(100_001));
+        h.c.handle_input(h.at(100_001), Input::Close);
         h.drain();
         h.timeout(200_000);
         proptest::prop_assert!(h.done);
@@ -830,7 +838,7 @@ fn keepalive_answer_after_stop_is_not_taken_for_teardown() {
     h.play("GET_PARAMETER");
     h.timeout(5050);
     let keepalive_cseq = h.last_request().headers.cseq().unwrap();
-    h.c.close(h.at(5055));
+    h.c.handle_input(h.at(5055), Input::Close);
     h.drain();
     let teardown_cseq = h.last_request().headers.cseq().unwrap();
     assert_eq!(h.last_request().method, Method::Teardown);

@@ -102,7 +102,7 @@ const RETAIN_OUTPUT_BYTES: usize = 64 * 1024;
 /// At most one [`ServerEvent::FellBehind`] per connection this often.
 const LAG_EVENT_INTERVAL: Duration = Duration::from_secs(5);
 
-use crate::error::ProtocolError;
+use crate::message::FramingError;
 use crate::message::{Decoder, Headers, Limits, Message, Method, Request, Response};
 use crate::source::MediaSource;
 
@@ -219,7 +219,7 @@ pub enum CloseReason {
     /// The presentation ended (BYE sent) and no TEARDOWN came within `linger_after_end`.
     PlaybackEnded,
     /// The input could not be framed as RTSP.
-    Protocol(ProtocolError),
+    Protocol(FramingError),
     /// Too many requests pipelined behind an outstanding lookup.
     TooManyPipelined,
     /// The runtime dropped the connection: its socket took no bytes for this

@@ -5,7 +5,7 @@
 use std::num::NonZeroU32;
 
 use super::*;
-use crate::client::{Client, ClientOptions, Event, Output};
+use crate::client::{Client, ClientOptions, Event, Input, Output};
 use crate::message::Decoder;
 use crate::rtcp::{self, RtcpPacket};
 use crate::rtp::RtpPacket;
@@ -1542,10 +1542,12 @@ fn end_to_end(query: &str) -> E2e {
     let t0 = Instant::now();
     let mut server = Connection::new(Arc::new(config()), t0, "127.0.0.1:40000".parse().unwrap(), 42, 0);
     let mut client = Client::new(&format!("{URL}{query}"), ClientOptions::default(), t0).unwrap();
-    client.handle_connected(
+    client.handle_input(
         t0,
-        "127.0.0.1:40000".parse().unwrap(),
-        "127.0.0.1:8554".parse().unwrap(),
+        Input::Connected {
+            local: "127.0.0.1:40000".parse().unwrap(),
+            peer: "127.0.0.1:8554".parse().unwrap(),
+        },
     );
     let mut now = t0;
     let mut result = E2e {
@@ -1601,11 +1603,11 @@ fn end_to_end(query: &str) -> E2e {
             continue;
         }
         if !to_client.is_empty() && !client_done {
-            client.handle_input(now, &std::mem::take(&mut to_client));
+            client.handle_input(now, Input::Data(&std::mem::take(&mut to_client)));
             continue;
         }
         if server_closed && !client_done {
-            client.handle_eof(now);
+            client.handle_input(now, Input::Eof);
             continue;
         }
         if client_done && !server_closed {
@@ -1617,7 +1619,7 @@ fn end_to_end(query: &str) -> E2e {
             server.handle_timeout(now);
         }
         if now >= client_at {
-            client.handle_timeout(now);
+            client.handle_input(now, Input::Timeout);
         }
     }
     assert!(client_done && server_closed, "did not finish");

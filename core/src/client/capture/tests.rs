@@ -1,0 +1,284 @@
+//! Recording inside the client, the file format, and replay.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::format::KIND_INPUT;
+use super::*;
+use crate::client::{Client, ClientOptions, Event, Input, Output};
+use crate::message::Limits;
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\na=control:*\r\n\
+                   m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:stream=0\r\n";
+
+fn response(cseq: u32, extra: &str, body: &str) -> String {
+    format!(
+        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A scripted session through a recorder: the live events and the file.
+fn live_session(url: &str) -> (Vec<Event>, Bytes) {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let opts = ClientOptions {
+        enable_audio: false,
+        timeout: Duration::from_millis(1500),
+        capture: Some("x".into()),
+        ..Default::default()
+    };
+    let mut rec = Client::new(url, opts, t0).unwrap();
+    let mut events = Vec::new();
+    let mut file = BytesMut::new();
+    let mut step = |rec: &mut Client, events: &mut Vec<Event>| {
+        loop {
+            match rec.poll_output() {
+                Output::Event(e) => events.push(e),
+                Output::Transmit(_) => {}
+                _ => break,
+            }
+        }
+        if let Some(b) = rec.take_capture() {
+            file.extend_from_slice(&b);
+        }
+    };
+    rec.handle_input(
+        ms(1),
+        Input::Connected {
+            local: addr("127.0.0.1:5000"),
+            peer: addr("127.0.0.1:554"),
+        },
+    );
+    step(&mut rec, &mut events);
+    rec.handle_input(
+        ms(3),
+        Input::Data(response(1, "Public: OPTIONS, DESCRIBE\r\n", "").as_bytes()),
+    );
+    step(&mut rec, &mut events);
+    let describe = response(2, "Content-Type: application/sdp\r\n", SDP);
+    // Split across two reads at different instants.
+    rec.handle_input(ms(5), Input::Data(&describe.as_bytes()[..20]));
+    rec.handle_input(ms(7), Input::Data(&describe.as_bytes()[20..]));
+    step(&mut rec, &mut events);
+    let setup = response(
+        3,
+        "Session: abc;timeout=60\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n",
+        "",
+    );
+    rec.handle_input(ms(9), Input::Data(setup.as_bytes()));
+    step(&mut rec, &mut events);
+    let mut play = response(4, "Session: abc\r\n", "").into_bytes();
+    play.extend_from_slice(&[b'$', 0, 0, 12, 0x80, 96, 0, 1, 0, 0, 0, 9, 0, 0, 0, 7]);
+    rec.handle_input(ms(11), Input::Data(&play));
+    step(&mut rec, &mut events);
+    rec.handle_input(ms(900), Input::Timeout);
+    step(&mut rec, &mut events);
+    rec.handle_input(ms(1000), Input::Close);
+    step(&mut rec, &mut events);
+    rec.handle_input(ms(2600), Input::Timeout);
+    step(&mut rec, &mut events);
+    (events, file.freeze())
+}
+
+#[test]
+fn replay_gives_the_live_events_with_durations() {
+    let (live, file) = live_session("rtsp://user:pw@127.0.0.1/cam");
+    assert!(matches!(live.last(), Some(Event::Closed(_))));
+    assert!(live.iter().any(|e| matches!(e, Event::Rtp(_))));
+    let capture = Capture::parse(&file).unwrap();
+    assert_eq!(capture.header.url, "rtsp://127.0.0.1/cam");
+    assert!(capture.header.had_credentials);
+    assert!(!file.windows(2).any(|w| w == b"pw"), "password recorded");
+    assert_eq!(
+        replay(&capture, ClientOptions::default(), Instant::now()).unwrap(),
+        live
+    );
+}
+
+#[test]
+fn round_trip_of_every_record_kind() {
+    let capture = Capture {
+        header: CaptureHeader {
+            url: "rtsp://[::1]:8554/a b".into(),
+            had_credentials: false,
+            enable_video: true,
+            enable_audio: false,
+            timeout: Duration::from_nanos(1_234_567_891),
+            forward_address: Some("relay:1554".into()),
+            limits: Limits::default(),
+        },
+        records: vec![
+            Record {
+                offset: Duration::from_nanos(5),
+                kind: RecordKind::Connected {
+                    local: addr("[::1]:4000"),
+                    peer: addr("[::1]:8554"),
+                },
+            },
+            Record {
+                offset: Duration::from_nanos(6),
+                kind: RecordKind::ConnectFailed("refused".into()),
+            },
+            Record {
+                offset: Duration::from_millis(7),
+                kind: RecordKind::Input(Bytes::from_static(b"RTSP/1.0")),
+            },
+            Record {
+                offset: Duration::from_millis(8),
+                kind: RecordKind::Eof,
+            },
+            Record {
+                offset: Duration::from_millis(9),
+                kind: RecordKind::IoError("reset".into()),
+            },
+            Record {
+                offset: Duration::from_millis(10),
+                kind: RecordKind::Timeout,
+            },
+            Record {
+                offset: Duration::from_secs(11),
+                kind: RecordKind::Close,
+            },
+        ],
+    };
+    let bytes = capture.encode();
+    assert_eq!(Capture::parse(&bytes).unwrap(), capture);
+    // Every strict prefix is an error, never a panic or a shorter capture
+    // (except prefixes ending exactly at a record boundary).
+    for n in 0..bytes.len() {
+        if let Ok(c) = Capture::parse(&bytes[..n]) {
+            assert!(c.records.len() < capture.records.len());
+        }
+    }
+}
+
+#[test]
+fn long_input_is_split_and_replays_the_same() {
+    let w = CaptureHeader {
+        url: "rtsp://h/".into(),
+        had_credentials: false,
+        enable_video: true,
+        enable_audio: true,
+        timeout: Duration::from_secs(1),
+        forward_address: None,
+        limits: Limits::default(),
+    };
+    let t0 = Instant::now();
+    let mut writer = CaptureWriter::new(&w, t0);
+    let big = Bytes::from(vec![7u8; MAX_RECORD_LEN as usize + 10]);
+    writer.record(t0, Input::Data(&big));
+    let c = Capture::parse(&writer.take()).unwrap();
+    assert_eq!(c.records.len(), 2);
+    assert_eq!(c.received(), big);
+}
+
+#[test]
+fn typed_errors() {
+    let mut good = Capture {
+        header: CaptureHeader {
+            url: "rtsp://h/".into(),
+            had_credentials: false,
+            enable_video: true,
+            enable_audio: true,
+            timeout: Duration::from_secs(1),
+            forward_address: None,
+            limits: Limits::default(),
+        },
+        records: vec![],
+    }
+    .encode();
+    let mut v2 = good.clone();
+    v2[9] = 2;
+    assert_eq!(Capture::parse(&v2), Err(CaptureError::UnsupportedVersion(2)));
+    assert!(matches!(Capture::parse(b"RTSP"), Err(CaptureError::Truncated { .. })));
+    let mut huge = good.clone();
+    huge[10..14].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(Capture::parse(&huge), Err(CaptureError::HeaderTooLong(u32::MAX)));
+    let at = good.len();
+    good.extend_from_slice(&[9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(Capture::parse(&good), Err(CaptureError::UnknownRecord { at, kind: 9 }));
+    good[at] = KIND_INPUT;
+    good[at + 9..at + 13].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(
+        Capture::parse(&good),
+        Err(CaptureError::RecordTooLong { at, len: u32::MAX })
+    );
+}
+
+fn arb_kind() -> impl Strategy<Value = RecordKind> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>(), any::<u16>()).prop_map(|(ip, a, b)| RecordKind::Connected {
+            local: SocketAddr::from((ip, a)),
+            peer: SocketAddr::from(([127, 0, 0, 1], b)),
+        }),
+        "[a-z ]{0,20}".prop_map(RecordKind::ConnectFailed),
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(|v| RecordKind::Input(v.into())),
+        Just(RecordKind::Eof),
+        "\\PC{0,20}".prop_map(RecordKind::IoError),
+        Just(RecordKind::Timeout),
+        Just(RecordKind::Close),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Capture::parse(&data);
+    }
+
+    #[test]
+    fn arbitrary_records_after_a_valid_header_never_panic(
+        tail in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let mut data = Capture {
+            header: CaptureHeader {
+                url: "rtsp://h/".into(),
+                had_credentials: true,
+                enable_video: true,
+                enable_audio: true,
+                timeout: Duration::from_secs(1),
+                forward_address: None,
+                limits: Limits::default(),
+            },
+            records: vec![],
+        }
+        .encode();
+        data.extend_from_slice(&tail);
+        if let Ok(c) = Capture::parse(&data) {
+            // Whatever parses also replays without panicking.
+            let _ = replay(&c, ClientOptions::default(), Instant::now());
+        }
+    }
+
+    #[test]
+    fn records_round_trip(
+        kinds in proptest::collection::vec((any::<u64>(), arb_kind()), 0..16),
+        video in any::<bool>(),
+        creds in any::<bool>(),
+        timeout_ns in 1u64..u64::MAX,
+    ) {
+        let capture = Capture {
+            header: CaptureHeader {
+                url: "rtsp://127.0.0.1:1/x".into(),
+                had_credentials: creds,
+                enable_video: video,
+                enable_audio: true,
+                timeout: Duration::from_nanos(timeout_ns),
+                forward_address: None,
+                limits: Limits::default(),
+            },
+            records: kinds
+                .into_iter()
+                .map(|(ns, kind)| Record { offset: Duration::from_nanos(ns), kind })
+                .collect(),
+        };
+        prop_assert_eq!(Capture::parse(&capture.encode()).unwrap(), capture);
+    }
+}

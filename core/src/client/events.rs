@@ -1,0 +1,250 @@
+//! What a client session reports: [`Event`] and the structs it carries,
+//! with a one-line `Display` for logs. Plain data; no protocol logic.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::Track;
+use crate::codec::{AudioFrame, DepacketizeError, VideoFrame};
+use crate::error::Error;
+use crate::message::{Headers, Method};
+use crate::rtcp::RtcpPacket;
+use crate::rtp::RtpPacket;
+use crate::sdp::Sdp;
+
+/// The result of the runtime's connection attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectEvent {
+    /// `host:port` that was dialed.
+    pub target: String,
+    /// From session start to the connection result.
+    pub elapsed: Duration,
+    /// Local and peer addresses, or why it failed.
+    pub result: Result<(SocketAddr, SocketAddr), Error>,
+}
+
+/// One request/response pair. A 401 that is retried with credentials is its
+/// own event, followed by the retry's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodEvent {
+    pub method: Method,
+    /// Request-URI (never with credentials).
+    pub url: String,
+    pub cseq: u32,
+    pub status: u16,
+    pub reason: String,
+    pub headers: Headers,
+    pub body: Bytes,
+    /// The parsed SDP, for a successful DESCRIBE.
+    pub sdp: Option<Sdp>,
+    /// The track a successful SETUP set up.
+    pub track: Option<Track>,
+    /// From sending the request to receiving the whole response.
+    pub elapsed: Duration,
+    /// From session start to receiving the whole response.
+    pub session_elapsed: Duration,
+}
+
+impl MethodEvent {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// One RTP packet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtpEvent {
+    pub track: usize,
+    pub channel: u8,
+    pub packet: RtpPacket,
+    /// From session start to when the bytes that completed it were handed in.
+    pub recv_tick: Duration,
+}
+
+/// One (compound) RTCP packet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtcpEvent {
+    pub track: usize,
+    pub channel: u8,
+    pub packets: Vec<RtcpPacket>,
+    pub recv_tick: Duration,
+}
+
+/// One assembled video frame (an access unit, Annex B).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoFrameEvent {
+    pub track: usize,
+    pub frame: VideoFrame,
+    /// The RTP timestamp unrolled across 32-bit wraps (first frame: its own value).
+    pub extended_timestamp: i64,
+    /// When the packet that completed the frame was handed in.
+    pub recv_tick: Duration,
+}
+
+/// One assembled audio frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioFrameEvent {
+    pub track: usize,
+    pub frame: AudioFrame,
+    /// The RTP timestamp unrolled across 32-bit wraps (first frame: its own value).
+    pub extended_timestamp: i64,
+    /// When the packet that completed the frame was handed in.
+    pub recv_tick: Duration,
+}
+
+/// RTP packets missing from a track's sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LossEvent {
+    pub track: usize,
+    /// Packets missing right before `sequence_number`.
+    pub lost: u32,
+    /// The first packet received after the gap.
+    pub sequence_number: u16,
+    /// All packets counted as lost on this track so far.
+    pub total_lost: u64,
+    pub recv_tick: Duration,
+}
+
+/// The session ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedEvent {
+    pub session_elapsed: Duration,
+    /// `None` for a clean end (stopped by the user, or the server ended the stream with BYE).
+    pub error: Option<Error>,
+}
+
+/// Something odd that did not end the session.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// A response's CSeq did not match the request it answered (tolerated, as FFmpeg does).
+    CseqMismatch {
+        method: Method,
+        expected: u32,
+        got: Option<u32>,
+    },
+    /// Interleaved data on a channel no track was set up on (ignored).
+    UnknownChannel { channel: u8, len: usize },
+    /// An RTP or RTCP packet that could not be parsed (ignored).
+    BadPacket { track: usize, channel: u8, error: String },
+    /// A keepalive was refused; the session goes on.
+    KeepaliveFailed {
+        method: Method,
+        status: u16,
+        fallback: Option<Method>,
+    },
+    /// The server sent a request; it was answered 501.
+    ServerRequest { method: Method },
+    /// TEARDOWN got no answer within the timeout.
+    TeardownUnanswered,
+    /// A packet could not be depacketized; the track resynchronizes at the next frame.
+    Depacketize { track: usize, error: DepacketizeError },
+    /// No depacketizer for this track's codec: RTP events only, no frames.
+    UnsupportedCodec { track: usize, codec: String },
+}
+
+/// What the session reports, in order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    Connect(ConnectEvent),
+    /// Boxed: it is large and rare, and every RTP event would pay its size.
+    Method(Box<MethodEvent>),
+    Rtp(RtpEvent),
+    Rtcp(RtcpEvent),
+    Video(VideoFrameEvent),
+    Audio(AudioFrameEvent),
+    Loss(LossEvent),
+    Warning(Warning),
+    Closed(ClosedEvent),
+}
+
+/// One line per event, for logs and examples: the kind, then its fields.
+///
+/// ```
+/// use std::time::Duration;
+/// use rtsp_toolkit_core::client::{ClosedEvent, Event};
+/// let e = Event::Closed(ClosedEvent { session_elapsed: Duration::from_millis(1500), error: None });
+/// assert_eq!(e.to_string(), "closed   after 1.5s");
+/// ```
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Connect(c) => match &c.result {
+                Ok((local, peer)) => write!(f, "connect  {local} -> {peer} in {:?}", c.elapsed),
+                Err(e) => write!(f, "connect  {} failed in {:?}: {e}", c.target, c.elapsed),
+            },
+            Event::Method(m) => write!(
+                f,
+                "rtsp     {} {} -> {} {} elapsed={:?} session_elapsed={:?}",
+                m.method, m.url, m.status, m.reason, m.elapsed, m.session_elapsed
+            ),
+            Event::Rtp(r) => write!(
+                f,
+                "rtp      track={} seq={} ts={} marker={} pt={} len={} recv_tick={:?}",
+                r.track,
+                r.packet.sequence_number,
+                r.packet.timestamp,
+                r.packet.marker,
+                r.packet.payload_type,
+                r.packet.payload.len(),
+                r.recv_tick
+            ),
+            Event::Rtcp(r) => {
+                write!(f, "rtcp     track={}", r.track)?;
+                for p in &r.packets {
+                    match p {
+                        RtcpPacket::SenderReport(sr) => write!(
+                            f,
+                            " SR(ssrc={:08x} rtp={} packets={} octets={})",
+                            sr.ssrc, sr.rtp_timestamp, sr.packet_count, sr.octet_count
+                        )?,
+                        RtcpPacket::ReceiverReport(rr) => write!(f, " RR(ssrc={:08x})", rr.ssrc)?,
+                        RtcpPacket::SourceDescription(_) => write!(f, " SDES")?,
+                        RtcpPacket::Bye(_) => write!(f, " BYE")?,
+                        RtcpPacket::Other { packet_type, .. } => write!(f, " PT{packet_type}")?,
+                    }
+                }
+                write!(f, " recv_tick={:?}", r.recv_tick)
+            }
+            Event::Video(v) => write!(
+                f,
+                "video    track={} {:?} ts={} size={} keyframe={} new_parameters={} loss={} recv_tick={:?}",
+                v.track,
+                v.frame.codec,
+                v.frame.timestamp,
+                v.frame.data.len(),
+                v.frame.keyframe,
+                v.frame.new_parameters,
+                v.frame.loss,
+                v.recv_tick
+            ),
+            Event::Audio(a) => write!(
+                f,
+                "audio    track={} {:?} ts={} size={} samples={} rate={} channels={} loss={} recv_tick={:?}",
+                a.track,
+                a.frame.codec,
+                a.frame.timestamp,
+                a.frame.data.len(),
+                a.frame.sample_count,
+                a.frame.sample_rate,
+                a.frame.channels,
+                a.frame.loss,
+                a.recv_tick
+            ),
+            Event::Loss(l) => write!(
+                f,
+                "loss     track={} lost={} before seq={} total={}",
+                l.track, l.lost, l.sequence_number, l.total_lost
+            ),
+            Event::Warning(w) => write!(f, "warning  {w:?}"),
+            Event::Closed(c) => match &c.error {
+                None => write!(f, "closed   after {:?}", c.session_elapsed),
+                Some(e) => write!(f, "closed   after {:?}: {e}", c.session_elapsed),
+            },
+        }
+    }
+}

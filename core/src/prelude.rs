@@ -1,0 +1,11 @@
+//! What a user of a client session needs, in one place: every runtime crate
+//! re-exports this module (`pub use rtsp_toolkit_core::prelude::*`), so the
+//! three offer the same names.
+
+pub use crate::client::{
+    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, LogKinds, LossEvent, MethodEvent, RtcpEvent,
+    RtpEvent, Track, VideoFrameEvent, Warning,
+};
+pub use crate::codec::{AudioCodec, AudioFrame, VideoCodec, VideoFrame};
+pub use crate::stop::StopSignal;
+pub use crate::Error;

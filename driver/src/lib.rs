@@ -1,0 +1,403 @@
+//! The plumbing the runtimes of rtsp-toolkit share (tokio, smol, blocking).
+//!
+//! A runtime moves bytes and time between sockets and the sans-IO
+//! [`Client`]; everything about that which does not depend on *how* it
+//! waits lives here, once, so the three runtimes cannot drift apart (the
+//! loop is described in `docs/ARCHITECTURE.md`):
+//!
+//! - [`ClientDriver`]: the client, its capture file and its stop signal;
+//!   opening a session; how a read result, a connection result, a write
+//!   failure and a passed deadline become [`Input`]s.
+//! - The two timing rules every runtime follows:
+//!   1. **Data that arrived before a deadline counts before the deadline.**
+//!      When a deadline has passed, the runtime first takes one read of
+//!      what is already in the socket without waiting, and hands it in,
+//!      then the timeout ([`ClientDriver::deadline_passed`]). A process that
+//!      was descheduled past its deadline (stopped, a suspended VM, a slow
+//!      consumer) must not take waiting data for silence.
+//!   2. **A busy socket does not starve deadlines.** A read that completes
+//!      after the deadline is followed by the timeout at once
+//!      ([`ClientDriver::read_done`]), so keepalives go out on a steady stream.
+//! - One write-timeout semantics: a write fails when it makes **no progress
+//!   for the timeout** ([`WriteError::Stalled`]); a peer that keeps taking
+//!   bytes, however slowly, is not a stall.
+//! - [`connect_blocking`] and [`ConnectAttempt`]: name resolution and
+//!   connection on a helper thread, bounded by the session's deadline, for
+//!   runtimes without a resolver of their own.
+//!
+//! What this crate is not: it has no protocol logic (that is the core's)
+//! and no way of waiting (that is each runtime's).
+
+use std::fs::File;
+use std::future::Future;
+use std::io::{self, Write as _};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use rtsp_toolkit_core::client::{Client, ClientOptions, Input, Output};
+use rtsp_toolkit_core::stop::StopSignal;
+use rtsp_toolkit_core::Error;
+
+/// Read buffer size of every runtime: one read hands the machine at most this much.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a write to the server failed.
+#[derive(Debug)]
+pub enum WriteError {
+    /// No byte was taken for the session's timeout: the server is not reading.
+    Stalled,
+    /// The socket took no more bytes (a write returned 0).
+    Closed,
+    /// The write failed.
+    Io(io::Error),
+}
+
+impl From<io::Error> for WriteError {
+    /// A blocking write's error: a timeout is a stall (the socket's send
+    /// timeout bounds each write call, so it measures time without progress).
+    fn from(e: io::Error) -> WriteError {
+        match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => WriteError::Stalled,
+            io::ErrorKind::WriteZero => WriteError::Closed,
+            _ => WriteError::Io(e),
+        }
+    }
+}
+
+impl WriteError {
+    /// The reason handed to the client, as the user sees it.
+    pub fn reason(&self) -> String {
+        match self {
+            WriteError::Stalled => "write timed out: the server is not reading".to_owned(),
+            WriteError::Closed => "write failed: connection closed".to_owned(),
+            WriteError::Io(e) => format!("write failed: {e}"),
+        }
+    }
+}
+
+/// Whether an I/O error only means "nothing yet, try again".
+pub fn is_would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// A [`Client`] as a runtime drives it: with its capture file and its stop
+/// signal. Every method that hands something in reads the clock once, here,
+/// so that the instant of an input is taken the same way on every runtime.
+#[derive(Debug)]
+pub struct ClientDriver {
+    client: Client,
+    capture: Option<File>,
+    stop: StopSignal,
+    stopping: bool,
+}
+
+impl ClientDriver {
+    /// A session for `url` starting now: checks the options, creates the
+    /// capture file named by [`ClientOptions::capture`] (if any).
+    ///
+    /// ```
+    /// use rtsp_toolkit_core::client::ClientOptions;
+    /// use rtsp_toolkit_core::stop::StopSignal;
+    /// use rtsp_toolkit_driver::ClientDriver;
+    /// let err = ClientDriver::open("http://127.0.0.1/x", ClientOptions::default(), StopSignal::new()).unwrap_err();
+    /// assert!(err.to_string().contains("unsupported URL scheme"));
+    /// ```
+    pub fn open(url: &str, options: ClientOptions, stop: StopSignal) -> Result<ClientDriver, Error> {
+        let capture = match &options.capture {
+            Some(path) => Some(
+                File::create(path)
+                    .map_err(|e| Error::Config(format!("cannot create the capture file {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
+        let client = Client::new(url, options, Instant::now())?;
+        Ok(ClientDriver {
+            client,
+            capture,
+            stop,
+            stopping: false,
+        })
+    }
+
+    /// The client machine, to read from.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The session's timeout (connection, responses, writes).
+    pub fn timeout(&self) -> Duration {
+        self.client.options().timeout
+    }
+
+    /// The stop signal this session obeys.
+    pub fn stop_signal(&self) -> &StopSignal {
+        &self.stop
+    }
+
+    /// Whether the session was asked to stop (the close was handed in).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// Hands in the close once, if the stop signal was raised; whether the
+    /// session is stopping.
+    pub fn check_stop(&mut self) -> bool {
+        if !self.stopping && self.stop.is_stopped() {
+            self.stop_now();
+        }
+        self.stopping
+    }
+
+    /// Asks the session to end now (TEARDOWN, then Closed), once.
+    pub fn stop_now(&mut self) {
+        if !self.stopping {
+            self.stopping = true;
+            self.input(Input::Close);
+        }
+    }
+
+    /// The next thing to do ([`Client::poll_output`]). Before the runtime
+    /// waits ([`Output::Timeout`]) and at the end ([`Output::Done`]), the
+    /// capture recorded so far is appended to its file.
+    pub fn poll_output(&mut self) -> Output {
+        let out = self.client.poll_output();
+        if matches!(out, Output::Timeout(_) | Output::Done) {
+            self.save_capture();
+        }
+        out
+    }
+
+    /// Hands `input` in, now.
+    pub fn input(&mut self, input: Input<'_>) {
+        self.client.handle_input(Instant::now(), input);
+    }
+
+    /// The connection attempt ended. A timed-out attempt is not reported:
+    /// the client's own deadline reports the connection timeout.
+    pub fn connected(&mut self, result: io::Result<(SocketAddr, SocketAddr)>) {
+        match result {
+            Ok((local, peer)) => self.input(Input::Connected { local, peer }),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+            Err(e) => self.input(Input::ConnectFailed(&e.to_string())),
+        }
+    }
+
+    /// A read into `buf` finished. When `deadline` has passed too, the
+    /// timeout follows at once (rule 2 of the [crate docs](crate)).
+    pub fn read_done(&mut self, result: io::Result<usize>, buf: &[u8], deadline: Option<Instant>) {
+        let now = Instant::now();
+        self.feed_read(now, result, buf);
+        if deadline.is_some_and(|at| now >= at) {
+            self.client.handle_input(now, Input::Timeout);
+        }
+    }
+
+    /// The deadline passed. `waiting` is the result of one read, without
+    /// waiting, of what is already in the socket (`None`: nothing, or no
+    /// socket); it is handed in before the timeout (rule 1 of the
+    /// [crate docs](crate)).
+    pub fn deadline_passed(&mut self, waiting: Option<io::Result<usize>>, buf: &[u8]) {
+        let now = Instant::now();
+        if let Some(result) = waiting {
+            self.feed_read(now, result, buf);
+        }
+        self.client.handle_input(now, Input::Timeout);
+    }
+
+    /// A write failed.
+    pub fn write_failed(&mut self, error: WriteError) {
+        self.input(Input::IoError(&error.reason()));
+    }
+
+    /// Appends the capture recorded so far to the capture file. A failed
+    /// write stops the recording (logged), not the session.
+    pub fn save_capture(&mut self) {
+        let Some(file) = &mut self.capture else { return };
+        let Some(bytes) = self.client.take_capture() else {
+            return;
+        };
+        if let Err(e) = file.write_all(&bytes) {
+            tracing::warn!(error = %e, "capture file write failed; recording stopped");
+            self.capture = None;
+            self.client.stop_recording();
+        }
+    }
+
+    fn feed_read(&mut self, now: Instant, result: io::Result<usize>, buf: &[u8]) {
+        match result {
+            Ok(0) => self.client.handle_input(now, Input::Eof),
+            Ok(n) => self.client.handle_input(now, Input::Data(&buf[..n.min(buf.len())])),
+            Err(e) if is_would_block(&e) => {}
+            Err(e) => self
+                .client
+                .handle_input(now, Input::IoError(&format!("read failed: {e}"))),
+        }
+    }
+}
+
+/// What a connection attempt gives: the stream with its local and peer addresses.
+pub type Connected = io::Result<(TcpStream, SocketAddr, SocketAddr)>;
+
+/// Resolves `host` and connects to each of its addresses in turn until one
+/// answers or `deadline` passes (then `TimedOut`). Blocks the calling thread.
+pub fn connect_blocking(host: &str, port: u16, deadline: Instant) -> Connected {
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"));
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => {
+                let (local, peer) = (s.local_addr()?, s.peer_addr()?);
+                return Ok((s, local, peer));
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// [`connect_blocking`] on a short-lived helper thread, so that the session
+/// notices a stop while name resolution or the connection blocks. Await it
+/// (it is a [`Future`] that needs no executor support) or poll it with
+/// [`ConnectAttempt::wait`].
+#[derive(Debug)]
+pub struct ConnectAttempt {
+    shared: Arc<Mutex<AttemptState>>,
+}
+
+#[derive(Debug, Default)]
+struct AttemptState {
+    result: Option<Connected>,
+    waker: Option<Waker>,
+    /// The thread has finished (its result may already be taken).
+    ended: bool,
+}
+
+impl ConnectAttempt {
+    /// Starts connecting to `host:port`, giving up at `deadline`.
+    pub fn start(host: String, port: u16, deadline: Instant) -> ConnectAttempt {
+        let shared = Arc::new(Mutex::new(AttemptState::default()));
+        let theirs = shared.clone();
+        let spawned = std::thread::Builder::new().name("rtsp-connect".into()).spawn(move || {
+            let result = connect_blocking(&host, port, deadline);
+            let waker = {
+                let mut st = theirs.lock().unwrap_or_else(|e| e.into_inner());
+                st.result = Some(result);
+                st.ended = true;
+                st.waker.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        });
+        if let Err(e) = spawned {
+            let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
+            st.result = Some(Err(io::Error::other(format!(
+                "cannot start the connection thread: {e}"
+            ))));
+            st.ended = true;
+        }
+        ConnectAttempt { shared }
+    }
+
+    /// Waits up to `wait` for the result (blocking); `None` while it runs.
+    pub fn wait(&mut self, wait: Duration) -> Option<Connected> {
+        let until = Instant::now() + wait;
+        loop {
+            if let Some(r) = self.take() {
+                return Some(r);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            // A short nap: the attempt ends within the session timeout anyway,
+            // and the stop signal is looked at between waits.
+            std::thread::sleep((until - now).min(Duration::from_millis(2)));
+        }
+    }
+
+    fn take(&mut self) -> Option<Connected> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner()).result.take()
+    }
+}
+
+impl Future for ConnectAttempt {
+    type Output = Connected;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Connected> {
+        let mut st = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        match st.result.take() {
+            Some(r) => Poll::Ready(r),
+            None if st.ended => Poll::Ready(Err(io::Error::other("the connection thread ended"))),
+            None => {
+                st.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_attempt_reports_refusal_and_success() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut ok = ConnectAttempt::start("127.0.0.1".into(), port, deadline);
+        let mut got = None;
+        for _ in 0..500 {
+            got = ok.wait(Duration::from_millis(10));
+            if got.is_some() {
+                break;
+            }
+        }
+        let (_, _, peer) = got.expect("connected within 5 s").unwrap();
+        assert_eq!(peer.port(), port);
+        drop(listener);
+        let mut refused = ConnectAttempt::start("127.0.0.1".into(), port, deadline);
+        let mut got = None;
+        for _ in 0..500 {
+            got = refused.wait(Duration::from_millis(10));
+            if got.is_some() {
+                break;
+            }
+        }
+        assert!(got.expect("answered within 5 s").is_err());
+    }
+
+    #[test]
+    fn a_timed_out_connection_is_left_to_the_clients_deadline() {
+        let mut d = ClientDriver::open("rtsp://127.0.0.1:1/x", ClientOptions::default(), StopSignal::new()).unwrap();
+        d.connected(Err(io::Error::new(io::ErrorKind::TimedOut, "slow")));
+        assert!(matches!(d.poll_output(), Output::Timeout(_)), "no event yet");
+        d.connected(Err(io::Error::new(io::ErrorKind::ConnectionRefused, "refused")));
+        match d.poll_output() {
+            Output::Event(rtsp_toolkit_core::client::Event::Connect(c)) => {
+                assert!(c.result.unwrap_err().to_string().contains("refused"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn write_error_reasons() {
+        assert_eq!(
+            WriteError::Stalled.reason(),
+            "write timed out: the server is not reading"
+        );
+        assert_eq!(WriteError::Closed.reason(), "write failed: connection closed");
+    }
+}
