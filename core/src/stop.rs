@@ -3,8 +3,8 @@
 //!
 //! It works the same from a plain thread (`stop()`, `is_stopped()`) and from
 //! async code (`stopped().await`, on any executor: it only uses `std::task`
-//! wakers), which is what the original toolkit offered by accepting either a
-//! `threading.Event` or an `asyncio.Event`. It is not a channel: it carries one
+//! wakers), so one signal can stop sessions on different runtimes and be
+//! raised from a signal handler's thread. It is not a channel: it carries one
 //! bit, set once, never cleared.
 
 use std::future::Future;

@@ -7,7 +7,7 @@ use crate::codec::DEFAULT_MAX_FRAME_BYTES;
 use crate::message::Limits;
 use crate::sdp::MediaKind;
 
-/// Which message kinds the session logs (the original toolkit's `log_type`).
+/// Which message kinds the session logs (a bit set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogKinds(u8);
 
@@ -42,8 +42,8 @@ impl Default for LogKinds {
     }
 }
 
-/// Session options. `Default` gives video and audio on, a 4 s timeout (the
-/// original toolkit's default) and the default message [`Limits`].
+/// Session options. `Default` gives video and audio on, a 4 s timeout
+/// and the default message [`Limits`].
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Set up the first video track of the SDP.
