@@ -8,6 +8,8 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== import loops"
+python3 scripts/import-cycles.py core/src cli/src driver/src media/src runtime-tokio/src runtime-smol/src blocking/src
 echo "== cargo test"
 # Two test threads: the GStreamer peers and the clients share the machine's two cores. (An
 # environment variable, not `-- --test-threads`: the criterion bench target takes no such flag.)
