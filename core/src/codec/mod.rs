@@ -16,6 +16,11 @@ pub mod g711;
 pub mod h264;
 pub mod h265;
 
+mod access_unit;
+mod nal;
+#[cfg(test)]
+mod test_support;
+
 use bytes::Bytes;
 
 use crate::rtp::RtpPacket;
