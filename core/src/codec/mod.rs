@@ -17,6 +17,7 @@ pub mod h264;
 pub mod h265;
 
 mod access_unit;
+pub(crate) mod mpeg4_audio;
 mod nal;
 #[cfg(test)]
 mod test_support;

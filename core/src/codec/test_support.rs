@@ -1,6 +1,7 @@
 //! Test helpers shared by the codec modules' unit tests: SDP media from
 //! text, RTP packets built directly or through the wire format, Annex B
-//! expectations and arbitrary packet sequences for property tests.
+//! expectations, stand-in access units and arbitrary packet sequences for
+//! property tests.
 //!
 //! It is compiled for tests only and is **not** a fixture library: no codec
 //! knowledge beyond Annex B start codes.
@@ -65,5 +66,46 @@ pub(crate) fn arbitrary_packets() -> impl Strategy<Value = Vec<(Vec<u8>, bool, u
             prop_oneof![4 => Just(0u8), 1 => 1u8..4],
         ),
         0..60,
+    )
+}
+
+/// The audio media section made of `m=audio 0 RTP/AVP 97` and `lines`.
+pub(crate) fn audio_media(lines: &str) -> Media {
+    let text = format!("v=0\r\nm=audio 0 RTP/AVP 97\r\n{lines}");
+    Sdp::parse(text.as_bytes()).unwrap().media.remove(0)
+}
+
+/// An RTP packet (payload type 97) built directly, sharing `payload`.
+pub(crate) fn audio_packet(seq: u16, ts: u32, marker: bool, payload: impl Into<Bytes>) -> RtpPacket {
+    RtpPacket {
+        sequence_number: seq,
+        timestamp: ts,
+        ssrc: 0x1234,
+        marker,
+        payload_type: 97,
+        csrc_count: 0,
+        extension: None,
+        padding: 0,
+        payload: payload.into(),
+    }
+}
+
+/// `len` bytes of a pattern that differs by `seed`: a stand-in access unit.
+pub(crate) fn access_unit(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Arbitrary audio packets: (timestamp, marker, payload, lost).
+pub(crate) fn arbitrary_audio_packets() -> impl Strategy<Value = Vec<(u32, bool, Vec<u8>, u32)>> {
+    proptest::collection::vec(
+        (
+            0u32..4,
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 0..200),
+            0u32..3,
+        ),
+        0..30,
     )
 }
