@@ -293,6 +293,7 @@ impl Assembler {
     }
 
     /// Appends one whole NAL unit given as header and body.
+    #[inline]
     pub(crate) fn put_nal(&mut self, kind: NalKind, header: &[u8], body: &[u8]) -> Result<(), Abort> {
         self.begin_nal(kind, header, body.first().copied(), 0)?;
         self.append(body)?;
@@ -334,6 +335,7 @@ impl Assembler {
         Ok(())
     }
 
+    #[inline]
     fn begin_nal(&mut self, kind: NalKind, header: &[u8], first: Option<u8>, nal_type: u8) -> Result<(), Abort> {
         if self.open.is_some() {
             return Err(malformed(self.name, "fragmented NAL unit interrupted"));
@@ -377,6 +379,7 @@ impl Assembler {
         Ok(())
     }
 
+    #[inline]
     fn end_nal(&mut self) {
         if let Some(OpenNal {
             kind: NalKind::Param(slot),

@@ -39,16 +39,15 @@ impl<'a> BitReader<'a> {
         }
     }
 
-    /// A reader of the first `limit` bits of `data` (at most all of them).
-    /// The bytes after the limit are still loaded with the bits before it,
-    /// which lets reads near the limit take whole words.
+    /// A reader of the first `limit` bits of `data`; the caller makes sure
+    /// that `limit` is at most `8 * data.len()` (the RFC 3640 reader checks
+    /// the AU-headers-length against the payload first; clamping here would
+    /// cost every packet). The bytes after the limit are still loaded with
+    /// the bits before it, which lets reads near the limit take whole words.
     #[inline]
     pub(crate) fn with_limit(data: &'a [u8], limit: usize) -> Self {
-        BitReader {
-            data,
-            pos: 0,
-            limit: limit.min(data.len() * 8),
-        }
+        debug_assert!(limit <= data.len() * 8, "bit limit past the data");
+        BitReader { data, pos: 0, limit }
     }
 
     /// Bits read so far.

@@ -131,6 +131,7 @@ impl Output {
         }
     }
 
+    #[inline]
     fn emit(&mut self, timestamp: u32, data: Bytes) {
         self.frames.push_back(AudioFrame {
             codec: self.codec,
