@@ -11,7 +11,12 @@
 //! `z=`), connection (`c=`), bandwidth (`b=`) and key (`k=`) lines are
 //! ignored, and it does not produce SDP (no writer; a later change may add
 //! one). Only the first format of each `m=` line is described, because an
-//! RTSP server sends one payload type per media in practice.
+//! RTSP server sends one payload type per media in practice. Nor does it
+//! read MPEG-4 audio configuration bits itself: [`AudioConfig`],
+//! [`parse_audio_specific_config`] and
+//! [`audio_specific_config_from_stream_mux_config`] are the crate's one
+//! AudioSpecificConfig / StreamMuxConfig parser (shared with the AAC
+//! depacketizers), which this module wraps in [`SdpError`]s.
 //!
 //! # Tolerance
 //!
@@ -47,6 +52,9 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
+
+pub use crate::codec::mpeg4_audio::AudioConfig;
+use crate::codec::mpeg4_audio::StreamMuxConfig;
 
 /// Largest SDP body accepted by [`Sdp::parse`], in bytes (64 KiB).
 pub const MAX_SDP_LEN: usize = 64 * 1024;
@@ -283,26 +291,6 @@ pub struct Mp4aLatmParams {
     pub audio_specific_config: Option<Bytes>,
     /// `object` (MPEG-4 audio object type); `None` when absent or malformed.
     pub object: Option<u8>,
-}
-
-/// The fields of an MPEG-4 AudioSpecificConfig that depacketizers need
-/// (ISO/IEC 14496-3 1.6.2.1), see [`parse_audio_specific_config`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AudioConfig {
-    /// Audio object type of the core codec (2 for AAC-LC). With explicit
-    /// SBR/PS signalling (types 5 and 29) this is the underlying type.
-    pub object_type: u8,
-    /// Core sampling frequency in Hz.
-    pub sample_rate: u32,
-    /// Channel count derived from the channel configuration; 0 when the
-    /// channels are defined by a program_config_element (not parsed).
-    pub channels: u8,
-    /// Raw channelConfiguration field (0..=15).
-    pub channel_configuration: u8,
-    /// Samples per frame: 1024, or 960 when frameLengthFlag is set.
-    pub frame_length: u32,
-    /// SBR output sampling frequency with explicit SBR/PS signalling.
-    pub extension_sample_rate: Option<u32>,
 }
 
 impl Sdp {
@@ -856,109 +844,11 @@ fn decode_hex(param: &str, value: &str) -> Result<Bytes, SdpError> {
         })
 }
 
-/// MSB-first bit reader over a byte slice.
-struct BitReader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl BitReader<'_> {
-    /// Reads `n` (at most 32) bits, or `None` past the end.
-    fn read(&mut self, n: u32) -> Option<u32> {
-        let mut v = 0u32;
-        for _ in 0..n.min(32) {
-            let byte = *self.data.get(self.pos / 8)?;
-            let bit = (byte >> (7 - (self.pos % 8))) & 1;
-            v = (v << 1) | u32::from(bit);
-            self.pos += 1;
-        }
-        Some(v)
-    }
-}
-
-const SAMPLE_RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
-const TRUNCATED: &str = "truncated";
-
-fn read_object_type(r: &mut BitReader<'_>) -> Result<u8, &'static str> {
-    let t = r.read(5).ok_or(TRUNCATED)?;
-    let t = if t == 31 { 32 + r.read(6).ok_or(TRUNCATED)? } else { t };
-    Ok(t as u8) // at most 32 + 63
-}
-
-fn read_sample_rate(r: &mut BitReader<'_>) -> Result<u32, &'static str> {
-    let index = r.read(4).ok_or(TRUNCATED)? as usize;
-    if let Some(rate) = SAMPLE_RATES.get(index) {
-        return Ok(*rate);
-    }
-    if index != 0xf {
-        return Err("reserved sampling frequency index");
-    }
-    match r.read(24).ok_or(TRUNCATED)? {
-        0 => Err("sampling frequency 0"),
-        rate => Ok(rate),
-    }
-}
-
-/// Reads an AudioSpecificConfig. With `need_end`, every bit of it must be
-/// understood so the reader ends just after it; otherwise reading may stop
-/// at a program_config_element.
-fn read_asc(r: &mut BitReader<'_>, need_end: bool) -> Result<AudioConfig, &'static str> {
-    let mut object_type = read_object_type(r)?;
-    let sample_rate = read_sample_rate(r)?;
-    let channel_configuration = r.read(4).ok_or(TRUNCATED)? as u8;
-    let mut extension_sample_rate = None;
-    if object_type == 5 || object_type == 29 {
-        extension_sample_rate = Some(read_sample_rate(r)?);
-        object_type = read_object_type(r)?;
-    }
-    if !matches!(object_type, 1 | 2 | 3 | 4 | 6 | 7) {
-        return Err("unsupported audio object type");
-    }
-    let channels = match channel_configuration {
-        0..=6 => channel_configuration,
-        7 => 8,
-        11 => 7,
-        12 => 8,
-        13 => 24,
-        14 => 8,
-        _ => return Err("reserved channel configuration"),
-    };
-    // GASpecificConfig
-    let frame_length_flag = r.read(1).ok_or(TRUNCATED)?;
-    if r.read(1).ok_or(TRUNCATED)? == 1 {
-        r.read(14).ok_or(TRUNCATED)?; // coreCoderDelay
-    }
-    let extension_flag = r.read(1).ok_or(TRUNCATED)?;
-    let config = AudioConfig {
-        object_type,
-        sample_rate,
-        channels,
-        channel_configuration,
-        frame_length: if frame_length_flag == 1 { 960 } else { 1024 },
-        extension_sample_rate,
-    };
-    if channel_configuration == 0 {
-        if need_end {
-            return Err("program_config_element unsupported");
-        }
-        return Ok(config);
-    }
-    if object_type == 6 {
-        r.read(3).ok_or(TRUNCATED)?; // layerNr
-    }
-    if extension_flag == 1 {
-        r.read(1).ok_or(TRUNCATED)?; // extensionFlag3
-    }
-    Ok(config)
-}
-
 /// Parses an MPEG-4 AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1) for the
 /// AAC object types 1, 2, 3, 4, 6 and 7 (optionally with explicit SBR/PS
 /// signalling). Trailing bits are ignored.
 pub fn parse_audio_specific_config(asc: &[u8]) -> Result<AudioConfig, SdpError> {
-    read_asc(&mut BitReader { data: asc, pos: 0 }, false).map_err(SdpError::BadAudioSpecificConfig)
+    AudioConfig::parse(asc).map_err(SdpError::BadAudioSpecificConfig)
 }
 
 /// Extracts the AudioSpecificConfig from an MP4A-LATM StreamMuxConfig
@@ -968,34 +858,9 @@ pub fn parse_audio_specific_config(asc: &[u8]) -> Result<AudioConfig, SdpError> 
 /// and the AudioSpecificConfig must be one [`parse_audio_specific_config`]
 /// understands, with a channel configuration other than 0.
 pub fn audio_specific_config_from_stream_mux_config(config: &[u8]) -> Result<Bytes, SdpError> {
-    let err = SdpError::BadStreamMuxConfig;
-    let mut r = BitReader { data: config, pos: 0 };
-    let truncated = || err(TRUNCATED);
-    if r.read(1).ok_or_else(truncated)? != 0 {
-        return Err(err("audioMuxVersion 1 unsupported"));
-    }
-    let _all_streams_same_time_framing = r.read(1).ok_or_else(truncated)?;
-    let _num_sub_frames = r.read(6).ok_or_else(truncated)?;
-    let num_program = r.read(4).ok_or_else(truncated)?;
-    let num_layer = r.read(3).ok_or_else(truncated)?;
-    if num_program != 0 || num_layer != 0 {
-        return Err(err("more than one program or layer unsupported"));
-    }
-    let start = r.pos;
-    read_asc(&mut r, true).map_err(err)?;
-    let mut remaining = r.pos - start;
-    let mut copy = BitReader {
-        data: config,
-        pos: start,
-    };
-    let mut out = BytesMut::with_capacity(remaining.div_ceil(8));
-    while remaining > 0 {
-        let n = remaining.min(8);
-        let bits = copy.read(n as u32).ok_or_else(truncated)?;
-        out.put_u8((bits << (8 - n)) as u8);
-        remaining -= n;
-    }
-    Ok(out.freeze())
+    StreamMuxConfig::parse(config)
+        .map(|c| c.audio_specific_config())
+        .map_err(SdpError::BadStreamMuxConfig)
 }
 
 #[cfg(test)]

@@ -20,16 +20,19 @@
 //! The [`Packetizer`] is for servers: single NAL unit packets when a NAL unit
 //! fits, STAP-A for runs of small NAL units, FU-A otherwise.
 //!
-//! The access unit assembly shared with H.265 lives here too
-//! (`Assembler`, crate-internal).
-
-use std::collections::VecDeque;
+//! Access unit assembly (the rules above) is shared with H.265 and lives in
+//! `super::access_unit`; aggregation packet framing and Annex B splitting
+//! in `super::nal`.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{put_annex_b, DepacketizeError, SetupError, VideoCodec, VideoFrame};
+use super::access_unit::{malformed, unsupported, Abort, Assembler, NalKind};
+use super::nal::{aggregate_run, take_sized};
+use super::{DepacketizeError, SetupError, VideoCodec, VideoFrame};
 use crate::rtp::RtpPacket;
 use crate::sdp::Media;
+
+pub use super::nal::split_annex_b;
 
 const NAME: &str = "H.264";
 
@@ -95,18 +98,7 @@ impl Depacketizer {
     /// [`DepacketizeError::FrameTooLarge`] (once per access unit) when the
     /// access unit outgrows the limit.
     pub fn push(&mut self, packet: &RtpPacket, lost: u32) -> Result<(), DepacketizeError> {
-        let asm = &mut self.asm;
-        let mut result = Ok(());
-        if !asm.start_packet(packet.timestamp, packet.marker, lost, &mut result) {
-            return result;
-        }
-        let payload = &packet.payload[..];
-        if payload.is_empty() {
-            let end = asm.end_packet(packet.marker);
-            return result.and(end).and(Err(DepacketizeError::Empty { codec: NAME }));
-        }
-        let outcome = push_payload(asm, payload, lost);
-        asm.finish_packet(packet.marker, outcome, result)
+        self.asm.push(packet, lost, push_payload)
     }
 
     /// The next complete access unit, oldest first.
@@ -115,7 +107,8 @@ impl Depacketizer {
     }
 }
 
-fn push_payload(asm: &mut Assembler, p: &[u8], lost: u32) -> Result<(), Abort> {
+/// Puts the NAL units of one non-empty payload into `asm`.
+fn push_payload(asm: &mut Assembler, p: &[u8]) -> Result<(), Abort> {
     match p[0] & 0x1f {
         t @ 1..=23 => asm.put_nal(nal_kind(t), &p[..1], &p[1..]),
         STAP_A => {
@@ -144,7 +137,7 @@ fn push_payload(asm: &mut Assembler, p: &[u8], lost: u32) -> Result<(), Abort> {
                 return Err(malformed(NAME, format!("FU-A of NAL unit type {t}")));
             }
             let header = [(p[0] & 0xe0) | t];
-            asm.fragment(nal_kind(t), &header, t, fu & 0x80 != 0, fu & 0x40 != 0, &p[2..], lost)
+            asm.fragment(nal_kind(t), &header, t, fu & 0x80 != 0, fu & 0x40 != 0, &p[2..])
         }
         STAP_B => Err(unsupported(NAME, "STAP-B")),
         MTAP16 => Err(unsupported(NAME, "MTAP16")),
@@ -176,43 +169,6 @@ fn nal_kind(t: u8) -> NalKind {
         9 => NalKind::Aud,
         _ => NalKind::Other,
     }
-}
-
-/// Splits a 2-byte-size-prefixed NAL unit (after `skip` bytes of DON
-/// fields) off the front of an aggregation packet's `rest`; returns the NAL
-/// unit (at least 1 byte) and what follows it.
-pub(super) fn take_sized<'a>(
-    rest: &'a [u8],
-    skip: usize,
-    codec: &'static str,
-    what: &str,
-) -> Result<(&'a [u8], &'a [u8]), Abort> {
-    if rest.len() < skip + 2 {
-        return Err(malformed(codec, format!("{what}: truncated NAL unit size")));
-    }
-    let size = usize::from(u16::from_be_bytes([rest[skip], rest[skip + 1]]));
-    let rest = &rest[skip + 2..];
-    if size == 0 || size > rest.len() {
-        return Err(malformed(
-            codec,
-            format!("{what}: NAL unit size {size} with {} bytes left", rest.len()),
-        ));
-    }
-    Ok(rest.split_at(size))
-}
-
-pub(super) fn malformed(codec: &'static str, what: impl Into<String>) -> Abort {
-    Abort::Error(DepacketizeError::Malformed {
-        codec,
-        what: what.into(),
-    })
-}
-
-pub(super) fn unsupported(codec: &'static str, what: impl Into<String>) -> Abort {
-    Abort::Error(DepacketizeError::Unsupported {
-        codec,
-        what: what.into(),
-    })
 }
 
 /// Packetizes H.264 access units into RTP payloads (RFC 6184, packetization
@@ -300,558 +256,15 @@ impl Packetizer {
     }
 }
 
-/// The run of NAL units from `nals[start]` that fits in one aggregation
-/// packet of at most `max` bytes with a `header`-byte payload header (the
-/// NAL unit header size; shorter NAL units are skipped): returns (end index,
-/// NAL units in the run, packet size).
-pub(super) fn aggregate_run(nals: &[Bytes], start: usize, max: usize, header: usize) -> (usize, usize, usize) {
-    let mut size = header;
-    let mut count = 0;
-    let mut end = start;
-    while end < nals.len() {
-        let len = nals[end].len();
-        if len >= header {
-            if len > 0xffff || size + 2 + len > max {
-                break;
-            }
-            size += 2 + len;
-            count += 1;
-        }
-        end += 1;
-    }
-    (end, count, size)
-}
-
-/// Splits Annex B data (NAL units each preceded by a `00 00 01` or
-/// `00 00 00 01` start code) into NAL units without start codes, as slices
-/// of `data` (no copy). Trailing zero bytes of each NAL unit (the extra zero
-/// of a 4-byte start code, trailing_zero_8bits) are removed; empty NAL units
-/// are skipped. Data without any start code is returned as one NAL unit.
-///
-/// ```
-/// use bytes::Bytes;
-/// use rtsp_toolkit_core::codec::h264::split_annex_b;
-/// let au = Bytes::from_static(&[0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4]);
-/// let nals = split_annex_b(&au);
-/// assert_eq!(nals, [&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4][..]]);
-/// ```
-pub fn split_annex_b(data: &Bytes) -> Vec<Bytes> {
-    let b = &data[..];
-    let mut nals = Vec::new();
-    let mut push = |from: usize, to: usize| {
-        let mut to = to;
-        while to > from && b[to - 1] == 0 {
-            to -= 1;
-        }
-        if to > from {
-            nals.push(data.slice(from..to));
-        }
-    };
-    let mut nal_start = 0;
-    let mut i = 0;
-    // Looks at b[i + 2] first: a byte above 1 there rules out a start code
-    // beginning at i, i + 1 or i + 2.
-    while i + 2 < b.len() {
-        let c = b[i + 2];
-        if c > 1 {
-            i += 3;
-        } else if c == 0 {
-            i += 1;
-        } else if b[i] == 0 && b[i + 1] == 0 {
-            push(nal_start, i);
-            i += 3;
-            nal_start = i;
-        } else {
-            i += 3;
-        }
-    }
-    push(nal_start, b.len());
-    nals
-}
-
-// ---------------------------------------------------------------------------
-// Access unit assembly, shared with H.265.
-
-/// How a NAL unit matters to access unit assembly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum NalKind {
-    /// A parameter set, remembered in this slot (H.264: 0 SPS, 1 PPS;
-    /// H.265: 0 VPS, 1 SPS, 2 PPS).
-    Param(usize),
-    /// An access unit delimiter (stays first when SDP parameter sets are inserted).
-    Aud,
-    /// A slice (VCL NAL unit). `key`: IDR / IRAP. `first_flag`: the first
-    /// bit of the NAL unit body is set iff this is the picture's first slice.
-    Vcl { key: bool, first_flag: bool },
-    /// Anything else (SEI, filler, ...).
-    Other,
-}
-
-/// Why a packet's payload was not used. Either way the access unit being
-/// assembled is dropped.
-#[derive(Debug)]
-pub(super) enum Abort {
-    /// An expected consequence of packet loss: no error to report.
-    Silent,
-    /// A problem worth reporting.
-    Error(DepacketizeError),
-}
-
-/// Parameter set slots (VPS, SPS, PPS at most).
-const PARAM_SLOTS: usize = 3;
-/// Frames kept for `pull`; older ones are dropped when the caller does not pull.
-const MAX_READY: usize = 16;
-/// Smallest and initial capacity reserved for an access unit.
-const MIN_RESERVE: usize = 16 * 1024;
-const INITIAL_RESERVE: usize = 64 * 1024;
-
-/// Per-stream state of a NAL unit being written (a fragmented one while an
-/// FU is in progress).
-#[derive(Debug, Clone, Copy)]
-struct OpenNal {
-    kind: NalKind,
-    /// Offset of the NAL unit header in `buf`.
-    start: usize,
-    /// NAL unit type, to check FU continuity.
-    nal_type: u8,
-}
-
-/// Assembles access units in Annex B form from NAL units and NAL unit
-/// fragments, applying the timestamp / marker / loss rules shared by the
-/// H.264 and H.265 depacketizers. Payload bytes are copied once, into one
-/// buffer per access unit carved out of a reused allocation.
-#[derive(Debug)]
-pub(super) struct Assembler {
-    codec: VideoCodec,
-    name: &'static str,
-    max_frame_bytes: usize,
-    /// The access unit being assembled (or carried over), Annex B.
-    buf: BytesMut,
-    /// Capacity to have available when an access unit starts.
-    reserve: usize,
-    ready: VecDeque<VideoFrame>,
-    /// Packets lost since the last emitted frame.
-    loss: u32,
-    /// Packets with this timestamp are dropped (rest of a damaged access unit).
-    discard: Option<u32>,
-
-    // The access unit being assembled.
-    /// `buf` holds an access unit that accepts packets of timestamp `ts`.
-    active: bool,
-    /// `buf` holds NAL units without any slice, waiting for the next access unit.
-    carry: bool,
-    ts: u32,
-    /// The access unit started right after lost packets.
-    after_loss: bool,
-    has_vcl: bool,
-    keyframe: bool,
-    /// Offsets in `buf` of the last parameter set of each slot.
-    params: [Option<(usize, usize)>; PARAM_SLOTS],
-    /// Where SDP parameter sets go: after leading access unit delimiters.
-    insert_at: usize,
-    non_aud_seen: bool,
-    /// Bytes of SDP parameter sets that will be inserted (counted against the limit).
-    extra: usize,
-    open: Option<OpenNal>,
-
-    // Stream state.
-    /// Parameter sets from the SDP, with their slots.
-    sdp_sets: Vec<(usize, Bytes)>,
-    /// Their Annex B size.
-    sdp_len: usize,
-    /// A keyframe or in-band parameter sets have been emitted: SDP sets are
-    /// no longer inserted.
-    sdp_done: bool,
-    /// The parameter sets of each slot last emitted.
-    last_params: [Vec<u8>; PARAM_SLOTS],
-}
-
-impl Assembler {
-    pub(super) fn new(codec: VideoCodec, max_frame_bytes: usize, sdp_sets: Vec<(usize, Bytes)>) -> Self {
-        let name = match codec {
-            VideoCodec::H264 => "H.264",
-            VideoCodec::H265 => "H.265",
-        };
-        let sdp_len = sdp_sets.iter().map(|(_, s)| s.len() + 4).sum();
-        Assembler {
-            codec,
-            name,
-            max_frame_bytes,
-            buf: BytesMut::new(),
-            reserve: INITIAL_RESERVE.min(max_frame_bytes),
-            ready: VecDeque::with_capacity(4),
-            loss: 0,
-            discard: None,
-            active: false,
-            carry: false,
-            ts: 0,
-            after_loss: false,
-            has_vcl: false,
-            keyframe: false,
-            params: [None; PARAM_SLOTS],
-            insert_at: 0,
-            non_aud_seen: false,
-            extra: 0,
-            open: None,
-            sdp_sets,
-            sdp_len,
-            sdp_done: false,
-            last_params: Default::default(),
-        }
-    }
-
-    /// Applies the timestamp and loss rules for a packet about to be used.
-    /// Returns whether its payload should be parsed; an error from completing
-    /// the previous access unit goes into `result`.
-    #[inline]
-    pub(super) fn start_packet(
-        &mut self,
-        ts: u32,
-        marker: bool,
-        lost: u32,
-        result: &mut Result<(), DepacketizeError>,
-    ) -> bool {
-        self.loss = self.loss.saturating_add(lost);
-        if self.active && ts != self.ts {
-            if lost > 0 {
-                // The lost packets may have been this access unit's end.
-                tracing::debug!(codec = self.name, "dropping access unit before lost packets");
-                self.reset_au();
-            } else if self.open.is_some() {
-                self.reset_au();
-                *result = Err(DepacketizeError::Malformed {
-                    codec: self.name,
-                    what: "fragmented NAL unit without end before a new timestamp".into(),
-                });
-            } else {
-                self.finish_au();
-            }
-        }
-        if let Some(d) = self.discard {
-            if d == ts {
-                if marker {
-                    self.discard = None;
-                }
-                return false;
-            }
-            self.discard = None;
-        }
-        if lost > 0 && self.active {
-            // Loss inside the access unit being assembled.
-            tracing::debug!(codec = self.name, ts, "dropping access unit damaged by loss");
-            self.abort(marker);
-            return false;
-        }
-        if !self.active {
-            self.begin_au(ts, lost > 0);
-        }
-        true
-    }
-
-    /// Ends a packet whose payload was parsed: on success completes the
-    /// access unit at the marker; on failure drops it. Returns the first error.
-    #[inline]
-    pub(super) fn finish_packet(
-        &mut self,
-        marker: bool,
-        outcome: Result<(), Abort>,
-        result: Result<(), DepacketizeError>,
-    ) -> Result<(), DepacketizeError> {
-        match outcome {
-            Ok(()) => result.and(self.end_packet(marker)),
-            Err(abort) => {
-                self.abort(marker);
-                match abort {
-                    Abort::Silent => result,
-                    Abort::Error(e) => {
-                        tracing::debug!(error = %e, "dropping access unit");
-                        result.and(Err(e))
-                    }
-                }
-            }
-        }
-    }
-
-    /// Completes the access unit at a marker bit.
-    #[inline]
-    pub(super) fn end_packet(&mut self, marker: bool) -> Result<(), DepacketizeError> {
-        if !marker || !self.active {
-            return Ok(());
-        }
-        if self.open.is_some() {
-            self.abort(true);
-            return Err(DepacketizeError::Malformed {
-                codec: self.name,
-                what: "marker bit inside a fragmented NAL unit".into(),
-            });
-        }
-        self.finish_au();
-        Ok(())
-    }
-
-    /// The next complete access unit.
-    #[inline]
-    pub(super) fn pull(&mut self) -> Option<VideoFrame> {
-        self.ready.pop_front()
-    }
-
-    /// Appends one whole NAL unit given as header and body.
-    pub(super) fn put_nal(&mut self, kind: NalKind, header: &[u8], body: &[u8]) -> Result<(), Abort> {
-        self.begin_nal(kind, header, body.first().copied(), 0)?;
-        self.append(body)?;
-        self.end_nal();
-        Ok(())
-    }
-
-    /// Appends one fragment of a NAL unit (FU-A / FU). `header` is the
-    /// reconstructed NAL unit header, `nal_type` its type, `data` the
-    /// fragment's bytes. `lost` tells whether a missing start is explained by
-    /// loss (no error then).
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    pub(super) fn fragment(
-        &mut self,
-        kind: NalKind,
-        header: &[u8],
-        nal_type: u8,
-        start: bool,
-        end: bool,
-        data: &[u8],
-        lost: u32,
-    ) -> Result<(), Abort> {
-        if start {
-            self.begin_nal(kind, header, data.first().copied(), nal_type)?;
-        } else {
-            match self.open {
-                None if lost > 0 => return Err(Abort::Silent),
-                None => return Err(malformed(self.name, "fragment without a start fragment")),
-                Some(o) if o.nal_type != nal_type => {
-                    return Err(malformed(self.name, "fragment of another NAL unit type"))
-                }
-                Some(_) => {}
-            }
-        }
-        self.append(data)?;
-        if end {
-            self.end_nal();
-        }
-        Ok(())
-    }
-
-    fn begin_nal(&mut self, kind: NalKind, header: &[u8], first: Option<u8>, nal_type: u8) -> Result<(), Abort> {
-        if self.open.is_some() {
-            return Err(malformed(self.name, "fragmented NAL unit interrupted"));
-        }
-        if let NalKind::Vcl { key, first_flag } = kind {
-            if !self.has_vcl {
-                // After a loss, the first slice must start a picture;
-                // otherwise the picture's beginning was lost.
-                if self.after_loss && first_flag && first.is_some_and(|b| b & 0x80 == 0) {
-                    tracing::debug!(codec = self.name, "dropping access unit without its first slice");
-                    return Err(Abort::Silent);
-                }
-                self.has_vcl = true;
-            }
-            if key {
-                self.keyframe = true;
-                if self.extra == 0 && self.wants_sdp_sets() {
-                    self.extra = self.sdp_len;
-                }
-            }
-        }
-        if !self.non_aud_seen && kind != NalKind::Aud {
-            self.non_aud_seen = true;
-            self.insert_at = self.buf.len();
-        }
-        self.check_room(4 + header.len())?;
-        self.buf.put_slice(&[0, 0, 0, 1]);
-        self.open = Some(OpenNal {
-            kind,
-            start: self.buf.len(),
-            nal_type,
-        });
-        self.buf.put_slice(header);
-        Ok(())
-    }
-
-    #[inline]
-    fn append(&mut self, data: &[u8]) -> Result<(), Abort> {
-        self.check_room(data.len())?;
-        self.buf.put_slice(data);
-        Ok(())
-    }
-
-    fn end_nal(&mut self) {
-        if let Some(OpenNal {
-            kind: NalKind::Param(slot),
-            start,
-            ..
-        }) = self.open.take()
-        {
-            self.params[slot] = Some((start, self.buf.len()));
-        }
-    }
-
-    #[inline]
-    fn check_room(&self, more: usize) -> Result<(), Abort> {
-        if self.buf.len() + self.extra + more > self.max_frame_bytes {
-            return Err(Abort::Error(DepacketizeError::FrameTooLarge {
-                codec: self.name,
-                limit: self.max_frame_bytes,
-            }));
-        }
-        Ok(())
-    }
-
-    fn has_params(&self) -> bool {
-        self.params.iter().any(Option::is_some)
-    }
-
-    /// Whether a keyframe completed now would get the SDP parameter sets.
-    fn wants_sdp_sets(&self) -> bool {
-        !self.sdp_done && !self.sdp_sets.is_empty() && !self.has_params()
-    }
-
-    fn begin_au(&mut self, ts: u32, after_loss: bool) {
-        if after_loss && self.carry {
-            // The carried NAL units came before the loss; they may belong
-            // with what was lost.
-            self.reset_au();
-        }
-        if !self.carry {
-            self.after_loss = after_loss;
-            // `buf` is empty here. When every frame carved out of its
-            // allocation has been dropped, start again at the front: the
-            // same memory is rewritten while it is still in cache. (Asking
-            // for more than the spare capacity is what makes it look
-            // before `buf`; it never allocates.)
-            let _ = self.buf.try_reclaim(self.buf.capacity() + 1);
-            if self.buf.capacity() < self.reserve {
-                // Room for a couple of access units: later ones are carved out
-                // of the same allocation, which is reused once frames are dropped.
-                self.buf.reserve(self.reserve.saturating_mul(2));
-            }
-        }
-        self.carry = false;
-        self.active = true;
-        self.ts = ts;
-    }
-
-    /// Emits the access unit (or carries it over if it has no slice).
-    fn finish_au(&mut self) {
-        self.active = false;
-        if !self.has_vcl {
-            self.carry = !self.buf.is_empty();
-            return;
-        }
-        let mut new_parameters = false;
-        for (slot, range) in self.params.iter().enumerate() {
-            if let Some((start, end)) = *range {
-                let nal = &self.buf[start..end];
-                if self.last_params[slot] != nal {
-                    new_parameters = true;
-                    self.last_params[slot].clear();
-                    self.last_params[slot].extend_from_slice(nal);
-                }
-            }
-        }
-        let data = if self.keyframe && self.wants_sdp_sets() {
-            let mut out = BytesMut::with_capacity(self.buf.len() + self.sdp_len);
-            out.put_slice(&self.buf[..self.insert_at]);
-            for (slot, nal) in &self.sdp_sets {
-                put_annex_b(&mut out, nal);
-                self.last_params[*slot].clear();
-                self.last_params[*slot].extend_from_slice(nal);
-            }
-            out.put_slice(&self.buf[self.insert_at..]);
-            self.buf.clear();
-            new_parameters = true;
-            out.freeze()
-        } else {
-            self.buf.split().freeze()
-        };
-        if self.keyframe || self.has_params() {
-            self.sdp_done = true;
-        }
-        let decayed = self.reserve - self.reserve / 256;
-        self.reserve = data.len().max(decayed).max(MIN_RESERVE).min(self.max_frame_bytes);
-        if self.ready.len() >= MAX_READY {
-            tracing::warn!(codec = self.name, "frames not pulled; dropping the oldest");
-            self.ready.pop_front();
-        }
-        self.ready.push_back(VideoFrame {
-            codec: self.codec,
-            timestamp: self.ts,
-            data,
-            keyframe: self.keyframe,
-            new_parameters,
-            loss: std::mem::take(&mut self.loss),
-        });
-        self.reset_au();
-    }
-
-    /// Drops the access unit; unless it ended here (`marker`), also the rest
-    /// of its packets.
-    fn abort(&mut self, marker: bool) {
-        let ts = self.ts;
-        self.reset_au();
-        if !marker {
-            self.discard = Some(ts);
-        }
-    }
-
-    fn reset_au(&mut self) {
-        self.buf.clear();
-        self.active = false;
-        self.carry = false;
-        self.after_loss = false;
-        self.has_vcl = false;
-        self.keyframe = false;
-        self.params = [None; PARAM_SLOTS];
-        self.insert_at = 0;
-        self.non_aud_seen = false;
-        self.extra = 0;
-        self.open = None;
-    }
-}
-
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
+    use super::super::test_support::{annex_b, arbitrary_packets, media, pkt, rtp};
     use super::*;
-    use crate::rtp::{RtpHeader, RtpPacket};
-    use crate::sdp::Sdp;
     use proptest::prelude::*;
 
     const SDP: &[u8] = b"v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
         a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z2QADayyAoP2AiAAAAMAIAAABkHihUk=,aOvDyyLA\r\n";
     const SDP_PLAIN: &[u8] = b"v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
-
-    pub(crate) fn media(sdp: &[u8]) -> Media {
-        Sdp::parse(sdp).unwrap().media.remove(0)
-    }
-
-    pub(crate) fn pkt(ts: u32, marker: bool, payload: &[u8]) -> RtpPacket {
-        RtpPacket {
-            sequence_number: 0,
-            timestamp: ts,
-            ssrc: 1,
-            marker,
-            payload_type: 96,
-            csrc_count: 0,
-            extension: None,
-            padding: 0,
-            payload: Bytes::copy_from_slice(payload),
-        }
-    }
-
-    pub(crate) fn annex_b(nals: &[&[u8]]) -> Vec<u8> {
-        let mut v = Vec::new();
-        for n in nals {
-            v.extend_from_slice(&[0, 0, 0, 1]);
-            v.extend_from_slice(n);
-        }
-        v
-    }
 
     fn depack() -> Depacketizer {
         Depacketizer::new(&media(SDP_PLAIN), 1 << 20).unwrap()
@@ -1256,44 +669,6 @@ pub(super) mod tests {
         assert_eq!(out[0].0.as_ptr(), sps.as_ptr());
         assert!(out[0].1);
         assert!(p.packetize(&[]).is_empty());
-    }
-
-    #[test]
-    fn split_annex_b_cases() {
-        let d = Bytes::from_static(&[0, 0, 1, 0x67, 0, 0, 0, 0, 1, 0x68, 0, 0, 3, 1, 0, 0, 1]);
-        assert_eq!(split_annex_b(&d), [&[0x67][..], &[0x68, 0, 0, 3, 1][..]]);
-        assert!(split_annex_b(&Bytes::new()).is_empty());
-        assert!(split_annex_b(&Bytes::from_static(&[0, 0, 0, 1])).is_empty());
-        assert_eq!(split_annex_b(&Bytes::from_static(&[0x41, 1])), [&[0x41, 1][..]]);
-        let d = Bytes::from_static(&[0, 0, 1, 0x41, 0, 1, 0x00, 0x02]);
-        assert_eq!(split_annex_b(&d), [&[0x41, 0, 1, 0, 2][..]]);
-    }
-
-    /// Builds RTP packets via the wire format.
-    pub(crate) fn rtp(seq: u16, ts: u32, marker: bool, payload: &[u8]) -> RtpPacket {
-        let mut out = BytesMut::new();
-        RtpHeader {
-            sequence_number: seq,
-            timestamp: ts,
-            ssrc: 7,
-            marker,
-            payload_type: 96,
-        }
-        .write_packet(payload, &mut out);
-        RtpPacket::parse(out.freeze()).unwrap()
-    }
-
-    /// Arbitrary packets: (payload, marker, timestamp step, lost).
-    pub(crate) fn arbitrary_packets() -> impl Strategy<Value = Vec<(Vec<u8>, bool, u8, u8)>> {
-        proptest::collection::vec(
-            (
-                proptest::collection::vec(any::<u8>(), 0..60),
-                any::<bool>(),
-                0u8..3,
-                prop_oneof![4 => Just(0u8), 1 => 1u8..4],
-            ),
-            0..60,
-        )
     }
 
     fn access_unit() -> impl Strategy<Value = (Vec<Vec<u8>>, bool)> {

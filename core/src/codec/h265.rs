@@ -9,11 +9,12 @@
 //! in transmission order (no reordering by decoding order number).
 //!
 //! It emits one [`VideoFrame`] per access unit, in Annex B form, with the
-//! same rules as the H.264 depacketizer (see [`super::h264`]): an access unit
-//! ends at the marker bit or at a timestamp change; VPS/SPS/PPS, access unit
-//! delimiters and SEI belong to the access unit they arrive with; frames
-//! damaged by loss are dropped and the loss reported on the next frame; the
-//! SDP's `sprop-vps`/`sprop-sps`/`sprop-pps` are put in front of the first
+//! same rules as the H.264 depacketizer (see [`super::h264`]; both use the
+//! crate's shared access unit assembler): an access unit ends at the marker
+//! bit or at a timestamp change; VPS/SPS/PPS, access unit delimiters and SEI
+//! belong to the access unit they arrive with; frames damaged by loss are
+//! dropped and the loss reported on the next frame; the SDP's
+//! `sprop-vps`/`sprop-sps`/`sprop-pps` are put in front of the first
 //! keyframe (IRAP picture) when none came in-band before it.
 //!
 //! It does **not** parse parameter sets, decode, or handle multi-layer
@@ -24,12 +25,13 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::h264::{aggregate_run, malformed, take_sized, unsupported, Abort, Assembler, NalKind};
+use super::access_unit::{malformed, unsupported, Abort, Assembler, NalKind};
+use super::nal::{aggregate_run, take_sized};
 use super::{DepacketizeError, SetupError, VideoCodec, VideoFrame};
 use crate::rtp::RtpPacket;
 use crate::sdp::Media;
 
-pub use super::h264::split_annex_b;
+pub use super::nal::split_annex_b;
 
 const NAME: &str = "H.265";
 
@@ -92,18 +94,8 @@ impl Depacketizer {
     /// fragment sequences, and [`DepacketizeError::FrameTooLarge`] (once per
     /// access unit) when the access unit outgrows the limit.
     pub fn push(&mut self, packet: &RtpPacket, lost: u32) -> Result<(), DepacketizeError> {
-        let asm = &mut self.asm;
-        let mut result = Ok(());
-        if !asm.start_packet(packet.timestamp, packet.marker, lost, &mut result) {
-            return result;
-        }
-        let payload = &packet.payload[..];
-        if payload.is_empty() {
-            let end = asm.end_packet(packet.marker);
-            return result.and(end).and(Err(DepacketizeError::Empty { codec: NAME }));
-        }
-        let outcome = push_payload(asm, payload, self.don, lost);
-        asm.finish_packet(packet.marker, outcome, result)
+        let don = self.don;
+        self.asm.push(packet, lost, |asm, p| push_payload(asm, p, don))
     }
 
     /// The next complete access unit, oldest first.
@@ -116,7 +108,9 @@ fn nal_type(header0: u8) -> u8 {
     (header0 >> 1) & 0x3f
 }
 
-fn push_payload(asm: &mut Assembler, p: &[u8], don: bool, lost: u32) -> Result<(), Abort> {
+/// Puts the NAL units of one non-empty payload into `asm`; `don`: DONL /
+/// DOND fields are present.
+fn push_payload(asm: &mut Assembler, p: &[u8], don: bool) -> Result<(), Abort> {
     if p.len() < 2 {
         return Err(malformed(NAME, "payload shorter than the 2-byte payload header"));
     }
@@ -163,7 +157,7 @@ fn push_payload(asm: &mut Assembler, p: &[u8], don: bool, lost: u32) -> Result<(
                 return Err(malformed(NAME, "FU start without DONL"));
             }
             let header = [(p[0] & 0x81) | (t << 1), p[1]];
-            asm.fragment(nal_kind(t), &header, t, start, end, &p[data..], lost)
+            asm.fragment(nal_kind(t), &header, t, start, end, &p[data..])
         }
         PACI => Err(unsupported(NAME, "PACI")),
         t => Err(unsupported(NAME, format!("NAL unit type {t}"))),
@@ -282,7 +276,7 @@ impl Packetizer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::h264::tests::{annex_b, arbitrary_packets, media, pkt, rtp};
+    use super::super::test_support::{annex_b, arbitrary_packets, media, pkt, rtp};
     use super::super::DEFAULT_MAX_FRAME_BYTES;
     use super::*;
     use proptest::prelude::*;

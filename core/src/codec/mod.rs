@@ -10,11 +10,23 @@
 //!
 //! This module does not know about sockets, sessions or time: receive
 //! instants are the client's business.
+//!
+//! Each codec has its module (`aac`, `g711`, `h264`, `h265`); what several
+//! share is in crate-internal modules: `access_unit` (access unit assembly
+//! for H.264 and H.265), `nal` (aggregation packet framing and Annex B
+//! splitting for both) and `mpeg4_audio` (the AudioSpecificConfig and
+//! StreamMuxConfig parser, also used by [`crate::sdp`]).
 
 pub mod aac;
 pub mod g711;
 pub mod h264;
 pub mod h265;
+
+mod access_unit;
+pub(crate) mod mpeg4_audio;
+mod nal;
+#[cfg(test)]
+mod test_support;
 
 use bytes::Bytes;
 

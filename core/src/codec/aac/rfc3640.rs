@@ -1,193 +1,23 @@
-//! AAC audio over RTP: RFC 3640 `mpeg4-generic` and RFC 3016 `MP4A-LATM`
-//! depacketizers, and an RFC 3640 AAC-hbr packetizer for the server.
+//! RFC 3640 `mpeg4-generic` AAC: the depacketizer (any AU header layout
+//! the SDP describes, fragmented AUs joined) and the AAC-hbr packetizer.
+//! See the [`super`] module documentation for the rules.
 //!
-//! Both depacketizers emit raw AAC access units (no ADTS header, no LATM
-//! framing), one [`AudioFrame`] per access unit, with `sample_count`,
-//! `sample_rate` and `channels` taken from the AudioSpecificConfig in the
-//! SDP. A frame's timestamp is in the RTP clock: when a packet carries
-//! several access units, each one after the first is placed
-//! `frame_length * clock_rate / sample_rate` ticks later (1024 ticks for
-//! AAC-LC when the RTP clock runs at the sampling rate).
-//!
-//! # `mpeg4-generic` (RFC 3640)
-//!
-//! The AU header layout comes from the SDP (`sizeLength`, `indexLength`,
-//! `indexDeltaLength`, `CTSDeltaLength`, `DTSDeltaLength`, `constantSize`),
-//! so AAC-hbr (13/3/3), AAC-lbr (6/2/2) and other layouts all work. Not
-//! supported: the auxiliary section (`auxiliaryDataSizeLength` is not
-//! parsed, so it is taken as absent), `randomAccessIndication` and
-//! `streamStateIndication` header fields.
-//!
-//! Interleaving is honoured for timestamps but not for order: the AU with
-//! index delta `d` is placed `d + 1` frame durations after the previous AU
-//! of the packet (or at the RTP timestamp plus its CTS-delta when one is
-//! sent), but frames are emitted in packet order, not re-sorted across
-//! packets.
-//!
-//! An access unit larger than one packet is carried in fragments: packets
-//! with one AU header giving the whole AU size, the same RTP timestamp, and
-//! the marker bit on the last one. Fragments are joined and the AU emitted
-//! once all its bytes are there. Loss while joining drops the AU.
-//!
-//! # `MP4A-LATM` (RFC 3016)
-//!
-//! Only out-of-band configuration (`cpresent=0` with `config`) is
-//! supported, with `audioMuxVersion` 0, one program and layer,
-//! `allStreamsSameTimeFraming` and `frameLengthType` 0 — what cameras send.
-//! A packet holds one or more AudioMuxElements, or a fragment of one (the
-//! marker bit is set on the packet completing an element). Each element
-//! holds `numSubFrames + 1` access units, each preceded by its length
-//! coded as a run of `255` bytes plus a last byte below 255.
-//!
-//! # Errors and loss
-//!
-//! A malformed packet makes [`DepacketizeError::Malformed`] and drops what
-//! was being assembled; nothing is emitted from a packet (or a joined
-//! element) that does not parse completely. Packets lost before a frame
-//! are counted in its [`AudioFrame::loss`]. Nothing here panics on any
-//! input.
-
-use std::collections::VecDeque;
+//! It is **not** the AudioSpecificConfig parser (`crate::codec::mpeg4_audio`
+//! is; its bit reader also reads the AU headers here), and it does not do
+//! MP4A-LATM (`super::latm`).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{AudioCodec, AudioFrame, DepacketizeError, SetupError};
+use super::{malformed, too_large, AudioParams, Output};
+use crate::codec::mpeg4_audio::BitReader;
+use crate::codec::{AudioCodec, AudioFrame, DepacketizeError, SetupError};
 use crate::rtp::RtpPacket;
-use crate::sdp::{parse_audio_specific_config, Media, SdpError};
+use crate::sdp::{Media, SdpError};
 
 const GENERIC: &str = "MPEG4-GENERIC";
-const LATM: &str = "MP4A-LATM";
 
 /// Largest AU the AAC-hbr [`Packetizer`] can describe (13-bit AU-size).
 pub const MAX_HBR_ACCESS_UNIT: usize = (1 << 13) - 1;
-
-/// MSB-first bit reader over a byte slice, bounded by `limit` bits.
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-    limit: usize,
-}
-
-impl<'a> Bits<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Bits {
-            data,
-            pos: 0,
-            limit: data.len() * 8,
-        }
-    }
-
-    /// Reads `n` (at most 32) bits, or `None` past the limit.
-    ///
-    /// Loads the (up to) 8 bytes from the current byte big-endian into one
-    /// word and shifts the field out of it: no loop over bits.
-    fn read(&mut self, n: u8) -> Option<u32> {
-        let n = u32::from(n.min(32));
-        if self.limit - self.pos < n as usize {
-            return None;
-        }
-        if n == 0 {
-            return Some(0);
-        }
-        let at = self.pos / 8;
-        // `limit <= 8 * data.len()`, so at least one byte is there.
-        let rest = &self.data[at..];
-        let word = match rest.first_chunk::<8>() {
-            Some(w) => u64::from_be_bytes(*w),
-            // Byte by byte near the end: a copy into an array read back as
-            // a word would stall on store forwarding.
-            None => rest
-                .iter()
-                .enumerate()
-                .fold(0u64, |w, (i, &b)| w | u64::from(b) << (56 - 8 * i)),
-        };
-        // At most 7 + 32 bits of the word are used.
-        let v = (word << (self.pos % 8)) >> (64 - n);
-        self.pos += n as usize;
-        Some(v as u32)
-    }
-}
-
-/// What every emitted frame of a track shares.
-#[derive(Debug, Clone, Copy)]
-struct AudioParams {
-    sample_rate: u32,
-    channels: u16,
-    frame_length: u32,
-    /// RTP ticks per frame.
-    step: u32,
-}
-
-impl AudioParams {
-    fn new(sample_rate: u32, channels: u16, frame_length: u32, clock_rate: u32) -> Self {
-        let step = if clock_rate == 0 || sample_rate == 0 || clock_rate == sample_rate {
-            frame_length
-        } else {
-            let ticks = u64::from(frame_length) * u64::from(clock_rate) / u64::from(sample_rate);
-            u32::try_from(ticks).unwrap_or(u32::MAX)
-        };
-        AudioParams {
-            sample_rate,
-            channels: channels.max(1),
-            frame_length,
-            step,
-        }
-    }
-
-    /// From the AudioSpecificConfig `asc`, falling back to the rtpmap
-    /// channel count when the ASC leaves it to a program_config_element.
-    fn from_asc(asc: &[u8], media: &Media) -> Result<Self, SetupError> {
-        let c = parse_audio_specific_config(asc)?;
-        let channels = match c.channels {
-            0 => media.channels.unwrap_or(1),
-            n => u16::from(n),
-        };
-        Ok(Self::new(c.sample_rate, channels, c.frame_length, media.clock_rate))
-    }
-}
-
-/// Queue of emitted frames and the loss count for the next one.
-#[derive(Debug)]
-struct Output {
-    codec: AudioCodec,
-    params: AudioParams,
-    loss: u32,
-    frames: VecDeque<AudioFrame>,
-}
-
-impl Output {
-    fn new(codec: AudioCodec, params: AudioParams) -> Self {
-        Output {
-            codec,
-            params,
-            loss: 0,
-            frames: VecDeque::new(),
-        }
-    }
-
-    fn emit(&mut self, timestamp: u32, data: Bytes) {
-        self.frames.push_back(AudioFrame {
-            codec: self.codec,
-            timestamp,
-            data,
-            sample_count: self.params.frame_length,
-            sample_rate: self.params.sample_rate,
-            channels: self.params.channels,
-            loss: std::mem::take(&mut self.loss),
-        });
-    }
-}
-
-fn malformed(codec: &'static str, what: impl Into<String>) -> DepacketizeError {
-    DepacketizeError::Malformed {
-        codec,
-        what: what.into(),
-    }
-}
-
-fn too_large(codec: &'static str, limit: usize) -> DepacketizeError {
-    DepacketizeError::FrameTooLarge { codec, limit }
-}
 
 /// One AU header: the AU's size and its RTP timestamp.
 #[derive(Debug, Clone, Copy)]
@@ -218,7 +48,7 @@ enum Fragment {
 
 /// RTP depacketizer for RFC 3640 `mpeg4-generic` AAC (AAC-hbr, AAC-lbr or
 /// any AU header layout given in the SDP). See the [module
-/// documentation](self).
+/// documentation](super).
 #[derive(Debug)]
 pub struct Depacketizer {
     size_length: u8,
@@ -351,8 +181,7 @@ impl Depacketizer {
             ));
         }
         // The reader spans the AU data too, so that it can load whole words.
-        let mut r = Bits::new(&payload[2..]);
-        r.limit = header_bits;
+        let mut r = BitReader::with_limit(&payload[2..], header_bits);
         let truncated = || format!("AU header truncated by AU-headers-length {header_bits}");
         let mut offset = 0u32; // in frames, from the RTP timestamp
         if let Some(width) = self.fixed_header_bits {
@@ -383,8 +212,8 @@ impl Depacketizer {
             }
             return Ok(data_start);
         }
-        while r.pos < header_bits {
-            let start = r.pos;
+        while r.pos() < header_bits {
+            let start = r.pos();
             let size = if self.size_length > 0 {
                 r.read(self.size_length).ok_or_else(truncated)?
             } else {
@@ -404,7 +233,7 @@ impl Depacketizer {
             if self.dts_delta_length > 0 && r.read(1).ok_or_else(truncated)? == 1 {
                 r.read(self.dts_delta_length).ok_or_else(truncated)?;
             }
-            if r.pos == start {
+            if r.pos() == start {
                 return Err("AU header of zero bits".into());
             }
             let ts = match cts {
@@ -587,291 +416,6 @@ fn sign_extend(v: u32, bits: u8) -> i32 {
     ((v << shift) as i32) >> shift
 }
 
-/// The parts of an MP4A-LATM StreamMuxConfig that shape the payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct MuxConfig {
-    /// numSubFrames + 1.
-    sub_frames: usize,
-    /// otherDataLenBits, when otherDataPresent.
-    other_data_bits: Option<u64>,
-}
-
-/// Skips an AudioSpecificConfig of the kinds `parse_audio_specific_config`
-/// accepts (ISO/IEC 14496-3 1.6.2.1 and 4.4.1), to find what follows it.
-fn skip_audio_specific_config(r: &mut Bits<'_>) -> Option<()> {
-    fn object_type(r: &mut Bits<'_>) -> Option<u32> {
-        match r.read(5)? {
-            31 => Some(32 + r.read(6)?),
-            t => Some(t),
-        }
-    }
-    fn sampling_frequency(r: &mut Bits<'_>) -> Option<()> {
-        if r.read(4)? == 0xf {
-            r.read(24)?;
-        }
-        Some(())
-    }
-    let mut aot = object_type(r)?;
-    sampling_frequency(r)?;
-    let channel_configuration = r.read(4)?;
-    if aot == 5 || aot == 29 {
-        sampling_frequency(r)?;
-        aot = object_type(r)?;
-    }
-    if !matches!(aot, 1 | 2 | 3 | 4 | 6 | 7) || channel_configuration == 0 {
-        return None;
-    }
-    r.read(1)?; // frameLengthFlag
-    if r.read(1)? == 1 {
-        r.read(14)?; // coreCoderDelay
-    }
-    let extension_flag = r.read(1)?;
-    if aot == 6 {
-        r.read(3)?; // layerNr
-    }
-    if extension_flag == 1 {
-        r.read(1)?; // extensionFlag3
-    }
-    Some(())
-}
-
-/// Reads what the payload format depends on from a StreamMuxConfig
-/// (ISO/IEC 14496-3 1.7.3). Fields missing at the end of a short config
-/// take their usual values (frameLengthType 0, no other data).
-fn parse_mux_config(config: &[u8]) -> Result<MuxConfig, &'static str> {
-    let mut r = Bits::new(config);
-    let truncated = "truncated";
-    if r.read(1).ok_or(truncated)? != 0 {
-        return Err("audioMuxVersion 1 unsupported");
-    }
-    let same_time_framing = r.read(1).ok_or(truncated)?;
-    let sub_frames = r.read(6).ok_or(truncated)? as usize + 1;
-    if r.read(4).ok_or(truncated)? != 0 || r.read(3).ok_or(truncated)? != 0 {
-        return Err("more than one program or layer unsupported");
-    }
-    if same_time_framing != 1 {
-        return Err("allStreamsSameTimeFraming 0 unsupported");
-    }
-    skip_audio_specific_config(&mut r).ok_or("unsupported AudioSpecificConfig")?;
-    let mut mux = MuxConfig {
-        sub_frames,
-        other_data_bits: None,
-    };
-    match r.read(3) {
-        None => return Ok(mux),
-        Some(0) => {}
-        Some(_) => return Err("frameLengthType other than 0 unsupported"),
-    }
-    if r.read(8).is_none() {
-        return Ok(mux); // latmBufferFullness
-    }
-    if r.read(1) == Some(1) {
-        let mut bits = 0u64;
-        loop {
-            let escape = r.read(1).ok_or(truncated)?;
-            let tmp = r.read(8).ok_or(truncated)?;
-            bits = bits.saturating_mul(256).saturating_add(u64::from(tmp));
-            if escape == 0 {
-                break;
-            }
-        }
-        mux.other_data_bits = Some(bits);
-    }
-    Ok(mux)
-}
-
-/// An AudioMuxElement being joined from fragments.
-#[derive(Debug)]
-struct LatmPending {
-    timestamp: u32,
-    buf: BytesMut,
-    /// Started right after a loss, so it may lack its beginning.
-    after_loss: bool,
-}
-
-/// RTP depacketizer for RFC 3016 `MP4A-LATM` with out-of-band
-/// configuration (`cpresent=0`). See the [module documentation](self).
-#[derive(Debug)]
-pub struct LatmDepacketizer {
-    mux: MuxConfig,
-    max_frame_bytes: usize,
-    out: Output,
-    pending: Option<LatmPending>,
-    /// Timestamp of an over-long element whose fragments are skipped.
-    skipping: Option<u32>,
-    ranges: Vec<(usize, usize)>,
-}
-
-impl LatmDepacketizer {
-    /// A depacketizer for an `MP4A-LATM` track, assembling elements and
-    /// access units of at most `max_frame_bytes`.
-    ///
-    /// # Errors
-    ///
-    /// [`SetupError::UnsupportedCodec`] for another codec or `cpresent=1`;
-    /// [`SetupError::Sdp`] for a missing or unsupported `config`.
-    pub fn new(media: &Media, max_frame_bytes: usize) -> Result<Self, SetupError> {
-        let p = media
-            .mp4a_latm()?
-            .ok_or_else(|| SetupError::UnsupportedCodec(media.codec.clone()))?;
-        if p.cpresent {
-            return Err(SetupError::UnsupportedCodec("MP4A-LATM with cpresent=1".into()));
-        }
-        let (Some(config), Some(asc)) = (&p.config, &p.audio_specific_config) else {
-            return Err(SdpError::MissingParam {
-                codec: LATM.to_owned(),
-                param: "config".to_owned(),
-            }
-            .into());
-        };
-        let mux = parse_mux_config(config).map_err(SdpError::BadStreamMuxConfig)?;
-        let params = AudioParams::from_asc(asc, media)?;
-        Ok(LatmDepacketizer {
-            mux,
-            max_frame_bytes,
-            out: Output::new(AudioCodec::AacLatm, params),
-            pending: None,
-            skipping: None,
-            ranges: Vec::new(),
-        })
-    }
-
-    /// Feeds one packet; `lost` is how many packets are missing right
-    /// before it.
-    ///
-    /// An element is parsed when the packet with the marker bit completes
-    /// it, or, for senders that never set the marker bit, when a packet
-    /// with another timestamp arrives.
-    ///
-    /// # Errors
-    ///
-    /// [`DepacketizeError::Empty`]; [`DepacketizeError::Malformed`] when an
-    /// element does not parse completely (nothing of it is emitted);
-    /// [`DepacketizeError::FrameTooLarge`] for an element or access unit
-    /// over the limit (skipped).
-    pub fn push(&mut self, packet: &RtpPacket, lost: u32) -> Result<(), DepacketizeError> {
-        self.out.loss = self.out.loss.saturating_add(lost);
-        if lost > 0 {
-            if let Some(p) = self.pending.take() {
-                tracing::debug!(lost, "MP4A-LATM: dropping a fragmented element after packet loss");
-                // Later fragments of the same element are recognized by their timestamp.
-                if p.timestamp == packet.timestamp {
-                    if !packet.marker {
-                        self.skipping = Some(p.timestamp);
-                    }
-                    return Ok(());
-                }
-            }
-        }
-        if packet.payload.is_empty() {
-            return Err(DepacketizeError::Empty { codec: LATM });
-        }
-        let mut result = Ok(());
-        if let Some(ts) = self.skipping {
-            if ts == packet.timestamp {
-                if packet.marker {
-                    self.skipping = None;
-                }
-                return Ok(());
-            }
-            self.skipping = None;
-        }
-        if let Some(p) = self.pending.take_if(|p| p.timestamp != packet.timestamp) {
-            // The previous element got no marker bit: try it as it is.
-            result = self.parse_element(p.timestamp, p.buf.freeze(), p.after_loss);
-        }
-        let element = match self.pending.take() {
-            None if packet.marker => packet.payload.clone(),
-            pending => {
-                let mut p = pending.unwrap_or_else(|| LatmPending {
-                    timestamp: packet.timestamp,
-                    buf: BytesMut::new(),
-                    after_loss: lost > 0,
-                });
-                if p.buf.len() + packet.payload.len() > self.max_frame_bytes {
-                    if !packet.marker {
-                        self.skipping = Some(packet.timestamp);
-                    }
-                    return Err(too_large(LATM, self.max_frame_bytes));
-                }
-                p.buf.extend_from_slice(&packet.payload);
-                if !packet.marker {
-                    self.pending = Some(p);
-                    return result;
-                }
-                p.buf.freeze()
-            }
-        };
-        let r = self.parse_element(packet.timestamp, element, lost > 0);
-        result.and(r)
-    }
-
-    /// Parses one or more whole AudioMuxElements and emits their access
-    /// units, all or nothing.
-    fn parse_element(&mut self, timestamp: u32, data: Bytes, after_loss: bool) -> Result<(), DepacketizeError> {
-        self.ranges.clear();
-        let mut pos = 0usize;
-        let mut too_big = false;
-        let outcome: Result<(), String> = (|| {
-            while pos < data.len() {
-                for _ in 0..self.mux.sub_frames {
-                    let mut len = 0usize;
-                    loop {
-                        let b = *data.get(pos).ok_or("PayloadLengthInfo truncated")?;
-                        pos += 1;
-                        len += usize::from(b);
-                        if b != 255 {
-                            break;
-                        }
-                    }
-                    if len > data.len() - pos {
-                        return Err(format!(
-                            "PayloadMux of {len} bytes overruns the element ({} bytes left)",
-                            data.len() - pos
-                        ));
-                    }
-                    self.ranges.push((pos, len));
-                    pos += len;
-                }
-                if let Some(bits) = self.mux.other_data_bits {
-                    let bytes = usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX);
-                    if bytes > data.len() - pos {
-                        return Err("otherData overruns the element".into());
-                    }
-                    pos += bytes;
-                }
-            }
-            Ok(())
-        })();
-        if let Err(what) = outcome {
-            if after_loss {
-                tracing::debug!(what, "MP4A-LATM: dropping an element damaged by loss");
-                return Ok(());
-            }
-            return Err(malformed(LATM, what));
-        }
-        let mut ts = timestamp;
-        for i in 0..self.ranges.len() {
-            let (start, len) = self.ranges[i];
-            if len > self.max_frame_bytes {
-                too_big = true;
-            } else if len > 0 {
-                self.out.emit(ts, data.slice(start..start + len));
-            }
-            ts = ts.wrapping_add(self.out.params.step);
-        }
-        if too_big {
-            return Err(too_large(LATM, self.max_frame_bytes));
-        }
-        Ok(())
-    }
-
-    /// The next complete frame, if any. Call until `None` after each push.
-    pub fn pull(&mut self) -> Option<AudioFrame> {
-        self.out.frames.pop_front()
-    }
-}
-
 /// RFC 3640 `mpeg4-generic` packetizer for a server, in AAC-hbr mode:
 /// `sizeLength=13; indexLength=3; indexDeltaLength=3` (see
 /// [`Packetizer::FMTP`]).
@@ -1010,33 +554,15 @@ impl Packetizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sdp::Sdp;
+    use crate::codec::test_support::{
+        access_unit as au, arbitrary_audio_packets as arbitrary_packets, audio_media as media, audio_packet as packet,
+    };
     use proptest::prelude::*;
 
     const HBR: &str = "a=rtpmap:97 MPEG4-GENERIC/44100/2\r\n\
 a=fmtp:97 streamtype=5;profile-level-id=2;mode=AAC-hbr;config=1210;sizelength=13;indexlength=3;indexdeltalength=3\r\n";
     const LBR: &str = "a=rtpmap:97 mpeg4-generic/48000/1\r\n\
 a=fmtp:97 streamtype=5;mode=AAC-lbr;config=1188;sizeLength=6;indexLength=2;indexDeltaLength=2\r\n";
-    const LATM_SDP: &[u8] = b"v=0\r\nm=audio 0 RTP/AVP 96\r\na=rtpmap:96 MP4A-LATM/44100/2\r\na=fmtp:96 profile-level-id=15;object=2;cpresent=0;config=400024203fc0\r\n";
-
-    fn media(lines: &str) -> Media {
-        let text = format!("v=0\r\nm=audio 0 RTP/AVP 97\r\n{lines}");
-        Sdp::parse(text.as_bytes()).unwrap().media.remove(0)
-    }
-
-    fn packet(seq: u16, ts: u32, marker: bool, payload: impl Into<Bytes>) -> RtpPacket {
-        RtpPacket {
-            sequence_number: seq,
-            timestamp: ts,
-            ssrc: 0x1234,
-            marker,
-            payload_type: 97,
-            csrc_count: 0,
-            extension: None,
-            padding: 0,
-            payload: payload.into(),
-        }
-    }
 
     /// MSB-first bit writer for building AU header sections.
     #[derive(Default)]
@@ -1081,17 +607,7 @@ a=fmtp:97 streamtype=5;mode=AAC-lbr;config=1188;sizeLength=6;indexLength=2;index
         generic_payload(&refs, aus)
     }
 
-    fn au(len: usize, seed: u8) -> Vec<u8> {
-        (0..len)
-            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-            .collect()
-    }
-
     fn pull_all(d: &mut Depacketizer) -> Vec<AudioFrame> {
-        std::iter::from_fn(|| d.pull()).collect()
-    }
-
-    fn pull_all_latm(d: &mut LatmDepacketizer) -> Vec<AudioFrame> {
         std::iter::from_fn(|| d.pull()).collect()
     }
 
@@ -1414,197 +930,6 @@ a=fmtp:97 mode=AAC-hbr;config=1210;sizelength=13;indexlength=3;indexdeltalength=
         assert_eq!(out[0].data[..6], [0, 32, 0, 24, 0, 16]);
     }
 
-    #[test]
-    fn latm_lengths() {
-        let m = Sdp::parse(LATM_SDP).unwrap().media.remove(0);
-        let mut d = LatmDepacketizer::new(&m, 1 << 20).unwrap();
-        for (i, len) in [100usize, 255, 300, 600, 254, 510].into_iter().enumerate() {
-            let a = au(len, i as u8);
-            let mut p = vec![255; len / 255];
-            p.push((len % 255) as u8);
-            p.extend_from_slice(&a);
-            d.push(&packet(i as u16, 1024 * i as u32, true, p), 0).unwrap();
-            let f = d.pull().unwrap();
-            assert_eq!(f.codec, AudioCodec::AacLatm);
-            assert_eq!(f.data, a, "length {len}");
-            assert_eq!(f.timestamp, 1024 * i as u32);
-            assert_eq!((f.sample_count, f.sample_rate, f.channels), (1024, 44100, 2));
-            assert_eq!(d.pull(), None);
-        }
-    }
-
-    fn latm_element(a: &[u8]) -> Vec<u8> {
-        let mut p = vec![255; a.len() / 255];
-        p.push((a.len() % 255) as u8);
-        p.extend_from_slice(a);
-        p
-    }
-
-    #[test]
-    fn latm_two_elements_and_fragments() {
-        let m = Sdp::parse(LATM_SDP).unwrap().media.remove(0);
-        let mut d = LatmDepacketizer::new(&m, 1 << 20).unwrap();
-        let (a, b) = (au(300, 1), au(20, 2));
-        let mut p = latm_element(&a);
-        p.extend(latm_element(&b));
-        d.push(&packet(1, 500, true, p), 0).unwrap();
-        let f = pull_all_latm(&mut d);
-        assert_eq!(f.len(), 2);
-        assert_eq!((f[0].timestamp, &f[0].data[..]), (500, &a[..]));
-        assert_eq!((f[1].timestamp, &f[1].data[..]), (1524, &b[..]));
-
-        let c = au(700, 3);
-        let e = latm_element(&c);
-        d.push(&packet(2, 2548, false, e[..400].to_vec()), 4).unwrap();
-        assert_eq!(d.pull(), None);
-        d.push(&packet(3, 2548, true, e[400..].to_vec()), 0).unwrap();
-        let f = d.pull().unwrap();
-        assert_eq!((f.timestamp, f.loss, &f.data[..]), (2548, 4, &c[..]));
-
-        // Middle packet lost: the element is dropped (its tail recognized by
-        // its timestamp).
-        let e = latm_element(&au(900, 4));
-        d.push(&packet(4, 3572, false, e[..300].to_vec()), 0).unwrap();
-        d.push(&packet(6, 3572, true, e[600..].to_vec()), 1).unwrap();
-        assert_eq!(d.pull(), None);
-        d.push(&packet(7, 4596, true, latm_element(b"x")), 0).unwrap();
-        let f = d.pull().unwrap();
-        assert_eq!((f.loss, &f.data[..]), (1, &b"x"[..]));
-        // First fragment lost (new timestamp): the tail does not parse and is
-        // dropped without an error.
-        d.push(&packet(9, 5620, true, vec![10, 1, 2]), 1).unwrap();
-        assert_eq!(d.pull(), None);
-        // Lost packets between two fragments with more to come.
-        d.push(&packet(10, 6644, false, e[..300].to_vec()), 0).unwrap();
-        d.push(&packet(12, 6644, false, e[600..700].to_vec()), 1).unwrap();
-        d.push(&packet(13, 6644, true, e[700..].to_vec()), 0).unwrap();
-        d.push(&packet(14, 7668, true, latm_element(b"w")), 0).unwrap();
-        let f = d.pull().unwrap();
-        assert_eq!((f.loss, &f.data[..]), (2, &b"w"[..]));
-        assert_eq!(d.pull(), None);
-
-        // A sender that never sets the marker bit.
-        d.push(&packet(15, 8692, false, latm_element(b"y")), 0).unwrap();
-        assert_eq!(d.pull(), None);
-        d.push(&packet(16, 9716, false, latm_element(b"z")), 0).unwrap();
-        assert_eq!(d.pull().unwrap().data, &b"y"[..]);
-    }
-
-    #[test]
-    fn latm_errors() {
-        let m = Sdp::parse(LATM_SDP).unwrap().media.remove(0);
-        let mut d = LatmDepacketizer::new(&m, 500).unwrap();
-        assert_eq!(
-            d.push(&packet(1, 0, true, Bytes::new()), 0),
-            Err(DepacketizeError::Empty { codec: LATM })
-        );
-        // Length overruns: nothing emitted, even the good element before it.
-        let mut p = latm_element(b"good");
-        p.extend_from_slice(&[10, 1, 2]);
-        assert!(matches!(
-            d.push(&packet(2, 0, true, p), 0),
-            Err(DepacketizeError::Malformed { .. })
-        ));
-        assert!(matches!(
-            d.push(&packet(3, 0, true, vec![255, 255]), 0),
-            Err(DepacketizeError::Malformed { .. })
-        ));
-        assert_eq!(d.pull(), None);
-        // Too large: an access unit, then an element in fragments.
-        let mut p = latm_element(&au(501, 0));
-        p.extend(latm_element(b"ok"));
-        assert!(matches!(
-            d.push(&packet(4, 0, true, p), 0),
-            Err(DepacketizeError::FrameTooLarge { limit: 500, .. })
-        ));
-        let f = d.pull().unwrap();
-        assert_eq!((f.timestamp, &f.data[..]), (1024, &b"ok"[..]));
-        d.push(&packet(5, 9, false, vec![0; 300]), 0).unwrap();
-        assert!(matches!(
-            d.push(&packet(6, 9, false, vec![0; 300]), 0),
-            Err(DepacketizeError::FrameTooLarge { .. })
-        ));
-        d.push(&packet(7, 9, true, vec![0; 300]), 0).unwrap();
-        d.push(&packet(8, 10, true, latm_element(b"ok")), 0).unwrap();
-        assert_eq!(d.pull().unwrap().data, &b"ok"[..]);
-    }
-
-    #[test]
-    fn latm_setup() {
-        let latm = |fmtp: &str| media(&format!("a=rtpmap:97 MP4A-LATM/90000/2\r\na=fmtp:97 {fmtp}\r\n"));
-        assert_eq!(
-            LatmDepacketizer::new(&latm("cpresent=1"), 1000).unwrap_err(),
-            SetupError::UnsupportedCodec("MP4A-LATM with cpresent=1".into())
-        );
-        assert!(LatmDepacketizer::new(&latm("object=2"), 1000).is_err());
-        assert!(matches!(
-            LatmDepacketizer::new(&latm("cpresent=0"), 1000),
-            Err(SetupError::Sdp(_))
-        ));
-        // Short config (no frameLengthType): accepted; 90 kHz clock → 2090 ticks.
-        let mut d = LatmDepacketizer::new(&latm("cpresent=0;config=40002420"), 1000).unwrap();
-        assert_eq!(d.mux.sub_frames, 1);
-        let mut p = latm_element(b"a");
-        p.extend(latm_element(b"b"));
-        d.push(&packet(1, 0, true, p), 0).unwrap();
-        let f = pull_all_latm(&mut d);
-        assert_eq!(f[1].timestamp, 1024 * 90000 / 44100);
-        // frameLengthType 1 (bits 31..34 = 001).
-        assert!(matches!(
-            LatmDepacketizer::new(&latm("cpresent=0;config=400024207fc0"), 1000),
-            Err(SetupError::Sdp(SdpError::BadStreamMuxConfig(_)))
-        ));
-        // Two subframes per element and other data of 8 bits.
-        assert_eq!(
-            parse_mux_config(&[0x41, 0x00, 0x24, 0x20, 0x3f, 0xe0, 0x80]),
-            Ok(MuxConfig {
-                sub_frames: 2,
-                other_data_bits: Some(8)
-            })
-        );
-        assert_eq!(
-            parse_mux_config(&[0x40, 0x00, 0x24, 0x20, 0x3f, 0xc0]),
-            Ok(MuxConfig {
-                sub_frames: 1,
-                other_data_bits: None
-            })
-        );
-    }
-
-    #[test]
-    fn latm_subframes_and_other_data() {
-        let m = Sdp::parse(LATM_SDP).unwrap().media.remove(0);
-        let mut d = LatmDepacketizer::new(&m, 1000).unwrap();
-        d.mux = MuxConfig {
-            sub_frames: 2,
-            other_data_bits: Some(12),
-        };
-        let mut p = latm_element(b"ab");
-        p.extend(latm_element(b"cd"));
-        p.extend([0xee, 0xe0]);
-        p.extend(latm_element(b"ef"));
-        p.extend(latm_element(b"gh"));
-        p.extend([0xee, 0xe0]);
-        d.push(&packet(1, 0, true, p.clone()), 0).unwrap();
-        let f = pull_all_latm(&mut d);
-        assert_eq!(f.iter().map(|f| f.timestamp).collect::<Vec<_>>(), [0, 1024, 2048, 3072]);
-        assert_eq!(f[3].data, &b"gh"[..]);
-        p.pop();
-        assert!(d.push(&packet(2, 0, true, p), 0).is_err());
-    }
-
-    fn arbitrary_packets() -> impl Strategy<Value = Vec<(u32, bool, Vec<u8>, u32)>> {
-        proptest::collection::vec(
-            (
-                0u32..4,
-                any::<bool>(),
-                proptest::collection::vec(any::<u8>(), 0..200),
-                0u32..3,
-            ),
-            0..30,
-        )
-    }
-
     proptest! {
         #[test]
         fn packetizer_round_trip(
@@ -1656,19 +981,6 @@ a=fmtp:97 mode=AAC-hbr;config=1210;sizelength=13;indexlength=3;indexdeltalength=
         }
 
         #[test]
-        fn latm_never_panics(packets in arbitrary_packets(), sub_frames in 1usize..3, other in proptest::option::of(0u64..40)) {
-            let m = Sdp::parse(LATM_SDP).unwrap().media.remove(0);
-            let mut d = LatmDepacketizer::new(&m, 1000).unwrap();
-            d.mux = MuxConfig { sub_frames, other_data_bits: other };
-            for (seq, (ts, marker, payload, lost)) in packets.into_iter().enumerate() {
-                let _ = d.push(&packet(seq as u16, ts, marker, payload), lost);
-                while let Some(f) = d.pull() {
-                    prop_assert!(!f.data.is_empty() && f.data.len() <= 1000);
-                }
-            }
-        }
-
-        #[test]
         fn fixed_width_headers_match_the_general_reader(
             fmtp in proptest::sample::select(&[
                 "sizelength=13;indexlength=3;indexdeltalength=3",
@@ -1698,38 +1010,6 @@ a=fmtp:97 mode=AAC-hbr;config=1210;sizelength=13;indexlength=3;indexdeltalength=
                 prop_assert_eq!(a, b);
                 prop_assert_eq!(pull_all(&mut fast), pull_all(&mut general));
             }
-        }
-
-        #[test]
-        fn bits_match_a_bit_at_a_time_reader(
-            data in proptest::collection::vec(any::<u8>(), 0..12),
-            widths in proptest::collection::vec(0u8..40, 0..20),
-            limit_cut in 0usize..9,
-        ) {
-            let limit = (data.len() * 8).saturating_sub(limit_cut);
-            let mut r = Bits::new(&data);
-            r.limit = limit;
-            let mut pos = 0usize;
-            for n in widths {
-                let n32 = usize::from(n.min(32));
-                let want = (limit - pos >= n32).then(|| {
-                    let mut v = 0u32;
-                    for i in pos..pos + n32 {
-                        v = (v << 1) | u32::from((data[i / 8] >> (7 - i % 8)) & 1);
-                    }
-                    v
-                });
-                prop_assert_eq!(r.read(n), want);
-                if want.is_some() {
-                    pos += n32;
-                }
-                prop_assert_eq!(r.pos, pos);
-            }
-        }
-
-        #[test]
-        fn mux_config_never_panics(data in proptest::collection::vec(any::<u8>(), 0..12)) {
-            let _ = parse_mux_config(&data);
         }
     }
 }
