@@ -25,6 +25,7 @@ pub mod client;
 pub mod codec;
 pub mod error;
 pub mod message;
+pub(crate) mod mpeg4_audio;
 pub mod prelude;
 pub mod rtcp;
 pub mod rtp;

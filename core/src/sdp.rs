@@ -53,8 +53,8 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 
-pub use crate::codec::mpeg4_audio::AudioConfig;
-use crate::codec::mpeg4_audio::StreamMuxConfig;
+pub use crate::mpeg4_audio::AudioConfig;
+use crate::mpeg4_audio::StreamMuxConfig;
 
 /// Largest SDP body accepted by [`Sdp::parse`], in bytes (64 KiB).
 pub const MAX_SDP_LEN: usize = 64 * 1024;

@@ -14,8 +14,9 @@
 //! Each codec has its module (`aac`, `g711`, `h264`, `h265`); what several
 //! share is in crate-internal modules: `access_unit` (access unit assembly
 //! for H.264 and H.265), `nal` (aggregation packet framing and Annex B
-//! splitting for both) and `mpeg4_audio` (the AudioSpecificConfig and
-//! StreamMuxConfig parser, also used by [`crate::sdp`]).
+//! splitting for both). The AudioSpecificConfig and StreamMuxConfig parser
+//! that the AAC depacketizers and [`crate::sdp`] share is the crate's
+//! `mpeg4_audio` module.
 
 pub mod aac;
 pub mod g711;
@@ -23,7 +24,6 @@ pub mod h264;
 pub mod h265;
 
 mod access_unit;
-pub(crate) mod mpeg4_audio;
 mod nal;
 #[cfg(test)]
 mod test_support;

@@ -3,15 +3,15 @@
 //! splits them into access units. See the [`super`] module documentation for
 //! the rules.
 //!
-//! It is **not** the StreamMuxConfig parser (`crate::codec::mpeg4_audio`
+//! It is **not** the StreamMuxConfig parser (`crate::mpeg4_audio`
 //! is), it does not read in-band configuration (`cpresent=1`), and there is
 //! no LATM packetizer.
 
 use bytes::{Bytes, BytesMut};
 
 use super::{malformed, too_large, AudioParams, Output};
-use crate::codec::mpeg4_audio::{parse_mux_config, MuxConfig};
 use crate::codec::{AudioCodec, AudioFrame, DepacketizeError, SetupError};
+use crate::mpeg4_audio::{parse_mux_config, MuxConfig};
 use crate::rtp::RtpPacket;
 use crate::sdp::{Media, SdpError};
 

@@ -55,7 +55,7 @@
 //! formats' types: `rfc3640` has the `mpeg4-generic` [`Depacketizer`] and
 //! the [`Packetizer`], `latm` the [`LatmDepacketizer`]. AudioSpecificConfig
 //! and StreamMuxConfig parsing is not here: it is the crate's one MPEG-4
-//! audio config module (`super::mpeg4_audio`), which SDP uses too.
+//! audio config module (`crate::mpeg4_audio`), which SDP uses too.
 //!
 //! It does **not** decode AAC, add ADTS headers, or read LATM configuration
 //! sent in-band (`cpresent=1`).
@@ -67,8 +67,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::mpeg4_audio::AudioConfig;
 use super::{AudioCodec, AudioFrame, DepacketizeError, SetupError};
+use crate::mpeg4_audio::AudioConfig;
 use crate::sdp::{Media, SdpError};
 
 pub use latm::LatmDepacketizer;

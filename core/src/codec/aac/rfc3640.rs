@@ -2,15 +2,15 @@
 //! the SDP describes, fragmented AUs joined) and the AAC-hbr packetizer.
 //! See the [`super`] module documentation for the rules.
 //!
-//! It is **not** the AudioSpecificConfig parser (`crate::codec::mpeg4_audio`
+//! It is **not** the AudioSpecificConfig parser (`crate::mpeg4_audio`
 //! is; its bit reader also reads the AU headers here), and it does not do
 //! MP4A-LATM (`super::latm`).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{malformed, too_large, AudioParams, Output};
-use crate::codec::mpeg4_audio::BitReader;
 use crate::codec::{AudioCodec, AudioFrame, DepacketizeError, SetupError};
+use crate::mpeg4_audio::BitReader;
 use crate::rtp::RtpPacket;
 use crate::sdp::{Media, SdpError};
 

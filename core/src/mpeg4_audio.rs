@@ -10,7 +10,7 @@
 //! LATM framing; the bit reader for RFC 3640 AU headers) all use it.
 //!
 //! It is **not** a payload parser (AU headers and AudioMuxElements are read
-//! by `super::aac`), and it reads only what depacketizers need: AAC object
+//! by `codec::aac`), and it reads only what depacketizers need: AAC object
 //! types 1, 2, 3, 4, 6 and 7, optionally behind explicit SBR/PS signalling;
 //! no program_config_element contents, no audioMuxVersion 1, one program
 //! and one layer. It does not know about SDP: errors are short static
