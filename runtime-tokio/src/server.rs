@@ -44,7 +44,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OnceCell;
 use tracing::Instrument;
 
-use rtsp_toolkit_core::server::{CloseReason, Connection, LookupError, ServerConfig, ServerEvent, ServerOutput};
+use rtsp_toolkit_core::server::{
+    CloseReason, Connection, LookupError, ServerConfig, ServerEvent, ServerInput, ServerOutput,
+};
 use rtsp_toolkit_core::source::MediaSource;
 use rtsp_toolkit_core::stop::StopSignal;
 
@@ -368,42 +370,45 @@ async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shar
                 Ok(()) => {}
                 Err(None) => {
                     tracing::warn!(stall = ?stall, "client is not reading; connection dropped");
-                    conn.abort(Instant::now(), CloseReason::NotReading(stall));
+                    conn.handle_input(Instant::now(), ServerInput::Abort(CloseReason::NotReading(stall)));
                 }
                 Err(Some(e)) => {
                     tracing::debug!(error = %e, "write failed; closing");
-                    conn.abort(Instant::now(), CloseReason::WriteFailed(e.to_string()));
+                    conn.handle_input(
+                        Instant::now(),
+                        ServerInput::Abort(CloseReason::WriteFailed(e.to_string())),
+                    );
                 }
             },
             ServerOutput::Lookup { token, path } => {
                 let result = shared.lookup(&path).await;
-                conn.handle_lookup(Instant::now(), token, result);
+                conn.handle_input(Instant::now(), ServerInput::Lookup { token, result });
             }
             ServerOutput::Event(event) => log_event(&event),
             ServerOutput::Timeout(at) => {
                 let at = tokio::time::Instant::from_std(at);
                 tokio::select! {
                     biased;
-                    _ = shared.stop.stopped() => conn.abort(Instant::now(), CloseReason::Shutdown),
+                    _ = shared.stop.stopped() => conn.handle_input(Instant::now(), ServerInput::Abort(CloseReason::Shutdown)),
                     r = socket.read(&mut buf) => {
                         let now = Instant::now();
                         match r {
-                            Ok(0) | Err(_) => conn.handle_eof(now),
-                            Ok(n) => conn.handle_input(now, &buf[..n]),
+                            Ok(0) | Err(_) => conn.handle_input(now, ServerInput::Eof),
+                            Ok(n) => conn.handle_input(now, ServerInput::Data(&buf[..n])),
                         }
                         if now >= at.into_std() {
-                            conn.handle_timeout(now);
+                            conn.handle_input(now, ServerInput::Timeout);
                         }
                     }
                     _ = tokio::time::sleep_until(at) => {
                         // Requests waiting count before the deadline does (see `read_waiting`).
                         let now = Instant::now();
                         match crate::read_waiting(&socket, &mut buf) {
-                            Some(Ok(0)) | Some(Err(_)) => conn.handle_eof(now),
-                            Some(Ok(n)) => conn.handle_input(now, &buf[..n]),
+                            Some(Ok(0)) | Some(Err(_)) => conn.handle_input(now, ServerInput::Eof),
+                            Some(Ok(n)) => conn.handle_input(now, ServerInput::Data(&buf[..n])),
                             None => {}
                         }
-                        conn.handle_timeout(now);
+                        conn.handle_input(now, ServerInput::Timeout);
                     }
                 }
             }
