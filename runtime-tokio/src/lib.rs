@@ -24,8 +24,10 @@
 //! # Ok(()) }
 //! ```
 
+mod io;
 #[cfg(feature = "server")]
 pub mod server;
+pub(crate) use io::read_waiting;
 #[cfg(feature = "server")]
 pub use server::{serve, Server, ServerBuilder, ServerOptions};
 
@@ -117,30 +119,6 @@ impl futures_core::Stream for Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.stop.stop();
-    }
-}
-
-/// One read of what is already in the socket, without waiting: `None` when
-/// nothing is there.
-///
-/// For a deadline that passed: when the process was descheduled (stopped,
-/// a suspended VM) past it, the peer's data may be waiting although tokio's
-/// reactor has not reported readiness yet (after `SIGCONT` the timer can
-/// fire in the same turn, and tokio tries a read only once readiness is
-/// known), and waiting data is not silence. This is a plain non-blocking
-/// `recv` on the socket, which tokio set to non-blocking mode.
-pub(crate) fn read_waiting(s: &TcpStream, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
-    use std::io::Read as _;
-    match (&*socket2::SockRef::from(s)).read(buf) {
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-            ) =>
-        {
-            None
-        }
-        r => Some(r),
     }
 }
 
