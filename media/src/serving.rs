@@ -9,7 +9,9 @@
 //! and lookups:
 //! - [`ServerState::admit`] applies the connection limit and makes the
 //!   [`Connection`] of an accepted socket (its seed and wall-clock time);
-//! - [`received`] turns the result of a read into the input it means;
+//! - [`wake`] gives the machine a read and a deadline in the one order every
+//!   runtime follows;
+//! - [`not_reading`] and [`write_failed`] are the reasons of a failed write;
 //! - [`log_event`] logs what the machine reports.
 
 use std::collections::hash_map::RandomState;
@@ -20,7 +22,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rtsp_toolkit_core::server::{Connection, ServerConfig, ServerEvent, ServerInput};
+use rtsp_toolkit_core::server::{CloseReason, Connection, ServerConfig, ServerEvent, ServerInput};
 use rtsp_toolkit_core::stop::StopSignal;
 
 use crate::library::Library;
@@ -162,18 +164,43 @@ impl Drop for Admitted {
     }
 }
 
-/// The input a read of the connection's socket into `buf` means: the bytes
-/// read, or [`ServerInput::Eof`] for the end of the stream and for a failed
-/// read (the connection cannot go on either way).
-pub fn received(read: io::Result<usize>, buf: &[u8]) -> ServerInput<'_> {
-    match read {
-        Ok(n) if n > 0 => ServerInput::Data(&buf[..n.min(buf.len())]),
-        Ok(_) => ServerInput::Eof,
-        Err(e) => {
-            tracing::debug!(error = %e, "read failed; closing");
-            ServerInput::Eof
-        }
+/// Gives `conn` what a wait for data ended with, in the order every runtime
+/// follows: the read first, then the timeout when the deadline passed. So a
+/// request that arrived before a deadline counts before the deadline does
+/// (the read taken when a deadline passed is a non-blocking one of what is
+/// already waiting).
+///
+/// `read` is the result of reading into `buf`: the bytes read, or the end of
+/// the stream (0 bytes, or a failed read: the connection cannot go on
+/// either way).
+pub fn wake(conn: &mut Connection, now: Instant, read: Option<io::Result<usize>>, buf: &[u8], deadline_passed: bool) {
+    if let Some(read) = read {
+        let input = match read {
+            Ok(n) if n > 0 => ServerInput::Data(&buf[..n.min(buf.len())]),
+            Ok(_) => ServerInput::Eof,
+            Err(e) => {
+                tracing::debug!(error = %e, "read failed; closing");
+                ServerInput::Eof
+            }
+        };
+        conn.handle_input(now, input);
     }
+    if deadline_passed {
+        conn.handle_input(now, ServerInput::Timeout);
+    }
+}
+
+/// The reason to abort a connection whose socket took no byte for `stall`
+/// ([`ServerOptions::write_stall`]); logged as a warning.
+pub fn not_reading(stall: Duration) -> CloseReason {
+    tracing::warn!(stall = ?stall, "client is not reading; connection dropped");
+    CloseReason::NotReading(stall)
+}
+
+/// The reason to abort a connection whose write failed; logged.
+pub fn write_failed(error: &io::Error) -> CloseReason {
+    tracing::debug!(%error, "write failed; closing");
+    CloseReason::WriteFailed(error.to_string())
 }
 
 /// Logs an event of the connection machine: [`ServerEvent::FellBehind`] as a
@@ -196,6 +223,7 @@ fn ntp_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtsp_toolkit_core::server::ServerOutput;
 
     fn state(max_connections: usize) -> Arc<ServerState> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media");
@@ -221,16 +249,42 @@ mod tests {
         assert_eq!(state.connections(), 0);
     }
 
+    /// Feeds `wake` and returns the bytes written and whether the connection closed.
+    fn woken(
+        conn: &mut Connection,
+        read: Option<io::Result<usize>>,
+        buf: &[u8],
+        deadline_passed: bool,
+    ) -> (usize, bool) {
+        wake(conn, Instant::now(), read, buf, deadline_passed);
+        let mut written = 0;
+        loop {
+            match conn.poll_output() {
+                ServerOutput::Transmit(b) => written += b.len(),
+                ServerOutput::Close => return (written, true),
+                ServerOutput::Timeout(_) => return (written, false),
+                _ => {}
+            }
+        }
+    }
+
     #[test]
-    fn a_read_means_data_or_the_end() {
-        let buf = [1u8, 2, 3];
-        assert!(matches!(received(Ok(2), &buf), ServerInput::Data([1, 2])));
-        assert!(matches!(received(Ok(0), &buf), ServerInput::Eof));
-        assert!(matches!(
-            received(Err(io::ErrorKind::ConnectionReset.into()), &buf),
-            ServerInput::Eof
-        ));
-        assert!(matches!(received(Ok(9), &buf), ServerInput::Data([1, 2, 3])));
+    fn a_wake_gives_the_read_first_then_the_timeout() {
+        let state = state(1);
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        let options = b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n";
+        let mut a = state.admit(peer).unwrap();
+        let (written, closed) = woken(&mut a.connection, Some(Ok(options.len())), options, true);
+        assert!(
+            written > 0 && !closed,
+            "answered, and the timeout was not the idle one yet"
+        );
+        let (_, closed) = woken(&mut a.connection, Some(Ok(0)), options, false);
+        assert!(closed, "0 bytes is the end of the stream");
+        drop(a);
+        let mut b = state.admit(peer).unwrap();
+        let reset = Err(io::ErrorKind::ConnectionReset.into());
+        assert_eq!(woken(&mut b.connection, Some(reset), options, false), (0, true));
     }
 
     #[test]

@@ -48,6 +48,14 @@
 //! [`DROP_CLOSE_WAIT`] (or the session timeout if shorter), then closes the
 //! socket.
 
+// Named apart from `std::io`, which this file imports as `io`.
+#[cfg(feature = "server")]
+pub mod server;
+#[path = "io.rs"]
+mod sockets;
+#[cfg(feature = "server")]
+pub use server::{serve, Server, ServerBuilder, ServerOptions};
+
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, Read, Write};

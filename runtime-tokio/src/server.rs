@@ -220,9 +220,12 @@ async fn run_connection(mut socket: TcpStream, conn: &mut Connection, state: &Se
     loop {
         match conn.poll_output() {
             ServerOutput::Transmit(bytes) => {
-                if let Err(e) = write_all_or_stall(&socket, &bytes, stall).await {
-                    conn.handle_input(Instant::now(), ServerInput::Abort(write_failed(e, stall)));
-                }
+                let reason = match write_all_or_stall(&socket, &bytes, stall).await {
+                    Ok(()) => continue,
+                    Err(WriteError::Stalled) => serving::not_reading(stall),
+                    Err(WriteError::Io(e)) => serving::write_failed(&e),
+                };
+                conn.handle_input(Instant::now(), ServerInput::Abort(reason));
             }
             ServerOutput::Lookup { token, path } => {
                 let result = lookup(state.library().clone(), path).await;
@@ -239,31 +242,12 @@ async fn run_connection(mut socket: TcpStream, conn: &mut Connection, state: &Se
                     conn.handle_input(Instant::now(), ServerInput::Abort(CloseReason::Shutdown));
                     continue;
                 };
-                if let Some(read) = woken.read {
-                    conn.handle_input(woken.now, serving::received(read, &buf));
-                }
-                if woken.deadline_passed {
-                    conn.handle_input(woken.now, ServerInput::Timeout);
-                }
+                serving::wake(conn, woken.now, woken.read, &buf, woken.deadline_passed);
             }
             ServerOutput::Close => break,
         }
     }
     let _ = socket.shutdown().await;
-}
-
-/// The reason to give the machine for a write that failed.
-fn write_failed(e: WriteError, stall: Duration) -> CloseReason {
-    match e {
-        WriteError::Stalled => {
-            tracing::warn!(stall = ?stall, "client is not reading; connection dropped");
-            CloseReason::NotReading(stall)
-        }
-        WriteError::Io(e) => {
-            tracing::debug!(error = %e, "write failed; closing");
-            CloseReason::WriteFailed(e.to_string())
-        }
-    }
 }
 
 /// A lookup on tokio's blocking pool: it may read a whole file.

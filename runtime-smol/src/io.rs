@@ -1,0 +1,109 @@
+//! Socket plumbing of this crate's loops, on [`async_io::Async`] sockets,
+//! with the rules every runtime of rtsp-toolkit follows:
+//! - **Data before a deadline.** When a deadline passed, one non-blocking
+//!   read of what is already waiting is taken first ([`read_until`]), and
+//!   the caller gives it to the machine before the timeout: data that
+//!   arrived in time is not silence.
+//! - **Write timeout.** A write fails only when the socket takes no byte
+//!   for the whole timeout ([`write_all_or_stall`]): a peer that keeps
+//!   taking bytes, however slowly, is not stalled.
+
+// Until the client's loop uses them too, only the server does.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
+use std::io::{self, Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use futures_lite::future;
+
+/// One read of what is already in the socket, without waiting: `None` when
+/// nothing is there. async-io put the socket in non-blocking mode.
+pub(crate) fn read_waiting(s: &Async<TcpStream>, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    match s.get_ref().read(buf) {
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => None,
+        r => Some(r),
+    }
+}
+
+/// What ended a [`read_until`].
+#[derive(Debug)]
+pub(crate) struct Woken {
+    /// When it ended.
+    pub now: Instant,
+    /// The read taken, if any: give it to the machine first.
+    pub read: Option<io::Result<usize>>,
+    /// The deadline passed: give the machine its timeout after the read.
+    pub deadline_passed: bool,
+}
+
+/// Waits until data arrives or `at` passes, whichever is first; when `at`
+/// passed, the read is the one [`read_waiting`] takes. Cancel-safe: a
+/// cancelled wait has read nothing.
+pub(crate) async fn read_until(s: &Async<TcpStream>, buf: &mut [u8], at: Instant) -> Woken {
+    let read = future::or(async { Some(s.read_with(|s| (&*s).read(buf)).await) }, async {
+        Timer::at(at).await;
+        None
+    })
+    .await;
+    let now = Instant::now();
+    match read {
+        Some(r) => Woken {
+            now,
+            read: Some(r),
+            deadline_passed: now >= at,
+        },
+        None => Woken {
+            now,
+            read: read_waiting(s, buf),
+            deadline_passed: true,
+        },
+    }
+}
+
+/// Why [`write_all_or_stall`] failed.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// The socket took no byte for the whole timeout.
+    Stalled,
+    /// The write failed.
+    Io(io::Error),
+}
+
+/// Writes all of `bytes`, failing with [`WriteError::Stalled`] when the
+/// socket takes no byte for `timeout` (each byte taken starts the timeout
+/// again, however long the whole takes).
+///
+/// When `timeout` passes without a byte taken, one plain non-blocking write
+/// is tried before giving up: if this process was descheduled past the
+/// timeout while the peer kept reading, the socket has room that the
+/// reactor may not have reported yet.
+pub(crate) async fn write_all_or_stall(
+    s: &Async<TcpStream>,
+    mut bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), WriteError> {
+    while !bytes.is_empty() {
+        let deadline = Instant::now() + timeout;
+        let written = future::or(async { Some(s.write_with(|s| (&*s).write(bytes)).await) }, async {
+            Timer::at(deadline).await;
+            None
+        })
+        .await;
+        let written = match written {
+            Some(r) => r,
+            None => match s.get_ref().write(bytes) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(WriteError::Stalled),
+                r => r,
+            },
+        };
+        match written {
+            Ok(0) => return Err(WriteError::Io(io::ErrorKind::WriteZero.into())),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(WriteError::Io(e)),
+        }
+    }
+    Ok(())
+}
