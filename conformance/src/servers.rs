@@ -13,6 +13,61 @@ use std::thread;
 
 use rtsp_toolkit_media::serving::ServerOptions;
 
+/// Defines one test per test body and server runtime: for each `name`
+/// given, `tokio_server::name` and `smol_server::name` call
+/// `name(ServerRuntime::Tokio)` and `name(ServerRuntime::Smol)`, a function
+/// of the calling test file. With `#[test]` the bodies are plain functions;
+/// with `#[tokio::test]` they are `async fn`s, run on a two-thread tokio
+/// runtime (the calling crate needs `tokio` with its `macros`).
+///
+/// ```ignore
+/// rtsp_toolkit_conformance::on_every_server!(#[tokio::test] plays_whole, refuses_traversal);
+///
+/// async fn plays_whole(runtime: ServerRuntime) {
+///     let server = TestServer::start(runtime, rtsp_toolkit_conformance::media_dir());
+///     // ...
+/// }
+/// ```
+#[macro_export]
+macro_rules! on_every_server {
+    (#[test] $($test:ident),* $(,)?) => {
+        mod tokio_server {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test($crate::servers::ServerRuntime::Tokio);
+                }
+            )*
+        }
+        mod smol_server {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test($crate::servers::ServerRuntime::Smol);
+                }
+            )*
+        }
+    };
+    (#[tokio::test] $($test:ident),* $(,)?) => {
+        mod tokio_server {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::servers::ServerRuntime::Tokio).await;
+                }
+            )*
+        }
+        mod smol_server {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::servers::ServerRuntime::Smol).await;
+                }
+            )*
+        }
+    };
+}
+
 /// A runtime crate with a file server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerRuntime {

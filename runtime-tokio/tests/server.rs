@@ -14,29 +14,9 @@ use futures_util::StreamExt;
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_tokio::{ClientOptions, Event, ServerOptions, Session};
 
-/// Each test body below, once per server runtime.
-macro_rules! on_every_server {
-    ($($test:ident),* $(,)?) => {
-        mod tokio_server {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::ServerRuntime::Tokio).await;
-                }
-            )*
-        }
-        mod smol_server {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::ServerRuntime::Smol).await;
-                }
-            )*
-        }
-    };
-}
-
-on_every_server!(
+// Each test body below, once per server runtime.
+rtsp_toolkit_conformance::on_every_server!(
+    #[tokio::test]
     every_fixture_plays_whole,
     play_count_two_delivers_twice_with_continuous_timestamps,
     nothing_outside_the_root_is_served,
