@@ -85,9 +85,10 @@ pub(crate) async fn write_all_or_stall(
     timeout: Duration,
 ) -> Result<(), WriteError> {
     while !bytes.is_empty() {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long for an Instant never fires.
+        let stall = Instant::now().checked_add(timeout).map_or_else(Timer::never, Timer::at);
         let written = future::or(async { Some(s.write_with(|s| (&*s).write(bytes)).await) }, async {
-            Timer::at(deadline).await;
+            stall.await;
             None
         })
         .await;

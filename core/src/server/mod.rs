@@ -104,14 +104,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-/// Largest output batch whose buffer is kept for reuse: the batches of most
-/// frames fit; a bigger one (a 1080p IDR frame, a catch-up burst) gets a
-/// buffer of its own, freed once written, so that a connection keeps at
-/// most this much between batches.
-const RETAIN_OUTPUT_BYTES: usize = 64 * 1024;
-/// At most one [`ServerEvent::FellBehind`] per connection this often.
-const LAG_EVENT_INTERVAL: Duration = Duration::from_secs(5);
-
 use crate::error::ProtocolError;
 use crate::message::{Decoder, Headers, Limits, Message, Method, Request};
 use crate::source::MediaSource;
@@ -120,6 +112,14 @@ use clock::SplitMix64;
 pub use path::{PlayCount, Target, TargetError};
 use request::RequestInfo;
 use stream::{Lag, Session, State};
+
+/// Largest output batch whose buffer is kept for reuse: the batches of most
+/// frames fit; a bigger one (a 1080p IDR frame, a catch-up burst) gets a
+/// buffer of its own, freed once written, so that a connection keeps at
+/// most this much between batches.
+const RETAIN_OUTPUT_BYTES: usize = 64 * 1024;
+/// At most one [`ServerEvent::FellBehind`] per connection this often.
+const LAG_EVENT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Requests held while a lookup is outstanding.
 const MAX_HELD: usize = 16;
