@@ -22,7 +22,7 @@ use rtsp_toolkit_core::codec::{Depacketizer, Frame, SequenceTracker};
 use rtsp_toolkit_core::message::{Decoder, Limits, Message};
 use rtsp_toolkit_core::rtp::RtpPacket;
 use rtsp_toolkit_core::sdp::Sdp;
-use rtsp_toolkit_core::server::{CloseReason, Connection, LookupError, ServerConfig, ServerOutput};
+use rtsp_toolkit_core::server::{CloseReason, Connection, LookupError, ServerConfig, ServerInput, ServerOutput};
 use rtsp_toolkit_core::source::{MediaSource, SourceCodec, SourceSample, SourceTrack};
 use rtsp_toolkit_core::{capture, rtcp};
 use rtsp_toolkit_media::FileKind;
@@ -498,7 +498,7 @@ fn fuzz_source(pcma: bool) -> MediaSource {
 /// Byte 0: bits 0..=1 how lookups are answered (source, G.711 source, not
 /// found, unreadable), bit 2 small message limits, bits 3..=5 how often a
 /// timeout fires, bit 6 `max_lag` zero (every late wake-up moves the
-/// schedule), bit 7 end with [`Connection::abort`] instead of EOF. Byte 1:
+/// schedule), bit 7 end with [`ServerInput::Abort`] instead of EOF. Byte 1:
 /// chunk size. The rest is what the client sends, fed in chunks 20 ms apart.
 pub fn server_connection(data: &[u8]) {
     let (flags, rest) = split_first(data);
@@ -541,20 +541,20 @@ pub fn server_connection(data: &[u8]) {
             break;
         }
         now += Duration::from_millis(20);
-        conn.handle_input(now, c);
+        conn.handle_input(now, ServerInput::Data(c));
         closed = drain_server(&mut conn, now, &lookup, &mut transmitted);
         if !closed && timeout_every != 0 && i % timeout_every == 0 {
             now += Duration::from_millis(300);
-            conn.handle_timeout(now);
+            conn.handle_input(now, ServerInput::Timeout);
             closed = drain_server(&mut conn, now, &lookup, &mut transmitted);
         }
     }
     if !closed {
         let at = now + Duration::from_millis(1);
         if flags & 128 != 0 {
-            conn.abort(at, CloseReason::NotReading(Duration::from_secs(5)));
+            conn.handle_input(at, ServerInput::Abort(CloseReason::NotReading(Duration::from_secs(5))));
         } else {
-            conn.handle_eof(at);
+            conn.handle_input(at, ServerInput::Eof);
         }
         assert!(
             drain_server(&mut conn, now, &lookup, &mut transmitted),
@@ -584,7 +584,13 @@ fn drain_server(
                 assert!(!b.is_empty());
                 *transmitted += b.len();
             }
-            ServerOutput::Lookup { token, path } => conn.handle_lookup(now, token, lookup(&path)),
+            ServerOutput::Lookup { token, path } => conn.handle_input(
+                now,
+                ServerInput::Lookup {
+                    token,
+                    result: lookup(&path),
+                },
+            ),
             ServerOutput::Event(_) => {}
             ServerOutput::Timeout(_) => return false,
             ServerOutput::Close => return true,

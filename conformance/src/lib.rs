@@ -9,6 +9,8 @@
 //! - [`fuzzing`]: the fuzz targets' entry points, also replayed by `tests/fuzz_corpus.rs`;
 //! - [`runtimes`]: one URL run on tokio, smol or blocking, its events collected
 //!   with a deadline (the runner of the cross-runtime tests);
+//! - [`servers`]: our file server on tokio or smol on a loopback port (the
+//!   runner of the tests every server must pass);
 //! - [`events`]: event normalization (for comparing runtimes) and a one-line
 //!   summary per event (for comparing a replay with the live session).
 //!
@@ -21,6 +23,7 @@ pub mod hostile;
 pub mod peers;
 pub mod runtimes;
 pub mod script;
+pub mod servers;
 
 use std::path::PathBuf;
 

@@ -19,7 +19,7 @@ use rtsp_toolkit_conformance::{captures_dir, repo_root};
 use rtsp_toolkit_core::capture::Capture;
 use rtsp_toolkit_core::message::{Decoder, Limits, Message};
 use rtsp_toolkit_core::rtp::RtpPacket;
-use rtsp_toolkit_core::server::{Connection, ServerConfig, ServerOutput};
+use rtsp_toolkit_core::server::{Connection, ServerConfig, ServerInput, ServerOutput};
 
 fn fuzz_dir() -> PathBuf {
     repo_root().join("fuzz")
@@ -173,11 +173,17 @@ fn server_script() -> Vec<u8> {
         ),
     ]
     .concat();
-    conn.handle_input(now, &setup);
+    conn.handle_input(now, ServerInput::Data(&setup));
     let source = Arc::new(fuzz_source_for_seeds());
     loop {
         match conn.poll_output() {
-            ServerOutput::Lookup { token, .. } => conn.handle_lookup(now, token, Ok(source.clone())),
+            ServerOutput::Lookup { token, .. } => conn.handle_input(
+                now,
+                ServerInput::Lookup {
+                    token,
+                    result: Ok(source.clone()),
+                },
+            ),
             ServerOutput::Timeout(_) | ServerOutput::Close => break,
             _ => {}
         }

@@ -1,4 +1,5 @@
-//! A hostile client against our file server (`rtsp_toolkit_tokio::ServerBuilder`).
+//! A hostile client against our file server, on tokio and on smol (each case
+//! runs once per server, in the modules `tokio_server` and `smol_server`).
 //!
 //! Every case talks raw bytes over `std::net::TcpStream` to a server on
 //! 127.0.0.1:0, checks the exact answer (a status, or the connection closed
@@ -8,8 +9,8 @@
 //!
 //! Also here: the short soak for CI (`soak_short_crosses_the_wraps`): 20
 //! looping sessions of our client for 60 s against a server whose sequence
-//! numbers and timestamps start just below the wrap. The hour-long version is
-//! `scripts/soak.sh`.
+//! numbers and timestamps start just below the wrap (the tokio server). The
+//! hour-long version is `scripts/soak.sh`.
 //!
 //! Client and server share this process, so the soak's RSS figure is both of
 //! them; the soak takes the write side of [`EXCLUSIVE`] so that no other case
@@ -18,14 +19,32 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use rtsp_toolkit_conformance::servers::{self, ServerRuntime};
 use rtsp_toolkit_core::message::Method;
-use rtsp_toolkit_tokio::{ClientOptions, Event, Server, ServerBuilder, ServerOptions, Session, StopSignal};
+use rtsp_toolkit_tokio::{ClientOptions, Event, ServerOptions, Session, StopSignal};
+
+rtsp_toolkit_conformance::on_every_server!(
+    #[test]
+    path_traversal_in_every_spelling_is_refused,
+    garbage_bytes_close_the_connection,
+    a_request_without_cseq,
+    oversized_requests_close_the_connection,
+    wrong_state_and_bogus_transports,
+    interleaved_junk_from_the_client,
+    huge_and_odd_play_counts,
+    a_request_sent_one_byte_at_a_time,
+    a_client_that_never_reads_is_dropped_and_others_are_unaffected,
+    two_thousand_idle_connections,
+);
 
 /// Taken for reading by every case, for writing by the soak (see the module docs).
 static EXCLUSIVE: RwLock<()> = RwLock::new(());
+
+/// Taken by [`two_thousand_idle_connections`], which runs once per server.
+static IDLE: Mutex<()> = Mutex::new(());
 
 fn shared_lock() -> std::sync::RwLockReadGuard<'static, ()> {
     EXCLUSIVE.read().unwrap_or_else(|p| p.into_inner())
@@ -35,32 +54,27 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media")
 }
 
-/// A server on its own runtime (two worker threads), so that the test
-/// thread can do blocking I/O against it. Shut down on drop.
+/// A server on threads of its own, so that the test thread can do blocking
+/// I/O against it, and a tokio runtime (two worker threads) for the case's
+/// own clients. Shut down on drop.
 struct TestServer {
     rt: tokio::runtime::Runtime,
-    server: Server,
+    server: servers::TestServer,
     addr: SocketAddr,
 }
 
 impl TestServer {
-    fn start(root: &Path) -> TestServer {
-        TestServer::with(root, ServerOptions::default())
+    fn start(runtime: ServerRuntime, root: &Path) -> TestServer {
+        TestServer::with(runtime, root, ServerOptions::default())
     }
 
-    fn with(root: &Path, options: ServerOptions) -> TestServer {
+    fn with(runtime: ServerRuntime, root: &Path, options: ServerOptions) -> TestServer {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let server = rt
-            .block_on(
-                ServerBuilder::new(root)
-                    .options(options)
-                    .bind("127.0.0.1:0".parse().unwrap()),
-            )
-            .unwrap();
+        let server = servers::TestServer::with_options(runtime, root, options);
         let addr = server.local_addr();
         TestServer { rt, server, addr }
     }
@@ -77,13 +91,6 @@ impl TestServer {
             .unwrap_or_else(|| panic!("after {after}: no answer to a fresh OPTIONS"));
         assert_eq!(r.status, 200, "after {after}: fresh OPTIONS");
         assert_eq!(r.header("CSeq"), Some("77"));
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        // Dropping the runtime afterwards ends whatever is left.
-        self.server.shutdown();
     }
 }
 
@@ -254,11 +261,10 @@ fn traversal_tree(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
     (tmp, root, outside)
 }
 
-#[test]
-fn path_traversal_in_every_spelling_is_refused() {
+fn path_traversal_in_every_spelling_is_refused(runtime: ServerRuntime) {
     let _g = shared_lock();
-    let (tmp, root, outside) = traversal_tree("paths");
-    let srv = TestServer::start(&root);
+    let (tmp, root, outside) = traversal_tree(&format!("paths-{}", runtime.name()));
+    let srv = TestServer::start(runtime, &root);
     let secret_abs = outside.join("secret.mp4");
     let secret_abs = secret_abs.to_str().unwrap();
     let refused_404 = [
@@ -347,10 +353,9 @@ fn path_traversal_in_every_spelling_is_refused() {
 
 /// Input that cannot be framed as RTSP: answered 400 (no CSeq) at most, and
 /// the connection is closed.
-#[test]
-fn garbage_bytes_close_the_connection() {
+fn garbage_bytes_close_the_connection(runtime: ServerRuntime) {
     let _g = shared_lock();
-    let srv = TestServer::start(&fixtures());
+    let srv = TestServer::start(runtime, &fixtures());
     let mut tls_hello = vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
     tls_hello.extend(noise(3, 500));
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -400,10 +405,9 @@ fn garbage_bytes_close_the_connection() {
     assert_eq!(c.response().unwrap().status, 200);
 }
 
-#[test]
-fn a_request_without_cseq() {
+fn a_request_without_cseq(runtime: ServerRuntime) {
     let _g = shared_lock();
-    let srv = TestServer::start(&fixtures());
+    let srv = TestServer::start(runtime, &fixtures());
     let mut c = Raw::connect(srv.addr);
     c.send(format!("OPTIONS {} RTSP/1.0\r\nUser-Agent: hostile\r\n\r\n", srv.url("/")).as_bytes());
     let r = c.response().expect("an answer");
@@ -416,10 +420,9 @@ fn a_request_without_cseq() {
 
 /// Requests over the limits (64 KiB header block, 128 headers, 1 MiB body):
 /// 400 at most, and the connection closed.
-#[test]
-fn oversized_requests_close_the_connection() {
+fn oversized_requests_close_the_connection(runtime: ServerRuntime) {
     let _g = shared_lock();
-    let srv = TestServer::start(&fixtures());
+    let srv = TestServer::start(runtime, &fixtures());
     let uri = srv.url("/h264_aac.mp4");
     let long_line = format!(
         "OPTIONS {uri} RTSP/1.0\r\nCSeq: 1\r\nX-Long: {}\r\n\r\n",
@@ -496,10 +499,9 @@ fn oversized_requests_close_the_connection() {
 
 /// Methods out of order and transports we do not do: exact statuses, and
 /// the connection goes on.
-#[test]
-fn wrong_state_and_bogus_transports() {
+fn wrong_state_and_bogus_transports(runtime: ServerRuntime) {
     let _g = shared_lock();
-    let srv = TestServer::start(&fixtures());
+    let srv = TestServer::start(runtime, &fixtures());
     let url = srv.url("/h264_aac.mp4");
     let track = format!("{url}/trackID=0");
     let mut c = Raw::connect(srv.addr);
@@ -587,10 +589,9 @@ fn wrong_state_and_bogus_transports() {
 
 /// `$`-framed junk from the client, before a session and while playing, is
 /// ignored; the session goes on and answers requests.
-#[test]
-fn interleaved_junk_from_the_client() {
+fn interleaved_junk_from_the_client(runtime: ServerRuntime) {
     let _g = shared_lock();
-    let srv = TestServer::start(&fixtures());
+    let srv = TestServer::start(runtime, &fixtures());
     let url = srv.url("/h264_aac.mp4");
     let frame = |channel: u8, payload: &[u8]| {
         let mut f = vec![b'$', channel];
@@ -648,10 +649,9 @@ fn interleaved_junk_from_the_client() {
 
 /// `?play_count=` with absurd values: never an error, never a crash; the
 /// `Range` end says what the server made of it.
-#[test]
-fn huge_and_odd_play_counts() {
+fn huge_and_odd_play_counts(runtime: ServerRuntime) {
     let _g = shared_lock();
-    let srv = TestServer::start(&fixtures());
+    let srv = TestServer::start(runtime, &fixtures());
     let huge = "9".repeat(10_000);
     let cases: Vec<(String, Option<&str>)> = vec![
         // (value, expected range end: None = open-ended loop, Some("1x") once, Some("max") = u32::MAX times)
@@ -704,10 +704,9 @@ fn huge_and_odd_play_counts() {
 }
 
 /// Requests dribbled one byte at a time get the same answers.
-#[test]
-fn a_request_sent_one_byte_at_a_time() {
+fn a_request_sent_one_byte_at_a_time(runtime: ServerRuntime) {
     let _g = shared_lock();
-    let srv = TestServer::start(&fixtures());
+    let srv = TestServer::start(runtime, &fixtures());
     let mut c = Raw::connect(srv.addr);
     c.s.set_nodelay(true).unwrap();
     let url = srv.url("/h264_aac.mp4");
@@ -740,10 +739,10 @@ fn a_request_sent_one_byte_at_a_time() {
 /// (`write_stall` without the socket taking a byte); its queue is the kernel
 /// send buffer (`send_buffer`), nothing grows in the server; a normal session
 /// beside it gets every frame.
-#[test]
-fn a_client_that_never_reads_is_dropped_and_others_are_unaffected() {
+fn a_client_that_never_reads_is_dropped_and_others_are_unaffected(runtime: ServerRuntime) {
     let _g = shared_lock();
     let srv = TestServer::with(
+        runtime,
         &fixtures(),
         ServerOptions {
             write_stall: Duration::from_millis(500),
@@ -832,9 +831,10 @@ fn open_files_limit() -> usize {
 /// Both ends are in this process, so each connection costs two descriptors:
 /// with a soft `ulimit -n` under ~3,200 the test scales down (printing what it
 /// used); `scripts/test-all.sh` and CI run with the image's limit (20,000).
-#[test]
-fn two_thousand_idle_connections() {
+fn two_thousand_idle_connections(runtime: ServerRuntime) {
     let _g = shared_lock();
+    // One server's run at a time: the descriptor budget below is for one.
+    let _one = IDLE.lock().unwrap_or_else(|p| p.into_inner());
     let limit = open_files_limit();
     let max_connections = 1000.min(limit / 4);
     let idle = 2000.min(limit.saturating_sub(max_connections + 200));
@@ -846,7 +846,7 @@ fn two_thousand_idle_connections() {
         ..Default::default()
     };
     options.config.idle_timeout = idle_timeout;
-    let srv = TestServer::with(&fixtures(), options);
+    let srv = TestServer::with(runtime, &fixtures(), options);
     let partial = format!("OPTIONS {} RTSP/1.0\r\nCSe", srv.url("/"));
     let opened = Instant::now();
     let mut conns: Vec<TcpStream> = (0..idle)
@@ -919,7 +919,7 @@ fn soak_short_crosses_the_wraps() {
     let initial = (65_500u16, u32::MAX - 180_000 + 1);
     let mut options = ServerOptions::default();
     options.config.initial_rtp = Some(initial);
-    let srv = TestServer::with(&fixtures(), options);
+    let srv = TestServer::with(ServerRuntime::Tokio, &fixtures(), options);
     let url = srv.url("/h264_aac.mp4?play_count=0");
     let stop = StopSignal::new();
     let started = Instant::now();

@@ -1,6 +1,7 @@
 //! Our file server against third-party clients on loopback: `ffprobe`
 //! (FFmpeg), GStreamer's `rtspsrc`, and retina. Every fixture must give the
-//! frames the file has.
+//! frames the file has, from the tokio server and the smol server alike
+//! (each test runs once per server, in `tokio_server` and `smol_server`).
 
 use std::process::Command;
 use std::time::Duration;
@@ -8,7 +9,15 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use retina::client::{PlayOptions, Session as RetinaSession, SessionOptions, SetupOptions, Transport};
 use retina::codec::CodecItem;
-use rtsp_toolkit_tokio::{Server, ServerBuilder};
+use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
+
+rtsp_toolkit_conformance::on_every_server!(
+    #[tokio::test]
+    ffprobe_counts_every_frame,
+    ffprobe_play_count_two_counts_twice,
+    gstreamer_rtspsrc_receives_every_frame,
+    retina_receives_every_frame,
+);
 
 /// (file, [(ffprobe codec name, frames)]): the file's own counts.
 const FIXTURES: &[(&str, &[(&str, usize)])] = &[
@@ -20,11 +29,8 @@ const FIXTURES: &[(&str, &[(&str, usize)])] = &[
     ("pcm_16k_mono.wav", &[("pcm_alaw", 250)]),
 ];
 
-async fn start() -> Server {
-    ServerBuilder::new(rtsp_toolkit_conformance::media_dir())
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+fn start(runtime: ServerRuntime) -> TestServer {
+    TestServer::start(runtime, rtsp_toolkit_conformance::media_dir())
 }
 
 /// Runs a command with a deadline; its stdout.
@@ -59,9 +65,8 @@ fn parse_counts(out: &str) -> Vec<(String, usize)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ffprobe_counts_every_frame() {
-    let server = start().await;
+async fn ffprobe_counts_every_frame(runtime: ServerRuntime) {
+    let server = start(runtime);
     // All at once: pacing is real time.
     let runs = futures_util::future::join_all(FIXTURES.iter().map(|(name, _)| {
         let url = format!("rtsp://{}/{name}", server.local_addr());
@@ -75,9 +80,8 @@ async fn ffprobe_counts_every_frame() {
     server.shutdown();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ffprobe_play_count_two_counts_twice() {
-    let server = start().await;
+async fn ffprobe_play_count_two_counts_twice(runtime: ServerRuntime) {
+    let server = start(runtime);
     let url = format!("rtsp://{}/h264_aac.mp4?play_count=2", server.local_addr());
     let out = run(ffprobe(&url, &[]), Duration::from_secs(40)).await;
     assert_eq!(parse_counts(&out), vec![("h264".into(), 250), ("aac".into(), 432)]);
@@ -85,9 +89,8 @@ async fn ffprobe_play_count_two_counts_twice() {
 }
 
 /// GStreamer's rtspsrc over TCP: frames counted at a fakesink; it ends on our BYE (EOS).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gstreamer_rtspsrc_receives_every_frame() {
-    let server = start().await;
+async fn gstreamer_rtspsrc_receives_every_frame(runtime: ServerRuntime) {
+    let server = start(runtime);
     let cases = [
         ("h264_aac.mp4", "rtph264depay ! h264parse", 125),
         ("h265.mp4", "rtph265depay ! h265parse", 125),
@@ -115,9 +118,8 @@ async fn gstreamer_rtspsrc_receives_every_frame() {
 }
 
 /// retina against our server: the frames of every track of every fixture.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retina_receives_every_frame() {
-    let server = start().await;
+async fn retina_receives_every_frame(runtime: ServerRuntime) {
+    let server = start(runtime);
     let runs = futures_util::future::join_all(FIXTURES.iter().map(|(name, want)| {
         let url = format!("rtsp://{}/{name}", server.local_addr());
         let total: usize = want.iter().map(|(_, n)| n).sum();

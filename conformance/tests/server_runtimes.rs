@@ -1,10 +1,12 @@
 //! Our server played to our own client on every runtime: the same frames on
-//! tokio, smol and blocking, the whole file, ending cleanly on the server's BYE.
+//! tokio, smol and blocking, the whole file, ending cleanly on the server's
+//! BYE; against the tokio server and the smol server alike.
 
 use std::time::Duration;
 
+use rtsp_toolkit_conformance::runtimes::{self, Control};
+use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_core::client::{ClientOptions, Event};
-use rtsp_toolkit_tokio::ServerBuilder;
 
 /// Frames per track, and whether the session closed without error.
 fn tally(events: &[Event]) -> ([usize; 2], bool) {
@@ -20,45 +22,35 @@ fn tally(events: &[Event]) -> ([usize; 2], bool) {
     (frames, clean)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_runtime_gets_every_frame_from_our_server() {
-    let server = ServerBuilder::new(rtsp_toolkit_conformance::media_dir())
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let url = format!("rtsp://{}/h264_aac.mp4", server.local_addr());
-
-    let blocking_url = url.clone();
-    let blocking = tokio::task::spawn_blocking(move || {
-        let session = rtsp_toolkit_blocking::Session::open(&blocking_url, ClientOptions::default()).unwrap();
-        session.take(100_000).collect::<Vec<_>>()
+fn every_runtime_gets_every_frame(server: ServerRuntime) {
+    let server = TestServer::start(server, rtsp_toolkit_conformance::media_dir());
+    let url = server.url("h264_aac.mp4");
+    let runs = runtimes::at_once(|runtime| {
+        runtimes::run(
+            runtime,
+            &url,
+            ClientOptions::default(),
+            Control::within(Duration::from_secs(40)),
+        )
     });
-    let smol_url = url.clone();
-    let smol = tokio::task::spawn_blocking(move || {
-        smol::block_on(async {
-            let mut session = rtsp_toolkit_smol::Session::open(&smol_url, ClientOptions::default()).unwrap();
-            let mut events = Vec::new();
-            while let Some(e) = session.next_event().await {
-                events.push(e);
-            }
-            events
-        })
-    });
-    let tokio_events = async {
-        let mut session = rtsp_toolkit_tokio::Session::open(&url, ClientOptions::default()).unwrap();
-        let mut events = Vec::new();
-        while let Some(e) = session.next_event().await {
-            events.push(e);
-        }
-        events
-    };
-    let (b, s, t) = tokio::time::timeout(Duration::from_secs(40), async {
-        tokio::join!(blocking, smol, tokio_events)
-    })
-    .await
-    .expect("all three sessions ended");
-    for (name, events) in [("blocking", b.unwrap()), ("smol", s.unwrap()), ("tokio", t)] {
-        assert_eq!(tally(&events), ([125, 216], true), "{name}");
+    for run in runs {
+        assert_eq!(
+            tally(&run.events),
+            ([125, 216], true),
+            "{} client, {} server",
+            run.runtime.name(),
+            server.runtime().name()
+        );
     }
     server.shutdown();
+}
+
+#[test]
+fn every_runtime_gets_every_frame_from_our_tokio_server() {
+    every_runtime_gets_every_frame(ServerRuntime::Tokio);
+}
+
+#[test]
+fn every_runtime_gets_every_frame_from_our_smol_server() {
+    every_runtime_gets_every_frame(ServerRuntime::Smol);
 }

@@ -188,26 +188,31 @@ impl ClientDriver {
         }
     }
 
-    /// A read into `buf` finished. When `deadline` has passed too, the
-    /// timeout follows at once (rule 2 of the [crate docs](crate)).
-    pub fn read_done(&mut self, result: io::Result<usize>, buf: &[u8], deadline: Option<Instant>) {
-        let now = Instant::now();
-        self.feed_read(now, result, buf);
-        if deadline.is_some_and(|at| now >= at) {
+    /// A wait ended at `now`: `read` is the read it took into `buf` (if any; when the
+    /// deadline passed, the one read of what was already waiting), and
+    /// `deadline_passed` says whether the deadline passed too. The read is
+    /// handed in first, then the timeout (rules 1 and 2 of the
+    /// [crate docs](crate)).
+    pub fn woken(&mut self, now: Instant, read: Option<io::Result<usize>>, buf: &[u8], deadline_passed: bool) {
+        if let Some(result) = read {
+            self.feed_read(now, result, buf);
+        }
+        if deadline_passed {
             self.client.handle_input(now, Input::Timeout);
         }
     }
 
-    /// The deadline passed. `waiting` is the result of one read, without
-    /// waiting, of what is already in the socket (`None`: nothing, or no
-    /// socket); it is handed in before the timeout (rule 1 of the
-    /// [crate docs](crate)).
-    pub fn deadline_passed(&mut self, waiting: Option<io::Result<usize>>, buf: &[u8]) {
+    /// A read into `buf` finished; [`ClientDriver::woken`] with whether
+    /// `deadline` has passed.
+    pub fn read_done(&mut self, result: io::Result<usize>, buf: &[u8], deadline: Option<Instant>) {
         let now = Instant::now();
-        if let Some(result) = waiting {
-            self.feed_read(now, result, buf);
-        }
-        self.client.handle_input(now, Input::Timeout);
+        self.woken(now, Some(result), buf, deadline.is_some_and(|at| now >= at));
+    }
+
+    /// The deadline passed; [`ClientDriver::woken`] with the one read of
+    /// what was already waiting (`None`: nothing, or no socket).
+    pub fn deadline_passed(&mut self, waiting: Option<io::Result<usize>>, buf: &[u8]) {
+        self.woken(Instant::now(), waiting, buf, true);
     }
 
     /// A write failed.

@@ -23,6 +23,11 @@
 //! [`MediaError::NoSupportedTrack`]. The per-format modules document their
 //! timing rules (edit lists, Matroska decode times, resampling).
 //!
+//! For the server runtimes: [`library`] (the files a server publishes: root
+//! confinement, the shared source cache, URLs) and [`serving`] (its options
+//! and the state its connections share), so that a runtime's server is only
+//! a loop that moves bytes, time and lookups.
+//!
 //! Decode helpers for clients: [`audio`] (AAC and G.711 to PCM, WAV writing, playback behind the
 //! `playback` feature) and, behind the `decode` feature, `video` (H.264 and H.265 to RGB or YUV
 //! pictures through FFmpeg's libavcodec).
@@ -67,10 +72,12 @@ pub use rtsp_toolkit_core::source::{MediaSource, SourceCodec, SourceSample, Sour
 
 mod adts;
 pub mod audio;
+pub mod library;
 mod mkv;
 mod mp4;
 mod nal;
 mod reader;
+pub mod serving;
 mod timeline;
 #[cfg(feature = "decode")]
 pub mod video;

@@ -1,93 +1,110 @@
-//! The socket plumbing of this runtime: a write that fails only when it
-//! makes no progress for the timeout (see `rtsp_toolkit_driver` for the
-//! rules), and the bounded blocking write of a session's `Drop`.
+//! Socket plumbing of this crate's loops, client and server, on
+//! [`async_io::Async`] sockets, with the rules every runtime of rtsp-toolkit
+//! follows (`docs/ARCHITECTURE.md`):
+//! - **Data before a deadline.** When a deadline passed, one non-blocking
+//!   read of what is already waiting is taken first ([`read_until`]), and
+//!   the caller gives it to the machine before the timeout: data that
+//!   arrived in time is not silence.
+//! - **Write timeout.** A write fails only when the socket takes no byte
+//!   for the whole timeout ([`write_all_or_stall`]): a peer that keeps
+//!   taking bytes, however slowly, is not stalled.
 
-use std::future::Future;
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::net::TcpStream;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use bytes::Bytes;
-use futures_lite::AsyncWrite;
+use futures_lite::future;
 
-use rtsp_toolkit_driver::{is_would_block, WriteError};
+pub(crate) use rtsp_toolkit_driver::WriteError;
 
-/// Bytes being written, with where the write got to and a timer that runs
-/// from the last progress.
-pub(crate) struct Pending {
-    bytes: Bytes,
-    done: usize,
-    timer: Timer,
-    /// When the timer is set to fire (`last progress + timeout`).
-    timer_at: Option<Instant>,
-    last_progress: Instant,
-}
-
-impl Pending {
-    pub(crate) fn new(bytes: Bytes) -> Pending {
-        Pending {
-            bytes,
-            done: 0,
-            timer: Timer::never(),
-            timer_at: None,
-            last_progress: Instant::now(),
-        }
-    }
-
-    /// What is left to write.
-    pub(crate) fn rest(&self) -> &[u8] {
-        &self.bytes[self.done..]
-    }
-
-    /// Advances the write; `Ready` when it is done or failed.
-    pub(crate) fn poll(
-        &mut self,
-        stream: &mut Async<TcpStream>,
-        stall: Duration,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), WriteError>> {
-        while self.done < self.bytes.len() {
-            match Pin::new(&mut *stream).poll_write(cx, &self.bytes[self.done..]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(WriteError::Closed)),
-                Poll::Ready(Ok(n)) => {
-                    self.done += n;
-                    self.last_progress = Instant::now();
-                }
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(WriteError::Io(e))),
-                Poll::Pending => {
-                    let at = self.last_progress + stall;
-                    if self.timer_at != Some(at) {
-                        self.timer.set_at(at);
-                        self.timer_at = Some(at);
-                    }
-                    if Pin::new(&mut self.timer).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    // The stall passed: one plain write first, in case the
-                    // reactor has not reported room yet (the process was
-                    // descheduled while the peer kept reading).
-                    self.timer_at = None;
-                    match stream.get_ref().write(&self.bytes[self.done..]) {
-                        Ok(0) => return Poll::Ready(Err(WriteError::Closed)),
-                        Ok(n) => {
-                            self.done += n;
-                            self.last_progress = Instant::now();
-                        }
-                        Err(e) if is_would_block(&e) => return Poll::Ready(Err(WriteError::Stalled)),
-                        Err(e) => return Poll::Ready(Err(WriteError::Io(e))),
-                    }
-                }
-            }
-        }
-        Poll::Ready(Ok(()))
+/// One read of what is already in the socket, without waiting: `None` when
+/// nothing is there. async-io put the socket in non-blocking mode.
+pub(crate) fn read_waiting(s: &Async<TcpStream>, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    match s.get_ref().read(buf) {
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => None,
+        r => Some(r),
     }
 }
 
-/// Writes all of `bytes` on a blocking socket, giving up at `deadline`.
+/// What ended a [`read_until`].
+#[derive(Debug)]
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
+pub(crate) struct Woken {
+    /// When it ended.
+    pub now: Instant,
+    /// The read taken, if any: give it to the machine first.
+    pub read: Option<io::Result<usize>>,
+    /// The deadline passed: give the machine its timeout after the read.
+    pub deadline_passed: bool,
+}
+
+/// Waits until data arrives or `at` passes, whichever is first; when `at`
+/// passed, the read is the one [`read_waiting`] takes. Cancel-safe: a
+/// cancelled wait has read nothing. (The server's loop; the client's is a
+/// poll function.)
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
+pub(crate) async fn read_until(s: &Async<TcpStream>, buf: &mut [u8], at: Instant) -> Woken {
+    let read = future::or(async { Some(s.read_with(|s| (&*s).read(buf)).await) }, async {
+        Timer::at(at).await;
+        None
+    })
+    .await;
+    let now = Instant::now();
+    match read {
+        Some(r) => Woken {
+            now,
+            read: Some(r),
+            deadline_passed: now >= at,
+        },
+        None => Woken {
+            now,
+            read: read_waiting(s, buf),
+            deadline_passed: true,
+        },
+    }
+}
+
+/// Writes all of `bytes`, failing with [`WriteError::Stalled`] when the
+/// socket takes no byte for `timeout` (each byte taken starts the timeout
+/// again, however long the whole takes).
+///
+/// When `timeout` passes without a byte taken, one plain non-blocking write
+/// is tried before giving up: if this process was descheduled past the
+/// timeout while the peer kept reading, the socket has room that the
+/// reactor may not have reported yet.
+pub(crate) async fn write_all_or_stall(
+    s: &Async<TcpStream>,
+    mut bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), WriteError> {
+    while !bytes.is_empty() {
+        // A timeout too long for an Instant never fires.
+        let stall = Instant::now().checked_add(timeout).map_or_else(Timer::never, Timer::at);
+        let written = future::or(async { Some(s.write_with(|s| (&*s).write(bytes)).await) }, async {
+            stall.await;
+            None
+        })
+        .await;
+        let written = match written {
+            Some(r) => r,
+            None => match s.get_ref().write(bytes) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(WriteError::Stalled),
+                r => r,
+            },
+        };
+        match written {
+            Ok(0) => return Err(WriteError::Closed),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(WriteError::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `bytes` on a blocking socket, giving up at `deadline` (the
+/// bounded close of a dropped client session).
 pub(crate) fn blocking_write(s: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
     while !bytes.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -49,11 +49,16 @@
 //! socket.
 
 mod io;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub use server::{serve, Server, ServerBuilder, ServerOptions};
 
 use std::future::Future;
 use std::io::Read as _;
 use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -65,7 +70,7 @@ pub use rtsp_toolkit_core as core;
 pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::stop::Stopped;
 use rtsp_toolkit_core::Output;
-use rtsp_toolkit_driver::{is_would_block, ClientDriver, ConnectAttempt, WriteError, READ_CHUNK};
+use rtsp_toolkit_driver::{ClientDriver, ConnectAttempt, WriteError, READ_CHUNK};
 
 /// Longest a [`Drop`] of a running session blocks the current thread waiting
 /// for the TEARDOWN answer.
@@ -74,12 +79,16 @@ pub const DROP_CLOSE_WAIT: Duration = Duration::from_millis(500);
 enum Conn {
     /// Resolution and connection run on a helper thread (async-io has no resolver).
     Connecting(ConnectAttempt),
+    /// Shared with the write in progress, which owns a handle to it.
     Open {
-        stream: Async<TcpStream>,
+        stream: Arc<Async<TcpStream>>,
         read_closed: bool,
     },
     Closed,
 }
+
+/// A request being written (`io::write_all_or_stall` on the shared stream).
+type Writing = Pin<Box<dyn Future<Output = Result<(), WriteError>> + Send>>;
 
 /// A running client session: a [`Stream`](futures_core::Stream) of
 /// [`Event`]s that ends after [`Event::Closed`]. It runs while polled; see
@@ -88,7 +97,7 @@ pub struct Session {
     driver: ClientDriver,
     stopped: Stopped,
     conn: Conn,
-    writing: Option<io::Pending>,
+    writing: Option<Writing>,
     timer: Timer,
     timer_at: Option<Instant>,
     buf: Box<[u8]>,
@@ -191,8 +200,11 @@ impl Session {
             }
             match self.driver.poll_output() {
                 Output::Transmit(bytes) => {
-                    if matches!(self.conn, Conn::Open { .. }) {
-                        self.writing = Some(io::Pending::new(bytes));
+                    if let Conn::Open { stream, .. } = &self.conn {
+                        let (stream, timeout) = (stream.clone(), self.driver.timeout());
+                        self.writing = Some(Box::pin(async move {
+                            io::write_all_or_stall(&stream, &bytes, timeout).await
+                        }));
                     }
                 }
                 Output::Event(event) => return Poll::Ready(Some(event)),
@@ -233,7 +245,7 @@ impl Session {
                 stream,
                 read_closed: false,
             } => {
-                let r = std::task::ready!(Pin::new(stream).poll_read(cx, &mut self.buf));
+                let r = std::task::ready!(Pin::new(&mut &**stream).poll_read(cx, &mut self.buf));
                 self.read_closed_on_eof(&r);
                 self.driver.read_done(r, &self.buf, Some(deadline));
                 Poll::Ready(())
@@ -256,10 +268,7 @@ impl Session {
                 stream,
                 read_closed: false,
             } => {
-                let r = match stream.get_ref().read(&mut self.buf) {
-                    Err(e) if is_would_block(&e) => return None,
-                    r => r,
-                };
+                let r = io::read_waiting(stream, &mut self.buf)?;
                 self.read_closed_on_eof(&r);
                 Some(r)
             }
@@ -270,7 +279,7 @@ impl Session {
     fn connected(&mut self, result: rtsp_toolkit_driver::Connected) {
         match result.and_then(|(s, local, peer)| {
             let _ = s.set_nodelay(true);
-            Ok((Async::new(s)?, local, peer))
+            Ok((Arc::new(Async::new(s)?), local, peer))
         }) {
             Ok((stream, local, peer)) => {
                 self.conn = Conn::Open {
@@ -294,11 +303,10 @@ impl Session {
 
     /// Advances the pending write; `Ready` when it is done or failed.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let (Conn::Open { stream, .. }, Some(w)) = (&mut self.conn, &mut self.writing) else {
-            self.writing = None;
+        let Some(w) = &mut self.writing else {
             return Poll::Ready(());
         };
-        let result = std::task::ready!(w.poll(stream, self.driver.timeout(), cx));
+        let result = std::task::ready!(w.as_mut().poll(cx));
         self.writing = None;
         if let Err(e) = result {
             self.driver.write_failed(e);
@@ -317,23 +325,25 @@ impl Session {
     /// [`DROP_CLOSE_WAIT`], then the socket is closed.
     fn close_blocking(&mut self) {
         let deadline = Instant::now() + DROP_CLOSE_WAIT.min(self.driver.timeout());
+        // Finish the request that was half written, or the stream is garbage.
+        let half_written = self.writing.take().is_some_and(|w| {
+            let finished = futures_lite::future::block_on(futures_lite::future::or(async { w.await.is_ok() }, async {
+                Timer::at(deadline).await;
+                false
+            }));
+            !finished
+        });
         let mut stream = match std::mem::replace(&mut self.conn, Conn::Closed) {
             Conn::Open {
                 stream,
                 read_closed: false,
-            } => stream
-                .into_inner()
-                .and_then(|s| s.set_nonblocking(false).map(|()| s))
-                .ok(),
+            } if !half_written => Arc::try_unwrap(stream)
+                .ok()
+                .and_then(|s| s.into_inner().ok())
+                .and_then(|s| s.set_nonblocking(false).map(|()| s).ok()),
             _ => None,
         };
         self.driver.stop_now();
-        if let (Some(s), Some(w)) = (stream.as_mut(), self.writing.take()) {
-            // Finish the request that was half written, or the stream is garbage.
-            if io::blocking_write(s, w.rest(), deadline).is_err() {
-                stream = None;
-            }
-        }
         let mut buf = [0u8; 16 * 1024];
         loop {
             let now = Instant::now();

@@ -1,14 +1,19 @@
-//! The socket plumbing of this runtime, shared by the client and the
-//! server: one read of what is already waiting, and a write that fails
-//! only when it makes no progress (see `rtsp_toolkit_driver` for the rules).
+//! Socket plumbing of this crate's loops, client and server, with the rules
+//! every runtime of rtsp-toolkit follows (`docs/ARCHITECTURE.md`):
+//! - **Data before a deadline.** When a deadline passed, one non-blocking
+//!   read of what is already waiting is taken first ([`read_until`],
+//!   [`read_waiting`]), and the caller gives it to the machine before the
+//!   timeout: data that arrived in time is not silence.
+//! - **Write timeout.** A write fails only when the socket takes no byte
+//!   for the whole timeout ([`write_all_or_stall`]): a peer that keeps
+//!   taking bytes, however slowly, is not stalled.
 
-use std::io::{Read as _, Write as _};
-use std::time::Duration;
+use std::io::{self, Read as _, Write as _};
+use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use rtsp_toolkit_driver::{is_would_block, WriteError};
+pub(crate) use rtsp_toolkit_driver::WriteError;
 
 /// One read of what is already in the socket, without waiting: `None` when
 /// nothing is there.
@@ -17,42 +22,89 @@ use rtsp_toolkit_driver::{is_would_block, WriteError};
 /// a suspended VM) past it, the peer's data may be waiting although tokio's
 /// reactor has not reported readiness yet (after `SIGCONT` the timer can
 /// fire in the same turn, and tokio tries a read only once readiness is
-/// known). This is a plain non-blocking `recv` on the socket, which tokio
-/// set to non-blocking mode.
-pub(crate) fn read_waiting(s: &TcpStream, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+/// known), and waiting data is not silence. This is a plain non-blocking
+/// `recv` on the socket, which tokio set to non-blocking mode.
+pub(crate) fn read_waiting(s: &TcpStream, buf: &mut [u8]) -> Option<io::Result<usize>> {
     match (&*socket2::SockRef::from(s)).read(buf) {
-        Err(e) if is_would_block(&e) => None,
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => None,
         r => Some(r),
     }
 }
 
+/// What ended a [`read_until`].
+#[derive(Debug)]
+pub(crate) struct Woken {
+    /// When it ended.
+    pub now: Instant,
+    /// The read taken, if any: give it to the machine first.
+    pub read: Option<io::Result<usize>>,
+    /// The deadline passed: give the machine its timeout after the read.
+    pub deadline_passed: bool,
+}
+
+/// Waits until data arrives or `at` passes, whichever is first; when `at`
+/// passed, the read is the one [`read_waiting`] takes. Cancel-safe: a
+/// cancelled wait has read nothing.
+pub(crate) async fn read_until(s: &TcpStream, buf: &mut [u8], at: Instant) -> Woken {
+    tokio::select! {
+        biased;
+        r = read_some(s, buf) => {
+            let now = Instant::now();
+            Woken { now, read: Some(r), deadline_passed: now >= at }
+        }
+        _ = tokio::time::sleep_until(at.into()) => Woken {
+            now: Instant::now(),
+            read: read_waiting(s, buf),
+            deadline_passed: true,
+        },
+    }
+}
+
+/// One read, once the socket is readable.
+async fn read_some(s: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        s.readable().await?;
+        match s.try_read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
 /// Writes all of `bytes`, failing with [`WriteError::Stalled`] when the
-/// socket takes no byte for `stall` (a peer that keeps taking bytes is not
-/// dropped, however long the whole batch takes).
+/// socket takes no byte for `timeout` (each byte taken starts the timeout
+/// again, however long the whole takes).
 ///
-/// When `stall` passes without a byte taken, one plain non-blocking write is
-/// tried before giving up: if this process was descheduled past the stall
-/// while the peer kept reading, the socket has room that tokio's reactor
-/// may not have reported yet.
-pub(crate) async fn write_all_or_stall(
-    socket: &mut TcpStream,
-    mut bytes: &[u8],
-    stall: Duration,
-) -> Result<(), WriteError> {
+/// When `timeout` passes without a byte taken, one plain non-blocking write
+/// is tried before giving up: if this process was descheduled past the
+/// timeout while the peer kept reading, the socket has room that tokio's
+/// reactor may not have reported yet.
+pub(crate) async fn write_all_or_stall(s: &TcpStream, mut bytes: &[u8], timeout: Duration) -> Result<(), WriteError> {
     while !bytes.is_empty() {
-        let n = match tokio::time::timeout(stall, socket.write(bytes)).await {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Err(WriteError::Io(e)),
-            Err(_) => match (&*socket2::SockRef::from(&*socket)).write(bytes) {
-                Ok(n) => n,
-                Err(e) if is_would_block(&e) => return Err(WriteError::Stalled),
-                Err(e) => return Err(WriteError::Io(e)),
+        let written = match tokio::time::timeout(timeout, write_some(s, bytes)).await {
+            Ok(r) => r,
+            Err(_) => match (&*socket2::SockRef::from(s)).write(bytes) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(WriteError::Stalled),
+                r => r,
             },
         };
-        if n == 0 {
-            return Err(WriteError::Closed);
+        match written {
+            Ok(0) => return Err(WriteError::Closed),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(WriteError::Io(e)),
         }
-        bytes = &bytes[n..];
     }
     Ok(())
+}
+
+/// One write, once the socket is writable.
+async fn write_some(s: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        s.writable().await?;
+        match s.try_write(bytes) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
 }

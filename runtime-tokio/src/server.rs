@@ -2,18 +2,13 @@
 //!
 //! Every supported file under a root directory (`.mp4 .mkv .wav .aac`, in
 //! subdirectories too) is published as `rtsp://HOST:PORT/<relative path>`.
-//! The protocol is the core's sans-IO [`Connection`] machine; this module
-//! only accepts sockets, moves bytes and time, and answers the machine's
-//! lookups from the filesystem.
+//! The protocol is the core's sans-IO [`Connection`] machine, the file rules
+//! (root confinement, the shared media cache, URLs) are
+//! [`rtsp_toolkit_media::library`]'s; this module accepts sockets and, one
+//! task per connection, moves bytes, time and lookups between them (lookups
+//! on tokio's blocking pool: they read files).
 //!
-//! Policies (documented here because they are the runtime's):
-//! - **Root confinement.** The core rejects traversal lexically; here the
-//!   path is joined to the canonical root, canonicalized (symlinks resolved)
-//!   and must still be inside the root and be a regular file with a
-//!   supported extension, else the client gets 404.
-//! - **Shared media.** A file is demuxed once into an `Arc<MediaSource>`
-//!   shared by every session playing it (sample data are views of one
-//!   buffer); it is dropped when the last session ends.
+//! Policies (the same on every runtime, see [`ServerOptions`]):
 //! - **Slow clients.** Media is written as it falls due. A connection whose
 //!   socket takes no byte for `write_stall` (default 5 s) is dropped: it is
 //!   a client that does not read, and holding its backlog would cost memory.
@@ -28,52 +23,29 @@
 //!   wait (logged as a warning, `FellBehind`); see the core's server docs.
 //! - **Shutdown.** [`Server::shutdown`] stops accepting and closes every
 //!   connection; [`Server::wait`] returns when all are gone.
+//!
+//! [`ServerConfig::max_lag`]: rtsp_toolkit_core::server::ServerConfig::max_lag
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-
-use tokio::sync::OnceCell;
 use tracing::Instrument;
 
-use rtsp_toolkit_core::server::{CloseReason, Connection, LookupError, ServerConfig, ServerEvent, ServerOutput};
-use rtsp_toolkit_core::source::MediaSource;
-use rtsp_toolkit_core::stop::StopSignal;
-use rtsp_toolkit_driver::WriteError;
+use rtsp_toolkit_core::server::{CloseReason, Connection, LookupError, ServerInput, ServerOutput};
+pub use rtsp_toolkit_media::library::published_files;
+use rtsp_toolkit_media::library::Library;
+pub use rtsp_toolkit_media::serving::ServerOptions;
+use rtsp_toolkit_media::serving::{self, ServerState};
 
-/// Options of [`serve`] and [`ServerBuilder`].
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// The protocol settings (payload size, session timeout, ...).
-    pub config: ServerConfig,
-    /// Most connections at once (default 4096).
-    pub max_connections: usize,
-    /// Drop a connection whose socket takes no bytes for this long (default 5 s).
-    pub write_stall: Duration,
-    /// The kernel send buffer of each connection (`SO_SNDBUF`), which bounds
-    /// how much media waits for a slow client before `write_stall` counts;
-    /// `None` (the default) leaves the OS's autotuning.
-    pub send_buffer: Option<u32>,
-}
+use crate::io::{read_until, write_all_or_stall, WriteError};
 
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            config: ServerConfig::default(),
-            max_connections: 4096,
-            write_stall: Duration::from_secs(5),
-            send_buffer: None,
-        }
-    }
-}
+/// Read buffer of a connection: requests are small.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// Builds a [`Server`].
 ///
@@ -128,16 +100,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Binds `addr` (port 0 picks a free one) and starts serving.
+    /// Binds `addr` (port 0 picks a free one) and starts serving on the
+    /// current tokio runtime.
     pub async fn bind(self, addr: SocketAddr) -> io::Result<Server> {
-        let root = std::fs::canonicalize(&self.root)
-            .map_err(|e| io::Error::new(e.kind(), format!("media root {}: {e}", self.root.display())))?;
-        if !root.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("media root {} is not a directory", root.display()),
-            ));
-        }
+        let library = Library::open(&self.root)?;
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
         } else {
@@ -151,19 +117,11 @@ impl ServerBuilder {
         socket.bind(addr)?;
         let listener = socket.listen(1024)?;
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            root,
-            config: Arc::new(self.options.config.clone()),
-            options: self.options,
-            cache: Mutex::new(HashMap::new()),
-            connections: AtomicUsize::new(0),
-            stop: StopSignal::new(),
-            seeds: std::collections::hash_map::RandomState::new(),
-        });
-        let task = tokio::spawn(accept_loop(listener, shared.clone()));
+        let state = Arc::new(ServerState::new(library, self.options));
+        let task = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Server {
             local_addr,
-            shared,
+            state,
             task,
         })
     }
@@ -180,7 +138,7 @@ pub async fn serve(root: impl Into<PathBuf>, addr: SocketAddr) -> io::Result<()>
 #[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
-    shared: Arc<Shared>,
+    state: Arc<ServerState>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -192,132 +150,40 @@ impl Server {
 
     /// The canonical media root.
     pub fn root(&self) -> &Path {
-        &self.shared.root
+        self.state.library().root()
     }
 
     /// `rtsp://ADDR/<path>` for every published file, sorted.
     pub fn urls(&self) -> Vec<String> {
-        published_files(&self.shared.root)
-            .into_iter()
-            .map(|p| format!("rtsp://{}/{}", self.local_addr, url_path(&p)))
-            .collect()
+        self.state.library().urls(self.local_addr)
     }
 
     /// Connections open now.
     pub fn connections(&self) -> usize {
-        self.shared.connections.load(Ordering::Relaxed)
+        self.state.connections()
     }
 
     /// Stops accepting and closes every connection.
     pub fn shutdown(&self) {
-        self.shared.stop.stop();
+        self.state.shutdown();
     }
 
-    /// Waits until the server stopped and every connection is closed.
+    /// Waits until the server stopped and every connection is closed (at
+    /// most [`serving::SHUTDOWN_WAIT`] after the stop).
     pub async fn wait(self) {
         let _ = self.task.await;
-        // Connection tasks hold the shared state; wait for them to drop it.
-        for _ in 0..500 {
-            if self.shared.connections.load(Ordering::Relaxed) == 0 {
-                break;
-            }
+        let deadline = tokio::time::Instant::now() + serving::SHUTDOWN_WAIT;
+        while self.state.connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
 
-type CacheSlot = Arc<OnceCell<Result<Arc<MediaSource>, LookupError>>>;
-
-#[derive(Debug)]
-struct Shared {
-    root: PathBuf,
-    options: ServerOptions,
-    config: Arc<ServerConfig>,
-    /// Canonical path → the loaded source, while some session holds it.
-    cache: Mutex<HashMap<PathBuf, (Weak<MediaSource>, CacheSlot)>>,
-    connections: AtomicUsize,
-    stop: StopSignal,
-    seeds: std::collections::hash_map::RandomState,
-}
-
-impl Shared {
-    fn seed(&self, salt: u64) -> u64 {
-        let mut h = self.seeds.build_hasher();
-        h.write_u64(salt);
-        h.write_u128(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos(),
-        );
-        h.finish()
-    }
-
-    /// The file for a lexically safe relative path, confined to the root.
-    fn resolve(&self, relative: &str) -> Result<PathBuf, LookupError> {
-        let joined = self.root.join(relative);
-        let canonical = std::fs::canonicalize(&joined).map_err(|_| LookupError::NotFound)?;
-        if !canonical.starts_with(&self.root) {
-            tracing::warn!(path = relative, "refused: resolves outside the media root");
-            return Err(LookupError::Forbidden);
-        }
-        if !canonical.is_file() || rtsp_toolkit_media::FileKind::from_path(&canonical).is_none() {
-            return Err(LookupError::NotFound);
-        }
-        Ok(canonical)
-    }
-
-    async fn lookup(&self, relative: &str) -> Result<Arc<MediaSource>, LookupError> {
-        let path = self.resolve(relative)?;
-        let slot = {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.retain(|_, (weak, slot)| weak.strong_count() > 0 || !slot.initialized());
-            if let Some(source) = cache.get(&path).and_then(|(w, _)| w.upgrade()) {
-                return Ok(source);
-            }
-            cache
-                .entry(path.clone())
-                .or_insert_with(|| (Weak::new(), Arc::new(OnceCell::new())))
-                .1
-                .clone()
-        };
-        let loaded = slot
-            .get_or_init(|| async {
-                let p = path.clone();
-                let result = tokio::task::spawn_blocking(move || rtsp_toolkit_media::open(&p))
-                    .await
-                    .map_err(|_| LookupError::NotFound)?;
-                result.map(Arc::new).map_err(|e| {
-                    tracing::info!(path = %path.display(), error = %e, "cannot serve");
-                    match e {
-                        rtsp_toolkit_media::MediaError::NoSupportedTrack { .. } => {
-                            LookupError::NoSupportedTrack(e.to_string())
-                        }
-                        _ => LookupError::NotFound,
-                    }
-                })
-            })
-            .await
-            .clone();
-        if let Ok(source) = &loaded {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = cache.get_mut(&path) {
-                entry.0 = Arc::downgrade(source);
-            }
-        } else {
-            // Do not cache failures: the file may be fixed or appear later.
-            self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(&path);
-        }
-        loaded
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut n: u64 = 0;
+async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = shared.stop.stopped() => break,
+            _ = state.stop_signal().stopped() => break,
         };
         let (socket, peer) = match accepted {
             Ok(a) => a,
@@ -328,89 +194,56 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        n += 1;
-        if shared.connections.load(Ordering::Relaxed) >= shared.options.max_connections {
-            tracing::warn!(%peer, limit = shared.options.max_connections, "connection limit reached; refused");
+        let Some(admitted) = state.admit(peer) else {
             drop(socket);
             continue;
-        }
-        shared.connections.fetch_add(1, Ordering::Relaxed);
-        let shared = shared.clone();
-        let seed = shared.seed(n);
+        };
+        let state = state.clone();
         // The span is attached to the task (not entered across awaits), so each
         // log line carries its own connection's peer and nothing else.
         let span = tracing::info_span!("rtsp_conn", %peer);
         tokio::spawn(
             async move {
-                run_connection(socket, peer, seed, &shared).await;
-                shared.connections.fetch_sub(1, Ordering::Relaxed);
+                let mut admitted = admitted;
+                run_connection(socket, &mut admitted.connection, &state).await;
             }
             .instrument(span),
         );
     }
 }
 
-/// 64-bit NTP time now (seconds since 1900 in the high half).
-fn ntp_now() -> u64 {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() + 2_208_988_800;
-    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
-    (secs << 32) | frac
-}
-
-async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shared: &Shared) {
+/// The connection's loop: the machine's outputs done, its inputs given.
+async fn run_connection(mut socket: TcpStream, conn: &mut Connection, state: &ServerState) {
     let _ = socket.set_nodelay(true);
-    let mut conn = Connection::new(shared.config.clone(), Instant::now(), peer, seed, ntp_now());
-    let mut buf = vec![0u8; 16 * 1024];
-    let stall = shared.options.write_stall;
+    let mut buf = vec![0u8; READ_BUFFER];
+    let stall = state.options().write_stall;
     loop {
         match conn.poll_output() {
-            ServerOutput::Transmit(bytes) => match crate::io::write_all_or_stall(&mut socket, &bytes, stall).await {
-                Ok(()) => {}
-                Err(WriteError::Stalled) => {
-                    tracing::warn!(stall = ?stall, "client is not reading; connection dropped");
-                    conn.abort(Instant::now(), CloseReason::NotReading(stall));
-                }
-                Err(e) => {
-                    let e = match e {
-                        WriteError::Io(e) => e,
-                        _ => io::ErrorKind::WriteZero.into(),
-                    };
-                    tracing::debug!(error = %e, "write failed; closing");
-                    conn.abort(Instant::now(), CloseReason::WriteFailed(e.to_string()));
-                }
-            },
-            ServerOutput::Lookup { token, path } => {
-                let result = shared.lookup(&path).await;
-                conn.handle_lookup(Instant::now(), token, result);
+            ServerOutput::Transmit(bytes) => {
+                let reason = match write_all_or_stall(&socket, &bytes, stall).await {
+                    Ok(()) => continue,
+                    Err(WriteError::Stalled) => serving::not_reading(stall),
+                    Err(WriteError::Io(e)) => serving::write_failed(&e),
+                    Err(WriteError::Closed) => serving::write_failed(&io::ErrorKind::WriteZero.into()),
+                };
+                conn.handle_input(Instant::now(), ServerInput::Abort(reason));
             }
-            ServerOutput::Event(event) => log_event(&event),
+            ServerOutput::Lookup { token, path } => {
+                let result = lookup(state.library().clone(), path).await;
+                conn.handle_input(Instant::now(), ServerInput::Lookup { token, result });
+            }
+            ServerOutput::Event(event) => serving::log_event(&event),
             ServerOutput::Timeout(at) => {
-                let at = tokio::time::Instant::from_std(at);
-                tokio::select! {
+                let woken = tokio::select! {
                     biased;
-                    _ = shared.stop.stopped() => conn.abort(Instant::now(), CloseReason::Shutdown),
-                    r = socket.read(&mut buf) => {
-                        let now = Instant::now();
-                        match r {
-                            Ok(0) | Err(_) => conn.handle_eof(now),
-                            Ok(n) => conn.handle_input(now, &buf[..n]),
-                        }
-                        if now >= at.into_std() {
-                            conn.handle_timeout(now);
-                        }
-                    }
-                    _ = tokio::time::sleep_until(at) => {
-                        // Requests waiting count before the deadline does (see `read_waiting`).
-                        let now = Instant::now();
-                        match crate::io::read_waiting(&socket, &mut buf) {
-                            Some(Ok(0)) | Some(Err(_)) => conn.handle_eof(now),
-                            Some(Ok(n)) => conn.handle_input(now, &buf[..n]),
-                            None => {}
-                        }
-                        conn.handle_timeout(now);
-                    }
-                }
+                    _ = state.stop_signal().stopped() => None,
+                    woken = read_until(&socket, &mut buf, at) => Some(woken),
+                };
+                let Some(woken) = woken else {
+                    conn.handle_input(Instant::now(), ServerInput::Abort(CloseReason::Shutdown));
+                    continue;
+                };
+                serving::wake(conn, woken.now, woken.read, &buf, woken.deadline_passed);
             }
             ServerOutput::Close => break,
         }
@@ -418,71 +251,9 @@ async fn run_connection(mut socket: TcpStream, peer: SocketAddr, seed: u64, shar
     let _ = socket.shutdown().await;
 }
 
-fn log_event(event: &ServerEvent) {
-    match event {
-        ServerEvent::FellBehind { .. } => tracing::warn!(?event, "rtsp: session fell behind its schedule"),
-        _ => tracing::info!(?event, "rtsp"),
-    }
-}
-
-/// Every servable file under `root`, as paths relative to it, sorted.
-/// Symlinks are followed only when they stay inside the root; depth and
-/// count are bounded.
-pub fn published_files(root: &Path) -> Vec<PathBuf> {
-    const MAX_FILES: usize = 100_000;
-    const MAX_DEPTH: usize = 32;
-    let Ok(root) = std::fs::canonicalize(root) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut stack = vec![(root.clone(), 0usize)];
-    while let Some((dir, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            if out.len() >= MAX_FILES {
-                break;
-            }
-            let Ok(path) = std::fs::canonicalize(entry.path()) else {
-                continue;
-            };
-            if !path.starts_with(&root) {
-                continue;
-            }
-            if path.is_dir() {
-                if depth < MAX_DEPTH {
-                    stack.push((entry.path(), depth + 1));
-                }
-            } else if rtsp_toolkit_media::FileKind::from_path(&entry.path()).is_some() {
-                if let Ok(rel) = entry.path().strip_prefix(&root) {
-                    out.push(rel.to_path_buf());
-                } else if let Ok(rel) = path.strip_prefix(&root) {
-                    out.push(rel.to_path_buf());
-                }
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// A relative path as a URL path: `/` separators, each segment percent-encoded.
-fn url_path(p: &Path) -> String {
-    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-        .add(b' ')
-        .add(b'"')
-        .add(b'#')
-        .add(b'%')
-        .add(b'<')
-        .add(b'>')
-        .add(b'?')
-        .add(b'`')
-        .add(b'{')
-        .add(b'}')
-        .add(b'/')
-        .add(b'\\');
-    p.components()
-        .map(|c| percent_encoding::utf8_percent_encode(&c.as_os_str().to_string_lossy(), SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/")
+/// A lookup on tokio's blocking pool: it may read a whole file.
+async fn lookup(library: Arc<Library>, path: String) -> Result<Arc<rtsp_toolkit_media::MediaSource>, LookupError> {
+    tokio::task::spawn_blocking(move || library.lookup(&path))
+        .await
+        .unwrap_or(Err(LookupError::NotFound))
 }

@@ -1,7 +1,9 @@
-//! The file server end to end on loopback: our client on every fixture, loop
-//! control, path confinement, many clients, a client that never reads,
-//! shutdown. Third-party clients (ffprobe, GStreamer, retina) are in
-//! `conformance/tests/server_interop.rs`.
+//! The file server end to end on loopback, on every runtime that has one
+//! (tokio and smol: each test runs once per server, in the modules
+//! `tokio_server` and `smol_server`): our client on every fixture, loop
+//! control, path confinement, many clients, a client that never reads, the
+//! connection limit, shutdown. Third-party clients (ffprobe, GStreamer,
+//! retina) are in `conformance/tests/server_interop.rs`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,17 +11,28 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rtsp_toolkit_tokio::{ClientOptions, Event, ServerBuilder, ServerOptions, Session};
+use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
+use rtsp_toolkit_tokio::{ClientOptions, Event, ServerOptions, Session};
+
+// Each test body below, once per server runtime.
+rtsp_toolkit_conformance::on_every_server!(
+    #[tokio::test]
+    every_fixture_plays_whole,
+    play_count_two_delivers_twice_with_continuous_timestamps,
+    nothing_outside_the_root_is_served,
+    many_clients_at_once,
+    a_client_that_never_reads_is_dropped,
+    shutdown_closes_sessions,
+    unsupported_tracks_are_skipped_and_unsupported_files_refused,
+    connection_limit,
+);
 
 fn fixtures() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media")
 }
 
-async fn start(root: &Path) -> rtsp_toolkit_tokio::Server {
-    ServerBuilder::new(root)
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+fn start(runtime: ServerRuntime, root: &Path) -> TestServer {
+    TestServer::start(runtime, root)
 }
 
 /// Plays `url` to its end; frames per track and all events. Bounded by 40 s.
@@ -52,9 +65,8 @@ fn closed_error(events: &[Event]) -> Option<rtsp_toolkit_tokio::Error> {
 
 /// Every fixture, all at once (real-time pacing: ~5 s in all): the frames
 /// the file has (the media crate's counts, which match ffprobe's on the file).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_fixture_plays_whole() {
-    let server = start(&fixtures()).await;
+async fn every_fixture_plays_whole(runtime: ServerRuntime) {
+    let server = start(runtime, &fixtures());
     let cases = [
         ("h264_aac.mp4", [125, 216]),
         ("h264_bframes.mp4", [125, 216]),
@@ -91,9 +103,8 @@ async fn play_owned(url: String) -> ([usize; 2], Vec<Event>) {
     play(&url).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn play_count_two_delivers_twice_with_continuous_timestamps() {
-    let server = start(&fixtures()).await;
+async fn play_count_two_delivers_twice_with_continuous_timestamps(runtime: ServerRuntime) {
+    let server = start(runtime, &fixtures());
     let (frames, events) = play(&format!("rtsp://{}/h264_aac.mp4?play_count=2", server.local_addr())).await;
     assert_eq!(frames, [250, 432]);
     assert_eq!(closed_error(&events), None);
@@ -150,11 +161,10 @@ fn describe(addr: SocketAddr, path: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_outside_the_root_is_served() {
+async fn nothing_outside_the_root_is_served(runtime: ServerRuntime) {
     // root/inside.mp4 (a real file), root/sub/ok.mp4 -> ../inside.mp4 (a symlink
     // inside), root/escape.mp4 -> outside/secret.mp4, root/dir -> outside/.
-    let tmp = std::env::temp_dir().join(format!("rtsp-toolkit-root-{}", std::process::id()));
+    let tmp = std::env::temp_dir().join(format!("rtsp-toolkit-root-{}-{}", runtime.name(), std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let (root, outside) = (tmp.join("root"), tmp.join("outside"));
     std::fs::create_dir_all(root.join("sub")).unwrap();
@@ -165,7 +175,7 @@ async fn nothing_outside_the_root_is_served() {
     std::os::unix::fs::symlink(outside.join("secret.mp4"), root.join("escape.mp4")).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("dir")).unwrap();
 
-    let server = start(&root).await;
+    let server = start(runtime, &root);
     let addr = server.local_addr();
     let ok = tokio::task::spawn_blocking(move || {
         let mut out = vec![];
@@ -217,9 +227,8 @@ async fn nothing_outside_the_root_is_served() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_clients_at_once() {
-    let server = start(&fixtures()).await;
+async fn many_clients_at_once(runtime: ServerRuntime) {
+    let server = start(runtime, &fixtures());
     let url = format!("rtsp://{}/h264_aac.mp4", server.local_addr());
     let runs = futures_util::future::join_all((0..20).map(|_| play_owned(url.clone()))).await;
     for (frames, events) in runs {
@@ -231,18 +240,13 @@ async fn many_clients_at_once() {
 
 /// A client that asks for media and never reads is dropped by the documented
 /// policy; a normal client on the same server is not affected.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_never_reads_is_dropped() {
+async fn a_client_that_never_reads_is_dropped(runtime: ServerRuntime) {
     let opts = ServerOptions {
         write_stall: Duration::from_millis(500),
         send_buffer: Some(8 * 1024),
         ..Default::default()
     };
-    let server = ServerBuilder::new(fixtures())
-        .options(opts)
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let server = TestServer::with_options(runtime, fixtures(), opts);
     let addr = server.local_addr();
     // The stalled client: DESCRIBE, SETUP, PLAY on a looping file, with a
     // tiny receive buffer, then it never reads again.
@@ -291,9 +295,8 @@ fn small_buffer_connect(addr: SocketAddr) -> TcpStream {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_closes_sessions() {
-    let server = start(&fixtures()).await;
+async fn shutdown_closes_sessions(runtime: ServerRuntime) {
+    let server = start(runtime, &fixtures());
     let url = format!("rtsp://{}/h264_aac.mp4?play_count=0", server.local_addr());
     let mut session = Session::open(&url, ClientOptions::default()).unwrap();
     let mut frames = 0;
@@ -325,9 +328,8 @@ async fn shutdown_closes_sessions() {
 
 /// Unsupported tracks are skipped, never transcoded; a file with none left is
 /// refused with 415. The files are made with FFmpeg at test time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsupported_tracks_are_skipped_and_unsupported_files_refused() {
-    let dir = std::env::temp_dir().join(format!("rtsp-toolkit-codecs-{}", std::process::id()));
+async fn unsupported_tracks_are_skipped_and_unsupported_files_refused(runtime: ServerRuntime) {
+    let dir = std::env::temp_dir().join(format!("rtsp-toolkit-codecs-{}-{}", runtime.name(), std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let make = |name: &str, vcodec: &str| {
@@ -362,7 +364,7 @@ async fn unsupported_tracks_are_skipped_and_unsupported_files_refused() {
     };
     make("h264_mp3.mp4", "libx264");
     make("mpeg4_mp3.mp4", "mpeg4");
-    let server = start(&dir).await;
+    let server = start(runtime, &dir);
     let addr = server.local_addr();
     let refused = tokio::task::spawn_blocking(move || describe(addr, "/mpeg4_mp3.mp4"))
         .await
@@ -381,13 +383,12 @@ async fn unsupported_tracks_are_skipped_and_unsupported_files_refused() {
 
 /// Past the connection limit new connections are closed at once; the server
 /// keeps answering once a slot is free.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_limit() {
-    let server = ServerBuilder::new(fixtures())
-        .max_connections(2)
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+async fn connection_limit(runtime: ServerRuntime) {
+    let limit = ServerOptions {
+        max_connections: 2,
+        ..Default::default()
+    };
+    let server = TestServer::with_options(runtime, fixtures(), limit);
     let addr = server.local_addr();
     let options = format!("OPTIONS rtsp://{addr}/ RTSP/1.0\r\nCSeq: 1\r\n\r\n");
     let (held, third, after) = tokio::task::spawn_blocking(move || {

@@ -2,22 +2,24 @@
 //!
 //! One [`Connection`] per accepted TCP connection, holding at most one RTSP
 //! session whose media goes back over the same connection, RTP/AVP/TCP
-//! interleaved. The runtime feeds it received bytes ([`Connection::handle_input`]),
-//! wakes it at the instants it asks for ([`Connection::handle_timeout`]),
-//! answers its questions about paths ([`ServerOutput::Lookup`] →
-//! [`Connection::handle_lookup`]) and writes what it gives
-//! ([`ServerOutput::Transmit`]). It never touches a socket, a clock, a file or
-//! a random source: time comes in as [`Instant`]s, wall-clock time as one NTP
-//! timestamp at creation, randomness as a seed.
+//! interleaved. The runtime tells it everything that happens as one
+//! [`ServerInput`] at a time ([`Connection::handle_input`]: bytes received,
+//! end of stream, a deadline that passed, the answer to a path lookup, an
+//! abort) and does what [`Connection::poll_output`] says ([`ServerOutput`]:
+//! write bytes, look a path up, log an event, wait until an instant, close).
+//! It never touches a socket, a clock, a file or a random source: time comes
+//! in as [`Instant`]s, wall-clock time as one NTP timestamp at creation,
+//! randomness as a seed.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Instant;
-//! use rtsp_toolkit_core::server::{Connection, ServerConfig, ServerOutput};
+//! use rtsp_toolkit_core::server::{Connection, ServerConfig, ServerInput, ServerOutput};
 //!
 //! let t0 = Instant::now();
 //! let mut conn = Connection::new(Arc::new(ServerConfig::default()), t0, "127.0.0.1:40000".parse().unwrap(), 7, 0);
-//! conn.handle_input(t0, b"OPTIONS rtsp://127.0.0.1:8554/a.mp4 RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+//! let request = b"OPTIONS rtsp://127.0.0.1:8554/a.mp4 RTSP/1.0\r\nCSeq: 1\r\n\r\n";
+//! conn.handle_input(t0, ServerInput::Data(request));
 //! let mut written = Vec::new();
 //! loop {
 //!     match conn.poll_output() {
@@ -31,14 +33,21 @@
 //!
 //! # Driving it
 //!
-//! After **every** `handle_*` call the runtime drains [`Connection::poll_output`]
-//! until it returns [`ServerOutput::Timeout`] or [`ServerOutput::Close`].
-//! Output is not bounded across calls, only per call: one call produces at
-//! most the responses to the requests in its input, or (for
-//! [`Connection::handle_timeout`]) at most 1024 samples of media, stopping early once 4 MiB are written;
-//! when more media is due, the returned deadline is already past and the
-//! runtime simply calls again. All media due at one instant comes out as ONE
-//! [`ServerOutput::Transmit`]: one write per wake-up.
+//! After **every** [`Connection::handle_input`] call the runtime drains
+//! [`Connection::poll_output`] until it returns [`ServerOutput::Timeout`] or
+//! [`ServerOutput::Close`]. Output is not bounded across calls, only per
+//! call: one call produces at most the responses to the requests in its
+//! input, or (for [`ServerInput::Timeout`]) at most 1024 samples of media,
+//! stopping early once 4 MiB are written; when more media is due, the
+//! returned deadline is already past and the runtime simply calls again. All
+//! media due at one instant comes out as ONE [`ServerOutput::Transmit`]: one
+//! write per wake-up.
+//!
+//! When a deadline passed while data may be waiting in the socket (the
+//! process was descheduled), the runtime reads what is waiting without
+//! blocking and gives it as [`ServerInput::Data`] first, then
+//! [`ServerInput::Timeout`]: a request that arrived in time counts before the
+//! deadline does.
 //!
 //! # Decisions (RFC 2326 leaves room)
 //! - Only `RTP/AVP/TCP` is offered. A SETUP whose `Transport` has no such
@@ -80,6 +89,7 @@
 
 mod clock;
 pub mod path;
+mod request;
 mod sdp_writer;
 mod stream;
 
@@ -94,6 +104,15 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::message::FramingError;
+use crate::message::{Decoder, Headers, Limits, Message, Method, Request};
+use crate::source::MediaSource;
+
+use clock::SplitMix64;
+pub use path::{PlayCount, Target, TargetError};
+use request::RequestInfo;
+use stream::{Lag, Session, State};
+
 /// Largest output batch whose buffer is kept for reuse: the batches of most
 /// frames fit; a bigger one (a 1080p IDR frame, a catch-up burst) gets a
 /// buffer of its own, freed once written, so that a connection keeps at
@@ -102,21 +121,8 @@ const RETAIN_OUTPUT_BYTES: usize = 64 * 1024;
 /// At most one [`ServerEvent::FellBehind`] per connection this often.
 const LAG_EVENT_INTERVAL: Duration = Duration::from_secs(5);
 
-use crate::message::FramingError;
-use crate::message::{Decoder, Headers, Limits, Message, Method, Request, Response};
-use crate::source::MediaSource;
-
-use clock::SplitMix64;
-pub use path::{PlayCount, Target, TargetError};
-use sdp_writer::{npt, session_description, Description};
-use stream::{Lag, Session, State};
-
-/// The methods this server implements, for `Public` and `Allow`.
-const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 /// Requests held while a lookup is outstanding.
 const MAX_HELD: usize = 16;
-/// Longest Request-URI kept in events.
-const MAX_EVENT_URI: usize = 512;
 
 /// Server settings, shared by all connections.
 #[derive(Debug, Clone)]
@@ -151,14 +157,11 @@ pub struct ServerConfig {
     /// for long), it sends only the last `max_lag` and skips the rest of the
     /// wait: its schedule moves forward, RTP timestamps stay continuous, and
     /// [`ServerEvent::FellBehind`] reports it. This keeps a long stall of
-    /// many sessions from turning into one burst of minutes of media each.
-    /// Measured: 200 sessions of 4 Mb/s stopped for 3 s catch up within a
-    /// second on two cores, also beside two busy processes
-    /// (`scripts/stall.sh`), so the default leaves such stalls alone.
-    /// `Duration::ZERO` never bursts
-    /// (any wake-up a millisecond late moves the schedule, and is reported);
-    /// `Duration::MAX` turns the bound off (every missed sample goes out at
-    /// once, 4 MiB per write at most).
+    /// many sessions from turning into one burst of minutes of media each;
+    /// `docs/RELIABILITY.md` has how the default fares after real stalls.
+    /// `Duration::ZERO` never bursts (any wake-up a millisecond late moves
+    /// the schedule, and is reported); `Duration::MAX` turns the bound off
+    /// (every missed sample goes out at once, 4 MiB per write at most).
     pub max_lag: Duration,
 }
 
@@ -223,7 +226,7 @@ pub enum CloseReason {
     /// Too many requests pipelined behind an outstanding lookup.
     TooManyPipelined,
     /// The runtime dropped the connection: its socket took no bytes for this
-    /// long (see [`Connection::abort`]).
+    /// long (see [`ServerInput::Abort`]).
     NotReading(Duration),
     /// The runtime could not write to the socket; the text says why.
     WriteFailed(String),
@@ -305,7 +308,7 @@ pub enum ServerOutput {
     /// Write these bytes to the connection.
     Transmit(Bytes),
     /// Resolve `path` (relative to the served root, lexically safe, see
-    /// [`path`]) and answer with [`Connection::handle_lookup`] and this token.
+    /// [`path`]) and answer with [`ServerInput::Lookup`] and this token.
     Lookup { token: u64, path: String },
     /// Log this.
     Event(ServerEvent),
@@ -315,22 +318,57 @@ pub enum ServerOutput {
     Close,
 }
 
+/// Something that happened to the connection: the one input of
+/// [`Connection::handle_input`].
+///
+/// Marked `#[non_exhaustive]`: inputs for other transports (a datagram on
+/// one of several sockets) may be added.
+#[non_exhaustive]
+pub enum ServerInput<'a> {
+    /// Bytes received from the client.
+    Data(&'a [u8]),
+    /// The client closed its side of the connection, or reading failed.
+    /// What was not written yet is dropped: nobody is left to read it.
+    Eof,
+    /// The instant of the last [`ServerOutput::Timeout`] passed.
+    Timeout,
+    /// The answer to [`ServerOutput::Lookup`] `token`. Stale or unknown
+    /// tokens are ignored.
+    Lookup {
+        token: u64,
+        result: Result<Arc<MediaSource>, LookupError>,
+    },
+    /// The runtime ends the connection for a reason of its own (a write that
+    /// failed or stalled, shutdown). Nothing more is written; the events not
+    /// given yet (a pending [`ServerEvent::FellBehind`] summary, then
+    /// [`ServerEvent::Closed`] with the reason) come from
+    /// [`Connection::poll_output`], then [`ServerOutput::Close`].
+    Abort(CloseReason),
+}
+
+impl fmt::Debug for ServerInput<'_> {
+    // Not derived: a looked-up MediaSource would print every sample.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerInput::Data(data) => write!(f, "Data({} bytes)", data.len()),
+            ServerInput::Eof => f.write_str("Eof"),
+            ServerInput::Timeout => f.write_str("Timeout"),
+            ServerInput::Lookup { token, result } => f
+                .debug_struct("Lookup")
+                .field("token", token)
+                .field("tracks", &result.as_ref().map(|source| source.tracks.len()))
+                .finish(),
+            ServerInput::Abort(reason) => f.debug_tuple("Abort").field(reason).finish(),
+        }
+    }
+}
+
 /// A lookup the connection waits for.
 #[derive(Debug)]
 struct Pending {
     token: u64,
     request: Request,
 }
-
-/// How a request's `Session` header relates to the connection's session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SessionHeader {
-    Absent,
-    Matches,
-    /// Names a session this connection does not have.
-    Unknown,
-}
-
 /// The server machine for one TCP connection. See the [module docs](self).
 pub struct Connection {
     config: Arc<ServerConfig>,
@@ -459,8 +497,19 @@ impl Connection {
         self.closed
     }
 
-    /// Bytes received from the client at `now`.
-    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+    /// Tells the machine what happened at `now`; then drain
+    /// [`poll_output`](Self::poll_output).
+    pub fn handle_input(&mut self, now: Instant, input: ServerInput<'_>) {
+        match input {
+            ServerInput::Data(data) => self.on_data(now, data),
+            ServerInput::Eof => self.on_eof(now),
+            ServerInput::Timeout => self.on_timeout(now),
+            ServerInput::Lookup { token, result } => self.on_lookup(now, token, result),
+            ServerInput::Abort(reason) => self.abort(now, reason),
+        }
+    }
+
+    fn on_data(&mut self, now: Instant, data: &[u8]) {
         if self.closed {
             return;
         }
@@ -511,9 +560,7 @@ impl Connection {
         }
     }
 
-    /// The deadline from [`ServerOutput::Timeout`] passed; `now` is the
-    /// current time.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn on_timeout(&mut self, now: Instant) {
         if self.closed {
             return;
         }
@@ -529,9 +576,7 @@ impl Connection {
         self.pump(now);
     }
 
-    /// The answer to [`ServerOutput::Lookup`] `token`. Stale or unknown
-    /// tokens are ignored.
-    pub fn handle_lookup(&mut self, now: Instant, token: u64, result: Result<Arc<MediaSource>, LookupError>) {
+    fn on_lookup(&mut self, now: Instant, token: u64, result: Result<Arc<MediaSource>, LookupError>) {
         if self.closed || self.pending.as_ref().is_none_or(|p| p.token != token) {
             return;
         }
@@ -556,8 +601,7 @@ impl Connection {
         }
     }
 
-    /// The client closed its side of the connection at `now`.
-    pub fn handle_eof(&mut self, now: Instant) {
+    fn on_eof(&mut self, now: Instant) {
         if self.closed {
             return;
         }
@@ -566,19 +610,15 @@ impl Connection {
         self.close(now, CloseReason::PeerClosed);
     }
 
-    /// The runtime ends the connection for a reason of its own (a write that
-    /// failed or stalled, shutdown). Nothing more is written; the events not
-    /// given yet (a pending [`ServerEvent::FellBehind`] summary, then
-    /// [`ServerEvent::Closed`] with `reason`) come from
-    /// [`poll_output`](Self::poll_output), then [`ServerOutput::Close`].
-    pub fn abort(&mut self, now: Instant, reason: CloseReason) {
+    fn abort(&mut self, now: Instant, reason: CloseReason) {
         self.out.clear();
         self.queue.retain(|o| matches!(o, ServerOutput::Event(_)));
         self.close(now, reason);
     }
 
     /// The next thing to do. Call until it returns [`ServerOutput::Timeout`]
-    /// or [`ServerOutput::Close`] after every `handle_*` call.
+    /// or [`ServerOutput::Close`] after every
+    /// [`handle_input`](Self::handle_input).
     pub fn poll_output(&mut self) -> ServerOutput {
         if !self.out.is_empty() {
             let batch = self.out.split().freeze();
@@ -672,278 +712,6 @@ impl Connection {
             elapsed: now.saturating_duration_since(self.created),
         }));
     }
-
-    /// Handles one request; `found` is the source a lookup for it gave.
-    fn dispatch(&mut self, now: Instant, req: Request, found: Option<Arc<MediaSource>>) {
-        let info = RequestInfo::of(&req);
-        if info.cseq.is_none() {
-            return self.respond(now, &info, 400, Headers::new(), Bytes::new());
-        }
-        match req.method {
-            Method::Options => {
-                let h = Headers::new().with("Public", PUBLIC);
-                self.respond(now, &info, 200, h, Bytes::new());
-            }
-            Method::Describe => self.on_describe(now, req, info, found),
-            Method::Setup => self.on_setup(now, req, info, found),
-            Method::Play => self.on_play(now, &req, info),
-            Method::Teardown => {
-                if self.session_header(&req) == SessionHeader::Unknown {
-                    return self.respond(now, &info, 454, Headers::new(), Bytes::new());
-                }
-                self.respond(now, &info, 200, Headers::new(), Bytes::new());
-                self.close(now, CloseReason::Teardown);
-            }
-            Method::GetParameter | Method::SetParameter => {
-                if self.session_header(&req) == SessionHeader::Unknown {
-                    return self.respond(now, &info, 454, Headers::new(), Bytes::new());
-                }
-                let status = if req.method == Method::SetParameter && !req.body.is_empty() {
-                    451
-                } else {
-                    200
-                };
-                let h = self.session_headers(false);
-                self.respond(now, &info, status, h, Bytes::new());
-            }
-            Method::Pause | Method::Announce | Method::Record | Method::Redirect => {
-                let h = Headers::new().with("Allow", PUBLIC);
-                self.respond(now, &info, 405, h, Bytes::new());
-            }
-            Method::Other(_) => self.respond(now, &info, 501, Headers::new(), Bytes::new()),
-        }
-    }
-
-    /// Parses the Request-URI and remembers its `play_count`; the error is
-    /// the status to answer with.
-    fn target(&mut self, req: &Request) -> Result<Target, u16> {
-        match path::parse_target(&req.uri) {
-            Ok(t) => {
-                if let Some(pc) = t.play_count {
-                    self.play_count = pc;
-                }
-                Ok(t)
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "refused Request-URI");
-                Err(match e {
-                    TargetError::BadUri(_) => 400,
-                    TargetError::Refused(_) => 404,
-                })
-            }
-        }
-    }
-
-    fn lookup(&mut self, path: String, request: Request) {
-        let token = self.next_token;
-        self.next_token += 1;
-        self.queue.push_back(ServerOutput::Lookup { token, path });
-        self.pending = Some(Pending { token, request });
-    }
-
-    fn on_describe(&mut self, now: Instant, req: Request, info: RequestInfo, found: Option<Arc<MediaSource>>) {
-        let target = match self.target(&req) {
-            Ok(t) if t.path.is_empty() => return self.respond(now, &info, 404, Headers::new(), Bytes::new()),
-            Ok(t) => t,
-            Err(status) => return self.respond(now, &info, status, Headers::new(), Bytes::new()),
-        };
-        // Always ask: the file may have changed since the last DESCRIBE.
-        let Some(source) = found else {
-            return self.lookup(target.path, req);
-        };
-        let sdp = session_description(&Description {
-            source: &source,
-            authority: &target.authority,
-            name: target.file_name(),
-            origin_id: self.origin_id,
-            range_end: range_end(&source, self.play_count),
-        });
-        let h = Headers::new()
-            .with("Content-Type", "application/sdp")
-            .with("Content-Base", target.base_url());
-        self.described = Some((target.path, source));
-        self.respond(now, &info, 200, h, Bytes::from(sdp));
-    }
-
-    fn on_setup(&mut self, now: Instant, req: Request, info: RequestInfo, found: Option<Arc<MediaSource>>) {
-        let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
-        let target = match self.target(&req) {
-            Ok(t) => t,
-            Err(status) => return fail(self, status),
-        };
-        if self.session_header(&req) == SessionHeader::Unknown {
-            return fail(self, 454);
-        }
-        if self.session.as_ref().is_some_and(|s| !s.is_ready()) {
-            return fail(self, 455);
-        }
-        if target.path.is_empty() {
-            return fail(self, 404);
-        }
-        let Some(track) = target.track else {
-            return fail(self, 459);
-        };
-        let requested = match parse_transport(req.headers.get("Transport")) {
-            Ok(r) => r,
-            Err(why) => {
-                tracing::debug!(why, "refused Transport");
-                return fail(self, 461);
-            }
-        };
-        if self.session.as_ref().is_some_and(|s| s.path != target.path) {
-            return fail(self, 455);
-        }
-        let source = match (found, &self.session, &self.described) {
-            (Some(s), _, _) => s,
-            (None, Some(session), _) => session.source.clone(),
-            (None, None, Some((path, s))) if *path == target.path => s.clone(),
-            (None, None, _) => return self.lookup(target.path, req),
-        };
-        let index = track as usize;
-        if index >= source.tracks.len() {
-            return fail(self, 404);
-        }
-        let session = self
-            .session
-            .get_or_insert_with(|| Session::new(self.session_id.clone(), target.path.clone(), source));
-        let channels = match requested {
-            Some((a, b)) if session.channel_taken(a, index) || session.channel_taken(b, index) => None,
-            Some(pair) => Some(pair),
-            None => free_pair(session, index),
-        };
-        let Some(channels) = channels else {
-            if session.tracks.is_empty() {
-                self.session = None;
-            }
-            return fail(self, 461);
-        };
-        let initial = self.config.initial_rtp;
-        let ssrc = session.set_up(
-            index,
-            channels,
-            req.uri.clone(),
-            &mut self.rng,
-            self.max_payload,
-            initial,
-        );
-        let h = self.session_headers(true).with(
-            "Transport",
-            format!(
-                "RTP/AVP/TCP;unicast;interleaved={}-{};ssrc={ssrc:08X};mode=\"PLAY\"",
-                channels.0, channels.1
-            ),
-        );
-        self.respond(now, &info, 200, h, Bytes::new());
-    }
-
-    fn on_play(&mut self, now: Instant, req: &Request, info: RequestInfo) {
-        let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
-        let target = match self.target(req) {
-            Ok(t) => t,
-            Err(status) => return fail(self, status),
-        };
-        if self.session_header(req) == SessionHeader::Unknown {
-            return fail(self, 454);
-        }
-        let count = self.play_count;
-        let interval = self.rtcp_interval;
-        let Some(session) = self.session.as_mut() else {
-            return fail(self, 455);
-        };
-        if session.path != target.path {
-            return fail(self, 404);
-        }
-        if !session.is_ready() {
-            return fail(self, 455);
-        }
-        if let Some(range) = req.headers.get("Range") {
-            if !starts_at_zero(range) {
-                tracing::debug!(range, "seeking is not supported; playing from 0");
-            }
-        }
-        session.play(now, count, interval);
-        let rtp_info: Vec<String> = session
-            .tracks
-            .iter()
-            .map(|t| format!("url={};seq={};rtptime={}", t.url, t.first_seq, t.ts_base))
-            .collect();
-        let range = match range_end(&session.source, count) {
-            Some(end) => format!("npt=0.000-{}", npt(end)),
-            None => "npt=0.000-".to_owned(),
-        };
-        let started = ServerEvent::SessionStarted {
-            session_id: session.id.clone(),
-            path: session.path.clone(),
-            tracks: session.tracks.len(),
-            play_count: count,
-        };
-        let h = self
-            .session_headers(false)
-            .with("Range", range)
-            .with("RTP-Info", rtp_info.join(","));
-        self.respond(now, &info, 200, h, Bytes::new());
-        self.queue.push_back(ServerOutput::Event(started));
-        self.pump(now);
-    }
-
-    fn session_header(&self, req: &Request) -> SessionHeader {
-        let Some(value) = req.headers.get("Session") else {
-            return SessionHeader::Absent;
-        };
-        let id = value.split(';').next().unwrap_or("").trim();
-        match &self.session {
-            Some(s) if s.id == id => SessionHeader::Matches,
-            _ => SessionHeader::Unknown,
-        }
-    }
-
-    /// `Session` for responses within the session (`;timeout=` on SETUP).
-    fn session_headers(&self, with_timeout: bool) -> Headers {
-        let mut h = Headers::new();
-        if let Some(s) = &self.session {
-            if with_timeout {
-                let secs = self.config.session_timeout.as_secs().max(1);
-                h.push("Session", format!("{};timeout={secs}", s.id));
-            } else {
-                h.push("Session", s.id.clone());
-            }
-        }
-        h
-    }
-
-    /// Answers `req` with an error status after a lookup.
-    fn refuse(&mut self, now: Instant, req: &Request, status: u16) {
-        let info = RequestInfo::of(req);
-        self.respond(now, &info, status, Headers::new(), Bytes::new());
-    }
-
-    fn respond(&mut self, now: Instant, info: &RequestInfo, status: u16, extra: Headers, body: Bytes) {
-        let mut headers = Headers::new();
-        if let Some(cseq) = info.cseq {
-            headers.push("CSeq", cseq.to_string());
-        }
-        headers.push("Server", self.config.server_name.clone());
-        if let Some(date) = clock::http_date(self.ntp_at(now)) {
-            headers.push("Date", date);
-        }
-        for (n, v) in extra.iter() {
-            headers.push(n, v);
-        }
-        let resp = Response {
-            status,
-            reason: reason(status).to_owned(),
-            headers,
-            body,
-        };
-        resp.encode(&mut self.out);
-        tracing::debug!(method = %info.method, status, "request answered");
-        self.queue.push_back(ServerOutput::Event(ServerEvent::Request {
-            method: info.method.clone(),
-            uri: info.uri.clone(),
-            cseq: info.cseq,
-            status,
-        }));
-    }
 }
 
 impl fmt::Debug for Connection {
@@ -961,136 +729,9 @@ impl fmt::Debug for Connection {
     }
 }
 
-/// What a response and its event need to know about the request.
-#[derive(Debug)]
-struct RequestInfo {
-    method: Method,
-    uri: String,
-    cseq: Option<u32>,
-}
-
-impl RequestInfo {
-    fn of(req: &Request) -> RequestInfo {
-        RequestInfo {
-            method: req.method.clone(),
-            uri: loggable_uri(&req.uri),
-            cseq: req.headers.cseq(),
-        }
-    }
-}
-
-/// The URI without userinfo, cut to [`MAX_EVENT_URI`] bytes.
-fn loggable_uri(uri: &str) -> String {
-    let mut s = match uri.find("://") {
-        Some(i) => {
-            let rest = &uri[i + 3..];
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            match rest[..end].rfind('@') {
-                Some(at) => format!("{}{}", &uri[..i + 3], &rest[at + 1..]),
-                None => uri.to_owned(),
-            }
-        }
-        None => uri.to_owned(),
-    };
-    if s.len() > MAX_EVENT_URI {
-        let mut cut = MAX_EVENT_URI;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
-}
-
 /// `t + d`, or a year after `t` if that overflows (or `t` itself).
 fn later(t: Instant, d: Duration) -> Instant {
     t.checked_add(d)
         .or_else(|| t.checked_add(Duration::from_secs(365 * 86_400)))
         .unwrap_or(t)
-}
-
-/// The end of the whole presentation: `count × duration`; `None` for endless.
-fn range_end(source: &MediaSource, count: PlayCount) -> Option<Duration> {
-    if source.duration.is_zero() {
-        return Some(Duration::ZERO);
-    }
-    source.duration.checked_mul(count.times()?)
-}
-
-/// Whether a `Range` value asks to start at the beginning (`npt=0-`,
-/// `npt=0.000-`, `npt=now-`).
-fn starts_at_zero(range: &str) -> bool {
-    let Some(spec) = range.trim().strip_prefix("npt=") else {
-        return false;
-    };
-    let start = spec.split('-').next().unwrap_or("").trim();
-    start == "now" || start.parse::<f64>().is_ok_and(|s| s == 0.0)
-}
-
-/// The interleaved channels the client asks for in its first `RTP/AVP/TCP`
-/// transport spec (`None` if it leaves them to the server).
-fn parse_transport(value: Option<&str>) -> Result<Option<(u8, u8)>, &'static str> {
-    let value = value.ok_or("no Transport header")?;
-    for spec in value.split(',') {
-        let mut params = spec.split(';').map(str::trim);
-        let protocol = params.next().unwrap_or("");
-        if !protocol.eq_ignore_ascii_case("RTP/AVP/TCP") {
-            continue;
-        }
-        let mut interleaved = None;
-        let mut multicast = false;
-        for p in params {
-            if p.eq_ignore_ascii_case("multicast") {
-                multicast = true;
-            } else if let Some(v) = p.strip_prefix("interleaved=") {
-                interleaved = Some(parse_channels(v).ok_or("bad interleaved channels")?);
-            }
-        }
-        if multicast {
-            continue;
-        }
-        return Ok(interleaved);
-    }
-    Err("no unicast RTP/AVP/TCP transport")
-}
-
-fn parse_channels(v: &str) -> Option<(u8, u8)> {
-    let (a, b) = match v.split_once('-') {
-        Some((a, b)) => (a.trim().parse::<u8>().ok()?, b.trim().parse::<u8>().ok()?),
-        None => {
-            let a = v.trim().parse::<u8>().ok()?;
-            (a, a.checked_add(1)?)
-        }
-    };
-    (a != b).then_some((a, b))
-}
-
-/// Channels for a track whose SETUP named none: `2N-2N+1` when free, else
-/// the lowest free even pair.
-fn free_pair(session: &Session, index: usize) -> Option<(u8, u8)> {
-    let free = |a: u8| !session.channel_taken(a, index) && !session.channel_taken(a + 1, index);
-    let preferred = u8::try_from(index.checked_mul(2)?).ok().filter(|a| *a < 255);
-    preferred
-        .into_iter()
-        .chain((0..=254u8).step_by(2))
-        .find(|a| free(*a))
-        .map(|a| (a, a + 1))
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        415 => "Unsupported Media Type",
-        451 => "Parameter Not Understood",
-        454 => "Session Not Found",
-        455 => "Method Not Valid in This State",
-        459 => "Aggregate Operation Not Allowed",
-        461 => "Unsupported Transport",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        _ => "Unknown",
-    }
 }

@@ -4,9 +4,11 @@
 
 use std::num::NonZeroU32;
 
+use super::request::{loggable_uri, starts_at_zero, MAX_EVENT_URI, PUBLIC};
+use super::sdp_writer::npt;
 use super::*;
 use crate::client::{Client, ClientOptions, Event, Input, Output};
-use crate::message::Decoder;
+use crate::message::{Decoder, Response};
 use crate::rtcp::{self, RtcpPacket};
 use crate::rtp::RtpPacket;
 use crate::sdp::Sdp;
@@ -225,12 +227,12 @@ impl Harness {
     }
 
     fn input(&mut self, at: Instant, data: &[u8]) -> Drained {
-        self.conn.handle_input(at, data);
+        self.conn.handle_input(at, ServerInput::Data(data));
         self.drain()
     }
 
     fn timeout(&mut self, at: Instant) -> Drained {
-        self.conn.handle_timeout(at);
+        self.conn.handle_input(at, ServerInput::Timeout);
         self.drain()
     }
 
@@ -259,7 +261,13 @@ impl Harness {
         let d = self.request(at, "DESCRIBE", uri, &[("Accept", "application/sdp")]);
         assert!(d.responses.is_empty());
         assert_eq!(d.lookups.len(), 1, "{d:?}");
-        self.conn.handle_lookup(at, d.lookups[0].0, Ok(source.clone()));
+        self.conn.handle_input(
+            at,
+            ServerInput::Lookup {
+                token: d.lookups[0].0,
+                result: Ok(source.clone()),
+            },
+        );
         self.drain()
     }
 
@@ -315,7 +323,7 @@ fn options_exact_bytes() {
     let mut h = Harness::new();
     h.conn.handle_input(
         h.t0,
-        b"OPTIONS rtsp://127.0.0.1:8554/dir/clip.mp4 RTSP/1.0\r\nCSeq: 7\r\n\r\n",
+        ServerInput::Data(b"OPTIONS rtsp://127.0.0.1:8554/dir/clip.mp4 RTSP/1.0\r\nCSeq: 7\r\n\r\n"),
     );
     let ServerOutput::Transmit(b) = h.conn.poll_output() else {
         panic!()
@@ -371,7 +379,13 @@ fn describe_setup_play_teardown() {
     );
     assert_eq!(d.lookups, vec![(1, "dir/clip.mp4".to_owned())]);
     assert!(d.responses.is_empty() && d.transmits == 0);
-    h.conn.handle_lookup(t, 1, Ok(source.clone()));
+    h.conn.handle_input(
+        t,
+        ServerInput::Lookup {
+            token: 1,
+            result: Ok(source.clone()),
+        },
+    );
     let d = h.drain();
     let r = d.response();
     assert_eq!((r.status, r.reason.as_str()), (200, "OK"));
@@ -473,8 +487,9 @@ fn describe_setup_play_teardown() {
         }
     )));
     // Closed for good.
-    h.conn.handle_input(h.at(40), b"OPTIONS * RTSP/1.0\r\nCSeq: 9\r\n\r\n");
-    h.conn.handle_timeout(h.at(50));
+    h.conn
+        .handle_input(h.at(40), ServerInput::Data(b"OPTIONS * RTSP/1.0\r\nCSeq: 9\r\n\r\n"));
+    h.conn.handle_input(h.at(50), ServerInput::Timeout);
     assert!(matches!(h.conn.poll_output(), ServerOutput::Close));
     assert!(h.conn.is_closed());
 }
@@ -494,9 +509,21 @@ fn setup_without_describe_looks_up_then_pipelined_requests_wait() {
     assert_eq!(d.lookups, vec![(1, "dir/clip.mp4".to_owned())]);
     assert!(d.responses.is_empty());
     // A stale token is ignored.
-    h.conn.handle_lookup(t, 99, Err(LookupError::NotFound));
+    h.conn.handle_input(
+        t,
+        ServerInput::Lookup {
+            token: 99,
+            result: Err(LookupError::NotFound),
+        },
+    );
     assert!(h.drain().responses.is_empty());
-    h.conn.handle_lookup(t, 1, Ok(source));
+    h.conn.handle_input(
+        t,
+        ServerInput::Lookup {
+            token: 1,
+            result: Ok(source),
+        },
+    );
     let d = h.drain();
     assert_eq!(d.responses.len(), 3);
     assert_eq!((d.responses[0].status, d.responses[0].headers.cseq()), (200, Some(1)));
@@ -612,7 +639,13 @@ fn traversal_spellings_are_404_without_lookup() {
     let mut h = Harness::new();
     let d = h.request(h.t0, "DESCRIBE", "rtsp://h/%252e%252e/etc/passwd", &[]);
     assert_eq!(d.lookups, vec![(1, "%2e%2e/etc/passwd".to_owned())]);
-    h.conn.handle_lookup(h.t0, 1, Err(LookupError::NotFound));
+    h.conn.handle_input(
+        h.t0,
+        ServerInput::Lookup {
+            token: 1,
+            result: Err(LookupError::NotFound),
+        },
+    );
     assert_eq!(h.drain().status(), 404);
     // A relative or foreign URI is a bad request.
     for uri in ["/a.mp4", "http://h/a.mp4", "rtsp:///a.mp4"] {
@@ -637,7 +670,13 @@ fn lookup_errors_map_to_statuses() {
     ] {
         let mut h = Harness::new();
         let d = h.request(h.t0, "DESCRIBE", URL, &[]);
-        h.conn.handle_lookup(h.t0, d.lookups[0].0, result);
+        h.conn.handle_input(
+            h.t0,
+            ServerInput::Lookup {
+                token: d.lookups[0].0,
+                result,
+            },
+        );
         let d = h.drain();
         assert_eq!(d.status(), status);
         assert_eq!(d.response().headers.cseq(), Some(1));
@@ -824,8 +863,9 @@ fn idle_and_session_timeouts() {
 #[test]
 fn eof_closes() {
     let mut h = Harness::new();
-    h.conn.handle_input(h.t0, b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n");
-    h.conn.handle_eof(h.at(1));
+    h.conn
+        .handle_input(h.t0, ServerInput::Data(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+    h.conn.handle_input(h.at(1), ServerInput::Eof);
     let d = h.drain();
     assert_eq!(d.transmits, 0);
     assert!(d.closed);
@@ -1244,8 +1284,10 @@ fn abort_reports_the_pending_skips_and_the_reason_then_closes() {
     assert_eq!(h.timeout(start + ms(2000)).events.len(), 1);
     let d = h.timeout(start + ms(4000));
     assert!(d.events.is_empty());
-    h.conn
-        .abort(start + ms(4000), CloseReason::NotReading(Duration::from_secs(5)));
+    h.conn.handle_input(
+        start + ms(4000),
+        ServerInput::Abort(CloseReason::NotReading(Duration::from_secs(5))),
+    );
     let d = h.drain();
     assert_eq!(d.transmits, 0);
     assert!(d.closed);
@@ -1565,7 +1607,13 @@ fn end_to_end(query: &str) -> E2e {
                 ServerOutput::Transmit(b) => to_client.extend_from_slice(&b),
                 ServerOutput::Lookup { token, path } => {
                     assert_eq!(path, "dir/clip.mp4");
-                    server.handle_lookup(now, token, Ok(source.clone()));
+                    server.handle_input(
+                        now,
+                        ServerInput::Lookup {
+                            token,
+                            result: Ok(source.clone()),
+                        },
+                    );
                 }
                 ServerOutput::Event(e) => result.server_events.push(e),
                 ServerOutput::Timeout(at) => {
@@ -1599,7 +1647,7 @@ fn end_to_end(query: &str) -> E2e {
             break;
         }
         if !to_server.is_empty() && !server_closed {
-            server.handle_input(now, &std::mem::take(&mut to_server));
+            server.handle_input(now, ServerInput::Data(&std::mem::take(&mut to_server)));
             continue;
         }
         if !to_client.is_empty() && !client_done {
@@ -1611,12 +1659,12 @@ fn end_to_end(query: &str) -> E2e {
             continue;
         }
         if client_done && !server_closed {
-            server.handle_eof(now);
+            server.handle_input(now, ServerInput::Eof);
             continue;
         }
         now = server_at.min(client_at).max(now);
         if now >= server_at {
-            server.handle_timeout(now);
+            server.handle_input(now, ServerInput::Timeout);
         }
         if now >= client_at {
             client.handle_input(now, Input::Timeout);
@@ -1724,11 +1772,11 @@ proptest::proptest! {
         let mut conn = Connection::new(small_config(), t0, "10.0.0.1:1".parse().unwrap(), 1, 0);
         for (i, c) in chunks.iter().enumerate() {
             let now = t0 + ms(i as u64);
-            conn.handle_input(now, c);
+            conn.handle_input(now, ServerInput::Data(c));
             let out = drain_bounded(&mut conn);
             // Each request is at least 4 bytes and answered in well under 1 KiB.
             proptest::prop_assert!(out <= 1024 * (1 + c.len() / 4));
-            conn.handle_timeout(now);
+            conn.handle_input(now, ServerInput::Timeout);
             drain_bounded(&mut conn);
         }
     }
@@ -1749,18 +1797,18 @@ proptest::proptest! {
         let mut now = t0;
         for p in parts {
             now += ms(37);
-            conn.handle_input(now, p.as_bytes());
+            conn.handle_input(now, ServerInput::Data(p.as_bytes()));
             loop {
                 match conn.poll_output() {
                     ServerOutput::Lookup { token, .. } => {
                         let result = if answer { Ok(source.clone()) } else { Err(LookupError::NotFound) };
-                        conn.handle_lookup(now, token, result);
+                        conn.handle_input(now, ServerInput::Lookup { token, result });
                     }
                     ServerOutput::Transmit(_) | ServerOutput::Event(_) => {}
                     ServerOutput::Timeout(_) | ServerOutput::Close => break,
                 }
             }
-            conn.handle_timeout(now);
+            conn.handle_input(now, ServerInput::Timeout);
             drain_bounded(&mut conn);
         }
     }
@@ -1794,7 +1842,7 @@ fn thousand_sessions_cost() {
     for h in &mut conns {
         let mut at = t0;
         while at < t0 + Duration::from_secs(10) {
-            h.conn.handle_timeout(at);
+            h.conn.handle_input(at, ServerInput::Timeout);
             loop {
                 match h.conn.poll_output() {
                     ServerOutput::Transmit(b) => bytes += b.len(),
@@ -1808,7 +1856,8 @@ fn thousand_sessions_cost() {
             }
             wakeups += 1;
         }
-        h.conn.handle_input(at, b"GET_PARAMETER * RTSP/1.0\r\nCSeq: 99\r\n\r\n");
+        h.conn
+            .handle_input(at, ServerInput::Data(b"GET_PARAMETER * RTSP/1.0\r\nCSeq: 99\r\n\r\n"));
     }
     let spent = wall.elapsed();
     println!(

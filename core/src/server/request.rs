@@ -1,0 +1,429 @@
+//! Answering requests: one handler per method, the replies and their
+//! events, and the `Transport` and `Range` rules of the module docs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::clock;
+use super::sdp_writer::{npt, session_description, Description};
+use super::stream::Session;
+use super::{path, CloseReason, Connection, Pending, PlayCount, ServerEvent, ServerOutput, Target, TargetError};
+use crate::message::{Headers, Method, Request, Response};
+use crate::source::MediaSource;
+
+/// The methods this server implements, for `Public` and `Allow`.
+pub(super) const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+/// Longest Request-URI kept in events.
+pub(super) const MAX_EVENT_URI: usize = 512;
+
+/// How a request's `Session` header relates to the connection's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionHeader {
+    Absent,
+    Matches,
+    /// Names a session this connection does not have.
+    Unknown,
+}
+
+impl Connection {
+    /// Handles one request; `found` is the source a lookup for it gave.
+    pub(super) fn dispatch(&mut self, now: Instant, req: Request, found: Option<Arc<MediaSource>>) {
+        let info = RequestInfo::of(&req);
+        if info.cseq.is_none() {
+            return self.respond(now, &info, 400, Headers::new(), Bytes::new());
+        }
+        match req.method {
+            Method::Options => {
+                let h = Headers::new().with("Public", PUBLIC);
+                self.respond(now, &info, 200, h, Bytes::new());
+            }
+            Method::Describe => self.on_describe(now, req, info, found),
+            Method::Setup => self.on_setup(now, req, info, found),
+            Method::Play => self.on_play(now, &req, info),
+            Method::Teardown => {
+                if self.session_header(&req) == SessionHeader::Unknown {
+                    return self.respond(now, &info, 454, Headers::new(), Bytes::new());
+                }
+                self.respond(now, &info, 200, Headers::new(), Bytes::new());
+                self.close(now, CloseReason::Teardown);
+            }
+            Method::GetParameter | Method::SetParameter => {
+                if self.session_header(&req) == SessionHeader::Unknown {
+                    return self.respond(now, &info, 454, Headers::new(), Bytes::new());
+                }
+                let status = if req.method == Method::SetParameter && !req.body.is_empty() {
+                    451
+                } else {
+                    200
+                };
+                let h = self.session_headers(false);
+                self.respond(now, &info, status, h, Bytes::new());
+            }
+            Method::Pause | Method::Announce | Method::Record | Method::Redirect => {
+                let h = Headers::new().with("Allow", PUBLIC);
+                self.respond(now, &info, 405, h, Bytes::new());
+            }
+            Method::Other(_) => self.respond(now, &info, 501, Headers::new(), Bytes::new()),
+        }
+    }
+
+    /// Parses the Request-URI and remembers its `play_count`; the error is
+    /// the status to answer with.
+    fn target(&mut self, req: &Request) -> Result<Target, u16> {
+        match path::parse_target(&req.uri) {
+            Ok(t) => {
+                if let Some(pc) = t.play_count {
+                    self.play_count = pc;
+                }
+                Ok(t)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "refused Request-URI");
+                Err(match e {
+                    TargetError::BadUri(_) => 400,
+                    TargetError::Refused(_) => 404,
+                })
+            }
+        }
+    }
+
+    fn lookup(&mut self, path: String, request: Request) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.queue.push_back(ServerOutput::Lookup { token, path });
+        self.pending = Some(Pending { token, request });
+    }
+
+    fn on_describe(&mut self, now: Instant, req: Request, info: RequestInfo, found: Option<Arc<MediaSource>>) {
+        let target = match self.target(&req) {
+            Ok(t) if t.path.is_empty() => return self.respond(now, &info, 404, Headers::new(), Bytes::new()),
+            Ok(t) => t,
+            Err(status) => return self.respond(now, &info, status, Headers::new(), Bytes::new()),
+        };
+        // Always ask: the file may have changed since the last DESCRIBE.
+        let Some(source) = found else {
+            return self.lookup(target.path, req);
+        };
+        let sdp = session_description(&Description {
+            source: &source,
+            authority: &target.authority,
+            name: target.file_name(),
+            origin_id: self.origin_id,
+            range_end: range_end(&source, self.play_count),
+        });
+        let h = Headers::new()
+            .with("Content-Type", "application/sdp")
+            .with("Content-Base", target.base_url());
+        self.described = Some((target.path, source));
+        self.respond(now, &info, 200, h, Bytes::from(sdp));
+    }
+
+    fn on_setup(&mut self, now: Instant, req: Request, info: RequestInfo, found: Option<Arc<MediaSource>>) {
+        let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
+        let target = match self.target(&req) {
+            Ok(t) => t,
+            Err(status) => return fail(self, status),
+        };
+        if self.session_header(&req) == SessionHeader::Unknown {
+            return fail(self, 454);
+        }
+        if self.session.as_ref().is_some_and(|s| !s.is_ready()) {
+            return fail(self, 455);
+        }
+        if target.path.is_empty() {
+            return fail(self, 404);
+        }
+        let Some(track) = target.track else {
+            return fail(self, 459);
+        };
+        let requested = match parse_transport(req.headers.get("Transport")) {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::debug!(why, "refused Transport");
+                return fail(self, 461);
+            }
+        };
+        if self.session.as_ref().is_some_and(|s| s.path != target.path) {
+            return fail(self, 455);
+        }
+        let source = match (found, &self.session, &self.described) {
+            (Some(s), _, _) => s,
+            (None, Some(session), _) => session.source.clone(),
+            (None, None, Some((path, s))) if *path == target.path => s.clone(),
+            (None, None, _) => return self.lookup(target.path, req),
+        };
+        let index = track as usize;
+        if index >= source.tracks.len() {
+            return fail(self, 404);
+        }
+        let session = self
+            .session
+            .get_or_insert_with(|| Session::new(self.session_id.clone(), target.path.clone(), source));
+        let channels = match requested {
+            Some((a, b)) if session.channel_taken(a, index) || session.channel_taken(b, index) => None,
+            Some(pair) => Some(pair),
+            None => free_pair(session, index),
+        };
+        let Some(channels) = channels else {
+            if session.tracks.is_empty() {
+                self.session = None;
+            }
+            return fail(self, 461);
+        };
+        let initial = self.config.initial_rtp;
+        let ssrc = session.set_up(
+            index,
+            channels,
+            req.uri.clone(),
+            &mut self.rng,
+            self.max_payload,
+            initial,
+        );
+        let h = self.session_headers(true).with(
+            "Transport",
+            format!(
+                "RTP/AVP/TCP;unicast;interleaved={}-{};ssrc={ssrc:08X};mode=\"PLAY\"",
+                channels.0, channels.1
+            ),
+        );
+        self.respond(now, &info, 200, h, Bytes::new());
+    }
+
+    fn on_play(&mut self, now: Instant, req: &Request, info: RequestInfo) {
+        let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
+        let target = match self.target(req) {
+            Ok(t) => t,
+            Err(status) => return fail(self, status),
+        };
+        if self.session_header(req) == SessionHeader::Unknown {
+            return fail(self, 454);
+        }
+        let count = self.play_count;
+        let interval = self.rtcp_interval;
+        let Some(session) = self.session.as_mut() else {
+            return fail(self, 455);
+        };
+        if session.path != target.path {
+            return fail(self, 404);
+        }
+        if !session.is_ready() {
+            return fail(self, 455);
+        }
+        if let Some(range) = req.headers.get("Range") {
+            if !starts_at_zero(range) {
+                tracing::debug!(range, "seeking is not supported; playing from 0");
+            }
+        }
+        session.play(now, count, interval);
+        let rtp_info: Vec<String> = session
+            .tracks
+            .iter()
+            .map(|t| format!("url={};seq={};rtptime={}", t.url, t.first_seq, t.ts_base))
+            .collect();
+        let range = match range_end(&session.source, count) {
+            Some(end) => format!("npt=0.000-{}", npt(end)),
+            None => "npt=0.000-".to_owned(),
+        };
+        let started = ServerEvent::SessionStarted {
+            session_id: session.id.clone(),
+            path: session.path.clone(),
+            tracks: session.tracks.len(),
+            play_count: count,
+        };
+        let h = self
+            .session_headers(false)
+            .with("Range", range)
+            .with("RTP-Info", rtp_info.join(","));
+        self.respond(now, &info, 200, h, Bytes::new());
+        self.queue.push_back(ServerOutput::Event(started));
+        self.pump(now);
+    }
+
+    fn session_header(&self, req: &Request) -> SessionHeader {
+        let Some(value) = req.headers.get("Session") else {
+            return SessionHeader::Absent;
+        };
+        let id = value.split(';').next().unwrap_or("").trim();
+        match &self.session {
+            Some(s) if s.id == id => SessionHeader::Matches,
+            _ => SessionHeader::Unknown,
+        }
+    }
+
+    /// `Session` for responses within the session (`;timeout=` on SETUP).
+    fn session_headers(&self, with_timeout: bool) -> Headers {
+        let mut h = Headers::new();
+        if let Some(s) = &self.session {
+            if with_timeout {
+                let secs = self.config.session_timeout.as_secs().max(1);
+                h.push("Session", format!("{};timeout={secs}", s.id));
+            } else {
+                h.push("Session", s.id.clone());
+            }
+        }
+        h
+    }
+
+    /// Answers `req` with an error status after a lookup.
+    pub(super) fn refuse(&mut self, now: Instant, req: &Request, status: u16) {
+        let info = RequestInfo::of(req);
+        self.respond(now, &info, status, Headers::new(), Bytes::new());
+    }
+
+    pub(super) fn respond(&mut self, now: Instant, info: &RequestInfo, status: u16, extra: Headers, body: Bytes) {
+        let mut headers = Headers::new();
+        if let Some(cseq) = info.cseq {
+            headers.push("CSeq", cseq.to_string());
+        }
+        headers.push("Server", self.config.server_name.clone());
+        if let Some(date) = clock::http_date(self.ntp_at(now)) {
+            headers.push("Date", date);
+        }
+        for (n, v) in extra.iter() {
+            headers.push(n, v);
+        }
+        let resp = Response {
+            status,
+            reason: reason(status).to_owned(),
+            headers,
+            body,
+        };
+        resp.encode(&mut self.out);
+        tracing::debug!(method = %info.method, status, "request answered");
+        self.queue.push_back(ServerOutput::Event(ServerEvent::Request {
+            method: info.method.clone(),
+            uri: info.uri.clone(),
+            cseq: info.cseq,
+            status,
+        }));
+    }
+}
+
+/// What a response and its event need to know about the request.
+#[derive(Debug)]
+pub(super) struct RequestInfo {
+    pub(super) method: Method,
+    pub(super) uri: String,
+    pub(super) cseq: Option<u32>,
+}
+
+impl RequestInfo {
+    fn of(req: &Request) -> RequestInfo {
+        RequestInfo {
+            method: req.method.clone(),
+            uri: loggable_uri(&req.uri),
+            cseq: req.headers.cseq(),
+        }
+    }
+}
+
+/// The URI without userinfo, cut to [`MAX_EVENT_URI`] bytes.
+pub(super) fn loggable_uri(uri: &str) -> String {
+    let mut s = match uri.find("://") {
+        Some(i) => {
+            let rest = &uri[i + 3..];
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) => format!("{}{}", &uri[..i + 3], &rest[at + 1..]),
+                None => uri.to_owned(),
+            }
+        }
+        None => uri.to_owned(),
+    };
+    if s.len() > MAX_EVENT_URI {
+        let mut cut = MAX_EVENT_URI;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// The end of the whole presentation: `count × duration`; `None` for endless.
+fn range_end(source: &MediaSource, count: PlayCount) -> Option<Duration> {
+    if source.duration.is_zero() {
+        return Some(Duration::ZERO);
+    }
+    source.duration.checked_mul(count.times()?)
+}
+
+/// Whether a `Range` value asks to start at the beginning (`npt=0-`,
+/// `npt=0.000-`, `npt=now-`).
+pub(super) fn starts_at_zero(range: &str) -> bool {
+    let Some(spec) = range.trim().strip_prefix("npt=") else {
+        return false;
+    };
+    let start = spec.split('-').next().unwrap_or("").trim();
+    start == "now" || start.parse::<f64>().is_ok_and(|s| s == 0.0)
+}
+
+/// The interleaved channels the client asks for in its first `RTP/AVP/TCP`
+/// transport spec (`None` if it leaves them to the server).
+fn parse_transport(value: Option<&str>) -> Result<Option<(u8, u8)>, &'static str> {
+    let value = value.ok_or("no Transport header")?;
+    for spec in value.split(',') {
+        let mut params = spec.split(';').map(str::trim);
+        let protocol = params.next().unwrap_or("");
+        if !protocol.eq_ignore_ascii_case("RTP/AVP/TCP") {
+            continue;
+        }
+        let mut interleaved = None;
+        let mut multicast = false;
+        for p in params {
+            if p.eq_ignore_ascii_case("multicast") {
+                multicast = true;
+            } else if let Some(v) = p.strip_prefix("interleaved=") {
+                interleaved = Some(parse_channels(v).ok_or("bad interleaved channels")?);
+            }
+        }
+        if multicast {
+            continue;
+        }
+        return Ok(interleaved);
+    }
+    Err("no unicast RTP/AVP/TCP transport")
+}
+
+fn parse_channels(v: &str) -> Option<(u8, u8)> {
+    let (a, b) = match v.split_once('-') {
+        Some((a, b)) => (a.trim().parse::<u8>().ok()?, b.trim().parse::<u8>().ok()?),
+        None => {
+            let a = v.trim().parse::<u8>().ok()?;
+            (a, a.checked_add(1)?)
+        }
+    };
+    (a != b).then_some((a, b))
+}
+
+/// Channels for a track whose SETUP named none: `2N-2N+1` when free, else
+/// the lowest free even pair.
+fn free_pair(session: &Session, index: usize) -> Option<(u8, u8)> {
+    let free = |a: u8| !session.channel_taken(a, index) && !session.channel_taken(a + 1, index);
+    let preferred = u8::try_from(index.checked_mul(2)?).ok().filter(|a| *a < 255);
+    preferred
+        .into_iter()
+        .chain((0..=254u8).step_by(2))
+        .find(|a| free(*a))
+        .map(|a| (a, a + 1))
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        415 => "Unsupported Media Type",
+        451 => "Parameter Not Understood",
+        454 => "Session Not Found",
+        455 => "Method Not Valid in This State",
+        459 => "Aggregate Operation Not Allowed",
+        461 => "Unsupported Transport",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        _ => "Unknown",
+    }
+}
