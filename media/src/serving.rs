@@ -98,6 +98,8 @@ impl Default for ServerOptions {
 pub struct ServerBuilder<S> {
     root: PathBuf,
     options: ServerOptions,
+    /// `fn() -> S`: the builder makes an `S`, and is `Send` and `Sync`
+    /// whatever `S` is.
     server: PhantomData<fn() -> S>,
 }
 
@@ -139,7 +141,8 @@ impl<S> ServerBuilder<S> {
 impl<S: Bind> ServerBuilder<S> {
     /// Opens the root (see [`Library::open`]), binds `addr` (port 0 picks a
     /// free one) and starts the server the runtime's way: tokio's serves on
-    /// the current tokio runtime, smol's while its `wait` is polled.
+    /// the current tokio runtime, smol's while its `wait` is polled. It is
+    /// `async` so that the runtime's listener is made within the runtime.
     pub async fn bind(self, addr: SocketAddr) -> io::Result<S> {
         let library = Library::open(&self.root)?;
         S::bind(Arc::new(ServerState::new(library, self.options)), addr)
@@ -578,6 +581,25 @@ mod tests {
         let mut b = state.admit(peer).unwrap();
         let reset = Err(io::ErrorKind::ConnectionReset.into());
         assert_eq!(woken(&mut b.connection, Some(reset), options, false), (0, true));
+    }
+
+    /// Polls `f` once.
+    fn poll_once<F: Future>(f: F) -> Poll<F::Output> {
+        let mut f = pin!(f);
+        f.as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    }
+
+    #[test]
+    fn a_stop_wins_over_work_that_is_ready_too() {
+        let stop = StopSignal::new();
+        assert_eq!(poll_once(unless_stopped(&stop, async { 7 })), Poll::Ready(Some(7)));
+        assert_eq!(
+            poll_once(unless_stopped(&stop, std::future::pending::<()>())),
+            Poll::Pending
+        );
+        stop.stop();
+        assert_eq!(poll_once(unless_stopped(&stop, async { 7 })), Poll::Ready(None));
     }
 
     #[test]
