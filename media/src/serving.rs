@@ -1,35 +1,60 @@
-//! What every runtime's file server shares besides the files: its options,
-//! the state its accept loop and connections share, and the mapping of a
-//! socket read to a [`ServerInput`].
+//! What every runtime's file server shares besides the files: its builder
+//! and options, what a bound server shows, and its loops (accepting, and
+//! one loop per connection over the sans-IO [`Connection`]).
 //!
 //! A runtime's server (`rtsp_toolkit_tokio::server`,
-//! `rtsp_toolkit_smol::server`) is a loop per connection over the sans-IO
-//! [`Connection`] and a [`Library`]; this module holds the parts of it that
-//! do not depend on the runtime, so that each loop only moves bytes, time
-//! and lookups:
-//! - [`ServerState::admit`] applies the connection limit and makes the
-//!   [`Connection`] of an accepted socket (its seed and wall-clock time);
-//! - [`wake`] gives the machine a read and a deadline in the one order every
-//!   runtime follows;
-//! - [`not_reading`] and [`write_failed`] are the reasons of a failed write;
-//! - [`log_event`] logs what the machine reports.
+//! `rtsp_toolkit_smol::server`) is sockets, a timer and tasks; everything
+//! else is here, once, so that the servers cannot drift apart:
+//! - [`ServerBuilder`] collects the root and the [`ServerOptions`], opens the
+//!   [`Library`] and hands it to the runtime's [`Bind`]; each runtime's
+//!   `ServerBuilder` is this type for its own `Server`;
+//! - [`Bound`] is what every runtime's `Server` shows (its address, URLs,
+//!   connections, shutdown): each `Server` derefs to it;
+//! - [`accept_loop`] accepts on the runtime's [`Listener`], applies the
+//!   connection limit, makes each connection's machine (its seed and
+//!   wall-clock time) and runs it over the runtime's [`ConnectionIo`]: the
+//!   machine's outputs done (writes, lookups, logged events), its inputs
+//!   given (a read and a passed deadline in the one order every runtime
+//!   follows, write failures, lookup answers, the server's stop).
+//!
+//! The loops are the ones `docs/ARCHITECTURE.md` describes; the runtime's
+//! `io` module supplies the two socket rules (data before a deadline, no
+//! progress for `write_stall` is a failed write).
 
 use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::future::{poll_fn, Future};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rtsp_toolkit_core::server::{CloseReason, Connection, ServerConfig, ServerEvent, ServerInput};
+use rtsp_toolkit_core::server::{
+    CloseReason, Connection, LookupError, ServerConfig, ServerEvent, ServerInput, ServerOutput,
+};
 use rtsp_toolkit_core::stop::StopSignal;
+pub use rtsp_toolkit_driver::WriteError;
+use tracing::Instrument;
 
 use crate::library::Library;
+use crate::MediaSource;
 
 /// How long a server's `wait` waits, after a shutdown, for its connections
 /// to close.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// Read buffer of a connection: requests are small.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// How long the accept loop waits after a failed accept (`EMFILE` and
+/// friends) before it tries again, instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Seconds from 1900 (NTP's epoch) to 1970 (Unix's).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -61,6 +86,141 @@ impl Default for ServerOptions {
             write_stall: Duration::from_secs(5),
             send_buffer: None,
         }
+    }
+}
+
+/// Builds a runtime's server, `S`: the media root and the [`ServerOptions`].
+///
+/// Each runtime names it for its own `Server`
+/// (`rtsp_toolkit_tokio::ServerBuilder` is `ServerBuilder<rtsp_toolkit_tokio::Server>`),
+/// so the setters are the same everywhere and only [`bind`](Self::bind)
+/// depends on the runtime.
+pub struct ServerBuilder<S> {
+    root: PathBuf,
+    options: ServerOptions,
+    /// `fn() -> S`: the builder makes an `S`, and is `Send` and `Sync`
+    /// whatever `S` is.
+    server: PhantomData<fn() -> S>,
+}
+
+impl<S> ServerBuilder<S> {
+    /// A server for the files under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        ServerBuilder {
+            root: root.into(),
+            options: ServerOptions::default(),
+            server: PhantomData,
+        }
+    }
+
+    /// Largest RTP payload (default fits a 1500-byte MTU).
+    pub fn payload_size(mut self, bytes: usize) -> Self {
+        self.options.config.max_payload = bytes;
+        self
+    }
+
+    /// Sessions with no activity for this long are expired.
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.options.config.session_timeout = timeout;
+        self
+    }
+
+    /// Most connections at once.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.options.max_connections = n;
+        self
+    }
+
+    /// All options at once.
+    pub fn options(mut self, options: ServerOptions) -> Self {
+        self.options = options;
+        self
+    }
+}
+
+impl<S: Bind> ServerBuilder<S> {
+    /// Opens the root (see [`Library::open`]), binds `addr` (port 0 picks a
+    /// free one) and starts the server the runtime's way: tokio's serves on
+    /// the current tokio runtime, smol's while its `wait` is polled. It is
+    /// `async` so that the runtime's listener is made within the runtime.
+    pub async fn bind(self, addr: SocketAddr) -> io::Result<S> {
+        let library = Library::open(&self.root)?;
+        S::bind(Arc::new(ServerState::new(library, self.options)), addr)
+    }
+}
+
+// By hand: derived, they would ask `S` (a server) to be `Clone` and `Debug` too.
+impl<S> Clone for ServerBuilder<S> {
+    fn clone(&self) -> Self {
+        ServerBuilder {
+            root: self.root.clone(),
+            options: self.options.clone(),
+            server: PhantomData,
+        }
+    }
+}
+
+impl<S> fmt::Debug for ServerBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("root", &self.root)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// A runtime's server, as [`ServerBuilder::bind`] starts it.
+pub trait Bind: Sized {
+    /// Listens on `addr` (port 0 picks a free one) and serves `state`'s
+    /// library with its options. Called from within the runtime (the
+    /// builder's `bind` is polled there), after the root was opened.
+    fn bind(state: Arc<ServerState>, addr: SocketAddr) -> io::Result<Self>;
+}
+
+/// A bound server as every runtime's `Server` shows it: its address, its
+/// files, its connections and its stop. Each runtime's `Server` derefs to
+/// it and adds what depends on the runtime (how it runs, `wait`).
+#[derive(Debug)]
+pub struct Bound {
+    local_addr: SocketAddr,
+    state: Arc<ServerState>,
+}
+
+impl Bound {
+    /// A server listening on `local_addr` (the address actually bound),
+    /// serving `state`.
+    pub fn new(local_addr: SocketAddr, state: Arc<ServerState>) -> Bound {
+        Bound { local_addr, state }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The canonical media root.
+    pub fn root(&self) -> &Path {
+        self.state.library().root()
+    }
+
+    /// `rtsp://ADDR/<path>` for every published file, sorted.
+    pub fn urls(&self) -> Vec<String> {
+        self.state.library().urls(self.local_addr)
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.state.connections()
+    }
+
+    /// Stops accepting and closes every connection.
+    pub fn shutdown(&self) {
+        self.state.shutdown();
+    }
+
+    /// The state its accept loop and connections share.
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.state
     }
 }
 
@@ -120,7 +280,7 @@ impl ServerState {
     /// place in the count, or `None` (logged) when
     /// [`ServerOptions::max_connections`] are open already, and the socket
     /// is to be closed at once.
-    pub fn admit(self: &Arc<Self>, peer: SocketAddr) -> Option<Admitted> {
+    fn admit(self: &Arc<Self>, peer: SocketAddr) -> Option<Admitted> {
         let n = self.accepted.fetch_add(1, Ordering::Relaxed) + 1;
         let limit = self.options.max_connections;
         if self.connections.load(Ordering::Relaxed) >= limit {
@@ -152,9 +312,9 @@ impl ServerState {
 /// An admitted connection: its machine, counted in
 /// [`ServerState::connections`] until this is dropped.
 #[derive(Debug)]
-pub struct Admitted {
+struct Admitted {
     /// The connection machine, created at admission.
-    pub connection: Connection,
+    connection: Connection,
     state: Arc<ServerState>,
 }
 
@@ -162,6 +322,133 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         self.state.connections.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// A runtime's listening socket and tasks, as [`accept_loop`] uses them.
+pub trait Listener: Send + Sync {
+    /// An accepted connection's socket.
+    type Socket: ConnectionIo + 'static;
+
+    /// The next connection and its peer's address.
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Socket, SocketAddr)>> + Send;
+
+    /// Waits for `duration` (a back-off after a failed accept).
+    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send;
+
+    /// Runs a connection's loop as a task of its own.
+    fn spawn(&self, connection: impl Future<Output = ()> + Send + 'static);
+}
+
+/// An accepted socket as a runtime moves its bytes, and the runtime's place
+/// for blocking work: what a connection's loop leaves to the runtime. Each
+/// runtime implements it with its `io` module.
+pub trait ConnectionIo: Send {
+    /// Writes all of `bytes`, failing with [`WriteError::Stalled`] when the
+    /// socket takes no byte for `stall` (a client that keeps taking bytes,
+    /// however slowly, has not stalled).
+    fn write_all(&mut self, bytes: &[u8], stall: Duration) -> impl Future<Output = Result<(), WriteError>> + Send;
+
+    /// Looks `path` up in `library` where blocking is allowed (it may read a
+    /// whole file), off the threads that move bytes.
+    fn lookup(
+        library: Arc<Library>,
+        path: String,
+    ) -> impl Future<Output = Result<Arc<MediaSource>, LookupError>> + Send;
+
+    /// Waits until data arrives in `buf` or `at` passes, whichever is first;
+    /// when `at` passed, the read is a non-blocking one of what is already
+    /// waiting. Cancel-safe: a cancelled wait has read nothing.
+    fn read_until(&mut self, buf: &mut [u8], at: Instant) -> impl Future<Output = Woken> + Send;
+
+    /// Shuts the socket's write side, once the connection is over.
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// What ended a [`ConnectionIo::read_until`].
+#[derive(Debug)]
+pub struct Woken {
+    /// When it ended.
+    pub now: Instant,
+    /// The read taken, if any: given to the machine first.
+    pub read: Option<io::Result<usize>>,
+    /// The deadline passed: the machine gets its timeout after the read.
+    pub deadline_passed: bool,
+}
+
+impl Woken {
+    /// A wait that ended at `now` with `read`, `at` passed or not.
+    pub fn new(now: Instant, read: Option<io::Result<usize>>, deadline_passed: bool) -> Woken {
+        Woken {
+            now,
+            read,
+            deadline_passed,
+        }
+    }
+}
+
+/// Accepts connections on `listener` until `state`'s stop, each in a task
+/// of its own (see the [module docs](self)). Past
+/// [`ServerOptions::max_connections`], a connection is accepted and closed
+/// at once, so the listener keeps answering.
+pub async fn accept_loop<L: Listener>(listener: L, state: Arc<ServerState>) {
+    while let Some(accepted) = unless_stopped(&state.stop, listener.accept()).await {
+        let (socket, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                L::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        // Refused: the socket is dropped, so closed.
+        if let Some(admitted) = state.admit(peer) {
+            // The span is attached to the task (not entered across awaits), so
+            // each log line carries its own connection's peer and nothing else.
+            listener.spawn(run_connection(socket, admitted).instrument(tracing::info_span!("rtsp_conn", %peer)));
+        }
+    }
+}
+
+/// The connection's loop: the machine's outputs done, its inputs given.
+async fn run_connection<C: ConnectionIo>(mut io: C, mut admitted: Admitted) {
+    let state = admitted.state.clone();
+    let conn = &mut admitted.connection;
+    let stall = state.options.write_stall;
+    let mut buf = vec![0u8; READ_BUFFER];
+    loop {
+        match conn.poll_output() {
+            ServerOutput::Transmit(bytes) => {
+                if let Err(e) = io.write_all(&bytes, stall).await {
+                    conn.handle_input(Instant::now(), ServerInput::Abort(write_failure(e, stall)));
+                }
+            }
+            ServerOutput::Lookup { token, path } => {
+                let result = C::lookup(state.library.clone(), path).await;
+                conn.handle_input(Instant::now(), ServerInput::Lookup { token, result });
+            }
+            ServerOutput::Event(event) => log_event(&event),
+            ServerOutput::Timeout(at) => match unless_stopped(&state.stop, io.read_until(&mut buf, at)).await {
+                Some(woken) => wake(conn, woken.now, woken.read, &buf, woken.deadline_passed),
+                None => conn.handle_input(Instant::now(), ServerInput::Abort(CloseReason::Shutdown)),
+            },
+            ServerOutput::Close => break,
+        }
+    }
+    io.close().await;
+}
+
+/// `work`'s output, or `None` once `stop` is raised (checked first, so a
+/// stop is not starved by a busy socket). Dropping `work` cancels it.
+async fn unless_stopped<F: Future>(stop: &StopSignal, work: F) -> Option<F::Output> {
+    let mut stopped = pin!(stop.stopped());
+    let mut work = pin!(work);
+    poll_fn(|cx| {
+        if stopped.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        work.as_mut().poll(cx).map(Some)
+    })
+    .await
 }
 
 /// Gives `conn` what a wait for data ended with, in the order every runtime
@@ -173,7 +460,7 @@ impl Drop for Admitted {
 /// `read` is the result of reading into `buf`: the bytes read, or the end of
 /// the stream (0 bytes, or a failed read: the connection cannot go on
 /// either way).
-pub fn wake(conn: &mut Connection, now: Instant, read: Option<io::Result<usize>>, buf: &[u8], deadline_passed: bool) {
+fn wake(conn: &mut Connection, now: Instant, read: Option<io::Result<usize>>, buf: &[u8], deadline_passed: bool) {
     if let Some(read) = read {
         let input = match read {
             Ok(n) if n > 0 => ServerInput::Data(&buf[..n.min(buf.len())]),
@@ -190,22 +477,31 @@ pub fn wake(conn: &mut Connection, now: Instant, read: Option<io::Result<usize>>
     }
 }
 
+/// The reason to abort a connection whose write failed with `error`; logged.
+fn write_failure(error: WriteError, stall: Duration) -> CloseReason {
+    match error {
+        WriteError::Stalled => not_reading(stall),
+        WriteError::Io(e) => write_failed(&e),
+        WriteError::Closed => write_failed(&io::ErrorKind::WriteZero.into()),
+    }
+}
+
 /// The reason to abort a connection whose socket took no byte for `stall`
 /// ([`ServerOptions::write_stall`]); logged as a warning.
-pub fn not_reading(stall: Duration) -> CloseReason {
+fn not_reading(stall: Duration) -> CloseReason {
     tracing::warn!(stall = ?stall, "client is not reading; connection dropped");
     CloseReason::NotReading(stall)
 }
 
 /// The reason to abort a connection whose write failed; logged.
-pub fn write_failed(error: &io::Error) -> CloseReason {
+fn write_failed(error: &io::Error) -> CloseReason {
     tracing::debug!(%error, "write failed; closing");
     CloseReason::WriteFailed(error.to_string())
 }
 
 /// Logs an event of the connection machine: [`ServerEvent::FellBehind`] as a
 /// warning, the others at info level.
-pub fn log_event(event: &ServerEvent) {
+fn log_event(event: &ServerEvent) {
     match event {
         ServerEvent::FellBehind { .. } => tracing::warn!(?event, "rtsp: session fell behind its schedule"),
         _ => tracing::info!(?event, "rtsp"),
@@ -285,6 +581,25 @@ mod tests {
         let mut b = state.admit(peer).unwrap();
         let reset = Err(io::ErrorKind::ConnectionReset.into());
         assert_eq!(woken(&mut b.connection, Some(reset), options, false), (0, true));
+    }
+
+    /// Polls `f` once.
+    fn poll_once<F: Future>(f: F) -> Poll<F::Output> {
+        let mut f = pin!(f);
+        f.as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    }
+
+    #[test]
+    fn a_stop_wins_over_work_that_is_ready_too() {
+        let stop = StopSignal::new();
+        assert_eq!(poll_once(unless_stopped(&stop, async { 7 })), Poll::Ready(Some(7)));
+        assert_eq!(
+            poll_once(unless_stopped(&stop, std::future::pending::<()>())),
+            Poll::Pending
+        );
+        stop.stop();
+        assert_eq!(poll_once(unless_stopped(&stop, async { 7 })), Poll::Ready(None));
     }
 
     #[test]
