@@ -78,6 +78,31 @@ impl WriteError {
     }
 }
 
+/// What ended a runtime's wait for a socket and a deadline (its
+/// `io::read_until`), client or server: the two rules of the
+/// [crate docs](crate) in one value.
+#[derive(Debug)]
+pub struct Woken {
+    /// When it ended.
+    pub now: Instant,
+    /// The read taken, if any (when the deadline passed: the one read of what
+    /// was already waiting): handed to the machine first.
+    pub read: Option<io::Result<usize>>,
+    /// The deadline passed: the machine gets its timeout after the read.
+    pub deadline_passed: bool,
+}
+
+impl Woken {
+    /// A wait that ended at `now` with `read`, the deadline passed or not.
+    pub fn new(now: Instant, read: Option<io::Result<usize>>, deadline_passed: bool) -> Woken {
+        Woken {
+            now,
+            read,
+            deadline_passed,
+        }
+    }
+}
+
 /// Whether an I/O error only means "nothing yet, try again".
 pub fn is_would_block(e: &io::Error) -> bool {
     matches!(
@@ -188,17 +213,14 @@ impl ClientDriver {
         }
     }
 
-    /// A wait ended at `now`: `read` is the read it took into `buf` (if any; when the
-    /// deadline passed, the one read of what was already waiting), and
-    /// `deadline_passed` says whether the deadline passed too. The read is
-    /// handed in first, then the timeout (rules 1 and 2 of the
-    /// [crate docs](crate)).
-    pub fn woken(&mut self, now: Instant, read: Option<io::Result<usize>>, buf: &[u8], deadline_passed: bool) {
-        if let Some(result) = read {
-            self.feed_read(now, result, buf);
+    /// A wait ended: its read into `buf` is handed in first, then the
+    /// timeout if the deadline passed (rules 1 and 2 of the [crate docs](crate)).
+    pub fn woken(&mut self, woken: Woken, buf: &[u8]) {
+        if let Some(result) = woken.read {
+            self.feed_read(woken.now, result, buf);
         }
-        if deadline_passed {
-            self.client.handle_input(now, Input::Timeout);
+        if woken.deadline_passed {
+            self.client.handle_input(woken.now, Input::Timeout);
         }
     }
 
@@ -206,13 +228,13 @@ impl ClientDriver {
     /// `deadline` has passed.
     pub fn read_done(&mut self, result: io::Result<usize>, buf: &[u8], deadline: Option<Instant>) {
         let now = Instant::now();
-        self.woken(now, Some(result), buf, deadline.is_some_and(|at| now >= at));
+        self.woken(Woken::new(now, Some(result), deadline.is_some_and(|at| now >= at)), buf);
     }
 
     /// The deadline passed; [`ClientDriver::woken`] with the one read of
     /// what was already waiting (`None`: nothing, or no socket).
     pub fn deadline_passed(&mut self, waiting: Option<io::Result<usize>>, buf: &[u8]) {
-        self.woken(Instant::now(), waiting, buf, true);
+        self.woken(Woken::new(Instant::now(), waiting, true), buf);
     }
 
     /// A write failed.

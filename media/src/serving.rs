@@ -39,7 +39,7 @@ use rtsp_toolkit_core::server::{
     CloseReason, Connection, LookupError, ServerConfig, ServerEvent, ServerInput, ServerOutput,
 };
 use rtsp_toolkit_core::stop::StopSignal;
-pub use rtsp_toolkit_driver::WriteError;
+pub use rtsp_toolkit_driver::{Woken, WriteError};
 use tracing::Instrument;
 
 use crate::library::Library;
@@ -362,28 +362,6 @@ pub trait ConnectionIo: Send {
 
     /// Shuts the socket's write side, once the connection is over.
     fn close(self) -> impl Future<Output = ()> + Send;
-}
-
-/// What ended a [`ConnectionIo::read_until`].
-#[derive(Debug)]
-pub struct Woken {
-    /// When it ended.
-    pub now: Instant,
-    /// The read taken, if any: given to the machine first.
-    pub read: Option<io::Result<usize>>,
-    /// The deadline passed: the machine gets its timeout after the read.
-    pub deadline_passed: bool,
-}
-
-impl Woken {
-    /// A wait that ended at `now` with `read`, `at` passed or not.
-    pub fn new(now: Instant, read: Option<io::Result<usize>>, deadline_passed: bool) -> Woken {
-        Woken {
-            now,
-            read,
-            deadline_passed,
-        }
-    }
 }
 
 /// Accepts connections on `listener` until `state`'s stop, each in a task

@@ -196,8 +196,7 @@ impl serving::ConnectionIo for Socket {
     }
 
     async fn read_until(&mut self, buf: &mut [u8], at: Instant) -> Woken {
-        let woken = read_until(&self.0, buf, at).await;
-        Woken::new(woken.now, woken.read, woken.deadline_passed)
+        read_until(&self.0, buf, at).await
     }
 
     async fn close(self) {

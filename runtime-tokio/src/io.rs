@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-pub(crate) use rtsp_toolkit_driver::WriteError;
+pub(crate) use rtsp_toolkit_driver::{Woken, WriteError};
 
 /// One read of what is already in the socket, without waiting: `None` when
 /// nothing is there.
@@ -29,17 +29,6 @@ pub(crate) fn read_waiting(s: &TcpStream, buf: &mut [u8]) -> Option<io::Result<u
         Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => None,
         r => Some(r),
     }
-}
-
-/// What ended a [`read_until`].
-#[derive(Debug)]
-pub(crate) struct Woken {
-    /// When it ended.
-    pub now: Instant,
-    /// The read taken, if any: give it to the machine first.
-    pub read: Option<io::Result<usize>>,
-    /// The deadline passed: give the machine its timeout after the read.
-    pub deadline_passed: bool,
 }
 
 /// Waits until data arrives or `at` passes, whichever is first; when `at`

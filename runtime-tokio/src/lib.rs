@@ -181,7 +181,7 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Event>) {
                         _ = stop.stopped(), if !d.is_stopping() => None,
                     };
                     match woken {
-                        Some(w) => d.woken(w.now, w.read, &buf, w.deadline_passed),
+                        Some(w) => d.woken(w, &buf),
                         None => d.stop_now(),
                     }
                 } else {
