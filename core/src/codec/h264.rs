@@ -427,6 +427,9 @@ pub(super) struct Assembler {
     max_frame_bytes: usize,
     /// The access unit being assembled (or carried over), Annex B.
     buf: BytesMut,
+    /// The allocation used before `buf`'s, kept for reuse once every frame
+    /// carved out of it is dropped (empty).
+    spare: BytesMut,
     /// Capacity to have available when an access unit starts.
     reserve: usize,
     ready: VecDeque<VideoFrame>,
@@ -478,6 +481,7 @@ impl Assembler {
             name,
             max_frame_bytes,
             buf: BytesMut::new(),
+            spare: BytesMut::new(),
             reserve: INITIAL_RESERVE.min(max_frame_bytes),
             ready: VecDeque::with_capacity(4),
             loss: 0,
@@ -727,9 +731,20 @@ impl Assembler {
             // before `buf`; it never allocates.)
             let _ = self.buf.try_reclaim(self.buf.capacity() + 1);
             if self.buf.capacity() < self.reserve {
-                // Room for a couple of access units: later ones are carved out
-                // of the same allocation, which is reused once frames are dropped.
-                self.buf.reserve(self.reserve.saturating_mul(2));
+                // A frame carved out of `buf` is still held (say, queued as
+                // an event). Take the spare allocation if every frame carved
+                // out of it has been dropped, else a new one; the current
+                // allocation becomes the spare. Two allocations used in turn,
+                // instead of a fresh one each time, keep the allocator from
+                // returning memory to the system and faulting it in again.
+                let _ = self.spare.try_reclaim(self.spare.capacity() + 1);
+                std::mem::swap(&mut self.buf, &mut self.spare);
+                if self.buf.capacity() < self.reserve {
+                    // Room for a couple of access units: later ones are carved
+                    // out of the same allocation, which is reused once frames
+                    // are dropped.
+                    self.buf = BytesMut::with_capacity(self.reserve.saturating_mul(2));
+                }
             }
         }
         self.carry = false;
