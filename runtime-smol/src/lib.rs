@@ -180,12 +180,13 @@ impl Session {
             if self.finished {
                 return Poll::Ready(None);
             }
-            if !self.driver.is_stopping() && Pin::new(&mut self.stopped).poll(cx).is_ready() {
-                self.driver.stop_now();
-            }
+            // A raised stop is handed in at once (an atomic load); the waker
+            // is left with the stop signal only before the session waits.
+            self.driver.check_stop();
             if self.writing.is_some() {
                 match self.poll_write(cx) {
                     Poll::Ready(()) => continue,
+                    Poll::Pending if self.stop_raised(cx) => continue,
                     Poll::Pending => return Poll::Pending,
                 }
             }
@@ -206,6 +207,9 @@ impl Session {
                             self.timer_at = Some(at);
                         }
                         if Pin::new(&mut self.timer).poll(cx).is_pending() {
+                            if self.stop_raised(cx) {
+                                continue;
+                            }
                             return Poll::Pending;
                         }
                     }
@@ -219,6 +223,17 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Before the session waits: registers the waker with the stop signal,
+    /// and hands in the close if it was raised meanwhile (then the session
+    /// does not wait).
+    fn stop_raised(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.driver.is_stopping() && Pin::new(&mut self.stopped).poll(cx).is_ready() {
+            self.driver.stop_now();
+            return true;
+        }
+        false
     }
 
     /// Polls the connection attempt or a read; `Ready` when the client was told something.
