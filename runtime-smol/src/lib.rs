@@ -90,6 +90,7 @@ pub struct Session {
     conn: Conn,
     writing: Option<io::Pending>,
     timer: Timer,
+    /// The instant `timer` is set for (`None`: not set, or it fired).
     timer_at: Option<Instant>,
     buf: Box<[u8]>,
     finished: bool,
@@ -202,7 +203,12 @@ impl Session {
                         if self.poll_socket(cx, at).is_ready() {
                             continue;
                         }
-                        if self.timer_at != Some(at) {
+                        // The timer moves only when the deadline comes earlier
+                        // than it is set for. A later one (each read moves the
+                        // session's read deadline) is taken up when the timer
+                        // fires early: moving an async-io timer is a message
+                        // to the reactor, which may be on another thread.
+                        if self.timer_at.is_none_or(|t| at < t) {
                             self.timer.set_at(at);
                             self.timer_at = Some(at);
                         }
@@ -211,6 +217,11 @@ impl Session {
                                 continue;
                             }
                             return Poll::Pending;
+                        }
+                        self.timer_at = None;
+                        if Instant::now() < at {
+                            // Fired for an earlier deadline: set it for this one.
+                            continue;
                         }
                     }
                     self.timer_at = None;
