@@ -61,6 +61,9 @@ enum Conn {
     Open {
         stream: TcpStream,
         read_closed: bool,
+        /// The read timeout set on the socket last, so that it is set again
+        /// only when it changes (a system call per read otherwise).
+        read_timeout: Option<Duration>,
     },
     Closed,
 }
@@ -163,10 +166,15 @@ impl Session {
             Conn::Open {
                 stream,
                 read_closed: false,
+                read_timeout,
             } => {
-                let r = stream
-                    .set_read_timeout(Some(wait))
-                    .and_then(|()| stream.read(&mut self.buf));
+                let set = if *read_timeout == Some(wait) {
+                    Ok(())
+                } else {
+                    *read_timeout = None;
+                    stream.set_read_timeout(Some(wait)).map(|()| *read_timeout = Some(wait))
+                };
+                let r = set.and_then(|()| stream.read(&mut self.buf));
                 self.read_closed_on_eof(&r);
                 self.driver.read_done(r, &self.buf, Some(at));
             }
@@ -187,6 +195,7 @@ impl Session {
             Conn::Open {
                 stream,
                 read_closed: false,
+                ..
             } => {
                 let r = stream.set_nonblocking(true).and_then(|()| stream.read(&mut self.buf));
                 let _ = stream.set_nonblocking(false);
@@ -207,6 +216,7 @@ impl Session {
                 self.conn = Conn::Open {
                     stream,
                     read_closed: false,
+                    read_timeout: None,
                 };
                 self.driver.connected(Ok((local, peer)));
             }

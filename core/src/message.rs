@@ -268,6 +268,10 @@ pub enum Message {
     },
 }
 
+/// Largest allocation the decoder grows to while payloads are held, unless a
+/// single message needs more.
+const MAX_BLOCK: usize = 1024 * 1024;
+
 /// Incremental decoder for one connection's input.
 ///
 /// ```
@@ -281,6 +285,14 @@ pub enum Message {
 #[derive(Debug)]
 pub struct Decoder {
     buf: BytesMut,
+    /// The allocation `buf` used before, kept (empty) for reuse once every
+    /// payload split off it has been dropped.
+    spare: BytesMut,
+    /// Size of the last allocation made.
+    block: usize,
+    /// Allocations made by `make_room`.
+    #[cfg(test)]
+    allocations: usize,
     limits: Limits,
     /// Where the blank-line search resumes, so a header block arriving one
     /// byte at a time is scanned once, not quadratically.
@@ -308,6 +320,10 @@ impl Decoder {
     pub fn new(limits: Limits) -> Self {
         Decoder {
             buf: BytesMut::new(),
+            spare: BytesMut::new(),
+            block: 0,
+            #[cfg(test)]
+            allocations: 0,
             limits,
             scanned: 0,
             pending: None,
@@ -321,7 +337,54 @@ impl Decoder {
 
     /// Appends received bytes.
     pub fn extend(&mut self, data: &[u8]) {
+        let room = self.buf.capacity() - self.buf.len();
+        // When every payload split off so far has been dropped, the buffered
+        // bytes (a partial message) move to the front of the allocation, so
+        // that the next bytes land in memory that is still in cache. (Asking
+        // for more than the room left is what makes it look before `buf`;
+        // it never allocates, and moves nothing when more is buffered than
+        // was split off.)
+        let room = if self.buf.try_reclaim(room + 1) {
+            self.buf.capacity() - self.buf.len()
+        } else {
+            room
+        };
+        if room < data.len() {
+            self.make_room(data.len());
+        }
         self.buf.extend_from_slice(data);
+    }
+
+    /// Makes room for `more` bytes after the buffered ones when payloads
+    /// split off `buf` are still held (say, queued as events for a consumer
+    /// that has not taken them yet) or it is too small: the buffered bytes
+    /// move to the allocation used before, if every payload split off it
+    /// has been dropped, else to a new one; the one left becomes the spare.
+    /// So while a consumer holds payloads, two allocations take turns
+    /// instead of a new one for every read. A new allocation has room for
+    /// two reads; twice the size of the one before (up to [`MAX_BLOCK`])
+    /// when the spare was still held, so that it is free again by the time
+    /// it is needed.
+    fn make_room(&mut self, more: usize) {
+        let need = self.buf.len() + more;
+        // Asking for more than the room left makes it look before `spare`.
+        let free = self.spare.try_reclaim(self.spare.capacity() + 1);
+        if !free || self.spare.capacity() < need.max(self.block / 4 * 3) {
+            let block = if free {
+                self.block
+            } else {
+                self.block.saturating_mul(2).min(MAX_BLOCK)
+            };
+            self.block = need.saturating_mul(2).max(block);
+            self.spare = BytesMut::with_capacity(self.block);
+            #[cfg(test)]
+            {
+                self.allocations += 1;
+            }
+        }
+        self.spare.extend_from_slice(&self.buf);
+        std::mem::swap(&mut self.buf, &mut self.spare);
+        self.spare.clear();
     }
 
     /// Bytes received but not yet split into messages.
@@ -570,6 +633,54 @@ mod tests {
                 got.push(m);
             }
             assert_eq!(got, whole, "split at {split}");
+        }
+    }
+
+    /// `count` interleaved frames of `len` bytes; frame `i` is filled with `i as u8`.
+    fn frames(count: usize, len: usize) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        for i in 0..count {
+            encode_interleaved(0, &vec![i as u8; len], &mut out).unwrap();
+        }
+        out.to_vec()
+    }
+
+    #[test]
+    fn held_payloads_make_two_allocations_take_turns() {
+        let input = frames(4000, 1400);
+        for lag in [0, 40, 400] {
+            let mut d = Decoder::new(Limits::default());
+            let mut held = std::collections::VecDeque::new();
+            let mut i = 0usize;
+            let mut after_half = 0;
+            for (k, piece) in input.chunks(64 * 1024).enumerate() {
+                if k == input.len() / (2 * 64 * 1024) {
+                    after_half = d.allocations;
+                }
+                d.extend(piece);
+                while let Some(m) = d.decode().unwrap() {
+                    let Message::Interleaved { payload, .. } = m else {
+                        panic!()
+                    };
+                    held.push_back((i, payload));
+                    i += 1;
+                    if held.len() > lag {
+                        // Held payloads keep their bytes whatever the decoder reuses.
+                        let (n, p) = held.pop_front().unwrap();
+                        assert!(
+                            p.len() == 1400 && p.iter().all(|&b| b == n as u8),
+                            "lag {lag}: frame {n}"
+                        );
+                    }
+                }
+            }
+            assert_eq!(i, 4000);
+            for (n, p) in held {
+                assert!(p.iter().all(|&b| b == n as u8), "lag {lag}: frame {n}");
+            }
+            // A few allocations while the sizes settle, none in the second half.
+            assert!(d.allocations <= 6, "lag {lag}: {} allocations", d.allocations);
+            assert_eq!(d.allocations, after_half, "lag {lag}: allocating in the second half");
         }
     }
 

@@ -41,8 +41,11 @@ use rtsp_toolkit_core::client::{Client, ClientOptions, Input, Output};
 use rtsp_toolkit_core::stop::StopSignal;
 use rtsp_toolkit_core::Error;
 
-/// Read buffer size of every runtime: one read hands the machine at most this much.
-pub const READ_CHUNK: usize = 64 * 1024;
+/// Read buffer size of every runtime: one read hands the machine at most this
+/// much. Large enough that a busy stream is read in few system calls (each
+/// read of a full socket also opens the TCP window and wakes the sender), small
+/// enough that the buffer stays in cache while the machine parses it.
+pub const READ_CHUNK: usize = 128 * 1024;
 
 /// Why a write to the server failed.
 #[derive(Debug)]

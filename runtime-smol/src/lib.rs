@@ -99,6 +99,7 @@ pub struct Session {
     conn: Conn,
     writing: Option<Writing>,
     timer: Timer,
+    /// The instant `timer` is set for (`None`: not set, or it fired).
     timer_at: Option<Instant>,
     buf: Box<[u8]>,
     finished: bool,
@@ -189,12 +190,13 @@ impl Session {
             if self.finished {
                 return Poll::Ready(None);
             }
-            if !self.driver.is_stopping() && Pin::new(&mut self.stopped).poll(cx).is_ready() {
-                self.driver.stop_now();
-            }
+            // A raised stop is handed in at once (an atomic load); the waker
+            // is left with the stop signal only before the session waits.
+            self.driver.check_stop();
             if self.writing.is_some() {
                 match self.poll_write(cx) {
                     Poll::Ready(()) => continue,
+                    Poll::Pending if self.stop_raised(cx) => continue,
                     Poll::Pending => return Poll::Pending,
                 }
             }
@@ -213,12 +215,25 @@ impl Session {
                         if self.poll_socket(cx, at).is_ready() {
                             continue;
                         }
-                        if self.timer_at != Some(at) {
+                        // The timer moves only when the deadline comes earlier
+                        // than it is set for. A later one (each read moves the
+                        // session's read deadline) is taken up when the timer
+                        // fires early: moving an async-io timer is a message
+                        // to the reactor, which may be on another thread.
+                        if self.timer_at.is_none_or(|t| at < t) {
                             self.timer.set_at(at);
                             self.timer_at = Some(at);
                         }
                         if Pin::new(&mut self.timer).poll(cx).is_pending() {
+                            if self.stop_raised(cx) {
+                                continue;
+                            }
                             return Poll::Pending;
+                        }
+                        self.timer_at = None;
+                        if Instant::now() < at {
+                            // Fired for an earlier deadline: set it for this one.
+                            continue;
                         }
                     }
                     self.timer_at = None;
@@ -231,6 +246,17 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Before the session waits: registers the waker with the stop signal,
+    /// and hands in the close if it was raised meanwhile (then the session
+    /// does not wait).
+    fn stop_raised(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.driver.is_stopping() && Pin::new(&mut self.stopped).poll(cx).is_ready() {
+            self.driver.stop_now();
+            return true;
+        }
+        false
     }
 
     /// Polls the connection attempt or a read; `Ready` when the client was told something.

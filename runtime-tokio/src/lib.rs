@@ -33,7 +33,7 @@ pub use server::{serve, Server, ServerBuilder, ServerOptions};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -43,9 +43,16 @@ pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::Output;
 use rtsp_toolkit_driver::{ClientDriver, READ_CHUNK};
 
-/// Events buffered between the session task and the consumer. When full, the
-/// task stops reading the socket (TCP backpressure), so nothing is dropped.
-const EVENT_QUEUE: usize = 256;
+/// Events buffered between the session task and the consumer (plus the batch
+/// being filled). When full, the task stops reading the socket (TCP
+/// backpressure), so nothing is dropped. Payloads and frames stay views of
+/// the client's buffers until the consumer drops them, so a small queue also
+/// keeps those buffers small.
+const EVENT_QUEUE: usize = 128;
+/// Most events in one batch. The task hands events over in batches (what one
+/// drain of the machine gives, at most this many), so that the channel's
+/// synchronization is paid per batch, not per RTP packet.
+const BATCH: usize = 64;
 
 /// A running client session: a [`Stream`](futures_core::Stream) of
 /// [`Event`]s that ends after [`Event::Closed`].
@@ -55,7 +62,9 @@ const EVENT_QUEUE: usize = 256;
 /// closes the connection.
 #[derive(Debug)]
 pub struct Session {
-    rx: mpsc::Receiver<Event>,
+    rx: mpsc::Receiver<Vec<Event>>,
+    /// The rest of the batch received last, in order.
+    batch: std::vec::IntoIter<Event>,
     stop: StopSignal,
 }
 
@@ -75,9 +84,13 @@ impl Session {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::Config("Session::open must be called within a tokio runtime".into()))?;
         let driver = ClientDriver::open(url, options, stop.clone())?;
-        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE / BATCH);
         handle.spawn(drive(driver, tx));
-        Ok(Session { rx, stop })
+        Ok(Session {
+            rx,
+            batch: Vec::new().into_iter(),
+            stop,
+        })
     }
 
     /// A handle that stops this session from anywhere.
@@ -93,7 +106,19 @@ impl Session {
 
     /// The next event, or `None` after [`Event::Closed`].
     pub async fn next_event(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        loop {
+            if let Some(event) = self.batch.next() {
+                return Poll::Ready(Some(event));
+            }
+            match std::task::ready!(self.rx.poll_recv(cx)) {
+                Some(batch) => self.batch = batch.into_iter(),
+                None => return Poll::Ready(None),
+            }
+        }
     }
 }
 
@@ -101,7 +126,7 @@ impl futures_core::Stream for Session {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
+        self.poll_event(cx)
     }
 }
 
@@ -114,46 +139,39 @@ impl Drop for Session {
 /// The driving loop, the same in every runtime (`docs/ARCHITECTURE.md`):
 /// drain the machine, then wait for the socket, the deadline or the stop
 /// signal, and hand in what happened.
-async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Event>) {
+async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
     let timeout = d.timeout();
     let stop = d.stop_signal().clone();
     let (host, port) = d.client().connect_target();
     let mut connecting = Some(Box::pin(TcpStream::connect((host, port))));
     let mut socket: Option<TcpStream> = None;
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut batch = Vec::new();
     let mut consumer_gone = false;
     loop {
-        match d.poll_output() {
+        let out = d.poll_output();
+        if let Output::Event(event) = out {
+            if !consumer_gone {
+                batch.push(event);
+            }
+            if batch.len() >= BATCH {
+                send_batch(&mut d, &tx, &stop, &mut batch, &mut consumer_gone).await;
+            }
+            continue;
+        }
+        // The events go out before the task writes or waits, so that none
+        // waits for the socket.
+        if !batch.is_empty() {
+            send_batch(&mut d, &tx, &stop, &mut batch, &mut consumer_gone).await;
+        }
+        match out {
             Output::Transmit(bytes) => {
                 let Some(s) = socket.as_mut() else { continue };
                 if let Err(e) = io::write_all_or_stall(s, &bytes, timeout).await {
                     d.write_failed(e);
                 }
             }
-            Output::Event(event) => {
-                if consumer_gone {
-                    continue;
-                }
-                tokio::select! {
-                    biased;
-                    permit = tx.reserve() => match permit {
-                        Ok(p) => p.send(event),
-                        Err(_) => {
-                            consumer_gone = true;
-                            d.stop_now();
-                        }
-                    },
-                    _ = stop.stopped(), if !d.is_stopping() => {
-                        // The event is kept: deliver it after queuing the close.
-                        d.stop_now();
-                        if let Ok(p) = tx.reserve().await {
-                            p.send(event);
-                        } else {
-                            consumer_gone = true;
-                        }
-                    }
-                }
-            }
+            Output::Event(_) => {}
             Output::Timeout(at) => {
                 let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(at));
                 if let Some(conn) = connecting.as_mut() {
@@ -172,17 +190,17 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Event>) {
                         _ = sleep => d.deadline_passed(None, &[]),
                         _ = stop.stopped(), if !d.is_stopping() => d.stop_now(),
                     }
-                } else if let Some(s) = socket.as_ref() {
-                    // Data already waiting wins over a deadline that passed
-                    // while the consumer was slow: it is not silence.
-                    let woken = tokio::select! {
+                } else if let Some(s) = socket.as_mut() {
+                    tokio::select! {
+                        // Data already waiting wins over a deadline that passed
+                        // while the consumer was slow: it is not silence.
                         biased;
-                        woken = io::read_until(s, &mut buf, at) => Some(woken),
-                        _ = stop.stopped(), if !d.is_stopping() => None,
-                    };
-                    match woken {
-                        Some(w) => d.woken(w, &buf),
-                        None => d.stop_now(),
+                        r = s.read(&mut buf) => d.read_done(r, &buf, Some(at)),
+                        _ = sleep => {
+                            let waiting = io::read_waiting(s, &mut buf);
+                            d.deadline_passed(waiting, &buf);
+                        }
+                        _ = stop.stopped(), if !d.is_stopping() => d.stop_now(),
                     }
                 } else {
                     sleep.await;
@@ -194,6 +212,42 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Event>) {
     }
     if let Some(mut s) = socket {
         let _ = s.shutdown().await;
+    }
+}
+
+/// Hands `batch` to the consumer, waiting for room in the channel (TCP
+/// backpressure); a stop raised meanwhile is handed in first, and the batch
+/// still delivered. When the consumer is gone, the session is stopped and
+/// its events dropped.
+async fn send_batch(
+    d: &mut ClientDriver,
+    tx: &mpsc::Sender<Vec<Event>>,
+    stop: &StopSignal,
+    batch: &mut Vec<Event>,
+    consumer_gone: &mut bool,
+) {
+    let events = std::mem::replace(batch, Vec::with_capacity(BATCH));
+    if *consumer_gone {
+        return;
+    }
+    tokio::select! {
+        biased;
+        permit = tx.reserve() => match permit {
+            Ok(p) => p.send(events),
+            Err(_) => {
+                *consumer_gone = true;
+                d.stop_now();
+            }
+        },
+        _ = stop.stopped(), if !d.is_stopping() => {
+            // The events are kept: deliver them after queuing the close.
+            d.stop_now();
+            if let Ok(p) = tx.reserve().await {
+                p.send(events);
+            } else {
+                *consumer_gone = true;
+            }
+        }
     }
 }
 

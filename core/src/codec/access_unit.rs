@@ -90,6 +90,11 @@ pub(crate) struct Assembler {
     max_frame_bytes: usize,
     /// The access unit being assembled (or carried over), Annex B.
     buf: BytesMut,
+    /// The allocation used before `buf`'s, kept for reuse once every frame
+    /// carved out of it is dropped (empty).
+    spare: BytesMut,
+    /// Size of the last allocation made for `buf`.
+    block: usize,
     /// Capacity to have available when an access unit starts.
     reserve: usize,
     ready: VecDeque<VideoFrame>,
@@ -148,6 +153,8 @@ impl Assembler {
             name,
             max_frame_bytes,
             buf: BytesMut::new(),
+            spare: BytesMut::new(),
+            block: 0,
             reserve: INITIAL_RESERVE.min(max_frame_bytes),
             ready: VecDeque::with_capacity(4),
             loss: 0,
@@ -426,9 +433,25 @@ impl Assembler {
             // before `buf`; it never allocates.)
             let _ = self.buf.try_reclaim(self.buf.capacity() + 1);
             if self.buf.capacity() < self.reserve {
-                // Room for a couple of access units: later ones are carved out
-                // of the same allocation, which is reused once frames are dropped.
-                self.buf.reserve(self.reserve.saturating_mul(2));
+                // A frame carved out of `buf` is still held (say, queued as
+                // an event), or `buf` is too small. Take the spare allocation
+                // if every frame carved out of it has been dropped, else a
+                // new one; the current allocation becomes the spare. Two
+                // allocations used in turn, instead of a fresh one each time,
+                // keep the allocator from handing memory back to the system
+                // and faulting it in again.
+                let free = self.spare.try_reclaim(self.spare.capacity() + 1);
+                std::mem::swap(&mut self.buf, &mut self.spare);
+                // Each has room for a couple of access units; twice as many
+                // (up to four) once the spare turned out to be still held, so
+                // that it is free by the time it is needed again. (A free
+                // spare much smaller than that is replaced too.)
+                let two = self.reserve.saturating_mul(2);
+                let block = if free { self.block } else { self.block.saturating_mul(2) };
+                self.block = block.clamp(two, two.saturating_mul(2));
+                if !free || self.buf.capacity() < self.block / 4 * 3 {
+                    self.buf = BytesMut::with_capacity(self.block);
+                }
             }
         }
         self.carry = false;
@@ -454,21 +477,23 @@ impl Assembler {
                 }
             }
         }
-        let data = if self.keyframe && self.wants_sdp_sets() {
-            let mut out = BytesMut::with_capacity(self.buf.len() + self.sdp_len);
-            out.put_slice(&self.buf[..self.insert_at]);
+        if self.keyframe && self.wants_sdp_sets() {
+            // The SDP's parameter sets go in at `insert_at`, in `buf` itself:
+            // the rest of the access unit moves up to make room, so the
+            // frame is carved out of the reused allocation like any other.
+            let end = self.buf.len();
+            self.buf.resize(end + self.sdp_len, 0);
+            self.buf.copy_within(self.insert_at..end, self.insert_at + self.sdp_len);
+            let mut sets = BytesMut::with_capacity(self.sdp_len);
             for (slot, nal) in &self.sdp_sets {
-                put_annex_b(&mut out, nal);
+                put_annex_b(&mut sets, nal);
                 self.last_params[*slot].clear();
                 self.last_params[*slot].extend_from_slice(nal);
             }
-            out.put_slice(&self.buf[self.insert_at..]);
-            self.buf.clear();
+            self.buf[self.insert_at..self.insert_at + self.sdp_len].copy_from_slice(&sets);
             new_parameters = true;
-            out.freeze()
-        } else {
-            self.buf.split().freeze()
-        };
+        }
+        let data = self.buf.split().freeze();
         if self.keyframe || self.has_params() {
             self.sdp_done = true;
         }
