@@ -47,25 +47,32 @@ use std::time::{Duration, Instant};
 pub use rtsp_toolkit_core as core;
 pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::Output;
-use rtsp_toolkit_driver::{is_would_block, ClientDriver, ConnectAttempt, Connected, WriteError, READ_CHUNK};
+use rtsp_toolkit_driver::{is_would_block, ClientConn, ClientDriver, Connected, WriteError, READ_CHUNK};
 
 /// Longest a blocked read (or the wait for a connection) goes without
 /// looking at the stop signal.
 pub const STOP_POLL: Duration = Duration::from_millis(50);
 
+/// The connection: made on a helper thread, so that a stop is noticed while
+/// resolution and connection block.
+type Conn = ClientConn<Socket>;
+
+/// The open socket.
 #[derive(Debug)]
-enum Conn {
-    /// Resolution and connection run on a helper thread, so that a stop is
-    /// noticed while they block.
-    Connecting(ConnectAttempt),
-    Open {
-        stream: TcpStream,
-        read_closed: bool,
-        /// The read timeout set on the socket last, so that it is set again
-        /// only when it changes (a system call per read otherwise).
-        read_timeout: Option<Duration>,
-    },
-    Closed,
+struct Socket {
+    stream: TcpStream,
+    /// The read timeout set on the socket last, so that it is set again
+    /// only when it changes (a system call per read otherwise).
+    read_timeout: Option<Duration>,
+}
+
+impl Socket {
+    fn new(stream: TcpStream) -> std::io::Result<Socket> {
+        Ok(Socket {
+            stream,
+            read_timeout: None,
+        })
+    }
 }
 
 /// A running client session: an [`Iterator`] of [`Event`]s that ends after
@@ -103,10 +110,8 @@ impl Session {
     /// may stop several sessions).
     pub fn open_with_stop(url: &str, options: ClientOptions, stop: StopSignal) -> Result<Session, Error> {
         let driver = ClientDriver::open(url, options, stop)?;
-        let (host, port) = driver.client().connect_target();
-        let deadline = Instant::now() + driver.timeout();
         Ok(Session {
-            conn: Conn::Connecting(ConnectAttempt::start(host, port, deadline)),
+            conn: Conn::start(&driver),
             driver,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             finished: false,
@@ -139,7 +144,11 @@ impl Session {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let Conn::Open { stream, .. } = &mut self.conn else {
+        let Conn::Open {
+            stream: Socket { stream, .. },
+            ..
+        } = &mut self.conn
+        else {
             return;
         };
         // The send timeout bounds each write call: it measures time without progress.
@@ -164,9 +173,8 @@ impl Session {
                 }
             }
             Conn::Open {
-                stream,
+                stream: Socket { stream, read_timeout },
                 read_closed: false,
-                read_timeout,
             } => {
                 let set = if *read_timeout == Some(wait) {
                     Ok(())
@@ -175,7 +183,7 @@ impl Session {
                     stream.set_read_timeout(Some(wait)).map(|()| *read_timeout = Some(wait))
                 };
                 let r = set.and_then(|()| stream.read(&mut self.buf));
-                self.read_closed_on_eof(&r);
+                self.conn.note_read(&r);
                 self.driver.read_done(r, &self.buf, Some(at));
             }
             Conn::Open { .. } | Conn::Closed => std::thread::sleep(wait),
@@ -185,58 +193,25 @@ impl Session {
     /// For a deadline that passed: the connection result if it is there
     /// (handed in), or one read of what waits in the socket, without waiting.
     fn take_waiting(&mut self) -> Option<std::io::Result<usize>> {
-        match &mut self.conn {
-            Conn::Connecting(attempt) => {
-                if let Some(result) = attempt.wait(Duration::ZERO) {
-                    self.connected(result);
-                }
-                None
+        let buf = &mut self.buf;
+        self.conn.take_waiting(&mut self.driver, Socket::new, |s| {
+            let r = s.stream.set_nonblocking(true).and_then(|()| s.stream.read(buf));
+            let _ = s.stream.set_nonblocking(false);
+            match r {
+                Err(e) if is_would_block(&e) => None,
+                r => Some(r),
             }
-            Conn::Open {
-                stream,
-                read_closed: false,
-                ..
-            } => {
-                let r = stream.set_nonblocking(true).and_then(|()| stream.read(&mut self.buf));
-                let _ = stream.set_nonblocking(false);
-                if matches!(&r, Err(e) if is_would_block(e)) {
-                    return None;
-                }
-                self.read_closed_on_eof(&r);
-                Some(r)
-            }
-            Conn::Open { .. } | Conn::Closed => None,
-        }
+        })
     }
 
     fn connected(&mut self, result: Connected) {
-        match result {
-            Ok((stream, local, peer)) => {
-                let _ = stream.set_nodelay(true);
-                self.conn = Conn::Open {
-                    stream,
-                    read_closed: false,
-                    read_timeout: None,
-                };
-                self.driver.connected(Ok((local, peer)));
-            }
-            Err(e) => {
-                self.conn = Conn::Closed;
-                self.driver.connected(Err(e));
-            }
-        }
-    }
-
-    fn read_closed_on_eof(&mut self, r: &std::io::Result<usize>) {
-        if let (Ok(0), Conn::Open { read_closed, .. }) = (r, &mut self.conn) {
-            *read_closed = true;
-        }
+        self.conn.connected(&mut self.driver, result, Socket::new);
     }
 
     fn finish(&mut self) {
         self.finished = true;
         if let Conn::Open { stream, .. } = std::mem::replace(&mut self.conn, Conn::Closed) {
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = stream.stream.shutdown(Shutdown::Both);
         }
     }
 }

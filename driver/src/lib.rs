@@ -71,6 +71,20 @@ impl From<io::Error> for WriteError {
 }
 
 impl WriteError {
+    /// The outcome of one write of a write-all loop: the bytes taken (0:
+    /// none, try again), or why the loop fails. `after_stall` says the write
+    /// is the one plain non-blocking try made when the timeout passed
+    /// without progress: then "would block" is the stall.
+    pub fn check(written: io::Result<usize>, after_stall: bool) -> Result<usize, WriteError> {
+        match written {
+            Ok(0) => Err(WriteError::Closed),
+            Ok(n) => Ok(n),
+            Err(e) if after_stall && e.kind() == io::ErrorKind::WouldBlock => Err(WriteError::Stalled),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(WriteError::Io(e)),
+        }
+    }
+
     /// The reason handed to the client, as the user sees it.
     pub fn reason(&self) -> String {
         match self {
@@ -295,6 +309,89 @@ pub fn connect_blocking(host: &str, port: u16, deadline: Instant) -> Connected {
     Err(last)
 }
 
+/// The connection of a client session in a runtime that connects with a
+/// [`ConnectAttempt`] (smol, blocking): the attempt, then the open stream
+/// `S` as that runtime holds it.
+#[derive(Debug)]
+pub enum ClientConn<S> {
+    /// Resolving and connecting on a helper thread.
+    Connecting(ConnectAttempt),
+    /// Connected; `read_closed` once a read returned end of stream.
+    Open { stream: S, read_closed: bool },
+    /// Failed, or over.
+    Closed,
+}
+
+impl<S> ClientConn<S> {
+    /// Starts connecting to the session's target, bounded by its timeout.
+    pub fn start(driver: &ClientDriver) -> ClientConn<S> {
+        let (host, port) = driver.client().connect_target();
+        ClientConn::Connecting(ConnectAttempt::start(host, port, Instant::now() + driver.timeout()))
+    }
+
+    /// The attempt ended: `wrap` turns the stream (`TCP_NODELAY` set) into
+    /// what the runtime holds, and the driver is told.
+    pub fn connected(
+        &mut self,
+        driver: &mut ClientDriver,
+        result: Connected,
+        wrap: impl FnOnce(TcpStream) -> io::Result<S>,
+    ) {
+        let opened = result.and_then(|(s, local, peer)| {
+            let _ = s.set_nodelay(true);
+            Ok((wrap(s)?, local, peer))
+        });
+        match opened {
+            Ok((stream, local, peer)) => {
+                *self = ClientConn::Open {
+                    stream,
+                    read_closed: false,
+                };
+                driver.connected(Ok((local, peer)));
+            }
+            Err(e) => {
+                *self = ClientConn::Closed;
+                driver.connected(Err(e));
+            }
+        }
+    }
+
+    /// Notes a read's result: end of stream closes the read side.
+    pub fn note_read(&mut self, r: &io::Result<usize>) {
+        if let (Ok(0), ClientConn::Open { read_closed, .. }) = (r, self) {
+            *read_closed = true;
+        }
+    }
+
+    /// For a deadline that passed (rule 1 of the [crate docs](crate)): the
+    /// connection result if it is there (handed to the driver), or
+    /// `read_now`, one read without waiting, on the open stream.
+    pub fn take_waiting(
+        &mut self,
+        driver: &mut ClientDriver,
+        wrap: impl FnOnce(TcpStream) -> io::Result<S>,
+        read_now: impl FnOnce(&mut S) -> Option<io::Result<usize>>,
+    ) -> Option<io::Result<usize>> {
+        match self {
+            ClientConn::Connecting(attempt) => {
+                if let Some(result) = attempt.wait(Duration::ZERO) {
+                    self.connected(driver, result, wrap);
+                }
+                None
+            }
+            ClientConn::Open {
+                stream,
+                read_closed: false,
+            } => {
+                let r = read_now(stream)?;
+                self.note_read(&r);
+                Some(r)
+            }
+            ClientConn::Open { .. } | ClientConn::Closed => None,
+        }
+    }
+}
+
 /// [`connect_blocking`] on a short-lived helper thread, so that the session
 /// notices a stop while name resolution or the connection blocks. Await it
 /// (it is a [`Future`] that needs no executor support) or poll it with
@@ -420,6 +517,16 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn one_write_checked() {
+        use io::ErrorKind::{Interrupted, WouldBlock};
+        assert_eq!(WriteError::check(Ok(7), false).unwrap(), 7);
+        assert_eq!(WriteError::check(Err(Interrupted.into()), false).unwrap(), 0);
+        assert!(matches!(WriteError::check(Ok(0), false), Err(WriteError::Closed)));
+        assert!(matches!(WriteError::check(Err(WouldBlock.into()), true), Err(WriteError::Stalled)));
+        assert!(matches!(WriteError::check(Err(WouldBlock.into()), false), Err(WriteError::Io(_))));
     }
 
     #[test]

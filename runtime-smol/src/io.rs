@@ -74,19 +74,11 @@ pub(crate) async fn write_all_or_stall(
             None
         })
         .await;
-        let written = match written {
-            Some(r) => r,
-            None => match s.get_ref().write(bytes) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(WriteError::Stalled),
-                r => r,
-            },
+        let n = match written {
+            Some(r) => WriteError::check(r, false)?,
+            None => WriteError::check(s.get_ref().write(bytes), true)?,
         };
-        match written {
-            Ok(0) => return Err(WriteError::Closed),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(WriteError::Io(e)),
-        }
+        bytes = &bytes[n..];
     }
     Ok(())
 }

@@ -70,21 +70,20 @@ pub use rtsp_toolkit_core as core;
 pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::stop::Stopped;
 use rtsp_toolkit_core::Output;
-use rtsp_toolkit_driver::{ClientDriver, ConnectAttempt, WriteError, READ_CHUNK};
+use rtsp_toolkit_driver::{ClientConn, ClientDriver, WriteError, READ_CHUNK};
 
 /// Longest a [`Drop`] of a running session blocks the current thread waiting
 /// for the TEARDOWN answer.
 pub const DROP_CLOSE_WAIT: Duration = Duration::from_millis(500);
 
-enum Conn {
-    /// Resolution and connection run on a helper thread (async-io has no resolver).
-    Connecting(ConnectAttempt),
-    /// Shared with the write in progress, which owns a handle to it.
-    Open {
-        stream: Arc<Async<TcpStream>>,
-        read_closed: bool,
-    },
-    Closed,
+/// The connection: resolution and connection run on a helper thread
+/// (async-io has no resolver); the open stream is shared with the write in
+/// progress, which owns a handle to it.
+type Conn = ClientConn<Arc<Async<TcpStream>>>;
+
+/// The open stream as the session holds it.
+fn shared(s: TcpStream) -> std::io::Result<Arc<Async<TcpStream>>> {
+    Ok(Arc::new(Async::new(s)?))
 }
 
 /// A request being written (`io::write_all_or_stall` on the shared stream).
@@ -141,11 +140,9 @@ impl Session {
     /// may stop several sessions, or come from a thread).
     pub fn open_with_stop(url: &str, options: ClientOptions, stop: StopSignal) -> Result<Session, Error> {
         let driver = ClientDriver::open(url, options, stop)?;
-        let (host, port) = driver.client().connect_target();
-        let deadline = Instant::now() + driver.timeout();
         Ok(Session {
             stopped: driver.stop_signal().stopped(),
-            conn: Conn::Connecting(ConnectAttempt::start(host, port, deadline)),
+            conn: Conn::start(&driver),
             driver,
             writing: None,
             timer: Timer::never(),
@@ -264,7 +261,7 @@ impl Session {
         match &mut self.conn {
             Conn::Connecting(attempt) => {
                 let result = std::task::ready!(Pin::new(attempt).poll(cx));
-                self.connected(result);
+                self.conn.connected(&mut self.driver, result, shared);
                 Poll::Ready(())
             }
             Conn::Open {
@@ -272,7 +269,7 @@ impl Session {
                 read_closed: false,
             } => {
                 let r = std::task::ready!(Pin::new(&mut &**stream).poll_read(cx, &mut self.buf));
-                self.read_closed_on_eof(&r);
+                self.conn.note_read(&r);
                 self.driver.read_done(r, &self.buf, Some(deadline));
                 Poll::Ready(())
             }
@@ -283,48 +280,9 @@ impl Session {
     /// For a deadline that passed: the connection result if it is there
     /// (handed in), or one read of what waits in the socket, without waiting.
     fn take_waiting(&mut self) -> Option<std::io::Result<usize>> {
-        match &mut self.conn {
-            Conn::Connecting(attempt) => {
-                if let Some(result) = attempt.wait(Duration::ZERO) {
-                    self.connected(result);
-                }
-                None
-            }
-            Conn::Open {
-                stream,
-                read_closed: false,
-            } => {
-                let r = io::read_waiting(stream, &mut self.buf)?;
-                self.read_closed_on_eof(&r);
-                Some(r)
-            }
-            Conn::Open { .. } | Conn::Closed => None,
-        }
-    }
-
-    fn connected(&mut self, result: rtsp_toolkit_driver::Connected) {
-        match result.and_then(|(s, local, peer)| {
-            let _ = s.set_nodelay(true);
-            Ok((Arc::new(Async::new(s)?), local, peer))
-        }) {
-            Ok((stream, local, peer)) => {
-                self.conn = Conn::Open {
-                    stream,
-                    read_closed: false,
-                };
-                self.driver.connected(Ok((local, peer)));
-            }
-            Err(e) => {
-                self.conn = Conn::Closed;
-                self.driver.connected(Err(e));
-            }
-        }
-    }
-
-    fn read_closed_on_eof(&mut self, r: &std::io::Result<usize>) {
-        if let (Ok(0), Conn::Open { read_closed, .. }) = (r, &mut self.conn) {
-            *read_closed = true;
-        }
+        let buf = &mut self.buf;
+        self.conn
+            .take_waiting(&mut self.driver, shared, |s| io::read_waiting(s, buf))
     }
 
     /// Advances the pending write; `Ready` when it is done or failed.

@@ -72,19 +72,11 @@ async fn read_some(s: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 /// reactor may not have reported yet.
 pub(crate) async fn write_all_or_stall(s: &TcpStream, mut bytes: &[u8], timeout: Duration) -> Result<(), WriteError> {
     while !bytes.is_empty() {
-        let written = match tokio::time::timeout(timeout, write_some(s, bytes)).await {
-            Ok(r) => r,
-            Err(_) => match (&*socket2::SockRef::from(s)).write(bytes) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(WriteError::Stalled),
-                r => r,
-            },
+        let n = match tokio::time::timeout(timeout, write_some(s, bytes)).await {
+            Ok(r) => WriteError::check(r, false)?,
+            Err(_) => WriteError::check((&*socket2::SockRef::from(s)).write(bytes), true)?,
         };
-        match written {
-            Ok(0) => return Err(WriteError::Closed),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(WriteError::Io(e)),
-        }
+        bytes = &bytes[n..];
     }
     Ok(())
 }
