@@ -525,8 +525,14 @@ mod tests {
         assert_eq!(WriteError::check(Ok(7), false).unwrap(), 7);
         assert_eq!(WriteError::check(Err(Interrupted.into()), false).unwrap(), 0);
         assert!(matches!(WriteError::check(Ok(0), false), Err(WriteError::Closed)));
-        assert!(matches!(WriteError::check(Err(WouldBlock.into()), true), Err(WriteError::Stalled)));
-        assert!(matches!(WriteError::check(Err(WouldBlock.into()), false), Err(WriteError::Io(_))));
+        assert!(matches!(
+            WriteError::check(Err(WouldBlock.into()), true),
+            Err(WriteError::Stalled)
+        ));
+        assert!(matches!(
+            WriteError::check(Err(WouldBlock.into()), false),
+            Err(WriteError::Io(_))
+        ));
     }
 
     #[test]
