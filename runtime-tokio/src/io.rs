@@ -33,9 +33,7 @@ pub(crate) fn read_waiting(s: &TcpStream, buf: &mut [u8]) -> Option<io::Result<u
 
 /// Waits until data arrives or `at` passes, whichever is first; when `at`
 /// passed, the read is the one [`read_waiting`] takes. Cancel-safe: a
-/// cancelled wait has read nothing. (The server's loop; the client reads
-/// in its own `select!` with the stop signal.)
-#[cfg_attr(not(feature = "server"), allow(dead_code))]
+/// cancelled wait has read nothing.
 pub(crate) async fn read_until(s: &TcpStream, buf: &mut [u8], at: Instant) -> Woken {
     tokio::select! {
         biased;

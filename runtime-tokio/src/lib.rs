@@ -33,7 +33,7 @@ pub use server::{serve, Server, ServerBuilder, ServerOptions};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -162,7 +162,13 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
         // The events go out before the task writes or waits, so that none
         // waits for the socket.
         if !batch.is_empty() {
+            let stopping = d.is_stopping();
             send_batch(&mut d, &tx, &stop, &mut batch, &mut consumer_gone).await;
+            // A stop noticed while sending queued a TEARDOWN: a deadline
+            // polled before it is stale, so poll again instead of waiting.
+            if matches!(out, Output::Timeout(_)) && d.is_stopping() != stopping {
+                continue;
+            }
         }
         match out {
             Output::Transmit(bytes) => {
@@ -190,17 +196,17 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
                         _ = sleep => d.deadline_passed(None, &[]),
                         _ = stop.stopped(), if !d.is_stopping() => d.stop_now(),
                     }
-                } else if let Some(s) = socket.as_mut() {
-                    tokio::select! {
-                        // Data already waiting wins over a deadline that passed
-                        // while the consumer was slow: it is not silence.
+                } else if let Some(s) = socket.as_ref() {
+                    // Data already waiting wins over a deadline that passed
+                    // while the consumer was slow: it is not silence.
+                    let woken = tokio::select! {
                         biased;
-                        r = s.read(&mut buf) => d.read_done(r, &buf, Some(at)),
-                        _ = sleep => {
-                            let waiting = io::read_waiting(s, &mut buf);
-                            d.deadline_passed(waiting, &buf);
-                        }
-                        _ = stop.stopped(), if !d.is_stopping() => d.stop_now(),
+                        woken = io::read_until(s, &mut buf, at) => Some(woken),
+                        _ = stop.stopped(), if !d.is_stopping() => None,
+                    };
+                    match woken {
+                        Some(w) => d.woken(w, &buf),
+                        None => d.stop_now(),
                     }
                 } else {
                     sleep.await;
