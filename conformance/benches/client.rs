@@ -76,6 +76,7 @@ use criterion::{Criterion, Throughput};
 use futures_util::StreamExt;
 use retina::client::{PlayOptions, SessionOptions, SetupOptions, Transport};
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion};
+use rtsp_toolkit_conformance::rng::Rng;
 use rtsp_toolkit_tokio::{ClientOptions, Event};
 
 /// A real 1920x1080 Main-profile SPS and its PPS (from a camera's DESCRIBE).
@@ -148,33 +149,6 @@ impl Stream {
     }
 }
 
-/// xorshift64*: deterministic sizes and bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
-    }
-
-    /// Appends `n` bytes, none of them 0 (so no start code or emulation
-    /// prevention can appear in a slice).
-    fn nonzero_bytes(&mut self, n: usize, out: &mut Vec<u8>) {
-        let end = out.len() + n;
-        while out.len() < end {
-            let x = self.next().to_le_bytes();
-            let take = (end - out.len()).min(8);
-            out.extend(x[..take].iter().map(|&b| if b == 0 { 0x5a } else { b }));
-        }
-    }
-}
-
 /// Appends one `$`-interleaved RTP packet on channel 0.
 fn put_rtp(wire: &mut Vec<u8>, seq: u16, timestamp: u32, marker: bool, payload: &[&[u8]]) {
     let len: usize = 12 + payload.iter().map(|p| p.len()).sum::<usize>();
@@ -209,7 +183,7 @@ fn make_stream() -> Stream {
         let start = nals.len();
         // NAL header, then a slice header whose first bit is set (first_mb_in_slice = 0).
         nals.extend_from_slice(&[header, first]);
-        rng.nonzero_bytes(size - 2, &mut nals);
+        rng.append(size - 2, true, &mut nals);
         let nal = &nals[start..];
         if nal.len() <= MAX_RTP_PAYLOAD {
             put_rtp(&mut wire, seq, timestamp, true, &[nal]);

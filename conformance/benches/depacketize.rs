@@ -60,6 +60,7 @@ use criterion::{Criterion, Throughput};
 use retina::client::rtp::InorderParser;
 use retina::client::{SessionOptions, Timeline, UnknownRtcpSsrcPolicy};
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion};
+use rtsp_toolkit_conformance::rng::Rng;
 use rtsp_toolkit_core::codec::{self, h264, Frame, SequenceTracker, TimestampUnroller};
 use rtsp_toolkit_core::rtp::{RtpHeader, RtpPacket};
 use rtsp_toolkit_core::sdp::{Media, Sdp};
@@ -127,38 +128,6 @@ struct Seen {
     timestamp: u32,
     keyframe: bool,
     data: Vec<u8>,
-}
-
-/// xorshift64*: deterministic, fast, good enough for payload bytes and sizes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
-    }
-
-    /// `n` bytes; with `nonzero`, none is 0 (so NAL bodies never hold a start
-    /// code or need emulation prevention).
-    fn bytes(&mut self, n: usize, nonzero: bool, out: &mut Vec<u8>) {
-        while out.len() < n {
-            let mut x = self.next();
-            for _ in 0..8 {
-                if out.len() == n {
-                    break;
-                }
-                let b = x as u8;
-                x >>= 8;
-                out.push(if nonzero && b == 0 { 0x5a } else { b });
-            }
-        }
-    }
 }
 
 fn sdp_media() -> (Media, Media) {
@@ -245,7 +214,7 @@ fn h264_stream(media: Media) -> Stream {
             };
             // NAL header, then a body whose first bit is set (first_mb_in_slice = 0).
             let mut slice = vec![header, first];
-            rng.bytes(size, true, &mut slice);
+            rng.append(size - 2, true, &mut slice);
             let mut units = Vec::new();
             if keyframe {
                 units.push(sps.clone());
@@ -287,7 +256,7 @@ fn aac_stream(media: Media) -> Stream {
     for _ in 0..AAC_FRAMES {
         let mut au = Vec::new();
         let size = rng.range(200, 400);
-        rng.bytes(size, false, &mut au);
+        rng.append(size, false, &mut au);
         let payloads = packetizer.packetize(&au);
         assert_eq!(payloads.len(), 1, "one AU per packet");
         w.write(timestamp, true, &payloads[0]);

@@ -21,6 +21,7 @@ pub mod events;
 pub mod fuzzing;
 pub mod hostile;
 pub mod peers;
+pub mod rng;
 pub mod runtimes;
 pub mod script;
 pub mod servers;
