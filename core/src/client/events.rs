@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::Track;
+use super::{Track, Transport};
 use crate::codec::{AudioFrame, DepacketizeError, VideoFrame};
 use crate::error::Error;
 use crate::message::{Headers, Method};
@@ -58,19 +58,65 @@ impl MethodEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RtpEvent {
     pub track: usize,
+    /// The interleaved channel over TCP; over UDP and multicast, the channel
+    /// the track would have had (`2 × track`; its RTCP `2 × track + 1`).
     pub channel: u8,
     pub packet: RtpPacket,
     /// From session start to when the bytes that completed it were handed in.
     pub recv_tick: Duration,
 }
 
-/// One (compound) RTCP packet.
+/// One (compound) RTCP packet: received ([`Event::Rtcp`]) or sent
+/// ([`Event::RtcpSent`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RtcpEvent {
     pub track: usize,
+    /// As in [`RtpEvent::channel`].
     pub channel: u8,
     pub packets: Vec<RtcpPacket>,
+    /// From session start to when it was received (or handed out to send).
     pub recv_tick: Duration,
+}
+
+/// The session gave up a transport for another: the server refused UDP at
+/// SETUP (the same connection goes on over TCP), or no RTP arrived over UDP
+/// after PLAY (TEARDOWN, then a fresh session on a new connection over TCP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackEvent {
+    pub from: Transport,
+    pub to: Transport,
+    /// Why, for the user.
+    pub reason: String,
+    pub session_elapsed: Duration,
+}
+
+/// What a track received so far ([`Client::track_stats`](super::Client::track_stats)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackStats {
+    pub track: usize,
+    /// RTP packets delivered (each sequence number once).
+    pub received: u64,
+    /// Packets counted lost (the sum of the track's `Loss` events).
+    pub lost: u64,
+    /// Copies of packets already received, dropped (UDP).
+    pub duplicates: u64,
+    /// Packets that came after their gap was given up, or far out of
+    /// sequence, dropped (UDP).
+    pub late: u64,
+    /// Interarrival jitter (RFC 3550 §6.4.1), in RTP timestamp units.
+    pub jitter: u32,
+    /// The track's RTP clock rate, to turn `jitter` into time.
+    pub clock_rate: u32,
+}
+
+impl TrackStats {
+    /// The jitter as a duration.
+    pub fn jitter_duration(&self) -> Duration {
+        if self.clock_rate == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64(f64::from(self.jitter) / f64::from(self.clock_rate))
+    }
 }
 
 /// One assembled video frame (an access unit, Annex B).
@@ -144,6 +190,10 @@ pub enum Warning {
     Depacketize { track: usize, error: DepacketizeError },
     /// No depacketizer for this track's codec: RTP events only, no frames.
     UnsupportedCodec { track: usize, codec: String },
+    /// A datagram on a track's UDP socket from an address that is not the
+    /// server's: dropped (reported for the first datagram of each address,
+    /// counted in [`Client::foreign_datagrams`](super::Client::foreign_datagrams)).
+    ForeignDatagram { track: usize, from: SocketAddr },
 }
 
 /// What the session reports, in order.
@@ -155,6 +205,10 @@ pub enum Event {
     Method(Box<MethodEvent>),
     Rtp(RtpEvent),
     Rtcp(RtcpEvent),
+    /// An RTCP packet the client sent (receiver report, BYE).
+    RtcpSent(RtcpEvent),
+    /// The session changed transport (see [`FallbackEvent`]).
+    Fallback(FallbackEvent),
     Video(VideoFrameEvent),
     Audio(AudioFrameEvent),
     Loss(LossEvent),
@@ -193,8 +247,13 @@ impl std::fmt::Display for Event {
                 r.packet.payload.len(),
                 r.recv_tick
             ),
-            Event::Rtcp(r) => {
-                write!(f, "rtcp     track={}", r.track)?;
+            Event::Rtcp(r) | Event::RtcpSent(r) => {
+                let dir = if matches!(self, Event::RtcpSent(_)) {
+                    "rtcp-out"
+                } else {
+                    "rtcp    "
+                };
+                write!(f, "{dir} track={}", r.track)?;
                 for p in &r.packets {
                     match p {
                         RtcpPacket::SenderReport(sr) => write!(
@@ -202,7 +261,17 @@ impl std::fmt::Display for Event {
                             " SR(ssrc={:08x} rtp={} packets={} octets={})",
                             sr.ssrc, sr.rtp_timestamp, sr.packet_count, sr.octet_count
                         )?,
-                        RtcpPacket::ReceiverReport(rr) => write!(f, " RR(ssrc={:08x})", rr.ssrc)?,
+                        RtcpPacket::ReceiverReport(rr) => {
+                            write!(f, " RR(ssrc={:08x}", rr.ssrc)?;
+                            for b in &rr.reports {
+                                write!(
+                                    f,
+                                    " lost={}/{} jitter={} seq={}",
+                                    b.fraction_lost, b.cumulative_lost, b.jitter, b.highest_sequence
+                                )?;
+                            }
+                            write!(f, ")")?
+                        }
                         RtcpPacket::SourceDescription(_) => write!(f, " SDES")?,
                         RtcpPacket::Bye(_) => write!(f, " BYE")?,
                         RtcpPacket::Other { packet_type, .. } => write!(f, " PT{packet_type}")?,
@@ -240,6 +309,7 @@ impl std::fmt::Display for Event {
                 "loss     track={} lost={} before seq={} total={}",
                 l.track, l.lost, l.sequence_number, l.total_lost
             ),
+            Event::Fallback(e) => write!(f, "fallback {} -> {}: {}", e.from, e.to, e.reason),
             Event::Warning(w) => write!(f, "warning  {w:?}"),
             Event::Closed(c) => match &c.error {
                 None => write!(f, "closed   after {:?}", c.session_elapsed),

@@ -2,13 +2,14 @@
 
 use std::net::SocketAddr;
 
+use super::UdpSocketId;
+
 /// Something that happened to the session, handed to
 /// [`Client::handle_input`](super::Client::handle_input) with the instant it
 /// happened.
 ///
-/// A new kind of input (a datagram on one of several sockets, for RTP over
-/// UDP) is a new variant: it is recorded and replayed like every other, so
-/// the enum is `#[non_exhaustive]`.
+/// Every kind of input is recorded and replayed (see [`crate::capture`]);
+/// a new kind is a new variant, so the enum is `#[non_exhaustive]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Input<'a> {
@@ -25,6 +26,16 @@ pub enum Input<'a> {
     /// The deadline of the last [`Output::Timeout`](super::Output::Timeout) passed
     /// (an early call does nothing wrong: deadlines not reached are kept).
     Timeout,
+    /// The runtime opened the UDP pair asked for by
+    /// [`Output::OpenUdp`](super::Output::OpenUdp): the RTP port (RTCP is
+    /// the next one), or why it could not.
+    UdpOpened { pair: u16, result: Result<u16, &'a str> },
+    /// One datagram read from a UDP socket of the session, and who sent it.
+    Datagram {
+        socket: UdpSocketId,
+        from: SocketAddr,
+        data: &'a [u8],
+    },
     /// The user asked the session to end: TEARDOWN when a server session
     /// exists, then [`Event::Closed`](super::Event::Closed). Safe more than
     /// once and in any phase.

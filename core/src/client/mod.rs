@@ -31,6 +31,8 @@
 //!     match client.poll_output() {
 //!         Output::Transmit(bytes) => sent.extend_from_slice(&bytes),
 //!         Output::Event(_) => {}
+//!         // With ClientOptions::transport set to UDP: sockets to open, datagrams to send.
+//!         Output::SendDatagram { .. } | Output::OpenUdp(_) | Output::Reconnect => {}
 //!         Output::Timeout(_) | Output::Done => break,
 //!     }
 //! }
@@ -41,16 +43,24 @@
 //! to do), [`Input`], the events, the RTSP phase machine (`session.rs`) and
 //! per-track receiving (`track.rs`).
 //!
-//! Transport is a type ([`TransportKind`]), not an assumption, so that RTP
-//! over UDP can be added without reshaping the events; today only TCP
-//! interleaved exists.
+//! RTP travels as [`ClientOptions::transport`] says: interleaved on the
+//! RTSP connection (the default), over UDP or multicast, or UDP with a
+//! fallback to TCP. The client never opens a socket: it asks the runtime for
+//! UDP port pairs ([`Output::OpenUdp`]), receives [`Input::Datagram`]s and
+//! sends [`Output::SendDatagram`]s (see [`UdpSocketId`]). On UDP each track
+//! has a reorder buffer; on every transport the client sends RTCP receiver
+//! reports (`reports.rs`, [`Event::RtcpSent`]).
 
 pub mod capture;
 mod events;
 pub(crate) mod input;
 pub(crate) mod options;
+mod reorder;
+mod reports;
 mod session;
 mod track;
+mod transport;
+pub(crate) mod udp;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -66,20 +76,36 @@ use crate::sdp::Sdp;
 use capture::format::{CaptureHeader, CaptureWriter};
 
 pub use events::{
-    AudioFrameEvent, ClosedEvent, ConnectEvent, Event, LossEvent, MethodEvent, RtcpEvent, RtpEvent, VideoFrameEvent,
-    Warning,
+    AudioFrameEvent, ClosedEvent, ConnectEvent, Event, FallbackEvent, LossEvent, MethodEvent, RtcpEvent, RtpEvent,
+    TrackStats, VideoFrameEvent, Warning,
 };
 pub use input::Input;
-pub use options::{ClientOptions, LogKinds, Track, TransportKind};
+pub use options::{ClientOptions, LogKinds, PortRange, Track, Transport, TransportKind};
 pub use session::join_control;
 use session::split_host_port;
 use track::TrackState;
+pub use udp::{UdpBind, UdpRequest, UdpSocketId};
 
 /// What the runtime should do next.
 #[derive(Debug)]
 pub enum Output {
     /// Write these bytes to the connection.
     Transmit(Bytes),
+    /// Send this datagram from the session's UDP socket `socket` to `to`
+    /// (a failed send is not reported: UDP gives no guarantee anyway).
+    SendDatagram {
+        socket: UdpSocketId,
+        to: SocketAddr,
+        data: Bytes,
+    },
+    /// Open a UDP socket pair as asked, then hand in
+    /// [`Input::UdpOpened`] for its `pair`.
+    OpenUdp(UdpRequest),
+    /// Close the connection and every UDP socket of the session, connect
+    /// again to [`Client::connect_target`], and hand in
+    /// [`Input::Connected`] or [`Input::ConnectFailed`] (the session falls
+    /// back from UDP to TCP: [`Event::Fallback`]).
+    Reconnect,
     /// Hand this event to the user.
     Event(Event),
     /// Nothing more until input arrives or this instant passes.
@@ -93,6 +119,9 @@ enum Phase {
     Connecting,
     Options,
     Describe,
+    /// Waiting for the runtime to open track `i`'s UDP pair (before its
+    /// SETUP for unicast, after it for multicast).
+    OpenUdp(usize),
     Setup(usize),
     Play,
     Playing,
@@ -131,7 +160,8 @@ pub struct Client {
     inflight: VecDeque<Inflight>,
     /// CSeqs of requests abandoned by `close()` (at most a few).
     abandoned: Vec<u32>,
-    transmit: VecDeque<Bytes>,
+    /// Outputs other than events, in order: writes, datagrams, socket requests.
+    io: VecDeque<Output>,
     events: VecDeque<Event>,
     done: bool,
     public_methods: Option<String>,
@@ -151,6 +181,8 @@ pub struct Client {
     ignored_frames: u64,
     /// Records the inputs when [`ClientOptions::capture`] is set.
     recorder: Option<CaptureWriter>,
+    /// The transport state: UDP ports, reports, fallback (`transport.rs`).
+    udp: transport::State,
     span: tracing::Span,
 }
 
@@ -202,7 +234,7 @@ impl Client {
             next_cseq: 1,
             inflight: VecDeque::new(),
             abandoned: Vec::new(),
-            transmit: VecDeque::new(),
+            io: VecDeque::new(),
             events: VecDeque::new(),
             done: false,
             public_methods: None,
@@ -218,6 +250,7 @@ impl Client {
             phase_reached_playing: false,
             ignored_frames: 0,
             recorder: None,
+            udp: transport::State::new(&opts, now),
             span,
             opts,
         };
@@ -286,7 +319,13 @@ impl Client {
             Input::Eof => self.on_eof(now),
             Input::IoError(reason) => self.on_io_error(now, reason),
             Input::Timeout => self.on_timeout(now),
-            Input::Close => self.close(now),
+            Input::Close => {
+                // The user's stop ends the session, fallback or not.
+                self.udp.cancel_reconnect();
+                self.close(now)
+            }
+            Input::UdpOpened { pair, result } => self.on_udp_opened(now, pair, result),
+            Input::Datagram { socket, from, data } => self.on_datagram(now, socket, from, data),
         }
     }
 
@@ -319,6 +358,7 @@ impl Client {
         let _g = self.span.clone().entered();
         let target = self.target_string();
         tracing::debug!(%local, %peer, "connected");
+        self.udp.on_connected(local, peer, &self.request_url);
         self.events.push_back(Event::Connect(ConnectEvent {
             target,
             elapsed: now - self.start,
@@ -398,7 +438,7 @@ impl Client {
         match self.phase {
             Phase::Closed => return,
             Phase::Connecting => {
-                if now >= self.start + timeout {
+                if now >= self.udp.connecting_since + timeout {
                     self.finish(
                         now,
                         Some(Error::Timeout {
@@ -427,6 +467,13 @@ impl Client {
                 );
             }
         }
+        self.expire_reorder(now);
+        if self.phase == Phase::Playing && self.udp_fallback_due(now) {
+            return self.start_fallback(now, "no RTP arrived over UDP");
+        }
+        if self.phase == Phase::Playing && self.udp.reports_due(now) {
+            self.send_reports(now, false);
+        }
         if self.phase == Phase::Playing {
             if now >= self.last_data + timeout {
                 return self.finish(
@@ -452,6 +499,9 @@ impl Client {
         match self.phase {
             Phase::Closed | Phase::TearingDown => {}
             _ if self.session.is_some() => {
+                if self.phase_reached_playing {
+                    self.send_reports(now, true);
+                }
                 self.phase = Phase::TearingDown;
                 // Requests still unanswered (a keepalive racing the stop) are
                 // abandoned, but their answers must not be taken for TEARDOWN's.
@@ -466,8 +516,8 @@ impl Client {
     /// The next thing to do. Call until it returns [`Output::Timeout`] or
     /// [`Output::Done`] after every `handle_*` call.
     pub fn poll_output(&mut self) -> Output {
-        if let Some(b) = self.transmit.pop_front() {
-            return Output::Transmit(b);
+        if let Some(o) = self.io.pop_front() {
+            return o;
         }
         if let Some(e) = self.events.pop_front() {
             return Output::Event(e);
@@ -482,7 +532,7 @@ impl Client {
     fn next_deadline(&self) -> Instant {
         let t = self.opts.timeout;
         if self.phase == Phase::Connecting {
-            return self.start + t;
+            return self.udp.connecting_since + t;
         }
         let mut at = match self.inflight.front() {
             Some(f) => f.sent_at + t,
@@ -493,6 +543,12 @@ impl Client {
             if let (Some(k), true) = (self.keepalive_at, self.inflight.is_empty()) {
                 at = at.min(k);
             }
+            for d in [self.udp.reports_at, self.udp.fallback_at].into_iter().flatten() {
+                at = at.min(d);
+            }
+        }
+        for d in self.tracks.iter().filter_map(TrackState::reorder_deadline) {
+            at = at.min(d);
         }
         at
     }
@@ -510,7 +566,7 @@ impl Client {
         match self.phase {
             Phase::Options => "OPTIONS",
             Phase::Describe => "DESCRIBE",
-            Phase::Setup(_) => "SETUP",
+            Phase::Setup(_) | Phase::OpenUdp(_) => "SETUP",
             Phase::Play => "PLAY",
             Phase::TearingDown => "TEARDOWN",
             _ => "pending",

@@ -1,6 +1,7 @@
 //! What a client session is asked to do: [`ClientOptions`], and the
 //! description of a set-up [`Track`].
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::codec::DEFAULT_MAX_FRAME_BYTES;
@@ -76,6 +77,153 @@ pub struct ClientOptions {
     /// Record everything the session receives, with receive instants, to
     /// this file (see [`crate::capture`]); the runtime does the writing.
     pub capture: Option<std::path::PathBuf>,
+    /// How RTP travels: TCP interleaved (the default), UDP, multicast, or
+    /// UDP with a fallback to TCP.
+    pub transport: Transport,
+    /// Local ports for RTP/RTCP over UDP (each track takes an even port and
+    /// the odd one above it); `None`: ports the system chooses. The runtime
+    /// binds them.
+    pub udp_ports: Option<PortRange>,
+    /// Most packets a track's reorder buffer holds (UDP and multicast) before
+    /// the gap in front of them is declared lost. Default 256: a 1080p key
+    /// frame is a few hundred packets at most, and reordering on a network
+    /// path spans a handful, so a full buffer means loss, not reordering;
+    /// 256 packets of 1500 bytes bound the buffer at under 400 KiB a track.
+    pub reorder_packets: usize,
+    /// Longest a packet waits in the reorder buffer for the packets before
+    /// it (UDP and multicast); then the gap is declared lost. Default 100 ms:
+    /// the reorder delay FFmpeg uses, short enough for live viewing, long
+    /// enough for reordering on any sane path. Zero releases every packet at
+    /// once (no reordering; late packets are dropped).
+    pub reorder_window: Duration,
+    /// With [`Transport::Auto`]: when no RTP arrives on any track for this
+    /// long after PLAY is answered, the session is torn down and opened
+    /// again over TCP. Default 3 s (gortsplib's choice; FFmpeg's is similar).
+    pub udp_fallback_after: Duration,
+    /// Send RTCP receiver reports (RFC 3550 §6.4.2) on every transport, and
+    /// a BYE at TEARDOWN. On by default; off gives a receive-only session
+    /// (as retina is).
+    pub rtcp_reports: bool,
+}
+
+/// How a session asks for RTP to be sent (RTSP `Transport` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// `RTP/AVP/TCP;interleaved`: on the RTSP connection. Works through any
+    /// firewall or NAT; losses are never seen (TCP retransmits).
+    #[default]
+    Tcp,
+    /// `RTP/AVP;unicast;client_port`: datagrams from the server's ports to ours.
+    Udp,
+    /// `RTP/AVP;multicast`: the group and ports the server chooses.
+    Multicast,
+    /// UDP first; TCP when the server refuses UDP (461 or 400 to SETUP) or
+    /// no RTP arrives within [`ClientOptions::udp_fallback_after`] of PLAY.
+    Auto,
+}
+
+impl Transport {
+    /// The name used on the command line and in JSON (`tcp`, `udp`, `multicast`, `auto`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+            Transport::Multicast => "multicast",
+            Transport::Auto => "auto",
+        }
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+
+    /// ```
+    /// use rtsp_toolkit_core::client::Transport;
+    /// assert_eq!("UDP".parse::<Transport>(), Ok(Transport::Udp));
+    /// assert!("sctp".parse::<Transport>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Transport, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            "multicast" | "udp_multicast" | "udp-multicast" => Ok(Transport::Multicast),
+            "auto" => Ok(Transport::Auto),
+            _ => Err(format!(
+                "unknown transport {s:?} (expected tcp, udp, multicast or auto)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An inclusive range of local UDP ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    /// A range holding at least one even/odd pair, or why not.
+    ///
+    /// ```
+    /// use rtsp_toolkit_core::client::PortRange;
+    /// assert!(PortRange::new(5000, 5999).is_ok());
+    /// assert!(PortRange::new(5001, 5002).is_err()); // no even port with its odd neighbour
+    /// assert_eq!("6000-6099".parse::<PortRange>().unwrap().pairs(), 50);
+    /// ```
+    pub fn new(first: u16, last: u16) -> Result<PortRange, String> {
+        let r = PortRange { first, last };
+        if first == 0 || r.pairs() == 0 {
+            return Err(format!("port range {first}-{last} holds no even/odd port pair above 0"));
+        }
+        Ok(r)
+    }
+
+    /// How many even/odd pairs the range holds.
+    pub fn pairs(self) -> usize {
+        let first = u32::from(self.first).div_ceil(2) * 2;
+        let last = u32::from(self.last);
+        if last < first + 1 {
+            0
+        } else {
+            ((last - first + 1) / 2) as usize
+        }
+    }
+
+    /// The even RTP port of pair `i` (`i < pairs()`).
+    pub fn pair(self, i: usize) -> Option<u16> {
+        let first = u32::from(self.first).div_ceil(2) * 2;
+        (i < self.pairs()).then(|| (first + 2 * i as u32) as u16)
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PortRange, String> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("bad port range {s:?} (expected FIRST-LAST)"))?;
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|e| format!("bad port {p:?} in {s:?}: {e}"))
+        };
+        PortRange::new(port(a)?, port(b)?)
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
 }
 
 impl Default for ClientOptions {
@@ -93,6 +241,12 @@ impl Default for ClientOptions {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             assemble_frames: true,
             capture: None,
+            transport: Transport::Tcp,
+            udp_ports: None,
+            reorder_packets: 256,
+            reorder_window: Duration::from_millis(100),
+            udp_fallback_after: Duration::from_secs(3),
+            rtcp_reports: true,
         }
     }
 }
@@ -103,6 +257,45 @@ impl Default for ClientOptions {
 pub enum TransportKind {
     /// RTP/AVP/TCP interleaved on the RTSP connection, on these `$` channels.
     TcpInterleaved { rtp_channel: u8, rtcp_channel: u8 },
+    /// RTP/AVP over unicast UDP.
+    Udp {
+        /// Our RTP and RTCP ports.
+        client_ports: (u16, u16),
+        /// The server's RTP and RTCP ports (`server_port=`); `None` when the
+        /// reply gave none: datagrams are then taken from any port of the
+        /// server's address, and no RTCP is sent.
+        server_ports: Option<(u16, u16)>,
+        /// Where the media comes from: the reply's `source=`, else the RTSP
+        /// server's address.
+        source: IpAddr,
+        /// The SSRC the server announced (`ssrc=`), if any.
+        ssrc: Option<u32>,
+    },
+    /// RTP/AVP over UDP multicast.
+    Multicast {
+        /// The group joined (`destination=`).
+        group: IpAddr,
+        /// The group's RTP and RTCP ports (`port=`).
+        ports: (u16, u16),
+        /// The TTL the server announced.
+        ttl: Option<u8>,
+        /// Only datagrams from this address are taken (the reply's `source=`,
+        /// else the RTSP server's address).
+        source: IpAddr,
+        /// The SSRC the server announced (`ssrc=`), if any.
+        ssrc: Option<u32>,
+    },
+}
+
+impl TransportKind {
+    /// `tcp`, `udp` or `multicast`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TransportKind::TcpInterleaved { .. } => "tcp",
+            TransportKind::Udp { .. } => "udp",
+            TransportKind::Multicast { .. } => "multicast",
+        }
+    }
 }
 
 /// A media track that was set up.

@@ -8,7 +8,8 @@ use bytes::{Bytes, BytesMut};
 use url::Url;
 
 use super::{
-    Client, ClosedEvent, Event, Flow, Inflight, LogKinds, MethodEvent, Phase, Track, TrackState, TransportKind, Warning,
+    Client, ClosedEvent, Event, Flow, Inflight, LogKinds, MethodEvent, Output, Phase, Track, TrackState, TransportKind,
+    Warning,
 };
 use crate::auth::{self, Authenticator};
 use crate::codec::Depacketizer;
@@ -18,7 +19,7 @@ use crate::sdp::{Media, MediaKind, Sdp};
 
 impl Client {
     pub(super) fn finish(&mut self, now: Instant, error: Option<Error>) {
-        if self.phase == Phase::Closed {
+        if self.phase == Phase::Closed || self.reconnect_instead_of_finish(now) {
             return;
         }
         match &error {
@@ -69,7 +70,7 @@ impl Client {
         }
         let mut out = BytesMut::new();
         request.encode(&mut out);
-        self.transmit.push_back(out.freeze());
+        self.io.push_back(Output::Transmit(out.freeze()));
         // Keep only the caller's headers, so an auth retry rebuilds the rest.
         request.headers = extra;
         self.inflight.push_back(Inflight {
@@ -95,7 +96,7 @@ impl Client {
         };
         let mut out = BytesMut::new();
         resp.encode(&mut out);
-        self.transmit.push_back(out.freeze());
+        self.io.push_back(Output::Transmit(out.freeze()));
         self.events
             .push_back(Event::Warning(Warning::ServerRequest { method: req.method }));
     }
@@ -156,6 +157,12 @@ impl Client {
             return;
         }
         let ok = (200..300).contains(&resp.status);
+        if let (false, Phase::Setup(i)) = (ok, self.phase) {
+            if self.udp.can_fall_back() && matches!(resp.status, 400 | 461) {
+                self.events.push_back(Event::Method(Box::new(event)));
+                return self.fall_back_at_setup(now, i, resp.status, &resp.reason);
+            }
+        }
         let result = if ok || self.phase == Phase::TearingDown {
             self.on_success(now, &resp, &mut event)
         } else if self.phase == Phase::Options {
@@ -268,33 +275,45 @@ impl Client {
                 self.send_setup(now, 0);
             }
             Phase::Setup(i) => {
-                let track = self.on_setup(resp, i)?;
+                let track = self.on_setup(now, resp, i)?;
+                let multicast = matches!(track.transport, TransportKind::Multicast { .. });
                 event.track = Some(track);
-                if i + 1 < self.wanted.len() {
-                    self.phase = Phase::Setup(i + 1);
-                    self.send_setup(now, i + 1);
+                if multicast {
+                    // The group is known now: join it before going on.
+                    self.open_multicast(i);
                 } else {
-                    self.phase = Phase::Play;
-                    let url = self.aggregate_url();
-                    self.send(
-                        now,
-                        Method::Play,
-                        url,
-                        Headers::new().with("Range", "npt=0.000-"),
-                        false,
-                    );
+                    self.after_setup(now, i);
                 }
             }
             Phase::Play => {
                 self.phase = Phase::Playing;
                 self.phase_reached_playing = true;
                 self.schedule_keepalive(now);
+                self.on_playing(now);
             }
             // Finished by the caller, after the TEARDOWN event itself.
             Phase::TearingDown => return Ok(Flow::Finished),
-            Phase::Connecting | Phase::Playing | Phase::Closed => {}
+            Phase::Connecting | Phase::OpenUdp(_) | Phase::Playing | Phase::Closed => {}
         }
         Ok(Flow::Continue)
+    }
+
+    /// Track `i` is set up (and its UDP pair open): the next SETUP, or PLAY.
+    pub(super) fn after_setup(&mut self, now: Instant, i: usize) {
+        if i + 1 < self.wanted.len() {
+            self.phase = Phase::Setup(i + 1);
+            self.send_setup(now, i + 1);
+        } else {
+            self.phase = Phase::Play;
+            let url = self.aggregate_url();
+            self.send(
+                now,
+                Method::Play,
+                url,
+                Headers::new().with("Range", "npt=0.000-"),
+                false,
+            );
+        }
     }
 
     pub(super) fn choose_tracks(&self, sdp: &Sdp) -> Result<Vec<usize>, Error> {
@@ -329,8 +348,10 @@ impl Client {
     pub(super) fn send_setup(&mut self, now: Instant, i: usize) {
         let media = self.media(i).clone();
         let url = self.control_url(media.control.as_deref());
-        let ch = (2 * i) as u8;
-        let transport = format!("RTP/AVP/TCP;unicast;interleaved={}-{}", ch, ch + 1);
+        let Some(transport) = self.setup_transport(i) else {
+            // The UDP pair is being opened; SETUP follows its answer.
+            return;
+        };
         self.send(
             now,
             Method::Setup,
@@ -345,7 +366,7 @@ impl Client {
         &sdp.media[self.wanted[i]]
     }
 
-    pub(super) fn on_setup(&mut self, resp: &Response, i: usize) -> Result<Track, Error> {
+    pub(super) fn on_setup(&mut self, now: Instant, resp: &Response, i: usize) -> Result<Track, Error> {
         let missing = |header: &'static str, detail: &str| {
             Error::Protocol(ProtocolError::MissingHeader {
                 method: Method::Setup,
@@ -370,16 +391,7 @@ impl Client {
             }
         }
         self.session = Some(id.to_owned());
-        let requested = (2 * i) as u8;
-        let (rtp_channel, rtcp_channel) = match resp.headers.get("Transport") {
-            Some(t) => parse_interleaved(t).unwrap_or((requested, requested + 1)),
-            None => (requested, requested + 1),
-        };
-        if let Some(t) = resp.headers.get("Transport") {
-            if t.to_ascii_uppercase().contains("RTP/AVP") && !t.to_ascii_uppercase().contains("TCP") {
-                return Err(missing("Transport", &format!("server chose a non-TCP transport: {t}")));
-            }
-        }
+        let transport = self.reply_transport(i, resp.headers.get("Transport"))?;
         let media = self.media(i).clone();
         let track = Track {
             index: self.tracks.len(),
@@ -390,10 +402,7 @@ impl Client {
             clock_rate: media.clock_rate,
             channels: media.channels,
             control_url: self.control_url(media.control.as_deref()),
-            transport: TransportKind::TcpInterleaved {
-                rtp_channel,
-                rtcp_channel,
-            },
+            transport,
         };
         let depacketizer = match Depacketizer::new(&media, self.opts.max_frame_bytes) {
             Ok(_) if !self.opts.assemble_frames => None,
@@ -407,7 +416,9 @@ impl Client {
                 None
             }
         };
-        self.tracks.push(TrackState::new(track.clone(), depacketizer));
+        let reorder = self.reorder_for(&track);
+        self.tracks.push(TrackState::new(track.clone(), depacketizer, reorder));
+        self.punch(now, self.tracks.len() - 1);
         Ok(track)
     }
 
@@ -446,6 +457,7 @@ impl Client {
                 rtp_channel,
                 rtcp_channel,
             } => channel == rtp_channel || channel == rtcp_channel,
+            _ => false,
         });
         let recv_tick = now - self.start;
         let Some(i) = found else {
@@ -458,11 +470,20 @@ impl Client {
         };
         let log = self.opts.log;
         let state = &mut self.tracks[i];
-        let TransportKind::TcpInterleaved { rtp_channel, .. } = state.track.transport;
-        if channel == rtp_channel {
-            return state.on_rtp(channel, payload, recv_tick, log, &mut self.events);
+        if state.rtp_channel() == channel {
+            let arrival = recv_tick;
+            return state.on_rtp(channel, payload, recv_tick, Some(arrival), log, &mut self.events);
         }
-        let bye = state.on_rtcp(channel, &payload, recv_tick, log, &mut self.events);
+        self.on_track_rtcp(now, i, channel, payload);
+    }
+
+    /// An RTCP compound packet for track `i`, on any transport: the event,
+    /// the sender report noted, and the end of the stream at BYE.
+    pub(super) fn on_track_rtcp(&mut self, now: Instant, i: usize, channel: u8, payload: Bytes) {
+        let recv_tick = now - self.start;
+        let log = self.opts.log;
+        let state = &mut self.tracks[i];
+        let bye = state.on_rtcp(now, channel, &payload, recv_tick, log, &mut self.events);
         if bye && self.phase_reached_playing {
             state.bye = true;
             // Every track said BYE: the stream is over (as ffprobe sees it).

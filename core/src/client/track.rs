@@ -3,15 +3,23 @@
 //! depacketizer, and whether the server ended it with an RTCP BYE. RTP and
 //! RTCP of the track go in; events come out, in the order a user sees them.
 //!
+//! On UDP, packets pass the track's reorder buffer first; every delivered
+//! packet is counted for the receiver reports (`reports.rs`).
+//!
 //! What it is not: it does not know which channel or socket a packet came
 //! from (the session machine routes packets to tracks), and it sends nothing.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{AudioFrameEvent, Event, LogKinds, LossEvent, RtcpEvent, RtpEvent, Track, VideoFrameEvent, Warning};
+use super::reorder::{Admitted, Released, Reorder};
+use super::reports::Reception;
+use super::{
+    AudioFrameEvent, Event, LogKinds, LossEvent, RtcpEvent, RtpEvent, Track, TrackStats, TransportKind,
+    VideoFrameEvent, Warning,
+};
 use crate::codec::{Depacketizer, Frame, SequenceTracker, TimestampUnroller};
 use crate::rtcp::{self, RtcpPacket};
 use crate::rtp::RtpPacket;
@@ -26,22 +34,144 @@ pub(super) struct TrackState {
     depacketizer: Option<Depacketizer>,
     /// The server sent an RTCP BYE on this track since PLAY was answered.
     pub(super) bye: bool,
+    /// UDP and multicast: packets in sequence order.
+    reorder: Option<Reorder>,
+    pub(super) reception: Reception,
+    duplicates: u64,
+    late: u64,
+    /// RTP packets delivered to the session (the reorder buffer passed).
+    delivered: u64,
 }
 
 impl TrackState {
-    pub(super) fn new(track: Track, depacketizer: Option<Depacketizer>) -> TrackState {
+    pub(super) fn new(track: Track, depacketizer: Option<Depacketizer>, reorder: Option<Reorder>) -> TrackState {
         TrackState {
             track,
             sequence: SequenceTracker::new(),
             timeline: TimestampUnroller::new(),
             depacketizer,
             bye: false,
+            reorder,
+            reception: Reception::default(),
+            duplicates: 0,
+            late: 0,
+            delivered: 0,
+        }
+    }
+
+    /// The channel number RTP events of this track carry: the interleaved
+    /// channel over TCP; over UDP, the channel it would have had (`2 × index`),
+    /// so that RTP and RTCP stay apart the same way.
+    pub(super) fn rtp_channel(&self) -> u8 {
+        match self.track.transport {
+            TransportKind::TcpInterleaved { rtp_channel, .. } => rtp_channel,
+            _ => (2 * self.track.index).min(254) as u8,
+        }
+    }
+
+    /// The channel number RTCP events of this track carry (see [`TrackState::rtp_channel`]).
+    pub(super) fn rtcp_channel(&self) -> u8 {
+        match self.track.transport {
+            TransportKind::TcpInterleaved { rtcp_channel, .. } => rtcp_channel,
+            _ => self.rtp_channel() + 1,
+        }
+    }
+
+    /// What the track received so far.
+    pub(super) fn stats(&self) -> TrackStats {
+        TrackStats {
+            track: self.track.index,
+            received: self.delivered,
+            lost: self.sequence.total_lost(),
+            duplicates: self.duplicates,
+            late: self.late,
+            jitter: self.reception.jitter(),
+            clock_rate: self.track.clock_rate,
+        }
+    }
+
+    /// When the reorder buffer gives up its oldest gap.
+    pub(super) fn reorder_deadline(&self) -> Option<Instant> {
+        self.reorder.as_ref().and_then(Reorder::deadline)
+    }
+
+    /// An RTP datagram on this track, at `now` (`start`: the session's
+    /// start): through the reorder buffer, then [`TrackState::on_rtp`] for
+    /// each packet released. Whether it was a new packet.
+    pub(super) fn on_udp_rtp(
+        &mut self,
+        now: Instant,
+        start: Instant,
+        payload: Bytes,
+        log: LogKinds,
+        events: &mut VecDeque<Event>,
+        released: &mut VecDeque<Released>,
+    ) -> bool {
+        let channel = self.rtp_channel();
+        let recv_tick = now - start;
+        // Not RTP (version 2, whole header): reported by on_rtp, unbuffered.
+        let (Some(reorder), true) = (self.reorder.as_mut(), payload.len() >= 12 && payload[0] >> 6 == 2) else {
+            self.on_rtp(channel, payload, recv_tick, Some(recv_tick), log, events);
+            return true;
+        };
+        let seq = u16::from_be_bytes([payload[2], payload[3]]);
+        let ts = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+        let admitted = reorder.push(now, seq, payload, released);
+        match admitted {
+            Admitted::New => self.reception.on_arrival(recv_tick, ts, self.track.clock_rate),
+            Admitted::Duplicate => self.duplicates += 1,
+            Admitted::Late | Admitted::Stray => self.late += 1,
+        }
+        self.deliver(start, log, events, released);
+        admitted == Admitted::New
+    }
+
+    /// Gives up the reorder buffer's gaps whose wait ended at `now`.
+    pub(super) fn expire(
+        &mut self,
+        now: Instant,
+        start: Instant,
+        log: LogKinds,
+        events: &mut VecDeque<Event>,
+        released: &mut VecDeque<Released>,
+    ) {
+        if let Some(r) = self.reorder.as_mut() {
+            r.expire(now, released);
+        }
+        self.deliver(start, log, events, released);
+    }
+
+    /// Releases everything the reorder buffer holds (the stream ended).
+    pub(super) fn flush(
+        &mut self,
+        start: Instant,
+        log: LogKinds,
+        events: &mut VecDeque<Event>,
+        released: &mut VecDeque<Released>,
+    ) {
+        if let Some(r) = self.reorder.as_mut() {
+            r.flush(released);
+        }
+        self.deliver(start, log, events, released);
+    }
+
+    fn deliver(
+        &mut self,
+        start: Instant,
+        log: LogKinds,
+        events: &mut VecDeque<Event>,
+        released: &mut VecDeque<Released>,
+    ) {
+        let channel = self.rtp_channel();
+        while let Some((packet, at)) = released.pop_front() {
+            self.on_rtp(channel, packet, at - start, None, log, events);
         }
     }
 
     /// An RTCP compound packet on this track; whether it held a BYE.
     pub(super) fn on_rtcp(
         &mut self,
+        now: Instant,
         channel: u8,
         payload: &Bytes,
         recv_tick: Duration,
@@ -55,6 +185,11 @@ impl TrackState {
                     tracing::info!(track, packets = packets.len(), "rtcp");
                 }
                 let bye = packets.iter().any(|p| matches!(p, RtcpPacket::Bye(_)));
+                for p in &packets {
+                    if let RtcpPacket::SenderReport(sr) = p {
+                        self.reception.on_sender_report(sr.ntp_timestamp, now);
+                    }
+                }
                 events.push_back(Event::Rtcp(RtcpEvent {
                     track,
                     channel,
@@ -74,13 +209,15 @@ impl TrackState {
         }
     }
 
-    /// An RTP packet on this track: loss accounting, the packet event, then
-    /// every frame it completed.
+    /// An RTP packet on this track, in order: loss accounting, the packet
+    /// event, then every frame it completed. `arrival`: measure jitter with
+    /// this arrival time (packets not through a reorder buffer).
     pub(super) fn on_rtp(
         &mut self,
         channel: u8,
         payload: Bytes,
         recv_tick: Duration,
+        arrival: Option<Duration>,
         log: LogKinds,
         events: &mut VecDeque<Event>,
     ) {
@@ -106,6 +243,11 @@ impl TrackState {
                 "rtp"
             );
         }
+        if let Some(a) = arrival {
+            self.reception.on_arrival(a, packet.timestamp, self.track.clock_rate);
+        }
+        self.delivered += 1;
+        self.reception.on_delivered(packet.sequence_number, packet.ssrc);
         let lost = self.sequence.observe(packet.sequence_number);
         if lost > 0 {
             events.push_back(Event::Loss(LossEvent {

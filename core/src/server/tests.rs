@@ -1626,6 +1626,9 @@ fn end_to_end(query: &str) -> E2e {
         while !client_done {
             match client.poll_output() {
                 Output::Transmit(b) => to_server.extend_from_slice(&b),
+                Output::SendDatagram { .. } | Output::OpenUdp(_) | Output::Reconnect => {
+                    panic!("a TCP session asked for UDP")
+                }
                 Output::Event(Event::Video(v)) => {
                     result
                         .video

@@ -7,13 +7,16 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::client::input::Input;
-use crate::client::options::ClientOptions;
+use crate::client::options::{ClientOptions, Transport};
+use crate::client::udp::UdpSocketId;
 use crate::message::Limits;
 
 /// The first 8 bytes of every capture file.
 pub const MAGIC: &[u8; 8] = b"RTSPCAP\0";
-/// The format version this module writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this module writes. It reads this one and version 1
+/// (TCP only, from before RTP over UDP: replayed without receiver reports,
+/// as it was recorded).
+pub const VERSION: u16 = 2;
 /// Largest header block accepted.
 pub const MAX_HEADER_LEN: u32 = 64 * 1024;
 /// Largest record payload accepted; longer inputs are written as several
@@ -32,6 +35,8 @@ pub(super) const KIND_EOF: u8 = 4;
 pub(super) const KIND_IO_ERROR: u8 = 5;
 pub(super) const KIND_TIMEOUT: u8 = 6;
 pub(super) const KIND_CLOSE: u8 = 7;
+pub(super) const KIND_UDP_OPENED: u8 = 8;
+pub(super) const KIND_DATAGRAM: u8 = 9;
 
 /// Why bytes are not a capture, or could not be replayed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +44,7 @@ pub(super) const KIND_CLOSE: u8 = 7;
 pub enum CaptureError {
     #[error("not a capture file (bad magic)")]
     BadMagic,
-    #[error("capture format version {0} is not supported (this build reads version {VERSION})")]
+    #[error("capture format version {0} is not supported (this build reads versions 1 to {VERSION})")]
     UnsupportedVersion(u16),
     #[error("capture cut short in the {what} at byte {at}")]
     Truncated { what: &'static str, at: usize },
@@ -72,6 +77,16 @@ pub struct CaptureHeader {
     /// [`ClientOptions::forward_address`]: it names the Connect event's target.
     pub forward_address: Option<String>,
     pub limits: Limits,
+    /// [`ClientOptions::transport`].
+    pub transport: Transport,
+    /// [`ClientOptions::reorder_packets`].
+    pub reorder_packets: usize,
+    /// [`ClientOptions::reorder_window`].
+    pub reorder_window: Duration,
+    /// [`ClientOptions::udp_fallback_after`].
+    pub udp_fallback_after: Duration,
+    /// [`ClientOptions::rtcp_reports`].
+    pub rtcp_reports: bool,
 }
 
 impl CaptureHeader {
@@ -86,6 +101,11 @@ impl CaptureHeader {
             timeout: o.timeout,
             forward_address: o.forward_address.clone(),
             limits: o.limits,
+            transport: o.transport,
+            reorder_packets: o.reorder_packets,
+            reorder_window: o.reorder_window,
+            udp_fallback_after: o.udp_fallback_after,
+            rtcp_reports: o.rtcp_reports,
         }
     }
 
@@ -99,6 +119,11 @@ impl CaptureHeader {
             forward_address: self.forward_address.clone(),
             limits: self.limits,
             capture: None,
+            transport: self.transport,
+            reorder_packets: self.reorder_packets,
+            reorder_window: self.reorder_window,
+            udp_fallback_after: self.udp_fallback_after,
+            rtcp_reports: self.rtcp_reports,
             ..options
         }
     }
@@ -145,13 +170,23 @@ impl CaptureHeader {
         if let Some(f) = &self.forward_address {
             put_string(&mut body, f);
         }
+        body.put_u8(match self.transport {
+            Transport::Tcp => 0,
+            Transport::Udp => 1,
+            Transport::Multicast => 2,
+            Transport::Auto => 3,
+        });
+        body.put_u8(u8::from(self.rtcp_reports));
+        body.put_u32(u32::try_from(self.reorder_packets).unwrap_or(u32::MAX));
+        body.put_u64(duration_ns(self.reorder_window));
+        body.put_u64(duration_ns(self.udp_fallback_after));
         out.put_slice(MAGIC);
         out.put_u16(VERSION);
         out.put_u32(body.len() as u32);
         out.put_slice(&body);
     }
 
-    fn decode(r: &mut Reader<'_>) -> Result<CaptureHeader, CaptureError> {
+    fn decode(r: &mut Reader<'_>, version: u16) -> Result<CaptureHeader, CaptureError> {
         let flags = r.u8("header")?;
         let timeout = Duration::from_nanos(r.u64("header")?);
         let max_header_bytes = r.u32("header")? as usize;
@@ -163,7 +198,35 @@ impl CaptureHeader {
         } else {
             None
         };
+        let defaults = ClientOptions::default();
+        let (transport, rtcp_reports, reorder_packets, reorder_window, udp_fallback_after) = if version >= 2 {
+            let transport = match r.u8("header")? {
+                0 => Transport::Tcp,
+                1 => Transport::Udp,
+                2 => Transport::Multicast,
+                3 => Transport::Auto,
+                t => return Err(CaptureError::BadHeader(format!("unknown transport {t}"))),
+            };
+            let rtcp_reports = r.u8("header")? != 0;
+            let reorder_packets = r.u32("header")? as usize;
+            let reorder_window = Duration::from_nanos(r.u64("header")?);
+            let fallback = Duration::from_nanos(r.u64("header")?);
+            (transport, rtcp_reports, reorder_packets, reorder_window, fallback)
+        } else {
+            (
+                Transport::Tcp,
+                false,
+                defaults.reorder_packets,
+                defaults.reorder_window,
+                defaults.udp_fallback_after,
+            )
+        };
         Ok(CaptureHeader {
+            transport,
+            rtcp_reports,
+            reorder_packets,
+            reorder_window,
+            udp_fallback_after,
             url,
             had_credentials: flags & FLAG_CREDENTIALS != 0,
             enable_video: flags & FLAG_VIDEO != 0,
@@ -197,6 +260,14 @@ pub enum RecordKind {
     Timeout,
     /// [`Input::Close`].
     Close,
+    /// [`Input::UdpOpened`].
+    UdpOpened { pair: u16, result: Result<u16, String> },
+    /// [`Input::Datagram`].
+    Datagram {
+        socket: UdpSocketId,
+        from: SocketAddr,
+        data: Bytes,
+    },
 }
 
 impl RecordKind {
@@ -213,6 +284,15 @@ impl RecordKind {
             RecordKind::IoError(reason) => Input::IoError(reason),
             RecordKind::Timeout => Input::Timeout,
             RecordKind::Close => Input::Close,
+            RecordKind::UdpOpened { pair, result } => Input::UdpOpened {
+                pair: *pair,
+                result: result.as_ref().map(|p| *p).map_err(String::as_str),
+            },
+            RecordKind::Datagram { socket, from, data } => Input::Datagram {
+                socket: *socket,
+                from: *from,
+                data,
+            },
         }
     }
 }
@@ -256,7 +336,7 @@ impl Capture {
             return Err(CaptureError::BadMagic);
         }
         let version = r.u16("version")?;
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(CaptureError::UnsupportedVersion(version));
         }
         let header_len = r.u32("header length")?;
@@ -264,10 +344,13 @@ impl Capture {
             return Err(CaptureError::HeaderTooLong(header_len));
         }
         let header_bytes = r.take(header_len as usize, "header")?;
-        let header = CaptureHeader::decode(&mut Reader {
-            data: header_bytes,
-            at: 0,
-        })
+        let header = CaptureHeader::decode(
+            &mut Reader {
+                data: header_bytes,
+                at: 0,
+            },
+            version,
+        )
         .map_err(|e| match e {
             CaptureError::Truncated { .. } => CaptureError::BadHeader("header fields run past its length".into()),
             other => other,
@@ -348,6 +431,27 @@ impl Record {
             KIND_IO_ERROR => RecordKind::IoError(text(payload)?),
             KIND_TIMEOUT => empty(RecordKind::Timeout)?,
             KIND_CLOSE => empty(RecordKind::Close)?,
+            KIND_UDP_OPENED => {
+                let mut p = Reader { data: payload, at: 0 };
+                let pair = p.u16("pair").map_err(|_| bad("truncated pair"))?;
+                let result = match p.u8("result").map_err(|_| bad("truncated result"))? {
+                    0 => Ok(p.u16("port").map_err(|_| bad("truncated port"))?),
+                    _ => Err(text(&payload[p.at..])?),
+                };
+                RecordKind::UdpOpened { pair, result }
+            }
+            KIND_DATAGRAM => {
+                let mut p = Reader { data: payload, at: 0 };
+                let pair = p.u16("pair").map_err(|_| bad("truncated pair"))?;
+                let rtcp = p.u8("socket").map_err(|_| bad("truncated socket"))? != 0;
+                let from = p.string("address").map_err(|_| bad("truncated address"))?;
+                let from = from.parse().map_err(|_| bad("bad socket address"))?;
+                RecordKind::Datagram {
+                    socket: UdpSocketId { pair, rtcp },
+                    from,
+                    data: Bytes::copy_from_slice(&payload[p.at..]),
+                }
+            }
             kind => return Err(CaptureError::UnknownRecord { at, kind }),
         };
         Ok(Record { offset, kind })
@@ -383,6 +487,30 @@ fn encode_record(offset: Duration, input: Input<'_>, out: &mut BytesMut) {
         Input::IoError(reason) => put(KIND_IO_ERROR, clip(reason).as_bytes()),
         Input::Timeout => put(KIND_TIMEOUT, &[]),
         Input::Close => put(KIND_CLOSE, &[]),
+        Input::UdpOpened { pair, result } => {
+            let mut p = BytesMut::new();
+            p.put_u16(pair);
+            match result {
+                Ok(port) => {
+                    p.put_u8(0);
+                    p.put_u16(port);
+                }
+                Err(reason) => {
+                    p.put_u8(1);
+                    p.put_slice(clip(reason).as_bytes());
+                }
+            }
+            put(KIND_UDP_OPENED, &p);
+        }
+        Input::Datagram { socket, from, data } => {
+            // A datagram is at most 64 KiB: one record.
+            let mut p = BytesMut::with_capacity(data.len() + 64);
+            p.put_u16(socket.pair);
+            p.put_u8(u8::from(socket.rtcp));
+            put_string(&mut p, &from.to_string());
+            p.put_slice(&data[..data.len().min(MAX_RECORD_LEN as usize - 64)]);
+            put(KIND_DATAGRAM, &p);
+        }
     }
 }
 

@@ -65,6 +65,7 @@
 //!     match rec.poll_output() {
 //!         Output::Event(e) => live.push(e),
 //!         Output::Transmit(_) => {} // the runtime writes these
+//!         Output::SendDatagram { .. } | Output::OpenUdp(_) | Output::Reconnect => {} // (UDP only)
 //!         Output::Timeout(_) | Output::Done => break,
 //!     }
 //! }

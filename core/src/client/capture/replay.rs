@@ -37,7 +37,9 @@ pub fn replay(capture: &Capture, options: ClientOptions, t0: Instant) -> Result<
 fn drain(client: &mut Client, events: &mut Vec<Event>) -> bool {
     loop {
         match client.poll_output() {
-            Output::Transmit(_) => {}
+            // What the session sent or asked the runtime to do is not
+            // replayed: the inputs that followed it are in the capture.
+            Output::Transmit(_) | Output::SendDatagram { .. } | Output::OpenUdp(_) | Output::Reconnect => {}
             Output::Event(e) => events.push(e),
             Output::Timeout(_) => return false,
             Output::Done => return true,

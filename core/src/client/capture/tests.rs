@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::format::KIND_INPUT;
 use super::*;
-use crate::client::{Client, ClientOptions, Event, Input, Output};
+use crate::client::{Client, ClientOptions, Event, Input, Output, Transport, UdpSocketId};
 use crate::message::Limits;
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
@@ -113,6 +113,11 @@ fn round_trip_of_every_record_kind() {
             timeout: Duration::from_nanos(1_234_567_891),
             forward_address: Some("relay:1554".into()),
             limits: Limits::default(),
+            transport: Transport::Auto,
+            reorder_packets: 256,
+            reorder_window: Duration::from_millis(100),
+            udp_fallback_after: Duration::from_secs(3),
+            rtcp_reports: true,
         },
         records: vec![
             Record {
@@ -146,6 +151,28 @@ fn round_trip_of_every_record_kind() {
                 offset: Duration::from_secs(11),
                 kind: RecordKind::Close,
             },
+            Record {
+                offset: Duration::from_secs(12),
+                kind: RecordKind::UdpOpened {
+                    pair: 1,
+                    result: Ok(50_000),
+                },
+            },
+            Record {
+                offset: Duration::from_secs(12),
+                kind: RecordKind::UdpOpened {
+                    pair: 0,
+                    result: Err("address in use".into()),
+                },
+            },
+            Record {
+                offset: Duration::from_secs(13),
+                kind: RecordKind::Datagram {
+                    socket: UdpSocketId::rtcp(3),
+                    from: addr("[::1]:6971"),
+                    data: Bytes::from_static(b"\x80\xc9\x00\x01abcd"),
+                },
+            },
         ],
     };
     let bytes = capture.encode();
@@ -169,6 +196,11 @@ fn long_input_is_split_and_replays_the_same() {
         timeout: Duration::from_secs(1),
         forward_address: None,
         limits: Limits::default(),
+        transport: Transport::Tcp,
+        reorder_packets: 256,
+        reorder_window: Duration::from_millis(100),
+        udp_fallback_after: Duration::from_secs(3),
+        rtcp_reports: true,
     };
     let t0 = Instant::now();
     let mut writer = CaptureWriter::new(&w, t0);
@@ -190,20 +222,28 @@ fn typed_errors() {
             timeout: Duration::from_secs(1),
             forward_address: None,
             limits: Limits::default(),
+            transport: Transport::Tcp,
+            reorder_packets: 256,
+            reorder_window: Duration::from_millis(100),
+            udp_fallback_after: Duration::from_secs(3),
+            rtcp_reports: true,
         },
         records: vec![],
     }
     .encode();
-    let mut v2 = good.clone();
-    v2[9] = 2;
-    assert_eq!(Capture::parse(&v2), Err(CaptureError::UnsupportedVersion(2)));
+    let mut v3 = good.clone();
+    v3[9] = 3;
+    assert_eq!(Capture::parse(&v3), Err(CaptureError::UnsupportedVersion(3)));
+    let mut v0 = good.clone();
+    v0[9] = 0;
+    assert_eq!(Capture::parse(&v0), Err(CaptureError::UnsupportedVersion(0)));
     assert!(matches!(Capture::parse(b"RTSP"), Err(CaptureError::Truncated { .. })));
     let mut huge = good.clone();
     huge[10..14].copy_from_slice(&u32::MAX.to_be_bytes());
     assert_eq!(Capture::parse(&huge), Err(CaptureError::HeaderTooLong(u32::MAX)));
     let at = good.len();
-    good.extend_from_slice(&[9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(Capture::parse(&good), Err(CaptureError::UnknownRecord { at, kind: 9 }));
+    good.extend_from_slice(&[99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(Capture::parse(&good), Err(CaptureError::UnknownRecord { at, kind: 99 }));
     good[at] = KIND_INPUT;
     good[at + 9..at + 13].copy_from_slice(&u32::MAX.to_be_bytes());
     assert_eq!(
@@ -246,6 +286,11 @@ proptest! {
                 timeout: Duration::from_secs(1),
                 forward_address: None,
                 limits: Limits::default(),
+                transport: Transport::Tcp,
+                reorder_packets: 256,
+                reorder_window: Duration::from_millis(100),
+                udp_fallback_after: Duration::from_secs(3),
+                rtcp_reports: true,
             },
             records: vec![],
         }
@@ -273,6 +318,11 @@ proptest! {
                 timeout: Duration::from_nanos(timeout_ns),
                 forward_address: None,
                 limits: Limits::default(),
+                transport: Transport::Tcp,
+                reorder_packets: 256,
+                reorder_window: Duration::from_millis(100),
+                udp_fallback_after: Duration::from_secs(3),
+                rtcp_reports: true,
             },
             records: kinds
                 .into_iter()
