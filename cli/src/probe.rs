@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use rtsp_toolkit_tokio::core::client::{PortRange, Transport};
 use rtsp_toolkit_tokio::core::sdp::{Media, MediaKind};
 use rtsp_toolkit_tokio::{ClientOptions, Error, Event, LogKinds, Session, Warning};
 
@@ -46,6 +47,27 @@ pub struct ProbeOptions {
     /// Prefix for this session's output lines (`prefix` in JSON).
     #[arg(long, value_name = "TEXT", help_heading = "Session")]
     pub log_prefix: Option<String>,
+
+    /// How RTP travels: tcp (interleaved on the RTSP connection), udp, multicast,
+    /// or auto (UDP, then TCP when the server refuses UDP or no RTP arrives).
+    #[arg(long, value_name = "KIND", default_value = "tcp", value_parser = parse_transport, help_heading = "Transport")]
+    pub transport: Transport,
+    /// Local UDP ports for RTP/RTCP (an even/odd pair per track); default: any free pair.
+    #[arg(long, value_name = "FIRST-LAST", value_parser = parse_ports, help_heading = "Transport")]
+    pub udp_ports: Option<PortRange>,
+    /// Longest a UDP packet waits for the ones before it, in milliseconds (0: no reordering).
+    #[arg(long, value_name = "MS", default_value_t = 100, help_heading = "Transport")]
+    pub reorder_window: u64,
+    /// Most UDP packets held for reordering per track.
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=32768), help_heading = "Transport")]
+    pub reorder_packets: u64,
+    /// With --transport auto: seconds without RTP after PLAY before falling back to TCP.
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_secs, help_heading = "Transport")]
+    pub udp_fallback_after: Duration,
+    /// Send no RTCP receiver reports (and no BYE at the end).
+    #[arg(long, help_heading = "Transport")]
+    pub no_rtcp_reports: bool,
 
     /// Stop after SECS seconds of playing (counted from the PLAY response).
     #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Stop")]
@@ -85,6 +107,14 @@ pub struct ProbeOptions {
     /// Text: print the first N frames of each track, then a summary line per second.
     #[arg(long, value_name = "N", default_value_t = 5, help_heading = "Output")]
     pub frame_lines: u64,
+}
+
+fn parse_transport(s: &str) -> Result<Transport, String> {
+    s.parse()
+}
+
+fn parse_ports(s: &str) -> Result<PortRange, String> {
+    s.parse()
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -304,6 +334,12 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
         session_id: opts.session_id.clone(),
         log_prefix: opts.log_prefix.clone().unwrap_or_default(),
         log: LogKinds::RTSP,
+        transport: opts.transport,
+        udp_ports: opts.udp_ports,
+        reorder_window: Duration::from_millis(opts.reorder_window),
+        reorder_packets: opts.reorder_packets as usize,
+        udp_fallback_after: opts.udp_fallback_after,
+        rtcp_reports: !opts.no_rtcp_reports,
         ..ClientOptions::default()
     };
     let start = Instant::now();

@@ -874,3 +874,6 @@ fn keepalive_answer_after_stop_is_not_taken_for_teardown() {
     let last = h.method_events().last().map(|m| (m.method.clone(), m.elapsed)).unwrap();
     assert_eq!(last, (Method::Teardown, ms(15)));
 }
+
+/// RTP over UDP and multicast, receiver reports, fallback.
+mod udp;
