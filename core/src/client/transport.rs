@@ -362,7 +362,10 @@ impl Client {
                     self.udp.opened.resize(i + 1, None);
                 }
                 self.udp.opened[i] = Some(port);
-                if self.udp.mode == Transport::Multicast {
+                // Multicast pairs are opened after their SETUP (the track
+                // exists); unicast ones before it.
+                let set_up = self.tracks.get(i).is_some_and(|t| t.track.index == i);
+                if set_up {
                     self.after_setup(now, i);
                 } else {
                     self.phase = super::Phase::Setup(i);

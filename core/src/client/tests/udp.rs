@@ -608,3 +608,27 @@ fn a_udp_session_replays_from_its_capture() {
     assert!(h.events.iter().any(|e| matches!(e, Event::Loss(_))));
     assert!(h.events.iter().any(|e| matches!(e, Event::RtcpSent(_))));
 }
+
+#[test]
+fn a_server_may_answer_a_unicast_setup_with_multicast() {
+    let opts = ClientOptions {
+        enable_audio: false,
+        ..udp_options()
+    };
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
+    h.connect(5);
+    h.reply(10, "200 OK", "", "");
+    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.udp_opened(21, 0, Ok(50_000));
+    h.reply(
+        30,
+        "200 OK",
+        "Transport: RTP/AVP;multicast;destination=239.9.9.9;port=6000-6001\r\nSession: m\r\n",
+        "",
+    );
+    // The pair is asked for again, now as the group's.
+    assert_eq!(h.opens.len(), 2);
+    assert!(matches!(h.opens[1].bind, UdpBind::Multicast { port: 6000, .. }));
+    h.udp_opened(31, 0, Ok(6000));
+    assert_eq!(h.last_request().method, Method::Play);
+}
