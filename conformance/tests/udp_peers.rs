@@ -1,12 +1,15 @@
 //! Our client over UDP against GStreamer's rtsp-server on loopback, on every
 //! runtime: whole fixtures give exactly the frames they give over TCP, with
-//! no loss, no warning, and receiver reports that say so.
+//! no loss, no warning, and receiver reports that say so; and each runtime's
+//! capture of its UDP session replays to exactly its live events (the
+//! cross-runtime parity of the UDP inputs).
 
 use std::time::Duration;
 
 use rtsp_toolkit_conformance::events::{closed_error, methods};
 use rtsp_toolkit_conformance::peers::GstServer;
 use rtsp_toolkit_conformance::runtimes::{self, Control, Run, Runtime};
+use rtsp_toolkit_core::capture::{replay, Capture};
 use rtsp_toolkit_core::client::{ClientOptions, Event, Transport, TransportKind};
 use rtsp_toolkit_core::rtcp::RtcpPacket;
 
@@ -19,6 +22,42 @@ fn play(runtime: Runtime, url: &str, transport: Transport) -> Run {
         ..Default::default()
     };
     runtimes::run(runtime, url, opts, Control::within(LIMIT))
+}
+
+/// Removes a file when dropped (also when the test fails).
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Plays `url` over UDP on `runtime`, recording a capture; checks that the
+/// capture replays to exactly the live events.
+fn play_udp_recorded(runtime: Runtime, url: &str) -> Run {
+    let path = std::env::temp_dir().join(format!(
+        "rtsp-toolkit-udp-{}-{}.rtspcap",
+        std::process::id(),
+        runtime.name()
+    ));
+    let _file = TempFile(path.clone());
+    let opts = ClientOptions {
+        transport: Transport::Udp,
+        capture: Some(path.clone()),
+        ..Default::default()
+    };
+    let run = runtimes::run(runtime, url, opts, Control::within(LIMIT));
+    let capture = Capture::parse(&std::fs::read(&path).expect("the capture file")).expect("a capture");
+    let replayed = replay(&capture, ClientOptions::default(), std::time::Instant::now()).expect("replays");
+    assert!(
+        replayed == run.events,
+        "{}: the UDP capture does not replay to the live events ({} vs {} events)",
+        runtime.name(),
+        replayed.len(),
+        run.events.len()
+    );
+    run
 }
 
 /// Every frame of every track, in order: (track, extended timestamp, bytes).
@@ -52,7 +91,7 @@ fn whole_fixtures_over_udp_give_the_frames_of_tcp_on_every_runtime() {
         let expected = frames(&tcp.events);
         assert!(!expected.is_empty(), "{name}: no frames over TCP");
         assert_eq!(closed_error(&tcp.events), None, "{name}");
-        for run in runtimes::at_once(|rt| play(rt, &url, Transport::Udp)) {
+        for run in runtimes::at_once(|rt| play_udp_recorded(rt, &url)) {
             let (rt, events) = (run.runtime.name(), &run.events);
             assert_eq!(closed_error(events), None, "{name} on {rt}");
             assert!(transports(events).iter().all(|t| *t == "udp"), "{name} on {rt}");
