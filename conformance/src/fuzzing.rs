@@ -46,6 +46,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("client_session", client_session),
     ("server_connection", server_connection),
     ("capture", capture),
+    ("client_replay", client_replay),
     ("media_mp4", media_mp4),
     ("media_mkv", media_mkv),
     ("media_wav", media_wav),
@@ -188,13 +189,41 @@ pub fn rtcp(data: &[u8]) {
     }
 }
 
-/// A session capture file, and the replay of what it holds through a client.
+/// A session capture file: parsed, and written back.
 pub fn capture(data: &[u8]) {
     let Ok(c) = capture::Capture::parse(data) else {
         return;
     };
     assert!(c.received().len() <= data.len());
     let _ = c.encode();
+}
+
+/// Most records replayed by [`client_replay`]: far more than the seeds hold,
+/// few enough that one input replays in well under a second.
+const MAX_REPLAY_RECORDS: usize = 20_000;
+
+/// A capture replayed through a client: every kind of input (connection
+/// results, TCP bytes, UDP pairs opened or refused, datagrams from the
+/// server or anyone else, timeouts, close) in any order and at any instant,
+/// under the transport options its header names.
+pub fn client_replay(data: &[u8]) {
+    let Ok(c) = capture::Capture::parse(data) else {
+        return;
+    };
+    if c.records.len() > MAX_REPLAY_RECORDS {
+        return;
+    }
+    let opts = ClientOptions {
+        max_frame_bytes: MAX_FRAME,
+        ..ClientOptions::default()
+    };
+    if let Ok(events) = capture::replay(&c, opts, Instant::now()) {
+        for e in &events {
+            if let Event::Video(v) = e {
+                assert!(v.frame.data.len() <= MAX_FRAME + 4096);
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rtsp_toolkit_core::client::Output;
+
 use bytes::{Buf, Bytes};
 use rtsp_toolkit_conformance::fuzzing::TARGETS;
 use rtsp_toolkit_conformance::{captures_dir, repo_root};
@@ -212,6 +214,107 @@ fn server_script() -> Vec<u8> {
     script
 }
 
+/// A UDP session as a capture (format 2), for the `client_replay` seeds:
+/// the DESCRIBE answer of `s`, both tracks set up over UDP, then `s`'s RTP
+/// and RTCP as datagrams from the server's ports, with a few swapped, one
+/// repeated, one from a stranger, timeouts between, and the close.
+fn udp_capture(s: &Session) -> Vec<u8> {
+    use rtsp_toolkit_core::client::{Client, ClientOptions, Input, Transport, UdpSocketId};
+    let sdp = s
+        .messages
+        .iter()
+        .find_map(|m| match m {
+            Message::Response(r) if r.headers.get("Content-Type").is_some_and(|t| t.contains("sdp")) => {
+                Some(r.body.clone())
+            }
+            _ => None,
+        })
+        .expect("a DESCRIBE answer");
+    let t0 = Instant::now();
+    let opts = ClientOptions {
+        transport: Transport::Udp,
+        capture: Some("seed".into()),
+        ..ClientOptions::default()
+    };
+    let mut c = Client::new("rtsp://127.0.0.1:8554/h264_aac.mp4", opts, t0).unwrap();
+    let mut ms = 0u64;
+    let mut at = |step: u64| {
+        ms += step;
+        t0 + Duration::from_millis(ms)
+    };
+    let reply = |cseq: u32, headers: &str, body: &[u8]| {
+        let mut m = format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{headers}");
+        if !body.is_empty() {
+            m.push_str(&format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n", body.len()));
+        }
+        m.push_str("\r\n");
+        let mut m = m.into_bytes();
+        m.extend_from_slice(body);
+        m
+    };
+    let drain = |c: &mut Client| while !matches!(c.poll_output(), Output::Timeout(_) | Output::Done) {};
+    c.handle_input(
+        at(1),
+        Input::Connected {
+            local: "127.0.0.1:40000".parse().unwrap(),
+            peer: "127.0.0.1:8554".parse().unwrap(),
+        },
+    );
+    drain(&mut c);
+    c.handle_input(at(1), Input::Data(&reply(1, "", b"")));
+    drain(&mut c);
+    let base = "Content-Base: rtsp://127.0.0.1:8554/h264_aac.mp4/\r\n";
+    c.handle_input(at(1), Input::Data(&reply(2, base, &sdp)));
+    drain(&mut c);
+    for (pair, cseq) in [(0u16, 3u32), (1, 4)] {
+        let port = 50_000 + 2 * pair;
+        c.handle_input(at(1), Input::UdpOpened { pair, result: Ok(port) });
+        drain(&mut c);
+        let server = 6970 + 2 * pair;
+        let t = format!(
+            "Transport: RTP/AVP;unicast;client_port={port}-{};server_port={server}-{};ssrc=5\r\nSession: s;timeout=60\r\n",
+            port + 1,
+            server + 1
+        );
+        c.handle_input(at(1), Input::Data(&reply(cseq, &t, b"")));
+        drain(&mut c);
+    }
+    c.handle_input(at(1), Input::Data(&reply(5, "Session: s\r\n", b"")));
+    drain(&mut c);
+    let mut sent = 0;
+    for m in &s.messages {
+        let Message::Interleaved { channel, payload } = m else { continue };
+        if *channel > 3 || sent >= 120 {
+            continue;
+        }
+        let pair = u16::from(*channel / 2);
+        let rtcp = channel % 2 == 1;
+        let socket = UdpSocketId { pair, rtcp };
+        let from = std::net::SocketAddr::from(([127, 0, 0, 1], 6970 + 2 * pair + u16::from(rtcp)));
+        let stranger = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+        let step = if sent % 7 == 3 { 0 } else { 2 };
+        let who = if sent == 17 { stranger } else { from };
+        c.handle_input(at(step), Input::Datagram { socket, from: who, data: payload });
+        if sent % 11 == 5 {
+            // Repeated.
+            c.handle_input(at(0), Input::Datagram { socket, from, data: payload });
+        }
+        drain(&mut c);
+        if sent % 13 == 0 {
+            c.handle_input(at(150), Input::Timeout);
+            drain(&mut c);
+        }
+        sent += 1;
+    }
+    c.handle_input(at(5000), Input::Timeout);
+    drain(&mut c);
+    c.handle_input(at(1), Input::Close);
+    drain(&mut c);
+    c.handle_input(at(1), Input::Data(&reply(6, "Session: s\r\n", b"")));
+    drain(&mut c);
+    c.take_capture().expect("recorded").to_vec()
+}
+
 /// What the fuzz target's lookups answer (it only matters that SETUP works).
 fn fuzz_source_for_seeds() -> rtsp_toolkit_core::source::MediaSource {
     use rtsp_toolkit_core::source::{MediaSource, SourceCodec, SourceSample, SourceTrack};
@@ -385,6 +488,8 @@ a=control:trackID=1\r\n",
     // Captures: a whole small one and the start of another.
     let pcm_file = fs::read(captures_dir().join("pcm_16k_mono.rtspcap")).unwrap();
     write("capture", "pcm", &pcm_file);
+    write("client_replay", "pcm_tcp_v1", &pcm_file);
+    write("client_replay", "h264_aac_udp", &udp_capture(&av));
     let hevc_file = fs::read(captures_dir().join("h265.rtspcap")).unwrap();
     write("capture", "h265_cut", &hevc_file[..4000]);
 
