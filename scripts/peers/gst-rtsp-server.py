@@ -7,9 +7,22 @@ repeated in-band (config-interval=-1); AAC goes out as MPEG4-GENERIC (rtpmp4gpay
 PCMA/8000/1 (payload type 8). Dynamic payload types are 96, 97, ... in stream order. Media are not
 shared: each client gets its own pipeline, starting from the beginning of the file.
 
+With --multicast, the media factories also get a multicast address pool (MULTICAST_POOL below: groups
+239.255.42.0-239.255.42.255, ports 5000-5999, TTL 1), so that clients can SETUP with `RTP/AVP;multicast`;
+run it inside a network namespace (see conformance::netns) so nothing leaves the machine. Without it, a
+multicast SETUP gets 461. Limitation (GStreamer 1.22): the server binds the group's port itself, without
+SO_REUSEADDR, so a client in the same network namespace cannot bind that port to receive (ffprobe: "bind
+failed: Address already in use"; rtspsrc: "failed to create socket"). The SETUP exchange works (`Transport:
+RTP/AVP;multicast;destination=239.255.42.0;ttl=1;port=5000-5001`); receiving the data needs the client in
+another namespace. --protocols
+restricts the lower transports offered (GstRtspServer.RTSPMediaFactory.set_protocols): e.g. `--protocols tcp`
+makes a server that answers a UDP SETUP with 461 Unsupported Transport. By default GStreamer's own set is
+offered (UDP, UDP multicast, TCP), as before.
+
 After binding, prints one URL per file and then the line "ready" (flushed), then runs until killed.
 
 Usage: gst-rtsp-server.py --dir DIR --port PORT [--user U --password P [--auth basic|digest]]
+                          [--multicast] [--protocols tcp,udp,udp-mcast]
 Needs Debian's /usr/bin/python3 with python3-gi (see install.sh).
 """
 import argparse
@@ -26,6 +39,13 @@ from gi.repository import GLib, Gst, GstPbutils, GstRtsp, GstRtspServer  # noqa:
 
 EXTENSIONS = (".mp4", ".mkv", ".wav", ".aac")
 HOST = "127.0.0.1"
+# --multicast: (first group, last group, first port, last port, TTL).
+MULTICAST_POOL = ("239.255.42.0", "239.255.42.255", 5000, 5999, 1)
+PROTOCOLS = {
+    "tcp": GstRtsp.RTSPLowerTrans.TCP,
+    "udp": GstRtsp.RTSPLowerTrans.UDP,
+    "udp-mcast": GstRtsp.RTSPLowerTrans.UDP_MCAST,
+}
 
 
 def payloader_for(caps, index):
@@ -77,6 +97,27 @@ def make_auth(user, password, method):
     return auth
 
 
+def parse_protocols(text):
+    """`tcp,udp,udp-mcast` (any non-empty subset) -> GstRtsp.RTSPLowerTrans flags."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PROTOCOLS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of {', '.join(PROTOCOLS)}, got {text!r}")
+    flags = PROTOCOLS[names[0]]
+    for name in names[1:]:
+        flags |= PROTOCOLS[name]
+    return flags
+
+
+def multicast_pool():
+    pool = GstRtspServer.RTSPAddressPool()
+    first, last, port_min, port_max, ttl = MULTICAST_POOL
+    if not pool.add_range(first, last, port_min, port_max, ttl):
+        raise RuntimeError(f"cannot add the multicast range {MULTICAST_POOL}")
+    return pool
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--dir", required=True, help="directory of media files to publish")
@@ -84,6 +125,10 @@ def main():
     ap.add_argument("--user")
     ap.add_argument("--password", default="")
     ap.add_argument("--auth", choices=("basic", "digest"), default="basic")
+    ap.add_argument("--multicast", action="store_true",
+                    help="give the media a multicast address pool (239.255.42.0-255, ports 5000-5999, TTL 1)")
+    ap.add_argument("--protocols", type=parse_protocols, metavar="tcp,udp,udp-mcast",
+                    help="lower transports offered (default: GStreamer's, i.e. all three)")
     args = ap.parse_args()
 
     Gst.init(None)
@@ -102,6 +147,10 @@ def main():
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch_line(path))
         factory.set_shared(False)
+        if args.multicast:
+            factory.set_address_pool(multicast_pool())
+        if args.protocols is not None:
+            factory.set_protocols(args.protocols)
         if args.user:
             perms = GstRtspServer.RTSPPermissions()
             perms.add_permission_for_role(args.user, "media.factory.access", True)
