@@ -4,7 +4,8 @@
 //! [`run`] re-executes the current test binary under `unshare --net`, asking
 //! libtest for that one test only (`--exact NAME --nocapture`) with
 //! [`INSIDE_ENV`] set to its name. In the child, [`run`] sees the variable,
-//! brings `lo` up with multicast on and a route for `224.0.0.0/4` through it,
+//! brings `lo` up with multicast on and a route for `224.0.0.0/4` through it
+//! (source address 127.0.0.1),
 //! and runs the body; in the parent it waits (at most the given limit) and
 //! fails the test if the child failed, printing the child's output.
 //!
@@ -175,13 +176,17 @@ fn ip_binary() -> &'static str {
         .unwrap_or("ip")
 }
 
-/// In the new namespace: `lo` up, multicast on, `224.0.0.0/4` routed through it.
+/// In the new namespace: `lo` up, multicast on, `224.0.0.0/4` routed through
+/// it with source address 127.0.0.1.
 fn setup_inside() {
     let ip = ip_binary();
     for args in [
         &["link", "set", "lo", "up"][..],
         &["link", "set", "lo", "multicast", "on"],
-        &["route", "add", "224.0.0.0/4", "dev", "lo"],
+        // `src`: a sender bound to 0.0.0.0 would otherwise send from 0.0.0.0
+        // (127.0.0.1 is host-scoped, so not picked for a multicast route), and
+        // a receiver filtering on the server's address would drop it.
+        &["route", "add", "224.0.0.0/4", "dev", "lo", "src", "127.0.0.1"],
     ] {
         let out = Command::new(ip)
             .args(args)
@@ -228,14 +233,18 @@ mod tests {
             rx.join_multicast_v4(&group, &Ipv4Addr::LOCALHOST).unwrap();
             rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let port = rx.local_addr().unwrap().port();
-            let tx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-            tx.set_multicast_ttl_v4(1).unwrap();
-            tx.set_multicast_loop_v4(true).unwrap();
-            tx.send_to(b"hello group", (group, port)).unwrap();
-            let mut buf = [0u8; 64];
-            let (n, from) = rx.recv_from(&mut buf).expect("the multicast datagram arrives");
-            assert_eq!(&buf[..n], b"hello group");
-            assert_eq!(from.ip(), Ipv4Addr::LOCALHOST);
+            // From a socket bound to 127.0.0.1 and from one bound to the
+            // wildcard (as servers bind): both arrive from 127.0.0.1.
+            for bind in [Ipv4Addr::LOCALHOST, Ipv4Addr::UNSPECIFIED] {
+                let tx = UdpSocket::bind((bind, 0)).unwrap();
+                tx.set_multicast_ttl_v4(1).unwrap();
+                tx.set_multicast_loop_v4(true).unwrap();
+                tx.send_to(b"hello group", (group, port)).unwrap();
+                let mut buf = [0u8; 64];
+                let (n, from) = rx.recv_from(&mut buf).expect("the multicast datagram arrives");
+                assert_eq!(&buf[..n], b"hello group");
+                assert_eq!(from.ip(), Ipv4Addr::LOCALHOST, "sent from {bind}");
+            }
         });
         println!("netns outcome: {outcome:?}");
     }
