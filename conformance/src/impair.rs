@@ -11,6 +11,9 @@
 //!   facing the client, and `source=` (if present) becomes `127.0.0.1`. The
 //!   client's source-address check therefore sees the relay as the server.
 //!
+//! A SETUP without `client_port` (interleaved TCP, multicast) passes untouched
+//! and gets no track: the relay impairs unicast UDP only.
+//!
 //! Request URLs and every other header are forwarded byte for byte (so Digest
 //! credentials stay valid); the server's `Content-Base` still names the server,
 //! which is harmless because clients send SETUP on the same connection.
@@ -49,6 +52,31 @@
 //! the DESCRIBE reply (the media whose control URL the SETUP names, else the
 //! payload type's `rtpmap`, else the static payload types of RFC 3551);
 //! [`TrackReport::jitter_at`] recomputes it at a rate the test gives.
+//!
+//! ## Example
+//! ```no_run
+//! use std::time::Duration;
+//! use rtsp_toolkit_conformance::impair::{Impairments, Relay, RelayOptions};
+//! use rtsp_toolkit_conformance::peers::GstServer;
+//!
+//! let gst = GstServer::start(None);
+//! // 2 % loss, the 10th video packet swapped with the next, ±5 ms jitter;
+//! // track 1 (audio) untouched.
+//! let video = Impairments::new(42)
+//!     .drop_probability(0.02)
+//!     .reorder_packets([9], 2)
+//!     .jitter(Duration::from_millis(5));
+//! let options = RelayOptions::new(Impairments::new(42)).track(0, video);
+//! let relay = Relay::start_with(([127, 0, 0, 1], gst.port).into(), options).unwrap();
+//! let url = relay.url("h264_aac.mp4"); // give this to the client, over UDP
+//! // ... run the client ...
+//! let report = relay.stop();
+//! let video = &report.tracks[0];
+//! println!("dropped {:?}, reordered {:?}, jitter {:?} ticks at {:?} Hz",
+//!     video.dropped, video.reordered, video.jitter, video.clock_rate);
+//! ```
+//! A server "whose UDP never arrives" is `Impairments::new(1).drop_probability(1.0)`
+//! (RTCP still passes, and a fallback session over TCP passes untouched).
 //!
 //! Every thread stops within [`POLL`] of [`Relay::stop`] (or drop) and after
 //! [`RelayOptions::lifetime`] at the latest; every buffer is bounded. It only
