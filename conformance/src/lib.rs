@@ -11,6 +11,9 @@
 //!   with a deadline (the runner of the cross-runtime tests);
 //! - [`servers`]: our file server on tokio or smol on a loopback port (the
 //!   runner of the tests every server must pass);
+//! - [`impair`]: an RTSP-aware relay that drops, duplicates, reorders, delays
+//!   and jitters RTP over UDP on a seeded schedule, and reports what it did;
+//! - [`netns`]: one test body run inside a fresh network namespace (multicast);
 //! - [`events`]: event normalization (for comparing runtimes) and a one-line
 //!   summary per event (for comparing a replay with the live session).
 //!
@@ -20,6 +23,8 @@
 pub mod events;
 pub mod fuzzing;
 pub mod hostile;
+pub mod impair;
+pub mod netns;
 pub mod peers;
 pub mod rng;
 pub mod runtimes;

@@ -7,9 +7,26 @@ repeated in-band (config-interval=-1); AAC goes out as MPEG4-GENERIC (rtpmp4gpay
 PCMA/8000/1 (payload type 8). Dynamic payload types are 96, 97, ... in stream order. Media are not
 shared: each client gets its own pipeline, starting from the beginning of the file.
 
+With --multicast, the media factories also get a multicast address pool (MULTICAST_POOL below: groups
+239.255.42.0-239.255.42.255, ports 5000-5999, TTL 1), so that clients can SETUP with `RTP/AVP;multicast`;
+run it inside a network namespace (see conformance::netns) so nothing leaves the machine. Without it, a
+multicast SETUP gets 461. GStreamer (1.22) binds the group's ports itself without SO_REUSEADDR, which keeps
+a client in the same namespace from binding them ("bind failed: Address already in use"); the script sets
+the flag on those sockets before each response (share_multicast_ports), so local clients can join. Even
+so, with a client on the same host the stream breaks off at the first RTCP exchange (after about 2.5 s:
+GStreamer's session sees a BYE on its own SSRC and the client tears down; cause not found), so use it for
+the SETUP exchange (`Transport: RTP/AVP;multicast;destination=239.255.42.0;ttl=1;port=5000-5001`) and the
+first packets, not as a whole-file reference. Its stderr shows a harmless GLib warning per connection
+(the send-message signal's marshalling).
+
+--protocols restricts the lower transports offered (GstRtspServer.RTSPMediaFactory.set_protocols): e.g.
+`--protocols tcp` makes a server that answers a UDP SETUP with 461 Unsupported Transport. By default
+GStreamer's own set is offered (UDP, UDP multicast, TCP), as before.
+
 After binding, prints one URL per file and then the line "ready" (flushed), then runs until killed.
 
 Usage: gst-rtsp-server.py --dir DIR --port PORT [--user U --password P [--auth basic|digest]]
+                          [--multicast] [--protocols tcp,udp,udp-mcast]
 Needs Debian's /usr/bin/python3 with python3-gi (see install.sh).
 """
 import argparse
@@ -22,10 +39,17 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 gi.require_version("GstPbutils", "1.0")
-from gi.repository import GLib, Gst, GstPbutils, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstPbutils, GstRtsp, GstRtspServer  # noqa: E402
 
 EXTENSIONS = (".mp4", ".mkv", ".wav", ".aac")
 HOST = "127.0.0.1"
+# --multicast: (first group, last group, first port, last port, TTL).
+MULTICAST_POOL = ("239.255.42.0", "239.255.42.255", 5000, 5999, 1)
+PROTOCOLS = {
+    "tcp": GstRtsp.RTSPLowerTrans.TCP,
+    "udp": GstRtsp.RTSPLowerTrans.UDP,
+    "udp-mcast": GstRtsp.RTSPLowerTrans.UDP_MCAST,
+}
 
 
 def payloader_for(caps, index):
@@ -77,6 +101,52 @@ def make_auth(user, password, method):
     return auth
 
 
+def parse_protocols(text):
+    """`tcp,udp,udp-mcast` (any non-empty subset) -> GstRtsp.RTSPLowerTrans flags."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PROTOCOLS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of {', '.join(PROTOCOLS)}, got {text!r}")
+    flags = PROTOCOLS[names[0]]
+    for name in names[1:]:
+        flags |= PROTOCOLS[name]
+    return flags
+
+
+def multicast_pool():
+    pool = GstRtspServer.RTSPAddressPool()
+    first, last, port_min, port_max, ttl = MULTICAST_POOL
+    if not pool.add_range(first, last, port_min, port_max, ttl):
+        raise RuntimeError(f"cannot add the multicast range {MULTICAST_POOL}")
+    return pool
+
+
+SOL_SOCKET, SO_REUSEADDR = 1, 2  # Linux
+
+
+def share_multicast_ports(client, *_):
+    """Before each response, set SO_REUSEADDR on the multicast sockets of the client's sessions.
+
+    gst-rtsp-server binds the group's ports itself without it, which keeps every client on the same
+    host (same network namespace) from binding them; Linux checks the flag of the bound socket at the
+    time of the client's bind, so setting it before the SETUP reply leaves lets the client bind. (The
+    signal's session argument is not usable from Python in 1.22: every session of the pool is visited.)
+    """
+    pool = client.get_session_pool()
+    if pool is None:
+        return
+    for session in pool.filter(None):
+        for sm in session.filter(None):
+            media = sm.get_media()
+            for i in range(media.n_streams()):
+                stream = media.get_stream(i)
+                for sock in (stream.get_rtp_multicast_socket(Gio.SocketFamily.IPV4),
+                             stream.get_rtcp_multicast_socket(Gio.SocketFamily.IPV4)):
+                    if sock is not None:
+                        sock.set_option(SOL_SOCKET, SO_REUSEADDR, 1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--dir", required=True, help="directory of media files to publish")
@@ -84,6 +154,10 @@ def main():
     ap.add_argument("--user")
     ap.add_argument("--password", default="")
     ap.add_argument("--auth", choices=("basic", "digest"), default="basic")
+    ap.add_argument("--multicast", action="store_true",
+                    help="give the media a multicast address pool (239.255.42.0-255, ports 5000-5999, TTL 1)")
+    ap.add_argument("--protocols", type=parse_protocols, metavar="tcp,udp,udp-mcast",
+                    help="lower transports offered (default: GStreamer's, i.e. all three)")
     args = ap.parse_args()
 
     Gst.init(None)
@@ -102,6 +176,10 @@ def main():
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch_line(path))
         factory.set_shared(False)
+        if args.multicast:
+            factory.set_address_pool(multicast_pool())
+        if args.protocols is not None:
+            factory.set_protocols(args.protocols)
         if args.user:
             perms = GstRtspServer.RTSPPermissions()
             perms.add_permission_for_role(args.user, "media.factory.access", True)
@@ -110,6 +188,9 @@ def main():
         mounts.add_factory("/" + name, factory)
         urls.append(f"rtsp://{HOST}:{args.port}/{name}")
 
+    if args.multicast:
+        server.connect("client-connected",
+                       lambda _server, client: client.connect("send-message", share_multicast_ports))
     if server.attach(None) == 0:
         print(f"cannot listen on {HOST}:{args.port}", file=sys.stderr, flush=True)
         return 1
