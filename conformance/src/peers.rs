@@ -27,6 +27,13 @@ impl GstServer {
     /// Starts the server, optionally with `(user, password, "basic" | "digest")`
     /// authentication. Panics (it is for tests) if it does not start within 30 s.
     pub fn start(auth: Option<(&str, &str, &str)>) -> GstServer {
+        GstServer::start_with(auth, &[])
+    }
+
+    /// [`GstServer::start`] with more arguments for the script, such as
+    /// `["--protocols", "tcp"]` (a server that refuses UDP with 461) or
+    /// `["--multicast"]`.
+    pub fn start_with(auth: Option<(&str, &str, &str)>, extra: &[&str]) -> GstServer {
         let script = crate::repo_root().join("scripts/peers/gst-rtsp-server.py");
         // Debian's python3 has the `gi` bindings; a pyenv python on PATH does not.
         let python = if std::path::Path::new("/usr/bin/python3").exists() {
@@ -45,6 +52,7 @@ impl GstServer {
             if let Some((user, pass, kind)) = auth {
                 cmd.args(["--user", user, "--password", pass, "--auth", kind]);
             }
+            cmd.args(extra);
             let mut child = cmd
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
