@@ -135,3 +135,215 @@ fn whole_fixtures_over_udp_give_the_frames_of_tcp_on_every_runtime() {
         }
     }
 }
+
+/// RTCP receiver reports the client sent on `track`: (fraction lost,
+/// cumulative lost, extended highest sequence number, jitter), in order.
+fn receiver_reports(events: &[Event], track: usize) -> Vec<(u8, i32, u32, u32)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RtcpSent(r) if r.track == track => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| r.packets.iter())
+        .filter_map(|p| match p {
+            RtcpPacket::ReceiverReport(rr) => rr.reports.first().copied(),
+            _ => None,
+        })
+        .map(|b| (b.fraction_lost, b.cumulative_lost, b.highest_sequence, b.jitter))
+        .collect()
+}
+
+/// Through a relay that drops, duplicates, reorders, delays and jitters the
+/// video: frames equal the clean run's except those that lost data; the
+/// losses are exactly the drops; jitter and the receiver reports agree with
+/// what the relay did.
+#[test]
+fn impaired_udp_gives_exactly_the_scheduled_losses() {
+    use rtsp_toolkit_conformance::impair::{Impairments, Relay, RelayOptions};
+    let gst = GstServer::start(None);
+    let name = "h264_aac.mp4";
+    let clean = play(Runtime::Tokio, &gst.url(name), Transport::Tcp);
+    let clean_frames = frames(&clean.events);
+    let video = Impairments::new(7)
+        .drop_packets([40, 41, 90, 200])
+        .duplicate_probability(0.02)
+        .reorder_probability(0.03, 3)
+        .delay(Duration::from_millis(5))
+        .jitter(Duration::from_millis(8));
+    let relay = Relay::start_with(
+        ([127, 0, 0, 1], gst.port).into(),
+        RelayOptions::new(Impairments::new(7)).track(0, video),
+    )
+    .unwrap();
+    let run = play(Runtime::Tokio, &relay.url(name), Transport::Udp);
+    let report = relay.stop();
+    let events = &run.events;
+    assert_eq!(closed_error(events), None);
+    let t = report.tracks.iter().find(|t| t.track == 0).expect("the video track went through the relay");
+    assert!(!t.dropped.is_empty() && !t.reordered.is_empty(), "{t:?}");
+    // Losses: exactly the dropped sequence numbers (all before the last packet).
+    let mut lost: Vec<u16> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Loss(l) if l.track == 0 => Some(l),
+            _ => None,
+        })
+        .flat_map(|l| (1..=l.lost).map(move |k| l.sequence_number.wrapping_sub(k as u16)))
+        .collect();
+    lost.sort_unstable();
+    let mut dropped = t.dropped.clone();
+    dropped.sort_unstable();
+    assert_eq!(lost, dropped, "loss events vs the relay's drops");
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Loss(l) if l.track == 1)),
+        "audio was not impaired"
+    );
+    // Frames: audio untouched; video equal to the clean run's except the
+    // frames that lost data (dropped, or flagged damaged).
+    let audio = |f: &[(usize, i64, Vec<u8>)]| f.iter().filter(|f| f.0 == 1).cloned().collect::<Vec<_>>();
+    assert!(audio(&frames(events)) == audio(&clean_frames), "audio frames differ");
+    let clean_video: std::collections::HashMap<i64, &Vec<u8>> =
+        clean_frames.iter().filter(|f| f.0 == 0).map(|f| (f.1, &f.2)).collect();
+    let mut intact = 0;
+    for e in events {
+        if let Event::Video(v) = e {
+            if v.frame.loss == 0 {
+                let want = clean_video.get(&v.extended_timestamp).expect("a frame of the clean run");
+                assert!(**want == v.frame.data.to_vec(), "frame at {} differs", v.extended_timestamp);
+                intact += 1;
+            }
+        }
+    }
+    assert!(intact + 4 * dropped.len() >= clean_video.len(), "{intact} intact of {}", clean_video.len());
+    // Receiver reports: the last cumulative count is the drops; each
+    // report's fraction is its interval's loss.
+    let rrs = receiver_reports(events, 0);
+    assert!(rrs.len() >= 2, "{rrs:?}");
+    let last = rrs.last().unwrap();
+    assert_eq!(last.1 as usize, dropped.len(), "{rrs:?}");
+    let mut prev = (0i32, 0u32);
+    for (i, (fraction, cum, highest, _)) in rrs.iter().enumerate() {
+        if i > 0 && *highest > prev.1 {
+            let expected = u64::from(highest - prev.1);
+            let lost = (cum - prev.0).max(0) as u64;
+            assert_eq!(u64::from(*fraction), (lost * 256 / expected).min(255), "report {i}: {rrs:?}");
+        }
+        prev = (*cum, *highest);
+    }
+    // Jitter: within 20 % of what the relay measured on what it sent.
+    let reference = t.jitter.expect("the relay's jitter");
+    let ours = f64::from(last.3);
+    assert!(
+        (ours - reference).abs() <= 0.2 * reference,
+        "reported jitter {ours} vs the relay's {reference:.1} (timestamp units)"
+    );
+}
+
+/// A GStreamer server that offers TCP only answers a UDP SETUP with 461: the
+/// session goes on over TCP on the same connection.
+#[test]
+fn auto_falls_back_when_the_server_refuses_udp() {
+    let gst = GstServer::start_with(None, &["--protocols", "tcp"]);
+    let url = gst.url("h264_aac.mp4");
+    for run in runtimes::at_once(|rt| play(rt, &url, Transport::Auto)) {
+        let (rt, events) = (run.runtime.name(), &run.events);
+        assert_eq!(closed_error(events), None, "{rt}");
+        let fallbacks: Vec<_> = events
+            .iter()
+            .filter_map(|e| if let Event::Fallback(f) = e { Some(f) } else { None })
+            .collect();
+        assert_eq!(fallbacks.len(), 1, "{rt}: {fallbacks:?}");
+        assert!(fallbacks[0].reason.contains("461"), "{rt}: {}", fallbacks[0].reason);
+        assert_eq!(transports(events), ["tcp", "tcp"], "{rt}");
+        assert_eq!(frames(events).len(), 125 + 215, "{rt}");
+    }
+}
+
+/// A server whose UDP never arrives (a relay that drops every datagram):
+/// after `udp_fallback_after`, TEARDOWN and a fresh session over TCP.
+#[test]
+fn auto_falls_back_when_no_udp_arrives() {
+    use rtsp_toolkit_conformance::impair::{Impairments, Relay};
+    let gst = GstServer::start(None);
+    let relay = Relay::start(([127, 0, 0, 1], gst.port).into(), Impairments::new(1).drop_probability(1.0)).unwrap();
+    let url = relay.url("h264_aac.mp4");
+    let opts = ClientOptions {
+        transport: Transport::Auto,
+        udp_fallback_after: Duration::from_millis(1500),
+        ..Default::default()
+    };
+    for run in runtimes::at_once(|rt| runtimes::run(rt, &url, opts.clone(), Control::within(LIMIT))) {
+        let (rt, events) = (run.runtime.name(), &run.events);
+        assert_eq!(closed_error(events), None, "{rt}");
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Fallback(f) if f.reason.contains("no RTP"))),
+            "{rt}"
+        );
+        let connects = events.iter().filter(|e| matches!(e, Event::Connect(_))).count();
+        assert_eq!(connects, 2, "{rt}: a fresh connection");
+        assert_eq!(transports(events), ["udp", "udp", "tcp", "tcp"], "{rt}");
+        let m: Vec<String> = methods(events).into_iter().map(|(m, _)| m).collect();
+        let teardown = m.iter().position(|m| m == "TEARDOWN").expect("the UDP session torn down");
+        assert!(m[teardown + 1..].starts_with(&["OPTIONS".to_string(), "DESCRIBE".to_string()]), "{rt}: {m:?}");
+        assert_eq!(frames(events).len(), 125 + 215, "{rt}");
+    }
+    drop(relay);
+}
+
+/// Datagrams sent to the client's ports from another local port are
+/// dropped and counted, never frames.
+#[test]
+fn injected_datagrams_are_dropped() {
+    use rtsp_toolkit_conformance::impair::{Impairments, Relay};
+    let gst = GstServer::start(None);
+    // The relay tells us the client's ports (from its SETUP); it impairs nothing.
+    let relay = Relay::start(([127, 0, 0, 1], gst.port).into(), Impairments::new(1)).unwrap();
+    let url = relay.url("h264_aac.mp4");
+    let opts = ClientOptions {
+        transport: Transport::Udp,
+        ..Default::default()
+    };
+    let (run, sent) = std::thread::scope(|s| {
+        let relay = &relay;
+        let injector = s.spawn(move || {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            let mut sent = 0;
+            while std::time::Instant::now() < deadline && sent < 200 {
+                let ports = relay.report().tracks.first().map(|t| t.client_ports).filter(|p| p.0 != 0);
+                if let Some((rtp, rtcp)) = ports {
+                    // A valid-looking RTP packet with a far sequence number, and an RTCP BYE.
+                    let mut p = vec![0x80, 96, 0x7f, 0xff, 0, 0, 0, 0, 1, 2, 3, 4];
+                    p.extend_from_slice(&[0x65; 100]);
+                    let _ = socket.send_to(&p, ("127.0.0.1", rtp));
+                    let _ = socket.send_to(&[0x81, 203, 0, 1, 1, 2, 3, 4], ("127.0.0.1", rtcp));
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            sent
+        });
+        let control = Control::within(LIMIT).stop_after(Duration::from_secs(3));
+        let run = runtimes::run(Runtime::Tokio, &url, opts, control);
+        (run, injector.join().unwrap())
+    });
+    assert!(sent > 0, "nothing injected");
+    let events = &run.events;
+    assert_eq!(closed_error(events), None);
+    let warned = events
+        .iter()
+        .filter(|e| matches!(e, Event::Warning(rtsp_toolkit_core::client::Warning::ForeignDatagram { .. })))
+        .count();
+    assert!(warned >= 1, "no ForeignDatagram warning");
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Rtp(r) if r.packet.ssrc == 0x0102_0304)),
+        "an injected packet became an RTP event"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Rtcp(r) if r.packets.iter().any(|p| matches!(p, RtcpPacket::Bye(_))))),
+        "an injected BYE was taken"
+    );
+    assert!(!events.iter().any(|e| matches!(e, Event::Loss(_))), "an injected packet caused a loss");
+    assert!(frames(events).len() > 10);
+}
