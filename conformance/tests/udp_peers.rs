@@ -348,3 +348,37 @@ fn injected_datagrams_are_dropped() {
     assert!(!events.iter().any(|e| matches!(e, Event::Loss(_))), "an injected packet caused a loss");
     assert!(frames(events).len() > 10);
 }
+
+/// Our client joins the multicast group GStreamer names, inside a network
+/// namespace of its own (nothing leaves it), on every runtime. GStreamer's
+/// multicast stream to a receiver on its own host breaks off after its first
+/// RTCP exchange (about 2.5 s; see `scripts/peers/gst-rtsp-server.py`), so
+/// the sessions are stopped after 2 s and checked for what came until then.
+#[test]
+fn multicast_from_gstreamer_in_a_namespace() {
+    rtsp_toolkit_conformance::netns::run(|| {
+        let gst = GstServer::start_with(None, &["--multicast"]);
+        let url = gst.url("h264_aac.mp4");
+        let opts = ClientOptions {
+            transport: Transport::Multicast,
+            ..Default::default()
+        };
+        let control = Control::within(LIMIT).stop_after(Duration::from_secs(2));
+        for run in runtimes::at_once(|rt| runtimes::run(rt, &url, opts.clone(), control)) {
+            let (rt, events) = (run.runtime.name(), &run.events);
+            assert_eq!(closed_error(events), None, "{rt}");
+            assert_eq!(transports(events), ["multicast", "multicast"], "{rt}");
+            let group = events.iter().find_map(|e| match e {
+                Event::Method(m) => m.track.as_ref().map(|t| t.transport),
+                _ => None,
+            });
+            assert!(
+                matches!(group, Some(TransportKind::Multicast { group, .. }) if group.is_multicast()),
+                "{rt}: {group:?}"
+            );
+            let n = frames(events).len();
+            assert!(n >= 10, "{rt}: {n} frames over multicast");
+            assert!(!events.iter().any(|e| matches!(e, Event::Warning(_))), "{rt}");
+        }
+    });
+}
