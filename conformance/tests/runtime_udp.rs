@@ -42,7 +42,12 @@ enum Mode {
     Refuse,
     /// Server ports, and not one datagram.
     Silent,
+    /// A multicast group (to a client asking for multicast).
+    Multicast,
 }
+
+/// The group of [`Mode::Multicast`].
+const GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 42, 11);
 
 /// What a fake server saw.
 #[derive(Debug, Default)]
@@ -125,6 +130,14 @@ enum Route {
         rtcp: UdpSocket,
         to: SocketAddr,
     },
+}
+
+/// A socket sending to [`GROUP`] (through `lo`: the namespace routes the
+/// multicast range there).
+fn group_sender() -> io::Result<UdpSocket> {
+    let s = UdpSocket::bind((LOCALHOST, 0))?;
+    s.set_nonblocking(true)?;
+    Ok(s)
 }
 
 struct Connection {
@@ -226,6 +239,23 @@ impl Connection {
             }
             "SETUP" => {
                 let transport = get("transport").unwrap_or("");
+                if self.mode == Mode::Multicast && transport.contains("multicast") {
+                    // A group port of its own for each server (the runtimes run at once).
+                    let port = 40_000 + (self.conn.local_addr()?.port() % 10_000) / 2 * 2;
+                    let to = SocketAddr::new(GROUP.into(), port);
+                    self.route = Route::Udp {
+                        rtp: group_sender()?,
+                        rtcp: group_sender()?,
+                        to,
+                    };
+                    let answer = format!(
+                        "{session}Transport: RTP/AVP;multicast;destination={GROUP};port={port}-{};ttl=1\r\n",
+                        port + 1
+                    );
+                    self.conn
+                        .write_all(format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{answer}\r\n").as_bytes())?;
+                    return Ok(());
+                }
                 match (client_port(transport), self.mode) {
                     (Some(_), Mode::Refuse) => ("461 Unsupported Transport", String::new(), String::new()),
                     (Some(port), _) => {
@@ -294,7 +324,7 @@ impl Connection {
             Route::Udp { .. } if self.mode == Mode::Silent => {}
             Route::Udp { rtp, to, .. } => {
                 rtp.send_to(&packet, *to)?;
-                if self.sent == 3 {
+                if self.sent == 3 && self.mode == Mode::Udp {
                     let intruder = UdpSocket::bind((LOCALHOST, 0))?;
                     let forged = rtp_packet(40_000, 0, FOREIGN_SSRC);
                     intruder.send_to(&forged, *to)?;
@@ -583,5 +613,33 @@ fn a_server_whose_udp_never_arrives_is_played_over_tcp_on_a_new_connection() {
         );
         assert_eq!(log.client_ports.len(), 1, "{rt}");
         assert_ports_closed(rt, &log);
+    }
+}
+
+/// Needs a network namespace with multicast on `lo` (the client joins a
+/// group), so it is not run by default; `conformance::netns` can run it
+/// there, or by hand:
+/// `unshare --net sh -c 'ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && <test binary> --ignored multicast'`.
+#[test]
+#[ignore = "joins a multicast group: run inside a network namespace"]
+fn frames_over_multicast_then_the_group_is_left() {
+    let opts = ClientOptions {
+        transport: Transport::Multicast,
+        ..ClientOptions::default()
+    };
+    for (run, log) in on_every_runtime(Mode::Multicast, opts, 30) {
+        let (rt, events) = (run.runtime.name(), &run.events);
+        assert_eq!(setup_transports(events), ["multicast"], "{rt}: {:?}", kinds(events));
+        assert!(audio_frames(events) >= 30, "{rt}");
+        assert_eq!(closed_error(events), None, "{rt}");
+        assert_eq!(methods(events).last(), Some(&("TEARDOWN".to_string(), 200)), "{rt}");
+        // The BYE went to the group's RTCP port (the server's sender does not read it: only counted as sent).
+        assert!(events.iter().any(|e| matches!(e, Event::RtcpSent(_))), "{rt}");
+        assert_eq!(log.connections, 1, "{rt}");
+    }
+    // Every session closed its sockets: no member of the group is left (Linux lists them here).
+    if let Ok(igmp) = std::fs::read_to_string("/proc/net/igmp") {
+        let group = format!("{:08X}", u32::from_ne_bytes(GROUP.octets()));
+        assert!(!igmp.contains(&group), "{group} still joined:\n{igmp}");
     }
 }
