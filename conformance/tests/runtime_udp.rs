@@ -643,3 +643,50 @@ fn frames_over_multicast_then_the_group_is_left() {
         assert!(!igmp.contains(&group), "{group} still joined:\n{igmp}");
     }
 }
+
+/// GStreamer's rtsp-server serves UDP: a whole file over UDP gives the
+/// frame counts it gives over TCP (those of `ffprobe -count_frames`,
+/// fixtures/media/README.md), with no loss on loopback, and ends at the
+/// server's BYE.
+#[test]
+fn a_whole_file_from_gstreamer_over_udp_gives_the_tcp_frame_counts() {
+    let server = rtsp_toolkit_conformance::peers::GstServer::start(None);
+    let opts = ClientOptions {
+        transport: Transport::Udp,
+        ..ClientOptions::default()
+    };
+    let runs = runtimes::at_once(|runtime| {
+        runtimes::run(
+            runtime,
+            &server.url("h264_aac.mp4"),
+            opts.clone(),
+            Control::within(LIMIT),
+        )
+    });
+    for run in runs {
+        let (rt, events) = (run.runtime.name(), &run.events);
+        let mut frames = [0; 2];
+        for e in events {
+            match e {
+                Event::Video(v) => frames[v.track] += 1,
+                Event::Audio(a) => frames[a.track] += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(setup_transports(events), ["udp", "udp"], "{rt}");
+        assert_eq!(frames, [125, 215], "{rt}");
+        assert_eq!(closed_error(events), None, "{rt}");
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Loss(_))),
+            "{rt}: loss on loopback"
+        );
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Warning(_))),
+            "{rt}: {:?}",
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Warning(_)))
+                .collect::<Vec<_>>()
+        );
+    }
+}
