@@ -3,8 +3,10 @@
 //! and the session ends cleanly at the stop with every socket closed; a
 //! datagram from another local port is dropped; with `Transport::Auto` a
 //! server that refuses UDP (461), and one that accepts it but never sends,
-//! both end up playing over TCP. The three runtimes of a case run at once,
-//! each against a server of its own.
+//! both end up playing over TCP; multicast (in a network namespace only,
+//! ignored by default). The three runtimes of a case run at once, each
+//! against a server of its own. Last, a whole file from GStreamer's
+//! rtsp-server over UDP.
 //!
 //! The server plays G.711 A-law (every RTP packet is a frame) and answers
 //! requests by method alone; it serves at most two connections (the
