@@ -48,7 +48,7 @@ pub const MAX_DATAGRAM: usize = 64 * 1024;
 /// Most tries at an even/odd pair among the ports the system chooses, each
 /// try taking a port nobody holds (the failed ones are held until the end,
 /// so that no port is tried twice).
-const EPHEMERAL_TRIES: usize = 64;
+pub const EPHEMERAL_TRIES: usize = 64;
 
 /// Where the next search of a configured port range starts, so that
 /// sessions opening at the same time do not all collide on the first pairs.

@@ -1,6 +1,6 @@
 //! tokio runtime for rtsp-toolkit.
 //!
-//! [`Session`] drives the sans-IO [`Client`] machine over a
+//! [`Session`] drives the sans-IO [`Client`](rtsp_toolkit_core::Client) machine over a
 //! [`tokio::net::TcpStream`] (and, with RTP over UDP,
 //! [`tokio::net::UdpSocket`]s) and hands its events out as a
 //! [`futures_core::Stream`]. This crate only moves bytes and time between
