@@ -5,8 +5,10 @@
 //! the thread that iterates it: each [`Iterator::next`] writes what the
 //! machine wants sent and reads the socket (with a read timeout up to the
 //! machine's next deadline, at most [`STOP_POLL`]) until an event is ready.
-//! A [`StopSignal`] raised from another thread is noticed within
-//! [`STOP_POLL`].
+//! With RTP over UDP ([`ClientOptions::transport`]), it waits on the RTSP
+//! connection and every UDP socket of the session at once (`poll(2)`, same
+//! bound), then reads what is ready without waiting. A [`StopSignal`]
+//! raised from another thread is noticed within [`STOP_POLL`].
 //!
 //! # Which runtime to pick
 //! - this crate: a program without async, a thread per session, or a
@@ -40,14 +42,16 @@
 //! ```
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 /// The sans-IO core, for everything not re-exported here.
 pub use rtsp_toolkit_core as core;
 pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::Output;
-use rtsp_toolkit_driver::{is_would_block, ClientConn, ClientDriver, Connected, WriteError, READ_CHUNK};
+use rtsp_toolkit_driver::{
+    is_would_block, ClientConn, ClientDriver, Connected, UdpSockets, Woken, WriteError, READ_CHUNK,
+};
 
 /// Longest a blocked read (or the wait for a connection) goes without
 /// looking at the stop signal.
@@ -85,6 +89,8 @@ impl Socket {
 pub struct Session {
     driver: ClientDriver,
     conn: Conn,
+    /// The session's UDP sockets (non-blocking), when RTP travels over UDP.
+    udp: UdpSockets<UdpSocket>,
     buf: Box<[u8]>,
     finished: bool,
 }
@@ -113,6 +119,7 @@ impl Session {
         Ok(Session {
             conn: Conn::start(&driver),
             driver,
+            udp: UdpSockets::new(),
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             finished: false,
         })
@@ -166,6 +173,9 @@ impl Session {
         let wait = at
             .saturating_duration_since(Instant::now())
             .clamp(Duration::from_millis(1), STOP_POLL);
+        if !self.udp.is_empty() && !matches!(self.conn, Conn::Connecting(_)) {
+            return self.wait_with_udp(at, wait);
+        }
         match &mut self.conn {
             Conn::Connecting(attempt) => {
                 if let Some(result) = attempt.wait(wait) {
@@ -190,6 +200,62 @@ impl Session {
         }
     }
 
+    /// [`Session::wait`] for a session with UDP sockets: `poll(2)` on the
+    /// connection (while it can be read) and every UDP socket for up to
+    /// `wait`, then one read of the connection if it is readable, the
+    /// datagrams, and the timeout, in the driver's order.
+    fn wait_with_udp(&mut self, at: Instant, wait: Duration) {
+        let tcp = match &mut self.conn {
+            Conn::Open {
+                stream: Socket { stream, read_timeout },
+                read_closed: false,
+            } => {
+                // Readable means a read returns at once; the timeout only
+                // bounds a read woken for nothing.
+                if *read_timeout != Some(STOP_POLL) {
+                    *read_timeout = None;
+                    if stream.set_read_timeout(Some(STOP_POLL)).is_ok() {
+                        *read_timeout = Some(STOP_POLL);
+                    }
+                }
+                Some(&*stream)
+            }
+            _ => None,
+        };
+        let (tcp_ready, udp_ready) = poll_ready(tcp, &self.udp, wait);
+        let read = match &mut self.conn {
+            Conn::Open {
+                stream: Socket { stream, .. },
+                read_closed: false,
+            } if tcp_ready => Some(stream.read(&mut self.buf)),
+            _ => None,
+        };
+        if let Some(r) = &read {
+            self.conn.note_read(r);
+        }
+        let now = Instant::now();
+        let read = match read {
+            None if now >= at => self.take_waiting(),
+            r => r,
+        };
+        self.driver.woken_udp(
+            Woken::new(now, read, now >= at),
+            &self.buf,
+            udp_ready,
+            &mut self.udp,
+            at,
+        );
+    }
+
+    /// Closes the connection and every UDP socket, and connects again (the
+    /// client's fallback from UDP to TCP).
+    fn reconnect(&mut self) {
+        self.udp.clear();
+        if let Some(old) = self.conn.restart(&self.driver) {
+            let _ = old.stream.shutdown(Shutdown::Both);
+        }
+    }
+
     /// For a deadline that passed: the connection result if it is there
     /// (handed in), or one read of what waits in the socket, without waiting.
     fn take_waiting(&mut self) -> Option<std::io::Result<usize>> {
@@ -210,6 +276,7 @@ impl Session {
 
     fn finish(&mut self) {
         self.finished = true;
+        self.udp.clear();
         if let Conn::Open { stream, .. } = std::mem::replace(&mut self.conn, Conn::Closed) {
             let _ = stream.stream.shutdown(Shutdown::Both);
         }
@@ -228,11 +295,19 @@ impl Iterator for Session {
             self.driver.check_stop();
             match self.driver.poll_output() {
                 Output::Transmit(bytes) => self.write(&bytes),
+                Output::SendDatagram { socket, to, data } => self.udp.send(socket, to, &data),
+                Output::OpenUdp(request) => self.driver.open_udp(&request, &mut self.udp, Ok),
+                Output::Reconnect => self.reconnect(),
                 Output::Event(event) => return Some(event),
                 Output::Timeout(at) => {
                     if Instant::now() >= at {
                         let waiting = self.take_waiting();
-                        self.driver.deadline_passed(waiting, &self.buf);
+                        if self.udp.is_empty() {
+                            self.driver.deadline_passed(waiting, &self.buf);
+                        } else {
+                            let w = Woken::new(Instant::now(), waiting, true);
+                            self.driver.woken_udp(w, &self.buf, false, &mut self.udp, at);
+                        }
                     } else {
                         self.wait(at);
                     }
@@ -255,6 +330,40 @@ impl Drop for Session {
         // Bounded: the client gives TEARDOWN at most its timeout for an answer.
         for _ in self.by_ref() {}
     }
+}
+
+/// Waits up to `wait` until `tcp` or a socket of `udp` is readable (or
+/// broken: then its read says how); whether the connection is, and whether
+/// a UDP socket is. An interrupted wait reports nothing ready; a failed one
+/// (it should not fail) is logged and waits out `wait`, so that the loop
+/// cannot spin.
+fn poll_ready(tcp: Option<&TcpStream>, udp: &UdpSockets<UdpSocket>, wait: Duration) -> (bool, bool) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = Vec::with_capacity(1 + udp.len());
+    if let Some(s) = tcp {
+        fds.push(PollFd::new(s, PollFlags::IN));
+    }
+    for (_, s) in udp.iter() {
+        fds.push(PollFd::new(s, PollFlags::IN));
+    }
+    let timeout = Timespec::try_from(wait).ok();
+    match poll(&mut fds, timeout.as_ref()) {
+        Ok(_) => {}
+        Err(rustix::io::Errno::INTR) => return (false, false),
+        Err(e) => {
+            tracing::debug!(error = %e, "poll failed");
+            std::thread::sleep(wait);
+            return (false, false);
+        }
+    }
+    let ready = |f: &PollFd<'_>| {
+        f.revents()
+            .intersects(PollFlags::IN | PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL)
+    };
+    let first_udp = usize::from(tcp.is_some());
+    let tcp_ready = tcp.is_some() && fds.first().is_some_and(ready);
+    let udp_ready = fds[first_udp..].iter().any(ready);
+    (tcp_ready, udp_ready)
 }
 
 #[cfg(test)]

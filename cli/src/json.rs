@@ -14,8 +14,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use rtsp_toolkit_tokio::core::client::{ConnectEvent, MethodEvent};
-use rtsp_toolkit_tokio::core::rtcp::RtcpPacket;
+use rtsp_toolkit_tokio::core::client::{ConnectEvent, FallbackEvent, MethodEvent};
+use rtsp_toolkit_tokio::core::rtcp::{ReportBlock, RtcpPacket};
 use rtsp_toolkit_tokio::core::sdp::Sdp;
 use rtsp_toolkit_tokio::{Error, Event, Track};
 
@@ -223,6 +223,14 @@ pub fn event_line(ctx: &Context, event: &Event) -> Option<String> {
             .raw("packets", &array(r.packets.iter().map(rtcp_packet)))
             .secs("recv_tick_s", r.recv_tick)
             .finish(),
+        // What the client sent: the same fields as `rtcp` (the tick is when it was handed out).
+        Event::RtcpSent(r) => Obj::new("rtcp_sent", ctx)
+            .uint("track", r.track as u64)
+            .uint("channel", u64::from(r.channel))
+            .raw("packets", &array(r.packets.iter().map(rtcp_packet)))
+            .secs("recv_tick_s", r.recv_tick)
+            .finish(),
+        Event::Fallback(f) => fallback(ctx, f),
         Event::Video(v) => {
             let f = &v.frame;
             Obj::new("video", ctx)
@@ -274,6 +282,15 @@ pub fn event_line(ctx: &Context, event: &Event) -> Option<String> {
             .finish(),
         _ => return None,
     })
+}
+
+fn fallback(ctx: &Context, f: &FallbackEvent) -> String {
+    Obj::new("fallback", ctx)
+        .str("from", f.from.as_str())
+        .str("to", f.to.as_str())
+        .str("reason", &f.reason)
+        .secs("session_elapsed_s", f.session_elapsed)
+        .finish()
 }
 
 fn connect(ctx: &Context, c: &ConnectEvent) -> String {
@@ -346,7 +363,8 @@ fn rtcp_packet(p: &RtcpPacket) -> String {
         RtcpPacket::ReceiverReport(rr) => o
             .str("kind", "rr")
             .uint("ssrc", u64::from(rr.ssrc))
-            .uint("reports", rr.reports.len() as u64),
+            .uint("reports", rr.reports.len() as u64)
+            .raw("blocks", &array(rr.reports.iter().map(report_block))),
         RtcpPacket::SourceDescription(chunks) => o
             .str("kind", "sdes")
             .opt_str("cname", chunks.iter().find_map(|c| c.cname())),
@@ -357,6 +375,19 @@ fn rtcp_packet(p: &RtcpPacket) -> String {
         RtcpPacket::Other { packet_type, .. } => o.str("kind", "other").uint("packet_type", u64::from(*packet_type)),
     };
     o.finish()
+}
+
+/// One report block of a receiver report (RFC 3550 §6.4.2).
+fn report_block(b: &ReportBlock) -> String {
+    Obj::bare()
+        .uint("ssrc", u64::from(b.ssrc))
+        .uint("fraction_lost", u64::from(b.fraction_lost))
+        .int("cumulative_lost", i64::from(b.cumulative_lost))
+        .uint("highest_sequence", u64::from(b.highest_sequence))
+        .uint("jitter", u64::from(b.jitter))
+        .uint("last_sr", u64::from(b.last_sr))
+        .uint("delay_since_last_sr", u64::from(b.delay_since_last_sr))
+        .finish()
 }
 
 /// The final `report` object; `decode` is `null` without `--decode` / `--save-first-frame`.
@@ -494,6 +525,53 @@ mod tests {
         assert_eq!(
             line,
             r#"{"type":"closed","session_elapsed_s":1.5,"error":null,"error_kind":null}"#
+        );
+    }
+
+    #[test]
+    fn fallback_and_rtcp_sent_lines() {
+        use rtsp_toolkit_tokio::core::client::{RtcpEvent, Transport};
+        use rtsp_toolkit_tokio::core::rtcp::ReceiverReport;
+        let ctx = Context::default();
+        let line = event_line(
+            &ctx,
+            &Event::Fallback(FallbackEvent {
+                from: Transport::Udp,
+                to: Transport::Tcp,
+                reason: "the server answered 461".into(),
+                session_elapsed: Duration::from_millis(250),
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"fallback","from":"udp","to":"tcp","reason":"the server answered 461","session_elapsed_s":0.25}"#
+        );
+        let block = ReportBlock {
+            ssrc: 7,
+            fraction_lost: 64,
+            cumulative_lost: -1,
+            highest_sequence: 65_540,
+            jitter: 12,
+            last_sr: 0,
+            delay_since_last_sr: 0,
+        };
+        let line = event_line(
+            &ctx,
+            &Event::RtcpSent(RtcpEvent {
+                track: 0,
+                channel: 1,
+                packets: vec![RtcpPacket::ReceiverReport(ReceiverReport {
+                    ssrc: 9,
+                    reports: vec![block],
+                })],
+                recv_tick: Duration::from_secs(2),
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"rtcp_sent","track":0,"channel":1,"packets":[{"kind":"rr","ssrc":9,"reports":1,"blocks":[{"ssrc":7,"fraction_lost":64,"cumulative_lost":-1,"highest_sequence":65540,"jitter":12,"last_sr":0,"delay_since_last_sr":0}]}],"recv_tick_s":2}"#
         );
     }
 

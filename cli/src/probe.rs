@@ -471,6 +471,8 @@ impl Probe<'_> {
             }
             Event::Rtp(r) if self.opts.rtp => self.out.text(&text::rtp(r)),
             Event::Rtcp(r) if self.opts.rtp => self.out.text(&text::rtcp(r)),
+            Event::RtcpSent(r) if self.opts.rtp => self.out.text(&text::rtcp_sent(r)),
+            Event::Fallback(f) => self.out.text(&text::fallback(f)),
             Event::Video(v) => {
                 let n = bump(&mut self.live.numbers, v.track);
                 if bump_if(&mut self.live.printed, v.track, self.opts.frame_lines) {

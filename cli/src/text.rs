@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use rtsp_toolkit_tokio::core::client::{ConnectEvent, MethodEvent};
+use rtsp_toolkit_tokio::core::client::{ConnectEvent, FallbackEvent, MethodEvent};
 use rtsp_toolkit_tokio::core::rtcp::RtcpPacket;
 use rtsp_toolkit_tokio::{AudioFrameEvent, LossEvent, RtcpEvent, RtpEvent, VideoFrameEvent, Warning};
 
@@ -191,6 +191,42 @@ pub fn rtcp(r: &RtcpEvent) -> String {
     line(r.recv_tick, &format!("rtcp {}", r.track), &kinds.join(", "))
 }
 
+/// What the client sent on an RTCP channel: `rtcp N    sent RR (...), SDES, BYE`,
+/// with the report's loss and jitter figures.
+pub fn rtcp_sent(r: &RtcpEvent) -> String {
+    let kinds: Vec<String> = r
+        .packets
+        .iter()
+        .map(|p| match p {
+            RtcpPacket::ReceiverReport(rr) => match rr.reports.first() {
+                Some(b) => format!(
+                    "RR (fraction lost {}/256, lost {}, highest seq {}, jitter {})",
+                    b.fraction_lost, b.cumulative_lost, b.highest_sequence, b.jitter
+                ),
+                None => "RR (nothing received yet)".to_owned(),
+            },
+            RtcpPacket::SenderReport(_) => "SR".to_owned(),
+            RtcpPacket::SourceDescription(_) => "SDES".to_owned(),
+            RtcpPacket::Bye(_) => "BYE".to_owned(),
+            RtcpPacket::Other { packet_type, .. } => format!("PT {packet_type}"),
+        })
+        .collect();
+    line(
+        r.recv_tick,
+        &format!("rtcp {}", r.track),
+        &format!("sent {}", kinds.join(", ")),
+    )
+}
+
+/// The session changed transport: `fallback  udp -> tcp: why`.
+pub fn fallback(f: &FallbackEvent) -> String {
+    line(
+        f.session_elapsed,
+        "fallback",
+        &format!("{} -> {}: {}", f.from, f.to, f.reason),
+    )
+}
+
 pub fn loss(l: &LossEvent) -> String {
     line(
         l.recv_tick,
@@ -246,6 +282,11 @@ pub fn warning_parts(w: &Warning) -> (&'static str, Option<usize>, String) {
             "unsupported_codec",
             Some(*track),
             format!("unsupported codec {codec}: no frames, RTP statistics only"),
+        ),
+        Warning::ForeignDatagram { track, from } => (
+            "foreign_datagram",
+            Some(*track),
+            format!("datagram from {from}, which is not the server: dropped (more from there are only counted)"),
         ),
         other => ("other", None, format!("{other:?}")),
     }

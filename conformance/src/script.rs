@@ -6,6 +6,8 @@
 //! keeps the connection open until the client's TEARDOWN (answered with the
 //! next group), then closes. A client that behaves like the recorded one
 //! therefore sees exactly the recorded bytes, in the recorded order.
+//! Interleaved frames the client sends (its RTCP receiver reports) are
+//! read and skipped.
 //!
 //! It serves one connection and gives up after [`SERVE_LIMIT`]; it is for
 //! tests, so it panics on setup errors.
@@ -166,6 +168,7 @@ fn serve(listener: TcpListener, script: Script, stop: &AtomicBool) -> io::Result
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        skip_interleaved(&mut buf);
         // Client requests have no body: a request ends at the blank line.
         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head: Vec<u8> = buf.drain(..end + 4).collect();
@@ -183,6 +186,7 @@ fn serve(listener: TcpListener, script: Script, stop: &AtomicBool) -> io::Result
                 close(conn);
                 return Ok(requests);
             }
+            skip_interleaved(&mut buf);
         }
         match conn.read(&mut chunk) {
             Ok(0) => return Ok(requests),
@@ -193,6 +197,19 @@ fn serve(listener: TcpListener, script: Script, stop: &AtomicBool) -> io::Result
         }
     }
     Ok(requests)
+}
+
+/// Drops the whole interleaved frames (`$`, channel, 16-bit length,
+/// payload) at the start of `buf`: what the client sends on its RTCP
+/// channels.
+fn skip_interleaved(buf: &mut Vec<u8>) {
+    while buf.len() >= 4 && buf[0] == b'$' {
+        let end = 4 + usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+        if buf.len() < end {
+            return;
+        }
+        buf.drain(..end);
+    }
 }
 
 /// Half-closes, then waits briefly for the client to close, so nothing the

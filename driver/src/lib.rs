@@ -24,22 +24,36 @@
 //! - [`connect_blocking`] and [`ConnectAttempt`]: name resolution and
 //!   connection on a helper thread, bounded by the session's deadline, for
 //!   runtimes without a resolver of their own.
+//! - UDP ([`udp`]): binding the port pairs the client asks for
+//!   ([`open_pair`]), the table of a session's sockets ([`UdpSockets`]),
+//!   and the datagram reads, under the same two rules: when a deadline
+//!   passed, the datagrams already waiting (at most [`UDP_BATCH`] a
+//!   socket, without waiting) are handed in before the timeout, and a busy
+//!   UDP socket is read at most [`UDP_BATCH`] datagrams at a time, followed
+//!   by the timeout when the deadline passed meanwhile
+//!   ([`ClientDriver::woken_udp`]).
 //!
 //! What this crate is not: it has no protocol logic (that is the core's)
 //! and no way of waiting (that is each runtime's).
 
+pub mod udp;
+
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, Write as _};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use rtsp_toolkit_core::client::{Client, ClientOptions, Input, Output};
+use rtsp_toolkit_core::client::{Client, ClientOptions, Input, Output, UdpRequest, UdpSocketId};
 use rtsp_toolkit_core::stop::StopSignal;
 use rtsp_toolkit_core::Error;
+
+pub use udp::{
+    bind_multicast, bind_pair, open_pair, DatagramSocket, UdpSockets, MAX_DATAGRAM, RTP_RECV_BUFFER, UDP_BATCH,
+};
 
 /// Read buffer size of every runtime: one read hands the machine at most this
 /// much. Large enough that a busy stream is read in few system calls (each
@@ -254,6 +268,106 @@ impl ClientDriver {
         self.woken(Woken::new(Instant::now(), waiting, true), buf);
     }
 
+    /// Opens the UDP pair `request` asks for ([`open_pair`]), turns each
+    /// socket into what the runtime holds with `wrap`, adds them to `udp`,
+    /// and hands in [`Input::UdpOpened`]: the RTP port, or why not.
+    pub fn open_udp<S>(
+        &mut self,
+        request: &UdpRequest,
+        udp: &mut UdpSockets<S>,
+        mut wrap: impl FnMut(UdpSocket) -> io::Result<S>,
+    ) {
+        let pair = request.pair;
+        let opened = open_pair(&request.bind).and_then(|(rtp, rtcp, port)| Ok((wrap(rtp)?, wrap(rtcp)?, port)));
+        match opened {
+            Ok((rtp, rtcp, port)) => {
+                tracing::debug!(pair, port, "UDP pair open");
+                udp.insert(pair, rtp, rtcp);
+                self.input(Input::UdpOpened { pair, result: Ok(port) });
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::debug!(pair, error = %reason, "cannot open the UDP pair");
+                self.input(Input::UdpOpened {
+                    pair,
+                    result: Err(&reason),
+                });
+            }
+        }
+    }
+
+    /// Hands in one datagram read from socket `socket`, sent by `from`, now.
+    pub fn datagram(&mut self, socket: UdpSocketId, from: SocketAddr, data: &[u8]) {
+        self.input(Input::Datagram { socket, from, data });
+    }
+
+    /// Reads what waits on every socket of `udp`, without waiting, at most
+    /// [`UDP_BATCH`] datagrams a socket, and hands each in; returns how
+    /// many. `deadline_passed`: the reads are the plain non-blocking calls
+    /// of [`DatagramSocket::recv_waiting`] (rule 1), else the runtime saw a
+    /// socket readable ([`DatagramSocket::recv_ready`]). A read error other
+    /// than "nothing there" (an ICMP error some systems report on UDP
+    /// sockets) is logged at debug level and ends that socket's turn: it
+    /// does not end the session.
+    pub fn take_datagrams<S: DatagramSocket>(&mut self, udp: &mut UdpSockets<S>, deadline_passed: bool) -> usize {
+        let mut buf = std::mem::take(&mut udp.buf);
+        if buf.is_empty() {
+            buf = vec![0; MAX_DATAGRAM];
+        }
+        let mut taken = 0;
+        for (id, s) in udp.iter() {
+            for _ in 0..UDP_BATCH {
+                let r = if deadline_passed {
+                    s.recv_waiting(&mut buf)
+                } else {
+                    s.recv_ready(&mut buf)
+                };
+                match r {
+                    Ok((n, from)) => {
+                        self.datagram(id, from, &buf[..n.min(buf.len())]);
+                        taken += 1;
+                    }
+                    Err(e) if is_would_block(&e) => break,
+                    Err(e) => {
+                        tracing::debug!(socket = ?id, error = %e, "UDP read failed");
+                        break;
+                    }
+                }
+            }
+        }
+        udp.buf = buf;
+        taken
+    }
+
+    /// A wait of a session with UDP sockets ended, for deadline `at`: hands
+    /// in, in this order, the read of `woken` (as [`ClientDriver::woken`]),
+    /// the datagrams ([`ClientDriver::take_datagrams`]: when `udp_ready`
+    /// says the runtime saw a socket readable, and always when the deadline
+    /// passed, rule 1), then the timeout if `at` passed by then (rule 2: a
+    /// busy UDP socket does not starve deadlines).
+    pub fn woken_udp<S: DatagramSocket>(
+        &mut self,
+        woken: Woken,
+        buf: &[u8],
+        udp_ready: bool,
+        udp: &mut UdpSockets<S>,
+        at: Instant,
+    ) {
+        if let Some(result) = woken.read {
+            self.feed_read(woken.now, result, buf);
+        }
+        let taken = if udp_ready || woken.deadline_passed {
+            self.take_datagrams(udp, woken.deadline_passed)
+        } else {
+            0
+        };
+        // Inputs go in at non-decreasing instants: after datagrams, the clock again.
+        let now = if taken > 0 { Instant::now() } else { woken.now };
+        if woken.deadline_passed || now >= at {
+            self.client.handle_input(now, Input::Timeout);
+        }
+    }
+
     /// A write failed.
     pub fn write_failed(&mut self, error: WriteError) {
         self.input(Input::IoError(&error.reason()));
@@ -353,6 +467,16 @@ impl<S> ClientConn<S> {
                 *self = ClientConn::Closed;
                 driver.connected(Err(e));
             }
+        }
+    }
+
+    /// Starts a new connection attempt to the session's target (the
+    /// client's [`Output::Reconnect`]); returns the open stream it replaces,
+    /// for the runtime to close.
+    pub fn restart(&mut self, driver: &ClientDriver) -> Option<S> {
+        match std::mem::replace(self, ClientConn::start(driver)) {
+            ClientConn::Open { stream, .. } => Some(stream),
+            ClientConn::Connecting(_) | ClientConn::Closed => None,
         }
     }
 
@@ -517,6 +641,134 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The inputs a driver recorded, from its capture file.
+    fn recorded(d: &mut ClientDriver, path: &std::path::Path) -> Vec<rtsp_toolkit_core::capture::RecordKind> {
+        d.save_capture();
+        let bytes = std::fs::read(path).unwrap();
+        let capture = rtsp_toolkit_core::capture::Capture::parse(&bytes).unwrap();
+        capture.records.into_iter().map(|r| r.kind).collect()
+    }
+
+    /// A driver recording to a fresh capture file, and a UDP pair in a table.
+    fn udp_driver(name: &str) -> (ClientDriver, std::path::PathBuf, UdpSockets<UdpSocket>, u16) {
+        let path = std::env::temp_dir().join(format!("rtsp-driver-{name}-{}.cap", std::process::id()));
+        let opts = ClientOptions {
+            capture: Some(path.clone()),
+            ..ClientOptions::default()
+        };
+        let d = ClientDriver::open("rtsp://127.0.0.1:1/x", opts, StopSignal::new()).unwrap();
+        let mut udp = UdpSockets::new();
+        let (rtp, rtcp, port) = bind_pair(std::net::Ipv4Addr::LOCALHOST.into(), None).unwrap();
+        udp.insert(0, rtp, rtcp);
+        (d, path, udp, port)
+    }
+
+    fn kinds(records: &[rtsp_toolkit_core::capture::RecordKind]) -> Vec<&'static str> {
+        use rtsp_toolkit_core::capture::RecordKind as K;
+        records
+            .iter()
+            .map(|r| match r {
+                K::Datagram { .. } => "datagram",
+                K::Timeout => "timeout",
+                K::Input(_) => "data",
+                _ => "other",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn datagrams_waiting_at_a_deadline_go_in_before_the_timeout() {
+        let (mut d, path, mut udp, port) = udp_driver("rule1");
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..3u8 {
+            sender.send_to(&[i], ("127.0.0.1", port)).unwrap();
+        }
+        sender.send_to(b"rtcp", ("127.0.0.1", port + 1)).unwrap();
+        let at = Instant::now();
+        d.woken_udp(Woken::new(Instant::now(), None, true), &[], false, &mut udp, at);
+        let records = recorded(&mut d, &path);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            kinds(&records),
+            ["datagram", "datagram", "datagram", "datagram", "timeout"]
+        );
+        use rtsp_toolkit_core::capture::RecordKind as K;
+        let K::Datagram { socket, from, data } = &records[3] else {
+            panic!()
+        };
+        assert_eq!(
+            (*socket, *from, &data[..]),
+            (UdpSocketId::rtcp(0), sender.local_addr().unwrap(), &b"rtcp"[..])
+        );
+    }
+
+    #[test]
+    fn a_busy_socket_is_read_in_batches_and_does_not_starve_the_deadline() {
+        let (mut d, path, mut udp, port) = udp_driver("rule2");
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..(UDP_BATCH + 10) {
+            sender.send_to(&(i as u32).to_be_bytes(), ("127.0.0.1", port)).unwrap();
+        }
+        // Readable, deadline far: one batch, no timeout.
+        let far = Instant::now() + Duration::from_secs(60);
+        d.woken_udp(Woken::new(Instant::now(), None, false), &[], true, &mut udp, far);
+        // Readable again, and the deadline has passed by the end of the batch: the rest, then the timeout.
+        let near = Instant::now();
+        d.woken_udp(Woken::new(Instant::now(), None, false), &[], true, &mut udp, near);
+        let records = recorded(&mut d, &path);
+        let _ = std::fs::remove_file(&path);
+        let k = kinds(&records);
+        assert_eq!(k.len(), UDP_BATCH + 11, "{k:?}");
+        assert!(k[..UDP_BATCH + 10].iter().all(|k| *k == "datagram"), "{k:?}");
+        assert_eq!(k[UDP_BATCH + 10], "timeout");
+    }
+
+    #[test]
+    fn udp_pairs_are_opened_and_reported() {
+        use rtsp_toolkit_core::capture::RecordKind as K;
+        use rtsp_toolkit_core::client::{UdpBind, UdpRequest};
+        let (mut d, path, _, _) = udp_driver("open");
+        let mut udp: UdpSockets<UdpSocket> = UdpSockets::new();
+        let local = std::net::Ipv4Addr::LOCALHOST.into();
+        d.open_udp(
+            &UdpRequest {
+                pair: 1,
+                bind: UdpBind::Unicast { local, ports: None },
+            },
+            &mut udp,
+            Ok,
+        );
+        assert_eq!(udp.len(), 2);
+        // The wrap fails: reported, nothing kept.
+        let mut failed: UdpSockets<UdpSocket> = UdpSockets::new();
+        d.open_udp(
+            &UdpRequest {
+                pair: 0,
+                bind: UdpBind::Unicast { local, ports: None },
+            },
+            &mut failed,
+            |_| Err(io::Error::other("no reactor")),
+        );
+        assert!(failed.is_empty());
+        let records = recorded(&mut d, &path);
+        let _ = std::fs::remove_file(&path);
+        let port = udp.get(UdpSocketId::rtp(1)).unwrap().local_addr().unwrap().port();
+        assert_eq!(
+            records[0],
+            K::UdpOpened {
+                pair: 1,
+                result: Ok(port)
+            }
+        );
+        assert_eq!(
+            records[1],
+            K::UdpOpened {
+                pair: 0,
+                result: Err("no reactor".into())
+            }
+        );
     }
 
     #[test]

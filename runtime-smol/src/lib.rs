@@ -1,7 +1,8 @@
 //! smol / async-io runtime for rtsp-toolkit, usable on any executor.
 //!
 //! [`Session`] drives the sans-IO client machine of `rtsp-toolkit-core` over
-//! an [`async_io::Async`]`<`[`std::net::TcpStream`]`>` with
+//! an [`async_io::Async`]`<`[`std::net::TcpStream`]`>` (and, with RTP over
+//! UDP, [`async_io::Async`]`<`[`std::net::UdpSocket`]`>`s) with
 //! [`async_io::Timer`]s, and is itself the [`Stream`](futures_core::Stream)
 //! of [`Event`]s. Nothing is spawned: the session makes progress while it is
 //! polled ([`Session::next_event`], `StreamExt::next`), so it works under
@@ -56,7 +57,7 @@ pub use server::{serve, Server, ServerBuilder, ServerOptions};
 
 use std::future::Future;
 use std::io::Read as _;
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -70,7 +71,7 @@ pub use rtsp_toolkit_core as core;
 pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::stop::Stopped;
 use rtsp_toolkit_core::Output;
-use rtsp_toolkit_driver::{ClientConn, ClientDriver, WriteError, READ_CHUNK};
+use rtsp_toolkit_driver::{ClientConn, ClientDriver, DatagramSocket, UdpSockets, Woken, WriteError, READ_CHUNK};
 
 /// Longest a [`Drop`] of a running session blocks the current thread waiting
 /// for the TEARDOWN answer.
@@ -86,6 +87,28 @@ fn shared(s: TcpStream) -> std::io::Result<Arc<Async<TcpStream>>> {
     Ok(Arc::new(Async::new(s)?))
 }
 
+/// A UDP socket of the session on async-io's reactor; reads and sends are
+/// plain non-blocking calls on the socket, which never miss a datagram the
+/// reactor has not reported yet.
+#[derive(Debug)]
+struct Udp(Async<UdpSocket>);
+
+impl Udp {
+    fn new(s: UdpSocket) -> std::io::Result<Udp> {
+        Ok(Udp(Async::new(s)?))
+    }
+}
+
+impl DatagramSocket for Udp {
+    fn recv_ready(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.0.get_ref().recv_from(buf)
+    }
+
+    fn send_now(&self, data: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        self.0.get_ref().send_to(data, to)
+    }
+}
+
 /// A request being written (`io::write_all_or_stall` on the shared stream).
 type Writing = Pin<Box<dyn Future<Output = Result<(), WriteError>> + Send>>;
 
@@ -96,6 +119,8 @@ pub struct Session {
     driver: ClientDriver,
     stopped: Stopped,
     conn: Conn,
+    /// The session's UDP sockets, when RTP travels over UDP.
+    udp: UdpSockets<Udp>,
     writing: Option<Writing>,
     timer: Timer,
     /// The instant `timer` is set for (`None`: not set, or it fired).
@@ -144,6 +169,7 @@ impl Session {
             stopped: driver.stop_signal().stopped(),
             conn: Conn::start(&driver),
             driver,
+            udp: UdpSockets::new(),
             writing: None,
             timer: Timer::never(),
             timer_at: None,
@@ -206,6 +232,9 @@ impl Session {
                         }));
                     }
                 }
+                Output::SendDatagram { socket, to, data } => self.udp.send(socket, to, &data),
+                Output::OpenUdp(request) => self.driver.open_udp(&request, &mut self.udp, Udp::new),
+                Output::Reconnect => self.reconnect(),
                 Output::Event(event) => return Poll::Ready(Some(event)),
                 Output::Timeout(at) => {
                     if Instant::now() < at {
@@ -235,7 +264,12 @@ impl Session {
                     }
                     self.timer_at = None;
                     let waiting = self.take_waiting();
-                    self.driver.deadline_passed(waiting, &self.buf);
+                    if self.udp.is_empty() {
+                        self.driver.deadline_passed(waiting, &self.buf);
+                    } else {
+                        let w = Woken::new(Instant::now(), waiting, true);
+                        self.driver.woken_udp(w, &self.buf, false, &mut self.udp, at);
+                    }
                 }
                 Output::Done => {
                     self.finish();
@@ -256,24 +290,54 @@ impl Session {
         false
     }
 
-    /// Polls the connection attempt or a read; `Ready` when the client was told something.
+    /// Polls the connection attempt, or a read and every UDP socket; `Ready`
+    /// when the client was told something.
     fn poll_socket(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
-        match &mut self.conn {
-            Conn::Connecting(attempt) => {
-                let result = std::task::ready!(Pin::new(attempt).poll(cx));
-                self.conn.connected(&mut self.driver, result, shared);
-                Poll::Ready(())
-            }
+        if let Conn::Connecting(attempt) = &mut self.conn {
+            let result = std::task::ready!(Pin::new(attempt).poll(cx));
+            self.conn.connected(&mut self.driver, result, shared);
+            return Poll::Ready(());
+        }
+        let read = match &mut self.conn {
             Conn::Open {
                 stream,
                 read_closed: false,
-            } => {
-                let r = std::task::ready!(Pin::new(&mut &**stream).poll_read(cx, &mut self.buf));
-                self.conn.note_read(&r);
-                self.driver.read_done(r, &self.buf, Some(deadline));
-                Poll::Ready(())
-            }
-            Conn::Open { .. } | Conn::Closed => Poll::Pending,
+            } => match Pin::new(&mut &**stream).poll_read(cx, &mut self.buf) {
+                Poll::Ready(r) => Some(r),
+                Poll::Pending => None,
+            },
+            _ => None,
+        };
+        if let Some(r) = &read {
+            self.conn.note_read(r);
+        }
+        if self.udp.is_empty() {
+            let Some(r) = read else { return Poll::Pending };
+            self.driver.read_done(r, &self.buf, Some(deadline));
+            return Poll::Ready(());
+        }
+        // Every socket is polled, so that each has the waker.
+        let udp_ready = self
+            .udp
+            .iter()
+            .fold(false, |any, (_, s)| s.0.poll_readable(cx).is_ready() || any);
+        if read.is_none() && !udp_ready {
+            return Poll::Pending;
+        }
+        let now = Instant::now();
+        let woken = Woken::new(now, read, now >= deadline);
+        self.driver
+            .woken_udp(woken, &self.buf, udp_ready, &mut self.udp, deadline);
+        Poll::Ready(())
+    }
+
+    /// Closes the connection and every UDP socket, and connects again (the
+    /// client's fallback from UDP to TCP).
+    fn reconnect(&mut self) {
+        self.udp.clear();
+        self.writing = None;
+        if let Some(old) = self.conn.restart(&self.driver) {
+            let _ = old.get_ref().shutdown(Shutdown::Both);
         }
     }
 
@@ -300,6 +364,7 @@ impl Session {
 
     fn finish(&mut self) {
         self.finished = true;
+        self.udp.clear();
         if let Conn::Open { stream, .. } = std::mem::replace(&mut self.conn, Conn::Closed) {
             let _ = stream.get_ref().shutdown(Shutdown::Both);
         }
@@ -339,6 +404,13 @@ impl Session {
                         }
                     }
                 }
+                // The BYE of a UDP session's last receiver reports.
+                Output::SendDatagram { socket, to, data } => self.udp.send(socket, to, &data),
+                // The session is ending: no new sockets, no new connection.
+                Output::OpenUdp(_) => {}
+                Output::Reconnect => self
+                    .driver
+                    .input(rtsp_toolkit_core::Input::ConnectFailed("session dropped")),
                 Output::Event(_) => {}
                 Output::Timeout(at) => {
                     let Some(s) = &mut stream else {
@@ -365,6 +437,7 @@ impl Session {
             }
         }
         self.finished = true;
+        self.udp.clear();
         if let Some(s) = stream {
             let _ = s.shutdown(Shutdown::Both);
         }

@@ -1,7 +1,8 @@
 //! tokio runtime for rtsp-toolkit.
 //!
-//! [`Session`] drives the sans-IO [`Client`] machine over a
-//! [`tokio::net::TcpStream`] and hands its events out as a
+//! [`Session`] drives the sans-IO [`Client`](rtsp_toolkit_core::Client) machine over a
+//! [`tokio::net::TcpStream`] (and, with RTP over UDP,
+//! [`tokio::net::UdpSocket`]s) and hands its events out as a
 //! [`futures_core::Stream`]. This crate only moves bytes and time between
 //! the socket and the machine: every protocol decision is in
 //! `rtsp-toolkit-core`, so the events are the same on every runtime.
@@ -30,8 +31,10 @@ pub mod server;
 #[cfg(feature = "server")]
 pub use server::{serve, Server, ServerBuilder, ServerOptions};
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -41,7 +44,7 @@ use tokio::sync::mpsc;
 pub use rtsp_toolkit_core as core;
 pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::Output;
-use rtsp_toolkit_driver::{ClientDriver, READ_CHUNK};
+use rtsp_toolkit_driver::{ClientDriver, DatagramSocket, UdpSockets, Woken, READ_CHUNK};
 
 /// Events buffered between the session task and the consumer (plus the batch
 /// being filled). When full, the task stops reading the socket (TCP
@@ -136,6 +139,67 @@ impl Drop for Session {
     }
 }
 
+/// A UDP socket of the session: on tokio's reactor for readiness, with a
+/// second handle on the same socket for the plain non-blocking calls
+/// (tokio answers "would block" without a system call until its reactor
+/// has seen the socket readable or writable, which it may not have yet
+/// after the process was descheduled, or right after the socket was made).
+#[derive(Debug)]
+struct Udp {
+    io: tokio::net::UdpSocket,
+    raw: std::net::UdpSocket,
+}
+
+impl Udp {
+    fn new(s: std::net::UdpSocket) -> std::io::Result<Udp> {
+        let raw = s.try_clone()?;
+        Ok(Udp {
+            io: tokio::net::UdpSocket::from_std(s)?,
+            raw,
+        })
+    }
+}
+
+impl DatagramSocket for Udp {
+    /// Through tokio, which clears its readiness when nothing is left.
+    fn recv_ready(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.io.try_recv_from(buf)
+    }
+
+    fn recv_waiting(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.raw.recv_from(buf)
+    }
+
+    fn send_now(&self, data: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        self.raw.send_to(data, to)
+    }
+}
+
+/// Ready once a UDP socket of the session is readable (every socket gets the waker).
+async fn udp_readable(udp: &UdpSockets<Udp>) {
+    std::future::poll_fn(|cx| {
+        let ready = udp
+            .iter()
+            .fold(false, |any, (_, s)| s.io.poll_recv_ready(cx).is_ready() || any);
+        if ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// What ended a wait on the open connection.
+enum Wake {
+    /// The connection's read, or the deadline.
+    Tcp(Woken),
+    /// A UDP socket is readable.
+    Udp,
+    /// The stop signal.
+    Stop,
+}
+
 /// The driving loop, the same in every runtime (`docs/ARCHITECTURE.md`):
 /// drain the machine, then wait for the socket, the deadline or the stop
 /// signal, and hand in what happened.
@@ -145,6 +209,7 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
     let (host, port) = d.client().connect_target();
     let mut connecting = Some(Box::pin(TcpStream::connect((host, port))));
     let mut socket: Option<TcpStream> = None;
+    let mut udp: UdpSockets<Udp> = UdpSockets::new();
     let mut buf = vec![0u8; READ_CHUNK];
     let mut batch = Vec::new();
     let mut consumer_gone = false;
@@ -177,6 +242,17 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
                     d.write_failed(e);
                 }
             }
+            Output::SendDatagram { socket, to, data } => udp.send(socket, to, &data),
+            Output::OpenUdp(request) => d.open_udp(&request, &mut udp, Udp::new),
+            Output::Reconnect => {
+                // Everything closes; the session starts again over TCP.
+                udp.clear();
+                if let Some(mut s) = socket.take() {
+                    let _ = s.shutdown().await;
+                }
+                let (host, port) = d.client().connect_target();
+                connecting = Some(Box::pin(TcpStream::connect((host, port))));
+            }
             Output::Event(_) => {}
             Output::Timeout(at) => {
                 let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(at));
@@ -199,14 +275,24 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
                 } else if let Some(s) = socket.as_ref() {
                     // Data already waiting wins over a deadline that passed
                     // while the consumer was slow: it is not silence.
-                    let woken = tokio::select! {
+                    let wake = tokio::select! {
                         biased;
-                        woken = io::read_until(s, &mut buf, at) => Some(woken),
-                        _ = stop.stopped(), if !d.is_stopping() => None,
+                        woken = io::read_until(s, &mut buf, at) => Wake::Tcp(woken),
+                        () = udp_readable(&udp), if !udp.is_empty() => Wake::Udp,
+                        _ = stop.stopped(), if !d.is_stopping() => Wake::Stop,
                     };
-                    match woken {
-                        Some(w) => d.woken(w, &buf),
-                        None => d.stop_now(),
+                    match wake {
+                        Wake::Tcp(w) if udp.is_empty() => d.woken(w, &buf),
+                        // The datagrams are read too (without a system call
+                        // when tokio saw none), so that a busy connection
+                        // does not starve them.
+                        Wake::Tcp(w) => d.woken_udp(w, &buf, true, &mut udp, at),
+                        Wake::Udp => {
+                            let now = Instant::now();
+                            let read = if now >= at { io::read_waiting(s, &mut buf) } else { None };
+                            d.woken_udp(Woken::new(now, read, now >= at), &buf, true, &mut udp, at);
+                        }
+                        Wake::Stop => d.stop_now(),
                     }
                 } else {
                     sleep.await;
@@ -216,6 +302,7 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
             Output::Done => break,
         }
     }
+    udp.clear();
     if let Some(mut s) = socket {
         let _ = s.shutdown().await;
     }

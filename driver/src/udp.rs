@@ -1,0 +1,528 @@
+//! UDP for client sessions, the same on every runtime: binding the port pairs
+//! the client asks for ([`open_pair`]: [`bind_pair`] for unicast,
+//! [`bind_multicast`]), the table of a session's sockets ([`UdpSockets`]),
+//! and the bounded, non-blocking reads that hand datagrams to the client
+//! ([`ClientDriver::take_datagrams`](crate::ClientDriver::take_datagrams)).
+//! The core decides what to open and what a datagram means
+//! (`docs/ARCHITECTURE.md`, "How to add a transport"); this module only
+//! binds, reads and sends.
+//!
+//! Every socket made here is in non-blocking mode: a runtime waits for
+//! readiness its own way (tokio's reactor, async-io's, `poll(2)` in the
+//! blocking runtime) and then reads what is there without waiting.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rtsp_toolkit_core::client::{PortRange, UdpBind, UdpSocketId};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// Receive buffer asked for on every RTP socket (`SO_RCVBUF`), best effort.
+///
+/// Video arrives in bursts: a camera sends a key frame (hundreds of
+/// kilobytes at 1080p, more at 4K) at line rate within a few milliseconds,
+/// and the operating system drops what does not fit in the socket's buffer
+/// while the session is descheduled or busy with the frame before. The
+/// default (about 200 KiB on Linux, of which each 1500-byte datagram takes
+/// over 2 KiB of bookkeeping) holds well under one such frame. 2 MiB holds
+/// a large key frame with room to spare, and is what Linux allows without
+/// privileges on many distributions; where the system limit is lower
+/// (`net.core.rmem_max` on Linux) the kernel silently gives the limit
+/// instead, which is logged at debug level, never an error. RTCP sockets
+/// keep the default: a few packets a second.
+pub const RTP_RECV_BUFFER: usize = 2 * 1024 * 1024;
+
+/// Most datagrams read from one socket per wake-up, without waiting, before
+/// the runtime looks at its deadline and its other sockets again (rule 2 of
+/// the [crate docs](crate)). 64 datagrams are about 90 KB of RTP, a few
+/// milliseconds of a 100 Mb/s stream: large enough that a busy socket is
+/// read in few wake-ups, small enough that a keepalive or a receiver report
+/// is never late by more than that.
+pub const UDP_BATCH: usize = 64;
+
+/// Size of the buffer datagrams are read into: the largest UDP payload
+/// (65 507 bytes over IPv4), so that none is ever truncated.
+pub const MAX_DATAGRAM: usize = 64 * 1024;
+
+/// Most tries at an even/odd pair among the ports the system chooses, each
+/// try taking a port nobody holds (the failed ones are held until the end,
+/// so that no port is tried twice).
+pub const EPHEMERAL_TRIES: usize = 64;
+
+/// Where the next search of a configured port range starts, so that
+/// sessions opening at the same time do not all collide on the first pairs.
+static NEXT_PAIR: AtomicUsize = AtomicUsize::new(0);
+
+/// A UDP socket as a runtime holds it, with the non-blocking calls the
+/// shared code needs.
+pub trait DatagramSocket {
+    /// One datagram, without waiting, once the runtime saw the socket
+    /// readable (a runtime that tracks readiness clears it here when the
+    /// socket would block). `WouldBlock` when nothing is there.
+    fn recv_ready(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
+
+    /// One datagram, without waiting, when a deadline passed: a plain
+    /// non-blocking call that sees datagrams the runtime's reactor has not
+    /// reported yet (rule 1 of the [crate docs](crate)).
+    fn recv_waiting(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_ready(buf)
+    }
+
+    /// Sends one datagram without waiting (a full send buffer is an error).
+    fn send_now(&self, data: &[u8], to: SocketAddr) -> io::Result<usize>;
+}
+
+/// A non-blocking [`UdpSocket`], as the blocking runtime holds it.
+impl DatagramSocket for UdpSocket {
+    fn recv_ready(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_from(buf)
+    }
+
+    fn send_now(&self, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.send_to(data, to)
+    }
+}
+
+/// The UDP sockets of one session, by [`UdpSocketId::index`], with the
+/// buffer datagrams are read into (allocated with the first pair).
+#[derive(Debug)]
+pub struct UdpSockets<S> {
+    slots: Vec<Option<S>>,
+    open: usize,
+    pub(crate) buf: Vec<u8>,
+}
+
+impl<S> Default for UdpSockets<S> {
+    fn default() -> Self {
+        UdpSockets::new()
+    }
+}
+
+impl<S> UdpSockets<S> {
+    /// No sockets.
+    pub fn new() -> UdpSockets<S> {
+        UdpSockets {
+            slots: Vec::new(),
+            open: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Whether the session has no UDP socket (then a runtime waits as over TCP alone).
+    pub fn is_empty(&self) -> bool {
+        self.open == 0
+    }
+
+    /// How many sockets are open.
+    pub fn len(&self) -> usize {
+        self.open
+    }
+
+    /// Adds pair `pair` (replacing it if it was open).
+    pub fn insert(&mut self, pair: u16, rtp: S, rtcp: S) {
+        let rtp_at = UdpSocketId::rtp(pair).index();
+        if self.slots.len() <= rtp_at + 1 {
+            self.slots.resize_with(rtp_at + 2, || None);
+        }
+        for (at, s) in [(rtp_at, rtp), (rtp_at + 1, rtcp)] {
+            if self.slots[at].replace(s).is_none() {
+                self.open += 1;
+            }
+        }
+        if self.buf.is_empty() {
+            self.buf = vec![0; MAX_DATAGRAM];
+        }
+    }
+
+    /// Socket `id`, if open.
+    pub fn get(&self, id: UdpSocketId) -> Option<&S> {
+        self.slots.get(id.index()).and_then(Option::as_ref)
+    }
+
+    /// The open sockets, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (UdpSocketId, &S)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            let id = UdpSocketId {
+                pair: u16::try_from(i / 2).ok()?,
+                rtcp: i % 2 == 1,
+            };
+            s.as_ref().map(|s| (id, s))
+        })
+    }
+
+    /// Closes every socket (a reconnect, the end of the session): dropping
+    /// a socket closes it and leaves a multicast group it joined.
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.open = 0;
+    }
+}
+
+impl<S: DatagramSocket> UdpSockets<S> {
+    /// Sends `data` from socket `id` to `to`, without waiting. A failure is
+    /// logged at debug level and otherwise ignored: UDP promises no
+    /// delivery, and the client asks for nothing more.
+    pub fn send(&self, id: UdpSocketId, to: SocketAddr, data: &[u8]) {
+        let Some(s) = self.get(id) else {
+            tracing::debug!(socket = ?id, "datagram for a socket that is not open: dropped");
+            return;
+        };
+        if let Err(e) = s.send_now(data, to) {
+            tracing::debug!(socket = ?id, %to, error = %e, "datagram send failed");
+        }
+    }
+}
+
+/// Binds the pair `bind` asks for: see [`bind_pair`] and [`bind_multicast`].
+pub fn open_pair(bind: &UdpBind) -> io::Result<(UdpSocket, UdpSocket, u16)> {
+    match *bind {
+        UdpBind::Unicast { local, ports } => bind_pair(local, ports),
+        UdpBind::Multicast {
+            group,
+            port,
+            source,
+            interface,
+        } => bind_multicast(group, port, source, interface),
+        _ => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this runtime does not know how to open that kind of UDP socket",
+        )),
+    }
+}
+
+/// Binds an RTP socket on an even port and an RTCP socket on the odd port
+/// above it, both on `local`; returns them (non-blocking, the RTP one with
+/// [`RTP_RECV_BUFFER`] asked for) and the RTP port.
+///
+/// With `range`, every pair of the range is tried at most once, starting
+/// where the last search of this process stopped; a pair someone else
+/// holds (either port) is skipped. Without it, the system chooses: a free
+/// port is taken and its neighbour tried (the odd port above an even one,
+/// the even one below an odd one), at most [`EPHEMERAL_TRIES`] times.
+pub fn bind_pair(local: IpAddr, range: Option<PortRange>) -> io::Result<(UdpSocket, UdpSocket, u16)> {
+    match range {
+        Some(range) => bind_in_range(local, range),
+        None => bind_ephemeral(local),
+    }
+}
+
+/// Whether a bind failed because the port is taken (or reserved): the
+/// search goes on with another pair.
+fn port_taken(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied)
+}
+
+fn bind_in_range(local: IpAddr, range: PortRange) -> io::Result<(UdpSocket, UdpSocket, u16)> {
+    let pairs = range.pairs();
+    if pairs == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("port range {range} holds no even/odd pair"),
+        ));
+    }
+    let start = NEXT_PAIR.load(Ordering::Relaxed);
+    for i in 0..pairs {
+        let k = (start + i) % pairs;
+        let Some(rtp) = range.pair(k) else { break };
+        match bind_two(local, rtp) {
+            Ok((a, b)) => {
+                NEXT_PAIR.store(k + 1, Ordering::Relaxed);
+                return Ok((a, b, rtp));
+            }
+            Err(e) if port_taken(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("every UDP port pair of {range} on {local} is taken"),
+    ))
+}
+
+fn bind_ephemeral(local: IpAddr) -> io::Result<(UdpSocket, UdpSocket, u16)> {
+    // Held until the end so that the system hands out a new port each try.
+    let mut tried = Vec::new();
+    for _ in 0..EPHEMERAL_TRIES {
+        let first = bind_one(SocketAddr::new(local, 0))?;
+        let port = first.local_addr()?.port();
+        let (rtp_port, other) = if port % 2 == 0 {
+            (port, port.checked_add(1))
+        } else {
+            (port - 1, Some(port - 1))
+        };
+        let neighbour = match other {
+            Some(p) if p != 0 => bind_one(SocketAddr::new(local, p)),
+            _ => Err(io::ErrorKind::AddrInUse.into()),
+        };
+        match neighbour {
+            Ok(second) => {
+                let (rtp, rtcp) = if port % 2 == 0 {
+                    (first, second)
+                } else {
+                    (second, first)
+                };
+                tune_rtp(&rtp);
+                return Ok((rtp, rtcp, rtp_port));
+            }
+            Err(e) if port_taken(&e) => tried.push(first),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("no free even/odd UDP port pair on {local} after {EPHEMERAL_TRIES} tries"),
+    ))
+}
+
+/// RTP on `rtp`, RTCP on `rtp + 1`, both on `ip`.
+fn bind_two(ip: IpAddr, rtp: u16) -> io::Result<(UdpSocket, UdpSocket)> {
+    let rtcp_port = rtp
+        .checked_add(1)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "RTP port 65535 has no RTCP port above it"))?;
+    let a = bind_one(SocketAddr::new(ip, rtp))?;
+    let b = bind_one(SocketAddr::new(ip, rtcp_port))?;
+    tune_rtp(&a);
+    Ok((a, b))
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = UdpSocket::bind(addr)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// Asks for [`RTP_RECV_BUFFER`]; what the system gave is logged.
+fn tune_rtp(s: &UdpSocket) {
+    let r = socket2::SockRef::from(s);
+    if let Err(e) = r.set_recv_buffer_size(RTP_RECV_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge the RTP receive buffer");
+    }
+    if let Ok(got) = r.recv_buffer_size() {
+        tracing::debug!(asked = RTP_RECV_BUFFER, got, "RTP receive buffer");
+    }
+}
+
+/// Joins `group` on `port` (RTP) and `port + 1` (RTCP) on the interface
+/// whose address is `interface`; returns the sockets (non-blocking) and
+/// `port`.
+///
+/// Each socket allows the address to be reused (`SO_REUSEADDR`), so several
+/// receivers of one group on one host all get its datagrams, and is bound
+/// to the group's address on Unix (only the group's datagrams, not
+/// unicast to the same port) or to the unspecified address elsewhere. With
+/// `source` (IPv4), the join is source-specific (IGMPv3) where the system
+/// supports it, else an any-source join; the client checks the source of
+/// every datagram either way. IPv6 joins are any-source on the system's
+/// default interface for the group. Outgoing RTCP leaves by the same
+/// interface (IPv4), with the system's default TTL of 1.
+pub fn bind_multicast(
+    group: IpAddr,
+    port: u16,
+    source: Option<IpAddr>,
+    interface: IpAddr,
+) -> io::Result<(UdpSocket, UdpSocket, u16)> {
+    if !group.is_multicast() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{group} is not a multicast address"),
+        ));
+    }
+    let rtcp_port = port.checked_add(1).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "multicast port 65535 has no RTCP port above it",
+        )
+    })?;
+    let rtp = join_one(group, port, source, interface)?;
+    let rtcp = join_one(group, rtcp_port, source, interface)?;
+    tune_rtp(&rtp);
+    Ok((rtp, rtcp, port))
+}
+
+fn join_one(group: IpAddr, port: u16, source: Option<IpAddr>, interface: IpAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(
+        Domain::for_address(SocketAddr::new(group, port)),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    s.set_reuse_address(true)?;
+    let bind_ip = if cfg!(unix) {
+        group
+    } else if group.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    s.bind(&SockAddr::from(SocketAddr::new(bind_ip, port)))?;
+    match (group, interface) {
+        (IpAddr::V4(g), interface) => {
+            let ifa = match interface {
+                IpAddr::V4(a) => a,
+                IpAddr::V6(a) => a.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            };
+            let ssm = match source.map(|s| s.to_canonical()) {
+                Some(IpAddr::V4(src)) => join_ssm_v4(&s, src, g, ifa),
+                _ => Err(io::ErrorKind::Unsupported.into()),
+            };
+            if let Err(e) = ssm {
+                if source.is_some() {
+                    tracing::debug!(error = %e, %group, "source-specific join refused: joining for any source");
+                }
+                s.join_multicast_v4(&g, &ifa)?;
+            }
+            if !ifa.is_unspecified() {
+                let _ = s.set_multicast_if_v4(&ifa);
+            }
+        }
+        (IpAddr::V6(g), _) => s.join_multicast_v6(&g, 0)?,
+    }
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+#[cfg(not(any(
+    target_os = "dragonfly",
+    target_os = "haiku",
+    target_os = "hurd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "redox",
+    target_os = "fuchsia",
+    target_os = "nto",
+    target_os = "espidf",
+    target_os = "vita",
+    target_os = "wasi",
+    target_os = "horizon"
+)))]
+fn join_ssm_v4(s: &Socket, source: Ipv4Addr, group: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+    s.join_ssm_v4(&source, &group, &interface)
+}
+
+/// No source-specific joins here: the caller joins for any source.
+#[cfg(any(
+    target_os = "dragonfly",
+    target_os = "haiku",
+    target_os = "hurd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "redox",
+    target_os = "fuchsia",
+    target_os = "nto",
+    target_os = "espidf",
+    target_os = "vita",
+    target_os = "wasi",
+    target_os = "horizon"
+))]
+fn join_ssm_v4(_: &Socket, _: Ipv4Addr, _: Ipv4Addr, _: Ipv4Addr) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn ephemeral_pairs_are_even_and_odd_and_distinct() {
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let (rtp, rtcp, port) = bind_pair(LOCAL, None).unwrap();
+            assert_eq!(port % 2, 0);
+            assert_eq!(rtp.local_addr().unwrap().port(), port);
+            assert_eq!(rtcp.local_addr().unwrap().port(), port + 1);
+            held.push((rtp, rtcp));
+        }
+    }
+
+    #[test]
+    fn a_range_skips_pairs_taken_and_fails_when_full() {
+        // A pair the system chose is free now; a range of three pairs around it.
+        let (a, b, p) = bind_pair(LOCAL, None).unwrap();
+        drop((a, b));
+        let Ok(range) = PortRange::new(p, p + 5) else { return };
+        // Someone else holds the RTCP port of the first pair and the RTP port of the second.
+        let blockers = [UdpSocket::bind((LOCAL, p + 1)), UdpSocket::bind((LOCAL, p + 2))];
+        if blockers.iter().any(Result::is_err) {
+            return; // another test took them meanwhile: nothing to check
+        }
+        let (_r, _c, got) = bind_pair(LOCAL, Some(range)).unwrap();
+        assert_eq!(got, p + 4, "the only free pair");
+        let err = bind_pair(LOCAL, Some(range)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        assert!(err.to_string().contains("taken"), "{err}");
+    }
+
+    #[test]
+    fn the_table_indexes_pairs_and_closes_them() {
+        let mut t = UdpSockets::new();
+        let (rtp, rtcp, port) = bind_pair(LOCAL, None).unwrap();
+        t.insert(1, rtp, rtcp);
+        assert_eq!(t.len(), 2);
+        assert!(t.get(UdpSocketId::rtp(0)).is_none());
+        let ids: Vec<_> = t.iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, [UdpSocketId::rtp(1), UdpSocketId::rtcp(1)]);
+        assert_eq!(
+            t.get(UdpSocketId::rtcp(1)).unwrap().local_addr().unwrap().port(),
+            port + 1
+        );
+        t.clear();
+        assert!(t.is_empty());
+        // Closed: the ports can be bound again.
+        UdpSocket::bind((LOCAL, port)).unwrap();
+        UdpSocket::bind((LOCAL, port + 1)).unwrap();
+    }
+
+    /// Needs a network namespace with multicast on `lo` (it joins a group
+    /// and sends to it), so it is not run by default:
+    /// `unshare --net sh -c 'ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && <test binary> --ignored multicast'`.
+    #[test]
+    #[ignore = "joins a multicast group: run inside a network namespace"]
+    fn multicast_pairs_share_the_group_and_filter_by_source() {
+        let group = IpAddr::V4(Ipv4Addr::new(239, 255, 42, 9));
+        let port = 42_000;
+        let source = Some(LOCAL);
+        let (a, a_rtcp, p) = bind_multicast(group, port, source, LOCAL).unwrap();
+        assert_eq!(p, port);
+        // A second receiver on the same host and ports.
+        let (b, _b_rtcp, _) = bind_multicast(group, port, source, LOCAL).unwrap();
+        let sender = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        sender.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+        sender.bind(&SockAddr::from(SocketAddr::new(LOCAL, 0))).unwrap();
+        let sender: UdpSocket = sender.into();
+        sender.send_to(b"rtp", (group, port)).unwrap();
+        sender.send_to(b"rtcp", (group, port + 1)).unwrap();
+        // Another source: filtered out by the source-specific join.
+        let other = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        other.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+        other
+            .bind(&SockAddr::from(SocketAddr::new(Ipv4Addr::new(127, 0, 0, 2).into(), 0)))
+            .unwrap();
+        let other: UdpSocket = other.into();
+        other.send_to(b"foreign", (group, port)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut buf = [0u8; 64];
+        for s in [&a, &b] {
+            let (n, from) = s.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (&b"rtp"[..], sender.local_addr().unwrap()));
+            let e = s.recv_from(&mut buf).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                io::ErrorKind::WouldBlock,
+                "the other source's datagram was filtered"
+            );
+        }
+        let (n, _) = a_rtcp.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"rtcp");
+    }
+
+    #[test]
+    fn multicast_checks_its_arguments() {
+        let e = bind_multicast(LOCAL, 5000, None, LOCAL).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let group = IpAddr::V4(Ipv4Addr::new(239, 1, 2, 3));
+        let e = bind_multicast(group, 65535, None, LOCAL).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+}
