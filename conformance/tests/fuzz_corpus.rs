@@ -245,7 +245,10 @@ fn udp_capture(s: &Session) -> Vec<u8> {
     let reply = |cseq: u32, headers: &str, body: &[u8]| {
         let mut m = format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{headers}");
         if !body.is_empty() {
-            m.push_str(&format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n", body.len()));
+            m.push_str(&format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
         }
         m.push_str("\r\n");
         let mut m = m.into_bytes();
@@ -283,7 +286,9 @@ fn udp_capture(s: &Session) -> Vec<u8> {
     drain(&mut c);
     let mut sent = 0;
     for m in &s.messages {
-        let Message::Interleaved { channel, payload } = m else { continue };
+        let Message::Interleaved { channel, payload } = m else {
+            continue;
+        };
         if *channel > 3 || sent >= 120 {
             continue;
         }
@@ -294,10 +299,24 @@ fn udp_capture(s: &Session) -> Vec<u8> {
         let stranger = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
         let step = if sent % 7 == 3 { 0 } else { 2 };
         let who = if sent == 17 { stranger } else { from };
-        c.handle_input(at(step), Input::Datagram { socket, from: who, data: payload });
+        c.handle_input(
+            at(step),
+            Input::Datagram {
+                socket,
+                from: who,
+                data: payload,
+            },
+        );
         if sent % 11 == 5 {
             // Repeated.
-            c.handle_input(at(0), Input::Datagram { socket, from, data: payload });
+            c.handle_input(
+                at(0),
+                Input::Datagram {
+                    socket,
+                    from,
+                    data: payload,
+                },
+            );
         }
         drain(&mut c);
         if sent % 13 == 0 {

@@ -119,7 +119,10 @@ fn whole_fixtures_over_udp_give_the_frames_of_tcp_on_every_runtime() {
             for r in reports {
                 for p in &r.packets {
                     if let RtcpPacket::ReceiverReport(rr) = p {
-                        assert!(rr.reports.iter().all(|b| b.cumulative_lost == 0), "{name} on {rt}: {rr:?}");
+                        assert!(
+                            rr.reports.iter().all(|b| b.cumulative_lost == 0),
+                            "{name} on {rt}: {rr:?}"
+                        );
                     }
                 }
             }
@@ -129,7 +132,13 @@ fn whole_fixtures_over_udp_give_the_frames_of_tcp_on_every_runtime() {
                 _ => None,
             });
             assert!(
-                matches!(udp, Some(TransportKind::Udp { server_ports: Some(_), .. })),
+                matches!(
+                    udp,
+                    Some(TransportKind::Udp {
+                        server_ports: Some(_),
+                        ..
+                    })
+                ),
                 "{name} on {rt}: {udp:?}"
             );
         }
@@ -180,7 +189,11 @@ fn impaired_udp_gives_exactly_the_scheduled_losses() {
     let report = relay.stop();
     let events = &run.events;
     assert_eq!(closed_error(events), None);
-    let t = report.tracks.iter().find(|t| t.track == 0).expect("the video track went through the relay");
+    let t = report
+        .tracks
+        .iter()
+        .find(|t| t.track == 0)
+        .expect("the video track went through the relay");
     assert!(!t.dropped.is_empty() && !t.reordered.is_empty(), "{t:?}");
     // Losses: exactly the dropped sequence numbers (all before the last packet).
     let mut lost: Vec<u16> = events
@@ -209,13 +222,23 @@ fn impaired_udp_gives_exactly_the_scheduled_losses() {
     for e in events {
         if let Event::Video(v) = e {
             if v.frame.loss == 0 {
-                let want = clean_video.get(&v.extended_timestamp).expect("a frame of the clean run");
-                assert!(**want == v.frame.data.to_vec(), "frame at {} differs", v.extended_timestamp);
+                let want = clean_video
+                    .get(&v.extended_timestamp)
+                    .expect("a frame of the clean run");
+                assert!(
+                    **want == v.frame.data.to_vec(),
+                    "frame at {} differs",
+                    v.extended_timestamp
+                );
                 intact += 1;
             }
         }
     }
-    assert!(intact + 4 * dropped.len() >= clean_video.len(), "{intact} intact of {}", clean_video.len());
+    assert!(
+        intact + 4 * dropped.len() >= clean_video.len(),
+        "{intact} intact of {}",
+        clean_video.len()
+    );
     // Receiver reports: the last cumulative count is the drops; each
     // report's fraction is its interval's loss.
     let rrs = receiver_reports(events, 0);
@@ -227,7 +250,11 @@ fn impaired_udp_gives_exactly_the_scheduled_losses() {
         if i > 0 && *highest > prev.1 {
             let expected = u64::from(highest - prev.1);
             let lost = (cum - prev.0).max(0) as u64;
-            assert_eq!(u64::from(*fraction), (lost * 256 / expected).min(255), "report {i}: {rrs:?}");
+            assert_eq!(
+                u64::from(*fraction),
+                (lost * 256 / expected).min(255),
+                "report {i}: {rrs:?}"
+            );
         }
         prev = (*cum, *highest);
     }
@@ -266,7 +293,11 @@ fn auto_falls_back_when_the_server_refuses_udp() {
 fn auto_falls_back_when_no_udp_arrives() {
     use rtsp_toolkit_conformance::impair::{Impairments, Relay};
     let gst = GstServer::start(None);
-    let relay = Relay::start(([127, 0, 0, 1], gst.port).into(), Impairments::new(1).drop_probability(1.0)).unwrap();
+    let relay = Relay::start(
+        ([127, 0, 0, 1], gst.port).into(),
+        Impairments::new(1).drop_probability(1.0),
+    )
+    .unwrap();
     let url = relay.url("h264_aac.mp4");
     let opts = ClientOptions {
         transport: Transport::Auto,
@@ -277,15 +308,23 @@ fn auto_falls_back_when_no_udp_arrives() {
         let (rt, events) = (run.runtime.name(), &run.events);
         assert_eq!(closed_error(events), None, "{rt}");
         assert!(
-            events.iter().any(|e| matches!(e, Event::Fallback(f) if f.reason.contains("no RTP"))),
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Fallback(f) if f.reason.contains("no RTP"))),
             "{rt}"
         );
         let connects = events.iter().filter(|e| matches!(e, Event::Connect(_))).count();
         assert_eq!(connects, 2, "{rt}: a fresh connection");
         assert_eq!(transports(events), ["udp", "udp", "tcp", "tcp"], "{rt}");
         let m: Vec<String> = methods(events).into_iter().map(|(m, _)| m).collect();
-        let teardown = m.iter().position(|m| m == "TEARDOWN").expect("the UDP session torn down");
-        assert!(m[teardown + 1..].starts_with(&["OPTIONS".to_string(), "DESCRIBE".to_string()]), "{rt}: {m:?}");
+        let teardown = m
+            .iter()
+            .position(|m| m == "TEARDOWN")
+            .expect("the UDP session torn down");
+        assert!(
+            m[teardown + 1..].starts_with(&["OPTIONS".to_string(), "DESCRIBE".to_string()]),
+            "{rt}: {m:?}"
+        );
         assert_eq!(frames(events).len(), 125 + 215, "{rt}");
     }
     drop(relay);
@@ -311,7 +350,12 @@ fn injected_datagrams_are_dropped() {
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             let mut sent = 0;
             while std::time::Instant::now() < deadline && sent < 200 {
-                let ports = relay.report().tracks.first().map(|t| t.client_ports).filter(|p| p.0 != 0);
+                let ports = relay
+                    .report()
+                    .tracks
+                    .first()
+                    .map(|t| t.client_ports)
+                    .filter(|p| p.0 != 0);
                 if let Some((rtp, rtcp)) = ports {
                     // A valid-looking RTP packet with a far sequence number, and an RTCP BYE.
                     let mut p = vec![0x80, 96, 0x7f, 0xff, 0, 0, 0, 0, 1, 2, 3, 4];
@@ -333,11 +377,18 @@ fn injected_datagrams_are_dropped() {
     assert_eq!(closed_error(events), None);
     let warned = events
         .iter()
-        .filter(|e| matches!(e, Event::Warning(rtsp_toolkit_core::client::Warning::ForeignDatagram { .. })))
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Warning(rtsp_toolkit_core::client::Warning::ForeignDatagram { .. })
+            )
+        })
         .count();
     assert!(warned >= 1, "no ForeignDatagram warning");
     assert!(
-        !events.iter().any(|e| matches!(e, Event::Rtp(r) if r.packet.ssrc == 0x0102_0304)),
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Rtp(r) if r.packet.ssrc == 0x0102_0304)),
         "an injected packet became an RTP event"
     );
     assert!(
@@ -345,7 +396,10 @@ fn injected_datagrams_are_dropped() {
             if r.packets.iter().any(|p| matches!(p, RtcpPacket::Bye(b) if b.ssrcs.contains(&0x0102_0304))))),
         "an injected BYE was taken"
     );
-    assert!(!events.iter().any(|e| matches!(e, Event::Loss(_))), "an injected packet caused a loss");
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Loss(_))),
+        "an injected packet caused a loss"
+    );
     assert!(frames(events).len() > 10);
 }
 

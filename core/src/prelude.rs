@@ -3,8 +3,8 @@
 //! three offer the same names.
 
 pub use crate::client::{
-    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, LogKinds, LossEvent, MethodEvent, RtcpEvent,
-    RtpEvent, Track, VideoFrameEvent, Warning,
+    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, FallbackEvent, LogKinds, LossEvent, MethodEvent,
+    PortRange, RtcpEvent, RtpEvent, Track, TrackStats, Transport, TransportKind, VideoFrameEvent, Warning,
 };
 pub use crate::codec::{AudioCodec, AudioFrame, VideoCodec, VideoFrame};
 pub use crate::stop::StopSignal;

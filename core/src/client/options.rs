@@ -193,7 +193,7 @@ impl PortRange {
         if last < first + 1 {
             0
         } else {
-            ((last - first + 1) / 2) as usize
+            (last - first).div_ceil(2) as usize
         }
     }
 
