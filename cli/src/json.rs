@@ -436,6 +436,7 @@ pub fn report_line(
         )
         .raw("tracks", &array(r.tracks.iter().map(track_report)))
         .uint("warnings", r.warnings)
+        .opt_str("fallback", r.fallback.as_deref())
         .raw("decode", &decode.map_or_else(|| "null".to_owned(), decode_summary));
     o.finish()
 }
@@ -458,6 +459,8 @@ fn track_report(t: &TrackReport) -> String {
         .opt_float("max_jitter_s", t.max_jitter)
         .uint("sender_reports", t.sender_reports)
         .uint("byes", t.byes)
+        .uint("receiver_reports_sent", t.receiver_reports_sent)
+        .str("transport", &t.transport)
         .uint("frames", t.frames)
         .uint("keyframes", t.keyframes)
         .uint("damaged_frames", t.damaged_frames)

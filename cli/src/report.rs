@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use rtsp_toolkit_tokio::core::rtcp::RtcpPacket;
 use rtsp_toolkit_tokio::core::sdp::MediaKind;
-use rtsp_toolkit_tokio::{AudioCodec, Event, Track, VideoCodec, Warning};
+use rtsp_toolkit_tokio::{AudioCodec, Event, Track, TransportKind, VideoCodec, Warning};
 
 /// Counters for one session, fed with [`Stats::observe`].
 #[derive(Debug, Default)]
@@ -34,6 +34,7 @@ pub struct Stats {
     play_at: Option<Duration>,
     closed: Option<(Duration, Option<String>)>,
     warnings: u64,
+    fallback: Option<String>,
 }
 
 /// The connection attempt.
@@ -70,7 +71,31 @@ struct TrackStats {
     rtp_span: TimestampSpan,
     sender_reports: u64,
     byes: u64,
+    receiver_reports_sent: u64,
+    transport: String,
     frames: FrameStats,
+}
+
+/// How a track's RTP travelled, for the report: `tcp (channels 0-1)`,
+/// `udp (ports 50000-50001 <- 127.0.0.1:6970-6971)`, `multicast (239.1.2.3:5000-5001)`.
+pub fn transport_label(t: &TransportKind) -> String {
+    match t {
+        TransportKind::TcpInterleaved {
+            rtp_channel,
+            rtcp_channel,
+        } => format!("tcp (channels {rtp_channel}-{rtcp_channel})"),
+        TransportKind::Udp {
+            client_ports,
+            server_ports,
+            source,
+            ..
+        } => match server_ports {
+            Some((a, b)) => format!("udp (ports {}-{} <- {source}:{a}-{b})", client_ports.0, client_ports.1),
+            None => format!("udp (ports {}-{} <- {source})", client_ports.0, client_ports.1),
+        },
+        TransportKind::Multicast { group, ports, .. } => format!("multicast ({group}:{}-{})", ports.0, ports.1),
+        _ => t.name().to_owned(),
+    }
 }
 
 /// RFC 3550 §6.4.1 interarrival jitter, in RTP timestamp units.
@@ -229,6 +254,8 @@ pub struct Report {
     /// Why the session ended, if it ended with an error.
     pub error: Option<String>,
     pub warnings: u64,
+    /// Why the session fell back from UDP to TCP, if it did.
+    pub fallback: Option<String>,
 }
 
 /// Timing of one RTSP method.
@@ -268,6 +295,10 @@ pub struct TrackReport {
     pub rtp_bitrate: Option<f64>,
     pub sender_reports: u64,
     pub byes: u64,
+    /// RTCP receiver reports this client sent on the track.
+    pub receiver_reports_sent: u64,
+    /// How the track's RTP travelled ([`transport_label`]).
+    pub transport: String,
     pub frames: u64,
     pub keyframes: u64,
     /// Frames that followed a packet loss.
@@ -387,6 +418,12 @@ impl Stats {
                     t.rtp_span.add(r.packet.timestamp);
                 }
             }
+            Event::RtcpSent(r) => {
+                if let Some(t) = self.tracks.get_mut(r.track) {
+                    t.receiver_reports_sent += 1;
+                }
+            }
+            Event::Fallback(f) => self.fallback = Some(f.reason.clone()),
             Event::Rtcp(r) => {
                 if let Some(t) = self.tracks.get_mut(r.track) {
                     for p in &r.packets {
@@ -459,6 +496,7 @@ impl Stats {
         t.codec = track.codec.clone();
         t.clock_rate = track.clock_rate;
         t.channels = track.channels;
+        t.transport = transport_label(&track.transport);
     }
 
     /// Whether a video track was set up.
@@ -522,6 +560,7 @@ impl Stats {
             session_elapsed: self.closed.as_ref().map(|c| c.0),
             error: self.closed.as_ref().and_then(|c| c.1.clone()),
             warnings: self.warnings,
+            fallback: self.fallback.clone(),
         }
     }
 }
@@ -542,6 +581,8 @@ impl TrackStats {
             rtp_span: TimestampSpan::default(),
             sender_reports: 0,
             byes: 0,
+            receiver_reports_sent: 0,
+            transport: String::new(),
             frames: FrameStats::default(),
         }
     }
@@ -600,6 +641,8 @@ impl TrackStats {
             max_jitter: jitter.map(|j| j.1 / clock),
             rtp_bitrate,
             sender_reports: self.sender_reports,
+            receiver_reports_sent: self.receiver_reports_sent,
+            transport: self.transport.clone(),
             byes: self.byes,
             frames: n,
             keyframes: f.keyframes,

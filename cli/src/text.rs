@@ -358,6 +358,9 @@ pub fn report(url: &str, closed_how: &str, r: &Report) -> String {
     if r.warnings > 0 {
         kv(&mut out, "warnings", &r.warnings.to_string());
     }
+    if let Some(why) = &r.fallback {
+        kv(&mut out, "fallback", &format!("UDP -> TCP: {why}"));
+    }
 
     if !r.methods.is_empty() {
         out.push('\n');
@@ -474,6 +477,9 @@ fn track(out: &mut String, t: &TrackReport) {
             kv(out, "max gap", format!("{} between frames", dur(gap)));
         }
     }
+    if !t.transport.is_empty() {
+        kv(out, "transport", t.transport.clone());
+    }
     let mut rtp = format!("{} packets, {} lost ({:.2} %)", t.rtp_packets, t.lost, t.loss_percent);
     if t.unsupported.is_some() {
         if let Some(b) = t.rtp_bitrate {
@@ -493,14 +499,15 @@ fn track(out: &mut String, t: &TrackReport) {
             format!("{} (peak {}, RFC 3550{note})", secs(j), secs(max)),
         );
     }
-    if t.sender_reports > 0 || t.byes > 0 {
+    if t.sender_reports > 0 || t.byes > 0 || t.receiver_reports_sent > 0 {
         kv(
             out,
             "rtcp",
             format!(
-                "{} sender reports{}",
+                "{} sender reports{} in, {} receiver reports out",
                 t.sender_reports,
-                if t.byes > 0 { ", BYE" } else { "" }
+                if t.byes > 0 { ", BYE" } else { "" },
+                t.receiver_reports_sent
             ),
         );
     }
