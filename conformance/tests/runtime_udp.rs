@@ -3,8 +3,8 @@
 //! and the session ends cleanly at the stop with every socket closed; a
 //! datagram from another local port is dropped; with `Transport::Auto` a
 //! server that refuses UDP (461), and one that accepts it but never sends,
-//! both end up playing over TCP; multicast (in a network namespace only,
-//! ignored by default). The three runtimes of a case run at once, each
+//! both end up playing over TCP; multicast (each in a network namespace of
+//! its own, `conformance::netns`). The three runtimes of a case run at once, each
 //! against a server of its own. Last, a whole file from GStreamer's
 //! rtsp-server over UDP.
 //!
@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use rtsp_toolkit_conformance::events::{closed_error, kind, methods};
 use rtsp_toolkit_conformance::runtimes::{self, Control, Run, Runtime, StopWhen};
-use rtsp_toolkit_core::client::{ClientOptions, Event, Transport, TransportKind, Warning};
+use rtsp_toolkit_core::client::{ClientOptions, Event, Transport, TransportKind, UdpBind, Warning};
+use rtsp_toolkit_driver::udp::open_pair;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// Bound on one session.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -618,13 +620,14 @@ fn a_server_whose_udp_never_arrives_is_played_over_tcp_on_a_new_connection() {
     }
 }
 
-/// Needs a network namespace with multicast on `lo` (the client joins a
-/// group), so it is not run by default; `conformance::netns` can run it
-/// there, or by hand:
-/// `unshare --net sh -c 'ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && <test binary> --ignored multicast'`.
+/// Joins a multicast group, so it runs inside a network namespace of its
+/// own (`conformance::netns`; nothing leaves it).
 #[test]
-#[ignore = "joins a multicast group: run inside a network namespace"]
 fn frames_over_multicast_then_the_group_is_left() {
+    rtsp_toolkit_conformance::netns::run(frames_over_multicast_then_the_group_is_left_inside);
+}
+
+fn frames_over_multicast_then_the_group_is_left_inside() {
     let opts = ClientOptions {
         transport: Transport::Multicast,
         ..ClientOptions::default()
@@ -691,4 +694,62 @@ fn a_whole_file_from_gstreamer_over_udp_gives_the_tcp_frame_counts() {
                 .collect::<Vec<_>>()
         );
     }
+}
+
+/// Two receivers on one host share a group's ports, and the source-specific
+/// join filters another sender out (`driver::udp`), inside a network
+/// namespace of the test's own.
+#[test]
+fn multicast_pairs_share_the_group_and_filter_by_source() {
+    rtsp_toolkit_conformance::netns::run(|| {
+        let group = IpAddr::V4(Ipv4Addr::new(239, 255, 42, 9));
+        let port = 42_000;
+        let source = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let (a, a_rtcp, p) = open_pair(&UdpBind::Multicast {
+            group,
+            port,
+            source,
+            interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        })
+        .unwrap();
+        assert_eq!(p, port);
+        // A second receiver on the same host and ports.
+        let (b, _b_rtcp, _) = open_pair(&UdpBind::Multicast {
+            group,
+            port,
+            source,
+            interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        })
+        .unwrap();
+        let sender = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        sender.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+        sender
+            .bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)))
+            .unwrap();
+        let sender: UdpSocket = sender.into();
+        sender.send_to(b"rtp", (group, port)).unwrap();
+        sender.send_to(b"rtcp", (group, port + 1)).unwrap();
+        // Another source: filtered out by the source-specific join.
+        let other = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        other.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+        other
+            .bind(&SockAddr::from(SocketAddr::new(Ipv4Addr::new(127, 0, 0, 2).into(), 0)))
+            .unwrap();
+        let other: UdpSocket = other.into();
+        other.send_to(b"foreign", (group, port)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut buf = [0u8; 64];
+        for s in [&a, &b] {
+            let (n, from) = s.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (&b"rtp"[..], sender.local_addr().unwrap()));
+            let e = s.recv_from(&mut buf).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                io::ErrorKind::WouldBlock,
+                "the other source's datagram was filtered"
+            );
+        }
+        let (n, _) = a_rtcp.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"rtcp");
+    });
 }

@@ -474,49 +474,6 @@ mod tests {
         UdpSocket::bind((LOCAL, port + 1)).unwrap();
     }
 
-    /// Needs a network namespace with multicast on `lo` (it joins a group
-    /// and sends to it), so it is not run by default:
-    /// `unshare --net sh -c 'ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && <test binary> --ignored multicast'`.
-    #[test]
-    #[ignore = "joins a multicast group: run inside a network namespace"]
-    fn multicast_pairs_share_the_group_and_filter_by_source() {
-        let group = IpAddr::V4(Ipv4Addr::new(239, 255, 42, 9));
-        let port = 42_000;
-        let source = Some(LOCAL);
-        let (a, a_rtcp, p) = bind_multicast(group, port, source, LOCAL).unwrap();
-        assert_eq!(p, port);
-        // A second receiver on the same host and ports.
-        let (b, _b_rtcp, _) = bind_multicast(group, port, source, LOCAL).unwrap();
-        let sender = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-        sender.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
-        sender.bind(&SockAddr::from(SocketAddr::new(LOCAL, 0))).unwrap();
-        let sender: UdpSocket = sender.into();
-        sender.send_to(b"rtp", (group, port)).unwrap();
-        sender.send_to(b"rtcp", (group, port + 1)).unwrap();
-        // Another source: filtered out by the source-specific join.
-        let other = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-        other.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
-        other
-            .bind(&SockAddr::from(SocketAddr::new(Ipv4Addr::new(127, 0, 0, 2).into(), 0)))
-            .unwrap();
-        let other: UdpSocket = other.into();
-        other.send_to(b"foreign", (group, port)).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let mut buf = [0u8; 64];
-        for s in [&a, &b] {
-            let (n, from) = s.recv_from(&mut buf).unwrap();
-            assert_eq!((&buf[..n], from), (&b"rtp"[..], sender.local_addr().unwrap()));
-            let e = s.recv_from(&mut buf).unwrap_err();
-            assert_eq!(
-                e.kind(),
-                io::ErrorKind::WouldBlock,
-                "the other source's datagram was filtered"
-            );
-        }
-        let (n, _) = a_rtcp.recv_from(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"rtcp");
-    }
-
     #[test]
     fn multicast_checks_its_arguments() {
         let e = bind_multicast(LOCAL, 5000, None, LOCAL).unwrap_err();
