@@ -17,7 +17,7 @@ use std::time::Duration;
 use rtsp_toolkit_tokio::core::client::{ConnectEvent, FallbackEvent, MethodEvent};
 use rtsp_toolkit_tokio::core::rtcp::{ReportBlock, RtcpPacket};
 use rtsp_toolkit_tokio::core::sdp::Sdp;
-use rtsp_toolkit_tokio::{Error, Event, Track};
+use rtsp_toolkit_tokio::{Error, Event, Track, TransportKind};
 
 use crate::decode::DecodeSummary;
 use crate::report::{audio_codec_name, kind_name, video_codec_name, Report, TrackReport};
@@ -347,7 +347,55 @@ fn track(t: &Track) -> String {
         .uint("clock_rate", u64::from(t.clock_rate))
         .opt_uint("channels", t.channels.map(u64::from))
         .str("control_url", &t.control_url)
+        .raw("transport", &transport(&t.transport))
         .finish()
+}
+
+/// A track's transport: `{kind: "tcp", rtp_channel, rtcp_channel}`,
+/// `{kind: "udp", client_ports, server_ports, source, ssrc}` or
+/// `{kind: "multicast", group, ports, ttl, source, ssrc}`.
+fn transport(t: &TransportKind) -> String {
+    let pair = |p: (u16, u16)| format!("[{},{}]", p.0, p.1);
+    let mut o = Obj::bare();
+    o.str("kind", t.name());
+    match t {
+        TransportKind::TcpInterleaved {
+            rtp_channel,
+            rtcp_channel,
+        } => {
+            o.uint("rtp_channel", u64::from(*rtp_channel))
+                .uint("rtcp_channel", u64::from(*rtcp_channel));
+        }
+        TransportKind::Udp {
+            client_ports,
+            server_ports,
+            source,
+            ssrc,
+        } => {
+            o.raw("client_ports", &pair(*client_ports));
+            match server_ports {
+                Some(p) => o.raw("server_ports", &pair(*p)),
+                None => o.null("server_ports"),
+            };
+            o.str("source", &source.to_string())
+                .opt_uint("ssrc", ssrc.map(u64::from));
+        }
+        TransportKind::Multicast {
+            group,
+            ports,
+            ttl,
+            source,
+            ssrc,
+        } => {
+            o.str("group", &group.to_string())
+                .raw("ports", &pair(*ports))
+                .opt_uint("ttl", ttl.map(u64::from))
+                .str("source", &source.to_string())
+                .opt_uint("ssrc", ssrc.map(u64::from));
+        }
+        _ => {}
+    }
+    o.finish()
 }
 
 fn rtcp_packet(p: &RtcpPacket) -> String {

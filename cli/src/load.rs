@@ -1,5 +1,5 @@
-//! `rtsp-toolkit load URL --sessions N --duration S`: opens N RTSP/TCP
-//! sessions on one URL and reports, per session, the fraction of real time
+//! `rtsp-toolkit load URL --sessions N --duration S`: opens N RTSP
+//! sessions (RTP over TCP, or `--transport udp`) on one URL and reports, per session, the fraction of real time
 //! delivered and the setup latency; with `--server-pid`, the server's CPU
 //! and RSS (from /proc) too.
 //!
@@ -54,6 +54,12 @@ pub struct LoadArgs {
     /// discontinuities, server RSS and CPU.
     #[arg(long, value_name = "SECS")]
     pub report_every: Option<f64>,
+    /// How RTP travels: tcp (interleaved), udp, multicast or auto.
+    #[arg(long, value_name = "KIND", default_value = "tcp", value_parser = |s: &str| s.parse::<Transport>())]
+    pub transport: Transport,
+    /// Local UDP ports for the sessions' RTP/RTCP pairs; default: any free pairs.
+    #[arg(long, value_name = "FIRST-LAST", value_parser = |s: &str| s.parse::<PortRange>())]
+    pub udp_ports: Option<PortRange>,
 }
 
 struct Resolved {
@@ -64,13 +70,15 @@ struct Resolved {
     frames: bool,
     server_pid: Option<u32>,
     report_every: Option<Duration>,
+    transport: Transport,
+    udp_ports: Option<PortRange>,
 }
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtsp_toolkit_tokio::core::codec::TimestampUnroller;
-use rtsp_toolkit_tokio::{ClientOptions, Event, Session, StopSignal};
+use rtsp_toolkit_tokio::{ClientOptions, Event, PortRange, Session, StopSignal, Transport};
 
 /// Continuity of one track's RTP stream.
 #[derive(Debug, Default, Clone)]
@@ -186,10 +194,20 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
     Some((ticks / 100.0, rss))
 }
 
-async fn one_session(url: String, frames: bool, stop: StopSignal, shared: Shared) {
+/// What every session of a run is asked for.
+#[derive(Debug, Clone, Copy)]
+struct SessionSpec {
+    frames: bool,
+    transport: Transport,
+    udp_ports: Option<PortRange>,
+}
+
+async fn one_session(url: String, spec: SessionSpec, stop: StopSignal, shared: Shared) {
     let opts = ClientOptions {
-        assemble_frames: frames,
+        assemble_frames: spec.frames,
         timeout: Duration::from_secs(10),
+        transport: spec.transport,
+        udp_ports: spec.udp_ports,
         ..Default::default()
     };
     let mut session = match Session::open_with_stop(&url, opts, stop) {
@@ -318,6 +336,8 @@ pub async fn run(args: &LoadArgs) -> u8 {
             .report_every
             .filter(|s| s.is_finite() && *s > 0.0)
             .map(|s| Duration::from_secs_f64(s.max(0.1))),
+        transport: args.transport,
+        udp_ports: args.udp_ports,
     };
     let start = Instant::now();
     let stop = StopSignal::new();
@@ -326,12 +346,12 @@ pub async fn run(args: &LoadArgs) -> u8 {
     let spawn = |tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
         let shared = Shared::default();
         all.lock().unwrap_or_else(|p| p.into_inner()).push(shared.clone());
-        tasks.push(tokio::spawn(one_session(
-            args.url.clone(),
-            args.frames,
-            stop.clone(),
-            shared,
-        )));
+        let spec = SessionSpec {
+            frames: args.frames,
+            transport: args.transport,
+            udp_ports: args.udp_ports,
+        };
+        tasks.push(tokio::spawn(one_session(args.url.clone(), spec, stop.clone(), shared)));
     };
     let reporter = args
         .report_every

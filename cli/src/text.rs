@@ -95,10 +95,11 @@ pub fn method(m: &MethodEvent) -> String {
     }
     if let Some(t) = &m.track {
         extra = format!(
-            "track {} {} {}",
+            "track {} {} {} over {}",
             t.index,
             kind_name(&t.kind),
-            codec_label(&t.codec, t.clock_rate, t.channels)
+            codec_label(&t.codec, t.clock_rate, t.channels),
+            crate::report::transport_label(&t.transport)
         );
     }
     if m.method.as_str() == "PLAY" {

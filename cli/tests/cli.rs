@@ -352,6 +352,9 @@ fn bad_urls_and_options_exit_2() {
         vec!["probe", "rtsp://127.0.0.1/x", "--audio-rate", "16000"],
         vec!["probe", "rtsp://127.0.0.1/x", "--forward", "host:notaport"],
         vec!["probe", "rtsp://127.0.0.1/x", "--save-video", "/nonexistent-dir/x.h264"],
+        vec!["probe", "rtsp://127.0.0.1/x", "--transport", "sctp"],
+        vec!["probe", "rtsp://127.0.0.1/x", "--udp-ports", "5001-5001"],
+        vec!["probe", "rtsp://127.0.0.1/x", "--reorder-packets", "0"],
         vec!["probe"],
         vec!["bogus"],
     ] {
@@ -544,4 +547,64 @@ fn unsupported_codec_is_reported_with_rtp_statistics() {
     assert_eq!(t["frames"], 0);
     assert_eq!(t["lost"], 0);
     assert!(t["jitter_s"].is_number());
+}
+
+/// `probe --transport udp` and `auto` against GStreamer's server: the
+/// transport is in the SETUP lines, the report and the JSON; auto against a
+/// server that refuses UDP says it fell back.
+#[test]
+fn probe_over_udp_shows_the_transport() {
+    let gst = rtsp_toolkit_conformance::peers::GstServer::start(None);
+    let url = gst.url("h264_aac.mp4");
+    let r = run(
+        &["probe", &url, "--transport", "udp", "--frames", "50", "--json"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    let events = r.json();
+    let setups: Vec<&Value> = of_type(&events, "rtsp")
+        .into_iter()
+        .filter(|e| e["method"] == "SETUP")
+        .collect();
+    assert_eq!(setups.len(), 2);
+    for s in &setups {
+        let t = &s["track"]["transport"];
+        assert_eq!(t["kind"], "udp", "{s}");
+        assert!(t["client_ports"][0].as_u64().unwrap() % 2 == 0, "{t}");
+        assert!(t["server_ports"].is_array(), "{t}");
+    }
+    let rep = report(&events);
+    for t in rep["tracks"].as_array().unwrap() {
+        assert!(t["transport"].as_str().unwrap().starts_with("udp (ports "), "{t}");
+    }
+    assert!(rep["fallback"].is_null());
+    let r = run(
+        &["probe", &url, "--transport", "udp", "--frames", "25"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    assert!(r.stdout.contains("over udp (ports "), "{}", r.stdout);
+
+    let tcp_only = rtsp_toolkit_conformance::peers::GstServer::start_with(None, &["--protocols", "tcp"]);
+    let r = run(
+        &[
+            "probe",
+            &tcp_only.url("h264_aac.mp4"),
+            "--transport",
+            "auto",
+            "--frames",
+            "25",
+            "--json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    let events = r.json();
+    let fallback = of_type(&events, "fallback");
+    assert_eq!(fallback.len(), 1, "{events:?}");
+    assert_eq!(
+        (fallback[0]["from"].as_str(), fallback[0]["to"].as_str()),
+        (Some("udp"), Some("tcp"))
+    );
+    assert!(report(&events)["fallback"].as_str().unwrap().contains("461"));
 }
