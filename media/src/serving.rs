@@ -404,6 +404,17 @@ async fn run_connection<C: ConnectionIo>(mut io: C, mut admitted: Admitted) {
                 let result = C::lookup(state.library.clone(), path).await;
                 conn.handle_input(Instant::now(), ServerInput::Lookup { token, result });
             }
+            ServerOutput::OpenUdp(request) => conn.handle_input(
+                Instant::now(),
+                ServerInput::UdpOpened {
+                    pair: request.pair,
+                    result: Err("UDP is not served yet"),
+                },
+            ),
+            ServerOutput::SendDatagram { .. } => {}
+            ServerOutput::OtherSession { token, .. } => {
+                conn.handle_input(Instant::now(), ServerInput::OtherSession { token, found: false })
+            }
             ServerOutput::Event(event) => log_event(&event),
             ServerOutput::Timeout(at) => match unless_stopped(&state.stop, io.read_until(&mut buf, at)).await {
                 Some(woken) => wake(conn, woken.now, woken.read, &buf, woken.deadline_passed),
