@@ -13,9 +13,15 @@
 //! - [`accept_loop`] accepts on the runtime's [`Listener`], applies the
 //!   connection limit, makes each connection's machine (its seed and
 //!   wall-clock time) and runs it over the runtime's [`ConnectionIo`]: the
-//!   machine's outputs done (writes, lookups, logged events), its inputs
-//!   given (a read and a passed deadline in the one order every runtime
-//!   follows, write failures, lookup answers, the server's stop).
+//!   machine's outputs done (writes, lookups, UDP pairs opened with
+//!   [`crate::udp`] and registered as the runtime's [`Datagrams`], datagrams
+//!   sent, logged events), its inputs given (a read and a passed deadline in
+//!   the one order every runtime follows, datagrams received, write
+//!   failures, lookup answers, the server's stop);
+//! - [`ServerState`] holds the registry of UDP sessions through which a
+//!   keepalive or TEARDOWN on one connection reaches a session owned by
+//!   another, which may have lost its own connection (`docs/ARCHITECTURE.md`,
+//!   "Sessions that outlive their connection").
 //!
 //! The loops are the ones `docs/ARCHITECTURE.md` describes; the runtime's
 //! `io` module supplies the two socket rules (data before a deadline, no
