@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
+use rtsp_toolkit_core::server::PortRange;
 use rtsp_toolkit_media::serving::ServerOptions;
 
 rtsp_toolkit_conformance::on_every_server!(
@@ -21,9 +22,13 @@ rtsp_toolkit_conformance::on_every_server!(
 /// Session timeout of these servers: short, so that expiry is seen quickly.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The UDP ports of these servers (the interop tests leave them to the OS).
+const PORTS: (u16, u16) = (41_000, 41_999);
+
 fn server(runtime: ServerRuntime) -> TestServer {
     let mut options = ServerOptions::default();
     options.config.session_timeout = TIMEOUT;
+    options.config.udp_ports = PortRange::new(PORTS.0, PORTS.1);
     TestServer::with_options(runtime, rtsp_toolkit_conformance::media_dir(), options)
 }
 
@@ -127,6 +132,10 @@ fn play(server: &TestServer) -> UdpSession {
     let (a, b) = server_ports.split_once('-').unwrap();
     let server_port: u16 = a.parse().unwrap();
     assert_eq!((server_port % 2, b.parse::<u16>().unwrap()), (0, server_port + 1));
+    assert!(
+        (PORTS.0..PORTS.1).contains(&server_port),
+        "{server_port} within --udp-ports"
+    );
     let ssrc = u32::from_str_radix(&param(transport, "ssrc"), 16).unwrap();
     let (status, _) = rtsp.request("PLAY", &format!("{url}?play_count=0"), &[("Session", id.as_str())]);
     assert_eq!(status, 200);
