@@ -2,8 +2,12 @@
 //!
 //! Prints `listening on rtsp://HOST:PORT/` first (so that a script that asked
 //! for port 0 can read the port), then one URL per published file, and serves
-//! until Ctrl-C or SIGTERM. The protocol and the file handling are the
-//! embedded server's (`rtsp_toolkit_tokio::server`); this is only its front.
+//! until Ctrl-C or SIGTERM. Clients get the media interleaved on the RTSP
+//! connection or over UDP, as they ask (`--udp-ports` bounds the UDP ports).
+//! The protocol and the file handling are the embedded server's
+//! (`rtsp_toolkit_tokio::server`); this is only its front; its log (`-v`)
+//! has each request, and each receiver report of a UDP client (its loss and
+//! jitter).
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -11,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use rtsp_toolkit_tokio::core::server::PortRange;
 use rtsp_toolkit_tokio::server::{ServerBuilder, ServerOptions};
 
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
@@ -35,6 +40,11 @@ pub struct ServeArgs {
     /// many seconds of the missed media at once, then continues from there (timestamps stay continuous).
     #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_max_lag)]
     pub max_lag: f64,
+    /// UDP ports for clients that ask for RTP over UDP (RTP/AVP unicast): each session track takes an even RTP
+    /// port and the odd RTCP port above it from FIRST-LAST (e.g. 30000-30999 for 500 tracks). Default: any
+    /// even/odd pair the OS gives. TCP-interleaved clients need none.
+    #[arg(long, value_name = "FIRST-LAST", value_parser = PortRange::parse)]
+    pub udp_ports: Option<PortRange>,
 }
 
 /// Seconds, finite and not negative.
@@ -94,6 +104,7 @@ pub async fn run(args: &ServeArgs) -> u8 {
     let mut options = ServerOptions::default();
     options.config.initial_rtp = args.initial_rtp;
     options.config.max_lag = Duration::from_secs_f64(args.max_lag);
+    options.config.udp_ports = args.udp_ports;
     let server = match ServerBuilder::new(&args.dir).options(options).bind(addr).await {
         Ok(s) => s,
         Err(e) => {
@@ -150,7 +161,7 @@ pub(crate) async fn wait_for_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_initial_rtp, parse_max_lag};
+    use super::{parse_initial_rtp, parse_max_lag, PortRange};
 
     #[test]
     fn max_lag_parses_seconds() {
@@ -160,6 +171,13 @@ mod tests {
         assert!(parse_max_lag("inf").is_err());
         assert!(parse_max_lag("NaN").is_err());
         assert!(parse_max_lag("x").is_err());
+    }
+
+    #[test]
+    fn udp_ports_parse_a_range_with_a_pair() {
+        assert_eq!(PortRange::parse("30000-30999").map(|r| r.len()), Ok(500));
+        assert!(PortRange::parse("30001-30001").is_err());
+        assert!(PortRange::parse("30000").is_err());
     }
 
     #[test]

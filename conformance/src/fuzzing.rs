@@ -587,9 +587,15 @@ pub fn server_connection(data: &[u8]) {
         } else {
             conn.handle_input(at, ServerInput::Eof);
         }
+        let mut closed = drain_server(&mut conn, now, &lookup, &mut transmitted);
+        if !closed && conn.is_detached() {
+            // A UDP session plays on without its connection, until it expires.
+            conn.handle_input(at + Duration::from_secs(3600), ServerInput::Timeout);
+            closed = drain_server(&mut conn, now, &lookup, &mut transmitted);
+        }
         assert!(
-            drain_server(&mut conn, now, &lookup, &mut transmitted),
-            "the connection closes at EOF or abort"
+            closed,
+            "the connection closes at EOF or abort (a UDP session once expired)"
         );
     }
     // What the server writes is bounded by what it was asked: responses to
@@ -620,6 +626,21 @@ fn drain_server(
                 ServerInput::Lookup {
                     token,
                     result: lookup(&path),
+                },
+            ),
+            ServerOutput::OpenUdp(request) => conn.handle_input(
+                now,
+                ServerInput::UdpOpened {
+                    pair: request.pair,
+                    result: Ok(40_000 + 2 * (request.pair % 1000)),
+                },
+            ),
+            ServerOutput::SendDatagram { data, .. } => *transmitted += data.len(),
+            ServerOutput::OtherSession { token, .. } => conn.handle_input(
+                now,
+                ServerInput::OtherSession {
+                    token,
+                    found: token % 2 == 0,
                 },
             ),
             ServerOutput::Event(_) => {}

@@ -523,8 +523,9 @@ fn wrong_state_and_bogus_transports(runtime: ServerRuntime) {
     assert_eq!(ask(&mut c, "RECORD", &url, &[]), 405);
     assert_eq!(ask(&mut c, "FROBNICATE", &url, &[]), 501);
     for transport in [
-        "RTP/AVP;unicast;client_port=5000-5001",
-        "RTP/AVP/UDP;unicast;client_port=5000-5001",
+        "RTP/AVP;unicast",
+        "RTP/AVP;unicast;client_port=0-1",
+        "RTP/AVP;unicast;client_port=5000-5001;destination=192.0.2.1",
         "RTP/AVP;multicast;destination=224.0.0.1",
         "RTP/AVP/TCP;multicast;interleaved=0-1",
         "RTP/AVP/TCP;unicast;interleaved=x",
@@ -568,7 +569,7 @@ fn wrong_state_and_bogus_transports(runtime: ServerRuntime) {
         404,
         "absurd track"
     );
-    // A UDP spec first and TCP second is fine: the TCP one is taken.
+    // A UDP spec first and TCP second is fine: the first (UDP) one is taken.
     assert_eq!(
         ask(
             &mut c,

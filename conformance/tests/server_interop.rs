@@ -1,7 +1,8 @@
 //! Our file server against third-party clients on loopback: `ffprobe`
-//! (FFmpeg), GStreamer's `rtspsrc`, and retina. Every fixture must give the
-//! frames the file has, from the tokio server and the smol server alike
-//! (each test runs once per server, in `tokio_server` and `smol_server`).
+//! (FFmpeg), GStreamer's `rtspsrc`, and retina, over TCP interleaved and
+//! (ffprobe, GStreamer) over UDP. Every fixture must give the frames the
+//! file has, from the tokio server and the smol server alike (each test
+//! runs once per server, in `tokio_server` and `smol_server`).
 
 use std::process::Command;
 use std::time::Duration;
@@ -17,6 +18,8 @@ rtsp_toolkit_conformance::on_every_server!(
     ffprobe_play_count_two_counts_twice,
     gstreamer_rtspsrc_receives_every_frame,
     retina_receives_every_frame,
+    ffprobe_over_udp_counts_what_tcp_counts,
+    gstreamer_rtspsrc_over_udp_plays_to_the_end,
 );
 
 /// (file, [(ffprobe codec name, frames)]): the file's own counts.
@@ -45,8 +48,12 @@ async fn run(mut cmd: Command, limit: Duration) -> String {
 }
 
 fn ffprobe(url: &str, extra: &[&str]) -> Command {
+    ffprobe_over(url, "tcp", extra)
+}
+
+fn ffprobe_over(url: &str, transport: &str, extra: &[&str]) -> Command {
     let mut c = Command::new("ffprobe");
-    c.args(["-v", "error", "-rtsp_transport", "tcp", "-count_frames"])
+    c.args(["-v", "error", "-rtsp_transport", transport, "-count_frames"])
         .args(extra)
         .args([
             "-show_entries",
@@ -159,4 +166,50 @@ async fn retina_frames(url: String, expected: usize) -> usize {
         }
     }
     n
+}
+
+/// `ffprobe -rtsp_transport udp` counts every frame of every fixture, the
+/// same counts as over TCP in the same run (loopback loses nothing).
+async fn ffprobe_over_udp_counts_what_tcp_counts(runtime: ServerRuntime) {
+    let server = start(runtime);
+    let runs = futures_util::future::join_all(FIXTURES.iter().flat_map(|(name, _)| {
+        let url = format!("rtsp://{}/{name}", server.local_addr());
+        ["udp", "tcp"].map(|transport| run(ffprobe_over(&url, transport, &[]), Duration::from_secs(40)))
+    }))
+    .await;
+    for ((name, want), out) in FIXTURES.iter().zip(runs.chunks(2)) {
+        let want: Vec<(String, usize)> = want.iter().map(|(c, n)| (c.to_string(), *n)).collect();
+        assert_eq!(parse_counts(&out[0]), want, "{name} over UDP");
+        assert_eq!(parse_counts(&out[0]), parse_counts(&out[1]), "{name}: UDP vs TCP");
+    }
+    server.shutdown();
+}
+
+/// GStreamer's rtspsrc over UDP only: every frame, and EOS on our BYE
+/// (sent to its RTCP port).
+async fn gstreamer_rtspsrc_over_udp_plays_to_the_end(runtime: ServerRuntime) {
+    let server = start(runtime);
+    let cases = [
+        ("h264_aac.mp4", "rtph264depay ! h264parse", 125),
+        ("tone.aac", "rtpmp4gdepay ! aacparse", 217),
+    ];
+    let runs = futures_util::future::join_all(cases.iter().map(|(name, chain, _)| {
+        let mut c = Command::new("gst-launch-1.0");
+        let pipeline = format!(
+            "rtspsrc location=rtsp://{}/{name} protocols=udp name=s s. ! {chain} ! fakesink silent=false",
+            server.local_addr()
+        );
+        c.arg("-v").args(pipeline.split(' '));
+        run(c, Duration::from_secs(40))
+    }))
+    .await;
+    for ((name, _, want), out) in cases.iter().zip(runs) {
+        let frames = out
+            .lines()
+            .filter(|l| l.contains("fakesink0") && l.contains("chain"))
+            .count();
+        assert_eq!(frames, *want, "{name}");
+        assert!(out.contains("Got EOS"), "{name}: no EOS");
+    }
+    server.shutdown();
 }

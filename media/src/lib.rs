@@ -26,7 +26,8 @@
 //! For the server runtimes: [`library`] (the files a server publishes: root
 //! confinement, the shared source cache, URLs) and [`serving`] (its options
 //! and the state its connections share), so that a runtime's server is only
-//! a loop that moves bytes, time and lookups.
+//! a loop that moves bytes, datagrams, time and lookups; [`udp`] binds the
+//! RTP/RTCP port pairs of UDP sessions.
 //!
 //! Decode helpers for clients: [`audio`] (AAC and G.711 to PCM, WAV writing, playback behind the
 //! `playback` feature) and, behind the `decode` feature, `video` (H.264 and H.265 to RGB or YUV
@@ -79,6 +80,7 @@ mod nal;
 mod reader;
 pub mod serving;
 mod timeline;
+pub mod udp;
 #[cfg(feature = "decode")]
 pub mod video;
 mod wav;

@@ -13,30 +13,37 @@
 //! - [`accept_loop`] accepts on the runtime's [`Listener`], applies the
 //!   connection limit, makes each connection's machine (its seed and
 //!   wall-clock time) and runs it over the runtime's [`ConnectionIo`]: the
-//!   machine's outputs done (writes, lookups, logged events), its inputs
-//!   given (a read and a passed deadline in the one order every runtime
-//!   follows, write failures, lookup answers, the server's stop).
+//!   machine's outputs done (writes, lookups, UDP pairs opened with
+//!   [`crate::udp`] and registered as the runtime's [`Datagrams`], datagrams
+//!   sent, logged events), its inputs given (a read and a passed deadline in
+//!   the one order every runtime follows, datagrams received, write
+//!   failures, lookup answers, the server's stop);
+//! - [`ServerState`] holds the registry of UDP sessions through which a
+//!   keepalive or TEARDOWN on one connection reaches a session owned by
+//!   another, which may have lost its own connection (`docs/ARCHITECTURE.md`,
+//!   "Sessions that outlive their connection").
 //!
 //! The loops are the ones `docs/ARCHITECTURE.md` describes; the runtime's
 //! `io` module supplies the two socket rules (data before a deadline, no
 //! progress for `write_stall` is a failed write).
 
 use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::marker::PhantomData;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::Poll;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtsp_toolkit_core::server::{
-    CloseReason, Connection, LookupError, ServerConfig, ServerEvent, ServerInput, ServerOutput,
+    CloseReason, Connection, LookupError, PortRange, ServerConfig, ServerEvent, ServerInput, ServerOutput, UdpSocketId,
 };
 use rtsp_toolkit_core::stop::StopSignal;
 pub use rtsp_toolkit_driver::{Woken, WriteError};
@@ -51,6 +58,16 @@ pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// Read buffer of a connection: requests are small.
 const READ_BUFFER: usize = 16 * 1024;
+
+/// Datagram buffer of a connection: what clients send over UDP is RTCP
+/// (receiver reports, a few hundred bytes); longer datagrams are cut, which
+/// makes them unparsable, and they are dropped as such.
+const DATAGRAM_BUFFER: usize = 4 * 1024;
+
+/// Errors one socket may return in a row within one poll before it is left
+/// until the next wake-up (a UDP socket can report an ICMP error of an
+/// earlier send as a failed receive; it does not mean the socket is dead).
+const RECV_ERRORS_PER_POLL: usize = 4;
 
 /// How long the accept loop waits after a failed accept (`EMFILE` and
 /// friends) before it tries again, instead of spinning.
@@ -122,6 +139,13 @@ impl<S> ServerBuilder<S> {
     /// Sessions with no activity for this long are expired.
     pub fn session_timeout(mut self, timeout: Duration) -> Self {
         self.options.config.session_timeout = timeout;
+        self
+    }
+
+    /// The UDP ports of the RTP/RTCP pairs of UDP sessions (default: any
+    /// even/odd pair the OS gives).
+    pub fn udp_ports(mut self, range: PortRange) -> Self {
+        self.options.config.udp_ports = Some(range);
         self
     }
 
@@ -234,6 +258,37 @@ pub struct ServerState {
     accepted: AtomicU64,
     stop: StopSignal,
     seeds: RandomState,
+    /// The UDP sessions, by session id, that requests on other connections
+    /// may refresh or end (see `docs/ARCHITECTURE.md`, "Sessions that
+    /// outlive their connection").
+    sessions: Mutex<HashMap<String, Arc<SessionLink>>>,
+}
+
+/// What another connection can do to a UDP session: refresh it (a
+/// keepalive naming it) or end it (a TEARDOWN naming it). The session's own
+/// connection loop reads both.
+#[derive(Debug, Default)]
+struct SessionLink {
+    /// The latest keepalive from another connection not handed in yet.
+    keepalive: Mutex<Option<Instant>>,
+    teardown: StopSignal,
+}
+
+/// A session's place in [`ServerState`]'s registry, removed on drop.
+#[derive(Debug)]
+struct Registered {
+    id: String,
+    link: Arc<SessionLink>,
+    state: Arc<ServerState>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut sessions = self.state.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if sessions.get(&self.id).is_some_and(|l| Arc::ptr_eq(l, &self.link)) {
+            sessions.remove(&self.id);
+        }
+    }
 }
 
 impl ServerState {
@@ -247,7 +302,41 @@ impl ServerState {
             accepted: AtomicU64::new(0),
             stop: StopSignal::new(),
             seeds: RandomState::new(),
+            sessions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// UDP sessions open now (with or without their connection).
+    pub fn udp_sessions(&self) -> usize {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Puts `id` in the registry.
+    fn register(self: &Arc<Self>, id: &str) -> Registered {
+        let link = Arc::new(SessionLink::default());
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), link.clone());
+        Registered {
+            id: id.to_owned(),
+            link,
+            state: self.clone(),
+        }
+    }
+
+    /// A request on another connection named session `id` at `now`:
+    /// refreshes it, or ends it (`teardown`). Whether it exists.
+    fn touch(&self, id: &str, teardown: bool, now: Instant) -> bool {
+        let Some(link) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned() else {
+            return false;
+        };
+        if teardown {
+            link.teardown.stop();
+        } else {
+            *link.keepalive.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+        }
+        true
     }
 
     /// The published files.
@@ -343,6 +432,17 @@ pub trait Listener: Send + Sync {
 /// for blocking work: what a connection's loop leaves to the runtime. Each
 /// runtime implements it with its `io` module.
 pub trait ConnectionIo: Send {
+    /// The runtime's UDP socket, for the pairs of UDP sessions.
+    type Udp: Datagrams + 'static;
+
+    /// The local address the connection came in on (UDP pairs are bound on
+    /// its IP).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Waits until `at` (a connection whose UDP session outlived its
+    /// socket has only deadlines and datagrams to wait for).
+    fn sleep_until(at: Instant) -> impl Future<Output = ()> + Send;
+
     /// Writes all of `bytes`, failing with [`WriteError::Stalled`] when the
     /// socket takes no byte for `stall` (a client that keeps taking bytes,
     /// however slowly, has not stalled).
@@ -362,6 +462,22 @@ pub trait ConnectionIo: Send {
 
     /// Shuts the socket's write side, once the connection is over.
     fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// A UDP socket as a runtime polls it: one of a session's RTP/RTCP pair.
+pub trait Datagrams: Send + Sync + Sized {
+    /// Registers a bound, non-blocking socket ([`crate::udp::bind_pair`])
+    /// with the runtime's reactor. Called within the runtime.
+    fn from_std(socket: std::net::UdpSocket) -> io::Result<Self>;
+
+    /// One datagram into `buf` (cut to its length): its length and sender;
+    /// `Pending` registers `cx` for the next one.
+    fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>>;
+
+    /// Sends one datagram now, without waiting: a socket whose buffer is
+    /// full fails with `WouldBlock` and the datagram is dropped (UDP is
+    /// lossy; waiting would hold up the session's other packets).
+    fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<usize>;
 }
 
 /// Accepts connections on `listener` until `state`'s stop, each in a task
@@ -388,31 +504,228 @@ pub async fn accept_loop<L: Listener>(listener: L, state: Arc<ServerState>) {
 }
 
 /// The connection's loop: the machine's outputs done, its inputs given.
-async fn run_connection<C: ConnectionIo>(mut io: C, mut admitted: Admitted) {
+///
+/// Besides the TCP socket, it holds the UDP pairs the machine asked for
+/// and, once the session plays over UDP, the session's place in the
+/// server's registry. When the machine detaches (its UDP session outlived
+/// the RTSP connection), the TCP socket is closed and the loop goes on
+/// with the deadlines and the datagrams only.
+async fn run_connection<C: ConnectionIo>(io: C, mut admitted: Admitted) {
     let state = admitted.state.clone();
     let conn = &mut admitted.connection;
     let stall = state.options.write_stall;
+    let local_ip = match io.local_addr() {
+        Ok(local) => local.ip(),
+        Err(_) if conn.peer().is_ipv6() => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        Err(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    let mut io = Some(io);
     let mut buf = vec![0u8; READ_BUFFER];
+    let mut datagram = Vec::new();
+    let mut pairs: Vec<UdpPair<C::Udp>> = Vec::new();
+    let mut registered: Option<Registered> = None;
+    let mut unsent = 0u64;
     loop {
         match conn.poll_output() {
             ServerOutput::Transmit(bytes) => {
+                let Some(io) = io.as_mut() else { continue };
                 if let Err(e) = io.write_all(&bytes, stall).await {
                     conn.handle_input(Instant::now(), ServerInput::Abort(write_failure(e, stall)));
                 }
+            }
+            ServerOutput::SendDatagram { socket, to, data } => {
+                let sent = pairs
+                    .iter()
+                    .find(|p| p.id == socket.pair)
+                    .map(|p| p.socket(socket.rtcp).try_send_to(&data, to));
+                if !matches!(sent, Some(Ok(_))) {
+                    if unsent == 0 {
+                        tracing::debug!(?sent, %to, "a datagram could not be sent; dropped");
+                    }
+                    unsent += 1;
+                }
+            }
+            ServerOutput::OpenUdp(request) => {
+                let opened = open_pair::<C::Udp>(local_ip, request.bind, request.pair);
+                let result = match &opened {
+                    Ok(pair) => Ok(pair.port),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot open a UDP port pair");
+                        Err(e.to_string())
+                    }
+                };
+                pairs.extend(opened.ok());
+                let result = result.as_ref().map(|p| *p).map_err(String::as_str);
+                conn.handle_input(
+                    Instant::now(),
+                    ServerInput::UdpOpened {
+                        pair: request.pair,
+                        result,
+                    },
+                );
+                if registered.is_none() && !pairs.is_empty() {
+                    registered = conn.session_id().map(|id| state.register(id));
+                }
+            }
+            ServerOutput::OtherSession {
+                token,
+                session_id,
+                teardown,
+            } => {
+                let now = Instant::now();
+                let found = state.touch(&session_id, teardown, now);
+                conn.handle_input(now, ServerInput::OtherSession { token, found });
             }
             ServerOutput::Lookup { token, path } => {
                 let result = C::lookup(state.library.clone(), path).await;
                 conn.handle_input(Instant::now(), ServerInput::Lookup { token, result });
             }
             ServerOutput::Event(event) => log_event(&event),
-            ServerOutput::Timeout(at) => match unless_stopped(&state.stop, io.read_until(&mut buf, at)).await {
-                Some(woken) => wake(conn, woken.now, woken.read, &buf, woken.deadline_passed),
-                None => conn.handle_input(Instant::now(), ServerInput::Abort(CloseReason::Shutdown)),
-            },
+            ServerOutput::Timeout(at) => {
+                if conn.is_detached() {
+                    if let Some(io) = io.take() {
+                        io.close().await;
+                    }
+                }
+                let link = registered.as_ref().map(|r| &*r.link);
+                let woken = wait(&state.stop, link, io.as_mut(), &mut buf, at, &pairs, &mut datagram).await;
+                if let Some(link) = link {
+                    let keepalive = link.keepalive.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    if let Some(at) = keepalive {
+                        conn.handle_input(at, ServerInput::KeepAlive);
+                    }
+                }
+                match woken {
+                    Wake::Stopped => conn.handle_input(Instant::now(), ServerInput::Abort(CloseReason::Shutdown)),
+                    Wake::TornDown => conn.handle_input(Instant::now(), ServerInput::Abort(CloseReason::Teardown)),
+                    Wake::Read(woken) => wake(conn, woken.now, woken.read, &buf, woken.deadline_passed),
+                    Wake::Slept(now) => conn.handle_input(now, ServerInput::Timeout),
+                    Wake::Datagram { socket, from, len } => {
+                        let data = &datagram[..len.min(datagram.len())];
+                        conn.handle_input(Instant::now(), ServerInput::Datagram { socket, from, data });
+                    }
+                }
+            }
             ServerOutput::Close => break,
         }
     }
-    io.close().await;
+    if unsent > 0 {
+        tracing::debug!(unsent, "datagrams the sockets did not take");
+    }
+    drop(registered);
+    if let Some(io) = io {
+        io.close().await;
+    }
+}
+
+/// One of a connection's UDP pairs.
+struct UdpPair<U> {
+    id: u16,
+    port: u16,
+    rtp: U,
+    rtcp: U,
+}
+
+impl<U> UdpPair<U> {
+    fn socket(&self, rtcp: bool) -> &U {
+        if rtcp {
+            &self.rtcp
+        } else {
+            &self.rtp
+        }
+    }
+}
+
+/// Binds pair `id` on `ip` within `range` and registers it with the runtime.
+fn open_pair<U: Datagrams>(ip: IpAddr, range: Option<PortRange>, id: u16) -> io::Result<UdpPair<U>> {
+    let pair = crate::udp::bind_pair(ip, range)?;
+    Ok(UdpPair {
+        id,
+        port: pair.port,
+        rtp: U::from_std(pair.rtp)?,
+        rtcp: U::from_std(pair.rtcp)?,
+    })
+}
+
+/// What ended a connection's wait.
+enum Wake {
+    /// The server is stopping.
+    Stopped,
+    /// A TEARDOWN on another connection named the session.
+    TornDown,
+    /// The TCP socket's wait ended (data, end of stream, or the deadline).
+    Read(Woken),
+    /// The deadline passed (no TCP socket any more), at this instant.
+    Slept(Instant),
+    /// A datagram of `len` bytes is in the datagram buffer.
+    Datagram {
+        socket: UdpSocketId,
+        from: SocketAddr,
+        len: usize,
+    },
+}
+
+/// Waits for whatever comes first: the server's stop, a TEARDOWN from
+/// another connection, the TCP socket or the deadline `at` (the runtime's
+/// `read_until`, with its data-before-deadline rule; only the deadline once
+/// the socket is gone), or a datagram on one of `pairs`. The stop and the
+/// TCP socket or deadline are polled before the datagrams, so that no flood
+/// of datagrams can hold up the media or a shutdown.
+async fn wait<C: ConnectionIo>(
+    stop: &StopSignal,
+    link: Option<&SessionLink>,
+    io: Option<&mut C>,
+    buf: &mut [u8],
+    at: Instant,
+    pairs: &[UdpPair<C::Udp>],
+    datagram: &mut Vec<u8>,
+) -> Wake {
+    if !pairs.is_empty() && datagram.is_empty() {
+        datagram.resize(DATAGRAM_BUFFER, 0);
+    }
+    let mut stopped = pin!(stop.stopped());
+    let mut torn_down = pin!(async {
+        match link {
+            Some(link) => link.teardown.stopped().await,
+            None => std::future::pending().await,
+        }
+    });
+    let mut socket = pin!(async {
+        match io {
+            Some(io) => Wake::Read(io.read_until(buf, at).await),
+            None => {
+                C::sleep_until(at).await;
+                Wake::Slept(Instant::now())
+            }
+        }
+    });
+    poll_fn(|cx| {
+        if stopped.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Wake::Stopped);
+        }
+        if torn_down.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Wake::TornDown);
+        }
+        if let Poll::Ready(woken) = socket.as_mut().poll(cx) {
+            return Poll::Ready(woken);
+        }
+        for pair in pairs {
+            for rtcp in [false, true] {
+                for _ in 0..RECV_ERRORS_PER_POLL {
+                    match pair.socket(rtcp).poll_recv_from(cx, datagram) {
+                        Poll::Ready(Ok((len, from))) => {
+                            let socket = UdpSocketId { pair: pair.id, rtcp };
+                            return Poll::Ready(Wake::Datagram { socket, from, len });
+                        }
+                        Poll::Ready(Err(e)) => tracing::trace!(error = %e, "UDP receive failed"),
+                        Poll::Pending => break,
+                    }
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// `work`'s output, or `None` once `stop` is raised (checked first, so a
@@ -477,11 +790,33 @@ fn write_failed(error: &io::Error) -> CloseReason {
     CloseReason::WriteFailed(error.to_string())
 }
 
-/// Logs an event of the connection machine: [`ServerEvent::FellBehind`] as a
-/// warning, the others at info level.
+/// Logs an event of the connection machine: [`ServerEvent::FellBehind`]
+/// and [`ServerEvent::DatagramsDropped`] as warnings, the client's receiver
+/// reports (its loss and jitter) in a line of their own, the others at info
+/// level.
 fn log_event(event: &ServerEvent) {
     match event {
         ServerEvent::FellBehind { .. } => tracing::warn!(?event, "rtsp: session fell behind its schedule"),
+        ServerEvent::DatagramsDropped { dropped, last_from } => {
+            tracing::warn!(dropped, %last_from, "rtsp: datagrams from another address than the client's dropped")
+        }
+        ServerEvent::ReceiverReport {
+            session_id,
+            track,
+            fraction_lost,
+            cumulative_lost,
+            jitter,
+            sent,
+            ..
+        } => tracing::info!(
+            session = session_id.as_str(),
+            track,
+            lost_percent = format_args!("{:.1}", f64::from(*fraction_lost) * 100.0 / 256.0),
+            cumulative_lost,
+            sent,
+            jitter_ms = format_args!("{:.2}", jitter.as_secs_f64() * 1000.0),
+            "rtsp: receiver report"
+        ),
         _ => tracing::info!(?event, "rtsp"),
     }
 }

@@ -1,5 +1,5 @@
-//! Serves a directory over RTSP/TCP on smol and prints the URL of every
-//! published file; two threads run the connections.
+//! Serves a directory over RTSP (media interleaved or over UDP) on smol and
+//! prints the URL of every published file; two threads run the connections.
 //!
 //! ```sh
 //! cargo run -p rtsp-toolkit-smol --example smol_serve -- fixtures/media 127.0.0.1:8554

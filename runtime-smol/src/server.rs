@@ -1,4 +1,5 @@
-//! The RTSP/TCP file server on async-io, for smol and any other executor.
+//! The RTSP file server on async-io, for smol and any other executor (media
+//! interleaved on the RTSP connection, or over UDP).
 //!
 //! Every supported file under a root directory (`.mp4 .mkv .wav .aac`, in
 //! subdirectories too) is published as `rtsp://HOST:PORT/<relative path>`.
@@ -51,10 +52,11 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_executor::{Executor, Task};
@@ -185,7 +187,49 @@ impl serving::Listener for Listener {
 #[derive(Debug)]
 struct Socket(Async<TcpStream>);
 
+/// One socket of a UDP session's RTP/RTCP pair, on async-io's reactor.
+#[derive(Debug)]
+struct Udp(Async<UdpSocket>);
+
+/// Spurious readiness reports tolerated in one poll before yielding.
+const SPURIOUS_WAKES: usize = 8;
+
+impl serving::Datagrams for Udp {
+    fn from_std(socket: UdpSocket) -> io::Result<Udp> {
+        Async::new(socket).map(Udp)
+    }
+
+    fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
+        for _ in 0..SPURIOUS_WAKES {
+            match self.0.get_ref().recv_from(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.0.poll_readable(cx) {
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                },
+                r => return Poll::Ready(r),
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.0.get_ref().send_to(data, to)
+    }
+}
+
 impl serving::ConnectionIo for Socket {
+    type Udp = Udp;
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
+
+    async fn sleep_until(at: Instant) {
+        Timer::at(at).await;
+    }
+
     async fn write_all(&mut self, bytes: &[u8], stall: Duration) -> Result<(), WriteError> {
         write_all_or_stall(&self.0, bytes, stall).await
     }

@@ -1,4 +1,4 @@
-//! Serves a directory over RTSP/TCP and prints the URL of every published file.
+//! Serves a directory over RTSP (media interleaved or over UDP) and prints the URL of every published file.
 //!
 //! ```sh
 //! cargo run -p rtsp-toolkit-tokio --example serve -- fixtures/media 127.0.0.1:8554

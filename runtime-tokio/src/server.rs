@@ -1,4 +1,5 @@
-//! The RTSP/TCP file server over tokio.
+//! The RTSP file server over tokio (media interleaved on the RTSP
+//! connection, or over UDP).
 //!
 //! Every supported file under a root directory (`.mp4 .mkv .wav .aac`, in
 //! subdirectories too) is published as `rtsp://HOST:PORT/<relative path>`.
@@ -8,6 +9,8 @@
 //! the loop of each connection are [`rtsp_toolkit_media::serving`]'s, the
 //! same for every runtime. This module gives them tokio: the listener, one
 //! task per connection, the sockets (through this crate's `io` module),
+//! the UDP sockets of the sessions' RTP/RTCP pairs (bound by
+//! [`rtsp_toolkit_media::udp`], within `ServerConfig::udp_ports` when set),
 //! and lookups on tokio's blocking pool (they read files).
 //!
 //! Policies (the same on every runtime, see [`ServerOptions`]):
@@ -34,6 +37,7 @@ use std::net::SocketAddr;
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
@@ -151,7 +155,43 @@ impl serving::Listener for Listener {
 #[derive(Debug)]
 struct Socket(TcpStream);
 
+/// One socket of a UDP session's RTP/RTCP pair, on tokio's reactor.
+#[derive(Debug)]
+struct Udp(tokio::net::UdpSocket);
+
+impl serving::Datagrams for Udp {
+    fn from_std(socket: std::net::UdpSocket) -> io::Result<Udp> {
+        tokio::net::UdpSocket::from_std(socket).map(Udp)
+    }
+
+    fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
+        let mut read = tokio::io::ReadBuf::new(buf);
+        match self.0.poll_recv_from(cx, &mut read) {
+            Poll::Ready(Ok(from)) => Poll::Ready(Ok((read.filled().len(), from))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// A plain non-blocking `sendto`: tokio's `try_send_to` refuses to try
+    /// until its reactor has seen the socket writable, which drops the
+    /// first datagrams of a fresh socket.
+    fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+        socket2::SockRef::from(&self.0).send_to(data, &to.into())
+    }
+}
+
 impl serving::ConnectionIo for Socket {
+    type Udp = Udp;
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    async fn sleep_until(at: Instant) {
+        tokio::time::sleep_until(at.into()).await;
+    }
+
     async fn write_all(&mut self, bytes: &[u8], stall: Duration) -> Result<(), WriteError> {
         write_all_or_stall(&self.0, bytes, stall).await
     }

@@ -1,12 +1,15 @@
 //! The RTSP server connection machine (sans-IO).
 //!
 //! One [`Connection`] per accepted TCP connection, holding at most one RTSP
-//! session whose media goes back over the same connection, RTP/AVP/TCP
-//! interleaved. The runtime tells it everything that happens as one
+//! session whose media goes back over the same connection (RTP/AVP/TCP
+//! interleaved) or as UDP datagrams to the client's ports (RTP/AVP unicast),
+//! per track. The runtime tells it everything that happens as one
 //! [`ServerInput`] at a time ([`Connection::handle_input`]: bytes received,
-//! end of stream, a deadline that passed, the answer to a path lookup, an
-//! abort) and does what [`Connection::poll_output`] says ([`ServerOutput`]:
-//! write bytes, look a path up, log an event, wait until an instant, close).
+//! end of stream, a deadline that passed, the answer to a path lookup, a
+//! UDP pair opened, a datagram received, an abort) and does what
+//! [`Connection::poll_output`] says ([`ServerOutput`]: write bytes, look a
+//! path up, open a UDP pair, send a datagram, log an event, wait until an
+//! instant, close).
 //! It never touches a socket, a clock, a file or a random source: time comes
 //! in as [`Instant`]s, wall-clock time as one NTP timestamp at creation,
 //! randomness as a seed.
@@ -24,8 +27,8 @@
 //! loop {
 //!     match conn.poll_output() {
 //!         ServerOutput::Transmit(bytes) => written.extend_from_slice(&bytes),
-//!         ServerOutput::Lookup { .. } | ServerOutput::Event(_) => {}
 //!         ServerOutput::Timeout(_) | ServerOutput::Close => break,
+//!         _ => {} // lookups, UDP pairs and datagrams, events
 //!     }
 //! }
 //! assert!(written.starts_with(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n"));
@@ -40,8 +43,10 @@
 //! input, or (for [`ServerInput::Timeout`]) at most 1024 samples of media,
 //! stopping early once 4 MiB are written; when more media is due, the
 //! returned deadline is already past and the runtime simply calls again. All
-//! media due at one instant comes out as ONE [`ServerOutput::Transmit`]: one
-//! write per wake-up.
+//! interleaved media due at one instant comes out as ONE
+//! [`ServerOutput::Transmit`]: one write per wake-up. Media of UDP tracks
+//! comes out as one [`ServerOutput::SendDatagram`] per RTP or RTCP packet,
+//! within the same per-call bounds (both kinds count toward the 4 MiB).
 //!
 //! When a deadline passed while data may be waiting in the socket (the
 //! process was descheduled), the runtime reads what is waiting without
@@ -49,10 +54,49 @@
 //! [`ServerInput::Timeout`]: a request that arrived in time counts before the
 //! deadline does.
 //!
+//! # UDP
+//! A SETUP with `RTP/AVP;unicast;client_port=a-b` (or `RTP/AVP/UDP`) asks
+//! the runtime for a server port pair ([`ServerOutput::OpenUdp`], an even
+//! RTP port and the odd one above it, from [`ServerConfig::udp_ports`] or
+//! any the OS gives) and replies once it is open
+//! ([`ServerInput::UdpOpened`]), with `client_port=`, `server_port=` and
+//! `ssrc=`. A track keeps its pair when set up again; pairs live as long as
+//! the connection's machine. RTP and the sender reports then go from that
+//! pair to the client's IP (the TCP peer's) and ports, paced exactly as
+//! over TCP. Datagrams from the client (its IP, either of its ports) on the
+//! RTCP socket are read: each receiver-report block about the track becomes
+//! a [`ServerEvent::ReceiverReport`], and valid RTCP keeps the session
+//! alive like a request. Datagrams from any other address, or to a pair no
+//! track uses, are dropped and counted ([`ServerEvent::DatagramsDropped`]).
+//!
+//! A session playing over UDP only outlives its RTSP connection
+//! ([`ServerEvent::Detached`]): it plays on until it ends, until
+//! `session_timeout` passes without RTCP from the client or a request
+//! naming it on another connection (the runtime hands those in as
+//! [`ServerInput::KeepAlive`]), or until a TEARDOWN on another connection
+//! (the runtime aborts it). A request naming a session the connection does
+//! not own is asked of the runtime ([`ServerOutput::OtherSession`]). The
+//! session registry that finds it is the runtime's: `docs/ARCHITECTURE.md`,
+//! "Sessions that outlive their connection".
+//!
+//! The UDP types ([`UdpSocketId`], [`UdpRequest`]) are the server's own, of
+//! the same shape as the client's.
+//!
 //! # Decisions (RFC 2326 leaves room)
-//! - Only `RTP/AVP/TCP` is offered. A SETUP whose `Transport` has no such
-//!   spec (UDP, multicast), is missing, or is malformed (`interleaved=x`) is
-//!   answered 461 Unsupported Transport; 400 is kept for unparsable requests.
+//! - `RTP/AVP/TCP` and unicast `RTP/AVP` / `RTP/AVP/UDP` are offered; the
+//!   first spec of the `Transport` list that can be served is taken. UDP
+//!   needs `client_port`, and a `destination` other than the client's own
+//!   address skips the spec (media never goes to a third address).
+//!   Multicast is not offered. A SETUP with no servable spec, no
+//!   `Transport`, or malformed channels or ports (`interleaved=x`,
+//!   `client_port=0`) is answered 461 Unsupported Transport, and so is a
+//!   UDP SETUP for which the runtime could open no pair; 400 is kept for
+//!   unparsable requests.
+//! - Tracks of one session may mix TCP and UDP; a session with a TCP track
+//!   ends with its connection.
+//! - A keepalive (GET_PARAMETER, SET_PARAMETER) or TEARDOWN naming another
+//!   connection's UDP session refreshes or ends that session; PLAY and
+//!   SETUP must come on the session's own connection (454 elsewhere).
 //! - Methods this server knows but does not do (PAUSE, ANNOUNCE, RECORD,
 //!   REDIRECT) get 405 with `Allow`; unknown method tokens get 501.
 //! - `Range` in PLAY: playback always starts at 0 (no seeking); any other
@@ -73,8 +117,9 @@
 //! - Requests arriving while a lookup is outstanding wait (in order, at most
 //!   16; more closes the connection).
 //! - Timeouts: without a session, the connection closes when no complete
-//!   request has arrived for `idle_timeout`; with one, when no request and no
-//!   interleaved data has arrived for `session_timeout`.
+//!   request has arrived for `idle_timeout`; with one, when no request, no
+//!   interleaved data and no RTCP datagram from the client has arrived for
+//!   `session_timeout`.
 //!
 //! Media timing is described in the `stream` module: sample due at
 //! `play start + loop offset + send_time`, RTP timestamp
@@ -84,8 +129,8 @@
 //! that falls more than `max_lag` behind its schedule catches up only
 //! `max_lag` of it and continues from there ([`ServerEvent::FellBehind`]).
 //!
-//! What this is not: no authentication, no UDP or multicast transport, no
-//! PAUSE or seeking, no RECORD; one presentation per connection.
+//! What this is not: no authentication, no multicast, no PAUSE or seeking,
+//! no RECORD; one presentation per connection.
 
 mod clock;
 pub mod path;
@@ -106,12 +151,13 @@ use bytes::{Bytes, BytesMut};
 
 use crate::message::FramingError;
 use crate::message::{Decoder, Headers, Limits, Message, Method, Request};
+use crate::rtcp::{self, RtcpPacket};
 use crate::source::MediaSource;
 
 use clock::SplitMix64;
 pub use path::{PlayCount, Target, TargetError};
 use request::RequestInfo;
-use stream::{Lag, Session, State};
+use stream::{Lag, Session, Sink, State};
 
 /// Largest output batch whose buffer is kept for reuse: the batches of most
 /// frames fit; a bigger one (a 1080p IDR frame, a catch-up burst) gets a
@@ -127,8 +173,9 @@ const MAX_HELD: usize = 16;
 /// Server settings, shared by all connections.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Close a session when neither a request nor interleaved data arrived
-    /// for this long; announced as `Session: …;timeout=` (default 60 s).
+    /// Close a session when neither a request, nor interleaved data, nor
+    /// RTCP from the client over UDP arrived for this long; announced as
+    /// `Session: …;timeout=` (default 60 s).
     pub session_timeout: Duration,
     /// Largest RTP payload (default 1400); clamped to 64..=65000.
     pub max_payload: usize,
@@ -163,6 +210,11 @@ pub struct ServerConfig {
     /// the schedule, and is reported); `Duration::MAX` turns the bound off
     /// (every missed sample goes out at once, 4 MiB per write at most).
     pub max_lag: Duration,
+    /// The UDP ports of the server's RTP/RTCP pairs for `RTP/AVP` (UDP)
+    /// sessions: each pair is an even RTP port and the odd port above it,
+    /// both within the range. `None` (the default) lets the OS choose an
+    /// even/odd pair. Passed on in every [`UdpRequest`]; the runtime binds.
+    pub udp_ports: Option<PortRange>,
 }
 
 impl Default for ServerConfig {
@@ -177,8 +229,97 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(30),
             initial_rtp: None,
             max_lag: Duration::from_secs(5),
+            udp_ports: None,
         }
     }
+}
+
+/// A range of UDP ports, both ends included, from which the server takes
+/// its RTP/RTCP pairs (an even RTP port `p` and `p + 1`, both in range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    first: u16,
+    last: u16,
+}
+
+impl PortRange {
+    /// `first..=last`, or `None` when it holds no even/odd pair (port 0 is
+    /// not a port).
+    pub fn new(first: u16, last: u16) -> Option<PortRange> {
+        let range = PortRange { first, last };
+        (first != 0 && first <= last && range.pairs().next().is_some()).then_some(range)
+    }
+
+    /// Parses `FIRST-LAST` (e.g. `30000-30999`).
+    pub fn parse(s: &str) -> Result<PortRange, String> {
+        let (a, b) = s.split_once('-').ok_or("expected FIRST-LAST, e.g. 30000-30999")?;
+        let a = a.trim().parse::<u16>().map_err(|e| format!("FIRST: {e}"))?;
+        let b = b.trim().parse::<u16>().map_err(|e| format!("LAST: {e}"))?;
+        PortRange::new(a, b).ok_or_else(|| format!("{a}-{b} holds no even/odd port pair"))
+    }
+
+    /// The first port.
+    pub fn first(&self) -> u16 {
+        self.first
+    }
+
+    /// The last port.
+    pub fn last(&self) -> u16 {
+        self.last
+    }
+
+    /// Every RTP port of the range: even, with the odd RTCP port above it
+    /// in range too. Ascending.
+    pub fn pairs(&self) -> impl Iterator<Item = u16> + Clone {
+        let start = self.first.saturating_add(self.first % 2).max(2);
+        let last = self.last;
+        (u32::from(start)..u32::from(last)).step_by(2).map(|p| p as u16)
+    }
+
+    /// How many pairs the range holds.
+    pub fn len(&self) -> usize {
+        self.pairs().count()
+    }
+
+    /// Whether it holds no pair (never, for a range from [`PortRange::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.pairs().next().is_none()
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+/// One of a connection's UDP sockets: the RTP (`rtcp: false`) or RTCP
+/// socket of pair `pair`.
+///
+/// The server's own type, of the same shape as the client's `UdpSocketId`
+/// (the two machines do not share socket ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UdpSocketId {
+    /// The pair, as named by [`UdpRequest::pair`].
+    pub pair: u16,
+    /// The RTCP socket (the odd port) rather than the RTP one.
+    pub rtcp: bool,
+}
+
+/// A UDP port pair for the runtime to open (the server's own type, of the
+/// same shape as the client's `UdpRequest`).
+///
+/// The runtime binds an even RTP port and the odd RTCP port above it, on
+/// the local address the RTSP connection came in on, within `bind` (`None`:
+/// any pair the OS gives), retrying on conflicts; it answers with
+/// [`ServerInput::UdpOpened`]. The pair lives until the connection's
+/// [`ServerOutput::Close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpRequest {
+    /// The connection's name for the pair, used in [`UdpSocketId`].
+    pub pair: u16,
+    /// The ports to bind within ([`ServerConfig::udp_ports`]).
+    pub bind: Option<PortRange>,
 }
 
 /// Why a path lookup failed. Both "not there" and "not allowed" become 404,
@@ -294,6 +435,42 @@ pub enum ServerEvent {
         /// Skips since the last report.
         times: u32,
     },
+    /// The client's RTCP receiver report on a UDP track, as the client
+    /// reports it (RFC 3550 §6.4.1): one per report block about our SSRC.
+    ReceiverReport {
+        session_id: String,
+        /// The track's index in the presentation (its `trackID`).
+        track: usize,
+        /// Fraction of packets lost since the client's previous report, in
+        /// 1/256ths.
+        fraction_lost: u8,
+        /// Packets lost since the start (negative with duplicates).
+        cumulative_lost: i32,
+        /// Extended highest sequence number received.
+        highest_sequence: u32,
+        /// Interarrival jitter, converted from the track's clock units.
+        jitter: Duration,
+        /// RTP packets this server had sent on the track when the report came.
+        sent: u64,
+    },
+    /// Datagrams came to the session's UDP ports from an address other than
+    /// the client's (or to a pair no track uses) and were dropped: nobody
+    /// else can feed a session. The first is reported at once, later ones
+    /// at most every 5 s (summed), and those not reported yet before
+    /// `Closed`.
+    DatagramsDropped {
+        /// Dropped since the last report.
+        dropped: u64,
+        /// The sender of the last one.
+        last_from: SocketAddr,
+    },
+    /// The RTSP connection closed while the session plays over UDP only: it
+    /// goes on without it until it ends, expires (no request naming it on
+    /// another connection and no RTCP from the client for
+    /// `session_timeout`), or a TEARDOWN on another connection ends it. The
+    /// runtime stops reading the connection's socket but keeps its UDP
+    /// sockets.
+    Detached { session_id: String },
     /// The connection is over; [`ServerOutput::Close`] follows.
     Closed {
         reason: CloseReason,
@@ -310,6 +487,26 @@ pub enum ServerOutput {
     /// Resolve `path` (relative to the served root, lexically safe, see
     /// [`path`]) and answer with [`ServerInput::Lookup`] and this token.
     Lookup { token: u64, path: String },
+    /// Open a UDP port pair and answer with [`ServerInput::UdpOpened`] (a
+    /// SETUP over UDP waits for it, as for a lookup).
+    OpenUdp(UdpRequest),
+    /// Send `data` as one datagram from `socket` to `to`. A datagram the
+    /// socket cannot take now is dropped (UDP is lossy; the client's
+    /// receiver reports will show it).
+    SendDatagram {
+        socket: UdpSocketId,
+        to: SocketAddr,
+        data: Bytes,
+    },
+    /// A request on this connection names a session this connection does
+    /// not own (`session_id`): find it among the server's UDP sessions that
+    /// may outlive their connection, refresh it (keepalive) or end it
+    /// (`teardown`), and answer with [`ServerInput::OtherSession`].
+    OtherSession {
+        token: u64,
+        session_id: String,
+        teardown: bool,
+    },
     /// Log this.
     Event(ServerEvent),
     /// Nothing more until input arrives or this instant passes.
@@ -321,8 +518,8 @@ pub enum ServerOutput {
 /// Something that happened to the connection: the one input of
 /// [`Connection::handle_input`].
 ///
-/// Marked `#[non_exhaustive]`: inputs for other transports (a datagram on
-/// one of several sockets) may be added.
+/// Marked `#[non_exhaustive]`: inputs for other transports (multicast) may
+/// be added.
 #[non_exhaustive]
 pub enum ServerInput<'a> {
     /// Bytes received from the client.
@@ -338,6 +535,22 @@ pub enum ServerInput<'a> {
         token: u64,
         result: Result<Arc<MediaSource>, LookupError>,
     },
+    /// The answer to [`ServerOutput::OpenUdp`]: the RTP port bound (RTCP is
+    /// the next one), or why no pair could be opened. Unknown pairs are
+    /// ignored.
+    UdpOpened { pair: u16, result: Result<u16, &'a str> },
+    /// A datagram arrived on one of the connection's UDP sockets.
+    Datagram {
+        socket: UdpSocketId,
+        from: SocketAddr,
+        data: &'a [u8],
+    },
+    /// The answer to [`ServerOutput::OtherSession`] `token`: whether the
+    /// session was found (and refreshed or torn down).
+    OtherSession { token: u64, found: bool },
+    /// A request on another connection named this connection's session: it
+    /// is alive (activity at `now`).
+    KeepAlive,
     /// The runtime ends the connection for a reason of its own (a write that
     /// failed or stalled, shutdown). Nothing more is written; the events not
     /// given yet (a pending [`ServerEvent::FellBehind`] summary, then
@@ -358,16 +571,89 @@ impl fmt::Debug for ServerInput<'_> {
                 .field("token", token)
                 .field("tracks", &result.as_ref().map(|source| source.tracks.len()))
                 .finish(),
+            ServerInput::UdpOpened { pair, result } => f
+                .debug_struct("UdpOpened")
+                .field("pair", pair)
+                .field("result", result)
+                .finish(),
+            ServerInput::Datagram { socket, from, data } => f
+                .debug_struct("Datagram")
+                .field("socket", socket)
+                .field("from", from)
+                .field("len", &data.len())
+                .finish(),
+            ServerInput::OtherSession { token, found } => f
+                .debug_struct("OtherSession")
+                .field("token", token)
+                .field("found", found)
+                .finish(),
+            ServerInput::KeepAlive => f.write_str("KeepAlive"),
             ServerInput::Abort(reason) => f.debug_tuple("Abort").field(reason).finish(),
         }
     }
 }
 
-/// A lookup the connection waits for.
+/// An answer the connection waits for before it goes on with `request`.
 #[derive(Debug)]
 struct Pending {
+    /// The lookup or other-session token, or the UDP pair.
     token: u64,
     request: Request,
+    wait: Wait,
+}
+
+/// What a [`Pending`] request waits for.
+#[derive(Debug)]
+enum Wait {
+    /// [`ServerInput::Lookup`].
+    Lookup,
+    /// [`ServerInput::UdpOpened`]; the SETUP is dispatched again with this
+    /// source once the pair is open.
+    Udp(Arc<MediaSource>),
+    /// [`ServerInput::OtherSession`].
+    OtherSession,
+}
+
+/// A UDP pair the runtime opened for this connection.
+#[derive(Debug, Clone, Copy)]
+struct OpenPair {
+    pair: u16,
+    rtp_port: u16,
+}
+
+/// Pending [`ServerEvent::DatagramsDropped`] count of one connection.
+#[derive(Debug, Default)]
+struct DropReport {
+    dropped: u64,
+    last_from: Option<SocketAddr>,
+    last_event: Option<Instant>,
+}
+
+impl DropReport {
+    fn add(&mut self, from: SocketAddr) {
+        self.dropped = self.dropped.saturating_add(1);
+        self.last_from = Some(from);
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        self.dropped > 0
+            && self
+                .last_event
+                .is_none_or(|t| now.saturating_duration_since(t) >= LAG_EVENT_INTERVAL)
+    }
+
+    fn take(&mut self) -> Option<ServerOutput> {
+        let last_from = self.last_from?;
+        if self.dropped == 0 {
+            return None;
+        }
+        let event = ServerEvent::DatagramsDropped {
+            dropped: self.dropped,
+            last_from,
+        };
+        self.dropped = 0;
+        Some(ServerOutput::Event(event))
+    }
 }
 /// The server machine for one TCP connection. See the [module docs](self).
 pub struct Connection {
@@ -398,6 +684,15 @@ pub struct Connection {
     nals: Vec<Bytes>,
     /// Skips not reported yet, and when the last report went out.
     lag: LagReport,
+    /// UDP pairs opened for this connection, used by a track or spare.
+    udp_pairs: Vec<OpenPair>,
+    next_pair: u16,
+    /// Scratch buffer the datagrams are split off.
+    datagram_buf: BytesMut,
+    /// Foreign datagrams not reported yet.
+    drops: DropReport,
+    /// The RTSP connection is gone; the UDP session plays on.
+    detached: bool,
     span: tracing::Span,
 }
 
@@ -478,6 +773,11 @@ impl Connection {
             session: None,
             nals: Vec::new(),
             lag: LagReport::default(),
+            udp_pairs: Vec::new(),
+            next_pair: 0,
+            datagram_buf: BytesMut::new(),
+            drops: DropReport::default(),
+            detached: false,
             span,
         }
     }
@@ -497,6 +797,13 @@ impl Connection {
         self.closed
     }
 
+    /// Whether the RTSP connection is gone while the UDP session plays on
+    /// ([`ServerEvent::Detached`]): the runtime no longer reads its socket,
+    /// only the UDP sockets and the deadline.
+    pub fn is_detached(&self) -> bool {
+        self.detached && !self.closed
+    }
+
     /// Tells the machine what happened at `now`; then drain
     /// [`poll_output`](Self::poll_output).
     pub fn handle_input(&mut self, now: Instant, input: ServerInput<'_>) {
@@ -505,12 +812,20 @@ impl Connection {
             ServerInput::Eof => self.on_eof(now),
             ServerInput::Timeout => self.on_timeout(now),
             ServerInput::Lookup { token, result } => self.on_lookup(now, token, result),
+            ServerInput::UdpOpened { pair, result } => self.on_udp_opened(now, pair, result),
+            ServerInput::Datagram { socket, from, data } => self.on_datagram(now, socket, from, data),
+            ServerInput::OtherSession { token, found } => self.on_other_session(now, token, found),
+            ServerInput::KeepAlive => {
+                if self.session.is_some() && !self.closed {
+                    self.last_activity = self.last_activity.max(now);
+                }
+            }
             ServerInput::Abort(reason) => self.abort(now, reason),
         }
     }
 
     fn on_data(&mut self, now: Instant, data: &[u8]) {
-        if self.closed {
+        if self.closed || self.detached {
             return;
         }
         let _g = self.span.clone().entered();
@@ -577,7 +892,12 @@ impl Connection {
     }
 
     fn on_lookup(&mut self, now: Instant, token: u64, result: Result<Arc<MediaSource>, LookupError>) {
-        if self.closed || self.pending.as_ref().is_none_or(|p| p.token != token) {
+        if self.closed
+            || self
+                .pending
+                .as_ref()
+                .is_none_or(|p| p.token != token || !matches!(p.wait, Wait::Lookup))
+        {
             return;
         }
         let _g = self.span.clone().entered();
@@ -595,18 +915,164 @@ impl Connection {
                 self.refuse(now, &request, e.status());
             }
         }
+        self.resume_held(now);
+    }
+
+    /// Dispatches the requests held behind an answer, until one waits again.
+    fn resume_held(&mut self, now: Instant) {
         while self.pending.is_none() && !self.closed {
             let Some(req) = self.held.pop_front() else { break };
             self.dispatch(now, req, None);
         }
     }
 
-    fn on_eof(&mut self, now: Instant) {
+    fn on_udp_opened(&mut self, now: Instant, pair: u16, result: Result<u16, &str>) {
+        if self.closed
+            || self
+                .pending
+                .as_ref()
+                .is_none_or(|p| p.token != u64::from(pair) || !matches!(p.wait, Wait::Udp(_)))
+        {
+            return;
+        }
+        let _g = self.span.clone().entered();
+        let Some(Pending {
+            request,
+            wait: Wait::Udp(source),
+            ..
+        }) = self.pending.take()
+        else {
+            return;
+        };
+        match result {
+            Ok(rtp_port) if rtp_port % 2 == 0 && rtp_port != 0 && rtp_port < u16::MAX => {
+                self.udp_pairs.push(OpenPair { pair, rtp_port });
+                self.dispatch(now, request, Some(source));
+            }
+            Ok(rtp_port) => {
+                tracing::warn!(rtp_port, "the runtime opened no even/odd pair; UDP SETUP refused");
+                self.refuse_udp(now, &request);
+            }
+            Err(e) => {
+                tracing::warn!(error = e, "no UDP port pair; UDP SETUP refused");
+                self.refuse_udp(now, &request);
+            }
+        }
+        self.resume_held(now);
+    }
+
+    /// 461 to a UDP SETUP that got no pair; a session without tracks is dropped.
+    fn refuse_udp(&mut self, now: Instant, request: &Request) {
+        if self.session.as_ref().is_some_and(|s| s.tracks.is_empty()) {
+            self.session = None;
+        }
+        self.refuse(now, request, 461);
+    }
+
+    fn on_other_session(&mut self, now: Instant, token: u64, found: bool) {
+        if self.closed
+            || self
+                .pending
+                .as_ref()
+                .is_none_or(|p| p.token != token || !matches!(p.wait, Wait::OtherSession))
+        {
+            return;
+        }
+        let _g = self.span.clone().entered();
+        let Some(Pending { request, .. }) = self.pending.take() else {
+            return;
+        };
+        self.answer_other_session(now, &request, found);
+        self.resume_held(now);
+    }
+
+    /// A datagram on one of the session's sockets: RTCP from the client is
+    /// read (receiver reports) and keeps the session alive; anything from
+    /// another address, or on a pair no track uses, is dropped and counted.
+    fn on_datagram(&mut self, now: Instant, socket: UdpSocketId, from: SocketAddr, data: &[u8]) {
         if self.closed {
+            return;
+        }
+        let _g = self.span.clone().entered();
+        let Some(session) = self.session.as_ref() else {
+            self.drop_datagram(now, from);
+            return;
+        };
+        let Some(track) = session.udp_track(socket.pair) else {
+            self.drop_datagram(now, from);
+            return;
+        };
+        if !track.is_client(from) {
+            tracing::debug!(%from, "datagram from another address than the client's; dropped");
+            self.drop_datagram(now, from);
+            return;
+        }
+        if !socket.rtcp {
+            // A NAT "punch" packet or the like: from the client, not RTCP.
+            tracing::trace!(len = data.len(), "datagram on the RTP port from the client");
+            return;
+        }
+        let Ok(packets) = rtcp::parse_compound(&Bytes::copy_from_slice(data)) else {
+            tracing::debug!(len = data.len(), "unparsable RTCP from the client; ignored");
+            return;
+        };
+        self.last_activity = self.last_activity.max(now);
+        let (ssrc, clock_rate, source_track, sent) =
+            (track.ssrc(), track.clock_rate, track.source_track, track.packets_sent());
+        let session_id = session.id.clone();
+        for packet in &packets {
+            let blocks = match packet {
+                RtcpPacket::ReceiverReport(rr) => &rr.reports,
+                RtcpPacket::SenderReport(sr) => &sr.reports,
+                _ => continue,
+            };
+            for block in blocks.iter().filter(|b| b.ssrc == ssrc) {
+                let jitter = Duration::from_nanos(u64::from(block.jitter) * 1_000_000_000 / u64::from(clock_rate));
+                tracing::debug!(
+                    track = source_track,
+                    fraction_lost = block.fraction_lost,
+                    cumulative_lost = block.cumulative_lost,
+                    ?jitter,
+                    "receiver report"
+                );
+                self.queue.push_back(ServerOutput::Event(ServerEvent::ReceiverReport {
+                    session_id: session_id.clone(),
+                    track: source_track,
+                    fraction_lost: block.fraction_lost,
+                    cumulative_lost: block.cumulative_lost,
+                    highest_sequence: block.highest_sequence,
+                    jitter,
+                    sent,
+                }));
+            }
+        }
+    }
+
+    fn drop_datagram(&mut self, now: Instant, from: SocketAddr) {
+        self.drops.add(from);
+        if self.drops.due(now) {
+            self.drops.last_event = Some(now);
+            self.queue.extend(self.drops.take());
+        }
+    }
+
+    fn on_eof(&mut self, now: Instant) {
+        if self.closed || self.detached {
             return;
         }
         // Nobody is left to read what was not written yet.
         self.out.clear();
+        if let Some(session) = self.session.as_ref().filter(|s| s.plays_over_udp_only()) {
+            let _g = self.span.clone().entered();
+            tracing::debug!("connection closed; the UDP session plays on");
+            self.detached = true;
+            self.held.clear();
+            self.pending = None;
+            self.queue.push_back(ServerOutput::Event(ServerEvent::Detached {
+                session_id: session.id.clone(),
+            }));
+            return;
+        }
         self.close(now, CloseReason::PeerClosed);
     }
 
@@ -665,6 +1131,10 @@ impl Connection {
 
     /// Sends due media; closes after the linger time.
     fn pump(&mut self, now: Instant) {
+        if self.drops.due(now) {
+            self.drops.last_event = Some(now);
+            self.queue.extend(self.drops.take());
+        }
         let ntp = self.ntp_at(now);
         let linger = self.config.linger_after_end;
         let Some(session) = self.session.as_mut() else {
@@ -678,7 +1148,13 @@ impl Connection {
             self.lag.last_event = Some(now);
             self.queue.extend(self.lag.take(&session.id));
         }
-        if let Some(f) = session.pump(now, ntp, &mut self.out, &mut self.nals, linger) {
+        let mut sink = Sink {
+            stream: &mut self.out,
+            datagrams: &mut self.queue,
+            scratch: &mut self.datagram_buf,
+            bytes: 0,
+        };
+        if let Some(f) = session.pump(now, ntp, &mut sink, &mut self.nals, linger) {
             tracing::debug!(loops = f.loops, packets = f.packets, "playback ended");
             self.queue.push_back(ServerOutput::Event(ServerEvent::PlaybackEnded {
                 session_id: session.id.clone(),
@@ -702,6 +1178,7 @@ impl Connection {
         if let Some(session) = &self.session {
             self.queue.extend(self.lag.take(&session.id));
         }
+        self.queue.extend(self.drops.take());
         self.closed = true;
         self.held.clear();
         self.pending = None;

@@ -1,6 +1,7 @@
 //! Answering requests: one handler per method, the replies and their
 //! events, and the `Transport` and `Range` rules of the module docs.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,8 +9,11 @@ use bytes::Bytes;
 
 use super::clock;
 use super::sdp_writer::{npt, session_description, Description};
-use super::stream::Session;
-use super::{path, CloseReason, Connection, Pending, PlayCount, ServerEvent, ServerOutput, Target, TargetError};
+use super::stream::{Delivery, Session, UdpDelivery};
+use super::{
+    path, CloseReason, Connection, OpenPair, Pending, PlayCount, ServerEvent, ServerOutput, Target, TargetError,
+    UdpRequest, Wait,
+};
 use crate::message::{Headers, Method, Request, Response};
 use crate::source::MediaSource;
 
@@ -44,14 +48,14 @@ impl Connection {
             Method::Play => self.on_play(now, &req, info),
             Method::Teardown => {
                 if self.session_header(&req) == SessionHeader::Unknown {
-                    return self.respond(now, &info, 454, Headers::new(), Bytes::new());
+                    return self.ask_other_session(now, req, &info, true);
                 }
                 self.respond(now, &info, 200, Headers::new(), Bytes::new());
                 self.close(now, CloseReason::Teardown);
             }
             Method::GetParameter | Method::SetParameter => {
                 if self.session_header(&req) == SessionHeader::Unknown {
-                    return self.respond(now, &info, 454, Headers::new(), Bytes::new());
+                    return self.ask_other_session(now, req, &info, false);
                 }
                 let status = if req.method == Method::SetParameter && !req.body.is_empty() {
                     451
@@ -93,7 +97,51 @@ impl Connection {
         let token = self.next_token;
         self.next_token += 1;
         self.queue.push_back(ServerOutput::Lookup { token, path });
-        self.pending = Some(Pending { token, request });
+        self.pending = Some(Pending {
+            token,
+            request,
+            wait: Wait::Lookup,
+        });
+    }
+
+    /// A keepalive (GET_PARAMETER, SET_PARAMETER) or TEARDOWN naming a
+    /// session this connection does not own: the runtime looks for it among
+    /// the server's UDP sessions (which may have lost their connection).
+    /// The reply waits for [`ServerInput::OtherSession`](super::ServerInput::OtherSession).
+    fn ask_other_session(&mut self, now: Instant, request: Request, info: &RequestInfo, teardown: bool) {
+        let id = session_id_of(&request).unwrap_or("");
+        let plausible = !id.is_empty() && id.len() <= MAX_SESSION_ID && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !plausible {
+            return self.respond(now, info, 454, Headers::new(), Bytes::new());
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.queue.push_back(ServerOutput::OtherSession {
+            token,
+            session_id: id.to_owned(),
+            teardown,
+        });
+        self.pending = Some(Pending {
+            token,
+            request,
+            wait: Wait::OtherSession,
+        });
+    }
+
+    /// Answers a request about another connection's session once the
+    /// runtime said whether it exists (and refreshed or ended it).
+    pub(super) fn answer_other_session(&mut self, now: Instant, request: &Request, found: bool) {
+        let info = RequestInfo::of(request);
+        if !found {
+            return self.respond(now, &info, 454, Headers::new(), Bytes::new());
+        }
+        let id = session_id_of(request).unwrap_or("").to_owned();
+        let status = if request.method == Method::SetParameter && !request.body.is_empty() {
+            451
+        } else {
+            200
+        };
+        self.respond(now, &info, status, Headers::new().with("Session", id), Bytes::new());
     }
 
     fn on_describe(&mut self, now: Instant, req: Request, info: RequestInfo, found: Option<Arc<MediaSource>>) {
@@ -138,7 +186,7 @@ impl Connection {
         let Some(track) = target.track else {
             return fail(self, 459);
         };
-        let requested = match parse_transport(req.headers.get("Transport")) {
+        let requested = match parse_transport(req.headers.get("Transport"), self.peer.ip()) {
             Ok(r) => r,
             Err(why) => {
                 tracing::debug!(why, "refused Transport");
@@ -158,37 +206,95 @@ impl Connection {
         if index >= source.tracks.len() {
             return fail(self, 404);
         }
+        let delivery = match requested {
+            Requested::Interleaved(channels) => {
+                let session = self
+                    .session
+                    .get_or_insert_with(|| Session::new(self.session_id.clone(), target.path.clone(), source.clone()));
+                let channels = match channels {
+                    Some((a, b)) if session.channel_taken(a, index) || session.channel_taken(b, index) => None,
+                    Some(pair) => Some(pair),
+                    None => free_pair(session, index),
+                };
+                let Some((rtp, rtcp)) = channels else {
+                    if session.tracks.is_empty() {
+                        self.session = None;
+                    }
+                    return fail(self, 461);
+                };
+                Delivery::Interleaved { rtp, rtcp }
+            }
+            Requested::Udp { client, .. } => {
+                let Some(open) = self.pair_for(index) else {
+                    // The reply waits until the runtime opened a pair.
+                    let pair = self.next_pair;
+                    self.next_pair = self.next_pair.wrapping_add(1);
+                    self.queue.push_back(ServerOutput::OpenUdp(UdpRequest {
+                        pair,
+                        bind: self.config.udp_ports,
+                    }));
+                    self.pending = Some(Pending {
+                        token: u64::from(pair),
+                        request: req,
+                        wait: Wait::Udp(source),
+                    });
+                    return;
+                };
+                let ip = self.peer.ip();
+                Delivery::Udp(UdpDelivery {
+                    pair: open.pair,
+                    server_port: open.rtp_port,
+                    rtp: SocketAddr::new(ip, client.0),
+                    rtcp: SocketAddr::new(ip, client.1),
+                })
+            }
+        };
         let session = self
             .session
             .get_or_insert_with(|| Session::new(self.session_id.clone(), target.path.clone(), source));
-        let channels = match requested {
-            Some((a, b)) if session.channel_taken(a, index) || session.channel_taken(b, index) => None,
-            Some(pair) => Some(pair),
-            None => free_pair(session, index),
-        };
-        let Some(channels) = channels else {
-            if session.tracks.is_empty() {
-                self.session = None;
-            }
-            return fail(self, 461);
-        };
         let initial = self.config.initial_rtp;
         let ssrc = session.set_up(
             index,
-            channels,
+            delivery,
             req.uri.clone(),
             &mut self.rng,
             self.max_payload,
             initial,
         );
-        let h = self.session_headers(true).with(
-            "Transport",
-            format!(
-                "RTP/AVP/TCP;unicast;interleaved={}-{};ssrc={ssrc:08X};mode=\"PLAY\"",
-                channels.0, channels.1
-            ),
-        );
+        let transport = match delivery {
+            Delivery::Udp(udp) => {
+                let profile = match requested {
+                    Requested::Udp { profile, .. } => profile,
+                    Requested::Interleaved(_) => "RTP/AVP",
+                };
+                format!(
+                    "{profile};unicast;client_port={}-{};server_port={}-{};ssrc={ssrc:08X};mode=\"PLAY\"",
+                    udp.rtp.port(),
+                    udp.rtcp.port(),
+                    udp.server_port,
+                    udp.server_port.wrapping_add(1)
+                )
+            }
+            Delivery::Interleaved { rtp, rtcp } => {
+                format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp};ssrc={ssrc:08X};mode=\"PLAY\"")
+            }
+        };
+        let h = self.session_headers(true).with("Transport", transport);
         self.respond(now, &info, 200, h, Bytes::new());
+    }
+
+    /// An open pair for source track `index`: the one it has, else a spare
+    /// one no other track uses.
+    fn pair_for(&self, index: usize) -> Option<OpenPair> {
+        let session = self.session.as_ref();
+        match session.and_then(|s| s.udp_pair_of(index)) {
+            Some(own) => self.udp_pairs.iter().find(|p| p.pair == own),
+            None => self
+                .udp_pairs
+                .iter()
+                .find(|p| session.is_none_or(|s| s.udp_track(p.pair).is_none())),
+        }
+        .copied()
     }
 
     fn on_play(&mut self, now: Instant, req: &Request, info: RequestInfo) {
@@ -242,10 +348,9 @@ impl Connection {
     }
 
     fn session_header(&self, req: &Request) -> SessionHeader {
-        let Some(value) = req.headers.get("Session") else {
+        let Some(id) = session_id_of(req) else {
             return SessionHeader::Absent;
         };
-        let id = value.split(';').next().unwrap_or("").trim();
         match &self.session {
             Some(s) if s.id == id => SessionHeader::Matches,
             _ => SessionHeader::Unknown,
@@ -360,31 +465,90 @@ pub(super) fn starts_at_zero(range: &str) -> bool {
     start == "now" || start.parse::<f64>().is_ok_and(|s| s == 0.0)
 }
 
-/// The interleaved channels the client asks for in its first `RTP/AVP/TCP`
-/// transport spec (`None` if it leaves them to the server).
-fn parse_transport(value: Option<&str>) -> Result<Option<(u8, u8)>, &'static str> {
+/// The delivery a SETUP's `Transport` asks for: its first spec this server
+/// can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Requested {
+    /// `RTP/AVP/TCP`, on these channels (`None`: the server picks).
+    Interleaved(Option<(u8, u8)>),
+    /// `RTP/AVP` or `RTP/AVP/UDP` unicast to these client ports (RTP, RTCP);
+    /// `profile` is the spelling to echo.
+    Udp { profile: &'static str, client: (u16, u16) },
+}
+
+/// Longest session id a request may name (ours are 16 hex digits).
+const MAX_SESSION_ID: usize = 64;
+
+/// The session id of a request's `Session` header.
+fn session_id_of(req: &Request) -> Option<&str> {
+    req.headers
+        .get("Session")
+        .map(|v| v.split(';').next().unwrap_or("").trim())
+}
+
+/// The first spec of a `Transport` value this server serves: unicast
+/// `RTP/AVP/TCP`, or unicast `RTP/AVP` / `RTP/AVP/UDP` with `client_port`
+/// whose `destination`, if any, is the client's own address (`peer`):
+/// media never goes to a third address. Multicast specs, UDP specs without
+/// `client_port` and specs naming another destination are skipped; a spec
+/// with malformed channels or ports refuses the whole header.
+pub(super) fn parse_transport(value: Option<&str>, peer: IpAddr) -> Result<Requested, &'static str> {
     let value = value.ok_or("no Transport header")?;
     for spec in value.split(',') {
         let mut params = spec.split(';').map(str::trim);
         let protocol = params.next().unwrap_or("");
-        if !protocol.eq_ignore_ascii_case("RTP/AVP/TCP") {
+        let udp_profile = if protocol.eq_ignore_ascii_case("RTP/AVP/TCP") {
+            None
+        } else if protocol.eq_ignore_ascii_case("RTP/AVP") {
+            Some("RTP/AVP")
+        } else if protocol.eq_ignore_ascii_case("RTP/AVP/UDP") {
+            Some("RTP/AVP/UDP")
+        } else {
             continue;
-        }
+        };
         let mut interleaved = None;
+        let mut client_port = None;
         let mut multicast = false;
+        let mut elsewhere = false;
         for p in params {
-            if p.eq_ignore_ascii_case("multicast") {
+            let (name, v) = p.split_once('=').unwrap_or((p, ""));
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("multicast") {
                 multicast = true;
-            } else if let Some(v) = p.strip_prefix("interleaved=") {
+            } else if name.eq_ignore_ascii_case("interleaved") {
                 interleaved = Some(parse_channels(v).ok_or("bad interleaved channels")?);
+            } else if name.eq_ignore_ascii_case("client_port") {
+                client_port = Some(parse_ports(v).ok_or("bad client_port")?);
+            } else if name.eq_ignore_ascii_case("destination") && !v.is_empty() {
+                let ip = v.trim().trim_start_matches('[').trim_end_matches(']');
+                elsewhere = ip.parse::<IpAddr>().ok() != Some(peer);
             }
         }
         if multicast {
             continue;
         }
-        return Ok(interleaved);
+        match udp_profile {
+            None => return Ok(Requested::Interleaved(interleaved)),
+            Some(profile) => match client_port {
+                Some(client) if !elsewhere => return Ok(Requested::Udp { profile, client }),
+                Some(_) => tracing::debug!("UDP spec with another destination than the client skipped"),
+                None => tracing::debug!("UDP spec without client_port skipped"),
+            },
+        }
     }
-    Err("no unicast RTP/AVP/TCP transport")
+    Err("no unicast RTP/AVP/TCP or RTP/AVP/UDP transport with client_port")
+}
+
+/// `a-b` or `a` (meaning `a-(a+1)`): two distinct, non-zero ports.
+fn parse_ports(v: &str) -> Option<(u16, u16)> {
+    let (a, b) = match v.split_once('-') {
+        Some((a, b)) => (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?),
+        None => {
+            let a = v.trim().parse::<u16>().ok()?;
+            (a, a.checked_add(1)?)
+        }
+    };
+    (a != 0 && b != 0 && a != b).then_some((a, b))
 }
 
 fn parse_channels(v: &str) -> Option<(u8, u8)> {

@@ -3,8 +3,10 @@
 //!
 //! [`Session`] owns the per-track RTP state and, once playing, a
 //! [`Playback`] cursor into the shared [`MediaSource`]. [`Session::pump`]
-//! writes every packet due at an instant into the caller's output buffer,
-//! already framed as `$`-interleaved data, so that one call gives one write.
+//! puts every packet due at an instant into the caller's [`Sink`]: for
+//! interleaved tracks into one output buffer, already framed as
+//! `$`-interleaved data, so that one call gives one write; for UDP tracks
+//! as one datagram output per packet (the same bounds per call).
 //! It never reads a clock: the caller passes `now` and the matching NTP time.
 //!
 //! Timing model (documented for the runtime and for tests):
@@ -17,7 +19,7 @@
 //!   one clock tick per loop against the send schedule;
 //! - sequence numbers continue across loops;
 //! - RTCP: one compound SR + SDES(CNAME) per track that has sent, on the
-//!   track's RTCP channel, first right after the first packets and then every
+//!   track's RTCP channel or socket, first right after the first packets and then every
 //!   `rtcp_interval`; its RTP timestamp is `base + ticks(now − start)`;
 //! - the end: once the last sample of the last play-through is out, at
 //!   `start + count·D` (or right away if that has passed), a final
@@ -32,6 +34,8 @@
 //!   hundreds of sessions all stalled for a few seconds would try to send all
 //!   of those seconds at once, starving every session while it does.
 
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +44,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::clock::SplitMix64;
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
+use super::{ServerOutput, UdpSocketId};
 use crate::codec::{aac, h264, h265};
 use crate::rtcp::{self, SenderReport};
 use crate::rtp::{RtpHeader, FIXED_HEADER_LEN};
@@ -54,10 +59,88 @@ const MAX_BYTES_PER_PUMP: usize = 4 * 1024 * 1024;
 /// BYE reason text.
 const BYE_REASON: &str = "end of stream";
 
+/// Where a track's packets go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// `$`-framed on the RTSP connection, on these channels.
+    Interleaved { rtp: u8, rtcp: u8 },
+    /// As datagrams from the server's pair `pair` to the client's ports.
+    Udp(UdpDelivery),
+}
+
+/// A UDP track's pair and the client's addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct UdpDelivery {
+    pub pair: u16,
+    /// The server's RTP port (RTCP is the next one).
+    pub server_port: u16,
+    /// The client's RTP and RTCP addresses.
+    pub rtp: SocketAddr,
+    pub rtcp: SocketAddr,
+}
+
+/// Where [`Session::pump`] puts what it sends: interleaved frames into the
+/// connection's byte stream (one write per wake-up), datagrams as one
+/// [`ServerOutput::SendDatagram`] each, split off one scratch buffer.
+pub(super) struct Sink<'a> {
+    pub stream: &'a mut BytesMut,
+    pub datagrams: &'a mut VecDeque<ServerOutput>,
+    pub scratch: &'a mut BytesMut,
+    /// Bytes put so far, both kinds (bounds one pump).
+    pub bytes: usize,
+}
+
+/// Scratch space reserved at once for datagrams, so that a frame's packets
+/// share a few allocations.
+const DATAGRAM_CHUNK: usize = 64 * 1024;
+
+impl Sink<'_> {
+    /// Writes one packet of `len` bytes with `write`: framed on `channel`
+    /// for an interleaved track, or as a datagram to `to` from `socket`.
+    fn put(&mut self, delivery: &Delivery, rtcp: bool, len: usize, write: impl FnOnce(&mut BytesMut)) {
+        match delivery {
+            Delivery::Interleaved {
+                rtp: rtp_channel,
+                rtcp: rtcp_channel,
+            } => {
+                let Ok(frame_len) = u16::try_from(len) else {
+                    tracing::warn!(len, "packet does not fit in an interleaved frame; dropped");
+                    return;
+                };
+                let out = &mut *self.stream;
+                out.reserve(4 + len);
+                out.put_u8(b'$');
+                out.put_u8(if rtcp { *rtcp_channel } else { *rtp_channel });
+                out.put_u16(frame_len);
+                let at = out.len();
+                write(out);
+                debug_assert_eq!(out.len() - at, len);
+                self.bytes += 4 + len;
+            }
+            Delivery::Udp(udp) => {
+                if len > 65_507 {
+                    tracing::warn!(len, "packet does not fit in a datagram; dropped");
+                    return;
+                }
+                if self.scratch.capacity() < len {
+                    self.scratch.reserve(len.max(DATAGRAM_CHUNK));
+                }
+                write(self.scratch);
+                let data = self.scratch.split().freeze();
+                self.bytes += data.len();
+                self.datagrams.push_back(ServerOutput::SendDatagram {
+                    socket: UdpSocketId { pair: udp.pair, rtcp },
+                    to: if rtcp { udp.rtcp } else { udp.rtp },
+                    data,
+                });
+            }
+        }
+    }
+}
+
 /// Per-track RTP counters and identifiers.
 #[derive(Debug)]
 struct Rtp {
-    channel: u8,
     ssrc: u32,
     payload_type: u8,
     next_seq: u16,
@@ -66,28 +149,19 @@ struct Rtp {
 }
 
 impl Rtp {
-    /// Appends one `$`-framed RTP packet.
-    fn put(&mut self, out: &mut BytesMut, timestamp: u32, marker: bool, payload: &[u8]) {
-        let Ok(len) = u16::try_from(FIXED_HEADER_LEN + payload.len()) else {
-            tracing::warn!(
-                len = payload.len(),
-                "RTP payload does not fit in an interleaved frame; dropped"
-            );
-            return;
-        };
-        out.reserve(4 + usize::from(len));
-        out.put_u8(b'$');
-        out.put_u8(self.channel);
-        out.put_u16(len);
-        RtpHeader {
+    /// Puts one RTP packet.
+    fn put(&mut self, delivery: &Delivery, sink: &mut Sink<'_>, timestamp: u32, marker: bool, payload: &[u8]) {
+        let header = RtpHeader {
             sequence_number: self.next_seq,
             timestamp,
             ssrc: self.ssrc,
             marker,
             payload_type: self.payload_type,
-        }
-        .write(out);
-        out.put_slice(payload);
+        };
+        sink.put(delivery, false, FIXED_HEADER_LEN + payload.len(), |out| {
+            header.write(out);
+            out.put_slice(payload);
+        });
         self.next_seq = self.next_seq.wrapping_add(1);
         self.packets += 1;
         self.octets += payload.len() as u64;
@@ -108,8 +182,7 @@ enum Packetizer {
 pub(super) struct TrackOut {
     /// Index of the track in the source (the `N` of `trackID=N`).
     pub source_track: usize,
-    pub rtp_channel: u8,
-    pub rtcp_channel: u8,
+    pub delivery: Delivery,
     /// The Request-URI of its SETUP, for `RTP-Info`.
     pub url: String,
     pub clock_rate: u32,
@@ -124,50 +197,69 @@ pub(super) struct TrackOut {
 }
 
 impl TrackOut {
-    fn send(&mut self, sample: &SourceSample, loop_index: u32, out: &mut BytesMut, nals: &mut Vec<Bytes>) {
+    fn send(&mut self, sample: &SourceSample, loop_index: u32, out: &mut Sink<'_>, nals: &mut Vec<Bytes>) {
         let ts = self
             .ts_base
             .wrapping_add(sample.presentation_time as u32)
             .wrapping_add(self.loop_ticks.wrapping_mul(u64::from(loop_index)) as u32);
-        let TrackOut { rtp, packetizer, .. } = self;
+        let TrackOut {
+            rtp,
+            packetizer,
+            delivery,
+            ..
+        } = self;
         match packetizer {
             Packetizer::H264(p) => {
                 split_length_prefixed(&sample.data, nals);
                 for (payload, marker) in p.packetize(nals) {
-                    rtp.put(out, ts, marker, &payload);
+                    rtp.put(delivery, out, ts, marker, &payload);
                 }
             }
             Packetizer::H265(p) => {
                 split_length_prefixed(&sample.data, nals);
                 for (payload, marker) in p.packetize(nals) {
-                    rtp.put(out, ts, marker, &payload);
+                    rtp.put(delivery, out, ts, marker, &payload);
                 }
             }
             Packetizer::Aac(p) => {
                 let payloads = p.packetize(&sample.data);
                 let n = payloads.len();
                 for (i, payload) in payloads.iter().enumerate() {
-                    rtp.put(out, ts, i + 1 == n, payload);
+                    rtp.put(delivery, out, ts, i + 1 == n, payload);
                 }
             }
             Packetizer::Pcma(max) => {
                 // One byte per sample: a long sample becomes several packets
                 // whose timestamps advance by their lengths.
                 for (i, chunk) in sample.data.chunks(*max).enumerate() {
-                    rtp.put(out, ts.wrapping_add((i * *max) as u32), false, chunk);
+                    rtp.put(delivery, out, ts.wrapping_add((i * *max) as u32), false, chunk);
                 }
             }
         }
         nals.clear();
     }
 
-    /// Appends one `$`-framed compound RTCP packet: SR, SDES CNAME, and BYE
-    /// when `bye`.
-    fn put_rtcp(&self, out: &mut BytesMut, ntp: u64, rtp_timestamp: u32, cname: &str, bye: bool) {
-        let at = out.len();
-        out.put_u8(b'$');
-        out.put_u8(self.rtcp_channel);
-        out.put_u16(0);
+    /// Whether `from` is the client's RTP or RTCP address of this UDP track.
+    pub fn is_client(&self, from: SocketAddr) -> bool {
+        match &self.delivery {
+            Delivery::Udp(udp) => from == udp.rtp || from == udp.rtcp,
+            Delivery::Interleaved { .. } => false,
+        }
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.rtp.ssrc
+    }
+
+    /// RTP packets sent so far.
+    pub fn packets_sent(&self) -> u64 {
+        self.rtp.packets
+    }
+
+    /// Puts one compound RTCP packet (SR, SDES CNAME, and BYE when `bye`)
+    /// on the track's RTCP channel or socket.
+    fn put_rtcp(&self, out: &mut Sink<'_>, ntp: u64, rtp_timestamp: u32, cname: &str, bye: bool) {
+        let mut compound = BytesMut::with_capacity(128);
         let sr = SenderReport {
             ssrc: self.rtp.ssrc,
             ntp_timestamp: ntp,
@@ -177,14 +269,13 @@ impl TrackOut {
             octet_count: self.rtp.octets as u32,
             reports: Vec::new(),
         };
-        rtcp::encode_sender_report(&sr, out);
-        rtcp::encode_sdes_cname(self.rtp.ssrc, cname, out);
+        rtcp::encode_sender_report(&sr, &mut compound);
+        rtcp::encode_sdes_cname(self.rtp.ssrc, cname, &mut compound);
         if bye {
-            rtcp::encode_bye(&[self.rtp.ssrc], Some(BYE_REASON), out);
+            rtcp::encode_bye(&[self.rtp.ssrc], Some(BYE_REASON), &mut compound);
         }
-        // A few dozen bytes: always fits the 16-bit frame length.
-        let len = (out.len() - at - 4) as u16;
-        out[at + 2..at + 4].copy_from_slice(&len.to_be_bytes());
+        // A few dozen bytes: always fits a frame and a datagram.
+        out.put(&self.delivery, true, compound.len(), |o| o.put_slice(&compound));
     }
 }
 
@@ -364,19 +455,40 @@ impl Session {
 
     /// Whether `channel` is used by a set-up track other than `source_track`.
     pub fn channel_taken(&self, channel: u8, source_track: usize) -> bool {
-        self.tracks
-            .iter()
-            .any(|t| t.source_track != source_track && (t.rtp_channel == channel || t.rtcp_channel == channel))
+        self.tracks.iter().any(|t| {
+            t.source_track != source_track
+                && matches!(t.delivery, Delivery::Interleaved { rtp, rtcp } if rtp == channel || rtcp == channel)
+        })
     }
 
-    /// Sets up (or sets up again) source track `source_track` on the given
-    /// channels; returns the SSRC chosen. `initial` (first sequence number,
+    /// The UDP track on pair `pair`.
+    pub fn udp_track(&self, pair: u16) -> Option<&TrackOut> {
+        self.tracks
+            .iter()
+            .find(|t| matches!(t.delivery, Delivery::Udp(u) if u.pair == pair))
+    }
+
+    /// The UDP pair of set-up source track `source_track`, if it has one.
+    pub fn udp_pair_of(&self, source_track: usize) -> Option<u16> {
+        self.tracks.iter().find_map(|t| match t.delivery {
+            Delivery::Udp(u) if t.source_track == source_track => Some(u.pair),
+            _ => None,
+        })
+    }
+
+    /// Playing, every track over UDP: it can go on without its connection.
+    pub fn plays_over_udp_only(&self) -> bool {
+        matches!(self.state, State::Playing(_)) && self.tracks.iter().all(|t| matches!(t.delivery, Delivery::Udp(_)))
+    }
+
+    /// Sets up (or sets up again) source track `source_track` delivered as
+    /// `delivery`; returns the SSRC chosen. `initial` (first sequence number,
     /// timestamp base) replaces the random ones; the random draws happen
     /// either way, so the SSRCs do not depend on it.
     pub fn set_up(
         &mut self,
         source_track: usize,
-        channels: (u8, u8),
+        delivery: Delivery,
         url: String,
         rng: &mut SplitMix64,
         max_payload: usize,
@@ -397,15 +509,13 @@ impl Session {
         let clock_rate = track.clock_rate.max(1);
         let out = TrackOut {
             source_track,
-            rtp_channel: channels.0,
-            rtcp_channel: channels.1,
+            delivery,
             url,
             clock_rate,
             ts_base,
             first_seq,
             loop_ticks: ticks(self.source.duration, clock_rate, true),
             rtp: Rtp {
-                channel: channels.0,
                 ssrc,
                 payload_type: payload_type(&track.codec),
                 next_seq: first_seq,
@@ -477,7 +587,7 @@ impl Session {
         &mut self,
         now: Instant,
         ntp: u64,
-        out: &mut BytesMut,
+        out: &mut Sink<'_>,
         nals: &mut Vec<Bytes>,
         linger: Duration,
     ) -> Option<Finished> {
@@ -486,9 +596,9 @@ impl Session {
         };
         let source = &*self.source;
         let tracks = &mut self.tracks;
-        let out_start = out.len();
+        let out_start = out.bytes;
         let mut sent = 0;
-        while sent < MAX_SAMPLES_PER_PUMP && out.len() - out_start < MAX_BYTES_PER_PUMP {
+        while sent < MAX_SAMPLES_PER_PUMP && out.bytes - out_start < MAX_BYTES_PER_PUMP {
             let Some(due) = pb.next_due(source) else {
                 break;
             };

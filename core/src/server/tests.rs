@@ -131,6 +131,11 @@ struct Drained {
     responses: Vec<Response>,
     frames: Vec<(u8, Bytes)>,
     lookups: Vec<(u64, String)>,
+    /// UDP pairs asked for (answered by the harness unless `manual_udp`).
+    opens: Vec<UdpRequest>,
+    datagrams: Vec<(UdpSocketId, SocketAddr, Bytes)>,
+    /// Other sessions asked about: (token, id, teardown).
+    others: Vec<(u64, String, bool)>,
     events: Vec<ServerEvent>,
     timeout: Option<Instant>,
     closed: bool,
@@ -169,7 +174,16 @@ struct Harness {
     decoder: Decoder,
     cseq: u32,
     session: Option<String>,
+    /// Leave `OpenUdp` unanswered (else: RTP port `UDP_BASE + 2 × pair`).
+    manual_udp: bool,
+    /// Sessions other connections own, for `OtherSession`.
+    other_sessions: Vec<String>,
+    /// The instant of the drain, for the harness's own answers.
+    now: Instant,
 }
+
+/// First server RTP port the harness hands out.
+const UDP_BASE: u16 = 7000;
 
 impl Harness {
     fn new() -> Harness {
@@ -184,6 +198,9 @@ impl Harness {
             decoder: Decoder::new(Limits::default()),
             cseq: 0,
             session: None,
+            manual_udp: false,
+            other_sessions: Vec::new(),
+            now: t0,
         }
     }
 
@@ -212,6 +229,28 @@ impl Harness {
                     }
                 }
                 ServerOutput::Lookup { token, path } => d.lookups.push((token, path)),
+                ServerOutput::OpenUdp(request) => {
+                    d.opens.push(request);
+                    if !self.manual_udp {
+                        let port = UDP_BASE + 2 * request.pair;
+                        let input = ServerInput::UdpOpened {
+                            pair: request.pair,
+                            result: Ok(port),
+                        };
+                        self.conn.handle_input(self.now, input);
+                    }
+                }
+                ServerOutput::SendDatagram { socket, to, data } => d.datagrams.push((socket, to, data)),
+                ServerOutput::OtherSession {
+                    token,
+                    session_id,
+                    teardown,
+                } => {
+                    let found = self.other_sessions.contains(&session_id);
+                    d.others.push((token, session_id, teardown));
+                    self.conn
+                        .handle_input(self.now, ServerInput::OtherSession { token, found });
+                }
                 ServerOutput::Event(e) => d.events.push(e),
                 ServerOutput::Timeout(at) => {
                     d.timeout = Some(at);
@@ -227,12 +266,21 @@ impl Harness {
     }
 
     fn input(&mut self, at: Instant, data: &[u8]) -> Drained {
+        self.now = at;
         self.conn.handle_input(at, ServerInput::Data(data));
         self.drain()
     }
 
     fn timeout(&mut self, at: Instant) -> Drained {
+        self.now = at;
         self.conn.handle_input(at, ServerInput::Timeout);
+        self.drain()
+    }
+
+    /// Any other input at `at`.
+    fn give(&mut self, at: Instant, input: ServerInput<'_>) -> Drained {
+        self.now = at;
+        self.conn.handle_input(at, input);
         self.drain()
     }
 
@@ -704,10 +752,17 @@ fn setup_errors() {
     h.describe(h.t0, URL, &source);
     let t = h.t0;
     let track = format!("{URL}/trackID=0");
-    // UDP, multicast, bogus, missing: 461.
+    // Multicast, UDP without client ports or to another address, bogus, missing: 461.
     for transport in [
-        "RTP/AVP;unicast;client_port=5000-5001",
-        "RTP/AVP/UDP;unicast;client_port=5000-5001",
+        "RTP/AVP;multicast;port=5000-5001",
+        "RTP/AVP/UDP;multicast;client_port=5000-5001",
+        "RTP/AVP;unicast",
+        "RTP/AVP;unicast;client_port=0-1",
+        "RTP/AVP;unicast;client_port=x",
+        "RTP/AVP;unicast;client_port=5000-5000",
+        "RTP/AVP;unicast;client_port=65535",
+        "RTP/AVP;unicast;client_port=5000-5001;destination=10.0.0.9",
+        "RTP/AVP;unicast;client_port=5000-5001;destination=example.com",
         "RTP/AVP/TCP;multicast;interleaved=0-1",
         "RTP/AVP/TCP;interleaved=x-y",
         "RTP/AVP/TCP;interleaved=300-301",
@@ -721,14 +776,14 @@ fn setup_errors() {
     }
     let d = h.request(t, "SETUP", &track, &[]);
     assert_eq!(d.status(), 461);
-    // The first TCP spec of a list is taken.
+    // The first spec of a list this server serves is taken.
     let d = h.request(
         t,
         "SETUP",
         &track,
         &[(
             "Transport",
-            "RTP/AVP;unicast;client_port=5000-5001,RTP/AVP/TCP;unicast;interleaved=6-7",
+            "RTP/AVP;multicast,RTP/AVP;unicast;client_port=5000-5001;destination=10.0.0.9,RTP/AVP/TCP;unicast;interleaved=6-7",
         )],
     );
     assert_eq!(d.status(), 200);
@@ -1616,6 +1671,11 @@ fn end_to_end(query: &str) -> E2e {
                     );
                 }
                 ServerOutput::Event(e) => result.server_events.push(e),
+                o @ (ServerOutput::OpenUdp(_)
+                | ServerOutput::SendDatagram { .. }
+                | ServerOutput::OtherSession { .. }) => {
+                    panic!("no UDP over TCP: {o:?}")
+                }
                 ServerOutput::Timeout(at) => {
                     server_at = at;
                     break;
@@ -1749,6 +1809,17 @@ fn drain_bounded(conn: &mut Connection) -> usize {
     for _ in 0..10_000 {
         match conn.poll_output() {
             ServerOutput::Transmit(b) => bytes += b.len(),
+            ServerOutput::SendDatagram { data, .. } => bytes += data.len(),
+            ServerOutput::OpenUdp(UdpRequest { pair, .. }) => {
+                conn.handle_input(Instant::now(), ServerInput::UdpOpened { pair, result: Ok(7000) })
+            }
+            ServerOutput::OtherSession { token, .. } => conn.handle_input(
+                Instant::now(),
+                ServerInput::OtherSession {
+                    token,
+                    found: token % 2 == 0,
+                },
+            ),
             ServerOutput::Lookup { .. } | ServerOutput::Event(_) => {}
             ServerOutput::Timeout(_) | ServerOutput::Close => return bytes,
         }
@@ -1793,6 +1864,8 @@ proptest::proptest! {
         "Transport: RTP/AVP;unicast\r\n", "Transport: RTP/AVP/TCP\r\n", "Range: npt=3-\r\n",
         "Content-Length: 3\r\n", "Content-Length: 99999999999\r\n", "\r\n", "\n", "abc", "$\x00\x00\x02ab", "$\x01",
         "DESCRIBE rtsp://h/a.mp4?play_count=0 RTSP/1.0\r\n",
+        "Transport: RTP/AVP;unicast;client_port=5000-5001\r\n", "Transport: RTP/AVP/UDP;client_port=9\r\n",
+        "Transport: RTP/AVP;unicast;client_port=5000-5001;destination=10.0.0.1\r\n", "Session: ABCDEF\r\n",
     ]), 0..40), answer in proptest::bool::ANY) {
         let source = Arc::new(synthetic_source());
         let t0 = Instant::now();
@@ -1807,7 +1880,14 @@ proptest::proptest! {
                         let result = if answer { Ok(source.clone()) } else { Err(LookupError::NotFound) };
                         conn.handle_input(now, ServerInput::Lookup { token, result });
                     }
-                    ServerOutput::Transmit(_) | ServerOutput::Event(_) => {}
+                    ServerOutput::OpenUdp(UdpRequest { pair, .. }) => {
+                        let result = if answer { Ok(6000 + 2 * pair) } else { Err("no port") };
+                        conn.handle_input(now, ServerInput::UdpOpened { pair, result });
+                    }
+                    ServerOutput::OtherSession { token, .. } => {
+                        conn.handle_input(now, ServerInput::OtherSession { token, found: answer });
+                    }
+                    ServerOutput::Transmit(_) | ServerOutput::Event(_) | ServerOutput::SendDatagram { .. } => {}
                     ServerOutput::Timeout(_) | ServerOutput::Close => break,
                 }
             }
@@ -1931,4 +2011,602 @@ fn a_large_batch_does_not_keep_its_buffer() {
         "the output buffer kept {} bytes",
         h.conn.out.capacity()
     );
+}
+
+// ---------------------------------------------------------------------------
+// RTP over UDP (unicast)
+
+const CLIENT_RTP: &str = "127.0.0.1:5000";
+const CLIENT_RTCP: &str = "127.0.0.1:5001";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+impl Harness {
+    /// SETUP of `track` over UDP to client ports `ports`.
+    fn setup_udp(&mut self, at: Instant, track: usize, transport: &str) -> Drained {
+        let uri = format!("{URL}/trackID={track}");
+        let d = self.request(at, "SETUP", &uri, &[("Transport", transport)]);
+        if d.responses.len() == 1 && d.status() == 200 {
+            let s = d.response().headers.get("Session").unwrap();
+            self.session = Some(s.split(';').next().unwrap().to_owned());
+        }
+        d
+    }
+
+    /// DESCRIBE, SETUP both tracks over UDP (client ports 5000-5001 and
+    /// 5002-5003), PLAY at `at`.
+    fn play_udp(&mut self, at: Instant, source: &Arc<MediaSource>, query: &str) -> Drained {
+        assert_eq!(self.describe(at, &format!("{URL}{query}"), source).status(), 200);
+        assert_eq!(
+            self.setup_udp(at, 0, "RTP/AVP;unicast;client_port=5000-5001").status(),
+            200
+        );
+        assert_eq!(
+            self.setup_udp(at, 1, "RTP/AVP/UDP;unicast;client_port=5002-5003")
+                .status(),
+            200
+        );
+        let d = self.request(at, "PLAY", &format!("{URL}/"), &[("Range", "npt=0.000-")]);
+        assert_eq!(d.status(), 200);
+        d
+    }
+
+    /// A datagram from `from` on pair `pair`.
+    fn datagram(&mut self, at: Instant, pair: u16, rtcp: bool, from: &str, data: &[u8]) -> Drained {
+        self.give(
+            at,
+            ServerInput::Datagram {
+                socket: UdpSocketId { pair, rtcp },
+                from: addr(from),
+                data,
+            },
+        )
+    }
+}
+
+/// The transport parameter `name=` of a reply's `Transport`.
+fn transport_param(resp: &Response, name: &str) -> Option<String> {
+    let t = resp.headers.get("Transport")?;
+    t.split(';')
+        .find_map(|p| p.strip_prefix(&format!("{name}=")).map(str::to_owned))
+}
+
+#[test]
+fn udp_setup_waits_for_the_pair_then_answers_with_the_ports() {
+    let source = Arc::new(synthetic_source());
+    let config = ServerConfig {
+        udp_ports: PortRange::new(30000, 30009),
+        ..config()
+    };
+    let mut h = Harness::with(config, 0);
+    h.manual_udp = true;
+    h.describe(h.t0, URL, &source);
+    let d = h.setup_udp(h.t0, 0, "RTP/AVP;unicast;client_port=5000-5001");
+    assert!(d.responses.is_empty(), "the reply waits for the pair");
+    assert_eq!(
+        d.opens,
+        [UdpRequest {
+            pair: 0,
+            bind: PortRange::new(30000, 30009)
+        }]
+    );
+    // A request pipelined meanwhile waits behind it.
+    let d = h.request(h.t0, "OPTIONS", URL, &[]);
+    assert!(d.responses.is_empty());
+    // A stale or unknown answer changes nothing.
+    let d = h.give(
+        h.t0,
+        ServerInput::UdpOpened {
+            pair: 9,
+            result: Ok(30000),
+        },
+    );
+    assert!(d.responses.is_empty());
+    let d = h.give(
+        h.t0,
+        ServerInput::UdpOpened {
+            pair: 0,
+            result: Ok(30004),
+        },
+    );
+    assert_eq!(d.responses.len(), 2, "{d:#?}");
+    let setup = &d.responses[0];
+    assert_eq!(setup.status, 200);
+    let transport = setup.headers.get("Transport").unwrap();
+    assert!(
+        transport.starts_with("RTP/AVP;unicast;client_port=5000-5001;server_port=30004-30005;ssrc="),
+        "{transport}"
+    );
+    assert!(transport.ends_with(";mode=\"PLAY\""), "{transport}");
+    assert_eq!(transport_param(setup, "ssrc").unwrap().len(), 8);
+    assert!(setup.headers.get("Session").unwrap().ends_with(";timeout=60"));
+    assert_eq!(d.responses[1].status, 200, "OPTIONS answered after");
+    h.session = Some(h.conn.session_id().unwrap().to_owned());
+    // The same track again keeps its pair; another track gets a new one;
+    // `RTP/AVP/UDP` is echoed as spelled; a single client port means a pair.
+    let d = h.setup_udp(h.t0, 0, "RTP/AVP/UDP;unicast;client_port=6000-6001");
+    assert!(d.opens.is_empty());
+    assert_eq!(transport_param(d.response(), "server_port").unwrap(), "30004-30005");
+    assert_eq!(transport_param(d.response(), "client_port").unwrap(), "6000-6001");
+    assert!(d
+        .response()
+        .headers
+        .get("Transport")
+        .unwrap()
+        .starts_with("RTP/AVP/UDP;"));
+    let d = h.setup_udp(h.t0, 1, "RTP/AVP;unicast;client_port=6002");
+    assert_eq!(d.opens.len(), 1);
+    assert_eq!(d.opens[0].pair, 1);
+    let d = h.give(
+        h.t0,
+        ServerInput::UdpOpened {
+            pair: 1,
+            result: Ok(30000),
+        },
+    );
+    assert_eq!(transport_param(d.response(), "server_port").unwrap(), "30000-30001");
+    assert_eq!(transport_param(d.response(), "client_port").unwrap(), "6002-6003");
+    // `destination` naming the client itself is fine.
+    let d = h.setup_udp(h.t0, 1, "RTP/AVP;unicast;destination=127.0.0.1;client_port=6004-6005");
+    assert_eq!(d.status(), 200);
+}
+
+#[test]
+fn a_udp_setup_without_a_pair_is_461_and_leaves_no_session() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.manual_udp = true;
+    h.describe(h.t0, URL, &source);
+    let d = h.setup_udp(h.t0, 0, "RTP/AVP;unicast;client_port=5000-5001");
+    let pair = d.opens[0].pair;
+    let d = h.give(
+        h.t0,
+        ServerInput::UdpOpened {
+            pair,
+            result: Err("no free port in 30000-30001"),
+        },
+    );
+    assert_eq!(d.status(), 461);
+    assert_eq!(h.conn.session_id(), None);
+    // An odd "RTP" port is refused as well.
+    let d = h.setup_udp(h.t0, 0, "RTP/AVP;unicast;client_port=5000-5001");
+    let pair = d.opens[0].pair;
+    let d = h.give(
+        h.t0,
+        ServerInput::UdpOpened {
+            pair,
+            result: Ok(30001),
+        },
+    );
+    assert_eq!(d.status(), 461);
+    // TCP still works.
+    assert_eq!(h.setup(h.t0, 0, "0-1").status(), 200);
+}
+
+/// Every packet a session sends, in order, with its instant: (instant,
+/// track slot, rtcp, bytes). Interleaved channels 0-1 and 2-3 and UDP pairs
+/// 0 and 1 are slots 0 and 1.
+fn sent_packets(h: &mut Harness, d: Drained, until: Instant) -> Vec<(Instant, usize, bool, Bytes)> {
+    let start = h.now;
+    let mut out = Vec::new();
+    let mut push = |at: Instant, d: &Drained| {
+        for (c, p) in &d.frames {
+            out.push((at, usize::from(*c / 2), c % 2 == 1, p.clone()));
+        }
+        for (socket, to, data) in &d.datagrams {
+            let slot = usize::from(socket.pair);
+            let port = 5000 + 2 * slot as u16 + u16::from(socket.rtcp);
+            assert_eq!(*to, SocketAddr::new(addr(CLIENT_RTP).ip(), port));
+            out.push((at, slot, socket.rtcp, data.clone()));
+        }
+    };
+    push(start, &d);
+    for (at, d) in follow(h, d, until) {
+        push(at, &d);
+    }
+    out
+}
+
+#[test]
+fn udp_sends_the_same_packets_at_the_same_instants_as_tcp() {
+    let source = Arc::new(synthetic_source());
+    for query in ["", "?play_count=2"] {
+        let mut tcp = Harness::new();
+        let d = tcp.play(tcp.t0, &source, query);
+        let tcp_packets = {
+            let until = tcp.at(10_000);
+            sent_packets(&mut tcp, d, until)
+        };
+        let mut udp = Harness::new();
+        let d = udp.play_udp(udp.t0, &source, query);
+        assert_eq!(d.transmits, 1, "only the PLAY reply on the connection");
+        assert!(d.frames.is_empty());
+        assert!(!d.datagrams.is_empty(), "the first packets go with the reply");
+        let udp_packets = {
+            let until = udp.at(10_000);
+            sent_packets(&mut udp, d, until)
+        };
+        // Same instants relative to PLAY, same bytes (same seed: same SSRCs,
+        // sequence numbers, timestamps), same SRs and the final BYE.
+        let rel = |v: &[(Instant, usize, bool, Bytes)], t0: Instant| {
+            v.iter()
+                .map(|(at, slot, rtcp, b)| (at.duration_since(t0), *slot, *rtcp, b.clone()))
+                .collect::<Vec<_>>()
+        };
+        let (t, u) = (rel(&tcp_packets, tcp.t0), rel(&udp_packets, udp.t0));
+        assert_eq!(t.len(), u.len(), "{query}");
+        assert!(t == u, "{query}: UDP differs from TCP");
+        let rtcp: Vec<_> = u.iter().filter(|p| p.2).collect();
+        let last = rtcp.last().unwrap();
+        assert!(rtcp::parse_compound(&last.3)
+            .unwrap()
+            .iter()
+            .any(|p| matches!(p, RtcpPacket::Bye(_))));
+        let loops = if query.is_empty() { 1 } else { 2 };
+        let rtp_video = u.iter().filter(|p| p.1 == 0 && !p.2).count();
+        let one_loop = t.iter().filter(|p| p.1 == 0 && !p.2).count() / loops;
+        assert_eq!(rtp_video, one_loop * loops);
+    }
+}
+
+#[test]
+fn a_late_udp_wakeup_catches_up_like_tcp() {
+    let source = Arc::new(synthetic_source());
+    let (mut tcp, mut udp) = (Harness::with_max_lag(ms(1000)), Harness::with_max_lag(ms(1000)));
+    tcp.play(tcp.t0, &source, "?play_count=0");
+    udp.play_udp(udp.t0, &source, "?play_count=0");
+    // 50 s late: both catch up the last second only, and say so.
+    let (t, u) = (tcp.timeout(tcp.at(50_000)), udp.timeout(udp.at(50_000)));
+    assert_eq!(t.frames.len(), u.datagrams.len());
+    assert!(u.datagrams.len() > 10);
+    assert!(u.events.iter().any(|e| matches!(e, ServerEvent::FellBehind { .. })));
+    assert_eq!(t.timeout.map(|at| at - tcp.t0), u.timeout.map(|at| at - udp.t0));
+}
+
+#[test]
+fn mixed_tcp_and_udp_tracks_in_one_session() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.describe(h.t0, URL, &source);
+    assert_eq!(h.setup(h.t0, 0, "0-1").status(), 200);
+    assert_eq!(
+        h.setup_udp(h.t0, 1, "RTP/AVP;unicast;client_port=5002-5003").status(),
+        200
+    );
+    let d = h.request(h.t0, "PLAY", &format!("{URL}/"), &[]);
+    assert_eq!(d.status(), 200);
+    let until = h.at(10_000);
+    let all = follow(&mut h, d, until);
+    let video = all.iter().map(|(_, d)| d.rtp(0).len()).sum::<usize>();
+    let audio = all
+        .iter()
+        .flat_map(|(_, d)| &d.datagrams)
+        .filter(|(s, to, _)| s.pair == 0 && !s.rtcp && *to == addr("127.0.0.1:5002"))
+        .count();
+    assert!(video >= VIDEO_FRAMES && audio > 0, "{video} {audio}");
+    // The connection closing ends a session that has a TCP track.
+    let mut h2 = Harness::new();
+    h2.describe(h2.t0, URL, &source);
+    h2.setup(h2.t0, 0, "0-1");
+    h2.setup_udp(h2.t0, 1, "RTP/AVP;unicast;client_port=5002-5003");
+    h2.request(h2.t0, "PLAY", &format!("{URL}/"), &[]);
+    let d = h2.give(h2.at(1), ServerInput::Eof);
+    assert!(d.closed);
+}
+
+/// A compound RTCP packet from the client: RR about `ssrc`, and SDES.
+fn receiver_report(ssrc: u32, fraction_lost: u8, cumulative_lost: i32, jitter: u32) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    rtcp::encode_receiver_report(
+        &rtcp::ReceiverReport {
+            ssrc: 0x1234,
+            reports: vec![rtcp::ReportBlock {
+                ssrc,
+                fraction_lost,
+                cumulative_lost,
+                highest_sequence: 70_000,
+                jitter,
+                last_sr: 0,
+                delay_since_last_sr: 0,
+            }],
+        },
+        &mut b,
+    );
+    rtcp::encode_sdes_cname(0x1234, "client", &mut b);
+    b.to_vec()
+}
+
+fn ssrc_of(d: &Drained) -> u32 {
+    u32::from_str_radix(&transport_param(d.response(), "ssrc").unwrap(), 16).unwrap()
+}
+
+#[test]
+fn receiver_reports_become_events_and_keep_the_session_alive() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.describe(h.t0, URL, &source);
+    let d = h.setup_udp(h.t0, 1, "RTP/AVP;unicast;client_port=5000-5001");
+    let audio_ssrc = ssrc_of(&d);
+    // (Not playing, so that the deadline is the session's expiry.)
+    // From the client's RTCP port, about our SSRC: an event; about another
+    // SSRC: nothing. 441 ticks at 44.1 kHz is 10 ms.
+    let rr = receiver_report(audio_ssrc, 64, 3, 441);
+    let d = h.datagram(h.at(50_000), 0, true, CLIENT_RTCP, &rr);
+    let report = d
+        .events
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::ReceiverReport {
+                track,
+                fraction_lost,
+                cumulative_lost,
+                highest_sequence,
+                jitter,
+                ..
+            } => Some((*track, *fraction_lost, *cumulative_lost, *highest_sequence, *jitter)),
+            _ => None,
+        })
+        .expect("a ReceiverReport event");
+    assert_eq!(report, (1, 64, 3, 70_000, ms(10)));
+    assert_eq!(d.timeout, Some(h.at(110_000)), "RTCP from the client is activity");
+    let d = h.datagram(h.at(51_000), 0, true, CLIENT_RTCP, &receiver_report(7, 0, 0, 0));
+    assert!(d.events.is_empty());
+    // RTCP sent from the client's RTP port counts too (the client's address
+    // is either port).
+    let d = h.datagram(h.at(52_000), 0, true, CLIENT_RTP, &rr);
+    assert_eq!(d.events.len(), 1);
+    // Junk from the client is not RTCP: no event, no activity.
+    let d = h.datagram(h.at(60_000), 0, true, CLIENT_RTCP, b"\x00junk");
+    assert!(d.events.is_empty());
+    assert_eq!(d.timeout, Some(h.at(112_000)));
+    // A punch packet on the RTP port: ignored, not activity.
+    let d = h.datagram(h.at(61_000), 0, false, CLIENT_RTP, &[0; 4]);
+    assert!(d.events.is_empty());
+    assert_eq!(d.timeout, Some(h.at(112_000)));
+}
+
+#[test]
+fn datagrams_from_other_addresses_are_dropped_and_counted() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.describe(h.t0, URL, &source);
+    let d = h.setup_udp(h.t0, 1, "RTP/AVP;unicast;client_port=5000-5001");
+    let rr = receiver_report(ssrc_of(&d), 0, 0, 0);
+    let dropped = |d: &Drained| {
+        d.events
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::DatagramsDropped { dropped, last_from } => Some((*dropped, *last_from)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Another port on the client's host, another host, a pair no track uses.
+    let d = h.datagram(h.at(1_000), 0, true, "127.0.0.1:5009", &rr);
+    assert_eq!(dropped(&d), [(1, addr("127.0.0.1:5009"))], "the first at once");
+    assert!(!d.events.iter().any(|e| matches!(e, ServerEvent::ReceiverReport { .. })));
+    assert_eq!(d.timeout.map(|t| t >= h.at(60_000)), Some(true));
+    let d = h.datagram(h.at(2_000), 0, true, "10.9.9.9:5001", &rr);
+    assert!(dropped(&d).is_empty(), "later ones are summed");
+    let d = h.datagram(h.at(3_000), 5, false, CLIENT_RTP, &rr);
+    assert!(dropped(&d).is_empty());
+    // Not activity: the session still expires 60 s after SETUP.
+    let d = h.timeout(h.at(60_000));
+    assert!(d.closed);
+    assert_eq!(dropped(&d), [(2, addr(CLIENT_RTP))], "reported before Closed");
+    let closed_at = d.events.iter().position(|e| matches!(e, ServerEvent::Closed { .. }));
+    let dropped_at = d
+        .events
+        .iter()
+        .position(|e| matches!(e, ServerEvent::DatagramsDropped { .. }));
+    assert!(dropped_at < closed_at);
+    // Before any session: dropped too.
+    let mut h = Harness::new();
+    let d = h.datagram(h.t0, 0, true, CLIENT_RTCP, &rr);
+    assert_eq!(dropped(&d).len(), 1);
+}
+
+#[test]
+fn a_udp_session_outlives_its_connection_until_it_expires() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let d = h.play_udp(h.t0, &source, "?play_count=0");
+    assert!(!h.conn.is_detached());
+    let _ = d;
+    let d = h.give(h.at(1_000), ServerInput::Eof);
+    assert!(!d.closed);
+    assert!(h.conn.is_detached());
+    assert_eq!(
+        d.events,
+        [ServerEvent::Detached {
+            session_id: h.session.clone().unwrap()
+        }]
+    );
+    assert_eq!(d.transmits, 0);
+    // It keeps playing: datagrams at the same instants as before.
+    let d = h.timeout(h.at(2_000));
+    assert!(!d.datagrams.is_empty() && d.transmits == 0);
+    // Bytes on the dead connection are ignored; a second EOF changes nothing.
+    let d = h.input(h.at(2_000), b"OPTIONS * RTSP/1.0\r\nCSeq: 9\r\n\r\n");
+    assert!(d.responses.is_empty());
+    assert!(!h.give(h.at(2_000), ServerInput::Eof).closed);
+    // Refreshed by RTCP from the client (at 30 s) and by a request on
+    // another connection (KeepAlive, at 80 s): expires 60 s after the last.
+    let rr = receiver_report(0, 0, 0, 0);
+    h.datagram(h.at(30_000), 0, true, CLIENT_RTCP, &rr);
+    let d = h.timeout(h.at(30_000));
+    let until = h.at(80_000);
+    let all = follow(&mut h, d, until);
+    assert!(!all.iter().any(|(_, d)| d.closed), "alive at 80 s");
+    let d = h.give(h.at(80_000), ServerInput::KeepAlive);
+    assert!(!d.closed);
+    let until = h.at(139_999);
+    let all = follow(&mut h, d, until);
+    assert!(!all.iter().any(|(_, d)| d.closed), "alive until 140 s");
+    let d = h.timeout(h.at(140_000));
+    assert!(d.closed);
+    assert!(d.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Closed {
+            reason: CloseReason::SessionTimeout(_),
+            ..
+        }
+    )));
+    assert!(!h.conn.is_detached());
+}
+
+#[test]
+fn a_detached_session_ends_at_its_end_or_on_teardown_from_elsewhere() {
+    let source = Arc::new(synthetic_source());
+    // Played once: BYE at the end, linger, close.
+    let mut h = Harness::new();
+    h.play_udp(h.t0, &source, "");
+    let d = h.give(h.at(10), ServerInput::Eof);
+    let until = h.at(20_000);
+    let all = collect_until_close(&mut h, d, until);
+    let last = all.last().unwrap();
+    assert!(last.closed);
+    assert!(last.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Closed {
+            reason: CloseReason::PlaybackEnded,
+            ..
+        }
+    )));
+    assert!(all
+        .iter()
+        .any(|d| d.events.iter().any(|e| matches!(e, ServerEvent::PlaybackEnded { .. }))));
+    // A TEARDOWN on another connection: the runtime aborts it.
+    let mut h = Harness::new();
+    h.play_udp(h.t0, &source, "?play_count=0");
+    h.give(h.at(10), ServerInput::Eof);
+    let d = h.give(h.at(20), ServerInput::Abort(CloseReason::Teardown));
+    assert!(d.closed && d.datagrams.is_empty());
+    // Before PLAY, a closed connection ends the session (PLAY must come on
+    // the session's own connection).
+    let mut h = Harness::new();
+    h.describe(h.t0, URL, &source);
+    h.setup_udp(h.t0, 0, "RTP/AVP;unicast;client_port=5000-5001");
+    assert!(h.give(h.at(10), ServerInput::Eof).closed);
+}
+
+#[test]
+fn requests_naming_another_connections_session_ask_the_runtime() {
+    let mut h = Harness::new();
+    h.other_sessions = vec!["ABCDEF0123456789".into()];
+    let other = [("Session", "ABCDEF0123456789")];
+    let d = h.request(h.t0, "GET_PARAMETER", URL, &other);
+    assert_eq!(d.others, [(d.others[0].0, "ABCDEF0123456789".to_owned(), false)]);
+    assert_eq!(d.status(), 200);
+    assert_eq!(d.response().headers.get("Session"), Some("ABCDEF0123456789"));
+    let d = h.request(h.t0, "SET_PARAMETER", URL, &other);
+    assert_eq!(d.status(), 200);
+    let d = h.request(h.t0, "TEARDOWN", URL, &other);
+    assert!(d.others[0].2, "a teardown");
+    assert_eq!(d.status(), 200);
+    assert!(!d.closed, "this connection goes on");
+    // Unknown: 454; an implausible id is 454 without asking.
+    let d = h.request(h.t0, "GET_PARAMETER", URL, &[("Session", "0000000000000001")]);
+    assert_eq!(d.status(), 454);
+    let long = "A".repeat(65);
+    for id in ["x-y", long.as_str(), "a b"] {
+        let d = h.request(h.t0, "GET_PARAMETER", URL, &[("Session", id)]);
+        assert!(d.others.is_empty(), "{id}");
+        assert_eq!(d.status(), 454, "{id}");
+    }
+    // While waiting, requests are held in order; stale answers are ignored.
+    let mut h = Harness::new();
+    h.cseq = 0;
+    h.conn.handle_input(
+        h.t0,
+        ServerInput::Data(
+            b"GET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nSession: ABCD\r\n\r\nOPTIONS * RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+        ),
+    );
+    let mut token = None;
+    let mut responses = 0;
+    loop {
+        match h.conn.poll_output() {
+            ServerOutput::OtherSession { token: t, .. } => token = Some(t),
+            ServerOutput::Transmit(_) => responses += 1,
+            ServerOutput::Timeout(_) | ServerOutput::Close => break,
+            _ => {}
+        }
+    }
+    assert_eq!(responses, 0);
+    let token = token.unwrap();
+    h.conn.handle_input(
+        h.t0,
+        ServerInput::OtherSession {
+            token: token + 1,
+            found: true,
+        },
+    );
+    h.conn.handle_input(
+        h.t0,
+        ServerInput::Lookup {
+            token,
+            result: Err(LookupError::NotFound),
+        },
+    );
+    let d = h.give(h.t0, ServerInput::OtherSession { token, found: true });
+    assert_eq!(d.responses.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200]);
+}
+
+#[test]
+fn port_ranges() {
+    assert_eq!(PortRange::parse("30000-30999").unwrap().len(), 500);
+    assert_eq!(
+        PortRange::parse("30001-30004").unwrap().pairs().collect::<Vec<_>>(),
+        [30002]
+    );
+    assert_eq!(
+        PortRange::parse("65534-65535").unwrap().pairs().collect::<Vec<_>>(),
+        [65534]
+    );
+    assert_eq!(PortRange::parse(" 1 - 3 ").unwrap().pairs().collect::<Vec<_>>(), [2]);
+    for bad in ["30001-30002", "0-1", "5-4", "65535-65535", "x", "1-", "-5", "1-70000"] {
+        assert!(PortRange::parse(bad).is_err(), "{bad}");
+    }
+    assert_eq!(PortRange::new(30000, 30001).unwrap().to_string(), "30000-30001");
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_transport_header_never_panics(
+        parts in proptest::collection::vec(proptest::sample::select(vec![
+            "RTP/AVP", "RTP/AVP/UDP", "RTP/AVP/TCP", "rtp/avp/udp", "unicast", "multicast", "client_port=",
+            "server_port=", "interleaved=", "destination=", "127.0.0.1", "::1", "[::1]", "10.0.0.1", "0", "1",
+            "5000", "65535", "65536", "-", ";", ",", "=", " ", "ssrc=12", "mode=PLAY", "ttl=1", "x", "\u{e9}",
+        ]), 0..24),
+        answer in proptest::option::of(0u16..=u16::MAX),
+        datagrams in proptest::collection::vec((0u16..3, proptest::bool::ANY, proptest::bool::ANY,
+            proptest::collection::vec(proptest::num::u8::ANY, 0..80)), 0..8),
+    ) {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        h.manual_udp = true;
+        h.describe(h.t0, URL, &source);
+        let transport: String = parts.concat();
+        let d = h.request(h.t0, "SETUP", &format!("{URL}/trackID=0"), &[("Transport", &transport)]);
+        let d = match (d.opens.first(), answer) {
+            (Some(open), Some(port)) => h.give(h.t0, ServerInput::UdpOpened { pair: open.pair, result: Ok(port) }),
+            (Some(open), None) => h.give(h.t0, ServerInput::UdpOpened { pair: open.pair, result: Err("x") }),
+            (None, _) => d,
+        };
+        proptest::prop_assert_eq!(d.responses.len(), 1);
+        if d.status() == 200 {
+            h.session = Some(h.conn.session_id().unwrap().to_owned());
+            h.request(h.t0, "PLAY", &format!("{URL}/"), &[]);
+        }
+        for (i, (pair, rtcp, client, data)) in datagrams.iter().enumerate() {
+            let from = if *client { CLIENT_RTCP } else { "127.0.0.1:9" };
+            h.datagram(h.at(i as u64 * 10), *pair, *rtcp, from, data);
+        }
+        let d = h.give(h.at(100), ServerInput::Eof);
+        let d = if d.closed { d } else { h.timeout(h.at(200_000)) };
+        proptest::prop_assert!(d.closed);
+    }
 }
