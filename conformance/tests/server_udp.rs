@@ -28,7 +28,7 @@ const PORTS: (u16, u16) = (41_000, 41_999);
 fn server(runtime: ServerRuntime) -> TestServer {
     let mut options = ServerOptions::default();
     options.config.session_timeout = TIMEOUT;
-    options.config.udp_ports = PortRange::new(PORTS.0, PORTS.1);
+    options.config.udp_ports = PortRange::new(PORTS.0, PORTS.1).ok();
     TestServer::with_options(runtime, rtsp_toolkit_conformance::media_dir(), options)
 }
 

@@ -33,6 +33,7 @@ pub mod sdp;
 pub mod server;
 pub mod source;
 pub mod stop;
+pub mod udp;
 
 pub use client::capture;
 pub use client::{Client, ClientOptions, Input, Output};

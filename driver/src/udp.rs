@@ -214,7 +214,7 @@ fn port_taken(e: &io::Error) -> bool {
 }
 
 fn bind_in_range(local: IpAddr, range: PortRange) -> io::Result<(UdpSocket, UdpSocket, u16)> {
-    let pairs = range.pairs();
+    let pairs = range.len();
     if pairs == 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -80,7 +80,6 @@ mod nal;
 mod reader;
 pub mod serving;
 mod timeline;
-pub mod udp;
 #[cfg(feature = "decode")]
 pub mod video;
 mod wav;

@@ -14,7 +14,7 @@
 //!   connection limit, makes each connection's machine (its seed and
 //!   wall-clock time) and runs it over the runtime's [`ConnectionIo`]: the
 //!   machine's outputs done (writes, lookups, UDP pairs opened with
-//!   [`crate::udp`] and registered as the runtime's [`Datagrams`], datagrams
+//!   [`rtsp_toolkit_driver::udp`] and registered as the runtime's [`Datagrams`], datagrams
 //!   sent, logged events), its inputs given (a read and a passed deadline in
 //!   the one order every runtime follows, datagrams received, write
 //!   failures, lookup answers, the server's stop);
@@ -466,7 +466,7 @@ pub trait ConnectionIo: Send {
 
 /// A UDP socket as a runtime polls it: one of a session's RTP/RTCP pair.
 pub trait Datagrams: Send + Sync + Sized {
-    /// Registers a bound, non-blocking socket ([`crate::udp::bind_pair`])
+    /// Registers a bound, non-blocking socket ([`rtsp_toolkit_driver::udp::bind_pair`])
     /// with the runtime's reactor. Called within the runtime.
     fn from_std(socket: std::net::UdpSocket) -> io::Result<Self>;
 
@@ -638,12 +638,12 @@ impl<U> UdpPair<U> {
 
 /// Binds pair `id` on `ip` within `range` and registers it with the runtime.
 fn open_pair<U: Datagrams>(ip: IpAddr, range: Option<PortRange>, id: u16) -> io::Result<UdpPair<U>> {
-    let pair = crate::udp::bind_pair(ip, range)?;
+    let (rtp, rtcp, port) = rtsp_toolkit_driver::udp::bind_pair(ip, range)?;
     Ok(UdpPair {
         id,
-        port: pair.port,
-        rtp: U::from_std(pair.rtp)?,
-        rtcp: U::from_std(pair.rtcp)?,
+        port,
+        rtp: U::from_std(rtp)?,
+        rtcp: U::from_std(rtcp)?,
     })
 }
 

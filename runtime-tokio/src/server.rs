@@ -10,7 +10,7 @@
 //! same for every runtime. This module gives them tokio: the listener, one
 //! task per connection, the sockets (through this crate's `io` module),
 //! the UDP sockets of the sessions' RTP/RTCP pairs (bound by
-//! [`rtsp_toolkit_media::udp`], within `ServerConfig::udp_ports` when set),
+//! `rtsp_toolkit_driver::udp`, within `ServerConfig::udp_ports` when set),
 //! and lookups on tokio's blocking pool (they read files).
 //!
 //! Policies (the same on every runtime, see [`ServerOptions`]):

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::codec::DEFAULT_MAX_FRAME_BYTES;
 use crate::message::Limits;
 use crate::sdp::MediaKind;
+pub use crate::udp::PortRange;
 
 /// Which message kinds the session logs (a bit set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,70 +160,6 @@ impl std::str::FromStr for Transport {
 impl std::fmt::Display for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// An inclusive range of local UDP ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
-    pub first: u16,
-    pub last: u16,
-}
-
-impl PortRange {
-    /// A range holding at least one even/odd pair, or why not.
-    ///
-    /// ```
-    /// use rtsp_toolkit_core::client::PortRange;
-    /// assert!(PortRange::new(5000, 5999).is_ok());
-    /// assert!(PortRange::new(5001, 5002).is_err()); // no even port with its odd neighbour
-    /// assert_eq!("6000-6099".parse::<PortRange>().unwrap().pairs(), 50);
-    /// ```
-    pub fn new(first: u16, last: u16) -> Result<PortRange, String> {
-        let r = PortRange { first, last };
-        if first == 0 || r.pairs() == 0 {
-            return Err(format!("port range {first}-{last} holds no even/odd port pair above 0"));
-        }
-        Ok(r)
-    }
-
-    /// How many even/odd pairs the range holds.
-    pub fn pairs(self) -> usize {
-        let first = u32::from(self.first).div_ceil(2) * 2;
-        let last = u32::from(self.last);
-        if last < first + 1 {
-            0
-        } else {
-            (last - first).div_ceil(2) as usize
-        }
-    }
-
-    /// The even RTP port of pair `i` (`i < pairs()`).
-    pub fn pair(self, i: usize) -> Option<u16> {
-        let first = u32::from(self.first).div_ceil(2) * 2;
-        (i < self.pairs()).then(|| (first + 2 * i as u32) as u16)
-    }
-}
-
-impl std::str::FromStr for PortRange {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<PortRange, String> {
-        let (a, b) = s
-            .split_once('-')
-            .ok_or_else(|| format!("bad port range {s:?} (expected FIRST-LAST)"))?;
-        let port = |p: &str| {
-            p.trim()
-                .parse::<u16>()
-                .map_err(|e| format!("bad port {p:?} in {s:?}: {e}"))
-        };
-        PortRange::new(port(a)?, port(b)?)
-    }
-}
-
-impl std::fmt::Display for PortRange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.first, self.last)
     }
 }
 

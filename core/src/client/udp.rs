@@ -14,36 +14,7 @@
 use std::net::IpAddr;
 
 use super::PortRange;
-
-/// One UDP socket of a session: the RTP or the RTCP socket of pair `pair`
-/// (a pair per track, numbered like the tracks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UdpSocketId {
-    pub pair: u16,
-    pub rtcp: bool,
-}
-
-impl UdpSocketId {
-    /// The RTP socket of `pair`.
-    pub fn rtp(pair: u16) -> UdpSocketId {
-        UdpSocketId { pair, rtcp: false }
-    }
-
-    /// The RTCP socket of `pair`.
-    pub fn rtcp(pair: u16) -> UdpSocketId {
-        UdpSocketId { pair, rtcp: true }
-    }
-
-    /// A dense index for a runtime's table: `2 × pair + rtcp`.
-    ///
-    /// ```
-    /// use rtsp_toolkit_core::client::UdpSocketId;
-    /// assert_eq!(UdpSocketId::rtcp(1).index(), 3);
-    /// ```
-    pub fn index(self) -> usize {
-        2 * usize::from(self.pair) + usize::from(self.rtcp)
-    }
-}
+pub use crate::udp::UdpSocketId;
 
 /// What the runtime is asked to open: two sockets, answered with
 /// [`Input::UdpOpened`](super::Input::UdpOpened) for the same `pair`.

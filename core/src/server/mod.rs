@@ -154,6 +154,7 @@ use crate::message::{Decoder, Headers, Limits, Message, Method, Request};
 use crate::rtcp::{self, RtcpPacket};
 use crate::source::MediaSource;
 
+pub use crate::udp::{PortRange, UdpSocketId};
 use clock::SplitMix64;
 pub use path::{PlayCount, Target, TargetError};
 use request::RequestInfo;
@@ -234,80 +235,8 @@ impl Default for ServerConfig {
     }
 }
 
-/// A range of UDP ports, both ends included, from which the server takes
-/// its RTP/RTCP pairs (an even RTP port `p` and `p + 1`, both in range).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PortRange {
-    first: u16,
-    last: u16,
-}
-
-impl PortRange {
-    /// `first..=last`, or `None` when it holds no even/odd pair (port 0 is
-    /// not a port).
-    pub fn new(first: u16, last: u16) -> Option<PortRange> {
-        let range = PortRange { first, last };
-        (first != 0 && first <= last && range.pairs().next().is_some()).then_some(range)
-    }
-
-    /// Parses `FIRST-LAST` (e.g. `30000-30999`).
-    pub fn parse(s: &str) -> Result<PortRange, String> {
-        let (a, b) = s.split_once('-').ok_or("expected FIRST-LAST, e.g. 30000-30999")?;
-        let a = a.trim().parse::<u16>().map_err(|e| format!("FIRST: {e}"))?;
-        let b = b.trim().parse::<u16>().map_err(|e| format!("LAST: {e}"))?;
-        PortRange::new(a, b).ok_or_else(|| format!("{a}-{b} holds no even/odd port pair"))
-    }
-
-    /// The first port.
-    pub fn first(&self) -> u16 {
-        self.first
-    }
-
-    /// The last port.
-    pub fn last(&self) -> u16 {
-        self.last
-    }
-
-    /// Every RTP port of the range: even, with the odd RTCP port above it
-    /// in range too. Ascending.
-    pub fn pairs(&self) -> impl Iterator<Item = u16> + Clone {
-        let start = self.first.saturating_add(self.first % 2).max(2);
-        let last = self.last;
-        (u32::from(start)..u32::from(last)).step_by(2).map(|p| p as u16)
-    }
-
-    /// How many pairs the range holds.
-    pub fn len(&self) -> usize {
-        self.pairs().count()
-    }
-
-    /// Whether it holds no pair (never, for a range from [`PortRange::new`]).
-    pub fn is_empty(&self) -> bool {
-        self.pairs().next().is_none()
-    }
-}
-
-impl fmt::Display for PortRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.first, self.last)
-    }
-}
-
-/// One of a connection's UDP sockets: the RTP (`rtcp: false`) or RTCP
-/// socket of pair `pair`.
-///
-/// The server's own type, of the same shape as the client's `UdpSocketId`
-/// (the two machines do not share socket ids).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UdpSocketId {
-    /// The pair, as named by [`UdpRequest::pair`].
-    pub pair: u16,
-    /// The RTCP socket (the odd port) rather than the RTP one.
-    pub rtcp: bool,
-}
-
-/// A UDP port pair for the runtime to open (the server's own type, of the
-/// same shape as the client's `UdpRequest`).
+/// A UDP port pair for the runtime to open (the server's own request: it
+/// binds on the connection's address, and never joins a group).
 ///
 /// The runtime binds an even RTP port and the odd RTCP port above it, on
 /// the local address the RTSP connection came in on, within `bind` (`None`:

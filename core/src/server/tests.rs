@@ -2077,7 +2077,7 @@ fn transport_param(resp: &Response, name: &str) -> Option<String> {
 fn udp_setup_waits_for_the_pair_then_answers_with_the_ports() {
     let source = Arc::new(synthetic_source());
     let config = ServerConfig {
-        udp_ports: PortRange::new(30000, 30009),
+        udp_ports: PortRange::new(30000, 30009).ok(),
         ..config()
     };
     let mut h = Harness::with(config, 0);
@@ -2089,7 +2089,7 @@ fn udp_setup_waits_for_the_pair_then_answers_with_the_ports() {
         d.opens,
         [UdpRequest {
             pair: 0,
-            bind: PortRange::new(30000, 30009)
+            bind: PortRange::new(30000, 30009).ok()
         }]
     );
     // A request pipelined meanwhile waits behind it.
@@ -2553,24 +2553,6 @@ fn requests_naming_another_connections_session_ask_the_runtime() {
     );
     let d = h.give(h.t0, ServerInput::OtherSession { token, found: true });
     assert_eq!(d.responses.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200]);
-}
-
-#[test]
-fn port_ranges() {
-    assert_eq!(PortRange::parse("30000-30999").unwrap().len(), 500);
-    assert_eq!(
-        PortRange::parse("30001-30004").unwrap().pairs().collect::<Vec<_>>(),
-        [30002]
-    );
-    assert_eq!(
-        PortRange::parse("65534-65535").unwrap().pairs().collect::<Vec<_>>(),
-        [65534]
-    );
-    assert_eq!(PortRange::parse(" 1 - 3 ").unwrap().pairs().collect::<Vec<_>>(), [2]);
-    for bad in ["30001-30002", "0-1", "5-4", "65535-65535", "x", "1-", "-5", "1-70000"] {
-        assert!(PortRange::parse(bad).is_err(), "{bad}");
-    }
-    assert_eq!(PortRange::new(30000, 30001).unwrap().to_string(), "30000-30001");
 }
 
 proptest::proptest! {
