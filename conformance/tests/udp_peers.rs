@@ -450,3 +450,35 @@ fn multicast_from_gstreamer_in_a_namespace() {
         }
     });
 }
+
+/// Our client over UDP against our own server (tokio and smol), on every
+/// runtime at once: the frames of TCP, no loss, receiver reports out.
+fn ours_over_udp(server: rtsp_toolkit_conformance::servers::ServerRuntime) {
+    use rtsp_toolkit_conformance::servers::TestServer;
+    let server = TestServer::start(server, rtsp_toolkit_conformance::media_dir());
+    for name in ["h264_aac.mp4", "h265_aac.mkv", "pcm_16k_mono.wav"] {
+        let url = server.url(name);
+        let tcp = play(Runtime::Blocking, &url, Transport::Tcp);
+        let expected = frames(&tcp.events);
+        assert!(!expected.is_empty(), "{name}");
+        for run in runtimes::at_once(|rt| play(rt, &url, Transport::Udp)) {
+            let (rt, events) = (run.runtime.name(), &run.events);
+            assert_eq!(closed_error(events), None, "{name} on {rt}");
+            assert!(transports(events).iter().all(|t| *t == "udp"), "{name} on {rt}");
+            let got = frames(events);
+            assert_eq!(got.len(), expected.len(), "{name} on {rt}: frame count");
+            assert!(got == expected, "{name} on {rt}: frames differ from TCP's");
+            let odd: Vec<&Event> = events
+                .iter()
+                .filter(|e| matches!(e, Event::Loss(_) | Event::Warning(_)))
+                .collect();
+            assert!(odd.is_empty(), "{name} on {rt}: {odd:?}");
+            assert!(events.iter().any(|e| matches!(e, Event::RtcpSent(_))), "{name} on {rt}");
+        }
+    }
+}
+
+rtsp_toolkit_conformance::on_every_server!(
+    #[test]
+    ours_over_udp
+);
