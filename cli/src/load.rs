@@ -78,6 +78,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtsp_toolkit_tokio::core::codec::TimestampUnroller;
+use rtsp_toolkit_tokio::core::rtcp::RtcpPacket;
 use rtsp_toolkit_tokio::{ClientOptions, Event, PortRange, Session, StopSignal, Transport};
 
 /// Continuity of one track's RTP stream.
@@ -143,6 +144,11 @@ struct Stats {
     /// and over the whole run.
     gap_interval: Duration,
     gap_max: Duration,
+    /// Receiver reports the session sent, and what the last one said of
+    /// track 0: (cumulative lost, jitter in seconds, highest fraction lost
+    /// of any report in 1/256).
+    reports_sent: u64,
+    reported: Option<(i64, f64, u8)>,
 }
 
 impl Stats {
@@ -251,6 +257,19 @@ async fn one_session(url: String, spec: SessionSpec, stop: StopSignal, shared: S
                 }
             }
             Event::Loss(l) => stats.lost += u64::from(l.lost),
+            Event::RtcpSent(r) => {
+                stats.reports_sent += 1;
+                let block = r.packets.iter().find_map(|p| match p {
+                    RtcpPacket::ReceiverReport(rr) => rr.reports.first().copied(),
+                    _ => None,
+                });
+                let rate = stats.tracks.get(r.track).map_or(0, |t| t.clock_rate);
+                if let (Some(b), 0, true) = (block, r.track, rate > 0) {
+                    let worst = stats.reported.map_or(0, |p| p.2).max(b.fraction_lost);
+                    let jitter = f64::from(b.jitter) / f64::from(rate);
+                    stats.reported = Some((i64::from(b.cumulative_lost), jitter, worst));
+                }
+            }
             Event::Closed(c) => stats.error = c.error.map(|e| e.to_string()),
             _ => {}
         }
@@ -453,6 +472,20 @@ pub async fn run(args: &LoadArgs) -> u8 {
     println!(
         "arrival gaps        longest {:.0} ms (p99 of each session's longest: {p99_gap:.0} ms)",
         max_gap.as_secs_f64() * 1000.0
+    );
+    let reported: Vec<(i64, f64, u8)> = results.iter().filter_map(|s| s.reported).collect();
+    let mut jitters: Vec<f64> = reported.iter().map(|r| r.1 * 1000.0).collect();
+    jitters.sort_by(f64::total_cmp);
+    println!(
+        "receiver reports    {} sent by {} sessions ({}); as they reported track 0: {} packets lost in all, worst fraction lost {:.1} %, jitter ms p50 {:.2}  p95 {:.2}  max {:.2}",
+        results.iter().map(|s| s.reports_sent).sum::<u64>(),
+        results.iter().filter(|s| s.reports_sent > 0).count(),
+        args.transport,
+        reported.iter().map(|r| r.0).sum::<i64>(),
+        f64::from(reported.iter().map(|r| r.2).max().unwrap_or(0)) * 100.0 / 256.0,
+        percentile(&jitters, 0.5),
+        percentile(&jitters, 0.95),
+        percentile(&jitters, 1.0)
     );
     println!("session errors      {}", errors.len());
     for e in errors.iter().take(5) {
