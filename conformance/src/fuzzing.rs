@@ -22,7 +22,9 @@ use rtsp_toolkit_core::codec::{Depacketizer, Frame, SequenceTracker};
 use rtsp_toolkit_core::message::{Decoder, Limits, Message};
 use rtsp_toolkit_core::rtp::RtpPacket;
 use rtsp_toolkit_core::sdp::Sdp;
-use rtsp_toolkit_core::server::{CloseReason, Connection, LookupError, ServerConfig, ServerInput, ServerOutput};
+use rtsp_toolkit_core::server::{
+    CloseReason, Connection, LookupError, ServerConfig, ServerInput, ServerOutput, UdpSocketId,
+};
 use rtsp_toolkit_core::source::{MediaSource, SourceCodec, SourceSample, SourceTrack};
 use rtsp_toolkit_core::{capture, rtcp};
 use rtsp_toolkit_media::FileKind;
@@ -45,6 +47,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("depacketize_g711", depacketize_g711),
     ("client_session", client_session),
     ("server_connection", server_connection),
+    ("server_udp", server_udp),
     ("capture", capture),
     ("client_replay", client_replay),
     ("media_mp4", media_mp4),
@@ -606,6 +609,94 @@ pub fn server_connection(data: &[u8]) {
         "{transmitted} bytes out for {} in",
         data.len()
     );
+}
+
+/// A server connection playing over UDP, fed arbitrary datagrams: the
+/// client's receiver reports, junk, and strangers' packets, on either socket
+/// of either pair, with time passing.
+///
+/// A fixed exchange sets up two tracks over UDP (client ports 50000-50003)
+/// and plays. Then the input is records: byte 0 picks the socket (bit 0
+/// RTCP, bit 1 pair 1, bit 2 from a stranger's address, bit 3 from the
+/// client's other port, bits 4..=7 milliseconds ×20 to let pass first),
+/// byte 1 the length, then that many bytes of datagram. Every 8th record
+/// also hands in a timeout. At the end the connection closes (EOF), and a
+/// detached session must expire.
+pub fn server_udp(data: &[u8]) {
+    let config = ServerConfig {
+        session_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(3),
+        linger_after_end: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let av = Arc::new(fuzz_source(false));
+    let lookup = |_: &str| -> Result<Arc<MediaSource>, LookupError> { Ok(av.clone()) };
+    let start = Instant::now();
+    let mut now = start;
+    let client = addr("127.0.0.1:40000");
+    let mut conn = Connection::new(Arc::new(config), start, client, 7, 0);
+    let mut transmitted = 0usize;
+    let base = "rtsp://127.0.0.1:8554/a.mp4";
+    let setup = format!(
+        "DESCRIBE {base} RTSP/1.0\r\nCSeq: 1\r\n\r\n\
+         SETUP {base}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP;unicast;client_port=50000-50001\r\n\r\n"
+    );
+    let mut closed = drain_server(&mut conn, now, &lookup, &mut transmitted);
+    conn.handle_input(now, ServerInput::Data(setup.as_bytes()));
+    closed |= drain_server(&mut conn, now, &lookup, &mut transmitted);
+    let Some(session) = conn.session_id().map(str::to_owned) else {
+        panic!("the fixed SETUP over UDP made a session");
+    };
+    let rest = format!(
+        "SETUP {base}/trackID=1 RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\nTransport: RTP/AVP;unicast;client_port=50002-50003\r\n\r\n\
+         PLAY {base} RTSP/1.0\r\nCSeq: 4\r\nSession: {session}\r\n\r\n"
+    );
+    conn.handle_input(now, ServerInput::Data(rest.as_bytes()));
+    closed |= drain_server(&mut conn, now, &lookup, &mut transmitted);
+    let mut input = data;
+    let mut i = 0usize;
+    while !closed && input.len() >= 2 {
+        let (sel, len) = (input[0], usize::from(input[1]));
+        let body = &input[2..];
+        let payload = &body[..len.min(body.len())];
+        input = &body[payload.len()..];
+        now += Duration::from_millis(20 * u64::from(sel >> 4));
+        let pair = u16::from(sel & 2 != 0);
+        let socket = UdpSocketId {
+            pair,
+            rtcp: sel & 1 != 0,
+        };
+        let port = 50_000 + 2 * pair + u16::from(socket.rtcp != (sel & 8 != 0));
+        let from = if sel & 4 != 0 {
+            SocketAddr::from(([127, 0, 0, 2], port))
+        } else {
+            SocketAddr::from(([127, 0, 0, 1], port))
+        };
+        conn.handle_input(
+            now,
+            ServerInput::Datagram {
+                socket,
+                from,
+                data: payload,
+            },
+        );
+        closed = drain_server(&mut conn, now, &lookup, &mut transmitted);
+        if !closed && i % 8 == 7 {
+            conn.handle_input(now, ServerInput::Timeout);
+            closed = drain_server(&mut conn, now, &lookup, &mut transmitted);
+        }
+        i += 1;
+    }
+    if !closed {
+        let at = now + Duration::from_millis(1);
+        conn.handle_input(at, ServerInput::Eof);
+        let mut closed = drain_server(&mut conn, at, &lookup, &mut transmitted);
+        if !closed && conn.is_detached() {
+            conn.handle_input(at + Duration::from_secs(3600), ServerInput::Timeout);
+            closed = drain_server(&mut conn, at, &lookup, &mut transmitted);
+        }
+        assert!(closed, "the connection closes at EOF (a UDP session once expired)");
+    }
 }
 
 /// Drains the connection, answering lookups; true once it closed.

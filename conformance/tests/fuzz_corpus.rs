@@ -20,6 +20,7 @@ use rtsp_toolkit_conformance::fuzzing::TARGETS;
 use rtsp_toolkit_conformance::{captures_dir, repo_root};
 use rtsp_toolkit_core::capture::Capture;
 use rtsp_toolkit_core::message::{Decoder, Limits, Message};
+use rtsp_toolkit_core::rtcp;
 use rtsp_toolkit_core::rtp::RtpPacket;
 use rtsp_toolkit_core::server::{Connection, ServerConfig, ServerInput, ServerOutput};
 
@@ -424,7 +425,7 @@ a=control:trackID=1\r\n",
         }
     }
     {
-        use rtsp_toolkit_core::rtcp::{self, ReceiverReport, ReportBlock, SenderReport};
+        use rtsp_toolkit_core::rtcp::{ReceiverReport, ReportBlock, SenderReport};
         let block = ReportBlock {
             ssrc: 9,
             fraction_lost: 3,
@@ -509,6 +510,38 @@ a=control:trackID=1\r\n",
     write("capture", "pcm", &pcm_file);
     write("client_replay", "pcm_tcp_v1", &pcm_file);
     write("client_replay", "h264_aac_udp", &udp_capture(&av));
+    // The server over UDP: records of (socket/source/time byte, length, datagram).
+    let record = |sel: u8, d: &[u8]| {
+        let mut r = vec![sel, d.len() as u8];
+        r.extend_from_slice(d);
+        r
+    };
+    let mut rr = bytes::BytesMut::new();
+    rtcp::encode_receiver_report(
+        &rtcp::ReceiverReport {
+            ssrc: 9,
+            reports: vec![rtcp::ReportBlock {
+                ssrc: 1,
+                fraction_lost: 12,
+                cumulative_lost: 3,
+                highest_sequence: 100,
+                jitter: 40,
+                ..Default::default()
+            }],
+        },
+        &mut rr,
+    );
+    rtcp::encode_sdes_cname(9, "fuzz@127.0.0.1", &mut rr);
+    let mut bye = bytes::BytesMut::new();
+    rtcp::encode_bye(&[1], Some("bye"), &mut bye);
+    let mut seed = Vec::new();
+    seed.extend(record(0x51, &rr)); // an RR on pair 0's RTCP socket, 100 ms in
+    seed.extend(record(0x00, &[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9])); // an RTP header on the RTP socket
+    seed.extend(record(0x57, &bye)); // a stranger's BYE on pair 1's RTCP socket
+    seed.extend(record(0x09, &rr[..7])); // a cut RR from the client's other port
+    seed.extend(record(0xf3, &rr)); // 300 ms later, pair 1
+    write("server_udp", "reports_and_strangers", &seed);
+    write("server_udp", "quiet", &record(0xf1, &[]));
     let hevc_file = fs::read(captures_dir().join("h265.rtspcap")).unwrap();
     write("capture", "h265_cut", &hevc_file[..4000]);
 
