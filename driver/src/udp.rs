@@ -483,3 +483,177 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 }
+
+/// Consecutive datagrams from one socket to one destination, gathered to
+/// go out as ONE send with UDP segmentation offload (GSO, Linux 4.18+): the
+/// kernel cuts the buffer into datagrams of `segment` bytes (the last may
+/// be shorter), so a video frame's RTP packets, which the packetizer makes
+/// all the same size but the last, cost one system call and one trip
+/// through the stack instead of one per packet. The receiver sees the same
+/// datagrams either way.
+///
+/// Gathering stops at a datagram of another size than the first (a shorter
+/// one is taken as the last), at `max_segments`, or at 64 KiB; the caller
+/// then sends what it has ([`Gso::send`]) and starts a new batch.
+#[derive(Debug)]
+pub struct SendBatch {
+    socket: UdpSocketId,
+    to: SocketAddr,
+    segment: usize,
+    count: usize,
+    /// A datagram shorter than `segment` was taken: nothing may follow it.
+    closed: bool,
+    buf: Vec<u8>,
+}
+
+/// The largest buffer one GSO send may carry (a UDP datagram's length field).
+const GSO_MAX_BYTES: usize = 65_000;
+
+impl SendBatch {
+    /// A batch of one datagram.
+    pub fn new(socket: UdpSocketId, to: SocketAddr, data: &[u8]) -> SendBatch {
+        SendBatch {
+            socket,
+            to,
+            segment: data.len(),
+            count: 1,
+            closed: data.is_empty(),
+            buf: data.to_vec(),
+        }
+    }
+
+    /// Adds `data` if it may follow in one GSO send (same socket and
+    /// destination, not longer than the first, nothing after a shorter one,
+    /// within `max_segments` and 64 KiB); whether it was taken.
+    pub fn push(&mut self, socket: UdpSocketId, to: SocketAddr, data: &[u8], max_segments: usize) -> bool {
+        let fits = socket == self.socket
+            && to == self.to
+            && !self.closed
+            && !data.is_empty()
+            && data.len() <= self.segment
+            && self.count < max_segments
+            && self.buf.len() + data.len() <= GSO_MAX_BYTES;
+        if fits {
+            self.buf.extend_from_slice(data);
+            self.count += 1;
+            self.closed = data.len() < self.segment;
+        }
+        fits
+    }
+
+    /// The socket the datagrams go from.
+    pub fn socket(&self) -> UdpSocketId {
+        self.socket
+    }
+
+    /// Where they go.
+    pub fn destination(&self) -> SocketAddr {
+        self.to
+    }
+
+    /// How many datagrams it holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether it holds none (never: a batch starts with one).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The datagrams, one after another, and the size of each but the last.
+    pub fn contents(&self) -> (&[u8], usize) {
+        (&self.buf, self.segment)
+    }
+}
+
+/// A socket's sending state for [`SendBatch`]es: whether and how far the
+/// system segments for us ([`Gso::max_segments`] is 1 without GSO, and
+/// then a batch is never more than one datagram).
+#[derive(Debug)]
+pub struct Gso {
+    state: quinn_udp::UdpSocketState,
+}
+
+impl Gso {
+    /// Probes `socket` (it is set non-blocking, which the runtimes' sockets
+    /// already are).
+    pub fn new(socket: socket2::SockRef<'_>) -> io::Result<Gso> {
+        let state = quinn_udp::UdpSocketState::new(quinn_udp::UdpSockRef::from(&*socket))?;
+        Ok(Gso { state })
+    }
+
+    /// Most datagrams one send may carry here.
+    pub fn max_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    /// Sends `batch` now, without waiting (a full socket buffer fails with
+    /// `WouldBlock`: the datagrams are lost, as UDP may lose them anyway).
+    pub fn send(&self, socket: socket2::SockRef<'_>, batch: &SendBatch) -> io::Result<()> {
+        let (contents, segment) = batch.contents();
+        let transmit = quinn_udp::Transmit {
+            destination: batch.to,
+            ecn: None,
+            contents,
+            segment_size: (batch.count > 1).then_some(segment),
+            src_ip: None,
+        };
+        self.state.try_send(quinn_udp::UdpSockRef::from(&*socket), &transmit)
+    }
+}
+
+#[cfg(test)]
+mod gso_tests {
+    use super::*;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn a_batch_takes_equal_datagrams_and_one_shorter_last() {
+        let to: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let s = UdpSocketId::rtp(0);
+        let mut b = SendBatch::new(s, to, &[1; 10]);
+        assert!(b.push(s, to, &[2; 10], 64));
+        assert!(!b.push(s, to, &[3; 11], 64), "longer than the first");
+        assert!(!b.push(UdpSocketId::rtcp(0), to, &[3; 10], 64), "another socket");
+        assert!(!b.push(s, "127.0.0.1:5002".parse().unwrap(), &[3; 10], 64), "another destination");
+        assert!(b.push(s, to, &[4; 4], 64), "a shorter last one");
+        assert!(!b.push(s, to, &[5; 4], 64), "nothing after the shorter one");
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.contents().1, 10);
+        assert_eq!(b.contents().0.len(), 24);
+        let mut b = SendBatch::new(s, to, &[1; 10]);
+        assert!(!b.push(s, to, &[1; 10], 1), "max_segments");
+    }
+
+    #[test]
+    fn a_batch_arrives_as_its_datagrams() {
+        let rx = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        let tx = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let gso = Gso::new(socket2::SockRef::from(&tx)).unwrap();
+        let to = rx.local_addr().unwrap();
+        let s = UdpSocketId::rtp(0);
+        let mut batch = SendBatch::new(s, to, &[7; 1400]);
+        let mut n = 1;
+        while n < 40 && batch.push(s, to, &[n as u8; 1400], gso.max_segments()) {
+            n += 1;
+        }
+        batch.push(s, to, &[0xee; 99], gso.max_segments());
+        gso.send(socket2::SockRef::from(&tx), &batch).unwrap();
+        let mut buf = [0u8; 2000];
+        let mut sizes = Vec::new();
+        for _ in 0..batch.len() {
+            let (len, from) = rx.recv_from(&mut buf).unwrap();
+            assert_eq!(from, tx.local_addr().unwrap());
+            sizes.push((len, buf[0]));
+        }
+        assert_eq!(sizes.len(), batch.len());
+        assert!(sizes[..sizes.len() - 1].iter().all(|(len, _)| *len == 1400), "{sizes:?}");
+        if batch.len() > 1 {
+            assert_eq!(*sizes.last().unwrap(), (99, 0xee));
+        }
+    }
+}

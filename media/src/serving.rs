@@ -47,6 +47,7 @@ use rtsp_toolkit_core::server::{
 };
 use rtsp_toolkit_core::stop::StopSignal;
 pub use rtsp_toolkit_driver::{Woken, WriteError};
+use rtsp_toolkit_driver::udp::{Gso, SendBatch};
 use tracing::Instrument;
 
 use crate::library::Library;
@@ -478,6 +479,11 @@ pub trait Datagrams: Send + Sync + Sized {
     /// full fails with `WouldBlock` and the datagram is dropped (UDP is
     /// lossy; waiting would hold up the session's other packets).
     fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<usize>;
+
+    /// The socket itself, for sends the runtime has no call for (several
+    /// datagrams in one GSO send, [`rtsp_toolkit_driver::udp::Gso`]), made
+    /// without waiting like [`Datagrams::try_send_to`].
+    fn sock_ref(&self) -> socket2::SockRef<'_>;
 }
 
 /// Accepts connections on `listener` until `state`'s stop, each in a task
@@ -525,8 +531,17 @@ async fn run_connection<C: ConnectionIo>(io: C, mut admitted: Admitted) {
     let mut pairs: Vec<UdpPair<C::Udp>> = Vec::new();
     let mut registered: Option<Registered> = None;
     let mut unsent = 0u64;
+    // Consecutive datagrams to one client, sent as one (GSO) when the next
+    // output is anything else or does not fit.
+    let mut batch: Option<SendBatch> = None;
     loop {
-        match conn.poll_output() {
+        let output = conn.poll_output();
+        if !matches!(output, ServerOutput::SendDatagram { .. }) {
+            if let Some(b) = batch.take() {
+                send_batch(&pairs, &b, &mut unsent);
+            }
+        }
+        match output {
             ServerOutput::Transmit(bytes) => {
                 let Some(io) = io.as_mut() else { continue };
                 if let Err(e) = io.write_all(&bytes, stall).await {
@@ -534,15 +549,17 @@ async fn run_connection<C: ConnectionIo>(io: C, mut admitted: Admitted) {
                 }
             }
             ServerOutput::SendDatagram { socket, to, data } => {
-                let sent = pairs
-                    .iter()
-                    .find(|p| p.id == socket.pair)
-                    .map(|p| p.socket(socket.rtcp).try_send_to(&data, to));
-                if !matches!(sent, Some(Ok(_))) {
-                    if unsent == 0 {
-                        tracing::debug!(?sent, %to, "a datagram could not be sent; dropped");
+                if let Some(b) = batch.as_mut() {
+                    let max = pairs
+                        .iter()
+                        .find(|p| p.id == socket.pair)
+                        .map_or(1, |p| p.max_segments(socket.rtcp));
+                    if b.push(socket, to, &data, max) {
+                        continue;
                     }
-                    unsent += 1;
+                }
+                if let Some(b) = batch.replace(SendBatch::new(socket, to, &data)) {
+                    send_batch(&pairs, &b, &mut unsent);
                 }
             }
             ServerOutput::OpenUdp(request) => {
@@ -618,12 +635,36 @@ async fn run_connection<C: ConnectionIo>(io: C, mut admitted: Admitted) {
     }
 }
 
+/// Sends a batch of datagrams: one GSO send when it holds several, else
+/// one datagram. What the socket does not take is counted and dropped.
+fn send_batch<U: Datagrams>(pairs: &[UdpPair<U>], batch: &SendBatch, unsent: &mut u64) {
+    let socket = batch.socket();
+    let Some(pair) = pairs.iter().find(|p| p.id == socket.pair) else {
+        *unsent += batch.len() as u64;
+        return;
+    };
+    let (contents, _) = batch.contents();
+    let sent = match (&pair.gso, socket.rtcp, batch.len()) {
+        (Some(gso), false, n) if n > 1 => gso.send(pair.rtp.sock_ref(), batch),
+        _ => pair.socket(socket.rtcp).try_send_to(contents, batch.destination()).map(drop),
+    };
+    if let Err(e) = sent {
+        if *unsent == 0 {
+            tracing::debug!(error = %e, to = %batch.destination(), "datagrams could not be sent; dropped");
+        }
+        *unsent += batch.len() as u64;
+    }
+}
+
 /// One of a connection's UDP pairs.
 struct UdpPair<U> {
     id: u16,
     port: u16,
     rtp: U,
     rtcp: U,
+    /// GSO on the RTP socket, when the system has it (media goes out
+    /// there; the RTCP socket sends one sender report at a time).
+    gso: Option<Gso>,
 }
 
 impl<U> UdpPair<U> {
@@ -634,16 +675,28 @@ impl<U> UdpPair<U> {
             &self.rtp
         }
     }
+
+    /// Most datagrams one send from `rtcp`'s socket may carry.
+    fn max_segments(&self, rtcp: bool) -> usize {
+        match (&self.gso, rtcp) {
+            (Some(gso), false) => gso.max_segments(),
+            _ => 1,
+        }
+    }
 }
 
 /// Binds pair `id` on `ip` within `range` and registers it with the runtime.
 fn open_pair<U: Datagrams>(ip: IpAddr, range: Option<PortRange>, id: u16) -> io::Result<UdpPair<U>> {
     let (rtp, rtcp, port) = rtsp_toolkit_driver::udp::bind_pair(ip, range)?;
+    let gso = Gso::new(socket2::SockRef::from(&rtp))
+        .ok()
+        .filter(|g| g.max_segments() > 1);
     Ok(UdpPair {
         id,
         port,
         rtp: U::from_std(rtp)?,
         rtcp: U::from_std(rtcp)?,
+        gso,
     })
 }
 

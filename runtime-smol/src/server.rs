@@ -217,6 +217,10 @@ impl serving::Datagrams for Udp {
     fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<usize> {
         self.0.get_ref().send_to(data, to)
     }
+
+    fn sock_ref(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(self.0.get_ref())
+    }
 }
 
 impl serving::ConnectionIo for Socket {

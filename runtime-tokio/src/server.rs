@@ -179,6 +179,10 @@ impl serving::Datagrams for Udp {
     fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<usize> {
         socket2::SockRef::from(&self.0).send_to(data, &to.into())
     }
+
+    fn sock_ref(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(&self.0)
+    }
 }
 
 impl serving::ConnectionIo for Socket {
