@@ -35,6 +35,8 @@
 //!   per packet;
 //! * the main thread's CPU time per packet (where each client runs; helper
 //!   threads, such as async-io's reactor thread, are not in it);
+//! * how often the main thread slept and was woken, per packet
+//!   (`voluntary_ctxt_switches`);
 //! * the wall time (set by the pace: about the same for every case).
 //!
 //! Rounds of one pass of each case (runtime x transport), the order
@@ -53,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use rtsp_toolkit_conformance::bench::{
-    cpus, load_average, median, process_cpu, thread_cpu, Checker, Pace, Server, ServerReport, Stream,
+    cpus, load_average, median, process_cpu, thread_cpu, thread_wakeups, Checker, Pace, Server, ServerReport, Stream,
 };
 use rtsp_toolkit_tokio::{ClientOptions, Transport};
 
@@ -111,6 +113,8 @@ struct Pass {
     server_cpu: Duration,
     /// CPU time of the main thread (where the client runs) over the pass.
     main_cpu: Duration,
+    /// Times the main thread slept and was woken over the pass.
+    main_wakeups: u64,
     late_bursts: usize,
 }
 
@@ -155,6 +159,7 @@ impl Bench {
         };
         let process = process_cpu();
         let main_cpu = thread_cpu();
+        let main_wakeups = thread_wakeups();
         let url = self.url.as_str();
         let start = Instant::now();
         let (wall, report): (Duration, ServerReport) = match case.runtime {
@@ -184,6 +189,7 @@ impl Bench {
             }
         };
         let main_cpu = thread_cpu().saturating_sub(main_cpu);
+        let main_wakeups = thread_wakeups().saturating_sub(main_wakeups);
         let process = process_cpu().saturating_sub(process);
         assert!(report.error.is_none(), "{name}: server: {:?}", report.error);
         assert!(report.played, "{name}: the server did not play ({:?})", report.methods);
@@ -204,6 +210,7 @@ impl Bench {
             process_cpu: process,
             server_cpu: report.cpu,
             main_cpu,
+            main_wakeups,
             late_bursts: report.late_bursts,
         }
     }
@@ -218,6 +225,8 @@ struct Row {
     server: f64,
     client: f64,
     main: f64,
+    /// Main thread wakeups per RTP packet.
+    wakeups: f64,
     late_bursts: usize,
 }
 
@@ -231,6 +240,12 @@ fn reduce(passes: &[Pass], packets: f64) -> Row {
         server: per_packet(&|p| p.server_cpu.as_secs_f64()),
         client: per_packet(&|p| p.process_cpu.saturating_sub(p.server_cpu).as_secs_f64()),
         main: per_packet(&|p| p.main_cpu.as_secs_f64()),
+        wakeups: median(
+            &mut passes
+                .iter()
+                .map(|p| p.main_wakeups as f64 / packets)
+                .collect::<Vec<_>>(),
+        ),
         late_bursts: passes.iter().map(|p| p.late_bursts).sum(),
     }
 }
@@ -268,6 +283,7 @@ fn summary(bench: &Bench, cases: &[Case], secs: f64) {
         "srv us/pkt",
         "cli us/pkt",
         "main us/pkt",
+        "wakeups/pkt",
         "late bursts",
     ];
     print!("{:<14}", "case");
@@ -277,7 +293,7 @@ fn summary(bench: &Bench, cases: &[Case], secs: f64) {
     println!();
     for (case, row) in cases.iter().zip(&rows) {
         println!(
-            "{:<14} {:>11} {:>11.1} {:>11.3} {:>11.3} {:>11.3} {:>11.3} {:>11}",
+            "{:<14} {:>11} {:>11.1} {:>11.3} {:>11.3} {:>11.3} {:>11.3} {:>11.3} {:>11}",
             case.name(),
             row.passes,
             row.wall_ms,
@@ -285,13 +301,14 @@ fn summary(bench: &Bench, cases: &[Case], secs: f64) {
             row.server,
             row.client,
             row.main,
+            row.wakeups,
             row.late_bursts
         );
     }
     println!(
         "(proc: the whole process, CLOCK_PROCESS_CPUTIME_ID; srv: the server thread alone; cli = proc - srv, the \
-         client's share; main: the main thread alone, where each client runs; late bursts: server bursts sent \
-         more than one interval late, all passes)"
+         client's share; main: the main thread alone, where each client runs; wakeups: times the main thread slept \
+         and was woken, per packet; late bursts: server bursts sent more than one interval late, all passes)"
     );
     let row = |runtime: Runtime, transport: Transport| {
         cases
@@ -314,14 +331,15 @@ fn summary(bench: &Bench, cases: &[Case], secs: f64) {
     }
     for (case, row) in cases.iter().zip(&rows) {
         println!(
-            "RESULT {} {} proc_us_pkt={:.4} srv_us_pkt={:.4} cli_us_pkt={:.4} main_us_pkt={:.4} ms_pass={:.1} \
-             passes={} late_bursts={}",
+            "RESULT {} {} proc_us_pkt={:.4} srv_us_pkt={:.4} cli_us_pkt={:.4} main_us_pkt={:.4} wakeups_pkt={:.4} \
+             ms_pass={:.1} passes={} late_bursts={}",
             case.runtime.name(),
             case.transport.as_str(),
             row.process,
             row.server,
             row.client,
             row.main,
+            row.wakeups,
             row.wall_ms,
             row.passes,
             row.late_bursts

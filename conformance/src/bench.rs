@@ -671,6 +671,19 @@ pub fn thread_cpu() -> Duration {
         .unwrap_or_default()
 }
 
+/// Times the calling thread gave up the CPU to wait (`voluntary_ctxt_switches`
+/// of `/proc/thread-self/status`): how often it slept and was woken.
+pub fn thread_wakeups() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// The 1, 5 and 15 minute load averages.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
