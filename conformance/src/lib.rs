@@ -14,12 +14,15 @@
 //! - [`impair`]: an RTSP-aware relay that drops, duplicates, reorders, delays
 //!   and jitters RTP over UDP on a seeded schedule, and reports what it did;
 //! - [`netns`]: one test body run inside a fresh network namespace (multicast);
+//! - [`bench`]: the synthetic stream, loopback server, frame checker and CPU
+//!   clocks of the end-to-end client benches;
 //! - [`events`]: event normalization (for comparing runtimes) and a one-line
 //!   summary per event (for comparing a replay with the live session).
 //!
 //! The tests themselves are in `tests/`; `examples/record.rs` records the
 //! captures of `fixtures/captures/`.
 
+pub mod bench;
 pub mod events;
 pub mod fuzzing;
 pub mod hostile;
