@@ -617,7 +617,10 @@ mod gso_tests {
         assert!(b.push(s, to, &[2; 10], 64));
         assert!(!b.push(s, to, &[3; 11], 64), "longer than the first");
         assert!(!b.push(UdpSocketId::rtcp(0), to, &[3; 10], 64), "another socket");
-        assert!(!b.push(s, "127.0.0.1:5002".parse().unwrap(), &[3; 10], 64), "another destination");
+        assert!(
+            !b.push(s, "127.0.0.1:5002".parse().unwrap(), &[3; 10], 64),
+            "another destination"
+        );
         assert!(b.push(s, to, &[4; 4], 64), "a shorter last one");
         assert!(!b.push(s, to, &[5; 4], 64), "nothing after the shorter one");
         assert_eq!(b.len(), 3);
@@ -651,7 +654,10 @@ mod gso_tests {
             sizes.push((len, buf[0]));
         }
         assert_eq!(sizes.len(), batch.len());
-        assert!(sizes[..sizes.len() - 1].iter().all(|(len, _)| *len == 1400), "{sizes:?}");
+        assert!(
+            sizes[..sizes.len() - 1].iter().all(|(len, _)| *len == 1400),
+            "{sizes:?}"
+        );
         if batch.len() > 1 {
             assert_eq!(*sizes.last().unwrap(), (99, 0xee));
         }

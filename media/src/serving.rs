@@ -46,8 +46,8 @@ use rtsp_toolkit_core::server::{
     CloseReason, Connection, LookupError, PortRange, ServerConfig, ServerEvent, ServerInput, ServerOutput, UdpSocketId,
 };
 use rtsp_toolkit_core::stop::StopSignal;
-pub use rtsp_toolkit_driver::{Woken, WriteError};
 use rtsp_toolkit_driver::udp::{Gso, SendBatch};
+pub use rtsp_toolkit_driver::{Woken, WriteError};
 use tracing::Instrument;
 
 use crate::library::Library;
@@ -646,7 +646,10 @@ fn send_batch<U: Datagrams>(pairs: &[UdpPair<U>], batch: &SendBatch, unsent: &mu
     let (contents, _) = batch.contents();
     let sent = match (&pair.gso, socket.rtcp, batch.len()) {
         (Some(gso), false, n) if n > 1 => gso.send(pair.rtp.sock_ref(), batch),
-        _ => pair.socket(socket.rtcp).try_send_to(contents, batch.destination()).map(drop),
+        _ => pair
+            .socket(socket.rtcp)
+            .try_send_to(contents, batch.destination())
+            .map(drop),
     };
     if let Err(e) = sent {
         if *unsent == 0 {

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 use super::reorder::{Released, Reorder};
 use super::reports::{randomized, report_interval, seed_of, SplitMix};
@@ -50,7 +50,13 @@ pub(super) struct State {
     foreign_from: Vec<SocketAddr>,
     /// Scratch for packets the reorder buffers release.
     released: VecDeque<Released>,
+    /// Datagram payloads are copied in here and split off, so that a
+    /// packet costs no allocation of its own (one per [`ARENA`] bytes).
+    arena: BytesMut,
 }
+
+/// Size of each block datagram payloads are copied into.
+const ARENA: usize = 64 * 1024;
 
 impl State {
     pub(super) fn new(opts: &ClientOptions, now: Instant) -> State {
@@ -74,6 +80,7 @@ impl State {
             foreign: 0,
             foreign_from: Vec::new(),
             released: VecDeque::new(),
+            arena: BytesMut::new(),
         }
     }
 
@@ -503,7 +510,13 @@ impl Client {
         }
         let _g = self.span.clone().entered();
         self.last_data = now;
-        let payload = Bytes::copy_from_slice(data);
+        let arena = &mut self.udp.arena;
+        if arena.capacity() < data.len() {
+            // A new block: the old one lives on in the packets split off it.
+            *arena = BytesMut::with_capacity(ARENA.max(data.len()));
+        }
+        arena.extend_from_slice(data);
+        let payload = arena.split().freeze();
         if socket.rtcp {
             let channel = self.tracks[i].rtcp_channel();
             return self.on_track_rtcp(now, i, channel, payload);
