@@ -33,6 +33,9 @@ PACKAGES=(
   x11-apps
   imagemagick
   python3-xlib
+  # Multicast tests run in a network namespace of their own (conformance::netns): unshare and ip.
+  util-linux
+  iproute2
 )
 
 missing=()
