@@ -197,6 +197,11 @@ impl Client {
         if opts.timeout.is_zero() {
             return Err(Error::Config("timeout must be above zero".into()));
         }
+        if opts.transport == Transport::Auto && opts.udp_fallback_after.is_zero() {
+            return Err(Error::Config(
+                "udp_fallback_after must be above zero (zero would fall back before any RTP could arrive)".into(),
+            ));
+        }
         let parsed = Url::parse(url).map_err(|e| Error::Config(format!("bad URL: {e}")))?;
         if parsed.scheme() != "rtsp" {
             return Err(Error::Config(format!(
@@ -450,6 +455,18 @@ impl Client {
                 return;
             }
             _ => {}
+        }
+        if let Phase::OpenUdp(i) = self.phase {
+            // The runtime has not answered the request for UDP ports.
+            if now >= self.last_data + timeout {
+                return self.finish(
+                    now,
+                    Some(Error::Timeout {
+                        waiting_for: format!("the runtime to open UDP ports for track {i}"),
+                        timeout,
+                    }),
+                );
+            }
         }
         if let Some(f) = self.inflight.front() {
             if now >= f.sent_at + timeout {

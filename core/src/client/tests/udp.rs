@@ -632,3 +632,31 @@ fn a_server_may_answer_a_unicast_setup_with_multicast() {
     h.udp_opened(31, 0, Ok(6000));
     assert_eq!(h.last_request().method, Method::Play);
 }
+
+#[test]
+fn a_runtime_that_never_opens_the_ports_is_a_timeout() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", udp_options());
+    h.connect(5);
+    h.reply(10, "200 OK", "", "");
+    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    assert_eq!(h.deadline, Some(h.at(4020)), "a deadline, not a busy loop");
+    h.timeout(4019);
+    assert!(h.closed().is_none());
+    h.timeout(4020);
+    let e = h.closed().unwrap().error.as_ref().unwrap().to_string();
+    assert!(e.contains("UDP ports for track 0"), "{e}");
+}
+
+#[test]
+fn a_zero_fallback_wait_is_a_config_error() {
+    let opts = ClientOptions {
+        transport: Transport::Auto,
+        udp_fallback_after: Duration::ZERO,
+        ..Default::default()
+    };
+    let e = Client::new("rtsp://h/x", opts, Instant::now()).unwrap_err();
+    assert!(
+        matches!(e, Error::Config(ref m) if m.contains("udp_fallback_after")),
+        "{e}"
+    );
+}
