@@ -16,11 +16,14 @@
 //! the client's receive buffer, and a bench that drops datagrams compares
 //! nothing. So both transports are paced alike: the same packets at the
 //! same rate, [`BURST`] packets every millisecond (20,000 packets/s, about
-//! 230 Mb/s of RTP; a key frame takes about 11 ms), on UDP one datagram per
-//! packet, on TCP one write per burst. At that rate a burst is far below
-//! the client's 2 MiB receive buffer, the client wakes up about as often on
-//! either transport, and what differs is the cost of reading and handing in
-//! the packets, which is what is measured. The stream ends with an RTCP BYE
+//! 230 Mb/s of RTP; a key frame takes about 11 ms), on TCP one write per
+//! burst, on UDP in two ways: `udp`, one `send_to` per packet (what a naive
+//! sender does: the client then wakes for nearly every datagram), and
+//! `udp-burst`, a burst's packets in GSO sends (our server's way, and
+//! GStreamer's `sendmmsg` of a buffer list: the UDP counterpart of TCP's one
+//! write per burst). At that rate a burst is far below the client's 2 MiB
+//! receive buffer; what differs is the cost of waking, reading and handing
+//! in the packets, which is what is measured. The stream ends with an RTCP BYE
 //! (on the RTCP port or channel); the client answers with TEARDOWN and
 //! ends with `Closed` without an error. Every pass checks every frame's size
 //! and keyframe flag (the first pass of each case every byte) and panics on
@@ -39,12 +42,12 @@
 //!   (`voluntary_ctxt_switches`);
 //! * the wall time (set by the pace: about the same for every case).
 //!
-//! Rounds of one pass of each case (runtime x transport), the order
+//! Rounds of one pass of each case (runtime x link), the order
 //! rotating every round so that noise from neighbours hits all alike, at
 //! least [`MIN_ROUNDS`] rounds and about `CLIENT_UDP_BENCH_SECS` seconds
-//! (default 20). The summary gives medians per case and, per runtime, UDP
-//! over TCP; lines starting with `RESULT` are for scripts.
-//! `CLIENT_UDP_BENCH_RUNTIMES=smol` and `CLIENT_UDP_BENCH_TRANSPORTS=udp`
+//! (default 20). The summary gives medians per case and, per runtime, each
+//! UDP link over TCP; lines starting with `RESULT` are for scripts.
+//! `CLIENT_UDP_BENCH_RUNTIMES=smol` and `CLIENT_UDP_BENCH_TRANSPORTS=udp-burst`
 //! limit the cases (to profile one, e.g. under `perf record`).
 //!
 //! Under `cargo test --benches` (no `--bench` argument) it runs one checked
@@ -89,18 +92,46 @@ impl Runtime {
     }
 }
 
-const TRANSPORTS: [Transport; 2] = [Transport::Udp, Transport::Tcp];
+/// How the packets travel: TCP (one write per burst), UDP with one
+/// `send_to` per packet (the worst case for the receiver: it wakes for
+/// nearly every datagram), or UDP with a burst's packets in GSO sends (as
+/// our server and GStreamer's `sendmmsg` send them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Udp,
+    UdpBurst,
+    Tcp,
+}
 
-/// One runtime on one transport.
+impl Link {
+    const ALL: [Link; 3] = [Link::Udp, Link::UdpBurst, Link::Tcp];
+
+    fn name(self) -> &'static str {
+        match self {
+            Link::Udp => "udp",
+            Link::UdpBurst => "udp-burst",
+            Link::Tcp => "tcp",
+        }
+    }
+
+    fn transport(self) -> Transport {
+        match self {
+            Link::Tcp => Transport::Tcp,
+            Link::Udp | Link::UdpBurst => Transport::Udp,
+        }
+    }
+}
+
+/// One runtime on one link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Case {
     runtime: Runtime,
-    transport: Transport,
+    link: Link,
 }
 
 impl Case {
     fn name(self) -> String {
-        format!("{}/{}", self.runtime.name(), self.transport.as_str())
+        format!("{}/{}", self.runtime.name(), self.link.name())
     }
 }
 
@@ -121,8 +152,10 @@ struct Pass {
 /// What a pass needs.
 struct Bench {
     stream: Arc<Stream>,
+    /// One `send_to` per UDP packet.
     server: Server,
-    url: String,
+    /// UDP bursts in GSO sends.
+    burst_server: Server,
     rt: tokio::runtime::Runtime,
 }
 
@@ -132,9 +165,10 @@ impl Bench {
         let pace = Pace {
             packets: BURST,
             interval: INTERVAL,
+            batched: false,
         };
         let server = Server::start(stream.clone(), Some(pace));
-        let url = server.url();
+        let burst_server = Server::start(stream.clone(), Some(Pace { batched: true, ..pace }));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -142,7 +176,7 @@ impl Bench {
         Bench {
             stream,
             server,
-            url,
+            burst_server,
             rt,
         }
     }
@@ -154,13 +188,19 @@ impl Bench {
         let name = case.name();
         let mut check = Checker::new(&self.stream, &name, true, full);
         let opts = ClientOptions {
-            transport: case.transport,
+            transport: case.link.transport(),
             ..ClientOptions::default()
         };
+        let server = if case.link == Link::UdpBurst {
+            &self.burst_server
+        } else {
+            &self.server
+        };
+        let url = server.url();
         let process = process_cpu();
         let main_cpu = thread_cpu();
         let main_wakeups = thread_wakeups();
-        let url = self.url.as_str();
+        let url = url.as_str();
         let start = Instant::now();
         let (wall, report): (Duration, ServerReport) = match case.runtime {
             Runtime::Tokio => self.rt.block_on(async {
@@ -170,7 +210,7 @@ impl Bench {
                 }
                 let wall = start.elapsed();
                 drop(session);
-                (wall, self.server.report_async().await)
+                (wall, server.report_async().await)
             }),
             Runtime::Smol => {
                 smol::block_on(async {
@@ -179,13 +219,13 @@ impl Bench {
                         check.event(event);
                     }
                 });
-                (start.elapsed(), self.server.report())
+                (start.elapsed(), server.report())
             }
             Runtime::Blocking => {
                 for event in rtsp_toolkit_blocking::Session::open(url, opts).expect("open") {
                     check.event(event);
                 }
-                (start.elapsed(), self.server.report())
+                (start.elapsed(), server.report())
             }
         };
         let main_cpu = thread_cpu().saturating_sub(main_cpu);
@@ -195,7 +235,7 @@ impl Bench {
         assert!(report.played, "{name}: the server did not play ({:?})", report.methods);
         assert_eq!(
             report.udp,
-            case.transport == Transport::Udp,
+            case.link.transport() == Transport::Udp,
             "{name}: the session went over the other transport"
         );
         assert_eq!(
@@ -310,31 +350,29 @@ fn summary(bench: &Bench, cases: &[Case], secs: f64) {
          client's share; main: the main thread alone, where each client runs; wakeups: times the main thread slept \
          and was woken, per packet; late bursts: server bursts sent more than one interval late, all passes)"
     );
-    let row = |runtime: Runtime, transport: Transport| {
-        cases
-            .iter()
-            .position(|c| *c == Case { runtime, transport })
-            .map(|i| rows[i])
-    };
+    let row = |runtime: Runtime, link: Link| cases.iter().position(|c| *c == Case { runtime, link }).map(|i| rows[i]);
     for runtime in Runtime::ALL {
-        let (Some(udp), Some(tcp)) = (row(runtime, Transport::Udp), row(runtime, Transport::Tcp)) else {
-            continue;
-        };
-        println!(
-            "{:<9} UDP/TCP client CPU per packet: {:.2}x ({:.3} / {:.3} us), main thread: {:.2}x",
-            runtime.name(),
-            udp.client / tcp.client,
-            udp.client,
-            tcp.client,
-            udp.main / tcp.main
-        );
+        for link in [Link::Udp, Link::UdpBurst] {
+            let (Some(udp), Some(tcp)) = (row(runtime, link), row(runtime, Link::Tcp)) else {
+                continue;
+            };
+            println!(
+                "{:<9} {}/tcp client CPU per packet: {:.2}x ({:.3} / {:.3} us), main thread: {:.2}x",
+                runtime.name(),
+                link.name(),
+                udp.client / tcp.client,
+                udp.client,
+                tcp.client,
+                udp.main / tcp.main
+            );
+        }
     }
     for (case, row) in cases.iter().zip(&rows) {
         println!(
             "RESULT {} {} proc_us_pkt={:.4} srv_us_pkt={:.4} cli_us_pkt={:.4} main_us_pkt={:.4} wakeups_pkt={:.4} \
              ms_pass={:.1} passes={} late_bursts={}",
             case.runtime.name(),
-            case.transport.as_str(),
+            case.link.name(),
             row.process,
             row.server,
             row.client,
@@ -346,13 +384,16 @@ fn summary(bench: &Bench, cases: &[Case], secs: f64) {
         );
     }
     for runtime in Runtime::ALL {
-        if let (Some(udp), Some(tcp)) = (row(runtime, Transport::Udp), row(runtime, Transport::Tcp)) {
-            println!(
-                "RESULT {} udp/tcp cli={:.3} main={:.3}",
-                runtime.name(),
-                udp.client / tcp.client,
-                udp.main / tcp.main
-            );
+        for link in [Link::Udp, Link::UdpBurst] {
+            if let (Some(udp), Some(tcp)) = (row(runtime, link), row(runtime, Link::Tcp)) {
+                println!(
+                    "RESULT {} {}/tcp cli={:.3} main={:.3}",
+                    runtime.name(),
+                    link.name(),
+                    udp.client / tcp.client,
+                    udp.main / tcp.main
+                );
+            }
         }
     }
     println!("RESULT load {load_before} / {load_after}");
@@ -390,10 +431,10 @@ fn main() {
         bench.stream.rtp_packets()
     );
     let runtimes = chosen(RUNTIMES_ENV, &Runtime::ALL, Runtime::name);
-    let transports = chosen(TRANSPORTS_ENV, &TRANSPORTS, Transport::as_str);
+    let links = chosen(TRANSPORTS_ENV, &Link::ALL, Link::name);
     let cases: Vec<Case> = runtimes
         .iter()
-        .flat_map(|&runtime| transports.iter().map(move |&transport| Case { runtime, transport }))
+        .flat_map(|&runtime| links.iter().map(move |&link| Case { runtime, link }))
         .collect();
     // One checked pass of each case, every byte compared.
     for &case in &cases {

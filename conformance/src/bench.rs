@@ -33,6 +33,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rtsp_toolkit_driver::udp::{Gso, SendBatch};
+use rtsp_toolkit_tokio::core::udp::UdpSocketId;
 use rtsp_toolkit_tokio::Event;
 
 use crate::rng::Rng;
@@ -209,11 +211,16 @@ fn sdp() -> String {
 // The server.
 
 /// How a paced server sends: `packets` RTP packets every `interval`, on an
-/// absolute schedule (a late burst is sent at once, not skipped).
+/// absolute schedule (a late burst is sent at once, not skipped). Over UDP,
+/// one `send_to` per packet, or with `batched` a burst's packets in as few
+/// GSO sends as they fit (`driver::udp::SendBatch`), as our server sends a
+/// frame and as GStreamer's `multiudpsink` sends a buffer list with
+/// `sendmmsg`: the UDP counterpart of TCP's one write per burst.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
     pub packets: usize,
     pub interval: Duration,
+    pub batched: bool,
 }
 
 /// What the server did on one connection.
@@ -523,17 +530,54 @@ fn play_udp(peer: &UdpPeer, content: &Content, pace: Option<Pace>, report: &mut 
     let s = &content.stream;
     let start = Instant::now();
     let per_burst = pace.map_or(s.packets.len().max(1), |p| p.packets.max(1));
+    let gso = pace
+        .filter(|p| p.batched)
+        .and_then(|_| Gso::new(socket2::SockRef::from(&peer.rtp)).ok());
     for (k, burst) in s.packets.chunks(per_burst).enumerate() {
         if let Some(pace) = pace {
             wait_burst(start, k, pace, report);
         }
+        let Some(gso) = gso.as_ref() else {
+            for p in burst {
+                peer.rtp.send_to(&s.rtp[p.clone()], peer.client_rtp)?;
+            }
+            continue;
+        };
+        let id = UdpSocketId::rtp(0);
+        let mut batch: Option<SendBatch> = None;
         for p in burst {
-            peer.rtp.send_to(&s.rtp[p.clone()], peer.client_rtp)?;
+            let data = &s.rtp[p.clone()];
+            if let Some(b) = batch.as_mut() {
+                if b.push(id, peer.client_rtp, data, gso.max_segments()) {
+                    continue;
+                }
+            }
+            if let Some(b) = batch.replace(SendBatch::new(id, peer.client_rtp, data)) {
+                send_all(gso, &peer.rtp, &b)?;
+            }
+        }
+        if let Some(b) = batch {
+            send_all(gso, &peer.rtp, &b)?;
         }
     }
     peer.rtcp.send_to(&s.bye, peer.client_rtcp)?;
     report.played = true;
     Ok(())
+}
+
+/// One GSO send of `batch`, retried while the socket buffer is full (the
+/// bench must not lose datagrams).
+fn send_all(gso: &Gso, socket: &UdpSocket, batch: &SendBatch) -> io::Result<()> {
+    for _ in 0..10_000 {
+        match gso.send(socket2::SockRef::from(socket), batch) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_micros(50)),
+            r => return r,
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the socket took no datagram for 0.5 s",
+    ))
 }
 
 // ---------------------------------------------------------------------------

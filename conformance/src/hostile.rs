@@ -458,14 +458,26 @@ impl Conn<'_> {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         while self.live() {
-            // Client requests have no body: a request ends at the blank line.
-            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            // The client's own RTCP (receiver reports, the BYE before
+            // TEARDOWN) comes as `$` frames between requests: skipped.
+            while buf.first() == Some(&b'$') && buf.len() >= 4 {
+                let len = 4 + usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+                if buf.len() < len {
+                    break;
+                }
+                buf.drain(..len);
+            }
+            if buf.first() == Some(&b'$') {
+                // The rest of a frame is still on its way.
+            } else if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                // Client requests have no body: a request ends at the blank line.
                 let head: Vec<u8> = buf.drain(..end + 4).collect();
                 let req = self.parse(&head);
                 self.log.requests.push(req.clone());
                 if !self.silent {
                     self.answer(&req)?;
                 }
+                continue;
             }
             if !self.silent {
                 self.stream_due()?;

@@ -271,7 +271,7 @@ impl ClientDriver {
     /// Opens the UDP pair `request` asks for ([`open_pair`]), turns each
     /// socket into what the runtime holds with `wrap`, adds them to `udp`,
     /// and hands in [`Input::UdpOpened`]: the RTP port, or why not.
-    pub fn open_udp<S>(
+    pub fn open_udp<S: DatagramSocket>(
         &mut self,
         request: &UdpRequest,
         udp: &mut UdpSockets<S>,
@@ -315,17 +315,15 @@ impl ClientDriver {
             buf = vec![0; MAX_DATAGRAM];
         }
         let mut taken = 0;
-        for (id, s) in udp.iter() {
+        for (id, _) in udp.iter() {
             for _ in 0..UDP_BATCH {
-                let r = if deadline_passed {
-                    s.recv_waiting(&mut buf)
-                } else {
-                    s.recv_ready(&mut buf)
-                };
-                match r {
-                    Ok((n, from)) => {
-                        self.datagram(id, from, &buf[..n.min(buf.len())]);
-                        taken += 1;
+                match udp.read(id, &mut buf, deadline_passed) {
+                    Ok(r) => {
+                        // Several datagrams when the system coalesced them (GRO).
+                        for datagram in buf[..r.len.min(buf.len())].chunks(r.stride.max(1)) {
+                            self.datagram(id, r.from, datagram);
+                            taken += 1;
+                        }
                     }
                     Err(e) if is_would_block(&e) => break,
                     Err(e) => {

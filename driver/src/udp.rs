@@ -16,6 +16,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rtsp_toolkit_core::client::{PortRange, UdpBind, UdpSocketId};
+/// The socket library the shared UDP code works with (its [`socket2::SockRef`]
+/// is how a runtime hands its socket in, [`DatagramSocket::sock_ref`]).
+pub use socket2;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// Receive buffer asked for on every RTP socket (`SO_RCVBUF`), best effort.
@@ -71,6 +74,68 @@ pub trait DatagramSocket {
 
     /// Sends one datagram without waiting (a full send buffer is an error).
     fn send_now(&self, data: &[u8], to: SocketAddr) -> io::Result<usize>;
+
+    /// The socket itself, for the reads the shared code makes through a
+    /// [`Receiver`] (several datagrams in one read).
+    fn sock_ref(&self) -> socket2::SockRef<'_>;
+
+    /// Runs `read`, one non-blocking read of this socket, once the runtime
+    /// saw it readable; a runtime that tracks readiness clears it when
+    /// `read` finds nothing (as [`DatagramSocket::recv_ready`] does).
+    fn read_ready(&self, read: &mut dyn FnMut() -> io::Result<Received>) -> io::Result<Received> {
+        read()
+    }
+}
+
+/// What one read of a UDP socket gave: `len` bytes from `from`, which are
+/// datagrams of `stride` bytes each, the last one possibly shorter (one
+/// datagram when `stride == len`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub len: usize,
+    pub stride: usize,
+    pub from: SocketAddr,
+}
+
+/// The reading side of a socket, through quinn-udp: with UDP GRO (Linux
+/// 5.0+) the kernel hands a burst that a GSO sender sent (our server sends a
+/// frame's packets so; see [`SendBatch`]) to ONE read as one buffer with its
+/// segment size, which [`Receiver::recv`] reports as the stride. The
+/// datagrams are the same either way; only the system calls and wake-ups
+/// are fewer. Once a `Receiver` exists, every read of its socket must go
+/// through it (a plain read could not tell the datagrams of a coalesced
+/// buffer apart).
+#[derive(Debug)]
+pub struct Receiver {
+    state: quinn_udp::UdpSocketState,
+}
+
+impl Receiver {
+    /// Sets `socket` up for it (non-blocking, GRO asked for where there is).
+    pub fn new(socket: socket2::SockRef<'_>) -> io::Result<Receiver> {
+        let state = quinn_udp::UdpSocketState::new(quinn_udp::UdpSockRef::from(&*socket))?;
+        Ok(Receiver { state })
+    }
+
+    /// One read into `buf`, without waiting (`WouldBlock`: nothing there).
+    pub fn recv(&self, socket: socket2::SockRef<'_>, buf: &mut [u8]) -> io::Result<Received> {
+        let mut meta = [quinn_udp::RecvMeta::default()];
+        let n = self.state.recv(
+            quinn_udp::UdpSockRef::from(&*socket),
+            &mut [std::io::IoSliceMut::new(buf)],
+            &mut meta,
+        )?;
+        if n == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let m = meta[0];
+        let len = m.len.min(buf.len());
+        Ok(Received {
+            len,
+            stride: if m.stride == 0 { len } else { m.stride },
+            from: m.addr,
+        })
+    }
 }
 
 /// A non-blocking [`UdpSocket`], as the blocking runtime holds it.
@@ -82,6 +147,10 @@ impl DatagramSocket for UdpSocket {
     fn send_now(&self, data: &[u8], to: SocketAddr) -> io::Result<usize> {
         self.send_to(data, to)
     }
+
+    fn sock_ref(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(self)
+    }
 }
 
 /// The UDP sockets of one session, by [`UdpSocketId::index`], with the
@@ -89,6 +158,9 @@ impl DatagramSocket for UdpSocket {
 #[derive(Debug)]
 pub struct UdpSockets<S> {
     slots: Vec<Option<S>>,
+    /// The [`Receiver`] of each open socket, by the same index (`None`
+    /// where it could not be set up: plain reads then).
+    receivers: Vec<Option<Receiver>>,
     open: usize,
     pub(crate) buf: Vec<u8>,
 }
@@ -104,6 +176,7 @@ impl<S> UdpSockets<S> {
     pub fn new() -> UdpSockets<S> {
         UdpSockets {
             slots: Vec::new(),
+            receivers: Vec::new(),
             open: 0,
             buf: Vec::new(),
         }
@@ -119,13 +192,21 @@ impl<S> UdpSockets<S> {
         self.open
     }
 
-    /// Adds pair `pair` (replacing it if it was open).
-    pub fn insert(&mut self, pair: u16, rtp: S, rtcp: S) {
+    /// The [`Receiver`] of socket `id`, if it has one.
+    pub fn receiver(&self, id: UdpSocketId) -> Option<&Receiver> {
+        self.receivers.get(id.index()).and_then(Option::as_ref)
+    }
+
+    /// Adds pair `pair` (replacing it if it was open), without
+    /// [`Receiver`]s (plain reads); [`UdpSockets::insert`] sets them up.
+    fn insert_plain(&mut self, pair: u16, rtp: S, rtcp: S) {
         let rtp_at = UdpSocketId::rtp(pair).index();
         if self.slots.len() <= rtp_at + 1 {
             self.slots.resize_with(rtp_at + 2, || None);
+            self.receivers.resize_with(rtp_at + 2, || None);
         }
         for (at, s) in [(rtp_at, rtp), (rtp_at + 1, rtcp)] {
+            self.receivers[at] = None;
             if self.slots[at].replace(s).is_none() {
                 self.open += 1;
             }
@@ -155,11 +236,48 @@ impl<S> UdpSockets<S> {
     /// a socket closes it and leaves a multicast group it joined.
     pub fn clear(&mut self) {
         self.slots.clear();
+        self.receivers.clear();
         self.open = 0;
     }
 }
 
 impl<S: DatagramSocket> UdpSockets<S> {
+    /// Adds pair `pair` (replacing it if it was open), each socket read
+    /// through a [`Receiver`] where one can be set up.
+    pub fn insert(&mut self, pair: u16, rtp: S, rtcp: S) {
+        self.insert_plain(pair, rtp, rtcp);
+        for id in [UdpSocketId::rtp(pair), UdpSocketId::rtcp(pair)] {
+            let receiver = self.get(id).map(|s| Receiver::new(s.sock_ref()));
+            match receiver {
+                Some(Ok(r)) => self.receivers[id.index()] = Some(r),
+                Some(Err(e)) => tracing::debug!(socket = ?id, error = %e, "plain reads on this socket"),
+                None => {}
+            }
+        }
+    }
+
+    /// One read of socket `id` into `buf`, without waiting: through its
+    /// [`Receiver`] if it has one, else the runtime's plain call.
+    /// `deadline_passed`: the plain non-blocking read of rule 1, else the
+    /// runtime saw the socket readable.
+    pub fn read(&self, id: UdpSocketId, buf: &mut [u8], deadline_passed: bool) -> io::Result<Received> {
+        let Some(s) = self.get(id) else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        match self.receiver(id) {
+            Some(r) if deadline_passed => r.recv(s.sock_ref(), buf),
+            Some(r) => s.read_ready(&mut || r.recv(s.sock_ref(), buf)),
+            None => {
+                let (len, from) = if deadline_passed {
+                    s.recv_waiting(buf)?
+                } else {
+                    s.recv_ready(buf)?
+                };
+                Ok(Received { len, stride: len, from })
+            }
+        }
+    }
+
     /// Sends `data` from socket `id` to `to`, without waiting. A failure is
     /// logged at debug level and otherwise ignored: UDP promises no
     /// delivery, and the client asks for nothing more.

@@ -107,6 +107,10 @@ impl DatagramSocket for Udp {
     fn send_now(&self, data: &[u8], to: SocketAddr) -> std::io::Result<usize> {
         self.0.get_ref().send_to(data, to)
     }
+
+    fn sock_ref(&self) -> rtsp_toolkit_driver::udp::socket2::SockRef<'_> {
+        rtsp_toolkit_driver::udp::socket2::SockRef::from(self.0.get_ref())
+    }
 }
 
 /// A request being written (`io::write_all_or_stall` on the shared stream).

@@ -173,6 +173,18 @@ impl DatagramSocket for Udp {
     fn send_now(&self, data: &[u8], to: SocketAddr) -> std::io::Result<usize> {
         self.raw.send_to(data, to)
     }
+
+    fn sock_ref(&self) -> rtsp_toolkit_driver::udp::socket2::SockRef<'_> {
+        rtsp_toolkit_driver::udp::socket2::SockRef::from(&self.raw)
+    }
+
+    /// Through tokio's readiness: a read that finds nothing clears it.
+    fn read_ready(
+        &self,
+        read: &mut dyn FnMut() -> std::io::Result<rtsp_toolkit_driver::udp::Received>,
+    ) -> std::io::Result<rtsp_toolkit_driver::udp::Received> {
+        self.io.try_io(tokio::io::Interest::READABLE, read)
+    }
 }
 
 /// Ready once a UDP socket of the session is readable (every socket gets the waker).
