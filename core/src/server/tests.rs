@@ -2706,7 +2706,9 @@ impl Harness {
 
 /// Everything a multicast stream gives until it waits: the datagrams
 /// (rtcp, to, data), the events, and the deadline (`None`: done).
-fn drain_stream(m: &mut MulticastStream) -> (Vec<(bool, SocketAddr, Bytes)>, Vec<ServerEvent>, Option<Instant>) {
+type StreamDrain = (Vec<(bool, SocketAddr, Bytes)>, Vec<ServerEvent>, Option<Instant>);
+
+fn drain_stream(m: &mut MulticastStream) -> StreamDrain {
     let (mut datagrams, mut events) = (Vec::new(), Vec::new());
     loop {
         match m.poll_output() {
