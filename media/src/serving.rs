@@ -534,7 +534,7 @@ impl ServerState {
         });
         streams.by_path.insert(key, entry.clone());
         drop(streams);
-        let span = tracing::info_span!("rtsp_multicast", %group);
+        let span = tracing::info_span!(parent: None, "rtsp_multicast", %group, path = entry.key.0.as_str());
         self.spawn(Box::pin(
             run_multicast::<C>(entry.clone(), rtp, rtcp, self.clone()).instrument(span),
         ));
