@@ -198,7 +198,10 @@ mod tests {
 
     #[test]
     fn multicast_groups_parse_a_range_of_multicast_addresses() {
-        assert_eq!(GroupRange::parse("239.255.42.0-239.255.42.255").map(|r| r.len()), Ok(256));
+        assert_eq!(
+            GroupRange::parse("239.255.42.0-239.255.42.255").map(|r| r.len()),
+            Ok(256)
+        );
         assert!(GroupRange::parse("10.0.0.1-10.0.0.9").is_err());
         assert!(GroupRange::parse("239.0.0.9-239.0.0.1").is_err());
     }

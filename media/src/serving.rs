@@ -35,7 +35,6 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::hash::{BuildHasher, Hasher};
@@ -44,6 +43,7 @@ use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -495,19 +495,15 @@ impl ServerState {
                 });
             }
         }
-        let group = lock(&self.groups).take().ok_or_else(|| {
-            format!(
-                "every multicast group of {} is in use",
-                self.config.multicast_groups
-            )
-        })?;
+        let group = lock(&self.groups)
+            .take()
+            .ok_or_else(|| format!("every multicast group of {} is in use", self.config.multicast_groups))?;
         let lease = GroupLease {
             group,
             pool: self.groups.clone(),
         };
-        let (rtp, rtcp, port) =
-            rtsp_toolkit_driver::udp::bind_multicast_sender(local_ip, self.config.multicast_ttl)
-                .map_err(|e| format!("cannot bind a multicast sender: {e}"))?;
+        let (rtp, rtcp, port) = rtsp_toolkit_driver::udp::bind_multicast_sender(local_ip, self.config.multicast_ttl)
+            .map_err(|e| format!("cannot bind a multicast sender: {e}"))?;
         let (rtp, rtcp) = (
             C::Udp::from_std(rtp).map_err(|e| e.to_string())?,
             C::Udp::from_std(rtcp).map_err(|e| e.to_string())?,
@@ -776,14 +772,23 @@ async fn next_work<L: Listener>(listener: &L, state: &ServerState) -> Work<L::So
 /// pair, events logged), woken at its deadlines and after its members'
 /// inputs, until it is done (or the server stops); then its members are
 /// told, and it leaves the server's streams.
-async fn run_multicast<C: ConnectionIo + 'static>(entry: Arc<StreamEntry>, rtp: C::Udp, rtcp: C::Udp, state: Arc<ServerState>) {
+async fn run_multicast<C: ConnectionIo + 'static>(
+    entry: Arc<StreamEntry>,
+    rtp: C::Udp,
+    rtcp: C::Udp,
+    state: Arc<ServerState>,
+) {
     let mut unsent = 0u64;
     loop {
         let next = {
             let mut machine = lock(&entry.machine);
             loop {
                 match machine.poll_output() {
-                    MulticastOutput::SendDatagram { rtcp: is_rtcp, to, data } => {
+                    MulticastOutput::SendDatagram {
+                        rtcp: is_rtcp,
+                        to,
+                        data,
+                    } => {
                         let socket = if is_rtcp { &rtcp } else { &rtp };
                         if let Err(e) = socket.try_send_to(&data, to) {
                             if unsent == 0 {
@@ -919,13 +924,7 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                         Ok(m) => membership = Some(m),
                         Err(e) => {
                             tracing::warn!(error = e.as_str(), "cannot join a multicast stream");
-                            conn.handle_input(
-                                Instant::now(),
-                                ServerInput::MulticastJoined {
-                                    token,
-                                    result: Err(&e),
-                                },
-                            );
+                            conn.handle_input(Instant::now(), ServerInput::MulticastJoined { token, result: Err(&e) });
                             continue;
                         }
                     }
