@@ -82,12 +82,38 @@
 //! The UDP types ([`UdpSocketId`], [`UdpRequest`]) are the server's own, of
 //! the same shape as the client's.
 //!
+//! # Multicast
+//! A SETUP with `RTP/AVP;multicast` (or `RTP/AVP/UDP;multicast`) makes the
+//! session a member of its path's multicast stream: the connection asks the
+//! runtime to join it ([`ServerOutput::Multicast`] with
+//! [`MulticastRequest::Join`], once per session) and replies, once joined
+//! ([`ServerInput::MulticastJoined`]), with the stream's
+//! `destination=G;port=P-(P+1);ttl=T;ssrc=`. Its PLAY asks where the stream
+//! is ([`MulticastRequest::Play`], which starts it if it is not playing) and
+//! replies with `Range` from there and the `RTP-Info` of the stream's next
+//! packets ([`ServerInput::MulticastPlaying`]). A member sends nothing
+//! itself: the stream is a [`MulticastStream`] of its own (see the
+//! `multicast` module), which the runtime drives on a task of its own;
+//! when it ends, the runtime says so ([`ServerInput::MulticastEnded`]) and
+//! the session ends as one over TCP does at its end. A member session ends
+//! with its RTSP connection (it is not detached); its stream hears of it
+//! from the runtime.
+//!
 //! # Decisions (RFC 2326 leaves room)
-//! - `RTP/AVP/TCP` and unicast `RTP/AVP` / `RTP/AVP/UDP` are offered; the
-//!   first spec of the `Transport` list that can be served is taken. UDP
-//!   needs `client_port`, and a `destination` other than the client's own
-//!   address skips the spec (media never goes to a third address).
-//!   Multicast is not offered. A SETUP with no servable spec, no
+//! - `RTP/AVP/TCP`, unicast `RTP/AVP` / `RTP/AVP/UDP` and multicast
+//!   `RTP/AVP` / `RTP/AVP/UDP` are offered; the first spec of the
+//!   `Transport` list that can be served is taken. UDP needs `client_port`,
+//!   and a `destination` other than the client's own address skips the spec
+//!   (media never goes to a third address). Multicast groups, ports and TTL
+//!   are the server's: a multicast spec naming a `destination` is skipped,
+//!   its `port`, `client_port` and `ttl` are not followed. A session is all
+//!   multicast or not at all (461 for a mix); one multicast stream per path
+//!   and `play_count` (of the session's SETUP), so sessions with other
+//!   counts get other streams; a multicast SETUP of a path the connection
+//!   did not join, or with another `play_count`, is 455; one whose track the
+//!   stream cannot send (no port pair left in `multicast_ports`), or for
+//!   which no stream could be joined (every group held), is 461; a PLAY
+//!   after the stream ended is 455. A SETUP with no servable spec, no
 //!   `Transport`, or malformed channels or ports (`interleaved=x`,
 //!   `client_port=0`) is answered 461 Unsupported Transport, and so is a
 //!   UDP SETUP for which the runtime could open no pair; 400 is kept for
@@ -129,8 +155,8 @@
 //! that falls more than `max_lag` behind its schedule catches up only
 //! `max_lag` of it and continues from there ([`ServerEvent::FellBehind`]).
 //!
-//! What this is not: no authentication, no multicast, no PAUSE or seeking,
-//! no RECORD; one presentation per connection.
+//! What this is not: no authentication, no PAUSE or seeking, no RECORD, no
+//! IPv6 multicast; one presentation per connection.
 
 mod clock;
 mod multicast;
@@ -496,8 +522,7 @@ pub enum ServerOutput {
 /// Something that happened to the connection: the one input of
 /// [`Connection::handle_input`].
 ///
-/// Marked `#[non_exhaustive]`: inputs for other transports (multicast) may
-/// be added.
+/// Marked `#[non_exhaustive]`: inputs for other transports may be added.
 #[non_exhaustive]
 pub enum ServerInput<'a> {
     /// Bytes received from the client.

@@ -8,6 +8,8 @@
 //! `$`-interleaved data, so that one call gives one write; for UDP tracks
 //! as one datagram output per packet (the same bounds per call).
 //! It never reads a clock: the caller passes `now` and the matching NTP time.
+//! A path's multicast stream (the `multicast` module) is a [`Session`] too,
+//! whose tracks send to the group: the same pacing for every transport.
 //!
 //! Timing model (documented for the runtime and for tests):
 //! - sample `i` of play-through `k` (from 0) is due at
