@@ -320,7 +320,8 @@ pub enum MulticastOutput {
     Done,
 }
 
-/// The multicast stream of one path: see the [module docs](self).
+/// The multicast stream of one path: see the [server module docs](super#multicast)
+/// and `docs/ARCHITECTURE.md`, "Multicast (server)".
 pub struct MulticastStream {
     session: Session,
     group: Ipv4Addr,
