@@ -3,7 +3,9 @@
 //! Prints `listening on rtsp://HOST:PORT/` first (so that a script that asked
 //! for port 0 can read the port), then one URL per published file, and serves
 //! until Ctrl-C or SIGTERM. Clients get the media interleaved on the RTSP
-//! connection or over UDP, as they ask (`--udp-ports` bounds the UDP ports).
+//! connection, over UDP (`--udp-ports` bounds the UDP ports) or from the
+//! file's multicast stream (`--multicast-groups`, `--multicast-ports`,
+//! `--multicast-ttl`), as they ask.
 //! The protocol and the file handling are the embedded server's
 //! (`rtsp_toolkit_tokio::server`); this is only its front; its log (`-v`)
 //! has each request, and each receiver report of a UDP client (its loss and
@@ -15,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use rtsp_toolkit_tokio::core::server::PortRange;
+use rtsp_toolkit_tokio::core::server::{GroupRange, PortRange};
 use rtsp_toolkit_tokio::server::{ServerBuilder, ServerOptions};
 
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
@@ -45,6 +47,17 @@ pub struct ServeArgs {
     /// even/odd pair the OS gives. TCP-interleaved clients need none.
     #[arg(long, value_name = "FIRST-LAST", value_parser = PortRange::parse)]
     pub udp_ports: Option<PortRange>,
+    /// Group addresses for clients that ask for multicast (RTP/AVP;multicast): each file being streamed to a
+    /// group holds one IPv4 multicast address of FIRST-LAST while it streams.
+    #[arg(long, value_name = "FIRST-LAST", value_parser = GroupRange::parse, default_value = "239.255.42.0-239.255.42.255")]
+    pub multicast_groups: GroupRange,
+    /// Ports of the multicast streams: track k of a file goes to the even port of pair k of FIRST-LAST (RTCP to
+    /// the odd one above), on the file's group.
+    #[arg(long, value_name = "FIRST-LAST", value_parser = PortRange::parse, default_value = "5004-5099")]
+    pub multicast_ports: PortRange,
+    /// TTL of multicast datagrams (1: this network only).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub multicast_ttl: u8,
 }
 
 /// Seconds, finite and not negative.
@@ -105,6 +118,9 @@ pub async fn run(args: &ServeArgs) -> u8 {
     options.config.initial_rtp = args.initial_rtp;
     options.config.max_lag = Duration::from_secs_f64(args.max_lag);
     options.config.udp_ports = args.udp_ports;
+    options.config.multicast_groups = args.multicast_groups;
+    options.config.multicast_ports = args.multicast_ports;
+    options.config.multicast_ttl = args.multicast_ttl;
     let server = match ServerBuilder::new(&args.dir).options(options).bind(addr).await {
         Ok(s) => s,
         Err(e) => {
@@ -161,7 +177,7 @@ pub(crate) async fn wait_for_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_initial_rtp, parse_max_lag, PortRange};
+    use super::{parse_initial_rtp, parse_max_lag, GroupRange, PortRange};
 
     #[test]
     fn max_lag_parses_seconds() {
@@ -178,6 +194,16 @@ mod tests {
         assert_eq!(PortRange::parse("30000-30999").map(|r| r.len()), Ok(500));
         assert!(PortRange::parse("30001-30001").is_err());
         assert!(PortRange::parse("30000").is_err());
+    }
+
+    #[test]
+    fn multicast_groups_parse_a_range_of_multicast_addresses() {
+        assert_eq!(
+            GroupRange::parse("239.255.42.0-239.255.42.255").map(|r| r.len()),
+            Ok(256)
+        );
+        assert!(GroupRange::parse("10.0.0.1-10.0.0.9").is_err());
+        assert!(GroupRange::parse("239.0.0.9-239.0.0.1").is_err());
     }
 
     #[test]

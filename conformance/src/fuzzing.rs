@@ -23,7 +23,8 @@ use rtsp_toolkit_core::message::{Decoder, Limits, Message};
 use rtsp_toolkit_core::rtp::RtpPacket;
 use rtsp_toolkit_core::sdp::Sdp;
 use rtsp_toolkit_core::server::{
-    CloseReason, Connection, LookupError, ServerConfig, ServerInput, ServerOutput, UdpSocketId,
+    CloseReason, Connection, LookupError, MulticastPosition, MulticastRequest, MulticastTrack, PlayCount, ServerConfig,
+    ServerInput, ServerOutput, UdpSocketId,
 };
 use rtsp_toolkit_core::source::{MediaSource, SourceCodec, SourceSample, SourceTrack};
 use rtsp_toolkit_core::{capture, rtcp};
@@ -732,6 +733,38 @@ fn drain_server(
                 ServerInput::OtherSession {
                     token,
                     found: token % 2 == 0,
+                },
+            ),
+            ServerOutput::Multicast(MulticastRequest::Join { token, source, .. }) => {
+                // A stream that sends every track, on port pair k of 5004-.
+                let tracks: Vec<_> = (0..source.tracks.len())
+                    .map(|k| {
+                        Some(MulticastTrack {
+                            group: std::net::Ipv4Addr::new(239, 255, 42, 0),
+                            port: 5004 + 2 * (k as u16 % 1000),
+                            ttl: 1,
+                            ssrc: k as u32,
+                        })
+                    })
+                    .collect();
+                conn.handle_input(
+                    now,
+                    ServerInput::MulticastJoined {
+                        token,
+                        result: Ok(&tracks),
+                    },
+                )
+            }
+            ServerOutput::Multicast(MulticastRequest::Play { token }) => conn.handle_input(
+                now,
+                ServerInput::MulticastPlaying {
+                    token,
+                    position: (token % 2 == 0).then(|| MulticastPosition {
+                        start: std::time::Duration::from_millis(token % 5000),
+                        end: None,
+                        play_count: PlayCount::Forever,
+                        tracks: vec![Some((token as u16, token as u32)); 2],
+                    }),
                 },
             ),
             ServerOutput::Event(_) => {}

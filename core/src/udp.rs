@@ -63,6 +63,18 @@ impl PortRange {
         Ok(range)
     }
 
+    /// [`PortRange::new`] for constants: `None` when the range holds no pair.
+    pub(crate) const fn new_const(first: u16, last: u16) -> Option<PortRange> {
+        if first == 0 || first > last || first == u16::MAX {
+            return None;
+        }
+        let rtp = first + first % 2;
+        if rtp >= last {
+            return None;
+        }
+        Some(PortRange { first, last })
+    }
+
     /// Parses `FIRST-LAST` (e.g. `30000-30999`).
     pub fn parse(s: &str) -> Result<PortRange, String> {
         let (a, b) = s

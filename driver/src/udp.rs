@@ -499,6 +499,34 @@ fn join_one(group: IpAddr, port: u16, source: Option<IpAddr>, interface: IpAddr)
     Ok(s.into())
 }
 
+/// Binds the sending pair of a server's multicast stream to IPv4 groups:
+/// an RTP socket on an even port and the RTCP socket above it, chosen by
+/// the system on `local` (the server's address; an IPv6 one other than a
+/// mapped IPv4 address binds the IPv4 wildcard), with `IP_MULTICAST_TTL`
+/// `ttl`, `IP_MULTICAST_LOOP` on (receivers on the same host get the
+/// stream too) and `IP_MULTICAST_IF` `local` when it is a specific address.
+/// Returns them (non-blocking) and the RTP port.
+///
+/// The group's own ports are never bound here: a socket bound there
+/// without `SO_REUSEADDR` would keep receivers on this host (FFmpeg,
+/// GStreamer) from binding them.
+pub fn bind_multicast_sender(local: IpAddr, ttl: u8) -> io::Result<(UdpSocket, UdpSocket, u16)> {
+    let v4 = match local {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => a.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+    };
+    let (rtp, rtcp, port) = bind_pair(IpAddr::V4(v4), None)?;
+    for s in [&rtp, &rtcp] {
+        let r = socket2::SockRef::from(s);
+        r.set_multicast_ttl_v4(u32::from(ttl))?;
+        r.set_multicast_loop_v4(true)?;
+        if !v4.is_unspecified() {
+            r.set_multicast_if_v4(&v4)?;
+        }
+    }
+    Ok((rtp, rtcp, port))
+}
+
 #[cfg(not(any(
     target_os = "dragonfly",
     target_os = "haiku",
@@ -590,6 +618,20 @@ mod tests {
         // Closed: the ports can be bound again.
         UdpSocket::bind((LOCAL, port)).unwrap();
         UdpSocket::bind((LOCAL, port + 1)).unwrap();
+    }
+
+    #[test]
+    fn a_multicast_sender_is_an_even_odd_pair_with_its_ttl_and_loop() {
+        let (rtp, rtcp, port) = bind_multicast_sender(LOCAL, 3).unwrap();
+        assert_eq!(port % 2, 0);
+        assert_eq!(rtp.local_addr().unwrap(), SocketAddr::new(LOCAL, port));
+        assert_eq!(rtcp.local_addr().unwrap().port(), port + 1);
+        for s in [&rtp, &rtcp] {
+            assert_eq!(s.multicast_ttl_v4().unwrap(), 3);
+            assert!(s.multicast_loop_v4().unwrap());
+        }
+        let (rtp, _, _) = bind_multicast_sender(IpAddr::V6(Ipv6Addr::LOCALHOST), 1).unwrap();
+        assert!(rtp.local_addr().unwrap().is_ipv4());
     }
 
     #[test]

@@ -21,7 +21,13 @@
 //! - [`ServerState`] holds the registry of UDP sessions through which a
 //!   keepalive or TEARDOWN on one connection reaches a session owned by
 //!   another, which may have lost its own connection (`docs/ARCHITECTURE.md`,
-//!   "Sessions that outlive their connection").
+//!   "Sessions that outlive their connection");
+//! - it also holds the multicast streams, one per path being streamed to a
+//!   group (the core's [`MulticastStream`], each on a task of its own that
+//!   the accept loop spawns, sending from a pair bound by
+//!   [`rtsp_toolkit_driver::udp::bind_multicast_sender`]), the groups they
+//!   hold, and each member connection's place in its stream, which it
+//!   leaves when its loop ends (`docs/ARCHITECTURE.md`, "Multicast (server)").
 //!
 //! The loops are the ones `docs/ARCHITECTURE.md` describes; the runtime's
 //! `io` module supplies the two socket rules (data before a deadline, no
@@ -37,13 +43,15 @@ use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtsp_toolkit_core::server::{
-    CloseReason, Connection, LookupError, PortRange, ServerConfig, ServerEvent, ServerInput, ServerOutput, UdpSocketId,
+    CloseReason, Connection, GroupPool, GroupRange, LookupError, MulticastInput, MulticastOutput, MulticastRequest,
+    MulticastStream, PlayCount, PortRange, ServerConfig, ServerEvent, ServerInput, ServerOutput, UdpSocketId,
 };
 use rtsp_toolkit_core::stop::StopSignal;
 use rtsp_toolkit_driver::udp::{Gso, SendBatch};
@@ -147,6 +155,26 @@ impl<S> ServerBuilder<S> {
     /// even/odd pair the OS gives).
     pub fn udp_ports(mut self, range: PortRange) -> Self {
         self.options.config.udp_ports = Some(range);
+        self
+    }
+
+    /// The group addresses of multicast streams (default
+    /// `239.255.42.0-239.255.42.255`).
+    pub fn multicast_groups(mut self, range: GroupRange) -> Self {
+        self.options.config.multicast_groups = range;
+        self
+    }
+
+    /// The ports of multicast streams: track `k` on pair `k` of the range
+    /// (default `5004-5099`).
+    pub fn multicast_ports(mut self, range: PortRange) -> Self {
+        self.options.config.multicast_ports = range;
+        self
+    }
+
+    /// The TTL of multicast datagrams (default 1).
+    pub fn multicast_ttl(mut self, ttl: u8) -> Self {
+        self.options.config.multicast_ttl = ttl;
         self
     }
 
@@ -263,6 +291,109 @@ pub struct ServerState {
     /// may refresh or end (see `docs/ARCHITECTURE.md`, "Sessions that
     /// outlive their connection").
     sessions: Mutex<HashMap<String, Arc<SessionLink>>>,
+    /// The multicast streams, by path and `play_count`.
+    multicast: Mutex<Streams>,
+    /// The groups the streams hold (locked after `multicast`, never before).
+    groups: Arc<Mutex<GroupPool>>,
+    /// Tasks for the accept loop to spawn (the multicast streams), and the
+    /// accept loop's waker.
+    spawns: Spawns,
+}
+
+/// [`ServerState::spawns`]: not `Debug` (futures are not).
+#[derive(Default)]
+struct Spawns(Mutex<(Vec<Task>, Option<Waker>)>);
+
+impl fmt::Debug for Spawns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Spawns({} waiting)", lock(&self.0).0.len())
+    }
+}
+
+/// A task handed to the runtime's [`Listener::spawn`].
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The multicast streams of a server.
+#[derive(Debug, Default)]
+struct Streams {
+    by_path: HashMap<(String, PlayCount), Arc<StreamEntry>>,
+    next_member: u64,
+}
+
+/// One multicast stream: its machine, shared by its task (which drives it)
+/// and its members' connection loops (which join, play and leave).
+#[derive(Debug)]
+struct StreamEntry {
+    key: (String, PlayCount),
+    machine: Mutex<MulticastStream>,
+    /// Wakes the stream's task after a member's input.
+    wake: Notify,
+    /// Raised when the stream is over; members then end as at the end of a
+    /// presentation.
+    ended: StopSignal,
+    /// Its group, given back when the last reference goes.
+    _lease: GroupLease,
+}
+
+/// A group held by a stream; given back to the pool on drop.
+#[derive(Debug)]
+struct GroupLease {
+    group: std::net::Ipv4Addr,
+    pool: Arc<Mutex<GroupPool>>,
+}
+
+impl Drop for GroupLease {
+    fn drop(&mut self) {
+        lock(&self.pool).give_back(self.group);
+    }
+}
+
+/// A connection's place in a multicast stream; it leaves on drop.
+#[derive(Debug)]
+struct Membership {
+    entry: Arc<StreamEntry>,
+    id: u64,
+    /// The stream's end was handed to the connection.
+    end_told: bool,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        lock(&self.entry.machine).handle_input(Instant::now(), MulticastInput::Leave(self.id));
+        self.entry.wake.notify();
+    }
+}
+
+/// A wake-up for one waiting task, kept until it is taken.
+#[derive(Debug, Default)]
+struct Notify(Mutex<(bool, Option<Waker>)>);
+
+impl Notify {
+    fn notify(&self) {
+        let waker = {
+            let mut s = lock(&self.0);
+            s.0 = true;
+            s.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Ready once notified since the last time it was ready.
+    fn poll_notified(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = lock(&self.0);
+        if std::mem::take(&mut s.0) {
+            return Poll::Ready(());
+        }
+        s.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Locks `m`, whether or not a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What another connection can do to a UDP session: refresh it (a
@@ -295,6 +426,7 @@ impl Drop for Registered {
 impl ServerState {
     /// The state of a server of `library` with `options`.
     pub fn new(library: Library, options: ServerOptions) -> ServerState {
+        let groups = GroupPool::new(options.config.multicast_groups);
         ServerState {
             library: Arc::new(library),
             config: Arc::new(options.config.clone()),
@@ -304,7 +436,110 @@ impl ServerState {
             stop: StopSignal::new(),
             seeds: RandomState::new(),
             sessions: Mutex::new(HashMap::new()),
+            multicast: Mutex::new(Streams::default()),
+            groups: Arc::new(Mutex::new(groups)),
+            spawns: Spawns::default(),
         }
+    }
+
+    /// Multicast streams running now (each holds a group).
+    pub fn multicast_streams(&self) -> usize {
+        lock(&self.multicast).by_path.len()
+    }
+
+    /// Hands `task` to the accept loop, which spawns it.
+    fn spawn(&self, task: Task) {
+        let waker = {
+            let mut s = lock(&self.spawns.0);
+            s.0.push(task);
+            s.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The tasks waiting to be spawned, or `Pending` (registering `cx`).
+    fn poll_spawns(&self, cx: &mut Context<'_>) -> Poll<Vec<Task>> {
+        let mut s = lock(&self.spawns.0);
+        if s.0.is_empty() {
+            s.1 = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(std::mem::take(&mut s.0))
+    }
+
+    /// Joins the multicast stream of `path` played `play_count` times as a
+    /// new member, making the stream (a group from the pool, a sending pair
+    /// on `local_ip`, a task) when none is running.
+    fn join_multicast<C: ConnectionIo + 'static>(
+        self: &Arc<Self>,
+        path: String,
+        play_count: PlayCount,
+        source: Arc<MediaSource>,
+        local_ip: IpAddr,
+    ) -> Result<Membership, String> {
+        let now = Instant::now();
+        let mut streams = lock(&self.multicast);
+        streams.next_member += 1;
+        let id = streams.next_member;
+        let key = (path, play_count);
+        if let Some(entry) = streams.by_path.get(&key) {
+            let mut machine = lock(&entry.machine);
+            if !machine.is_done() {
+                machine.handle_input(now, MulticastInput::Join(id));
+                drop(machine);
+                return Ok(Membership {
+                    entry: entry.clone(),
+                    id,
+                    end_told: false,
+                });
+            }
+        }
+        let group = lock(&self.groups)
+            .take()
+            .ok_or_else(|| format!("every multicast group of {} is in use", self.config.multicast_groups))?;
+        let lease = GroupLease {
+            group,
+            pool: self.groups.clone(),
+        };
+        let (rtp, rtcp, port) = rtsp_toolkit_driver::udp::bind_multicast_sender(local_ip, self.config.multicast_ttl)
+            .map_err(|e| format!("cannot bind a multicast sender: {e}"))?;
+        let (rtp, rtcp) = (
+            C::Udp::from_std(rtp).map_err(|e| e.to_string())?,
+            C::Udp::from_std(rtcp).map_err(|e| e.to_string())?,
+        );
+        let seed = self.seed(self.accepted.load(Ordering::Relaxed) ^ (u64::from(port) << 48));
+        let mut machine = MulticastStream::new(
+            &self.config,
+            now,
+            key.0.clone(),
+            play_count,
+            source,
+            group,
+            seed,
+            ntp_now(),
+        );
+        machine.handle_input(now, MulticastInput::Join(id));
+        tracing::debug!(path = key.0.as_str(), %group, sender_port = port, "multicast stream made");
+        let entry = Arc::new(StreamEntry {
+            key: key.clone(),
+            machine: Mutex::new(machine),
+            wake: Notify::default(),
+            ended: StopSignal::new(),
+            _lease: lease,
+        });
+        streams.by_path.insert(key, entry.clone());
+        drop(streams);
+        let span = tracing::info_span!(parent: None, "rtsp_multicast", %group, path = entry.key.0.as_str());
+        self.spawn(Box::pin(
+            run_multicast::<C>(entry.clone(), rtp, rtcp, self.clone()).instrument(span),
+        ));
+        Ok(Membership {
+            entry,
+            id,
+            end_told: false,
+        })
     }
 
     /// UDP sessions open now (with or without their connection).
@@ -491,7 +726,16 @@ pub trait Datagrams: Send + Sync + Sized {
 /// [`ServerOptions::max_connections`], a connection is accepted and closed
 /// at once, so the listener keeps answering.
 pub async fn accept_loop<L: Listener>(listener: L, state: Arc<ServerState>) {
-    while let Some(accepted) = unless_stopped(&state.stop, listener.accept()).await {
+    while let Some(next) = unless_stopped(&state.stop, next_work(&listener, &state)).await {
+        let accepted = match next {
+            Work::Spawn(tasks) => {
+                for task in tasks {
+                    listener.spawn(task);
+                }
+                continue;
+            }
+            Work::Accepted(accepted) => accepted,
+        };
         let (socket, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -509,6 +753,94 @@ pub async fn accept_loop<L: Listener>(listener: L, state: Arc<ServerState>) {
     }
 }
 
+/// What the accept loop does next.
+enum Work<S> {
+    /// Spawn these (multicast streams).
+    Spawn(Vec<Task>),
+    /// A connection, or a failed accept.
+    Accepted(io::Result<(S, SocketAddr)>),
+}
+
+/// The next connection, or tasks to spawn, whichever comes first (the
+/// tasks first: they are few).
+async fn next_work<L: Listener>(listener: &L, state: &ServerState) -> Work<L::Socket> {
+    let mut accept = pin!(listener.accept());
+    poll_fn(|cx| {
+        if let Poll::Ready(tasks) = state.poll_spawns(cx) {
+            return Poll::Ready(Work::Spawn(tasks));
+        }
+        accept.as_mut().poll(cx).map(Work::Accepted)
+    })
+    .await
+}
+
+/// A multicast stream's task: its machine driven (datagrams sent from its
+/// pair, events logged), woken at its deadlines and after its members'
+/// inputs, until it is done (or the server stops); then its members are
+/// told, and it leaves the server's streams.
+async fn run_multicast<C: ConnectionIo + 'static>(
+    entry: Arc<StreamEntry>,
+    rtp: C::Udp,
+    rtcp: C::Udp,
+    state: Arc<ServerState>,
+) {
+    let mut unsent = 0u64;
+    loop {
+        let next = {
+            let mut machine = lock(&entry.machine);
+            loop {
+                match machine.poll_output() {
+                    MulticastOutput::SendDatagram {
+                        rtcp: is_rtcp,
+                        to,
+                        data,
+                    } => {
+                        let socket = if is_rtcp { &rtcp } else { &rtp };
+                        if let Err(e) = socket.try_send_to(&data, to) {
+                            if unsent == 0 {
+                                tracing::debug!(error = %e, %to, "a multicast datagram could not be sent; dropped");
+                            }
+                            unsent += 1;
+                        }
+                    }
+                    MulticastOutput::Event(event) => log_event(&event),
+                    MulticastOutput::Timeout(at) => break Some(at),
+                    MulticastOutput::Done => break None,
+                }
+            }
+        };
+        let Some(at) = next else { break };
+        let stopped = {
+            let mut stopped = pin!(state.stop.stopped());
+            let mut sleep = pin!(C::sleep_until(at));
+            poll_fn(|cx| {
+                if stopped.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(true);
+                }
+                if entry.wake.poll_notified(cx).is_ready() || sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        let input = if stopped {
+            MulticastInput::Shutdown
+        } else {
+            MulticastInput::Timeout
+        };
+        lock(&entry.machine).handle_input(Instant::now(), input);
+    }
+    if unsent > 0 {
+        tracing::debug!(unsent, "multicast datagrams the sockets did not take");
+    }
+    entry.ended.stop();
+    let mut streams = lock(&state.multicast);
+    if streams.by_path.get(&entry.key).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+        streams.by_path.remove(&entry.key);
+    }
+}
+
 /// The connection's loop: the machine's outputs done, its inputs given.
 ///
 /// Besides the TCP socket, it holds the UDP pairs the machine asked for
@@ -516,7 +848,7 @@ pub async fn accept_loop<L: Listener>(listener: L, state: Arc<ServerState>) {
 /// server's registry. When the machine detaches (its UDP session outlived
 /// the RTSP connection), the TCP socket is closed and the loop goes on
 /// with the deadlines and the datagrams only.
-async fn run_connection<C: ConnectionIo>(io: C, mut admitted: Admitted) {
+async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted) {
     let state = admitted.state.clone();
     let conn = &mut admitted.connection;
     let stall = state.options.write_stall;
@@ -530,6 +862,7 @@ async fn run_connection<C: ConnectionIo>(io: C, mut admitted: Admitted) {
     let mut datagram = Vec::new();
     let mut pairs: Vec<UdpPair<C::Udp>> = Vec::new();
     let mut registered: Option<Registered> = None;
+    let mut membership: Option<Membership> = None;
     let mut unsent = 0u64;
     // Consecutive datagrams to one client, sent as one (GSO) when the next
     // output is anything else or does not fit.
@@ -597,6 +930,46 @@ async fn run_connection<C: ConnectionIo>(io: C, mut admitted: Admitted) {
                 let result = C::lookup(state.library.clone(), path).await;
                 conn.handle_input(Instant::now(), ServerInput::Lookup { token, result });
             }
+            ServerOutput::Multicast(MulticastRequest::Join {
+                token,
+                path,
+                play_count,
+                source,
+            }) => {
+                if membership.is_none() {
+                    match state.join_multicast::<C>(path, play_count, source, local_ip) {
+                        Ok(m) => membership = Some(m),
+                        Err(e) => {
+                            tracing::warn!(error = e.as_str(), "cannot join a multicast stream");
+                            conn.handle_input(Instant::now(), ServerInput::MulticastJoined { token, result: Err(&e) });
+                            continue;
+                        }
+                    }
+                }
+                let tracks = membership
+                    .as_ref()
+                    .map(|m| lock(&m.entry.machine).tracks().to_vec())
+                    .unwrap_or_default();
+                conn.handle_input(
+                    Instant::now(),
+                    ServerInput::MulticastJoined {
+                        token,
+                        result: Ok(&tracks),
+                    },
+                );
+            }
+            ServerOutput::Multicast(MulticastRequest::Play { token }) => {
+                let now = Instant::now();
+                let position = membership.as_ref().and_then(|m| {
+                    let mut machine = lock(&m.entry.machine);
+                    let position = machine.position(now);
+                    machine.handle_input(now, MulticastInput::Play(m.id));
+                    drop(machine);
+                    m.entry.wake.notify();
+                    position
+                });
+                conn.handle_input(now, ServerInput::MulticastPlaying { token, position });
+            }
             ServerOutput::Event(event) => log_event(&event),
             ServerOutput::Timeout(at) => {
                 if conn.is_detached() {
@@ -605,7 +978,18 @@ async fn run_connection<C: ConnectionIo>(io: C, mut admitted: Admitted) {
                     }
                 }
                 let link = registered.as_ref().map(|r| &*r.link);
-                let woken = wait(&state.stop, link, io.as_mut(), &mut buf, at, &pairs, &mut datagram).await;
+                let ended = membership.as_ref().filter(|m| !m.end_told).map(|m| &m.entry.ended);
+                let woken = wait(
+                    &state.stop,
+                    link,
+                    ended,
+                    io.as_mut(),
+                    &mut buf,
+                    at,
+                    &pairs,
+                    &mut datagram,
+                )
+                .await;
                 if let Some(link) = link {
                     let keepalive = link.keepalive.lock().unwrap_or_else(|p| p.into_inner()).take();
                     if let Some(at) = keepalive {
@@ -617,6 +1001,12 @@ async fn run_connection<C: ConnectionIo>(io: C, mut admitted: Admitted) {
                     Wake::TornDown => conn.handle_input(Instant::now(), ServerInput::Abort(CloseReason::Teardown)),
                     Wake::Read(woken) => wake(conn, woken.now, woken.read, &buf, woken.deadline_passed),
                     Wake::Slept(now) => conn.handle_input(now, ServerInput::Timeout),
+                    Wake::MulticastEnded => {
+                        if let Some(m) = membership.as_mut() {
+                            m.end_told = true;
+                        }
+                        conn.handle_input(Instant::now(), ServerInput::MulticastEnded);
+                    }
                     Wake::Datagram { socket, from, len } => {
                         let data = &datagram[..len.min(datagram.len())];
                         conn.handle_input(Instant::now(), ServerInput::Datagram { socket, from, data });
@@ -630,6 +1020,7 @@ async fn run_connection<C: ConnectionIo>(io: C, mut admitted: Admitted) {
         tracing::debug!(unsent, "datagrams the sockets did not take");
     }
     drop(registered);
+    drop(membership);
     if let Some(io) = io {
         io.close().await;
     }
@@ -713,6 +1104,8 @@ enum Wake {
     Read(Woken),
     /// The deadline passed (no TCP socket any more), at this instant.
     Slept(Instant),
+    /// The session's multicast stream ended.
+    MulticastEnded,
     /// A datagram of `len` bytes is in the datagram buffer.
     Datagram {
         socket: UdpSocketId,
@@ -727,9 +1120,11 @@ enum Wake {
 /// the socket is gone), or a datagram on one of `pairs`. The stop and the
 /// TCP socket or deadline are polled before the datagrams, so that no flood
 /// of datagrams can hold up the media or a shutdown.
+#[allow(clippy::too_many_arguments)] // the things a connection waits for, and its buffers
 async fn wait<C: ConnectionIo>(
     stop: &StopSignal,
     link: Option<&SessionLink>,
+    multicast_ended: Option<&StopSignal>,
     io: Option<&mut C>,
     buf: &mut [u8],
     at: Instant,
@@ -743,6 +1138,12 @@ async fn wait<C: ConnectionIo>(
     let mut torn_down = pin!(async {
         match link {
             Some(link) => link.teardown.stopped().await,
+            None => std::future::pending().await,
+        }
+    });
+    let mut ended = pin!(async {
+        match multicast_ended {
+            Some(ended) => ended.stopped().await,
             None => std::future::pending().await,
         }
     });
@@ -761,6 +1162,9 @@ async fn wait<C: ConnectionIo>(
         }
         if torn_down.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Wake::TornDown);
+        }
+        if ended.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Wake::MulticastEnded);
         }
         if let Poll::Ready(woken) = socket.as_mut().poll(cx) {
             return Poll::Ready(woken);

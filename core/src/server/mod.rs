@@ -82,12 +82,38 @@
 //! The UDP types ([`UdpSocketId`], [`UdpRequest`]) are the server's own, of
 //! the same shape as the client's.
 //!
+//! # Multicast
+//! A SETUP with `RTP/AVP;multicast` (or `RTP/AVP/UDP;multicast`) makes the
+//! session a member of its path's multicast stream: the connection asks the
+//! runtime to join it ([`ServerOutput::Multicast`] with
+//! [`MulticastRequest::Join`], once per session) and replies, once joined
+//! ([`ServerInput::MulticastJoined`]), with the stream's
+//! `destination=G;port=P-(P+1);ttl=T;ssrc=`. Its PLAY asks where the stream
+//! is ([`MulticastRequest::Play`], which starts it if it is not playing) and
+//! replies with `Range` from there and the `RTP-Info` of the stream's next
+//! packets ([`ServerInput::MulticastPlaying`]). A member sends nothing
+//! itself: the stream is a [`MulticastStream`] of its own (see the
+//! `multicast` module), which the runtime drives on a task of its own;
+//! when it ends, the runtime says so ([`ServerInput::MulticastEnded`]) and
+//! the session ends as one over TCP does at its end. A member session ends
+//! with its RTSP connection (it is not detached); its stream hears of it
+//! from the runtime.
+//!
 //! # Decisions (RFC 2326 leaves room)
-//! - `RTP/AVP/TCP` and unicast `RTP/AVP` / `RTP/AVP/UDP` are offered; the
-//!   first spec of the `Transport` list that can be served is taken. UDP
-//!   needs `client_port`, and a `destination` other than the client's own
-//!   address skips the spec (media never goes to a third address).
-//!   Multicast is not offered. A SETUP with no servable spec, no
+//! - `RTP/AVP/TCP`, unicast `RTP/AVP` / `RTP/AVP/UDP` and multicast
+//!   `RTP/AVP` / `RTP/AVP/UDP` are offered; the first spec of the
+//!   `Transport` list that can be served is taken. UDP needs `client_port`,
+//!   and a `destination` other than the client's own address skips the spec
+//!   (media never goes to a third address). Multicast groups, ports and TTL
+//!   are the server's: a multicast spec naming a `destination` is skipped,
+//!   its `port`, `client_port` and `ttl` are not followed. A session is all
+//!   multicast or not at all (461 for a mix); one multicast stream per path
+//!   and `play_count` (of the session's SETUP), so sessions with other
+//!   counts get other streams; a multicast SETUP of a path the connection
+//!   did not join, or with another `play_count`, is 455; one whose track the
+//!   stream cannot send (no port pair left in `multicast_ports`), or for
+//!   which no stream could be joined (every group held), is 461; a PLAY
+//!   after the stream ended is 455. A SETUP with no servable spec, no
 //!   `Transport`, or malformed channels or ports (`interleaved=x`,
 //!   `client_port=0`) is answered 461 Unsupported Transport, and so is a
 //!   UDP SETUP for which the runtime could open no pair; 400 is kept for
@@ -129,10 +155,11 @@
 //! that falls more than `max_lag` behind its schedule catches up only
 //! `max_lag` of it and continues from there ([`ServerEvent::FellBehind`]).
 //!
-//! What this is not: no authentication, no multicast, no PAUSE or seeking,
-//! no RECORD; one presentation per connection.
+//! What this is not: no authentication, no PAUSE or seeking, no RECORD, no
+//! IPv6 multicast; one presentation per connection.
 
 mod clock;
+mod multicast;
 pub mod path;
 mod request;
 mod sdp_writer;
@@ -143,7 +170,7 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -156,6 +183,10 @@ use crate::source::MediaSource;
 
 pub use crate::udp::{PortRange, UdpSocketId};
 use clock::SplitMix64;
+pub use multicast::{
+    GroupPool, GroupRange, MulticastEnd, MulticastInput, MulticastOutput, MulticastPosition, MulticastRequest,
+    MulticastStream, MulticastTrack,
+};
 pub use path::{PlayCount, Target, TargetError};
 use request::RequestInfo;
 use stream::{Lag, Session, Sink, State};
@@ -167,6 +198,12 @@ use stream::{Lag, Session, Sink, State};
 const RETAIN_OUTPUT_BYTES: usize = 64 * 1024;
 /// At most one [`ServerEvent::FellBehind`] per connection this often.
 const LAG_EVENT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// [`ServerConfig::multicast_ports`] by default.
+const DEFAULT_MULTICAST_PORTS: PortRange = match PortRange::new_const(5004, 5099) {
+    Some(r) => r,
+    None => panic!("a valid range"),
+};
 
 /// Requests held while a lookup is outstanding.
 const MAX_HELD: usize = 16;
@@ -216,6 +253,19 @@ pub struct ServerConfig {
     /// both within the range. `None` (the default) lets the OS choose an
     /// even/odd pair. Passed on in every [`UdpRequest`]; the runtime binds.
     pub udp_ports: Option<PortRange>,
+    /// The group addresses of multicast streams (`RTP/AVP;multicast`): each
+    /// path streamed to a group holds one of them while it streams (default
+    /// `239.255.42.0-239.255.42.255`, see [`GroupRange::default`]). When all
+    /// are held, a multicast SETUP is answered 461.
+    pub multicast_groups: GroupRange,
+    /// The ports of multicast streams: track `k` of a file goes to the RTP
+    /// port of pair `k` of the range (and RTCP to the odd port above), on the
+    /// stream's group (default `5004-5099`: 5004 is RTP's registered port).
+    /// A track beyond the range's pairs cannot be set up over multicast (461).
+    pub multicast_ports: PortRange,
+    /// The TTL (hop limit) of multicast datagrams (default 1: the local
+    /// network only).
+    pub multicast_ttl: u8,
 }
 
 impl Default for ServerConfig {
@@ -231,6 +281,9 @@ impl Default for ServerConfig {
             initial_rtp: None,
             max_lag: Duration::from_secs(5),
             udp_ports: None,
+            multicast_groups: GroupRange::default(),
+            multicast_ports: DEFAULT_MULTICAST_PORTS,
+            multicast_ttl: 1,
         }
     }
 }
@@ -400,6 +453,25 @@ pub enum ServerEvent {
     /// runtime stops reading the connection's socket but keeps its UDP
     /// sockets.
     Detached { session_id: String },
+    /// A path's multicast stream started (the first PLAY of its sessions).
+    MulticastStarted {
+        path: String,
+        group: Ipv4Addr,
+        /// Tracks sent.
+        tracks: usize,
+        play_count: PlayCount,
+    },
+    /// A path's multicast stream ended (SR + BYE sent if it had started).
+    MulticastEnded {
+        path: String,
+        group: Ipv4Addr,
+        reason: MulticastEnd,
+        /// Play-throughs completed.
+        loops: u32,
+        /// RTP packets and payload octets sent, all tracks.
+        packets: u64,
+        octets: u64,
+    },
     /// The connection is over; [`ServerOutput::Close`] follows.
     Closed {
         reason: CloseReason,
@@ -436,6 +508,9 @@ pub enum ServerOutput {
         session_id: String,
         teardown: bool,
     },
+    /// The session's multicast stream: join it (a SETUP) or play it (a
+    /// PLAY); see [`MulticastRequest`].
+    Multicast(MulticastRequest),
     /// Log this.
     Event(ServerEvent),
     /// Nothing more until input arrives or this instant passes.
@@ -447,8 +522,7 @@ pub enum ServerOutput {
 /// Something that happened to the connection: the one input of
 /// [`Connection::handle_input`].
 ///
-/// Marked `#[non_exhaustive]`: inputs for other transports (multicast) may
-/// be added.
+/// Marked `#[non_exhaustive]`: inputs for other transports may be added.
 #[non_exhaustive]
 pub enum ServerInput<'a> {
     /// Bytes received from the client.
@@ -480,6 +554,23 @@ pub enum ServerInput<'a> {
     /// A request on another connection named this connection's session: it
     /// is alive (activity at `now`).
     KeepAlive,
+    /// The answer to [`MulticastRequest::Join`] `token`: where the stream
+    /// sends each track of the file (`None`: not sent), or why it could not
+    /// be joined (no free group, no socket). Stale tokens are ignored.
+    MulticastJoined {
+        token: u64,
+        result: Result<&'a [Option<MulticastTrack>], &'a str>,
+    },
+    /// The answer to [`MulticastRequest::Play`] `token`: where the stream is
+    /// (`None`: it is over).
+    MulticastPlaying {
+        token: u64,
+        position: Option<MulticastPosition>,
+    },
+    /// The session's multicast stream ended (its last play-through): the
+    /// session ends as it would over TCP (it waits `linger_after_end` for a
+    /// TEARDOWN, then closes).
+    MulticastEnded,
     /// The runtime ends the connection for a reason of its own (a write that
     /// failed or stalled, shutdown). Nothing more is written; the events not
     /// given yet (a pending [`ServerEvent::FellBehind`] summary, then
@@ -517,6 +608,17 @@ impl fmt::Debug for ServerInput<'_> {
                 .field("found", found)
                 .finish(),
             ServerInput::KeepAlive => f.write_str("KeepAlive"),
+            ServerInput::MulticastJoined { token, result } => f
+                .debug_struct("MulticastJoined")
+                .field("token", token)
+                .field("result", result)
+                .finish(),
+            ServerInput::MulticastPlaying { token, position } => f
+                .debug_struct("MulticastPlaying")
+                .field("token", token)
+                .field("position", position)
+                .finish(),
+            ServerInput::MulticastEnded => f.write_str("MulticastEnded"),
             ServerInput::Abort(reason) => f.debug_tuple("Abort").field(reason).finish(),
         }
     }
@@ -541,6 +643,24 @@ enum Wait {
     Udp(Arc<MediaSource>),
     /// [`ServerInput::OtherSession`].
     OtherSession,
+    /// [`ServerInput::MulticastJoined`]; the SETUP is dispatched again with
+    /// this source once the stream of `path` and `play_count` is joined.
+    MulticastJoin {
+        source: Arc<MediaSource>,
+        path: String,
+        play_count: PlayCount,
+    },
+    /// [`ServerInput::MulticastPlaying`].
+    MulticastPlay,
+}
+
+/// The multicast stream this connection joined, and where it sends each
+/// track of the file.
+#[derive(Debug, Clone)]
+struct Joined {
+    path: String,
+    play_count: PlayCount,
+    tracks: Vec<Option<MulticastTrack>>,
 }
 
 /// A UDP pair the runtime opened for this connection.
@@ -622,6 +742,8 @@ pub struct Connection {
     drops: DropReport,
     /// The RTSP connection is gone; the UDP session plays on.
     detached: bool,
+    /// The multicast stream joined, once joined (for the connection's life).
+    multicast: Option<Joined>,
     span: tracing::Span,
 }
 
@@ -707,6 +829,7 @@ impl Connection {
             datagram_buf: BytesMut::new(),
             drops: DropReport::default(),
             detached: false,
+            multicast: None,
             span,
         }
     }
@@ -749,6 +872,9 @@ impl Connection {
                     self.last_activity = self.last_activity.max(now);
                 }
             }
+            ServerInput::MulticastJoined { token, result } => self.on_multicast_joined(now, token, result),
+            ServerInput::MulticastPlaying { token, position } => self.on_multicast_playing(now, token, position),
+            ServerInput::MulticastEnded => self.on_multicast_ended(now),
             ServerInput::Abort(reason) => self.abort(now, reason),
         }
     }
@@ -888,6 +1014,70 @@ impl Connection {
             }
         }
         self.resume_held(now);
+    }
+
+    fn on_multicast_joined(&mut self, now: Instant, token: u64, result: Result<&[Option<MulticastTrack>], &str>) {
+        if self.closed
+            || self
+                .pending
+                .as_ref()
+                .is_none_or(|p| p.token != token || !matches!(p.wait, Wait::MulticastJoin { .. }))
+        {
+            return;
+        }
+        let _g = self.span.clone().entered();
+        let Some(Pending {
+            request,
+            wait:
+                Wait::MulticastJoin {
+                    source,
+                    path,
+                    play_count,
+                },
+            ..
+        }) = self.pending.take()
+        else {
+            return;
+        };
+        self.multicast_joined(now, request, source, (path, play_count), result);
+        self.resume_held(now);
+    }
+
+    fn on_multicast_playing(&mut self, now: Instant, token: u64, position: Option<MulticastPosition>) {
+        if self.closed
+            || self
+                .pending
+                .as_ref()
+                .is_none_or(|p| p.token != token || !matches!(p.wait, Wait::MulticastPlay))
+        {
+            return;
+        }
+        let _g = self.span.clone().entered();
+        let Some(Pending { request, .. }) = self.pending.take() else {
+            return;
+        };
+        self.answer_multicast_play(now, &request, position);
+        self.resume_held(now);
+    }
+
+    /// The path's stream ended: a member session ends as a session over TCP
+    /// does at its end (it waits `linger_after_end` for a TEARDOWN).
+    fn on_multicast_ended(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        let linger = self.config.linger_after_end;
+        if let Some(session) = self
+            .session
+            .as_mut()
+            .filter(|s| s.is_multicast() && !matches!(s.state, State::Ended { .. }))
+        {
+            let _g = self.span.clone().entered();
+            tracing::debug!("the multicast stream ended");
+            session.state = State::Ended {
+                close_at: later(now, linger),
+            };
+        }
     }
 
     /// 461 to a UDP SETUP that got no pair; a session without tracks is dropped.

@@ -9,10 +9,10 @@ use bytes::Bytes;
 
 use super::clock;
 use super::sdp_writer::{npt, session_description, Description};
-use super::stream::{Delivery, Session, UdpDelivery};
+use super::stream::{Delivery, Session, State, UdpDelivery};
 use super::{
-    path, CloseReason, Connection, OpenPair, Pending, PlayCount, ServerEvent, ServerOutput, Target, TargetError,
-    UdpRequest, Wait,
+    path, CloseReason, Connection, Joined, MulticastPosition, MulticastRequest, MulticastTrack, OpenPair, Pending,
+    PlayCount, ServerEvent, ServerOutput, Target, TargetError, UdpRequest, Wait,
 };
 use crate::message::{Headers, Method, Request, Response};
 use crate::source::MediaSource;
@@ -196,6 +196,16 @@ impl Connection {
         if self.session.as_ref().is_some_and(|s| s.path != target.path) {
             return fail(self, 455);
         }
+        // A session is all multicast or not at all.
+        let multicast = matches!(requested, Requested::Multicast { .. });
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| !s.tracks.is_empty() && s.is_multicast() != multicast)
+        {
+            tracing::debug!("multicast and unicast tracks in one session refused");
+            return fail(self, 461);
+        }
         let source = match (found, &self.session, &self.described) {
             (Some(s), _, _) => s,
             (None, Some(session), _) => session.source.clone(),
@@ -248,6 +258,43 @@ impl Connection {
                     rtcp: SocketAddr::new(ip, client.1),
                 })
             }
+            Requested::Multicast { .. } => {
+                let Some(joined) = &self.multicast else {
+                    // The reply waits until the runtime joined the path's stream.
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    self.queue.push_back(ServerOutput::Multicast(MulticastRequest::Join {
+                        token,
+                        path: target.path.clone(),
+                        play_count: self.play_count,
+                        source: source.clone(),
+                    }));
+                    self.pending = Some(Pending {
+                        token,
+                        request: req,
+                        wait: Wait::MulticastJoin {
+                            source,
+                            path: target.path,
+                            play_count: self.play_count,
+                        },
+                    });
+                    return;
+                };
+                if joined.path != target.path || joined.play_count != self.play_count {
+                    // One presentation per connection; the stream is keyed by both.
+                    return fail(self, 455);
+                }
+                match joined.tracks.get(index).copied().flatten() {
+                    Some(track) => Delivery::Multicast(track),
+                    None => {
+                        tracing::debug!(track = index, "the multicast stream does not send this track");
+                        if self.session.as_ref().is_some_and(|s| s.tracks.is_empty()) {
+                            self.session = None;
+                        }
+                        return fail(self, 461);
+                    }
+                }
+            }
         };
         let session = self
             .session
@@ -262,9 +309,19 @@ impl Connection {
             initial,
         );
         let transport = match delivery {
+            Delivery::Multicast(MulticastTrack { group, port, ttl, ssrc }) => {
+                let profile = match requested {
+                    Requested::Multicast { profile } => profile,
+                    _ => "RTP/AVP",
+                };
+                format!(
+                    "{profile};multicast;destination={group};port={port}-{};ttl={ttl};ssrc={ssrc:08X};mode=\"PLAY\"",
+                    port.wrapping_add(1)
+                )
+            }
             Delivery::Udp(udp) => {
                 let profile = match requested {
-                    Requested::Udp { profile, .. } => profile,
+                    Requested::Udp { profile, .. } | Requested::Multicast { profile } => profile,
                     Requested::Interleaved(_) => "RTP/AVP",
                 };
                 format!(
@@ -322,6 +379,19 @@ impl Connection {
                 tracing::debug!(range, "seeking is not supported; playing from 0");
             }
         }
+        if session.is_multicast() {
+            // The reply waits for where the path's stream is.
+            let token = self.next_token;
+            self.next_token += 1;
+            self.queue
+                .push_back(ServerOutput::Multicast(MulticastRequest::Play { token }));
+            self.pending = Some(Pending {
+                token,
+                request: req.clone(),
+                wait: Wait::MulticastPlay,
+            });
+            return;
+        }
         session.play(now, count, interval);
         let rtp_info: Vec<String> = session
             .tracks
@@ -345,6 +415,73 @@ impl Connection {
         self.respond(now, &info, 200, h, Bytes::new());
         self.queue.push_back(ServerOutput::Event(started));
         self.pump(now);
+    }
+
+    /// Answers a multicast session's PLAY once the runtime said where the
+    /// path's stream is: `Range` from there, `RTP-Info` of the stream's next
+    /// packets; 455 when the stream is over.
+    pub(super) fn answer_multicast_play(&mut self, now: Instant, req: &Request, position: Option<MulticastPosition>) {
+        let info = RequestInfo::of(req);
+        let Some(pos) = position else {
+            return self.respond(now, &info, 455, Headers::new(), Bytes::new());
+        };
+        let Some(session) = self.session.as_mut().filter(|s| s.is_ready()) else {
+            return self.respond(now, &info, 455, Headers::new(), Bytes::new());
+        };
+        session.state = State::Member;
+        let rtp_info: Vec<String> = session
+            .tracks
+            .iter()
+            .filter_map(|t| {
+                let (seq, rtptime) = pos.tracks.get(t.source_track).copied().flatten()?;
+                Some(format!("url={};seq={seq};rtptime={rtptime}", t.url))
+            })
+            .collect();
+        let range = match pos.end {
+            Some(end) => format!("npt={}-{}", npt(pos.start), npt(end)),
+            None => format!("npt={}-", npt(pos.start)),
+        };
+        let started = ServerEvent::SessionStarted {
+            session_id: session.id.clone(),
+            path: session.path.clone(),
+            tracks: session.tracks.len(),
+            play_count: pos.play_count,
+        };
+        let h = self
+            .session_headers(false)
+            .with("Range", range)
+            .with("RTP-Info", rtp_info.join(","));
+        self.respond(now, &info, 200, h, Bytes::new());
+        self.queue.push_back(ServerOutput::Event(started));
+    }
+
+    /// Remembers the stream joined and dispatches the SETUP again, or
+    /// answers it 461.
+    pub(super) fn multicast_joined(
+        &mut self,
+        now: Instant,
+        request: Request,
+        source: Arc<MediaSource>,
+        (path, play_count): (String, PlayCount),
+        result: Result<&[Option<MulticastTrack>], &str>,
+    ) {
+        match result {
+            Ok(tracks) => {
+                self.multicast = Some(Joined {
+                    path,
+                    play_count,
+                    tracks: tracks.to_vec(),
+                });
+                self.dispatch(now, request, Some(source));
+            }
+            Err(e) => {
+                tracing::warn!(error = e, "cannot join the multicast stream; SETUP refused");
+                if self.session.as_ref().is_some_and(|s| s.tracks.is_empty()) {
+                    self.session = None;
+                }
+                self.refuse(now, &request, 461);
+            }
+        }
     }
 
     fn session_header(&self, req: &Request) -> SessionHeader {
@@ -448,7 +585,7 @@ pub(super) fn loggable_uri(uri: &str) -> String {
 }
 
 /// The end of the whole presentation: `count × duration`; `None` for endless.
-fn range_end(source: &MediaSource, count: PlayCount) -> Option<Duration> {
+pub(super) fn range_end(source: &MediaSource, count: PlayCount) -> Option<Duration> {
     if source.duration.is_zero() {
         return Some(Duration::ZERO);
     }
@@ -474,6 +611,10 @@ pub(super) enum Requested {
     /// `RTP/AVP` or `RTP/AVP/UDP` unicast to these client ports (RTP, RTCP);
     /// `profile` is the spelling to echo.
     Udp { profile: &'static str, client: (u16, u16) },
+    /// `RTP/AVP` or `RTP/AVP/UDP` multicast: the group, ports and TTL are
+    /// the server's (the client's `port`, `client_port` or `ttl` are not
+    /// followed).
+    Multicast { profile: &'static str },
 }
 
 /// Longest session id a request may name (ours are 16 hex digits).
@@ -487,11 +628,14 @@ fn session_id_of(req: &Request) -> Option<&str> {
 }
 
 /// The first spec of a `Transport` value this server serves: unicast
-/// `RTP/AVP/TCP`, or unicast `RTP/AVP` / `RTP/AVP/UDP` with `client_port`
+/// `RTP/AVP/TCP`, unicast `RTP/AVP` / `RTP/AVP/UDP` with `client_port`
 /// whose `destination`, if any, is the client's own address (`peer`):
-/// media never goes to a third address. Multicast specs, UDP specs without
-/// `client_port` and specs naming another destination are skipped; a spec
-/// with malformed channels or ports refuses the whole header.
+/// media never goes to a third address; or multicast `RTP/AVP` /
+/// `RTP/AVP/UDP` without a `destination` (the server chooses the group: a
+/// client cannot send a stream to a group of its choice). UDP specs without
+/// `client_port`, specs naming another destination and TCP multicast are
+/// skipped; a spec with malformed channels or ports refuses the whole
+/// header.
 pub(super) fn parse_transport(value: Option<&str>, peer: IpAddr) -> Result<Requested, &'static str> {
     let value = value.ok_or("no Transport header")?;
     for spec in value.split(',') {
@@ -510,6 +654,7 @@ pub(super) fn parse_transport(value: Option<&str>, peer: IpAddr) -> Result<Reque
         let mut client_port = None;
         let mut multicast = false;
         let mut elsewhere = false;
+        let mut destination = false;
         for p in params {
             let (name, v) = p.split_once('=').unwrap_or((p, ""));
             let name = name.trim();
@@ -520,11 +665,17 @@ pub(super) fn parse_transport(value: Option<&str>, peer: IpAddr) -> Result<Reque
             } else if name.eq_ignore_ascii_case("client_port") {
                 client_port = Some(parse_ports(v).ok_or("bad client_port")?);
             } else if name.eq_ignore_ascii_case("destination") && !v.is_empty() {
+                destination = true;
                 let ip = v.trim().trim_start_matches('[').trim_end_matches(']');
                 elsewhere = ip.parse::<IpAddr>().ok() != Some(peer);
             }
         }
         if multicast {
+            match udp_profile {
+                Some(profile) if !destination => return Ok(Requested::Multicast { profile }),
+                Some(_) => tracing::debug!("multicast spec naming its own destination skipped"),
+                None => tracing::debug!("TCP multicast spec skipped"),
+            }
             continue;
         }
         match udp_profile {
@@ -536,7 +687,7 @@ pub(super) fn parse_transport(value: Option<&str>, peer: IpAddr) -> Result<Reque
             },
         }
     }
-    Err("no unicast RTP/AVP/TCP or RTP/AVP/UDP transport with client_port")
+    Err("no RTP/AVP/TCP, unicast RTP/AVP/UDP with client_port, or multicast RTP/AVP transport")
 }
 
 /// `a-b` or `a` (meaning `a-(a+1)`): two distinct, non-zero ports.

@@ -8,6 +8,8 @@
 //! `$`-interleaved data, so that one call gives one write; for UDP tracks
 //! as one datagram output per packet (the same bounds per call).
 //! It never reads a clock: the caller passes `now` and the matching NTP time.
+//! A path's multicast stream (the `multicast` module) is a [`Session`] too,
+//! whose tracks send to the group: the same pacing for every transport.
 //!
 //! Timing model (documented for the runtime and for tests):
 //! - sample `i` of play-through `k` (from 0) is due at
@@ -44,7 +46,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::clock::SplitMix64;
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
-use super::{ServerOutput, UdpSocketId};
+use super::{MulticastTrack, ServerOutput, UdpSocketId};
 use crate::codec::{aac, h264, h265};
 use crate::rtcp::{self, SenderReport};
 use crate::rtp::{RtpHeader, FIXED_HEADER_LEN};
@@ -66,6 +68,9 @@ pub(super) enum Delivery {
     Interleaved { rtp: u8, rtcp: u8 },
     /// As datagrams from the server's pair `pair` to the client's ports.
     Udp(UdpDelivery),
+    /// Received from the path's multicast stream, which sends it (a member
+    /// session's track: nothing is ever put for it here).
+    Multicast(MulticastTrack),
 }
 
 /// A UDP track's pair and the client's addresses.
@@ -133,6 +138,10 @@ impl Sink<'_> {
                     to: if rtcp { udp.rtcp } else { udp.rtp },
                     data,
                 });
+            }
+            Delivery::Multicast(_) => {
+                // A member session never plays: the path's stream sends.
+                tracing::trace!(len, "nothing is sent for a multicast member's track");
             }
         }
     }
@@ -243,8 +252,16 @@ impl TrackOut {
     pub fn is_client(&self, from: SocketAddr) -> bool {
         match &self.delivery {
             Delivery::Udp(udp) => from == udp.rtp || from == udp.rtcp,
-            Delivery::Interleaved { .. } => false,
+            Delivery::Interleaved { .. } | Delivery::Multicast(_) => false,
         }
+    }
+
+    /// For `RTP-Info` of a session joining a running stream: the sequence
+    /// number of the next packet and the RTP timestamp of `elapsed` after
+    /// the start (the mapping the sender reports use).
+    pub fn rtp_info_at(&self, elapsed: Duration) -> (u16, u32) {
+        let ts = self.ts_base.wrapping_add(ticks(elapsed, self.clock_rate, false) as u32);
+        (self.rtp.next_seq, ts)
     }
 
     pub fn ssrc(&self) -> u32 {
@@ -277,6 +294,31 @@ impl TrackOut {
         // A few dozen bytes: always fits a frame and a datagram.
         out.put(&self.delivery, true, compound.len(), |o| o.put_slice(&compound));
     }
+}
+
+/// The sender reports of every track that has sent (every track, with a
+/// BYE, when `bye`), their RTP timestamps mapped from `now`; schedules the
+/// next ones `rtcp_interval` later.
+fn send_reports(
+    pb: &mut Playback,
+    tracks: &[TrackOut],
+    cname: &str,
+    now: Instant,
+    ntp: u64,
+    out: &mut Sink<'_>,
+    bye: bool,
+) {
+    let elapsed = now.saturating_duration_since(pb.start);
+    for t in tracks.iter().filter(|t| bye || t.rtp.packets > 0) {
+        let ts = t.ts_base.wrapping_add(ticks(elapsed, t.clock_rate, false) as u32);
+        t.put_rtcp(out, ntp, ts, cname, bye);
+    }
+    pb.next_rtcp = pb
+        .next_rtcp
+        .checked_add(pb.rtcp_interval)
+        .filter(|at| *at > now)
+        .or_else(|| now.checked_add(pb.rtcp_interval))
+        .unwrap_or(now);
 }
 
 /// Splits 4-byte-length-prefixed NAL units into views of `data` (no copy).
@@ -408,6 +450,9 @@ pub(super) enum State {
     Ended {
         close_at: Instant,
     },
+    /// Playing as a member of the path's multicast stream, which sends the
+    /// media; nothing to pump here.
+    Member,
 }
 
 /// What [`Session::resync`] did.
@@ -474,6 +519,23 @@ impl Session {
             Delivery::Udp(u) if t.source_track == source_track => Some(u.pair),
             _ => None,
         })
+    }
+
+    /// Whether its tracks are received from the path's multicast stream
+    /// (a session is all multicast or not at all).
+    pub fn is_multicast(&self) -> bool {
+        self.tracks
+            .first()
+            .is_some_and(|t| matches!(t.delivery, Delivery::Multicast(_)))
+    }
+
+    /// How far into the presentation a playing session is at `now` (the
+    /// time since its start, loops included; `None` unless playing).
+    pub fn elapsed(&self, now: Instant) -> Option<Duration> {
+        match &self.state {
+            State::Playing(pb) => Some(now.saturating_duration_since(pb.start)),
+            _ => None,
+        }
     }
 
     /// Playing, every track over UDP: it can go on without its connection.
@@ -618,37 +680,48 @@ impl Session {
             pb.end_at = Some(pb.presentation_end().map_or(pb.last_due, |e| e.max(pb.last_due)));
         }
         let ended = pb.end_at.is_some_and(|e| now >= e);
-        let elapsed = now.saturating_duration_since(pb.start);
         if ended || now >= pb.next_rtcp {
-            for t in tracks.iter().filter(|t| ended || t.rtp.packets > 0) {
-                let ts = t.ts_base.wrapping_add(ticks(elapsed, t.clock_rate, false) as u32);
-                t.put_rtcp(out, ntp, ts, &self.cname, ended);
-            }
-            pb.next_rtcp = pb
-                .next_rtcp
-                .checked_add(pb.rtcp_interval)
-                .filter(|at| *at > now)
-                .or_else(|| now.checked_add(pb.rtcp_interval))
-                .unwrap_or(now);
+            send_reports(pb, tracks, &self.cname, now, ntp, out, ended);
         }
         if !ended {
             return None;
         }
+        Some(self.end(now, linger))
+    }
+
+    /// Ends a playing session at `now`, before its schedule does: the final
+    /// SR + SDES + BYE on every track, as at the end of the presentation,
+    /// then lingers for `linger`. `None` unless it was playing. (A multicast
+    /// stream whose last member left.)
+    pub fn stop(&mut self, now: Instant, ntp: u64, out: &mut Sink<'_>, linger: Duration) -> Option<Finished> {
+        let State::Playing(pb) = &mut self.state else {
+            return None;
+        };
+        send_reports(pb, &self.tracks, &self.cname, now, ntp, out, true);
+        Some(self.end(now, linger))
+    }
+
+    /// What was sent; the state becomes `Ended` until `now + linger`.
+    fn end(&mut self, now: Instant, linger: Duration) -> Finished {
+        let loops = match &self.state {
+            State::Playing(pb) => pb.loop_index,
+            _ => 0,
+        };
         let finished = Finished {
-            loops: pb.loop_index,
-            packets: tracks.iter().map(|t| t.rtp.packets).sum(),
-            octets: tracks.iter().map(|t| t.rtp.octets).sum(),
+            loops,
+            packets: self.tracks.iter().map(|t| t.rtp.packets).sum(),
+            octets: self.tracks.iter().map(|t| t.rtp.octets).sum(),
         };
         self.state = State::Ended {
             close_at: now.checked_add(linger).unwrap_or(now),
         };
-        Some(finished)
+        finished
     }
 
     /// The next instant [`Session::pump`] (or the linger end) has work.
     pub fn next_deadline(&self) -> Option<Instant> {
         match &self.state {
-            State::Ready => None,
+            State::Ready | State::Member => None,
             State::Ended { close_at } => Some(*close_at),
             State::Playing(pb) => {
                 let mut at = pb.next_rtcp;

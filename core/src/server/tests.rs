@@ -137,6 +137,8 @@ struct Drained {
     /// Other sessions asked about: (token, id, teardown).
     others: Vec<(u64, String, bool)>,
     events: Vec<ServerEvent>,
+    /// Multicast requests (answered by the harness unless `manual_multicast`).
+    multicast: Vec<MulticastRequest>,
     timeout: Option<Instant>,
     closed: bool,
 }
@@ -180,10 +182,25 @@ struct Harness {
     other_sessions: Vec<String>,
     /// The instant of the drain, for the harness's own answers.
     now: Instant,
+    /// The multicast stream joined (member 1), made on the first Join
+    /// unless `manual_multicast`.
+    mcast: Option<MulticastStream>,
+    manual_multicast: bool,
 }
 
 /// First server RTP port the harness hands out.
 const UDP_BASE: u16 = 7000;
+
+/// The group of the harness's multicast stream.
+const GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 42, 0);
+
+/// A multicast track for answers made up by the robustness tests.
+const MULTICAST_TRACK: MulticastTrack = MulticastTrack {
+    group: GROUP,
+    port: 5004,
+    ttl: 1,
+    ssrc: 0x1234_5678,
+};
 
 impl Harness {
     fn new() -> Harness {
@@ -201,6 +218,8 @@ impl Harness {
             manual_udp: false,
             other_sessions: Vec::new(),
             now: t0,
+            mcast: None,
+            manual_multicast: false,
         }
     }
 
@@ -250,6 +269,54 @@ impl Harness {
                     d.others.push((token, session_id, teardown));
                     self.conn
                         .handle_input(self.now, ServerInput::OtherSession { token, found });
+                }
+                ServerOutput::Multicast(request) => {
+                    let now = self.now;
+                    match &request {
+                        MulticastRequest::Join {
+                            token,
+                            path,
+                            play_count,
+                            source,
+                        } if !self.manual_multicast => {
+                            let config = config();
+                            let stream = self.mcast.get_or_insert_with(|| {
+                                MulticastStream::new(
+                                    &config,
+                                    now,
+                                    path.clone(),
+                                    *play_count,
+                                    source.clone(),
+                                    GROUP,
+                                    0x6d63,
+                                    0,
+                                )
+                            });
+                            stream.handle_input(now, MulticastInput::Join(1));
+                            let tracks = stream.tracks().to_vec();
+                            self.conn.handle_input(
+                                now,
+                                ServerInput::MulticastJoined {
+                                    token: *token,
+                                    result: Ok(&tracks),
+                                },
+                            );
+                        }
+                        MulticastRequest::Play { token } if !self.manual_multicast => {
+                            let stream = self.mcast.as_mut().expect("joined before PLAY");
+                            let position = stream.position(now);
+                            stream.handle_input(now, MulticastInput::Play(1));
+                            self.conn.handle_input(
+                                now,
+                                ServerInput::MulticastPlaying {
+                                    token: *token,
+                                    position,
+                                },
+                            );
+                        }
+                        _ => {}
+                    }
+                    d.multicast.push(request);
                 }
                 ServerOutput::Event(e) => d.events.push(e),
                 ServerOutput::Timeout(at) => {
@@ -752,10 +819,11 @@ fn setup_errors() {
     h.describe(h.t0, URL, &source);
     let t = h.t0;
     let track = format!("{URL}/trackID=0");
-    // Multicast, UDP without client ports or to another address, bogus, missing: 461.
+    // Multicast naming its own group, UDP without client ports or to another
+    // address, bogus, missing: 461.
     for transport in [
-        "RTP/AVP;multicast;port=5000-5001",
-        "RTP/AVP/UDP;multicast;client_port=5000-5001",
+        "RTP/AVP;multicast;destination=239.1.2.3;port=5000-5001",
+        "RTP/AVP/UDP;multicast;destination=224.0.0.1;client_port=5000-5001",
         "RTP/AVP;unicast",
         "RTP/AVP;unicast;client_port=0-1",
         "RTP/AVP;unicast;client_port=x",
@@ -783,7 +851,7 @@ fn setup_errors() {
         &track,
         &[(
             "Transport",
-            "RTP/AVP;multicast,RTP/AVP;unicast;client_port=5000-5001;destination=10.0.0.9,RTP/AVP/TCP;unicast;interleaved=6-7",
+            "RTP/AVP;multicast;destination=239.1.2.3,RTP/AVP;unicast;client_port=5000-5001;destination=10.0.0.9,RTP/AVP/TCP;unicast;interleaved=6-7",
         )],
     );
     assert_eq!(d.status(), 200);
@@ -1673,7 +1741,8 @@ fn end_to_end(query: &str) -> E2e {
                 ServerOutput::Event(e) => result.server_events.push(e),
                 o @ (ServerOutput::OpenUdp(_)
                 | ServerOutput::SendDatagram { .. }
-                | ServerOutput::OtherSession { .. }) => {
+                | ServerOutput::OtherSession { .. }
+                | ServerOutput::Multicast(_)) => {
                     panic!("no UDP over TCP: {o:?}")
                 }
                 ServerOutput::Timeout(at) => {
@@ -1820,6 +1889,19 @@ fn drain_bounded(conn: &mut Connection) -> usize {
                     found: token % 2 == 0,
                 },
             ),
+            ServerOutput::Multicast(MulticastRequest::Join { token, .. }) => {
+                let tracks = [Some(MULTICAST_TRACK), None];
+                conn.handle_input(
+                    Instant::now(),
+                    ServerInput::MulticastJoined {
+                        token,
+                        result: Ok(&tracks),
+                    },
+                )
+            }
+            ServerOutput::Multicast(MulticastRequest::Play { token }) => {
+                conn.handle_input(Instant::now(), ServerInput::MulticastPlaying { token, position: None })
+            }
             ServerOutput::Lookup { .. } | ServerOutput::Event(_) => {}
             ServerOutput::Timeout(_) | ServerOutput::Close => return bytes,
         }
@@ -1886,6 +1968,20 @@ proptest::proptest! {
                     }
                     ServerOutput::OtherSession { token, .. } => {
                         conn.handle_input(now, ServerInput::OtherSession { token, found: answer });
+                    }
+                    ServerOutput::Multicast(MulticastRequest::Join { token, .. }) => {
+                        let tracks = [Some(MULTICAST_TRACK)];
+                        let result = if answer { Ok(&tracks[..]) } else { Err("no group") };
+                        conn.handle_input(now, ServerInput::MulticastJoined { token, result });
+                    }
+                    ServerOutput::Multicast(MulticastRequest::Play { token }) => {
+                        let position = answer.then(|| MulticastPosition {
+                            start: ms(1500),
+                            end: None,
+                            play_count: PlayCount::Forever,
+                            tracks: vec![Some((7, 9))],
+                        });
+                        conn.handle_input(now, ServerInput::MulticastPlaying { token, position });
                     }
                     ServerOutput::Transmit(_) | ServerOutput::Event(_) | ServerOutput::SendDatagram { .. } => {}
                     ServerOutput::Timeout(_) | ServerOutput::Close => break,
@@ -2591,4 +2687,430 @@ proptest::proptest! {
         let d = if d.closed { d } else { h.timeout(h.at(200_000)) };
         proptest::prop_assert!(d.closed);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Multicast
+
+impl Harness {
+    /// DESCRIBE, SETUP both tracks over multicast, PLAY at `at`.
+    fn play_multicast(&mut self, at: Instant, source: &Arc<MediaSource>, query: &str) -> Drained {
+        assert_eq!(self.describe(at, &format!("{URL}{query}"), source).status(), 200);
+        assert_eq!(self.setup_udp(at, 0, "RTP/AVP;multicast").status(), 200);
+        assert_eq!(self.setup_udp(at, 1, "RTP/AVP/UDP;multicast").status(), 200);
+        let d = self.request(at, "PLAY", &format!("{URL}/"), &[("Range", "npt=0.000-")]);
+        assert_eq!(d.status(), 200);
+        d
+    }
+}
+
+/// Everything a multicast stream gives until it waits: the datagrams
+/// (rtcp, to, data), the events, and the deadline (`None`: done).
+type StreamDrain = (Vec<(bool, SocketAddr, Bytes)>, Vec<ServerEvent>, Option<Instant>);
+
+fn drain_stream(m: &mut MulticastStream) -> StreamDrain {
+    let (mut datagrams, mut events) = (Vec::new(), Vec::new());
+    loop {
+        match m.poll_output() {
+            MulticastOutput::SendDatagram { rtcp, to, data } => datagrams.push((rtcp, to, data)),
+            MulticastOutput::Event(e) => events.push(e),
+            MulticastOutput::Timeout(at) => return (datagrams, events, Some(at)),
+            MulticastOutput::Done => return (datagrams, events, None),
+        }
+    }
+}
+
+/// Runs a stream from `from` until it is done or `until`, waking at each
+/// deadline: every datagram with the instant it left.
+fn run_stream(m: &mut MulticastStream, from: Instant, until: Instant) -> Vec<(Instant, bool, SocketAddr, Bytes)> {
+    let mut out = Vec::new();
+    let mut now = from;
+    for _ in 0..100_000 {
+        m.handle_input(now, MulticastInput::Timeout);
+        let (datagrams, _, next) = drain_stream(m);
+        out.extend(datagrams.into_iter().map(|(r, to, d)| (now, r, to, d)));
+        match next {
+            Some(at) if at <= until => now = at.max(now),
+            _ => return out,
+        }
+    }
+    panic!("the stream never settled");
+}
+
+#[test]
+fn group_ranges_parse_and_the_pool_hands_out_the_lowest_free_group() {
+    let r = GroupRange::parse("239.255.0.1-239.255.0.3").unwrap();
+    assert_eq!((r.len(), r.to_string()), (3, "239.255.0.1-239.255.0.3".to_owned()));
+    assert_eq!(GroupRange::parse("239.1.1.1").unwrap().len(), 1);
+    for bad in [
+        "10.0.0.1-10.0.0.2",
+        "239.0.0.9-239.0.0.1",
+        "239.0.0.1-",
+        "x",
+        "",
+        "::1-::2",
+    ] {
+        assert!(GroupRange::parse(bad).is_err(), "{bad}");
+    }
+    assert_eq!(GroupRange::default().to_string(), "239.255.42.0-239.255.42.255");
+    let mut pool = GroupPool::new(r);
+    let g: Vec<_> = (0..3).map(|_| pool.take().unwrap()).collect();
+    assert_eq!(
+        g,
+        ["239.255.0.1", "239.255.0.2", "239.255.0.3"].map(|a| a.parse::<Ipv4Addr>().unwrap())
+    );
+    assert_eq!(pool.take(), None, "all held");
+    pool.give_back(g[1]);
+    pool.give_back("239.9.9.9".parse().unwrap());
+    assert_eq!(pool.held(), 2);
+    assert_eq!(pool.take(), Some(g[1]), "the lowest free one again");
+    let defaults = ServerConfig::default();
+    assert_eq!(defaults.multicast_ports.to_string(), "5004-5099");
+    assert_eq!(defaults.multicast_ttl, 1);
+}
+
+#[test]
+fn a_multicast_setup_joins_the_stream_once_and_answers_with_its_group() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.describe(h.t0, &format!("{URL}?play_count=3"), &source);
+    let d = h.setup_udp(h.t0, 0, "RTP/AVP;multicast;ttl=9;port=6000-6001");
+    assert_eq!(d.status(), 200);
+    assert!(matches!(
+        &d.multicast[..],
+        [MulticastRequest::Join { path, play_count, .. }]
+            if path == "dir/clip.mp4" && *play_count == PlayCount::Times(NonZeroU32::new(3).unwrap())
+    ));
+    let stream = h.mcast.as_ref().unwrap();
+    let tracks = stream.tracks().to_vec();
+    let transport = d.response().headers.get("Transport").unwrap();
+    assert_eq!(
+        transport,
+        format!(
+            "RTP/AVP;multicast;destination=239.255.42.0;port=5004-5005;ttl=1;ssrc={:08X};mode=\"PLAY\"",
+            tracks[0].unwrap().ssrc
+        ),
+        "the server's group, port and TTL, not the client's"
+    );
+    let d = h.setup_udp(h.t0, 1, "RTP/AVP/UDP;multicast");
+    assert!(d.multicast.is_empty(), "joined once per session");
+    assert_eq!(transport_param(d.response(), "port").unwrap(), "5006-5007");
+    assert_eq!(
+        transport_param(d.response(), "ssrc").unwrap(),
+        format!("{:08X}", tracks[1].unwrap().ssrc)
+    );
+    assert!(d
+        .response()
+        .headers
+        .get("Transport")
+        .unwrap()
+        .starts_with("RTP/AVP/UDP;multicast;"));
+    // No unicast track in a multicast session, nor the other way round.
+    let d = h.setup_udp(h.t0, 1, "RTP/AVP/TCP;interleaved=2-3");
+    assert_eq!(d.status(), 461);
+    let mut u = Harness::new();
+    u.describe(u.t0, URL, &source);
+    assert_eq!(u.setup(u.t0, 0, "0-1").status(), 200);
+    assert_eq!(u.setup_udp(u.t0, 1, "RTP/AVP;multicast").status(), 461);
+    // The first servable spec: multicast naming a group is skipped.
+    let mut f = Harness::new();
+    f.describe(f.t0, URL, &source);
+    let d = f.setup_udp(
+        f.t0,
+        0,
+        "RTP/AVP;multicast;destination=239.1.1.1,RTP/AVP/TCP;multicast,RTP/AVP;multicast",
+    );
+    assert_eq!(transport_param(d.response(), "destination").unwrap(), "239.255.42.0");
+}
+
+#[test]
+fn a_failed_join_or_a_track_without_a_port_is_461_and_leaves_no_session() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.manual_multicast = true;
+    h.describe(h.t0, URL, &source);
+    let d = h.setup_udp(h.t0, 0, "RTP/AVP;multicast");
+    assert!(d.responses.is_empty(), "the reply waits for the join");
+    let Some(MulticastRequest::Join { token, .. }) = d.multicast.first() else {
+        panic!("{d:?}");
+    };
+    let token = *token;
+    // A stale token changes nothing; the answer does.
+    let d = h.give(
+        h.t0,
+        ServerInput::MulticastJoined {
+            token: token + 7,
+            result: Err("x"),
+        },
+    );
+    assert!(d.responses.is_empty());
+    let d = h.give(
+        h.t0,
+        ServerInput::MulticastJoined {
+            token,
+            result: Err("every multicast group is in use"),
+        },
+    );
+    assert_eq!(d.status(), 461);
+    assert_eq!(h.conn.session_id(), None);
+    // A stream that sends only the first track (a one-pair port range).
+    let config = ServerConfig {
+        multicast_ports: PortRange::new(6000, 6001).unwrap(),
+        ..config()
+    };
+    let m = MulticastStream::new(&config, h.t0, "p".into(), PlayCount::ONCE, source.clone(), GROUP, 1, 0);
+    assert_eq!(m.tracks().len(), 2);
+    assert_eq!(m.tracks()[0].map(|t| t.port), Some(6000));
+    assert_eq!(m.tracks()[1], None);
+    let mut h = Harness::new();
+    h.manual_multicast = true;
+    h.describe(h.t0, URL, &source);
+    let d = h.setup_udp(h.t0, 1, "RTP/AVP;multicast");
+    let Some(MulticastRequest::Join { token, .. }) = d.multicast.first() else {
+        panic!("{d:?}");
+    };
+    let token = *token;
+    let d = h.give(
+        h.t0,
+        ServerInput::MulticastJoined {
+            token,
+            result: Ok(m.tracks()),
+        },
+    );
+    assert_eq!(d.status(), 461, "track 1 has no port pair");
+    assert_eq!(h.conn.session_id(), None);
+    assert_eq!(h.setup_udp(h.t0, 0, "RTP/AVP;multicast").status(), 200);
+}
+
+#[test]
+fn the_stream_sends_what_a_unicast_session_sends_at_the_same_instants() {
+    let source = Arc::new(synthetic_source());
+    for query in ["", "?play_count=2"] {
+        let mut udp = Harness::new();
+        let d = udp.play_udp(udp.t0, &source, query);
+        let until = udp.at(10_000);
+        let unicast: Vec<_> = follow(&mut udp, d, until)
+            .into_iter()
+            .flat_map(|(at, d)| {
+                d.datagrams
+                    .into_iter()
+                    .map(move |(socket, _, data)| (at, usize::from(socket.pair), socket.rtcp, data))
+            })
+            .collect();
+        let mut h = Harness::new();
+        let d = h.play_multicast(h.t0, &source, query);
+        assert!(d.datagrams.is_empty() && d.frames.is_empty(), "members send nothing");
+        assert_eq!(
+            d.timeout,
+            Some(h.t0 + config().session_timeout),
+            "only the session's timeout"
+        );
+        let m = h.mcast.as_mut().unwrap();
+        assert!(m.is_playing());
+        let (_, events, _) = drain_stream(m);
+        assert!(matches!(&events[..], [ServerEvent::MulticastStarted { tracks: 2, .. }]));
+        let t0 = h.t0;
+        let sent = run_stream(m, t0, t0 + ms(10_000));
+        assert!(m.is_done());
+        // Same instants, kinds and payloads (the SSRCs, sequence numbers and
+        // timestamps are the stream's own); RTP to port 5004 + 2k, RTCP above.
+        let strip = |rtcp: bool, b: &Bytes| if rtcp { Bytes::new() } else { b.slice(12..) };
+        let rel_u: Vec<_> = unicast
+            .iter()
+            .map(|(at, k, rtcp, b)| (at.duration_since(udp.t0), *k, *rtcp, strip(*rtcp, b)))
+            .collect();
+        let rel_m: Vec<_> = sent
+            .iter()
+            .map(|(at, rtcp, to, b)| {
+                assert_eq!(to.ip(), GROUP);
+                let k = usize::from((to.port() - 5004) / 2);
+                assert_eq!(to.port() % 2 == 1, *rtcp);
+                (at.duration_since(t0), k, *rtcp, strip(*rtcp, b))
+            })
+            .collect();
+        assert_eq!(rel_u.len(), rel_m.len(), "{query}");
+        assert!(
+            rel_u == rel_m,
+            "{query}: the multicast stream differs from a unicast session"
+        );
+        let last = &sent.last().unwrap().3;
+        assert!(rtcp::parse_compound(last)
+            .unwrap()
+            .iter()
+            .any(|p| matches!(p, RtcpPacket::Bye(_))));
+        // The member hears of the end and closes after the linger, as over TCP.
+        let end = sent.last().unwrap().0;
+        let d = h.give(end, ServerInput::MulticastEnded);
+        assert_eq!(d.timeout, Some(end + config().linger_after_end));
+        let d = h.timeout(end + config().linger_after_end);
+        assert!(d.closed);
+        assert!(d.events.iter().any(|e| matches!(
+            e,
+            ServerEvent::Closed {
+                reason: CloseReason::PlaybackEnded,
+                ..
+            }
+        )));
+    }
+}
+
+#[test]
+fn a_late_joiner_gets_the_stream_where_it_is() {
+    let source = Arc::new(synthetic_source());
+    let mut a = Harness::new();
+    a.play_multicast(a.t0, &source, "?play_count=0");
+    let mut m = a.mcast.take().unwrap();
+    let t0 = a.t0;
+    let sent = run_stream(&mut m, t0, t0 + ms(1234));
+    // The next packet of each track after 1.234 s.
+    let next_seq = |k: usize| {
+        sent.iter()
+            .filter(|(_, rtcp, to, _)| !rtcp && to.port() == 5004 + 2 * k as u16)
+            .map(|(_, _, _, b)| RtpPacket::parse(b.clone()).unwrap().sequence_number.wrapping_add(1))
+            .last()
+            .unwrap()
+    };
+    let mut b = Harness::new();
+    b.mcast = Some(m);
+    let at = t0 + ms(1234);
+    let d = b.play_multicast(at, &source, "?play_count=0");
+    let m = b.mcast.as_ref().unwrap();
+    assert_eq!(m.members(), 1, "the harness names every member 1");
+    let resp = d.response();
+    assert_eq!(resp.headers.get("Range"), Some("npt=1.234-"));
+    let info = rtp_info(resp);
+    assert_eq!(info.len(), 2);
+    for (k, (url, seq, rtptime)) in info.iter().enumerate() {
+        assert_eq!(url, &format!("{URL}/trackID={k}"));
+        assert_eq!(*seq, next_seq(k));
+        let rate = [90_000u64, 44_100][k];
+        let base = m.position(t0).unwrap().tracks[k].unwrap().1;
+        assert_eq!(*rtptime, base.wrapping_add((1234 * rate / 1000) as u32));
+    }
+    assert!(d.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::SessionStarted {
+            play_count: PlayCount::Forever,
+            ..
+        }
+    )));
+    // A second PLAY is 455, as over TCP.
+    assert_eq!(b.request(at, "PLAY", &format!("{URL}/"), &[]).status(), 455);
+}
+
+#[test]
+fn the_last_member_leaving_ends_the_stream_with_a_bye() {
+    let source = Arc::new(synthetic_source());
+    let config = config();
+    let t0 = Instant::now();
+    let new = || MulticastStream::new(&config, t0, "p".into(), PlayCount::Forever, source.clone(), GROUP, 5, 0);
+    // Never played: no datagram, done once the last leaves.
+    let mut m = new();
+    m.handle_input(t0, MulticastInput::Join(1));
+    m.handle_input(t0, MulticastInput::Join(2));
+    m.handle_input(t0 + ms(5), MulticastInput::Leave(1));
+    assert!(!m.is_done());
+    let (d, _, next) = drain_stream(&mut m);
+    assert!(d.is_empty());
+    assert!(next.unwrap() >= t0 + ms(5), "idle: a far deadline");
+    m.handle_input(t0 + ms(9), MulticastInput::Leave(2));
+    let (d, events, next) = drain_stream(&mut m);
+    assert!(d.is_empty() && next.is_none() && m.is_done());
+    assert!(matches!(
+        &events[..],
+        [ServerEvent::MulticastEnded {
+            reason: MulticastEnd::NoMembers,
+            packets: 0,
+            ..
+        }]
+    ));
+    assert_eq!(m.position(t0), None, "over: a PLAY now is 455");
+    // Playing: the stream goes on while one member is left, and ends with
+    // SR + SDES + BYE on both tracks when the last leaves.
+    let mut m = new();
+    for i in 1..=2 {
+        m.handle_input(t0, MulticastInput::Join(i));
+    }
+    m.handle_input(t0, MulticastInput::Play(1));
+    let before = run_stream(&mut m, t0, t0 + ms(300));
+    assert!(before.iter().any(|p| !p.1));
+    m.handle_input(t0 + ms(300), MulticastInput::Leave(2));
+    assert!(m.is_playing());
+    m.handle_input(t0 + ms(310), MulticastInput::Leave(1));
+    let (d, events, next) = drain_stream(&mut m);
+    assert_eq!(next, None);
+    assert_eq!(d.len(), 2);
+    for (rtcp, to, data) in &d {
+        assert!(*rtcp && to.port() % 2 == 1 && to.ip() == GROUP);
+        assert!(matches!(
+            &rtcp::parse_compound(data).unwrap()[..],
+            [
+                RtcpPacket::SenderReport(_),
+                RtcpPacket::SourceDescription(_),
+                RtcpPacket::Bye(_)
+            ]
+        ));
+    }
+    assert!(matches!(
+        &events[..],
+        [ServerEvent::MulticastEnded {
+            reason: MulticastEnd::NoMembers,
+            packets: 1..,
+            ..
+        }]
+    ));
+    // Inputs after the end change nothing.
+    m.handle_input(t0 + ms(400), MulticastInput::Play(3));
+    assert!(matches!(m.poll_output(), MulticastOutput::Done));
+    // Shutdown ends a playing stream the same way.
+    let mut m = new();
+    m.handle_input(t0, MulticastInput::Play(1));
+    run_stream(&mut m, t0, t0 + ms(100));
+    m.handle_input(t0 + ms(100), MulticastInput::Shutdown);
+    let (d, events, next) = drain_stream(&mut m);
+    assert_eq!((d.len(), next), (2, None));
+    assert!(matches!(
+        &events[..],
+        [ServerEvent::MulticastEnded {
+            reason: MulticastEnd::Shutdown,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_member_play_after_the_stream_ended_is_455_and_a_member_ends_with_its_connection() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.manual_multicast = true;
+    h.describe(h.t0, URL, &source);
+    let d = h.setup_udp(h.t0, 0, "RTP/AVP;multicast");
+    let Some(MulticastRequest::Join { token, .. }) = d.multicast.first() else {
+        panic!("{d:?}");
+    };
+    let token = *token;
+    let tracks = [Some(MULTICAST_TRACK)];
+    assert_eq!(
+        h.give(
+            h.t0,
+            ServerInput::MulticastJoined {
+                token,
+                result: Ok(&tracks)
+            }
+        )
+        .status(),
+        200
+    );
+    let d = h.request(h.t0, "PLAY", URL, &[]);
+    let Some(MulticastRequest::Play { token }) = d.multicast.first() else {
+        panic!("{d:?}");
+    };
+    let token = *token;
+    let d = h.give(h.t0, ServerInput::MulticastPlaying { token, position: None });
+    assert_eq!(d.status(), 455);
+    // A member that plays does not outlive its connection.
+    let mut p = Harness::new();
+    p.play_multicast(p.t0, &source, "");
+    let d = p.give(p.at(10), ServerInput::Eof);
+    assert!(d.closed);
 }
