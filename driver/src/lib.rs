@@ -312,17 +312,20 @@ impl ClientDriver {
     pub fn take_datagrams<S: DatagramSocket>(&mut self, udp: &mut UdpSockets<S>, deadline_passed: bool) -> usize {
         let mut buf = std::mem::take(&mut udp.buf);
         if buf.is_empty() {
-            buf = vec![0; MAX_DATAGRAM];
+            buf = vec![0; udp::RECV_MESSAGES * MAX_DATAGRAM];
         }
         let mut taken = 0;
         for (id, _) in udp.iter() {
             for _ in 0..UDP_BATCH {
                 match udp.read(id, &mut buf, deadline_passed) {
-                    Ok(r) => {
-                        // Several datagrams when the system coalesced them (GRO).
-                        for datagram in buf[..r.len.min(buf.len())].chunks(r.stride.max(1)) {
-                            self.datagram(id, r.from, datagram);
-                            taken += 1;
+                    Ok(reads) => {
+                        // Several messages per read (recvmmsg), several
+                        // datagrams per message when the system coalesced them (GRO).
+                        for m in reads.iter() {
+                            for datagram in m.datagrams(&buf) {
+                                self.datagram(id, m.from, datagram);
+                                taken += 1;
+                            }
                         }
                     }
                     Err(e) if is_would_block(&e) => break,

@@ -48,6 +48,15 @@ pub const UDP_BATCH: usize = 64;
 /// (65 507 bytes over IPv4), so that none is ever truncated.
 pub const MAX_DATAGRAM: usize = 64 * 1024;
 
+/// Most messages one read takes (`recvmmsg` on Linux, through a
+/// [`Receiver`]), each into a buffer of [`MAX_DATAGRAM`] bytes (a message
+/// may be several datagrams coalesced by GRO). A sender that sends one
+/// datagram per call wakes the receiver for a few datagrams at a time; this
+/// reads them with one system call. The buffers are allocated zeroed and
+/// the system maps their pages only when a read writes them, so a session
+/// holds about what it reads.
+pub const RECV_MESSAGES: usize = 4;
+
 /// Most tries at an even/odd pair among the ports the system chooses, each
 /// try taking a port nobody holds (the failed ones are held until the end,
 /// so that no port is tried twice).
@@ -82,19 +91,53 @@ pub trait DatagramSocket {
     /// Runs `read`, one non-blocking read of this socket, once the runtime
     /// saw it readable; a runtime that tracks readiness clears it when
     /// `read` finds nothing (as [`DatagramSocket::recv_ready`] does).
-    fn read_ready(&self, read: &mut dyn FnMut() -> io::Result<Received>) -> io::Result<Received> {
+    fn read_ready(&self, read: &mut dyn FnMut() -> io::Result<Reads>) -> io::Result<Reads> {
         read()
     }
 }
 
-/// What one read of a UDP socket gave: `len` bytes from `from`, which are
-/// datagrams of `stride` bytes each, the last one possibly shorter (one
-/// datagram when `stride == len`).
+/// One message a read of a UDP socket gave: `len` bytes at `offset` in the
+/// read buffer, from `from`, which are datagrams of `stride` bytes each, the
+/// last one possibly shorter (one datagram when `stride == len`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
+    pub offset: usize,
     pub len: usize,
     pub stride: usize,
     pub from: SocketAddr,
+}
+
+impl Received {
+    /// The datagrams of this message in `buf` (the buffer read into).
+    pub fn datagrams<'b>(&self, buf: &'b [u8]) -> impl Iterator<Item = &'b [u8]> + 'b {
+        let end = (self.offset + self.len).min(buf.len());
+        buf[self.offset.min(end)..end].chunks(self.stride.max(1))
+    }
+}
+
+/// What one read gave: up to [`RECV_MESSAGES`] messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Reads {
+    pub messages: [Option<Received>; RECV_MESSAGES],
+}
+
+impl Reads {
+    /// One message of `len` bytes at the start of the buffer.
+    pub fn one(len: usize, from: SocketAddr) -> Reads {
+        let mut messages = [None; RECV_MESSAGES];
+        messages[0] = Some(Received {
+            offset: 0,
+            len,
+            stride: len,
+            from,
+        });
+        Reads { messages }
+    }
+
+    /// The messages, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Received> {
+        self.messages.iter().flatten()
+    }
 }
 
 /// The reading side of a socket, through quinn-udp: with UDP GRO (Linux
@@ -114,27 +157,49 @@ impl Receiver {
     /// Sets `socket` up for it (non-blocking, GRO asked for where there is).
     pub fn new(socket: socket2::SockRef<'_>) -> io::Result<Receiver> {
         let state = quinn_udp::UdpSocketState::new(quinn_udp::UdpSockRef::from(&*socket))?;
+        // quinn-udp also asks for each datagram's TOS byte (for QUIC's ECN),
+        // a control message per read that RTP has no use for.
+        if socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.is_ipv4())
+        {
+            let _ = socket.set_recv_tos_v4(false);
+        }
         Ok(Receiver { state })
     }
 
-    /// One read into `buf`, without waiting (`WouldBlock`: nothing there).
-    pub fn recv(&self, socket: socket2::SockRef<'_>, buf: &mut [u8]) -> io::Result<Received> {
-        let mut meta = [quinn_udp::RecvMeta::default()];
+    /// One read into `buf` (up to [`RECV_MESSAGES`] messages, each in its
+    /// [`MAX_DATAGRAM`]-byte part of `buf`), without waiting (`WouldBlock`:
+    /// nothing there).
+    pub fn recv(&self, socket: socket2::SockRef<'_>, buf: &mut [u8]) -> io::Result<Reads> {
+        let mut meta = [quinn_udp::RecvMeta::default(); RECV_MESSAGES];
+        let count = buf.len().div_ceil(MAX_DATAGRAM).min(RECV_MESSAGES);
+        let mut parts = buf.chunks_mut(MAX_DATAGRAM);
+        let mut slices: [std::io::IoSliceMut<'_>; RECV_MESSAGES] =
+            std::array::from_fn(|_| std::io::IoSliceMut::new(parts.next().unwrap_or_default()));
         let n = self.state.recv(
             quinn_udp::UdpSockRef::from(&*socket),
-            &mut [std::io::IoSliceMut::new(buf)],
-            &mut meta,
+            &mut slices[..count],
+            &mut meta[..count],
         )?;
         if n == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let m = meta[0];
-        let len = m.len.min(buf.len());
-        Ok(Received {
-            len,
-            stride: if m.stride == 0 { len } else { m.stride },
-            from: m.addr,
-        })
+        let mut reads = Reads {
+            messages: [None; RECV_MESSAGES],
+        };
+        for (i, m) in meta.iter().take(n.min(count)).enumerate() {
+            let len = m.len.min(MAX_DATAGRAM);
+            reads.messages[i] = Some(Received {
+                offset: i * MAX_DATAGRAM,
+                len,
+                stride: if m.stride == 0 { len } else { m.stride },
+                from: m.addr,
+            });
+        }
+        Ok(reads)
     }
 }
 
@@ -212,7 +277,7 @@ impl<S> UdpSockets<S> {
             }
         }
         if self.buf.is_empty() {
-            self.buf = vec![0; MAX_DATAGRAM];
+            self.buf = vec![0; RECV_MESSAGES * MAX_DATAGRAM];
         }
     }
 
@@ -260,7 +325,7 @@ impl<S: DatagramSocket> UdpSockets<S> {
     /// [`Receiver`] if it has one, else the runtime's plain call.
     /// `deadline_passed`: the plain non-blocking read of rule 1, else the
     /// runtime saw the socket readable.
-    pub fn read(&self, id: UdpSocketId, buf: &mut [u8], deadline_passed: bool) -> io::Result<Received> {
+    pub fn read(&self, id: UdpSocketId, buf: &mut [u8], deadline_passed: bool) -> io::Result<Reads> {
         let Some(s) = self.get(id) else {
             return Err(io::ErrorKind::NotConnected.into());
         };
@@ -268,12 +333,14 @@ impl<S: DatagramSocket> UdpSockets<S> {
             Some(r) if deadline_passed => r.recv(s.sock_ref(), buf),
             Some(r) => s.read_ready(&mut || r.recv(s.sock_ref(), buf)),
             None => {
+                let end = MAX_DATAGRAM.min(buf.len());
+                let buf = &mut buf[..end];
                 let (len, from) = if deadline_passed {
                     s.recv_waiting(buf)?
                 } else {
                     s.recv_ready(buf)?
                 };
-                Ok(Received { len, stride: len, from })
+                Ok(Reads::one(len, from))
             }
         }
     }

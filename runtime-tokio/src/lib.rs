@@ -181,8 +181,8 @@ impl DatagramSocket for Udp {
     /// Through tokio's readiness: a read that finds nothing clears it.
     fn read_ready(
         &self,
-        read: &mut dyn FnMut() -> std::io::Result<rtsp_toolkit_driver::udp::Received>,
-    ) -> std::io::Result<rtsp_toolkit_driver::udp::Received> {
+        read: &mut dyn FnMut() -> std::io::Result<rtsp_toolkit_driver::udp::Reads>,
+    ) -> std::io::Result<rtsp_toolkit_driver::udp::Reads> {
         self.io.try_io(tokio::io::Interest::READABLE, read)
     }
 }
