@@ -27,6 +27,7 @@ pub mod error;
 pub mod message;
 pub(crate) mod mpeg4_audio;
 pub mod prelude;
+mod rand;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;

@@ -145,32 +145,8 @@ pub(super) fn randomized(interval: Duration, unit: f64) -> Duration {
     interval.mul_f64((0.5 + unit.clamp(0.0, 1.0)) / COMPENSATION)
 }
 
-/// A small deterministic generator (SplitMix64) for the report timer and
-/// our SSRC: seeded from the session's own inputs, so a replay draws the
-/// same numbers.
-#[derive(Debug, Clone)]
-pub(super) struct SplitMix(u64);
-
-impl SplitMix {
-    pub(super) fn new(seed: u64) -> SplitMix {
-        SplitMix(seed)
-    }
-
-    pub(super) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in [0, 1).
-    pub(super) fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// FNV-1a over `bytes`, to seed [`SplitMix`] from the session's inputs.
+/// FNV-1a over `bytes`, to seed the session's generator from its own inputs
+/// (so that a replay draws the same numbers).
 pub(super) fn seed_of(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)

@@ -10,13 +10,14 @@ use std::time::Instant;
 use bytes::{BufMut, BytesMut};
 
 use super::reorder::{Released, Reorder};
-use super::reports::{randomized, report_interval, seed_of, SplitMix};
+use super::reports::{randomized, report_interval, seed_of};
 use super::{
     Client, ClientOptions, Event, FallbackEvent, Output, Phase, RtcpEvent, Track, TrackStats, Transport, TransportKind,
     UdpBind, UdpRequest, UdpSocketId, Warning,
 };
 use crate::error::{Error, ProtocolError};
 use crate::message::{encode_interleaved, Method};
+use crate::rand::SplitMix64;
 use crate::rtcp::{self, ReceiverReport};
 
 /// Distinct foreign addresses reported with a warning; more are only counted.
@@ -33,7 +34,7 @@ pub(super) struct State {
     peer: Option<SocketAddr>,
     /// When the current connection attempt started.
     pub(super) connecting_since: Instant,
-    rng: SplitMix,
+    rng: SplitMix64,
     /// Our SSRC in receiver reports.
     ssrc: u32,
     cname: String,
@@ -69,7 +70,7 @@ impl State {
             local: None,
             peer: None,
             connecting_since: now,
-            rng: SplitMix::new(0),
+            rng: SplitMix64::new(0),
             ssrc: 0,
             cname: String::new(),
             reports_at: None,
@@ -90,7 +91,7 @@ impl State {
         self.local = Some(local);
         self.peer = Some(peer);
         let seed = seed_of(format!("{local} {peer} {url}").as_bytes());
-        self.rng = SplitMix::new(seed);
+        self.rng = SplitMix64::new(seed);
         self.ssrc = self.rng.next_u64() as u32;
         self.cname = format!("rtsp-toolkit@{}", local.ip());
     }
