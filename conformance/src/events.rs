@@ -199,3 +199,45 @@ pub fn rtp_per_track(events: &[Event]) -> [usize; 2] {
     }
     n
 }
+
+/// Every assembled frame, track by track, each in arrival order: (track,
+/// extended timestamp from the track's first frame, bytes). Servers start
+/// each session's RTP timestamps at a random value, so two sessions compare
+/// from their first frame; how two tracks' frames interleave depends on
+/// arrival, so it is not part of the comparison.
+pub fn frames_by_track(events: &[Event]) -> Vec<(usize, i64, Vec<u8>)> {
+    let mut first: Vec<Option<i64>> = Vec::new();
+    let mut all = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Video(v) => Some((v.track, v.extended_timestamp, v.frame.data.to_vec())),
+            Event::Audio(a) => Some((a.track, a.extended_timestamp, a.frame.data.to_vec())),
+            _ => None,
+        })
+        .map(|(track, ts, data)| {
+            if first.len() <= track {
+                first.resize(track + 1, None);
+            }
+            let base = *first[track].get_or_insert(ts);
+            (track, ts - base, data)
+        })
+        .collect::<Vec<_>>();
+    all.sort_by_key(|f| f.0);
+    all
+}
+
+/// The transport of each successful SETUP, in order.
+pub fn setup_transports(events: &[Event]) -> Vec<rtsp_toolkit_core::client::TransportKind> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Method(m) => m.track.as_ref().map(|t| t.transport),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The names (`tcp`, `udp`, `multicast`) of [`setup_transports`].
+pub fn setup_transport_names(events: &[Event]) -> Vec<&'static str> {
+    setup_transports(events).iter().map(|t| t.name()).collect()
+}

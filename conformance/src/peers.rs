@@ -101,3 +101,36 @@ impl Drop for GstServer {
         let _ = self.child.wait();
     }
 }
+
+/// `ffprobe -rtsp_transport TRANSPORT -count_frames` of `url` (plus `extra`
+/// arguments), printing `codec,frames` per stream; read the output with
+/// [`parse_ffprobe_counts`].
+pub fn ffprobe_count_frames(url: &str, transport: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new("ffprobe");
+    c.args(["-v", "error", "-rtsp_transport", transport, "-count_frames"])
+        .args(extra)
+        .args([
+            "-show_entries",
+            "stream=codec_name,nb_read_frames",
+            "-of",
+            "csv=p=0",
+            url,
+        ]);
+    c
+}
+
+/// (codec, frames) per stream, from [`ffprobe_count_frames`]'s output.
+pub fn parse_ffprobe_counts(out: &str) -> Vec<(String, usize)> {
+    out.lines()
+        .filter_map(|l| l.split_once(','))
+        .map(|(c, n)| (c.trim().to_owned(), n.trim().parse().unwrap_or(0)))
+        .collect()
+}
+
+/// Buffers that reached the fakesink, from `gst-launch-1.0 -v ... ! fakesink
+/// silent=false` output: the frames GStreamer received.
+pub fn gst_fakesink_frames(out: &str) -> usize {
+    out.lines()
+        .filter(|l| l.contains("fakesink0") && l.contains("chain"))
+        .count()
+}

@@ -5,23 +5,14 @@
 //! replies, SDP and RTCP) and that its report names the packets it impaired.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rtsp_toolkit_conformance::impair::{Impairments, Relay, RelayOptions};
-use rtsp_toolkit_conformance::peers::GstServer;
+use rtsp_toolkit_conformance::peers::{ffprobe_count_frames, parse_ffprobe_counts, GstServer};
 
 /// `ffprobe` over UDP with a deadline: (codec, frames) per stream.
 fn ffprobe_udp(url: &str, limit: Duration) -> Vec<(String, usize)> {
-    let mut child = Command::new("ffprobe")
-        .args(["-v", "error", "-rtsp_transport", "udp", "-count_frames"])
-        .args([
-            "-show_entries",
-            "stream=codec_name,nb_read_frames",
-            "-of",
-            "csv=p=0",
-            url,
-        ])
+    let mut child = ffprobe_count_frames(url, "udp", &[])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -37,11 +28,7 @@ fn ffprobe_udp(url: &str, limit: Duration) -> Vec<(String, usize)> {
     }
     let out = child.wait_with_output().expect("ffprobe output");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(','))
-        .map(|(c, n)| (c.trim().to_owned(), n.trim().parse().unwrap_or(0)))
-        .collect()
+    parse_ffprobe_counts(&String::from_utf8_lossy(&out.stdout))
 }
 
 #[test]

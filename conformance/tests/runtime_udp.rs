@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rtsp_toolkit_conformance::events::{closed_error, kind, methods};
+use rtsp_toolkit_conformance::events::{closed_error, kind, methods, setup_transport_names};
 use rtsp_toolkit_conformance::runtimes::{self, Control, Run, Runtime, StopWhen};
 use rtsp_toolkit_core::client::{ClientOptions, Event, Transport, TransportKind, UdpBind, Warning};
 use rtsp_toolkit_driver::udp::open_pair;
@@ -406,17 +406,6 @@ fn connects(events: &[Event]) -> usize {
     events.iter().filter(|e| matches!(e, Event::Connect(_))).count()
 }
 
-/// The transport of each successful SETUP, in order.
-fn setup_transports(events: &[Event]) -> Vec<&'static str> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Method(m) => m.track.as_ref().map(|t| t.transport.name()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Every client port of `log` can be bound again: the session closed its sockets.
 fn assert_ports_closed(rt: &str, log: &Log) {
     for &port in &log.client_ports {
@@ -450,7 +439,7 @@ fn frames_over_udp_then_a_clean_stop_with_every_socket_closed() {
             kinds(events)
         );
         assert_eq!(closed_error(events), None, "{rt}");
-        assert_eq!(setup_transports(events), ["udp"], "{rt}");
+        assert_eq!(setup_transport_names(events), ["udp"], "{rt}");
         assert!(fallbacks(events).is_empty(), "{rt}");
         // The stop came at the 40th packet; what was in flight may follow it.
         let frames = audio_frames(events);
@@ -553,7 +542,7 @@ fn a_server_that_refuses_udp_is_played_over_tcp() {
         assert_eq!((f[0].0, f[0].1), (Transport::Udp, Transport::Tcp), "{rt}");
         assert!(f[0].2.contains("461"), "{rt}: {}", f[0].2);
         assert_eq!(connects(events), 1, "{rt}: the same connection goes on");
-        assert_eq!(setup_transports(events), ["tcp"], "{rt}");
+        assert_eq!(setup_transport_names(events), ["tcp"], "{rt}");
         assert!(audio_frames(events) >= 20, "{rt}");
         assert_eq!(closed_error(events), None, "{rt}");
         assert_eq!(log.connections, 1, "{rt}");
@@ -607,7 +596,7 @@ fn a_server_whose_udp_never_arrives_is_played_over_tcp_on_a_new_connection() {
             "{rt}: frames before the fallback"
         );
         assert!(audio_frames(&events[second_connect..]) >= 20, "{rt}");
-        assert_eq!(setup_transports(events), ["udp", "tcp"], "{rt}");
+        assert_eq!(setup_transport_names(events), ["udp", "tcp"], "{rt}");
         assert_eq!(closed_error(events), None, "{rt}");
         assert_eq!(log.connections, 2, "{rt}");
         assert_eq!(
@@ -634,7 +623,12 @@ fn frames_over_multicast_then_the_group_is_left_inside() {
     };
     for (run, log) in on_every_runtime(Mode::Multicast, opts, 30) {
         let (rt, events) = (run.runtime.name(), &run.events);
-        assert_eq!(setup_transports(events), ["multicast"], "{rt}: {:?}", kinds(events));
+        assert_eq!(
+            setup_transport_names(events),
+            ["multicast"],
+            "{rt}: {:?}",
+            kinds(events)
+        );
         assert!(audio_frames(events) >= 30, "{rt}");
         assert_eq!(closed_error(events), None, "{rt}");
         assert_eq!(methods(events).last(), Some(&("TEARDOWN".to_string(), 200)), "{rt}");
@@ -678,7 +672,7 @@ fn a_whole_file_from_gstreamer_over_udp_gives_the_tcp_frame_counts() {
                 _ => {}
             }
         }
-        assert_eq!(setup_transports(events), ["udp", "udp"], "{rt}");
+        assert_eq!(setup_transport_names(events), ["udp", "udp"], "{rt}");
         assert_eq!(frames, [125, 215], "{rt}");
         assert_eq!(closed_error(events), None, "{rt}");
         assert!(

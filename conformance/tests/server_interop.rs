@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use retina::client::{PlayOptions, Session as RetinaSession, SessionOptions, SetupOptions, Transport};
 use retina::codec::CodecItem;
+use rtsp_toolkit_conformance::peers::{ffprobe_count_frames, gst_fakesink_frames, parse_ffprobe_counts};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 
 rtsp_toolkit_conformance::on_every_server!(
@@ -48,28 +49,7 @@ async fn run(mut cmd: Command, limit: Duration) -> String {
 }
 
 fn ffprobe(url: &str, extra: &[&str]) -> Command {
-    ffprobe_over(url, "tcp", extra)
-}
-
-fn ffprobe_over(url: &str, transport: &str, extra: &[&str]) -> Command {
-    let mut c = Command::new("ffprobe");
-    c.args(["-v", "error", "-rtsp_transport", transport, "-count_frames"])
-        .args(extra)
-        .args([
-            "-show_entries",
-            "stream=codec_name,nb_read_frames",
-            "-of",
-            "csv=p=0",
-            url,
-        ]);
-    c
-}
-
-fn parse_counts(out: &str) -> Vec<(String, usize)> {
-    out.lines()
-        .filter_map(|l| l.split_once(','))
-        .map(|(c, n)| (c.trim().to_owned(), n.trim().parse().unwrap_or(0)))
-        .collect()
+    ffprobe_count_frames(url, "tcp", extra)
 }
 
 async fn ffprobe_counts_every_frame(runtime: ServerRuntime) {
@@ -82,7 +62,7 @@ async fn ffprobe_counts_every_frame(runtime: ServerRuntime) {
     .await;
     for ((name, want), out) in FIXTURES.iter().zip(runs) {
         let want: Vec<(String, usize)> = want.iter().map(|(c, n)| (c.to_string(), *n)).collect();
-        assert_eq!(parse_counts(&out), want, "{name}");
+        assert_eq!(parse_ffprobe_counts(&out), want, "{name}");
     }
     server.shutdown();
 }
@@ -91,22 +71,31 @@ async fn ffprobe_play_count_two_counts_twice(runtime: ServerRuntime) {
     let server = start(runtime);
     let url = format!("rtsp://{}/h264_aac.mp4?play_count=2", server.local_addr());
     let out = run(ffprobe(&url, &[]), Duration::from_secs(40)).await;
-    assert_eq!(parse_counts(&out), vec![("h264".into(), 250), ("aac".into(), 432)]);
+    assert_eq!(
+        parse_ffprobe_counts(&out),
+        vec![("h264".into(), 250), ("aac".into(), 432)]
+    );
     server.shutdown();
 }
 
 /// GStreamer's rtspsrc over TCP: frames counted at a fakesink; it ends on our BYE (EOS).
 async fn gstreamer_rtspsrc_receives_every_frame(runtime: ServerRuntime) {
-    let server = start(runtime);
     let cases = [
         ("h264_aac.mp4", "rtph264depay ! h264parse", 125),
         ("h265.mp4", "rtph265depay ! h265parse", 125),
         ("tone.aac", "rtpmp4gdepay ! aacparse", 217),
     ];
+    gstreamer_plays_to_the_end(runtime, "tcp", &cases).await;
+}
+
+/// GStreamer's rtspsrc with `protocols` on each case (file, depayloader
+/// chain, frames): every frame reaches the fakesink, and our BYE ends it (EOS).
+async fn gstreamer_plays_to_the_end(runtime: ServerRuntime, protocols: &str, cases: &[(&str, &str, usize)]) {
+    let server = start(runtime);
     let runs = futures_util::future::join_all(cases.iter().map(|(name, chain, _)| {
         let mut c = Command::new("gst-launch-1.0");
         let pipeline = format!(
-            "rtspsrc location=rtsp://{}/{name} protocols=tcp name=s s. ! {chain} ! fakesink silent=false",
+            "rtspsrc location=rtsp://{}/{name} protocols={protocols} name=s s. ! {chain} ! fakesink silent=false",
             server.local_addr()
         );
         c.arg("-v").args(pipeline.split(' '));
@@ -114,12 +103,8 @@ async fn gstreamer_rtspsrc_receives_every_frame(runtime: ServerRuntime) {
     }))
     .await;
     for ((name, _, want), out) in cases.iter().zip(runs) {
-        let frames = out
-            .lines()
-            .filter(|l| l.contains("fakesink0") && l.contains("chain"))
-            .count();
-        assert_eq!(frames, *want, "{name}");
-        assert!(out.contains("Got EOS"), "{name}: no EOS");
+        assert_eq!(gst_fakesink_frames(&out), *want, "{name} over {protocols}");
+        assert!(out.contains("Got EOS"), "{name} over {protocols}: no EOS");
     }
     server.shutdown();
 }
@@ -174,13 +159,17 @@ async fn ffprobe_over_udp_counts_what_tcp_counts(runtime: ServerRuntime) {
     let server = start(runtime);
     let runs = futures_util::future::join_all(FIXTURES.iter().flat_map(|(name, _)| {
         let url = format!("rtsp://{}/{name}", server.local_addr());
-        ["udp", "tcp"].map(|transport| run(ffprobe_over(&url, transport, &[]), Duration::from_secs(40)))
+        ["udp", "tcp"].map(|transport| run(ffprobe_count_frames(&url, transport, &[]), Duration::from_secs(40)))
     }))
     .await;
     for ((name, want), out) in FIXTURES.iter().zip(runs.chunks(2)) {
         let want: Vec<(String, usize)> = want.iter().map(|(c, n)| (c.to_string(), *n)).collect();
-        assert_eq!(parse_counts(&out[0]), want, "{name} over UDP");
-        assert_eq!(parse_counts(&out[0]), parse_counts(&out[1]), "{name}: UDP vs TCP");
+        assert_eq!(parse_ffprobe_counts(&out[0]), want, "{name} over UDP");
+        assert_eq!(
+            parse_ffprobe_counts(&out[0]),
+            parse_ffprobe_counts(&out[1]),
+            "{name}: UDP vs TCP"
+        );
     }
     server.shutdown();
 }
@@ -188,28 +177,9 @@ async fn ffprobe_over_udp_counts_what_tcp_counts(runtime: ServerRuntime) {
 /// GStreamer's rtspsrc over UDP only: every frame, and EOS on our BYE
 /// (sent to its RTCP port).
 async fn gstreamer_rtspsrc_over_udp_plays_to_the_end(runtime: ServerRuntime) {
-    let server = start(runtime);
     let cases = [
         ("h264_aac.mp4", "rtph264depay ! h264parse", 125),
         ("tone.aac", "rtpmp4gdepay ! aacparse", 217),
     ];
-    let runs = futures_util::future::join_all(cases.iter().map(|(name, chain, _)| {
-        let mut c = Command::new("gst-launch-1.0");
-        let pipeline = format!(
-            "rtspsrc location=rtsp://{}/{name} protocols=udp name=s s. ! {chain} ! fakesink silent=false",
-            server.local_addr()
-        );
-        c.arg("-v").args(pipeline.split(' '));
-        run(c, Duration::from_secs(40))
-    }))
-    .await;
-    for ((name, _, want), out) in cases.iter().zip(runs) {
-        let frames = out
-            .lines()
-            .filter(|l| l.contains("fakesink0") && l.contains("chain"))
-            .count();
-        assert_eq!(frames, *want, "{name}");
-        assert!(out.contains("Got EOS"), "{name}: no EOS");
-    }
-    server.shutdown();
+    gstreamer_plays_to_the_end(runtime, "udp", &cases).await;
 }

@@ -15,8 +15,9 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rtsp_toolkit_conformance::events::closed_error;
+use rtsp_toolkit_conformance::events::{closed_error, frames_by_track, setup_transports};
 use rtsp_toolkit_conformance::netns;
+use rtsp_toolkit_conformance::peers::{ffprobe_count_frames, gst_fakesink_frames, parse_ffprobe_counts};
 use rtsp_toolkit_conformance::runtimes::{self, Control, Run, Runtime};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_core::client::{ClientOptions, Event, Transport, TransportKind};
@@ -93,26 +94,6 @@ fn output(mut cmd: Command, limit: Duration) -> String {
     out
 }
 
-fn ffprobe(url: &str, transport: &str) -> Command {
-    let mut c = Command::new("ffprobe");
-    c.args(["-v", "error", "-rtsp_transport", transport, "-count_frames"])
-        .args([
-            "-show_entries",
-            "stream=codec_name,nb_read_frames",
-            "-of",
-            "csv=p=0",
-            url,
-        ]);
-    c
-}
-
-fn parse_counts(out: &str) -> Vec<(String, usize)> {
-    out.lines()
-        .filter_map(|l| l.split_once(','))
-        .map(|(c, n)| (c.trim().to_owned(), n.trim().parse().unwrap_or(0)))
-        .collect()
-}
-
 fn ffprobe_over_multicast_counts_what_tcp_counts(runtime: ServerRuntime) {
     netns::run(|| {
         let server = server(runtime);
@@ -124,9 +105,9 @@ fn ffprobe_over_multicast_counts_what_tcp_counts(runtime: ServerRuntime) {
                     s.spawn(move || {
                         let tcp = std::thread::spawn({
                             let url = url.clone();
-                            move || output(ffprobe(&url, "tcp"), LIMIT)
+                            move || output(ffprobe_count_frames(&url, "tcp", &[]), LIMIT)
                         });
-                        let multicast = output(ffprobe(&url, "udp_multicast"), LIMIT);
+                        let multicast = output(ffprobe_count_frames(&url, "udp_multicast", &[]), LIMIT);
                         (multicast, tcp.join().unwrap())
                     })
                 })
@@ -135,8 +116,12 @@ fn ffprobe_over_multicast_counts_what_tcp_counts(runtime: ServerRuntime) {
         });
         for ((name, want), (multicast, tcp)) in FIXTURES.iter().zip(outs) {
             let want: Vec<(String, usize)> = want.iter().map(|(c, n)| (c.to_string(), *n)).collect();
-            assert_eq!(parse_counts(&multicast), want, "{name} over multicast");
-            assert_eq!(parse_counts(&multicast), parse_counts(&tcp), "{name}: multicast vs TCP");
+            assert_eq!(parse_ffprobe_counts(&multicast), want, "{name} over multicast");
+            assert_eq!(
+                parse_ffprobe_counts(&multicast),
+                parse_ffprobe_counts(&tcp),
+                "{name}: multicast vs TCP"
+            );
         }
     });
 }
@@ -166,10 +151,7 @@ fn gstreamer_rtspsrc_over_multicast_plays_to_the_end(runtime: ServerRuntime) {
             runs.into_iter().map(|r| r.join().unwrap()).collect()
         });
         for ((name, _, want), out) in cases.iter().zip(outs) {
-            let frames = out
-                .lines()
-                .filter(|l| l.contains("fakesink0") && l.contains("chain"))
-                .count();
+            let frames = gst_fakesink_frames(&out);
             assert_eq!(frames, *want, "{name}");
             assert!(out.contains("Got EOS"), "{name}: no EOS");
         }
@@ -182,36 +164,6 @@ fn play(url: &str, transport: Transport) -> Run {
         ..Default::default()
     };
     runtimes::run(Runtime::Tokio, url, opts, Control::within(LIMIT))
-}
-
-/// Every frame: (track, timestamp from the track's first, payload), by track.
-fn frames(events: &[Event]) -> Vec<(usize, i64, Vec<u8>)> {
-    let mut first: [Option<i64>; 8] = [None; 8];
-    let mut all = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Video(v) => Some((v.track, v.extended_timestamp, v.frame.data.to_vec())),
-            Event::Audio(a) => Some((a.track, a.extended_timestamp, a.frame.data.to_vec())),
-            _ => None,
-        })
-        .map(|(track, ts, data)| {
-            let base = *first[track.min(7)].get_or_insert(ts);
-            (track, ts - base, data)
-        })
-        .collect::<Vec<_>>();
-    all.sort_by_key(|f| f.0);
-    all
-}
-
-/// Each track's transport, as the SETUP replies set it.
-fn transports(events: &[Event]) -> Vec<TransportKind> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Method(m) => m.track.as_ref().map(|t| t.transport),
-            _ => None,
-        })
-        .collect()
 }
 
 fn lost(events: &[Event]) -> usize {
@@ -230,7 +182,7 @@ fn our_client_over_multicast_gets_the_frames_of_tcp(runtime: ServerRuntime) {
             for run in [&multicast, &tcp] {
                 assert_eq!(closed_error(&run.events), None, "{name}");
             }
-            let kinds = transports(&multicast.events);
+            let kinds = setup_transports(&multicast.events);
             assert!(!kinds.is_empty());
             for (k, kind) in kinds.iter().enumerate() {
                 let TransportKind::Multicast { group, ports, ttl, .. } = *kind else {
@@ -244,7 +196,7 @@ fn our_client_over_multicast_gets_the_frames_of_tcp(runtime: ServerRuntime) {
                 assert_eq!(ttl, Some(2), "{name}");
             }
             assert_eq!(lost(&multicast.events), 0, "{name}");
-            let (m, t) = (frames(&multicast.events), frames(&tcp.events));
+            let (m, t) = (frames_by_track(&multicast.events), frames_by_track(&tcp.events));
             assert_eq!(m.len(), t.len(), "{name}: frames over multicast vs TCP");
             assert!(m == t, "{name}: the frames differ");
         }
@@ -266,7 +218,7 @@ fn two_clients_on_one_path_share_one_stream(runtime: ServerRuntime) {
             assert_eq!(lost(&run.events), 0);
         }
         // One stream: the same groups, ports and SSRCs.
-        let (a, b) = (transports(&first.events), transports(&later.events));
+        let (a, b) = (setup_transports(&first.events), setup_transports(&later.events));
         assert_eq!(a.len(), 2);
         assert_eq!(a, b, "the later session joined the running stream");
         // The first got the whole file; the later one every frame from where it
@@ -307,5 +259,5 @@ fn two_clients_on_one_path_share_one_stream(runtime: ServerRuntime) {
 
 /// Every frame: (track, payload), in arrival order per track.
 fn all_frames(events: &[Event]) -> Vec<(usize, Vec<u8>)> {
-    frames(events).into_iter().map(|(t, _, d)| (t, d)).collect()
+    frames_by_track(events).into_iter().map(|(t, _, d)| (t, d)).collect()
 }

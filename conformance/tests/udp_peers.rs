@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use rtsp_toolkit_conformance::events::{closed_error, methods};
+use rtsp_toolkit_conformance::events::{closed_error, frames_by_track, methods, setup_transport_names};
 use rtsp_toolkit_conformance::peers::GstServer;
 use rtsp_toolkit_conformance::runtimes::{self, Control, Run, Runtime};
 use rtsp_toolkit_core::capture::{replay, Capture};
@@ -60,56 +60,27 @@ fn play_udp_recorded(runtime: Runtime, url: &str) -> Run {
     run
 }
 
-/// Every frame, track by track, each in order: (track, extended timestamp
-/// from the track's first frame, bytes). GStreamer starts each session's RTP
-/// timestamps at a random value, so they are compared from the first frame;
-/// how two tracks' frames interleave depends on arrival, so it is not compared.
-fn frames(events: &[Event]) -> Vec<(usize, i64, Vec<u8>)> {
-    let mut first: [Option<i64>; 8] = [None; 8];
-    let mut all = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Video(v) => Some((v.track, v.extended_timestamp, v.frame.data.to_vec())),
-            Event::Audio(a) => Some((a.track, a.extended_timestamp, a.frame.data.to_vec())),
-            _ => None,
-        })
-        .map(|(track, ts, data)| {
-            let base = *first[track.min(7)].get_or_insert(ts);
-            (track, ts - base, data)
-        })
-        .collect::<Vec<_>>();
-    all.sort_by_key(|f| f.0);
-    all
-}
-
-fn transports(events: &[Event]) -> Vec<&'static str> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Method(m) => m.track.as_ref().map(|t| t.transport.name()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn whole_fixtures_over_udp_give_the_frames_of_tcp_on_every_runtime() {
     let server = GstServer::start(None);
     for name in ["h264_aac.mp4", "h265.mp4", "pcm_16k_mono.wav"] {
         let url = server.url(name);
         let tcp = play(Runtime::Tokio, &url, Transport::Tcp);
-        let expected = frames(&tcp.events);
+        let expected = frames_by_track(&tcp.events);
         assert!(!expected.is_empty(), "{name}: no frames over TCP");
         assert_eq!(closed_error(&tcp.events), None, "{name}");
         for run in runtimes::at_once(|rt| play_udp_recorded(rt, &url)) {
             let (rt, events) = (run.runtime.name(), &run.events);
             assert_eq!(closed_error(events), None, "{name} on {rt}");
-            assert!(transports(events).iter().all(|t| *t == "udp"), "{name} on {rt}");
+            assert!(
+                setup_transport_names(events).iter().all(|t| *t == "udp"),
+                "{name} on {rt}"
+            );
             assert!(
                 !methods(events).iter().any(|(m, _)| m == "TEARDOWN") || closed_error(events).is_none(),
                 "{name} on {rt}"
             );
-            let got = frames(events);
+            let got = frames_by_track(events);
             assert_eq!(got.len(), expected.len(), "{name} on {rt}: frame count");
             if let Some(i) = (0..got.len()).find(|&i| got[i] != expected[i]) {
                 let show =
@@ -191,7 +162,7 @@ fn impaired_udp_gives_exactly_the_scheduled_losses() {
     let gst = GstServer::start(None);
     let name = "h264_aac.mp4";
     let clean = play(Runtime::Tokio, &gst.url(name), Transport::Tcp);
-    let clean_frames = frames(&clean.events);
+    let clean_frames = frames_by_track(&clean.events);
     let video = Impairments::new(7)
         .drop_packets([40, 41, 90, 200])
         .duplicate_probability(0.02)
@@ -233,7 +204,10 @@ fn impaired_udp_gives_exactly_the_scheduled_losses() {
     // Frames: audio untouched; video equal to the clean run's except the
     // frames that lost data (dropped, or flagged damaged).
     let audio = |f: &[(usize, i64, Vec<u8>)]| f.iter().filter(|f| f.0 == 1).cloned().collect::<Vec<_>>();
-    assert!(audio(&frames(events)) == audio(&clean_frames), "audio frames differ");
+    assert!(
+        audio(&frames_by_track(events)) == audio(&clean_frames),
+        "audio frames differ"
+    );
     let clean_video: std::collections::HashMap<i64, &Vec<u8>> =
         clean_frames.iter().filter(|f| f.0 == 0).map(|f| (f.1, &f.2)).collect();
     let mut intact = 0;
@@ -296,8 +270,8 @@ fn auto_falls_back_when_the_server_refuses_udp() {
             .collect();
         assert_eq!(fallbacks.len(), 1, "{rt}: {fallbacks:?}");
         assert!(fallbacks[0].reason.contains("461"), "{rt}: {}", fallbacks[0].reason);
-        assert_eq!(transports(events), ["tcp", "tcp"], "{rt}");
-        assert_eq!(frames(events).len(), 125 + 215, "{rt}");
+        assert_eq!(setup_transport_names(events), ["tcp", "tcp"], "{rt}");
+        assert_eq!(frames_by_track(events).len(), 125 + 215, "{rt}");
     }
 }
 
@@ -329,7 +303,7 @@ fn auto_falls_back_when_no_udp_arrives() {
         );
         let connects = events.iter().filter(|e| matches!(e, Event::Connect(_))).count();
         assert_eq!(connects, 2, "{rt}: a fresh connection");
-        assert_eq!(transports(events), ["udp", "udp", "tcp", "tcp"], "{rt}");
+        assert_eq!(setup_transport_names(events), ["udp", "udp", "tcp", "tcp"], "{rt}");
         let m: Vec<String> = methods(events).into_iter().map(|(m, _)| m).collect();
         let teardown = m
             .iter()
@@ -339,7 +313,7 @@ fn auto_falls_back_when_no_udp_arrives() {
             m[teardown + 1..].starts_with(&["OPTIONS".to_string(), "DESCRIBE".to_string()]),
             "{rt}: {m:?}"
         );
-        assert_eq!(frames(events).len(), 125 + 215, "{rt}");
+        assert_eq!(frames_by_track(events).len(), 125 + 215, "{rt}");
     }
     drop(relay);
 }
@@ -414,7 +388,7 @@ fn injected_datagrams_are_dropped() {
         !events.iter().any(|e| matches!(e, Event::Loss(_))),
         "an injected packet caused a loss"
     );
-    assert!(frames(events).len() > 10);
+    assert!(frames_by_track(events).len() > 10);
 }
 
 /// Our client joins the multicast group GStreamer names, inside a network
@@ -435,7 +409,7 @@ fn multicast_from_gstreamer_in_a_namespace() {
         for run in runtimes::at_once(|rt| runtimes::run(rt, &url, opts.clone(), control)) {
             let (rt, events) = (run.runtime.name(), &run.events);
             assert_eq!(closed_error(events), None, "{rt}");
-            assert_eq!(transports(events), ["multicast", "multicast"], "{rt}");
+            assert_eq!(setup_transport_names(events), ["multicast", "multicast"], "{rt}");
             let group = events.iter().find_map(|e| match e {
                 Event::Method(m) => m.track.as_ref().map(|t| t.transport),
                 _ => None,
@@ -444,7 +418,7 @@ fn multicast_from_gstreamer_in_a_namespace() {
                 matches!(group, Some(TransportKind::Multicast { group, .. }) if group.is_multicast()),
                 "{rt}: {group:?}"
             );
-            let n = frames(events).len();
+            let n = frames_by_track(events).len();
             assert!(n >= 10, "{rt}: {n} frames over multicast");
             assert!(!events.iter().any(|e| matches!(e, Event::Warning(_))), "{rt}");
         }
@@ -459,13 +433,16 @@ fn ours_over_udp(server: rtsp_toolkit_conformance::servers::ServerRuntime) {
     for name in ["h264_aac.mp4", "h265_aac.mkv", "pcm_16k_mono.wav"] {
         let url = server.url(name);
         let tcp = play(Runtime::Blocking, &url, Transport::Tcp);
-        let expected = frames(&tcp.events);
+        let expected = frames_by_track(&tcp.events);
         assert!(!expected.is_empty(), "{name}");
         for run in runtimes::at_once(|rt| play(rt, &url, Transport::Udp)) {
             let (rt, events) = (run.runtime.name(), &run.events);
             assert_eq!(closed_error(events), None, "{name} on {rt}");
-            assert!(transports(events).iter().all(|t| *t == "udp"), "{name} on {rt}");
-            let got = frames(events);
+            assert!(
+                setup_transport_names(events).iter().all(|t| *t == "udp"),
+                "{name} on {rt}"
+            );
+            let got = frames_by_track(events);
             assert_eq!(got.len(), expected.len(), "{name} on {rt}: frame count");
             assert!(got == expected, "{name} on {rt}: frames differ from TCP's");
             let odd: Vec<&Event> = events
