@@ -134,3 +134,14 @@ pub fn gst_fakesink_frames(out: &str) -> usize {
         .filter(|l| l.contains("fakesink0") && l.contains("chain"))
         .count()
 }
+
+/// What `ffprobe -count_frames` counts in each fixture of `fixtures/media`
+/// served whole: (file, [(ffprobe codec name, frames)]).
+pub const FFPROBE_COUNTS: &[(&str, &[(&str, usize)])] = &[
+    ("h264_aac.mp4", &[("h264", 125), ("aac", 216)]),
+    ("h264_bframes.mp4", &[("h264", 125), ("aac", 216)]),
+    ("h265_aac.mkv", &[("hevc", 125), ("aac", 217)]),
+    ("h265.mp4", &[("hevc", 125)]),
+    ("tone.aac", &[("aac", 217)]),
+    ("pcm_16k_mono.wav", &[("pcm_alaw", 250)]),
+];

@@ -32,15 +32,7 @@ rtsp_toolkit_conformance::on_every_server!(
     two_clients_on_one_path_share_one_stream,
 );
 
-/// (file, [(ffprobe codec name, frames)]): the file's own counts.
-const FIXTURES: &[(&str, &[(&str, usize)])] = &[
-    ("h264_aac.mp4", &[("h264", 125), ("aac", 216)]),
-    ("h264_bframes.mp4", &[("h264", 125), ("aac", 216)]),
-    ("h265_aac.mkv", &[("hevc", 125), ("aac", 217)]),
-    ("h265.mp4", &[("hevc", 125)]),
-    ("tone.aac", &[("aac", 217)]),
-    ("pcm_16k_mono.wav", &[("pcm_alaw", 250)]),
-];
+use rtsp_toolkit_conformance::peers::FFPROBE_COUNTS as FIXTURES;
 
 /// Longest any one peer or session may take (the fixtures last 5 s).
 const LIMIT: Duration = Duration::from_secs(40);
