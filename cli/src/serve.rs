@@ -58,6 +58,13 @@ pub struct ServeArgs {
     /// TTL of multicast datagrams (1: this network only).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub multicast_ttl: u8,
+    /// Offer no RTP over UDP (a UDP SETUP is answered 461; clients fall back to TCP). UDP media goes to the
+    /// RTSP peer's address: behind a TCP proxy or port forward that is the proxy's host, so turn UDP off there.
+    #[arg(long)]
+    pub no_udp: bool,
+    /// Offer no multicast (a multicast SETUP is answered 461).
+    #[arg(long)]
+    pub no_multicast: bool,
 }
 
 /// Seconds, finite and not negative.
@@ -121,6 +128,8 @@ pub async fn run(args: &ServeArgs) -> u8 {
     options.config.multicast_groups = args.multicast_groups;
     options.config.multicast_ports = args.multicast_ports;
     options.config.multicast_ttl = args.multicast_ttl;
+    options.config.udp = !args.no_udp;
+    options.config.multicast = !args.no_multicast;
     let server = match ServerBuilder::new(&args.dir).options(options).bind(addr).await {
         Ok(s) => s,
         Err(e) => {

@@ -157,6 +157,7 @@ impl Receiver {
     /// Sets `socket` up for it (non-blocking, GRO asked for where there is).
     pub fn new(socket: socket2::SockRef<'_>) -> io::Result<Receiver> {
         let state = quinn_udp::UdpSocketState::new(quinn_udp::UdpSockRef::from(&*socket))?;
+        default_path_mtu_discovery(&socket);
         // quinn-udp also asks for each datagram's TOS byte (for QUIC's ECN),
         // a control message per read that RTP has no use for.
         if socket
@@ -559,8 +560,14 @@ fn join_one(group: IpAddr, port: u16, source: Option<IpAddr>, interface: IpAddr)
             if !ifa.is_unspecified() {
                 let _ = s.set_multicast_if_v4(&ifa);
             }
+            // What this receiver sends to the group (its reports) is not
+            // looped back to the other receivers on this host.
+            let _ = s.set_multicast_loop_v4(false);
         }
-        (IpAddr::V6(g), _) => s.join_multicast_v6(&g, 0)?,
+        (IpAddr::V6(g), _) => {
+            s.join_multicast_v6(&g, 0)?;
+            let _ = s.set_multicast_loop_v6(false);
+        }
     }
     s.set_nonblocking(true)?;
     Ok(s.into())
@@ -807,6 +814,7 @@ impl Gso {
     /// already are).
     pub fn new(socket: socket2::SockRef<'_>) -> io::Result<Gso> {
         let state = quinn_udp::UdpSocketState::new(quinn_udp::UdpSockRef::from(&*socket))?;
+        default_path_mtu_discovery(&socket);
         Ok(Gso { state })
     }
 
@@ -857,6 +865,18 @@ mod gso_tests {
         assert!(!b.push(s, to, &[1; 10], 1), "max_segments");
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn full_size_packets_may_still_be_fragmented() {
+        use rustix::net::sockopt::{ip_mtu_discover, Ipv4PathMtuDiscovery};
+        let s = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+        let _gso = Gso::new(socket2::SockRef::from(&s)).unwrap();
+        assert_eq!(ip_mtu_discover(&s).unwrap(), Ipv4PathMtuDiscovery::WANT);
+        let r = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+        let _rx = Receiver::new(socket2::SockRef::from(&r)).unwrap();
+        assert_eq!(ip_mtu_discover(&r).unwrap(), Ipv4PathMtuDiscovery::WANT);
+    }
+
     #[test]
     fn a_batch_arrives_as_its_datagrams() {
         let rx = UdpSocket::bind((LOOPBACK, 0)).unwrap();
@@ -889,4 +909,31 @@ mod gso_tests {
             assert_eq!(*sizes.last().unwrap(), (99, 0xee));
         }
     }
+}
+
+/// Puts path MTU discovery back to the system's default ("want": Don't
+/// Fragment, and fragment once the path MTU is known to be smaller).
+/// quinn-udp sets it to "probe" (always Don't Fragment, ignoring the path
+/// MTU), which suits QUIC's own MTU probing but would silently lose every
+/// full-size RTP packet on a path with a smaller MTU (a VPN, a tunnel).
+fn default_path_mtu_discovery(socket: &socket2::SockRef<'_>) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::net::sockopt::{self, Ipv4PathMtuDiscovery, Ipv6PathMtuDiscovery};
+        let v6 = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.is_ipv6());
+        let set = if v6 {
+            sockopt::set_ipv6_mtu_discover(&**socket, Ipv6PathMtuDiscovery::WANT)
+        } else {
+            sockopt::set_ip_mtu_discover(&**socket, Ipv4PathMtuDiscovery::WANT)
+        };
+        if let Err(e) = set {
+            tracing::debug!(error = %e, "path MTU discovery left as quinn-udp set it");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
 }

@@ -55,6 +55,11 @@ pub(super) struct Reorder {
     history: Box<[u64; HISTORY / 64]>,
     /// A stray packet's successor: if it comes next, the sequence restarts.
     probation: Option<u16>,
+    /// A packet was released. Before that, the first packet waits too (for
+    /// the one after it, or the window), and a packet that arrives behind
+    /// it moves the start back: packets swapped at the very start are put
+    /// in order like any others.
+    started: bool,
 }
 
 impl Reorder {
@@ -67,6 +72,7 @@ impl Reorder {
             held: 0,
             history: Box::new([0; HISTORY / 64]),
             probation: None,
+            started: false,
         }
     }
 
@@ -81,10 +87,27 @@ impl Reorder {
     pub(super) fn push(&mut self, now: Instant, seq: u16, packet: Bytes, out: &mut VecDeque<Released>) -> Admitted {
         let Some(next) = self.next else {
             self.restart(seq, out);
-            self.release_one(seq, packet, now, out);
+            self.slots.push_back(Some((packet, now)));
+            self.held = 1;
+            self.expire(now, out);
             return Admitted::New;
         };
         let offset = i32::from(seq.wrapping_sub(next) as i16);
+        if !self.started && (-MAX_MISORDER..0).contains(&offset) {
+            // Before anything was released: this one goes in front.
+            let shift = offset.unsigned_abs() as usize;
+            if self.slots.len() + shift <= self.capacity {
+                for _ in 0..shift {
+                    self.slots.push_front(None);
+                }
+                self.next = Some(seq);
+                self.slots[0] = Some((packet, now));
+                self.held += 1;
+                self.release_if_started(out);
+                self.expire(now, out);
+                return Admitted::New;
+            }
+        }
         if !(-MAX_MISORDER..=MAX_DROPOUT).contains(&offset) {
             if self.probation == Some(seq) {
                 self.restart(seq, out);
@@ -115,7 +138,7 @@ impl Reorder {
                 offset -= 1;
             }
         }
-        if offset == 0 {
+        if offset == 0 && self.started {
             self.release_one(seq, packet, now, out);
             if !self.slots.is_empty() {
                 self.slots.pop_front();
@@ -130,9 +153,18 @@ impl Reorder {
             }
             self.slots[offset] = Some((packet, now));
             self.held += 1;
+            self.release_if_started(out);
         }
         self.expire(now, out);
         Admitted::New
+    }
+
+    /// Before the first release: starts once the first two packets in
+    /// sequence are there, releasing them and what follows.
+    fn release_if_started(&mut self, out: &mut VecDeque<Released>) {
+        if !self.started && matches!((self.slots.front(), self.slots.get(1)), (Some(Some(_)), Some(Some(_)))) {
+            self.release_run(out);
+        }
     }
 
     /// Gives up the gaps in front of packets that have waited the window
@@ -180,6 +212,7 @@ impl Reorder {
 
     /// Releases `packet` (sequence number `next`) and moves past it.
     fn release_one(&mut self, seq: u16, packet: Bytes, at: Instant, out: &mut VecDeque<Released>) {
+        self.started = true;
         self.mark(seq, true);
         out.push_back((packet, at));
         self.next = Some(seq.wrapping_add(1));
@@ -199,6 +232,7 @@ impl Reorder {
         match self.slots.pop_front() {
             Some(Some((packet, at))) => {
                 self.held -= 1;
+                self.started = true;
                 self.mark(next, true);
                 out.push_back((packet, at));
             }
@@ -256,12 +290,30 @@ mod tests {
         push(&mut r, t0, 10, &mut out);
         push(&mut r, t0, 12, &mut out);
         assert_eq!(push(&mut r, t0, 12, &mut out), Admitted::Duplicate);
-        assert_eq!(seqs(&mut out), [10]);
+        assert!(seqs(&mut out).is_empty(), "the first packet waits for the one after it");
         assert_eq!(r.deadline(), Some(t0 + Duration::from_millis(100)));
         push(&mut r, t0, 11, &mut out);
-        assert_eq!(seqs(&mut out), [11, 12]);
+        assert_eq!(seqs(&mut out), [10, 11, 12]);
         assert_eq!(push(&mut r, t0, 11, &mut out), Admitted::Duplicate);
         assert_eq!(r.held(), 0);
+    }
+
+    #[test]
+    fn packets_swapped_at_the_very_start_come_out_in_order() {
+        let t0 = Instant::now();
+        let mut r = Reorder::new(8, Duration::from_millis(100));
+        let mut out = VecDeque::new();
+        push(&mut r, t0, 11, &mut out);
+        assert_eq!(push(&mut r, t0, 10, &mut out), Admitted::New);
+        push(&mut r, t0, 12, &mut out);
+        assert_eq!(seqs(&mut out), [10, 11, 12]);
+        // A lone first packet goes out when its window passes.
+        let mut r = Reorder::new(8, Duration::from_millis(100));
+        push(&mut r, t0, 500, &mut out);
+        r.expire(t0 + Duration::from_millis(99), &mut out);
+        assert!(out.is_empty());
+        r.expire(t0 + Duration::from_millis(100), &mut out);
+        assert_eq!(seqs(&mut out), [500]);
     }
 
     #[test]

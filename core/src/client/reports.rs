@@ -66,6 +66,16 @@ impl Reception {
         }
     }
 
+    /// The sender started a new sequence: the counts start again (the
+    /// jitter estimate and the last sender report stay).
+    pub(super) fn restart(&mut self) {
+        self.base = None;
+        self.max_ext = 0;
+        self.received = 0;
+        self.expected_prior = 0;
+        self.received_prior = 0;
+    }
+
     /// A sender report with NTP timestamp `ntp` arrived at `at`.
     pub(super) fn on_sender_report(&mut self, ntp: u64, at: Instant) {
         self.last_sr = Some(((ntp >> 16) as u32, at));

@@ -483,7 +483,8 @@ impl Client {
         let recv_tick = now - self.start;
         let log = self.opts.log;
         let state = &mut self.tracks[i];
-        let bye = state.on_rtcp(now, channel, &payload, recv_tick, log, &mut self.events);
+        let own = self.udp.own_ssrc();
+        let bye = state.on_rtcp(now, channel, &payload, recv_tick, own, log, &mut self.events);
         if bye && self.phase_reached_playing {
             state.bye = true;
             // Every track said BYE: the stream is over (as ffprobe sees it).

@@ -169,22 +169,41 @@ impl TrackState {
     }
 
     /// An RTCP compound packet on this track; whether it held a BYE.
+    ///
+    /// A compound whose first packet comes from `own_ssrc` is our own report
+    /// looped back (multicast on one host) and is ignored. A BYE ends the
+    /// track only when it names the media sender's SSRC (as the RTP packets
+    /// or the SETUP reply's `ssrc=` gave it), or any BYE while that SSRC is
+    /// unknown: another receiver of a multicast group leaving must not end
+    /// our session.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_rtcp(
         &mut self,
         now: Instant,
         channel: u8,
         payload: &Bytes,
         recv_tick: Duration,
+        own_ssrc: u32,
         log: LogKinds,
         events: &mut VecDeque<Event>,
     ) -> bool {
         let track = self.track.index;
         match rtcp::parse_compound(payload) {
             Ok(packets) => {
+                if packets.first().and_then(sender_ssrc) == Some(own_ssrc) {
+                    return false;
+                }
                 if log.contains(LogKinds::RTCP) {
                     tracing::info!(track, packets = packets.len(), "rtcp");
                 }
-                let bye = packets.iter().any(|p| matches!(p, RtcpPacket::Bye(_)));
+                let media_ssrc = self.reception.sender_ssrc.or(match self.track.transport {
+                    TransportKind::Udp { ssrc, .. } | TransportKind::Multicast { ssrc, .. } => ssrc,
+                    _ => None,
+                });
+                let bye = packets.iter().any(|p| match p {
+                    RtcpPacket::Bye(b) => media_ssrc.is_none_or(|s| b.ssrcs.contains(&s)),
+                    _ => false,
+                });
                 for p in &packets {
                     if let RtcpPacket::SenderReport(sr) = p {
                         self.reception.on_sender_report(sr.ntp_timestamp, now);
@@ -247,8 +266,13 @@ impl TrackState {
             self.reception.on_arrival(a, packet.timestamp, self.track.clock_rate);
         }
         self.delivered += 1;
-        self.reception.on_delivered(packet.sequence_number, packet.ssrc);
+        let restarts = self.sequence.restarts();
         let lost = self.sequence.observe(packet.sequence_number);
+        if self.sequence.restarts() != restarts {
+            // The sender started a new sequence: count from here (RFC 3550 A.1).
+            self.reception.restart();
+        }
+        self.reception.on_delivered(packet.sequence_number, packet.ssrc);
         if lost > 0 {
             events.push_back(Event::Loss(LossEvent {
                 track,
@@ -285,5 +309,16 @@ impl TrackState {
                 }),
             });
         }
+    }
+}
+
+/// The SSRC of the sender of an RTCP packet (reports and SDES name it first).
+fn sender_ssrc(p: &RtcpPacket) -> Option<u32> {
+    match p {
+        RtcpPacket::SenderReport(sr) => Some(sr.ssrc),
+        RtcpPacket::ReceiverReport(rr) => Some(rr.ssrc),
+        RtcpPacket::SourceDescription(chunks) => chunks.first().map(|c| c.ssrc),
+        RtcpPacket::Bye(b) => b.ssrcs.first().copied(),
+        _ => None,
     }
 }

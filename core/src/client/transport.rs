@@ -102,6 +102,11 @@ impl State {
         self.fallback_at = None;
     }
 
+    /// Our SSRC in RTCP.
+    pub(super) fn own_ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
     /// SETUP may still fall back to TCP.
     pub(super) fn can_fall_back(&self) -> bool {
         self.auto && self.mode == Transport::Udp
@@ -364,6 +369,14 @@ impl Client {
             return;
         }
         let _g = self.span.clone().entered();
+        // A pair is an even RTP port above 0 with its RTCP port above it.
+        let result = result.and_then(|port| {
+            if port != 0 && port % 2 == 0 && port < u16::MAX {
+                Ok(port)
+            } else {
+                Err("the runtime reported an RTP port that is not even and below 65535")
+            }
+        });
         match result {
             Ok(port) => {
                 if self.udp.opened.len() <= i {
@@ -381,6 +394,9 @@ impl Client {
                 }
             }
             Err(reason) if self.udp.can_fall_back() => {
+                // A multicast answer whose group could not be joined: the
+                // track it set up is dropped and set up again over TCP.
+                self.tracks.truncate(i);
                 let reason = format!("cannot open UDP ports: {reason}");
                 self.fall_back_in_place(now, reason);
                 self.phase = super::Phase::Setup(i);
@@ -494,6 +510,11 @@ impl Client {
         });
         match accepted {
             Some(true) => {}
+            // Other receivers of a multicast group send their reports to
+            // the group's RTCP port too: members, not strangers; not ours to read.
+            Some(false) if socket.rtcp && matches!(self.tracks[i].track.transport, TransportKind::Multicast { .. }) => {
+                return;
+            }
             Some(false) => {
                 self.udp.foreign += 1;
                 if self.udp.foreign_from.len() < MAX_FOREIGN_REPORTED && !self.udp.foreign_from.contains(&from) {

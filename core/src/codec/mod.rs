@@ -175,15 +175,26 @@ impl Depacketizer {
 }
 
 /// Counts packets missing from a track's RTP sequence numbers, across the
-/// 16-bit wrap. Reordered or duplicate packets (up to a window behind) count
-/// as zero loss; a jump far back is treated as a restart of the sequence.
+/// 16-bit wrap, with RFC 3550 A.1's rules: a step ahead of up to
+/// [`SequenceTracker::MAX_DROPOUT`] counts the packets skipped as lost; a
+/// packet up to [`SequenceTracker::MAX_MISORDER`] behind is reordered or a
+/// copy (no loss); anything further, either way, is taken as a new sequence
+/// (the sender restarted) once the next packet follows it, and counts no loss.
 #[derive(Debug, Clone, Default)]
 pub struct SequenceTracker {
     next: Option<u16>,
     total_lost: u64,
+    /// After a far jump: the sequence number that confirms a restart.
+    probation: Option<u16>,
+    restarts: u64,
 }
 
 impl SequenceTracker {
+    /// Largest step ahead taken as loss rather than a restart.
+    pub const MAX_DROPOUT: u16 = 3000;
+    /// Largest step back taken as reordering rather than a restart.
+    pub const MAX_MISORDER: u16 = 100;
+
     /// A tracker that has seen no packet.
     pub fn new() -> Self {
         Self::default()
@@ -198,27 +209,46 @@ impl SequenceTracker {
     /// assert_eq!(t.observe(65535), 0);
     /// assert_eq!(t.observe(2), 2); // 0 and 1 lost, across the wrap
     /// assert_eq!(t.total_lost(), 2);
+    /// // The sender restarts far away: no loss, once a second packet confirms it.
+    /// assert_eq!(t.observe(40000), 0);
+    /// assert_eq!(t.observe(40001), 0);
+    /// assert_eq!((t.restarts(), t.total_lost()), (1, 2));
+    /// assert_eq!(t.observe(40003), 1);
     /// ```
     pub fn observe(&mut self, seq: u16) -> u32 {
-        let lost = match self.next {
-            None => 0,
-            Some(next) => {
-                let gap = seq.wrapping_sub(next);
-                if gap >= 0x8000 {
-                    // Behind what was expected: reordered or repeated. Keep `next`.
-                    return 0;
-                }
-                u32::from(gap)
-            }
+        let Some(next) = self.next else {
+            self.next = Some(seq.wrapping_add(1));
+            return 0;
         };
-        self.next = Some(seq.wrapping_add(1));
-        self.total_lost += u64::from(lost);
-        lost
+        let gap = seq.wrapping_sub(next);
+        if gap <= Self::MAX_DROPOUT {
+            self.probation = None;
+            self.next = Some(seq.wrapping_add(1));
+            self.total_lost += u64::from(gap);
+            return u32::from(gap);
+        }
+        if gap >= 0u16.wrapping_sub(Self::MAX_MISORDER) {
+            // Behind what was expected: reordered or repeated. Keep `next`.
+            return 0;
+        }
+        if self.probation == Some(seq) {
+            self.probation = None;
+            self.next = Some(seq.wrapping_add(1));
+            self.restarts += 1;
+        } else {
+            self.probation = Some(seq.wrapping_add(1));
+        }
+        0
     }
 
     /// All packets counted as lost so far.
     pub fn total_lost(&self) -> u64 {
         self.total_lost
+    }
+
+    /// How many times the sequence started again far away.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
     }
 }
 

@@ -266,6 +266,14 @@ pub struct ServerConfig {
     /// The TTL (hop limit) of multicast datagrams (default 1: the local
     /// network only).
     pub multicast_ttl: u8,
+    /// Offer RTP over unicast UDP (default on). UDP media goes to the RTSP
+    /// peer's address: behind a TCP proxy or port forward that address is the
+    /// proxy's host, where a client could aim the media at any UDP port, so
+    /// such a deployment turns this off (a UDP SETUP is then 461 and clients
+    /// fall back to TCP).
+    pub udp: bool,
+    /// Offer `RTP/AVP;multicast` (default on).
+    pub multicast: bool,
 }
 
 impl Default for ServerConfig {
@@ -284,6 +292,8 @@ impl Default for ServerConfig {
             multicast_groups: GroupRange::default(),
             multicast_ports: DEFAULT_MULTICAST_PORTS,
             multicast_ttl: 1,
+            udp: true,
+            multicast: true,
         }
     }
 }

@@ -186,7 +186,11 @@ impl Connection {
         let Some(track) = target.track else {
             return fail(self, 459);
         };
-        let requested = match parse_transport(req.headers.get("Transport"), self.peer.ip()) {
+        let offer = Offer {
+            udp: self.config.udp,
+            multicast: self.config.multicast,
+        };
+        let requested = match parse_transport(req.headers.get("Transport"), self.peer.ip(), offer) {
             Ok(r) => r,
             Err(why) => {
                 tracing::debug!(why, "refused Transport");
@@ -636,7 +640,14 @@ fn session_id_of(req: &Request) -> Option<&str> {
 /// `client_port`, specs naming another destination and TCP multicast are
 /// skipped; a spec with malformed channels or ports refuses the whole
 /// header.
-pub(super) fn parse_transport(value: Option<&str>, peer: IpAddr) -> Result<Requested, &'static str> {
+/// Which transports besides TCP interleaved the server offers.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Offer {
+    pub(super) udp: bool,
+    pub(super) multicast: bool,
+}
+
+pub(super) fn parse_transport(value: Option<&str>, peer: IpAddr, offer: Offer) -> Result<Requested, &'static str> {
     let value = value.ok_or("no Transport header")?;
     for spec in value.split(',') {
         let mut params = spec.split(';').map(str::trim);
@@ -672,6 +683,7 @@ pub(super) fn parse_transport(value: Option<&str>, peer: IpAddr) -> Result<Reque
         }
         if multicast {
             match udp_profile {
+                Some(_) if !offer.multicast => tracing::debug!("multicast not offered: spec skipped"),
                 Some(profile) if !destination => return Ok(Requested::Multicast { profile }),
                 Some(_) => tracing::debug!("multicast spec naming its own destination skipped"),
                 None => tracing::debug!("TCP multicast spec skipped"),
@@ -680,6 +692,7 @@ pub(super) fn parse_transport(value: Option<&str>, peer: IpAddr) -> Result<Reque
         }
         match udp_profile {
             None => return Ok(Requested::Interleaved(interleaved)),
+            Some(_) if !offer.udp => tracing::debug!("UDP not offered: spec skipped"),
             Some(profile) => match client_port {
                 Some(client) if !elsewhere => return Ok(Requested::Udp { profile, client }),
                 Some(_) => tracing::debug!("UDP spec with another destination than the client skipped"),

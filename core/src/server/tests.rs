@@ -3114,3 +3114,27 @@ fn a_member_play_after_the_stream_ended_is_455_and_a_member_ends_with_its_connec
     let d = p.give(p.at(10), ServerInput::Eof);
     assert!(d.closed);
 }
+
+#[test]
+fn udp_and_multicast_can_be_turned_off() {
+    let source = Arc::new(synthetic_source());
+    let config = ServerConfig {
+        udp: false,
+        multicast: false,
+        ..config()
+    };
+    let mut h = Harness::with(config, 0);
+    h.describe(h.t0, URL, &source);
+    for transport in ["RTP/AVP;unicast;client_port=5000-5001", "RTP/AVP;multicast"] {
+        let d = h.setup_udp(h.t0, 0, transport);
+        assert!(d.opens.is_empty(), "{transport}");
+        assert_eq!(d.status(), 461, "{transport}");
+    }
+    // TCP offered after UDP in one header is taken.
+    let d = h.setup_udp(
+        h.t0,
+        0,
+        "RTP/AVP;unicast;client_port=5000-5001,RTP/AVP/TCP;unicast;interleaved=0-1",
+    );
+    assert_eq!(d.status(), 200);
+}

@@ -182,8 +182,8 @@ fn datagrams_are_reordered_deduplicated_and_gaps_become_losses() {
     let rtp0 = UdpSocketId::rtp(0);
     h.datagram(60, rtp0, from, &raw_rtp(1, 0, &[1, 0xaa]));
     h.datagram(61, rtp0, from, &raw_rtp(3, 6000, &[1, 0xaa]));
-    assert_eq!(h.rtp_seqs(), [1], "3 waits for 2");
-    assert_eq!(h.deadline, Some(h.at(161)), "the reorder window bounds the wait");
+    assert!(h.rtp_seqs().is_empty(), "1 waits for the packet after it, 3 for 2");
+    assert_eq!(h.deadline, Some(h.at(160)), "the reorder window bounds the wait");
     h.datagram(62, rtp0, from, &raw_rtp(2, 3000, &[1, 0xaa]));
     assert_eq!(h.rtp_seqs(), [1, 2, 3]);
     h.datagram(63, rtp0, from, &raw_rtp(2, 3000, &[1, 0xaa]));
@@ -238,7 +238,8 @@ fn datagrams_from_anyone_but_the_server_are_dropped_and_counted() {
         [addr("127.0.0.1:9999"), addr("127.0.0.1:6971"), addr("10.0.0.1:6970")]
     );
     h.datagram(64, rtp0, "127.0.0.1:6970", &raw_rtp(5, 0, &[1, 0xaa]));
-    assert_eq!(h.rtp_seqs(), [5]);
+    h.datagram(65, rtp0, "127.0.0.1:6970", &raw_rtp(6, 0, &[1, 0xaa]));
+    assert_eq!(h.rtp_seqs(), [5, 6]);
 }
 
 #[test]
@@ -537,6 +538,7 @@ fn multicast_joins_the_group_the_server_names() {
     // From the server, any port; from anyone else, dropped.
     h.datagram(50, UdpSocketId::rtp(0), "127.0.0.1:41000", &raw_rtp(1, 0, &[1, 0xaa]));
     h.datagram(51, UdpSocketId::rtp(0), "127.0.0.2:41000", &raw_rtp(2, 0, &[1, 0xaa]));
+    h.timeout(150); // the first packet's window: nothing came after it
     assert_eq!(h.rtp_seqs(), [1]);
     assert_eq!(h.c.foreign_datagrams(), 1);
     // Reports go to the group's RTCP port.
@@ -659,4 +661,129 @@ fn a_zero_fallback_wait_is_a_config_error() {
         matches!(e, Error::Config(ref m) if m.contains("udp_fallback_after")),
         "{e}"
     );
+}
+
+#[test]
+fn a_sender_that_restarts_its_sequence_is_not_a_huge_loss() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", udp_options());
+    h.play_udp();
+    let rtp0 = UdpSocketId::rtp(0);
+    for seq in [1000u16, 1001, 1002, 40000, 40001, 40002, 40004] {
+        h.datagram(60, rtp0, "127.0.0.1:6970", &raw_rtp(seq, 0, &[1, 0xaa]));
+    }
+    h.timeout(200);
+    // 40000 waits for its confirmation, then the new sequence runs; only 40003 is lost.
+    assert_eq!(h.losses(), [(1, 40004)]);
+    assert_eq!(h.rtp_seqs(), [1000, 1001, 1002, 40001, 40002, 40004]);
+    let block = h.c.tracks[0].reception.clone().report_block(h.at(300)).unwrap();
+    assert_eq!((block.cumulative_lost, block.highest_sequence), (1, 40004));
+}
+
+#[test]
+fn other_receivers_and_our_own_reports_on_a_multicast_group_are_not_the_server() {
+    let opts = ClientOptions {
+        transport: Transport::Multicast,
+        enable_audio: false,
+        ..Default::default()
+    };
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
+    h.connect(5);
+    h.reply(10, "200 OK", "", "");
+    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.reply(
+        30,
+        "200 OK",
+        "Transport: RTP/AVP;multicast;destination=239.1.2.3;port=5000-5001;ssrc=00000007\r\nSession: m\r\n",
+        "",
+    );
+    h.udp_opened(31, 0, Ok(5000));
+    h.reply(40, "200 OK", "Session: m\r\n", "");
+    let rtcp0 = UdpSocketId::rtcp(0);
+    // Another receiver on the same host leaves: its BYE comes from the server's address.
+    let mut other = BytesMut::new();
+    rtcp::encode_receiver_report(
+        &rtcp::ReceiverReport {
+            ssrc: 99,
+            reports: vec![],
+        },
+        &mut other,
+    );
+    rtcp::encode_bye(&[99], None, &mut other);
+    h.datagram(50, rtcp0, "127.0.0.1:5001", &other);
+    // Another receiver elsewhere: not a stranger, not ours to read.
+    h.datagram(51, rtcp0, "10.0.0.9:5001", &other);
+    // Our own report, looped back.
+    let own = h.c.udp.own_ssrc();
+    let mut ours = BytesMut::new();
+    rtcp::encode_receiver_report(
+        &rtcp::ReceiverReport {
+            ssrc: own,
+            reports: vec![],
+        },
+        &mut ours,
+    );
+    rtcp::encode_bye(&[own], None, &mut ours);
+    h.datagram(52, rtcp0, "127.0.0.1:5001", &ours);
+    assert!(h.closed().is_none(), "{:?}", h.events);
+    assert_eq!(h.c.foreign_datagrams(), 0);
+    assert_eq!(
+        h.events.iter().filter(|e| matches!(e, Event::Rtcp(_))).count(),
+        1,
+        "only the other local receiver's compound is an event"
+    );
+    // The server's own BYE ends it.
+    let mut bye = BytesMut::new();
+    rtcp::encode_bye(&[7], None, &mut bye);
+    h.datagram(60, rtcp0, "127.0.0.1:41001", &bye);
+    assert_eq!(h.last_request().method, Method::Teardown);
+}
+
+#[test]
+fn a_failed_join_after_a_multicast_answer_falls_back_without_a_second_track() {
+    let opts = ClientOptions {
+        transport: Transport::Auto,
+        enable_audio: false,
+        ..Default::default()
+    };
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
+    h.connect(5);
+    h.reply(10, "200 OK", "", "");
+    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.udp_opened(21, 0, Ok(50_000));
+    h.reply(
+        30,
+        "200 OK",
+        "Transport: RTP/AVP;multicast;destination=239.9.9.9;port=6000-6001\r\nSession: m\r\n",
+        "",
+    );
+    h.udp_opened(31, 0, Err("no multicast route"));
+    assert!(h.events.iter().any(|e| matches!(e, Event::Fallback(_))));
+    assert_eq!(
+        h.last_request().headers.get("Transport"),
+        Some("RTP/AVP/TCP;unicast;interleaved=0-1")
+    );
+    h.reply(
+        40,
+        "200 OK",
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: m\r\n",
+        "",
+    );
+    assert_eq!(
+        h.c.tracks().count(),
+        1,
+        "the multicast track was replaced, not kept beside"
+    );
+}
+
+#[test]
+fn a_runtime_that_reports_an_impossible_port_is_an_error() {
+    for port in [0u16, 5001, 65535] {
+        let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", udp_options());
+        h.connect(5);
+        h.reply(10, "200 OK", "", "");
+        h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+        h.udp_opened(21, 0, Ok(port));
+        let e = h.closed().unwrap().error.as_ref().unwrap().to_string();
+        assert!(e.contains("not even"), "{port}: {e}");
+    }
 }
