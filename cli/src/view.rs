@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use rtsp_toolkit_tokio::Transport;
 
 /// Options of `view`.
 #[derive(Debug, Clone, Args)]
@@ -44,6 +45,9 @@ pub struct ViewArgs {
     /// Connect to HOST:PORT instead of the URL's host, keeping the URL in requests.
     #[arg(long, value_name = "HOST:PORT")]
     pub forward: Option<String>,
+    /// How RTP travels: tcp (interleaved), udp, multicast, or auto (UDP, then TCP).
+    #[arg(long, value_name = "KIND", default_value = "tcp", value_parser = |s: &str| s.parse::<Transport>())]
+    pub transport: Transport,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -193,6 +197,7 @@ mod imp {
             timeout: args.timeout,
             forward_address: args.forward.clone(),
             log: LogKinds::RTSP,
+            transport: args.transport,
             ..ClientOptions::default()
         };
         let mut session = match Session::open(url, options) {
