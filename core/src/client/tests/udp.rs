@@ -25,6 +25,13 @@ fn raw_rtp(seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
 }
 
 impl Harness {
+    /// Connected, OPTIONS and DESCRIBE answered (at 5, 10 and 20 ms).
+    fn described(&mut self) {
+        self.connect(5);
+        self.reply(10, "200 OK", "", "");
+        self.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    }
+
     fn udp_opened(&mut self, at_ms: u64, pair: u16, result: Result<u16, &str>) {
         self.c.handle_input(self.at(at_ms), Input::UdpOpened { pair, result });
         self.drain();
@@ -121,9 +128,7 @@ fn report_block(packets: &[RtcpPacket]) -> Option<crate::rtcp::ReportBlock> {
 #[test]
 fn udp_setup_asks_for_ports_then_sends_client_port_and_punches() {
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", udp_options());
-    h.connect(5);
-    h.reply(10, "200 OK", "", "");
-    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.described();
     // No SETUP before the pair is open.
     assert_eq!(h.requests.len(), 2);
     assert_eq!(
@@ -358,9 +363,7 @@ fn auto_falls_back_to_tcp_when_setup_over_udp_is_refused() {
         ..Default::default()
     };
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
-    h.connect(5);
-    h.reply(10, "200 OK", "", "");
-    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.described();
     h.udp_opened(21, 0, Ok(50_000));
     assert!(h
         .last_request()
@@ -385,9 +388,7 @@ fn auto_falls_back_to_tcp_when_setup_over_udp_is_refused() {
     assert_eq!(h.c.transport(), Transport::Tcp);
     // Without Auto, 461 ends the session.
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", udp_options());
-    h.connect(5);
-    h.reply(10, "200 OK", "", "");
-    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.described();
     h.udp_opened(21, 0, Ok(50_000));
     h.reply(30, "461 Unsupported Transport", "", "");
     assert!(matches!(
@@ -471,9 +472,7 @@ fn a_user_stop_during_the_fallback_ends_the_session() {
 #[test]
 fn udp_ports_that_cannot_be_opened() {
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", udp_options());
-    h.connect(5);
-    h.reply(10, "200 OK", "", "");
-    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.described();
     h.udp_opened(21, 0, Err("no free port pair in 5000-5001"));
     let e = h.closed().unwrap().error.as_ref().unwrap().to_string();
     assert!(
@@ -486,9 +485,7 @@ fn udp_ports_that_cannot_be_opened() {
         ..Default::default()
     };
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
-    h.connect(5);
-    h.reply(10, "200 OK", "", "");
-    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.described();
     h.udp_opened(21, 0, Err("denied"));
     assert!(h.events.iter().any(|e| matches!(e, Event::Fallback(_))));
     assert_eq!(
@@ -508,9 +505,7 @@ fn multicast_joins_the_group_the_server_names() {
         ..Default::default()
     };
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
-    h.connect(5);
-    h.reply(10, "200 OK", "", "");
-    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.described();
     assert_eq!(h.last_request().headers.get("Transport"), Some("RTP/AVP;multicast"));
     assert!(h.opens.is_empty(), "the group is not known before the reply");
     h.reply(
@@ -618,9 +613,7 @@ fn a_server_may_answer_a_unicast_setup_with_multicast() {
         ..udp_options()
     };
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
-    h.connect(5);
-    h.reply(10, "200 OK", "", "");
-    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.described();
     h.udp_opened(21, 0, Ok(50_000));
     h.reply(
         30,
@@ -638,9 +631,7 @@ fn a_server_may_answer_a_unicast_setup_with_multicast() {
 #[test]
 fn a_runtime_that_never_opens_the_ports_is_a_timeout() {
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", udp_options());
-    h.connect(5);
-    h.reply(10, "200 OK", "", "");
-    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.described();
     assert_eq!(h.deadline, Some(h.at(4020)), "a deadline, not a busy loop");
     h.timeout(4019);
     assert!(h.closed().is_none());
@@ -687,9 +678,7 @@ fn other_receivers_and_our_own_reports_on_a_multicast_group_are_not_the_server()
         ..Default::default()
     };
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
-    h.connect(5);
-    h.reply(10, "200 OK", "", "");
-    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.described();
     h.reply(
         30,
         "200 OK",
@@ -746,9 +735,7 @@ fn a_failed_join_after_a_multicast_answer_falls_back_without_a_second_track() {
         ..Default::default()
     };
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
-    h.connect(5);
-    h.reply(10, "200 OK", "", "");
-    h.reply(20, "200 OK", "Content-Type: application/sdp\r\n", SDP);
+    h.described();
     h.udp_opened(21, 0, Ok(50_000));
     h.reply(
         30,
