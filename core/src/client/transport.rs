@@ -290,19 +290,11 @@ impl Client {
         let t = &self.tracks[i].track;
         match t.transport {
             TransportKind::TcpInterleaved { rtcp_channel, .. } => Some(Ok(rtcp_channel)),
+            // To the RTSP server itself: never to a third address the reply named.
             TransportKind::Udp {
                 server_ports: Some((_, rtcp)),
-                source,
                 ..
-            } => {
-                // Never report to a third address the reply named.
-                let ip = if source == self.udp.peer_ip() {
-                    source
-                } else {
-                    self.udp.peer_ip()
-                };
-                Some(Err(SocketAddr::new(ip, rtcp)))
-            }
+            } => Some(Err(SocketAddr::new(self.udp.peer_ip(), rtcp))),
             TransportKind::Udp { .. } => None,
             TransportKind::Multicast { group, ports, .. } => Some(Err(SocketAddr::new(group, ports.1))),
         }
@@ -314,17 +306,13 @@ impl Client {
         let t = &self.tracks[i].track;
         let TransportKind::Udp {
             server_ports: Some((rtp, _)),
-            source,
             ..
         } = t.transport
         else {
             return;
         };
-        let ip = if source == self.udp.peer_ip() {
-            source
-        } else {
-            self.udp.peer_ip()
-        };
+        // To the RTSP server itself, like the reports (`rtcp_route`).
+        let ip = self.udp.peer_ip();
         // An RTP header with no payload: what FFmpeg and gortsplib send too.
         let mut header = BytesMut::with_capacity(12);
         header.put_u8(0x80);

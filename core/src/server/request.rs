@@ -412,13 +412,26 @@ impl Connection {
             tracks: session.tracks.len(),
             play_count: count,
         };
+        self.answer_play(now, &info, range, &rtp_info, started);
+        self.pump(now);
+    }
+
+    /// The 200 to a PLAY (unicast or multicast): `Range` and `RTP-Info`,
+    /// then the session-started event.
+    fn answer_play(
+        &mut self,
+        now: Instant,
+        info: &RequestInfo,
+        range: String,
+        rtp_info: &[String],
+        started: ServerEvent,
+    ) {
         let h = self
             .session_headers(false)
             .with("Range", range)
             .with("RTP-Info", rtp_info.join(","));
-        self.respond(now, &info, 200, h, Bytes::new());
+        self.respond(now, info, 200, h, Bytes::new());
         self.queue.push_back(ServerOutput::Event(started));
-        self.pump(now);
     }
 
     /// Answers a multicast session's PLAY once the runtime said where the
@@ -451,12 +464,7 @@ impl Connection {
             tracks: session.tracks.len(),
             play_count: pos.play_count,
         };
-        let h = self
-            .session_headers(false)
-            .with("Range", range)
-            .with("RTP-Info", rtp_info.join(","));
-        self.respond(now, &info, 200, h, Bytes::new());
-        self.queue.push_back(ServerOutput::Event(started));
+        self.answer_play(now, &info, range, &rtp_info, started);
     }
 
     /// Remembers the stream joined and dispatches the SETUP again, or
