@@ -38,10 +38,7 @@ fn main() {
     };
 
     let start = Instant::now();
-    let options = ClientOptions {
-        transport,
-        ..ClientOptions::default()
-    };
+    let options = ClientOptions::default().with_transport(transport);
     let mut client = match Client::new(&url, options, start) {
         Ok(c) => c,
         Err(e) => {

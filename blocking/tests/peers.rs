@@ -29,10 +29,7 @@ fn scripted(name: &str) -> (Capture, ScriptedServer) {
 fn dropping_a_playing_session_sends_teardown() {
     let (capture, server) = scripted("h264_aac");
     let stop = StopSignal::new();
-    let opts = ClientOptions {
-        forward_address: Some(server.address()),
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_forward_address(server.address());
     let started = Instant::now();
     let mut session = Session::open_with_stop(&capture.header.url, opts, stop.clone()).unwrap();
     for e in session.by_ref().take(1000) {
@@ -56,10 +53,7 @@ fn dropping_a_playing_session_sends_teardown() {
 #[test]
 fn a_stop_is_noticed_while_waiting_for_data() {
     let (capture, server) = scripted("pcm_16k_mono");
-    let opts = ClientOptions {
-        forward_address: Some(server.address()),
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_forward_address(server.address());
     let mut session = Session::open(&capture.header.url, opts).unwrap();
     // Read everything the script has; then the session waits on the socket.
     let frames = Script::from_capture(&capture).unwrap().frames;
@@ -115,11 +109,9 @@ fn data_that_waited_while_not_iterated_counts_before_the_timeout() {
         .paced(Duration::from_millis(100));
     let frames = script.frames;
     let server = ScriptedServer::start(script);
-    let opts = ClientOptions {
-        forward_address: Some(server.address()),
-        timeout: Duration::from_millis(300),
-        ..Default::default()
-    };
+    let opts = ClientOptions::default()
+        .with_forward_address(server.address())
+        .with_timeout(Duration::from_millis(300));
     let mut session = Session::open(&capture.header.url, opts).unwrap();
     for e in session.by_ref() {
         if matches!(&e, Event::Method(m) if m.method.as_str() == "PLAY") {
@@ -139,10 +131,7 @@ fn data_that_waited_while_not_iterated_counts_before_the_timeout() {
 fn a_host_name_is_resolved() {
     let (capture, server) = scripted("pcm_16k_mono");
     let port = server.address().rsplit_once(':').unwrap().1.to_owned();
-    let opts = ClientOptions {
-        forward_address: Some(format!("localhost:{port}")),
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_forward_address(format!("localhost:{port}"));
     let control = Control::within(Duration::from_secs(30)).stop_when(StopWhen::Rtp(1));
     let run = runtimes::run(Runtime::Blocking, &capture.header.url, opts, control);
     match &run.events[0] {

@@ -209,12 +209,13 @@ struct SessionSpec {
 }
 
 async fn one_session(url: String, spec: SessionSpec, stop: StopSignal, shared: Shared) {
-    let opts = ClientOptions {
-        assemble_frames: spec.frames,
-        timeout: Duration::from_secs(10),
-        transport: spec.transport,
-        udp_ports: spec.udp_ports,
-        ..Default::default()
+    let opts = {
+        let mut o = ClientOptions::default()
+            .with_assemble_frames(spec.frames)
+            .with_timeout(Duration::from_secs(10))
+            .with_transport(spec.transport);
+        o.udp_ports = spec.udp_ports;
+        o
     };
     let mut session = match Session::open_with_stop(&url, opts, stop) {
         Ok(s) => s,

@@ -326,21 +326,22 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
         ));
         return EXIT_USAGE;
     }
-    let options = ClientOptions {
-        enable_video: !opts.no_video,
-        enable_audio: !opts.no_audio,
-        timeout: opts.timeout,
-        forward_address: opts.forward.clone(),
-        session_id: opts.session_id.clone(),
-        log_prefix: opts.log_prefix.clone().unwrap_or_default(),
-        log: LogKinds::RTSP,
-        transport: opts.transport,
-        udp_ports: opts.udp_ports,
-        reorder_window: Duration::from_millis(opts.reorder_window),
-        reorder_packets: opts.reorder_packets as usize,
-        udp_fallback_after: opts.udp_fallback_after,
-        rtcp_reports: !opts.no_rtcp_reports,
-        ..ClientOptions::default()
+    let options = {
+        let mut o = ClientOptions::default()
+            .with_video(!opts.no_video)
+            .with_audio(!opts.no_audio)
+            .with_timeout(opts.timeout)
+            .with_log_prefix(opts.log_prefix.clone().unwrap_or_default())
+            .with_log(LogKinds::RTSP)
+            .with_transport(opts.transport)
+            .with_reorder_window(Duration::from_millis(opts.reorder_window))
+            .with_reorder_packets(opts.reorder_packets as usize)
+            .with_udp_fallback_after(opts.udp_fallback_after)
+            .with_rtcp_reports(!opts.no_rtcp_reports);
+        o.forward_address = opts.forward.clone();
+        o.session_id = opts.session_id.clone();
+        o.udp_ports = opts.udp_ports;
+        o
     };
     let start = Instant::now();
     let mut session = match Session::open(url, options) {

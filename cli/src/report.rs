@@ -683,6 +683,7 @@ mod tests {
             cseq: 1,
             status,
             reason: "OK".into(),
+            request_headers: Headers::new(),
             headers: Headers::new(),
             body: Bytes::new(),
             sdp: None,

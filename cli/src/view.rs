@@ -192,13 +192,14 @@ mod imp {
     }
 
     async fn view(args: &ViewArgs, url: &str) -> u8 {
-        let options = ClientOptions {
-            enable_audio: !args.no_audio,
-            timeout: args.timeout,
-            forward_address: args.forward.clone(),
-            log: LogKinds::RTSP,
-            transport: args.transport,
-            ..ClientOptions::default()
+        let options = {
+            let mut o = ClientOptions::default()
+                .with_audio(!args.no_audio)
+                .with_timeout(args.timeout)
+                .with_log(LogKinds::RTSP)
+                .with_transport(args.transport);
+            o.forward_address = args.forward.clone();
+            o
         };
         let mut session = match Session::open(url, options) {
             Ok(s) => s,

@@ -187,10 +187,7 @@ impl Bench {
     fn pass(&self, case: Case, full: bool) -> Pass {
         let name = case.name();
         let mut check = Checker::new(&self.stream, &name, true, full);
-        let opts = ClientOptions {
-            transport: case.link.transport(),
-            ..ClientOptions::default()
-        };
+        let opts = ClientOptions::default().with_transport(case.link.transport());
         let server = if case.link == Link::UdpBurst {
             &self.burst_server
         } else {

@@ -29,10 +29,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let events = runtime.block_on(async {
-        let options = ClientOptions {
-            capture: Some(out.into()),
-            ..Default::default()
-        };
+        let options = ClientOptions::default().with_capture(out);
         let mut session = Session::open(url, options).unwrap_or_else(|e| {
             eprintln!("error: {e}");
             std::process::exit(2);

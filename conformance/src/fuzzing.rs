@@ -217,10 +217,7 @@ pub fn client_replay(data: &[u8]) {
     if c.records.len() > MAX_REPLAY_RECORDS {
         return;
     }
-    let opts = ClientOptions {
-        max_frame_bytes: MAX_FRAME,
-        ..ClientOptions::default()
-    };
+    let opts = ClientOptions::default().with_max_frame_bytes(MAX_FRAME);
     if let Ok(events) = capture::replay(&c, opts, Instant::now()) {
         for e in &events {
             if let Event::Video(v) = e {
@@ -381,13 +378,11 @@ fn addr(s: &str) -> SocketAddr {
 pub fn client_session(data: &[u8]) {
     let (flags, rest) = split_first(data);
     let (chunk, rest) = split_first(rest);
-    let mut opts = ClientOptions {
-        enable_video: flags & 1 == 0,
-        enable_audio: flags & 2 == 0 || flags & 1 != 0,
-        assemble_frames: flags & 4 == 0,
-        max_frame_bytes: MAX_FRAME,
-        ..ClientOptions::default()
-    };
+    let mut opts = ClientOptions::default()
+        .with_video(flags & 1 == 0)
+        .with_audio(flags & 2 == 0 || flags & 1 != 0)
+        .with_assemble_frames(flags & 4 == 0)
+        .with_max_frame_bytes(MAX_FRAME);
     if flags & 0x10 != 0 {
         opts.limits = Limits {
             max_header_bytes: 512,

@@ -232,11 +232,9 @@ fn udp_capture(s: &Session) -> Vec<u8> {
         })
         .expect("a DESCRIBE answer");
     let t0 = Instant::now();
-    let opts = ClientOptions {
-        transport: Transport::Udp,
-        capture: Some("seed".into()),
-        ..ClientOptions::default()
-    };
+    let opts = ClientOptions::default()
+        .with_transport(Transport::Udp)
+        .with_capture("seed");
     let mut c = Client::new("rtsp://127.0.0.1:8554/h264_aac.mp4", opts, t0).unwrap();
     let mut ms = 0u64;
     let mut at = |step: u64| {

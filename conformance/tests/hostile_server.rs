@@ -110,10 +110,7 @@ fn run_all(plan: &Plan, credentials: bool, opts: &ClientOptions, stop_after: Sto
 }
 
 fn opts(timeout: Duration) -> ClientOptions {
-    ClientOptions {
-        timeout,
-        ..ClientOptions::default()
-    }
+    ClientOptions::default().with_timeout(timeout)
 }
 
 fn aus() -> Vec<Bytes> {
@@ -215,10 +212,7 @@ fn data_on_a_channel_without_a_track_is_ignored_and_counted() {
         }),
         ..Plan::video(aus.clone())
     };
-    let opts = ClientOptions {
-        enable_audio: false,
-        ..opts(Duration::from_secs(10))
-    };
+    let opts = opts(Duration::from_secs(10)).with_audio(false);
     for o in run_all(&plan, false, &opts, TO_THE_END) {
         let rt = o.runtime;
         o.assert_frames_are(&aus, &(0..aus.len()).collect::<Vec<_>>());
@@ -319,10 +313,7 @@ fn oversized_or_endless_responses_fail_at_once() {
         .iter()
         .map(|(m, limits, _, _)| {
             let plan = Plan::video(aus()).with(m.clone());
-            let opts = ClientOptions {
-                limits: *limits,
-                ..opts(timeout)
-            };
+            let opts = opts(timeout).with_limits(*limits);
             thread::spawn(move || run_all(&plan, false, &opts, TO_THE_END))
         })
         .collect();
@@ -553,10 +544,7 @@ fn a_frame_over_the_limit_is_dropped_and_the_stream_goes_on() {
     let mut aus = aus();
     aus[17] = synthetic_au(17, false, 300_000);
     let limit = 100_000;
-    let opts = ClientOptions {
-        max_frame_bytes: limit,
-        ..opts(Duration::from_secs(10))
-    };
+    let opts = opts(Duration::from_secs(10)).with_max_frame_bytes(limit);
     let plan = Plan::video(aus.clone());
     let expected: Vec<usize> = (0..aus.len()).filter(|i| *i != 17).collect();
     for o in run_all(&plan, false, &opts, TO_THE_END) {

@@ -63,11 +63,11 @@ fn runtimes_agree_on_every_committed_capture() {
             let server = ScriptedServer::start(script.clone());
             let own = TempFile(temp_path(&format!("{name}-{runtime:?}")));
             // The recorded URL (so request URIs match), connected to the script.
-            let opts = ClientOptions {
-                forward_address: Some(server.address()),
-                capture: Some(own.0.clone()),
-                ..capture.header.apply(ClientOptions::default())
-            };
+            let opts = capture
+                .header
+                .apply(ClientOptions::default())
+                .with_forward_address(server.address())
+                .with_capture(own.0.clone());
             // Stopped (TEARDOWN) once PLAY succeeded.
             let control = Control::within(LIMIT).stop_when(StopWhen::Event(is_play));
             let live = runtimes::run(runtime, &capture.header.url, opts, control).events;

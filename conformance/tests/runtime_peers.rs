@@ -171,10 +171,7 @@ fn silent_server_is_a_timeout() {
         let _ = released.recv_timeout(Duration::from_secs(10));
         drop(held);
     });
-    let opts = ClientOptions {
-        timeout,
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_timeout(timeout);
     let runs = runtimes::at_once(|runtime| {
         urls.each_ref().map(|url| {
             let started = Instant::now();

@@ -419,10 +419,7 @@ fn assert_ports_closed(rt: &str, log: &Log) {
 
 #[test]
 fn frames_over_udp_then_a_clean_stop_with_every_socket_closed() {
-    let opts = ClientOptions {
-        transport: Transport::Udp,
-        ..ClientOptions::default()
-    };
+    let opts = ClientOptions::default().with_transport(Transport::Udp);
     for (run, log) in on_every_runtime(Mode::Udp, opts, 40) {
         let (rt, events) = (run.runtime.name(), &run.events);
         let methods = methods(events);
@@ -518,10 +515,7 @@ fn frames_over_udp_then_a_clean_stop_with_every_socket_closed() {
 
 #[test]
 fn a_server_that_refuses_udp_is_played_over_tcp() {
-    let opts = ClientOptions {
-        transport: Transport::Auto,
-        ..ClientOptions::default()
-    };
+    let opts = ClientOptions::default().with_transport(Transport::Auto);
     for (run, log) in on_every_runtime(Mode::Refuse, opts, 20) {
         let (rt, events) = (run.runtime.name(), &run.events);
         assert_eq!(
@@ -552,11 +546,9 @@ fn a_server_that_refuses_udp_is_played_over_tcp() {
 
 #[test]
 fn a_server_whose_udp_never_arrives_is_played_over_tcp_on_a_new_connection() {
-    let opts = ClientOptions {
-        transport: Transport::Auto,
-        udp_fallback_after: Duration::from_millis(300),
-        ..ClientOptions::default()
-    };
+    let opts = ClientOptions::default()
+        .with_transport(Transport::Auto)
+        .with_udp_fallback_after(Duration::from_millis(300));
     for (run, log) in on_every_runtime(Mode::Silent, opts, 20) {
         let (rt, events) = (run.runtime.name(), &run.events);
         assert_eq!(
@@ -617,10 +609,7 @@ fn frames_over_multicast_then_the_group_is_left() {
 }
 
 fn frames_over_multicast_then_the_group_is_left_inside() {
-    let opts = ClientOptions {
-        transport: Transport::Multicast,
-        ..ClientOptions::default()
-    };
+    let opts = ClientOptions::default().with_transport(Transport::Multicast);
     for (run, log) in on_every_runtime(Mode::Multicast, opts, 30) {
         let (rt, events) = (run.runtime.name(), &run.events);
         assert_eq!(
@@ -650,10 +639,7 @@ fn frames_over_multicast_then_the_group_is_left_inside() {
 #[test]
 fn a_whole_file_from_gstreamer_over_udp_gives_the_tcp_frame_counts() {
     let server = rtsp_toolkit_conformance::peers::GstServer::start(None);
-    let opts = ClientOptions {
-        transport: Transport::Udp,
-        ..ClientOptions::default()
-    };
+    let opts = ClientOptions::default().with_transport(Transport::Udp);
     let runs = runtimes::at_once(|runtime| {
         runtimes::run(
             runtime,

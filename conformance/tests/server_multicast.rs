@@ -151,10 +151,7 @@ fn gstreamer_rtspsrc_over_multicast_plays_to_the_end(runtime: ServerRuntime) {
 }
 
 fn play(url: &str, transport: Transport) -> Run {
-    let opts = ClientOptions {
-        transport,
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_transport(transport);
     runtimes::run(Runtime::Tokio, url, opts, Control::within(LIMIT))
 }
 

@@ -17,10 +17,7 @@ use rtsp_toolkit_core::rtcp::RtcpPacket;
 const LIMIT: Duration = Duration::from_secs(40);
 
 fn play(runtime: Runtime, url: &str, transport: Transport) -> Run {
-    let opts = ClientOptions {
-        transport,
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_transport(transport);
     runtimes::run(runtime, url, opts, Control::within(LIMIT))
 }
 
@@ -42,11 +39,9 @@ fn play_udp_recorded(runtime: Runtime, url: &str) -> Run {
         runtime.name()
     ));
     let _file = TempFile(path.clone());
-    let opts = ClientOptions {
-        transport: Transport::Udp,
-        capture: Some(path.clone()),
-        ..Default::default()
-    };
+    let opts = ClientOptions::default()
+        .with_transport(Transport::Udp)
+        .with_capture(path.clone());
     let run = runtimes::run(runtime, url, opts, Control::within(LIMIT));
     let capture = Capture::parse(&std::fs::read(&path).expect("the capture file")).expect("a capture");
     let replayed = replay(&capture, ClientOptions::default(), std::time::Instant::now()).expect("replays");
@@ -287,11 +282,9 @@ fn auto_falls_back_when_no_udp_arrives() {
     )
     .unwrap();
     let url = relay.url("h264_aac.mp4");
-    let opts = ClientOptions {
-        transport: Transport::Auto,
-        udp_fallback_after: Duration::from_millis(1500),
-        ..Default::default()
-    };
+    let opts = ClientOptions::default()
+        .with_transport(Transport::Auto)
+        .with_udp_fallback_after(Duration::from_millis(1500));
     for run in runtimes::at_once(|rt| runtimes::run(rt, &url, opts.clone(), Control::within(LIMIT))) {
         let (rt, events) = (run.runtime.name(), &run.events);
         assert_eq!(closed_error(events), None, "{rt}");
@@ -327,10 +320,7 @@ fn injected_datagrams_are_dropped() {
     // The relay tells us the client's ports (from its SETUP); it impairs nothing.
     let relay = Relay::start(([127, 0, 0, 1], gst.port).into(), Impairments::new(1)).unwrap();
     let url = relay.url("h264_aac.mp4");
-    let opts = ClientOptions {
-        transport: Transport::Udp,
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_transport(Transport::Udp);
     let (run, sent) = std::thread::scope(|s| {
         let relay = &relay;
         let injector = s.spawn(move || {
@@ -401,10 +391,7 @@ fn multicast_from_gstreamer_in_a_namespace() {
     rtsp_toolkit_conformance::netns::run(|| {
         let gst = GstServer::start_with(None, &["--multicast"]);
         let url = gst.url("h264_aac.mp4");
-        let opts = ClientOptions {
-            transport: Transport::Multicast,
-            ..Default::default()
-        };
+        let opts = ClientOptions::default().with_transport(Transport::Multicast);
         let control = Control::within(LIMIT).stop_after(Duration::from_secs(2));
         for run in runtimes::at_once(|rt| runtimes::run(rt, &url, opts.clone(), control)) {
             let (rt, events) = (run.runtime.name(), &run.events);

@@ -2,9 +2,11 @@
 //! re-exports this module (`pub use rtsp_toolkit_core::prelude::*`), so the
 //! three offer the same names.
 
+pub use crate::auth::Credentials;
 pub use crate::client::{
     AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, FallbackEvent, LogKinds, LossEvent, MethodEvent,
-    PortRange, RtcpEvent, RtpEvent, Track, TrackStats, Transport, TransportKind, VideoFrameEvent, Warning,
+    PortRange, RtcpEvent, RtpEvent, Track, TrackSelection, TrackStats, Transport, TransportKind, VideoFrameEvent,
+    Warning,
 };
 pub use crate::codec::{AudioCodec, AudioFrame, VideoCodec, VideoFrame};
 pub use crate::stop::StopSignal;

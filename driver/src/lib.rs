@@ -655,10 +655,7 @@ mod tests {
     /// A driver recording to a fresh capture file, and a UDP pair in a table.
     fn udp_driver(name: &str) -> (ClientDriver, std::path::PathBuf, UdpSockets<UdpSocket>, u16) {
         let path = std::env::temp_dir().join(format!("rtsp-driver-{name}-{}.cap", std::process::id()));
-        let opts = ClientOptions {
-            capture: Some(path.clone()),
-            ..ClientOptions::default()
-        };
+        let opts = ClientOptions::default().with_capture(path.clone());
         let d = ClientDriver::open("rtsp://127.0.0.1:1/x", opts, StopSignal::new()).unwrap();
         let mut udp = UdpSockets::new();
         let (rtp, rtcp, port) = bind_pair(std::net::Ipv4Addr::LOCALHOST.into(), None).unwrap();

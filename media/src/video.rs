@@ -39,7 +39,7 @@
 //! use rtsp_toolkit_blocking::{ClientOptions, Event, Session};
 //! use rtsp_toolkit_media::video::{PixelFormat, VideoDecoder};
 //!
-//! let options = ClientOptions { enable_audio: false, ..ClientOptions::default() };
+//! let options = ClientOptions::default().with_audio(false);
 //! let session = Session::open("rtsp://127.0.0.1:8554/h264_aac.mp4", options)?;
 //! let mut sdp = None;
 //! let mut decoder = None;

@@ -21,10 +21,7 @@ fn dropping_a_playing_session_sends_teardown() {
     let capture = Capture::parse(&bytes).unwrap();
     let server = ScriptedServer::start(Script::from_capture(&capture).unwrap());
     let stop = StopSignal::new();
-    let opts = ClientOptions {
-        forward_address: Some(server.address()),
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_forward_address(server.address());
     let started = Instant::now();
     smol::block_on(async {
         let mut session = Session::open_with_stop(&capture.header.url, opts, stop.clone()).unwrap();
@@ -53,10 +50,7 @@ fn stop_from_another_thread_and_close() {
     let bytes = std::fs::read(rtsp_toolkit_conformance::captures_dir().join("h265.rtspcap")).unwrap();
     let capture = Capture::parse(&bytes).unwrap();
     let server = ScriptedServer::start(Script::from_capture(&capture).unwrap());
-    let opts = ClientOptions {
-        forward_address: Some(server.address()),
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_forward_address(server.address());
     let last = smol::block_on(async {
         let mut session = Session::open(&capture.header.url, opts).unwrap();
         while let Some(e) = session.next().await {
@@ -96,11 +90,9 @@ fn data_that_waited_while_not_polled_counts_before_the_timeout() {
         .paced(Duration::from_millis(100));
     let frames = script.frames;
     let server = ScriptedServer::start(script);
-    let opts = ClientOptions {
-        forward_address: Some(server.address()),
-        timeout: Duration::from_millis(300),
-        ..Default::default()
-    };
+    let opts = ClientOptions::default()
+        .with_forward_address(server.address())
+        .with_timeout(Duration::from_millis(300));
     let rest = smol::block_on(async {
         let mut session = Session::open(&capture.header.url, opts).unwrap();
         while let Some(e) = session.next().await {
@@ -128,10 +120,7 @@ fn a_host_name_is_resolved_off_the_executor() {
     let capture = Capture::parse(&bytes).unwrap();
     let server = ScriptedServer::start(Script::from_capture(&capture).unwrap());
     let port = server.address().rsplit_once(':').unwrap().1.to_owned();
-    let opts = ClientOptions {
-        forward_address: Some(format!("localhost:{port}")),
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_forward_address(format!("localhost:{port}"));
     let control = Control::within(Duration::from_secs(30)).stop_when(StopWhen::Rtp(1));
     let run = runtimes::run(Runtime::Smol, &capture.header.url, opts, control);
     match &run.events[0] {

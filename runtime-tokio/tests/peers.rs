@@ -50,17 +50,11 @@ fn rtp_per_track(events: &[Event]) -> [usize; 2] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_only_and_video_only() {
     let server = GstServer::start(None);
-    let opts = ClientOptions {
-        enable_video: false,
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_video(false);
     let events = collect(&server.url("h264_aac.mp4"), opts, 20).await;
     assert_eq!(methods(&events).iter().filter(|(m, _)| m == "SETUP").count(), 1);
     assert_eq!(rtp_per_track(&events), [20, 0], "the one track is audio, track 0");
-    let opts = ClientOptions {
-        enable_audio: false,
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_audio(false);
     let events = collect(&server.url("h265.mp4"), opts, 20).await;
     assert_eq!(closed_error(&events), None);
     assert_eq!(rtp_per_track(&events)[0], 20);
@@ -69,10 +63,7 @@ async fn audio_only_and_video_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_address_keeps_the_url() {
     let server = GstServer::start(None);
-    let opts = ClientOptions {
-        forward_address: Some(format!("127.0.0.1:{}", server.port)),
-        ..Default::default()
-    };
+    let opts = ClientOptions::default().with_forward_address(format!("127.0.0.1:{}", server.port));
     // GStreamer serves by path, so the URL's host may be anything.
     let events = collect("rtsp://camera.invalid:554/h264_aac.mp4", opts, 10).await;
     assert_eq!(closed_error(&events), None);

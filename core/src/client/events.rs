@@ -35,7 +35,12 @@ pub struct MethodEvent {
     pub cseq: u32,
     pub status: u16,
     pub reason: String,
+    /// The request's header fields as sent, in order; the `Authorization`
+    /// value is masked to its scheme (`Digest ***`).
+    pub request_headers: Headers,
+    /// The response's header fields, in received order.
     pub headers: Headers,
+    /// The response body (the SDP of a DESCRIBE).
     pub body: Bytes,
     /// The parsed SDP, for a successful DESCRIBE.
     pub sdp: Option<Sdp>,

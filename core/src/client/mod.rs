@@ -80,7 +80,7 @@ pub use events::{
     TrackStats, VideoFrameEvent, Warning,
 };
 pub use input::Input;
-pub use options::{ClientOptions, LogKinds, PortRange, Track, Transport, TransportKind};
+pub use options::{ClientOptions, LogKinds, PortRange, Track, TrackSelection, Transport, TransportKind};
 pub use session::join_control;
 use session::split_host_port;
 use track::TrackState;
@@ -138,6 +138,8 @@ enum Flow {
 #[derive(Debug)]
 struct Inflight {
     request: Request,
+    /// Every header field as sent, `Authorization` masked (for the event).
+    sent_headers: Headers,
     cseq: u32,
     sent_at: Instant,
     retried_auth: bool,
@@ -191,9 +193,13 @@ impl Client {
     /// starting at `now`. Credentials are taken from the URL, percent-decoded,
     /// and never sent in the Request-URI.
     pub fn new(url: &str, opts: ClientOptions, now: Instant) -> Result<Client, Error> {
-        if !opts.enable_video && !opts.enable_audio {
+        if opts.tracks == TrackSelection::FirstOfEachKind && !opts.enable_video && !opts.enable_audio {
             return Err(Error::Config("enable_video and enable_audio are both false".into()));
         }
+        if opts.tracks == TrackSelection::Indexes(Vec::new()) {
+            return Err(Error::Config("the track selection names no track".into()));
+        }
+        check_headers(&opts.headers)?;
         if opts.timeout.is_zero() {
             return Err(Error::Config("timeout must be above zero".into()));
         }
@@ -215,8 +221,9 @@ impl Client {
         if let Some(fwd) = &opts.forward_address {
             split_host_port(fwd, 554).ok_or_else(|| Error::Config(format!("bad forward address {fwd:?}")))?;
         }
-        let credentials = Credentials::from_url(&parsed);
-        let had_credentials = !parsed.username().is_empty();
+        // Credentials given as an option win over the URL's.
+        let credentials = opts.credentials.clone().or_else(|| Credentials::from_url(&parsed));
+        let had_credentials = credentials.is_some() || !parsed.username().is_empty();
         let mut clean = parsed.clone();
         // Cannot fail for a URL with a host.
         let _ = clean.set_username("");
@@ -593,3 +600,28 @@ impl Client {
 
 #[cfg(test)]
 mod tests;
+
+/// Refuses [`ClientOptions::headers`] that the session writes itself, and
+/// fields that would not be one header line.
+fn check_headers(headers: &Headers) -> Result<(), Error> {
+    for (name, value) in headers.iter() {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(Error::Config(format!("bad header name {name:?}")));
+        }
+        if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+            return Err(Error::Config(format!("header {name} has a line break in its value")));
+        }
+        if let Some(own) = options::SESSION_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(name)) {
+            let hint = match *own {
+                "Authorization" => " (give credentials instead)",
+                "User-Agent" => " (set user_agent instead)",
+                _ => "",
+            };
+            return Err(Error::Config(format!(
+                "header {own} is written by the session and cannot be set{hint}"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -4,8 +4,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::auth::Credentials;
 use crate::codec::DEFAULT_MAX_FRAME_BYTES;
-use crate::message::Limits;
+use crate::message::{Headers, Limits};
 use crate::sdp::MediaKind;
 pub use crate::udp::PortRange;
 
@@ -44,14 +45,49 @@ impl Default for LogKinds {
     }
 }
 
-/// Session options. `Default` gives video and audio on, a 4 s timeout
-/// and the default message [`Limits`].
+/// Session options. `Default` gives the first video and audio tracks over
+/// TCP, a 4 s timeout and the default message [`Limits`].
+///
+/// The struct is `#[non_exhaustive]` so that options can be added without
+/// breaking callers: start from [`ClientOptions::default`] and set fields,
+/// or chain the `with_*` setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use rtsp_toolkit_core::client::{ClientOptions, TrackSelection, Transport};
+/// let opts = ClientOptions::default()
+///     .with_transport(Transport::Udp)
+///     .with_timeout(Duration::from_secs(10))
+///     .with_tracks(TrackSelection::All)
+///     .with_header("Require", "www.onvif.org/ver20/backchannel");
+/// assert_eq!(opts.transport, Transport::Udp);
+/// assert_eq!(opts.headers.get("require"), Some("www.onvif.org/ver20/backchannel"));
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientOptions {
-    /// Set up the first video track of the SDP.
+    /// Set up the first video track of the SDP (with
+    /// [`TrackSelection::FirstOfEachKind`], the default).
     pub enable_video: bool,
-    /// Set up the first audio track of the SDP.
+    /// Set up the first audio track of the SDP (with
+    /// [`TrackSelection::FirstOfEachKind`], the default).
     pub enable_audio: bool,
+    /// Which media sections of the SDP are set up. The default,
+    /// [`TrackSelection::FirstOfEachKind`], takes the first video and the
+    /// first audio section (as [`enable_video`](Self::enable_video) and
+    /// [`enable_audio`](Self::enable_audio) allow); the others set up any
+    /// number of tracks, in SDP order.
+    pub tracks: TrackSelection,
+    /// User name and password for `401` challenges, in place of the URL's
+    /// userinfo (which then is ignored). Keeps passwords out of URLs, shell
+    /// history and process lists; never logged or recorded.
+    pub credentials: Option<Credentials>,
+    /// Header fields added to every request (`--header`), after the ones
+    /// the session writes. The session's own fields (`CSeq`, `Session`,
+    /// `Authorization`, `Transport`, `Content-Length`, `User-Agent`: see
+    /// [`ClientOptions::user_agent`]) cannot be given here;
+    /// [`Client::new`](crate::Client::new) refuses them.
+    pub headers: Headers,
     /// How long to wait for the connection, for each response, and for any
     /// data while playing.
     pub timeout: Duration,
@@ -168,6 +204,9 @@ impl Default for ClientOptions {
         ClientOptions {
             enable_video: true,
             enable_audio: true,
+            tracks: TrackSelection::FirstOfEachKind,
+            credentials: None,
+            headers: Headers::new(),
             timeout: Duration::from_secs(4),
             forward_address: None,
             session_id: None,
@@ -185,6 +224,203 @@ impl Default for ClientOptions {
             udp_fallback_after: Duration::from_secs(3),
             rtcp_reports: true,
         }
+    }
+}
+
+/// Chainable setters, one per field (the fields stay public).
+impl ClientOptions {
+    /// Sets [`ClientOptions::enable_video`].
+    pub fn with_video(mut self, on: bool) -> Self {
+        self.enable_video = on;
+        self
+    }
+    /// Sets [`ClientOptions::enable_audio`].
+    pub fn with_audio(mut self, on: bool) -> Self {
+        self.enable_audio = on;
+        self
+    }
+    /// Sets [`ClientOptions::tracks`].
+    pub fn with_tracks(mut self, tracks: TrackSelection) -> Self {
+        self.tracks = tracks;
+        self
+    }
+    /// Sets [`ClientOptions::credentials`].
+    pub fn with_credentials(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials {
+            username: username.into(),
+            password: password.into(),
+        });
+        self
+    }
+    /// Appends a field to [`ClientOptions::headers`].
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push(name, value);
+        self
+    }
+    /// Sets [`ClientOptions::timeout`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// Sets [`ClientOptions::forward_address`].
+    pub fn with_forward_address(mut self, host_port: impl Into<String>) -> Self {
+        self.forward_address = Some(host_port.into());
+        self
+    }
+    /// Sets [`ClientOptions::session_id`].
+    pub fn with_session_id(mut self, id: impl Into<String>) -> Self {
+        self.session_id = Some(id.into());
+        self
+    }
+    /// Sets [`ClientOptions::log_prefix`].
+    pub fn with_log_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.log_prefix = prefix.into();
+        self
+    }
+    /// Sets [`ClientOptions::log`].
+    pub fn with_log(mut self, log: LogKinds) -> Self {
+        self.log = log;
+        self
+    }
+    /// Sets [`ClientOptions::user_agent`].
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+    /// Sets [`ClientOptions::limits`].
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+    /// Sets [`ClientOptions::max_frame_bytes`].
+    pub fn with_max_frame_bytes(mut self, bytes: usize) -> Self {
+        self.max_frame_bytes = bytes;
+        self
+    }
+    /// Sets [`ClientOptions::assemble_frames`].
+    pub fn with_assemble_frames(mut self, on: bool) -> Self {
+        self.assemble_frames = on;
+        self
+    }
+    /// Sets [`ClientOptions::capture`].
+    pub fn with_capture(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.capture = Some(path.into());
+        self
+    }
+    /// Sets [`ClientOptions::transport`].
+    pub fn with_transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+    /// Sets [`ClientOptions::udp_ports`].
+    pub fn with_udp_ports(mut self, ports: PortRange) -> Self {
+        self.udp_ports = Some(ports);
+        self
+    }
+    /// Sets [`ClientOptions::reorder_packets`].
+    pub fn with_reorder_packets(mut self, packets: usize) -> Self {
+        self.reorder_packets = packets;
+        self
+    }
+    /// Sets [`ClientOptions::reorder_window`].
+    pub fn with_reorder_window(mut self, window: Duration) -> Self {
+        self.reorder_window = window;
+        self
+    }
+    /// Sets [`ClientOptions::udp_fallback_after`].
+    pub fn with_udp_fallback_after(mut self, after: Duration) -> Self {
+        self.udp_fallback_after = after;
+        self
+    }
+    /// Sets [`ClientOptions::rtcp_reports`].
+    pub fn with_rtcp_reports(mut self, on: bool) -> Self {
+        self.rtcp_reports = on;
+        self
+    }
+}
+
+/// Header fields the session writes itself; [`ClientOptions::headers`]
+/// cannot carry them.
+pub(crate) const SESSION_HEADERS: [&str; 6] = [
+    "CSeq",
+    "Session",
+    "Authorization",
+    "Transport",
+    "Content-Length",
+    "User-Agent",
+];
+
+/// Which media sections of the SDP a session sets up
+/// ([`ClientOptions::tracks`]). Tracks are set up, and numbered in events,
+/// in SDP order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TrackSelection {
+    /// The first video and the first audio section, as
+    /// [`ClientOptions::enable_video`] and [`ClientOptions::enable_audio`]
+    /// allow (the default).
+    #[default]
+    FirstOfEachKind,
+    /// Every media section (video, audio, application, ...). Sections whose
+    /// codec has no depacketizer give RTP statistics and a warning.
+    All,
+    /// Every video section.
+    Video,
+    /// Every audio section.
+    Audio,
+    /// These media sections, by their index in the SDP (0 is the first
+    /// `m=` line); duplicates are set up once.
+    Indexes(Vec<usize>),
+}
+
+impl TrackSelection {
+    /// The selection on the command line (`first`, `all`, `video`, `audio`,
+    /// or indexes such as `0,2`).
+    pub fn to_arg(&self) -> String {
+        match self {
+            TrackSelection::FirstOfEachKind => "first".to_owned(),
+            TrackSelection::All => "all".to_owned(),
+            TrackSelection::Video => "video".to_owned(),
+            TrackSelection::Audio => "audio".to_owned(),
+            TrackSelection::Indexes(v) => v.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
+        }
+    }
+}
+
+impl std::str::FromStr for TrackSelection {
+    type Err = String;
+
+    /// `first`, `all`, `video`, `audio`, or media section indexes separated
+    /// by commas.
+    ///
+    /// ```
+    /// use rtsp_toolkit_core::client::TrackSelection;
+    /// assert_eq!("all".parse(), Ok(TrackSelection::All));
+    /// assert_eq!("0, 2".parse(), Ok(TrackSelection::Indexes(vec![0, 2])));
+    /// assert!("2,x".parse::<TrackSelection>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<TrackSelection, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "first" | "default" => return Ok(TrackSelection::FirstOfEachKind),
+            "all" => return Ok(TrackSelection::All),
+            "video" => return Ok(TrackSelection::Video),
+            "audio" => return Ok(TrackSelection::Audio),
+            _ => {}
+        }
+        let mut indexes = Vec::new();
+        for part in s.split(',') {
+            let part = part.trim();
+            let i: usize = part.parse().map_err(|_| {
+                format!("bad track selection {s:?} (expected all, video, audio, first, or indexes such as 0,2)")
+            })?;
+            if i > 255 {
+                return Err(format!("track index {i} is too large (at most 255)"));
+            }
+            if !indexes.contains(&i) {
+                indexes.push(i);
+            }
+        }
+        Ok(TrackSelection::Indexes(indexes))
     }
 }
 

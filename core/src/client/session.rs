@@ -8,8 +8,8 @@ use bytes::{Bytes, BytesMut};
 use url::Url;
 
 use super::{
-    Client, ClosedEvent, Event, Flow, Inflight, LogKinds, MethodEvent, Output, Phase, Track, TrackState, TransportKind,
-    Warning,
+    Client, ClosedEvent, Event, Flow, Inflight, LogKinds, MethodEvent, Output, Phase, Track, TrackSelection,
+    TrackState, TransportKind, Warning,
 };
 use crate::auth::{self, Authenticator};
 use crate::codec::Depacketizer;
@@ -64,6 +64,10 @@ impl Client {
                 headers.push(n, v);
             }
         }
+        for (n, v) in self.opts.headers.iter() {
+            headers.push(n, v);
+        }
+        let sent_headers = masked(&headers);
         let extra = std::mem::replace(&mut request.headers, headers);
         if self.opts.log.contains(LogKinds::RTSP) {
             tracing::info!(method = %request.method, uri = %request.uri, cseq, "request");
@@ -75,6 +79,7 @@ impl Client {
         request.headers = extra;
         self.inflight.push_back(Inflight {
             request,
+            sent_headers,
             cseq,
             sent_at: now,
             retried_auth,
@@ -138,6 +143,7 @@ impl Client {
             cseq: inflight.cseq,
             status: resp.status,
             reason: resp.reason.clone(),
+            request_headers: inflight.sent_headers.clone(),
             headers: resp.headers.clone(),
             body: resp.body.clone(),
             sdp: None,
@@ -317,29 +323,55 @@ impl Client {
     }
 
     pub(super) fn choose_tracks(&self, sdp: &Sdp) -> Result<Vec<usize>, Error> {
-        let first = |kind: MediaKind| sdp.media.iter().position(|m| m.kind == kind);
-        let mut wanted: Vec<usize> = [
-            self.opts.enable_video.then(|| first(MediaKind::Video)).flatten(),
-            self.opts.enable_audio.then(|| first(MediaKind::Audio)).flatten(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        wanted.sort_unstable();
-        if wanted.is_empty() {
-            let kinds: Vec<String> = sdp
-                .media
+        let kinds = || {
+            sdp.media
                 .iter()
                 .map(|m| format!("{:?}", m.kind).to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let of_kind =
+            |kind: MediaKind| -> Vec<usize> { (0..sdp.media.len()).filter(|&i| sdp.media[i].kind == kind).collect() };
+        let (wanted, wanted_what) = match &self.opts.tracks {
+            TrackSelection::All => ((0..sdp.media.len()).collect(), "media".to_owned()),
+            TrackSelection::Video => (of_kind(MediaKind::Video), "video media".to_owned()),
+            TrackSelection::Audio => (of_kind(MediaKind::Audio), "audio media".to_owned()),
+            TrackSelection::Indexes(indexes) => {
+                if let Some(bad) = indexes.iter().find(|&&i| i >= sdp.media.len()) {
+                    return Err(Error::Protocol(ProtocolError::NoTracks(format!(
+                        "track {bad} was asked for; the SDP has {} media sections [{}]",
+                        sdp.media.len(),
+                        kinds()
+                    ))));
+                }
+                let mut v = indexes.clone();
+                v.sort_unstable();
+                v.dedup();
+                (v, "media".to_owned())
+            }
+            // FirstOfEachKind, and any selection added later.
+            _ => {
+                let first = |kind: MediaKind| sdp.media.iter().position(|m| m.kind == kind);
+                let mut v: Vec<usize> = [
+                    self.opts.enable_video.then(|| first(MediaKind::Video)).flatten(),
+                    self.opts.enable_audio.then(|| first(MediaKind::Audio)).flatten(),
+                ]
+                .into_iter()
+                .flatten()
                 .collect();
-            let enabled = match (self.opts.enable_video, self.opts.enable_audio) {
-                (true, true) => "video or audio",
-                (true, false) => "video (audio is disabled)",
-                _ => "audio (video is disabled)",
-            };
+                v.sort_unstable();
+                let enabled = match (self.opts.enable_video, self.opts.enable_audio) {
+                    (true, true) => "video or audio",
+                    (true, false) => "video (audio is disabled)",
+                    _ => "audio (video is disabled)",
+                };
+                (v, format!("{enabled} media"))
+            }
+        };
+        if wanted.is_empty() {
             return Err(Error::Protocol(ProtocolError::NoTracks(format!(
-                "the SDP has no {enabled} media; it has [{}]",
-                kinds.join(", ")
+                "the SDP has no {wanted_what}; it has [{}]",
+                kinds()
             ))));
         }
         Ok(wanted)
@@ -563,4 +595,19 @@ pub(super) fn split_host_port(s: &str, default_port: u16) -> Option<(String, u16
         None if !s.is_empty() => Some((s.to_owned(), default_port)),
         None => None,
     }
+}
+
+/// `headers` with the `Authorization` value cut to its scheme (`Digest ***`),
+/// for events and logs.
+fn masked(headers: &Headers) -> Headers {
+    let mut out = Headers::new();
+    for (n, v) in headers.iter() {
+        if n.eq_ignore_ascii_case("Authorization") {
+            let scheme = v.split_whitespace().next().unwrap_or("");
+            out.push(n, format!("{scheme} ***"));
+        } else {
+            out.push(n, v);
+        }
+    }
+    out
 }

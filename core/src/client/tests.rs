@@ -877,3 +877,136 @@ fn keepalive_answer_after_stop_is_not_taken_for_teardown() {
 
 /// RTP over UDP and multicast, receiver reports, fallback.
 mod udp;
+
+/// Three video sections and an audio one: what each selection sets up.
+const SDP_MANY: &str = "v=0\r\ns=x\r\nt=0 0\r\na=control:*\r\n\
+m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:v0\r\n\
+m=audio 0 RTP/AVP 0\r\na=control:a1\r\n\
+m=video 0 RTP/AVP 97\r\na=rtpmap:97 H265/90000\r\na=control:v2\r\n\
+m=application 0 RTP/AVP 107\r\na=rtpmap:107 vnd.onvif.metadata/90000\r\na=control:m3\r\n";
+
+/// The control URLs a selection sets up, in order.
+fn setups_for(tracks: TrackSelection) -> Result<Vec<String>, Error> {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a", ClientOptions::default().with_tracks(tracks));
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(3, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/a/\r\n", SDP_MANY);
+    let mut urls = Vec::new();
+    for i in 0..8 {
+        if let Some(c) = h.closed() {
+            return Err(c.error.clone().expect("an error"));
+        }
+        if h.last_request().method != Method::Setup {
+            break;
+        }
+        let uri = h.last_request().uri.clone();
+        let channel = 2 * urls.len();
+        urls.push(uri.rsplit('/').next().unwrap().to_owned());
+        h.reply(
+            4 + i,
+            "200 OK",
+            &format!(
+                "Session: s\r\nTransport: RTP/AVP/TCP;unicast;interleaved={channel}-{}\r\n",
+                channel + 1
+            ),
+            "",
+        );
+    }
+    assert_eq!(h.last_request().method, Method::Play);
+    let tracks: Vec<usize> = h.c.tracks().map(|t| t.media_index).collect();
+    assert_eq!(tracks.len(), urls.len());
+    Ok(urls)
+}
+
+#[test]
+fn track_selection_sets_up_any_number_of_tracks_in_sdp_order() {
+    assert_eq!(setups_for(TrackSelection::FirstOfEachKind).unwrap(), ["v0", "a1"]);
+    assert_eq!(setups_for(TrackSelection::All).unwrap(), ["v0", "a1", "v2", "m3"]);
+    assert_eq!(setups_for(TrackSelection::Video).unwrap(), ["v0", "v2"]);
+    assert_eq!(setups_for(TrackSelection::Audio).unwrap(), ["a1"]);
+    assert_eq!(
+        setups_for(TrackSelection::Indexes(vec![3, 0, 3])).unwrap(),
+        ["v0", "m3"]
+    );
+    let e = setups_for(TrackSelection::Indexes(vec![1, 4])).unwrap_err();
+    assert!(
+        matches!(&e, Error::Protocol(ProtocolError::NoTracks(m)) if m.contains("track 4") && m.contains("4 media")),
+        "{e}"
+    );
+    assert!(matches!(
+        Client::new(
+            "rtsp://h/a",
+            ClientOptions::default().with_tracks(TrackSelection::Indexes(vec![])),
+            Instant::now()
+        ),
+        Err(Error::Config(_))
+    ));
+}
+
+#[test]
+fn extra_headers_go_on_every_request_and_session_headers_are_refused() {
+    let opts = ClientOptions::default()
+        .with_header("X-Token", "abc")
+        .with_header("Require", "www.onvif.org/ver20/backchannel")
+        .with_user_agent("cam-tester/2");
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", opts);
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(3, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/a.mp4/\r\n", SDP);
+    for r in &h.requests {
+        assert_eq!(r.headers.get("x-token"), Some("abc"), "{:?}", r.method);
+        assert_eq!(r.headers.get("User-Agent"), Some("cam-tester/2"));
+        assert_eq!(r.headers.get_all("CSeq").count(), 1);
+    }
+    let m = h.method_events();
+    assert_eq!(m[0].request_headers.get("X-Token"), Some("abc"));
+    assert_eq!(m[0].request_headers.get("CSeq"), Some("1"));
+    for (name, value) in [
+        ("CSeq", "9"),
+        ("session", "x"),
+        ("Authorization", "Basic eA=="),
+        ("Transport", "RTP/AVP"),
+        ("Content-Length", "1"),
+        ("User-Agent", "x"),
+        ("Bad Name", "x"),
+        ("X-Ok", "a\r\nInjected: 1"),
+    ] {
+        let opts = ClientOptions::default().with_header(name, value);
+        assert!(
+            matches!(Client::new("rtsp://h/a", opts, Instant::now()), Err(Error::Config(_))),
+            "{name}: {value:?}"
+        );
+    }
+}
+
+#[test]
+fn credentials_option_wins_over_the_url_and_is_masked_in_events() {
+    let opts = ClientOptions::default().with_credentials("alice", "s3cr@t");
+    let mut h = Harness::new("rtsp://mallory:other@127.0.0.1:8554/a.mp4", opts);
+    assert!(!format!("{:?}", h.c.options()).contains("s3cr@t"), "password in Debug");
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(3, "401 Unauthorized", "WWW-Authenticate: Basic realm=\"r\"\r\n", "");
+    // base64("alice:s3cr@t")
+    assert_eq!(
+        h.last_request().headers.get("Authorization"),
+        Some("Basic YWxpY2U6czNjckB0")
+    );
+    h.reply(4, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/a.mp4/\r\n", SDP);
+    let m = h.method_events();
+    assert_eq!(m[2].request_headers.get("Authorization"), Some("Basic ***"));
+    assert!(m[1].request_headers.get("Authorization").is_none());
+    for e in &h.events {
+        let text = format!("{e:?}");
+        assert!(!text.contains("YWxpY2U6czNjckB0") && !text.contains("s3cr@t"), "{text}");
+    }
+    // Without any credentials a 401 says so.
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(3, "401 Unauthorized", "WWW-Authenticate: Basic realm=\"r\"\r\n", "");
+    assert!(matches!(
+        h.closed().unwrap().error,
+        Some(Error::Response { status: 401, .. })
+    ));
+}

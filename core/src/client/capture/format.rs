@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::client::input::Input;
-use crate::client::options::{ClientOptions, Transport};
+use crate::client::options::{ClientOptions, TrackSelection, Transport};
 use crate::client::udp::UdpSocketId;
 use crate::message::Limits;
 
@@ -87,6 +87,8 @@ pub struct CaptureHeader {
     pub udp_fallback_after: Duration,
     /// [`ClientOptions::rtcp_reports`].
     pub rtcp_reports: bool,
+    /// [`ClientOptions::tracks`] (files without it: the default).
+    pub tracks: TrackSelection,
 }
 
 impl CaptureHeader {
@@ -106,6 +108,7 @@ impl CaptureHeader {
             reorder_window: o.reorder_window,
             udp_fallback_after: o.udp_fallback_after,
             rtcp_reports: o.rtcp_reports,
+            tracks: o.tracks.clone(),
         }
     }
 
@@ -124,6 +127,7 @@ impl CaptureHeader {
             reorder_window: self.reorder_window,
             udp_fallback_after: self.udp_fallback_after,
             rtcp_reports: self.rtcp_reports,
+            tracks: self.tracks.clone(),
             ..options
         }
     }
@@ -180,6 +184,21 @@ impl CaptureHeader {
         body.put_u32(u32::try_from(self.reorder_packets).unwrap_or(u32::MAX));
         body.put_u64(duration_ns(self.reorder_window));
         body.put_u64(duration_ns(self.udp_fallback_after));
+        // Optional since version 2 (readers ignore trailing header bytes).
+        match &self.tracks {
+            TrackSelection::All => body.put_u8(1),
+            TrackSelection::Video => body.put_u8(2),
+            TrackSelection::Audio => body.put_u8(3),
+            TrackSelection::Indexes(v) => {
+                body.put_u8(4);
+                let v = &v[..v.len().min(255)];
+                body.put_u8(v.len() as u8);
+                for &i in v {
+                    body.put_u8(u8::try_from(i).unwrap_or(u8::MAX));
+                }
+            }
+            _ => body.put_u8(0),
+        }
         out.put_slice(MAGIC);
         out.put_u16(VERSION);
         out.put_u32(body.len() as u32);
@@ -221,7 +240,24 @@ impl CaptureHeader {
                 defaults.udp_fallback_after,
             )
         };
+        let tracks = if version >= 2 && r.at < r.data.len() {
+            match r.u8("header")? {
+                0 => TrackSelection::FirstOfEachKind,
+                1 => TrackSelection::All,
+                2 => TrackSelection::Video,
+                3 => TrackSelection::Audio,
+                4 => {
+                    let n = r.u8("header")?;
+                    let v = r.take(usize::from(n), "header")?;
+                    TrackSelection::Indexes(v.iter().map(|&i| usize::from(i)).collect())
+                }
+                t => return Err(CaptureError::BadHeader(format!("unknown track selection {t}"))),
+            }
+        } else {
+            TrackSelection::FirstOfEachKind
+        };
         Ok(CaptureHeader {
+            tracks,
             transport,
             rtcp_reports,
             reorder_packets,

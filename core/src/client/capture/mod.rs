@@ -16,19 +16,24 @@
 //! the file. Replay is the same input loop without sockets: one
 //! [`Client::handle_input`] per record.
 //!
-//! # Format, version 1
+//! # Format, version 2
 //!
 //! All integers are big-endian. Strings are UTF-8 with a `u16` length prefix.
 //!
 //! ```text
 //! file    = magic version header_len header record*
 //! magic   = "RTSPCAP" 0x00                          (8 bytes)
-//! version = u16                                     (1)
+//! version = u16                                     (2; version 1 is read too)
 //! header_len = u32                                  (at most 65536)
 //! header  = flags:u8 timeout_ns:u64
 //!           max_header_bytes:u32 max_body_bytes:u32 max_headers:u32
 //!           url:string [forward_address:string]     (present when flag bit 3 is set)
 //!           (bytes after these, up to header_len, are ignored)
+//! version 2 adds, after forward_address:
+//!           transport:u8 rtcp_reports:u8 reorder_packets:u32
+//!           reorder_window_ns:u64 udp_fallback_after_ns:u64
+//!           [tracks:u8 (0 first of each kind, 1 all, 2 video, 3 audio,
+//!            4 indexes: count:u8 index:u8*)]     (optional: absent = 0)
 //! flags   = bit 0 enable_video, bit 1 enable_audio,
 //!           bit 2 the URL had credentials (never recorded themselves),
 //!           bit 3 forward_address present
@@ -40,6 +45,8 @@
 //!           5 io error       payload: reason (UTF-8)
 //!           6 timeout check  payload: empty
 //!           7 close request  payload: empty
+//!           8 udp opened     payload: pair:u16 (0 port:u16 | 1 reason)   (version 2)
+//!           9 datagram       payload: pair:u16 rtcp:u8 from:string data  (version 2)
 //! ```
 //!
 //! `offset_ns` is the nanoseconds from the instant given to [`Client::new`]
@@ -55,7 +62,7 @@
 //! use rtsp_toolkit_core::client::{Client, ClientOptions, Event, Input, Output};
 //!
 //! let t0 = Instant::now();
-//! let opts = ClientOptions { capture: Some("unused-by-core.rtspcap".into()), ..Default::default() };
+//! let opts = ClientOptions::default().with_capture("unused-by-core.rtspcap");
 //! let mut rec = Client::new("rtsp://127.0.0.1:8554/cam", opts, t0).unwrap();
 //! let (local, peer) = ("127.0.0.1:40000".parse().unwrap(), "127.0.0.1:8554".parse().unwrap());
 //! rec.handle_input(t0 + Duration::from_millis(2), Input::Connected { local, peer });

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::format::KIND_INPUT;
 use super::*;
-use crate::client::{Client, ClientOptions, Event, Input, Output, Transport, UdpSocketId};
+use crate::client::{Client, ClientOptions, Event, Input, Output, TrackSelection, Transport, UdpSocketId};
 use crate::message::Limits;
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
@@ -118,6 +118,7 @@ fn round_trip_of_every_record_kind() {
             reorder_window: Duration::from_millis(100),
             udp_fallback_after: Duration::from_secs(3),
             rtcp_reports: true,
+            tracks: TrackSelection::Indexes(vec![0, 3]),
         },
         records: vec![
             Record {
@@ -201,6 +202,7 @@ fn long_input_is_split_and_replays_the_same() {
         reorder_window: Duration::from_millis(100),
         udp_fallback_after: Duration::from_secs(3),
         rtcp_reports: true,
+        tracks: TrackSelection::All,
     };
     let t0 = Instant::now();
     let mut writer = CaptureWriter::new(&w, t0);
@@ -227,6 +229,7 @@ fn typed_errors() {
             reorder_window: Duration::from_millis(100),
             udp_fallback_after: Duration::from_secs(3),
             rtcp_reports: true,
+            tracks: TrackSelection::FirstOfEachKind,
         },
         records: vec![],
     }
@@ -291,6 +294,7 @@ proptest! {
                 reorder_window: Duration::from_millis(100),
                 udp_fallback_after: Duration::from_secs(3),
                 rtcp_reports: true,
+                tracks: TrackSelection::FirstOfEachKind,
             },
             records: vec![],
         }
@@ -323,6 +327,7 @@ proptest! {
                 reorder_window: Duration::from_millis(100),
                 udp_fallback_after: Duration::from_secs(3),
                 rtcp_reports: true,
+                tracks: if video { TrackSelection::Video } else { TrackSelection::FirstOfEachKind },
             },
             records: kinds
                 .into_iter()
@@ -331,4 +336,38 @@ proptest! {
         };
         prop_assert_eq!(Capture::parse(&capture.encode()).unwrap(), capture);
     }
+}
+
+#[test]
+fn version_2_header_without_track_selection_reads_as_the_default() {
+    let header = CaptureHeader::for_options("rtsp://h/", false, &ClientOptions::default());
+    let mut file = Capture {
+        header,
+        records: vec![],
+    }
+    .encode();
+    let len = u32::from_be_bytes(file[10..14].try_into().unwrap()) as usize;
+    assert_eq!(file.len(), 14 + len);
+    assert_eq!(file[13 + len], 0, "the default selection is the last header byte");
+    file.pop();
+    file[10..14].copy_from_slice(&(len as u32 - 1).to_be_bytes());
+    let c = Capture::parse(&file).unwrap();
+    assert_eq!(c.header.tracks, TrackSelection::FirstOfEachKind);
+    assert_eq!(c.header.transport, Transport::Tcp);
+    // And a selection survives the round trip.
+    let opts = ClientOptions::default().with_tracks(TrackSelection::Indexes(vec![2, 0]));
+    let header = CaptureHeader::for_options("rtsp://h/", false, &opts);
+    let c = Capture::parse(
+        &Capture {
+            header,
+            records: vec![],
+        }
+        .encode(),
+    )
+    .unwrap();
+    assert_eq!(c.header.tracks, TrackSelection::Indexes(vec![2, 0]));
+    assert_eq!(
+        c.header.apply(ClientOptions::default()).tracks,
+        TrackSelection::Indexes(vec![2, 0])
+    );
 }
