@@ -57,10 +57,12 @@ struct Cli {
 enum Command {
     /// Run a client session on URL and report what happened.
     #[command(
-        after_help = "Credentials go in the URL: rtsp://user:password@host/path (percent-encode @ : / in them).\n\
-            They are never printed or logged.\n\nExamples:\n  \
+        after_help = "Credentials: --user NAME with the password in RTSP_PASSWORD or --password-file FILE, or in the URL:\n\
+            rtsp://user:password@host/path (percent-encode @ : / in them). They are never printed or logged.\n\n\
+            Examples:\n  \
             rtsp-toolkit probe rtsp://192.0.2.10/stream1 --duration 10\n  \
             rtsp-toolkit probe rtsp://cam/live --frames 100 --save-video cam.h264 --save-audio cam.wav\n  \
+            rtsp-toolkit probe rtsp://cam/live --user admin --password-file ~/.cam-password --show sdp,headers --frames 1\n  \
             rtsp-toolkit probe rtsp://cam/live --json --duration 5 | jq -c 'select(.type==\"rtsp\")'"
     )]
     Probe {
@@ -112,11 +114,18 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    let verbose = cli.verbose >= 1;
     let code = runtime.block_on(async {
         match cli.command {
-            Command::Probe { url, options } => probe::run(&url, &options).await,
+            Command::Probe { url, mut options } => {
+                options.verbose = verbose;
+                probe::run(&url, &options).await
+            }
             Command::Serve(args) => serve::run(&args).await,
-            Command::Demo(args) => demo::run(&args).await,
+            Command::Demo(mut args) => {
+                args.probe.verbose = verbose;
+                demo::run(&args).await
+            }
             Command::Load(args) => load::run(&args).await,
             Command::View(args) => view::run(&args).await,
         }

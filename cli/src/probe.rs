@@ -14,14 +14,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rtsp_toolkit_tokio::core::client::{PortRange, Transport};
+use rtsp_toolkit_tokio::core::client::{PortRange, TrackSelection, Transport};
 use rtsp_toolkit_tokio::core::sdp::{Media, MediaKind};
 use rtsp_toolkit_tokio::{ClientOptions, Error, Event, LogKinds, Session, Warning};
 
 use crate::decode::DecodeSummary;
 use crate::json::{self, Context};
 use crate::report::{Stats, Totals};
-use crate::save::{AudioSink, VideoSink};
+use crate::save::{AudioSink, Sinks, VideoSink};
 use crate::text;
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_UNSUPPORTED, EXIT_USAGE};
 
@@ -34,6 +34,24 @@ pub struct ProbeOptions {
     /// Do not set up the audio track.
     #[arg(long, help_heading = "Session")]
     pub no_audio: bool,
+    /// Which tracks to set up: all, video, audio, or SDP media indexes such as 0,2
+    /// (default: the first video and the first audio track).
+    #[arg(long, value_name = "SEL", value_parser = parse_tracks, help_heading = "Session",
+          conflicts_with_all = ["no_video", "no_audio"])]
+    pub tracks: Option<TrackSelection>,
+    /// User name for authentication (the password comes from RTSP_PASSWORD or
+    /// --password-file; keeps it out of the URL, shell history and `ps`).
+    #[arg(long, value_name = "NAME", help_heading = "Session")]
+    pub user: Option<String>,
+    /// Read the password for --user from the first line of FILE.
+    #[arg(long, value_name = "FILE", requires = "user", help_heading = "Session")]
+    pub password_file: Option<PathBuf>,
+    /// Add a header field to every request (repeatable), e.g. --header 'Require: onvif-replay'.
+    #[arg(long = "header", value_name = "'NAME: VALUE'", value_parser = parse_header, help_heading = "Session")]
+    pub headers: Vec<(String, String)>,
+    /// The User-Agent header (default: rtsp-toolkit/VERSION).
+    #[arg(long, value_name = "TEXT", help_heading = "Session")]
+    pub user_agent: Option<String>,
     /// Seconds to wait for the connection, each response, and media while playing.
     #[arg(long, value_name = "SECS", default_value = "4", value_parser = parse_secs, help_heading = "Session")]
     pub timeout: Duration,
@@ -104,6 +122,13 @@ pub struct ProbeOptions {
     /// Text: also print a line per RTP and RTCP packet.
     #[arg(long, help_heading = "Output")]
     pub rtp: bool,
+    /// Text: also print the SDP and/or every request's and response's header fields
+    /// (`sdp`, `headers`, or `sdp,headers`; `-v` shows both). Credentials are masked.
+    #[arg(long, value_name = "WHAT", value_delimiter = ',', value_parser = ["sdp", "headers"], help_heading = "Output")]
+    pub show: Vec<String>,
+    /// Set from the global -v: show the SDP and the headers.
+    #[arg(skip)]
+    pub verbose: bool,
     /// Text: print the first N frames of each track, then a summary line per second.
     #[arg(long, value_name = "N", default_value_t = 5, help_heading = "Output")]
     pub frame_lines: u64,
@@ -111,6 +136,72 @@ pub struct ProbeOptions {
 
 fn parse_transport(s: &str) -> Result<Transport, String> {
     s.parse()
+}
+
+fn parse_tracks(s: &str) -> Result<TrackSelection, String> {
+    s.parse()
+}
+
+/// `Name: value` (the value may be empty; no line breaks).
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not a header field (expected 'Name: value')"))?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    if value.chars().any(|c| c == '\r' || c == '\n') {
+        return Err("a header value cannot contain a line break".to_owned());
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+/// The password for `--user`: `--password-file`'s first line, else
+/// `RTSP_PASSWORD`. Neither is an error (an empty password must be explicit).
+fn password(opts: &ProbeOptions) -> Result<String, String> {
+    if let Some(path) = &opts.password_file {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("--password-file {}: {e}", path.display()))?;
+        return Ok(text.lines().next().unwrap_or("").to_owned());
+    }
+    match std::env::var("RTSP_PASSWORD") {
+        Ok(p) => Ok(p),
+        Err(std::env::VarError::NotUnicode(_)) => Err("RTSP_PASSWORD is not valid UTF-8".to_owned()),
+        Err(std::env::VarError::NotPresent) => {
+            Err("--user needs a password: set RTSP_PASSWORD (it may be empty) or give --password-file FILE".to_owned())
+        }
+    }
+}
+
+/// The client options a probe's flags ask for (shared with `check` and `capture`).
+pub fn client_options(opts: &ProbeOptions) -> Result<ClientOptions, String> {
+    let mut o = ClientOptions::default()
+        .with_video(!opts.no_video)
+        .with_audio(!opts.no_audio)
+        .with_timeout(opts.timeout)
+        .with_log_prefix(opts.log_prefix.clone().unwrap_or_default())
+        .with_log(LogKinds::RTSP)
+        .with_transport(opts.transport)
+        .with_reorder_window(Duration::from_millis(opts.reorder_window))
+        .with_reorder_packets(opts.reorder_packets as usize)
+        .with_udp_fallback_after(opts.udp_fallback_after)
+        .with_rtcp_reports(!opts.no_rtcp_reports);
+    o.forward_address = opts.forward.clone();
+    o.session_id = opts.session_id.clone();
+    o.udp_ports = opts.udp_ports;
+    if let Some(t) = &opts.tracks {
+        o.tracks = t.clone();
+    }
+    if let Some(user) = &opts.user {
+        o = o.with_credentials(user.clone(), password(opts)?);
+    }
+    for (name, value) in &opts.headers {
+        o = o.with_header(name.clone(), value.clone());
+    }
+    if let Some(ua) = &opts.user_agent {
+        o.user_agent = ua.clone();
+    }
+    Ok(o)
 }
 
 fn parse_ports(s: &str) -> Result<PortRange, String> {
@@ -257,8 +348,8 @@ struct Probe<'a> {
     byes_on_all: bool,
     unsupported: Vec<String>,
     sdp_media: Vec<Media>,
-    video_sink: Option<VideoSink>,
-    audio_sink: Option<AudioSink>,
+    video_sink: Option<Sinks<VideoSink>>,
+    audio_sink: Option<Sinks<AudioSink>>,
     #[cfg(feature = "decode")]
     decoder: Option<crate::decode::FrameDecoder>,
     write_error: Option<String>,
@@ -286,7 +377,12 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
         status_shown: false,
     };
     // Files are created before connecting, so that a bad path is a usage error.
-    let video_sink = match opts.save_video.as_deref().map(VideoSink::create).transpose() {
+    let video_sink = match opts
+        .save_video
+        .as_deref()
+        .map(|p| VideoSink::create(p).map(|s| Sinks::new(p, s)))
+        .transpose()
+    {
         Ok(s) => s,
         Err(e) => {
             out.error(&format!("--save-video: {e}"));
@@ -296,7 +392,7 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
     let audio_sink = match opts
         .save_audio
         .as_deref()
-        .map(|p| AudioSink::create(p, opts.audio_rate))
+        .map(|p| AudioSink::create(p, opts.audio_rate).map(|s| Sinks::new(p, s)))
         .transpose()
     {
         Ok(s) => s,
@@ -326,22 +422,12 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
         ));
         return EXIT_USAGE;
     }
-    let options = {
-        let mut o = ClientOptions::default()
-            .with_video(!opts.no_video)
-            .with_audio(!opts.no_audio)
-            .with_timeout(opts.timeout)
-            .with_log_prefix(opts.log_prefix.clone().unwrap_or_default())
-            .with_log(LogKinds::RTSP)
-            .with_transport(opts.transport)
-            .with_reorder_window(Duration::from_millis(opts.reorder_window))
-            .with_reorder_packets(opts.reorder_packets as usize)
-            .with_udp_fallback_after(opts.udp_fallback_after)
-            .with_rtcp_reports(!opts.no_rtcp_reports);
-        o.forward_address = opts.forward.clone();
-        o.session_id = opts.session_id.clone();
-        o.udp_ports = opts.udp_ports;
-        o
+    let options = match client_options(opts) {
+        Ok(o) => o,
+        Err(e) => {
+            out.error(&e);
+            return EXIT_USAGE;
+        }
     };
     let start = Instant::now();
     let mut session = match Session::open(url, options) {
@@ -438,6 +524,16 @@ impl Probe<'_> {
             Event::Connect(c) => self.out.text(&text::connect(c)),
             Event::Method(m) => {
                 self.out.text(&text::method(m));
+                if self.show("headers") {
+                    for l in text::headers(m) {
+                        self.out.text(&l);
+                    }
+                }
+                if self.show("sdp") {
+                    for l in text::body(m) {
+                        self.out.text(&l);
+                    }
+                }
                 if !self.url_from_events {
                     self.url = m.url.clone();
                     self.url_from_events = true;
@@ -451,14 +547,27 @@ impl Probe<'_> {
                         d.setup(t, media);
                     }
                 }
-                if let (Some(sink), Some(t)) = (self.audio_sink.as_mut(), &m.track) {
+                if let (Some(sinks), Some(t)) = (self.video_sink.as_mut(), &m.track) {
+                    if t.kind == MediaKind::Video {
+                        if let Err(e) = sinks.add(t.index, VideoSink::create) {
+                            self.write_error = Some(format!("--save-video for track {}: {e}", t.index));
+                        }
+                    }
+                }
+                if let (Some(sinks), Some(t)) = (self.audio_sink.as_mut(), &m.track) {
                     if let Some(media) = self.sdp_media.get(t.media_index).filter(|_| t.kind == MediaKind::Audio) {
-                        if let Err(e) = sink.track(t.index, media) {
-                            let note = format!(
-                                "warning: track {} ({}) cannot be decoded for --save-audio: {e}",
-                                t.index, t.codec
-                            );
-                            self.out.note(&note);
+                        let rate = self.opts.audio_rate;
+                        match sinks.add(t.index, |p| AudioSink::create(p, rate)) {
+                            Ok(sink) => {
+                                if let Err(e) = sink.track(t.index, media) {
+                                    let note = format!(
+                                        "warning: track {} ({}) cannot be decoded for --save-audio: {e}",
+                                        t.index, t.codec
+                                    );
+                                    self.out.note(&note);
+                                }
+                            }
+                            Err(e) => self.write_error = Some(format!("--save-audio for track {}: {e}", t.index)),
                         }
                     }
                 }
@@ -481,7 +590,7 @@ impl Probe<'_> {
                 } else {
                     self.live.summarising = true;
                 }
-                if let Some(sink) = self.video_sink.as_mut() {
+                if let Some(sink) = self.video_sink.as_mut().and_then(|s| s.get(v.track)) {
                     if let Err(e) = sink.frame(v) {
                         self.write_error = Some(format!("writing {}: {e}", sink.path().display()));
                     }
@@ -501,7 +610,7 @@ impl Probe<'_> {
                 } else {
                     self.live.summarising = true;
                 }
-                if let Some(sink) = self.audio_sink.as_mut() {
+                if let Some(sink) = self.audio_sink.as_mut().and_then(|s| s.get(a.track)) {
                     if let Err(e) = sink.frame(a) {
                         self.write_error = Some(format!("writing {}: {e}", sink.path().display()));
                     }
@@ -534,6 +643,11 @@ impl Probe<'_> {
         if (self.write_error.is_some() || self.out.broken) && self.stop_reason.is_none() {
             self.stop_reason = Some(StopReason::OutputClosed);
         }
+    }
+
+    /// Whether `--show` (or `-v`) asks for `what` (`sdp`, `headers`).
+    fn show(&self, what: &str) -> bool {
+        self.opts.verbose || self.opts.show.iter().any(|w| w == what)
     }
 
     /// Stops at `--frames N` frames of `track`.
@@ -595,13 +709,13 @@ impl Probe<'_> {
     /// Closes the files, prints the report and the error line; the exit code.
     fn finish(mut self) -> u8 {
         self.out.clear_status();
-        if let Some(sink) = self.video_sink.as_mut() {
+        for sink in self.video_sink.iter_mut().flat_map(Sinks::all) {
             if let Err(e) = sink.finish() {
                 self.write_error
                     .get_or_insert(format!("writing {}: {e}", sink.path().display()));
             }
         }
-        if let Some(sink) = self.audio_sink.as_mut() {
+        for sink in self.audio_sink.iter_mut().flat_map(Sinks::all) {
             if let Err(e) = sink.finish() {
                 self.write_error
                     .get_or_insert(format!("writing {}: {e}", sink.path().display()));
@@ -668,7 +782,7 @@ impl Probe<'_> {
             self.out.line(l);
         }
         let mut saved = Vec::new();
-        if let Some(s) = &self.video_sink {
+        for s in self.video_sink.iter_mut().flat_map(Sinks::all) {
             let mut m = format!(
                 "video: {} frames, {} to {}",
                 s.frames,
@@ -680,7 +794,7 @@ impl Probe<'_> {
             }
             saved.push(m);
         }
-        if let Some(s) = &self.audio_sink {
+        for s in self.audio_sink.iter_mut().flat_map(Sinks::all) {
             let secs = if s.sample_rate > 0 {
                 s.samples as f64 / f64::from(s.sample_rate)
             } else {

@@ -13,6 +13,68 @@ use std::path::{Path, PathBuf};
 
 use rtsp_toolkit_tokio::VideoFrameEvent;
 
+/// The file for the `n`-th track (0-based) of a kind saved to `base`: `base`
+/// itself for the first, `stem-trackK.ext` (K the track index) for the others.
+pub fn track_path(base: &Path, n: usize, track: usize) -> PathBuf {
+    if n == 0 {
+        return base.to_owned();
+    }
+    let stem = base
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match base.extension() {
+        Some(ext) => format!("{stem}-track{track}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-track{track}"),
+    };
+    base.with_file_name(name)
+}
+
+/// One sink per set-up track of a kind: the first writes to the path given,
+/// the others next to it ([`track_path`]).
+#[derive(Debug)]
+pub struct Sinks<S> {
+    base: PathBuf,
+    /// The first sink exists before the session starts (a bad path is a
+    /// usage error); it takes the first track set up.
+    first: Option<S>,
+    pub sinks: Vec<(usize, S)>,
+}
+
+impl<S> Sinks<S> {
+    pub fn new(base: &Path, first: S) -> Sinks<S> {
+        Sinks {
+            base: base.to_owned(),
+            first: Some(first),
+            sinks: Vec::new(),
+        }
+    }
+
+    /// Track `track` of this kind was set up: its sink (made with `make` for
+    /// every track but the first).
+    pub fn add(&mut self, track: usize, make: impl FnOnce(&Path) -> io::Result<S>) -> io::Result<&mut S> {
+        if let Some(i) = self.sinks.iter().position(|(t, _)| *t == track) {
+            return Ok(&mut self.sinks[i].1);
+        }
+        let sink = match self.first.take() {
+            Some(s) => s,
+            None => make(&track_path(&self.base, self.sinks.len(), track))?,
+        };
+        self.sinks.push((track, sink));
+        Ok(&mut self.sinks.last_mut().expect("just pushed").1)
+    }
+
+    /// The sink of `track`, if it was set up.
+    pub fn get(&mut self, track: usize) -> Option<&mut S> {
+        self.sinks.iter_mut().find(|(t, _)| *t == track).map(|(_, s)| s)
+    }
+
+    /// Every sink, the unused first one included (it still gets finished).
+    pub fn all(&mut self) -> impl Iterator<Item = &mut S> {
+        self.sinks.iter_mut().map(|(_, s)| s).chain(self.first.as_mut())
+    }
+}
+
 /// Writes the video frames of one track to an Annex B file.
 #[derive(Debug)]
 pub struct VideoSink {
@@ -42,7 +104,7 @@ impl VideoSink {
         &self.path
     }
 
-    /// Appends a frame (of the first video track seen).
+    /// Appends a frame of its track (from the first keyframe on).
     pub fn frame(&mut self, v: &VideoFrameEvent) -> io::Result<()> {
         match self.track {
             None if v.frame.keyframe => self.track = Some(v.track),
@@ -111,7 +173,7 @@ mod audio {
             &self.path
         }
 
-        /// The audio track was set up with this SDP media. An error means
+        /// Its audio track was set up with this SDP media. An error means
         /// this codec cannot be decoded.
         pub fn track(&mut self, track: usize, media: &Media) -> Result<(), String> {
             if self.decoder.is_some() {
@@ -176,5 +238,24 @@ mod audio {
                 None => Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_tracks_get_their_own_files() {
+        let base = Path::new("/tmp/x/cam.h264");
+        assert_eq!(track_path(base, 0, 0), base);
+        assert_eq!(track_path(base, 1, 2), Path::new("/tmp/x/cam-track2.h264"));
+        assert_eq!(track_path(Path::new("out"), 1, 3), Path::new("out-track3"));
+        let mut s = Sinks::new(base, 10u32);
+        assert_eq!(*s.add(1, |_| Ok(0)).unwrap(), 10);
+        assert_eq!(*s.add(3, |p| Ok(p.to_string_lossy().len() as u32)).unwrap(), 22);
+        assert_eq!(*s.add(1, |_| Ok(99)).unwrap(), 10, "a track is added once");
+        assert_eq!(s.get(3).copied(), Some(22));
+        assert_eq!(s.all().count(), 2);
     }
 }

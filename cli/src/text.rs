@@ -75,6 +75,40 @@ pub fn connect(c: &ConnectEvent) -> String {
     }
 }
 
+/// `--show headers`: the request's fields (`> `) and the response's (`< `),
+/// indented under the method line. `Authorization` comes masked from the core.
+pub fn headers(m: &MethodEvent) -> Vec<String> {
+    let mut lines = vec![format!("{INDENT}> {} {} RTSP/1.0", m.method, m.url)];
+    lines.extend(m.request_headers.iter().map(|(n, v)| format!("{INDENT}> {n}: {v}")));
+    lines.push(format!("{INDENT}< RTSP/1.0 {} {}", m.status, m.reason));
+    lines.extend(m.headers.iter().map(|(n, v)| format!("{INDENT}< {n}: {v}")));
+    lines
+}
+
+/// `--show sdp`: a response body that is text (the SDP of a DESCRIBE), one
+/// indented line per line; other bodies as their size.
+pub fn body(m: &MethodEvent) -> Vec<String> {
+    if m.body.is_empty() {
+        return Vec::new();
+    }
+    match std::str::from_utf8(&m.body) {
+        Ok(text) => text
+            .lines()
+            .take(1000)
+            .map(|l| {
+                format!(
+                    "{INDENT}| {}",
+                    l.chars().filter(|c| !c.is_control()).collect::<String>()
+                )
+            })
+            .collect(),
+        Err(_) => vec![format!("{INDENT}| ({} bytes of binary body)", m.body.len())],
+    }
+}
+
+/// Indentation of the lines under an event line.
+const INDENT: &str = "             ";
+
 pub fn method(m: &MethodEvent) -> String {
     let status = format!("{} {}", m.status, m.reason);
     let mut rest = format!("{status:<18}{:>10}", dur(m.elapsed));

@@ -1,0 +1,203 @@
+//! Flags for daily use: `--show sdp,headers` (and `-v`), `--user` with the
+//! password from `RTSP_PASSWORD` or `--password-file`, `--header`,
+//! `--user-agent`, and `--tracks`. Against our server and GStreamer's.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+mod support;
+use support::*;
+
+/// `rtsp-toolkit ARGS` with extra environment variables, bounded in time.
+fn run_env(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtsp-toolkit"));
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("RTSP_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    wait_bounded(Proc(cmd.spawn().expect("run rtsp-toolkit")), limit)
+}
+
+#[test]
+fn show_prints_the_sdp_and_every_header_and_v_does_too() {
+    let serve = Serve::start();
+    let url = serve.url("h264_aac.mp4");
+    for show in [&["--show", "sdp,headers"][..], &["-v"][..]] {
+        let mut args = vec![
+            "probe",
+            &url,
+            "--frames",
+            "3",
+            "--header",
+            "X-Test: yes",
+            "--user-agent",
+            "cam-check/7",
+        ];
+        args.extend_from_slice(show);
+        let r = run(&args, Duration::from_secs(20));
+        assert_eq!(r.code(), 0, "{r:?}");
+        let out = &r.stdout;
+        for needle in [
+            "> OPTIONS rtsp://127.0.0.1:",
+            "> CSeq: 1",
+            "> User-Agent: cam-check/7",
+            "> X-Test: yes",
+            "> Accept: application/sdp",
+            "< RTSP/1.0 200 OK",
+            "< Content-Type: application/sdp",
+            "> Transport: RTP/AVP/TCP;unicast;interleaved=0-1",
+            "| v=0",
+            "| m=video 0 RTP/AVP 96",
+            "| a=rtpmap:97 MPEG4-GENERIC/44100/2",
+        ] {
+            assert!(out.contains(needle), "{show:?}: no {needle:?} in:\n{out}");
+        }
+    }
+    // Only what was asked for.
+    let r = run(
+        &["probe", &url, "--frames", "3", "--show", "sdp"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    assert!(
+        r.stdout.contains("| m=video") && !r.stdout.contains("> CSeq"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["probe", &url, "--frames", "3"], Duration::from_secs(20));
+    assert!(
+        !r.stdout.contains("| m=video") && !r.stdout.contains("> CSeq"),
+        "{}",
+        r.stdout
+    );
+    // A header the session writes itself is a usage error.
+    let r = run(&["probe", &url, "--header", "Session: 1"], Duration::from_secs(20));
+    assert_eq!(r.code(), 2, "{r:?}");
+    assert!(r.stderr.contains("Session"), "{}", r.stderr);
+    let r = run(&["probe", &url, "--header", "no colon"], Duration::from_secs(20));
+    assert_eq!(r.code(), 2, "{r:?}");
+    serve.stop();
+}
+
+#[test]
+fn user_with_password_from_the_environment_or_a_file() {
+    let gst = rtsp_toolkit_conformance::peers::GstServer::start(Some(("bob", "S3CRETPW", "digest")));
+    let url = gst.url("h264_aac.mp4");
+    let dir = temp_dir("password-file");
+    let file = dir.join("pw");
+    std::fs::write(&file, "S3CRETPW\n").unwrap();
+    let wrong = dir.join("wrong");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let file = file.to_str().unwrap();
+
+    type Env<'a> = Vec<(&'a str, &'a str)>;
+    let ok: [(Vec<&str>, Env); 2] = [
+        (vec!["--user", "bob"], vec![("RTSP_PASSWORD", "S3CRETPW")]),
+        (vec!["--user", "bob", "--password-file", file], vec![]),
+    ];
+    for (flags, env) in ok {
+        let mut args = vec!["probe", &url, "--frames", "3", "--show", "headers", "-vvv"];
+        args.extend_from_slice(&flags);
+        let r = run_env(&args, &env, Duration::from_secs(30));
+        assert_eq!(r.code(), 0, "{flags:?}: {r:?}");
+        assert!(r.stdout.contains("> Authorization: Digest ***"), "{}", r.stdout);
+        for text in [&r.stdout, &r.stderr] {
+            assert!(!text.contains("S3CRETPW"), "password printed with {flags:?}:\n{text}");
+            assert!(!text.contains("response=\""), "digest response printed with {flags:?}");
+        }
+    }
+    // A wrong password is a 401 (exit 1); a missing one a usage error.
+    let wrong = wrong.to_str().unwrap();
+    let r = run_env(
+        &["probe", &url, "--user", "bob", "--password-file", wrong],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code(), 1, "{r:?}");
+    assert!(r.stderr.contains("401"), "{}", r.stderr);
+    let r = run_env(&["probe", &url, "--user", "bob"], &[], Duration::from_secs(30));
+    assert_eq!(r.code(), 2, "{r:?}");
+    assert!(r.stderr.contains("RTSP_PASSWORD"), "{}", r.stderr);
+    // --user wins over the URL's credentials.
+    let in_url = gst.url_with("mallory:wrong", "h264_aac.mp4");
+    let r = run_env(
+        &["probe", &in_url, "--user", "bob", "--frames", "3", "-q"],
+        &[("RTSP_PASSWORD", "S3CRETPW")],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The track lines of a text report: `track N  KIND  CODEC`.
+fn report_tracks(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("track ") && l.starts_with("  track"))
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn tracks_selects_any_set_of_tracks() {
+    let serve = Serve::start();
+    let url = serve.url("h265_aac.mkv");
+    let cases: [(&str, &[&str]); 5] = [
+        ("all", &["track 0 video", "track 1 audio"]),
+        ("video", &["track 0 video"]),
+        ("audio", &["track 0 audio"]),
+        ("1", &["track 0 audio"]),
+        ("1,0", &["track 0 video", "track 1 audio"]),
+    ];
+    for (sel, want) in cases {
+        let r = run(
+            &["probe", &url, "--tracks", sel, "--frames", "5", "-q"],
+            Duration::from_secs(20),
+        );
+        assert_eq!(r.code(), 0, "--tracks {sel}: {r:?}");
+        assert_eq!(report_tracks(&r.stdout), want, "--tracks {sel}:\n{}", r.stdout);
+    }
+    // The JSON report lists the same tracks; saved audio comes from the audio track.
+    let dir = temp_dir("tracks");
+    let wav = dir.join("a.wav");
+    let r = run(
+        &[
+            "probe",
+            &url,
+            "--tracks",
+            "all",
+            "--frames",
+            "10",
+            "--json",
+            "--save-audio",
+            wav.to_str().unwrap(),
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    let report = r.json().pop().unwrap();
+    assert_eq!(report["tracks"].as_array().unwrap().len(), 2, "{report}");
+    assert!(std::fs::metadata(&wav).unwrap().len() > 44, "audio was saved");
+
+    // A track the SDP does not have is a clear session error.
+    let r = run(&["probe", &url, "--tracks", "0,5"], Duration::from_secs(20));
+    assert_eq!(r.code(), 1, "{r:?}");
+    assert!(
+        r.stderr.contains("track 5") && r.stderr.contains("2 media"),
+        "{}",
+        r.stderr
+    );
+    // Bad selections and conflicts are usage errors.
+    for args in [vec!["--tracks", "x"], vec!["--tracks", "all", "--no-audio"]] {
+        let mut a = vec!["probe", url.as_str()];
+        a.extend_from_slice(&args);
+        assert_eq!(run(&a, Duration::from_secs(20)).code(), 2, "{args:?}");
+    }
+    serve.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
