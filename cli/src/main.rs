@@ -47,6 +47,7 @@ pub const EXIT_UNSUPPORTED: u8 = 3;
 )]
 struct Cli {
     /// More log output on stderr (-v: info, -vv: debug, -vvv: trace); RUST_LOG overrides.
+    /// For probe and demo, -v also shows the SDP and the headers (as --show sdp,headers).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -81,6 +82,16 @@ enum Command {
     /// (without URL: the bundled sample from the embedded server; needs a build with `--features viewer`).
     #[command(after_help = "Keys: M mutes, Q or Esc closes (TEARDOWN, exit 0); so do closing the window and Ctrl-C.")]
     View(view::ViewArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(after_help = "Examples:\n  \
+        rtsp-toolkit completions bash > ~/.local/share/bash-completion/completions/rtsp-toolkit\n  \
+        rtsp-toolkit completions zsh > \"${fpath[1]}/_rtsp-toolkit\"\n  \
+        rtsp-toolkit completions fish > ~/.config/fish/completions/rtsp-toolkit.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -92,6 +103,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        clap_complete::generate(shell, &mut cmd, "rtsp-toolkit", &mut std::io::stdout());
+        return ExitCode::from(EXIT_OK);
+    }
     // `serve` shows the server's warnings (a client that does not read, ...);
     // the others print their own lines and report a session error once.
     let quiet_level = if matches!(cli.command, Command::Serve(_)) {
@@ -128,6 +145,7 @@ fn main() -> ExitCode {
             }
             Command::Load(args) => load::run(&args).await,
             Command::View(args) => view::run(&args).await,
+            Command::Completions { .. } => EXIT_OK,
         }
     });
     // Background tasks (a session's TEARDOWN, server connections) are done or

@@ -201,3 +201,30 @@ fn tracks_selects_any_set_of_tracks() {
     serve.stop();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn completions_for_every_shell() {
+    for (shell, marker) in [
+        ("bash", "_rtsp__toolkit()"),
+        ("zsh", "#compdef rtsp-toolkit"),
+        ("fish", "complete -c rtsp-toolkit"),
+        ("elvish", "rtsp-toolkit"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let r = run(&["completions", shell], Duration::from_secs(20));
+        assert_eq!(r.code(), 0, "{shell}: {r:?}");
+        assert!(r.stdout.contains(marker), "{shell}: no {marker:?}");
+        for flag in ["--tracks", "--show", "--user", "--password-file", "--transport"] {
+            assert!(r.stdout.contains(flag.trim_start_matches('-')), "{shell}: no {flag}");
+        }
+    }
+    // The bash script is valid bash.
+    let script = run(&["completions", "bash"], Duration::from_secs(20)).stdout;
+    let dir = temp_dir("completions");
+    let path = dir.join("rtsp-toolkit.bash");
+    std::fs::write(&path, script).unwrap();
+    let ok = Command::new("bash").arg("-n").arg(&path).status().expect("bash");
+    assert!(ok.success(), "bash -n rejects the completion script");
+    assert_eq!(run(&["completions", "tcsh"], Duration::from_secs(20)).code(), 2);
+    let _ = std::fs::remove_dir_all(dir);
+}

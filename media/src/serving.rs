@@ -102,6 +102,30 @@ pub struct ServerOptions {
     /// how much media waits for a slow client before `write_stall` counts;
     /// `None` (the default) leaves the OS's autotuning.
     pub send_buffer: Option<u32>,
+    /// Called with every event of every connection and multicast stream
+    /// (requests answered, sessions started and ended, receiver reports,
+    /// warnings), besides the log: for a caller that reports them itself,
+    /// such as `serve --json`. Called on the server's tasks: keep it short.
+    pub events: Option<EventHook>,
+}
+
+/// A callback for the server's events ([`ServerOptions::events`]): the
+/// peer of the connection (`None` for a multicast stream's events) and the
+/// event.
+#[derive(Clone)]
+pub struct EventHook(Arc<dyn Fn(Option<SocketAddr>, &ServerEvent) + Send + Sync>);
+
+impl EventHook {
+    /// A hook that calls `f`.
+    pub fn new(f: impl Fn(Option<SocketAddr>, &ServerEvent) + Send + Sync + 'static) -> EventHook {
+        EventHook(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for EventHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventHook(..)")
+    }
 }
 
 impl Default for ServerOptions {
@@ -111,6 +135,7 @@ impl Default for ServerOptions {
             max_connections: 4096,
             write_stall: Duration::from_secs(5),
             send_buffer: None,
+            events: None,
         }
     }
 }
@@ -803,7 +828,7 @@ async fn run_multicast<C: ConnectionIo + 'static>(
                             unsent += 1;
                         }
                     }
-                    MulticastOutput::Event(event) => log_event(&event),
+                    MulticastOutput::Event(event) => log_event(&state, None, &event),
                     MulticastOutput::Timeout(at) => break Some(at),
                     MulticastOutput::Done => break None,
                 }
@@ -970,7 +995,7 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                 });
                 conn.handle_input(now, ServerInput::MulticastPlaying { token, position });
             }
-            ServerOutput::Event(event) => log_event(&event),
+            ServerOutput::Event(event) => log_event(&state, Some(conn.peer()), &event),
             ServerOutput::Timeout(at) => {
                 if conn.is_detached() {
                     if let Some(io) = io.take() {
@@ -1254,7 +1279,10 @@ fn write_failed(error: &io::Error) -> CloseReason {
 /// and [`ServerEvent::DatagramsDropped`] as warnings, the client's receiver
 /// reports (its loss and jitter) in a line of their own, the others at info
 /// level.
-fn log_event(event: &ServerEvent) {
+fn log_event(state: &ServerState, peer: Option<SocketAddr>, event: &ServerEvent) {
+    if let Some(hook) = &state.options.events {
+        (hook.0)(peer, event);
+    }
     match event {
         ServerEvent::FellBehind { .. } => tracing::warn!(?event, "rtsp: session fell behind its schedule"),
         ServerEvent::DatagramsDropped { dropped, last_from } => {

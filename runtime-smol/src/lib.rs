@@ -53,7 +53,7 @@ mod io;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
-pub use server::{serve, Server, ServerBuilder, ServerOptions};
+pub use server::{serve, EventHook, Server, ServerBuilder, ServerOptions};
 
 use std::future::Future;
 use std::io::Read as _;

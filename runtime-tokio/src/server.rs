@@ -46,8 +46,8 @@ use tokio::net::{TcpListener, TcpStream};
 use rtsp_toolkit_core::server::LookupError;
 pub use rtsp_toolkit_media::library::published_files;
 use rtsp_toolkit_media::library::Library;
-pub use rtsp_toolkit_media::serving::ServerOptions;
 use rtsp_toolkit_media::serving::{self, Bind, Bound, ServerState, Woken};
+pub use rtsp_toolkit_media::serving::{EventHook, ServerOptions};
 use rtsp_toolkit_media::MediaSource;
 
 use crate::io::{read_until, write_all_or_stall, WriteError};
