@@ -113,7 +113,10 @@ pub struct ServerOptions {
 /// peer of the connection (`None` for a multicast stream's events) and the
 /// event.
 #[derive(Clone)]
-pub struct EventHook(Arc<dyn Fn(Option<SocketAddr>, &ServerEvent) + Send + Sync>);
+pub struct EventHook(Arc<EventFn>);
+
+/// The function inside an [`EventHook`].
+type EventFn = dyn Fn(Option<SocketAddr>, &ServerEvent) + Send + Sync;
 
 impl EventHook {
     /// A hook that calls `f`.
