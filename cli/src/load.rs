@@ -60,6 +60,10 @@ pub struct LoadArgs {
     /// Local UDP ports for the sessions' RTP/RTCP pairs; default: any free pairs.
     #[arg(long, value_name = "FIRST-LAST", value_parser = |s: &str| s.parse::<PortRange>())]
     pub udp_ports: Option<PortRange>,
+    /// JSON lines on stdout instead of text: an `interval` object per --report-every
+    /// interval, then a `load_report` object (schema: docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 struct Resolved {
@@ -72,6 +76,7 @@ struct Resolved {
     report_every: Option<Duration>,
     transport: Transport,
     udp_ports: Option<PortRange>,
+    json: bool,
 }
 
 use std::sync::{Arc, Mutex};
@@ -279,11 +284,19 @@ async fn one_session(url: String, spec: SessionSpec, stop: StopSignal, shared: S
 }
 
 /// Prints a progress line every `every` until `stop` (soak runs).
-async fn report_loop(every: Duration, all: Arc<Mutex<Vec<Shared>>>, server_pid: Option<u32>, start: Instant) {
+async fn report_loop(
+    every: Duration,
+    all: Arc<Mutex<Vec<Shared>>>,
+    server_pid: Option<u32>,
+    start: Instant,
+    json: bool,
+) {
     let mut prev_ts: Vec<Option<i64>> = Vec::new();
     let mut prev_cpu = server_pid.and_then(proc_usage).map(|u| u.0);
     let mut prev_at = Instant::now();
-    println!("report: elapsed_s sessions holding_real_time ended errors lost seq_gaps ts_jumps seq_wraps ts_wraps server_rss_kib server_cpu_pct max_gap_ms");
+    if !json {
+        println!("report: elapsed_s sessions holding_real_time ended errors lost seq_gaps ts_jumps seq_wraps ts_wraps server_rss_kib server_cpu_pct max_gap_ms");
+    }
     loop {
         tokio::time::sleep(every).await;
         let now = Instant::now();
@@ -314,6 +327,31 @@ async fn report_loop(every: Duration, all: Arc<Mutex<Vec<Shared>>>, server_pid: 
             ts_wraps += st.sum(|t| t.ts_wraps);
         }
         let usage = server_pid.and_then(proc_usage);
+        if json {
+            let cpu = match (usage, prev_cpu) {
+                (Some((cpu1, _)), Some(cpu0)) => Some(round1((cpu1 - cpu0) / interval * 100.0)),
+                _ => None,
+            };
+            prev_cpu = usage.map(|u| u.0);
+            let line = serde_json::json!({
+                "type": "interval",
+                "elapsed_s": round3((now - start).as_secs_f64()),
+                "sessions": sessions.len(),
+                "holding_real_time": (measured > 0).then_some(held),
+                "ended": ended,
+                "errors": errors,
+                "lost": lost,
+                "seq_gaps": gaps,
+                "ts_jumps": jumps,
+                "seq_wraps": seq_wraps,
+                "ts_wraps": ts_wraps,
+                "server_rss_kib": usage.map(|u| u.1),
+                "server_cpu_pct": cpu,
+                "max_gap_ms": max_gap.as_millis() as u64,
+            });
+            println!("{line}");
+            continue;
+        }
         let (rss, cpu) = match (usage, prev_cpu) {
             (Some((cpu1, rss)), Some(cpu0)) => (rss.to_string(), format!("{:.1}", (cpu1 - cpu0) / interval * 100.0)),
             (Some((_, rss)), None) => (rss.to_string(), "-".to_owned()),
@@ -333,6 +371,16 @@ async fn report_loop(every: Duration, all: Arc<Mutex<Vec<Shared>>>, server_pid: 
             max_gap.as_millis(),
         );
     }
+}
+
+/// `v` to 3 decimals, `None` when not finite (JSON has no NaN).
+fn round3(v: f64) -> Option<f64> {
+    v.is_finite().then(|| (v * 1000.0).round() / 1000.0)
+}
+
+/// `v` to 1 decimal, as the text shows it.
+fn round1(v: f64) -> Option<f64> {
+    v.is_finite().then(|| (v * 10.0).round() / 10.0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -358,6 +406,7 @@ pub async fn run(args: &LoadArgs) -> u8 {
             .map(|s| Duration::from_secs_f64(s.max(0.1))),
         transport: args.transport,
         udp_ports: args.udp_ports,
+        json: args.json,
     };
     let start = Instant::now();
     let stop = StopSignal::new();
@@ -375,7 +424,7 @@ pub async fn run(args: &LoadArgs) -> u8 {
     };
     let reporter = args
         .report_every
-        .map(|every| tokio::spawn(report_loop(every, all.clone(), args.server_pid, start)));
+        .map(|every| tokio::spawn(report_loop(every, all.clone(), args.server_pid, start, args.json)));
     // One session first, so that the server has loaded the file before the
     // base RSS is read: the base is the server with the file and no load.
     spawn(&mut tasks);
@@ -426,28 +475,39 @@ pub async fn run(args: &LoadArgs) -> u8 {
     let errors: Vec<&String> = results.iter().filter_map(|s| s.error.as_ref()).collect();
     let bytes: u64 = results.iter().map(|s| s.bytes).sum();
     let lost: u64 = results.iter().map(|s| s.lost).sum();
+    // The text summary; with --json, one `load_report` object instead.
+    let text = !args.json;
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if text {
+                println!($($t)*);
+            }
+        };
+    }
     let wall = (end - ramped).as_secs_f64();
-    println!("url                 {}", args.url);
-    println!(
+    say!("url                 {}", crate::probe::redact(&args.url));
+    say!(
         "sessions            {} (ramp {}/s, measured {:.1} s after the last started)",
-        args.sessions, args.ramp, wall
+        args.sessions,
+        args.ramp,
+        wall
     );
-    println!("holding real time   {held} of {} (fraction >= 0.95)", fractions.len());
-    println!(
+    say!("holding real time   {held} of {} (fraction >= 0.95)", fractions.len());
+    say!(
         "real-time fraction  min {:.3}  p5 {:.3}  median {:.3}  max {:.3}",
         percentile(&fractions, 0.0),
         percentile(&fractions, 0.05),
         percentile(&fractions, 0.5),
         percentile(&fractions, 1.0)
     );
-    println!(
+    say!(
         "setup latency ms    p50 {:.1}  p95 {:.1}  max {:.1}  ({} sessions reached PLAY)",
         percentile(&setups, 0.5),
         percentile(&setups, 0.95),
         percentile(&setups, 1.0),
         setups.len()
     );
-    println!(
+    say!(
         "received            {:.1} Mb/s of RTP payload in all, {lost} packets lost",
         bytes as f64 * 8.0 / 1e6 / (end - start).as_secs_f64()
     );
@@ -459,7 +519,7 @@ pub async fn run(args: &LoadArgs) -> u8 {
         .count();
     let seq_wrapped = results.iter().filter(|s| s.sum(|t| t.seq_wraps) > 0).count();
     let ts_wrapped = results.iter().filter(|s| s.sum(|t| t.ts_wraps) > 0).count();
-    println!(
+    say!(
         "continuity          {gaps} sequence gaps, {jumps} timestamp jumps ({broken} sessions with any); wraps crossed: sequence in {seq_wrapped} sessions ({} in all), timestamp in {ts_wrapped} ({} in all)",
         results.iter().map(|s| s.sum(|t| t.seq_wraps)).sum::<u64>(),
         results.iter().map(|s| s.sum(|t| t.ts_wraps)).sum::<u64>(),
@@ -470,14 +530,14 @@ pub async fn run(args: &LoadArgs) -> u8 {
         g.sort_by(f64::total_cmp);
         percentile(&g, 0.99)
     };
-    println!(
+    say!(
         "arrival gaps        longest {:.0} ms (p99 of each session's longest: {p99_gap:.0} ms)",
         max_gap.as_secs_f64() * 1000.0
     );
     let reported: Vec<(i64, f64, u8)> = results.iter().filter_map(|s| s.reported).collect();
     let mut jitters: Vec<f64> = reported.iter().map(|r| r.1 * 1000.0).collect();
     jitters.sort_by(f64::total_cmp);
-    println!(
+    say!(
         "receiver reports    {} sent by {} sessions ({}); as they reported track 0: {} packets lost in all, worst fraction lost {:.1} %, jitter ms p50 {:.2}  p95 {:.2}  max {:.2}",
         results.iter().map(|s| s.reports_sent).sum::<u64>(),
         results.iter().filter(|s| s.reports_sent > 0).count(),
@@ -488,13 +548,13 @@ pub async fn run(args: &LoadArgs) -> u8 {
         percentile(&jitters, 0.95),
         percentile(&jitters, 1.0)
     );
-    println!("session errors      {}", errors.len());
+    say!("session errors      {}", errors.len());
     for e in errors.iter().take(5) {
-        println!("  {e}");
+        say!("  {e}");
     }
     if let (Some((cpu0, rss0)), Some((cpu1, rss1)), Some((cpu2, rss2))) = (base, mid, last) {
         let _ = (cpu0, rss1);
-        println!(
+        say!(
             "server              CPU {:.0}% of one core over the measurement, RSS {} KiB with the file loaded and one session, {} KiB at the end: {:.1} KiB per session beyond that base",
             (cpu2 - cpu1) / (end - ramped).as_secs_f64() * 100.0,
             rss0,
@@ -502,7 +562,71 @@ pub async fn run(args: &LoadArgs) -> u8 {
             (rss2 as f64 - rss0 as f64) / (args.sessions.max(2) - 1) as f64
         );
     }
-    if held < fractions.len() || !errors.is_empty() || gaps + jumps > 0 {
+    let passed = held == fractions.len() && errors.is_empty() && gaps + jumps == 0;
+    if args.json {
+        let server = match (base, mid, last) {
+            (Some((_, rss0)), Some((cpu1, _)), Some((cpu2, rss2))) => serde_json::json!({
+                "cpu_pct": round1((cpu2 - cpu1) / (end - ramped).as_secs_f64() * 100.0),
+                "base_rss_kib": rss0,
+                "end_rss_kib": rss2,
+                "rss_kib_per_session": round1((rss2 as f64 - rss0 as f64) / (args.sessions.max(2) - 1) as f64),
+            }),
+            _ => serde_json::Value::Null,
+        };
+        let report = serde_json::json!({
+            "type": "load_report",
+            "url": crate::probe::redact(&args.url),
+            "transport": args.transport.as_str(),
+            "sessions": args.sessions,
+            "ramp_per_s": args.ramp,
+            "measured_s": round3(wall),
+            "holding_real_time": held,
+            "real_time_fraction": {
+                "min": round3(percentile(&fractions, 0.0)),
+                "p5": round3(percentile(&fractions, 0.05)),
+                "median": round3(percentile(&fractions, 0.5)),
+                "max": round3(percentile(&fractions, 1.0)),
+            },
+            "setup_latency_ms": {
+                "p50": round3(percentile(&setups, 0.5)),
+                "p95": round3(percentile(&setups, 0.95)),
+                "max": round3(percentile(&setups, 1.0)),
+                "reached_play": setups.len(),
+            },
+            "received_mbps": round3(bytes as f64 * 8.0 / 1e6 / (end - start).as_secs_f64()),
+            "lost": lost,
+            "continuity": {
+                "seq_gaps": gaps,
+                "ts_jumps": jumps,
+                "sessions_with_discontinuities": broken,
+                "seq_wraps": results.iter().map(|s| s.sum(|t| t.seq_wraps)).sum::<u64>(),
+                "ts_wraps": results.iter().map(|s| s.sum(|t| t.ts_wraps)).sum::<u64>(),
+                "sessions_crossing_seq_wrap": seq_wrapped,
+                "sessions_crossing_ts_wrap": ts_wrapped,
+            },
+            "arrival_gap_ms": {
+                "longest": round3(max_gap.as_secs_f64() * 1000.0),
+                "p99_of_session_longest": round3(p99_gap),
+            },
+            "receiver_reports": {
+                "sent": results.iter().map(|s| s.reports_sent).sum::<u64>(),
+                "sessions": results.iter().filter(|s| s.reports_sent > 0).count(),
+                "reported_lost": reported.iter().map(|r| r.0).sum::<i64>(),
+                "worst_fraction_lost_pct": round1(f64::from(reported.iter().map(|r| r.2).max().unwrap_or(0)) * 100.0 / 256.0),
+                "jitter_ms": {
+                    "p50": round3(percentile(&jitters, 0.5)),
+                    "p95": round3(percentile(&jitters, 0.95)),
+                    "max": round3(percentile(&jitters, 1.0)),
+                },
+            },
+            "error_count": errors.len(),
+            "errors": errors.iter().take(5).collect::<Vec<_>>(),
+            "server": server,
+            "passed": passed,
+        });
+        println!("{report}");
+    }
+    if !passed {
         EXIT_FAILURE
     } else {
         EXIT_OK

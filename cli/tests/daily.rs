@@ -228,3 +228,67 @@ fn completions_for_every_shell() {
     assert_eq!(run(&["completions", "tcsh"], Duration::from_secs(20)).code(), 2);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn load_json_is_interval_lines_and_a_report() {
+    let serve = Serve::start();
+    let url = format!(
+        "rtsp://user:S3CRETPW@127.0.0.1:{}/h264_aac.mp4?play_count=0",
+        serve.port
+    );
+    let r = run(
+        &[
+            "load",
+            &url,
+            "--sessions",
+            "2",
+            "--duration",
+            "1.5",
+            "--report-every",
+            "1",
+            "--json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        !r.stdout.contains("S3CRETPW") && !r.stderr.contains("S3CRETPW"),
+        "{r:?}"
+    );
+    let lines = r.json();
+    let (report, intervals) = lines.split_last().expect("output");
+    assert!(!intervals.is_empty(), "{r:?}");
+    for i in intervals {
+        assert_eq!(i["type"], "interval", "{i}");
+        for key in [
+            "elapsed_s",
+            "sessions",
+            "ended",
+            "errors",
+            "lost",
+            "seq_gaps",
+            "max_gap_ms",
+        ] {
+            assert!(i[key].is_number(), "{key} in {i}");
+        }
+        assert!(i["holding_real_time"].is_null() || i["holding_real_time"].is_u64());
+    }
+    assert_eq!(report["type"], "load_report", "{report}");
+    assert_eq!(report["sessions"], 2);
+    assert_eq!(report["transport"], "tcp");
+    assert_eq!(report["setup_latency_ms"]["reached_play"], 2, "{report}");
+    assert_eq!(report["error_count"], 0, "{report}");
+    assert_eq!(report["continuity"]["seq_gaps"], 0, "{report}");
+    assert!(report["receiver_reports"]["sent"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["url"].as_str().unwrap().starts_with("rtsp://127.0.0.1:"),
+        "{report}"
+    );
+    assert!(
+        report["real_time_fraction"]["median"].as_f64().unwrap() > 0.5,
+        "{report}"
+    );
+    // The exit status is the report's verdict.
+    let passed = report["passed"].as_bool().unwrap();
+    assert_eq!(r.code() == 0, passed, "{r:?}");
+    serve.stop();
+}
