@@ -41,6 +41,8 @@
 //! # Ok::<(), rtsp_toolkit_blocking::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};

@@ -4,6 +4,8 @@
 //! This file is the command line only (arguments, logging, exit codes); each
 //! command is its own module. The reference is `docs/CLI.md`.
 
+#![warn(missing_docs)]
+
 mod decode;
 mod demo;
 mod json;

@@ -36,6 +36,8 @@
 //! What this crate is not: it has no protocol logic (that is the core's)
 //! and no way of waiting (that is each runtime's).
 
+#![warn(missing_docs)]
+
 pub mod udp;
 
 use std::fs::File;
@@ -432,7 +434,12 @@ pub enum ClientConn<S> {
     /// Resolving and connecting on a helper thread.
     Connecting(ConnectAttempt),
     /// Connected; `read_closed` once a read returned end of stream.
-    Open { stream: S, read_closed: bool },
+    Open {
+        /// The connected socket.
+        stream: S,
+        /// A read returned end of stream.
+        read_closed: bool,
+    },
     /// Failed, or over.
     Closed,
 }

@@ -101,9 +101,13 @@ pub trait DatagramSocket {
 /// last one possibly shorter (one datagram when `stride == len`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
+    /// Where the message starts in the read buffer.
     pub offset: usize,
+    /// Its length in bytes (all its datagrams).
     pub len: usize,
+    /// The size of each datagram but the last.
     pub stride: usize,
+    /// The sender.
     pub from: SocketAddr,
 }
 
@@ -118,6 +122,7 @@ impl Received {
 /// What one read gave: up to [`RECV_MESSAGES`] messages.
 #[derive(Debug, Clone, Copy)]
 pub struct Reads {
+    /// The messages read, in order; `None` past the last.
     pub messages: [Option<Received>; RECV_MESSAGES],
 }
 

@@ -111,19 +111,41 @@ pub enum AudioDecodeError {
     Config(#[from] SdpError),
     /// A zero sample rate or channel count.
     #[error("invalid audio format: {sample_rate} Hz, {channels} channels")]
-    InvalidFormat { sample_rate: u32, channels: u16 },
+    InvalidFormat {
+        /// The sample rate given, in Hz.
+        sample_rate: u32,
+        /// The channel count given.
+        channels: u16,
+    },
     /// The requested output rate is out of reach of the resampler.
     #[error(transparent)]
     Resample(#[from] ResampleError),
     /// A frame of another codec was fed.
     #[error("a {decoder:?} decoder was fed a {frame:?} frame")]
-    CodecMismatch { decoder: AudioCodec, frame: AudioCodec },
+    CodecMismatch {
+        /// The decoder's codec.
+        decoder: AudioCodec,
+        /// The frame's codec.
+        frame: AudioCodec,
+    },
     /// An AAC access unit could not be decoded; the decoder stays usable.
     #[error("AAC frame at RTP timestamp {timestamp} could not be decoded: {reason}")]
-    Aac { timestamp: u32, reason: String },
+    Aac {
+        /// The frame's RTP timestamp.
+        timestamp: u32,
+        /// What the AAC decoder said.
+        reason: String,
+    },
     /// A G.711 frame whose length is not a multiple of the channel count.
     #[error("G.711 frame at RTP timestamp {timestamp}: {len} bytes are not whole {channels}-channel samples")]
-    G711Length { timestamp: u32, len: usize, channels: u16 },
+    G711Length {
+        /// The frame's RTP timestamp.
+        timestamp: u32,
+        /// Its length in bytes.
+        len: usize,
+        /// The channel count.
+        channels: u16,
+    },
 }
 
 /// The codec-specific half of the decoder.

@@ -66,6 +66,8 @@
 //! # Ok::<(), rtsp_toolkit_media::MediaError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -127,17 +129,25 @@ pub enum MediaError {
     /// The file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
     /// The path's extension is not one of `.mp4`, `.mkv`, `.wav`, `.aac`.
     #[error("unsupported file type {} (expected .mp4, .mkv, .wav or .aac)", path.display())]
-    UnsupportedExtension { path: PathBuf },
+    UnsupportedExtension {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is well-formed enough to read, but none of its tracks can be
     /// played; `skipped` says why for each.
     #[error("no playable track (skipped: {})", if skipped.is_empty() { "none found".to_owned() } else { skipped.join("; ") })]
-    NoSupportedTrack { skipped: Vec<String> },
+    NoSupportedTrack {
+        /// Why each track was skipped.
+        skipped: Vec<String>,
+    },
     /// The file is damaged or not what its extension says.
     #[error("malformed file: {0}")]
     Malformed(String),

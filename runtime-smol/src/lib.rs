@@ -49,6 +49,8 @@
 //! [`DROP_CLOSE_WAIT`] (or the session timeout if shorter), then closes the
 //! socket.
 
+#![warn(missing_docs)]
+
 mod io;
 #[cfg(feature = "server")]
 pub mod server;

@@ -25,6 +25,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod io;
 #[cfg(feature = "server")]
 pub mod server;

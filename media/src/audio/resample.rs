@@ -37,8 +37,15 @@ pub const MAX_RATIO: u32 = 64;
 /// Why a [`Resampler`] could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResampleError {
+    /// A rate is zero, or the two are too far apart.
     #[error("cannot resample {from} Hz to {to} Hz: rates must be non-zero and within a factor of {MAX_RATIO}")]
-    UnsupportedRatio { from: u32, to: u32 },
+    UnsupportedRatio {
+        /// The input rate in Hz.
+        from: u32,
+        /// The output rate in Hz.
+        to: u32,
+    },
+    /// The frames have no channel.
     #[error("cannot resample zero channels")]
     NoChannels,
 }
