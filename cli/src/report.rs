@@ -886,7 +886,9 @@ mod tests {
         }));
         s.observe(&Event::Closed(ClosedEvent {
             session_elapsed: ms(100),
-            error: Some(rtsp_toolkit_tokio::Error::Connection("reset".into())),
+            error: Some(rtsp_toolkit_tokio::Error::Connection(
+                rtsp_toolkit_tokio::ConnectionError::new(std::io::ErrorKind::ConnectionReset, "reset"),
+            )),
         }));
         let r = s.report();
         assert_eq!(r.tracks[0].lost, 3);

@@ -38,5 +38,5 @@ pub mod udp;
 
 pub use client::capture;
 pub use client::{Client, ClientOptions, Input, Output};
-pub use error::{Error, ProtocolError};
+pub use error::{ConnectionError, Error, ProtocolError};
 pub use message::FramingError;
