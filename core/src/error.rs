@@ -3,7 +3,7 @@
 //! [`Error`] has four kinds of failure (connection, timeout, protocol,
 //! response), plus configuration mistakes caught before anything is sent.
 //! [`ConnectionError`] is a connection that could not be made or broke: its
-//! [`io::ErrorKind`](std::io::ErrorKind) and the `std::io::Error` behind it.
+//! [`std::io::ErrorKind`] and the `std::io::Error` behind it.
 //! [`ProtocolError`] is what a peer got wrong in a session; framing errors
 //! (bytes that are no message at all) are the message codec's own type,
 //! [`FramingError`], which it wraps. Each carries what a person needs

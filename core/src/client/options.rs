@@ -47,6 +47,8 @@ impl Default for LogKinds {
 /// Session options. `Default` gives video and audio on, a 4 s timeout
 /// and the default message [`Limits`].
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct ClientOptions {
     /// Set up the first video track of the SDP.
     pub enable_video: bool,
@@ -54,6 +56,7 @@ pub struct ClientOptions {
     pub enable_audio: bool,
     /// How long to wait for the connection, for each response, and for any
     /// data while playing.
+    #[cfg_attr(feature = "serde", serde(rename = "timeout_s", with = "crate::duration_secs"))]
     pub timeout: Duration,
     /// Connect to this `host:port` instead of the URL's, keeping the URL in
     /// requests (a relay, tunnel or forwarded port).
@@ -96,10 +99,15 @@ pub struct ClientOptions {
     /// the reorder delay FFmpeg uses, short enough for live viewing, long
     /// enough for reordering on any sane path. Zero releases every packet at
     /// once (no reordering; late packets are dropped).
+    #[cfg_attr(feature = "serde", serde(rename = "reorder_window_s", with = "crate::duration_secs"))]
     pub reorder_window: Duration,
     /// With [`Transport::Auto`]: when no RTP arrives on any track for this
     /// long after PLAY is answered, the session is torn down and opened
     /// again over TCP. Default 3 s (gortsplib's choice; FFmpeg's is similar).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "udp_fallback_after_s", with = "crate::duration_secs")
+    )]
     pub udp_fallback_after: Duration,
     /// Send RTCP receiver reports (RFC 3550 §6.4.2) on every transport, and
     /// a BYE at TEARDOWN. On by default; off gives a receive-only session
@@ -109,6 +117,8 @@ pub struct ClientOptions {
 
 /// How a session asks for RTP to be sent (RTSP `Transport` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 #[non_exhaustive]
 pub enum Transport {
     /// `RTP/AVP/TCP;interleaved`: on the RTSP connection. Works through any
@@ -118,6 +128,7 @@ pub enum Transport {
     /// `RTP/AVP;unicast;client_port`: datagrams from the server's ports to ours.
     Udp,
     /// `RTP/AVP;multicast`: the group and ports the server chooses.
+    #[cfg_attr(feature = "serde", serde(alias = "udp_multicast", alias = "udp-multicast"))]
     Multicast,
     /// UDP first; TCP when the server refuses UDP (461 or 400 to SETUP) or
     /// no RTP arrives within [`ClientOptions::udp_fallback_after`] of PLAY.
@@ -190,9 +201,12 @@ impl Default for ClientOptions {
 
 /// How a track's media travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "kind", rename_all = "lowercase"))]
 #[non_exhaustive]
 pub enum TransportKind {
     /// RTP/AVP/TCP interleaved on the RTSP connection, on these `$` channels.
+    #[cfg_attr(feature = "serde", serde(rename = "tcp"))]
     TcpInterleaved { rtp_channel: u8, rtcp_channel: u8 },
     /// RTP/AVP over unicast UDP.
     Udp {
@@ -237,6 +251,7 @@ impl TransportKind {
 
 /// A media track that was set up.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Track {
     /// Index among the set-up tracks (the `track` field of media events).
     pub index: usize,

@@ -542,7 +542,7 @@ pub struct CaptureWriter {
 
 impl CaptureWriter {
     /// A capture of a session that started at `start` (the instant given to
-    /// [`Client::new`]).
+    /// [`Client::new`](crate::client::Client::new)).
     pub fn new(header: &CaptureHeader, start: Instant) -> CaptureWriter {
         let mut out = BytesMut::new();
         header.encode(&mut out);
