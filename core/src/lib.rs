@@ -104,6 +104,6 @@ pub mod stop;
 pub mod udp;
 
 pub use client::capture;
-pub use client::{Client, ClientOptions, Input, Output};
+pub use client::{Client, ClientOptions, Input, IoFailure, Output};
 pub use error::{ConnectionError, Error, ProtocolError};
 pub use message::FramingError;
