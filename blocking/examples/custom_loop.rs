@@ -17,7 +17,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
-use rtsp_toolkit_core::client::{Client, ClientOptions, Event, Input, Output, Transport, UdpSocketId};
+use rtsp_toolkit_core::client::{Client, ClientOptions, Event, Input, IoFailure, Output, Transport, UdpSocketId};
 
 /// Longest nap between two looks at the socket.
 const TICK: Duration = Duration::from_millis(5);
@@ -138,7 +138,10 @@ fn main() {
                         outgoing.drain(..n);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => client.handle_input(Instant::now(), Input::IoError(&format!("write failed: {e}"))),
+                    Err(e) => {
+                        let reason = format!("write failed: {e}");
+                        client.handle_input(Instant::now(), Input::IoError(IoFailure::from_io(&e, &reason)));
+                    }
                 }
                 match s.read(&mut buf) {
                     Ok(0) => client.handle_input(Instant::now(), Input::Eof),
@@ -154,7 +157,10 @@ fn main() {
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => client.handle_input(Instant::now(), Input::IoError(&format!("read failed: {e}"))),
+                    Err(e) => {
+                        let reason = format!("read failed: {e}");
+                        client.handle_input(Instant::now(), Input::IoError(IoFailure::from_io(&e, &reason)));
+                    }
                 }
             }
         }
@@ -176,7 +182,8 @@ fn connect_and_report(client: &mut Client) -> Option<TcpStream> {
             Some(s)
         }
         Err(e) => {
-            client.handle_input(Instant::now(), Input::ConnectFailed(&e.to_string()));
+            let reason = e.to_string();
+            client.handle_input(Instant::now(), Input::ConnectFailed(IoFailure::from_io(&e, &reason)));
             None
         }
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Args;
 use rtsp_toolkit_tokio::server::ServerBuilder;
 
-use crate::json::{self, Context, Obj};
+use crate::json::{self, Context};
 use crate::probe::{self, ProbeOptions};
 use crate::{EXIT_FAILURE, EXIT_USAGE};
 
@@ -85,12 +85,7 @@ pub async fn run(args: &DemoArgs) -> u8 {
                 session_id: args.probe.session_id.clone(),
                 prefix: args.probe.log_prefix.clone(),
             };
-            let line = Obj::new("server", &ctx)
-                .str("address", &server.local_addr().to_string())
-                .str("root", &server.root().display().to_string())
-                .raw("urls", &json::array(urls.iter().map(|u| json::string(u))))
-                .str("probe", &url)
-                .finish();
+            let line = json::server_line(&ctx, server.local_addr(), server.root(), &urls, &url);
             let _ = writeln!(out, "{line}");
         } else {
             let _ = writeln!(

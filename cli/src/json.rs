@@ -8,434 +8,95 @@
 //! there when given). URLs come from the events, which never carry
 //! credentials.
 //!
-//! A small hand-written writer: the output is flat and the field order is
-//! part of what makes the lines readable, so no serializer is needed.
+//! The lines are `serde_json`'s output. An event is the library's own
+//! serialization of it (the `serde` feature of `rtsp-toolkit-core`, whose
+//! crate docs describe the forms: the schema is that serialization); the
+//! report is [`crate::report`]'s types, which derive theirs. [`line`] puts
+//! the `type` first and the [`Context`] fields after it.
 
-use std::fmt::Write as _;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::path::Path;
 
-use rtsp_toolkit_tokio::core::client::{ConnectEvent, FallbackEvent, MethodEvent};
-use rtsp_toolkit_tokio::core::rtcp::{ReportBlock, RtcpPacket};
-use rtsp_toolkit_tokio::core::sdp::Sdp;
-use rtsp_toolkit_tokio::{Error, Event, Track, TransportKind};
+use serde::Serialize;
+
+use rtsp_toolkit_tokio::core::duration_secs;
+use rtsp_toolkit_tokio::Event;
 
 use crate::decode::DecodeSummary;
-use crate::report::{audio_codec_name, kind_name, video_codec_name, Report, TrackReport};
-use crate::text::warning_parts;
+use crate::report::{ConnectInfo, MethodRow, Report, TrackReport};
 
 /// Fields added to every object: the session label and log prefix, when set.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Context {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
 }
 
-/// A JSON object under construction.
-#[derive(Debug)]
-pub struct Obj {
-    buf: String,
-    empty: bool,
+/// One line: `{"type": kind, session_id, prefix, ...body's fields}`.
+#[derive(Serialize)]
+struct Line<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(flatten)]
+    context: &'a Context,
+    #[serde(flatten)]
+    body: &'a T,
 }
 
-impl Obj {
-    /// `{"type": kind, ...context}`.
-    pub fn new(kind: &str, ctx: &Context) -> Obj {
-        let mut o = Obj::bare();
-        o.str("type", kind);
-        if let Some(id) = &ctx.session_id {
-            o.str("session_id", id);
-        }
-        if let Some(p) = &ctx.prefix {
-            o.str("prefix", p);
-        }
-        o
-    }
-
-    /// `{` with no fields yet.
-    pub fn bare() -> Obj {
-        Obj {
-            buf: String::from("{"),
-            empty: true,
-        }
-    }
-
-    fn key(&mut self, key: &str) -> &mut String {
-        if !self.empty {
-            self.buf.push(',');
-        }
-        self.empty = false;
-        write_str(&mut self.buf, key);
-        self.buf.push(':');
-        &mut self.buf
-    }
-
-    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
-        write_str(self.key(key), value);
-        self
-    }
-
-    pub fn opt_str(&mut self, key: &str, value: Option<&str>) -> &mut Self {
-        match value {
-            Some(v) => self.str(key, v),
-            None => self.null(key),
-        }
-    }
-
-    pub fn uint(&mut self, key: &str, value: u64) -> &mut Self {
-        let _ = write!(self.key(key), "{value}");
-        self
-    }
-
-    pub fn int(&mut self, key: &str, value: i64) -> &mut Self {
-        let _ = write!(self.key(key), "{value}");
-        self
-    }
-
-    pub fn opt_uint(&mut self, key: &str, value: Option<u64>) -> &mut Self {
-        match value {
-            Some(v) => self.uint(key, v),
-            None => self.null(key),
-        }
-    }
-
-    /// A number; `null` if not finite (JSON has no NaN).
-    pub fn float(&mut self, key: &str, value: f64) -> &mut Self {
-        if value.is_finite() {
-            let _ = write!(self.key(key), "{value}");
-            self
-        } else {
-            self.null(key)
-        }
-    }
-
-    pub fn opt_float(&mut self, key: &str, value: Option<f64>) -> &mut Self {
-        match value {
-            Some(v) => self.float(key, v),
-            None => self.null(key),
-        }
-    }
-
-    /// A duration in seconds.
-    pub fn secs(&mut self, key: &str, value: Duration) -> &mut Self {
-        self.float(key, value.as_secs_f64())
-    }
-
-    pub fn opt_secs(&mut self, key: &str, value: Option<Duration>) -> &mut Self {
-        self.opt_float(key, value.map(|d| d.as_secs_f64()))
-    }
-
-    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
-        self.key(key).push_str(if value { "true" } else { "false" });
-        self
-    }
-
-    pub fn null(&mut self, key: &str) -> &mut Self {
-        self.key(key).push_str("null");
-        self
-    }
-
-    /// A value that is already JSON (a nested object or array).
-    pub fn raw(&mut self, key: &str, json: &str) -> &mut Self {
-        self.key(key).push_str(json);
-        self
-    }
-
-    pub fn finish(&mut self) -> String {
-        let mut s = std::mem::take(&mut self.buf);
-        s.push('}');
-        s
-    }
-}
-
-/// `[a,b,...]` of values that are already JSON.
-pub fn array(items: impl IntoIterator<Item = String>) -> String {
-    let mut s = String::from("[");
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&item);
-    }
-    s.push(']');
-    s
-}
-
-/// A JSON string literal.
-pub fn string(value: &str) -> String {
-    let mut s = String::with_capacity(value.len() + 2);
-    write_str(&mut s, value);
-    s
-}
-
-fn write_str(out: &mut String, value: &str) {
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// The machine-readable kind of an error: `connection`, `timeout`,
-/// `protocol`, `response` or `config`.
-pub fn error_kind(e: &Error) -> &'static str {
-    match e {
-        Error::Connection(_) => "connection",
-        Error::Timeout { .. } => "timeout",
-        Error::Protocol(_) => "protocol",
-        Error::Response { .. } => "response",
-        Error::Config(_) => "config",
-        _ => "other",
-    }
+/// The line of `body` (anything that serializes as an object) as an object
+/// of type `kind`, with the context's fields after the type.
+pub fn line<T: Serialize>(kind: &str, ctx: &Context, body: &T) -> String {
+    serde_json::to_string(&Line {
+        kind,
+        context: ctx,
+        body,
+    })
+    .unwrap_or_else(|e| {
+        // None of the types written here fails (no maps with non-string
+        // keys, paths written as text), but a line is due either way.
+        serde_json::json!({"type": kind, "serialization_error": e.to_string()}).to_string()
+    })
 }
 
 /// The line for one event, or `None` for an event kind this version does not know.
 pub fn event_line(ctx: &Context, event: &Event) -> Option<String> {
+    // The names are the library's tags (`serde(tag = "type")`); the test
+    // below holds them equal.
     Some(match event {
-        Event::Connect(c) => connect(ctx, c),
-        Event::Method(m) => method(ctx, m),
-        Event::Rtp(r) => {
-            let p = &r.packet;
-            Obj::new("rtp", ctx)
-                .uint("track", r.track as u64)
-                .uint("channel", u64::from(r.channel))
-                .uint("seq", u64::from(p.sequence_number))
-                .uint("timestamp", u64::from(p.timestamp))
-                .uint("ssrc", u64::from(p.ssrc))
-                .bool("marker", p.marker)
-                .uint("payload_type", u64::from(p.payload_type))
-                .uint("size", p.payload.len() as u64)
-                .secs("recv_tick_s", r.recv_tick)
-                .finish()
-        }
-        Event::Rtcp(r) => Obj::new("rtcp", ctx)
-            .uint("track", r.track as u64)
-            .uint("channel", u64::from(r.channel))
-            .raw("packets", &array(r.packets.iter().map(rtcp_packet)))
-            .secs("recv_tick_s", r.recv_tick)
-            .finish(),
+        Event::Connect(c) => line("connect", ctx, c),
+        Event::Method(m) => line("rtsp", ctx, &**m),
+        Event::Rtp(r) => line("rtp", ctx, r),
+        Event::Rtcp(r) => line("rtcp", ctx, r),
         // What the client sent: the same fields as `rtcp` (the tick is when it was handed out).
-        Event::RtcpSent(r) => Obj::new("rtcp_sent", ctx)
-            .uint("track", r.track as u64)
-            .uint("channel", u64::from(r.channel))
-            .raw("packets", &array(r.packets.iter().map(rtcp_packet)))
-            .secs("recv_tick_s", r.recv_tick)
-            .finish(),
-        Event::Fallback(f) => fallback(ctx, f),
-        Event::Video(v) => {
-            let f = &v.frame;
-            Obj::new("video", ctx)
-                .uint("track", v.track as u64)
-                .str("codec", video_codec_name(f.codec))
-                .uint("timestamp", u64::from(f.timestamp))
-                .int("extended_timestamp", v.extended_timestamp)
-                .uint("size", f.data.len() as u64)
-                .bool("keyframe", f.keyframe)
-                .bool("new_parameters", f.new_parameters)
-                .uint("loss", u64::from(f.loss))
-                .secs("recv_tick_s", v.recv_tick)
-                .finish()
-        }
-        Event::Audio(a) => {
-            let f = &a.frame;
-            Obj::new("audio", ctx)
-                .uint("track", a.track as u64)
-                .str("codec", audio_codec_name(f.codec))
-                .uint("timestamp", u64::from(f.timestamp))
-                .int("extended_timestamp", a.extended_timestamp)
-                .uint("size", f.data.len() as u64)
-                .uint("samples", u64::from(f.sample_count))
-                .uint("sample_rate", u64::from(f.sample_rate))
-                .uint("channels", u64::from(f.channels))
-                .uint("loss", u64::from(f.loss))
-                .secs("recv_tick_s", a.recv_tick)
-                .finish()
-        }
-        Event::Loss(l) => Obj::new("loss", ctx)
-            .uint("track", l.track as u64)
-            .uint("lost", u64::from(l.lost))
-            .uint("sequence_number", u64::from(l.sequence_number))
-            .uint("total_lost", l.total_lost)
-            .secs("recv_tick_s", l.recv_tick)
-            .finish(),
-        Event::Warning(w) => {
-            let (kind, track, message) = warning_parts(w);
-            Obj::new("warning", ctx)
-                .str("kind", kind)
-                .opt_uint("track", track.map(|t| t as u64))
-                .str("message", &message)
-                .finish()
-        }
-        Event::Closed(c) => Obj::new("closed", ctx)
-            .secs("session_elapsed_s", c.session_elapsed)
-            .opt_str("error", c.error.as_ref().map(|e| e.to_string()).as_deref())
-            .opt_str("error_kind", c.error.as_ref().map(error_kind))
-            .finish(),
+        Event::RtcpSent(r) => line("rtcp_sent", ctx, r),
+        Event::Fallback(f) => line("fallback", ctx, f),
+        Event::Video(v) => line("video", ctx, v),
+        Event::Audio(a) => line("audio", ctx, a),
+        Event::Loss(l) => line("loss", ctx, l),
+        Event::Warning(w) => line("warning", ctx, w),
+        Event::Closed(c) => line("closed", ctx, c),
         _ => return None,
     })
 }
 
-fn fallback(ctx: &Context, f: &FallbackEvent) -> String {
-    Obj::new("fallback", ctx)
-        .str("from", f.from.as_str())
-        .str("to", f.to.as_str())
-        .str("reason", &f.reason)
-        .secs("session_elapsed_s", f.session_elapsed)
-        .finish()
-}
-
-fn connect(ctx: &Context, c: &ConnectEvent) -> String {
-    let mut o = Obj::new("connect", ctx);
-    o.str("target", &c.target).secs("elapsed_s", c.elapsed);
-    match &c.result {
-        Ok((local, peer)) => o
-            .str("local", &local.to_string())
-            .str("peer", &peer.to_string())
-            .null("error"),
-        Err(e) => o.null("local").null("peer").str("error", &e.to_string()),
+/// The `demo` command's first line: the embedded server.
+pub fn server_line(ctx: &Context, address: SocketAddr, root: &Path, urls: &[String], probe: &str) -> String {
+    #[derive(Serialize)]
+    struct Server<'a> {
+        address: SocketAddr,
+        root: String,
+        urls: &'a [String],
+        probe: &'a str,
+    }
+    let server = Server {
+        address,
+        root: root.display().to_string(),
+        urls,
+        probe,
     };
-    o.finish()
-}
-
-fn method(ctx: &Context, m: &MethodEvent) -> String {
-    let mut o = Obj::new("rtsp", ctx);
-    o.str("method", m.method.as_str())
-        .str("url", &m.url)
-        .uint("cseq", u64::from(m.cseq))
-        .uint("status", u64::from(m.status))
-        .str("reason", &m.reason)
-        .secs("elapsed_s", m.elapsed)
-        .secs("session_elapsed_s", m.session_elapsed);
-    if let Some(sdp) = &m.sdp {
-        o.raw("media", &sdp_media(sdp));
-    }
-    if let Some(t) = &m.track {
-        o.raw("track", &track(t));
-    }
-    o.finish()
-}
-
-/// The media sections of an SDP: what the server offers.
-fn sdp_media(sdp: &Sdp) -> String {
-    array(sdp.media.iter().map(|m| {
-        Obj::bare()
-            .str("kind", kind_name(&m.kind))
-            .str("codec", &m.codec)
-            .uint("payload_type", u64::from(m.payload_type))
-            .uint("clock_rate", u64::from(m.clock_rate))
-            .opt_uint("channels", m.channels.map(u64::from))
-            .opt_str("control", m.control.as_deref())
-            .finish()
-    }))
-}
-
-fn track(t: &Track) -> String {
-    Obj::bare()
-        .uint("index", t.index as u64)
-        .str("kind", kind_name(&t.kind))
-        .str("codec", &t.codec)
-        .uint("payload_type", u64::from(t.payload_type))
-        .uint("clock_rate", u64::from(t.clock_rate))
-        .opt_uint("channels", t.channels.map(u64::from))
-        .str("control_url", &t.control_url)
-        .raw("transport", &transport(&t.transport))
-        .finish()
-}
-
-/// A track's transport: `{kind: "tcp", rtp_channel, rtcp_channel}`,
-/// `{kind: "udp", client_ports, server_ports, source, ssrc}` or
-/// `{kind: "multicast", group, ports, ttl, source, ssrc}`.
-fn transport(t: &TransportKind) -> String {
-    let pair = |p: (u16, u16)| format!("[{},{}]", p.0, p.1);
-    let mut o = Obj::bare();
-    o.str("kind", t.name());
-    match t {
-        TransportKind::TcpInterleaved {
-            rtp_channel,
-            rtcp_channel,
-        } => {
-            o.uint("rtp_channel", u64::from(*rtp_channel))
-                .uint("rtcp_channel", u64::from(*rtcp_channel));
-        }
-        TransportKind::Udp {
-            client_ports,
-            server_ports,
-            source,
-            ssrc,
-        } => {
-            o.raw("client_ports", &pair(*client_ports));
-            match server_ports {
-                Some(p) => o.raw("server_ports", &pair(*p)),
-                None => o.null("server_ports"),
-            };
-            o.str("source", &source.to_string())
-                .opt_uint("ssrc", ssrc.map(u64::from));
-        }
-        TransportKind::Multicast {
-            group,
-            ports,
-            ttl,
-            source,
-            ssrc,
-        } => {
-            o.str("group", &group.to_string())
-                .raw("ports", &pair(*ports))
-                .opt_uint("ttl", ttl.map(u64::from))
-                .str("source", &source.to_string())
-                .opt_uint("ssrc", ssrc.map(u64::from));
-        }
-        _ => {}
-    }
-    o.finish()
-}
-
-fn rtcp_packet(p: &RtcpPacket) -> String {
-    let mut o = Obj::bare();
-    match p {
-        RtcpPacket::SenderReport(sr) => o
-            .str("kind", "sr")
-            .uint("ssrc", u64::from(sr.ssrc))
-            .uint("ntp_timestamp", sr.ntp_timestamp)
-            .uint("rtp_timestamp", u64::from(sr.rtp_timestamp))
-            .uint("packet_count", u64::from(sr.packet_count))
-            .uint("octet_count", u64::from(sr.octet_count)),
-        RtcpPacket::ReceiverReport(rr) => o
-            .str("kind", "rr")
-            .uint("ssrc", u64::from(rr.ssrc))
-            .uint("reports", rr.reports.len() as u64)
-            .raw("blocks", &array(rr.reports.iter().map(report_block))),
-        RtcpPacket::SourceDescription(chunks) => o
-            .str("kind", "sdes")
-            .opt_str("cname", chunks.iter().find_map(|c| c.cname())),
-        RtcpPacket::Bye(b) => o
-            .str("kind", "bye")
-            .raw("ssrcs", &array(b.ssrcs.iter().map(|s| s.to_string())))
-            .opt_str("reason", b.reason.as_deref()),
-        RtcpPacket::Other { packet_type, .. } => o.str("kind", "other").uint("packet_type", u64::from(*packet_type)),
-    };
-    o.finish()
-}
-
-/// One report block of a receiver report (RFC 3550 §6.4.2).
-fn report_block(b: &ReportBlock) -> String {
-    Obj::bare()
-        .uint("ssrc", u64::from(b.ssrc))
-        .uint("fraction_lost", u64::from(b.fraction_lost))
-        .int("cumulative_lost", i64::from(b.cumulative_lost))
-        .uint("highest_sequence", u64::from(b.highest_sequence))
-        .uint("jitter", u64::from(b.jitter))
-        .uint("last_sr", u64::from(b.last_sr))
-        .uint("delay_since_last_sr", u64::from(b.delay_since_last_sr))
-        .finish()
+    line("server", ctx, &server)
 }
 
 /// The final `report` object; `decode` is `null` without `--decode` / `--save-first-frame`.
@@ -446,120 +107,96 @@ pub fn report_line(
     r: &Report,
     decode: Option<&DecodeSummary>,
 ) -> String {
-    let mut o = Obj::new("report", ctx);
-    o.str("url", url)
-        .opt_secs("session_elapsed_s", r.session_elapsed)
-        .opt_str("error", r.error.as_deref())
-        .opt_str("stopped_by", stopped_by);
-    match &r.connect {
-        Some(c) => {
-            let mut co = Obj::bare();
-            co.str("target", &c.target).secs("elapsed_s", c.elapsed);
-            match &c.result {
-                Ok((l, p)) => co
-                    .str("local", &l.to_string())
-                    .str("peer", &p.to_string())
-                    .null("error"),
-                Err(e) => co.null("local").null("peer").str("error", e),
-            };
-            o.raw("connect", &co.finish())
-        }
-        None => o.null("connect"),
+    #[derive(Serialize)]
+    struct ReportLine<'a> {
+        url: &'a str,
+        #[serde(with = "duration_secs::option")]
+        session_elapsed_s: Option<std::time::Duration>,
+        error: Option<&'a str>,
+        stopped_by: Option<&'a str>,
+        connect: Option<&'a ConnectInfo>,
+        #[serde(with = "duration_secs::option")]
+        play_s: Option<std::time::Duration>,
+        #[serde(with = "duration_secs::option")]
+        first_video_frame_s: Option<std::time::Duration>,
+        #[serde(with = "duration_secs::option")]
+        first_audio_frame_s: Option<std::time::Duration>,
+        methods: &'a [MethodRow],
+        tracks: &'a [TrackReport],
+        warnings: u64,
+        fallback: Option<&'a str>,
+        decode: Option<Decode<'a>>,
+    }
+    let report = ReportLine {
+        url,
+        session_elapsed_s: r.session_elapsed,
+        error: r.error.as_deref(),
+        stopped_by,
+        connect: r.connect.as_ref(),
+        play_s: r.play_at,
+        first_video_frame_s: r.first_video_frame,
+        first_audio_frame_s: r.first_audio_frame,
+        methods: &r.methods,
+        tracks: &r.tracks,
+        warnings: r.warnings,
+        fallback: r.fallback.as_deref(),
+        decode: decode.map(Decode::of),
     };
-    o.opt_secs("play_s", r.play_at)
-        .opt_secs("first_video_frame_s", r.first_video_frame)
-        .opt_secs("first_audio_frame_s", r.first_audio_frame)
-        .raw(
-            "methods",
-            &array(r.methods.iter().map(|m| {
-                Obj::bare()
-                    .str("method", &m.method)
-                    .uint("count", m.count)
-                    .raw("statuses", &array(m.statuses.iter().map(|s| s.to_string())))
-                    .secs("min_s", m.min)
-                    .secs("avg_s", m.avg)
-                    .secs("max_s", m.max)
-                    .finish()
-            })),
-        )
-        .raw("tracks", &array(r.tracks.iter().map(track_report)))
-        .uint("warnings", r.warnings)
-        .opt_str("fallback", r.fallback.as_deref())
-        .raw("decode", &decode.map_or_else(|| "null".to_owned(), decode_summary));
-    o.finish()
-}
-
-fn track_report(t: &TrackReport) -> String {
-    let k = t.keyframe_interval.as_ref();
-    Obj::bare()
-        .uint("track", t.index as u64)
-        .str("kind", &t.kind)
-        .str("codec", &t.codec)
-        .uint("clock_rate", u64::from(t.clock_rate))
-        .opt_uint("channels", t.channels.map(u64::from))
-        .opt_str("unsupported", t.unsupported.as_deref())
-        .uint("rtp_packets", t.rtp_packets)
-        .uint("rtp_payload_bytes", t.rtp_payload_bytes)
-        .opt_float("rtp_bitrate_bps", t.rtp_bitrate)
-        .uint("lost", t.lost)
-        .float("loss_percent", t.loss_percent)
-        .opt_float("jitter_s", t.jitter)
-        .opt_float("max_jitter_s", t.max_jitter)
-        .uint("sender_reports", t.sender_reports)
-        .uint("byes", t.byes)
-        .uint("receiver_reports_sent", t.receiver_reports_sent)
-        .str("transport", &t.transport)
-        .uint("frames", t.frames)
-        .uint("keyframes", t.keyframes)
-        .uint("damaged_frames", t.damaged_frames)
-        .uint("frame_bytes", t.frame_bytes)
-        .opt_secs("first_frame_s", t.first_frame)
-        .opt_secs("first_frame_after_play_s", t.first_frame_after_play)
-        .opt_float("media_duration_s", t.media_duration)
-        .opt_float("frame_rate", t.frame_rate)
-        .opt_float("bitrate_bps", t.bitrate)
-        .opt_float("keyframe_interval_frames", k.map(|k| k.frames_avg))
-        .opt_uint("keyframe_interval_frames_min", k.map(|k| k.frames_min))
-        .opt_uint("keyframe_interval_frames_max", k.map(|k| k.frames_max))
-        .opt_float("keyframe_interval_s", k.map(|k| k.seconds_avg))
-        .bool("timestamps_reordered", t.timestamps_reordered)
-        .opt_secs("max_frame_gap_s", t.max_frame_gap)
-        .uint("samples", t.samples)
-        .opt_uint("sample_rate", t.sample_rate.map(u64::from))
-        .opt_uint("audio_channels", t.audio_channels.map(u64::from))
-        .finish()
+    line("report", ctx, &report)
 }
 
 /// The report's `decode` object.
-fn decode_summary(d: &DecodeSummary) -> String {
-    let mut o = Obj::bare();
-    o.opt_uint("track", d.track.map(|t| t as u64))
-        .opt_str("codec", d.codec.as_deref())
-        .bool("all_frames", d.all_frames)
-        .uint("pictures", d.pictures);
-    match d.resolution {
-        Some((w, h)) => o.uint("width", w.into()).uint("height", h.into()),
-        None => o.null("width").null("height"),
-    };
-    o.uint("errors", d.errors)
-        .uint("skipped", d.skipped)
-        .opt_str("first_error", d.first_error.as_deref())
-        .opt_str("unavailable", d.unavailable.as_deref())
-        .opt_str(
-            "first_frame",
-            d.first_frame.as_ref().map(|p| p.display().to_string()).as_deref(),
-        )
-        .finish()
+#[derive(Serialize)]
+struct Decode<'a> {
+    track: Option<usize>,
+    codec: Option<&'a str>,
+    all_frames: bool,
+    pictures: u64,
+    width: Option<u32>,
+    height: Option<u32>,
+    errors: u64,
+    skipped: u64,
+    first_error: Option<&'a str>,
+    unavailable: Option<&'a str>,
+    first_frame: Option<String>,
+}
+
+impl<'a> Decode<'a> {
+    fn of(d: &'a DecodeSummary) -> Self {
+        Decode {
+            track: d.track,
+            codec: d.codec.as_deref(),
+            all_frames: d.all_frames,
+            pictures: d.pictures,
+            width: d.resolution.map(|(w, _)| w),
+            height: d.resolution.map(|(_, h)| h),
+            errors: d.errors,
+            skipped: d.skipped,
+            first_error: d.first_error.as_deref(),
+            unavailable: d.unavailable.as_deref(),
+            first_frame: d.first_frame.as_ref().map(|p| p.display().to_string()),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use rtsp_toolkit_tokio::core::client::ClosedEvent;
+    use rtsp_toolkit_tokio::core::client::{ClosedEvent, FallbackEvent};
+    use rtsp_toolkit_tokio::core::rtcp::{ReportBlock, RtcpPacket};
 
     #[test]
     fn escapes_strings() {
-        assert_eq!(string("a\"b\\c\nd\u{1}é"), r#""a\"b\\c\nd\u0001é""#);
+        let ctx = Context {
+            session_id: Some("a\"b\\c\nd\u{1}é".into()),
+            prefix: None,
+        };
+        assert_eq!(
+            line("x", &ctx, &serde_json::json!({})),
+            r#"{"type":"x","session_id":"a\"b\\c\nd\u0001é"}"#
+        );
     }
 
     #[test]
@@ -622,20 +259,316 @@ mod tests {
         .unwrap();
         assert_eq!(
             line,
-            r#"{"type":"rtcp_sent","track":0,"channel":1,"packets":[{"kind":"rr","ssrc":9,"reports":1,"blocks":[{"ssrc":7,"fraction_lost":64,"cumulative_lost":-1,"highest_sequence":65540,"jitter":12,"last_sr":0,"delay_since_last_sr":0}]}],"recv_tick_s":2}"#
+            r#"{"type":"rtcp_sent","track":0,"channel":1,"packets":[{"kind":"rr","ssrc":9,"reports":1,"blocks":[{"ssrc":7,"fraction_lost":64,"cumulative_lost":-1,"highest_sequence":65540,"jitter":12,"last_sr":0,"delay_since_last_sr":0}]}],"recv_tick_s":2.0}"#
         );
     }
 
     #[test]
-    fn context_fields_and_non_finite_numbers() {
+    fn context_fields_come_after_the_type() {
         let ctx = Context {
             session_id: Some("s01".into()),
             prefix: Some("cam".into()),
         };
-        let line = Obj::new("x", &ctx).float("f", f64::NAN).opt_uint("n", None).finish();
+        let closed = Event::Closed(ClosedEvent {
+            session_elapsed: Duration::from_secs(1),
+            error: None,
+        });
         assert_eq!(
-            line,
-            r#"{"type":"x","session_id":"s01","prefix":"cam","f":null,"n":null}"#
+            event_line(&ctx, &closed).unwrap(),
+            r#"{"type":"closed","session_id":"s01","prefix":"cam","session_elapsed_s":1.0,"error":null,"error_kind":null}"#
         );
+        // Non-finite numbers are null (JSON has no NaN).
+        assert_eq!(
+            line("x", &Context::default(), &serde_json::json!({"f": f64::NAN})),
+            r#"{"type":"x","f":null}"#
+        );
+    }
+
+    /// Without context, every event's line is the library's serialization of it.
+    #[test]
+    fn event_lines_are_the_library_serialization() {
+        use rtsp_toolkit_tokio::core::client::{
+            ConnectEvent, LossEvent, MethodEvent, RtcpEvent, RtpEvent, Transport, Warning,
+        };
+        use rtsp_toolkit_tokio::core::message::{Headers, Method};
+        use rtsp_toolkit_tokio::core::rtp::RtpPacket;
+        use rtsp_toolkit_tokio::{AudioCodec, AudioFrame, AudioFrameEvent, VideoCodec, VideoFrame, VideoFrameEvent};
+        let tick = Duration::from_millis(40);
+        let rtcp = RtcpEvent {
+            track: 0,
+            channel: 1,
+            packets: vec![RtcpPacket::Bye(Default::default())],
+            recv_tick: tick,
+        };
+        let events = [
+            Event::Connect(ConnectEvent {
+                target: "h:554".into(),
+                elapsed: tick,
+                result: Ok(("127.0.0.1:1000".parse().unwrap(), "127.0.0.1:554".parse().unwrap())),
+            }),
+            Event::Method(Box::new(MethodEvent {
+                method: Method::Options,
+                url: "rtsp://h/".into(),
+                cseq: 1,
+                status: 200,
+                reason: "OK".into(),
+                request_headers: Headers::new().with("CSeq", "1"),
+                headers: Headers::new().with("CSeq", "1"),
+                body: Default::default(),
+                sdp: None,
+                track: None,
+                elapsed: tick,
+                session_elapsed: tick,
+            })),
+            Event::Rtp(RtpEvent {
+                track: 0,
+                channel: 0,
+                packet: RtpPacket::parse(vec![0x80, 96, 0, 1, 0, 0, 0, 9, 0, 0, 0, 7, 1].into()).unwrap(),
+                recv_tick: tick,
+            }),
+            Event::Rtcp(rtcp.clone()),
+            Event::RtcpSent(rtcp),
+            Event::Fallback(FallbackEvent {
+                from: Transport::Udp,
+                to: Transport::Tcp,
+                reason: "r".into(),
+                session_elapsed: tick,
+            }),
+            Event::Video(VideoFrameEvent {
+                track: 0,
+                frame: VideoFrame {
+                    codec: VideoCodec::H264,
+                    timestamp: 1,
+                    data: Default::default(),
+                    keyframe: true,
+                    new_parameters: false,
+                    loss: 0,
+                },
+                extended_timestamp: 1,
+                recv_tick: tick,
+            }),
+            Event::Audio(AudioFrameEvent {
+                track: 1,
+                frame: AudioFrame {
+                    codec: AudioCodec::Pcma,
+                    timestamp: 1,
+                    data: Default::default(),
+                    sample_count: 160,
+                    sample_rate: 8000,
+                    channels: 1,
+                    loss: 0,
+                },
+                extended_timestamp: 1,
+                recv_tick: tick,
+            }),
+            Event::Loss(LossEvent {
+                track: 0,
+                lost: 1,
+                sequence_number: 3,
+                total_lost: 1,
+                recv_tick: tick,
+            }),
+            Event::Warning(Warning::TeardownUnanswered),
+            Event::Closed(ClosedEvent {
+                session_elapsed: tick,
+                error: None,
+            }),
+        ];
+        for e in &events {
+            let line = event_line(&Context::default(), e).unwrap();
+            assert_eq!(line, serde_json::to_string(e).unwrap());
+        }
+    }
+
+    /// The report's fields, in the documented order, with their units.
+    #[test]
+    fn report_line_has_the_documented_fields() {
+        use crate::report::KeyframeInterval;
+        let ms = Duration::from_millis;
+        let track = TrackReport {
+            index: 0,
+            kind: "video".into(),
+            codec: "H264".into(),
+            clock_rate: 90_000,
+            channels: None,
+            unsupported: None,
+            rtp_packets: 10,
+            rtp_payload_bytes: 1000,
+            rtp_bitrate: Some(8000.0),
+            lost: 1,
+            loss_percent: 10.0,
+            jitter: Some(0.001),
+            max_jitter: Some(0.002),
+            sender_reports: 1,
+            byes: 0,
+            receiver_reports_sent: 2,
+            transport: "tcp (channels 0-1)".into(),
+            frames: 5,
+            keyframes: 1,
+            damaged_frames: 0,
+            frame_bytes: 900,
+            first_frame: Some(ms(120)),
+            first_frame_after_play: Some(ms(20)),
+            media_duration: Some(0.2),
+            frame_rate: Some(25.0),
+            bitrate: Some(36_000.0),
+            keyframe_interval: None,
+            timestamps_reordered: false,
+            max_frame_gap: Some(ms(40)),
+            samples: 0,
+            sample_rate: None,
+            audio_channels: None,
+        };
+        let with_interval = TrackReport {
+            keyframe_interval: Some(KeyframeInterval {
+                frames_avg: 25.0,
+                frames_min: 24,
+                frames_max: 26,
+                seconds_avg: 1.0,
+            }),
+            ..track.clone()
+        };
+        let report = Report {
+            connect: Some(ConnectInfo {
+                target: "127.0.0.1:554".into(),
+                elapsed: ms(2),
+                result: Err("connection error: refused".into()),
+            }),
+            play_at: Some(ms(100)),
+            methods: vec![MethodRow {
+                method: "OPTIONS".into(),
+                count: 2,
+                statuses: vec![401, 200],
+                min: ms(1),
+                avg: ms(2),
+                max: ms(3),
+            }],
+            tracks: vec![track, with_interval],
+            first_video_frame: Some(ms(120)),
+            first_audio_frame: None,
+            session_elapsed: Some(ms(1500)),
+            error: None,
+            warnings: 3,
+            fallback: None,
+        };
+        let decode = DecodeSummary {
+            track: Some(0),
+            codec: Some("H264".into()),
+            pictures: 5,
+            resolution: Some((640, 480)),
+            first_frame: Some("/tmp/f.png".into()),
+            ..Default::default()
+        };
+        let ctx = Context::default();
+        let text = report_line(&ctx, "rtsp://h/", Some("frames"), &report, Some(&decode));
+        let keys = [
+            "type",
+            "url",
+            "session_elapsed_s",
+            "error",
+            "stopped_by",
+            "connect",
+            "play_s",
+            "first_video_frame_s",
+            "first_audio_frame_s",
+            "methods",
+            "tracks",
+            "warnings",
+            "fallback",
+            "decode",
+        ];
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), keys.len(), "{text}");
+        let at: Vec<usize> = keys.iter().map(|k| text.find(&format!("\"{k}\":")).unwrap()).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "documented order: {text}");
+        assert_eq!(v["type"], "report");
+        assert_eq!(v["session_elapsed_s"], 1.5);
+        assert_eq!(v["stopped_by"], "frames");
+        assert_eq!(
+            v["connect"],
+            serde_json::json!({"target": "127.0.0.1:554", "elapsed_s": 0.002, "local": null, "peer": null,
+                               "error": "connection error: refused"})
+        );
+        assert_eq!(v["play_s"], 0.1);
+        assert_eq!(v["first_audio_frame_s"], serde_json::Value::Null);
+        assert_eq!(
+            v["methods"],
+            serde_json::json!([{"method": "OPTIONS", "count": 2, "statuses": [401, 200], "min_s": 0.001,
+                                "avg_s": 0.002, "max_s": 0.003}])
+        );
+        assert_eq!(
+            v["decode"],
+            serde_json::json!({"track": 0, "codec": "H264", "all_frames": false, "pictures": 5, "width": 640,
+                               "height": 480, "errors": 0, "skipped": 0, "first_error": null,
+                               "unavailable": null, "first_frame": "/tmp/f.png"})
+        );
+        let track_keys = [
+            "track",
+            "kind",
+            "codec",
+            "clock_rate",
+            "channels",
+            "unsupported",
+            "rtp_packets",
+            "rtp_payload_bytes",
+            "rtp_bitrate_bps",
+            "lost",
+            "loss_percent",
+            "jitter_s",
+            "max_jitter_s",
+            "sender_reports",
+            "byes",
+            "receiver_reports_sent",
+            "transport",
+            "frames",
+            "keyframes",
+            "damaged_frames",
+            "frame_bytes",
+            "first_frame_s",
+            "first_frame_after_play_s",
+            "media_duration_s",
+            "frame_rate",
+            "bitrate_bps",
+            "keyframe_interval_frames",
+            "keyframe_interval_frames_min",
+            "keyframe_interval_frames_max",
+            "keyframe_interval_s",
+            "timestamps_reordered",
+            "max_frame_gap_s",
+            "samples",
+            "sample_rate",
+            "audio_channels",
+        ];
+        let t = serde_json::to_string(&report.tracks[0]).unwrap();
+        let at: Vec<usize> = track_keys
+            .iter()
+            .map(|k| t.find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "documented order: {t}");
+        let t0 = &v["tracks"][0];
+        assert_eq!(t0.as_object().unwrap().len(), track_keys.len());
+        assert_eq!(t0["keyframe_interval_frames"], serde_json::Value::Null);
+        assert_eq!(t0["first_frame_s"], 0.12);
+        assert_eq!(t0["max_frame_gap_s"], 0.04);
+        assert_eq!(t0["sample_rate"], serde_json::Value::Null);
+        let t1 = &v["tracks"][1];
+        assert_eq!(
+            [
+                &t1["keyframe_interval_frames"],
+                &t1["keyframe_interval_frames_min"],
+                &t1["keyframe_interval_frames_max"],
+                &t1["keyframe_interval_s"]
+            ],
+            [
+                &serde_json::json!(25.0),
+                &serde_json::json!(24),
+                &serde_json::json!(26),
+                &serde_json::json!(1.0)
+            ]
+        );
+        // Without decoding, `decode` is null.
+        let v: serde_json::Value = serde_json::from_str(&report_line(&ctx, "u", None, &report, None)).unwrap();
+        assert_eq!(v["decode"], serde_json::Value::Null);
+        assert_eq!(v["stopped_by"], serde_json::Value::Null);
     }
 }

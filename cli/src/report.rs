@@ -21,6 +21,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use serde::{Serialize, Serializer};
+
+use rtsp_toolkit_tokio::core::duration_secs;
 use rtsp_toolkit_tokio::core::rtcp::RtcpPacket;
 use rtsp_toolkit_tokio::core::sdp::MediaKind;
 use rtsp_toolkit_tokio::{AudioCodec, Event, Track, TransportKind, VideoCodec, Warning};
@@ -44,6 +47,33 @@ pub struct ConnectInfo {
     pub elapsed: Duration,
     /// Local and peer address, or the error.
     pub result: Result<(SocketAddr, SocketAddr), String>,
+}
+
+impl Serialize for ConnectInfo {
+    /// As the `connect` event: `{target, elapsed_s, local, peer, error}`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Repr<'a> {
+            target: &'a str,
+            #[serde(with = "duration_secs")]
+            elapsed_s: Duration,
+            local: Option<SocketAddr>,
+            peer: Option<SocketAddr>,
+            error: Option<&'a str>,
+        }
+        let (local, peer, error) = match &self.result {
+            Ok((local, peer)) => (Some(*local), Some(*peer), None),
+            Err(e) => (None, None, Some(e.as_str())),
+        };
+        Repr {
+            target: &self.target,
+            elapsed_s: self.elapsed,
+            local,
+            peer,
+            error,
+        }
+        .serialize(s)
+    }
 }
 
 #[derive(Debug)]
@@ -258,21 +288,26 @@ pub struct Report {
     pub fallback: Option<String>,
 }
 
-/// Timing of one RTSP method.
-#[derive(Debug, Clone, PartialEq)]
+/// Timing of one RTSP method (JSON: `{method, count, statuses, min_s, avg_s, max_s}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MethodRow {
     pub method: String,
     pub count: u64,
     /// Distinct statuses in the order first seen (a 401 then a 200, say).
     pub statuses: Vec<u16>,
+    #[serde(rename = "min_s", with = "duration_secs")]
     pub min: Duration,
+    #[serde(rename = "avg_s", with = "duration_secs")]
     pub avg: Duration,
+    #[serde(rename = "max_s", with = "duration_secs")]
     pub max: Duration,
 }
 
-/// The statistics of one set-up track.
-#[derive(Debug, Clone, PartialEq)]
+/// The statistics of one set-up track (JSON: the `tracks` objects of the
+/// report, `docs/CLI.md`; fields in that order).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrackReport {
+    #[serde(rename = "track")]
     pub index: usize,
     /// `video`, `audio`, `application` or the SDP's word.
     pub kind: String,
@@ -284,15 +319,18 @@ pub struct TrackReport {
     pub unsupported: Option<String>,
     pub rtp_packets: u64,
     pub rtp_payload_bytes: u64,
+    /// RTP payload bitrate over the RTP timestamp span (b/s); `None` under two timestamps.
+    #[serde(rename = "rtp_bitrate_bps")]
+    pub rtp_bitrate: Option<f64>,
     /// RTP packets missing from the sequence.
     pub lost: u64,
     /// `lost / (received + lost)`, in percent.
     pub loss_percent: f64,
     /// RFC 3550 interarrival jitter at the end of the session, and its peak, in seconds.
+    #[serde(rename = "jitter_s")]
     pub jitter: Option<f64>,
+    #[serde(rename = "max_jitter_s")]
     pub max_jitter: Option<f64>,
-    /// RTP payload bitrate over the RTP timestamp span (b/s); `None` under two timestamps.
-    pub rtp_bitrate: Option<f64>,
     pub sender_reports: u64,
     pub byes: u64,
     /// RTCP receiver reports this client sent on the track.
@@ -305,20 +343,27 @@ pub struct TrackReport {
     pub damaged_frames: u64,
     pub frame_bytes: u64,
     /// From session start to the first frame.
+    #[serde(rename = "first_frame_s", with = "duration_secs::option")]
     pub first_frame: Option<Duration>,
     /// From the PLAY response to the first frame.
+    #[serde(rename = "first_frame_after_play_s", with = "duration_secs::option")]
     pub first_frame_after_play: Option<Duration>,
     /// Media time covered by the frames, in seconds.
+    #[serde(rename = "media_duration_s")]
     pub media_duration: Option<f64>,
     /// Frames per second of media time.
     pub frame_rate: Option<f64>,
     /// Frame payload bits per second of media time.
+    #[serde(rename = "bitrate_bps")]
     pub bitrate: Option<f64>,
+    /// JSON: four fields, `null` without an interval ([`keyframe_fields`]).
+    #[serde(flatten, serialize_with = "keyframe_fields")]
     pub keyframe_interval: Option<KeyframeInterval>,
     /// Frame timestamps went backwards (B-frames sent in decode order), which
     /// RFC 3550 jitter counts as arrival variation.
     pub timestamps_reordered: bool,
     /// The longest wait between two frames' arrival.
+    #[serde(rename = "max_frame_gap_s", with = "duration_secs::option")]
     pub max_frame_gap: Option<Duration>,
     /// Audio: samples per channel, sample rate, channels.
     pub samples: u64,
@@ -334,6 +379,26 @@ pub struct KeyframeInterval {
     pub frames_max: u64,
     /// Average, from the keyframes' timestamps.
     pub seconds_avg: f64,
+}
+
+/// A track's keyframe interval in the report's JSON: `keyframe_interval_frames`
+/// (the average), `keyframe_interval_frames_min`, `keyframe_interval_frames_max`
+/// and `keyframe_interval_s`, each `null` under two keyframes.
+fn keyframe_fields<S: Serializer>(k: &Option<KeyframeInterval>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Fields {
+        keyframe_interval_frames: Option<f64>,
+        keyframe_interval_frames_min: Option<u64>,
+        keyframe_interval_frames_max: Option<u64>,
+        keyframe_interval_s: Option<f64>,
+    }
+    Fields {
+        keyframe_interval_frames: k.as_ref().map(|k| k.frames_avg),
+        keyframe_interval_frames_min: k.as_ref().map(|k| k.frames_min),
+        keyframe_interval_frames_max: k.as_ref().map(|k| k.frames_max),
+        keyframe_interval_s: k.as_ref().map(|k| k.seconds_avg),
+    }
+    .serialize(s)
 }
 
 /// The short name of a video codec (the JSON and text name).
@@ -887,7 +952,9 @@ mod tests {
         }));
         s.observe(&Event::Closed(ClosedEvent {
             session_elapsed: ms(100),
-            error: Some(rtsp_toolkit_tokio::Error::Connection("reset".into())),
+            error: Some(rtsp_toolkit_tokio::Error::Connection(
+                rtsp_toolkit_tokio::ConnectionError::new(std::io::ErrorKind::ConnectionReset, "reset"),
+            )),
         }));
         let r = s.report();
         assert_eq!(r.tracks[0].lost, 3);

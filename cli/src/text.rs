@@ -278,53 +278,8 @@ pub fn loss(l: &LossEvent) -> String {
 
 /// (machine kind, track, message) of a warning.
 pub fn warning_parts(w: &Warning) -> (&'static str, Option<usize>, String) {
-    match w {
-        Warning::CseqMismatch { method, expected, got } => (
-            "cseq_mismatch",
-            None,
-            format!("{method} response has CSeq {got:?}, expected {expected}"),
-        ),
-        Warning::UnknownChannel { channel, len } => (
-            "unknown_channel",
-            None,
-            format!("{len} bytes on interleaved channel {channel}, which no track uses"),
-        ),
-        Warning::BadPacket { track, channel, error } => (
-            "bad_packet",
-            Some(*track),
-            format!("unusable packet on channel {channel}: {error}"),
-        ),
-        Warning::KeepaliveFailed {
-            method,
-            status,
-            fallback,
-        } => (
-            "keepalive_failed",
-            None,
-            match fallback {
-                Some(f) => format!("keepalive {method} answered {status}; using {f} instead"),
-                None => format!("keepalive {method} answered {status}"),
-            },
-        ),
-        Warning::ServerRequest { method } => (
-            "server_request",
-            None,
-            format!("the server sent a {method} request (answered 501)"),
-        ),
-        Warning::TeardownUnanswered => ("teardown_unanswered", None, "TEARDOWN got no answer".to_owned()),
-        Warning::Depacketize { track, error } => ("depacketize", Some(*track), error.to_string()),
-        Warning::UnsupportedCodec { track, codec } => (
-            "unsupported_codec",
-            Some(*track),
-            format!("unsupported codec {codec}: no frames, RTP statistics only"),
-        ),
-        Warning::ForeignDatagram { track, from } => (
-            "foreign_datagram",
-            Some(*track),
-            format!("datagram from {from}, which is not the server: dropped (more from there are only counted)"),
-        ),
-        other => ("other", None, format!("{other:?}")),
-    }
+    // The library's words, as in the JSON `warning` objects.
+    (w.kind(), w.track(), w.to_string())
 }
 
 pub fn warning(time: Duration, w: &Warning) -> String {

@@ -528,7 +528,7 @@ fn a_close_inside_a_frame_drops_the_partial_frame() {
         o.assert_frames_are(&aus, &(0..23).collect::<Vec<_>>());
         let closed = o.closed();
         assert!(
-            matches!(&closed.error, Some(Error::Connection(m)) if m.contains("closed by the server while playing")),
+            matches!(&closed.error, Some(Error::Connection(m)) if m.message().contains("closed by the server while playing")),
             "{rt:?}: {closed:?}"
         );
         assert!(closed.session_elapsed < Duration::from_secs(2), "{rt:?}: {closed:?}");

@@ -154,6 +154,23 @@ fn closed_port_is_a_connection_error() {
             matches!(closed_error(events), Some(Error::Connection(_))),
             "{rt}: {events:?}"
         );
+        // "Refused" is told apart without reading the message: the error's
+        // kind, and the io::Error as its source.
+        let Some(Error::Connection(c)) = closed_error(events) else {
+            unreachable!()
+        };
+        assert_eq!(c.kind(), std::io::ErrorKind::ConnectionRefused, "{rt}: {c:?}");
+        let error = closed_error(events).unwrap();
+        let source = std::error::Error::source(&error).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            source.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "{rt}"
+        );
+        let Event::Connect(connect) = &events[0] else {
+            unreachable!()
+        };
+        assert_eq!(connect.result.as_ref().err(), Some(&error), "{rt}");
     }
 }
 

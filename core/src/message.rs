@@ -45,6 +45,8 @@ pub enum FramingError {
 /// assert_eq!(limits.max_header_bytes, 64 * 1024);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Limits {
     /// Largest start line plus header block, blank line included (default 64 KiB).
     pub max_header_bytes: usize,
@@ -129,6 +131,7 @@ impl fmt::Display for Method {
 /// Header fields in received order. Lookups are case-insensitive; repeated
 /// names are kept (e.g. several `WWW-Authenticate`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Headers(Vec<(String, String)>);
 
 impl Headers {

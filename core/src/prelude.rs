@@ -10,4 +10,4 @@ pub use crate::client::{
 };
 pub use crate::codec::{AudioCodec, AudioFrame, VideoCodec, VideoFrame};
 pub use crate::stop::StopSignal;
-pub use crate::Error;
+pub use crate::{ConnectionError, Error};

@@ -92,6 +92,7 @@ pub enum RtcpError {
 
 /// One reception report block (RFC 3550 §6.4.1), in an SR or RR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ReportBlock {
     /// The source this block reports on.
     pub ssrc: u32,
@@ -153,15 +154,18 @@ pub const SDES_CNAME: u8 = 1;
 
 /// One item in an SDES chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SdesItem {
     /// Item type (1 CNAME, 2 NAME, 3 EMAIL, 4 PHONE, 5 LOC, 6 TOOL, 7 NOTE, 8 PRIV).
     pub item_type: u8,
     /// Raw item value (UTF-8 per the RFC, but not checked); a slice of the input.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serde_impls::lossy_text"))]
     pub value: Bytes,
 }
 
 /// One chunk of an SDES packet (PT 202): a source and its items.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SdesChunk {
     /// The SSRC or CSRC described.
     pub ssrc: u32,
@@ -181,6 +185,7 @@ impl SdesChunk {
 
 /// A BYE packet (PT 203).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Bye {
     /// The sources leaving.
     pub ssrcs: Vec<u32>,

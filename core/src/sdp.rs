@@ -163,6 +163,7 @@ pub enum SdpError {
 
 /// A parsed session description.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Sdp {
     /// The `o=` line value, as written.
     pub origin: Option<String>,
@@ -176,6 +177,7 @@ pub struct Sdp {
 
 /// One `a=<name>[:<value>]` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Attribute {
     /// Attribute name (text before the first `:`), trimmed.
     pub name: String,
@@ -199,6 +201,7 @@ pub enum MediaKind {
 
 /// One media section (`m=` line and the lines that follow it).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Media {
     /// Media type.
     pub kind: MediaKind,

@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use rtsp_toolkit_core::client::{Client, ClientOptions, Input, Output, UdpRequest, UdpSocketId};
+use rtsp_toolkit_core::client::{Client, ClientOptions, Input, IoFailure, Output, UdpRequest, UdpSocketId};
 use rtsp_toolkit_core::stop::StopSignal;
 use rtsp_toolkit_core::Error;
 
@@ -98,6 +98,17 @@ impl WriteError {
             Err(e) if after_stall && e.kind() == io::ErrorKind::WouldBlock => Err(WriteError::Stalled),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
             Err(e) => Err(WriteError::Io(e)),
+        }
+    }
+
+    /// The failure handed to the client, with `reason` ([`WriteError::reason`]):
+    /// a stall is [`io::ErrorKind::TimedOut`], a closed socket
+    /// [`io::ErrorKind::WriteZero`], else the write's own error.
+    pub fn failure<'a>(&self, reason: &'a str) -> IoFailure<'a> {
+        match self {
+            WriteError::Stalled => IoFailure::new(io::ErrorKind::TimedOut, reason),
+            WriteError::Closed => IoFailure::new(io::ErrorKind::WriteZero, reason),
+            WriteError::Io(e) => IoFailure::from_io(e, reason),
         }
     }
 
@@ -242,7 +253,10 @@ impl ClientDriver {
         match result {
             Ok((local, peer)) => self.input(Input::Connected { local, peer }),
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
-            Err(e) => self.input(Input::ConnectFailed(&e.to_string())),
+            Err(e) => {
+                let reason = e.to_string();
+                self.input(Input::ConnectFailed(IoFailure::from_io(&e, &reason)));
+            }
         }
     }
 
@@ -373,7 +387,8 @@ impl ClientDriver {
 
     /// A write failed.
     pub fn write_failed(&mut self, error: WriteError) {
-        self.input(Input::IoError(&error.reason()));
+        let reason = error.reason();
+        self.input(Input::IoError(error.failure(&reason)));
     }
 
     /// Appends the capture recorded so far to the capture file. A failed
@@ -395,9 +410,11 @@ impl ClientDriver {
             Ok(0) => self.client.handle_input(now, Input::Eof),
             Ok(n) => self.client.handle_input(now, Input::Data(&buf[..n.min(buf.len())])),
             Err(e) if is_would_block(&e) => {}
-            Err(e) => self
-                .client
-                .handle_input(now, Input::IoError(&format!("read failed: {e}"))),
+            Err(e) => {
+                let reason = format!("read failed: {e}");
+                self.client
+                    .handle_input(now, Input::IoError(IoFailure::from_io(&e, &reason)));
+            }
         }
     }
 }

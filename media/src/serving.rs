@@ -85,8 +85,13 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Seconds from 1900 (NTP's epoch) to 1970 (Unix's).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
-/// The options of a file server, on every runtime.
+/// The options of a file server, on every runtime. With the `serde`
+/// feature they read and write as the core's options do (durations as
+/// seconds: `write_stall_s`; missing fields take the default; unknown ones
+/// are refused).
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct ServerOptions {
     /// The protocol settings (payload size, session timeout, ...).
     pub config: ServerConfig,
@@ -97,6 +102,10 @@ pub struct ServerOptions {
     /// 5 s): a client that does not read. A client that keeps taking bytes,
     /// however slowly, is not dropped (its session falls behind instead, see
     /// [`ServerConfig::max_lag`]).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "write_stall_s", with = "rtsp_toolkit_core::duration_secs")
+    )]
     pub write_stall: Duration,
     /// The kernel send buffer of each connection (`SO_SNDBUF`), which bounds
     /// how much media waits for a slow client before `write_stall` counts;
@@ -106,6 +115,8 @@ pub struct ServerOptions {
     /// (requests answered, sessions started and ended, receiver reports,
     /// warnings), besides the log: for a caller that reports them itself,
     /// such as `serve --json`. Called on the server's tasks: keep it short.
+    /// Not serialized (with the `serde` feature it is skipped both ways).
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub events: Option<EventHook>,
 }
 

@@ -70,6 +70,7 @@ use futures_lite::AsyncRead;
 
 /// The sans-IO core, for everything not re-exported here.
 pub use rtsp_toolkit_core as core;
+use rtsp_toolkit_core::client::{Input, IoFailure};
 pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::stop::Stopped;
 use rtsp_toolkit_core::Output;
@@ -414,20 +415,17 @@ impl Session {
                 Output::SendDatagram { socket, to, data } => self.udp.send(socket, to, &data),
                 // The session is ending: no new sockets, no new connection.
                 Output::OpenUdp(_) => {}
-                Output::Reconnect => self
-                    .driver
-                    .input(rtsp_toolkit_core::Input::ConnectFailed("session dropped")),
+                Output::Reconnect => self.driver.input(Input::ConnectFailed(dropped("session dropped"))),
                 Output::Event(_) => {}
                 Output::Timeout(at) => {
                     let Some(s) = &mut stream else {
                         // No connection to answer: give up at once.
-                        self.driver.input(rtsp_toolkit_core::Input::IoError("session dropped"));
+                        self.driver.input(Input::IoError(dropped("session dropped")));
                         continue;
                     };
                     if now >= deadline {
-                        self.driver.input(rtsp_toolkit_core::Input::IoError(
-                            "session dropped before TEARDOWN was answered",
-                        ));
+                        self.driver
+                            .input(Input::IoError(dropped("session dropped before TEARDOWN was answered")));
                         continue;
                     }
                     if now >= at {
@@ -448,6 +446,12 @@ impl Session {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
+}
+
+/// What ends the session when it is dropped mid-way: no I/O failed, the
+/// session went away (nobody sees the event).
+fn dropped(reason: &str) -> IoFailure<'_> {
+    IoFailure::new(std::io::ErrorKind::Other, reason)
 }
 
 impl futures_core::Stream for Session {

@@ -74,12 +74,14 @@ pub struct RtpEvent {
 /// One (compound) RTCP packet: received ([`Event::Rtcp`]) or sent
 /// ([`Event::RtcpSent`]).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RtcpEvent {
     pub track: usize,
     /// As in [`RtpEvent::channel`].
     pub channel: u8,
     pub packets: Vec<RtcpPacket>,
     /// From session start to when it was received (or handed out to send).
+    #[cfg_attr(feature = "serde", serde(rename = "recv_tick_s", with = "crate::duration_secs"))]
     pub recv_tick: Duration,
 }
 
@@ -87,16 +89,22 @@ pub struct RtcpEvent {
 /// SETUP (the same connection goes on over TCP), or no RTP arrived over UDP
 /// after PLAY (TEARDOWN, then a fresh session on a new connection over TCP).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct FallbackEvent {
     pub from: Transport,
     pub to: Transport,
     /// Why, for the user.
     pub reason: String,
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "session_elapsed_s", with = "crate::duration_secs")
+    )]
     pub session_elapsed: Duration,
 }
 
 /// What a track received so far ([`Client::track_stats`](super::Client::track_stats)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TrackStats {
     pub track: usize,
     /// RTP packets delivered (each sequence number once).
@@ -148,6 +156,7 @@ pub struct AudioFrameEvent {
 
 /// RTP packets missing from a track's sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct LossEvent {
     pub track: usize,
     /// Packets missing right before `sequence_number`.
@@ -156,6 +165,7 @@ pub struct LossEvent {
     pub sequence_number: u16,
     /// All packets counted as lost on this track so far.
     pub total_lost: u64,
+    #[cfg_attr(feature = "serde", serde(rename = "recv_tick_s", with = "crate::duration_secs"))]
     pub recv_tick: Duration,
 }
 
@@ -201,12 +211,83 @@ pub enum Warning {
     ForeignDatagram { track: usize, from: SocketAddr },
 }
 
+impl Warning {
+    /// A name for the kind of warning, for tools to filter on:
+    /// `cseq_mismatch`, `unknown_channel`, `bad_packet`, `keepalive_failed`,
+    /// `server_request`, `teardown_unanswered`, `depacketize`,
+    /// `unsupported_codec` or `foreign_datagram`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Warning::CseqMismatch { .. } => "cseq_mismatch",
+            Warning::UnknownChannel { .. } => "unknown_channel",
+            Warning::BadPacket { .. } => "bad_packet",
+            Warning::KeepaliveFailed { .. } => "keepalive_failed",
+            Warning::ServerRequest { .. } => "server_request",
+            Warning::TeardownUnanswered => "teardown_unanswered",
+            Warning::Depacketize { .. } => "depacketize",
+            Warning::UnsupportedCodec { .. } => "unsupported_codec",
+            Warning::ForeignDatagram { .. } => "foreign_datagram",
+        }
+    }
+
+    /// The track it is about, if it is about one.
+    pub fn track(&self) -> Option<usize> {
+        match self {
+            Warning::BadPacket { track, .. }
+            | Warning::Depacketize { track, .. }
+            | Warning::UnsupportedCodec { track, .. }
+            | Warning::ForeignDatagram { track, .. } => Some(*track),
+            _ => None,
+        }
+    }
+}
+
+/// What happened, in words (without the track, which [`Warning::track`] gives).
+///
+/// ```
+/// use rtsp_toolkit_core::client::Warning;
+/// let w = Warning::UnsupportedCodec { track: 1, codec: "VP8".into() };
+/// assert_eq!(w.to_string(), "unsupported codec VP8: no frames, RTP statistics only");
+/// ```
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::CseqMismatch { method, expected, got } => {
+                write!(f, "{method} response has CSeq {got:?}, expected {expected}")
+            }
+            Warning::UnknownChannel { channel, len } => {
+                write!(f, "{len} bytes on interleaved channel {channel}, which no track uses")
+            }
+            Warning::BadPacket { channel, error, .. } => write!(f, "unusable packet on channel {channel}: {error}"),
+            Warning::KeepaliveFailed {
+                method,
+                status,
+                fallback: Some(fallback),
+            } => write!(f, "keepalive {method} answered {status}; using {fallback} instead"),
+            Warning::KeepaliveFailed { method, status, .. } => write!(f, "keepalive {method} answered {status}"),
+            Warning::ServerRequest { method } => write!(f, "the server sent a {method} request (answered 501)"),
+            Warning::TeardownUnanswered => f.write_str("TEARDOWN got no answer"),
+            Warning::Depacketize { error, .. } => write!(f, "{error}"),
+            Warning::UnsupportedCodec { codec, .. } => {
+                write!(f, "unsupported codec {codec}: no frames, RTP statistics only")
+            }
+            Warning::ForeignDatagram { from, .. } => write!(
+                f,
+                "datagram from {from}, which is not the server: dropped (more from there are only counted)"
+            ),
+        }
+    }
+}
+
 /// What the session reports, in order.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(tag = "type", rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum Event {
     Connect(ConnectEvent),
     /// Boxed: it is large and rare, and every RTP event would pay its size.
+    #[cfg_attr(feature = "serde", serde(rename = "rtsp"))]
     Method(Box<MethodEvent>),
     Rtp(RtpEvent),
     Rtcp(RtcpEvent),

@@ -63,6 +63,7 @@ mod transport;
 pub(crate) mod udp;
 
 use std::collections::VecDeque;
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -70,7 +71,7 @@ use bytes::Bytes;
 use url::Url;
 
 use crate::auth::{Authenticator, Credentials};
-use crate::error::Error;
+use crate::error::{ConnectionError, Error};
 use crate::message::{Decoder, Headers, Message, Method, Request};
 use crate::sdp::Sdp;
 use capture::format::{CaptureHeader, CaptureWriter};
@@ -79,7 +80,7 @@ pub use events::{
     AudioFrameEvent, ClosedEvent, ConnectEvent, Event, FallbackEvent, LossEvent, MethodEvent, RtcpEvent, RtpEvent,
     TrackStats, VideoFrameEvent, Warning,
 };
-pub use input::Input;
+pub use input::{Input, IoFailure};
 pub use options::{ClientOptions, LogKinds, PortRange, Track, TrackSelection, Transport, TransportKind};
 pub use session::join_control;
 use session::split_host_port;
@@ -326,10 +327,10 @@ impl Client {
         }
         match input {
             Input::Connected { local, peer } => self.on_connected(now, local, peer),
-            Input::ConnectFailed(reason) => self.on_connect_failed(now, reason),
+            Input::ConnectFailed(failure) => self.on_connect_failed(now, failure),
             Input::Data(data) => self.on_data(now, data),
             Input::Eof => self.on_eof(now),
-            Input::IoError(reason) => self.on_io_error(now, reason),
+            Input::IoError(failure) => self.on_io_error(now, failure),
             Input::Timeout => self.on_timeout(now),
             Input::Close => {
                 // The user's stop ends the session, fallback or not.
@@ -381,11 +382,12 @@ impl Client {
         self.send(now, Method::Options, self.request_url.clone(), Headers::new(), false);
     }
 
-    fn on_connect_failed(&mut self, now: Instant, reason: &str) {
+    fn on_connect_failed(&mut self, now: Instant, failure: IoFailure<'_>) {
         if self.phase != Phase::Connecting {
             return;
         }
-        let err = Error::Connection(format!("cannot connect to {}: {reason}", self.target_string()));
+        let message = format!("cannot connect to {}: {}", self.target_string(), failure.reason);
+        let err = Error::Connection(connection_error(message, failure));
         self.events.push_back(Event::Connect(ConnectEvent {
             target: self.target_string(),
             elapsed: now - self.start,
@@ -425,22 +427,27 @@ impl Client {
                     Phase::Playing => "while playing".to_owned(),
                     _ => format!("while waiting for the {} response", self.phase_method()),
                 };
+                let message = format!("connection closed by the server {what}");
                 self.finish(
                     now,
-                    Some(Error::Connection(format!("connection closed by the server {what}"))),
+                    Some(Error::Connection(ConnectionError::new(
+                        io::ErrorKind::UnexpectedEof,
+                        message,
+                    ))),
                 );
             }
         }
     }
 
-    fn on_io_error(&mut self, now: Instant, reason: &str) {
+    fn on_io_error(&mut self, now: Instant, failure: IoFailure<'_>) {
         if self.phase == Phase::Closed {
             return;
         }
         if self.phase == Phase::TearingDown {
             return self.finish(now, None);
         }
-        self.finish(now, Some(Error::Connection(reason.to_owned())));
+        let err = connection_error(failure.reason.to_owned(), failure);
+        self.finish(now, Some(Error::Connection(err)));
     }
 
     /// Checks deadlines at `now`: per-request and read timeouts, keepalives.
@@ -596,6 +603,14 @@ impl Client {
             _ => "pending",
         }
     }
+}
+
+/// The session's error for an I/O failure handed in: `message`, the
+/// failure's kind as a capture records it (so that a replay compares equal),
+/// and the `io::Error` it stands for.
+fn connection_error(message: String, failure: IoFailure<'_>) -> ConnectionError {
+    let kind = capture::format::portable_kind(failure.kind);
+    ConnectionError::from_parts(kind, message, Some(failure.to_io_error()))
 }
 
 #[cfg(test)]

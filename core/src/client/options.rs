@@ -65,6 +65,8 @@ impl Default for LogKinds {
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct ClientOptions {
     /// Set up the first video track of the SDP (with
     /// [`TrackSelection::FirstOfEachKind`], the default).
@@ -80,7 +82,9 @@ pub struct ClientOptions {
     pub tracks: TrackSelection,
     /// User name and password for `401` challenges, in place of the URL's
     /// userinfo (which then is ignored). Keeps passwords out of URLs, shell
-    /// history and process lists; never logged or recorded.
+    /// history and process lists; never logged or recorded, and never
+    /// serialized (with the `serde` feature it is skipped both ways).
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub credentials: Option<Credentials>,
     /// Header fields added to every request (`--header`), after the ones
     /// the session writes. The session's own fields (`CSeq`, `Session`,
@@ -90,6 +94,7 @@ pub struct ClientOptions {
     pub headers: Headers,
     /// How long to wait for the connection, for each response, and for any
     /// data while playing.
+    #[cfg_attr(feature = "serde", serde(rename = "timeout_s", with = "crate::duration_secs"))]
     pub timeout: Duration,
     /// Connect to this `host:port` instead of the URL's, keeping the URL in
     /// requests (a relay, tunnel or forwarded port).
@@ -132,10 +137,15 @@ pub struct ClientOptions {
     /// the reorder delay FFmpeg uses, short enough for live viewing, long
     /// enough for reordering on any sane path. Zero releases every packet at
     /// once (no reordering; late packets are dropped).
+    #[cfg_attr(feature = "serde", serde(rename = "reorder_window_s", with = "crate::duration_secs"))]
     pub reorder_window: Duration,
     /// With [`Transport::Auto`]: when no RTP arrives on any track for this
     /// long after PLAY is answered, the session is torn down and opened
     /// again over TCP. Default 3 s (gortsplib's choice; FFmpeg's is similar).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "udp_fallback_after_s", with = "crate::duration_secs")
+    )]
     pub udp_fallback_after: Duration,
     /// Send RTCP receiver reports (RFC 3550 §6.4.2) on every transport, and
     /// a BYE at TEARDOWN. On by default; off gives a receive-only session
@@ -145,6 +155,8 @@ pub struct ClientOptions {
 
 /// How a session asks for RTP to be sent (RTSP `Transport` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 #[non_exhaustive]
 pub enum Transport {
     /// `RTP/AVP/TCP;interleaved`: on the RTSP connection. Works through any
@@ -154,6 +166,7 @@ pub enum Transport {
     /// `RTP/AVP;unicast;client_port`: datagrams from the server's ports to ours.
     Udp,
     /// `RTP/AVP;multicast`: the group and ports the server chooses.
+    #[cfg_attr(feature = "serde", serde(alias = "udp_multicast", alias = "udp-multicast"))]
     Multicast,
     /// UDP first; TCP when the server refuses UDP (461 or 400 to SETUP) or
     /// no RTP arrives within [`ClientOptions::udp_fallback_after`] of PLAY.
@@ -355,6 +368,8 @@ pub(crate) const SESSION_HEADERS: [&str; 6] = [
 /// in SDP order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum TrackSelection {
     /// The first video and the first audio section, as
     /// [`ClientOptions::enable_video`] and [`ClientOptions::enable_audio`]
@@ -426,9 +441,12 @@ impl std::str::FromStr for TrackSelection {
 
 /// How a track's media travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "kind", rename_all = "lowercase"))]
 #[non_exhaustive]
 pub enum TransportKind {
     /// RTP/AVP/TCP interleaved on the RTSP connection, on these `$` channels.
+    #[cfg_attr(feature = "serde", serde(rename = "tcp"))]
     TcpInterleaved { rtp_channel: u8, rtcp_channel: u8 },
     /// RTP/AVP over unicast UDP.
     Udp {
@@ -473,6 +491,7 @@ impl TransportKind {
 
 /// A media track that was set up.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Track {
     /// Index among the set-up tracks (the `track` field of media events).
     pub index: usize,

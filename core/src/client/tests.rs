@@ -532,13 +532,31 @@ fn timeouts_per_phase() {
 #[test]
 fn connect_failure_gives_connect_event_and_connection_error() {
     let mut h = Harness::new("rtsp://127.0.0.1:1/a", ClientOptions::default());
-    h.c.handle_input(h.at(2), Input::ConnectFailed("Connection refused (os error 111)"));
+    let refused = std::io::Error::from_raw_os_error(111);
+    let reason = "Connection refused (os error 111)";
+    h.c.handle_input(h.at(2), Input::ConnectFailed(IoFailure::from_io(&refused, reason)));
     h.drain();
     let Event::Connect(c) = &h.events[0] else { panic!() };
     assert!(c.result.is_err());
     assert_eq!(c.elapsed, ms(2));
     assert!(
-        matches!(&h.closed().unwrap().error, Some(Error::Connection(m)) if m.contains("refused") && m.contains("127.0.0.1:1"))
+        matches!(&h.closed().unwrap().error, Some(Error::Connection(m)) if m.message().contains("refused") && m.message().contains("127.0.0.1:1"))
+    );
+    // The io::Error is kept: its kind, and as the error's source.
+    let Some(Error::Connection(e)) = &h.closed().unwrap().error else {
+        panic!()
+    };
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert_eq!(e.io_error().unwrap().raw_os_error(), Some(111));
+    let error = h.closed().unwrap().error.clone().unwrap();
+    let source = std::error::Error::source(&error).unwrap();
+    assert_eq!(
+        source.downcast_ref::<std::io::Error>().unwrap().kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+    assert_eq!(
+        error.to_string(),
+        "connection error: cannot connect to 127.0.0.1:1: Connection refused (os error 111)"
     );
     assert!(h.done);
 }
@@ -549,7 +567,9 @@ fn eof_while_playing_is_a_connection_error_but_after_bye_is_clean() {
     h.play("");
     h.c.handle_input(h.at(60), Input::Eof);
     h.drain();
-    assert!(matches!(&h.closed().unwrap().error, Some(Error::Connection(m)) if m.contains("while playing")));
+    assert!(
+        matches!(&h.closed().unwrap().error, Some(Error::Connection(m)) if m.message().contains("while playing") && m.kind() == std::io::ErrorKind::UnexpectedEof)
+    );
 
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
     h.play("");

@@ -15,7 +15,7 @@ use super::{
     Client, ClientOptions, Event, FallbackEvent, Output, Phase, RtcpEvent, Track, TrackStats, Transport, TransportKind,
     UdpBind, UdpRequest, UdpSocketId, Warning,
 };
-use crate::error::{Error, ProtocolError};
+use crate::error::{ConnectionError, Error, ProtocolError};
 use crate::message::{encode_interleaved, Method};
 use crate::rand::SplitMix64;
 use crate::rtcp::{self, ReceiverReport};
@@ -396,10 +396,10 @@ impl Client {
                 } else {
                     "open UDP ports"
                 };
-                self.finish(
-                    now,
-                    Some(Error::Connection(format!("cannot {what} for track {i}: {reason}"))),
-                );
+                // The runtime gives no io::Error kind for the UDP ports.
+                let message = format!("cannot {what} for track {i}: {reason}");
+                let error = ConnectionError::new(std::io::ErrorKind::Other, message);
+                self.finish(now, Some(Error::Connection(error)));
             }
         }
     }

@@ -38,6 +38,7 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
 /// Video codecs with a depacketizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum VideoCodec {
     H264,
     H265,
@@ -45,14 +46,19 @@ pub enum VideoCodec {
 
 /// Audio codecs with a depacketizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum AudioCodec {
     /// AAC in RFC 3640 `mpeg4-generic` (raw access units, no ADTS header).
+    #[cfg_attr(feature = "serde", serde(rename = "AAC"))]
     Aac,
     /// AAC in RFC 3016 `MP4A-LATM` (raw access units, LATM framing removed).
+    #[cfg_attr(feature = "serde", serde(rename = "AAC-LATM"))]
     AacLatm,
     /// G.711 A-law.
+    #[cfg_attr(feature = "serde", serde(rename = "PCMA"))]
     Pcma,
     /// G.711 mu-law.
+    #[cfg_attr(feature = "serde", serde(rename = "PCMU"))]
     Pcmu,
 }
 

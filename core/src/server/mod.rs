@@ -210,10 +210,16 @@ const MAX_HELD: usize = 16;
 
 /// Server settings, shared by all connections.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct ServerConfig {
     /// Close a session when neither a request, nor interleaved data, nor
     /// RTCP from the client over UDP arrived for this long; announced as
     /// `Session: …;timeout=` (default 60 s).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "session_timeout_s", with = "crate::duration_secs")
+    )]
     pub session_timeout: Duration,
     /// Largest RTP payload (default 1400); clamped to 64..=65000.
     pub max_payload: usize,
@@ -222,11 +228,17 @@ pub struct ServerConfig {
     /// `Server` header value.
     pub server_name: String,
     /// Interval between RTCP sender reports (default 5 s; at least 100 ms).
+    #[cfg_attr(feature = "serde", serde(rename = "rtcp_interval_s", with = "crate::duration_secs"))]
     pub rtcp_interval: Duration,
     /// After the last BYE, how long to wait for TEARDOWN before closing (default 5 s).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "linger_after_end_s", with = "crate::duration_secs")
+    )]
     pub linger_after_end: Duration,
     /// Close a connection without session when no complete request arrived
     /// for this long (default 30 s).
+    #[cfg_attr(feature = "serde", serde(rename = "idle_timeout_s", with = "crate::duration_secs"))]
     pub idle_timeout: Duration,
     /// The first RTP sequence number and the RTP timestamp base of every
     /// track, instead of the seed-derived random ones (default `None`).
@@ -247,6 +259,7 @@ pub struct ServerConfig {
     /// `Duration::ZERO` never bursts (any wake-up a millisecond late moves
     /// the schedule, and is reported); `Duration::MAX` turns the bound off
     /// (every missed sample goes out at once, 4 MiB per write at most).
+    #[cfg_attr(feature = "serde", serde(rename = "max_lag_s", with = "crate::duration_secs"))]
     pub max_lag: Duration,
     /// The UDP ports of the server's RTP/RTCP pairs for `RTP/AVP` (UDP)
     /// sessions: each pair is an even RTP port and the odd port above it,
@@ -386,6 +399,8 @@ impl fmt::Display for CloseReason {
 
 /// Something for the runtime to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(tag = "type", rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum ServerEvent {
     /// A request was answered.
@@ -421,8 +436,10 @@ pub enum ServerEvent {
     FellBehind {
         session_id: String,
         /// How late the next sample was at the latest skip.
+        #[cfg_attr(feature = "serde", serde(rename = "behind_s", with = "crate::duration_secs"))]
         behind: Duration,
         /// Total wall-clock time skipped since the last report.
+        #[cfg_attr(feature = "serde", serde(rename = "skipped_s", with = "crate::duration_secs"))]
         skipped: Duration,
         /// Skips since the last report.
         times: u32,
@@ -441,6 +458,7 @@ pub enum ServerEvent {
         /// Extended highest sequence number received.
         highest_sequence: u32,
         /// Interarrival jitter, converted from the track's clock units.
+        #[cfg_attr(feature = "serde", serde(rename = "jitter_s", with = "crate::duration_secs"))]
         jitter: Duration,
         /// RTP packets this server had sent on the track when the report came.
         sent: u64,
@@ -486,6 +504,7 @@ pub enum ServerEvent {
     Closed {
         reason: CloseReason,
         /// Since the connection was created.
+        #[cfg_attr(feature = "serde", serde(rename = "elapsed_s", with = "crate::duration_secs"))]
         elapsed: Duration,
     },
 }

@@ -283,6 +283,8 @@ pub enum MulticastInput {
 
 /// Why a multicast stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum MulticastEnd {
     /// Its last play-through ended.

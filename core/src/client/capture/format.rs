@@ -1,22 +1,24 @@
 //! The capture file format: header, records, parser and encoder (described
 //! in the [module docs](super)). No client logic here.
 
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::client::input::Input;
+use crate::client::input::{Input, IoFailure};
 use crate::client::options::{ClientOptions, TrackSelection, Transport};
 use crate::client::udp::UdpSocketId;
 use crate::message::Limits;
 
 /// The first 8 bytes of every capture file.
 pub const MAGIC: &[u8; 8] = b"RTSPCAP\0";
-/// The format version this module writes. It reads this one and version 1
-/// (TCP only, from before RTP over UDP: replayed without receiver reports,
-/// as it was recorded).
-pub const VERSION: u16 = 2;
+/// The format version this module writes. It reads this one, version 2
+/// (whose connect-failure and I/O-error records have no error kind: they
+/// replay as [`io::ErrorKind::Other`]) and version 1 (TCP only, from before
+/// RTP over UDP: replayed without receiver reports, as it was recorded).
+pub const VERSION: u16 = 3;
 /// Largest header block accepted.
 pub const MAX_HEADER_LEN: u32 = 64 * 1024;
 /// Largest record payload accepted; longer inputs are written as several
@@ -284,14 +286,15 @@ impl CaptureHeader {
 pub enum RecordKind {
     /// [`Input::Connected`].
     Connected { local: SocketAddr, peer: SocketAddr },
-    /// [`Input::ConnectFailed`].
-    ConnectFailed(String),
+    /// [`Input::ConnectFailed`]: the failure's kind (one the format has no
+    /// code for is recorded as [`io::ErrorKind::Other`]) and reason.
+    ConnectFailed { kind: io::ErrorKind, reason: String },
     /// [`Input::Data`].
     Input(Bytes),
     /// [`Input::Eof`].
     Eof,
-    /// [`Input::IoError`].
-    IoError(String),
+    /// [`Input::IoError`]: the failure's kind and reason.
+    IoError { kind: io::ErrorKind, reason: String },
     /// [`Input::Timeout`].
     Timeout,
     /// [`Input::Close`].
@@ -314,10 +317,10 @@ impl RecordKind {
                 local: *local,
                 peer: *peer,
             },
-            RecordKind::ConnectFailed(reason) => Input::ConnectFailed(reason),
+            RecordKind::ConnectFailed { kind, reason } => Input::ConnectFailed(IoFailure::new(*kind, reason)),
             RecordKind::Input(data) => Input::Data(data),
             RecordKind::Eof => Input::Eof,
-            RecordKind::IoError(reason) => Input::IoError(reason),
+            RecordKind::IoError { kind, reason } => Input::IoError(IoFailure::new(*kind, reason)),
             RecordKind::Timeout => Input::Timeout,
             RecordKind::Close => Input::Close,
             RecordKind::UdpOpened { pair, result } => Input::UdpOpened {
@@ -393,7 +396,7 @@ impl Capture {
         })?;
         let mut records = Vec::new();
         while r.at < data.len() {
-            records.push(Record::decode(&mut r)?);
+            records.push(Record::decode(&mut r, version)?);
         }
         Ok(Capture { header, records })
     }
@@ -426,7 +429,7 @@ impl Record {
         encode_record(self.offset, self.kind.as_input(), out);
     }
 
-    fn decode(r: &mut Reader<'_>) -> Result<Record, CaptureError> {
+    fn decode(r: &mut Reader<'_>, version: u16) -> Result<Record, CaptureError> {
         let at = r.at;
         let kind = r.u8("record")?;
         let offset = Duration::from_nanos(r.u64("record")?);
@@ -443,6 +446,14 @@ impl Record {
             std::str::from_utf8(p)
                 .map(str::to_owned)
                 .map_err(|_| bad("reason is not UTF-8"))
+        };
+        // Version 3 puts the failure's kind in front of the reason.
+        let failure = |p: &[u8]| -> Result<(io::ErrorKind, String), CaptureError> {
+            match p.split_first() {
+                Some((code, reason)) if version >= 3 => Ok((kind_of_code(*code), text(reason)?)),
+                None if version >= 3 => Err(bad("truncated error kind")),
+                _ => Ok((io::ErrorKind::Other, text(p)?)),
+            }
         };
         let empty = |k: RecordKind| {
             if payload.is_empty() {
@@ -461,10 +472,16 @@ impl Record {
                 let (local, peer) = (addr()?, addr()?);
                 RecordKind::Connected { local, peer }
             }
-            KIND_CONNECT_FAILED => RecordKind::ConnectFailed(text(payload)?),
+            KIND_CONNECT_FAILED => {
+                let (kind, reason) = failure(payload)?;
+                RecordKind::ConnectFailed { kind, reason }
+            }
             KIND_INPUT => RecordKind::Input(Bytes::copy_from_slice(payload)),
             KIND_EOF => empty(RecordKind::Eof)?,
-            KIND_IO_ERROR => RecordKind::IoError(text(payload)?),
+            KIND_IO_ERROR => {
+                let (kind, reason) = failure(payload)?;
+                RecordKind::IoError { kind, reason }
+            }
             KIND_TIMEOUT => empty(RecordKind::Timeout)?,
             KIND_CLOSE => empty(RecordKind::Close)?,
             KIND_UDP_OPENED => {
@@ -512,7 +529,7 @@ fn encode_record(offset: Duration, input: Input<'_>, out: &mut BytesMut) {
             put_string(&mut p, &peer.to_string());
             put(KIND_CONNECTED, &p);
         }
-        Input::ConnectFailed(reason) => put(KIND_CONNECT_FAILED, clip(reason).as_bytes()),
+        Input::ConnectFailed(f) => put(KIND_CONNECT_FAILED, &failure_payload(f)),
         Input::Data([]) => put(KIND_INPUT, &[]),
         Input::Data(data) => {
             for chunk in data.chunks(MAX_RECORD_LEN as usize) {
@@ -520,7 +537,7 @@ fn encode_record(offset: Duration, input: Input<'_>, out: &mut BytesMut) {
             }
         }
         Input::Eof => put(KIND_EOF, &[]),
-        Input::IoError(reason) => put(KIND_IO_ERROR, clip(reason).as_bytes()),
+        Input::IoError(f) => put(KIND_IO_ERROR, &failure_payload(f)),
         Input::Timeout => put(KIND_TIMEOUT, &[]),
         Input::Close => put(KIND_CLOSE, &[]),
         Input::UdpOpened { pair, result } => {
@@ -561,7 +578,7 @@ pub struct CaptureWriter {
 
 impl CaptureWriter {
     /// A capture of a session that started at `start` (the instant given to
-    /// [`Client::new`]).
+    /// [`Client::new`](crate::client::Client::new)).
     pub fn new(header: &CaptureHeader, start: Instant) -> CaptureWriter {
         let mut out = BytesMut::new();
         header.encode(&mut out);
@@ -599,6 +616,58 @@ fn clip(s: &str) -> &str {
     crate::rtcp::truncate_utf8(s, 4096)
 }
 
+/// A connect-failure or I/O-error record's payload: the kind's code, then the reason.
+fn failure_payload(f: IoFailure<'_>) -> Vec<u8> {
+    let reason = clip(f.reason).as_bytes();
+    let mut p = Vec::with_capacity(1 + reason.len());
+    p.push(code_of_kind(f.kind));
+    p.extend_from_slice(reason);
+    p
+}
+
+/// The `io::ErrorKind`s a capture records, by code (the index): those a
+/// network session meets. Code 0, and every kind not listed, is
+/// [`io::ErrorKind::Other`]. New kinds are appended; codes never change.
+const IO_KINDS: [io::ErrorKind; 23] = [
+    io::ErrorKind::Other,
+    io::ErrorKind::NotFound,
+    io::ErrorKind::PermissionDenied,
+    io::ErrorKind::ConnectionRefused,
+    io::ErrorKind::ConnectionReset,
+    io::ErrorKind::HostUnreachable,
+    io::ErrorKind::NetworkUnreachable,
+    io::ErrorKind::ConnectionAborted,
+    io::ErrorKind::NotConnected,
+    io::ErrorKind::AddrInUse,
+    io::ErrorKind::AddrNotAvailable,
+    io::ErrorKind::NetworkDown,
+    io::ErrorKind::BrokenPipe,
+    io::ErrorKind::AlreadyExists,
+    io::ErrorKind::WouldBlock,
+    io::ErrorKind::InvalidInput,
+    io::ErrorKind::InvalidData,
+    io::ErrorKind::TimedOut,
+    io::ErrorKind::WriteZero,
+    io::ErrorKind::Interrupted,
+    io::ErrorKind::Unsupported,
+    io::ErrorKind::UnexpectedEof,
+    io::ErrorKind::OutOfMemory,
+];
+
+fn code_of_kind(kind: io::ErrorKind) -> u8 {
+    IO_KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u8
+}
+
+fn kind_of_code(code: u8) -> io::ErrorKind {
+    IO_KINDS.get(usize::from(code)).copied().unwrap_or(io::ErrorKind::Other)
+}
+
+/// `kind` as a capture records it: itself, or [`io::ErrorKind::Other`] for
+/// a kind the format has no code for. The client reports this kind, so that
+/// a replayed session's errors equal the live ones.
+pub(crate) fn portable_kind(kind: io::ErrorKind) -> io::ErrorKind {
+    kind_of_code(code_of_kind(kind))
+}
 /// A cursor over borrowed bytes; every read is bounds-checked.
 struct Reader<'a> {
     data: &'a [u8],

@@ -16,18 +16,20 @@
 //! the file. Replay is the same input loop without sockets: one
 //! [`Client::handle_input`] per record.
 //!
-//! # Format, version 2
+//! # Format, version 3
 //!
 //! All integers are big-endian. Strings are UTF-8 with a `u16` length prefix.
 //!
 //! ```text
 //! file    = magic version header_len header record*
 //! magic   = "RTSPCAP" 0x00                          (8 bytes)
-//! version = u16                                     (2; version 1 is read too)
+//! version = u16                                     (3; versions 1 and 2 are read too)
 //! header_len = u32                                  (at most 65536)
 //! header  = flags:u8 timeout_ns:u64
 //!           max_header_bytes:u32 max_body_bytes:u32 max_headers:u32
 //!           url:string [forward_address:string]     (present when flag bit 3 is set)
+//!           transport:u8 (0 tcp, 1 udp, 2 multicast, 3 auto) rtcp_reports:u8
+//!           reorder_packets:u32 reorder_window_ns:u64 udp_fallback_after_ns:u64
 //!           (bytes after these, up to header_len, are ignored)
 //! version 2 adds, after forward_address:
 //!           transport:u8 rtcp_reports:u8 reorder_packets:u32
@@ -39,15 +41,32 @@
 //!           bit 3 forward_address present
 //! record  = kind:u8 offset_ns:u64 len:u32 payload[len]   (len at most 1 MiB)
 //! kind    = 1 connected      payload: local:string peer:string (socket addresses as text)
-//!           2 connect failed payload: reason (UTF-8, the rest of the record)
+//!           2 connect failed payload: error_kind:u8 reason (UTF-8, the rest of the record)
 //!           3 input          payload: the bytes read
 //!           4 eof            payload: empty
-//!           5 io error       payload: reason (UTF-8)
+//!           5 io error       payload: error_kind:u8 reason (UTF-8)
 //!           6 timeout check  payload: empty
 //!           7 close request  payload: empty
-//!           8 udp opened     payload: pair:u16 (0 port:u16 | 1 reason)   (version 2)
-//!           9 datagram       payload: pair:u16 rtcp:u8 from:string data  (version 2)
+//!           8 UDP opened     payload: pair:u16 (0 port:u16 | 1 reason)
+//!           9 datagram       payload: pair:u16 rtcp:u8 from:string the bytes
 //! ```
+//!
+//! `error_kind` is the failure's `std::io::ErrorKind` by a fixed code
+//! (0 `Other`, 1 `NotFound`, 2 `PermissionDenied`, 3 `ConnectionRefused`,
+//! 4 `ConnectionReset`, 5 `HostUnreachable`, 6 `NetworkUnreachable`,
+//! 7 `ConnectionAborted`, 8 `NotConnected`, 9 `AddrInUse`,
+//! 10 `AddrNotAvailable`, 11 `NetworkDown`, 12 `BrokenPipe`,
+//! 13 `AlreadyExists`, 14 `WouldBlock`, 15 `InvalidInput`, 16 `InvalidData`,
+//! 17 `TimedOut`, 18 `WriteZero`, 19 `Interrupted`, 20 `Unsupported`,
+//! 21 `UnexpectedEof`, 22 `OutOfMemory`; any other code reads as `Other`),
+//! so that a replayed session's [`ConnectionError`](crate::ConnectionError)
+//! has the live one's kind.
+//!
+//! Versions 1 and 2 are still read. Version 2 is version 3 without
+//! `error_kind` (those failures replay as `Other`); version 1 also lacks
+//! the UDP records and the header fields after the URL (transport,
+//! `rtcp_reports`, reorder and fallback settings), and replays as the TCP
+//! session without receiver reports it was.
 //!
 //! `offset_ns` is the nanoseconds from the instant given to [`Client::new`]
 //! to the instant given with that input. The URL is recorded without user

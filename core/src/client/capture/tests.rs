@@ -130,7 +130,10 @@ fn round_trip_of_every_record_kind() {
             },
             Record {
                 offset: Duration::from_nanos(6),
-                kind: RecordKind::ConnectFailed("refused".into()),
+                kind: RecordKind::ConnectFailed {
+                    kind: std::io::ErrorKind::ConnectionRefused,
+                    reason: "refused".into(),
+                },
             },
             Record {
                 offset: Duration::from_millis(7),
@@ -142,7 +145,10 @@ fn round_trip_of_every_record_kind() {
             },
             Record {
                 offset: Duration::from_millis(9),
-                kind: RecordKind::IoError("reset".into()),
+                kind: RecordKind::IoError {
+                    kind: std::io::ErrorKind::ConnectionReset,
+                    reason: "reset".into(),
+                },
             },
             Record {
                 offset: Duration::from_millis(10),
@@ -234,9 +240,12 @@ fn typed_errors() {
         records: vec![],
     }
     .encode();
-    let mut v3 = good.clone();
-    v3[9] = 3;
-    assert_eq!(Capture::parse(&v3), Err(CaptureError::UnsupportedVersion(3)));
+    let mut next = good.clone();
+    next[8..10].copy_from_slice(&(VERSION + 1).to_be_bytes());
+    assert_eq!(
+        Capture::parse(&next),
+        Err(CaptureError::UnsupportedVersion(VERSION + 1))
+    );
     let mut v0 = good.clone();
     v0[9] = 0;
     assert_eq!(Capture::parse(&v0), Err(CaptureError::UnsupportedVersion(0)));
@@ -255,16 +264,32 @@ fn typed_errors() {
     );
 }
 
+/// The kinds a capture has a code for.
+fn arb_io_kind() -> impl Strategy<Value = std::io::ErrorKind> {
+    use std::io::ErrorKind as K;
+    proptest::sample::select(vec![
+        K::Other,
+        K::ConnectionRefused,
+        K::ConnectionReset,
+        K::HostUnreachable,
+        K::NetworkUnreachable,
+        K::BrokenPipe,
+        K::TimedOut,
+        K::UnexpectedEof,
+        K::OutOfMemory,
+    ])
+}
+
 fn arb_kind() -> impl Strategy<Value = RecordKind> {
     prop_oneof![
         (any::<[u8; 4]>(), any::<u16>(), any::<u16>()).prop_map(|(ip, a, b)| RecordKind::Connected {
             local: SocketAddr::from((ip, a)),
             peer: SocketAddr::from(([127, 0, 0, 1], b)),
         }),
-        "[a-z ]{0,20}".prop_map(RecordKind::ConnectFailed),
+        (arb_io_kind(), "[a-z ]{0,20}").prop_map(|(kind, reason)| RecordKind::ConnectFailed { kind, reason }),
         proptest::collection::vec(any::<u8>(), 0..64).prop_map(|v| RecordKind::Input(v.into())),
         Just(RecordKind::Eof),
-        "\\PC{0,20}".prop_map(RecordKind::IoError),
+        (arb_io_kind(), "\\PC{0,20}").prop_map(|(kind, reason)| RecordKind::IoError { kind, reason }),
         Just(RecordKind::Timeout),
         Just(RecordKind::Close),
     ]
@@ -338,8 +363,118 @@ proptest! {
     }
 }
 
+fn tcp_header() -> CaptureHeader {
+    CaptureHeader {
+        url: "rtsp://127.0.0.1:1/x".into(),
+        had_credentials: false,
+        enable_video: true,
+        enable_audio: true,
+        timeout: Duration::from_secs(1),
+        forward_address: None,
+        limits: Limits::default(),
+        transport: Transport::Tcp,
+        reorder_packets: 256,
+        reorder_window: Duration::from_millis(100),
+        udp_fallback_after: Duration::from_secs(3),
+        rtcp_reports: true,
+        tracks: TrackSelection::FirstOfEachKind,
+    }
+}
+
 #[test]
-fn version_2_header_without_track_selection_reads_as_the_default() {
+fn a_replayed_connect_failure_keeps_its_error_kind() {
+    let t0 = Instant::now();
+    let opts = ClientOptions {
+        capture: Some("x".into()),
+        ..Default::default()
+    };
+    let mut rec = Client::new("rtsp://127.0.0.1:1/x", opts, t0).unwrap();
+    let refused = std::io::Error::from_raw_os_error(111);
+    let reason = refused.to_string();
+    rec.handle_input(
+        t0 + Duration::from_millis(1),
+        Input::ConnectFailed(crate::client::IoFailure::from_io(&refused, &reason)),
+    );
+    let mut live = Vec::new();
+    while let Output::Event(e) = rec.poll_output() {
+        live.push(e);
+    }
+    let capture = Capture::parse(&rec.take_capture().unwrap()).unwrap();
+    let replayed = replay(&capture, ClientOptions::default(), t0).unwrap();
+    assert_eq!(replayed, live);
+    let Some(Event::Closed(closed)) = replayed.last() else {
+        panic!("{replayed:?}")
+    };
+    let Some(crate::Error::Connection(e)) = &closed.error else {
+        panic!("{closed:?}")
+    };
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The replay rebuilds the io::Error from the kind and the reason.
+    assert_eq!(e.io_error().unwrap().kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn version_2_failures_are_read_without_a_kind() {
+    // A version 2 file: a connect-failure record whose payload is only the reason.
+    let mut v2 = Capture {
+        header: tcp_header(),
+        records: vec![],
+    }
+    .encode();
+    v2[8..10].copy_from_slice(&2u16.to_be_bytes());
+    for kind in [2u8, 5] {
+        v2.push(kind);
+        v2.extend_from_slice(&7u64.to_be_bytes());
+        v2.extend_from_slice(&7u32.to_be_bytes());
+        v2.extend_from_slice(b"refused");
+    }
+    let c = Capture::parse(&v2).unwrap();
+    let other = std::io::ErrorKind::Other;
+    assert_eq!(
+        c.records.iter().map(|r| r.kind.clone()).collect::<Vec<_>>(),
+        [
+            RecordKind::ConnectFailed {
+                kind: other,
+                reason: "refused".into()
+            },
+            RecordKind::IoError {
+                kind: other,
+                reason: "refused".into()
+            },
+        ]
+    );
+    // Version 3 reads the first byte as the kind: an empty payload is an error.
+    let mut v3 = Capture {
+        header: tcp_header(),
+        records: vec![],
+    }
+    .encode();
+    let at = v3.len();
+    v3.push(2);
+    v3.extend_from_slice(&[0; 12]);
+    assert!(matches!(Capture::parse(&v3), Err(CaptureError::BadRecord { at: a, .. }) if a == at));
+}
+
+#[test]
+fn kinds_without_a_code_are_recorded_as_other() {
+    let t0 = Instant::now();
+    let mut w = CaptureWriter::new(&tcp_header(), t0);
+    w.record(
+        t0,
+        Input::IoError(crate::client::IoFailure::new(std::io::ErrorKind::IsADirectory, "odd")),
+    );
+    let c = Capture::parse(&w.take()).unwrap();
+    assert_eq!(
+        c.records[0].kind,
+        RecordKind::IoError {
+            kind: std::io::ErrorKind::Other,
+            reason: "odd".into()
+        }
+    );
+}
+
+#[test]
+fn version_3_header_without_track_selection_reads_as_the_default() {
     let header = CaptureHeader::for_options("rtsp://h/", false, &ClientOptions::default());
     let mut file = Capture {
         header,
