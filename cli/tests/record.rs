@@ -102,12 +102,15 @@ fn record(url: &str, path: &Path, extra: &[&str]) -> Value {
     report(&r.stdout)
 }
 
+/// (ffprobe codec name, frames) of each stream.
+type Counts = &'static [(&'static str, usize)];
+
 #[test]
 fn every_fixture_recorded_to_mp4_and_mkv_plays_with_the_frames_received() {
     let serve = Serve::start();
     let dir = temp_dir("record-all");
     // The fixtures play in real time (5 s each): every recording at once.
-    let jobs: Vec<(&str, &[(&str, usize)], PathBuf)> = FFPROBE_COUNTS
+    let jobs: Vec<(&str, Counts, PathBuf)> = FFPROBE_COUNTS
         .iter()
         .flat_map(|(name, counts)| ["mp4", "mkv"].map(|ext| (*name, *counts, dir.join(format!("{name}.{ext}")))))
         .collect();
@@ -270,7 +273,7 @@ fn a_killed_recording_plays_up_to_its_last_fragment() {
         let path = h.join().unwrap();
         let (streams, _, _) = ffprobe(&path);
         let video = nb_read_frames(&streams[0]);
-        assert!(video >= 25 && video < 125, "{}: {video} video frames", path.display());
+        assert!((25..125).contains(&video), "{}: {video} video frames", path.display());
         assert!(nb_read_frames(&streams[1]) > 0, "{}: audio", path.display());
         // Only the tail may be cut (the kill can land while a fragment is being written).
         let errors = ffmpeg_decode_errors(&path);

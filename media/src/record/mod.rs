@@ -38,27 +38,37 @@
 //! # Timing
 //! Every track's times are in its RTP clock (MP4: the track's timescale is
 //! the clock rate; Matroska: milliseconds). The first frame written of any
-//! track is at time 0; the other tracks start where their first frame falls
-//! on a common clock: the RTCP sender reports' NTP time when a sender report
-//! of a track that has frames arrived before the file's header is written
-//! (the first fragment, about a second in), otherwise the arrival time of
-//! each track's first frame. [`RecordSummary::alignment`] says which.
+//! track is at decode time 0, and the other tracks start where their first
+//! frame falls on a common clock. That clock is NTP time by the RTCP sender
+//! reports when some track has one by the time the header is written (the
+//! first fragment, a second or so in); a track that has no report of its own
+//! by its first fragment is placed by its arrival times, mapped to NTP
+//! through a track that has one. Without any sender report, every track is
+//! placed by its arrival times. [`RecordSummary::alignment`] says which.
+//! Arrival is taken as the least delay seen (arrival minus media time over
+//! the frames so far), so a frame that came late does not shift its track;
+//! for video it is compared with decode times (servers send in decode order),
+//! which with B-frames can be off by a frame or two of the encoder's own
+//! reorder delay.
 //!
 //! Video RTP timestamps are presentation times and frames arrive in decode
-//! order. Decode times are the presentation times sorted, within a window of
-//! [`REORDER_WINDOW`] frames (FFmpeg's `negative_cts_offsets` layout): they
-//! increase, the first frame's decode time is its presentation time, and a
-//! B-frame's composition offset may be negative, which MP4 carries in
-//! version 1 `trun` boxes. Matroska blocks carry the presentation time
-//! directly. A video track starts at its first keyframe; frames before it
-//! are counted in [`RecordedTrack::skipped`].
+//! order. Decode times are the presentation times sorted within a window of
+//! [`REORDER_WINDOW`] frames, less the reorder delay of the first frames (the
+//! largest amount by which a frame's sorted slot comes after its own
+//! presentation time; 0 without B-frames): they increase, and composition
+//! offsets are not negative (a deeper reordering later is still written,
+//! with a negative offset in MP4's version 1 `trun`). Matroska blocks carry
+//! the presentation time directly. A video track starts at its first
+//! keyframe; frames before it are counted in [`RecordedTrack::skipped`].
 //!
 //! # Parameter sets
 //! The sample entry / `CodecPrivate` holds the parameter sets of the first
 //! keyframe (or the SDP's when the stream has none). Samples are a stream
-//! copy, so parameter sets sent in-band stay in them, and a decoder follows
-//! a mid-stream change (new resolution) from there, as FFmpeg and browsers
-//! do; [`RecordedTrack::parameter_changes`] counts such changes.
+//! copy, so parameter sets sent in-band stay in them, and a decoder that
+//! reads in-band sets (FFmpeg's do) follows a mid-stream change, such as a
+//! new resolution, from there; [`RecordedTrack::parameter_changes`] counts
+//! such changes. A new sample entry per change is not possible in a
+//! fragmented MP4, whose `moov` is written first.
 //!
 //! # Memory and fragments
 //! Frames are written in fragments (MP4 `moof`+`mdat`, Matroska clusters)
@@ -889,7 +899,7 @@ impl<W: Write + Seek> Recorder<W> {
             .filter(|t| !t.dropped_track)
             .filter_map(|t| {
                 let first_dts = t.complete.first()?.dts;
-                Some(self.common_time(t, first_dts)?)
+                self.common_time(t, first_dts)
             })
             .collect();
         self.origin = starts.into_iter().min();
