@@ -73,7 +73,8 @@
 //! # Memory and fragments
 //! Frames are written in fragments (MP4 `moof`+`mdat`, Matroska clusters)
 //! about every [`FRAGMENT`] at a keyframe of the first video track (of the
-//! first track without video), and at the latest after [`MAX_FRAGMENT`].
+//! first track without video), and at the latest after [`MAX_FRAGMENT`] or
+//! [`MAX_FRAGMENT_BYTES`].
 //! Only the current fragment is held in memory, plus an index of a few
 //! bytes per fragment. After each fragment the writer is flushed, so a
 //! recording cut short (process killed) plays up to its last whole
@@ -103,6 +104,8 @@ use params::{ParameterSets, SpsInfo, VideoKind};
 pub const FRAGMENT: Duration = Duration::from_secs(1);
 /// A fragment is cut even without a keyframe once a track holds this much.
 pub const MAX_FRAGMENT: Duration = Duration::from_secs(3);
+/// A fragment is cut once the frames held reach this many bytes, whatever their duration.
+pub const MAX_FRAGMENT_BYTES: usize = 32 * 1024 * 1024;
 /// Video frames looked ahead to derive decode times from presentation times;
 /// B-frame reordering deeper than this still gives increasing decode times.
 pub const REORDER_WINDOW: usize = 8;
@@ -810,7 +813,8 @@ impl<W: Write + Seek> Recorder<W> {
     /// After a frame of track `i`: cut a fragment when one is due.
     fn after_frame(&mut self, i: usize) -> Result<(), RecordError> {
         let t = &self.tracks[i];
-        let over = self.tracks.iter().any(|t| t.buffered() >= t.ticks(MAX_FRAGMENT));
+        let held: usize = self.tracks.iter().flat_map(|t| &t.complete).map(|c| c.data.len()).sum();
+        let over = held >= MAX_FRAGMENT_BYTES || self.tracks.iter().any(|t| t.buffered() >= t.ticks(MAX_FRAGMENT));
         // A keyframe of the lead track that just got its duration starts the next fragment.
         let keyframe_cut =
             self.is_lead(i) && t.complete.len() >= 2 && t.complete.last().is_some_and(|c| c.keyframe) && {
@@ -1030,7 +1034,8 @@ impl<W: Write + Seek> Recorder<W> {
         for t in self.tracks.iter_mut() {
             t.drain();
         }
-        if !self.header_written {
+        // No track at all (the session never set one up): the file stays empty.
+        if !self.header_written && !self.tracks.is_empty() {
             self.try_header(true)?;
         }
         self.write_fragment(None)?;

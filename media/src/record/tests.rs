@@ -91,7 +91,8 @@ fn aac(ts: i64, late_ms: u64) -> AudioFrameEvent {
             loss: 0,
         },
         extended_timestamp: ts,
-        recv_tick: Duration::from_millis(late_ms) + Duration::from_nanos((ts as u64 * 1_000_000_000).div_ceil(44100)),
+        recv_tick: Duration::from_millis(late_ms)
+            + Duration::from_nanos((ts.max(0) as u128 * 1_000_000_000).div_ceil(44100) as u64),
     }
 }
 
@@ -633,5 +634,77 @@ fn ebml_sizes_and_voids() {
         mkv::tests_support::void(&mut v, len);
         assert_eq!(v.len(), len);
         assert_eq!(v[0], 0xec);
+    }
+}
+
+#[test]
+fn a_session_without_tracks_leaves_the_file_empty() {
+    for format in [RecordFormat::Mp4, RecordFormat::Mkv] {
+        let mut r = Recorder::new(Cursor::new(Vec::new()), format);
+        let s = r.finish().unwrap();
+        assert_eq!((s.bytes, s.fragments), (0, 0));
+        assert!(r.into_inner().into_inner().is_empty());
+    }
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// (video?, timestamp step (may go back), keyframe, data, arrival step in ms)
+    fn event() -> impl Strategy<Value = (bool, i64, bool, Vec<u8>, u64)> {
+        (
+            any::<bool>(),
+            prop_oneof![Just(3600i64), Just(1024), -20_000i64..20_000, Just(i64::from(i32::MAX))],
+            any::<bool>(),
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..64),
+                // Start codes with SPS-like and slice-like NAL units.
+                proptest::collection::vec(
+                    prop_oneof![Just(0u8), Just(1), Just(0x67), Just(0x68), Just(0x65), any::<u8>()],
+                    0..64
+                ),
+            ],
+            0u64..100,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        /// Whatever the frames (garbage parameter sets, timestamps that jump or go back), the
+        /// recorder neither panics nor fails, and writes a frame at most once.
+        #[test]
+        fn any_frames_are_written_or_counted(events in proptest::collection::vec(event(), 0..200), mkv in any::<bool>()) {
+            let format = if mkv { RecordFormat::Mkv } else { RecordFormat::Mp4 };
+            let mut r = recorder(format, &[0, 1]);
+            let (mut vts, mut ats, mut at) = (0i64, 0i64, 0u64);
+            let (mut videos, mut audios) = (0u64, 0u64);
+            for (is_video, step, key, data, dt) in events {
+                at += dt;
+                if is_video {
+                    vts += step;
+                    let mut v = video(vts, key, 0, at);
+                    if !data.is_empty() {
+                        v.frame.data = Bytes::from(data);
+                    }
+                    r.video(&v).unwrap();
+                    videos += 1;
+                } else {
+                    ats += step;
+                    let mut a = aac(ats, 0);
+                    a.recv_tick = Duration::from_millis(at);
+                    if !data.is_empty() {
+                        a.frame.data = Bytes::from(data);
+                    }
+                    r.audio(&a).unwrap();
+                    audios += 1;
+                }
+            }
+            let s = r.finish().unwrap();
+            for t in &s.tracks {
+                let fed = if t.kind == "video" { videos } else { audios };
+                prop_assert!(t.frames + t.skipped + t.dropped <= fed, "{t:?}");
+            }
+        }
     }
 }
