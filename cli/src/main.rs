@@ -11,6 +11,7 @@ mod demo;
 mod json;
 mod load;
 mod probe;
+mod record;
 mod report;
 mod save;
 mod serve;

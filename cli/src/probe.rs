@@ -104,6 +104,10 @@ pub struct ProbeOptions {
     #[arg(long, value_name = "HZ", requires = "save_audio",
           value_parser = clap::value_parser!(u32).range(1000..=384_000), help_heading = "Save")]
     pub audio_rate: Option<u32>,
+    /// Record every received video and audio track (stream copy) into a fragmented MP4 (.mp4)
+    /// or Matroska (.mkv) file; a recording cut short plays up to its last fragment.
+    #[arg(long, value_name = "FILE.mp4|FILE.mkv", help_heading = "Save")]
+    pub record: Option<PathBuf>,
     /// Decode the video and write its first picture (from the first keyframe) as a PNG
     /// (needs a build with `--features decode`).
     #[arg(long, value_name = "FILE.png", conflicts_with = "no_video", help_heading = "Save")]
@@ -350,6 +354,7 @@ struct Probe<'a> {
     sdp_media: Vec<Media>,
     video_sink: Option<Sinks<VideoSink>>,
     audio_sink: Option<Sinks<AudioSink>>,
+    recorder: Option<crate::record::RecordSink>,
     #[cfg(feature = "decode")]
     decoder: Option<crate::decode::FrameDecoder>,
     write_error: Option<String>,
@@ -398,6 +403,18 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
         Ok(s) => s,
         Err(e) => {
             out.error(&format!("--save-audio: {e}"));
+            return EXIT_USAGE;
+        }
+    };
+    let recorder = match opts
+        .record
+        .as_deref()
+        .map(crate::record::RecordSink::create)
+        .transpose()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            out.error(&format!("--record: {e}"));
             return EXIT_USAGE;
         }
     };
@@ -462,6 +479,7 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
         sdp_media: Vec::new(),
         video_sink,
         audio_sink,
+        recorder,
         #[cfg(feature = "decode")]
         decoder,
         write_error: None,
@@ -515,6 +533,12 @@ impl Probe<'_> {
             return;
         }
         self.stats.observe(event);
+        if let Some(r) = self.recorder.as_mut() {
+            match r.event(event) {
+                Ok(notes) => notes.iter().for_each(|n| self.out.note(&format!("warning: {n}"))),
+                Err(e) => self.write_error = Some(e),
+            }
+        }
         if self.opts.json {
             if let Some(line) = json::event_line(&self.out.ctx, event) {
                 self.out.line(&line);
@@ -721,6 +745,9 @@ impl Probe<'_> {
                     .get_or_insert(format!("writing {}: {e}", sink.path().display()));
             }
         }
+        if let Some(Err(e)) = self.recorder.as_mut().map(|r| r.finish()) {
+            self.write_error.get_or_insert(e);
+        }
         #[cfg(feature = "decode")]
         if let Some(d) = self.decoder.as_mut() {
             // Only after a session that played: a refused connection is its own error.
@@ -810,6 +837,9 @@ impl Probe<'_> {
                 m.push_str(&format!(" ({} frames could not be decoded)", s.errors));
             }
             saved.push(m);
+        }
+        if let Some(r) = &self.recorder {
+            saved.extend(r.saved_lines());
         }
         if let Some(d) = decode {
             if let Some(path) = &d.first_frame {

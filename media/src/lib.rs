@@ -31,7 +31,8 @@
 //!
 //! Decode helpers for clients: [`audio`] (AAC and G.711 to PCM, WAV writing, playback behind the
 //! `playback` feature) and, behind the `decode` feature, `video` (H.264 and H.265 to RGB or YUV
-//! pictures through FFmpeg's libavcodec).
+//! pictures through FFmpeg's libavcodec). [`record`] writes a session's frames into a fragmented
+//! MP4 or Matroska file (stream copy).
 //!
 //! What it is not: a streaming reader (the whole file is read at once), a
 //! transcoder (except WAV → A-law, which RTSP peers can't play as PCM at
@@ -80,6 +81,7 @@ mod mkv;
 mod mp4;
 mod nal;
 mod reader;
+pub mod record;
 pub mod serving;
 mod timeline;
 #[cfg(feature = "decode")]
