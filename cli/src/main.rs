@@ -9,6 +9,7 @@ mod demo;
 mod json;
 mod load;
 mod probe;
+mod replay;
 mod report;
 mod save;
 mod serve;
@@ -79,6 +80,22 @@ enum Command {
     /// (without URL: the bundled sample from the embedded server; needs a build with `--features viewer`).
     #[command(after_help = "Keys: M mutes, Q or Esc closes (TEARDOWN, exit 0); so do closing the window and Ctrl-C.")]
     View(view::ViewArgs),
+    /// Run a probe of URL and record the session to FILE for `replay` (same as `probe URL --capture FILE`).
+    #[command(
+        after_help = "The file holds what the client received and when (not what it sent; never the credentials), \
+            for `rtsp-toolkit replay FILE` here or on another machine. Every probe option applies.\n\nExamples:\n  \
+            rtsp-toolkit capture rtsp://cam/live cam.rtspcap --duration 10\n  \
+            rtsp-toolkit replay cam.rtspcap --json | jq 'select(.type==\"report\")'"
+    )]
+    Capture(replay::CaptureArgs),
+    /// Replay a capture offline (no network) through the probe's event lines and report.
+    #[command(
+        after_help = "The events and their timings are the recorded session's, so the report is the live one. \
+            A capture stopped by --duration or Ctrl-C replays up to the stop request (stopped_by: recorded); \
+            give the same --frames N to a capture made with --frames N.\n\
+            Exit status: as probe's for the recorded session; 2 when FILE cannot be read or is not a capture."
+    )]
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +136,8 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(&args).await,
             Command::Load(args) => load::run(&args).await,
             Command::View(args) => view::run(&args).await,
+            Command::Capture(args) => replay::run_capture(&args).await,
+            Command::Replay(args) => replay::run_replay(&args).await,
         }
     });
     // Background tasks (a session's TEARDOWN, server connections) are done or
