@@ -4,6 +4,7 @@
 //! This file is the command line only (arguments, logging, exit codes); each
 //! command is its own module. The reference is `docs/CLI.md`.
 
+mod check;
 mod decode;
 mod demo;
 mod json;
@@ -80,6 +81,17 @@ enum Command {
     /// (without URL: the bundled sample from the embedded server; needs a build with `--features viewer`).
     #[command(after_help = "Keys: M mutes, Q or Esc closes (TEARDOWN, exit 0); so do closing the window and Ctrl-C.")]
     View(view::ViewArgs),
+    /// Check many cameras: a short session on each, a few at a time, one table row per URL.
+    #[command(
+        after_help = "A row passes (status ok) when the session played, ended without an error and gave a frame; \
+            otherwise its status says why: auth, not_found, refused, unreachable, timeout, no_media, \
+            unsupported_codec, response, protocol, connection, bad_url, interrupted, skipped.\n\
+            Exit status: 0 all passed, 1 any failed, 2 usage (a list file that cannot be read, a line that is not a URL).\n\
+            Credentials in URLs are never printed.\n\nExamples:\n  \
+            rtsp-toolkit check cameras.txt --jobs 16 --duration 3\n  \
+            rtsp-toolkit check rtsp://192.0.2.10/stream1 rtsp://192.0.2.11/stream1 --json | jq -c 'select(.ok|not)'"
+    )]
+    Check(check::CheckArgs),
     /// Run a probe of URL and record the session to FILE for `replay` (same as `probe URL --capture FILE`).
     #[command(
         after_help = "The file holds what the client received and when (not what it sent; never the credentials), \
@@ -136,6 +148,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(&args).await,
             Command::Load(args) => load::run(&args).await,
             Command::View(args) => view::run(&args).await,
+            Command::Check(args) => check::run(&args).await,
             Command::Capture(args) => replay::run_capture(&args).await,
             Command::Replay(args) => replay::run_replay(&args).await,
         }

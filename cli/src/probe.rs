@@ -115,7 +115,7 @@ pub struct ProbeOptions {
     pub frame_lines: u64,
 }
 
-fn parse_transport(s: &str) -> Result<Transport, String> {
+pub(crate) fn parse_transport(s: &str) -> Result<Transport, String> {
     s.parse()
 }
 
@@ -123,7 +123,7 @@ fn parse_ports(s: &str) -> Result<PortRange, String> {
     s.parse()
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_secs(s: &str) -> Result<Duration, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(v.is_finite() && v > 0.0 && v < 1e9) {
         return Err(format!("{s} must be a positive number of seconds"));
