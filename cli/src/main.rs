@@ -1,5 +1,6 @@
-//! `rtsp-toolkit`: probe an RTSP URL, serve a directory, run the demo, or view a
-//! stream (feature `viewer`).
+//! `rtsp-toolkit`: probe an RTSP URL, check many cameras, capture and replay a
+//! session, serve a directory, run the demo, or view a stream (feature
+//! `viewer`).
 //!
 //! This file is the command line only (arguments, logging, exit codes); each
 //! command is its own module. The reference is `docs/CLI.md`.
@@ -41,8 +42,10 @@ pub const EXIT_UNSUPPORTED: u8 = 3;
     long_about = "RTSP client diagnostics and a file server.\n\n\
         `probe` runs a client session and prints every RTSP exchange with its timing, the frames \
         (summarised when frequent), then a report: per-method timing, time to first frame, frame rate, \
-        bitrate, keyframe interval, lost packets and RFC 3550 jitter. `serve` publishes media files over \
-        RTSP. `demo` does both on loopback with the bundled sample media.",
+        bitrate, keyframe interval, lost packets and RFC 3550 jitter. `check` runs a short session on each \
+        of many cameras and prints one row per camera. `capture` records a session to a file, and `replay` \
+        shows it again offline through the same report. `serve` publishes media files over RTSP. `demo` \
+        serves the bundled sample media on loopback and probes it.",
     after_help = "Exit status: 0 ok (also when stopped by Ctrl-C), 1 session error, 2 usage error, \
         3 unsupported codec (RTP statistics only), 130 aborted by a second Ctrl-C.\n\
         Reference and the --json schema: docs/CLI.md"
