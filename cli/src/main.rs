@@ -1,17 +1,20 @@
-//! `rtsp-toolkit`: probe an RTSP URL, serve a directory, run the demo, or view a
-//! stream (feature `viewer`).
+//! `rtsp-toolkit`: probe an RTSP URL, check many cameras, capture and replay a
+//! session, serve a directory, run the demo, or view a stream (feature
+//! `viewer`).
 //!
 //! This file is the command line only (arguments, logging, exit codes); each
 //! command is its own module. The reference is `docs/CLI.md`.
 
 #![warn(missing_docs)]
 
+mod check;
 mod decode;
 mod demo;
 mod json;
 mod load;
 mod probe;
 mod record;
+mod replay;
 mod report;
 mod save;
 mod serve;
@@ -42,8 +45,10 @@ pub const EXIT_UNSUPPORTED: u8 = 3;
     long_about = "RTSP client diagnostics and a file server.\n\n\
         `probe` runs a client session and prints every RTSP exchange with its timing, the frames \
         (summarised when frequent), then a report: per-method timing, time to first frame, frame rate, \
-        bitrate, keyframe interval, lost packets and RFC 3550 jitter. `serve` publishes media files over \
-        RTSP. `demo` does both on loopback with the bundled sample media.",
+        bitrate, keyframe interval, lost packets and RFC 3550 jitter. `check` runs a short session on each \
+        of many cameras and prints one row per camera. `capture` records a session to a file, and `replay` \
+        shows it again offline through the same report. `serve` publishes media files over RTSP. `demo` \
+        serves the bundled sample media on loopback and probes it.",
     after_help = "Exit status: 0 ok (also when stopped by Ctrl-C), 1 session error, 2 usage error, \
         3 unsupported codec (RTP statistics only), 130 aborted by a second Ctrl-C.\n\
         Reference and the --json schema: docs/CLI.md"
@@ -95,6 +100,33 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Check many cameras: a short session on each, a few at a time, one table row per URL.
+    #[command(
+        after_help = "A row passes (status ok) when the session played, ended without an error and gave a frame; \
+            otherwise its status says why: auth, not_found, refused, unreachable, timeout, no_media, \
+            unsupported_codec, response, protocol, connection, bad_url, interrupted, skipped.\n\
+            Exit status: 0 all passed, 1 any failed, 2 usage (a list file that cannot be read, a line that is not a URL).\n\
+            Credentials in URLs are never printed.\n\nExamples:\n  \
+            rtsp-toolkit check cameras.txt --jobs 16 --duration 3\n  \
+            rtsp-toolkit check rtsp://192.0.2.10/stream1 rtsp://192.0.2.11/stream1 --json | jq -c 'select(.ok|not)'"
+    )]
+    Check(check::CheckArgs),
+    /// Run a probe of URL and record the session to FILE for `replay` (same as `probe URL --capture FILE`).
+    #[command(
+        after_help = "The file holds what the client received and when (not what it sent; never the credentials), \
+            for `rtsp-toolkit replay FILE` here or on another machine. Every probe option applies.\n\nExamples:\n  \
+            rtsp-toolkit capture rtsp://cam/live cam.rtspcap --duration 10\n  \
+            rtsp-toolkit replay cam.rtspcap --json | jq 'select(.type==\"report\")'"
+    )]
+    Capture(replay::CaptureArgs),
+    /// Replay a capture offline (no network) through the probe's event lines and report.
+    #[command(
+        after_help = "The events and their timings are the recorded session's, so the report is the live one. \
+            A capture stopped by --duration or Ctrl-C replays up to the stop request (stopped_by: recorded); \
+            give the same --frames N to a capture made with --frames N.\n\
+            Exit status: as probe's for the recorded session; 2 when FILE cannot be read or is not a capture."
+    )]
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -149,6 +181,9 @@ fn main() -> ExitCode {
             Command::Load(args) => load::run(&args).await,
             Command::View(args) => view::run(&args).await,
             Command::Completions { .. } => EXIT_OK,
+            Command::Check(args) => check::run(&args).await,
+            Command::Capture(args) => replay::run_capture(&args).await,
+            Command::Replay(args) => replay::run_replay(&args).await,
         }
     });
     // Background tasks (a session's TEARDOWN, server connections) are done or

@@ -7,6 +7,8 @@
 //! (TEARDOWN) and keeps reading until it closes; media that arrives after
 //! that is not counted, printed or saved, so `--frames 25` gives 25 frames.
 //! Statistics are `report.rs`'s, formatting `text.rs`'s and `json.rs`'s.
+//! `replay.rs` drives the same [`Probe`] with the events of a recorded
+//! session instead of a live one ([`drive`] with a capture).
 
 use std::collections::VecDeque;
 use std::io::{self, IsTerminal, Write};
@@ -14,6 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use rtsp_toolkit_tokio::core::capture::Capture;
 use rtsp_toolkit_tokio::core::client::{PortRange, TrackSelection, Transport};
 use rtsp_toolkit_tokio::core::sdp::{Media, MediaKind};
 use rtsp_toolkit_tokio::{ClientOptions, Error, Event, LogKinds, Session, Warning};
@@ -116,6 +119,9 @@ pub struct ProbeOptions {
     /// (needs a build with `--features decode`).
     #[arg(long, conflicts_with = "no_video", help_heading = "Save")]
     pub decode: bool,
+    /// Record the session (what was received, and when) to FILE, for `rtsp-toolkit replay FILE`.
+    #[arg(long, value_name = "FILE", help_heading = "Save")]
+    pub capture: Option<PathBuf>,
 
     /// One JSON object per line per event on stdout, then a report object (schema: docs/CLI.md).
     #[arg(long, help_heading = "Output")]
@@ -138,7 +144,7 @@ pub struct ProbeOptions {
     pub frame_lines: u64,
 }
 
-fn parse_transport(s: &str) -> Result<Transport, String> {
+pub(crate) fn parse_transport(s: &str) -> Result<Transport, String> {
     s.parse()
 }
 
@@ -212,7 +218,7 @@ fn parse_ports(s: &str) -> Result<PortRange, String> {
     s.parse()
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_secs(s: &str) -> Result<Duration, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(v.is_finite() && v > 0.0 && v < 1e9) {
         return Err(format!("{s} must be a positive number of seconds"));
@@ -227,6 +233,9 @@ enum StopReason {
     Duration,
     Interrupt,
     OutputClosed,
+    /// A replayed capture: the recorded session was asked to stop here
+    /// (the capture holds the request, not its reason).
+    Recorded,
 }
 
 impl StopReason {
@@ -236,6 +245,7 @@ impl StopReason {
             StopReason::Duration => "duration",
             StopReason::Interrupt => "interrupt",
             StopReason::OutputClosed => "output_closed",
+            StopReason::Recorded => "recorded",
         }
     }
 }
@@ -336,7 +346,7 @@ struct Live {
 }
 
 /// One probe's state between events.
-struct Probe<'a> {
+pub(crate) struct Probe<'a> {
     opts: &'a ProbeOptions,
     out: Out,
     start: Instant,
@@ -362,6 +372,13 @@ struct Probe<'a> {
 
 /// Runs a probe of `url` to its end and returns the exit code.
 pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
+    drive(url, opts, None).await
+}
+
+/// Runs a probe of `url` to its end and returns the exit code: a live
+/// session, or with `replay`, the events of a recorded one (`replay.rs`),
+/// through the same event handling and report.
+pub(crate) async fn drive(url: &str, opts: &ProbeOptions, replay: Option<&Capture>) -> u8 {
     let prefix = match (&opts.log_prefix, &opts.session_id) {
         (Some(p), Some(id)) => format!("[{p} {id}] "),
         (Some(p), None) => format!("[{p}] "),
@@ -446,17 +463,10 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
             return EXIT_USAGE;
         }
     };
+    // Written by the runtime as it drives the session (`capture`, `probe --capture`).
+    let mut options = options;
+    options.capture = opts.capture.clone();
     let start = Instant::now();
-    let mut session = match Session::open(url, options) {
-        Ok(s) => s,
-        Err(e) => {
-            out.error(&match e {
-                Error::Config(m) => m,
-                other => other.to_string(),
-            });
-            return EXIT_USAGE;
-        }
-    };
     let mut p = Probe {
         opts,
         out,
@@ -483,6 +493,19 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
         #[cfg(feature = "decode")]
         decoder,
         write_error: None,
+    };
+    if let Some(capture) = replay {
+        return crate::replay::run_events(p, capture, options);
+    }
+    let mut session = match Session::open(url, options) {
+        Ok(s) => s,
+        Err(e) => {
+            p.out.error(&match e {
+                Error::Config(m) => m,
+                other => other.to_string(),
+            });
+            return EXIT_USAGE;
+        }
     };
 
     let mut tick = tokio::time::interval(TICK);
@@ -523,7 +546,7 @@ pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
 }
 
 impl Probe<'_> {
-    fn on_event(&mut self, event: &Event) {
+    pub(crate) fn on_event(&mut self, event: &Event) {
         let media = matches!(
             event,
             Event::Rtp(_) | Event::Rtcp(_) | Event::Video(_) | Event::Audio(_) | Event::Loss(_)
@@ -730,8 +753,24 @@ impl Probe<'_> {
         }
     }
 
+    /// Replay: the recorded session was asked to stop here; media after
+    /// this is not counted, as in the live probe after its stop.
+    pub(crate) fn stop_recorded(&mut self) {
+        self.stop_reason.get_or_insert(StopReason::Recorded);
+    }
+
+    /// A line on stderr (not in JSON mode).
+    pub(crate) fn note(&mut self, message: &str) {
+        self.out.note(message);
+    }
+
+    /// An `error: ...` line on stderr.
+    pub(crate) fn error(&mut self, message: &str) {
+        self.out.error(message);
+    }
+
     /// Closes the files, prints the report and the error line; the exit code.
-    fn finish(mut self) -> u8 {
+    pub(crate) fn finish(mut self) -> u8 {
         self.out.clear_status();
         for sink in self.video_sink.iter_mut().flat_map(Sinks::all) {
             if let Err(e) = sink.finish() {
@@ -841,6 +880,15 @@ impl Probe<'_> {
         if let Some(r) = &self.recorder {
             saved.extend(r.saved_lines());
         }
+        if let Some(path) = &self.opts.capture {
+            let size = std::fs::metadata(path)
+                .map(|m| text::bytes(m.len()))
+                .unwrap_or_default();
+            saved.push(format!(
+                "capture: {size} to {} (rtsp-toolkit replay FILE)",
+                path.display()
+            ));
+        }
         if let Some(d) = decode {
             if let Some(path) = &d.first_frame {
                 let size = d.resolution.map(|(w, h)| format!("{w}x{h} ")).unwrap_or_default();
@@ -882,6 +930,7 @@ fn stop_label(r: StopReason, opts: &ProbeOptions) -> String {
         ),
         StopReason::Interrupt => "Ctrl-C".to_owned(),
         StopReason::OutputClosed => "output failed".to_owned(),
+        StopReason::Recorded => "as recorded".to_owned(),
     }
 }
 

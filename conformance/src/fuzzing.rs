@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rtsp_toolkit_core::auth::{self, Authenticator, Credentials};
 use rtsp_toolkit_core::client::{Client, ClientOptions, Event, Input, Output};
-use rtsp_toolkit_core::codec::{Depacketizer, Frame, SequenceTracker};
+use rtsp_toolkit_core::codec::{sps, Depacketizer, Frame, SequenceTracker, VideoCodec};
 use rtsp_toolkit_core::message::{Decoder, Limits, Message};
 use rtsp_toolkit_core::rtp::RtpPacket;
 use rtsp_toolkit_core::sdp::Sdp;
@@ -46,6 +46,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("depacketize_aac", depacketize_aac),
     ("depacketize_latm", depacketize_latm),
     ("depacketize_g711", depacketize_g711),
+    ("sps", sps),
     ("client_session", client_session),
     ("server_connection", server_connection),
     ("server_udp", server_udp),
@@ -360,6 +361,21 @@ pub fn depacketize_g711(data: &[u8]) {
         ],
         data,
     );
+}
+
+/// `codec::sps`: the H.264 and H.265 SPS readers on the bytes as one NAL
+/// unit, and [`sps::resolution`] on them as an Annex B access unit. A size
+/// it reports is never zero.
+pub fn sps(data: &[u8]) {
+    for info in [sps::h264(data), sps::h265(data)].into_iter().flatten() {
+        assert!(info.width > 0 && info.height > 0, "{info:?}");
+    }
+    let au = Bytes::copy_from_slice(data);
+    for codec in [VideoCodec::H264, VideoCodec::H265] {
+        if let Some((w, h)) = sps::resolution(codec, &au) {
+            assert!(w > 0 && h > 0);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

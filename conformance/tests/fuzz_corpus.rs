@@ -477,6 +477,31 @@ a=control:trackID=1\r\n",
     write("depacketize_g711", "pcmu", &records(0, &interleaved(&pcm, 0), 3));
     write("depacketize_g711", "pcma_stereo", &records(1, &interleaved(&pcm, 0), 2));
 
+    // SPS NAL units: the fixtures' (320x240; the H.264 one is also their
+    // sprop-parameter-sets), and libx264's for 1080p (cropped) after an
+    // access unit delimiter, as an Annex B access unit.
+    let hex = |s: &str| -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    write(
+        "sps",
+        "h264_320x240",
+        &hex("6764000dacb20283f60220000003002000000641e28549"),
+    );
+    write(
+        "sps",
+        "h265_320x240",
+        &hex("42010101600000030090000003000003003ca00a080f165959a4932bc05a020000030002000003003210"),
+    );
+    write(
+        "sps",
+        "h264_1080p_annexb",
+        &hex("0000000109100000000167640028acd940780227e5c044000003000400000300c83c60c658000001"),
+    );
+
     // Machines: byte 0 options, byte 1 chunk size, then the stream.
     let cut = |b: &Bytes, n: usize| b.slice(..n.min(b.len()));
     write(

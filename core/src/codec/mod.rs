@@ -16,12 +16,15 @@
 //! for H.264 and H.265), `nal` (aggregation packet framing and Annex B
 //! splitting for both). The AudioSpecificConfig and StreamMuxConfig parser
 //! that the AAC depacketizers and [`crate::sdp`] share is the crate's
-//! `mpeg4_audio` module.
+//! `mpeg4_audio` module. [`sps`] reads the picture size from an H.264 or
+//! H.265 sequence parameter set, for reports (it is not used to
+//! depacketize).
 
 pub mod aac;
 pub mod g711;
 pub mod h264;
 pub mod h265;
+pub mod sps;
 
 mod access_unit;
 mod nal;
