@@ -334,7 +334,6 @@ async fn report_loop(
             };
             prev_cpu = usage.map(|u| u.0);
             let line = serde_json::json!({
-                "type": "interval",
                 "elapsed_s": round3((now - start).as_secs_f64()),
                 "sessions": sessions.len(),
                 "holding_real_time": (measured > 0).then_some(held),
@@ -349,7 +348,7 @@ async fn report_loop(
                 "server_cpu_pct": cpu,
                 "max_gap_ms": max_gap.as_millis() as u64,
             });
-            println!("{line}");
+            println!("{}", crate::json::line("interval", &Default::default(), &line));
             continue;
         }
         let (rss, cpu) = match (usage, prev_cpu) {
@@ -574,7 +573,6 @@ pub async fn run(args: &LoadArgs) -> u8 {
             _ => serde_json::Value::Null,
         };
         let report = serde_json::json!({
-            "type": "load_report",
             "url": crate::probe::redact(&args.url),
             "transport": args.transport.as_str(),
             "sessions": args.sessions,
@@ -624,7 +622,7 @@ pub async fn run(args: &LoadArgs) -> u8 {
             "server": server,
             "passed": passed,
         });
-        println!("{report}");
+        println!("{}", crate::json::line("load_report", &Default::default(), &report));
     }
     if !passed {
         EXIT_FAILURE

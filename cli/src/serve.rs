@@ -17,8 +17,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use rtsp_toolkit_tokio::core::server::ServerEvent;
 use rtsp_toolkit_tokio::core::server::{GroupRange, PortRange};
-use rtsp_toolkit_tokio::server::{ServerBuilder, ServerOptions};
+use rtsp_toolkit_tokio::server::{EventHook, ServerBuilder, ServerOptions};
+use serde::Serialize;
 
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
@@ -65,6 +67,11 @@ pub struct ServeArgs {
     /// Offer no multicast (a multicast SETUP is answered 461).
     #[arg(long)]
     pub no_multicast: bool,
+    /// JSON lines on stdout instead of text: a `server` object (address, URLs), then one object per
+    /// server event (request answered, session started and ended, receiver report, warning, connection
+    /// closed), with the peer and the time since start (schema: docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Seconds, finite and not negative.
@@ -130,6 +137,13 @@ pub async fn run(args: &ServeArgs) -> u8 {
     options.config.multicast_ttl = args.multicast_ttl;
     options.config.udp = !args.no_udp;
     options.config.multicast = !args.no_multicast;
+    if args.json {
+        let start = std::time::Instant::now();
+        options.events = Some(EventHook::new(move |peer, event| {
+            let line = event_line(start.elapsed(), peer, event);
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }));
+    }
     let server = match ServerBuilder::new(&args.dir).options(options).bind(addr).await {
         Ok(s) => s,
         Err(e) => {
@@ -139,7 +153,28 @@ pub async fn run(args: &ServeArgs) -> u8 {
     };
     let local = server.local_addr();
     let urls = shown_urls(server.urls(), local);
-    {
+    if args.json {
+        #[derive(Serialize)]
+        struct Listening<'a> {
+            address: SocketAddr,
+            url: String,
+            root: String,
+            urls: &'a [String],
+        }
+        let first = crate::json::line(
+            "server",
+            &Default::default(),
+            &Listening {
+                address: local,
+                url: format!("rtsp://{local}/"),
+                root: server.root().display().to_string(),
+                urls: &urls,
+            },
+        );
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{first}");
+        let _ = out.flush();
+    } else {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on rtsp://{local}/");
         if local.ip().is_unspecified() {
@@ -163,9 +198,45 @@ pub async fn run(args: &ServeArgs) -> u8 {
     }
     wait_for_signal().await;
     eprintln!("stopping: closing {} connections", server.connections());
+    if args.json {
+        #[derive(Serialize)]
+        struct Stopping {
+            connections: usize,
+        }
+        let line = crate::json::line(
+            "stopping",
+            &Default::default(),
+            &Stopping {
+                connections: server.connections(),
+            },
+        );
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
     server.shutdown();
     let _ = tokio::time::timeout(Duration::from_secs(3), server.wait()).await;
     EXIT_OK
+}
+
+/// `serve --json`'s line for a server event: the event's own serialization
+/// (its `type` first), with `t_s` (seconds since the server started) and the
+/// connection's `peer` (`null` for a multicast stream's events) in front.
+fn event_line(elapsed: Duration, peer: Option<SocketAddr>, event: &ServerEvent) -> String {
+    let mut fields = match serde_json::to_value(event) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let kind = match fields.remove("type") {
+        Some(serde_json::Value::String(t)) => t,
+        _ => "event".to_owned(),
+    };
+    let mut body = serde_json::Map::new();
+    body.insert(
+        "t_s".into(),
+        serde_json::json!((elapsed.as_secs_f64() * 1e6).round() / 1e6),
+    );
+    body.insert("peer".into(), serde_json::json!(peer.map(|p| p.to_string())));
+    body.extend(fields);
+    crate::json::line(&kind, &Default::default(), &body)
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

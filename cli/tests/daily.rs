@@ -292,3 +292,60 @@ fn load_json_is_interval_lines_and_a_report() {
     assert_eq!(r.code() == 0, passed, "{r:?}");
     serve.stop();
 }
+
+#[test]
+fn serve_json_is_a_server_line_then_one_line_per_event() {
+    let dir = media_dir();
+    let mut p = spawn(&["serve", "--dir", dir.to_str().unwrap(), "--port", "0", "--json"]);
+    let rx = lines(p.0.stdout.take().unwrap());
+    let next = |what: &str| -> serde_json::Value {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("serve --json printed no {what}"));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{what}: {e}: {line}"))
+    };
+    let first = next("server line");
+    assert_eq!(first["type"], "server", "{first}");
+    let url = first["url"].as_str().unwrap().to_owned();
+    assert!(first["urls"].as_array().unwrap().len() >= 7, "{first}");
+    let r = run(
+        &["probe", &format!("{url}h264_aac.mp4"), "--frames", "3", "-q"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    let mut seen = Vec::new();
+    loop {
+        let e = next("event");
+        assert!(e["t_s"].as_f64().unwrap() >= 0.0, "{e}");
+        let kind = e["type"].as_str().unwrap().to_owned();
+        if kind == "request" {
+            assert!(e["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{e}");
+            seen.push(format!("{} {}", e["method"].as_str().unwrap(), e["status"]));
+        } else {
+            seen.push(kind.clone());
+        }
+        if kind == "closed" {
+            assert_eq!(e["reason"]["kind"], "teardown", "{e}");
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "OPTIONS 200",
+            "DESCRIBE 200",
+            "SETUP 200",
+            "SETUP 200",
+            "PLAY 200",
+            "session_started",
+            "TEARDOWN 200",
+            "closed"
+        ]
+    );
+    // SIGTERM: a last line, then exit 0.
+    let pid = p.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert_eq!(next("stopping line")["type"], "stopping");
+    let run = wait_bounded(p, Duration::from_secs(10));
+    assert_eq!(run.code(), 0, "{run:?}");
+}
