@@ -8,6 +8,10 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The core crate alone builds without its `serde` feature (the workspace build above turns it on through the CLI).
+echo "== core without serde"
+cargo clippy -p rtsp-toolkit-core --all-targets --locked -- -D warnings
+cargo test -p rtsp-toolkit-core --lib --locked
 echo "== import loops"
 python3 scripts/import-cycles.py core/src cli/src driver/src media/src runtime-tokio/src runtime-smol/src blocking/src
 echo "== cargo test"
