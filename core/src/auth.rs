@@ -535,37 +535,38 @@ pub(crate) fn push_quoted(out: &mut String, value: &str) {
     out.push('"');
 }
 
-/// A cursor over one header value.
-struct Cursor<'a> {
-    s: &'a str,
-    pos: usize,
+/// A cursor over one header value (shared with the server's
+/// `Authorization` parser).
+pub(crate) struct Cursor<'a> {
+    pub(crate) s: &'a str,
+    pub(crate) pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn peek(&self) -> Option<char> {
+    pub(crate) fn peek(&self) -> Option<char> {
         self.s[self.pos..].chars().next()
     }
 
-    fn bump(&mut self) -> Option<char> {
+    pub(crate) fn bump(&mut self) -> Option<char> {
         let c = self.peek()?;
         self.pos += c.len_utf8();
         Some(c)
     }
 
-    fn skip_ws(&mut self) {
+    pub(crate) fn skip_ws(&mut self) {
         while matches!(self.peek(), Some(' ' | '\t')) {
             self.pos += 1;
         }
     }
 
-    fn skip_ws_and_commas(&mut self) {
+    pub(crate) fn skip_ws_and_commas(&mut self) {
         while matches!(self.peek(), Some(' ' | '\t' | ',')) {
             self.pos += 1;
         }
     }
 
     /// Reads an RFC 7230 token (may be empty).
-    fn token(&mut self) -> &'a str {
+    pub(crate) fn token(&mut self) -> &'a str {
         let start = self.pos;
         while matches!(self.peek(), Some(c) if is_tchar(c)) {
             self.pos += 1;
@@ -575,7 +576,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads an unquoted parameter value: everything up to a comma or
     /// whitespace (lenient: cameras send values like `MD5` or `a/b=`).
-    fn bare_value(&mut self) -> &'a str {
+    pub(crate) fn bare_value(&mut self) -> &'a str {
         let start = self.pos;
         while let Some(c) = self.peek() {
             if matches!(c, ',' | ' ' | '\t' | '"') {
@@ -587,7 +588,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a quoted string; the opening quote is next.
-    fn quoted(&mut self) -> Result<String, AuthError> {
+    pub(crate) fn quoted(&mut self) -> Result<String, AuthError> {
         self.bump();
         let mut out = String::new();
         loop {
@@ -603,7 +604,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn unexpected(&self) -> AuthError {
+    pub(crate) fn unexpected(&self) -> AuthError {
         match self.peek() {
             Some(c) => AuthError::Malformed(format!("unexpected {c:?} at byte {}", self.pos)),
             None => AuthError::Malformed("unexpected end".into()),
@@ -1067,7 +1068,7 @@ mod tests {
             Ok(Some(Algorithm::Md5))
         );
 
-        // Ours (rtsp-toolkit serve --users): SHA-256 first, then MD5, same nonce.
+        // The form of ours (rtsp-toolkit serve --users): SHA-256 first, then MD5, one nonce.
         let c = parse_challenges(&[
             r#"Digest realm="rtsp-toolkit", nonce="00000000000003e8a1b2c3d4e5f60718293a4b5c6d7e8f90", algorithm=SHA-256, qop="auth""#,
             r#"Digest realm="rtsp-toolkit", nonce="00000000000003e8a1b2c3d4e5f60718293a4b5c6d7e8f90", algorithm=MD5, qop="auth""#,
