@@ -191,8 +191,10 @@ pub async fn run(args: &ServeArgs) -> u8 {
         }
     };
     let banner = auth.as_ref().map(auth_banner);
-    let mut options = ServerOptions::default();
-    options.auth = auth;
+    let mut options = ServerOptions {
+        auth,
+        ..ServerOptions::default()
+    };
     options.config.initial_rtp = args.initial_rtp;
     options.config.max_lag = Duration::from_secs_f64(args.max_lag);
     options.config.udp_ports = args.udp_ports;
