@@ -2,7 +2,10 @@
 //!
 //! Prints `listening on rtsp://HOST:PORT/` first (so that a script that asked
 //! for port 0 can read the port), then one URL per published file, and serves
-//! until Ctrl-C or SIGTERM. Clients get the media interleaved on the RTSP
+//! until Ctrl-C or SIGTERM. With `--users FILE` every request but OPTIONS
+//! needs a user's credentials (Digest; Basic too with `--allow-basic-plain`),
+//! and the banner says so, without passwords; the rules are in
+//! `rtsp_toolkit_core::server::auth`. Clients get the media interleaved on the RTSP
 //! connection, over UDP (`--udp-ports` bounds the UDP ports) or from the
 //! file's multicast stream (`--multicast-groups`, `--multicast-ports`,
 //! `--multicast-ttl`), as they ask.
@@ -17,6 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use rtsp_toolkit_tokio::core::server::auth::{AuthConfig, Users};
 use rtsp_toolkit_tokio::core::server::ServerEvent;
 use rtsp_toolkit_tokio::core::server::{GroupRange, PortRange};
 use rtsp_toolkit_tokio::server::{EventHook, ServerBuilder, ServerOptions};
@@ -72,6 +76,64 @@ pub struct ServeArgs {
     /// closed), with the peer and the time since start (schema: docs/CLI.md).
     #[arg(long)]
     pub json: bool,
+    /// Ask for credentials on every request but OPTIONS (Digest SHA-256 and MD5), for every path. FILE has one
+    /// `name:password` per line (`#` comments, blank lines); Apache htdigest lines `name:realm:HA1` (MD5 HA1)
+    /// work too, with Digest MD5 only. 10 failures from one address within 60 s get 503 for 60 s.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// The realm of the challenges (with --users).
+    #[arg(long, value_name = "NAME", default_value = "rtsp-toolkit", requires = "users")]
+    pub realm: String,
+    /// Also offer and accept Basic (the password in the clear) on this plain, unencrypted server (with --users).
+    /// Without it only Digest is offered.
+    #[arg(long, requires = "users")]
+    pub allow_basic_plain: bool,
+}
+
+/// The authentication of `--users FILE`: the file read and checked.
+fn auth_config(args: &ServeArgs) -> Result<Option<AuthConfig>, String> {
+    let Some(path) = &args.users else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--users {}: {e}", path.display()))?;
+    let users = Users::parse(&text).map_err(|e| format!("--users {}: {e}", path.display()))?;
+    if users.is_empty() {
+        return Err(format!("--users {}: no users in the file", path.display()));
+    }
+    if args.realm.is_empty() || args.realm.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        return Err("--realm: a non-empty name without quotes, backslashes or control characters".to_owned());
+    }
+    if let Some((name, realm)) = users.other_realms(&args.realm).first() {
+        return Err(format!(
+            "--users {}: the htdigest line of {name:?} is for realm {realm:?}, not {:?} (--realm)",
+            path.display(),
+            args.realm
+        ));
+    }
+    let mut auth = AuthConfig::new(users);
+    auth.realm = args.realm.clone();
+    auth.allow_basic = args.allow_basic_plain;
+    Ok(Some(auth))
+}
+
+/// The banner's line about authentication (never a password).
+fn auth_banner(auth: &AuthConfig) -> String {
+    let digest = if auth.users.has_htdigest() {
+        "Digest MD5"
+    } else {
+        "Digest SHA-256/MD5"
+    };
+    let basic = if auth.allow_basic {
+        " and Basic (in the clear: --allow-basic-plain)"
+    } else {
+        ""
+    };
+    format!(
+        "authentication on: {} user{}, realm \"{}\", {digest}{basic}; OPTIONS is open",
+        auth.users.len(),
+        if auth.users.len() == 1 { "" } else { "s" },
+        auth.realm
+    )
 }
 
 /// Seconds, finite and not negative.
@@ -128,7 +190,18 @@ pub async fn run(args: &ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let mut options = ServerOptions::default();
+    let auth = match auth_config(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let banner = auth.as_ref().map(auth_banner);
+    let mut options = ServerOptions {
+        auth,
+        ..ServerOptions::default()
+    };
     options.config.initial_rtp = args.initial_rtp;
     options.config.max_lag = Duration::from_secs_f64(args.max_lag);
     options.config.udp_ports = args.udp_ports;
@@ -160,6 +233,8 @@ pub async fn run(args: &ServeArgs) -> u8 {
             url: String,
             root: String,
             urls: &'a [String],
+            /// The banner's line about authentication, `null` without `--users`.
+            authentication: Option<&'a str>,
         }
         let first = crate::json::line(
             "server",
@@ -169,6 +244,7 @@ pub async fn run(args: &ServeArgs) -> u8 {
                 url: format!("rtsp://{local}/"),
                 root: server.root().display().to_string(),
                 urls: &urls,
+                authentication: banner.as_deref(),
             },
         );
         let mut out = std::io::stdout().lock();
@@ -184,6 +260,9 @@ pub async fn run(args: &ServeArgs) -> u8 {
             );
         }
         let _ = writeln!(out, "serving {} ({} files)", server.root().display(), urls.len());
+        if let Some(b) = &banner {
+            let _ = writeln!(out, "{b}");
+        }
         for u in &urls {
             let _ = writeln!(out, "  {u}");
         }
@@ -257,7 +336,69 @@ pub(crate) async fn wait_for_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_initial_rtp, parse_max_lag, GroupRange, PortRange};
+    use super::{auth_banner, auth_config, parse_initial_rtp, parse_max_lag, GroupRange, PortRange, ServeArgs};
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn users_file(name: &str, text: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("rtsp-toolkit-users-{}-{name}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn users_realm_and_basic_flags() {
+        let p = users_file("ok", "# users\nalice:s3cret pw\n\nbob:x\n");
+        let args = Cli::try_parse_from(["t", "--dir", ".", "--users", p.to_str().unwrap(), "--realm", "cams"])
+            .unwrap()
+            .serve;
+        let auth = auth_config(&args).unwrap().unwrap();
+        assert_eq!(auth.realm, "cams");
+        assert!(!auth.allow_basic);
+        let banner = auth_banner(&auth);
+        assert_eq!(
+            banner,
+            "authentication on: 2 users, realm \"cams\", Digest SHA-256/MD5; OPTIONS is open"
+        );
+        assert!(!banner.contains("s3cret"));
+        let args = Cli::try_parse_from(["t", "--dir", ".", "--users", p.to_str().unwrap(), "--allow-basic-plain"])
+            .unwrap()
+            .serve;
+        let auth = auth_config(&args).unwrap().unwrap();
+        assert!(auth.allow_basic && auth_banner(&auth).contains("Basic"));
+        // --realm and --allow-basic-plain need --users.
+        assert!(Cli::try_parse_from(["t", "--dir", ".", "--allow-basic-plain"]).is_err());
+        assert!(Cli::try_parse_from(["t", "--dir", ".", "--realm", "x"]).is_err());
+        let _ = std::fs::remove_file(p);
+    }
+
+    #[test]
+    fn bad_user_files_are_usage_errors_without_passwords() {
+        for (name, text, want) in [
+            ("empty", "# nobody\n", "no users"),
+            ("nocolon", "alice\n", "line 1"),
+            ("twice", "a:hunter2\na:hunter2\n", "line 2"),
+            ("realm", "c:other:0123456789abcdef0123456789abcdef\n", "realm \"other\""),
+        ] {
+            let p = users_file(name, text);
+            let args = Cli::try_parse_from(["t", "--dir", ".", "--users", p.to_str().unwrap()])
+                .unwrap()
+                .serve;
+            let e = auth_config(&args).unwrap_err();
+            assert!(e.contains(want), "{name}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+            let _ = std::fs::remove_file(p);
+        }
+        let args = Cli::try_parse_from(["t", "--dir", ".", "--users", "/nonexistent/users"])
+            .unwrap()
+            .serve;
+        assert!(auth_config(&args).is_err());
+    }
 
     #[test]
     fn max_lag_parses_seconds() {

@@ -39,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("server_decoder", server_decoder),
     ("sdp", sdp),
     ("auth", auth),
+    ("server_auth", server_auth),
     ("rtp", rtp),
     ("rtcp", rtcp),
     ("depacketize_h264", depacketize_h264),
@@ -176,6 +177,51 @@ pub fn auth(data: &[u8]) {
             assert!(!h.is_empty());
             let _ = a.authorization("SETUP", "rtsp://127.0.0.1/stream/trackID=1");
         }
+    }
+}
+
+/// An `Authorization` value, as the server reads it: the parser (bounded,
+/// never a panic), then the whole check of a server with users (the value
+/// twice within a nonce's lifetime, then after it; never accepted, since
+/// the input cannot know the nonce secret), then the first line as the
+/// text of a user file.
+pub fn server_auth(data: &[u8]) {
+    use rtsp_toolkit_core::server::auth::{
+        parse_authorization, AuthConfig, Authorization, ServerAuth, Users, Verdict, MAX_AUTHORIZATION_BYTES,
+    };
+    let text = String::from_utf8_lossy(data);
+    let parsed = parse_authorization(&text);
+    let basic = matches!(parsed, Ok(Authorization::Basic { .. }));
+    match parsed {
+        Ok(Authorization::Digest(d)) => {
+            assert!(text.len() <= MAX_AUTHORIZATION_BYTES);
+            let stored = d.username.len() + d.realm.len() + d.nonce.len() + d.uri.len() + d.response.len();
+            assert!(stored <= text.len(), "more kept than read");
+        }
+        Ok(Authorization::Basic { username, password }) => {
+            assert!(username.len() + password.len() <= text.len());
+        }
+        Err(_) => {}
+    }
+    let mut config = AuthConfig::new(Users::from_passwords([("user", "pa:ss")]));
+    config.allow_basic = data.first().is_some_and(|b| b & 1 != 0);
+    config.max_failures = 3;
+    config.max_tracked = 4;
+    config.nonce_lifetime = Duration::from_millis(10);
+    let t0 = Instant::now();
+    let server = ServerAuth::new(config, [9; 32], t0);
+    let peer = addr("127.0.0.1:40000").ip();
+    for (i, ms) in [0u64, 5, 50, 60_000].into_iter().enumerate() {
+        let now = t0 + Duration::from_millis(ms);
+        let v = server.check(now, peer, "DESCRIBE", "rtsp://127.0.0.1/stream", Some(&text));
+        assert!(
+            !matches!(v, Verdict::Allowed { .. }) || basic,
+            "a Digest answer accepted without the nonce secret: {v:?}"
+        );
+        let _ = server.challenges(now, peer, i % 2 == 0);
+    }
+    if let Some(line) = text.lines().next() {
+        let _ = Users::parse(line);
     }
 }
 

@@ -413,6 +413,26 @@ a=control:trackID=1\r\n",
         b"Digest realm=\"x@y\", qop=\"auth,auth-int\", nonce=\"abc\", opaque=\"5ccc\", stale=TRUE\nBasic realm=\"x\"",
     );
 
+    // Authorization values, as the server reads them.
+    write(
+        "server_auth",
+        "digest_sha256_rfc7616",
+        br#"Digest username="Mufasa", realm="http-auth@example.org", uri="/dir/index.html", algorithm=SHA-256, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", nc=00000001, cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", qop=auth, response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS""#,
+    );
+    write(
+        "server_auth",
+        "digest_md5_no_qop",
+        br#"Digest username="user", realm="rtsp-toolkit", nonce="0000000000989680a1b2c3d4e5f60718293a4b5c6d7e8f90", uri="rtsp://127.0.0.1/stream", response="0123456789abcdef0123456789abcdef""#,
+    );
+    write(
+        "server_auth",
+        "digest_userhash_escapes",
+        br#"digest USERNAME="a"b", realm="rtsp-toolkit", nonce="n", uri="rtsp://127.0.0.1/stream", response="x", userhash=true, qop="auth", nc=1, cnonce="c""#,
+    );
+    write("server_auth", "basic", b"Basic dXNlcjpwYTpzcw==");
+    write("server_auth", "basic_bad", b"Basic !!!=");
+    write("server_auth", "garbage", b"Digest username=\"unterminated, realm=");
+
     // Packets.
     for (name, s, ch) in [("h264", &av, 0), ("aac", &av, 2), ("h265", &hevc, 0), ("pcma", &pcm, 0)] {
         for (i, p) in interleaved(s, ch).iter().take(3).enumerate() {

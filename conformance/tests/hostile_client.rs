@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use rtsp_toolkit_conformance::servers::{self, ServerRuntime};
 use rtsp_toolkit_core::message::Method;
+use rtsp_toolkit_core::server::auth::{AuthConfig, Users};
 use rtsp_toolkit_tokio::{ClientOptions, Event, ServerOptions, Session, StopSignal};
 
 rtsp_toolkit_conformance::on_every_server!(
@@ -38,6 +39,8 @@ rtsp_toolkit_conformance::on_every_server!(
     a_request_sent_one_byte_at_a_time,
     a_client_that_never_reads_is_dropped_and_others_are_unaffected,
     two_thousand_idle_connections,
+    garbage_and_huge_authorization_headers,
+    repeated_failures_are_rate_limited_per_address,
 );
 
 /// Taken for reading by every case, for writing by the soak (see the module docs).
@@ -1057,4 +1060,158 @@ fn vm_rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// A server asking for credentials (user `alice`, password `wonder land`),
+/// with `f` applied to its settings.
+fn auth_server(runtime: ServerRuntime, f: impl FnOnce(&mut AuthConfig)) -> TestServer {
+    let mut auth = AuthConfig::new(Users::from_passwords([("alice", "wonder land")]));
+    f(&mut auth);
+    let options = ServerOptions {
+        auth: Some(auth),
+        ..ServerOptions::default()
+    };
+    TestServer::with(runtime, &fixtures(), options)
+}
+
+/// Our client's `Authorization` answering the challenges of `r` (a 401).
+fn answer(r: &Response, password: &str, method: &str, uri: &str) -> String {
+    let values: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("WWW-Authenticate"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let challenges = rtsp_toolkit_core::auth::parse_challenges(&values).expect("challenges");
+    let creds = rtsp_toolkit_core::auth::Credentials {
+        username: "alice".into(),
+        password: password.into(),
+    };
+    rtsp_toolkit_core::auth::Authenticator::from_challenges(creds, &challenges)
+        .expect("a challenge we answer")
+        .authorization(method, uri)
+}
+
+/// Garbage, odd and huge `Authorization` values (up to the 64 KiB header
+/// limit): each is a 401 with fresh challenges on a connection that goes on;
+/// nothing is looked up, and right credentials still work afterwards.
+fn garbage_and_huge_authorization_headers(runtime: ServerRuntime) {
+    let _g = shared_lock();
+    let srv = auth_server(runtime, |a| a.max_failures = 100_000);
+    let uri = srv.url("/h264_aac.mp4");
+    let mut c = Raw::connect(srv.addr);
+    let huge_digest = format!("Digest username=\"{}\", realm=\"x\"", "a".repeat(60_000));
+    let huge_basic = format!("Basic {}", "QUFB".repeat(15_000));
+    let many_params: String = (0..2000).map(|i| format!("p{i}=v, ")).collect();
+    let many_params = format!("Digest {many_params}");
+    // Printable noise (control bytes would make the request unframeable: another case).
+    let garbage: String = noise(14, 3000).iter().map(|b| char::from(b' ' + b % 95)).collect();
+    let values: Vec<&str> = vec![
+        "",
+        "Digest",
+        "Basic",
+        "Basic ====",
+        "Basic YWxpY2U6d29uZGVyIGxhbmQ=", // alice:wonder land, but Basic is not allowed
+        "Digest username=\"alice\", realm=\"rtsp-toolkit\", nonce=\"0\", uri=\"x\", response=\"0\"",
+        "Digest username=\"alice\", username=\"alice\"",
+        "Digest username=\"unterminated",
+        "Negotiate YIIGhgYGKwYBBQUCoIIGejCCBnagMDAuBgkqhkiC9xIBAgIGCSqGSIb3EgECAgYKKwYBBAGCNwICHgYKKwYBBAGCNwICCg==",
+        huge_digest.as_str(),
+        huge_basic.as_str(),
+        many_params.as_str(),
+        garbage.as_str(),
+    ];
+    let mut cseq = 1;
+    for v in &values {
+        cseq += 1;
+        let r = c
+            .request("DESCRIBE", &uri, cseq, &[("Authorization", v)])
+            .unwrap_or_else(|| panic!("no answer to Authorization {:.40}", v));
+        assert_eq!(r.status, 401, "Authorization {:.40}", v);
+        assert!(r.header("WWW-Authenticate").is_some());
+        assert!(r.body.is_empty());
+    }
+    // The same connection, right credentials: in.
+    cseq += 1;
+    let r = c.request("DESCRIBE", &uri, cseq, &[]).unwrap();
+    let a = answer(&r, "wonder land", "DESCRIBE", &uri);
+    cseq += 1;
+    let r = c.request("DESCRIBE", &uri, cseq, &[("Authorization", &a)]).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(!r.body.is_empty());
+    srv.assert_alive("garbage Authorization headers");
+}
+
+/// A connection from `ip` (one of 127.0.0.0/8).
+fn connect_from(ip: [u8; 4], to: SocketAddr) -> Raw {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from((ip, 0)).into())
+        .expect("bind a loopback address");
+    socket.connect(&to.into()).unwrap();
+    Raw::from(socket.into())
+}
+
+/// Wrong passwords from one address, on one connection and on new ones:
+/// after `max_failures` every request needing credentials gets 503 with
+/// `Retry-After`, right password or not, OPTIONS still works, and other
+/// addresses are not affected. Thousands of failures from many addresses
+/// leave the server answering (its table is bounded: see the core's tests).
+fn repeated_failures_are_rate_limited_per_address(runtime: ServerRuntime) {
+    let _g = shared_lock();
+    let srv = auth_server(runtime, |a| {
+        a.max_failures = 5;
+        a.max_tracked = 64;
+    });
+    let uri = srv.url("/h264_aac.mp4");
+    let mut c = connect_from([127, 0, 0, 1], srv.addr);
+    let challenge = c.request("DESCRIBE", &uri, 1, &[]).unwrap();
+    assert_eq!(challenge.status, 401);
+    let wrong = answer(&challenge, "guess", "DESCRIBE", &uri);
+    for cseq in 2..6 {
+        assert_eq!(
+            c.request("DESCRIBE", &uri, cseq, &[("Authorization", &wrong)])
+                .unwrap()
+                .status,
+            401
+        );
+    }
+    // The fifth on a new connection: same address, same count.
+    let mut c2 = connect_from([127, 0, 0, 1], srv.addr);
+    assert_eq!(
+        c2.request("DESCRIBE", &uri, 1, &[("Authorization", &wrong)])
+            .unwrap()
+            .status,
+        401
+    );
+    let right = answer(&challenge, "wonder land", "DESCRIBE", &uri);
+    let r = c.request("DESCRIBE", &uri, 7, &[("Authorization", &right)]).unwrap();
+    assert_eq!(r.status, 503, "blocked, right password or not");
+    let retry: u64 = r.header("Retry-After").expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(c.request("OPTIONS", &uri, 8, &[]).unwrap().status, 200);
+    // Another address gets in.
+    let mut other = connect_from([127, 0, 0, 2], srv.addr);
+    let r = other.request("DESCRIBE", &uri, 1, &[]).unwrap();
+    let right = answer(&r, "wonder land", "DESCRIBE", &uri);
+    assert_eq!(
+        other
+            .request("DESCRIBE", &uri, 2, &[("Authorization", &right)])
+            .unwrap()
+            .status,
+        200
+    );
+    // 2000 failures from 200 addresses (more than the table holds), ten each
+    // on one connection: answered, 401 then 503; the server stays up.
+    for host in 0..200u8 {
+        let mut c = connect_from([127, 0, 1, host], srv.addr);
+        for cseq in 1..=10 {
+            let status = c
+                .request("DESCRIBE", &uri, cseq, &[("Authorization", "Digest x")])
+                .unwrap()
+                .status;
+            assert_eq!(status, if cseq <= 5 { 401 } else { 503 }, "127.0.1.{host} #{cseq}");
+        }
+    }
+    srv.assert_alive("rate-limited failures");
 }

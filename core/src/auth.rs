@@ -1,17 +1,22 @@
-//! RTSP client authentication: Basic and Digest (MD5).
+//! RTSP authentication: Basic and Digest (RFC 7617, RFC 7616), client side,
+//! and the hashing the server side (`server::auth`) shares.
 //!
-//! The subset of RFC 2617 / RFC 7616 that cameras and RTSP servers use:
+//! The subset of RFC 7616 that cameras and RTSP servers use:
 //! - [`parse_challenges`] reads `WWW-Authenticate` header values into
 //!   [`Challenge`]s;
-//! - [`choose`] picks the one this module can answer;
+//! - [`choose`] picks the strongest one this module can answer
+//!   (Digest SHA-512-256 > SHA-256 > MD5 > Basic; the first of equals);
 //! - an [`Authenticator`] built from [`Credentials`] and that challenge gives
 //!   the `Authorization` header value for each request.
 //!
-//! Supported: `Basic`, and `Digest` with `algorithm=MD5` (or no algorithm)
-//! with or without `qop=auth`. **Not** supported (yet): `SHA-256` /
-//! `SHA-512-256` and `-sess` algorithms, `qop=auth-int`, `userhash`,
-//! `Proxy-Authenticate`, and the `Authentication-Info` header. Such Digest
-//! challenges are skipped by [`choose`].
+//! Supported: `Basic`, and `Digest` with `algorithm=` `MD5` (or none),
+//! `SHA-256`, `SHA-512-256` and their `-sess` variants, with `qop=auth` or
+//! without `qop` (RFC 2069 compatibility), and `userhash=true`. Values may be
+//! quoted or not, `qop` may list several values (`"auth,auth-int"`: `auth`
+//! is answered), `opaque` may be missing. **Not** supported: `qop=auth-int`
+//! alone, `username*` (non-ASCII user names go as they are),
+//! `Proxy-Authenticate`, and the `Authentication-Info` header. Digest
+//! challenges this module cannot answer are skipped by [`choose`].
 //!
 //! This module reads no clock and has no random source: the Digest client
 //! nonce is derived deterministically (see [`Authenticator::set_cnonce_seed`]).
@@ -21,23 +26,134 @@ use std::fmt;
 
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
+use sha2::{Sha256, Sha512_256};
 
 /// Why authentication could not proceed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// A `WWW-Authenticate` header value could not be parsed.
-    #[error("malformed WWW-Authenticate header: {0}")]
+    /// A `WWW-Authenticate` (or, on the server, `Authorization`) header
+    /// value could not be parsed.
+    #[error("malformed authentication header: {0}")]
     Malformed(String),
     /// None of the server's challenges uses a supported scheme.
-    #[error("server offers no supported authentication scheme (Basic, Digest MD5)")]
+    #[error("server offers no supported authentication scheme (Basic, Digest MD5/SHA-256/SHA-512-256)")]
     NoSupportedChallenge,
-    /// A Digest challenge uses an algorithm other than MD5.
-    #[error("unsupported Digest algorithm {0:?} (only MD5)")]
+    /// A Digest challenge uses an algorithm this module does not know.
+    #[error("unsupported Digest algorithm {0:?} (MD5, SHA-256 and SHA-512-256, with or without -sess)")]
     UnsupportedAlgorithm(String),
-    /// A Digest challenge offers `qop` values but not `auth`.
+    /// A Digest challenge offers `qop` values but not `auth`, or a `-sess`
+    /// algorithm without `qop`.
     #[error("unsupported Digest qop {0:?} (only auth)")]
     UnsupportedQop(String),
+}
+
+/// A Digest algorithm (RFC 7616 §3.3 and the MD5 of RFC 2617).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// `MD5` (also what a challenge without `algorithm` means).
+    Md5,
+    /// `MD5-sess`.
+    Md5Sess,
+    /// `SHA-256`.
+    Sha256,
+    /// `SHA-256-sess`.
+    Sha256Sess,
+    /// `SHA-512-256`.
+    Sha512_256,
+    /// `SHA-512-256-sess`.
+    Sha512_256Sess,
+}
+
+impl Algorithm {
+    /// Every algorithm, strongest first.
+    pub const ALL: [Algorithm; 6] = [
+        Algorithm::Sha512_256,
+        Algorithm::Sha512_256Sess,
+        Algorithm::Sha256,
+        Algorithm::Sha256Sess,
+        Algorithm::Md5,
+        Algorithm::Md5Sess,
+    ];
+
+    /// The algorithm named `name` (case-insensitive), if known.
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Its token as sent in `algorithm=` (`MD5`, `SHA-256-sess`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Md5Sess => "MD5-sess",
+            Algorithm::Sha256 => "SHA-256",
+            Algorithm::Sha256Sess => "SHA-256-sess",
+            Algorithm::Sha512_256 => "SHA-512-256",
+            Algorithm::Sha512_256Sess => "SHA-512-256-sess",
+        }
+    }
+
+    /// Whether it is a `-sess` variant (HA1 mixes in the nonces).
+    pub fn is_sess(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Md5Sess | Algorithm::Sha256Sess | Algorithm::Sha512_256Sess
+        )
+    }
+
+    /// The same hash without `-sess`.
+    pub fn base(self) -> Algorithm {
+        match self {
+            Algorithm::Md5 | Algorithm::Md5Sess => Algorithm::Md5,
+            Algorithm::Sha256 | Algorithm::Sha256Sess => Algorithm::Sha256,
+            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => Algorithm::Sha512_256,
+        }
+    }
+
+    /// How strong its hash is, for [`choose`]: higher is stronger.
+    fn strength(self) -> u8 {
+        match self.base() {
+            Algorithm::Sha512_256 => 3,
+            Algorithm::Sha256 => 2,
+            _ => 1,
+        }
+    }
+
+    /// Lower-case hex of the hash of the concatenation of `parts`.
+    pub fn hex(self, parts: &[&[u8]]) -> String {
+        match self.base() {
+            Algorithm::Sha256 => hex_of::<Sha256>(parts),
+            Algorithm::Sha512_256 => hex_of::<Sha512_256>(parts),
+            _ => hex_of::<Md5>(parts),
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn hex_of<D: md5::Digest>(parts: &[&[u8]]) -> String {
+    let mut hasher = D::new();
+    for p in parts {
+        hasher.update(p);
+    }
+    hex(&hasher.finalize())
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// A user name and password.
@@ -90,6 +206,30 @@ pub enum Challenge {
     Digest(DigestChallenge),
 }
 
+impl Challenge {
+    /// For [`choose`]: Basic 0, Digest 1 + the hash's strength; `None` if it
+    /// cannot be answered.
+    fn rank(&self) -> Option<u8> {
+        match self {
+            Challenge::Basic { .. } => Some(0),
+            Challenge::Digest(d) => d.check_supported().ok().map(|a| 1 + a.strength()),
+        }
+    }
+
+    /// Whether it is a Digest challenge saying the previous nonce was stale.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, Challenge::Digest(d) if d.stale)
+    }
+
+    /// The Digest nonce, if it is a Digest challenge.
+    pub fn nonce(&self) -> Option<&str> {
+        match self {
+            Challenge::Digest(d) => Some(&d.nonce),
+            Challenge::Basic { .. } => None,
+        }
+    }
+}
+
 /// The parameters of a Digest challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestChallenge {
@@ -107,19 +247,25 @@ pub struct DigestChallenge {
     /// Whether the server said the previous nonce was stale (retry with the
     /// new nonce without asking the user again).
     pub stale: bool,
+    /// Whether the server asks for the user name hashed (`userhash=true`,
+    /// RFC 7616 §3.4.4).
+    pub userhash: bool,
 }
 
 impl DigestChallenge {
-    fn check_supported(&self) -> Result<(), AuthError> {
-        if let Some(alg) = &self.algorithm {
-            if !alg.eq_ignore_ascii_case("MD5") {
-                return Err(AuthError::UnsupportedAlgorithm(alg.clone()));
-            }
-        }
+    /// The algorithm to answer with, if this challenge can be answered.
+    fn check_supported(&self) -> Result<Algorithm, AuthError> {
+        let alg = match &self.algorithm {
+            None => Algorithm::Md5,
+            Some(name) => Algorithm::parse(name).ok_or_else(|| AuthError::UnsupportedAlgorithm(name.clone()))?,
+        };
         if !self.qop.is_empty() && !self.offers_auth() {
             return Err(AuthError::UnsupportedQop(self.qop.join(",")));
         }
-        Ok(())
+        if alg.is_sess() && self.qop.is_empty() {
+            return Err(AuthError::UnsupportedQop(format!("none (with {alg})")));
+        }
+        Ok(alg)
     }
 
     fn offers_auth(&self) -> bool {
@@ -158,17 +304,22 @@ pub fn parse_challenges(header_values: &[&str]) -> Result<Vec<Challenge>, AuthEr
     }
 }
 
-/// Picks the challenge to answer: the first Digest challenge with MD5 (or no
-/// algorithm) and, if it has `qop`, `auth` among them; else the first Basic
-/// challenge.
+/// Picks the challenge to answer: the strongest this module can answer,
+/// Digest SHA-512-256 before SHA-256 before MD5 (no `algorithm` is MD5,
+/// `-sess` variants rank with their hash) before Basic; the first of equals.
 ///
-/// Digest challenges with other algorithms (SHA-256 is not supported yet)
-/// or only `qop=auth-int` are skipped.
+/// Digest challenges with unknown algorithms, only `qop=auth-int`, or a
+/// `-sess` algorithm without `qop` are skipped.
 pub fn choose(challenges: &[Challenge]) -> Option<&Challenge> {
-    challenges
-        .iter()
-        .find(|c| matches!(c, Challenge::Digest(d) if d.check_supported().is_ok()))
-        .or_else(|| challenges.iter().find(|c| matches!(c, Challenge::Basic { .. })))
+    let mut best: Option<(u8, &Challenge)> = None;
+    for c in challenges {
+        if let Some(rank) = c.rank() {
+            if best.is_none_or(|(r, _)| rank > r) {
+                best = Some((rank, c));
+            }
+        }
+    }
+    best.map(|(_, c)| c)
 }
 
 /// Answers one challenge for a series of requests.
@@ -179,8 +330,13 @@ pub fn choose(challenges: &[Challenge]) -> Option<&Challenge> {
 pub struct Authenticator {
     credentials: Credentials,
     challenge: Challenge,
+    /// The Digest algorithm answered with (MD5 for Basic, unused).
+    algorithm: Algorithm,
     nonce_count: u32,
     cnonce_seed: Option<u64>,
+    /// `-sess`: the client nonce of the first request, kept for all (so
+    /// that HA1 is the same whichever cnonce a server mixes in).
+    sess_cnonce: Option<String>,
 }
 
 impl Authenticator {
@@ -191,14 +347,17 @@ impl Authenticator {
     /// [`AuthError::UnsupportedAlgorithm`] or [`AuthError::UnsupportedQop`]
     /// if `challenge` is a Digest challenge this module cannot answer.
     pub fn new(credentials: Credentials, challenge: Challenge) -> Result<Authenticator, AuthError> {
-        if let Challenge::Digest(d) = &challenge {
-            d.check_supported()?;
-        }
+        let algorithm = match &challenge {
+            Challenge::Digest(d) => d.check_supported()?,
+            Challenge::Basic { .. } => Algorithm::Md5,
+        };
         Ok(Authenticator {
             credentials,
             challenge,
+            algorithm,
             nonce_count: 0,
             cnonce_seed: None,
+            sess_cnonce: None,
         })
     }
 
@@ -220,6 +379,11 @@ impl Authenticator {
         }
     }
 
+    /// The Digest algorithm answered with; `None` for Basic.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        matches!(self.challenge, Challenge::Digest(_)).then_some(self.algorithm)
+    }
+
     /// The challenge being answered.
     pub fn challenge(&self) -> &Challenge {
         &self.challenge
@@ -232,7 +396,8 @@ impl Authenticator {
     /// runtime with a random source should call this once with a random
     /// value; the cnonce then is the first 16 hex digits of
     /// `MD5(nonce ":" nc ":" "rtsp-toolkit" ":" seed)`, with `seed` as 16
-    /// lower-case hex digits.
+    /// lower-case hex digits. With a `-sess` algorithm the cnonce of the
+    /// first request (`nc` 1) is kept for the following ones.
     pub fn set_cnonce_seed(&mut self, seed: u64) {
         self.cnonce_seed = Some(seed);
     }
@@ -255,13 +420,24 @@ impl Authenticator {
             }
             Challenge::Digest(d) => d,
         };
+        let alg = self.algorithm;
         let user = &self.credentials.username;
-        let ha1 = md5_hex(&[user, ":", &d.realm, ":", &self.credentials.password]);
-        let ha2 = md5_hex(&[method, ":", uri]);
+        let mut ha1 = alg.hex(&[
+            user.as_bytes(),
+            b":",
+            d.realm.as_bytes(),
+            b":",
+            self.credentials.password.as_bytes(),
+        ]);
+        let ha2 = alg.hex(&[method.as_bytes(), b":", uri.as_bytes()]);
 
         let mut header = String::new();
         header.push_str("Digest username=");
-        push_quoted(&mut header, user);
+        if d.userhash {
+            push_quoted(&mut header, &alg.hex(&[user.as_bytes(), b":", d.realm.as_bytes()]));
+        } else {
+            push_quoted(&mut header, user);
+        }
         header.push_str(", realm=");
         push_quoted(&mut header, &d.realm);
         header.push_str(", nonce=");
@@ -272,29 +448,47 @@ impl Authenticator {
         let qop = if d.offers_auth() {
             self.nonce_count = self.nonce_count.checked_add(1).unwrap_or(1);
             let nc = format!("{:08x}", self.nonce_count);
-            let cnonce = match cnonce {
-                Some(c) => c.to_owned(),
-                None => {
+            let cnonce = match (cnonce, &self.sess_cnonce) {
+                (Some(c), _) => c.to_owned(),
+                (None, Some(kept)) => kept.clone(),
+                (None, None) => {
                     let seed = self.cnonce_seed.map(|s| format!(":{s:016x}"));
                     let mut h = md5_hex(&[&d.nonce, ":", &nc, ":rtsp-toolkit", seed.as_deref().unwrap_or("")]);
                     h.truncate(16);
                     h
                 }
             };
+            if alg.is_sess() {
+                self.sess_cnonce.get_or_insert_with(|| cnonce.clone());
+            }
             Some((nc, cnonce))
         } else {
             None
         };
+        if let (true, Some((_, cnonce))) = (alg.is_sess(), &qop) {
+            ha1 = alg.hex(&[ha1.as_bytes(), b":", d.nonce.as_bytes(), b":", cnonce.as_bytes()]);
+        }
 
         let response = match &qop {
-            Some((nc, cnonce)) => md5_hex(&[&ha1, ":", &d.nonce, ":", nc, ":", cnonce, ":auth:", &ha2]),
-            None => md5_hex(&[&ha1, ":", &d.nonce, ":", &ha2]),
+            Some((nc, cnonce)) => alg.hex(&[
+                ha1.as_bytes(),
+                b":",
+                d.nonce.as_bytes(),
+                b":",
+                nc.as_bytes(),
+                b":",
+                cnonce.as_bytes(),
+                b":auth:",
+                ha2.as_bytes(),
+            ]),
+            None => alg.hex(&[ha1.as_bytes(), b":", d.nonce.as_bytes(), b":", ha2.as_bytes()]),
         };
         header.push_str(", response=\"");
         header.push_str(&response);
         header.push('"');
         if d.algorithm.is_some() {
-            header.push_str(", algorithm=MD5");
+            header.push_str(", algorithm=");
+            header.push_str(alg.name());
         }
         if let Some(opaque) = &d.opaque {
             header.push_str(", opaque=");
@@ -306,6 +500,9 @@ impl Authenticator {
             header.push_str(", cnonce=");
             push_quoted(&mut header, cnonce);
         }
+        if d.userhash {
+            header.push_str(", userhash=true");
+        }
         header
     }
 }
@@ -316,20 +513,14 @@ fn md5_hex(parts: &[&str]) -> String {
     for p in parts {
         hasher.update(p.as_bytes());
     }
-    let digest = hasher.finalize();
-    let mut out = String::with_capacity(32);
-    for b in digest {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
+    hex(&hasher.finalize())
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `value` as a quoted string, escaping `"` and `\`. CR, LF and NUL
 /// are dropped so a value can never break the header line.
-fn push_quoted(out: &mut String, value: &str) {
+pub(crate) fn push_quoted(out: &mut String, value: &str) {
     out.push('"');
     for c in value.chars() {
         match c {
@@ -344,37 +535,38 @@ fn push_quoted(out: &mut String, value: &str) {
     out.push('"');
 }
 
-/// A cursor over one header value.
-struct Cursor<'a> {
-    s: &'a str,
-    pos: usize,
+/// A cursor over one header value (shared with the server's
+/// `Authorization` parser).
+pub(crate) struct Cursor<'a> {
+    pub(crate) s: &'a str,
+    pub(crate) pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn peek(&self) -> Option<char> {
+    pub(crate) fn peek(&self) -> Option<char> {
         self.s[self.pos..].chars().next()
     }
 
-    fn bump(&mut self) -> Option<char> {
+    pub(crate) fn bump(&mut self) -> Option<char> {
         let c = self.peek()?;
         self.pos += c.len_utf8();
         Some(c)
     }
 
-    fn skip_ws(&mut self) {
+    pub(crate) fn skip_ws(&mut self) {
         while matches!(self.peek(), Some(' ' | '\t')) {
             self.pos += 1;
         }
     }
 
-    fn skip_ws_and_commas(&mut self) {
+    pub(crate) fn skip_ws_and_commas(&mut self) {
         while matches!(self.peek(), Some(' ' | '\t' | ',')) {
             self.pos += 1;
         }
     }
 
     /// Reads an RFC 7230 token (may be empty).
-    fn token(&mut self) -> &'a str {
+    pub(crate) fn token(&mut self) -> &'a str {
         let start = self.pos;
         while matches!(self.peek(), Some(c) if is_tchar(c)) {
             self.pos += 1;
@@ -384,7 +576,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads an unquoted parameter value: everything up to a comma or
     /// whitespace (lenient: cameras send values like `MD5` or `a/b=`).
-    fn bare_value(&mut self) -> &'a str {
+    pub(crate) fn bare_value(&mut self) -> &'a str {
         let start = self.pos;
         while let Some(c) = self.peek() {
             if matches!(c, ',' | ' ' | '\t' | '"') {
@@ -396,7 +588,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a quoted string; the opening quote is next.
-    fn quoted(&mut self) -> Result<String, AuthError> {
+    pub(crate) fn quoted(&mut self) -> Result<String, AuthError> {
         self.bump();
         let mut out = String::new();
         loop {
@@ -412,7 +604,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn unexpected(&self) -> AuthError {
+    pub(crate) fn unexpected(&self) -> AuthError {
         match self.peek() {
             Some(c) => AuthError::Malformed(format!("unexpected {c:?} at byte {}", self.pos)),
             None => AuthError::Malformed("unexpected end".into()),
@@ -502,6 +694,7 @@ fn build_challenge(scheme: &str, params: &[(&str, String)]) -> Result<Option<Cha
             algorithm: get("algorithm"),
             qop,
             stale: get("stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
+            userhash: get("userhash").is_some_and(|s| s.eq_ignore_ascii_case("true")),
         })))
     } else {
         Ok(None)
@@ -528,6 +721,7 @@ mod tests {
             algorithm: None,
             qop: vec![],
             stale: false,
+            userhash: false,
         }
     }
 
@@ -692,27 +886,197 @@ mod tests {
     }
 
     #[test]
-    fn sha256_and_auth_int_skipped() {
+    fn strongest_supported_challenge_chosen_auth_int_and_unknown_skipped() {
+        // SHA-256 used to be skipped; now it is answered, and preferred to MD5.
         let c = parse_challenges(&[
             r#"Digest realm="r", nonce="1", algorithm=SHA-256, qop="auth""#,
             r#"Digest realm="r", nonce="2", qop="auth-int""#,
             r#"Digest realm="r", nonce="3", algorithm=MD5"#,
+            r#"Digest realm="r", nonce="4", algorithm=SHA-1"#,
+            r#"Digest realm="r", nonce="5", algorithm=MD5-sess"#,
         ])
         .unwrap();
-        assert_eq!(c.len(), 3);
-        assert_eq!(choose(&c), Some(&c[2]));
-        assert_eq!(choose(&c[..2]), None);
+        assert_eq!(c.len(), 5);
+        assert_eq!(choose(&c), Some(&c[0]));
+        assert_eq!(choose(&c[1..]), Some(&c[2]));
+        assert_eq!(choose(&c[1..2]), None);
         assert_eq!(
-            Authenticator::new(mufasa(), c[0].clone()),
-            Err(AuthError::UnsupportedAlgorithm("SHA-256".into()))
+            Authenticator::new(mufasa(), c[0].clone()).map(|a| a.algorithm()),
+            Ok(Some(Algorithm::Sha256))
         );
         assert_eq!(
             Authenticator::new(mufasa(), c[1].clone()),
             Err(AuthError::UnsupportedQop("auth-int".into()))
         );
         assert_eq!(
-            Authenticator::from_challenges(mufasa(), &c[..2]),
+            Authenticator::new(mufasa(), c[3].clone()),
+            Err(AuthError::UnsupportedAlgorithm("SHA-1".into()))
+        );
+        // MD5-sess needs a cnonce, so qop.
+        assert!(matches!(
+            Authenticator::new(mufasa(), c[4].clone()),
+            Err(AuthError::UnsupportedQop(_))
+        ));
+        assert_eq!(
+            Authenticator::from_challenges(mufasa(), &[c[1].clone(), c[3].clone()]),
             Err(AuthError::NoSupportedChallenge)
+        );
+    }
+
+    #[test]
+    fn choose_ranks_sha512_256_sha256_md5_basic_first_of_equals() {
+        let c = parse_challenges(&[
+            r#"Basic realm="r""#,
+            r#"Digest realm="r", nonce="md5""#,
+            r#"Digest realm="r", nonce="sha256", algorithm=SHA-256"#,
+            r#"Digest realm="r", nonce="sha256-2", algorithm=SHA-256"#,
+            r#"Digest realm="r", nonce="sha512", algorithm=SHA-512-256, qop=auth"#,
+        ])
+        .unwrap();
+        assert_eq!(choose(&c), Some(&c[4]));
+        assert_eq!(choose(&c[..4]), Some(&c[2]));
+        assert_eq!(choose(&c[..2]), Some(&c[1]));
+        assert_eq!(choose(&c[..1]), Some(&c[0]));
+        // The order of the headers does not matter, only the strength.
+        let reversed: Vec<Challenge> = c[..3].iter().rev().cloned().collect();
+        assert_eq!(choose(&reversed), Some(&reversed[0]));
+    }
+
+    /// RFC 7616 §3.9.1: the two challenges (SHA-256 first), the user
+    /// "Mufasa" with the password "Circle of Life", and the known responses.
+    #[test]
+    fn rfc7616_example_sha256_and_md5() {
+        let sha = r#"Digest realm="http-auth@example.org", qop="auth, auth-int", algorithm=SHA-256, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS""#;
+        let md5 = r#"Digest realm="http-auth@example.org", qop="auth, auth-int", algorithm=MD5, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS""#;
+        let c = parse_challenges(&[sha, md5]).unwrap();
+        let creds = Credentials {
+            username: "Mufasa".into(),
+            password: "Circle of Life".into(),
+        };
+        let cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
+        let mut a = Authenticator::from_challenges(creds.clone(), &c).unwrap();
+        assert_eq!(a.algorithm(), Some(Algorithm::Sha256));
+        let h = a.authorization_inner("GET", "/dir/index.html", Some(cnonce));
+        assert_eq!(
+            h,
+            "Digest username=\"Mufasa\", realm=\"http-auth@example.org\", \
+             nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", uri=\"/dir/index.html\", \
+             response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\", \
+             algorithm=SHA-256, opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\", \
+             qop=auth, nc=00000001, cnonce=\"f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ\""
+        );
+        let mut a = Authenticator::new(creds, c[1].clone()).unwrap();
+        let h = a.authorization_inner("GET", "/dir/index.html", Some(cnonce));
+        assert!(h.contains("response=\"8ca523f5e9506fed4657c9700eebdbec\""), "{h}");
+        assert!(h.contains("algorithm=MD5"), "{h}");
+    }
+
+    #[test]
+    fn sess_keeps_its_first_cnonce_and_mixes_it_into_ha1() {
+        let c = parse_challenges(&[r#"Digest realm="r", nonce="n", algorithm=MD5-sess, qop="auth""#]).unwrap();
+        let mut a = Authenticator::new(mufasa(), c[0].clone()).unwrap();
+        let h1 = a.authorization("DESCRIBE", "rtsp://x/");
+        let h2 = a.authorization("SETUP", "rtsp://x/t");
+        let cnonce = |h: &str| {
+            h.split("cnonce=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(cnonce(&h1), cnonce(&h2));
+        let cn = cnonce(&h1);
+        let ha1 = format!("{:x}", Md5::digest(b"Mufasa:r:Circle Of Life"));
+        let ha1 = format!("{:x}", Md5::digest(format!("{ha1}:n:{cn}").as_bytes()));
+        let ha2 = format!("{:x}", Md5::digest(b"SETUP:rtsp://x/t"));
+        let expected = format!(
+            "{:x}",
+            Md5::digest(format!("{ha1}:n:00000002:{cn}:auth:{ha2}").as_bytes())
+        );
+        assert!(h2.contains(&format!("response=\"{expected}\"")), "{h2}");
+        assert!(h2.contains("algorithm=MD5-sess"), "{h2}");
+    }
+
+    #[test]
+    fn userhash_sends_the_hashed_user_name() {
+        let c =
+            parse_challenges(&[r#"Digest realm="r", nonce="n", algorithm=SHA-256, qop=auth, userhash=true"#]).unwrap();
+        let mut a = Authenticator::new(mufasa(), c[0].clone()).unwrap();
+        let h = a.authorization("DESCRIBE", "rtsp://x/");
+        let uh = Algorithm::Sha256.hex(&[b"Mufasa:r"]);
+        assert!(h.starts_with(&format!("Digest username=\"{uh}\"")), "{h}");
+        assert!(h.ends_with(", userhash=true"), "{h}");
+        assert!(!h.contains("Mufasa"), "{h}");
+    }
+
+    /// Challenge lines as cameras and servers send them (quoted and unquoted
+    /// values, `stale="FALSE"`, no `opaque`, no `qop`, a Basic alternative).
+    #[test]
+    fn captured_challenges() {
+        // Hikvision (realm "IP Camera(...)"), from a published capture: quoted
+        // `stale="FALSE"`, no qop, no algorithm.
+        let c = parse_challenges(&[
+            r#"Digest realm="IP Camera(C5654)", nonce="49072c70eaf2a3844d5a3028238893a3", stale="FALSE""#,
+        ])
+        .unwrap();
+        let Challenge::Digest(d) = &c[0] else { panic!("{c:?}") };
+        assert!(!d.stale && d.qop.is_empty() && d.opaque.is_none() && d.algorithm.is_none());
+        let mut a = Authenticator::from_challenges(mufasa(), &c).unwrap();
+        assert_eq!(a.algorithm(), Some(Algorithm::Md5));
+        let h = a.authorization("DESCRIBE", "rtsp://cam/Streaming/Channels/101");
+        assert!(!h.contains("qop") && !h.contains("algorithm"), "{h}");
+
+        // Axis: unquoted `stale=FALSE`, Digest and Basic in two headers.
+        let c = parse_challenges(&[
+            r#"Digest realm="AXIS_00408CFE6F45", nonce="006a9bc1Y550601855bbd97cae8063796a4fb833637097", stale=FALSE"#,
+            r#"Basic realm="AXIS_00408CFE6F45""#,
+        ])
+        .unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(choose(&c), Some(&c[0]));
+
+        // Axis with qop and an unquoted algorithm, and a stale nonce.
+        let c = parse_challenges(&[
+            r#"Digest realm="AXIS_ACCC8EB3494E", nonce="PNHWZB6nBQA=316099a140230c2db387fc75ee1c8ae838a750d8", stale=true, algorithm=MD5, qop="auth""#,
+        ])
+        .unwrap();
+        assert!(c[0].is_stale());
+        assert_eq!(
+            c[0].nonce(),
+            Some("PNHWZB6nBQA=316099a140230c2db387fc75ee1c8ae838a750d8")
+        );
+        let mut a = Authenticator::from_challenges(mufasa(), &c).unwrap();
+        let h = a.authorization("DESCRIBE", "rtsp://cam/axis-media/media.amp");
+        assert!(
+            h.contains("algorithm=MD5") && h.contains("qop=auth, nc=00000001"),
+            "{h}"
+        );
+
+        // A quoted algorithm value (`algorithm="MD5"`), as some Hikvision
+        // look-alikes send.
+        let c = parse_challenges(&[r#"Digest realm="IP Camera(C6473WD)", nonce="4f3a9c1b7e2d8f05", algorithm="MD5""#])
+            .unwrap();
+        assert!(Authenticator::from_challenges(mufasa(), &c).is_ok());
+
+        // GStreamer 1.22's rtsp-server (captured from scripts/peers/gst-rtsp-server.py):
+        // MD5 without qop or algorithm.
+        let c = parse_challenges(&[r#"Digest realm="GStreamer RTSP Server", nonce="ef3b4693740632fb""#]).unwrap();
+        assert_eq!(
+            Authenticator::from_challenges(mufasa(), &c).map(|a| a.algorithm()),
+            Ok(Some(Algorithm::Md5))
+        );
+
+        // The form of ours (rtsp-toolkit serve --users): SHA-256 first, then MD5, one nonce.
+        let c = parse_challenges(&[
+            r#"Digest realm="rtsp-toolkit", nonce="00000000000003e8a1b2c3d4e5f60718293a4b5c6d7e8f90", algorithm=SHA-256, qop="auth""#,
+            r#"Digest realm="rtsp-toolkit", nonce="00000000000003e8a1b2c3d4e5f60718293a4b5c6d7e8f90", algorithm=MD5, qop="auth""#,
+        ])
+        .unwrap();
+        assert_eq!(
+            Authenticator::from_challenges(mufasa(), &c).map(|a| a.algorithm()),
+            Ok(Some(Algorithm::Sha256))
         );
     }
 

@@ -605,6 +605,29 @@ impl Serialize for Warning {
     }
 }
 
+impl Serialize for crate::server::auth::Refusal {
+    /// `{kind, message}`: `malformed`, `basic_not_allowed`, `unknown_user`,
+    /// `wrong_password`, `wrong_realm`, `bad_nonce`, `unsupported` or
+    /// `uri_mismatch`, and the reason's text.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use crate::server::auth::Refusal;
+        let kind = match self {
+            Refusal::Malformed => "malformed",
+            Refusal::BasicNotAllowed => "basic_not_allowed",
+            Refusal::UnknownUser => "unknown_user",
+            Refusal::WrongPassword => "wrong_password",
+            Refusal::WrongRealm => "wrong_realm",
+            Refusal::BadNonce => "bad_nonce",
+            Refusal::Unsupported => "unsupported",
+            Refusal::UriMismatch => "uri_mismatch",
+        };
+        let mut st = s.serialize_struct("Refusal", 2)?;
+        st.serialize_field("kind", kind)?;
+        st.serialize_field("message", &Text(self))?;
+        st.end()
+    }
+}
+
 impl Serialize for CloseReason {
     /// `{kind, message}`: `teardown`, `peer_closed`, `session_timeout`,
     /// `idle_timeout`, `playback_ended`, `protocol`, `too_many_pipelined`,

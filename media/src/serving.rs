@@ -49,6 +49,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rtsp_toolkit_core::server::auth::{AuthConfig, ServerAuth};
 use rtsp_toolkit_core::server::{
     CloseReason, Connection, GroupPool, GroupRange, LookupError, MulticastInput, MulticastOutput, MulticastRequest,
     MulticastStream, PlayCount, PortRange, ServerConfig, ServerEvent, ServerInput, ServerOutput, UdpSocketId,
@@ -118,6 +119,14 @@ pub struct ServerOptions {
     /// Not serialized (with the `serde` feature it is skipped both ways).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub events: Option<EventHook>,
+    /// Ask clients for credentials (default `None`: anyone may play). The
+    /// server makes the one [`ServerAuth`] all its connections share from
+    /// it, with a random nonce secret, when it starts (into
+    /// [`ServerConfig::auth`], which is left alone when this is `None`).
+    /// The rules are in `rtsp_toolkit_core::server::auth`. Not serialized
+    /// (with the `serde` feature it is skipped both ways).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub auth: Option<AuthConfig>,
 }
 
 /// A callback for the server's events ([`ServerOptions::events`]): the
@@ -150,6 +159,7 @@ impl Default for ServerOptions {
             write_stall: Duration::from_secs(5),
             send_buffer: None,
             events: None,
+            auth: None,
         }
     }
 }
@@ -220,6 +230,13 @@ impl<S> ServerBuilder<S> {
     /// Most connections at once.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.options.max_connections = n;
+        self
+    }
+
+    /// Ask for credentials: the users and settings of `auth` (see
+    /// [`ServerOptions::auth`]).
+    pub fn auth(mut self, auth: AuthConfig) -> Self {
+        self.options.auth = Some(auth);
         self
     }
 
@@ -466,14 +483,23 @@ impl ServerState {
     /// The state of a server of `library` with `options`.
     pub fn new(library: Library, options: ServerOptions) -> ServerState {
         let groups = GroupPool::new(options.config.multicast_groups);
+        let seeds = RandomState::new();
+        let mut config = options.config.clone();
+        if let Some(auth) = &options.auth {
+            let mut secret = [0u8; 32];
+            for (i, chunk) in secret.chunks_mut(8).enumerate() {
+                chunk.copy_from_slice(&random_u64(&seeds, u64::MAX - i as u64).to_le_bytes());
+            }
+            config.auth = Some(Arc::new(ServerAuth::new(auth.clone(), secret, Instant::now())));
+        }
         ServerState {
             library: Arc::new(library),
-            config: Arc::new(options.config.clone()),
+            config: Arc::new(config),
             options,
             connections: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
             stop: StopSignal::new(),
-            seeds: RandomState::new(),
+            seeds,
             sessions: Mutex::new(HashMap::new()),
             multicast: Mutex::new(Streams::default()),
             groups: Arc::new(Mutex::new(groups)),
@@ -661,16 +687,22 @@ impl ServerState {
 
     /// A different, unpredictable seed for every connection.
     fn seed(&self, salt: u64) -> u64 {
-        let mut h = self.seeds.build_hasher();
-        h.write_u64(salt);
-        h.write_u128(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos(),
-        );
-        h.finish()
+        random_u64(&self.seeds, salt)
     }
+}
+
+/// An unpredictable value: `salt` and the wall-clock time hashed with the
+/// process's random keys of `seeds`.
+fn random_u64(seeds: &RandomState, salt: u64) -> u64 {
+    let mut h = seeds.build_hasher();
+    h.write_u64(salt);
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
 }
 
 /// An admitted connection: its machine, counted in
@@ -1299,6 +1331,12 @@ fn log_event(state: &ServerState, peer: Option<SocketAddr>, event: &ServerEvent)
     }
     match event {
         ServerEvent::FellBehind { .. } => tracing::warn!(?event, "rtsp: session fell behind its schedule"),
+        ServerEvent::AuthFailed { user, reason } => tracing::warn!(
+            peer = ?peer,
+            user = user.as_deref().unwrap_or("-"),
+            %reason,
+            "rtsp: credentials refused"
+        ),
         ServerEvent::DatagramsDropped { dropped, last_from } => {
             tracing::warn!(dropped, %last_from, "rtsp: datagrams from another address than the client's dropped")
         }

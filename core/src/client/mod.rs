@@ -143,9 +143,23 @@ struct Inflight {
     sent_headers: Headers,
     cseq: u32,
     sent_at: Instant,
-    retried_auth: bool,
+    auth: AuthRetry,
     keepalive: bool,
 }
+
+/// How often a request was sent again after a `401`.
+#[derive(Debug, Clone, Copy, Default)]
+struct AuthRetry {
+    /// Once after a real refusal (the first challenge, or credentials
+    /// rejected): a second refusal ends the session.
+    retried: bool,
+    /// After `stale=true` with a new nonce: not a refusal, but bounded.
+    stale: u8,
+}
+
+/// Most `stale=true` retries of one request (a server that calls every
+/// nonce stale must not keep the client looping).
+const MAX_STALE_RETRIES: u8 = 3;
 
 /// The client session machine. See the [module docs](self).
 #[derive(Debug)]

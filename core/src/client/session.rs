@@ -8,8 +8,8 @@ use bytes::{Bytes, BytesMut};
 use url::Url;
 
 use super::{
-    Client, ClosedEvent, Event, Flow, Inflight, LogKinds, MethodEvent, Output, Phase, Track, TrackSelection,
-    TrackState, TransportKind, Warning,
+    AuthRetry, Client, ClosedEvent, Event, Flow, Inflight, LogKinds, MethodEvent, Output, Phase, Track, TrackSelection,
+    TrackState, TransportKind, Warning, MAX_STALE_RETRIES,
 };
 use crate::auth::{self, Authenticator};
 use crate::codec::Depacketizer;
@@ -41,10 +41,10 @@ impl Client {
             headers: extra,
             body: Bytes::new(),
         };
-        self.send_request(now, request, false, keepalive);
+        self.send_request(now, request, AuthRetry::default(), keepalive);
     }
 
-    pub(super) fn send_request(&mut self, now: Instant, mut request: Request, retried_auth: bool, keepalive: bool) {
+    pub(super) fn send_request(&mut self, now: Instant, mut request: Request, auth: AuthRetry, keepalive: bool) {
         let cseq = self.next_cseq;
         self.next_cseq = self.next_cseq.wrapping_add(1);
         let mut headers = Headers::new()
@@ -82,7 +82,7 @@ impl Client {
             sent_headers,
             cseq,
             sent_at: now,
-            retried_auth,
+            auth,
             keepalive,
         });
     }
@@ -202,9 +202,6 @@ impl Client {
                 Some(refuse(&format!("{} (no credentials in the URL)", resp.reason))),
             );
         };
-        if inflight.retried_auth {
-            return self.finish(now, Some(refuse(&format!("{} (credentials rejected)", resp.reason))));
-        }
         let values: Vec<&str> = resp.headers.get_all("WWW-Authenticate").collect();
         let authenticator = auth::parse_challenges(&values)
             .map_err(ProtocolError::Auth)
@@ -212,11 +209,28 @@ impl Client {
                 let ch = auth::choose(&chs).ok_or(ProtocolError::Auth(auth::AuthError::NoSupportedChallenge))?;
                 Authenticator::new(creds, ch.clone()).map_err(ProtocolError::Auth)
             });
+        // `stale=true` with a nonce other than the one just refused: the
+        // credentials were right, only the nonce expired (RFC 7616 §3.3);
+        // answer the new one without counting a refusal.
+        let stale = authenticator.as_ref().is_ok_and(|a| {
+            a.challenge().is_stale()
+                && self.authenticator.as_ref().and_then(|old| old.challenge().nonce()) != a.challenge().nonce()
+        }) && inflight.auth.stale < MAX_STALE_RETRIES;
+        if inflight.auth.retried && !stale {
+            return self.finish(now, Some(refuse(&format!("{} (credentials rejected)", resp.reason))));
+        }
         match authenticator {
             Ok(a) => {
-                tracing::debug!(scheme = a.scheme(), "retrying with credentials");
+                let mut retry = inflight.auth;
+                if stale {
+                    retry.stale += 1;
+                    tracing::debug!(scheme = a.scheme(), "stale nonce; retrying with the new one");
+                } else {
+                    retry.retried = true;
+                    tracing::debug!(scheme = a.scheme(), "retrying with credentials");
+                }
                 self.authenticator = Some(a);
-                self.send_request(now, inflight.request, true, inflight.keepalive);
+                self.send_request(now, inflight.request, retry, inflight.keepalive);
             }
             Err(e) => self.finish(now, Some(Error::Protocol(e))),
         }

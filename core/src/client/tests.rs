@@ -867,6 +867,75 @@ fn keepalive_401_reauthenticates_once_then_fails() {
 }
 
 #[test]
+fn stale_nonce_reauthenticates_without_counting_a_failure() {
+    let mut h = Harness::new("rtsp://bob:pw@127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    let challenge = |nonce: &str, stale: bool| {
+        format!(
+            "WWW-Authenticate: Digest realm=\"r\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\"{}\r\n\
+             WWW-Authenticate: Digest realm=\"r\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{}\r\n",
+            if stale { ", stale=true" } else { "" },
+            if stale { ", stale=true" } else { "" },
+        )
+    };
+    h.reply(3, "401 Unauthorized", &challenge("n1", false), "");
+    let first = h.last_request().headers.get("Authorization").unwrap().to_owned();
+    assert!(
+        first.contains("nonce=\"n1\"") && first.contains("algorithm=SHA-256"),
+        "{first}"
+    );
+    // The retried DESCRIBE is refused as stale, with a new nonce: answered
+    // again, although a second plain 401 would have ended the session.
+    h.reply(4, "401 Unauthorized", &challenge("n2", true), "");
+    assert!(h.closed().is_none());
+    let second = h.last_request().clone();
+    assert_eq!(second.method, Method::Describe);
+    assert!(second.headers.get("Authorization").unwrap().contains("nonce=\"n2\""));
+    // Stale again with the same nonce: that is a refusal, and this request
+    // was refused once already.
+    h.reply(5, "401 Unauthorized", &challenge("n2", true), "");
+    assert!(matches!(
+        h.closed().unwrap().error,
+        Some(Error::Response {
+            method: Method::Describe,
+            status: 401,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn endless_stale_nonces_are_bounded() {
+    let mut h = Harness::new("rtsp://bob:pw@127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(
+        3,
+        "401 Unauthorized",
+        "WWW-Authenticate: Digest realm=\"r\", nonce=\"n0\"\r\n",
+        "",
+    );
+    let mut sent = h.requests.len();
+    for i in 1..=10u64 {
+        if h.closed().is_some() {
+            break;
+        }
+        let c = format!("WWW-Authenticate: Digest realm=\"r\", nonce=\"n{i}\", stale=true\r\n");
+        h.reply(3 + i, "401 Unauthorized", &c, "");
+        if h.requests.len() > sent {
+            sent = h.requests.len();
+        }
+    }
+    assert!(
+        h.closed().is_some(),
+        "a server calling every nonce stale ends the session"
+    );
+    // OPTIONS, DESCRIBE, its first retry, then at most MAX_STALE_RETRIES more.
+    assert_eq!(sent, 3 + usize::from(super::MAX_STALE_RETRIES));
+}
+
+#[test]
 fn keepalive_answer_after_stop_is_not_taken_for_teardown() {
     let opts = ClientOptions {
         timeout: Duration::from_secs(20),

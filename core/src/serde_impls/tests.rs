@@ -568,6 +568,10 @@ fn every_server_event_serializes_with_its_type() {
             reason: CloseReason::SessionTimeout(ms(60_000)),
             elapsed: ms(61_000),
         },
+        ServerEvent::AuthFailed {
+            user: Some("alice".into()),
+            reason: crate::server::auth::Refusal::WrongPassword,
+        },
     ];
     let type_of = |e: &ServerEvent| match e {
         ServerEvent::Request { .. } => "request",
@@ -580,6 +584,7 @@ fn every_server_event_serializes_with_its_type() {
         ServerEvent::MulticastStarted { .. } => "multicast_started",
         ServerEvent::MulticastEnded { .. } => "multicast_ended",
         ServerEvent::Closed { .. } => "closed",
+        ServerEvent::AuthFailed { .. } => "auth_failed",
     };
     for e in &events {
         assert_eq!(to_json(e)["type"], type_of(e));
@@ -593,6 +598,11 @@ fn every_server_event_serializes_with_its_type() {
         to_json(&events[9]),
         json!({"type": "closed", "reason": {"kind": "session_timeout",
                "message": "session timed out (60s without requests or data)"}, "elapsed_s": 61.0})
+    );
+    assert_eq!(
+        to_json(&events[10]),
+        json!({"type": "auth_failed", "user": "alice",
+               "reason": {"kind": "wrong_password", "message": "wrong password"}})
     );
 }
 

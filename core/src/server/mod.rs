@@ -155,9 +155,18 @@
 //! that falls more than `max_lag` behind its schedule catches up only
 //! `max_lag` of it and continues from there ([`ServerEvent::FellBehind`]).
 //!
-//! What this is not: no authentication, no PAUSE or seeking, no RECORD, no
-//! IPv6 multicast; one presentation per connection.
+//! # Authentication
+//! With [`ServerConfig::auth`], every request but `OPTIONS` needs
+//! credentials: Digest (SHA-256 or MD5) always, Basic only when allowed. A
+//! request without them, or with a stale nonce, is answered `401` with the
+//! challenges; wrong ones also get `401` and a [`ServerEvent::AuthFailed`];
+//! an address that failed too often gets `503` for a while. The rules, the
+//! user file and the nonces are in [`auth`].
+//!
+//! What this is not: no PAUSE or seeking, no RECORD, no IPv6 multicast, no
+//! TLS (yet); one presentation per connection.
 
+pub mod auth;
 mod clock;
 mod multicast;
 pub mod path;
@@ -287,6 +296,14 @@ pub struct ServerConfig {
     pub udp: bool,
     /// Offer `RTP/AVP;multicast` (default on).
     pub multicast: bool,
+    /// Ask for credentials (default `None`: no authentication). Every
+    /// request but `OPTIONS` then needs a user of [`auth::ServerAuth`]'s;
+    /// the one `ServerAuth` of a server is shared by all its connections
+    /// (the nonce secret, the failures per address). See [`auth`]. Not
+    /// serialized (with the `serde` feature it is skipped both ways: users'
+    /// keys never leave the process).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub auth: Option<Arc<auth::ServerAuth>>,
 }
 
 impl Default for ServerConfig {
@@ -307,6 +324,7 @@ impl Default for ServerConfig {
             multicast_ttl: 1,
             udp: true,
             multicast: true,
+            auth: None,
         }
     }
 }
@@ -499,6 +517,14 @@ pub enum ServerEvent {
         /// RTP packets and payload octets sent, all tracks.
         packets: u64,
         octets: u64,
+    },
+    /// A request's credentials were refused (answered `401`; or, when the
+    /// address is blocked after too many, `503`: see [`auth`]). Never a
+    /// password or an `Authorization` value.
+    AuthFailed {
+        /// The user named, only when it is one of the server's users.
+        user: Option<String>,
+        reason: auth::Refusal,
     },
     /// The connection is over; [`ServerOutput::Close`] follows.
     Closed {

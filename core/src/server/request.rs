@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::auth::{ServerAuth, Verdict};
 use super::clock;
 use super::sdp_writer::{npt, session_description, Description};
 use super::stream::{Delivery, Session, State, UdpDelivery};
@@ -37,6 +38,13 @@ impl Connection {
         let info = RequestInfo::of(&req);
         if info.cseq.is_none() {
             return self.respond(now, &info, 400, Headers::new(), Bytes::new());
+        }
+        // Asked once per request: a request dispatched again with what it
+        // waited for (`found`) passed already.
+        if let (Some(auth), None, false) = (self.config.auth.clone(), &found, req.method == Method::Options) {
+            if !self.authenticate(now, &req, &info, &auth) {
+                return;
+            }
         }
         match req.method {
             Method::Options => {
@@ -71,6 +79,44 @@ impl Connection {
             }
             Method::Other(_) => self.respond(now, &info, 501, Headers::new(), Bytes::new()),
         }
+    }
+
+    /// Whether `req` has good credentials; if not, it is answered (`401`
+    /// with the challenges, or `503` while the address is blocked).
+    fn authenticate(&mut self, now: Instant, req: &Request, info: &RequestInfo, auth: &ServerAuth) -> bool {
+        let peer = self.peer.ip();
+        let verdict = auth.check(
+            now,
+            peer,
+            req.method.as_str(),
+            &req.uri,
+            req.headers.get("Authorization"),
+        );
+        let stale = match verdict {
+            Verdict::Allowed { user } => {
+                tracing::trace!(user, "authenticated");
+                return true;
+            }
+            Verdict::Blocked { retry_after } => {
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let h = Headers::new().with("Retry-After", secs.max(1).to_string());
+                self.respond(now, info, 503, h, Bytes::new());
+                return false;
+            }
+            Verdict::Challenge { stale } => stale,
+            Verdict::Refused { reason, user } => {
+                tracing::debug!(%reason, user = user.as_deref().unwrap_or("-"), "credentials refused");
+                self.queue
+                    .push_back(ServerOutput::Event(ServerEvent::AuthFailed { user, reason }));
+                false
+            }
+        };
+        let mut h = Headers::new();
+        for c in auth.challenges(now, peer, stale) {
+            h.push("WWW-Authenticate", c);
+        }
+        self.respond(now, info, 401, h, Bytes::new());
+        false
     }
 
     /// Parses the Request-URI and remembers its `play_count`; the error is
@@ -750,6 +796,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         415 => "Unsupported Media Type",
@@ -760,6 +807,7 @@ fn reason(status: u16) -> &'static str {
         461 => "Unsupported Transport",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        503 => "Service Unavailable",
         _ => "Unknown",
     }
 }

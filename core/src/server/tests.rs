@@ -1703,10 +1703,17 @@ struct E2e {
 }
 
 fn end_to_end(query: &str) -> E2e {
+    end_to_end_with(config(), URL, query)
+}
+
+/// [`end_to_end`] with a server `config` and the client's `url`; `401`s
+/// are expected when the config asks for credentials.
+fn end_to_end_with(config: ServerConfig, url: &str, query: &str) -> E2e {
+    let auth = config.auth.is_some();
     let source = Arc::new(synthetic_source());
     let t0 = Instant::now();
-    let mut server = Connection::new(Arc::new(config()), t0, "127.0.0.1:40000".parse().unwrap(), 42, 0);
-    let mut client = Client::new(&format!("{URL}{query}"), ClientOptions::default(), t0).unwrap();
+    let mut server = Connection::new(Arc::new(config), t0, "127.0.0.1:40000".parse().unwrap(), 42, 0);
+    let mut client = Client::new(&format!("{url}{query}"), ClientOptions::default(), t0).unwrap();
     client.handle_input(
         t0,
         Input::Connected {
@@ -1765,7 +1772,7 @@ fn end_to_end(query: &str) -> E2e {
                 }
                 Output::Event(Event::Audio(a)) => result.audio.push((a.frame.data.to_vec(), a.extended_timestamp)),
                 Output::Event(Event::Closed(c)) => result.client_closed_cleanly = c.error.is_none(),
-                Output::Event(Event::Method(m)) => assert!(m.is_success(), "{m:?}"),
+                Output::Event(Event::Method(m)) => assert!(m.is_success() || (auth && m.status == 401), "{m:?}"),
                 Output::Event(Event::Warning(w)) => panic!("client warning {w:?}"),
                 Output::Event(_) => {}
                 Output::Timeout(at) => {
@@ -3137,4 +3144,271 @@ fn udp_and_multicast_can_be_turned_off() {
         "RTP/AVP;unicast;client_port=5000-5001,RTP/AVP/TCP;unicast;interleaved=0-1",
     );
     assert_eq!(d.status(), 200);
+}
+
+// Authentication (see the `auth` module): the connection's part.
+
+fn auth_config(f: impl FnOnce(&mut auth::AuthConfig)) -> ServerConfig {
+    let mut a = auth::AuthConfig::new(auth::Users::from_passwords([("alice", "wonder land")]));
+    f(&mut a);
+    // Epoch: any instant before the harness's t0 works.
+    let epoch = Instant::now();
+    ServerConfig {
+        auth: Some(Arc::new(auth::ServerAuth::new(a, [3; 32], epoch))),
+        ..config()
+    }
+}
+
+/// Our client's `Authorization` for `method` on `uri`, answering `resp`'s challenges.
+fn authorization(resp: &Response, user: &str, password: &str, method: &str, uri: &str) -> String {
+    let values: Vec<&str> = resp.headers.get_all("WWW-Authenticate").collect();
+    let challenges = crate::auth::parse_challenges(&values).unwrap();
+    let creds = crate::auth::Credentials {
+        username: user.into(),
+        password: password.into(),
+    };
+    crate::auth::Authenticator::from_challenges(creds, &challenges)
+        .unwrap()
+        .authorization(method, uri)
+}
+
+#[test]
+fn auth_every_request_but_options_needs_credentials() {
+    let mut h = Harness::with(auth_config(|_| {}), 0);
+    let t = h.at(1);
+    assert_eq!(h.request(t, "OPTIONS", URL, &[]).status(), 200);
+    let d = h.request(t, "DESCRIBE", URL, &[]);
+    assert_eq!(d.status(), 401);
+    assert!(d.lookups.is_empty(), "nothing looked up before credentials");
+    let challenges: Vec<&str> = d.response().headers.get_all("WWW-Authenticate").collect();
+    assert_eq!(challenges.len(), 2, "Digest SHA-256 and MD5, no Basic: {challenges:?}");
+    assert!(challenges[0].starts_with("Digest realm=\"rtsp-toolkit\", nonce=\""));
+    assert!(
+        challenges[0].ends_with("algorithm=SHA-256, qop=\"auth\""),
+        "{challenges:?}"
+    );
+    assert!(challenges[1].ends_with("algorithm=MD5, qop=\"auth\""), "{challenges:?}");
+    let challenge = d.response().clone();
+    for method in ["SETUP", "PLAY", "TEARDOWN", "GET_PARAMETER", "SET_PARAMETER", "PAUSE"] {
+        let d = h.request(t, method, URL, &[]);
+        assert_eq!(d.status(), 401, "{method}");
+    }
+    // With credentials: DESCRIBE, SETUP and PLAY go through.
+    let source = Arc::new(synthetic_source());
+    let a = authorization(&challenge, "alice", "wonder land", "DESCRIBE", URL);
+    assert!(a.contains("algorithm=SHA-256"), "{a}");
+    let d = h.request(t, "DESCRIBE", URL, &[("Authorization", &a)]);
+    assert_eq!(d.lookups.len(), 1);
+    h.conn.handle_input(
+        t,
+        ServerInput::Lookup {
+            token: d.lookups[0].0,
+            result: Ok(source.clone()),
+        },
+    );
+    assert_eq!(h.drain().status(), 200);
+    let setup_uri = format!("{URL}/trackID=0");
+    let a = authorization(&challenge, "alice", "wonder land", "SETUP", &setup_uri);
+    let d = h.request(
+        t,
+        "SETUP",
+        &setup_uri,
+        &[
+            ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"),
+            ("Authorization", &a),
+        ],
+    );
+    assert_eq!(d.status(), 200);
+    h.session = Some(
+        d.response()
+            .headers
+            .get("Session")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned(),
+    );
+    // PLAY without credentials: refused, and no media.
+    let d = h.request(t, "PLAY", URL, &[]);
+    assert_eq!(d.status(), 401);
+    let d = h.timeout(h.at(500));
+    assert!(d.frames.is_empty(), "no RTP before an authenticated PLAY");
+    let a = authorization(&challenge, "alice", "wonder land", "PLAY", URL);
+    assert_eq!(
+        h.request(h.at(500), "PLAY", URL, &[("Authorization", &a)]).status(),
+        200
+    );
+    assert!(!h.timeout(h.at(600)).frames.is_empty());
+}
+
+#[test]
+fn auth_wrong_password_is_401_an_event_and_nothing_served() {
+    let mut h = Harness::with(auth_config(|_| {}), 0);
+    let t = h.at(1);
+    let challenge = h.request(t, "DESCRIBE", URL, &[]).response().clone();
+    for (method, uri) in [
+        ("DESCRIBE", URL.to_owned()),
+        ("SETUP", format!("{URL}/trackID=0")),
+        ("PLAY", URL.to_owned()),
+    ] {
+        let a = authorization(&challenge, "alice", "not the password", method, &uri);
+        let d = h.request(
+            t,
+            method,
+            &uri,
+            &[
+                ("Authorization", &a),
+                ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"),
+            ],
+        );
+        assert_eq!(d.status(), 401, "{method}");
+        assert!(d.lookups.is_empty() && d.frames.is_empty() && d.opens.is_empty());
+        assert!(d.events.iter().any(|e| matches!(
+            e,
+            ServerEvent::AuthFailed {
+                user: Some(u),
+                reason: auth::Refusal::WrongPassword,
+            } if u == "alice"
+        )));
+        // No event or log line carries the password.
+        assert!(!format!("{:?}", d.events).contains("not the password"));
+    }
+    assert!(h.conn.session_id().is_none());
+    // A user name that is no user's (maybe a password typed in the wrong field) is not reported.
+    let a = authorization(&challenge, "wonder land", "alice", "DESCRIBE", URL);
+    let d = h.request(t, "DESCRIBE", URL, &[("Authorization", &a)]);
+    assert!(d.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::AuthFailed {
+            user: None,
+            reason: auth::Refusal::UnknownUser
+        }
+    )));
+    assert!(!format!("{:?}", d.events).contains("wonder"));
+}
+
+#[test]
+fn auth_stale_nonce_at_exact_instants() {
+    let mut h = Harness::with(auth_config(|a| a.nonce_lifetime = ms(100)), 0);
+    let challenge = h.request(h.at(10), "GET_PARAMETER", URL, &[]).response().clone();
+    let a = authorization(&challenge, "alice", "wonder land", "GET_PARAMETER", URL);
+    // The nonce was issued at t0 + 10 ms: good until t0 + 110 ms inclusive.
+    assert_eq!(
+        h.request(h.at(110), "GET_PARAMETER", URL, &[("Authorization", &a)])
+            .status(),
+        200
+    );
+    let d = h.request(h.at(111), "GET_PARAMETER", URL, &[("Authorization", &a)]);
+    assert_eq!(d.status(), 401);
+    let values: Vec<&str> = d.response().headers.get_all("WWW-Authenticate").collect();
+    assert!(values.iter().all(|v| v.ends_with(", stale=true")), "{values:?}");
+    assert!(
+        !d.events.iter().any(|e| matches!(e, ServerEvent::AuthFailed { .. })),
+        "a stale nonce is not a failure"
+    );
+    let fresh = d.response().clone();
+    let a = authorization(&fresh, "alice", "wonder land", "GET_PARAMETER", URL);
+    assert_eq!(
+        h.request(h.at(111), "GET_PARAMETER", URL, &[("Authorization", &a)])
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn auth_failures_get_503_with_retry_after_then_recover() {
+    let mut h = Harness::with(
+        auth_config(|a| {
+            a.max_failures = 3;
+            a.block_for = Duration::from_secs(20);
+        }),
+        0,
+    );
+    let challenge = h.request(h.at(1), "DESCRIBE", URL, &[]).response().clone();
+    let wrong = authorization(&challenge, "alice", "guess", "DESCRIBE", URL);
+    for i in 0..3 {
+        assert_eq!(
+            h.request(h.at(2 + i), "DESCRIBE", URL, &[("Authorization", &wrong)])
+                .status(),
+            401
+        );
+    }
+    let right = authorization(&challenge, "alice", "wonder land", "DESCRIBE", URL);
+    let d = h.request(h.at(4), "DESCRIBE", URL, &[("Authorization", &right)]);
+    assert_eq!(d.status(), 503, "blocked, right password or not");
+    assert_eq!(d.response().headers.get("Retry-After"), Some("20"));
+    assert!(d.lookups.is_empty());
+    assert_eq!(h.request(h.at(4), "OPTIONS", URL, &[]).status(), 200);
+    let d = h.request(h.at(10_004), "DESCRIBE", URL, &[]);
+    assert_eq!((d.status(), d.response().headers.get("Retry-After")), (503, Some("10")));
+    // 20 s after the third failure: a fresh challenge, and in.
+    let d = h.request(h.at(20_004), "DESCRIBE", URL, &[]);
+    assert_eq!(d.status(), 401);
+    let right = authorization(d.response(), "alice", "wonder land", "DESCRIBE", URL);
+    let d = h.request(h.at(20_004), "DESCRIBE", URL, &[("Authorization", &right)]);
+    assert_eq!(d.lookups.len(), 1);
+}
+
+#[test]
+fn auth_garbage_and_huge_authorization_headers_are_refused() {
+    let mut h = Harness::with(auth_config(|a| a.max_failures = 1000), 0);
+    let huge = format!("Digest username=\"{}\"", "x".repeat(50_000));
+    for value in [
+        "Digest",
+        "Basic",
+        "Basic !!!!",
+        "Basic YWxpY2U6d29uZGVyIGxhbmQ=", // alice:wonder land, but Basic is off
+        "Digest username=\"alice\", realm=\"rtsp-toolkit\", nonce=\"00\", uri=\"x\", response=\"00\"",
+        "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAFASgKAAAADw==",
+        "\u{1F600}",
+        huge.as_str(),
+    ] {
+        let d = h.request(h.at(1), "DESCRIBE", URL, &[("Authorization", value)]);
+        assert_eq!(d.status(), 401, "{:.60}", value);
+        assert!(d.lookups.is_empty());
+    }
+    assert!(!h.conn.is_closed());
+}
+
+#[test]
+fn auth_basic_with_allow_basic() {
+    let mut h = Harness::with(auth_config(|a| a.allow_basic = true), 0);
+    let d = h.request(h.at(1), "DESCRIBE", URL, &[]);
+    let values: Vec<&str> = d.response().headers.get_all("WWW-Authenticate").collect();
+    assert_eq!(values.last(), Some(&"Basic realm=\"rtsp-toolkit\""));
+    let d = h.request(
+        h.at(1),
+        "DESCRIBE",
+        URL,
+        &[("Authorization", "Basic YWxpY2U6d29uZGVyIGxhbmQ=")],
+    );
+    assert_eq!(d.lookups.len(), 1);
+}
+
+#[test]
+fn end_to_end_with_the_core_client_and_digest() {
+    let url = "rtsp://alice:wonder%20land@127.0.0.1:8554/dir/clip.mp4";
+    let r = end_to_end_with(auth_config(|_| {}), url, "");
+    check_end_to_end(&r, 1);
+    let statuses: Vec<(Method, u16)> = r
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Request { method, status, .. } => Some((method.clone(), *status)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (Method::Options, 200),
+            (Method::Describe, 401),
+            (Method::Describe, 200),
+            (Method::Setup, 200),
+            (Method::Setup, 200),
+            (Method::Play, 200),
+            (Method::Teardown, 200)
+        ]
+    );
 }
