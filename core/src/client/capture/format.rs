@@ -91,11 +91,11 @@ pub enum CaptureError {
     #[error("bad capture header: {0}")]
     BadHeader(String),
     /// A record's offset added to the replay's start instant overflows
-    /// [`Instant`] ([`replay`](super::replay)).
+    /// [`Instant`] ([`replay`](fn@super::replay)).
     #[error("record offset does not fit in an Instant")]
     OffsetOverflow,
     /// [`Client::new`](crate::client::Client::new) refused the recorded
-    /// settings ([`replay`](super::replay)).
+    /// settings ([`replay`](fn@super::replay)).
     #[error("the recorded session cannot be replayed: {0}")]
     Client(crate::Error),
 }
