@@ -34,14 +34,19 @@ pub enum Error {
     Timeout {
         /// What was awaited ("connection", "response to DESCRIBE", "media data", ...).
         waiting_for: String,
+        /// The timeout that passed ([`ClientOptions::timeout`](crate::ClientOptions::timeout)).
         timeout: Duration,
     },
     /// The peer sent something this toolkit cannot accept.
     Protocol(ProtocolError),
     /// The server answered a request with a failure status.
     Response {
+        /// The request's method.
         method: Method,
+        /// The response's status code (not 2xx).
         status: u16,
+        /// The response's reason phrase; after a 401 that could not be
+        /// answered, with why in parentheses (no credentials, or rejected).
         reason: String,
     },
     /// The session was configured in a way that cannot work.
@@ -191,20 +196,33 @@ pub enum ProtocolError {
     /// The byte stream could not be split into messages.
     #[error(transparent)]
     Framing(#[from] FramingError),
+    /// The SDP of a DESCRIBE response could not be parsed.
     #[error("bad SDP: {0}")]
     Sdp(#[from] crate::sdp::SdpError),
+    /// A `401` challenge could not be answered (the [`AuthError`](crate::auth::AuthError) says why).
     #[error("authentication: {0}")]
     Auth(#[from] crate::auth::AuthError),
+    /// A response lacks a header the session needs, or has one it cannot use.
     #[error("{method} response has no usable {header} header: {detail}")]
     MissingHeader {
+        /// The request's method.
         method: Method,
+        /// The header's name (`Session`, `Transport`, ...).
         header: &'static str,
+        /// What is missing or wrong, in words.
         detail: String,
     },
+    /// The server sent a request that a client does not take.
     #[error("server sent a {method} request, which a client does not take")]
-    UnexpectedRequest { method: Method },
+    UnexpectedRequest {
+        /// The request's method.
+        method: Method,
+    },
+    /// The SDP has no media section the track selection asks for (what was
+    /// asked and what there is, in words).
     #[error("no media to play: {0}")]
     NoTracks(String),
+    /// A URL that cannot be used (why, in words).
     #[error("URL: {0}")]
     Url(String),
 }

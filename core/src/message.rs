@@ -19,22 +19,49 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FramingError {
+    /// The start line and header block are longer than [`Limits::max_header_bytes`].
     #[error("header block larger than the {limit}-byte limit")]
-    HeaderTooLarge { limit: usize },
+    HeaderTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The `Content-Length` is over [`Limits::max_body_bytes`] (known before the body arrives).
     #[error("body of {len} bytes is over the {limit}-byte limit")]
-    BodyTooLarge { len: u64, limit: usize },
+    BodyTooLarge {
+        /// The `Content-Length`, in bytes.
+        len: u64,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// More header fields than [`Limits::max_headers`].
     #[error("more than {limit} header fields")]
-    TooManyHeaders { limit: usize },
+    TooManyHeaders {
+        /// The limit, in fields.
+        limit: usize,
+    },
+    /// A start line that is neither a request line nor a status line (its
+    /// first 200 characters).
     #[error("bad start line: {0:?}")]
     BadStartLine(String),
+    /// A header block that does not parse (why, in words).
     #[error("bad header: {0}")]
     BadHeader(String),
+    /// A `Content-Length` that is not a number (its first 40 characters),
+    /// or two that differ.
     #[error("bad Content-Length: {0:?}")]
     BadContentLength(String),
+    /// A byte that can start neither a message (a letter) nor an interleaved frame (`$`).
     #[error("unexpected byte 0x{byte:02x} where a message should start")]
-    UnexpectedByte { byte: u8 },
+    UnexpectedByte {
+        /// The byte.
+        byte: u8,
+    },
+    /// [`encode_interleaved`] was given a payload over 65535 bytes.
     #[error("interleaved payload of {len} bytes does not fit in a frame (max 65535)")]
-    InterleavedTooLarge { len: usize },
+    InterleavedTooLarge {
+        /// The payload's length, in bytes.
+        len: usize,
+    },
 }
 
 /// Bounds on what the decoder accepts.
@@ -69,16 +96,27 @@ impl Default for Limits {
 /// An RTSP method. Unknown methods are kept verbatim in [`Method::Other`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Method {
+    /// `OPTIONS` (RFC 2326 §10.1).
     Options,
+    /// `DESCRIBE` (RFC 2326 §10.2).
     Describe,
+    /// `SETUP` (RFC 2326 §10.4).
     Setup,
+    /// `PLAY` (RFC 2326 §10.5).
     Play,
+    /// `PAUSE` (RFC 2326 §10.6).
     Pause,
+    /// `TEARDOWN` (RFC 2326 §10.7).
     Teardown,
+    /// `GET_PARAMETER` (RFC 2326 §10.8).
     GetParameter,
+    /// `SET_PARAMETER` (RFC 2326 §10.9).
     SetParameter,
+    /// `ANNOUNCE` (RFC 2326 §10.3).
     Announce,
+    /// `RECORD` (RFC 2326 §10.11).
     Record,
+    /// `REDIRECT` (RFC 2326 §10.10).
     Redirect,
     /// Any other token.
     Other(String),
@@ -191,10 +229,14 @@ impl Headers {
 /// An RTSP request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The method.
     pub method: Method,
     /// The Request-URI, as sent (never carries credentials).
     pub uri: String,
+    /// The header fields, in order (decoded values are trimmed).
     pub headers: Headers,
+    /// The body; empty when there is none. [`Request::encode`] writes its
+    /// `Content-Length`.
     pub body: Bytes,
 }
 
@@ -213,9 +255,14 @@ impl Request {
 /// An RTSP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The three-digit status code (RFC 2326 §7.1.1).
     pub status: u16,
+    /// The reason phrase, trimmed; may be empty.
     pub reason: String,
+    /// The header fields, in order (decoded values are trimmed).
     pub headers: Headers,
+    /// The body (a DESCRIBE's SDP, ...); empty when there is none.
+    /// [`Response::encode`] writes its `Content-Length`.
     pub body: Bytes,
 }
 
@@ -262,11 +309,15 @@ pub fn encode_interleaved(channel: u8, payload: &[u8], out: &mut BytesMut) -> Re
 /// One unit split off the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A request (a server receives these; a client, rarely).
     Request(Request),
+    /// A response.
     Response(Response),
     /// A `$` frame: channel and payload (RTP or RTCP, decided by the session).
     Interleaved {
+        /// The channel byte after the `$` (RFC 2326 §10.12).
         channel: u8,
+        /// The payload (up to 65535 bytes), a view of the received bytes.
         payload: Bytes,
     },
 }

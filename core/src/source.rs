@@ -14,17 +14,31 @@ use bytes::Bytes;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceCodec {
     /// H.264; samples are NAL units each prefixed by a 4-byte big-endian length.
-    H264 { sps: Vec<Bytes>, pps: Vec<Bytes> },
+    H264 {
+        /// Sequence parameter sets, each one NAL unit without start code or
+        /// length prefix (the SDP's `sprop-parameter-sets`; the first gives
+        /// its `profile-level-id`).
+        sps: Vec<Bytes>,
+        /// Picture parameter sets, as `sps`.
+        pps: Vec<Bytes>,
+    },
     /// H.265; samples are NAL units each prefixed by a 4-byte big-endian length.
     H265 {
+        /// Video parameter sets, each one NAL unit without start code or
+        /// length prefix (the SDP's `sprop-vps`).
         vps: Vec<Bytes>,
+        /// Sequence parameter sets, as `vps` (`sprop-sps`).
         sps: Vec<Bytes>,
+        /// Picture parameter sets, as `vps` (`sprop-pps`).
         pps: Vec<Bytes>,
     },
     /// AAC; samples are raw access units (no ADTS header).
     Aac {
+        /// The AudioSpecificConfig (ISO/IEC 14496-3), the SDP's `config=`.
         config: Bytes,
+        /// Samples per second.
         sample_rate: u32,
+        /// Channel count.
         channels: u16,
     },
     /// G.711 A-law, 8 kHz mono; samples are encoded bytes (one byte per sample).
@@ -34,6 +48,7 @@ pub enum SourceCodec {
 /// One track of a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceTrack {
+    /// The codec and its SDP parameters.
     pub codec: SourceCodec,
     /// Units per second of the samples' times, which is also the RTP clock
     /// rate: 90000 for video, the sample rate for AAC, 8000 for PCMA.
@@ -43,6 +58,7 @@ pub struct SourceTrack {
 /// One access unit / audio frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSample {
+    /// Index into [`MediaSource::tracks`].
     pub track: usize,
     /// Decode time in the track's clock units from the start of the file:
     /// when the sample is sent.
@@ -51,6 +67,7 @@ pub struct SourceSample {
     pub presentation_time: i64,
     /// Video: an IDR / IRAP picture. Audio: always true.
     pub keyframe: bool,
+    /// The sample's bytes, in the form its [`SourceCodec`] variant says.
     pub data: Bytes,
 }
 
@@ -58,7 +75,10 @@ pub struct SourceSample {
 /// order (by decode time in seconds, across tracks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaSource {
+    /// The tracks, in the order of the SDP's media sections (the index is
+    /// the `trackID=` of `a=control`).
     pub tracks: Vec<SourceTrack>,
+    /// Every sample of every track, in send order.
     pub samples: Vec<SourceSample>,
     /// Length of one play-through: the end of the last sample of any track.
     pub duration: Duration,

@@ -11,7 +11,9 @@ use std::fmt;
 /// of pair `pair` (a pair per track, named by the machine that asked for it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UdpSocketId {
+    /// The pair's number, chosen by the machine that asked for it.
     pub pair: u16,
+    /// `true` for the pair's RTCP socket, `false` for its RTP socket.
     pub rtcp: bool,
 }
 

@@ -29,11 +29,15 @@ pub struct ConnectEvent {
 /// own event, followed by the retry's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MethodEvent {
+    /// The request's method.
     pub method: Method,
     /// Request-URI (never with credentials).
     pub url: String,
+    /// The request's `CSeq` (RFC 2326 §12.17).
     pub cseq: u32,
+    /// The response's status code (`200`, `401`, ...).
     pub status: u16,
+    /// The response's reason phrase, as received.
     pub reason: String,
     /// The request's header fields as sent, in order; the `Authorization`
     /// value is masked to its scheme (`Digest ***`).
@@ -62,10 +66,12 @@ impl MethodEvent {
 /// One RTP packet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RtpEvent {
+    /// Index among the set-up tracks ([`Track::index`]).
     pub track: usize,
     /// The interleaved channel over TCP; over UDP and multicast, the channel
     /// the track would have had (`2 × track`; its RTCP `2 × track + 1`).
     pub channel: u8,
+    /// The parsed packet; its payload is shared with the received bytes.
     pub packet: RtpPacket,
     /// From session start to when the bytes that completed it were handed in.
     pub recv_tick: Duration,
@@ -76,9 +82,11 @@ pub struct RtpEvent {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RtcpEvent {
+    /// Index among the set-up tracks ([`Track::index`]).
     pub track: usize,
     /// As in [`RtpEvent::channel`].
     pub channel: u8,
+    /// The packets of the compound packet, in order.
     pub packets: Vec<RtcpPacket>,
     /// From session start to when it was received (or handed out to send).
     #[cfg_attr(feature = "serde", serde(rename = "recv_tick_s", with = "crate::duration_secs"))]
@@ -91,10 +99,13 @@ pub struct RtcpEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct FallbackEvent {
+    /// The transport given up ([`Transport::Udp`]).
     pub from: Transport,
+    /// The transport the session goes on with ([`Transport::Tcp`]).
     pub to: Transport,
     /// Why, for the user.
     pub reason: String,
+    /// From session start to the fallback.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "session_elapsed_s", with = "crate::duration_secs")
@@ -106,6 +117,7 @@ pub struct FallbackEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TrackStats {
+    /// Index among the set-up tracks ([`Track::index`]).
     pub track: usize,
     /// RTP packets delivered (each sequence number once).
     pub received: u64,
@@ -135,22 +147,26 @@ impl TrackStats {
 /// One assembled video frame (an access unit, Annex B).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoFrameEvent {
+    /// Index among the set-up tracks ([`Track::index`]).
     pub track: usize,
+    /// The frame.
     pub frame: VideoFrame,
     /// The RTP timestamp unrolled across 32-bit wraps (first frame: its own value).
     pub extended_timestamp: i64,
-    /// When the packet that completed the frame was handed in.
+    /// From session start to when the packet that completed the frame was handed in.
     pub recv_tick: Duration,
 }
 
 /// One assembled audio frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioFrameEvent {
+    /// Index among the set-up tracks ([`Track::index`]).
     pub track: usize,
+    /// The frame.
     pub frame: AudioFrame,
     /// The RTP timestamp unrolled across 32-bit wraps (first frame: its own value).
     pub extended_timestamp: i64,
-    /// When the packet that completed the frame was handed in.
+    /// From session start to when the packet that completed the frame was handed in.
     pub recv_tick: Duration,
 }
 
@@ -158,6 +174,7 @@ pub struct AudioFrameEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct LossEvent {
+    /// Index among the set-up tracks ([`Track::index`]).
     pub track: usize,
     /// Packets missing right before `sequence_number`.
     pub lost: u32,
@@ -165,6 +182,7 @@ pub struct LossEvent {
     pub sequence_number: u16,
     /// All packets counted as lost on this track so far.
     pub total_lost: u64,
+    /// From session start to when the packet after the gap was handed in.
     #[cfg_attr(feature = "serde", serde(rename = "recv_tick_s", with = "crate::duration_secs"))]
     pub recv_tick: Duration,
 }
@@ -172,6 +190,7 @@ pub struct LossEvent {
 /// The session ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedEvent {
+    /// From session start to the end.
     pub session_elapsed: Duration,
     /// `None` for a clean end (stopped by the user, or the server ended the stream with BYE).
     pub error: Option<Error>,
@@ -183,32 +202,69 @@ pub struct ClosedEvent {
 pub enum Warning {
     /// A response's CSeq did not match the request it answered (tolerated, as FFmpeg does).
     CseqMismatch {
+        /// The method of the oldest outstanding request, which the response is taken to answer.
         method: Method,
+        /// That request's `CSeq`.
         expected: u32,
+        /// The response's `CSeq`; `None` when it has none or it is not a number.
         got: Option<u32>,
     },
     /// Interleaved data on a channel no track was set up on (ignored).
-    UnknownChannel { channel: u8, len: usize },
+    UnknownChannel {
+        /// The interleaved channel (the byte after `$`).
+        channel: u8,
+        /// Payload length in bytes.
+        len: usize,
+    },
     /// An RTP or RTCP packet that could not be parsed (ignored).
-    BadPacket { track: usize, channel: u8, error: String },
+    BadPacket {
+        /// Index among the set-up tracks ([`Track::index`]).
+        track: usize,
+        /// As in [`RtpEvent::channel`].
+        channel: u8,
+        /// Why it could not be parsed.
+        error: String,
+    },
     /// A keepalive was refused; the session goes on.
     KeepaliveFailed {
+        /// The keepalive request's method (`GET_PARAMETER` or `OPTIONS`).
         method: Method,
+        /// The response's status code (not 2xx).
         status: u16,
+        /// The method used for keepalives from then on (`OPTIONS` after a
+        /// refused `GET_PARAMETER`); `None` when it does not change.
         fallback: Option<Method>,
     },
     /// The server sent a request; it was answered 501.
-    ServerRequest { method: Method },
+    ServerRequest {
+        /// The request's method.
+        method: Method,
+    },
     /// TEARDOWN got no answer within the timeout.
     TeardownUnanswered,
     /// A packet could not be depacketized; the track resynchronizes at the next frame.
-    Depacketize { track: usize, error: DepacketizeError },
+    Depacketize {
+        /// Index among the set-up tracks ([`Track::index`]).
+        track: usize,
+        /// What was wrong.
+        error: DepacketizeError,
+    },
     /// No depacketizer for this track's codec: RTP events only, no frames.
-    UnsupportedCodec { track: usize, codec: String },
+    UnsupportedCodec {
+        /// Index among the set-up tracks ([`Track::index`]).
+        track: usize,
+        /// The encoding name as the SDP gives it ([`Track::codec`]).
+        codec: String,
+    },
     /// A datagram on a track's UDP socket from an address that is not the
     /// server's: dropped (reported for the first datagram of each address,
     /// counted in [`Client::foreign_datagrams`](super::Client::foreign_datagrams)).
-    ForeignDatagram { track: usize, from: SocketAddr },
+    ForeignDatagram {
+        /// Index among the set-up tracks ([`Track::index`]) whose socket received it.
+        track: usize,
+        /// The sender's address.
+        from: SocketAddr,
+    },
 }
 
 impl Warning {
@@ -285,20 +341,30 @@ impl std::fmt::Display for Warning {
 #[cfg_attr(feature = "serde", serde(tag = "type", rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum Event {
+    /// The result of the runtime's connection attempt.
     Connect(ConnectEvent),
-    /// Boxed: it is large and rare, and every RTP event would pay its size.
+    /// One request and its response. Boxed: it is large and rare, and every
+    /// RTP event would pay its size.
     #[cfg_attr(feature = "serde", serde(rename = "rtsp"))]
     Method(Box<MethodEvent>),
+    /// An RTP packet received (on UDP and multicast, once the track's reorder buffer releases it).
     Rtp(RtpEvent),
+    /// An RTCP packet received.
     Rtcp(RtcpEvent),
     /// An RTCP packet the client sent (receiver report, BYE).
     RtcpSent(RtcpEvent),
     /// The session changed transport (see [`FallbackEvent`]).
     Fallback(FallbackEvent),
+    /// A video frame assembled.
     Video(VideoFrameEvent),
+    /// An audio frame assembled.
     Audio(AudioFrameEvent),
+    /// Packets missing from a track's sequence, reported right before the
+    /// RTP event of the packet after the gap.
     Loss(LossEvent),
+    /// Something odd that did not end the session.
     Warning(Warning),
+    /// The session ended.
     Closed(ClosedEvent),
 }
 

@@ -15,7 +15,12 @@ use super::UdpSocketId;
 #[non_exhaustive]
 pub enum Input<'a> {
     /// The runtime connected the socket.
-    Connected { local: SocketAddr, peer: SocketAddr },
+    Connected {
+        /// The socket's local address.
+        local: SocketAddr,
+        /// The server's address.
+        peer: SocketAddr,
+    },
     /// The runtime could not connect (a connection attempt that timed out
     /// is not handed in: the client's own deadline reports it).
     ConnectFailed(IoFailure<'a>),
@@ -31,11 +36,19 @@ pub enum Input<'a> {
     /// The runtime opened the UDP pair asked for by
     /// [`Output::OpenUdp`](super::Output::OpenUdp): the RTP port (RTCP is
     /// the next one), or why it could not.
-    UdpOpened { pair: u16, result: Result<u16, &'a str> },
+    UdpOpened {
+        /// The [`UdpRequest::pair`](super::UdpRequest::pair) it answers.
+        pair: u16,
+        /// The RTP port bound (even, above 0), or why the pair could not be opened.
+        result: Result<u16, &'a str>,
+    },
     /// One datagram read from a UDP socket of the session, and who sent it.
     Datagram {
+        /// The socket that received it.
         socket: UdpSocketId,
+        /// The sender's address.
         from: SocketAddr,
+        /// The datagram's bytes.
         data: &'a [u8],
     },
     /// The user asked the session to end: TEARDOWN when a server session

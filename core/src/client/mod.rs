@@ -95,8 +95,11 @@ pub enum Output {
     /// Send this datagram from the session's UDP socket `socket` to `to`
     /// (a failed send is not reported: UDP gives no guarantee anyway).
     SendDatagram {
+        /// The socket to send from.
         socket: UdpSocketId,
+        /// The destination address.
         to: SocketAddr,
+        /// The datagram's bytes.
         data: Bytes,
     },
     /// Open a UDP socket pair as asked, then hand in

@@ -447,7 +447,14 @@ impl std::str::FromStr for TrackSelection {
 pub enum TransportKind {
     /// RTP/AVP/TCP interleaved on the RTSP connection, on these `$` channels.
     #[cfg_attr(feature = "serde", serde(rename = "tcp"))]
-    TcpInterleaved { rtp_channel: u8, rtcp_channel: u8 },
+    TcpInterleaved {
+        /// The channel of RTP: the first of the reply's `interleaved=`, else
+        /// the one asked for.
+        rtp_channel: u8,
+        /// The channel of RTCP: the second of the reply's `interleaved=`
+        /// (the first plus one when it gives one), else the one asked for.
+        rtcp_channel: u8,
+    },
     /// RTP/AVP over unicast UDP.
     Udp {
         /// Our RTP and RTCP ports.
@@ -497,13 +504,19 @@ pub struct Track {
     pub index: usize,
     /// Index of the media section in the SDP.
     pub media_index: usize,
+    /// The media type of the section (`m=video`, `m=audio`, ...).
     pub kind: MediaKind,
     /// Encoding name as the SDP gives it (`H264`, `MPEG4-GENERIC`, ...).
     pub codec: String,
+    /// The RTP payload type (0–127) the SDP gives the track (the first format of its `m=` line).
     pub payload_type: u8,
+    /// RTP clock rate in Hz (from `a=rtpmap` or the RFC 3551 static table); 0 when unknown.
     pub clock_rate: u32,
+    /// Channel count from the `a=rtpmap` encoding parameters (or the static
+    /// table); `None` when absent.
     pub channels: Option<u16>,
     /// The resolved control URL the track was set up with.
     pub control_url: String,
+    /// How the track's media travels, as the SETUP reply set it.
     pub transport: TransportKind,
 }

@@ -445,7 +445,7 @@ impl Client {
     }
 
     /// No RTP over UDP: TEARDOWN, then a fresh session over TCP on a new
-    /// connection (when the TEARDOWN ends, [`Client::reconnect`]).
+    /// connection (when the TEARDOWN ends, [`Client::reconnect_instead_of_finish`]).
     pub(super) fn start_fallback(&mut self, now: Instant, reason: &str) {
         let after = self.opts.udp_fallback_after.min(self.opts.timeout);
         self.udp.fallback_at = None;

@@ -20,7 +20,10 @@ pub use crate::udp::UdpSocketId;
 /// [`Input::UdpOpened`](super::Input::UdpOpened) for the same `pair`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UdpRequest {
+    /// The pair's number: the index of the track it is for, in SETUP order
+    /// (the [`UdpSocketId::pair`] of its two sockets).
     pub pair: u16,
+    /// Where and how to bind the two sockets.
     pub bind: UdpBind,
 }
 
@@ -33,15 +36,26 @@ pub enum UdpBind {
     /// family and interface match the server's). From `ports` when given,
     /// else ports the system chooses; a pair taken by someone else is
     /// skipped. The answer is the RTP port.
-    Unicast { local: IpAddr, ports: Option<PortRange> },
+    Unicast {
+        /// The address to bind on.
+        local: IpAddr,
+        /// The range to take the pair from; `None`: ports the system chooses.
+        ports: Option<PortRange>,
+    },
     /// RTP on `port` and RTCP on `port + 1`, both joined to `group` on the
     /// interface of `interface` (source-specific when `source` is given and
     /// the system supports it; the client filters by source either way).
     /// The answer is `port`.
     Multicast {
+        /// The multicast group to join (the SETUP reply's `destination=`).
         group: IpAddr,
+        /// The RTP port (the first of the reply's `port=`); RTCP is `port + 1`.
         port: u16,
+        /// The media's sender (the reply's `source=`, else the RTSP server's
+        /// address), for a source-specific join; `None`: an any-source join.
         source: Option<IpAddr>,
+        /// The local address whose interface joins the group (the RTSP
+        /// connection's; unspecified when not known).
         interface: IpAddr,
     },
 }

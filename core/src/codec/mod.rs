@@ -43,7 +43,9 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum VideoCodec {
+    /// H.264 (RFC 6184, encoding name `H264`).
     H264,
+    /// H.265 (RFC 7798, encoding name `H265`).
     H265,
 }
 
@@ -68,8 +70,10 @@ pub enum AudioCodec {
 /// One video access unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoFrame {
+    /// The codec of the track.
     pub codec: VideoCodec,
-    /// RTP timestamp of the access unit.
+    /// RTP timestamp of the access unit, in RTP clock units (90 kHz for
+    /// H.264 and H.265 by their payload formats).
     pub timestamp: u32,
     /// Annex B: every NAL unit prefixed with `00 00 00 01`.
     pub data: Bytes,
@@ -85,14 +89,20 @@ pub struct VideoFrame {
 /// One audio frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioFrame {
+    /// The codec of the track.
     pub codec: AudioCodec,
-    /// RTP timestamp of the frame's first sample.
+    /// RTP timestamp of the frame's first sample, in RTP clock units.
     pub timestamp: u32,
     /// AAC: one raw access unit. G.711: the encoded samples.
     pub data: Bytes,
     /// Samples per channel in this frame.
     pub sample_count: u32,
+    /// Samples per second. AAC: from the AudioSpecificConfig (the RTP clock
+    /// rate when the SDP gives none); G.711: the RTP clock rate (8000 when
+    /// the SDP gives none).
     pub sample_rate: u32,
+    /// Channel count, at least 1. AAC: from the AudioSpecificConfig, else
+    /// from `a=rtpmap`; G.711: from `a=rtpmap`.
     pub channels: u16,
     /// RTP packets lost since the previous emitted frame of this track.
     pub loss: u32,
@@ -101,7 +111,9 @@ pub struct AudioFrame {
 /// A depacketizer's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
+    /// From a video depacketizer.
     Video(VideoFrame),
+    /// From an audio depacketizer.
     Audio(AudioFrame),
 }
 
@@ -109,22 +121,50 @@ pub enum Frame {
 /// what it had for the current frame and resynchronizes at the next one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
+///
+/// `codec` is the codec's name in every variant: `H.264`, `H.265`,
+/// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA` or `PCMU`.
 pub enum DepacketizeError {
+    /// A packet with an empty payload.
     #[error("{codec}: empty payload")]
-    Empty { codec: &'static str },
+    Empty {
+        /// The codec's name.
+        codec: &'static str,
+    },
+    /// A valid payload of a kind this crate does not handle.
     #[error("{codec}: unsupported packetization: {what}")]
-    Unsupported { codec: &'static str, what: String },
+    Unsupported {
+        /// The codec's name.
+        codec: &'static str,
+        /// What it is, in words.
+        what: String,
+    },
+    /// A payload that breaks its RTP payload format.
     #[error("{codec}: malformed payload: {what}")]
-    Malformed { codec: &'static str, what: String },
+    Malformed {
+        /// The codec's name.
+        codec: &'static str,
+        /// What is wrong, in words.
+        what: String,
+    },
+    /// The frame grew over the limit (the depacketizer's `max_frame_bytes`) and was dropped.
     #[error("{codec}: frame of over {limit} bytes dropped")]
-    FrameTooLarge { codec: &'static str, limit: usize },
+    FrameTooLarge {
+        /// The codec's name.
+        codec: &'static str,
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
 
 /// Why no depacketizer could be made for a track.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SetupError {
+    /// No depacketizer for this codec (its encoding name, or what of its
+    /// parameters is not supported).
     #[error("no depacketizer for {0:?}")]
     UnsupportedCodec(String),
+    /// The codec's SDP parameters (`a=fmtp`) could not be used.
     #[error("bad SDP parameters: {0}")]
     Sdp(#[from] crate::sdp::SdpError),
 }
@@ -132,10 +172,15 @@ pub enum SetupError {
 /// A depacketizer for one track.
 #[derive(Debug)]
 pub enum Depacketizer {
+    /// H.264 (RFC 6184).
     H264(h264::Depacketizer),
+    /// H.265 (RFC 7798).
     H265(h265::Depacketizer),
+    /// AAC in RFC 3640 `mpeg4-generic`.
     Aac(aac::Depacketizer),
+    /// AAC in `MP4A-LATM` (RFC 6416).
     Latm(aac::LatmDepacketizer),
+    /// G.711 `PCMA` and `PCMU` (RFC 3551).
     G711(g711::Depacketizer),
 }
 

@@ -44,24 +44,58 @@ pub(super) const KIND_DATAGRAM: u8 = 9;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CaptureError {
+    /// The bytes do not start with [`MAGIC`].
     #[error("not a capture file (bad magic)")]
     BadMagic,
+    /// The file's format version (the `u16` after the magic) is not one this
+    /// build reads (1 to [`VERSION`]).
     #[error("capture format version {0} is not supported (this build reads versions 1 to {VERSION})")]
     UnsupportedVersion(u16),
+    /// The file ends inside a part of it.
     #[error("capture cut short in the {what} at byte {at}")]
-    Truncated { what: &'static str, at: usize },
+    Truncated {
+        /// The part cut short: `magic`, `version`, `header length`,
+        /// `header`, `record` or `record payload`.
+        what: &'static str,
+        /// Where the bytes end (their length).
+        at: usize,
+    },
+    /// The header length field, in bytes, is over [`MAX_HEADER_LEN`].
     #[error("capture header of {0} bytes is over the limit")]
     HeaderTooLong(u32),
+    /// A record's payload length is over [`MAX_RECORD_LEN`].
     #[error("capture record at byte {at} has {len} bytes, over the limit")]
-    RecordTooLong { at: usize, len: u32 },
+    RecordTooLong {
+        /// The record's first byte, from the start of the file.
+        at: usize,
+        /// Its payload length field, in bytes.
+        len: u32,
+    },
+    /// A record kind this build does not know.
     #[error("unknown capture record kind {kind} at byte {at}")]
-    UnknownRecord { at: usize, kind: u8 },
+    UnknownRecord {
+        /// The record's first byte, from the start of the file.
+        at: usize,
+        /// The kind byte read.
+        kind: u8,
+    },
+    /// A record whose payload does not fit its kind.
     #[error("bad capture record at byte {at}: {detail}")]
-    BadRecord { at: usize, detail: String },
+    BadRecord {
+        /// The record's first byte, from the start of the file.
+        at: usize,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A header whose fields are not valid (what is wrong, in words).
     #[error("bad capture header: {0}")]
     BadHeader(String),
+    /// A record's offset added to the replay's start instant overflows
+    /// [`Instant`] ([`replay`](fn@super::replay)).
     #[error("record offset does not fit in an Instant")]
     OffsetOverflow,
+    /// [`Client::new`](crate::client::Client::new) refused the recorded
+    /// settings ([`replay`](fn@super::replay)).
     #[error("the recorded session cannot be replayed: {0}")]
     Client(crate::Error),
 }
@@ -73,11 +107,15 @@ pub struct CaptureHeader {
     pub url: String,
     /// Whether the URL had a user name (and maybe a password).
     pub had_credentials: bool,
+    /// [`ClientOptions::enable_video`].
     pub enable_video: bool,
+    /// [`ClientOptions::enable_audio`].
     pub enable_audio: bool,
+    /// [`ClientOptions::timeout`] (recorded in nanoseconds).
     pub timeout: Duration,
     /// [`ClientOptions::forward_address`]: it names the Connect event's target.
     pub forward_address: Option<String>,
+    /// [`ClientOptions::limits`] (each bound recorded as a `u32`, saturated).
     pub limits: Limits,
     /// [`ClientOptions::transport`].
     pub transport: Transport,
@@ -285,26 +323,50 @@ impl CaptureHeader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordKind {
     /// [`Input::Connected`].
-    Connected { local: SocketAddr, peer: SocketAddr },
+    Connected {
+        /// The socket's local address.
+        local: SocketAddr,
+        /// The server's address.
+        peer: SocketAddr,
+    },
     /// [`Input::ConnectFailed`]: the failure's kind (one the format has no
     /// code for is recorded as [`io::ErrorKind::Other`]) and reason.
-    ConnectFailed { kind: io::ErrorKind, reason: String },
+    ConnectFailed {
+        /// [`IoFailure::kind`].
+        kind: io::ErrorKind,
+        /// [`IoFailure::reason`] (cut to 4096 bytes when recorded).
+        reason: String,
+    },
     /// [`Input::Data`].
     Input(Bytes),
     /// [`Input::Eof`].
     Eof,
     /// [`Input::IoError`]: the failure's kind and reason.
-    IoError { kind: io::ErrorKind, reason: String },
+    IoError {
+        /// [`IoFailure::kind`], as for [`RecordKind::ConnectFailed`].
+        kind: io::ErrorKind,
+        /// [`IoFailure::reason`] (cut to 4096 bytes when recorded).
+        reason: String,
+    },
     /// [`Input::Timeout`].
     Timeout,
     /// [`Input::Close`].
     Close,
     /// [`Input::UdpOpened`].
-    UdpOpened { pair: u16, result: Result<u16, String> },
+    UdpOpened {
+        /// The pair it answers.
+        pair: u16,
+        /// The RTP port bound, or why the pair could not be opened (cut to
+        /// 4096 bytes when recorded).
+        result: Result<u16, String>,
+    },
     /// [`Input::Datagram`].
     Datagram {
+        /// The socket that received it.
         socket: UdpSocketId,
+        /// The sender's address.
         from: SocketAddr,
+        /// The datagram's bytes.
         data: Bytes,
     },
 }
@@ -339,15 +401,18 @@ impl RecordKind {
 /// An input and when it was handed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// From session start.
+    /// From session start (recorded in nanoseconds).
     pub offset: Duration,
+    /// The input.
     pub kind: RecordKind,
 }
 
 /// A whole capture, read into memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capture {
+    /// The recorded session settings.
     pub header: CaptureHeader,
+    /// The inputs, in the order they were handed in.
     pub records: Vec<Record>,
 }
 

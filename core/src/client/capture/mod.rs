@@ -6,7 +6,7 @@
 //! timeout checks and close requests, each with its instant as an offset from
 //! session start. Feeding the same inputs at the same offsets to a fresh
 //! `Client` gives the same events, durations included, because the machine
-//! reads no clock of its own. That is what [`replay`] does; it is how a field
+//! reads no clock of its own. That is what [`replay`](fn@replay) does; it is how a field
 //! problem becomes a test.
 //!
 //! This module is not a packet capture (no requests sent, no TCP details) and
@@ -70,7 +70,7 @@
 //!
 //! `offset_ns` is the nanoseconds from the instant given to [`Client::new`]
 //! to the instant given with that input. The URL is recorded without user
-//! name and password; when it had credentials, [`replay`] uses placeholder
+//! name and password; when it had credentials, [`replay`](fn@replay) uses placeholder
 //! ones, which is enough because the server's answers are recorded.
 //! A file cut short inside a record (a crashed recorder) is an error, not a
 //! shorter capture: [`CaptureError::Truncated`] says where.
