@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rtsp_toolkit_tokio::core::capture::Capture;
-use rtsp_toolkit_tokio::core::client::{PortRange, TrackSelection, Transport};
+use rtsp_toolkit_tokio::core::capture::{Capture, RecordKind};
+use rtsp_toolkit_tokio::core::client::{Client, Output, PortRange, TrackSelection, Transport};
 use rtsp_toolkit_tokio::core::sdp::{Media, MediaKind};
 use rtsp_toolkit_tokio::{ClientOptions, Error, Event, LogKinds, Session, Warning};
 
@@ -495,7 +495,7 @@ pub(crate) async fn drive(url: &str, opts: &ProbeOptions, replay: Option<&Captur
         write_error: None,
     };
     if let Some(capture) = replay {
-        return crate::replay::run_events(p, capture, options);
+        return replay_events(p, capture, options);
     }
     let mut session = match Session::open(url, options) {
         Ok(s) => s,
@@ -907,6 +907,57 @@ impl Probe<'_> {
                 self.out
                     .line(&format!("  {:<14}{m}", if i == 0 { "saved" } else { "" }));
             }
+        }
+    }
+}
+
+/// `replay`: drives a fresh client through the recorded inputs, handing its events to
+/// `p`, then prints the report (`Probe::finish`); the exit code.
+///
+/// `options` are the probe's (logging, labels); the recorded settings
+/// replace the rest. The instant standing for the session's start is any
+/// instant: every event's durations are offsets from it.
+fn replay_events(mut p: Probe<'_>, capture: &Capture, options: ClientOptions) -> u8 {
+    let t0 = Instant::now();
+    let options = capture.header.apply(options);
+    let mut client = match Client::new(&capture.header.replay_url(), options, t0) {
+        Ok(c) => c,
+        Err(e) => {
+            p.error(&format!("the recorded session cannot be replayed: {e}"));
+            return EXIT_FAILURE;
+        }
+    };
+    let mut done = drain(&mut client, &mut p);
+    for record in &capture.records {
+        if done {
+            break;
+        }
+        if record.kind == RecordKind::Close {
+            p.stop_recorded();
+        }
+        let Some(now) = t0.checked_add(record.offset) else {
+            p.error("the capture has a record offset too large to replay");
+            return EXIT_FAILURE;
+        };
+        client.handle_input(now, record.kind.as_input());
+        done = drain(&mut client, &mut p);
+    }
+    if !done {
+        p.note("note: the capture ends before the session did (the recording was cut short)");
+    }
+    p.finish()
+}
+
+/// Hands the ready events to the probe; whether the client is done.
+fn drain(client: &mut Client, p: &mut Probe<'_>) -> bool {
+    loop {
+        match client.poll_output() {
+            Output::Event(e) => p.on_event(&e),
+            Output::Timeout(_) => return false,
+            Output::Done => return true,
+            // What the session sent or asked the runtime to do is not
+            // replayed: the inputs that followed it are in the capture.
+            _ => {}
         }
     }
 }

@@ -10,7 +10,7 @@
 //! runtime writes them to FILE as the session runs, so a killed recording
 //! keeps what was written.
 //!
-//! `replay` runs a fresh core [`Client`] through those inputs at their
+//! `replay` runs a fresh core `Client` through those inputs at their
 //! recorded instants (as `capture::replay` does) and hands every event to
 //! the probe (`probe.rs`) as the live session would. The client reads no
 //! clock, so the events are the live ones, durations and receive ticks
@@ -25,15 +25,12 @@
 //!   (the stream ended, an error) or by `--frames` replays to the same report.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use clap::{Args, Parser};
-use rtsp_toolkit_tokio::core::capture::{Capture, CaptureError, RecordKind, MAGIC};
-use rtsp_toolkit_tokio::core::client::{Client, Output};
-use rtsp_toolkit_tokio::ClientOptions;
+use rtsp_toolkit_tokio::core::capture::{Capture, CaptureError, MAGIC};
 
-use crate::probe::{self, Probe, ProbeOptions};
-use crate::{EXIT_FAILURE, EXIT_USAGE};
+use crate::probe::{self, ProbeOptions};
+use crate::EXIT_USAGE;
 
 /// `capture URL FILE [probe options]`.
 #[derive(Debug, Args)]
@@ -155,57 +152,6 @@ fn probe_options(args: &ReplayArgs) -> Result<ProbeOptions, clap::Error> {
     o.save_audio = args.save_audio.clone();
     o.decode = args.decode;
     Ok(o)
-}
-
-/// Drives a fresh client through the recorded inputs, handing its events to
-/// `p`, then prints the report (`Probe::finish`); the exit code.
-///
-/// `options` are the probe's (logging, labels); the recorded settings
-/// replace the rest. The instant standing for the session's start is any
-/// instant: every event's durations are offsets from it.
-pub(crate) fn run_events(mut p: Probe<'_>, capture: &Capture, options: ClientOptions) -> u8 {
-    let t0 = Instant::now();
-    let options = capture.header.apply(options);
-    let mut client = match Client::new(&capture.header.replay_url(), options, t0) {
-        Ok(c) => c,
-        Err(e) => {
-            p.error(&format!("the recorded session cannot be replayed: {e}"));
-            return EXIT_FAILURE;
-        }
-    };
-    let mut done = drain(&mut client, &mut p);
-    for record in &capture.records {
-        if done {
-            break;
-        }
-        if record.kind == RecordKind::Close {
-            p.stop_recorded();
-        }
-        let Some(now) = t0.checked_add(record.offset) else {
-            p.error("the capture has a record offset too large to replay");
-            return EXIT_FAILURE;
-        };
-        client.handle_input(now, record.kind.as_input());
-        done = drain(&mut client, &mut p);
-    }
-    if !done {
-        p.note("note: the capture ends before the session did (the recording was cut short)");
-    }
-    p.finish()
-}
-
-/// Hands the ready events to the probe; whether the client is done.
-fn drain(client: &mut Client, p: &mut Probe<'_>) -> bool {
-    loop {
-        match client.poll_output() {
-            Output::Event(e) => p.on_event(&e),
-            Output::Timeout(_) => return false,
-            Output::Done => return true,
-            // What the session sent or asked the runtime to do is not
-            // replayed: the inputs that followed it are in the capture.
-            _ => {}
-        }
-    }
 }
 
 /// The length of the longest prefix of `data` that is a header and whole

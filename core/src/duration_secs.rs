@@ -66,6 +66,14 @@ pub mod option {
     }
 }
 
+/// Bytes that are text by their protocol (an RTSP body, an SDES item), as a
+/// string: invalid UTF-8 becomes U+FFFD. (Here, beside the other field
+/// helpers, so that the types' modules need not import `serde_impls`,
+/// which imports them.)
+pub(crate) fn lossy_text<S: serde::Serializer>(bytes: &bytes::Bytes, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

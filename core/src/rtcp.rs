@@ -159,7 +159,7 @@ pub struct SdesItem {
     /// Item type (1 CNAME, 2 NAME, 3 EMAIL, 4 PHONE, 5 LOC, 6 TOOL, 7 NOTE, 8 PRIV).
     pub item_type: u8,
     /// Raw item value (UTF-8 per the RFC, but not checked); a slice of the input.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serde_impls::lossy_text"))]
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::duration_secs::lossy_text"))]
     pub value: Bytes,
 }
 

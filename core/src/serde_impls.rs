@@ -40,11 +40,7 @@ impl<T: fmt::Display + ?Sized> Serialize for Text<'_, T> {
     }
 }
 
-/// Bytes that are text by their protocol (an RTSP body, an SDES item), as a
-/// string: invalid UTF-8 becomes U+FFFD.
-pub(crate) fn lossy_text<S: Serializer>(bytes: &bytes::Bytes, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&String::from_utf8_lossy(bytes))
-}
+use crate::duration_secs::lossy_text;
 
 /// Errors other than [`Error`] serialize as their message.
 macro_rules! as_message {
