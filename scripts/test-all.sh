@@ -12,6 +12,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== core without serde"
 cargo clippy -p rtsp-toolkit-core --all-targets --locked -- -D warnings
 cargo test -p rtsp-toolkit-core --lib --locked
+# The published libraries' docs: every public item documented (#![warn(missing_docs)]) and every link resolved.
+echo "== rustdoc"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p rtsp-toolkit-core -p rtsp-toolkit-driver \
+  -p rtsp-toolkit-tokio -p rtsp-toolkit-smol -p rtsp-toolkit-blocking -p rtsp-toolkit-media
 echo "== import loops"
 python3 scripts/import-cycles.py core/src cli/src driver/src media/src runtime-tokio/src runtime-smol/src blocking/src
 echo "== cargo test"

@@ -85,8 +85,6 @@
 
 #![warn(missing_docs)]
 
-// documented after the authentication work lands
-#[allow(missing_docs)]
 pub mod auth;
 pub mod client;
 pub mod codec;
@@ -102,8 +100,6 @@ pub mod rtp;
 pub mod sdp;
 #[cfg(feature = "serde")]
 mod serde_impls;
-// documented after the authentication work lands
-#[allow(missing_docs)]
 pub mod server;
 pub mod source;
 pub mod stop;

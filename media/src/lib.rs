@@ -26,8 +26,8 @@
 //! For the server runtimes: [`library`] (the files a server publishes: root
 //! confinement, the shared source cache, URLs) and [`serving`] (its options
 //! and the state its connections share), so that a runtime's server is only
-//! a loop that moves bytes, datagrams, time and lookups; [`udp`] binds the
-//! RTP/RTCP port pairs of UDP sessions.
+//! a loop that moves bytes, datagrams, time and lookups (the UDP port pairs
+//! of UDP sessions are bound by `rtsp_toolkit_driver::udp`).
 //!
 //! Decode helpers for clients: [`audio`] (AAC and G.711 to PCM, WAV writing, playback behind the
 //! `playback` feature) and, behind the `decode` feature, `video` (H.264 and H.265 to RGB or YUV

@@ -423,28 +423,35 @@ impl fmt::Display for CloseReason {
 pub enum ServerEvent {
     /// A request was answered.
     Request {
+        /// The request's method.
         method: Method,
         /// The Request-URI, without userinfo, cut at 512 bytes.
         uri: String,
+        /// The request's `CSeq`, when it had a valid one.
         cseq: Option<u32>,
+        /// The status code answered.
         status: u16,
     },
     /// PLAY started the media.
     SessionStarted {
+        /// The RTSP session id (the `Session` header).
         session_id: String,
         /// The presentation's relative path.
         path: String,
         /// Tracks set up.
         tracks: usize,
+        /// How many times the presentation plays (the URL's `play_count`).
         play_count: PlayCount,
     },
     /// The last play-through ended; SR + BYE were sent.
     PlaybackEnded {
+        /// The RTSP session id.
         session_id: String,
         /// Play-throughs completed.
         loops: u32,
-        /// RTP packets and payload octets sent, all tracks.
+        /// RTP packets sent, all tracks.
         packets: u64,
+        /// RTP payload octets sent, all tracks (RFC 3550's sender octet count).
         octets: u64,
     },
     /// The session was more than [`ServerConfig::max_lag`] behind its
@@ -452,6 +459,7 @@ pub enum ServerEvent {
     /// connection, summing the skips since the last report; skips not
     /// reported yet are reported within 5 s, or before `Closed`.
     FellBehind {
+        /// The RTSP session id.
         session_id: String,
         /// How late the next sample was at the latest skip.
         #[cfg_attr(feature = "serde", serde(rename = "behind_s", with = "crate::duration_secs"))]
@@ -465,6 +473,7 @@ pub enum ServerEvent {
     /// The client's RTCP receiver report on a UDP track, as the client
     /// reports it (RFC 3550 §6.4.1): one per report block about our SSRC.
     ReceiverReport {
+        /// The RTSP session id.
         session_id: String,
         /// The track's index in the presentation (its `trackID`).
         track: usize,
@@ -498,24 +507,34 @@ pub enum ServerEvent {
     /// `session_timeout`), or a TEARDOWN on another connection ends it. The
     /// runtime stops reading the connection's socket but keeps its UDP
     /// sockets.
-    Detached { session_id: String },
+    Detached {
+        /// The RTSP session id.
+        session_id: String,
+    },
     /// A path's multicast stream started (the first PLAY of its sessions).
     MulticastStarted {
+        /// The presentation's relative path.
         path: String,
+        /// The multicast group it is sent to.
         group: Ipv4Addr,
         /// Tracks sent.
         tracks: usize,
+        /// How many times the presentation plays.
         play_count: PlayCount,
     },
     /// A path's multicast stream ended (SR + BYE sent if it had started).
     MulticastEnded {
+        /// The presentation's relative path.
         path: String,
+        /// The multicast group it was sent to.
         group: Ipv4Addr,
+        /// Why it ended.
         reason: MulticastEnd,
         /// Play-throughs completed.
         loops: u32,
-        /// RTP packets and payload octets sent, all tracks.
+        /// RTP packets sent, all tracks.
         packets: u64,
+        /// RTP payload octets sent, all tracks.
         octets: u64,
     },
     /// A request's credentials were refused (answered `401`; or, when the
@@ -524,10 +543,12 @@ pub enum ServerEvent {
     AuthFailed {
         /// The user named, only when it is one of the server's users.
         user: Option<String>,
+        /// Why they were refused.
         reason: auth::Refusal,
     },
     /// The connection is over; [`ServerOutput::Close`] follows.
     Closed {
+        /// Why it closed.
         reason: CloseReason,
         /// Since the connection was created.
         #[cfg_attr(feature = "serde", serde(rename = "elapsed_s", with = "crate::duration_secs"))]
@@ -542,7 +563,12 @@ pub enum ServerOutput {
     Transmit(Bytes),
     /// Resolve `path` (relative to the served root, lexically safe, see
     /// [`path`]) and answer with [`ServerInput::Lookup`] and this token.
-    Lookup { token: u64, path: String },
+    Lookup {
+        /// Echoed in the answer.
+        token: u64,
+        /// The path to resolve.
+        path: String,
+    },
     /// Open a UDP port pair and answer with [`ServerInput::UdpOpened`] (a
     /// SETUP over UDP waits for it, as for a lookup).
     OpenUdp(UdpRequest),
@@ -550,8 +576,11 @@ pub enum ServerOutput {
     /// socket cannot take now is dropped (UDP is lossy; the client's
     /// receiver reports will show it).
     SendDatagram {
+        /// The connection's socket to send from.
         socket: UdpSocketId,
+        /// The client's address and port.
         to: SocketAddr,
+        /// The datagram (one RTP or RTCP packet).
         data: Bytes,
     },
     /// A request on this connection names a session this connection does
@@ -559,8 +588,11 @@ pub enum ServerOutput {
     /// may outlive their connection, refresh it (keepalive) or end it
     /// (`teardown`), and answer with [`ServerInput::OtherSession`].
     OtherSession {
+        /// Echoed in the answer.
         token: u64,
+        /// The session named by the request.
         session_id: String,
+        /// End the session (a TEARDOWN) rather than refresh it.
         teardown: bool,
     },
     /// The session's multicast stream: join it (a SETUP) or play it (a
@@ -590,22 +622,37 @@ pub enum ServerInput<'a> {
     /// The answer to [`ServerOutput::Lookup`] `token`. Stale or unknown
     /// tokens are ignored.
     Lookup {
+        /// The token of the [`ServerOutput::Lookup`] answered.
         token: u64,
+        /// The media, or why there is none.
         result: Result<Arc<MediaSource>, LookupError>,
     },
     /// The answer to [`ServerOutput::OpenUdp`]: the RTP port bound (RTCP is
     /// the next one), or why no pair could be opened. Unknown pairs are
     /// ignored.
-    UdpOpened { pair: u16, result: Result<u16, &'a str> },
+    UdpOpened {
+        /// The pair of the [`UdpRequest`] answered.
+        pair: u16,
+        /// The RTP port bound, or why none could be.
+        result: Result<u16, &'a str>,
+    },
     /// A datagram arrived on one of the connection's UDP sockets.
     Datagram {
+        /// The socket it arrived on.
         socket: UdpSocketId,
+        /// The sender.
         from: SocketAddr,
+        /// The datagram.
         data: &'a [u8],
     },
     /// The answer to [`ServerOutput::OtherSession`] `token`: whether the
     /// session was found (and refreshed or torn down).
-    OtherSession { token: u64, found: bool },
+    OtherSession {
+        /// The token of the [`ServerOutput::OtherSession`] answered.
+        token: u64,
+        /// Whether the session was found.
+        found: bool,
+    },
     /// A request on another connection named this connection's session: it
     /// is alive (activity at `now`).
     KeepAlive,
@@ -613,13 +660,17 @@ pub enum ServerInput<'a> {
     /// sends each track of the file (`None`: not sent), or why it could not
     /// be joined (no free group, no socket). Stale tokens are ignored.
     MulticastJoined {
+        /// The token of the [`MulticastRequest::Join`] answered.
         token: u64,
+        /// The stream's tracks, or why it could not be joined.
         result: Result<&'a [Option<MulticastTrack>], &'a str>,
     },
     /// The answer to [`MulticastRequest::Play`] `token`: where the stream is
     /// (`None`: it is over).
     MulticastPlaying {
+        /// The token of the [`MulticastRequest::Play`] answered.
         token: u64,
+        /// Where the stream is, `None` when it is over.
         position: Option<MulticastPosition>,
     },
     /// The session's multicast stream ended (its last play-through): the

@@ -199,10 +199,13 @@ impl GroupPool {
 /// `ssrc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MulticastTrack {
+    /// The group address (`destination`).
     pub group: Ipv4Addr,
     /// The RTP port; RTCP is the next one.
     pub port: u16,
+    /// The datagrams' TTL.
     pub ttl: u8,
+    /// The track's RTP SSRC.
     pub ssrc: u32,
 }
 
@@ -230,14 +233,21 @@ pub enum MulticastRequest {
     /// and this token. The membership lasts until the connection's
     /// [`ServerOutput::Close`].
     Join {
+        /// Echoed in the answer.
         token: u64,
+        /// The presentation's relative path.
         path: String,
+        /// How many times it plays (streams differ by it).
         play_count: PlayCount,
+        /// The media, already looked up by the connection.
         source: Arc<MediaSource>,
     },
     /// Start the joined stream if it is not playing yet, and answer where
     /// it is with [`ServerInput::MulticastPlaying`](super::ServerInput::MulticastPlaying).
-    Play { token: u64 },
+    Play {
+        /// Echoed in the answer.
+        token: u64,
+    },
 }
 
 impl fmt::Debug for MulticastRequest {
@@ -311,7 +321,14 @@ pub enum MulticastOutput {
     /// Send `data` as one datagram to `to` (the group and a track's RTP or
     /// RTCP port), from the stream's RTP socket or, when `rtcp`, its RTCP
     /// socket. One the socket cannot take now is dropped.
-    SendDatagram { rtcp: bool, to: SocketAddr, data: Bytes },
+    SendDatagram {
+        /// From the RTCP socket rather than the RTP one.
+        rtcp: bool,
+        /// The group and port.
+        to: SocketAddr,
+        /// The datagram.
+        data: Bytes,
+    },
     /// Log this ([`ServerEvent::MulticastStarted`],
     /// [`ServerEvent::MulticastEnded`], [`ServerEvent::FellBehind`]).
     Event(ServerEvent),
