@@ -94,8 +94,11 @@ pub enum PixelFormat {
 pub struct Picture {
     /// RTP timestamp of the frame that carried this picture (presentation time, 90 kHz).
     pub timestamp: u32,
+    /// Width in pixels (the SPS's, cropped).
     pub width: u32,
+    /// Height in pixels (cropped).
     pub height: u32,
+    /// How `data` is laid out.
     pub format: PixelFormat,
     /// The pixels, laid out as [`PixelFormat`] says.
     pub data: Vec<u8>,
@@ -140,10 +143,20 @@ pub enum VideoDecodeError {
     UnsupportedCodec(String),
     /// libavcodec could not open a decoder (missing from this FFmpeg build, out of memory).
     #[error("cannot open the {codec:?} decoder: {reason}")]
-    Open { codec: VideoCodec, reason: String },
+    Open {
+        /// The codec asked for.
+        codec: VideoCodec,
+        /// libavcodec's message.
+        reason: String,
+    },
     /// A frame of another codec than the decoder's.
     #[error("a {frame:?} frame given to the {decoder:?} decoder")]
-    CodecMismatch { decoder: VideoCodec, frame: VideoCodec },
+    CodecMismatch {
+        /// The decoder's codec.
+        decoder: VideoCodec,
+        /// The frame's codec.
+        frame: VideoCodec,
+    },
     /// Not decoded: the decoder starts, and restarts after a loss or a decode error, at a
     /// keyframe.
     #[error("waiting for a keyframe")]

@@ -20,12 +20,16 @@ use super::{PcmFrame, ResampleError, Resampler};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlaybackError {
+    /// The system has no default output device.
     #[error("no default audio output device")]
     NoDevice,
+    /// The device refused a configuration or a stream (cpal's message).
     #[error("audio output device: {0}")]
     Device(String),
+    /// The device wants a sample format the player cannot write.
     #[error("the output device's sample format {0:?} is not supported")]
     UnsupportedFormat(String),
+    /// The audio cannot be resampled to the device's rate.
     #[error("cannot convert to the output device's rate: {0}")]
     Resample(#[from] ResampleError),
 }
