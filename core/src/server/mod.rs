@@ -173,6 +173,7 @@ pub mod path;
 mod request;
 mod sdp_writer;
 mod stream;
+pub mod tunnel;
 
 #[cfg(test)]
 mod tests;
