@@ -107,7 +107,8 @@ pub enum TunnelError {
     /// text (`400`).
     Malformed(&'static str),
     /// A GET without `Accept: application/x-rtsp-tunnelled`: a plain HTTP
-    /// request, which this RTSP server does not serve (`404`).
+    /// request, which this RTSP server does not serve (`400`, with a body
+    /// that says so).
     NotTunnel,
     /// A POST whose `Content-Type` is not `application/x-rtsp-tunnelled` (`415`).
     WrongContentType,
@@ -123,9 +124,11 @@ impl TunnelError {
     pub fn status(&self) -> (u16, &'static str) {
         match self {
             TunnelError::HeadTooLarge => (431, "Request Header Fields Too Large"),
-            TunnelError::NotTunnel => (404, "Not Found"),
             TunnelError::WrongContentType => (415, "Unsupported Media Type"),
-            TunnelError::Malformed(_) | TunnelError::MissingCookie | TunnelError::BadCookie => (400, "Bad Request"),
+            TunnelError::Malformed(_)
+            | TunnelError::NotTunnel
+            | TunnelError::MissingCookie
+            | TunnelError::BadCookie => (400, "Bad Request"),
         }
     }
 
@@ -470,7 +473,7 @@ mod tests {
             Err(TunnelError::Malformed("the head is not UTF-8"))
         );
         let r = TunnelError::NotTunnel.response();
-        assert!(r.starts_with(b"HTTP/1.0 404 Not Found\r\n"));
+        assert!(r.starts_with(b"HTTP/1.0 400 Bad Request\r\n"));
     }
 
     #[test]
