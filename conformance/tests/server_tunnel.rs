@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use rtsp_toolkit_conformance::peers::{ffprobe_count_frames, gst_fakesink_frames, parse_ffprobe_counts};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
+use rtsp_toolkit_core::server::auth::{AuthConfig, Users};
+use rtsp_toolkit_media::serving::ServerOptions;
 
 rtsp_toolkit_conformance::on_every_server!(
     #[test]
@@ -18,6 +20,7 @@ rtsp_toolkit_conformance::on_every_server!(
     gstreamer_rtsph_receives_every_frame,
     base64_split_anywhere_and_a_post_per_request,
     the_post_half_may_come_first,
+    credentials_work_inside_a_tunnel,
 );
 
 fn start(runtime: ServerRuntime) -> TestServer {
@@ -324,5 +327,32 @@ fn the_post_half_may_come_first(runtime: ServerRuntime) {
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("CSeq: 7"), "{head}");
     drop((get, post));
+    assert_tunnels_drain(&server);
+}
+
+/// A server with `--users`: ffprobe's Digest answers go through the tunnel
+/// like any request (every frame with the right password, none with a
+/// wrong one).
+fn credentials_work_inside_a_tunnel(runtime: ServerRuntime) {
+    let users = Users::parse("bob:builder\n").expect("a user file");
+    let options = ServerOptions {
+        auth: Some(AuthConfig::new(users)),
+        ..ServerOptions::default()
+    };
+    let server = TestServer::with_options(runtime, rtsp_toolkit_conformance::media_dir(), options);
+    let url = |userinfo: &str| format!("rtsp://{userinfo}@{}/h264_aac.mp4", server.local_addr());
+    let out = run_bounded(
+        ffprobe_count_frames(&url("bob:builder"), "http", &[]),
+        Duration::from_secs(40),
+    );
+    assert_eq!(
+        parse_ffprobe_counts(&out),
+        vec![("h264".to_owned(), 125), ("aac".to_owned(), 216)]
+    );
+    let out = run_bounded(
+        ffprobe_count_frames(&url("bob:wrong"), "http", &[]),
+        Duration::from_secs(40),
+    );
+    assert!(parse_ffprobe_counts(&out).iter().all(|(_, n)| *n == 0), "{out}");
     assert_tunnels_drain(&server);
 }
