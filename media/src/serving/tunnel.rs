@@ -404,58 +404,56 @@ impl<C: ConnectionIo> ConnectionIo for TunnelIo<C> {
         C::lookup(library, path)
     }
 
-    fn read_until(&mut self, buf: &mut [u8], at: Instant) -> impl Future<Output = Woken> + Send {
-        async move {
-            let TunnelIo {
-                get,
-                link,
-                scratch,
-                pair_by,
-            } = self;
-            loop {
-                let paired = lock(&link.0).paired();
-                let deadline = if paired { at } else { at.min(*pair_by) };
-                let mut read = pin!(get.read_until(scratch, deadline));
-                let woken = poll_fn(|cx| {
-                    {
-                        let mut s = lock(&link.0);
-                        if !s.inbox.is_empty() {
-                            let n = s.inbox.len().min(buf.len());
-                            if let (Some(to), Some(from)) = (buf.get_mut(..n), s.inbox.get(..n)) {
-                                to.copy_from_slice(from);
-                            }
-                            s.inbox.drain(..n);
-                            if let Some(w) = s.post_waker.take() {
-                                w.wake();
-                            }
-                            return Poll::Ready(TunnelWake::Inbox(n));
+    async fn read_until(&mut self, buf: &mut [u8], at: Instant) -> Woken {
+        let TunnelIo {
+            get,
+            link,
+            scratch,
+            pair_by,
+        } = self;
+        loop {
+            let paired = lock(&link.0).paired();
+            let deadline = if paired { at } else { at.min(*pair_by) };
+            let mut read = pin!(get.read_until(scratch, deadline));
+            let woken = poll_fn(|cx| {
+                {
+                    let mut s = lock(&link.0);
+                    if !s.inbox.is_empty() {
+                        let n = s.inbox.len().min(buf.len());
+                        if let (Some(to), Some(from)) = (buf.get_mut(..n), s.inbox.get(..n)) {
+                            to.copy_from_slice(from);
                         }
-                        if s.closed {
-                            return Poll::Ready(TunnelWake::Closed);
+                        s.inbox.drain(..n);
+                        if let Some(w) = s.post_waker.take() {
+                            w.wake();
                         }
-                        s.get_waker = Some(cx.waker().clone());
+                        return Poll::Ready(TunnelWake::Inbox(n));
                     }
-                    read.as_mut().poll(cx).map(TunnelWake::Socket)
-                })
-                .await;
-                let now = Instant::now();
-                match woken {
-                    TunnelWake::Inbox(n) => return Woken::new(now, Some(Ok(n)), false),
-                    TunnelWake::Closed => return Woken::new(now, Some(Ok(0)), false),
-                    TunnelWake::Socket(w) => {
-                        if let Some(Ok(0) | Err(_)) = w.read {
-                            return Woken::new(now, Some(Ok(0)), false);
-                        }
-                        if !w.deadline_passed {
-                            continue;
-                        }
-                        if !lock(&link.0).paired() && now >= *pair_by {
-                            tracing::debug!("tunnel GET without a POST half in time; closed");
-                            return Woken::new(now, Some(Ok(0)), false);
-                        }
-                        if now >= at {
-                            return Woken::new(now, None, true);
-                        }
+                    if s.closed {
+                        return Poll::Ready(TunnelWake::Closed);
+                    }
+                    s.get_waker = Some(cx.waker().clone());
+                }
+                read.as_mut().poll(cx).map(TunnelWake::Socket)
+            })
+            .await;
+            let now = Instant::now();
+            match woken {
+                TunnelWake::Inbox(n) => return Woken::new(now, Some(Ok(n)), false),
+                TunnelWake::Closed => return Woken::new(now, Some(Ok(0)), false),
+                TunnelWake::Socket(w) => {
+                    if let Some(Ok(0) | Err(_)) = w.read {
+                        return Woken::new(now, Some(Ok(0)), false);
+                    }
+                    if !w.deadline_passed {
+                        continue;
+                    }
+                    if !lock(&link.0).paired() && now >= *pair_by {
+                        tracing::debug!("tunnel GET without a POST half in time; closed");
+                        return Woken::new(now, Some(Ok(0)), false);
+                    }
+                    if now >= at {
+                        return Woken::new(now, None, true);
                     }
                 }
             }
@@ -464,5 +462,35 @@ impl<C: ConnectionIo> ConnectionIo for TunnelIo<C> {
 
     fn close(self) -> impl Future<Output = ()> + Send {
         self.get.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halves_pair_by_cookie_and_unpaired_ones_are_bounded() {
+        let t = Tunnels::default();
+        let (get, _) = t.attach("a", Half::Get).unwrap();
+        assert!(matches!(t.attach("a", Half::Get), Err(Refused::Taken)));
+        let (post, n) = t.attach("a", Half::Post).unwrap();
+        assert!(Arc::ptr_eq(&get, &post) && n == 1);
+        assert!(lock(&get.0).paired());
+        // A later POST takes over.
+        let (_, n) = t.attach("a", Half::Post).unwrap();
+        assert_eq!((n, lock(&get.0).post_active), (2, Some(2)));
+        // The paired tunnel does not count against the unpaired limit.
+        for i in 0..MAX_UNPAIRED {
+            t.attach(&format!("u{i}"), if i % 2 == 0 { Half::Get } else { Half::Post })
+                .unwrap();
+        }
+        assert!(matches!(t.attach("one-more", Half::Get), Err(Refused::Full)));
+        // The other half of a waiting one still pairs.
+        assert!(t.attach("u0", Half::Post).is_ok());
+        assert!(t.attach("one-more", Half::Get).is_ok());
+        assert_eq!(t.len(), MAX_UNPAIRED + 2);
+        t.remove("a", &get);
+        assert_eq!(t.len(), MAX_UNPAIRED + 1);
     }
 }
