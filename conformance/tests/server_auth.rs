@@ -165,13 +165,22 @@ fn our_clients_with_a_wrong_password_get_nothing(runtime: ServerRuntime) {
         assert_eq!(rtp_per_track(&run.events), [0, 0], "{rt}");
     }
     assert_nothing_served(&seen, "our clients");
-    let failures: Vec<ServerEvent> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|e| matches!(e, ServerEvent::AuthFailed { .. }))
-        .cloned()
-        .collect();
+    // The server hands a refusal's event to the hook after writing the 401,
+    // so a client may have seen its answer before the hook ran: wait for it
+    // (bounded).
+    let failures = || -> Vec<ServerEvent> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, ServerEvent::AuthFailed { .. }))
+            .cloned()
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while failures().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let failures = failures();
     assert_eq!(failures.len(), 3, "one refused retry per client: {failures:?}");
     assert!(!format!("{failures:?}").contains("wonder"), "{failures:?}");
     server.shutdown();
