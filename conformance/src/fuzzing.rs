@@ -40,6 +40,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sdp", sdp),
     ("auth", auth),
     ("server_auth", server_auth),
+    ("server_tunnel", server_tunnel),
     ("rtp", rtp),
     ("rtcp", rtcp),
     ("depacketize_h264", depacketize_h264),
@@ -223,6 +224,57 @@ pub fn server_auth(data: &[u8]) {
     if let Some(line) = text.lines().next() {
         let _ = Users::parse(line);
     }
+}
+
+/// A connection's first bytes as the server reads them for RTSP-over-HTTP
+/// tunnels: byte 0 is the chunk size (1 to 64); the rest is sniffed on every
+/// prefix (once decided, the answer stays), read as a tunnel request head
+/// (which takes no more than [`MAX_HEAD`](rtsp_toolkit_core::server::tunnel::MAX_HEAD)
+/// bytes and keeps only a valid cookie), and what follows the head (or all
+/// of it) is decoded as a POST body in chunks, which must give what one
+/// decode of the whole gives, within 3/4 of the input.
+pub fn server_tunnel(data: &[u8]) {
+    use rtsp_toolkit_core::server::tunnel::{parse_head, sniff, Base64Decoder, Sniff, MAX_COOKIE, MAX_HEAD};
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(first % 64) + 1;
+    let mut decided = None;
+    for n in 0..=rest.len().min(8) {
+        let s = sniff(&rest[..n]);
+        if let Some(d) = decided {
+            assert_eq!(s, d, "sniff changed its mind at {n} bytes");
+        } else if s != Sniff::NeedMore {
+            decided = Some(s);
+        }
+    }
+    let body = match parse_head(rest) {
+        Ok(Some((request, len))) => {
+            assert!(len <= MAX_HEAD && len <= rest.len());
+            assert!(!request.cookie.is_empty() && request.cookie.len() <= MAX_COOKIE);
+            assert!(request.cookie.bytes().all(|b| b.is_ascii_graphic()));
+            &rest[len..]
+        }
+        Ok(None) => {
+            assert!(rest.len() < MAX_HEAD);
+            rest
+        }
+        Err(_) => rest,
+    };
+    let mut whole = Vec::new();
+    let whole_result = Base64Decoder::new().decode(body, &mut whole);
+    assert!(whole.len() <= body.len() / 4 * 3 + 3);
+    let mut decoder = Base64Decoder::new();
+    let mut chunked = Vec::new();
+    let mut chunked_result = Ok(());
+    for piece in body.chunks(chunk) {
+        chunked_result = decoder.decode(piece, &mut chunked);
+        if chunked_result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(chunked_result, whole_result);
+    assert_eq!(chunked, whole);
 }
 
 /// One RTP packet.

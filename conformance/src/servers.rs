@@ -221,6 +221,15 @@ impl TestServer {
         }
     }
 
+    /// RTSP-over-HTTP tunnels open now, paired or waiting for their other
+    /// half (the server's `state().tunnels()`).
+    pub fn tunnels(&self) -> usize {
+        match self.running() {
+            Running::Tokio { server, .. } => server.state().tunnels(),
+            Running::Smol { server, .. } => server.state().tunnels(),
+        }
+    }
+
     /// Stops accepting and closes every connection.
     pub fn shutdown(&self) {
         match self.running() {

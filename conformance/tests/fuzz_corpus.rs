@@ -433,6 +433,11 @@ a=control:trackID=1\r\n",
     write("server_auth", "basic_bad", b"Basic !!!=");
     write("server_auth", "garbage", b"Digest username=\"unterminated, realm=");
 
+    // RTSP-over-HTTP tunnel halves.
+    for (name, data) in TUNNEL_SEEDS {
+        write("server_tunnel", name, data);
+    }
+
     // Packets.
     for (name, s, ch) in [("h264", &av, 0), ("aac", &av, 2), ("h265", &hevc, 0), ("pcma", &pcm, 0)] {
         for (i, p) in interleaved(s, ch).iter().take(3).enumerate() {
@@ -616,3 +621,22 @@ fn media_seeds_are_valid_files() {
         }
     }
 }
+
+/// The seeds of the `server_tunnel` target: byte 0 the chunk size, then a
+/// connection's first bytes.
+const TUNNEL_SEEDS: &[(&str, &[u8])] = &[
+    (
+        "get_ffmpeg",
+        b"\x06GET /h264_aac.mp4 HTTP/1.1\r\nUser-Agent: Lavf59.27.100\r\nAccept: application/x-rtsp-tunnelled\r\nx-sessioncookie: 4f6c9a0e1c8d2b7a\r\nPragma: no-cache\r\nCache-Control: no-cache\r\n\r\n",
+    ),
+    (
+        "post_two_requests",
+        b"\x02POST /h264_aac.mp4 HTTP/1.0\r\nx-sessioncookie: 4f6c9a0e1c8d2b7a\r\nContent-Type: application/x-rtsp-tunnelled\r\nContent-Length: 32767\r\n\r\nT1BUSU9OUyAqIFJUU1AvMS4wDQpDU2VxOiAxDQoNCg==\r\nREVTQ1JJQkUgcnRzcDovL3gvIFJUU1AvMS4wDQpDU2VxOiAyDQoNCg==",
+    ),
+    ("get_plain_http", b"\x01GET / HTTP/1.1\nHost: x\n\n"),
+    (
+        "post_garbage",
+        b"\x03POST / HTTP/1.1\r\nx-sessioncookie: a\r\nContent-Type: application/x-rtsp-tunnelled\r\n\r\nQU=J!!",
+    ),
+    ("rtsp", b"\x07GET_PARAMETER rtsp://x/ RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+];

@@ -41,6 +41,10 @@ rtsp_toolkit_conformance::on_every_server!(
     two_thousand_idle_connections,
     garbage_and_huge_authorization_headers,
     repeated_failures_are_rate_limited_per_address,
+    tunnel_requests_that_are_refused,
+    half_open_tunnels_are_closed,
+    garbage_base64_ends_the_tunnel,
+    ten_thousand_unpaired_gets_stay_bounded,
 );
 
 /// Taken for reading by every case, for writing by the soak (see the module docs).
@@ -355,7 +359,8 @@ fn path_traversal_in_every_spelling_is_refused(runtime: ServerRuntime) {
 }
 
 /// Input that cannot be framed as RTSP: answered 400 (no CSeq) at most, and
-/// the connection is closed.
+/// the connection is closed. An HTTP `GET` is answered in HTTP (400: not a
+/// tunnel half) and closed.
 fn garbage_bytes_close_the_connection(runtime: ServerRuntime) {
     let _g = shared_lock();
     let srv = TestServer::start(runtime, &fixtures());
@@ -390,6 +395,17 @@ fn garbage_bytes_close_the_connection(runtime: ServerRuntime) {
     for (name, bytes) in &cases {
         let mut c = Raw::connect(srv.addr);
         c.send(bytes);
+        if bytes.starts_with(b"GET ") {
+            // HTTP on the RTSP port is read as HTTP (a tunnel's first line):
+            // these are not tunnel halves, so an HTTP 400, then closed.
+            while c.fill() {}
+            let text = String::from_utf8_lossy(&c.buf);
+            assert!(text.starts_with("HTTP/1.0 400 "), "{name}: {text:?}");
+            assert!(c.eof, "{name}: connection not closed");
+            eprintln!("{name}: HTTP 400, closed");
+            srv.assert_alive(name);
+            continue;
+        }
         let answer = c.response();
         if let Some(r) = &answer {
             assert_eq!(r.status, 400, "{name}");
@@ -1214,4 +1230,195 @@ fn repeated_failures_are_rate_limited_per_address(runtime: ServerRuntime) {
         }
     }
     srv.assert_alive("rate-limited failures");
+}
+
+/// An HTTP request's raw head (tunnel GET or POST) with `headers`.
+fn http_head(method: &str, headers: &[(&str, &str)]) -> String {
+    let mut h = format!("{method} /h264_aac.mp4 HTTP/1.0\r\n");
+    for (n, v) in headers {
+        h.push_str(&format!("{n}: {v}\r\n"));
+    }
+    h.push_str("\r\n");
+    h
+}
+
+const ACCEPT_TUNNEL: (&str, &str) = ("Accept", "application/x-rtsp-tunnelled");
+const TUNNEL_TYPE: (&str, &str) = ("Content-Type", "application/x-rtsp-tunnelled");
+
+/// Sends `data` on a fresh connection: what the server answers before it
+/// closes (within 5 s), and whether it closed.
+fn http_exchange(addr: SocketAddr, data: &[u8]) -> (String, bool) {
+    let mut c = Raw::connect(addr);
+    c.send(data);
+    while c.fill() {}
+    (String::from_utf8_lossy(&c.buf).into_owned(), c.eof)
+}
+
+/// HTTP requests on the RTSP port that are not tunnel halves get a clear
+/// status and the connection closed: a plain GET (400), a cookie over 128
+/// bytes or with a space (400), a POST of another type (415), a head over
+/// 8 KiB (431), a second GET half with a cookie in use (409).
+fn tunnel_requests_that_are_refused(runtime: ServerRuntime) {
+    let _g = shared_lock();
+    let srv = TestServer::start(runtime, &fixtures());
+    let long = "c".repeat(129);
+    let huge = "h".repeat(9 * 1024);
+    let cases: [(&str, String, &str); 6] = [
+        ("plain GET", http_head("GET", &[("Host", "x")]), "HTTP/1.0 400 "),
+        (
+            "oversized cookie",
+            http_head("GET", &[ACCEPT_TUNNEL, ("x-sessioncookie", &long)]),
+            "HTTP/1.0 400 ",
+        ),
+        (
+            "cookie with a space",
+            http_head("POST", &[TUNNEL_TYPE, ("x-sessioncookie", "a b")]),
+            "HTTP/1.0 400 ",
+        ),
+        (
+            "GET without a cookie",
+            http_head("GET", &[ACCEPT_TUNNEL]),
+            "HTTP/1.0 400 ",
+        ),
+        (
+            "POST of another type",
+            http_head("POST", &[("Content-Type", "text/plain"), ("x-sessioncookie", "abc")]),
+            "HTTP/1.0 415 ",
+        ),
+        ("huge head", http_head("GET", &[("X-Big", &huge)]), "HTTP/1.0 431 "),
+    ];
+    for (what, data, want) in &cases {
+        let (answer, closed) = http_exchange(srv.addr, data.as_bytes());
+        assert!(answer.starts_with(want), "{what}: {answer:?}");
+        assert!(closed, "{what}: connection left open");
+    }
+    // A second GET half with the cookie of an open one.
+    let mut first = Raw::connect(srv.addr);
+    first.send(http_head("GET", &[ACCEPT_TUNNEL, ("x-sessioncookie", "dup")]).as_bytes());
+    assert!(first.fill() && first.buf.starts_with(b"HTTP/1.0 200 OK"));
+    let (answer, _) = http_exchange(
+        srv.addr,
+        http_head("GET", &[ACCEPT_TUNNEL, ("x-sessioncookie", "dup")]).as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.0 409 "), "duplicate GET: {answer:?}");
+    drop(first);
+    srv.assert_alive("refused tunnel requests");
+}
+
+/// A GET half whose POST never comes, and a POST for a cookie no GET has,
+/// are closed after the pairing timeout (10 s); the POST gets no answer.
+fn half_open_tunnels_are_closed(runtime: ServerRuntime) {
+    let _g = shared_lock();
+    let srv = TestServer::start(runtime, &fixtures());
+    let mut get = Raw::connect(srv.addr);
+    get.send(http_head("GET", &[ACCEPT_TUNNEL, ("x-sessioncookie", "lonely-get")]).as_bytes());
+    let mut post = Raw::connect(srv.addr);
+    post.send(http_head("POST", &[TUNNEL_TYPE, ("x-sessioncookie", "unknown-cookie")]).as_bytes());
+    post.send(b"T1BUSU9OUyAqIFJUU1AvMS4wDQpDU2VxOiAxDQoNCg==");
+    assert!(
+        get.fill() && get.buf.starts_with(b"HTTP/1.0 200 OK"),
+        "GET half answered"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while srv.server.tunnels() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(srv.server.tunnels(), 2, "both halves wait");
+    let opened = Instant::now();
+    let mut post_answer = Vec::new();
+    let (mut get_closed, mut post_closed) = (false, false);
+    while !(get_closed && post_closed) && opened.elapsed() < Duration::from_secs(15) {
+        get_closed = get_closed || get.closed_within(Duration::from_millis(100));
+        if !post_closed {
+            post_closed = post.closed_within(Duration::from_millis(1));
+            post_answer.append(&mut post.buf);
+        }
+        post_closed = post_closed || post.eof;
+    }
+    assert!(get_closed && post_closed, "half-open tunnels left open");
+    assert!(
+        opened.elapsed() >= Duration::from_secs(8),
+        "closed before the pairing timeout"
+    );
+    assert!(post_answer.is_empty(), "the POST half got {post_answer:?}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while srv.server.tunnels() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(srv.server.tunnels(), 0);
+    srv.assert_alive("half-open tunnels");
+}
+
+/// A POST body that is not base64 is answered 400, and its tunnel's GET
+/// half is closed.
+fn garbage_base64_ends_the_tunnel(runtime: ServerRuntime) {
+    let _g = shared_lock();
+    let srv = TestServer::start(runtime, &fixtures());
+    let mut get = Raw::connect(srv.addr);
+    get.send(http_head("GET", &[ACCEPT_TUNNEL, ("x-sessioncookie", "garbage")]).as_bytes());
+    assert!(get.fill() && get.buf.starts_with(b"HTTP/1.0 200 OK"));
+    let mut body = http_head("POST", &[TUNNEL_TYPE, ("x-sessioncookie", "garbage")]).into_bytes();
+    body.extend_from_slice(b"T1BUSU9O\x00\xff<html>");
+    let (answer, closed) = http_exchange(srv.addr, &body);
+    assert!(answer.starts_with("HTTP/1.0 400 "), "{answer:?}");
+    assert!(answer.contains("not base64"), "{answer:?}");
+    assert!(closed);
+    assert!(get.closed_within(Duration::from_secs(5)), "the GET half left open");
+    srv.assert_alive("garbage base64");
+}
+
+/// 1,100 GET halves held open without a POST: the first 1,024 wait, the
+/// rest get 503; then 10,000 more GET halves opened and abandoned at once.
+/// The server's table never holds more than 1,024 unpaired halves, ends
+/// empty, and the process's RSS is back within bounds.
+fn ten_thousand_unpaired_gets_stay_bounded(runtime: ServerRuntime) {
+    let _g = shared_lock();
+    let _one = IDLE.lock().unwrap_or_else(|p| p.into_inner());
+    let limit = open_files_limit();
+    assert!(limit >= 2400, "ulimit -n {limit} is too low for this test");
+    let srv = TestServer::start(runtime, &fixtures());
+    let rss_before = vm_rss_kib();
+    let mut held = Vec::new();
+    let (mut waiting, mut refused) = (0, 0);
+    for i in 0..1100 {
+        let mut c = Raw::connect(srv.addr);
+        c.send(http_head("GET", &[ACCEPT_TUNNEL, ("x-sessioncookie", &format!("held-{i}"))]).as_bytes());
+        assert!(c.fill(), "GET half {i} answered");
+        if c.buf.starts_with(b"HTTP/1.0 200 ") {
+            waiting += 1;
+        } else {
+            assert!(
+                c.buf.starts_with(b"HTTP/1.0 503 "),
+                "{:?}",
+                String::from_utf8_lossy(&c.buf)
+            );
+            refused += 1;
+        }
+        held.push(c);
+    }
+    assert_eq!((waiting, refused), (1024, 76));
+    assert_eq!(srv.server.tunnels(), 1024);
+    held.clear();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv.server.tunnels() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(srv.server.tunnels(), 0, "closed GET halves left in the table");
+    for i in 0..10_000 {
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        let _ = s.write_all(http_head("GET", &[ACCEPT_TUNNEL, ("x-sessioncookie", &format!("gone-{i}"))]).as_bytes());
+        drop(s);
+        if i % 500 == 0 {
+            assert!(srv.server.tunnels() <= 1024);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (srv.server.tunnels() > 0 || srv.server.connections() > 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(srv.server.tunnels(), 0, "abandoned GET halves left in the table");
+    let grown = vm_rss_kib().saturating_sub(rss_before);
+    eprintln!("RSS grew {grown} KiB over 11,100 tunnel GET halves");
+    assert!(grown < 128 * 1024, "RSS grew {grown} KiB");
+    srv.assert_alive("10,000 unpaired GET halves");
 }

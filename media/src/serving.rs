@@ -29,6 +29,10 @@
 //!   hold, and each member connection's place in its stream, which it
 //!   leaves when its loop ends (`docs/ARCHITECTURE.md`, "Multicast (server)").
 //!
+//! - and the RTSP-over-HTTP tunnels, by cookie: a connection whose first
+//!   line is an HTTP `GET` or `POST` is a tunnel half (the `tunnel` module;
+//!   `docs/ARCHITECTURE.md`, "RTSP over HTTP tunnels (server)").
+//!
 //! The loops are the ones `docs/ARCHITECTURE.md` describes; the runtime's
 //! `io` module supplies the two socket rules (data before a deadline, no
 //! progress for `write_stall` is a failed write).
@@ -61,6 +65,8 @@ use tracing::Instrument;
 
 use crate::library::Library;
 use crate::MediaSource;
+
+mod tunnel;
 
 /// How long a server's `wait` waits, after a shutdown, for its connections
 /// to close.
@@ -354,6 +360,8 @@ pub struct ServerState {
     /// Tasks for the accept loop to spawn (the multicast streams), and the
     /// accept loop's waker.
     spawns: Spawns,
+    /// The RTSP-over-HTTP tunnels, by cookie.
+    tunnels: tunnel::Tunnels,
 }
 
 /// [`ServerState::spawns`]: not `Debug` (futures are not).
@@ -504,7 +512,15 @@ impl ServerState {
             multicast: Mutex::new(Streams::default()),
             groups: Arc::new(Mutex::new(groups)),
             spawns: Spawns::default(),
+            tunnels: tunnel::Tunnels::default(),
         }
+    }
+
+    /// RTSP-over-HTTP tunnels open now: paired, or one half waiting for the
+    /// other (at most `rtsp_toolkit_core::server::tunnel::MAX_UNPAIRED` of
+    /// those).
+    pub fn tunnels(&self) -> usize {
+        self.tunnels.len()
     }
 
     /// Multicast streams running now (each holds a group).
@@ -819,7 +835,7 @@ pub async fn accept_loop<L: Listener>(listener: L, state: Arc<ServerState>) {
         if let Some(admitted) = state.admit(peer) {
             // The span is attached to the task (not entered across awaits), so
             // each log line carries its own connection's peer and nothing else.
-            listener.spawn(run_connection(socket, admitted).instrument(tracing::info_span!("rtsp_conn", %peer)));
+            listener.spawn(tunnel::serve(socket, admitted).instrument(tracing::info_span!("rtsp_conn", %peer)));
         }
     }
 }
@@ -919,9 +935,15 @@ async fn run_multicast<C: ConnectionIo + 'static>(
 /// server's registry. When the machine detaches (its UDP session outlived
 /// the RTSP connection), the TCP socket is closed and the loop goes on
 /// with the deadlines and the datagrams only.
-async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted) {
+///
+/// `first` is what was read before (the bytes that told RTSP from a tunnel
+/// request), handed to the machine first.
+async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted, first: &[u8]) {
     let state = admitted.state.clone();
     let conn = &mut admitted.connection;
+    if !first.is_empty() {
+        conn.handle_input(Instant::now(), ServerInput::Data(first));
+    }
     let stall = state.options.write_stall;
     let local_ip = match io.local_addr() {
         Ok(local) => local.ip(),

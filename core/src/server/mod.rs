@@ -163,6 +163,12 @@
 //! an address that failed too often gets `503` for a while. The rules, the
 //! user file and the nonces are in [`auth`].
 //!
+//! # RTSP over HTTP tunnels
+//! A [`Connection`] does not know about tunnels: the runtime gives it the
+//! requests decoded from a tunnel's POST half as ordinary data and writes
+//! its output to the GET half. What a tunnel half's HTTP request must be,
+//! the base64 of the POST body and the limits are in [`tunnel`].
+//!
 //! What this is not: no PAUSE or seeking, no RECORD, no IPv6 multicast, no
 //! TLS (yet); one presentation per connection.
 
@@ -173,6 +179,7 @@ pub mod path;
 mod request;
 mod sdp_writer;
 mod stream;
+pub mod tunnel;
 
 #[cfg(test)]
 mod tests;
