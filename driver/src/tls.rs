@@ -90,13 +90,36 @@ pub fn client_config(options: &ClientOptions) -> Result<Arc<ClientConfig>, Strin
     Ok(Arc::new(config))
 }
 
-/// The server's TLS settings: its certificate chain and private key, from
-/// PEM files (`serve --tls-cert --tls-key`).
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
-    let chain = read_certificates(cert)?;
-    if chain.is_empty() {
-        return Err(format!("{} holds no certificate", cert.display()));
+/// A server's TLS settings (its certificate chain and key), shared by its
+/// connections: [`ServerTlsConfig::from_pem_files`], then one
+/// [`TlsLayer::server`] per connection.
+#[derive(Debug, Clone)]
+pub struct ServerTlsConfig {
+    config: Arc<ServerConfig>,
+    fingerprint: String,
+}
+
+impl ServerTlsConfig {
+    /// The certificate chain (leaf first) and private key of PEM files
+    /// (`serve --tls-cert --tls-key`); the message says what is wrong.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<ServerTlsConfig, String> {
+        let chain = read_certificates(cert)?;
+        let Some(leaf) = chain.first() else {
+            return Err(format!("{} holds no certificate", cert.display()));
+        };
+        let fingerprint = fingerprint(leaf.as_ref());
+        let config = server_config(chain, key)?;
+        Ok(ServerTlsConfig { config, fingerprint })
     }
+
+    /// The leaf certificate's SHA-256 fingerprint, as clients pin it
+    /// ([`ClientOptions::tls_fingerprint`]).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+fn server_config(chain: Vec<CertificateDer<'static>>, key: &Path) -> Result<Arc<ServerConfig>, String> {
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("cannot read a private key from {}: {e}", key.display()))?;
     let config = ServerConfig::builder_with_provider(provider())
@@ -239,8 +262,8 @@ impl TlsLayer {
     }
 
     /// A server connection, waiting for the ClientHello.
-    pub fn server(config: &Arc<ServerConfig>) -> Result<TlsLayer, String> {
-        let conn = rustls::ServerConnection::new(config.clone()).map_err(|e| e.to_string())?;
+    pub fn server(config: &ServerTlsConfig) -> Result<TlsLayer, String> {
+        let conn = rustls::ServerConnection::new(config.config.clone()).map_err(|e| e.to_string())?;
         Ok(TlsLayer::new(conn.into()))
     }
 
