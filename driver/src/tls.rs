@@ -223,6 +223,12 @@ pub fn describe_error(error: &rustls::Error, name: &str) -> String {
         C::NotValidYet | C::NotValidYetContext { .. } => "the server's certificate is not valid yet".to_owned(),
         C::BadSignature => "the server's certificate has a bad signature".to_owned(),
         C::Revoked => "the server's certificate is revoked".to_owned(),
+        C::Other(e) if e.to_string().contains("CaUsedAsEndEntity") => {
+            "the server's certificate is a CA certificate used as its own (self-signed with CA:TRUE; \
+             pin its fingerprint, or use insecure)"
+                .to_owned()
+        }
+        C::Other(e) => format!("the server's certificate was refused: {e}"),
         other => format!("the server's certificate was refused: {other:?}"),
     };
     match error {

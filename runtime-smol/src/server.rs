@@ -63,6 +63,8 @@ use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
 
 use rtsp_toolkit_core::server::LookupError;
+/// RTSPS: a certificate and key for [`ServerOptions::tls`].
+pub use rtsp_toolkit_driver::tls::ServerTlsConfig;
 pub use rtsp_toolkit_media::library::published_files;
 use rtsp_toolkit_media::library::Library;
 use rtsp_toolkit_media::serving::{self, Bind, Bound, ServerState, Woken};

@@ -44,6 +44,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use rtsp_toolkit_core::server::LookupError;
+/// RTSPS: a certificate and key for [`ServerOptions::tls`].
+pub use rtsp_toolkit_driver::tls::ServerTlsConfig;
 pub use rtsp_toolkit_media::library::published_files;
 use rtsp_toolkit_media::library::Library;
 use rtsp_toolkit_media::serving::{self, Bind, Bound, ServerState, Woken};
