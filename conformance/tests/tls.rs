@@ -2,13 +2,15 @@
 //! runtime (tokio, smol, blocking) and both servers, trusting a CA file, a
 //! pinned fingerprint, or nothing (`insecure`); each way a handshake fails
 //! says why (unknown issuer, name mismatch, expired, fingerprint mismatch);
-//! a plain client at a TLS port and a TLS client at a plain port fail fast.
+//! a plain client at a TLS port and a TLS client at a plain port fail fast;
+//! and against GStreamer's RTSPS server (`scripts/peers/gst-rtsp-server.py --tls-cert`).
 //! The certificates are made here (rcgen).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rtsp_toolkit_conformance::peers::GstServer;
 use rtsp_toolkit_conformance::runtimes::{self, Control, Runtime, StopWhen};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_core::client::{ClientOptions, Event};
@@ -309,4 +311,25 @@ fn bad_tls_settings_are_config_errors() {
         matches!(err, Error::Config(ref m) if m.contains("/nonexistent/ca.pem")),
         "{err}"
     );
+}
+
+#[test]
+fn every_runtime_plays_rtsps_from_gstreamer() {
+    let pki = Pki::new("gst");
+    let ca = pki.ca();
+    let leaf = pki.leaf("server", &["127.0.0.1"], Some(&ca), 4000);
+    let (cert, key) = (leaf.cert.to_str().unwrap(), leaf.key.to_str().unwrap());
+    let gst = GstServer::start_with(None, &["--tls-cert", cert, "--tls-key", key]);
+    let url = format!("rtsps://127.0.0.1:{}/h264_aac.mp4", gst.port);
+    let expected = ServerTlsConfig::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+    let runs = runtimes::at_once(|runtime| {
+        let opts = ClientOptions::default().with_ca_file(pki.ca_file());
+        runtimes::run(runtime, &url, opts, a_bit())
+    });
+    for run in runs {
+        let (frames, clean, info) = tally(&run.events);
+        assert!(frames > 0 && clean, "{}: {:?}", run.runtime.name(), run.events.last());
+        let info = info.unwrap_or_else(|| panic!("{}: no TLS in the Connect event", run.runtime.name()));
+        assert_eq!(info.peer_fingerprint.as_deref(), Some(expected.fingerprint()));
+    }
 }
