@@ -450,7 +450,7 @@ mod tests {
         let auth = auth_config(&args).unwrap().unwrap();
         assert_eq!(auth.realm, "cams");
         assert!(!auth.allow_basic);
-        let banner = auth_banner(&auth);
+        let banner = auth_banner(&auth, false);
         assert_eq!(
             banner,
             "authentication on: 2 users, realm \"cams\", Digest SHA-256/MD5; OPTIONS is open"
@@ -460,7 +460,7 @@ mod tests {
             .unwrap()
             .serve;
         let auth = auth_config(&args).unwrap().unwrap();
-        assert!(auth.allow_basic && auth_banner(&auth).contains("Basic"));
+        assert!(auth.allow_basic && auth_banner(&auth, false).contains("Basic"));
         // --realm and --allow-basic-plain need --users.
         assert!(Cli::try_parse_from(["t", "--dir", ".", "--allow-basic-plain"]).is_err());
         assert!(Cli::try_parse_from(["t", "--dir", ".", "--realm", "x"]).is_err());

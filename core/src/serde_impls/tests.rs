@@ -637,6 +637,9 @@ fn unusual_options() -> ClientOptions {
         // Never serialized: it comes back as None.
         credentials: None,
         headers: Headers::new().with("Require", "onvif-replay"),
+        ca_file: Some("/etc/cam-ca.pem".into()),
+        tls_fingerprint: Some("AB".repeat(32)),
+        insecure: true,
     }
 }
 
