@@ -369,3 +369,94 @@ impl TlsLayer {
 pub fn io_error(error: &rustls::Error, name: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, describe_error(error, name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for `localhost` in PEM files; their directory.
+    fn certificate(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("rtsp-driver-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        dir
+    }
+
+    /// Moves each side's outgoing bytes to the other until neither has any.
+    fn pump(client: &mut TlsLayer, server: &mut TlsLayer, to_client: &mut Vec<u8>, to_server: &mut Vec<u8>) {
+        for _ in 0..16 {
+            let (c, s) = (client.take_outgoing(), server.take_outgoing());
+            if c.is_empty() && s.is_empty() {
+                return;
+            }
+            server.receive(&c, to_server).unwrap();
+            client.receive(&s, to_client).unwrap();
+        }
+        panic!("the handshake does not settle");
+    }
+
+    #[test]
+    fn a_client_and_a_server_layer_talk_through_bytes_alone() {
+        let dir = certificate("talk");
+        let server_config = ServerTlsConfig::from_pem_files(&dir.join("cert.pem"), &dir.join("key.pem")).unwrap();
+        let options = ClientOptions::default().with_tls_fingerprint(server_config.fingerprint());
+        let mut client = TlsLayer::client(&client_config(&options).unwrap(), "localhost").unwrap();
+        let mut server = TlsLayer::server(&server_config).unwrap();
+        assert!(client.is_handshaking() && client.info().is_none());
+        client.send(b"OPTIONS * RTSP/1.0\r\n\r\n");
+        let (mut to_client, mut to_server) = (Vec::new(), Vec::new());
+        pump(&mut client, &mut server, &mut to_client, &mut to_server);
+        assert!(!client.is_handshaking() && !server.is_handshaking());
+        assert_eq!(to_server, b"OPTIONS * RTSP/1.0\r\n\r\n");
+        server.send(b"RTSP/1.0 200 OK\r\n\r\n");
+        pump(&mut client, &mut server, &mut to_client, &mut to_server);
+        assert_eq!(to_client, b"RTSP/1.0 200 OK\r\n\r\n");
+        let info = client.info().unwrap();
+        assert_eq!(info.version, "TLSv1.3");
+        assert_eq!(info.peer_fingerprint.as_deref(), Some(server_config.fingerprint()));
+        server.close();
+        let closing = server.take_outgoing();
+        assert!(client.receive(&closing, &mut Vec::new()).unwrap().closed);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_system_roots_refuse_a_self_signed_certificate_and_plain_bytes_are_not_tls() {
+        let dir = certificate("refuse");
+        let server_config = ServerTlsConfig::from_pem_files(&dir.join("cert.pem"), &dir.join("key.pem")).unwrap();
+        let mut client = TlsLayer::client(&client_config(&ClientOptions::default()).unwrap(), "localhost").unwrap();
+        let mut server = TlsLayer::server(&server_config).unwrap();
+        let hello = client.take_outgoing();
+        server.receive(&hello, &mut Vec::new()).unwrap();
+        let err = client.receive(&server.take_outgoing(), &mut Vec::new()).unwrap_err();
+        assert!(describe_error(&err, "localhost").contains("unknown issuer"), "{err}");
+
+        let mut client = TlsLayer::client(&client_config(&ClientOptions::default()).unwrap(), "localhost").unwrap();
+        let err = client
+            .receive(b"RTSP/1.0 400 Bad Request\r\n\r\n", &mut Vec::new())
+            .unwrap_err();
+        assert!(
+            describe_error(&err, "localhost").contains("does not speak TLS"),
+            "{err}"
+        );
+        assert!(TlsLayer::client(&client_config(&ClientOptions::default()).unwrap(), "bad name!").is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn bad_files_say_which() {
+        let missing = Path::new("/nonexistent/x.pem");
+        let err = ServerTlsConfig::from_pem_files(missing, missing).unwrap_err();
+        assert!(err.contains("/nonexistent/x.pem"), "{err}");
+        let err = client_config(&ClientOptions::default().with_ca_file(missing)).unwrap_err();
+        assert!(err.contains("/nonexistent/x.pem"), "{err}");
+        let err = client_config(&ClientOptions::default().with_tls_fingerprint("zz")).unwrap_err();
+        assert!(err.contains("tls_fingerprint"), "{err}");
+    }
+}
