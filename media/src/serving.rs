@@ -129,8 +129,10 @@ pub struct ServerOptions {
     #[cfg_attr(feature = "serde", serde(skip))]
     pub auth: Option<AuthConfig>,
     /// Speak RTSPS (RTSP over TLS) with this certificate and key on every
-    /// connection (default `None`: plain RTSP); see [`crate::tls`]. Not
-    /// serialized (with the `serde` feature it is skipped both ways).
+    /// connection (default `None`: plain RTSP); see [`crate::tls`]. Basic
+    /// authentication is still offered only with [`AuthConfig::allow_basic`]:
+    /// set it for a TLS server (`serve --tls-cert` does). Not serialized
+    /// (with the `serde` feature it is skipped both ways).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub tls: Option<ServerTlsConfig>,
 }
