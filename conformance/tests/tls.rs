@@ -118,7 +118,10 @@ fn connection_error(events: &[Event]) -> String {
         panic!("no Closed event: {events:?}")
     };
     match &c.error {
-        Some(Error::Connection(e)) => e.to_string(),
+        Some(Error::Connection(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+            e.to_string()
+        }
         other => panic!("expected a connection error, got {other:?}"),
     }
 }
