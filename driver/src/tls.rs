@@ -65,17 +65,18 @@ pub fn client_config(options: &ClientOptions) -> Result<Arc<ClientConfig>, Strin
             None => {
                 let found = rustls_native_certs::load_native_certs();
                 roots.add_parsable_certificates(found.certs);
-                if roots.is_empty() {
-                    return Err("no trusted root certificate found on this system (give a CA file, \
-                                a certificate fingerprint, or insecure)"
-                        .into());
-                }
             }
         }
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| format!("cannot use the trusted certificates: {e}"))?;
-        Check::WebPki(webpki)
+        if roots.is_empty() {
+            // Every certificate's issuer is unknown then: the handshake says so.
+            tracing::warn!("no trusted root certificate found on this system (Debian: ca-certificates)");
+            Check::NoRoots
+        } else {
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("cannot use the trusted certificates: {e}"))?;
+            Check::WebPki(webpki)
+        }
     };
     let verifier = Arc::new(Verifier {
         check,
@@ -149,6 +150,8 @@ enum Check {
     Insecure,
     /// A chain to one of the roots, valid now, for the server's name.
     WebPki(Arc<WebPkiServerVerifier>),
+    /// The system has no roots: no issuer is known.
+    NoRoots,
 }
 
 #[derive(Debug)]
@@ -180,6 +183,7 @@ impl ServerCertVerifier for Verifier {
                 }
             }
             Check::Insecure => Ok(ServerCertVerified::assertion()),
+            Check::NoRoots => Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
             Check::WebPki(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
         }
     }
