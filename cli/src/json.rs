@@ -305,6 +305,7 @@ mod tests {
                 target: "h:554".into(),
                 elapsed: tick,
                 result: Ok(("127.0.0.1:1000".parse().unwrap(), "127.0.0.1:554".parse().unwrap())),
+                tls: None,
             }),
             Event::Method(Box::new(MethodEvent {
                 method: Method::Options,

@@ -90,6 +90,18 @@ pub struct ProbeOptions {
     #[arg(long, help_heading = "Transport")]
     pub no_rtcp_reports: bool,
 
+    /// rtsps://: trust the CA certificates of this PEM file instead of the system's roots.
+    #[arg(long, value_name = "PEM", help_heading = "TLS (rtsps://)")]
+    pub ca_file: Option<PathBuf>,
+    /// rtsps://: accept exactly the server certificate with this SHA-256 fingerprint
+    /// (64 hex digits, colons allowed), whoever signed it.
+    #[arg(long, value_name = "HEX", value_parser = parse_fingerprint, help_heading = "TLS (rtsps://)")]
+    pub tls_fingerprint: Option<String>,
+    /// rtsps://: accept any server certificate (self-signed cameras): encrypted, but not
+    /// authenticated; a warning is logged.
+    #[arg(long, help_heading = "TLS (rtsps://)", conflicts_with_all = ["tls_fingerprint", "ca_file"])]
+    pub insecure: bool,
+
     /// Stop after SECS seconds of playing (counted from the PLAY response).
     #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Stop")]
     pub duration: Option<Duration>,
@@ -148,6 +160,12 @@ pub(crate) fn parse_transport(s: &str) -> Result<Transport, String> {
     s.parse()
 }
 
+/// A SHA-256 fingerprint, checked here so that a typo is a usage error.
+fn parse_fingerprint(s: &str) -> Result<String, String> {
+    rtsp_toolkit_tokio::core::tls::parse_fingerprint(s)?;
+    Ok(s.to_owned())
+}
+
 fn parse_tracks(s: &str) -> Result<TrackSelection, String> {
     s.parse()
 }
@@ -199,6 +217,9 @@ pub fn client_options(opts: &ProbeOptions) -> Result<ClientOptions, String> {
     o.forward_address = opts.forward.clone();
     o.session_id = opts.session_id.clone();
     o.udp_ports = opts.udp_ports;
+    o.ca_file = opts.ca_file.clone();
+    o.tls_fingerprint = opts.tls_fingerprint.clone();
+    o.insecure = opts.insecure;
     if let Some(t) = &opts.tracks {
         o.tracks = t.clone();
     }
@@ -372,6 +393,10 @@ pub(crate) struct Probe<'a> {
 
 /// Runs a probe of `url` to its end and returns the exit code.
 pub async fn run(url: &str, opts: &ProbeOptions) -> u8 {
+    if opts.insecure {
+        // The library logs it too, at a level the CLI shows only with -v.
+        eprintln!("warning: --insecure: the server's TLS certificate is not checked (encrypted, not authenticated)");
+    }
     drive(url, opts, None).await
 }
 

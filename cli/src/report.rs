@@ -834,6 +834,7 @@ mod tests {
             target: "h:554".into(),
             elapsed: ms(1),
             result: Ok(("127.0.0.1:1".parse().unwrap(), "127.0.0.1:554".parse().unwrap())),
+            tls: None,
         }));
         s.observe(&method(Method::Options, 200, ms(1), ms(2), None));
         s.observe(&method(Method::Describe, 401, ms(2), ms(4), None));

@@ -23,7 +23,8 @@ use clap::Args;
 use rtsp_toolkit_tokio::core::server::auth::{AuthConfig, Users};
 use rtsp_toolkit_tokio::core::server::ServerEvent;
 use rtsp_toolkit_tokio::core::server::{GroupRange, PortRange};
-use rtsp_toolkit_tokio::server::{EventHook, ServerBuilder, ServerOptions};
+use rtsp_toolkit_tokio::server::{EventHook, Server, ServerBuilder, ServerOptions};
+use rtsp_toolkit_tokio::ServerTlsConfig;
 use serde::Serialize;
 
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
@@ -88,6 +89,26 @@ pub struct ServeArgs {
     /// Without it only Digest is offered.
     #[arg(long, requires = "users")]
     pub allow_basic_plain: bool,
+    /// Speak RTSPS (RTSP over TLS) with this certificate chain (PEM, leaf first); with --tls-key. Without
+    /// --tls-port the one listener (--port) speaks TLS only; URLs are printed as rtsps://.
+    #[arg(long, value_name = "PEM", requires = "tls_key", help_heading = "TLS")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert", help_heading = "TLS")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS on this port too, beside plain RTSP on --port (0 picks a free one).
+    #[arg(long, value_name = "PORT", requires = "tls_cert", help_heading = "TLS")]
+    pub tls_port: Option<u16>,
+}
+
+/// The TLS settings of `--tls-cert --tls-key`, read and checked.
+fn tls_config(args: &ServeArgs) -> Result<Option<ServerTlsConfig>, String> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => ServerTlsConfig::from_pem_files(cert, key)
+            .map(Some)
+            .map_err(|e| format!("--tls-cert/--tls-key: {e}")),
+        _ => Ok(None),
+    }
 }
 
 /// The authentication of `--users FILE`: the file read and checked.
@@ -117,7 +138,7 @@ fn auth_config(args: &ServeArgs) -> Result<Option<AuthConfig>, String> {
 }
 
 /// The banner's line about authentication (never a password).
-fn auth_banner(auth: &AuthConfig) -> String {
+fn auth_banner(auth: &AuthConfig, tls: bool) -> String {
     let digest = if auth.users.has_htdigest() {
         "Digest MD5"
     } else {
@@ -125,6 +146,8 @@ fn auth_banner(auth: &AuthConfig) -> String {
     };
     let basic = if auth.allow_basic {
         " and Basic (in the clear: --allow-basic-plain)"
+    } else if tls {
+        " and Basic over TLS"
     } else {
         ""
     };
@@ -197,7 +220,14 @@ pub async fn run(args: &ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let banner = auth.as_ref().map(auth_banner);
+    let tls = match tls_config(args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let banner = auth.as_ref().map(|a| auth_banner(a, tls.is_some()));
     let mut options = ServerOptions {
         auth,
         ..ServerOptions::default()
@@ -217,15 +247,51 @@ pub async fn run(args: &ServeArgs) -> u8 {
             let _ = writeln!(std::io::stdout().lock(), "{line}");
         }));
     }
-    let server = match ServerBuilder::new(&args.dir).options(options).bind(addr).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot listen on {addr}: {e}");
-            return EXIT_FAILURE;
+    // TLS: on the one listener, or on a second server beside the plain one
+    // (--tls-port), which shares the root and the options but not the
+    // connection count, the UDP session registry or the auth's nonces. Basic
+    // is accepted over TLS: the password is not in the clear there.
+    let with_tls = |mut options: ServerOptions, tls: ServerTlsConfig| {
+        options.tls = Some(tls);
+        if let Some(auth) = &mut options.auth {
+            auth.allow_basic = true;
         }
+        options
+    };
+    let (main_options, tls_side) = match (tls, args.tls_port) {
+        (Some(tls), Some(port)) => match resolve(&args.host, port).await {
+            Ok(a) => (options.clone(), Some((with_tls(options, tls), a))),
+            Err(e) => {
+                eprintln!("error: --host: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        (Some(tls), None) => (with_tls(options, tls), None),
+        (None, _) => (options, None),
+    };
+    let main_scheme = if main_options.tls.is_some() { "rtsps" } else { "rtsp" };
+    let fingerprint = main_options
+        .tls
+        .as_ref()
+        .or(tls_side.as_ref().and_then(|(o, _)| o.tls.as_ref()))
+        .map(|t| t.fingerprint().to_owned());
+    let server = match bind(&args.dir, main_options, addr).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let tls_server = match tls_side {
+        Some((options, a)) => match bind(&args.dir, options, a).await {
+            Ok(s) => Some(s),
+            Err(code) => return code,
+        },
+        None => None,
     };
     let local = server.local_addr();
-    let urls = shown_urls(server.urls(), local);
+    let mut urls = shown_urls(server.urls(), local);
+    if let Some(t) = &tls_server {
+        urls.extend(shown_urls(t.urls(), t.local_addr()));
+    }
+    let tls_url = tls_server.as_ref().map(|t| format!("rtsps://{}/", t.local_addr()));
     if args.json {
         #[derive(Serialize)]
         struct Listening<'a> {
@@ -235,16 +301,22 @@ pub async fn run(args: &ServeArgs) -> u8 {
             urls: &'a [String],
             /// The banner's line about authentication, `null` without `--users`.
             authentication: Option<&'a str>,
+            /// `--tls-port`'s listener, `null` without it.
+            tls_url: Option<&'a str>,
+            /// The TLS certificate's SHA-256 (what clients pin), `null` without TLS.
+            tls_fingerprint: Option<&'a str>,
         }
         let first = crate::json::line(
             "server",
             &Default::default(),
             &Listening {
                 address: local,
-                url: format!("rtsp://{local}/"),
+                url: format!("{main_scheme}://{local}/"),
                 root: server.root().display().to_string(),
                 urls: &urls,
                 authentication: banner.as_deref(),
+                tls_url: tls_url.as_deref(),
+                tls_fingerprint: fingerprint.as_deref(),
             },
         );
         let mut out = std::io::stdout().lock();
@@ -252,7 +324,13 @@ pub async fn run(args: &ServeArgs) -> u8 {
         let _ = out.flush();
     } else {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on rtsp://{local}/");
+        let _ = writeln!(out, "listening on {main_scheme}://{local}/");
+        if let Some(u) = &tls_url {
+            let _ = writeln!(out, "listening on {u}");
+        }
+        if let Some(fp) = &fingerprint {
+            let _ = writeln!(out, "TLS certificate SHA-256 {fp}");
+        }
         if local.ip().is_unspecified() {
             let _ = writeln!(
                 out,
@@ -276,24 +354,36 @@ pub async fn run(args: &ServeArgs) -> u8 {
         let _ = out.flush();
     }
     wait_for_signal().await;
-    eprintln!("stopping: closing {} connections", server.connections());
+    let connections = server.connections() + tls_server.as_ref().map_or(0, |t| t.connections());
+    eprintln!("stopping: closing {connections} connections");
     if args.json {
         #[derive(Serialize)]
         struct Stopping {
             connections: usize,
         }
-        let line = crate::json::line(
-            "stopping",
-            &Default::default(),
-            &Stopping {
-                connections: server.connections(),
-            },
-        );
+        let line = crate::json::line("stopping", &Default::default(), &Stopping { connections });
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
     server.shutdown();
-    let _ = tokio::time::timeout(Duration::from_secs(3), server.wait()).await;
+    if let Some(t) = &tls_server {
+        t.shutdown();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        server.wait().await;
+        if let Some(t) = tls_server {
+            t.wait().await;
+        }
+    })
+    .await;
     EXIT_OK
+}
+
+/// Starts a server of `dir` with `options` on `addr`; the exit code when it cannot.
+async fn bind(dir: &std::path::Path, options: ServerOptions, addr: SocketAddr) -> Result<Server, u8> {
+    ServerBuilder::new(dir).options(options).bind(addr).await.map_err(|e| {
+        eprintln!("error: cannot listen on {addr}: {e}");
+        EXIT_FAILURE
+    })
 }
 
 /// `serve --json`'s line for a server event: the event's own serialization
@@ -360,7 +450,7 @@ mod tests {
         let auth = auth_config(&args).unwrap().unwrap();
         assert_eq!(auth.realm, "cams");
         assert!(!auth.allow_basic);
-        let banner = auth_banner(&auth);
+        let banner = auth_banner(&auth, false);
         assert_eq!(
             banner,
             "authentication on: 2 users, realm \"cams\", Digest SHA-256/MD5; OPTIONS is open"
@@ -370,7 +460,7 @@ mod tests {
             .unwrap()
             .serve;
         let auth = auth_config(&args).unwrap().unwrap();
-        assert!(auth.allow_basic && auth_banner(&auth).contains("Basic"));
+        assert!(auth.allow_basic && auth_banner(&auth, false).contains("Basic"));
         // --realm and --allow-basic-plain need --users.
         assert!(Cli::try_parse_from(["t", "--dir", ".", "--allow-basic-plain"]).is_err());
         assert!(Cli::try_parse_from(["t", "--dir", ".", "--realm", "x"]).is_err());

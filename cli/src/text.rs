@@ -66,11 +66,16 @@ pub fn line(time: Duration, word: &str, rest: &str) -> String {
 
 pub fn connect(c: &ConnectEvent) -> String {
     match &c.result {
-        Ok((local, peer)) => line(
-            c.elapsed,
-            "connect",
-            &format!("{peer} in {} (local {local})", dur(c.elapsed)),
-        ),
+        Ok((local, peer)) => {
+            let mut text = format!("{peer} in {} (local {local})", dur(c.elapsed));
+            if let Some(tls) = &c.tls {
+                text.push_str(&format!(", {} {}", tls.version, tls.cipher_suite));
+                if let Some(fp) = &tls.peer_fingerprint {
+                    text.push_str(&format!(", certificate SHA-256 {fp}"));
+                }
+            }
+            line(c.elapsed, "connect", &text)
+        }
         Err(e) => line(c.elapsed, "connect", &e.to_string()),
     }
 }

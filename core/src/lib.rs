@@ -103,6 +103,7 @@ mod serde_impls;
 pub mod server;
 pub mod source;
 pub mod stop;
+pub mod tls;
 pub mod udp;
 
 pub use client::capture;

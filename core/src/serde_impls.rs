@@ -213,7 +213,8 @@ impl<'de> Deserialize<'de> for LogKinds {
 }
 
 impl Serialize for ConnectEvent {
-    /// `{target, elapsed_s, local, peer, error}`: the addresses or the error's message, the rest `null`.
+    /// `{target, elapsed_s, local, peer, error, tls}`: the addresses or the error's message, the rest `null`;
+    /// `tls` (`{version, cipher_suite, peer_fingerprint}`) only over TLS.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct Repr<'a> {
@@ -222,6 +223,8 @@ impl Serialize for ConnectEvent {
             local: Option<SocketAddr>,
             peer: Option<SocketAddr>,
             error: Option<Text<'a, Error>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tls: Option<&'a crate::tls::TlsInfo>,
         }
         let (local, peer, error) = match &self.result {
             Ok((local, peer)) => (Some(*local), Some(*peer), None),
@@ -233,6 +236,7 @@ impl Serialize for ConnectEvent {
             local,
             peer,
             error,
+            tls: self.tls.as_ref(),
         }
         .serialize(s)
     }

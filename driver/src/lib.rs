@@ -33,11 +33,17 @@
 //!   by the timeout when the deadline passed meanwhile
 //!   ([`ClientDriver::woken_udp`]).
 //!
+//! - TLS ([`tls`]): the one rustls layer between the socket bytes and the
+//!   machines. [`ClientDriver`] puts it in front of the client for
+//!   `rtsps://` URLs (the runtimes move ciphertext and never know); the
+//!   server's connection loop (`rtsp-toolkit-media`) uses the same type.
+//!
 //! What this crate is not: it has no protocol logic (that is the core's)
 //! and no way of waiting (that is each runtime's).
 
 #![warn(missing_docs)]
 
+pub mod tls;
 pub mod udp;
 
 use std::fs::File;
@@ -52,6 +58,7 @@ use std::time::{Duration, Instant};
 use rtsp_toolkit_core::client::{Client, ClientOptions, Input, IoFailure, Output, UdpRequest, UdpSocketId};
 use rtsp_toolkit_core::stop::StopSignal;
 use rtsp_toolkit_core::Error;
+use tls::TlsLayer;
 
 pub use udp::{
     bind_multicast, bind_pair, open_pair, DatagramSocket, UdpSockets, MAX_DATAGRAM, RTP_RECV_BUFFER, UDP_BATCH,
@@ -164,6 +171,23 @@ pub struct ClientDriver {
     capture: Option<File>,
     stop: StopSignal,
     stopping: bool,
+    /// `rtsps://`: the TLS layer between the socket and the client.
+    tls: Option<ClientTls>,
+}
+
+/// The TLS side of an `rtsps://` session: its settings, and the layer of
+/// the current connection (a new one for each connection).
+#[derive(Debug)]
+struct ClientTls {
+    config: Arc<rustls::ClientConfig>,
+    /// The name checked against the certificate (and sent as SNI).
+    name: String,
+    layer: Option<TlsLayer>,
+    /// The socket is connected and the handshake runs: the addresses to hand
+    /// in ([`Input::Connected`]) once it is done.
+    handshaking: Option<(SocketAddr, SocketAddr)>,
+    /// The plaintext of the last read (a buffer kept for the next).
+    plain: Vec<u8>,
 }
 
 impl ClientDriver {
@@ -186,11 +210,32 @@ impl ClientDriver {
             None => None,
         };
         let client = Client::new(url, options, Instant::now())?;
+        let tls = if client.is_tls() {
+            let options = client.options();
+            let config = tls::client_config(options).map_err(Error::Config)?;
+            if options.insecure && options.tls_fingerprint.is_none() {
+                tracing::warn!(
+                    url = client.url(),
+                    "insecure: the server's TLS certificate is not checked (the connection is encrypted, \
+                     but anyone in the path could be the server)"
+                );
+            }
+            Some(ClientTls {
+                config,
+                name: client.tls_server_name(),
+                layer: None,
+                handshaking: None,
+                plain: Vec::new(),
+            })
+        } else {
+            None
+        };
         Ok(ClientDriver {
             client,
             capture,
             stop,
             stopping: false,
+            tls,
         })
     }
 
@@ -234,8 +279,36 @@ impl ClientDriver {
     /// The next thing to do ([`Client::poll_output`]). Before the runtime
     /// waits ([`Output::Timeout`]) and at the end ([`Output::Done`]), the
     /// capture recorded so far is appended to its file.
+    ///
+    /// Over TLS, the bytes to write are the TLS layer's: the handshake's,
+    /// then the client's requests encrypted.
     pub fn poll_output(&mut self) -> Output {
-        let out = self.client.poll_output();
+        if let Some(layer) = self.tls.as_mut().and_then(|t| t.layer.as_mut()) {
+            if layer.wants_write() {
+                return Output::Transmit(layer.take_outgoing().into());
+            }
+        }
+        let out = match self.client.poll_output() {
+            Output::Transmit(plain) => match &mut self.tls {
+                None => Output::Transmit(plain),
+                Some(t) => match t.layer.as_mut() {
+                    Some(layer) => {
+                        layer.send(&plain);
+                        Output::Transmit(layer.take_outgoing().into())
+                    }
+                    // No TLS connection: nothing goes out in the clear.
+                    None => Output::Transmit(Default::default()),
+                },
+            },
+            Output::Reconnect => {
+                if let Some(t) = &mut self.tls {
+                    t.layer = None;
+                    t.handshaking = None;
+                }
+                Output::Reconnect
+            }
+            out => out,
+        };
         if matches!(out, Output::Timeout(_) | Output::Done) {
             self.save_capture();
         }
@@ -249,9 +322,24 @@ impl ClientDriver {
 
     /// The connection attempt ended. A timed-out attempt is not reported:
     /// the client's own deadline reports the connection timeout.
+    ///
+    /// Over TLS, the handshake starts here, and the client is told it is
+    /// connected once the handshake is done.
     pub fn connected(&mut self, result: io::Result<(SocketAddr, SocketAddr)>) {
         match result {
-            Ok((local, peer)) => self.input(Input::Connected { local, peer }),
+            Ok((local, peer)) => match &mut self.tls {
+                None => self.input(Input::Connected { local, peer }),
+                Some(t) => match TlsLayer::client(&t.config, &t.name) {
+                    Ok(layer) => {
+                        t.layer = Some(layer);
+                        t.handshaking = Some((local, peer));
+                    }
+                    Err(reason) => self.input(Input::ConnectFailed(IoFailure::new(
+                        io::ErrorKind::InvalidInput,
+                        &reason,
+                    ))),
+                },
+            },
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
             Err(e) => {
                 let reason = e.to_string();
@@ -388,6 +476,11 @@ impl ClientDriver {
     /// A write failed.
     pub fn write_failed(&mut self, error: WriteError) {
         let reason = error.reason();
+        if self.tls.as_mut().is_some_and(|t| t.handshaking.take().is_some()) {
+            let reason = format!("TLS handshake failed: {reason}");
+            self.input(Input::ConnectFailed(error.failure(&reason)));
+            return;
+        }
         self.input(Input::IoError(error.failure(&reason)));
     }
 
@@ -406,6 +499,9 @@ impl ClientDriver {
     }
 
     fn feed_read(&mut self, now: Instant, result: io::Result<usize>, buf: &[u8]) {
+        if self.tls.is_some() {
+            return self.feed_tls(now, result, buf);
+        }
         match result {
             Ok(0) => self.client.handle_input(now, Input::Eof),
             Ok(n) => self.client.handle_input(now, Input::Data(&buf[..n.min(buf.len())])),
@@ -415,6 +511,74 @@ impl ClientDriver {
                 self.client
                     .handle_input(now, Input::IoError(IoFailure::from_io(&e, &reason)));
             }
+        }
+    }
+}
+
+impl ClientDriver {
+    /// [`ClientDriver::feed_read`] over TLS: the ciphertext read goes
+    /// through the layer; the handshake's end hands in the connection (with
+    /// [`Client::set_tls_info`]), its failure the connection's failure.
+    fn feed_tls(&mut self, now: Instant, result: io::Result<usize>, buf: &[u8]) {
+        let Some(t) = self.tls.as_mut() else { return };
+        let handshaking = t.handshaking.is_some();
+        let fail = |client: &mut Client, kind: io::ErrorKind, reason: &str, handshaking: bool| {
+            let failure = IoFailure::new(kind, reason);
+            let input = if handshaking {
+                Input::ConnectFailed(failure)
+            } else {
+                Input::IoError(failure)
+            };
+            client.handle_input(now, input);
+        };
+        let data = match result {
+            Ok(0) if handshaking => {
+                t.handshaking = None;
+                let reason = "the server closed the connection during the TLS handshake (not a TLS port?)";
+                return fail(&mut self.client, io::ErrorKind::UnexpectedEof, reason, true);
+            }
+            Ok(0) => return self.client.handle_input(now, Input::Eof),
+            Ok(n) => &buf[..n.min(buf.len())],
+            Err(e) if is_would_block(&e) => return,
+            Err(e) => {
+                t.handshaking = None;
+                let reason = format!("read failed: {e}");
+                return fail(&mut self.client, e.kind(), &reason, handshaking);
+            }
+        };
+        let Some(layer) = t.layer.as_mut() else { return };
+        let mut plain = std::mem::take(&mut t.plain);
+        plain.clear();
+        match layer.receive(data, &mut plain) {
+            Ok(received) => {
+                if received.handshake_done {
+                    if let Some((local, peer)) = t.handshaking.take() {
+                        if let Some(info) = layer.info() {
+                            tracing::debug!(
+                                version = info.version,
+                                cipher_suite = info.cipher_suite,
+                                "TLS handshake done"
+                            );
+                            self.client.set_tls_info(info);
+                        }
+                        self.client.handle_input(now, Input::Connected { local, peer });
+                    }
+                }
+                if !plain.is_empty() {
+                    self.client.handle_input(now, Input::Data(&plain));
+                }
+                if received.closed {
+                    self.client.handle_input(now, Input::Eof);
+                }
+            }
+            Err(e) => {
+                t.handshaking = None;
+                let reason = tls::describe_error(&e, &t.name);
+                fail(&mut self.client, io::ErrorKind::InvalidData, &reason, handshaking);
+            }
+        }
+        if let Some(t) = self.tls.as_mut() {
+            t.plain = plain;
         }
     }
 }

@@ -84,6 +84,7 @@ mod reader;
 pub mod record;
 pub mod serving;
 mod timeline;
+pub mod tls;
 #[cfg(feature = "decode")]
 pub mod video;
 mod wav;

@@ -59,6 +59,7 @@ use rtsp_toolkit_core::server::{
     MulticastStream, PlayCount, PortRange, ServerConfig, ServerEvent, ServerInput, ServerOutput, UdpSocketId,
 };
 use rtsp_toolkit_core::stop::StopSignal;
+use rtsp_toolkit_driver::tls::ServerTlsConfig;
 use rtsp_toolkit_driver::udp::{Gso, SendBatch};
 pub use rtsp_toolkit_driver::{Woken, WriteError};
 use tracing::Instrument;
@@ -133,6 +134,13 @@ pub struct ServerOptions {
     /// (with the `serde` feature it is skipped both ways).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub auth: Option<AuthConfig>,
+    /// Speak RTSPS (RTSP over TLS) with this certificate and key on every
+    /// connection (default `None`: plain RTSP); see [`crate::tls`]. Basic
+    /// authentication is still offered only with [`AuthConfig::allow_basic`]:
+    /// set it for a TLS server (`serve --tls-cert` does). Not serialized
+    /// (with the `serde` feature it is skipped both ways).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub tls: Option<ServerTlsConfig>,
 }
 
 /// A callback for the server's events ([`ServerOptions::events`]): the
@@ -166,6 +174,7 @@ impl Default for ServerOptions {
             send_buffer: None,
             events: None,
             auth: None,
+            tls: None,
         }
     }
 }
@@ -246,6 +255,12 @@ impl<S> ServerBuilder<S> {
         self
     }
 
+    /// Speak RTSPS on every connection (see [`ServerOptions::tls`]).
+    pub fn tls(mut self, tls: ServerTlsConfig) -> Self {
+        self.options.tls = Some(tls);
+        self
+    }
+
     /// All options at once.
     pub fn options(mut self, options: ServerOptions) -> Self {
         self.options = options;
@@ -318,9 +333,19 @@ impl Bound {
         self.state.library().root()
     }
 
-    /// `rtsp://ADDR/<path>` for every published file, sorted.
+    /// `rtsp://ADDR/<path>` for every published file, sorted
+    /// (`rtsps://` when the server speaks TLS).
     pub fn urls(&self) -> Vec<String> {
-        self.state.library().urls(self.local_addr)
+        let urls = self.state.library().urls(self.local_addr);
+        if self.state.options.tls.is_none() {
+            return urls;
+        }
+        urls.into_iter()
+            .map(|u| {
+                u.strip_prefix("rtsp://")
+                    .map_or(u.clone(), |rest| format!("rtsps://{rest}"))
+            })
+            .collect()
     }
 
     /// Connections open now.

@@ -55,7 +55,7 @@ mod io;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
-pub use server::{serve, EventHook, Server, ServerBuilder, ServerOptions};
+pub use server::{serve, EventHook, Server, ServerBuilder, ServerOptions, ServerTlsConfig};
 
 use std::future::Future;
 use std::io::Read as _;

@@ -63,10 +63,13 @@ use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
 
 use rtsp_toolkit_core::server::LookupError;
+/// RTSPS: a certificate and key for [`ServerOptions::tls`].
+pub use rtsp_toolkit_driver::tls::ServerTlsConfig;
 pub use rtsp_toolkit_media::library::published_files;
 use rtsp_toolkit_media::library::Library;
 use rtsp_toolkit_media::serving::{self, Bind, Bound, ServerState, Woken};
 pub use rtsp_toolkit_media::serving::{EventHook, ServerOptions};
+use rtsp_toolkit_media::tls::TlsListener;
 use rtsp_toolkit_media::MediaSource;
 
 use crate::io::{read_until, write_all_or_stall, WriteError};
@@ -99,7 +102,11 @@ impl Bind for Server {
             listener,
             executor: Arc::downgrade(&executor),
         };
-        let accept = executor.spawn(serving::accept_loop(listener, state.clone()));
+        // RTSPS: the same loop over the media crate's TLS wrapper.
+        let accept = match state.options().tls.clone() {
+            Some(tls) => executor.spawn(serving::accept_loop(TlsListener::new(listener, tls), state.clone())),
+            None => executor.spawn(serving::accept_loop(listener, state.clone())),
+        };
         Ok(Server {
             bound: Bound::new(local_addr, state),
             executor,

@@ -31,7 +31,7 @@ mod io;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
-pub use server::{serve, EventHook, Server, ServerBuilder, ServerOptions};
+pub use server::{serve, EventHook, Server, ServerBuilder, ServerOptions, ServerTlsConfig};
 
 use std::net::SocketAddr;
 use std::pin::Pin;

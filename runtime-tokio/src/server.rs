@@ -44,10 +44,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use rtsp_toolkit_core::server::LookupError;
+/// RTSPS: a certificate and key for [`ServerOptions::tls`].
+pub use rtsp_toolkit_driver::tls::ServerTlsConfig;
 pub use rtsp_toolkit_media::library::published_files;
 use rtsp_toolkit_media::library::Library;
 use rtsp_toolkit_media::serving::{self, Bind, Bound, ServerState, Woken};
 pub use rtsp_toolkit_media::serving::{EventHook, ServerOptions};
+use rtsp_toolkit_media::tls::TlsListener;
 use rtsp_toolkit_media::MediaSource;
 
 use crate::io::{read_until, write_all_or_stall, WriteError};
@@ -94,7 +97,14 @@ impl Bind for Server {
         socket.bind(addr)?;
         let listener = socket.listen(1024)?;
         let local_addr = listener.local_addr()?;
-        let task = tokio::spawn(serving::accept_loop(Listener(listener), state.clone()));
+        // RTSPS: the same loop over the media crate's TLS wrapper.
+        let task = match state.options().tls.clone() {
+            Some(tls) => tokio::spawn(serving::accept_loop(
+                TlsListener::new(Listener(listener), tls),
+                state.clone(),
+            )),
+            None => tokio::spawn(serving::accept_loop(Listener(listener), state.clone())),
+        };
         Ok(Server {
             bound: Bound::new(local_addr, state),
             task,

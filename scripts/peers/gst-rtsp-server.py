@@ -23,10 +23,14 @@ first packets, not as a whole-file reference. Its stderr shows a harmless GLib w
 `--protocols tcp` makes a server that answers a UDP SETUP with 461 Unsupported Transport. By default
 GStreamer's own set is offered (UDP, UDP multicast, TCP), as before.
 
+--tls-cert PEM --tls-key PEM makes it an RTSPS server (RTSPAuth.set_tls_certificate): every connection
+speaks TLS, media interleaved on it; the URLs are printed as rtsps://. Without --user, anyone may play
+(a default token with the factories' permissions).
+
 After binding, prints one URL per file and then the line "ready" (flushed), then runs until killed.
 
 Usage: gst-rtsp-server.py --dir DIR --port PORT [--user U --password P [--auth basic|digest]]
-                          [--multicast] [--protocols tcp,udp,udp-mcast]
+                          [--multicast] [--protocols tcp,udp,udp-mcast] [--tls-cert PEM --tls-key PEM]
 Needs Debian's /usr/bin/python3 with python3-gi (see install.sh).
 """
 import argparse
@@ -158,14 +162,31 @@ def main():
                     help="give the media a multicast address pool (239.255.42.0-255, ports 5000-5999, TTL 1)")
     ap.add_argument("--protocols", type=parse_protocols, metavar="tcp,udp,udp-mcast",
                     help="lower transports offered (default: GStreamer's, i.e. all three)")
+    ap.add_argument("--tls-cert", help="serve RTSPS with this certificate (PEM); needs --tls-key")
+    ap.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
     args = ap.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
 
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address(HOST)
     server.set_service(str(args.port))
+    role = args.user
     if args.user:
         server.set_auth(make_auth(args.user, args.password, args.auth))
+    if args.tls_cert:
+        auth = server.get_auth()
+        if auth is None:
+            # No credentials asked: a default token whose role the factories let in.
+            role = "anonymous"
+            auth = GstRtspServer.RTSPAuth()
+            token = GstRtspServer.RTSPToken()
+            token.set_string("media.factory.role", role)
+            auth.set_default_token(token)
+        auth.set_tls_certificate(Gio.TlsCertificate.new_from_files(args.tls_cert, args.tls_key))
+        server.set_auth(auth)
+    scheme = "rtsps" if args.tls_cert else "rtsp"
 
     mounts = server.get_mount_points()
     urls = []
@@ -180,13 +201,15 @@ def main():
             factory.set_address_pool(multicast_pool())
         if args.protocols is not None:
             factory.set_protocols(args.protocols)
-        if args.user:
+        if role:
             perms = GstRtspServer.RTSPPermissions()
-            perms.add_permission_for_role(args.user, "media.factory.access", True)
-            perms.add_permission_for_role(args.user, "media.factory.construct", True)
+            perms.add_permission_for_role(role, "media.factory.access", True)
+            perms.add_permission_for_role(role, "media.factory.construct", True)
             factory.set_permissions(perms)
+        if args.tls_cert:
+            factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
         mounts.add_factory("/" + name, factory)
-        urls.append(f"rtsp://{HOST}:{args.port}/{name}")
+        urls.append(f"{scheme}://{HOST}:{args.port}/{name}")
 
     if args.multicast:
         server.connect("client-connected",

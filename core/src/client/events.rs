@@ -23,6 +23,9 @@ pub struct ConnectEvent {
     pub elapsed: Duration,
     /// Local and peer addresses, or why it failed.
     pub result: Result<(SocketAddr, SocketAddr), Error>,
+    /// The TLS connection (`rtsps://`): version, cipher suite, the server
+    /// certificate's fingerprint; `None` over plain TCP and on failure.
+    pub tls: Option<crate::tls::TlsInfo>,
 }
 
 /// One request/response pair. A 401 that is retried with credentials is its

@@ -204,6 +204,8 @@ pub struct Client {
     /// The transport state: UDP ports, reports, fallback (`transport.rs`).
     udp: transport::State,
     span: tracing::Span,
+    /// The TLS handshake's result, for the next `Connect` event.
+    tls_info: Option<crate::tls::TlsInfo>,
 }
 
 impl Client {
@@ -227,11 +229,14 @@ impl Client {
             ));
         }
         let parsed = Url::parse(url).map_err(|e| Error::Config(format!("bad URL: {e}")))?;
-        if parsed.scheme() != "rtsp" {
+        if parsed.scheme() != "rtsp" && parsed.scheme() != "rtsps" {
             return Err(Error::Config(format!(
-                "unsupported URL scheme {:?} (only rtsp:// is supported)",
+                "unsupported URL scheme {:?} (rtsp:// and rtsps:// are supported)",
                 parsed.scheme()
             )));
+        }
+        if let Some(pin) = &opts.tls_fingerprint {
+            crate::tls::parse_fingerprint(pin).map_err(|e| Error::Config(format!("bad tls_fingerprint: {e}")))?;
         }
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(Error::Config("URL has no host".into()));
@@ -282,6 +287,7 @@ impl Client {
             recorder: None,
             udp: transport::State::new(&opts, now),
             span,
+            tls_info: None,
             opts,
         };
         if client.opts.capture.is_some() {
@@ -292,16 +298,41 @@ impl Client {
     }
 
     /// Where the runtime should connect: the forward address if set, else the
-    /// URL's host and port (554 by default).
+    /// URL's host and port (554 by default, 322 for `rtsps://`).
     pub fn connect_target(&self) -> (String, u16) {
         if let Some(fwd) = &self.opts.forward_address {
             if let Some(hp) = split_host_port(fwd, 554) {
                 return hp;
             }
         }
+        let default = if self.is_tls() {
+            crate::tls::DEFAULT_RTSPS_PORT
+        } else {
+            554
+        };
+        (self.tls_server_name(), self.url.port().unwrap_or(default))
+    }
+
+    /// Whether the session runs over TLS (an `rtsps://` URL): the runtime
+    /// puts a TLS layer between the socket and this machine, and hands
+    /// [`Input::Connected`] in once the handshake is done
+    /// ([`Client::set_tls_info`] first).
+    pub fn is_tls(&self) -> bool {
+        self.url.scheme() == "rtsps"
+    }
+
+    /// The URL's host, without brackets: the name a TLS layer sends (SNI)
+    /// and checks the certificate against.
+    pub fn tls_server_name(&self) -> String {
         let host = self.url.host_str().unwrap_or_default();
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        (host.to_owned(), self.url.port().unwrap_or(554))
+        host.trim_start_matches('[').trim_end_matches(']').to_owned()
+    }
+
+    /// What the TLS handshake of the connection about to be handed in
+    /// ([`Input::Connected`]) settled; the next [`ConnectEvent`] carries it.
+    /// Not recorded in captures (a replay's `Connect` event has no `tls`).
+    pub fn set_tls_info(&mut self, info: crate::tls::TlsInfo) {
+        self.tls_info = Some(info);
     }
 
     /// The options in force.
@@ -393,6 +424,7 @@ impl Client {
             target,
             elapsed: now - self.start,
             result: Ok((local, peer)),
+            tls: self.tls_info.take(),
         }));
         self.last_data = now;
         self.phase = Phase::Options;
@@ -409,6 +441,7 @@ impl Client {
             target: self.target_string(),
             elapsed: now - self.start,
             result: Err(err.clone()),
+            tls: None,
         }));
         self.finish(now, Some(err));
     }

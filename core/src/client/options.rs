@@ -151,6 +151,18 @@ pub struct ClientOptions {
     /// a BYE at TEARDOWN. On by default; off gives a receive-only session
     /// (as retina is).
     pub rtcp_reports: bool,
+    /// `rtsps://` only: trust the CA certificates of this PEM file instead of
+    /// the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `rtsps://` only: accept exactly the server certificate whose SHA-256
+    /// fingerprint this is (hex, colons allowed: see
+    /// [`crate::tls::parse_fingerprint`]), whoever signed it and whatever
+    /// names and dates it carries; any other certificate fails the handshake.
+    pub tls_fingerprint: Option<String>,
+    /// `rtsps://` only: accept any server certificate (self-signed cameras).
+    /// The connection is encrypted but not authenticated; a warning is
+    /// logged once per session.
+    pub insecure: bool,
 }
 
 /// How a session asks for RTP to be sent (RTSP `Transport` header).
@@ -236,6 +248,9 @@ impl Default for ClientOptions {
             reorder_window: Duration::from_millis(100),
             udp_fallback_after: Duration::from_secs(3),
             rtcp_reports: true,
+            ca_file: None,
+            tls_fingerprint: None,
+            insecure: false,
         }
     }
 }
@@ -348,6 +363,21 @@ impl ClientOptions {
     /// Sets [`ClientOptions::rtcp_reports`].
     pub fn with_rtcp_reports(mut self, on: bool) -> Self {
         self.rtcp_reports = on;
+        self
+    }
+    /// Sets [`ClientOptions::ca_file`].
+    pub fn with_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+    /// Sets [`ClientOptions::tls_fingerprint`].
+    pub fn with_tls_fingerprint(mut self, hex: impl Into<String>) -> Self {
+        self.tls_fingerprint = Some(hex.into());
+        self
+    }
+    /// Sets [`ClientOptions::insecure`].
+    pub fn with_insecure(mut self, on: bool) -> Self {
+        self.insecure = on;
         self
     }
 }

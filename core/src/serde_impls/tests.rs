@@ -120,6 +120,7 @@ fn one_of_each() -> Vec<(Event, &'static str)> {
             target: "127.0.0.1:8554".into(),
             elapsed: ms(3),
             result: Ok((addr("127.0.0.1:40000"), addr("127.0.0.1:8554"))),
+            tls: None,
         }),
         Event::Method(Box::new(MethodEvent {
             method: Method::Describe,
@@ -296,6 +297,7 @@ fn a_failed_connect_and_a_setup() {
         target: "127.0.0.1:1".into(),
         elapsed: ms(1),
         result: Err(refused()),
+        tls: None,
     });
     let v = to_json(&failed);
     assert_eq!((&v["local"], &v["peer"]), (&Value::Null, &Value::Null));
@@ -635,6 +637,9 @@ fn unusual_options() -> ClientOptions {
         // Never serialized: it comes back as None.
         credentials: None,
         headers: Headers::new().with("Require", "onvif-replay"),
+        ca_file: Some("/etc/cam-ca.pem".into()),
+        tls_fingerprint: Some("AB".repeat(32)),
+        insecure: true,
     }
 }
 
