@@ -51,7 +51,10 @@ pub enum FramingError {
     #[error("bad Content-Length: {0:?}")]
     BadContentLength(String),
     /// A byte that can start neither a message (a letter) nor an interleaved frame (`$`).
-    #[error("unexpected byte 0x{byte:02x} where a message should start")]
+    /// The message says when it starts a TLS handshake or alert record (0x16,
+    /// 0x15): the peer speaks TLS and this side does not (`rtsp://` to an
+    /// RTSPS port, or a TLS client at a plain port).
+    #[error("unexpected byte 0x{byte:02x} where a message should start{}", tls_hint(*byte))]
     UnexpectedByte {
         /// The byte.
         byte: u8,
@@ -62,6 +65,17 @@ pub enum FramingError {
         /// The payload's length, in bytes.
         len: usize,
     },
+}
+
+/// The hint of [`FramingError::UnexpectedByte`] for a byte that starts a TLS
+/// record (RFC 8446 §5.1: 21 alert, 22 handshake).
+fn tls_hint(byte: u8) -> &'static str {
+    match byte {
+        0x15 | 0x16 => {
+            " (it starts a TLS record: the peer speaks TLS and this side does not; rtsps:// is RTSP over TLS)"
+        }
+        _ => "",
+    }
 }
 
 /// Bounds on what the decoder accepts.
@@ -850,6 +864,10 @@ mod tests {
     #[test]
     fn garbage_is_typed_error() {
         assert_eq!(decode_all(b"\x00\x01"), Err(FramingError::UnexpectedByte { byte: 0 }));
+        // A TLS alert where a plain answer was expected says so.
+        let e = decode_all(b"\x15\x03\x03\x00\x02\x02\x46").unwrap_err();
+        assert!(e.to_string().contains("the peer speaks TLS"), "{e}");
+        assert!(!FramingError::UnexpectedByte { byte: 0 }.to_string().contains("TLS"));
         assert!(matches!(
             decode_all(b"RTSP/1.0 2x0 OK\r\n\r\n"),
             Err(FramingError::BadStartLine(_))
