@@ -60,6 +60,13 @@ pub struct LoadArgs {
     /// Local UDP ports for the sessions' RTP/RTCP pairs; default: any free pairs.
     #[arg(long, value_name = "FIRST-LAST", value_parser = |s: &str| s.parse::<PortRange>())]
     pub udp_ports: Option<PortRange>,
+    /// rtsps:// URLs: trust the server's certificate without checking it (a test server's
+    /// self-signed one). Prefer --ca-file.
+    #[arg(long)]
+    pub insecure: bool,
+    /// rtsps:// URLs: trust the certificates this PEM file's CAs signed (instead of the system's).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// JSON lines on stdout instead of text: an `interval` object per --report-every
     /// interval, then a `load_report` object (schema: docs/CLI.md).
     #[arg(long)]
@@ -77,6 +84,8 @@ struct Resolved {
     transport: Transport,
     udp_ports: Option<PortRange>,
     json: bool,
+    insecure: bool,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 use std::sync::{Arc, Mutex};
@@ -206,11 +215,13 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
 }
 
 /// What every session of a run is asked for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct SessionSpec {
     frames: bool,
     transport: Transport,
     udp_ports: Option<PortRange>,
+    insecure: bool,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 async fn one_session(url: String, spec: SessionSpec, stop: StopSignal, shared: Shared) {
@@ -220,6 +231,10 @@ async fn one_session(url: String, spec: SessionSpec, stop: StopSignal, shared: S
             .with_timeout(Duration::from_secs(10))
             .with_transport(spec.transport);
         o.udp_ports = spec.udp_ports;
+        o = o.with_insecure(spec.insecure);
+        if let Some(ca) = spec.ca_file {
+            o = o.with_ca_file(ca);
+        }
         o
     };
     let mut session = match Session::open_with_stop(&url, opts, stop) {
@@ -406,6 +421,8 @@ pub async fn run(args: &LoadArgs) -> u8 {
         transport: args.transport,
         udp_ports: args.udp_ports,
         json: args.json,
+        insecure: args.insecure,
+        ca_file: args.ca_file.clone(),
     };
     let start = Instant::now();
     let stop = StopSignal::new();
@@ -418,6 +435,8 @@ pub async fn run(args: &LoadArgs) -> u8 {
             frames: args.frames,
             transport: args.transport,
             udp_ports: args.udp_ports,
+            insecure: args.insecure,
+            ca_file: args.ca_file.clone(),
         };
         tasks.push(tokio::spawn(one_session(args.url.clone(), spec, stop.clone(), shared)));
     };
