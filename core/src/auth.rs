@@ -130,6 +130,26 @@ impl Algorithm {
             _ => hex_of::<Md5>(parts),
         }
     }
+
+    /// The Digest `response` (RFC 7616 §3.4.1): `H(HA1:nonce:nc:cnonce:auth:HA2)`
+    /// with `qop=auth` (`qop` gives nc and cnonce), `H(HA1:nonce:HA2)` without
+    /// (RFC 2069). The one computation of the client and the server.
+    pub(crate) fn response(self, ha1: &str, nonce: &str, qop: Option<(&str, &str)>, ha2: &str) -> String {
+        match qop {
+            Some((nc, cnonce)) => self.hex(&[
+                ha1.as_bytes(),
+                b":",
+                nonce.as_bytes(),
+                b":",
+                nc.as_bytes(),
+                b":",
+                cnonce.as_bytes(),
+                b":auth:",
+                ha2.as_bytes(),
+            ]),
+            None => self.hex(&[ha1.as_bytes(), b":", nonce.as_bytes(), b":", ha2.as_bytes()]),
+        }
+    }
 }
 
 impl fmt::Display for Algorithm {
@@ -469,20 +489,8 @@ impl Authenticator {
             ha1 = alg.hex(&[ha1.as_bytes(), b":", d.nonce.as_bytes(), b":", cnonce.as_bytes()]);
         }
 
-        let response = match &qop {
-            Some((nc, cnonce)) => alg.hex(&[
-                ha1.as_bytes(),
-                b":",
-                d.nonce.as_bytes(),
-                b":",
-                nc.as_bytes(),
-                b":",
-                cnonce.as_bytes(),
-                b":auth:",
-                ha2.as_bytes(),
-            ]),
-            None => alg.hex(&[ha1.as_bytes(), b":", d.nonce.as_bytes(), b":", ha2.as_bytes()]),
-        };
+        let qop_parts = qop.as_ref().map(|(nc, cnonce)| (nc.as_str(), cnonce.as_str()));
+        let response = alg.response(&ha1, &d.nonce, qop_parts, &ha2);
         header.push_str(", response=\"");
         header.push_str(&response);
         header.push('"');

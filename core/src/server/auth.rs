@@ -541,18 +541,10 @@ impl ServerAuth {
         }
         let ha2 = alg.hex(&[method.as_bytes(), b":", d.uri.as_bytes()]);
         let expected = match (&d.qop, &d.nc, &d.cnonce) {
-            (None, None, None) => alg.hex(&[key.as_bytes(), b":", d.nonce.as_bytes(), b":", ha2.as_bytes()]),
-            (Some(q), Some(nc), Some(cnonce)) if q.eq_ignore_ascii_case("auth") => alg.hex(&[
-                key.as_bytes(),
-                b":",
-                d.nonce.as_bytes(),
-                b":",
-                nc.as_bytes(),
-                b":",
-                cnonce.as_bytes(),
-                b":auth:",
-                ha2.as_bytes(),
-            ]),
+            (None, None, None) => alg.response(key, &d.nonce, None, &ha2),
+            (Some(q), Some(nc), Some(cnonce)) if q.eq_ignore_ascii_case("auth") => {
+                alg.response(key, &d.nonce, Some((nc, cnonce)), &ha2)
+            }
             _ => return refuse(Refusal::Unsupported, named),
         };
         if !same(&expected, &d.response.to_ascii_lowercase()) {
