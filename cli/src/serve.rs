@@ -288,6 +288,8 @@ pub async fn run(args: &ServeArgs) -> u8 {
     };
     let local = server.local_addr();
     let mut urls = shown_urls(server.urls(), local);
+    // Each file once, whatever the number of listeners.
+    let files = urls.len();
     if let Some(t) = &tls_server {
         urls.extend(shown_urls(t.urls(), t.local_addr()));
     }
@@ -337,7 +339,7 @@ pub async fn run(args: &ServeArgs) -> u8 {
                 "(every interface; from another machine use this machine's address)"
             );
         }
-        let _ = writeln!(out, "serving {} ({} files)", server.root().display(), urls.len());
+        let _ = writeln!(out, "serving {} ({files} files)", server.root().display());
         if let Some(b) = &banner {
             let _ = writeln!(out, "{b}");
         }

@@ -97,6 +97,16 @@ fn serve_speaks_rtsps_beside_plain_rtsp_and_probe_checks_the_certificate() {
         "{text}"
     );
     assert!(text.contains("and Basic over TLS"), "{text}");
+    // Each file is counted once, though it has a URL on each listener.
+    let files = std::fs::read_dir(&media)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            [".mp4", ".mkv", ".wav", ".aac"].iter().any(|x| name.ends_with(x))
+        })
+        .count();
+    assert!(text.contains(&format!("({files} files)")), "{files}: {text}");
 
     let url = format!("rtsps://alice:PW-1@127.0.0.1:{tls}/h264_aac.mp4");
     let ca = path("ca.pem");
