@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rtsp_toolkit_conformance::hostile::base64;
 use rtsp_toolkit_conformance::peers::{ffprobe_count_frames, gst_fakesink_frames, parse_ffprobe_counts};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_core::server::auth::{AuthConfig, Users};
@@ -86,25 +87,6 @@ fn gstreamer_rtsph_receives_every_frame(runtime: ServerRuntime) {
     assert_eq!(gst_fakesink_frames(&out), 125);
     assert!(out.contains("Got EOS"), "no EOS through the tunnel");
     assert_tunnels_drain(&server);
-}
-
-/// Standard base64 with padding.
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for chunk in data.chunks(3) {
-        let mut v = [0u8; 3];
-        v[..chunk.len()].copy_from_slice(chunk);
-        let n = u32::from_be_bytes([0, v[0], v[1], v[2]]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
