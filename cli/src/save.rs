@@ -80,7 +80,8 @@ impl<S> Sinks<S> {
 pub struct VideoSink {
     path: PathBuf,
     file: BufWriter<File>,
-    track: Option<usize>,
+    /// The first keyframe was written.
+    started: bool,
     pub frames: u64,
     pub bytes: u64,
     /// Frames skipped while waiting for the first keyframe.
@@ -93,7 +94,7 @@ impl VideoSink {
         Ok(VideoSink {
             path: path.to_owned(),
             file: BufWriter::new(File::create(path)?),
-            track: None,
+            started: false,
             frames: 0,
             bytes: 0,
             skipped: 0,
@@ -104,16 +105,15 @@ impl VideoSink {
         &self.path
     }
 
-    /// Appends a frame of its track (from the first keyframe on).
+    /// Appends a frame of its track (from the first keyframe on; [`Sinks`]
+    /// hands each sink only its own track's frames).
     pub fn frame(&mut self, v: &VideoFrameEvent) -> io::Result<()> {
-        match self.track {
-            None if v.frame.keyframe => self.track = Some(v.track),
-            None => {
+        if !self.started {
+            if !v.frame.keyframe {
                 self.skipped += 1;
                 return Ok(());
             }
-            Some(t) if t != v.track => return Ok(()),
-            Some(_) => {}
+            self.started = true;
         }
         self.file.write_all(&v.frame.data)?;
         self.frames += 1;
