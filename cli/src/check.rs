@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rtsp_toolkit_tokio::core::client::Transport;
 use rtsp_toolkit_tokio::core::codec::sps;
 use rtsp_toolkit_tokio::core::stop::StopSignal;
 use rtsp_toolkit_tokio::{ClientOptions, Error, Event, Session};
@@ -31,7 +30,7 @@ use rtsp_toolkit_tokio::core::duration_secs;
 use serde::Serialize;
 
 use crate::json::{self, Context};
-use crate::probe::{parse_secs, parse_transport, redact, EXIT_INTERRUPTED};
+use crate::probe::{parse_secs, parse_transport, redact, TransportArg, EXIT_INTERRUPTED};
 use crate::report::{Report, Stats};
 use crate::text;
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
@@ -56,7 +55,7 @@ pub struct CheckArgs {
     /// How RTP travels: tcp (interleaved on the RTSP connection), udp, multicast,
     /// or auto (UDP, then TCP when the server refuses UDP or no RTP arrives).
     #[arg(long, value_name = "KIND", default_value = "tcp", value_parser = parse_transport)]
-    pub transport: Transport,
+    pub transport: TransportArg,
     /// One JSON object per URL on stdout, then a summary object (schema: docs/CLI.md).
     #[arg(long)]
     pub json: bool,
@@ -321,7 +320,8 @@ pub async fn run(args: &CheckArgs) -> u8 {
 async fn check_one(index: usize, url: &str, args: &CheckArgs, interrupt: &StopSignal) -> Row {
     let options = ClientOptions::default()
         .with_timeout(args.timeout)
-        .with_transport(args.transport)
+        .with_transport(args.transport.transport)
+        .with_tunnel(args.transport.tunnel)
         // Tells the sessions apart in `-v` log lines.
         .with_session_id(format!("#{}", index + 1));
     let mut session = match Session::open(url, options) {

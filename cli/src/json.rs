@@ -306,6 +306,7 @@ mod tests {
                 elapsed: tick,
                 result: Ok(("127.0.0.1:1000".parse().unwrap(), "127.0.0.1:554".parse().unwrap())),
                 tls: None,
+                tunnel: None,
             }),
             Event::Method(Box::new(MethodEvent {
                 method: Method::Options,

@@ -54,9 +54,10 @@ pub struct LoadArgs {
     /// discontinuities, server RSS and CPU.
     #[arg(long, value_name = "SECS")]
     pub report_every: Option<f64>,
-    /// How RTP travels: tcp (interleaved), udp, multicast or auto.
-    #[arg(long, value_name = "KIND", default_value = "tcp", value_parser = |s: &str| s.parse::<Transport>())]
-    pub transport: Transport,
+    /// How RTP travels: tcp (interleaved), udp, multicast, auto, or http (interleaved through an
+    /// HTTP tunnel: each session then also has a thread for its tunnel's POST half).
+    #[arg(long, value_name = "KIND", default_value = "tcp", value_parser = crate::probe::parse_transport)]
+    pub transport: TransportArg,
     /// Local UDP ports for the sessions' RTP/RTCP pairs; default: any free pairs.
     #[arg(long, value_name = "FIRST-LAST", value_parser = |s: &str| s.parse::<PortRange>())]
     pub udp_ports: Option<PortRange>,
@@ -81,7 +82,7 @@ struct Resolved {
     frames: bool,
     server_pid: Option<u32>,
     report_every: Option<Duration>,
-    transport: Transport,
+    transport: TransportArg,
     udp_ports: Option<PortRange>,
     json: bool,
     insecure: bool,
@@ -93,7 +94,9 @@ use std::time::{Duration, Instant};
 
 use rtsp_toolkit_tokio::core::codec::TimestampUnroller;
 use rtsp_toolkit_tokio::core::rtcp::RtcpPacket;
-use rtsp_toolkit_tokio::{ClientOptions, Event, PortRange, Session, StopSignal, Transport};
+use rtsp_toolkit_tokio::{ClientOptions, Event, PortRange, Session, StopSignal};
+
+use crate::probe::TransportArg;
 
 /// Continuity of one track's RTP stream.
 #[derive(Debug, Default, Clone)]
@@ -218,7 +221,7 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
 #[derive(Debug, Clone)]
 struct SessionSpec {
     frames: bool,
-    transport: Transport,
+    transport: TransportArg,
     udp_ports: Option<PortRange>,
     insecure: bool,
     ca_file: Option<std::path::PathBuf>,
@@ -229,7 +232,8 @@ async fn one_session(url: String, spec: SessionSpec, stop: StopSignal, shared: S
         let mut o = ClientOptions::default()
             .with_assemble_frames(spec.frames)
             .with_timeout(Duration::from_secs(10))
-            .with_transport(spec.transport);
+            .with_transport(spec.transport.transport)
+            .with_tunnel(spec.transport.tunnel);
         o.udp_ports = spec.udp_ports;
         o = o.with_insecure(spec.insecure);
         if let Some(ca) = spec.ca_file {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use rtsp_toolkit_tokio::core::capture::{Capture, RecordKind};
-use rtsp_toolkit_tokio::core::client::{Client, Output, PortRange, TrackSelection, Transport};
+use rtsp_toolkit_tokio::core::client::{Client, Output, PortRange, TrackSelection, Transport, Tunnel};
 use rtsp_toolkit_tokio::core::sdp::{Media, MediaKind};
 use rtsp_toolkit_tokio::{ClientOptions, Error, Event, LogKinds, Session, Warning};
 
@@ -70,9 +70,10 @@ pub struct ProbeOptions {
     pub log_prefix: Option<String>,
 
     /// How RTP travels: tcp (interleaved on the RTSP connection), udp, multicast,
-    /// or auto (UDP, then TCP when the server refuses UDP or no RTP arrives).
+    /// auto (UDP, then TCP when the server refuses UDP or no RTP arrives), or http
+    /// (interleaved through an RTSP-over-HTTP tunnel to the URL's port; HTTPS for rtsps://).
     #[arg(long, value_name = "KIND", default_value = "tcp", value_parser = parse_transport, help_heading = "Transport")]
-    pub transport: Transport,
+    pub transport: TransportArg,
     /// Local UDP ports for RTP/RTCP (an even/odd pair per track); default: any free pair.
     #[arg(long, value_name = "FIRST-LAST", value_parser = parse_ports, help_heading = "Transport")]
     pub udp_ports: Option<PortRange>,
@@ -156,8 +157,47 @@ pub struct ProbeOptions {
     pub frame_lines: u64,
 }
 
-pub(crate) fn parse_transport(s: &str) -> Result<Transport, String> {
-    s.parse()
+/// `--transport`: how RTP travels ([`Transport`]), or `http`: interleaved
+/// through an RTSP-over-HTTP tunnel ([`Tunnel::Http`]; over TLS for `rtsps://`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportArg {
+    /// The RTP transport asked for in SETUP.
+    pub transport: Transport,
+    /// Whether the connection goes through an HTTP tunnel.
+    pub tunnel: Tunnel,
+}
+
+impl TransportArg {
+    /// The name on the command line and in JSON (`tcp`, `udp`, `multicast`, `auto`, `http`).
+    pub fn as_str(self) -> &'static str {
+        if self.tunnel == Tunnel::Http {
+            "http"
+        } else {
+            self.transport.as_str()
+        }
+    }
+}
+
+impl std::fmt::Display for TransportArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub(crate) fn parse_transport(s: &str) -> Result<TransportArg, String> {
+    if s.eq_ignore_ascii_case("http") {
+        return Ok(TransportArg {
+            transport: Transport::Tcp,
+            tunnel: Tunnel::Http,
+        });
+    }
+    let transport = s
+        .parse::<Transport>()
+        .map_err(|_| format!("unknown transport {s:?} (expected tcp, udp, multicast, auto or http)"))?;
+    Ok(TransportArg {
+        transport,
+        tunnel: Tunnel::None,
+    })
 }
 
 /// A SHA-256 fingerprint, checked here so that a typo is a usage error.
@@ -209,7 +249,8 @@ pub fn client_options(opts: &ProbeOptions) -> Result<ClientOptions, String> {
         .with_timeout(opts.timeout)
         .with_log_prefix(opts.log_prefix.clone().unwrap_or_default())
         .with_log(LogKinds::RTSP)
-        .with_transport(opts.transport)
+        .with_transport(opts.transport.transport)
+        .with_tunnel(opts.transport.tunnel)
         .with_reorder_window(Duration::from_millis(opts.reorder_window))
         .with_reorder_packets(opts.reorder_packets as usize)
         .with_udp_fallback_after(opts.udp_fallback_after)

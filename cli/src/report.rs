@@ -835,6 +835,7 @@ mod tests {
             elapsed: ms(1),
             result: Ok(("127.0.0.1:1".parse().unwrap(), "127.0.0.1:554".parse().unwrap())),
             tls: None,
+            tunnel: None,
         }));
         s.observe(&method(Method::Options, 200, ms(1), ms(2), None));
         s.observe(&method(Method::Describe, 401, ms(2), ms(4), None));

@@ -74,6 +74,9 @@ pub fn connect(c: &ConnectEvent) -> String {
                     text.push_str(&format!(", certificate SHA-256 {fp}"));
                 }
             }
+            if let Some(t) = &c.tunnel {
+                text.push_str(&format!(", HTTP tunnel (x-sessioncookie {})", t.cookie));
+            }
             line(c.elapsed, "connect", &text)
         }
         Err(e) => line(c.elapsed, "connect", &e.to_string()),

@@ -20,7 +20,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use rtsp_toolkit_tokio::Transport;
 
 /// Options of `view`.
 #[derive(Debug, Clone, Args)]
@@ -45,9 +44,9 @@ pub struct ViewArgs {
     /// Connect to HOST:PORT instead of the URL's host, keeping the URL in requests.
     #[arg(long, value_name = "HOST:PORT")]
     pub forward: Option<String>,
-    /// How RTP travels: tcp (interleaved), udp, multicast, or auto (UDP, then TCP).
-    #[arg(long, value_name = "KIND", default_value = "tcp", value_parser = |s: &str| s.parse::<Transport>())]
-    pub transport: Transport,
+    /// How RTP travels: tcp (interleaved), udp, multicast, auto (UDP, then TCP), or http (an HTTP tunnel).
+    #[arg(long, value_name = "KIND", default_value = "tcp", value_parser = crate::probe::parse_transport)]
+    pub transport: crate::probe::TransportArg,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -197,7 +196,8 @@ mod imp {
                 .with_audio(!args.no_audio)
                 .with_timeout(args.timeout)
                 .with_log(LogKinds::RTSP)
-                .with_transport(args.transport);
+                .with_transport(args.transport.transport)
+                .with_tunnel(args.transport.tunnel);
             o.forward_address = args.forward.clone();
             o
         };

@@ -2,8 +2,8 @@
 //! rtsps://` with `--ca-file`, `--tls-fingerprint` and `--insecure`: the
 //! banner's rtsps:// URLs and certificate fingerprint, the TLS facts on the
 //! `connect` line (text and JSON), a refused certificate's message, Basic
-//! over TLS without `--allow-basic-plain`, and `ffprobe rtsps://` against
-//! our server. The certificates are made here (rcgen).
+//! over TLS without `--allow-basic-plain`, `probe --transport http` through
+//! tunnels (plain and HTTPS), and `ffprobe rtsps://` against our server. The certificates are made here (rcgen).
 
 mod support;
 
@@ -170,6 +170,34 @@ fn serve_speaks_rtsps_beside_plain_rtsp_and_probe_checks_the_certificate() {
     let headers = shown(&plain_url);
     assert!(headers.contains("< WWW-Authenticate: Digest"), "{headers}");
     assert!(!headers.contains("< WWW-Authenticate: Basic"), "{headers}");
+
+    // Through HTTP tunnels (--transport http): over TLS (HTTPS) and plain, Digest inside.
+    for url in [url.as_str(), plain_url.as_str()] {
+        let r = run(
+            &["probe", url, "--frames", "5", "--ca-file", &ca, "--transport", "http"],
+            Duration::from_secs(20),
+        );
+        assert_eq!(r.code(), 0, "{r:?}");
+        let connect = r.stdout.lines().find(|l| l.contains("connect")).unwrap_or_default();
+        assert!(connect.contains("HTTP tunnel (x-sessioncookie "), "{connect}");
+        assert_eq!(connect.contains("TLSv1.3"), url.starts_with("rtsps:"), "{connect}");
+    }
+    let r = run(
+        &["probe", &plain_url, "--frames", "5", "--transport", "http", "--json"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    let lines = r.json();
+    let connect = lines.iter().find(|l| l["type"] == "connect").expect("a connect line");
+    assert_eq!(connect["tunnel"]["server"], "rtsp-toolkit", "{connect}");
+    assert_eq!(
+        connect["tunnel"]["cookie"].as_str().map(str::len),
+        Some(22),
+        "{connect}"
+    );
+    let r = run(&["probe", &plain_url, "--transport", "sctp"], Duration::from_secs(20));
+    assert_eq!(r.code(), 2, "a usage error: {r:?}");
+    assert!(r.stderr.contains("auto or http"), "{r:?}");
 
     // FFmpeg's RTSPS client (TLS through gnutls/openssl), checking the certificate.
     let out = Command::new("ffprobe")

@@ -41,6 +41,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("auth", auth),
     ("server_auth", server_auth),
     ("server_tunnel", server_tunnel),
+    ("client_tunnel", client_tunnel),
     ("rtp", rtp),
     ("rtcp", rtcp),
     ("depacketize_h264", depacketize_h264),
@@ -275,6 +276,52 @@ pub fn server_tunnel(data: &[u8]) {
     }
     assert_eq!(chunked_result, whole_result);
     assert_eq!(chunked, whole);
+}
+
+/// The answer to a client's tunnel GET (byte 0: the chunk size it arrives
+/// in): read whole and chunk by chunk, the two must agree, and an answer
+/// never needs more than [`MAX_RESPONSE_HEAD`] bytes. The rest, as the
+/// POST body of our writes, decodes back to itself.
+///
+/// [`MAX_RESPONSE_HEAD`]: rtsp_toolkit_core::client::tunnel::MAX_RESPONSE_HEAD
+pub fn client_tunnel(data: &[u8]) {
+    use rtsp_toolkit_core::client::tunnel::{encode, parse_response, MAX_RESPONSE_HEAD};
+    use rtsp_toolkit_core::server::tunnel::Base64Decoder;
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(first % 64) + 1;
+    let whole = parse_response(rest);
+    if let Ok(Some((r, len))) = &whole {
+        assert!(*len <= rest.len() && *len <= MAX_RESPONSE_HEAD && r.status == 200);
+    }
+    if matches!(whole, Ok(None)) {
+        assert!(rest.len() < MAX_RESPONSE_HEAD);
+    }
+    // As a client reads it: the first answer that is not "more" is final,
+    // and is the whole input's answer.
+    let mut seen = 0;
+    let mut chunked = Ok(None);
+    while seen < rest.len() {
+        seen = (seen + chunk).min(rest.len());
+        chunked = parse_response(&rest[..seen]);
+        if !matches!(chunked, Ok(None)) {
+            break;
+        }
+    }
+    match (&chunked, &whole) {
+        (Ok(Some((a, n))), Ok(Some((b, m)))) => assert!(a == b && n == m),
+        // The same kind of error (a `NotHttp` found early quotes less of the line).
+        (Err(a), Err(b)) => assert_eq!(std::mem::discriminant(a), std::mem::discriminant(b), "{a} / {b}"),
+        (Ok(None), Ok(None)) => {}
+        (c, w) => panic!("chunked {c:?} but whole {w:?}"),
+    }
+    let mut decoded = Vec::new();
+    let mut d = Base64Decoder::new();
+    for piece in rest.chunks(chunk) {
+        d.decode(&encode(piece), &mut decoded).expect("our base64 decodes");
+    }
+    assert_eq!(decoded, rest);
 }
 
 /// One RTP packet.

@@ -437,6 +437,25 @@ a=control:trackID=1\r\n",
     for (name, data) in TUNNEL_SEEDS {
         write("server_tunnel", name, data);
     }
+    // Answers to our tunnel GET: ours, GStreamer's, a refusal, RTSP.
+    let ours = [
+        &b"\x07"[..],
+        rtsp_toolkit_core::server::tunnel::GET_RESPONSE,
+        b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n",
+    ]
+    .concat();
+    write("client_tunnel", "ours", &ours);
+    write(
+        "client_tunnel",
+        "gstreamer",
+        b"\x0dHTTP/1.0 200 OK\r\nServer: GStreamer RTSP Server\r\nConnection: close\r\nCache-Control: no-store\r\nPragma: no-cache\r\nContent-Type: application/x-rtsp-tunnelled\r\n\r\n$\x00\x00\x04abcd",
+    );
+    write(
+        "client_tunnel",
+        "refused",
+        b"\x03HTTP/1.1 403 Forbidden\nContent-Length: 0\n\n",
+    );
+    write("client_tunnel", "rtsp", b"\x02RTSP/1.0 400 Bad Request\r\n\r\n");
 
     // Packets.
     for (name, s, ch) in [("h264", &av, 0), ("aac", &av, 2), ("h265", &hevc, 0), ("pcma", &pcm, 0)] {

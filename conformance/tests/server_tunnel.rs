@@ -2,7 +2,9 @@
 //! FFmpeg (`ffprobe -rtsp_transport http`) and GStreamer (`rtsph://`)
 //! count every frame through a tunnel on the RTSP port, and a raw client
 //! checks the pairing rules (base64 split anywhere, a POST per request, the
-//! POST before the GET). The hostile cases are in `hostile_client.rs`.
+//! POST before the GET), and over TLS FFmpeg (`-rtsp_transport https`) and
+//! GStreamer (`rtspsh://`) tunnel through HTTPS. The hostile cases are in
+//! `hostile_client.rs`; our own client through tunnels is `client_tunnel.rs`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -19,6 +21,7 @@ rtsp_toolkit_conformance::on_every_server!(
     #[test]
     ffprobe_through_a_tunnel_counts_every_frame,
     gstreamer_rtsph_receives_every_frame,
+    ffprobe_and_gstreamer_through_a_tunnel_over_tls,
     base64_split_anywhere_and_a_post_per_request,
     the_post_half_may_come_first,
     credentials_work_inside_a_tunnel,
@@ -86,6 +89,46 @@ fn gstreamer_rtsph_receives_every_frame(runtime: ServerRuntime) {
     let out = run_bounded(c, Duration::from_secs(40));
     assert_eq!(gst_fakesink_frames(&out), 125);
     assert!(out.contains("Got EOS"), "no EOS through the tunnel");
+    assert_tunnels_drain(&server);
+}
+
+/// Over TLS (an `rtsps://` server): FFmpeg's `-rtsp_transport https` and
+/// GStreamer's `rtspsh://` tunnel through HTTPS to the TLS port, every frame.
+fn ffprobe_and_gstreamer_through_a_tunnel_over_tls(runtime: ServerRuntime) {
+    let dir = std::env::temp_dir().join(format!("rtsp-tunnel-tls-{}-{}", runtime.name(), std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (pem, key_pem) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&pem, cert.pem()).unwrap();
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+    let tls = rtsp_toolkit_driver::tls::ServerTlsConfig::from_pem_files(&pem, &key_pem).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = ServerOptions {
+        tls: Some(tls),
+        ..ServerOptions::default()
+    };
+    let server = TestServer::with_options(runtime, rtsp_toolkit_conformance::media_dir(), options);
+    let url = format!("rtsps://{}/h264_aac.mp4", server.local_addr());
+    let out = run_bounded(
+        ffprobe_count_frames(&url, "https", &["-tls_verify", "0"]),
+        Duration::from_secs(40),
+    );
+    assert_eq!(
+        parse_ffprobe_counts(&out),
+        vec![("h264".to_owned(), 125), ("aac".to_owned(), 216)]
+    );
+    let mut c = Command::new("gst-launch-1.0");
+    let pipeline = format!(
+        "rtspsrc location=rtspsh://{}/h264_aac.mp4 tls-validation-flags=0 name=s s. ! rtph264depay ! h264parse ! fakesink silent=false",
+        server.local_addr()
+    );
+    c.arg("-v").args(pipeline.split(' '));
+    let out = run_bounded(c, Duration::from_secs(40));
+    assert_eq!(gst_fakesink_frames(&out), 125);
     assert_tunnels_drain(&server);
 }
 

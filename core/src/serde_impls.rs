@@ -213,8 +213,9 @@ impl<'de> Deserialize<'de> for LogKinds {
 }
 
 impl Serialize for ConnectEvent {
-    /// `{target, elapsed_s, local, peer, error, tls}`: the addresses or the error's message, the rest `null`;
-    /// `tls` (`{version, cipher_suite, peer_fingerprint}`) only over TLS.
+    /// `{target, elapsed_s, local, peer, error, tls, tunnel}`: the addresses or the error's message, the rest `null`;
+    /// `tls` (`{version, cipher_suite, peer_fingerprint}`) only over TLS, `tunnel` (`{cookie, server}`) only
+    /// through an HTTP tunnel.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct Repr<'a> {
@@ -225,6 +226,8 @@ impl Serialize for ConnectEvent {
             error: Option<Text<'a, Error>>,
             #[serde(skip_serializing_if = "Option::is_none")]
             tls: Option<&'a crate::tls::TlsInfo>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tunnel: Option<&'a crate::client::tunnel::TunnelInfo>,
         }
         let (local, peer, error) = match &self.result {
             Ok((local, peer)) => (Some(*local), Some(*peer), None),
@@ -237,6 +240,7 @@ impl Serialize for ConnectEvent {
             peer,
             error,
             tls: self.tls.as_ref(),
+            tunnel: self.tunnel.as_ref(),
         }
         .serialize(s)
     }

@@ -44,6 +44,7 @@
 #![warn(missing_docs)]
 
 pub mod tls;
+mod tunnel;
 pub mod udp;
 
 use std::fs::File;
@@ -55,10 +56,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use rtsp_toolkit_core::client::{Client, ClientOptions, Input, IoFailure, Output, UdpRequest, UdpSocketId};
+use rtsp_toolkit_core::client::{Client, ClientOptions, Input, IoFailure, Output, Tunnel, UdpRequest, UdpSocketId};
 use rtsp_toolkit_core::stop::StopSignal;
 use rtsp_toolkit_core::Error;
 use tls::TlsLayer;
+use tunnel::{Answer, ClientTunnel};
 
 pub use udp::{
     bind_multicast, bind_pair, open_pair, DatagramSocket, UdpSockets, MAX_DATAGRAM, RTP_RECV_BUFFER, UDP_BATCH,
@@ -173,6 +175,12 @@ pub struct ClientDriver {
     stopping: bool,
     /// `rtsps://`: the TLS layer between the socket and the client.
     tls: Option<ClientTls>,
+    /// [`Tunnel::Http`]: the tunnel between the connection (under TLS, if
+    /// any) and the client.
+    tunnel: Option<ClientTunnel>,
+    /// Bytes of the driver's own for the connection (the tunnel's GET), to
+    /// go out before the client's (through TLS, if any).
+    own_output: Vec<u8>,
 }
 
 /// The TLS side of an `rtsps://` session: its settings, and the layer of
@@ -230,12 +238,23 @@ impl ClientDriver {
         } else {
             None
         };
+        let tunnel = (client.options().tunnel == Tunnel::Http).then(|| {
+            ClientTunnel::new(
+                client.tunnel_target(),
+                client.connect_target(),
+                &client.options().user_agent,
+                tls.as_ref().map(|t| (t.config.clone(), t.name.clone())),
+                client.options().timeout,
+            )
+        });
         Ok(ClientDriver {
             client,
             capture,
             stop,
             stopping: false,
             tls,
+            tunnel,
+            own_output: Vec::new(),
         })
     }
 
@@ -282,13 +301,31 @@ impl ClientDriver {
     ///
     /// Over TLS, the bytes to write are the TLS layer's: the handshake's,
     /// then the client's requests encrypted.
+    ///
+    /// Through an HTTP tunnel, the client's bytes go to the tunnel's POST
+    /// half, and the connection carries the GET.
     pub fn poll_output(&mut self) -> Output {
+        self.check_tunnel(Instant::now());
         if let Some(layer) = self.tls.as_mut().and_then(|t| t.layer.as_mut()) {
+            if !self.own_output.is_empty() {
+                layer.send(&std::mem::take(&mut self.own_output));
+            }
             if layer.wants_write() {
                 return Output::Transmit(layer.take_outgoing().into());
             }
+        } else if self.tls.is_none() && !self.own_output.is_empty() {
+            return Output::Transmit(std::mem::take(&mut self.own_output).into());
         }
-        let out = match self.client.poll_output() {
+        let mut polled = self.client.poll_output();
+        // The client's bytes for an open tunnel go to its POST half.
+        while let Output::Transmit(plain) = &polled {
+            let Some(writer) = self.tunnel.as_mut().and_then(|t| t.writer()) else {
+                break;
+            };
+            writer.send(plain.to_vec());
+            polled = self.client.poll_output();
+        }
+        let out = match polled {
             Output::Transmit(plain) => match &mut self.tls {
                 None => Output::Transmit(plain),
                 Some(t) => match t.layer.as_mut() {
@@ -305,6 +342,10 @@ impl ClientDriver {
                     t.layer = None;
                     t.handshaking = None;
                 }
+                if let Some(t) = &mut self.tunnel {
+                    t.reset();
+                }
+                self.own_output.clear();
                 Output::Reconnect
             }
             out => out,
@@ -328,7 +369,7 @@ impl ClientDriver {
     pub fn connected(&mut self, result: io::Result<(SocketAddr, SocketAddr)>) {
         match result {
             Ok((local, peer)) => match &mut self.tls {
-                None => self.input(Input::Connected { local, peer }),
+                None => self.connection_up(Instant::now(), local, peer),
                 Some(t) => match TlsLayer::client(&t.config, &t.name) {
                     Ok(layer) => {
                         t.layer = Some(layer);
@@ -350,7 +391,11 @@ impl ClientDriver {
 
     /// A wait ended: its read into `buf` is handed in first, then the
     /// timeout if the deadline passed (rules 1 and 2 of the [crate docs](crate)).
+    ///
+    /// A failure of an HTTP tunnel's POST half goes in first: it is why
+    /// nothing answers.
     pub fn woken(&mut self, woken: Woken, buf: &[u8]) {
+        self.check_tunnel(woken.now);
         if let Some(result) = woken.read {
             self.feed_read(woken.now, result, buf);
         }
@@ -458,6 +503,7 @@ impl ClientDriver {
         udp: &mut UdpSockets<S>,
         at: Instant,
     ) {
+        self.check_tunnel(woken.now);
         if let Some(result) = woken.read {
             self.feed_read(woken.now, result, buf);
         }
@@ -503,8 +549,8 @@ impl ClientDriver {
             return self.feed_tls(now, result, buf);
         }
         match result {
-            Ok(0) => self.client.handle_input(now, Input::Eof),
-            Ok(n) => self.client.handle_input(now, Input::Data(&buf[..n.min(buf.len())])),
+            Ok(0) => self.eof(now),
+            Ok(n) => self.deliver(now, &buf[..n.min(buf.len())]),
             Err(e) if is_would_block(&e) => {}
             Err(e) => {
                 let reason = format!("read failed: {e}");
@@ -537,7 +583,7 @@ impl ClientDriver {
                 let reason = "the server closed the connection during the TLS handshake (not a TLS port?)";
                 return fail(&mut self.client, io::ErrorKind::UnexpectedEof, reason, true);
             }
-            Ok(0) => return self.client.handle_input(now, Input::Eof),
+            Ok(0) => return self.eof(now),
             Ok(n) => &buf[..n.min(buf.len())],
             Err(e) if is_would_block(&e) => return,
             Err(e) => {
@@ -561,14 +607,14 @@ impl ClientDriver {
                             );
                             self.client.set_tls_info(info);
                         }
-                        self.client.handle_input(now, Input::Connected { local, peer });
+                        self.connection_up(now, local, peer);
                     }
                 }
                 if !plain.is_empty() {
-                    self.client.handle_input(now, Input::Data(&plain));
+                    self.deliver(now, &plain);
                 }
                 if received.closed {
-                    self.client.handle_input(now, Input::Eof);
+                    self.eof(now);
                 }
             }
             Err(e) => {
@@ -579,6 +625,77 @@ impl ClientDriver {
         }
         if let Some(t) = self.tls.as_mut() {
             t.plain = plain;
+        }
+    }
+}
+
+impl ClientDriver {
+    /// The connection is up (past its TLS handshake, if any): the client is
+    /// told, or, through a tunnel, the GET goes out first.
+    fn connection_up(&mut self, now: Instant, local: SocketAddr, peer: SocketAddr) {
+        match &mut self.tunnel {
+            Some(t) => self.own_output = t.start(local, peer),
+            None => self.client.handle_input(now, Input::Connected { local, peer }),
+        }
+    }
+
+    /// Plain bytes from the connection: to the client, or, while a tunnel's
+    /// GET is answered, to the tunnel (its answer opens the tunnel, and
+    /// the RTSP after its head goes on to the client).
+    fn deliver(&mut self, now: Instant, data: &[u8]) {
+        let Some(t) = self.tunnel.as_mut().filter(|t| t.is_answering()) else {
+            return self.client.handle_input(now, Input::Data(data));
+        };
+        match t.answer(data) {
+            Answer::Pending => {}
+            Answer::Open {
+                local,
+                peer,
+                info,
+                rest,
+            } => {
+                tracing::debug!(cookie = info.cookie, server = ?info.server, "HTTP tunnel open");
+                self.client.set_tunnel_info(info);
+                self.client.handle_input(now, Input::Connected { local, peer });
+                if !rest.is_empty() {
+                    self.client.handle_input(now, Input::Data(&rest));
+                }
+            }
+            Answer::Failed(e) => {
+                let reason = e.to_string();
+                self.client.handle_input(
+                    now,
+                    Input::ConnectFailed(IoFailure::new(io::ErrorKind::ConnectionRefused, &reason)),
+                );
+            }
+        }
+    }
+
+    /// The connection's end of stream: a failed connection while a tunnel's
+    /// GET waits for its answer.
+    fn eof(&mut self, now: Instant) {
+        match self.tunnel.as_mut().filter(|t| t.is_answering()) {
+            Some(t) => {
+                t.reset();
+                let reason = "HTTP tunnel: the server closed the connection instead of answering the GET \
+                              (does it accept tunnels on this port?)";
+                self.client.handle_input(
+                    now,
+                    Input::ConnectFailed(IoFailure::new(io::ErrorKind::UnexpectedEof, reason)),
+                );
+            }
+            None => self.client.handle_input(now, Input::Eof),
+        }
+    }
+
+    /// Hands in the tunnel's POST failure, once, when there is one.
+    fn check_tunnel(&mut self, now: Instant) {
+        let Some(writer) = self.tunnel.as_mut().and_then(|t| t.writer()) else {
+            return;
+        };
+        if let Some((kind, reason)) = writer.take_failure() {
+            self.client
+                .handle_input(now, Input::IoError(IoFailure::new(kind, &reason)));
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct ConnectEvent {
     /// The TLS connection (`rtsps://`): version, cipher suite, the server
     /// certificate's fingerprint; `None` over plain TCP and on failure.
     pub tls: Option<crate::tls::TlsInfo>,
+    /// The HTTP tunnel the session goes through ([`Tunnel::Http`](super::Tunnel::Http));
+    /// `None` without one and on failure.
+    pub tunnel: Option<super::tunnel::TunnelInfo>,
 }
 
 /// One request/response pair. A 401 that is retried with credentials is its

@@ -60,6 +60,7 @@ mod reports;
 mod session;
 mod track;
 mod transport;
+pub mod tunnel;
 pub(crate) mod udp;
 
 use std::collections::VecDeque;
@@ -81,7 +82,7 @@ pub use events::{
     TrackStats, VideoFrameEvent, Warning,
 };
 pub use input::{Input, IoFailure};
-pub use options::{ClientOptions, LogKinds, PortRange, Track, TrackSelection, Transport, TransportKind};
+pub use options::{ClientOptions, LogKinds, PortRange, Track, TrackSelection, Transport, TransportKind, Tunnel};
 pub use session::join_control;
 use session::split_host_port;
 use track::TrackState;
@@ -206,6 +207,7 @@ pub struct Client {
     span: tracing::Span,
     /// The TLS handshake's result, for the next `Connect` event.
     tls_info: Option<crate::tls::TlsInfo>,
+    tunnel_info: Option<tunnel::TunnelInfo>,
 }
 
 impl Client {
@@ -227,6 +229,12 @@ impl Client {
             return Err(Error::Config(
                 "udp_fallback_after must be above zero (zero would fall back before any RTP could arrive)".into(),
             ));
+        }
+        if opts.tunnel == Tunnel::Http && opts.transport != Transport::Tcp {
+            return Err(Error::Config(format!(
+                "an HTTP tunnel carries RTP interleaved: the transport must be tcp, not {}",
+                opts.transport
+            )));
         }
         let parsed = Url::parse(url).map_err(|e| Error::Config(format!("bad URL: {e}")))?;
         if parsed.scheme() != "rtsp" && parsed.scheme() != "rtsps" {
@@ -288,6 +296,7 @@ impl Client {
             udp: transport::State::new(&opts, now),
             span,
             tls_info: None,
+            tunnel_info: None,
             opts,
         };
         if client.opts.capture.is_some() {
@@ -333,6 +342,24 @@ impl Client {
     /// Not recorded in captures (a replay's `Connect` event has no `tls`).
     pub fn set_tls_info(&mut self, info: crate::tls::TlsInfo) {
         self.tls_info = Some(info);
+    }
+
+    /// The HTTP tunnel of the connection about to be handed in
+    /// ([`Input::Connected`]); the next [`ConnectEvent`] carries it. Not
+    /// recorded in captures (a capture holds the RTSP inside the tunnel).
+    pub fn set_tunnel_info(&mut self, info: tunnel::TunnelInfo) {
+        self.tunnel_info = Some(info);
+    }
+
+    /// For [`Tunnel::Http`]: the request-target and the `Host` header of the
+    /// tunnel's two HTTP requests ([`tunnel::get_request`]).
+    pub fn tunnel_target(&self) -> (String, String) {
+        let host = match (self.url.host_str(), self.url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => String::new(),
+        };
+        (tunnel::request_target(&self.url), host)
     }
 
     /// The options in force.
@@ -425,6 +452,7 @@ impl Client {
             elapsed: now - self.start,
             result: Ok((local, peer)),
             tls: self.tls_info.take(),
+            tunnel: self.tunnel_info.take(),
         }));
         self.last_data = now;
         self.phase = Phase::Options;
@@ -442,6 +470,7 @@ impl Client {
             elapsed: now - self.start,
             result: Err(err.clone()),
             tls: None,
+            tunnel: None,
         }));
         self.finish(now, Some(err));
     }

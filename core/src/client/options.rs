@@ -163,6 +163,25 @@ pub struct ClientOptions {
     /// The connection is encrypted but not authenticated; a warning is
     /// logged once per session.
     pub insecure: bool,
+    /// Go through an RTSP-over-HTTP tunnel ([`Tunnel::Http`]: two HTTP
+    /// connections to the URL's port, over TLS for `rtsps://`), for sites
+    /// that only let HTTP through. RTP is then interleaved, so
+    /// [`ClientOptions::transport`] must be [`Transport::Tcp`].
+    pub tunnel: Tunnel,
+}
+
+/// Whether the session's connection goes through an HTTP tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[non_exhaustive]
+pub enum Tunnel {
+    /// RTSP straight on the connection (the default).
+    #[default]
+    None,
+    /// RTSP over HTTP, the QuickTime scheme (see [`crate::client::tunnel`]):
+    /// what FFmpeg's `-rtsp_transport http` and GStreamer's `rtsph://` do.
+    Http,
 }
 
 /// How a session asks for RTP to be sent (RTSP `Transport` header).
@@ -251,12 +270,18 @@ impl Default for ClientOptions {
             ca_file: None,
             tls_fingerprint: None,
             insecure: false,
+            tunnel: Tunnel::None,
         }
     }
 }
 
 /// Chainable setters, one per field (the fields stay public).
 impl ClientOptions {
+    /// Sets [`ClientOptions::tunnel`].
+    pub fn with_tunnel(mut self, tunnel: Tunnel) -> Self {
+        self.tunnel = tunnel;
+        self
+    }
     /// Sets [`ClientOptions::enable_video`].
     pub fn with_video(mut self, on: bool) -> Self {
         self.enable_video = on;

@@ -121,6 +121,7 @@ fn one_of_each() -> Vec<(Event, &'static str)> {
             elapsed: ms(3),
             result: Ok((addr("127.0.0.1:40000"), addr("127.0.0.1:8554"))),
             tls: None,
+            tunnel: None,
         }),
         Event::Method(Box::new(MethodEvent {
             method: Method::Describe,
@@ -298,6 +299,7 @@ fn a_failed_connect_and_a_setup() {
         elapsed: ms(1),
         result: Err(refused()),
         tls: None,
+        tunnel: None,
     });
     let v = to_json(&failed);
     assert_eq!((&v["local"], &v["peer"]), (&Value::Null, &Value::Null));
@@ -640,6 +642,7 @@ fn unusual_options() -> ClientOptions {
         ca_file: Some("/etc/cam-ca.pem".into()),
         tls_fingerprint: Some("AB".repeat(32)),
         insecure: true,
+        tunnel: crate::client::Tunnel::Http,
     }
 }
 

@@ -259,7 +259,7 @@ fn media_type(value: &str) -> &str {
 
 /// The length of the head in `buf` up to and with its blank line (CRLF CRLF
 /// or LF LF, or a mix), if it is there.
-fn head_end(buf: &[u8]) -> Option<usize> {
+pub(crate) fn head_end(buf: &[u8]) -> Option<usize> {
     let mut line_start = 0;
     for (i, &b) in buf.iter().enumerate() {
         if b == b'\n' {
