@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// Without it only Digest is offered.
     #[arg(long, requires = "users")]
     pub allow_basic_plain: bool,
+    /// Ask for Basic alone, no Digest, as older cameras do (with --users; Basic needs TLS or
+    /// --allow-basic-plain): for testing clients against such cameras.
+    #[arg(long, requires = "users")]
+    pub basic_only: bool,
     /// Speak RTSPS (RTSP over TLS) with this certificate chain (PEM, leaf first); with --tls-key. Without
     /// --tls-port the one listener (--port) speaks TLS only; URLs are printed as rtsps://.
     #[arg(long, value_name = "PEM", requires = "tls_key", help_heading = "TLS")]
@@ -131,15 +135,30 @@ fn auth_config(args: &ServeArgs) -> Result<Option<AuthConfig>, String> {
             args.realm
         ));
     }
+    if args.basic_only && !args.allow_basic_plain && args.tls_cert.is_none() {
+        return Err(
+            "--basic-only: Basic sends the password in the clear; it needs TLS (--tls-cert) or --allow-basic-plain"
+                .to_owned(),
+        );
+    }
+    if args.basic_only && !args.allow_basic_plain && args.tls_port.is_some() {
+        return Err(
+            "--basic-only with --tls-port: the plain port could log no one in; add --allow-basic-plain or drop --tls-port"
+                .to_owned(),
+        );
+    }
     let mut auth = AuthConfig::new(users);
     auth.realm = args.realm.clone();
     auth.allow_basic = args.allow_basic_plain;
+    auth.offer_digest = !args.basic_only;
     Ok(Some(auth))
 }
 
 /// The banner's line about authentication (never a password).
 fn auth_banner(auth: &AuthConfig, tls: bool) -> String {
-    let digest = if auth.users.has_htdigest() {
+    let digest = if !auth.offer_digest {
+        "no Digest (--basic-only)"
+    } else if auth.users.has_htdigest() {
         "Digest MD5"
     } else {
         "Digest SHA-256/MD5"
@@ -463,7 +482,23 @@ mod tests {
             .serve;
         let auth = auth_config(&args).unwrap().unwrap();
         assert!(auth.allow_basic && auth_banner(&auth, false).contains("Basic"));
-        // --realm and --allow-basic-plain need --users.
+        // --basic-only: Basic alone, and only where Basic may go.
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["t", "--dir", ".", "--users", p.to_str().unwrap(), "--basic-only"];
+            argv.extend_from_slice(extra);
+            auth_config(&Cli::try_parse_from(argv).unwrap().serve)
+        };
+        let auth = parse(&["--allow-basic-plain"]).unwrap().unwrap();
+        assert!(auth.allow_basic && !auth.offer_digest);
+        assert!(auth_banner(&auth, false).contains("no Digest (--basic-only) and Basic"));
+        assert!(parse(&[]).unwrap_err().contains("needs TLS"));
+        let tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        assert!(parse(&tls).unwrap().is_some(), "Basic over TLS");
+        assert!(parse(&[&tls[..], &["--tls-port", "0"]].concat())
+            .unwrap_err()
+            .contains("--tls-port"));
+        // --realm, --allow-basic-plain and --basic-only need --users.
+        assert!(Cli::try_parse_from(["t", "--dir", ".", "--basic-only"]).is_err());
         assert!(Cli::try_parse_from(["t", "--dir", ".", "--allow-basic-plain"]).is_err());
         assert!(Cli::try_parse_from(["t", "--dir", ".", "--realm", "x"]).is_err());
         let _ = std::fs::remove_file(p);

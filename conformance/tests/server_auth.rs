@@ -2,7 +2,8 @@
 //! server runtimes: our clients (Digest SHA-256, and MD5 when the user file
 //! has htdigest lines), ffprobe (FFmpeg 5.1: Digest MD5), GStreamer's
 //! rtspsrc (Digest MD5 without qop) and a raw client (Basic with
-//! `allow_basic`) get in with the right password; with a wrong one they get
+//! `allow_basic`) get in with the right password, and FFmpeg, GStreamer and
+//! our clients with Basic when the server asks for Basic alone; with a wrong one they get
 //! 401 and nothing is served (no session, no RTP). The rate limit and the
 //! hostile headers are in `hostile_client.rs`; the exact nonce timings in
 //! the core's unit tests.
@@ -32,6 +33,7 @@ rtsp_toolkit_conformance::on_every_server!(
     ffprobe_with_a_wrong_password_gets_nothing,
     gstreamer_logs_in_with_digest,
     basic_only_with_allow_basic,
+    a_basic_only_server_logs_in_ffprobe_gstreamer_and_our_clients,
 );
 
 /// The user file of these tests: a password with a space and a colon.
@@ -331,5 +333,60 @@ fn basic_only_with_allow_basic(runtime: ServerRuntime) {
     let r = exchange(server.local_addr(), &describe(server.local_addr()));
     assert!(r.starts_with("RTSP/1.0 200 OK"), "{r}");
     assert!(r.contains("m=video"), "{r}");
+    server.shutdown();
+}
+
+/// A server that asks for Basic alone (`offer_digest` off, `serve
+/// --basic-only`), as older cameras do: FFmpeg, GStreamer and our clients
+/// log in with Basic; a wrong password gets nothing.
+fn a_basic_only_server_logs_in_ffprobe_gstreamer_and_our_clients(runtime: ServerRuntime) {
+    let basic_only = |a: &mut AuthConfig| {
+        a.allow_basic = true;
+        a.offer_digest = false;
+    };
+    let (server, seen) = start(runtime, USERS, basic_only);
+    let r = exchange(
+        server.local_addr(),
+        &format!(
+            "DESCRIBE rtsp://{}/h264_aac.mp4 RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+            server.local_addr()
+        ),
+    );
+    assert!(
+        r.contains("WWW-Authenticate: Basic realm=") && !r.contains("Digest"),
+        "{r}"
+    );
+    let out = run_for(
+        ffprobe_count_frames(&url(&server, "bob:builder", "h264_aac.mp4"), "tcp", &[]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        parse_ffprobe_counts(&String::from_utf8_lossy(&out.stdout)),
+        [("h264".to_owned(), 125), ("aac".to_owned(), 216)]
+    );
+    let mut c = Command::new("gst-launch-1.0");
+    c.arg("-v").args(
+        format!(
+            "rtspsrc location=rtsp://{}/h264_aac.mp4 protocols=tcp user-id=bob user-pw=builder name=s \
+             s. ! rtph264depay ! h264parse ! fakesink silent=false",
+            server.local_addr()
+        )
+        .split(' '),
+    );
+    let out = run_for(c, LIMIT);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(gst_fakesink_frames(&String::from_utf8_lossy(&out.stdout)), 125);
+    our_clients_play(&server, "alice:wonder%20land%3A1");
+    assert!(played(&seen));
+    server.shutdown();
+
+    let (server, seen) = start(runtime, USERS, basic_only);
+    let out = run_for(
+        ffprobe_count_frames(&url(&server, "bob:wrong", "h264_aac.mp4"), "tcp", &[]),
+        LIMIT,
+    );
+    assert!(!out.status.success());
+    assert_nothing_served(&seen, "ffprobe with a wrong Basic password");
     server.shutdown();
 }

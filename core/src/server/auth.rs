@@ -226,6 +226,10 @@ pub struct AuthConfig {
     /// Offer and accept Basic on this server's (plain, unencrypted)
     /// connections (default off: Digest only).
     pub allow_basic: bool,
+    /// Offer and accept Digest (default on). Off, with
+    /// [`allow_basic`](Self::allow_basic), the server asks for Basic alone,
+    /// as older cameras do: for testing clients against them.
+    pub offer_digest: bool,
     /// How long a nonce is good for (default 5 minutes); after that a right
     /// answer gets `401` with `stale=true`.
     pub nonce_lifetime: Duration,
@@ -247,6 +251,7 @@ impl AuthConfig {
             users,
             realm: DEFAULT_REALM.to_owned(),
             allow_basic: false,
+            offer_digest: true,
             nonce_lifetime: Duration::from_secs(300),
             max_failures: 10,
             failure_window: Duration::from_secs(60),
@@ -286,6 +291,7 @@ impl fmt::Debug for ServerAuth {
             .field("users", &self.config.users)
             .field("sha256", &self.sha256)
             .field("allow_basic", &self.config.allow_basic)
+            .field("offer_digest", &self.config.offer_digest)
             .field("nonce_lifetime", &self.config.nonce_lifetime)
             .finish_non_exhaustive()
     }
@@ -423,7 +429,9 @@ impl ServerAuth {
     pub fn challenges(&self, now: Instant, peer: IpAddr, stale: bool) -> Vec<String> {
         let nonce = self.nonce(now, peer);
         let mut out = Vec::with_capacity(3);
-        let algorithms: &[Algorithm] = if self.sha256 {
+        let algorithms: &[Algorithm] = if !self.config.offer_digest {
+            &[]
+        } else if self.sha256 {
             &[Algorithm::Sha256, Algorithm::Md5]
         } else {
             &[Algorithm::Md5]
@@ -466,6 +474,10 @@ impl ServerAuth {
                 user: None,
             },
             Ok(Authorization::Basic { username, password }) => self.check_basic(&username, &password),
+            Ok(Authorization::Digest(_)) if !self.config.offer_digest => Verdict::Refused {
+                reason: Refusal::Unsupported,
+                user: None,
+            },
             Ok(Authorization::Digest(d)) => self.check_digest(now, peer, method, uri, &d),
         };
         if let Verdict::Refused { reason, .. } = &verdict {
@@ -1100,6 +1112,35 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn digest_can_be_turned_off_for_a_basic_only_server() {
+        let t0 = Instant::now();
+        let mut config = AuthConfig::new(users());
+        config.allow_basic = true;
+        config.offer_digest = false;
+        let s = server(config, t0);
+        assert_eq!(s.challenges(t0, PEER, false), ["Basic realm=\"rtsp-toolkit\""]);
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("alice:wonder land")
+        );
+        assert_eq!(
+            s.check(t0, PEER, "DESCRIBE", URI, Some(&basic)),
+            Verdict::Allowed { user: "alice".into() }
+        );
+        let digest = format!(
+            "Digest username=\"alice\", realm=\"rtsp-toolkit\", nonce=\"{}\", uri=\"{URI}\", response=\"00\"",
+            s.nonce(t0, PEER)
+        );
+        assert_eq!(
+            s.check(t0, PEER, "DESCRIBE", URI, Some(&digest)),
+            Verdict::Refused {
+                reason: Refusal::Unsupported,
+                user: None
+            }
+        );
     }
 
     #[test]
