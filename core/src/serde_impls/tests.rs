@@ -581,6 +581,8 @@ fn every_server_event_serializes_with_its_type() {
         ServerEvent::Request { .. } => "request",
         ServerEvent::SessionStarted { .. } => "session_started",
         ServerEvent::PlaybackEnded { .. } => "playback_ended",
+        ServerEvent::Paused { .. } => "paused",
+        ServerEvent::Resumed { .. } => "resumed",
         ServerEvent::FellBehind { .. } => "fell_behind",
         ServerEvent::ReceiverReport { .. } => "receiver_report",
         ServerEvent::DatagramsDropped { .. } => "datagrams_dropped",

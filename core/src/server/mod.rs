@@ -123,15 +123,30 @@
 //! - A keepalive (GET_PARAMETER, SET_PARAMETER) or TEARDOWN naming another
 //!   connection's UDP session refreshes or ends that session; PLAY and
 //!   SETUP must come on the session's own connection (454 elsewhere).
-//! - Methods this server knows but does not do (PAUSE, ANNOUNCE, RECORD,
+//! - Methods this server knows but does not do (ANNOUNCE, RECORD,
 //!   REDIRECT) get 405 with `Allow`; unknown method tokens get 501.
-//! - `Range` in PLAY: playback always starts at 0 (no seeking); any other
-//!   start is not refused but the reply's `Range: npt=0.000-…` says where it
-//!   starts. The range end is `count × duration`, open for endless loops.
+//! - `Range` in PLAY (`npt=T-`, `npt=T1-T2`, `npt=now-`, seconds or
+//!   `hh:mm:ss`): the `play_count` play-throughs are one timeline of
+//!   `count × duration` (the range end of DESCRIBE and PLAY, open for endless
+//!   loops), so `T` picks a play-through and a time in it; playback starts at
+//!   the last keyframe at or before it (of the first set-up video track),
+//!   and the reply's `Range` says where, its `RTP-Info` gives each track's
+//!   next sequence number and the RTP timestamp of that `npt`. An end stops
+//!   the media there (SR + BYE). A start past the timeline, an end before
+//!   the start, or another unit (`clock=`, `smpte=`) is 457.
+//! - `Scale: S` in PLAY paces the media `S` times as fast (0 < S ≤ 64,
+//!   echoed in the reply); timestamps stay media time. Other values (reverse,
+//!   0) are 501.
+//! - PAUSE stops the media where it is (200; again, or after the end: 200,
+//!   nothing to do); the next PLAY resumes from there, or from its `Range`.
+//!   Sequence numbers and timestamps go on without a jump besides the media
+//!   skipped by a seek. PLAY while playing re-plays from its `Range` (or goes
+//!   on), PLAY after the end plays again; a multicast member's PAUSE is 455
+//!   and its `Range` is not followed (the group's stream is live).
 //! - `Session` may be omitted on requests after SETUP (one session per
 //!   connection); a `Session` naming another id is 454.
-//! - PLAY while playing or after the end, and SETUP once playing, are 455;
-//!   so is a SETUP for a second presentation on the same connection.
+//! - SETUP once playing is 455; so is a SETUP for a second presentation on
+//!   the same connection.
 //! - `SET_PARAMETER` with an empty body is 200 (a keepalive), with a body 451.
 //! - Request-URIs must be absolute `rtsp://`/`rtsps://` URIs (400 otherwise,
 //!   except for OPTIONS, GET_PARAMETER, SET_PARAMETER and TEARDOWN, which do
@@ -169,8 +184,9 @@
 //! its output to the GET half. What a tunnel half's HTTP request must be,
 //! the base64 of the POST body and the limits are in [`tunnel`].
 //!
-//! What this is not: no PAUSE or seeking, no RECORD, no IPv6 multicast, no
-//! TLS (yet); one presentation per connection.
+//! What this is not: no RECORD, no reverse play, no IPv6 multicast; TLS is
+//! the runtime's (a layer under this machine); one presentation per
+//! connection.
 
 pub mod auth;
 mod clock;
@@ -449,6 +465,26 @@ pub enum ServerEvent {
         tracks: usize,
         /// How many times the presentation plays (the URL's `play_count`).
         play_count: PlayCount,
+    },
+    /// A PAUSE stopped the media.
+    Paused {
+        /// The RTSP session id.
+        session_id: String,
+        /// Where it stopped, as `npt` (the media time of the next sample).
+        #[cfg_attr(feature = "serde", serde(rename = "npt_s", with = "crate::duration_secs"))]
+        npt: Duration,
+    },
+    /// A PLAY after the first (after a PAUSE, or with a `Range` or `Scale`
+    /// while playing) started the media again.
+    Resumed {
+        /// The RTSP session id.
+        session_id: String,
+        /// Where it starts, as `npt` (a seek starts at a keyframe at or
+        /// before the `Range` asked).
+        #[cfg_attr(feature = "serde", serde(rename = "npt_s", with = "crate::duration_secs"))]
+        npt: Duration,
+        /// The `Scale` in force, as the request gave it (`None`: 1).
+        scale: Option<String>,
     },
     /// The last play-through ended; SR + BYE were sent.
     PlaybackEnded {

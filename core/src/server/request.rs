@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::auth::{ServerAuth, Verdict};
 use super::clock;
 use super::sdp_writer::{npt, session_description, Description};
-use super::stream::{Delivery, Session, State, UdpDelivery};
+use super::stream::{Delivery, PlayFrom, Session, State, UdpDelivery};
 use super::{
     path, CloseReason, Connection, Joined, MulticastPosition, MulticastRequest, MulticastTrack, OpenPair, Pending,
     PlayCount, ServerEvent, ServerOutput, Target, TargetError, UdpRequest, Wait,
@@ -19,7 +19,9 @@ use crate::message::{Headers, Method, Request, Response};
 use crate::source::MediaSource;
 
 /// The methods this server implements, for `Public` and `Allow`.
-pub(super) const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+pub(super) const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+/// Largest `Scale` served (faster is a burst the `max_lag` bound would cut).
+const MAX_SCALE: f64 = 64.0;
 /// Longest Request-URI kept in events.
 pub(super) const MAX_EVENT_URI: usize = 512;
 
@@ -73,7 +75,8 @@ impl Connection {
                 let h = self.session_headers(false);
                 self.respond(now, &info, status, h, Bytes::new());
             }
-            Method::Pause | Method::Announce | Method::Record | Method::Redirect => {
+            Method::Pause => self.on_pause(now, &req, info),
+            Method::Announce | Method::Record | Method::Redirect => {
                 let h = Headers::new().with("Allow", PUBLIC);
                 self.respond(now, &info, 405, h, Bytes::new());
             }
@@ -421,15 +424,21 @@ impl Connection {
         if session.path != target.path {
             return fail(self, 404);
         }
-        if !session.is_ready() {
+        let first = session.is_ready();
+        if !first
+            && !matches!(
+                session.state,
+                State::Playing(_) | State::Paused(_) | State::Ended { .. }
+            )
+        {
             return fail(self, 455);
         }
-        if let Some(range) = req.headers.get("Range") {
-            if !starts_at_zero(range) {
-                tracing::debug!(range, "seeking is not supported; playing from 0");
-            }
-        }
         if session.is_multicast() {
+            if let Some(range) = req.headers.get("Range") {
+                if !starts_at_zero(range) {
+                    tracing::debug!(range, "a multicast stream is live: joined where it is");
+                }
+            }
             // The reply waits for where the path's stream is.
             let token = self.next_token;
             self.next_token += 1;
@@ -442,24 +451,105 @@ impl Connection {
             });
             return;
         }
-        session.play(now, count, interval);
+        let scale_text = req.headers.get("Scale").map(|v| v.trim().to_owned());
+        let scale = match scale_text.as_deref().map(str::parse::<f64>) {
+            None => 1.0,
+            Some(Ok(v)) if v > 0.0 && v <= MAX_SCALE => v,
+            // Reverse, still, or absurd: not done here.
+            Some(_) => return fail(self, 501),
+        };
+        let whole = range_end(&session.source, count);
+        let (start, end) = match req.headers.get("Range").map(parse_npt_range) {
+            None => (None, None),
+            Some(Ok(r)) => r,
+            Some(Err(())) => return fail(self, 457),
+        };
+        if let (Some(s), Some(e)) = (start, end) {
+            if e <= s {
+                return fail(self, 457);
+            }
+        }
+        // A start of 0 on the first PLAY is the plain start; `now` (or no
+        // Range) goes on from where the session is.
+        let cue = match start {
+            Some(t) if !(first && t.is_zero()) => match session.cue(t, count) {
+                Some(c) => Some(c),
+                None => return fail(self, 457),
+            },
+            _ => None,
+        };
+        let stop_at = end.filter(|e| whole.is_none_or(|w| *e < w));
+        let from = PlayFrom { cue, scale, stop_at };
+        let npt_start = session.play_from(now, count, interval, from);
         let rtp_info: Vec<String> = session
-            .tracks
-            .iter()
-            .map(|t| format!("url={};seq={};rtptime={}", t.url, t.first_seq, t.ts_base))
+            .rtp_info_for(npt_start)
+            .into_iter()
+            .map(|(url, seq, rtptime)| format!("url={url};seq={seq};rtptime={rtptime}"))
             .collect();
-        let range = match range_end(&session.source, count) {
-            Some(end) => format!("npt=0.000-{}", npt(end)),
-            None => "npt=0.000-".to_owned(),
+        let range = match stop_at.or(whole) {
+            Some(end) => format!("npt={}-{}", npt(npt_start), npt(end)),
+            None => format!("npt={}-", npt(npt_start)),
         };
-        let started = ServerEvent::SessionStarted {
-            session_id: session.id.clone(),
-            path: session.path.clone(),
-            tracks: session.tracks.len(),
-            play_count: count,
+        let event = if first {
+            ServerEvent::SessionStarted {
+                session_id: session.id.clone(),
+                path: session.path.clone(),
+                tracks: session.tracks.len(),
+                play_count: count,
+            }
+        } else {
+            ServerEvent::Resumed {
+                session_id: session.id.clone(),
+                npt: npt_start,
+                scale: scale_text.clone(),
+            }
         };
-        self.answer_play(now, &info, range, &rtp_info, started);
+        let mut h = self
+            .session_headers(false)
+            .with("Range", range)
+            .with("RTP-Info", rtp_info.join(","));
+        if let Some(s) = scale_text {
+            h.push("Scale", s);
+        }
+        self.respond(now, &info, 200, h, Bytes::new());
+        self.queue.push_back(ServerOutput::Event(event));
         self.pump(now);
+    }
+
+    fn on_pause(&mut self, now: Instant, req: &Request, info: RequestInfo) {
+        let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
+        let target = match self.target(req) {
+            Ok(t) => t,
+            Err(status) => return fail(self, status),
+        };
+        if self.session_header(req) == SessionHeader::Unknown {
+            return fail(self, 454);
+        }
+        let Some(session) = self.session.as_mut() else {
+            return fail(self, 455);
+        };
+        if session.path != target.path {
+            return fail(self, 404);
+        }
+        if session.is_multicast() {
+            // One member cannot stop the group's stream.
+            return fail(self, 455);
+        }
+        let at = match &session.state {
+            // Already paused, or at the end (clients pause before a seek): nothing to do.
+            State::Paused(_) | State::Ended { .. } => None,
+            State::Playing(_) => session.pause(now),
+            State::Ready | State::Member => return fail(self, 455),
+        };
+        if let Some(npt) = at {
+            let event = ServerEvent::Paused {
+                session_id: session.id.clone(),
+                npt,
+            };
+            self.queue.push_back(ServerOutput::Event(event));
+        }
+        let h = self.session_headers(false);
+        self.respond(now, &info, 200, h, Bytes::new());
     }
 
     /// The 200 to a PLAY (unicast or multicast): `Range` and `RTP-Info`,
@@ -648,6 +738,47 @@ pub(super) fn range_end(source: &MediaSource, count: PlayCount) -> Option<Durati
         return Some(Duration::ZERO);
     }
     source.duration.checked_mul(count.times()?)
+}
+
+/// Longest `npt` accepted (about 31 years): beyond, a time is not a position.
+const MAX_NPT_SECS: f64 = 1e9;
+
+/// An `npt` range (RFC 2326 §3.6): its start (`None`: `now`, or absent as
+/// in `npt=-T`) and end. Times are seconds (`12.5`) or `hh:mm:ss[.frac]`;
+/// anything after `;` (a `time=` parameter) is ignored. `clock=`/`smpte=`
+/// ranges and malformed ones are `Err` (457).
+pub(super) fn parse_npt_range(value: &str) -> Result<(Option<Duration>, Option<Duration>), ()> {
+    let spec = value.split(';').next().unwrap_or("").trim();
+    let spec = spec.strip_prefix("npt=").ok_or(())?;
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let time = |t: &str| -> Result<Option<Duration>, ()> {
+        let t = t.trim();
+        if t.is_empty() || t == "now" {
+            return Ok(None);
+        }
+        let secs = match t.split(':').collect::<Vec<_>>()[..] {
+            [s] => s.parse::<f64>().map_err(|_| ())?,
+            [h, m, s] => {
+                let h = h.parse::<u32>().map_err(|_| ())?;
+                let m = m.parse::<u32>().map_err(|_| ())?;
+                let s = s.parse::<f64>().map_err(|_| ())?;
+                if m >= 60 || !(0.0..60.0).contains(&s) {
+                    return Err(());
+                }
+                f64::from(h) * 3600.0 + f64::from(m) * 60.0 + s
+            }
+            _ => return Err(()),
+        };
+        if !secs.is_finite() || !(0.0..=MAX_NPT_SECS).contains(&secs) {
+            return Err(());
+        }
+        Duration::try_from_secs_f64(secs).map(Some).map_err(|_| ())
+    };
+    let (start, end) = (time(a)?, time(b)?);
+    if b.trim() == "now" {
+        return Err(());
+    }
+    Ok((start, end))
 }
 
 /// Whether a `Range` value asks to start at the beginning (`npt=0-`,

@@ -12,8 +12,15 @@
 //! whose tracks send to the group: the same pacing for every transport.
 //!
 //! Timing model (documented for the runtime and for tests):
-//! - sample `i` of play-through `k` (from 0) is due at
-//!   `start + k·D + source.send_time(sample_i)`, `D` being `source.duration`;
+//! - the *media time* of sample `i` of play-through `k` (from 0) is
+//!   `M = k·D + source.send_time(sample_i)`, `D` being `source.duration`:
+//!   the play-throughs make one timeline of `count·D`, which `Range: npt=`
+//!   addresses (a seek to `T` starts in play-through `⌊T/D⌋`);
+//! - a play that starts (or resumes, or seeks) at `start` from media time
+//!   `offset` (the media time of its first sample) with scale `S` has
+//!   sample `M` due at `start + (M − offset) / S`; a plain PLAY has
+//!   `offset` 0 and `S` 1, so sample `i` of play-through `k` is due at
+//!   `start + k·D + send_time(sample_i)`;
 //! - its RTP timestamp is `base + presentation_time + k·L` (mod 2³²) with
 //!   `L = ceil(D · clock_rate)`, the loop length in the track's clock units,
 //!   rounded up so that timestamps keep increasing across loops for samples
@@ -22,10 +29,14 @@
 //! - sequence numbers continue across loops;
 //! - RTCP: one compound SR + SDES(CNAME) per track that has sent, on the
 //!   track's RTCP channel or socket, first right after the first packets and then every
-//!   `rtcp_interval`; its RTP timestamp is `base + ticks(now − start)`;
-//! - the end: once the last sample of the last play-through is out, at
-//!   `start + count·D` (or right away if that has passed), a final
+//!   `rtcp_interval`; its RTP timestamp is `base + ticks(offset + (now − start)·S)`;
+//! - the end: once the last sample of the last play-through is out (or the
+//!   last before a `Range` end `E`), at `start + (count·D − offset)/S`
+//!   (`start + (E − offset)/S`), or right away if that has passed, a final
 //!   SR + SDES + BYE per track, then the session lingers;
+//! - PAUSE keeps the cursor (the next sample) and sends nothing, RTCP
+//!   included; PLAY resumes from the next sample's media time, with the
+//!   same rules, so timestamps and sequence numbers go on where they were;
 //! - falling behind: samples that are late go out at once (a catch-up
 //!   burst), but never more than `max_lag` of them. When the runtime comes
 //!   back later than that (the process was descheduled, the client did not
@@ -197,8 +208,6 @@ pub(super) struct TrackOut {
     pub clock_rate: u32,
     /// RTP timestamp of presentation time 0 in the first play-through.
     pub ts_base: u32,
-    /// Sequence number of the first packet sent after PLAY.
-    pub first_seq: u16,
     /// `ceil(D · clock_rate)`: how far each loop moves the timestamps.
     loop_ticks: u64,
     rtp: Rtp,
@@ -308,9 +317,9 @@ fn send_reports(
     out: &mut Sink<'_>,
     bye: bool,
 ) {
-    let elapsed = now.saturating_duration_since(pb.start);
+    let media = pb.media_at(now);
     for t in tracks.iter().filter(|t| bye || t.rtp.packets > 0) {
-        let ts = t.ts_base.wrapping_add(ticks(elapsed, t.clock_rate, false) as u32);
+        let ts = t.ts_base.wrapping_add(ticks(media, t.clock_rate, false) as u32);
         t.put_rtcp(out, ntp, ts, cname, bye);
     }
     pb.next_rtcp = pb
@@ -352,13 +361,21 @@ fn ticks(d: Duration, rate: u32, ceil: bool) -> u64 {
 /// The cursor of a playing session.
 #[derive(Debug)]
 pub(super) struct Playback {
+    /// When the play (or the resume, or the seek) began.
     start: Instant,
+    /// The media time of the first sample of this play (see the module docs).
+    offset: Duration,
+    /// How much faster than real time media goes out (`Scale`), above 0.
+    scale: f64,
+    /// A `Range` end: media from there on is not sent.
+    stop_at: Option<Duration>,
     count: PlayCount,
     /// One play-through (the source's duration).
     period: Duration,
     /// Play-throughs begun before the current one.
     loop_index: u32,
-    loop_start: Instant,
+    /// Media time of the current play-through's start (`loop_index · period`).
+    loop_base: Duration,
     next_sample: usize,
     /// Every sample of every play-through is out.
     all_sent: bool,
@@ -385,13 +402,45 @@ impl Playback {
             PlayCount::Times(n) => self.loop_index >= n.get(),
             PlayCount::Forever => self.loop_index == u32::MAX,
         };
-        let next_start = self
-            .period
-            .checked_mul(self.loop_index)
-            .and_then(|d| self.start.checked_add(d));
-        match (done, next_start) {
-            (false, Some(at)) => self.loop_start = at,
+        match (done, self.period.checked_mul(self.loop_index)) {
+            (false, Some(base)) => self.loop_base = base,
             _ => self.all_sent = true,
+        }
+    }
+
+    /// Media time of the next sample (see the module docs).
+    fn media_time(&self, source: &MediaSource) -> Option<Duration> {
+        let sample = source.samples.get(self.next_sample)?;
+        self.loop_base.checked_add(source.send_time(sample))
+    }
+
+    /// Wall time from `start` to media time `m`.
+    fn wall(&self, m: Duration) -> Duration {
+        let d = m.saturating_sub(self.offset);
+        if self.scale == 1.0 {
+            d
+        } else {
+            Duration::try_from_secs_f64(d.as_secs_f64() / self.scale).unwrap_or(Duration::MAX)
+        }
+    }
+
+    /// Media time at `now` (for sender reports and PAUSE).
+    fn media_at(&self, now: Instant) -> Duration {
+        let e = now.saturating_duration_since(self.start);
+        let e = if self.scale == 1.0 {
+            e
+        } else {
+            Duration::try_from_secs_f64(e.as_secs_f64() * self.scale).unwrap_or(Duration::MAX)
+        };
+        self.offset.saturating_add(e)
+    }
+
+    /// Marks everything sent once the next sample is at or past the `Range` end.
+    fn check_stop(&mut self, source: &MediaSource) {
+        if let (Some(stop), Some(m)) = (self.stop_at, self.media_time(source)) {
+            if m >= stop {
+                self.all_sent = true;
+            }
         }
     }
 
@@ -400,15 +449,10 @@ impl Playback {
     /// known yet; it derives from `start` and `last_due` when it is.
     fn shift(&mut self, by: Duration) -> bool {
         debug_assert!(self.end_at.is_none());
-        let (Some(start), Some(loop_start), Some(last_due)) = (
-            self.start.checked_add(by),
-            self.loop_start.checked_add(by),
-            self.last_due.checked_add(by),
-        ) else {
+        let (Some(start), Some(last_due)) = (self.start.checked_add(by), self.last_due.checked_add(by)) else {
             return false;
         };
         self.start = start;
-        self.loop_start = loop_start;
         self.last_due = last_due;
         true
     }
@@ -419,6 +463,7 @@ impl Playback {
         while !self.all_sent && self.mapped(&source.samples[self.next_sample]).is_none() {
             self.advance(source);
         }
+        self.check_stop(source);
     }
 
     fn mapped(&self, sample: &SourceSample) -> Option<usize> {
@@ -429,14 +474,17 @@ impl Playback {
         if self.all_sent {
             return None;
         }
-        let sample = source.samples.get(self.next_sample)?;
-        self.loop_start.checked_add(source.send_time(sample))
+        self.start.checked_add(self.wall(self.media_time(source)?))
     }
 
-    /// `start + count·D`, or `None` when endless or past representable time.
+    /// When the presentation ends: `start + (count·D − offset)/S`, or at the
+    /// `Range` end; `None` when endless or past representable time.
     fn presentation_end(&self) -> Option<Instant> {
-        let n = self.count.times()?;
-        self.start.checked_add(self.period.checked_mul(n)?)
+        let end = match self.stop_at {
+            Some(e) => e,
+            None => self.period.checked_mul(self.count.times()?)?,
+        };
+        self.start.checked_add(self.wall(end))
     }
 }
 
@@ -453,6 +501,41 @@ pub(super) enum State {
     /// Playing as a member of the path's multicast stream, which sends the
     /// media; nothing to pump here.
     Member,
+    /// PAUSEd: the cursor kept for the next PLAY; nothing is sent.
+    Paused(Box<Playback>),
+}
+
+/// Where a PLAY starts, on the media timeline of the module docs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Cue {
+    /// The play-through.
+    pub loop_index: u32,
+    /// The first sample (in send order) of that play-through.
+    pub sample: usize,
+    /// The `npt` the reply's `Range` starts at: the presentation time of that
+    /// sample on the whole timeline.
+    pub npt: Duration,
+}
+
+/// How a PLAY plays.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct PlayFrom {
+    /// Where (`None`: from the start, or, paused, where it stopped).
+    pub cue: Option<Cue>,
+    /// `Scale`, above 0.
+    pub scale: f64,
+    /// The `Range` end on the timeline, if any.
+    pub stop_at: Option<Duration>,
+}
+
+impl Default for PlayFrom {
+    fn default() -> Self {
+        PlayFrom {
+            cue: None,
+            scale: 1.0,
+            stop_at: None,
+        }
+    }
 }
 
 /// What [`Session::resync`] did.
@@ -575,7 +658,6 @@ impl Session {
             url,
             clock_rate,
             ts_base,
-            first_seq,
             loop_ticks: ticks(self.source.duration, clock_rate, true),
             rtp: Rtp {
                 ssrc,
@@ -597,6 +679,20 @@ impl Session {
     /// on a set-up track, is played once whatever `count` says (it cannot
     /// loop).
     pub fn play(&mut self, now: Instant, count: PlayCount, rtcp_interval: Duration) {
+        self.play_from(now, count, rtcp_interval, PlayFrom::default());
+    }
+
+    /// Starts playing at `now` as `from` says: at its cue (a seek), or from
+    /// where a PAUSE left it (a resume), else from the start. Returns the
+    /// media time the play starts at (the `npt` of the reply's `Range`).
+    pub fn play_from(&mut self, now: Instant, count: PlayCount, rtcp_interval: Duration, from: PlayFrom) -> Duration {
+        let paused = match std::mem::replace(&mut self.state, State::Ready) {
+            State::Paused(pb) | State::Playing(pb) => Some(pb),
+            other => {
+                self.state = other;
+                None
+            }
+        };
         let source = &*self.source;
         let mut track_map = vec![None; source.tracks.len()];
         for (i, t) in self.tracks.iter().enumerate() {
@@ -611,14 +707,28 @@ impl Session {
         } else {
             count
         };
+        // Where: the cue, or where the pause left it, or the start.
+        let (loop_index, next_sample, npt) = match (from.cue, &paused) {
+            (Some(c), _) => (c.loop_index, c.sample.min(source.samples.len()), Some(c.npt)),
+            (None, Some(p)) => (p.loop_index, p.next_sample, None),
+            (None, None) => (0, 0, None),
+        };
+        let all_sent = !any || paused.as_ref().is_some_and(|p| p.all_sent && from.cue.is_none());
         let mut pb = Playback {
             start: now,
+            offset: Duration::ZERO,
+            scale: if from.scale > 0.0 && from.scale.is_finite() {
+                from.scale
+            } else {
+                1.0
+            },
+            stop_at: from.stop_at,
             count,
             period: source.duration,
-            loop_index: 0,
-            loop_start: now,
-            next_sample: 0,
-            all_sent: !any,
+            loop_index,
+            loop_base: source.duration.checked_mul(loop_index).unwrap_or(Duration::MAX),
+            next_sample,
+            all_sent: all_sent || next_sample >= source.samples.len(),
             last_due: now,
             end_at: None,
             next_rtcp: now,
@@ -626,7 +736,105 @@ impl Session {
             track_map,
         };
         pb.skip_unmapped(source);
+        // A fresh play keeps the plain schedule (sample `i` due at its send
+        // time); a resume or seek starts with its first sample due now.
+        if from.cue.is_some() || paused.is_some() {
+            pb.offset = pb.media_time(source).unwrap_or(pb.loop_base);
+        }
+        let npt = npt.unwrap_or(pb.offset);
         self.state = State::Playing(Box::new(pb));
+        npt
+    }
+
+    /// PAUSE at `now`: the cursor is kept, nothing more is sent. Returns
+    /// the media time it stopped at; `None` unless playing.
+    pub fn pause(&mut self, now: Instant) -> Option<Duration> {
+        match std::mem::replace(&mut self.state, State::Ready) {
+            State::Playing(pb) => {
+                let at = pb.media_time(&self.source).unwrap_or_else(|| pb.media_at(now));
+                self.state = State::Paused(pb);
+                Some(at)
+            }
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    /// Where a PLAY of `npt` starts (see [`Cue`]): the play-through of
+    /// `npt`, and in it the last keyframe of the first set-up video track
+    /// (else of the first set-up track) whose presentation time is at or
+    /// before `npt`, or the play-through's start. `None` when `npt` is past
+    /// the presentation (`count·D`).
+    pub fn cue(&self, npt: Duration, count: PlayCount) -> Option<Cue> {
+        let source = &*self.source;
+        let period = source.duration;
+        if period.is_zero() {
+            return npt.is_zero().then_some(Cue {
+                loop_index: 0,
+                sample: 0,
+                npt: Duration::ZERO,
+            });
+        }
+        let loop_index = u32::try_from(npt.as_nanos() / period.as_nanos()).ok()?;
+        if count.times().is_some_and(|n| loop_index >= n) {
+            return None;
+        }
+        let base = period.checked_mul(loop_index)?;
+        let within = npt.saturating_sub(base);
+        let video = |t: &&TrackOut| {
+            matches!(
+                source.tracks.get(t.source_track).map(|s| &s.codec),
+                Some(SourceCodec::H264 { .. } | SourceCodec::H265 { .. })
+            )
+        };
+        let primary = self
+            .tracks
+            .iter()
+            .find(video)
+            .or(self.tracks.first())
+            .map(|t| t.source_track)?;
+        let rate = source.tracks.get(primary).map_or(1, |t| t.clock_rate.max(1));
+        let pts = |s: &SourceSample| {
+            Duration::from_nanos(
+                (s.presentation_time.max(0) as u128 * 1_000_000_000 / u128::from(rate)).min(u128::from(u64::MAX))
+                    as u64,
+            )
+        };
+        let found = source
+            .samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.track == primary && s.keyframe && pts(s) <= within)
+            .last();
+        let (sample, at) = found.map_or((0, Duration::ZERO), |(i, s)| (i, pts(s)));
+        Some(Cue {
+            loop_index,
+            sample,
+            npt: base.saturating_add(at),
+        })
+    }
+
+    /// For `RTP-Info`: each track's next sequence number and the RTP
+    /// timestamp of media time `npt` (what its first packet of the play
+    /// carries when it is that track's sample).
+    pub fn rtp_info_for(&self, npt: Duration) -> Vec<(String, u16, u32)> {
+        let period = self.source.duration;
+        self.tracks
+            .iter()
+            .map(|t| {
+                let (loops, within) = match u32::try_from(npt.as_nanos().checked_div(period.as_nanos()).unwrap_or(0)) {
+                    Ok(k) => (k, npt.saturating_sub(period.checked_mul(k).unwrap_or(Duration::ZERO))),
+                    Err(_) => (0, npt),
+                };
+                let ts = t
+                    .ts_base
+                    .wrapping_add(t.loop_ticks.wrapping_mul(u64::from(loops)) as u32)
+                    .wrapping_add(ticks(within, t.clock_rate, false) as u32);
+                (t.url.clone(), t.rtp.next_seq, ts)
+            })
+            .collect()
     }
 
     /// Bounds the catch-up: when the next sample was due more than `max_lag`
@@ -721,7 +929,7 @@ impl Session {
     /// The next instant [`Session::pump`] (or the linger end) has work.
     pub fn next_deadline(&self) -> Option<Instant> {
         match &self.state {
-            State::Ready | State::Member => None,
+            State::Ready | State::Member | State::Paused(_) => None,
             State::Ended { close_at } => Some(*close_at),
             State::Playing(pb) => {
                 let mut at = pb.next_rtcp;

@@ -4,7 +4,7 @@
 
 use std::num::NonZeroU32;
 
-use super::request::{loggable_uri, starts_at_zero, MAX_EVENT_URI, PUBLIC};
+use super::request::{loggable_uri, parse_npt_range, starts_at_zero, MAX_EVENT_URI, PUBLIC};
 use super::sdp_writer::npt;
 use super::*;
 use crate::client::{Client, ClientOptions, Event, Input, Output};
@@ -446,7 +446,7 @@ fn options_exact_bytes() {
     assert_eq!(
         &b[..],
         b"RTSP/1.0 200 OK\r\nCSeq: 7\r\nServer: test\r\n\
-Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER\r\n\r\n"
+Public: OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER\r\n\r\n"
     );
     let ServerOutput::Event(e) = h.conn.poll_output() else {
         panic!()
@@ -802,7 +802,9 @@ fn lookup_errors_map_to_statuses() {
 #[test]
 fn unsupported_methods() {
     let mut h = Harness::new();
-    for m in ["PAUSE", "ANNOUNCE", "RECORD", "REDIRECT"] {
+    // PAUSE is done, but needs a session.
+    assert_eq!(h.request(h.t0, "PAUSE", URL, &[]).status(), 455);
+    for m in ["ANNOUNCE", "RECORD", "REDIRECT"] {
         let d = h.request(h.t0, m, URL, &[]);
         assert_eq!(d.status(), 405, "{m}");
         assert_eq!(d.response().headers.get("Allow"), Some(PUBLIC));
@@ -914,9 +916,9 @@ fn session_errors() {
             .status(),
         454
     );
-    // SETUP or PLAY while playing: 455.
+    // SETUP while playing: 455; PLAY while playing goes on (200).
     assert_eq!(h.setup(t, 1, "2-3").status(), 455);
-    assert_eq!(h.request(t, "PLAY", &format!("{URL}/"), &[]).status(), 455);
+    assert_eq!(h.request(t, "PLAY", &format!("{URL}/"), &[]).status(), 200);
     // PLAY of another presentation: 404.
     assert_eq!(
         h.request(t, "PLAY", "rtsp://127.0.0.1:8554/other.mp4", &[]).status(),
@@ -928,16 +930,197 @@ fn session_errors() {
     assert!(d.closed);
 }
 
+/// Plays `h` from `d` until `until`, every packet of `channel`.
+fn packets_until(h: &mut Harness, d: Drained, until: Instant, channel: u8) -> (Vec<RtpPacket>, Vec<Drained>) {
+    let all = collect_until_close(h, d, until);
+    (all.iter().flat_map(|d| d.rtp(channel)).collect(), all)
+}
+
 #[test]
-fn range_other_than_zero_plays_from_zero() {
+fn a_seek_starts_at_the_keyframe_at_or_before_the_range() {
     let source = Arc::new(synthetic_source());
     let mut h = Harness::new();
     h.describe(h.t0, URL, &source);
     h.setup(h.t0, 0, "0-1");
-    let d = h.request(h.t0, "PLAY", URL, &[("Range", "npt=5-")]);
-    assert_eq!(d.responses[0].status, 200);
-    assert!(d.responses[0].headers.get("Range").unwrap().starts_with("npt=0.000-"));
-    assert!(!d.rtp(0).is_empty());
+    h.setup(h.t0, 1, "2-3");
+    // Keyframes are frames 0 and 5 (0.2 s): 0.3 s starts at 0.2 s.
+    let d = h.request(h.t0, "PLAY", URL, &[("Range", "npt=0.3-")]);
+    assert_eq!(d.status(), 200);
+    let r = d.responses[0].clone();
+    assert_eq!(
+        r.headers.get("Range"),
+        Some(format!("npt=0.200-{}", npt(source.duration)).as_str())
+    );
+    let info = rtp_info(&r);
+    let until = h.t0 + Duration::from_secs(5);
+    let (video, _) = packets_until(&mut h, d, until, 0);
+    // The first packet is what RTP-Info says: its seq, and rtptime = base + 0.2 s.
+    assert_eq!((video[0].sequence_number, video[0].timestamp), (info[0].1, info[0].2));
+    let frames: Vec<u32> = video
+        .iter()
+        .filter(|p| p.marker)
+        .map(|p| p.timestamp.wrapping_sub(info[0].2))
+        .collect();
+    assert_eq!(frames, (0..5).map(|i| i * 3600).collect::<Vec<_>>(), "frames 5..9");
+    // The first frame is the IDR (after its parameter sets).
+    assert_eq!(video[0].payload[0] & 0x1f, 24, "STAP-A with SPS/PPS");
+    // Audio from 0.2 s on: its first timestamp is within a frame of its RTP-Info rtptime.
+    let mut h2 = Harness::new();
+    h2.describe(h2.t0, URL, &source);
+    h2.setup(h2.t0, 0, "0-1");
+    h2.setup(h2.t0, 1, "2-3");
+    let d = h2.request(h2.t0, "PLAY", URL, &[("Range", "npt=0.3-")]);
+    let info = rtp_info(&d.responses[0]);
+    let until = h2.t0 + Duration::from_secs(5);
+    let (audio, _) = packets_until(&mut h2, d, until, 2);
+    assert!(
+        audio[0].timestamp.wrapping_sub(info[1].2) < 1024,
+        "{} vs {}",
+        audio[0].timestamp,
+        info[1].2
+    );
+    assert_eq!(audio[0].sequence_number, info[1].1);
+}
+
+#[test]
+fn a_range_end_stops_there_and_play_count_is_one_timeline() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.describe(h.t0, &format!("{URL}?play_count=3"), &source);
+    h.setup(h.t0, 0, "0-1");
+    // 0.4 s a loop: npt 0.9 is loop 2 at 0.1 s, which starts at its keyframe 0.
+    let end = source.duration * 2 + ms(300);
+    let d = h.request(h.t0, "PLAY", URL, &[("Range", &format!("npt=0.9-{}", npt(end)))]);
+    assert_eq!(d.status(), 200);
+    let range = d.responses[0].headers.get("Range").unwrap().to_owned();
+    assert_eq!(range, format!("npt={}-{}", npt(source.duration * 2), npt(end)));
+    let until = h.t0 + Duration::from_secs(5);
+    let (video, all) = packets_until(&mut h, d, until, 0);
+    let frames = video.iter().filter(|p| p.marker).count();
+    assert_eq!(frames, 8, "0.8 s .. 1.1 s of 40 ms frames, the end excluded");
+    assert!(all
+        .iter()
+        .any(|d| d.events.iter().any(|e| matches!(e, ServerEvent::PlaybackEnded { .. }))));
+    // Past the presentation, bad or reversed ranges, other units: 457.
+    for (range, want) in [
+        (format!("npt={}-", npt(source.duration * 3 + ms(10))), 457),
+        ("npt=0.3-0.1".to_owned(), 457),
+        ("npt=abc-".to_owned(), 457),
+        ("clock=19961108T142300Z-".to_owned(), 457),
+        ("npt=-1-".to_owned(), 457),
+    ] {
+        let mut h = Harness::new();
+        h.describe(h.t0, &format!("{URL}?play_count=3"), &source);
+        h.setup(h.t0, 0, "0-1");
+        assert_eq!(
+            h.request(h.t0, "PLAY", URL, &[("Range", &range)]).status(),
+            want,
+            "{range}"
+        );
+    }
+}
+
+#[test]
+fn pause_keeps_the_place_and_play_resumes_with_continuous_numbers() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let d = h.play(h.t0, &source, "");
+    let info = rtp_info(&d.responses[0]);
+    // Play 0.1 s (frames 0..2 are due at 0, 40, 80 ms), then PAUSE.
+    let until = h.at(100);
+    let (before, _) = packets_until(&mut h, d, until, 0);
+    let d = h.request(h.at(100), "PAUSE", URL, &[]);
+    assert_eq!(d.status(), 200);
+    // The next sample is audio frame 5 (5 × 1024 / 44100 s = 116.1 ms), before video frame 3 (120 ms).
+    let paused = d
+        .events
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::Paused { npt, .. } => Some(*npt),
+            _ => None,
+        })
+        .expect("a Paused event");
+    assert_eq!(paused, Duration::from_nanos(5 * 1024 * 1_000_000_000 / 44100));
+    // Paused: nothing due, nothing sent, whatever the time.
+    assert_eq!(
+        d.timeout.map(|t| t > h.at(100) + Duration::from_secs(20)),
+        Some(true),
+        "{:?}",
+        d.timeout
+    );
+    let d = h.timeout(h.at(10_000));
+    assert!(d.rtp(0).is_empty() && d.rtp(2).is_empty());
+    // A second PAUSE is fine.
+    assert_eq!(h.request(h.at(10_000), "PAUSE", URL, &[]).status(), 200);
+    let d = h.request(h.at(10_000), "PLAY", URL, &[]);
+    assert_eq!(d.status(), 200);
+    let r = d.responses[0].clone();
+    assert!(r.headers.get("Range").unwrap().starts_with("npt=0.116-"), "{r:?}");
+    let again = rtp_info(&r);
+    let last = before.last().unwrap();
+    assert_eq!(again[0].1, last.sequence_number.wrapping_add(1), "seq goes on");
+    let at = (paused.as_nanos() * 90_000 / 1_000_000_000) as u32;
+    assert_eq!(again[0].2, info[0].2.wrapping_add(at), "rtptime of the npt");
+    assert!(d.events.iter().any(|e| matches!(e, ServerEvent::Resumed { .. })));
+    let until = h.at(20_000);
+    let (after, _) = packets_until(&mut h, d, until, 0);
+    let frames = |p: &[RtpPacket]| p.iter().filter(|p| p.marker).count();
+    assert_eq!(frames(&before) + frames(&after), VIDEO_FRAMES, "every frame once");
+    assert_eq!(
+        after[0].timestamp,
+        info[0].2.wrapping_add(3 * 3600),
+        "video frame 3 comes next"
+    );
+}
+
+#[test]
+fn scale_paces_faster_and_reverse_is_not_implemented() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    h.describe(h.t0, URL, &source);
+    h.setup(h.t0, 0, "0-1");
+    let d = h.request(h.t0, "PLAY", URL, &[("Scale", "2")]);
+    assert_eq!(d.status(), 200);
+    assert_eq!(d.responses[0].headers.get("Scale"), Some("2"));
+    // At scale 2 the ten 40 ms frames take 200 ms of wall time.
+    let until = h.at(199);
+    let (video, _) = packets_until(&mut h, d, until, 0);
+    assert_eq!(video.iter().filter(|p| p.marker).count(), VIDEO_FRAMES);
+    for scale in ["-1", "0", "abc", "1000"] {
+        let mut h = Harness::new();
+        h.describe(h.t0, URL, &source);
+        h.setup(h.t0, 0, "0-1");
+        assert_eq!(
+            h.request(h.t0, "PLAY", URL, &[("Scale", scale)]).status(),
+            501,
+            "{scale}"
+        );
+    }
+}
+
+#[test]
+fn npt_ranges_parse() {
+    let s = |x: f64| Some(Duration::from_secs_f64(x));
+    assert_eq!(parse_npt_range("npt=5-"), Ok((s(5.0), None)));
+    assert_eq!(parse_npt_range("npt=0.5-2.25"), Ok((s(0.5), s(2.25))));
+    assert_eq!(parse_npt_range("npt=now-"), Ok((None, None)));
+    assert_eq!(parse_npt_range("npt=-3"), Ok((None, s(3.0))));
+    assert_eq!(
+        parse_npt_range("npt=01:02:03.5-;time=19970123T143720Z"),
+        Ok((s(3723.5), None))
+    );
+    for bad in [
+        "npt=",
+        "npt=5",
+        "smpte=0:10:00-",
+        "npt=1:70:00-",
+        "npt=inf-",
+        "npt=NaN-",
+        "npt=1e300-",
+        "npt=0-now",
+    ] {
+        assert!(parse_npt_range(bad).is_err(), "{bad}");
+    }
     assert!(starts_at_zero("npt=0-") && starts_at_zero("npt=0.000-") && starts_at_zero("npt=now-"));
     assert!(!starts_at_zero("npt=5-") && !starts_at_zero("clock=19961108T142300Z-") && !starts_at_zero("npt=x-"));
 }
