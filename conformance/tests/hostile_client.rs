@@ -538,7 +538,7 @@ fn wrong_state_and_bogus_transports(runtime: ServerRuntime) {
         "PLAY, unknown session"
     );
     assert_eq!(ask(&mut c, "TEARDOWN", &url, &[("Session", "12345678")]), 454);
-    assert_eq!(ask(&mut c, "PAUSE", &url, &[]), 405);
+    assert_eq!(ask(&mut c, "PAUSE", &url, &[]), 455, "PAUSE without a session");
     assert_eq!(ask(&mut c, "RECORD", &url, &[]), 405);
     assert_eq!(ask(&mut c, "FROBNICATE", &url, &[]), 501);
     for transport in [
