@@ -103,6 +103,17 @@ pub struct ProbeOptions {
     #[arg(long, help_heading = "TLS (rtsps://)", conflicts_with_all = ["tls_fingerprint", "ca_file"])]
     pub insecure: bool,
 
+    /// Ask the server to start at SECS into the presentation (PLAY `Range: npt=SECS-`); servers
+    /// start at a keyframe at or before it, as the PLAY line's Range says.
+    #[arg(long, value_name = "SECS", value_parser = parse_npt, help_heading = "Session")]
+    pub start: Option<Duration>,
+    /// Ask the server to end the media at SECS into the presentation (`Range: npt=START-SECS`).
+    #[arg(long, value_name = "SECS", value_parser = parse_npt, help_heading = "Session")]
+    pub end: Option<Duration>,
+    /// Ask for the media S times as fast (PLAY `Scale: S`; servers may refuse it).
+    #[arg(long, value_name = "S", value_parser = parse_scale, help_heading = "Session")]
+    pub scale: Option<f64>,
+
     /// Stop after SECS seconds of playing (counted from the PLAY response).
     #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Stop")]
     pub duration: Option<Duration>,
@@ -261,6 +272,16 @@ pub fn client_options(opts: &ProbeOptions) -> Result<ClientOptions, String> {
     o.ca_file = opts.ca_file.clone();
     o.tls_fingerprint = opts.tls_fingerprint.clone();
     o.insecure = opts.insecure;
+    if let (Some(start), Some(end)) = (opts.start, opts.end) {
+        if end <= start {
+            return Err(format!(
+                "--end ({}) must be after --start ({})",
+                end.as_secs_f64(),
+                start.as_secs_f64()
+            ));
+        }
+    }
+    o = o.with_range(opts.start, opts.end).with_scale(opts.scale);
     if let Some(t) = &opts.tracks {
         o.tracks = t.clone();
     }
@@ -278,6 +299,25 @@ pub fn client_options(opts: &ProbeOptions) -> Result<ClientOptions, String> {
 
 fn parse_ports(s: &str) -> Result<PortRange, String> {
     s.parse()
+}
+
+/// A position in seconds, 0 allowed.
+fn parse_npt(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v.is_finite() && (0.0..1e9).contains(&v)) {
+        return Err(format!("{s} must be a number of seconds from 0"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// A `Scale`: finite, not 0.
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v != 0.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a scale (a number other than 0, such as 2 or 0.5)"
+        )),
+    }
 }
 
 pub(crate) fn parse_secs(s: &str) -> Result<Duration, String> {

@@ -236,6 +236,18 @@ impl Client {
                 opts.transport
             )));
         }
+        if let (Some(start), Some(end)) = (opts.start, opts.end) {
+            if end <= start {
+                return Err(Error::Config(format!(
+                    "the end ({}) must be after the start ({})",
+                    npt(end),
+                    npt(start)
+                )));
+            }
+        }
+        if opts.scale.is_some_and(|s| !s.is_finite() || s == 0.0) {
+            return Err(Error::Config("scale must be a finite number other than 0".into()));
+        }
         let parsed = Url::parse(url).map_err(|e| Error::Config(format!("bad URL: {e}")))?;
         if parsed.scheme() != "rtsp" && parsed.scheme() != "rtsps" {
             return Err(Error::Config(format!(
@@ -360,6 +372,15 @@ impl Client {
             (None, _) => String::new(),
         };
         (tunnel::request_target(&self.url), host)
+    }
+
+    /// The `Range` value of PLAY: `npt=START-[END]` from the options.
+    pub(crate) fn play_range(&self) -> String {
+        let start = npt(self.opts.start.unwrap_or_default());
+        match self.opts.end {
+            Some(end) => format!("npt={start}-{}", npt(end)),
+            None => format!("npt={start}-"),
+        }
     }
 
     /// The options in force.
@@ -690,6 +711,11 @@ impl Client {
 fn connection_error(message: String, failure: IoFailure<'_>) -> ConnectionError {
     let kind = capture::format::portable_kind(failure.kind);
     ConnectionError::from_parts(kind, message, Some(failure.to_io_error()))
+}
+
+/// `d` as `npt` seconds with milliseconds (`2.500`).
+fn npt(d: Duration) -> String {
+    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
 }
 
 #[cfg(test)]

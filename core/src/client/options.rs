@@ -168,6 +168,18 @@ pub struct ClientOptions {
     /// that only let HTTP through. RTP is then interleaved, so
     /// [`ClientOptions::transport`] must be [`Transport::Tcp`].
     pub tunnel: Tunnel,
+    /// Where PLAY asks the media to start, as `npt` (`Range: npt=START-`);
+    /// `None`: the start. Servers start at a keyframe at or before it; the
+    /// `PLAY` event's `Range` header says where.
+    #[cfg_attr(feature = "serde", serde(rename = "start_s", with = "crate::duration_secs::option"))]
+    pub start: Option<Duration>,
+    /// Where PLAY asks the media to end (`Range: npt=START-END`); `None`:
+    /// the end of the presentation.
+    #[cfg_attr(feature = "serde", serde(rename = "end_s", with = "crate::duration_secs::option"))]
+    pub end: Option<Duration>,
+    /// `Scale` of the PLAY request (2: twice as fast); `None`: none sent.
+    /// Must be finite and not 0.
+    pub scale: Option<f64>,
 }
 
 /// Whether the session's connection goes through an HTTP tunnel.
@@ -271,12 +283,26 @@ impl Default for ClientOptions {
             tls_fingerprint: None,
             insecure: false,
             tunnel: Tunnel::None,
+            start: None,
+            end: None,
+            scale: None,
         }
     }
 }
 
 /// Chainable setters, one per field (the fields stay public).
 impl ClientOptions {
+    /// Sets [`ClientOptions::start`] and [`ClientOptions::end`].
+    pub fn with_range(mut self, start: Option<Duration>, end: Option<Duration>) -> Self {
+        self.start = start;
+        self.end = end;
+        self
+    }
+    /// Sets [`ClientOptions::scale`].
+    pub fn with_scale(mut self, scale: Option<f64>) -> Self {
+        self.scale = scale;
+        self
+    }
     /// Sets [`ClientOptions::tunnel`].
     pub fn with_tunnel(mut self, tunnel: Tunnel) -> Self {
         self.tunnel = tunnel;

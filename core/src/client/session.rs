@@ -326,13 +326,11 @@ impl Client {
         } else {
             self.phase = Phase::Play;
             let url = self.aggregate_url();
-            self.send(
-                now,
-                Method::Play,
-                url,
-                Headers::new().with("Range", "npt=0.000-"),
-                false,
-            );
+            let mut headers = Headers::new().with("Range", self.play_range());
+            if let Some(scale) = self.opts.scale {
+                headers.push("Scale", format!("{scale}"));
+            }
+            self.send(now, Method::Play, url, headers, false);
         }
     }
 

@@ -645,6 +645,9 @@ fn unusual_options() -> ClientOptions {
         tls_fingerprint: Some("AB".repeat(32)),
         insecure: true,
         tunnel: crate::client::Tunnel::Http,
+        start: Some(Duration::from_millis(2500)),
+        end: Some(Duration::from_secs(9)),
+        scale: Some(2.0),
     }
 }
 

@@ -129,6 +129,13 @@ pub struct CaptureHeader {
     pub rtcp_reports: bool,
     /// [`ClientOptions::tracks`] (files without it: the default).
     pub tracks: TrackSelection,
+    /// [`ClientOptions::start`] (files without it: none).
+    pub start: Option<Duration>,
+    /// [`ClientOptions::end`] (files without it: none).
+    pub end: Option<Duration>,
+    /// [`ClientOptions::scale`], as its shortest decimal text (it reads back
+    /// to the same number; files without it: none).
+    pub scale: Option<String>,
 }
 
 impl CaptureHeader {
@@ -149,6 +156,9 @@ impl CaptureHeader {
             udp_fallback_after: o.udp_fallback_after,
             rtcp_reports: o.rtcp_reports,
             tracks: o.tracks.clone(),
+            start: o.start,
+            end: o.end,
+            scale: o.scale.map(|s| s.to_string()),
         }
     }
 
@@ -168,6 +178,9 @@ impl CaptureHeader {
             udp_fallback_after: self.udp_fallback_after,
             rtcp_reports: self.rtcp_reports,
             tracks: self.tracks.clone(),
+            start: self.start,
+            end: self.end,
+            scale: self.scale.as_deref().and_then(|s| s.parse().ok()),
             ..options
         }
     }
@@ -239,6 +252,19 @@ impl CaptureHeader {
             }
             _ => body.put_u8(0),
         }
+        // Optional after the track selection: the PLAY range and scale
+        // (a byte of which are present, then each).
+        let flags =
+            u8::from(self.start.is_some()) | u8::from(self.end.is_some()) << 1 | u8::from(self.scale.is_some()) << 2;
+        if flags != 0 {
+            body.put_u8(flags);
+            for d in [self.start, self.end].into_iter().flatten() {
+                body.put_u64(duration_ns(d));
+            }
+            if let Some(scale) = &self.scale {
+                put_string(&mut body, scale);
+            }
+        }
         out.put_slice(MAGIC);
         out.put_u16(VERSION);
         out.put_u32(body.len() as u32);
@@ -296,7 +322,23 @@ impl CaptureHeader {
         } else {
             TrackSelection::FirstOfEachKind
         };
+        let (mut start, mut end, mut scale) = (None, None, None);
+        if version >= 2 && r.at < r.data.len() {
+            let flags = r.u8("header")?;
+            if flags & 1 != 0 {
+                start = Some(Duration::from_nanos(r.u64("header")?));
+            }
+            if flags & 2 != 0 {
+                end = Some(Duration::from_nanos(r.u64("header")?));
+            }
+            if flags & 4 != 0 {
+                scale = Some(r.string("header")?);
+            }
+        }
         Ok(CaptureHeader {
+            start,
+            end,
+            scale,
             tracks,
             transport,
             rtcp_reports,

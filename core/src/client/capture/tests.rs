@@ -119,6 +119,9 @@ fn round_trip_of_every_record_kind() {
             udp_fallback_after: Duration::from_secs(3),
             rtcp_reports: true,
             tracks: TrackSelection::Indexes(vec![0, 3]),
+            start: Some(Duration::from_millis(2500)),
+            end: Some(Duration::from_secs(7)),
+            scale: Some("0.5".into()),
         },
         records: vec![
             Record {
@@ -209,6 +212,9 @@ fn long_input_is_split_and_replays_the_same() {
         udp_fallback_after: Duration::from_secs(3),
         rtcp_reports: true,
         tracks: TrackSelection::All,
+        start: None,
+        end: None,
+        scale: None,
     };
     let t0 = Instant::now();
     let mut writer = CaptureWriter::new(&w, t0);
@@ -236,6 +242,9 @@ fn typed_errors() {
             udp_fallback_after: Duration::from_secs(3),
             rtcp_reports: true,
             tracks: TrackSelection::FirstOfEachKind,
+            start: None,
+            end: None,
+            scale: None,
         },
         records: vec![],
     }
@@ -320,6 +329,9 @@ proptest! {
                 udp_fallback_after: Duration::from_secs(3),
                 rtcp_reports: true,
                 tracks: TrackSelection::FirstOfEachKind,
+                start: None,
+                end: None,
+                scale: None,
             },
             records: vec![],
         }
@@ -353,6 +365,9 @@ proptest! {
                 udp_fallback_after: Duration::from_secs(3),
                 rtcp_reports: true,
                 tracks: if video { TrackSelection::Video } else { TrackSelection::FirstOfEachKind },
+                start: None,
+                end: None,
+                scale: None,
             },
             records: kinds
                 .into_iter()
@@ -378,6 +393,9 @@ fn tcp_header() -> CaptureHeader {
         udp_fallback_after: Duration::from_secs(3),
         rtcp_reports: true,
         tracks: TrackSelection::FirstOfEachKind,
+        start: None,
+        end: None,
+        scale: None,
     }
 }
 
