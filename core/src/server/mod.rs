@@ -141,8 +141,9 @@
 //!   nothing to do); the next PLAY resumes from there, or from its `Range`.
 //!   Sequence numbers and timestamps go on without a jump besides the media
 //!   skipped by a seek. PLAY while playing re-plays from its `Range` (or goes
-//!   on), PLAY after the end plays again; a multicast member's PAUSE is 455
-//!   and its `Range` is not followed (the group's stream is live).
+//!   on), PLAY after the end plays again; a multicast member's PAUSE is 200
+//!   and changes nothing, and its `Range` is not followed (the group's
+//!   stream is live).
 //! - `Session` may be omitted on requests after SETUP (one session per
 //!   connection); a `Session` naming another id is 454.
 //! - SETUP once playing is 455; so is a SETUP for a second presentation on

@@ -532,8 +532,11 @@ impl Connection {
             return fail(self, 404);
         }
         if session.is_multicast() {
-            // One member cannot stop the group's stream.
-            return fail(self, 455);
+            // One member cannot stop the group's stream, which is live: the
+            // PAUSE is taken (GStreamer pauses before its TEARDOWN) and
+            // changes nothing.
+            let h = self.session_headers(false);
+            return self.respond(now, &info, 200, h, Bytes::new());
         }
         let at = match &session.state {
             // Already paused, or at the end (clients pause before a seek): nothing to do.
