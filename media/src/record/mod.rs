@@ -14,7 +14,8 @@
 //! | AAC (`MPEG4-GENERIC`, `MP4A-LATM`) | `mp4a` + `esds` | `A_AAC` |
 //! | G.711 (`PCMA`, `PCMU`) | `alaw`, `ulaw` | `A_MS/ACM` (WAVEFORMATEX 6, 7) |
 //!
-//! Other codecs (no depacketizer in the core: L16, Opus, ...) are not
+//! Other codecs (no depacketizer in the core: L16, Opus, ...) and MJPEG
+//! (not yet: `--save-video` writes its images as a `.mjpeg` stream) are not
 //! recorded; [`Recorder::add_track`] says so, and the rest of the session is
 //! still recorded. G.711 in MP4 uses the QuickTime-style `alaw`/`ulaw`
 //! sample entries: FFmpeg (and so VLC, mpv) reads them, browsers may ignore
@@ -616,6 +617,10 @@ impl<W: Write + Seek> Recorder<W> {
                 alaw: media.codec_is("PCMA"),
                 channels: media.channels.unwrap_or(1).max(1),
             }
+        } else if media.codec_is("JPEG") {
+            return Err(not(
+                "MJPEG is not recorded yet (--save-video FILE.mjpeg saves its images)",
+            ));
         } else {
             let why = match media.kind {
                 MediaKind::Video | MediaKind::Audio => "no depacketizer for this codec, so no frames to record",
