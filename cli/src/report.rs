@@ -406,6 +406,7 @@ pub fn video_codec_name(c: VideoCodec) -> &'static str {
     match c {
         VideoCodec::H264 => "H264",
         VideoCodec::H265 => "H265",
+        VideoCodec::Mjpeg => "MJPEG",
     }
 }
 

@@ -1,7 +1,8 @@
 //! `--save-video` and `--save-audio`: frames to files.
 //!
 //! Video is written as received: an Annex B elementary stream (`.h264` /
-//! `.h265`) that ffplay and ffprobe read as is. Frames before the first
+//! `.h265`), or for MJPEG the JPEG images one after the other (`.mjpeg`, which
+//! FFmpeg reads as its `mjpeg` format), that ffplay and ffprobe read as is. Frames before the first
 //! keyframe are skipped so that the file starts decodable (a live camera
 //! joined mid-GOP). Audio is decoded to PCM s16le by `rtsp-toolkit-media`
 //! and written as a WAV file, at the source rate or resampled to

@@ -124,6 +124,96 @@ fn first_frame_png_has_the_stream_resolution_and_is_not_blank() {
     }
 }
 
+/// MJPEG (RFC 2435) from the embedded server, on a Matroska clip made with FFmpeg: every image
+/// decodes, the first one is saved as a PNG, and `--save-video` writes the images as a `.mjpeg`
+/// stream that FFmpeg reads.
+#[test]
+fn mjpeg_decodes_and_saves() {
+    let dir = temp_dir("mjpeg");
+    let media = dir.join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=10",
+        ])
+        .args([
+            "-frames:v",
+            "20",
+            "-c:v",
+            "mjpeg",
+            "-huffman",
+            "default",
+            "-pix_fmt",
+            "yuvj420p",
+        ])
+        .arg(media.join("clip.mkv"))
+        .output()
+        .expect("ffmpeg runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let serve = Serve::start_in(&media, &[]);
+    let url = serve.url("clip.mkv");
+    let r = run(
+        &["probe", &url, "--decode", "--json", "--timeout", "10"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+    let report = report(&r.stdout);
+    let d = &report["decode"];
+    assert_eq!(
+        (
+            d["pictures"].as_u64(),
+            d["width"].as_u64(),
+            d["height"].as_u64(),
+            d["errors"].as_u64()
+        ),
+        (Some(20), Some(320), Some(240), Some(0)),
+        "{d}"
+    );
+    assert_eq!(report["tracks"][0]["codec"], "JPEG", "{report}");
+
+    let png = dir.join("first.png");
+    let video = dir.join("clip.mjpeg");
+    let r = run(
+        &[
+            "probe",
+            &url,
+            "--save-first-frame",
+            png.to_str().unwrap(),
+            "--save-video",
+            video.to_str().unwrap(),
+            "--frames",
+            "5",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("first frame: 320x240 PNG to"), "{}", r.stdout);
+    let (w, h, pixels, bpp) = read_png(&std::fs::read(&png).unwrap());
+    assert_eq!((w, h), (320, 240));
+    assert!(variance(&pixels, bpp) > 1000.0, "a blank picture");
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "mjpeg",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&video)
+        .output()
+        .expect("ffprobe runs");
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "5");
+}
+
 #[test]
 fn save_first_frame_fails_cleanly_without_video() {
     let serve = Serve::start();

@@ -358,3 +358,64 @@ fn a_resolution_change_mid_stream_decodes() {
     }
     drop(server);
 }
+
+/// MJPEG (served from a Matroska `V_MJPEG` clip made with FFmpeg) records to MP4 (`jpeg`) and
+/// Matroska (`V_MJPEG`): every image, decoding to the same pictures as the source clip's.
+#[test]
+fn mjpeg_records_to_mp4_and_mkv() {
+    let dir = temp_dir("record-mjpeg");
+    let served = dir.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let ok = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=10",
+        ])
+        .args([
+            "-frames:v",
+            "20",
+            "-c:v",
+            "mjpeg",
+            "-huffman",
+            "default",
+            "-pix_fmt",
+            "yuvj420p",
+        ])
+        .arg(served.join("clip.mkv"))
+        .status()
+        .expect("ffmpeg runs");
+    assert!(ok.success());
+    let md5s = |path: &Path| -> Vec<String> {
+        let out = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(path)
+            .args(["-f", "framemd5", "-"])
+            .output()
+            .expect("ffmpeg runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(',').next().map(|m| m.trim().to_owned()))
+            .collect()
+    };
+    let expected = md5s(&served.join("clip.mkv"));
+    assert_eq!(expected.len(), 20);
+    let (server, base) = serve_dir(&served);
+    for ext in ["mp4", "mkv"] {
+        let path = dir.join(format!("clip.{ext}"));
+        let report = record(&format!("{base}clip.mkv"), &path, &[]);
+        assert_eq!(report["tracks"][0]["frames"], 20, "{ext}: {report}");
+        let (streams, _, stderr) = ffprobe(&path);
+        assert_eq!(streams[0]["codec_name"], "mjpeg", "{ext}: {stderr}");
+        assert_eq!(nb_read_frames(&streams[0]), 20, "{ext}");
+        assert_eq!(ffmpeg_decode_errors(&path), "", "{ext}");
+        assert_eq!(md5s(&path), expected, "{ext}: the pictures differ");
+    }
+    drop(server);
+}

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rtsp_toolkit_core::auth::{self, Authenticator, Credentials};
 use rtsp_toolkit_core::client::{Client, ClientOptions, Event, Input, Output};
-use rtsp_toolkit_core::codec::{sps, Depacketizer, Frame, SequenceTracker, VideoCodec};
+use rtsp_toolkit_core::codec::{jpeg, sps, Depacketizer, Frame, SequenceTracker, VideoCodec};
 use rtsp_toolkit_core::message::{Decoder, Limits, Message};
 use rtsp_toolkit_core::rtp::RtpPacket;
 use rtsp_toolkit_core::sdp::Sdp;
@@ -49,6 +49,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("depacketize_aac", depacketize_aac),
     ("depacketize_latm", depacketize_latm),
     ("depacketize_g711", depacketize_g711),
+    ("depacketize_jpeg", depacketize_jpeg),
     ("sps", sps),
     ("client_session", client_session),
     ("server_connection", server_connection),
@@ -506,6 +507,43 @@ pub fn depacketize_g711(data: &[u8]) {
         ],
         data,
     );
+}
+
+/// Motion JPEG (RFC 2435): static and dynamic payload types, `a=x-dimensions`.
+/// The packetizer then reads every rebuilt image, and the input as one image.
+pub fn depacketize_jpeg(data: &[u8]) {
+    let sdps = [
+        "v=0\r\nm=video 0 RTP/AVP 26\r\n",
+        "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 JPEG/90000\r\na=x-dimensions:2560,1440\r\n",
+    ];
+    depacketize(&sdps, data);
+    let mut packetizer = jpeg::Packetizer::new(1400);
+    let _ = packetizer.packetize(data);
+    let (b, mut rest) = split_first(data);
+    let mut d = jpeg::Depacketizer::new(&media_of(sdps[usize::from(b) % sdps.len()]), MAX_FRAME).expect("a JPEG track");
+    let mut seq = 0u16;
+    while rest.len() >= 2 {
+        let len = usize::from(rest[0]).min(rest.len() - 1);
+        let packet = RtpPacket {
+            sequence_number: seq,
+            timestamp: u32::from(seq / 4),
+            ssrc: 1,
+            marker: rest[1] & 1 != 0,
+            payload_type: 26,
+            csrc_count: 0,
+            extension: None,
+            padding: 0,
+            payload: Bytes::copy_from_slice(&rest[1..1 + len]),
+        };
+        rest = &rest[1 + len..];
+        seq = seq.wrapping_add(1);
+        let _ = d.push(&packet, 0);
+        while let Some(f) = d.pull() {
+            if let Ok(payloads) = packetizer.packetize(&f.data) {
+                assert!(!payloads.is_empty());
+            }
+        }
+    }
 }
 
 /// `codec::sps`: the H.264 and H.265 SPS readers on the bytes as one NAL

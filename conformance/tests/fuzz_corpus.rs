@@ -520,6 +520,64 @@ a=control:trackID=1\r\n",
     );
     write("depacketize_g711", "pcmu", &records(0, &interleaved(&pcm, 0), 3));
     write("depacketize_g711", "pcma_stereo", &records(1, &interleaved(&pcm, 0), 2));
+    {
+        // MJPEG: a 16x8 gray image (one 4:2:2 MCU of empty blocks) in two Q 50
+        // fragments, then the rebuilt image sent again by the packetizer (Q 255,
+        // in-band tables), then with restart markers (type 64).
+        use rtsp_toolkit_core::codec::jpeg;
+        use rtsp_toolkit_core::rtp::RtpHeader;
+        let rtp = |seq: u16, ts: u32, marker: bool, payload: &[u8]| {
+            let mut out = bytes::BytesMut::new();
+            RtpHeader {
+                sequence_number: seq,
+                timestamp: ts,
+                ssrc: 7,
+                marker,
+                payload_type: 26,
+            }
+            .write_packet(payload, &mut out);
+            out.freeze()
+        };
+        let mut packets = vec![
+            rtp(1, 0, false, &[0, 0, 0, 0, 0, 50, 2, 1, 0b0010_1000]),
+            rtp(2, 0, true, &[0, 0, 0, 1, 0, 50, 2, 1, 0b1010_0000, 0b0000_1111]),
+        ];
+        let media = rtsp_toolkit_core::sdp::Sdp::parse(b"v=0\r\nm=video 0 RTP/AVP 26\r\n")
+            .unwrap()
+            .media
+            .remove(0);
+        let mut d = jpeg::Depacketizer::new(&media, 1 << 20).unwrap();
+        for p in &packets {
+            d.push(&RtpPacket::parse(p.clone()).unwrap(), 0).unwrap();
+        }
+        let image = d.pull().unwrap().data;
+        for (i, payload) in jpeg::Packetizer::new(150).packetize(&image).unwrap().iter().enumerate() {
+            packets.push(rtp(3 + i as u16, 3000, true, payload));
+        }
+        packets.push(rtp(
+            9,
+            6000,
+            true,
+            &[
+                0,
+                0,
+                0,
+                0,
+                64,
+                60,
+                2,
+                1,
+                0,
+                1,
+                0xff,
+                0xff,
+                0b0010_1000,
+                0b1010_0000,
+                0b0000_1111,
+            ],
+        ));
+        write("depacketize_jpeg", "gray", &records(0, &packets, 16));
+    }
 
     // SPS NAL units: the fixtures' (320x240; the H.264 one is also their
     // sprop-parameter-sets), and libx264's for 1080p (cropped) after an

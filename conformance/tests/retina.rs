@@ -71,6 +71,8 @@ fn is_param_set(codec: VideoCodec, nal: &[u8]) -> bool {
     match codec {
         VideoCodec::H264 => matches!(nal.first().map(|b| b & 0x1f), Some(7 | 8)),
         VideoCodec::H265 => matches!(nal.first().map(|b| (b >> 1) & 0x3f), Some(32..=34)),
+        // No parameter sets; the retina comparison streams are H.264 and H.265.
+        VideoCodec::Mjpeg => false,
     }
 }
 

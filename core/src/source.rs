@@ -43,6 +43,9 @@ pub enum SourceCodec {
     },
     /// G.711 A-law, 8 kHz mono; samples are encoded bytes (one byte per sample).
     Pcma,
+    /// Motion JPEG; each sample is one whole JPEG image (SOI to EOI) that
+    /// [`crate::codec::jpeg::Packetizer`] accepts (file readers check that).
+    Mjpeg,
 }
 
 /// One track of a source.

@@ -11,13 +11,14 @@
 //! | file | tracks | samples |
 //! |---|---|---|
 //! | MP4 (progressive) | H.264 (`avc1`/`avc3`), H.265 (`hvc1`/`hev1`), AAC (`mp4a`) | views of the file |
-//! | Matroska / WebM | H.264, H.265, AAC (`A_AAC*`) | views of the file |
+//! | Matroska / WebM | H.264, H.265, MJPEG (`V_MJPEG`), AAC (`A_AAC*`) | views of the file |
 //! | ADTS `.aac` | AAC | views of the file (headers stripped) |
 //! | WAV | G.711 A-law 8 kHz mono, re-encoded from PCM | views of one encoded buffer |
 //!
-//! Video samples are NAL units each prefixed by a 4-byte big-endian length;
+//! H.264 and H.265 samples are NAL units each prefixed by a 4-byte big-endian length;
 //! when the container already uses 4-byte lengths (the usual case) they are
-//! the file's bytes, otherwise they are rewritten once at load. Tracks with
+//! the file's bytes, otherwise they are rewritten once at load. MJPEG samples
+//! are whole JPEG images. Tracks with
 //! other codecs are skipped (logged with `tracing::info!`), never
 //! transcoded; a file with no playable track is
 //! [`MediaError::NoSupportedTrack`]. The per-format modules document their
@@ -30,7 +31,7 @@
 //! of UDP sessions are bound by `rtsp_toolkit_driver::udp`).
 //!
 //! Decode helpers for clients: [`audio`] (AAC and G.711 to PCM, WAV writing, playback behind the
-//! `playback` feature) and, behind the `decode` feature, `video` (H.264 and H.265 to RGB or YUV
+//! `playback` feature) and, behind the `decode` feature, `video` (H.264, H.265 and MJPEG to RGB or YUV
 //! pictures through FFmpeg's libavcodec). [`record`] writes a session's frames into a fragmented
 //! MP4 or Matroska file (stream copy).
 //!

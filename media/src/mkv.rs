@@ -8,7 +8,11 @@
 //! chapters, tags and attachments are skipped; tracks using
 //! `ContentEncoding` (header stripping, compression, encryption) are skipped
 //! and logged, as are codecs other than `V_MPEG4/ISO/AVC`,
-//! `V_MPEGH/ISO/HEVC` and `A_AAC*`.
+//! `V_MPEGH/ISO/HEVC`, `V_MJPEG` and `A_AAC*`. A `V_MJPEG` track is
+//! served only if every image can go over RTP as RFC 2435 says
+//! ([`rtsp_toolkit_core::codec::jpeg::Packetizer`]: baseline YUV 4:2:0 or
+//! 4:2:2 with the standard Huffman tables, at most 2040x2040); otherwise it
+//! is skipped with the reason.
 //!
 //! # Times
 //! Block timestamps are presentation times in TimestampScale units
@@ -26,7 +30,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use rtsp_toolkit_core::source::SourceTrack;
+use rtsp_toolkit_core::source::{SourceCodec, SourceTrack};
 
 use crate::adts::{aac_codec, audio_specific_config, frequency_index};
 use crate::nal::VideoConfig;
@@ -525,6 +529,36 @@ fn build_track(entry: &TrackEntry, frames: Vec<RawFrame>, scale: u64) -> Result<
                     samples,
                 )
             }))
+        }
+        "V_MJPEG" => {
+            let step = default_duration(VIDEO_CLOCK)?;
+            let mut samples = Vec::with_capacity(frames.len());
+            for (i, f) in frames.into_iter().enumerate() {
+                if let Err(e) = rtsp_toolkit_core::codec::jpeg::Packetizer::check(&f.data) {
+                    return Ok(Err(format!("image {i}: {e}")));
+                }
+                let pts =
+                    to_clock(f.time, VIDEO_CLOCK)?.saturating_add(step.unwrap_or(0).saturating_mul(i64::from(f.lace)));
+                samples.push(Timed {
+                    dts: pts,
+                    pts,
+                    duration: step.unwrap_or(0),
+                    // Every image stands alone.
+                    keyframe: true,
+                    data: f.data,
+                });
+            }
+            samples.sort_by_key(|s| s.pts);
+            if step.is_none() {
+                fill_durations_from_gaps(&mut samples);
+            }
+            Ok(Ok((
+                SourceTrack {
+                    codec: SourceCodec::Mjpeg,
+                    clock_rate: VIDEO_CLOCK,
+                },
+                samples,
+            )))
         }
         id if id.starts_with("A_AAC") => {
             let channels = u16::try_from(entry.channels).unwrap_or(0);

@@ -1,6 +1,6 @@
 //! Video decode (cargo feature `decode`): the core's Annex B [`VideoFrame`]s in, pictures out.
 //!
-//! What it is: a [`VideoDecoder`] for one H.264 or H.265 track, made from the track's SDP
+//! What it is: a [`VideoDecoder`] for one H.264, H.265 or MJPEG track, made from the track's SDP
 //! [`Media`] (for its out-of-band parameter sets) or from a codec and parameter sets, that turns
 //! each [`VideoFrame`] into zero or more [`Picture`]s: packed RGB24 or planar YUV 4:2:0 with
 //! their width, height and RTP timestamp, in presentation order.
@@ -14,7 +14,9 @@
 //! `ffmpeg-next` binding gives the same decoders (H.264 *and* H.265, robust to the damaged streams
 //! cameras send) from the FFmpeg a Debian machine already has (5.1 on Debian 12, detected at build
 //! time), is maintained, and is safe Rust. `openh264` would have spared the system library but
-//! decodes H.264 only, and no maintained pure-Rust H.265 decoder exists. The price: building this
+//! decodes H.264 only, and no maintained pure-Rust H.265 decoder exists. MJPEG goes through
+//! libavcodec's JPEG decoder too: the feature links it already, so a pure-Rust JPEG crate would
+//! only add a second decoder (and a dependency) for the same pictures. The price: building this
 //! feature needs FFmpeg's development headers and libclang (Debian: `libavcodec-dev
 //! libavformat-dev libavutil-dev libswscale-dev pkg-config clang libclang-dev`), which is why it
 //! is a feature and not a default.
@@ -138,8 +140,8 @@ fn chroma_len(n: u32) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VideoDecodeError {
-    /// The SDP's encoding name is not H264 or H265.
-    #[error("no video decoder for {0:?} (H264 and H265 are supported)")]
+    /// The SDP's encoding name is not H264, H265 or JPEG.
+    #[error("no video decoder for {0:?} (H264, H265 and JPEG are supported)")]
     UnsupportedCodec(String),
     /// libavcodec could not open a decoder (missing from this FFmpeg build, out of memory).
     #[error("cannot open the {codec:?} decoder: {reason}")]
@@ -226,6 +228,7 @@ impl VideoDecoder {
         let id = match codec {
             VideoCodec::H264 => ff::codec::Id::H264,
             VideoCodec::H265 => ff::codec::Id::HEVC,
+            VideoCodec::Mjpeg => ff::codec::Id::MJPEG,
         };
         let av_codec =
             ff::decoder::find(id).ok_or_else(|| open_error("this FFmpeg build has no such decoder".into()))?;
@@ -247,13 +250,15 @@ impl VideoDecoder {
         })
     }
 
-    /// A decoder for the track an SDP media section describes (`H264` or `H265`, any case),
-    /// with its `sprop-*` parameter sets.
+    /// A decoder for the track an SDP media section describes (`H264`, `H265` or `JPEG`, any
+    /// case), with its `sprop-*` parameter sets.
     pub fn from_sdp(media: &Media, format: PixelFormat) -> Result<Self, VideoDecodeError> {
         let codec = if media.codec.eq_ignore_ascii_case("H264") {
             VideoCodec::H264
         } else if media.codec.eq_ignore_ascii_case("H265") {
             VideoCodec::H265
+        } else if media.codec.eq_ignore_ascii_case("JPEG") {
+            return VideoDecoder::new(VideoCodec::Mjpeg, None, format);
         } else {
             return Err(VideoDecodeError::UnsupportedCodec(media.codec.clone()));
         };
@@ -609,7 +614,7 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_are_errors_not_panics() {
-        for codec in [VideoCodec::H264, VideoCodec::H265] {
+        for codec in [VideoCodec::H264, VideoCodec::H265, VideoCodec::Mjpeg] {
             let mut decoder = VideoDecoder::new(codec, None, PixelFormat::Rgb24).unwrap();
             let mut seed = 7u32;
             for len in [0usize, 1, 4, 5, 17, 300, 5000] {
@@ -647,6 +652,56 @@ mod tests {
                 Err(VideoDecodeError::CodecMismatch { .. })
             ));
         }
+    }
+
+    /// A 16x8 gray MJPEG image rebuilt by the core's RFC 2435 depacketizer (Q 50): one 4:2:2
+    /// MCU whose four blocks are all DC 0 and end of block, coded with the standard Huffman
+    /// tables (Y: DC `00`, EOB `1010`; Cb, Cr: DC `00`, EOB `00`), padded with ones.
+    fn gray_mjpeg_frame() -> VideoFrame {
+        use rtsp_toolkit_core::codec::jpeg;
+        let sdp = rtsp_toolkit_core::sdp::Sdp::parse(b"v=0\r\nm=video 0 RTP/AVP 26\r\n").unwrap();
+        let mut d = jpeg::Depacketizer::new(&sdp.media[0], 1 << 20).unwrap();
+        let payload = [0, 0, 0, 0, 0, 50, 2, 1, 0b0010_1000, 0b1010_0000, 0b0000_1111];
+        let packet = rtsp_toolkit_core::rtp::RtpPacket {
+            sequence_number: 1,
+            timestamp: 90,
+            ssrc: 1,
+            marker: true,
+            payload_type: 26,
+            csrc_count: 0,
+            extension: None,
+            padding: 0,
+            payload: Bytes::copy_from_slice(&payload),
+        };
+        d.push(&packet, 0).unwrap();
+        d.pull().unwrap()
+    }
+
+    #[test]
+    fn decodes_mjpeg_rebuilt_from_rtp() {
+        let frame = gray_mjpeg_frame();
+        let sdp =
+            rtsp_toolkit_core::sdp::Sdp::parse(b"v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 JPEG/90000\r\n").unwrap();
+        let mut decoder = VideoDecoder::from_sdp(&sdp.media[0], PixelFormat::Yuv420p).unwrap();
+        assert_eq!(decoder.codec(), VideoCodec::Mjpeg);
+        let mut pictures = decoder.feed(&frame).unwrap();
+        pictures.extend(decoder.flush().unwrap());
+        assert_eq!(pictures.len(), 1);
+        let p = &pictures[0];
+        assert_eq!((p.width, p.height, p.timestamp), (16, 8, 90));
+        let (y, u, v) = p.yuv_planes().unwrap();
+        // DC 0 is mid-gray (128, or about that once converted to video range).
+        assert!(y.iter().chain(u).chain(v).all(|&b| (120..=136).contains(&b)), "{y:?}");
+        // Every frame is a keyframe: a loss before a frame costs nothing more.
+        let mut lossy = frame.clone();
+        lossy.loss = 2;
+        let mut after_loss = decoder.feed(&lossy).unwrap();
+        after_loss.extend(decoder.flush().unwrap());
+        assert_eq!(after_loss.len(), 1);
+        let mut rgb = VideoDecoder::new(VideoCodec::Mjpeg, None, PixelFormat::Rgb24).unwrap();
+        let mut pictures = rgb.feed(&frame).unwrap();
+        pictures.extend(rgb.flush().unwrap());
+        assert_eq!(pictures[0].data.len(), 16 * 8 * 3);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 Every .mp4/.mkv/.wav/.aac file of --dir is served at rtsp://127.0.0.1:PORT/NAME (TCP-interleaved and
 UDP transports). Video is never transcoded: H.264/H.265 are parsed and packetized with parameter sets
-repeated in-band (config-interval=-1); AAC goes out as MPEG4-GENERIC (rtpmp4gpay); WAV is converted to
+repeated in-band (config-interval=-1); MJPEG goes out as JPEG (rtpjpegpay, RFC 2435); AAC goes out as MPEG4-GENERIC (rtpmp4gpay); WAV is converted to
 PCMA/8000/1 (payload type 8). Dynamic payload types are 96, 97, ... in stream order. Media are not
 shared: each client gets its own pipeline, starting from the beginning of the file.
 
@@ -65,6 +65,9 @@ def payloader_for(caps, index):
         return f"h265parse config-interval=-1 ! rtph265pay name=pay{index} pt={pt} config-interval=-1"
     if caps.startswith("audio/mpeg"):
         return f"aacparse ! rtpmp4gpay name=pay{index} pt={pt}"
+    if caps.startswith("image/jpeg"):
+        # MJPEG (e.g. V_MJPEG in Matroska) as RFC 2435 `JPEG/90000`.
+        return f"jpegparse ! rtpjpegpay name=pay{index} pt={pt}"
     return None
 
 
@@ -88,7 +91,7 @@ def launch_line(path):
         if chain:
             branches.append(f"demux. ! queue ! {chain}")
     if not branches:
-        raise ValueError(f"{path}: no H.264/H.265/AAC stream")
+        raise ValueError(f"{path}: no H.264/H.265/MJPEG/AAC stream")
     return f"( {src} ! {demuxer} name=demux " + " ".join(branches) + " )"
 
 

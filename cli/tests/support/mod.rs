@@ -138,7 +138,11 @@ impl Serve {
 
     /// With more `serve` options.
     pub fn start_with(extra: &[&str]) -> Serve {
-        let dir = media_dir();
+        Serve::start_in(&media_dir(), extra)
+    }
+
+    /// Serving `dir` instead of the fixtures, with more `serve` options.
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Serve {
         let mut args = vec!["serve", "--dir", dir.to_str().unwrap(), "--port", "0"];
         args.extend_from_slice(extra);
         let mut p = spawn(&args);

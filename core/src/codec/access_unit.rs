@@ -146,6 +146,7 @@ impl Assembler {
         let name = match codec {
             VideoCodec::H264 => "H.264",
             VideoCodec::H265 => "H.265",
+            VideoCodec::Mjpeg => "JPEG",
         };
         let sdp_len = sdp_sets.iter().map(|(_, s)| s.len() + 4).sum();
         Assembler {

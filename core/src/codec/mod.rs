@@ -11,7 +11,7 @@
 //! This module does not know about sockets, sessions or time: receive
 //! instants are the client's business.
 //!
-//! Each codec has its module (`aac`, `g711`, `h264`, `h265`); what several
+//! Each codec has its module (`aac`, `g711`, `h264`, `h265`, `jpeg`); what several
 //! share is in crate-internal modules: `access_unit` (access unit assembly
 //! for H.264 and H.265), `nal` (aggregation packet framing and Annex B
 //! splitting for both). The AudioSpecificConfig and StreamMuxConfig parser
@@ -24,6 +24,7 @@ pub mod aac;
 pub mod g711;
 pub mod h264;
 pub mod h265;
+pub mod jpeg;
 pub mod sps;
 
 mod access_unit;
@@ -47,6 +48,9 @@ pub enum VideoCodec {
     H264,
     /// H.265 (RFC 7798, encoding name `H265`).
     H265,
+    /// Motion JPEG (RFC 2435, encoding name `JPEG`, static payload type 26).
+    #[cfg_attr(feature = "serde", serde(rename = "MJPEG"))]
+    Mjpeg,
 }
 
 /// Audio codecs with a depacketizer.
@@ -73,14 +77,16 @@ pub struct VideoFrame {
     /// The codec of the track.
     pub codec: VideoCodec,
     /// RTP timestamp of the access unit, in RTP clock units (90 kHz for
-    /// H.264 and H.265 by their payload formats).
+    /// H.264, H.265 and MJPEG by their payload formats).
     pub timestamp: u32,
-    /// Annex B: every NAL unit prefixed with `00 00 00 01`.
+    /// H.264 and H.265: Annex B, every NAL unit prefixed with `00 00 00 01`.
+    /// MJPEG: one whole JFIF image, SOI to EOI.
     pub data: Bytes,
-    /// An IDR picture (H.264) or IRAP picture (H.265).
+    /// An IDR picture (H.264) or IRAP picture (H.265); always true for MJPEG.
     pub keyframe: bool,
     /// Parameter sets (SPS/PPS/VPS) arrived in-band with this frame, or
-    /// were inserted from the SDP in front of it.
+    /// were inserted from the SDP in front of it. MJPEG: the first image, or
+    /// one whose size, sampling or restart interval differs from the previous.
     pub new_parameters: bool,
     /// RTP packets lost since the previous emitted frame of this track.
     pub loss: u32,
@@ -122,7 +128,7 @@ pub enum Frame {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 ///
-/// `codec` is the codec's name in every variant: `H.264`, `H.265`,
+/// `codec` is the codec's name in every variant: `H.264`, `H.265`, `JPEG`,
 /// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA` or `PCMU`.
 pub enum DepacketizeError {
     /// A packet with an empty payload.
@@ -176,6 +182,8 @@ pub enum Depacketizer {
     H264(h264::Depacketizer),
     /// H.265 (RFC 7798).
     H265(h265::Depacketizer),
+    /// Motion JPEG (RFC 2435).
+    Jpeg(jpeg::Depacketizer),
     /// AAC in RFC 3640 `mpeg4-generic`.
     Aac(aac::Depacketizer),
     /// AAC in `MP4A-LATM` (RFC 6416).
@@ -192,6 +200,8 @@ impl Depacketizer {
             Depacketizer::H264(h264::Depacketizer::new(media, max_frame_bytes)?)
         } else if c("H265") {
             Depacketizer::H265(h265::Depacketizer::new(media, max_frame_bytes)?)
+        } else if c("JPEG") {
+            Depacketizer::Jpeg(jpeg::Depacketizer::new(media, max_frame_bytes)?)
         } else if c("MPEG4-GENERIC") {
             Depacketizer::Aac(aac::Depacketizer::new(media, max_frame_bytes)?)
         } else if c("MP4A-LATM") {
@@ -209,6 +219,7 @@ impl Depacketizer {
         match self {
             Depacketizer::H264(d) => d.push(packet, lost),
             Depacketizer::H265(d) => d.push(packet, lost),
+            Depacketizer::Jpeg(d) => d.push(packet, lost),
             Depacketizer::Aac(d) => d.push(packet, lost),
             Depacketizer::Latm(d) => d.push(packet, lost),
             Depacketizer::G711(d) => d.push(packet, lost),
@@ -221,6 +232,7 @@ impl Depacketizer {
         match self {
             Depacketizer::H264(d) => d.pull().map(Frame::Video),
             Depacketizer::H265(d) => d.pull().map(Frame::Video),
+            Depacketizer::Jpeg(d) => d.pull().map(Frame::Video),
             Depacketizer::Aac(d) => d.pull().map(Frame::Audio),
             Depacketizer::Latm(d) => d.pull().map(Frame::Audio),
             Depacketizer::G711(d) => d.pull().map(Frame::Audio),

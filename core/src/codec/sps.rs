@@ -52,7 +52,8 @@ pub enum SpsError {
 
 /// The size of the pictures of `access_unit` (Annex B, as in a
 /// [`VideoFrame`](super::VideoFrame)) from the first SPS in it; `None`
-/// when it has no SPS or the SPS cannot be read.
+/// when it has no SPS or the SPS cannot be read. For MJPEG, the size in the
+/// JPEG image's frame header (see [`super::jpeg::dimensions`]).
 ///
 /// ```
 /// use bytes::Bytes;
@@ -65,10 +66,13 @@ pub enum SpsError {
 /// assert_eq!(sps::resolution(VideoCodec::H264, &au), Some((320, 240)));
 /// ```
 pub fn resolution(codec: VideoCodec, access_unit: &Bytes) -> Option<(u32, u32)> {
+    if codec == VideoCodec::Mjpeg {
+        return super::jpeg::dimensions(access_unit).map(|(w, h)| (u32::from(w), u32::from(h)));
+    }
     split_annex_b(access_unit).iter().find_map(|nal| {
         let info = match codec {
             VideoCodec::H264 => h264(nal),
-            VideoCodec::H265 => h265(nal),
+            VideoCodec::H265 | VideoCodec::Mjpeg => h265(nal),
         };
         info.ok().map(|i| (i.width, i.height))
     })

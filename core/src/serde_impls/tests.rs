@@ -734,6 +734,11 @@ fn plain_values_round_trip() {
         assert_eq!(serde_json::from_value::<AudioCodec>(to_json(&c)).unwrap(), c);
     }
     assert_eq!(to_json(&VideoCodec::H264), "H264");
+    assert_eq!(to_json(&VideoCodec::Mjpeg), "MJPEG");
+    assert_eq!(
+        serde_json::from_value::<VideoCodec>(json!("MJPEG")).unwrap(),
+        VideoCodec::Mjpeg
+    );
     let headers = Headers::new()
         .with("WWW-Authenticate", "Digest")
         .with("WWW-Authenticate", "Basic");

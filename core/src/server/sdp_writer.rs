@@ -1,5 +1,5 @@
 //! SDP generation for DESCRIBE answers (RFC 4566, with the RTP payload
-//! formats of RFC 6184, RFC 7798, RFC 3640 and RFC 3551).
+//! formats of RFC 6184, RFC 7798, RFC 3640, RFC 3551 and RFC 2435).
 //!
 //! One function, [`session_description`], turns a [`MediaSource`] into the
 //! text a client needs to set up its tracks: one `m=` section per source
@@ -23,6 +23,8 @@ pub(super) const PT_VIDEO: u8 = 96;
 pub(super) const PT_AAC: u8 = 97;
 /// Static payload type of PCMA (RFC 3551).
 pub(super) const PT_PCMA: u8 = 8;
+/// Static payload type of JPEG (RFC 3551, RFC 2435).
+pub(super) const PT_JPEG: u8 = 26;
 
 /// The RTP payload type a track of `codec` is sent with.
 pub(super) fn payload_type(codec: &SourceCodec) -> u8 {
@@ -30,6 +32,7 @@ pub(super) fn payload_type(codec: &SourceCodec) -> u8 {
         SourceCodec::H264 { .. } | SourceCodec::H265 { .. } => PT_VIDEO,
         SourceCodec::Aac { .. } => PT_AAC,
         SourceCodec::Pcma => PT_PCMA,
+        SourceCodec::Mjpeg => PT_JPEG,
     }
 }
 
@@ -118,6 +121,10 @@ pub(super) fn session_description(d: &Description<'_>) -> String {
             }
             SourceCodec::Pcma => {
                 let _ = write!(s, "m=audio 0 RTP/AVP {pt}\r\na=rtpmap:{pt} PCMA/{rate}/1\r\n");
+            }
+            SourceCodec::Mjpeg => {
+                // The rtpmap is optional for a static type, and helps clients that only read it.
+                let _ = write!(s, "m=video 0 RTP/AVP {pt}\r\na=rtpmap:{pt} JPEG/{rate}\r\n");
             }
         }
         let _ = write!(s, "a=control:trackID={i}\r\n");
@@ -262,6 +269,18 @@ mod tests {
         assert_eq!(a.control.as_deref(), Some("trackID=1"));
         crate::codec::Depacketizer::new(v, 1 << 20).unwrap();
         crate::codec::Depacketizer::new(a, 1 << 20).unwrap();
+    }
+
+    #[test]
+    fn mjpeg_static_payload_type() {
+        let src = source(vec![(SourceCodec::Mjpeg, 90000)]);
+        let sdp = describe(&src, "127.0.0.1:8554");
+        let v = &sdp.media[0];
+        assert_eq!((v.payload_type, v.codec.as_str(), v.clock_rate), (26, "JPEG", 90000));
+        assert!(matches!(
+            crate::codec::Depacketizer::new(v, 1 << 20),
+            Ok(crate::codec::Depacketizer::Jpeg(_))
+        ));
     }
 
     #[test]

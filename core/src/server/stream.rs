@@ -58,7 +58,7 @@ use super::clock::SplitMix64;
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
 use super::{MulticastTrack, ServerOutput, UdpSocketId};
-use crate::codec::{aac, h264, h265};
+use crate::codec::{aac, h264, h265, jpeg};
 use crate::rtcp::{self, SenderReport};
 use crate::rtp::{RtpHeader, FIXED_HEADER_LEN};
 use crate::source::{MediaSource, SourceCodec, SourceSample};
@@ -195,6 +195,7 @@ enum Packetizer {
     Aac(aac::Packetizer),
     /// One packet per sample, cut at this many bytes (= samples, 8 kHz mono).
     Pcma(usize),
+    Jpeg(jpeg::Packetizer),
 }
 
 /// One set-up track.
@@ -253,6 +254,16 @@ impl TrackOut {
                     rtp.put(delivery, out, ts.wrapping_add((i * *max) as u32), false, chunk);
                 }
             }
+            Packetizer::Jpeg(p) => match p.packetize(&sample.data) {
+                Ok(payloads) => {
+                    let n = payloads.len();
+                    for (i, payload) in payloads.iter().enumerate() {
+                        rtp.put(delivery, out, ts, i + 1 == n, payload);
+                    }
+                }
+                // File readers only give images the packetizer takes; skip one that is not.
+                Err(e) => tracing::warn!(%e, "JPEG image not sent"),
+            },
         }
         nals.clear();
     }
@@ -645,6 +656,7 @@ impl Session {
             SourceCodec::H265 { .. } => Packetizer::H265(h265::Packetizer::new(max_payload)),
             SourceCodec::Aac { .. } => Packetizer::Aac(aac::Packetizer::new(max_payload)),
             SourceCodec::Pcma => Packetizer::Pcma(max_payload),
+            SourceCodec::Mjpeg => Packetizer::Jpeg(jpeg::Packetizer::new(max_payload)),
         };
         let r = rng.next_u64();
         let ssrc = r as u32;

@@ -1875,6 +1875,72 @@ fn pcma_and_h265_tracks_stream() {
     assert!(a.iter().all(|p| p.payload_type == 8 && !p.marker));
 }
 
+#[test]
+fn mjpeg_track_streams_images_the_client_rebuilds() {
+    use crate::codec::jpeg;
+    // A JPEG image rebuilt from a Q 50 packet of 3000 bytes of (stand-in) entropy-coded data.
+    let sdp26 = Sdp::parse(b"v=0\r\nm=video 0 RTP/AVP 26\r\n").unwrap();
+    let mut d = jpeg::Depacketizer::new(&sdp26.media[0], 1 << 20).unwrap();
+    let mut payload = vec![0, 0, 0, 0, 1, 50, 40, 30];
+    payload.extend((0..3000u32).map(|i| (i % 251) as u8));
+    d.push(&rtp_packet(&payload), 0).unwrap();
+    let image = d.pull().unwrap().data;
+    let source = Arc::new(MediaSource {
+        tracks: vec![SourceTrack {
+            codec: SourceCodec::Mjpeg,
+            clock_rate: 90000,
+        }],
+        samples: vec![
+            SourceSample {
+                track: 0,
+                decode_time: 0,
+                presentation_time: 0,
+                keyframe: true,
+                data: image.clone(),
+            },
+            // Not a JPEG image (file readers never give one): skipped, not sent.
+            SourceSample {
+                track: 0,
+                decode_time: 0,
+                presentation_time: 0,
+                keyframe: true,
+                data: Bytes::from_static(b"not a JPEG image"),
+            },
+        ],
+        duration: ms(100),
+    });
+    let mut h = Harness::new();
+    let resp = h.describe(h.t0, URL, &source);
+    let sdp = Sdp::parse(&resp.response().body).unwrap();
+    assert_eq!((sdp.media[0].payload_type, sdp.media[0].codec.as_str()), (26, "JPEG"));
+    h.setup(h.t0, 0, "0-1");
+    let out = h.request(h.t0, "PLAY", URL, &[]);
+    let v = out.rtp(0);
+    assert!(v.len() >= 3 && v.iter().all(|p| p.payload_type == 26));
+    assert_eq!(v.iter().filter(|p| p.marker).count(), 1);
+    let mut d = jpeg::Depacketizer::new(&sdp.media[0], 1 << 20).unwrap();
+    for p in &v {
+        d.push(p, 0).unwrap();
+    }
+    assert_eq!(d.pull().unwrap().data, image);
+    assert!(d.pull().is_none());
+}
+
+/// An RTP packet with the marker bit, for feeding a depacketizer directly.
+fn rtp_packet(payload: &[u8]) -> RtpPacket {
+    RtpPacket {
+        sequence_number: 1,
+        timestamp: 0,
+        ssrc: 1,
+        marker: true,
+        payload_type: 26,
+        csrc_count: 0,
+        extension: None,
+        padding: 0,
+        payload: Bytes::copy_from_slice(payload),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // End to end: the core client against this server, in memory.
 

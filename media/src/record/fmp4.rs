@@ -190,7 +190,7 @@ impl Writer {
 /// A `trak` with an empty sample table.
 fn trak(o: &mut Vec<u8>, t: &TrackHeader) {
     let (width, height) = match t.codec {
-        Codec::Video { width, height, .. } => (width, height),
+        Codec::Video { width, height, .. } | Codec::Mjpeg { width, height } => (width, height),
         _ => (0, 0),
     };
     let video = t.is_video();
@@ -256,9 +256,29 @@ fn trak(o: &mut Vec<u8>, t: &TrackHeader) {
     });
 }
 
+/// The fields of a visual sample entry (ISO/IEC 14496-12 `VisualSampleEntry`) before its boxes.
+fn visual_entry_fields(o: &mut Vec<u8>, width: u32, height: u32) {
+    o.extend_from_slice(&[0; 6]);
+    u16be(o, 1); // data_reference_index
+    o.extend_from_slice(&[0; 16]); // pre_defined, reserved
+    u16be(o, width.min(0xffff) as u16);
+    u16be(o, height.min(0xffff) as u16);
+    u32be(o, 0x0048_0000); // 72 dpi
+    u32be(o, 0x0048_0000);
+    u32be(o, 0);
+    u16be(o, 1); // frame_count
+    o.extend_from_slice(&[0; 32]); // compressorname
+    u16be(o, 0x0018); // depth
+    u16be(o, 0xffff); // pre_defined -1
+}
+
 /// The one sample entry of a track's `stsd`.
 fn sample_entry(o: &mut Vec<u8>, t: &TrackHeader) {
     match &t.codec {
+        Codec::Mjpeg { width, height } => {
+            // QuickTime's JPEG entry: every sample is a whole image, no configuration.
+            boxed(o, b"jpeg", |o| visual_entry_fields(o, *width, *height));
+        }
         Codec::Video {
             kind,
             record,
@@ -270,18 +290,7 @@ fn sample_entry(o: &mut Vec<u8>, t: &TrackHeader) {
                 VideoKind::H265 => (b"hvc1", b"hvcC"),
             };
             boxed(o, name, |o| {
-                o.extend_from_slice(&[0; 6]);
-                u16be(o, 1); // data_reference_index
-                o.extend_from_slice(&[0; 16]); // pre_defined, reserved
-                u16be(o, (*width).min(0xffff) as u16);
-                u16be(o, (*height).min(0xffff) as u16);
-                u32be(o, 0x0048_0000); // 72 dpi
-                u32be(o, 0x0048_0000);
-                u32be(o, 0);
-                u16be(o, 1); // frame_count
-                o.extend_from_slice(&[0; 32]); // compressorname
-                u16be(o, 0x0018); // depth
-                u16be(o, 0xffff); // pre_defined -1
+                visual_entry_fields(o, *width, *height);
                 boxed(o, config, |o| o.extend_from_slice(record));
             });
         }

@@ -359,6 +359,13 @@ fn track_entry(o: &mut Vec<u8>, t: &TrackHeader) {
                     uint(o, PIXEL_HEIGHT, u64::from(*height));
                 });
             }
+            Codec::Mjpeg { width, height } => {
+                element(o, CODEC_ID, b"V_MJPEG");
+                master(o, VIDEO, |o| {
+                    uint(o, PIXEL_WIDTH, u64::from(*width));
+                    uint(o, PIXEL_HEIGHT, u64::from(*height));
+                });
+            }
             Codec::Aac {
                 config,
                 sample_rate,

@@ -13,13 +13,16 @@
 //! | H.265 | `hvc1` + `hvcC` | `V_MPEGH/ISO/HEVC` |
 //! | AAC (`MPEG4-GENERIC`, `MP4A-LATM`) | `mp4a` + `esds` | `A_AAC` |
 //! | G.711 (`PCMA`, `PCMU`) | `alaw`, `ulaw` | `A_MS/ACM` (WAVEFORMATEX 6, 7) |
+//! | MJPEG (`JPEG`) | `jpeg` | `V_MJPEG` |
 //!
 //! Other codecs (no depacketizer in the core: L16, Opus, ...) are not
 //! recorded; [`Recorder::add_track`] says so, and the rest of the session is
 //! still recorded. G.711 in MP4 uses the QuickTime-style `alaw`/`ulaw`
 //! sample entries: FFmpeg (and so VLC, mpv) reads them, browsers may ignore
 //! that track and play the video; Matroska's `A_MS/ACM` is what FFmpeg's own
-//! Matroska muxer writes for G.711.
+//! Matroska muxer writes for G.711. MJPEG in MP4 likewise uses QuickTime's
+//! `jpeg` sample entry (each sample one JPEG image, no configuration box),
+//! which FFmpeg reads; its size is the first image's.
 //!
 //! # Why our own writer
 //! The crates compared (docs/CLI.md has the table): `mp4` (writes only
@@ -254,6 +257,8 @@ pub(crate) enum Codec {
         sample_rate: u32,
         channels: u16,
     },
+    /// Whole JPEG images; the size of the first.
+    Mjpeg { width: u32, height: u32 },
 }
 
 /// One track as the containers see it.
@@ -268,7 +273,7 @@ pub(crate) struct TrackHeader {
 
 impl TrackHeader {
     pub(crate) fn is_video(&self) -> bool {
-        matches!(self.codec, Codec::Video { .. })
+        matches!(self.codec, Codec::Video { .. } | Codec::Mjpeg { .. })
     }
 }
 
@@ -315,6 +320,7 @@ enum Setup {
         alaw: bool,
         channels: u16,
     },
+    Mjpeg,
 }
 
 /// A sample with its decode time assigned, times in RTP ticks (unrolled).
@@ -381,7 +387,7 @@ struct TrackRec {
 
 impl TrackRec {
     fn is_video(&self) -> bool {
-        matches!(self.setup, Setup::Video { .. })
+        matches!(self.setup, Setup::Video { .. } | Setup::Mjpeg)
     }
 
     /// Ticks of the complete samples (first decode time to last end).
@@ -616,6 +622,8 @@ impl<W: Write + Seek> Recorder<W> {
                 alaw: media.codec_is("PCMA"),
                 channels: media.channels.unwrap_or(1).max(1),
             }
+        } else if media.codec_is("JPEG") {
+            Setup::Mjpeg
         } else {
             let why = match media.kind {
                 MediaKind::Video | MediaKind::Audio => "no depacketizer for this codec, so no frames to record",
@@ -623,7 +631,7 @@ impl<W: Write + Seek> Recorder<W> {
             };
             return Err(not(why));
         };
-        let kind = if matches!(setup, Setup::Video { .. }) {
+        let kind = if matches!(setup, Setup::Video { .. } | Setup::Mjpeg) {
             "video"
         } else {
             "audio"
@@ -722,7 +730,7 @@ impl<W: Write + Seek> Recorder<W> {
         self.tracks.iter().position(|t| t.index == index && !t.dropped_track)
     }
 
-    /// Adds a video frame (an Annex B access unit).
+    /// Adds a video frame (an Annex B access unit, or an MJPEG image).
     pub fn video(&mut self, v: &VideoFrameEvent) -> Result<(), RecordError> {
         let Some(i) = self.track_pos(v.track) else {
             return Ok(());
@@ -731,8 +739,10 @@ impl<W: Write + Seek> Recorder<W> {
             return Ok(());
         }
         let t = &mut self.tracks[i];
-        let Setup::Video { kind, .. } = t.setup else {
-            return Ok(());
+        let kind = match t.setup {
+            Setup::Video { kind, .. } => kind,
+            Setup::Mjpeg => return self.mjpeg(i, v),
+            _ => return Ok(()),
         };
         t.first_ext.get_or_insert(v.extended_timestamp);
         if !t.started {
@@ -760,6 +770,28 @@ impl<W: Write + Seek> Recorder<W> {
         }
         t.waiting
             .push_back((v.extended_timestamp, v.frame.keyframe, data.freeze(), v.recv_tick));
+        t.heap.push(Reverse(v.extended_timestamp));
+        if t.waiting.len() > REORDER_WINDOW {
+            t.release_one();
+        }
+        self.after_frame(i)
+    }
+
+    /// Adds an MJPEG frame of track `i` (one whole JPEG image, every one a keyframe).
+    fn mjpeg(&mut self, i: usize, v: &VideoFrameEvent) -> Result<(), RecordError> {
+        let t = &mut self.tracks[i];
+        t.first_ext.get_or_insert(v.extended_timestamp);
+        if t.resolution.is_none() {
+            // The track's size: the first image's frame header.
+            let Some((w, h)) = rtsp_toolkit_core::codec::jpeg::dimensions(&v.frame.data) else {
+                t.stats.skipped += 1;
+                return Ok(());
+            };
+            t.resolution = Some((u32::from(w), u32::from(h)));
+        }
+        t.started = true;
+        t.waiting
+            .push_back((v.extended_timestamp, true, v.frame.data.clone(), v.recv_tick));
         t.heap.push(Reverse(v.extended_timestamp));
         if t.waiting.len() > REORDER_WINDOW {
             t.release_one();
@@ -846,7 +878,7 @@ impl<W: Write + Seek> Recorder<W> {
             match header_for(t) {
                 Ok(codec) => {
                     number += 1;
-                    if let Codec::Video { width, height, .. } = &codec {
+                    if let Codec::Video { width, height, .. } | Codec::Mjpeg { width, height } = &codec {
                         t.resolution = Some((*width, *height));
                         t.stats.resolution = t.resolution;
                     }
@@ -1132,6 +1164,10 @@ fn header_for(t: &TrackRec) -> Result<Codec, String> {
             sample_rate: t.clock,
             channels: *channels,
         }),
+        Setup::Mjpeg => match t.resolution {
+            Some((width, height)) => Ok(Codec::Mjpeg { width, height }),
+            None => Err(format!("no readable JPEG image within {} s", KEYFRAME_WAIT.as_secs())),
+        },
     }
 }
 
@@ -1157,6 +1193,7 @@ fn codec_label(codec: &Codec, t: &TrackRec) -> String {
         }
         Codec::G711 { alaw: true, .. } => "alaw".to_owned(),
         Codec::G711 { alaw: false, .. } => "ulaw".to_owned(),
+        Codec::Mjpeg { .. } => "mjpeg".to_owned(),
     }
 }
 

@@ -708,3 +708,74 @@ mod prop {
         }
     }
 }
+
+/// A 16x8 gray JPEG image as the core's RFC 2435 depacketizer rebuilds it (one 4:2:2 MCU of
+/// empty blocks, Q 50).
+fn gray_jpeg() -> Bytes {
+    let sdp = Sdp::parse(b"v=0\r\nm=video 0 RTP/AVP 26\r\n").unwrap();
+    let mut d = rtsp_toolkit_core::codec::jpeg::Depacketizer::new(&sdp.media[0], 1 << 20).unwrap();
+    let payload = [0, 0, 0, 0, 0, 50, 2, 1, 0b0010_1000, 0b1010_0000, 0b0000_1111];
+    let packet = rtsp_toolkit_core::rtp::RtpPacket {
+        sequence_number: 1,
+        timestamp: 0,
+        ssrc: 1,
+        marker: true,
+        payload_type: 26,
+        csrc_count: 0,
+        extension: None,
+        padding: 0,
+        payload: Bytes::copy_from_slice(&payload),
+    };
+    d.push(&packet, 0).unwrap();
+    d.pull().unwrap().data
+}
+
+#[test]
+fn mjpeg_records_as_v_mjpeg_and_jpeg_entries() {
+    let sdp = Sdp::parse(b"v=0\r\nm=video 0 RTP/AVP 26\r\na=control:v\r\n").unwrap();
+    let m = &sdp.media[0];
+    let image = gray_jpeg();
+    for format in [RecordFormat::Mkv, RecordFormat::Mp4] {
+        let mut r = Recorder::new(Cursor::new(Vec::new()), format);
+        r.add_track(&track(0, m), m).unwrap();
+        for i in 0..50i64 {
+            r.video(&VideoFrameEvent {
+                track: 0,
+                frame: VideoFrame {
+                    codec: VideoCodec::Mjpeg,
+                    timestamp: (i * 9000) as u32,
+                    data: image.clone(),
+                    keyframe: true,
+                    new_parameters: i == 0,
+                    loss: 0,
+                },
+                extended_timestamp: i * 9000,
+                recv_tick: Duration::from_millis(i as u64 * 100),
+            })
+            .unwrap();
+        }
+        let s = r.finish().unwrap();
+        let t = &s.tracks[0];
+        assert_eq!(
+            (t.codec.as_str(), t.frames, t.resolution, t.skipped),
+            ("mjpeg", 50, Some((16, 8)), 0),
+            "{format:?}"
+        );
+        let file = r.into_inner().into_inner();
+        if format == RecordFormat::Mp4 {
+            assert!(file.windows(4).any(|w| w == b"jpeg"));
+            let t = trafs(&file);
+            assert_eq!(t.iter().map(|t| t.samples.len()).sum::<usize>(), 50);
+            continue;
+        }
+        // This crate's Matroska reader serves V_MJPEG: the images come back as they went in.
+        let source = crate::from_bytes(Bytes::from(file), crate::FileKind::Mkv).expect("our own reader reads it");
+        assert_eq!(source.tracks[0].codec, crate::SourceCodec::Mjpeg);
+        assert_eq!(source.samples.len(), 50);
+        assert!(source.samples.iter().all(|s| s.data == image && s.keyframe));
+        assert_eq!(
+            source.samples[10].presentation_time - source.samples[0].presentation_time,
+            90_000
+        );
+    }
+}
