@@ -48,6 +48,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("depacketize_aac", depacketize_aac),
     ("depacketize_latm", depacketize_latm),
     ("depacketize_g711", depacketize_g711),
+    ("depacketize_metadata", depacketize_metadata),
     ("sps", sps),
     ("client_session", client_session),
     ("server_connection", server_connection),
@@ -389,6 +390,10 @@ fn depacketize(sdps: &[&str], data: &[u8]) {
             let size = match &f {
                 Frame::Video(v) => v.data.len(),
                 Frame::Audio(a) => a.data.len(),
+                Frame::Metadata(m) => {
+                    assert!(!m.data.is_empty(), "an empty metadata document");
+                    m.data.len()
+                }
             };
             // Video frames may carry SDP parameter sets in front of the capped data.
             assert!(size <= MAX_FRAME + 4096, "frame of {size} bytes over the limit");
@@ -456,6 +461,18 @@ pub fn depacketize_g711(data: &[u8]) {
             "v=0\r\nm=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
             "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 PCMA/16000/2\r\n",
             "v=0\r\nm=audio 0 RTP/AVP 8\r\n",
+        ],
+        data,
+    );
+}
+
+/// ONVIF metadata (`vnd.onvif.metadata`): documents joined up to the
+/// marker bit, at the usual and at an unusual clock rate.
+pub fn depacketize_metadata(data: &[u8]) {
+    depacketize(
+        &[
+            "v=0\r\nm=application 0 RTP/AVP 107\r\na=rtpmap:107 vnd.onvif.metadata/90000\r\n",
+            "v=0\r\nm=application 0 RTP/AVP 98\r\na=rtpmap:98 VND.ONVIF.METADATA/1000\r\n",
         ],
         data,
     );

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{Track, Transport};
-use crate::codec::{AudioFrame, DepacketizeError, VideoFrame};
+use crate::codec::{AudioFrame, DepacketizeError, MetadataFrame, VideoFrame};
 use crate::error::Error;
 use crate::message::{Headers, Method};
 use crate::rtcp::RtcpPacket;
@@ -170,6 +170,19 @@ pub struct AudioFrameEvent {
     /// The RTP timestamp unrolled across 32-bit wraps (first frame: its own value).
     pub extended_timestamp: i64,
     /// From session start to when the packet that completed the frame was handed in.
+    pub recv_tick: Duration,
+}
+
+/// One ONVIF metadata document assembled (a `vnd.onvif.metadata` track).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataFrameEvent {
+    /// Index among the set-up tracks ([`Track::index`]).
+    pub track: usize,
+    /// The document.
+    pub frame: MetadataFrame,
+    /// The RTP timestamp unrolled across 32-bit wraps (first document: its own value).
+    pub extended_timestamp: i64,
+    /// From session start to when the packet that completed the document was handed in.
     pub recv_tick: Duration,
 }
 
@@ -362,6 +375,8 @@ pub enum Event {
     Video(VideoFrameEvent),
     /// An audio frame assembled.
     Audio(AudioFrameEvent),
+    /// An ONVIF metadata document assembled.
+    Metadata(MetadataFrameEvent),
     /// Packets missing from a track's sequence, reported right before the
     /// RTP event of the packet after the gap.
     Loss(LossEvent),
@@ -458,6 +473,15 @@ impl std::fmt::Display for Event {
                 a.frame.channels,
                 a.frame.loss,
                 a.recv_tick
+            ),
+            Event::Metadata(m) => write!(
+                f,
+                "metadata track={} ts={} size={} loss={} recv_tick={:?}",
+                m.track,
+                m.frame.timestamp,
+                m.frame.data.len(),
+                m.frame.loss,
+                m.recv_tick
             ),
             Event::Loss(l) => write!(
                 f,

@@ -77,8 +77,8 @@ use crate::sdp::Sdp;
 use capture::format::{CaptureHeader, CaptureWriter};
 
 pub use events::{
-    AudioFrameEvent, ClosedEvent, ConnectEvent, Event, FallbackEvent, LossEvent, MethodEvent, RtcpEvent, RtpEvent,
-    TrackStats, VideoFrameEvent, Warning,
+    AudioFrameEvent, ClosedEvent, ConnectEvent, Event, FallbackEvent, LossEvent, MetadataFrameEvent, MethodEvent,
+    RtcpEvent, RtpEvent, TrackStats, VideoFrameEvent, Warning,
 };
 pub use input::{Input, IoFailure};
 pub use options::{ClientOptions, LogKinds, PortRange, Track, TrackSelection, Transport, TransportKind};
