@@ -213,7 +213,11 @@ impl Client {
     /// starting at `now`. Credentials are taken from the URL, percent-decoded,
     /// and never sent in the Request-URI.
     pub fn new(url: &str, opts: ClientOptions, now: Instant) -> Result<Client, Error> {
-        if opts.tracks == TrackSelection::FirstOfEachKind && !opts.enable_video && !opts.enable_audio {
+        if opts.tracks == TrackSelection::FirstOfEachKind
+            && !opts.enable_video
+            && !opts.enable_audio
+            && !opts.enable_metadata
+        {
             return Err(Error::Config("enable_video and enable_audio are both false".into()));
         }
         if opts.tracks == TrackSelection::Indexes(Vec::new()) {

@@ -74,6 +74,14 @@ pub struct ClientOptions {
     /// Set up the first audio track of the SDP (with
     /// [`TrackSelection::FirstOfEachKind`], the default).
     pub enable_audio: bool,
+    /// Also set up the first ONVIF metadata track of the SDP (an
+    /// `m=application` section with encoding `vnd.onvif.metadata`) with
+    /// [`TrackSelection::FirstOfEachKind`]; off by default, so that the
+    /// default selection stays the first video and audio. Its documents
+    /// come as [`Event::Metadata`](crate::client::Event::Metadata).
+    /// [`TrackSelection::All`] and [`TrackSelection::Indexes`] set up
+    /// metadata tracks whatever this says.
+    pub enable_metadata: bool,
     /// Which media sections of the SDP are set up. The default,
     /// [`TrackSelection::FirstOfEachKind`], takes the first video and the
     /// first audio section (as [`enable_video`](Self::enable_video) and
@@ -229,6 +237,7 @@ impl Default for ClientOptions {
         ClientOptions {
             enable_video: true,
             enable_audio: true,
+            enable_metadata: false,
             tracks: TrackSelection::FirstOfEachKind,
             credentials: None,
             headers: Headers::new(),
@@ -265,6 +274,11 @@ impl ClientOptions {
     /// Sets [`ClientOptions::enable_audio`].
     pub fn with_audio(mut self, on: bool) -> Self {
         self.enable_audio = on;
+        self
+    }
+    /// Sets [`ClientOptions::enable_metadata`].
+    pub fn with_metadata(mut self, on: bool) -> Self {
+        self.enable_metadata = on;
         self
     }
     /// Sets [`ClientOptions::tracks`].
@@ -403,7 +417,8 @@ pub(crate) const SESSION_HEADERS: [&str; 6] = [
 pub enum TrackSelection {
     /// The first video and the first audio section, as
     /// [`ClientOptions::enable_video`] and [`ClientOptions::enable_audio`]
-    /// allow (the default).
+    /// allow (the default), and the first ONVIF metadata section when
+    /// [`ClientOptions::enable_metadata`] asks for it (off by default).
     #[default]
     FirstOfEachKind,
     /// Every media section (video, audio, application, ...). Sections whose

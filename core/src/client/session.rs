@@ -366,15 +366,22 @@ impl Client {
             // FirstOfEachKind, and any selection added later.
             _ => {
                 let first = |kind: MediaKind| sdp.media.iter().position(|m| m.kind == kind);
+                let metadata = || {
+                    sdp.media
+                        .iter()
+                        .position(|m| m.kind == MediaKind::Application && m.codec_is("vnd.onvif.metadata"))
+                };
                 let mut v: Vec<usize> = [
                     self.opts.enable_video.then(|| first(MediaKind::Video)).flatten(),
                     self.opts.enable_audio.then(|| first(MediaKind::Audio)).flatten(),
+                    self.opts.enable_metadata.then(metadata).flatten(),
                 ]
                 .into_iter()
                 .flatten()
                 .collect();
                 v.sort_unstable();
                 let enabled = match (self.opts.enable_video, self.opts.enable_audio) {
+                    _ if self.opts.enable_metadata => "video, audio or ONVIF metadata",
                     (true, true) => "video or audio",
                     (true, false) => "video (audio is disabled)",
                     _ => "audio (video is disabled)",

@@ -976,7 +976,13 @@ m=application 0 RTP/AVP 107\r\na=rtpmap:107 vnd.onvif.metadata/90000\r\na=contro
 
 /// The control URLs a selection sets up, in order.
 fn setups_for(tracks: TrackSelection) -> Result<Vec<String>, Error> {
-    let mut h = Harness::new("rtsp://127.0.0.1:8554/a", ClientOptions::default().with_tracks(tracks));
+    setups_for_with(tracks, false)
+}
+
+/// [`setups_for`], with [`ClientOptions::enable_metadata`] as given.
+fn setups_for_with(tracks: TrackSelection, metadata: bool) -> Result<Vec<String>, Error> {
+    let opts = ClientOptions::default().with_tracks(tracks).with_metadata(metadata);
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a", opts);
     h.connect(1);
     h.reply(2, "200 OK", "", "");
     h.reply(3, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/a/\r\n", SDP_MANY);
@@ -1010,6 +1016,7 @@ fn setups_for(tracks: TrackSelection) -> Result<Vec<String>, Error> {
 #[test]
 fn track_selection_sets_up_any_number_of_tracks_in_sdp_order() {
     assert_eq!(setups_for(TrackSelection::FirstOfEachKind).unwrap(), ["v0", "a1"]);
+    assert_eq!(setups_for_with(TrackSelection::FirstOfEachKind, true).unwrap(), ["v0", "a1", "m3"]);
     assert_eq!(setups_for(TrackSelection::All).unwrap(), ["v0", "a1", "v2", "m3"]);
     assert_eq!(setups_for(TrackSelection::Video).unwrap(), ["v0", "v2"]);
     assert_eq!(setups_for(TrackSelection::Audio).unwrap(), ["a1"]);
@@ -1098,4 +1105,41 @@ fn credentials_option_wins_over_the_url_and_is_masked_in_events() {
         h.closed().unwrap().error,
         Some(Error::Response { status: 401, .. })
     ));
+}
+
+#[test]
+fn metadata_documents_become_metadata_events() {
+    let opts = ClientOptions::default().with_metadata(true).with_video(false).with_audio(false);
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a", opts);
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(3, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/a/\r\n", SDP_MANY);
+    assert!(h.last_request().uri.ends_with("/m3"), "{}", h.last_request().uri);
+    h.reply(
+        4,
+        "200 OK",
+        "Session: s\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+        "",
+    );
+    assert_eq!(h.last_request().method, Method::Play);
+    h.reply(5, "200 OK", "Session: s\r\n", "");
+    h.input(6, &rtp(0, 1, 9000, false, b"<tt:MetadataStream>"));
+    h.input(7, &rtp(0, 2, 9000, true, b"</tt:MetadataStream>"));
+    h.input(8, &rtp(0, 3, 18000, true, b"<x/>"));
+    let docs: Vec<(usize, i64, Vec<u8>)> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Metadata(m) => Some((m.track, m.extended_timestamp, m.frame.data.to_vec())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        docs,
+        [
+            (0, 9000, b"<tt:MetadataStream></tt:MetadataStream>".to_vec()),
+            (0, 18000, b"<x/>".to_vec())
+        ]
+    );
+    assert!(!h.events.iter().any(|e| matches!(e, Event::Warning(_))));
 }

@@ -631,6 +631,7 @@ fn unusual_options() -> ClientOptions {
     ClientOptions {
         enable_video: false,
         enable_audio: false,
+        enable_metadata: true,
         timeout: Duration::new(2, 500_000_001),
         forward_address: Some("127.0.0.1:9554".into()),
         session_id: Some("cam7".into()),
