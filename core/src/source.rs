@@ -43,6 +43,9 @@ pub enum SourceCodec {
     },
     /// G.711 A-law, 8 kHz mono; samples are encoded bytes (one byte per sample).
     Pcma,
+    /// ONVIF metadata (`m=application`, `vnd.onvif.metadata`); each sample
+    /// is one whole XML document, sent at its decode time.
+    OnvifMetadata,
 }
 
 /// One track of a source.

@@ -200,7 +200,9 @@ pub fn summary(doc: &[u8]) -> Summary {
     let mut topic = None;
     let mut i = 0;
     while i < doc.len() {
-        let Some(lt) = doc[i..].iter().position(|&b| b == b'<') else { break };
+        let Some(lt) = doc[i..].iter().position(|&b| b == b'<') else {
+            break;
+        };
         let tag = i + lt + 1;
         let rest = &doc[tag..];
         if rest.starts_with(b"!--") {
@@ -228,7 +230,9 @@ pub fn summary(doc: &[u8]) -> Summary {
         }
         let local = name.rsplit(|&b| b == b':').next().unwrap_or(name);
         if local == b"Topic" {
-            let Some(gt) = rest.iter().position(|&b| b == b'>') else { break };
+            let Some(gt) = rest.iter().position(|&b| b == b'>') else {
+                break;
+            };
             if rest[..gt].ends_with(b"/") {
                 continue;
             }
@@ -353,7 +357,10 @@ mod tests {
     fn summaries() {
         assert_eq!(summary(b""), Summary::default());
         assert_eq!(summary(b"<!-- <x> --><r a='1'/>").root.as_deref(), Some("r"));
-        assert_eq!(summary(b"<r><Topic/><n:Topic>a/b</n:Topic></r>").topic.as_deref(), Some("a/b"));
+        assert_eq!(
+            summary(b"<r><Topic/><n:Topic>a/b</n:Topic></r>").topic.as_deref(),
+            Some("a/b")
+        );
         assert_eq!(summary(b"<r><n:TopicX>a</n:TopicX></r>").topic, None);
         for junk in [&b"<"[..], b"<!--", b"<<<>>", b"<a:Topic", b"\xff<\xfe>"] {
             summary(junk);

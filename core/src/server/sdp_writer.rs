@@ -23,6 +23,8 @@ pub(super) const PT_VIDEO: u8 = 96;
 pub(super) const PT_AAC: u8 = 97;
 /// Static payload type of PCMA (RFC 3551).
 pub(super) const PT_PCMA: u8 = 8;
+/// Dynamic payload type of ONVIF metadata tracks (the one cameras commonly use).
+pub(super) const PT_METADATA: u8 = 107;
 
 /// The RTP payload type a track of `codec` is sent with.
 pub(super) fn payload_type(codec: &SourceCodec) -> u8 {
@@ -30,6 +32,7 @@ pub(super) fn payload_type(codec: &SourceCodec) -> u8 {
         SourceCodec::H264 { .. } | SourceCodec::H265 { .. } => PT_VIDEO,
         SourceCodec::Aac { .. } => PT_AAC,
         SourceCodec::Pcma => PT_PCMA,
+        SourceCodec::OnvifMetadata => PT_METADATA,
     }
 }
 
@@ -118,6 +121,12 @@ pub(super) fn session_description(d: &Description<'_>) -> String {
             }
             SourceCodec::Pcma => {
                 let _ = write!(s, "m=audio 0 RTP/AVP {pt}\r\na=rtpmap:{pt} PCMA/{rate}/1\r\n");
+            }
+            SourceCodec::OnvifMetadata => {
+                let _ = write!(
+                    s,
+                    "m=application 0 RTP/AVP {pt}\r\na=rtpmap:{pt} vnd.onvif.metadata/{rate}\r\n"
+                );
             }
         }
         let _ = write!(s, "a=control:trackID={i}\r\n");

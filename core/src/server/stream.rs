@@ -47,7 +47,7 @@ use super::clock::SplitMix64;
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
 use super::{MulticastTrack, ServerOutput, UdpSocketId};
-use crate::codec::{aac, h264, h265};
+use crate::codec::{aac, h264, h265, onvif_metadata};
 use crate::rtcp::{self, SenderReport};
 use crate::rtp::{RtpHeader, FIXED_HEADER_LEN};
 use crate::source::{MediaSource, SourceCodec, SourceSample};
@@ -184,6 +184,8 @@ enum Packetizer {
     Aac(aac::Packetizer),
     /// One packet per sample, cut at this many bytes (= samples, 8 kHz mono).
     Pcma(usize),
+    /// ONVIF metadata: a document in fragments, the marker on the last.
+    OnvifMetadata(onvif_metadata::Packetizer),
 }
 
 /// One set-up track.
@@ -242,6 +244,11 @@ impl TrackOut {
                 // whose timestamps advance by their lengths.
                 for (i, chunk) in sample.data.chunks(*max).enumerate() {
                     rtp.put(delivery, out, ts.wrapping_add((i * *max) as u32), false, chunk);
+                }
+            }
+            Packetizer::OnvifMetadata(p) => {
+                for (payload, marker) in p.packetize(&sample.data) {
+                    rtp.put(delivery, out, ts, marker, &payload);
                 }
             }
         }
@@ -562,6 +569,7 @@ impl Session {
             SourceCodec::H265 { .. } => Packetizer::H265(h265::Packetizer::new(max_payload)),
             SourceCodec::Aac { .. } => Packetizer::Aac(aac::Packetizer::new(max_payload)),
             SourceCodec::Pcma => Packetizer::Pcma(max_payload),
+            SourceCodec::OnvifMetadata => Packetizer::OnvifMetadata(onvif_metadata::Packetizer::new(max_payload)),
         };
         let r = rng.next_u64();
         let ssrc = r as u32;
