@@ -24,7 +24,7 @@ use rtsp_toolkit_tokio::{ClientOptions, Error, Event, LogKinds, Session, Warning
 use crate::decode::DecodeSummary;
 use crate::json::{self, Context};
 use crate::report::{Stats, Totals};
-use crate::save::{AudioSink, Sinks, VideoSink};
+use crate::save::{AudioSink, MetadataSink, Sinks, VideoSink};
 use crate::text;
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_UNSUPPORTED, EXIT_USAGE};
 
@@ -119,6 +119,11 @@ pub struct ProbeOptions {
     #[arg(long, value_name = "HZ", requires = "save_audio",
           value_parser = clap::value_parser!(u32).range(1000..=384_000), help_heading = "Save")]
     pub audio_rate: Option<u32>,
+    /// Write every ONVIF metadata document as a line `<seconds> <xml>` (seconds from the
+    /// first document, line breaks in a document replaced by spaces): the sidecar format that
+    /// `serve` reads (docs/CLI.md). Sets up the first metadata track, as --metadata does.
+    #[arg(long, value_name = "FILE", help_heading = "Save")]
+    pub save_metadata: Option<PathBuf>,
     /// Record every received video and audio track (stream copy) into a fragmented MP4 (.mp4)
     /// or Matroska (.mkv) file; a recording cut short plays up to its last fragment.
     #[arg(long, value_name = "FILE.mp4|FILE.mkv", help_heading = "Save")]
@@ -135,6 +140,10 @@ pub struct ProbeOptions {
     #[arg(long, value_name = "FILE", help_heading = "Save")]
     pub capture: Option<PathBuf>,
 
+    /// Also set up the first ONVIF metadata track (`vnd.onvif.metadata`); each document
+    /// gets a line (size, root element, first event topic).
+    #[arg(long, help_heading = "Output")]
+    pub metadata: bool,
     /// One JSON object per line per event on stdout, then a report object (schema: docs/CLI.md).
     #[arg(long, help_heading = "Output")]
     pub json: bool,
@@ -206,6 +215,7 @@ pub fn client_options(opts: &ProbeOptions) -> Result<ClientOptions, String> {
     let mut o = ClientOptions::default()
         .with_video(!opts.no_video)
         .with_audio(!opts.no_audio)
+        .with_metadata(opts.metadata || opts.save_metadata.is_some())
         .with_timeout(opts.timeout)
         .with_log_prefix(opts.log_prefix.clone().unwrap_or_default())
         .with_log(LogKinds::RTSP)
@@ -385,6 +395,8 @@ pub(crate) struct Probe<'a> {
     sdp_media: Vec<Media>,
     video_sink: Option<Sinks<VideoSink>>,
     audio_sink: Option<Sinks<AudioSink>>,
+    /// `--save-metadata`: the documents of every metadata track, in arrival order.
+    metadata_sink: Option<MetadataSink>,
     recorder: Option<crate::record::RecordSink>,
     #[cfg(feature = "decode")]
     decoder: Option<crate::decode::FrameDecoder>,
@@ -445,6 +457,13 @@ pub(crate) async fn drive(url: &str, opts: &ProbeOptions, replay: Option<&Captur
         Ok(s) => s,
         Err(e) => {
             out.error(&format!("--save-audio: {e}"));
+            return EXIT_USAGE;
+        }
+    };
+    let metadata_sink = match opts.save_metadata.as_deref().map(MetadataSink::create).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            out.error(&format!("--save-metadata: {e}"));
             return EXIT_USAGE;
         }
     };
@@ -514,6 +533,7 @@ pub(crate) async fn drive(url: &str, opts: &ProbeOptions, replay: Option<&Captur
         sdp_media: Vec::new(),
         video_sink,
         audio_sink,
+        metadata_sink,
         recorder,
         #[cfg(feature = "decode")]
         decoder,
@@ -574,7 +594,7 @@ impl Probe<'_> {
     pub(crate) fn on_event(&mut self, event: &Event) {
         let media = matches!(
             event,
-            Event::Rtp(_) | Event::Rtcp(_) | Event::Video(_) | Event::Audio(_) | Event::Loss(_)
+            Event::Rtp(_) | Event::Rtcp(_) | Event::Video(_) | Event::Audio(_) | Event::Metadata(_) | Event::Loss(_)
         );
         if media && self.stop_reason.is_some() {
             // Asked to stop: what is still in flight is not counted.
@@ -643,6 +663,9 @@ impl Probe<'_> {
                         }
                     }
                 }
+                if let (Some(sink), Some(t)) = (self.metadata_sink.as_mut(), &m.track) {
+                    sink.track(t.index, t.clock_rate);
+                }
                 if m.method.as_str() == "PLAY" && m.is_success() {
                     if let Some(d) = self.opts.duration {
                         self.deadline = Some(tokio::time::Instant::now() + d);
@@ -689,6 +712,16 @@ impl Probe<'_> {
                 }
                 if !self.stats.has_video() {
                     self.check_frames(a.track);
+                }
+            }
+            Event::Metadata(m) => {
+                // One line per document: documents are few, and each is news.
+                let n = bump(&mut self.live.numbers, m.track);
+                self.out.text(&text::metadata(m, n));
+                if let Some(sink) = self.metadata_sink.as_mut() {
+                    if let Err(e) = sink.document(m) {
+                        self.write_error = Some(format!("writing {}: {e}", sink.path().display()));
+                    }
                 }
             }
             Event::Loss(l) => self.out.text(&text::loss(l)),
@@ -804,6 +837,12 @@ impl Probe<'_> {
             }
         }
         for sink in self.audio_sink.iter_mut().flat_map(Sinks::all) {
+            if let Err(e) = sink.finish() {
+                self.write_error
+                    .get_or_insert(format!("writing {}: {e}", sink.path().display()));
+            }
+        }
+        if let Some(sink) = self.metadata_sink.as_mut() {
             if let Err(e) = sink.finish() {
                 self.write_error
                     .get_or_insert(format!("writing {}: {e}", sink.path().display()));

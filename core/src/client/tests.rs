@@ -1016,7 +1016,10 @@ fn setups_for_with(tracks: TrackSelection, metadata: bool) -> Result<Vec<String>
 #[test]
 fn track_selection_sets_up_any_number_of_tracks_in_sdp_order() {
     assert_eq!(setups_for(TrackSelection::FirstOfEachKind).unwrap(), ["v0", "a1"]);
-    assert_eq!(setups_for_with(TrackSelection::FirstOfEachKind, true).unwrap(), ["v0", "a1", "m3"]);
+    assert_eq!(
+        setups_for_with(TrackSelection::FirstOfEachKind, true).unwrap(),
+        ["v0", "a1", "m3"]
+    );
     assert_eq!(setups_for(TrackSelection::All).unwrap(), ["v0", "a1", "v2", "m3"]);
     assert_eq!(setups_for(TrackSelection::Video).unwrap(), ["v0", "v2"]);
     assert_eq!(setups_for(TrackSelection::Audio).unwrap(), ["a1"]);
@@ -1109,7 +1112,10 @@ fn credentials_option_wins_over_the_url_and_is_masked_in_events() {
 
 #[test]
 fn metadata_documents_become_metadata_events() {
-    let opts = ClientOptions::default().with_metadata(true).with_video(false).with_audio(false);
+    let opts = ClientOptions::default()
+        .with_metadata(true)
+        .with_video(false)
+        .with_audio(false);
     let mut h = Harness::new("rtsp://127.0.0.1:8554/a", opts);
     h.connect(1);
     h.reply(2, "200 OK", "", "");

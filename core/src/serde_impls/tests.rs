@@ -10,9 +10,9 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::client::{
-    AudioFrameEvent, MetadataFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, FallbackEvent, LogKinds, LossEvent, MethodEvent,
-    PortRange, RtcpEvent, RtpEvent, Track, TrackSelection, TrackStats, Transport, TransportKind, VideoFrameEvent,
-    Warning,
+    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, FallbackEvent, LogKinds, LossEvent,
+    MetadataFrameEvent, MethodEvent, PortRange, RtcpEvent, RtpEvent, Track, TrackSelection, TrackStats, Transport,
+    TransportKind, VideoFrameEvent, Warning,
 };
 use crate::codec::{AudioCodec, AudioFrame, DepacketizeError, MetadataFrame, VideoCodec, VideoFrame};
 use crate::error::{ConnectionError, Error, ProtocolError};
