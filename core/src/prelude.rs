@@ -4,9 +4,9 @@
 
 pub use crate::auth::Credentials;
 pub use crate::client::{
-    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, FallbackEvent, LogKinds, LossEvent,
-    MetadataFrameEvent, MethodEvent, PortRange, RtcpEvent, RtpEvent, Track, TrackSelection, TrackStats, Transport,
-    TransportKind, VideoFrameEvent, Warning,
+    AudioFrameEvent, BackchannelAudio, ClientOptions, ClosedEvent, ConnectEvent, Event, FallbackEvent, LogKinds,
+    LossEvent, MetadataFrameEvent, MethodEvent, PortRange, RtcpEvent, RtpEvent, Track, TrackSelection, TrackStats,
+    Transport, TransportKind, VideoFrameEvent, Warning,
 };
 pub use crate::codec::{AudioCodec, AudioFrame, MetadataFrame, VideoCodec, VideoFrame};
 pub use crate::stop::StopSignal;

@@ -657,6 +657,7 @@ impl Serialize for Warning {
             Warning::Depacketize { error, .. } => st.serialize_field("error", error)?,
             Warning::UnsupportedCodec { codec, .. } => st.serialize_field("codec", codec)?,
             Warning::ForeignDatagram { from, .. } => st.serialize_field("from", from)?,
+            Warning::Backchannel { reason, .. } => st.serialize_field("reason", reason)?,
         }
         st.end()
     }

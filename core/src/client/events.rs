@@ -272,6 +272,14 @@ pub enum Warning {
         /// The encoding name as the SDP gives it ([`Track::codec`]).
         codec: String,
     },
+    /// The ONVIF backchannel cannot send (see [`ClientOptions::backchannel`](super::ClientOptions::backchannel)).
+    Backchannel {
+        /// Index among the set-up tracks ([`Track::index`]) of the
+        /// backchannel track; `None` when there is none.
+        track: Option<usize>,
+        /// Why, in words.
+        reason: String,
+    },
     /// A datagram on a track's UDP socket from an address that is not the
     /// server's: dropped (reported for the first datagram of each address,
     /// counted in [`Client::foreign_datagrams`](super::Client::foreign_datagrams)).
@@ -287,7 +295,7 @@ impl Warning {
     /// A name for the kind of warning, for tools to filter on:
     /// `cseq_mismatch`, `unknown_channel`, `bad_packet`, `keepalive_failed`,
     /// `server_request`, `teardown_unanswered`, `depacketize`,
-    /// `unsupported_codec` or `foreign_datagram`.
+    /// `unsupported_codec`, `foreign_datagram` or `backchannel`.
     pub fn kind(&self) -> &'static str {
         match self {
             Warning::CseqMismatch { .. } => "cseq_mismatch",
@@ -299,6 +307,7 @@ impl Warning {
             Warning::Depacketize { .. } => "depacketize",
             Warning::UnsupportedCodec { .. } => "unsupported_codec",
             Warning::ForeignDatagram { .. } => "foreign_datagram",
+            Warning::Backchannel { .. } => "backchannel",
         }
     }
 
@@ -309,6 +318,7 @@ impl Warning {
             | Warning::Depacketize { track, .. }
             | Warning::UnsupportedCodec { track, .. }
             | Warning::ForeignDatagram { track, .. } => Some(*track),
+            Warning::Backchannel { track, .. } => *track,
             _ => None,
         }
     }
@@ -343,6 +353,7 @@ impl std::fmt::Display for Warning {
             Warning::UnsupportedCodec { codec, .. } => {
                 write!(f, "unsupported codec {codec}: no frames, RTP statistics only")
             }
+            Warning::Backchannel { reason, .. } => write!(f, "backchannel: {reason}"),
             Warning::ForeignDatagram { from, .. } => write!(
                 f,
                 "datagram from {from}, which is not the server: dropped (more from there are only counted)"

@@ -51,6 +51,7 @@
 //! has a reorder buffer; on every transport the client sends RTCP receiver
 //! reports (`reports.rs`, [`Event::RtcpSent`]).
 
+pub mod backchannel;
 pub mod capture;
 mod events;
 pub(crate) mod input;
@@ -76,6 +77,7 @@ use crate::message::{Decoder, Headers, Message, Method, Request};
 use crate::sdp::Sdp;
 use capture::format::{CaptureHeader, CaptureWriter};
 
+pub use backchannel::{BackchannelAudio, BackchannelCodec, BackchannelError};
 pub use events::{
     AudioFrameEvent, ClosedEvent, ConnectEvent, Event, FallbackEvent, LossEvent, MetadataFrameEvent, MethodEvent,
     RtcpEvent, RtpEvent, TrackStats, VideoFrameEvent, Warning,
@@ -206,6 +208,8 @@ pub struct Client {
     span: tracing::Span,
     /// The TLS handshake's result, for the next `Connect` event.
     tls_info: Option<crate::tls::TlsInfo>,
+    /// Sends the backchannel's audio once PLAY is answered.
+    pacer: Option<backchannel::Pacer>,
 }
 
 impl Client {
@@ -292,6 +296,7 @@ impl Client {
             udp: transport::State::new(&opts, now),
             span,
             tls_info: None,
+            pacer: None,
             opts,
         };
         if client.opts.capture.is_some() {
@@ -556,6 +561,9 @@ impl Client {
         if self.phase == Phase::Playing && self.udp_fallback_due(now) {
             return self.start_fallback(now, "no RTP arrived over UDP");
         }
+        if self.phase == Phase::Playing {
+            self.pace_backchannel(now);
+        }
         if self.phase == Phase::Playing && self.udp.reports_due(now) {
             self.send_reports(now, false);
         }
@@ -628,7 +636,8 @@ impl Client {
             if let (Some(k), true) = (self.keepalive_at, self.inflight.is_empty()) {
                 at = at.min(k);
             }
-            for d in [self.udp.reports_at, self.udp.fallback_at].into_iter().flatten() {
+            let pacer = self.pacer.as_ref().and_then(backchannel::Pacer::deadline);
+            for d in [self.udp.reports_at, self.udp.fallback_at, pacer].into_iter().flatten() {
                 at = at.min(d);
             }
         }

@@ -171,6 +171,14 @@ pub struct ClientOptions {
     /// The connection is encrypted but not authenticated; a warning is
     /// logged once per session.
     pub insecure: bool,
+    /// Ask for the ONVIF audio backchannel and send this audio on it
+    /// (see [`backchannel`](crate::client::backchannel)): `Require:
+    /// www.onvif.org/ver20/backchannel` on DESCRIBE, SETUP and PLAY, the
+    /// server's `a=sendonly` audio section set up besides the selected
+    /// tracks, and the queued audio sent on it in real time after PLAY.
+    /// Not serialized (the queue is live data).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub backchannel: Option<crate::client::BackchannelAudio>,
 }
 
 /// How a session asks for RTP to be sent (RTSP `Transport` header).
@@ -260,6 +268,7 @@ impl Default for ClientOptions {
             ca_file: None,
             tls_fingerprint: None,
             insecure: false,
+            backchannel: None,
         }
     }
 }
@@ -279,6 +288,11 @@ impl ClientOptions {
     /// Sets [`ClientOptions::enable_metadata`].
     pub fn with_metadata(mut self, on: bool) -> Self {
         self.enable_metadata = on;
+        self
+    }
+    /// Sets [`ClientOptions::backchannel`].
+    pub fn with_backchannel(mut self, audio: crate::client::BackchannelAudio) -> Self {
+        self.backchannel = Some(audio);
         self
     }
     /// Sets [`ClientOptions::tracks`].

@@ -67,6 +67,17 @@ impl Client {
         for (n, v) in self.opts.headers.iter() {
             headers.push(n, v);
         }
+        let asks_backchannel = self
+            .opts
+            .headers
+            .get_all("Require")
+            .any(|v| v.contains(super::backchannel::REQUIRE_TAG));
+        if self.opts.backchannel.is_some()
+            && !asks_backchannel
+            && matches!(request.method, Method::Describe | Method::Setup | Method::Play)
+        {
+            headers.push("Require", super::backchannel::REQUIRE_TAG);
+        }
         let sent_headers = masked(&headers);
         let extra = std::mem::replace(&mut request.headers, headers);
         if self.opts.log.contains(LogKinds::RTSP) {
@@ -365,7 +376,12 @@ impl Client {
             }
             // FirstOfEachKind, and any selection added later.
             _ => {
-                let first = |kind: MediaKind| sdp.media.iter().position(|m| m.kind == kind);
+                // A backchannel section is not a track to receive.
+                let first = |kind: MediaKind| {
+                    sdp.media
+                        .iter()
+                        .position(|m| m.kind == kind && !super::backchannel::is_backchannel(m))
+                };
                 let metadata = || {
                     sdp.media
                         .iter()
@@ -389,6 +405,13 @@ impl Client {
                 (v, format!("{enabled} media"))
             }
         };
+        let mut wanted = wanted;
+        if let Some(b) = self.backchannel_media(&sdp.media) {
+            if !wanted.contains(&b) {
+                wanted.push(b);
+                wanted.sort_unstable();
+            }
+        }
         if wanted.is_empty() {
             return Err(Error::Protocol(ProtocolError::NoTracks(format!(
                 "the SDP has no {wanted_what}; it has [{}]",

@@ -659,6 +659,8 @@ fn unusual_options() -> ClientOptions {
         ca_file: Some("/etc/cam-ca.pem".into()),
         tls_fingerprint: Some("AB".repeat(32)),
         insecure: true,
+        // Never serialized: it comes back as None.
+        backchannel: None,
     }
 }
 
