@@ -893,7 +893,7 @@ fn drain_server(
                     }),
                 },
             ),
-            ServerOutput::Event(_) => {}
+            ServerOutput::Event(_) | ServerOutput::Backchannel { .. } => {}
             ServerOutput::Timeout(_) => return false,
             ServerOutput::Close => return true,
         }

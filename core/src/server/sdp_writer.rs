@@ -48,6 +48,9 @@ pub(super) struct Description<'a> {
     pub origin_id: u64,
     /// End of `a=range:npt=0-…`; `None` for an open range (endless loop).
     pub range_end: Option<Duration>,
+    /// Add the ONVIF backchannel section (`a=sendonly` PCMU/8000,
+    /// `trackID=N` after the source's N tracks).
+    pub backchannel: bool,
 }
 
 /// `secs.mmm` with exactly three decimals (truncated to the millisecond).
@@ -131,6 +134,13 @@ pub(super) fn session_description(d: &Description<'_>) -> String {
         }
         let _ = write!(s, "a=control:trackID={i}\r\n");
     }
+    if d.backchannel {
+        let n = d.source.tracks.len();
+        let _ = write!(
+            s,
+            "m=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=control:trackID={n}\r\na=sendonly\r\n"
+        );
+    }
     s
 }
 
@@ -178,6 +188,7 @@ mod tests {
             name: "clip.mp4",
             origin_id: 42,
             range_end: Some(src.duration),
+            backchannel: false,
         });
         assert!(text.ends_with("\r\n"));
         assert!(!text.contains("\r\n\r\n"));
@@ -282,6 +293,7 @@ mod tests {
             name: "",
             origin_id: 7,
             range_end: None,
+            backchannel: false,
         });
         let sdp = Sdp::parse(text.as_bytes()).unwrap();
         assert_eq!(sdp.origin.as_deref(), Some("- 7 1 IN IP4 0.0.0.0"));

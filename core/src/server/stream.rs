@@ -490,6 +490,9 @@ pub(super) struct Session {
     pub tracks: Vec<TrackOut>,
     pub state: State,
     cname: String,
+    /// The interleaved (RTP, RTCP) channels of the ONVIF backchannel track,
+    /// when it is set up (`ServerConfig::backchannel`).
+    pub backchannel: Option<(u8, u8)>,
 }
 
 impl Session {
@@ -502,15 +505,21 @@ impl Session {
             tracks: Vec::new(),
             state: State::Ready,
             cname,
+            backchannel: None,
         }
     }
 
     /// Whether `channel` is used by a set-up track other than `source_track`.
+    /// The backchannel track counts as track `source.tracks.len()`.
     pub fn channel_taken(&self, channel: u8, source_track: usize) -> bool {
+        let backchannel = self.source.tracks.len();
         self.tracks.iter().any(|t| {
             t.source_track != source_track
                 && matches!(t.delivery, Delivery::Interleaved { rtp, rtcp } if rtp == channel || rtcp == channel)
-        })
+        }) || (source_track != backchannel
+            && self
+                .backchannel
+                .is_some_and(|(rtp, rtcp)| rtp == channel || rtcp == channel))
     }
 
     /// The UDP track on pair `pair`.
