@@ -19,7 +19,7 @@ use clap::Args;
 use rtsp_toolkit_tokio::core::capture::{Capture, RecordKind};
 use rtsp_toolkit_tokio::core::client::{Client, Output, PortRange, TrackSelection, Transport};
 use rtsp_toolkit_tokio::core::sdp::{Media, MediaKind};
-use rtsp_toolkit_tokio::{ClientOptions, Error, Event, LogKinds, Session, Warning};
+use rtsp_toolkit_tokio::{BackchannelAudio, ClientOptions, Error, Event, LogKinds, Session, Warning};
 
 use crate::decode::DecodeSummary;
 use crate::json::{self, Context};
@@ -62,6 +62,12 @@ pub struct ProbeOptions {
     /// (a relay, tunnel or forwarded port).
     #[arg(long, value_name = "HOST:PORT", help_heading = "Session")]
     pub forward: Option<String>,
+    /// Send FILE.wav (any rate, mono or stereo; converted to 8 kHz G.711) to the camera on
+    /// the ONVIF audio backchannel, in real time from PLAY: asks with `Require:
+    /// www.onvif.org/ver20/backchannel` and sets up the server's a=sendonly audio track.
+    /// Without --duration or --frames, the probe stops once the file is sent.
+    #[arg(long, value_name = "FILE.wav", help_heading = "Session")]
+    pub backchannel: Option<PathBuf>,
     /// Label for this session in log lines and JSON (`session_id`).
     #[arg(long, value_name = "ID", help_heading = "Session")]
     pub session_id: Option<String>,
@@ -242,7 +248,25 @@ pub fn client_options(opts: &ProbeOptions) -> Result<ClientOptions, String> {
     if let Some(ua) = &opts.user_agent {
         o.user_agent = ua.clone();
     }
+    if let Some(path) = &opts.backchannel {
+        o = o.with_backchannel(backchannel_audio(path)?);
+    }
     Ok(o)
+}
+
+/// The audio of `path` (a WAV file) for the backchannel: read as the server
+/// reads WAV files (resampled to 8 kHz mono, A-law), queued, closed.
+fn backchannel_audio(path: &std::path::Path) -> Result<BackchannelAudio, String> {
+    let bad = |e: &dyn std::fmt::Display| format!("--backchannel {}: {e}", path.display());
+    let data = std::fs::read(path).map_err(|e| bad(&e))?;
+    let source = rtsp_toolkit_media::from_bytes(data.into(), rtsp_toolkit_media::FileKind::Wav).map_err(|e| bad(&e))?;
+    let codes: Vec<u8> = source.samples.iter().flat_map(|s| s.data.iter().copied()).collect();
+    let audio = BackchannelAudio::new();
+    audio
+        .push_g711(rtsp_toolkit_tokio::core::client::BackchannelCodec::Pcma, &codes)
+        .map_err(|e| bad(&e))?;
+    audio.close();
+    Ok(audio)
 }
 
 fn parse_ports(s: &str) -> Result<PortRange, String> {
@@ -267,6 +291,9 @@ enum StopReason {
     /// A replayed capture: the recorded session was asked to stop here
     /// (the capture holds the request, not its reason).
     Recorded,
+    /// `--backchannel`: the whole file was sent (and neither `--duration`
+    /// nor `--frames` was given).
+    BackchannelSent,
 }
 
 impl StopReason {
@@ -277,6 +304,7 @@ impl StopReason {
             StopReason::Interrupt => "interrupt",
             StopReason::OutputClosed => "output_closed",
             StopReason::Recorded => "recorded",
+            StopReason::BackchannelSent => "backchannel_sent",
         }
     }
 }
@@ -397,6 +425,8 @@ pub(crate) struct Probe<'a> {
     audio_sink: Option<Sinks<AudioSink>>,
     /// `--save-metadata`: the documents of every metadata track, in arrival order.
     metadata_sink: Option<MetadataSink>,
+    /// `--backchannel`: the audio being sent, to stop once it is all out.
+    backchannel: Option<BackchannelAudio>,
     recorder: Option<crate::record::RecordSink>,
     #[cfg(feature = "decode")]
     decoder: Option<crate::decode::FrameDecoder>,
@@ -534,6 +564,7 @@ pub(crate) async fn drive(url: &str, opts: &ProbeOptions, replay: Option<&Captur
         video_sink,
         audio_sink,
         metadata_sink,
+        backchannel: options.backchannel.clone(),
         recorder,
         #[cfg(feature = "decode")]
         decoder,
@@ -567,7 +598,12 @@ pub(crate) async fn drive(url: &str, opts: &ProbeOptions, replay: Option<&Captur
                     session.stop();
                 }
             }
-            _ = tick.tick() => p.on_tick(),
+            _ = tick.tick() => {
+                p.on_tick();
+                if p.stop_reason.is_some() && !stopping {
+                    session.stop();
+                }
+            }
             _ = &mut ctrl_c => {
                 interrupts += 1;
                 if interrupts >= 2 {
@@ -774,6 +810,12 @@ impl Probe<'_> {
 
     /// Every 250 ms: the per-second summary line and the status line.
     fn on_tick(&mut self) {
+        if self.backchannel.as_ref().is_some_and(BackchannelAudio::is_done)
+            && self.opts.duration.is_none()
+            && self.opts.frames.is_none()
+        {
+            self.stop_reason.get_or_insert(StopReason::BackchannelSent);
+        }
         let now = Instant::now();
         let totals = self.stats.totals();
         self.live.window.push_back((now, totals.clone()));
@@ -1046,6 +1088,7 @@ fn stop_label(r: StopReason, opts: &ProbeOptions) -> String {
         StopReason::Interrupt => "Ctrl-C".to_owned(),
         StopReason::OutputClosed => "output failed".to_owned(),
         StopReason::Recorded => "as recorded".to_owned(),
+        StopReason::BackchannelSent => "--backchannel sent".to_owned(),
     }
 }
 

@@ -84,3 +84,71 @@ fn probe_prints_and_saves_the_documents_of_a_served_sidecar() {
         .ends_with("<tt:VideoAnalytics/></tt:MetadataStream>"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn probe_sends_a_wav_file_on_the_backchannel_of_serve() {
+    let dir = temp_dir("onvif-backchannel");
+    let received = dir.join("received");
+    std::fs::create_dir_all(&received).unwrap();
+    std::fs::copy(media_dir().join("h264_aac.mp4"), dir.join("clip.mp4")).unwrap();
+    // 1.2 s of a 500 Hz square wave, 8 kHz mono.
+    let samples: Vec<i16> = (0..9600).map(|i| if i / 8 % 2 == 0 { 8000 } else { -8000 }).collect();
+    let mut wav = Vec::new();
+    rtsp_toolkit_media::audio::write_wav_header(&mut wav, 8000, 1, (samples.len() * 2) as u32).unwrap();
+    wav.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+    let input = dir.join("talk.wav");
+    std::fs::write(&input, wav).unwrap();
+
+    let mut p = spawn(&[
+        "serve",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--port",
+        "0",
+        "--backchannel-dir",
+        received.to_str().unwrap(),
+    ]);
+    let _stderr = drain(p.0.stderr.take().unwrap());
+    let rx = lines(p.0.stdout.take().unwrap());
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("serve prints its address");
+    let port: u16 = first
+        .strip_prefix("listening on rtsp://127.0.0.1:")
+        .and_then(|r| r.strip_suffix('/'))
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let url = format!("rtsp://127.0.0.1:{port}/clip.mp4");
+    let r = run(
+        &["probe", &url, "--backchannel", input.to_str().unwrap(), "-q"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    assert!(r.stdout.contains("stopped (--backchannel sent)"), "{}", r.stdout);
+    // The server writes the WAV when the connection ends.
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        let files: Vec<_> = std::fs::read_dir(&received)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        if let [f] = &files[..] {
+            got = std::fs::read(f).unwrap();
+            if got.len() == 44 + 2 * samples.len() && got[40..44] != [0; 4] {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(got.len(), 44 + 2 * samples.len(), "the whole file, at 8 kHz");
+    // A-law then mu-law: each sample within the two codecs' quantization.
+    let back: Vec<i16> = got[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    for (a, b) in samples.iter().zip(&back) {
+        assert!((i32::from(*a) - i32::from(*b)).abs() <= 512, "{a} vs {b}");
+    }
+    drop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+}

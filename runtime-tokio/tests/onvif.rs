@@ -1,18 +1,21 @@
 //! ONVIF end to end on loopback, on every server runtime: the metadata
 //! track served from a sidecar file (`NAME.meta`, see
-//! `rtsp_toolkit_media::sidecar`) to our client and to ffprobe.
+//! `rtsp_toolkit_media::sidecar`) to our client and to ffprobe, and our
+//! client's audio backchannel into our server's WAV files.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
-use rtsp_toolkit_tokio::{ClientOptions, Event, Session, TrackSelection};
+use rtsp_toolkit_tokio::core::codec::g711;
+use rtsp_toolkit_tokio::{BackchannelAudio, ClientOptions, Event, ServerOptions, Session, TrackSelection};
 
 rtsp_toolkit_conformance::on_every_server!(
     #[tokio::test]
     sidecar_documents_arrive_whole_with_their_times,
     ffprobe_plays_a_file_with_a_metadata_track,
+    backchannel_audio_arrives_whole_in_the_servers_wav,
 );
 
 /// The documents of the test sidecar: (seconds, document).
@@ -150,6 +153,86 @@ async fn ffprobe_plays_a_file_with_a_metadata_track(runtime: ServerRuntime) {
         [("h264".to_owned(), 125), ("aac".to_owned(), 216)],
         "{text}"
     );
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Our client sends 1.02 s of audio on the backchannel while playing a
+/// file; the server's WAV for the session holds exactly those samples
+/// (G.711 values, so the mu-law round trip changes nothing).
+async fn backchannel_audio_arrives_whole_in_the_servers_wav(runtime: ServerRuntime) {
+    let dir = std::env::temp_dir().join(format!(
+        "rtsp-toolkit-onvif-bc-{}-{}",
+        runtime.name(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media");
+    let options = ServerOptions {
+        backchannel_dir: Some(dir.clone()),
+        ..ServerOptions::default()
+    };
+    let server = TestServer::with_options(runtime, &fixtures, options);
+    // A sweep over every mu-law code but 0x7F (negative zero), 8160 samples.
+    let pcm: Vec<i16> = (0..8160u32)
+        .map(|i| (i * 7 % 256) as u8)
+        .map(|c| if c == 0x7f { 0xff } else { c })
+        .map(g711::ulaw_to_linear)
+        .collect();
+    let audio = BackchannelAudio::new();
+    audio.push_pcm(&pcm, 8000, 1).unwrap();
+    audio.close();
+    let mut session = Session::open(
+        &server.url("h264_aac.mp4"),
+        ClientOptions::default().with_backchannel(audio.clone()),
+    )
+    .unwrap();
+    let mut setups = Vec::new();
+    let run = async {
+        while let Some(e) = session.next().await {
+            match &e {
+                Event::Method(m) if m.track.is_some() => setups.push(m.track.clone().unwrap()),
+                Event::Warning(w) => panic!("{w}"),
+                Event::Closed(c) => assert!(c.error.is_none(), "{c:?}"),
+                _ => {}
+            }
+            if audio.is_done() {
+                session.stop();
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("session ended in time");
+    assert_eq!(setups.len(), 3);
+    assert_eq!((setups[2].codec.as_str(), setups[2].clock_rate), ("PCMU", 8000));
+    assert_eq!(audio.sent(), pcm.len() as u64);
+    // The server completes the file when the connection ends.
+    let mut wav = Vec::new();
+    for _ in 0..100 {
+        let files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        if let [file] = &files[..] {
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.starts_with("h264_aac.mp4-") && name.ends_with(".wav"), "{name}");
+            wav = std::fs::read(file).unwrap();
+            if wav.len() >= 44
+                && u32::from_le_bytes(wav[40..44].try_into().unwrap()) as usize == wav.len() - 44
+                && wav.len() > 44
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(&wav[..4], b"RIFF");
+    assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 8000);
+    let got: Vec<i16> = wav[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert_eq!(got.len(), pcm.len());
+    assert!(got == pcm, "the samples differ");
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
