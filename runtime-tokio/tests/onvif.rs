@@ -236,3 +236,76 @@ async fn backchannel_audio_arrives_whole_in_the_servers_wav(runtime: ServerRunti
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Our client's backchannel into GStreamer's ONVIF server
+/// (`RTSPOnvifServer`, `RTSPOnvifMediaFactory`, through
+/// `scripts/peers/gst-rtsp-server.py --onvif-backchannel`): GStreamer
+/// decodes exactly the samples sent.
+#[tokio::test]
+async fn backchannel_into_gstreamers_onvif_server() {
+    let out = std::env::temp_dir().join(format!("rtsp-toolkit-onvif-gst-{}.raw", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let gst = tokio::task::spawn_blocking({
+        let out = out.clone();
+        move || {
+            rtsp_toolkit_conformance::peers::GstServer::start_with(
+                None,
+                &["--onvif-backchannel", out.to_str().unwrap()],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let pcm: Vec<i16> = (0..12_000u32)
+        .map(|i| (i * 11 % 256) as u8)
+        .map(|c| if c == 0x7f { 0xff } else { c })
+        .map(g711::ulaw_to_linear)
+        .collect();
+    let audio = BackchannelAudio::new();
+    audio.push_pcm(&pcm, 8000, 1).unwrap();
+    audio.close();
+    let mut session = Session::open(
+        &gst.url("h264_aac.mp4"),
+        ClientOptions::default().with_backchannel(audio.clone()),
+    )
+    .unwrap();
+    let mut backchannel_track = None;
+    let run = async {
+        while let Some(e) = session.next().await {
+            match &e {
+                Event::Method(m) => {
+                    if let Some(t) = m.track.as_ref().filter(|t| t.codec == "PCMU") {
+                        backchannel_track = Some(t.index);
+                    }
+                }
+                Event::Closed(c) => assert!(c.error.is_none(), "{c:?}"),
+                _ => {}
+            }
+            if audio.is_done() {
+                session.stop();
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("session ended in time");
+    assert_eq!(
+        backchannel_track,
+        Some(2),
+        "GStreamer offers the backchannel after video and audio"
+    );
+    // GStreamer writes as it receives; wait for the last packets.
+    let mut raw = Vec::new();
+    for _ in 0..100 {
+        raw = std::fs::read(&out).unwrap_or_default();
+        if raw.len() >= 2 * pcm.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got: Vec<i16> = raw.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    assert_eq!(got.len(), pcm.len(), "every sample, once");
+    assert!(got == pcm, "the samples differ");
+    drop(gst);
+    let _ = std::fs::remove_file(&out);
+}
