@@ -74,6 +74,7 @@ pub fn event_line(ctx: &Context, event: &Event) -> Option<String> {
         Event::Fallback(f) => line("fallback", ctx, f),
         Event::Video(v) => line("video", ctx, v),
         Event::Audio(a) => line("audio", ctx, a),
+        Event::Metadata(m) => line("metadata", ctx, m),
         Event::Loss(l) => line("loss", ctx, l),
         Event::Warning(w) => line("warning", ctx, w),
         Event::Closed(c) => line("closed", ctx, c),

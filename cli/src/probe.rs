@@ -19,12 +19,12 @@ use clap::Args;
 use rtsp_toolkit_tokio::core::capture::{Capture, RecordKind};
 use rtsp_toolkit_tokio::core::client::{Client, Output, PortRange, TrackSelection, Transport, Tunnel};
 use rtsp_toolkit_tokio::core::sdp::{Media, MediaKind};
-use rtsp_toolkit_tokio::{ClientOptions, Error, Event, LogKinds, Session, Warning};
+use rtsp_toolkit_tokio::{BackchannelAudio, ClientOptions, Error, Event, LogKinds, Session, Warning};
 
 use crate::decode::DecodeSummary;
 use crate::json::{self, Context};
 use crate::report::{Stats, Totals};
-use crate::save::{AudioSink, Sinks, VideoSink};
+use crate::save::{AudioSink, MetadataSink, Sinks, VideoSink};
 use crate::text;
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_UNSUPPORTED, EXIT_USAGE};
 
@@ -62,6 +62,12 @@ pub struct ProbeOptions {
     /// (a relay, tunnel or forwarded port).
     #[arg(long, value_name = "HOST:PORT", help_heading = "Session")]
     pub forward: Option<String>,
+    /// Send FILE.wav (any rate, mono or stereo; converted to 8 kHz G.711) to the camera on
+    /// the ONVIF audio backchannel, in real time from PLAY: asks with `Require:
+    /// www.onvif.org/ver20/backchannel` and sets up the server's a=sendonly audio track.
+    /// Without --duration or --frames, the probe stops once the file is sent.
+    #[arg(long, value_name = "FILE.wav", help_heading = "Session")]
+    pub backchannel: Option<PathBuf>,
     /// Label for this session in log lines and JSON (`session_id`).
     #[arg(long, value_name = "ID", help_heading = "Session")]
     pub session_id: Option<String>,
@@ -131,6 +137,11 @@ pub struct ProbeOptions {
     #[arg(long, value_name = "HZ", requires = "save_audio",
           value_parser = clap::value_parser!(u32).range(1000..=384_000), help_heading = "Save")]
     pub audio_rate: Option<u32>,
+    /// Write every ONVIF metadata document as a line `<seconds> <xml>` (seconds from the
+    /// first document, line breaks in a document replaced by spaces): the sidecar format that
+    /// `serve` reads (docs/CLI.md). Sets up the first metadata track, as --metadata does.
+    #[arg(long, value_name = "FILE", help_heading = "Save")]
+    pub save_metadata: Option<PathBuf>,
     /// Record every received video and audio track (stream copy) into a fragmented MP4 (.mp4)
     /// or Matroska (.mkv) file; a recording cut short plays up to its last fragment.
     #[arg(long, value_name = "FILE.mp4|FILE.mkv", help_heading = "Save")]
@@ -147,6 +158,10 @@ pub struct ProbeOptions {
     #[arg(long, value_name = "FILE", help_heading = "Save")]
     pub capture: Option<PathBuf>,
 
+    /// Also set up the first ONVIF metadata track (`vnd.onvif.metadata`); each document
+    /// gets a line (size, root element, first event topic).
+    #[arg(long, help_heading = "Output")]
+    pub metadata: bool,
     /// One JSON object per line per event on stdout, then a report object (schema: docs/CLI.md).
     #[arg(long, help_heading = "Output")]
     pub json: bool,
@@ -257,6 +272,7 @@ pub fn client_options(opts: &ProbeOptions) -> Result<ClientOptions, String> {
     let mut o = ClientOptions::default()
         .with_video(!opts.no_video)
         .with_audio(!opts.no_audio)
+        .with_metadata(opts.metadata || opts.save_metadata.is_some())
         .with_timeout(opts.timeout)
         .with_log_prefix(opts.log_prefix.clone().unwrap_or_default())
         .with_log(LogKinds::RTSP)
@@ -294,7 +310,25 @@ pub fn client_options(opts: &ProbeOptions) -> Result<ClientOptions, String> {
     if let Some(ua) = &opts.user_agent {
         o.user_agent = ua.clone();
     }
+    if let Some(path) = &opts.backchannel {
+        o = o.with_backchannel(backchannel_audio(path)?);
+    }
     Ok(o)
+}
+
+/// The audio of `path` (a WAV file) for the backchannel: read as the server
+/// reads WAV files (resampled to 8 kHz mono, A-law), queued, closed.
+fn backchannel_audio(path: &std::path::Path) -> Result<BackchannelAudio, String> {
+    let bad = |e: &dyn std::fmt::Display| format!("--backchannel {}: {e}", path.display());
+    let data = std::fs::read(path).map_err(|e| bad(&e))?;
+    let source = rtsp_toolkit_media::from_bytes(data.into(), rtsp_toolkit_media::FileKind::Wav).map_err(|e| bad(&e))?;
+    let codes: Vec<u8> = source.samples.iter().flat_map(|s| s.data.iter().copied()).collect();
+    let audio = BackchannelAudio::new();
+    audio
+        .push_g711(rtsp_toolkit_tokio::core::client::BackchannelCodec::Pcma, &codes)
+        .map_err(|e| bad(&e))?;
+    audio.close();
+    Ok(audio)
 }
 
 fn parse_ports(s: &str) -> Result<PortRange, String> {
@@ -338,6 +372,9 @@ enum StopReason {
     /// A replayed capture: the recorded session was asked to stop here
     /// (the capture holds the request, not its reason).
     Recorded,
+    /// `--backchannel`: the whole file was sent (and neither `--duration`
+    /// nor `--frames` was given).
+    BackchannelSent,
 }
 
 impl StopReason {
@@ -348,6 +385,7 @@ impl StopReason {
             StopReason::Interrupt => "interrupt",
             StopReason::OutputClosed => "output_closed",
             StopReason::Recorded => "recorded",
+            StopReason::BackchannelSent => "backchannel_sent",
         }
     }
 }
@@ -466,6 +504,10 @@ pub(crate) struct Probe<'a> {
     sdp_media: Vec<Media>,
     video_sink: Option<Sinks<VideoSink>>,
     audio_sink: Option<Sinks<AudioSink>>,
+    /// `--save-metadata`: the documents of every metadata track, in arrival order.
+    metadata_sink: Option<MetadataSink>,
+    /// `--backchannel`: the audio being sent, to stop once it is all out.
+    backchannel: Option<BackchannelAudio>,
     recorder: Option<crate::record::RecordSink>,
     #[cfg(feature = "decode")]
     decoder: Option<crate::decode::FrameDecoder>,
@@ -526,6 +568,13 @@ pub(crate) async fn drive(url: &str, opts: &ProbeOptions, replay: Option<&Captur
         Ok(s) => s,
         Err(e) => {
             out.error(&format!("--save-audio: {e}"));
+            return EXIT_USAGE;
+        }
+    };
+    let metadata_sink = match opts.save_metadata.as_deref().map(MetadataSink::create).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            out.error(&format!("--save-metadata: {e}"));
             return EXIT_USAGE;
         }
     };
@@ -595,6 +644,8 @@ pub(crate) async fn drive(url: &str, opts: &ProbeOptions, replay: Option<&Captur
         sdp_media: Vec::new(),
         video_sink,
         audio_sink,
+        metadata_sink,
+        backchannel: options.backchannel.clone(),
         recorder,
         #[cfg(feature = "decode")]
         decoder,
@@ -628,7 +679,12 @@ pub(crate) async fn drive(url: &str, opts: &ProbeOptions, replay: Option<&Captur
                     session.stop();
                 }
             }
-            _ = tick.tick() => p.on_tick(),
+            _ = tick.tick() => {
+                p.on_tick();
+                if p.stop_reason.is_some() && !stopping {
+                    session.stop();
+                }
+            }
             _ = &mut ctrl_c => {
                 interrupts += 1;
                 if interrupts >= 2 {
@@ -655,7 +711,7 @@ impl Probe<'_> {
     pub(crate) fn on_event(&mut self, event: &Event) {
         let media = matches!(
             event,
-            Event::Rtp(_) | Event::Rtcp(_) | Event::Video(_) | Event::Audio(_) | Event::Loss(_)
+            Event::Rtp(_) | Event::Rtcp(_) | Event::Video(_) | Event::Audio(_) | Event::Metadata(_) | Event::Loss(_)
         );
         if media && self.stop_reason.is_some() {
             // Asked to stop: what is still in flight is not counted.
@@ -724,6 +780,9 @@ impl Probe<'_> {
                         }
                     }
                 }
+                if let (Some(sink), Some(t)) = (self.metadata_sink.as_mut(), &m.track) {
+                    sink.track(t.index, t.clock_rate);
+                }
                 if m.method.as_str() == "PLAY" && m.is_success() {
                     if let Some(d) = self.opts.duration {
                         self.deadline = Some(tokio::time::Instant::now() + d);
@@ -770,6 +829,16 @@ impl Probe<'_> {
                 }
                 if !self.stats.has_video() {
                     self.check_frames(a.track);
+                }
+            }
+            Event::Metadata(m) => {
+                // One line per document: documents are few, and each is news.
+                let n = bump(&mut self.live.numbers, m.track);
+                self.out.text(&text::metadata(m, n));
+                if let Some(sink) = self.metadata_sink.as_mut() {
+                    if let Err(e) = sink.document(m) {
+                        self.write_error = Some(format!("writing {}: {e}", sink.path().display()));
+                    }
                 }
             }
             Event::Loss(l) => self.out.text(&text::loss(l)),
@@ -822,6 +891,12 @@ impl Probe<'_> {
 
     /// Every 250 ms: the per-second summary line and the status line.
     fn on_tick(&mut self) {
+        if self.backchannel.as_ref().is_some_and(BackchannelAudio::is_done)
+            && self.opts.duration.is_none()
+            && self.opts.frames.is_none()
+        {
+            self.stop_reason.get_or_insert(StopReason::BackchannelSent);
+        }
         let now = Instant::now();
         let totals = self.stats.totals();
         self.live.window.push_back((now, totals.clone()));
@@ -885,6 +960,12 @@ impl Probe<'_> {
             }
         }
         for sink in self.audio_sink.iter_mut().flat_map(Sinks::all) {
+            if let Err(e) = sink.finish() {
+                self.write_error
+                    .get_or_insert(format!("writing {}: {e}", sink.path().display()));
+            }
+        }
+        if let Some(sink) = self.metadata_sink.as_mut() {
             if let Err(e) = sink.finish() {
                 self.write_error
                     .get_or_insert(format!("writing {}: {e}", sink.path().display()));
@@ -1088,6 +1169,7 @@ fn stop_label(r: StopReason, opts: &ProbeOptions) -> String {
         StopReason::Interrupt => "Ctrl-C".to_owned(),
         StopReason::OutputClosed => "output failed".to_owned(),
         StopReason::Recorded => "as recorded".to_owned(),
+        StopReason::BackchannelSent => "--backchannel sent".to_owned(),
     }
 }
 

@@ -523,6 +523,13 @@ impl Stats {
                     }
                 }
             }
+            Event::Metadata(m) => {
+                if let Some(t) = self.tracks.get_mut(m.track) {
+                    let f = &m.frame;
+                    t.frames
+                        .add(m.recv_tick, m.extended_timestamp, f.data.len(), false, f.loss > 0);
+                }
+            }
             Event::Loss(l) => {
                 if let Some(t) = self.tracks.get_mut(l.track) {
                     t.lost = t.lost.max(l.total_lost);

@@ -1,4 +1,4 @@
-//! `--save-video` and `--save-audio`: frames to files.
+//! `--save-video`, `--save-audio` and `--save-metadata`: frames to files.
 //!
 //! Video is written as received: an Annex B elementary stream (`.h264` /
 //! `.h265`), or for MJPEG the JPEG images one after the other (`.mjpeg`, which
@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use rtsp_toolkit_tokio::VideoFrameEvent;
+use rtsp_toolkit_tokio::{MetadataFrameEvent, VideoFrameEvent};
 
 /// The file for the `n`-th track (0-based) of a kind saved to `base`: `base`
 /// itself for the first, `stem-trackK.ext` (K the track index) for the others.
@@ -119,6 +119,67 @@ impl VideoSink {
         self.file.write_all(&v.frame.data)?;
         self.frames += 1;
         self.bytes += v.frame.data.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes the file.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().sync_data()
+    }
+}
+
+/// Writes ONVIF metadata documents in the sidecar format `serve` reads
+/// (`rtsp_toolkit_media::sidecar`): a line `<seconds> <xml>` per document,
+/// seconds from the first document of its track.
+#[derive(Debug)]
+pub struct MetadataSink {
+    path: PathBuf,
+    file: BufWriter<File>,
+    /// (track, RTP clock rate, extended timestamp of its first document).
+    tracks: Vec<(usize, u32, Option<i64>)>,
+    pub documents: u64,
+}
+
+impl MetadataSink {
+    /// Creates (truncates) the file now, so that a bad path is a usage error.
+    pub fn create(path: &Path) -> io::Result<MetadataSink> {
+        Ok(MetadataSink {
+            path: path.to_owned(),
+            file: BufWriter::new(File::create(path)?),
+            tracks: Vec::new(),
+            documents: 0,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Track `track` was set up with this RTP clock rate.
+    pub fn track(&mut self, track: usize, clock_rate: u32) {
+        if !self.tracks.iter().any(|t| t.0 == track) {
+            self.tracks.push((track, clock_rate, None));
+        }
+    }
+
+    /// Appends one document.
+    pub fn document(&mut self, m: &MetadataFrameEvent) -> io::Result<()> {
+        let i = match self.tracks.iter().position(|t| t.0 == m.track) {
+            Some(i) => i,
+            None => {
+                self.tracks.push((m.track, 90_000, None));
+                self.tracks.len() - 1
+            }
+        };
+        let (_, rate, first) = &mut self.tracks[i];
+        let first = *first.get_or_insert(m.extended_timestamp);
+        let ticks = (m.extended_timestamp - first).max(0) as u128;
+        let nanos = ticks * 1_000_000_000 / u128::from((*rate).max(1));
+        let at = std::time::Duration::from_nanos(nanos.min(u128::from(u64::MAX)) as u64);
+        self.file
+            .write_all(&rtsp_toolkit_media::sidecar::line(at, &m.frame.data))?;
+        self.documents += 1;
         Ok(())
     }
 

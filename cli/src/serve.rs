@@ -72,6 +72,11 @@ pub struct ServeArgs {
     /// Offer no multicast (a multicast SETUP is answered 461).
     #[arg(long)]
     pub no_multicast: bool,
+    /// Offer the ONVIF audio backchannel (a PCMU/8000 a=sendonly track, to clients that send
+    /// `Require: www.onvif.org/ver20/backchannel`) and write what each session sends as
+    /// DIR/<path>-<session id>.wav (16-bit PCM, 8 kHz mono; `/` in the path becomes `_`).
+    #[arg(long, value_name = "DIR")]
+    pub backchannel_dir: Option<std::path::PathBuf>,
     /// JSON lines on stdout instead of text: a `server` object (address, URLs), then one object per
     /// server event (request answered, session started and ended, receiver report, warning, connection
     /// closed), with the peer and the time since start (schema: docs/CLI.md).
@@ -259,6 +264,13 @@ pub async fn run(args: &ServeArgs) -> u8 {
     options.config.multicast_ttl = args.multicast_ttl;
     options.config.udp = !args.no_udp;
     options.config.multicast = !args.no_multicast;
+    if let Some(dir) = &args.backchannel_dir {
+        if !dir.is_dir() {
+            eprintln!("error: --backchannel-dir {}: not a directory", dir.display());
+            return EXIT_USAGE;
+        }
+        options.backchannel_dir = Some(dir.clone());
+    }
     if args.json {
         let start = std::time::Instant::now();
         options.events = Some(EventHook::new(move |peer, event| {

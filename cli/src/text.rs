@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use rtsp_toolkit_tokio::core::client::{ConnectEvent, FallbackEvent, MethodEvent};
 use rtsp_toolkit_tokio::core::rtcp::RtcpPacket;
-use rtsp_toolkit_tokio::{AudioFrameEvent, LossEvent, RtcpEvent, RtpEvent, VideoFrameEvent, Warning};
+use rtsp_toolkit_tokio::{
+    AudioFrameEvent, LossEvent, MetadataFrameEvent, RtcpEvent, RtpEvent, VideoFrameEvent, Warning,
+};
 
 use crate::report::{audio_codec_name, kind_name, video_codec_name, Report, Totals, TrackReport};
 
@@ -198,6 +200,26 @@ pub fn audio(a: &AudioFrameEvent, number: u64) -> String {
         let _ = write!(rest, "  after {} lost packets", f.loss);
     }
     line(a.recv_tick, &format!("audio {}", a.track), &rest)
+}
+
+/// One ONVIF metadata document: its size, root element and first event
+/// topic (found by a byte scan, see `onvif_metadata::summary`).
+pub fn metadata(m: &MetadataFrameEvent, number: u64) -> String {
+    let f = &m.frame;
+    let s = rtsp_toolkit_tokio::core::codec::onvif_metadata::summary(&f.data);
+    let mut rest = format!(
+        "#{number:<4} ts {:<10} {:>9}  <{}>",
+        f.timestamp,
+        bytes(f.data.len() as u64),
+        s.root.as_deref().unwrap_or("?")
+    );
+    if let Some(topic) = s.topic {
+        let _ = write!(rest, "  topic {topic}");
+    }
+    if f.loss > 0 {
+        let _ = write!(rest, "  after {} lost packets", f.loss);
+    }
+    line(m.recv_tick, &format!("meta {}", m.track), &rest)
 }
 
 pub fn rtp(r: &RtpEvent) -> String {

@@ -298,6 +298,7 @@ fn run_ours(s: &Stream, mut each: impl FnMut(&Frame)) -> Totals {
             t.data_bytes += match &frame {
                 Frame::Video(v) => v.data.len(),
                 Frame::Audio(a) => a.data.len(),
+                Frame::Metadata(m) => m.data.len(),
             } as u64;
             each(&frame);
             black_box(frame);
@@ -396,6 +397,11 @@ fn check(s: &Stream, ctx: &RetinaCtx) {
                 timestamp: a.timestamp,
                 keyframe: false,
                 data: a.data.to_vec(),
+            },
+            Frame::Metadata(m) => Seen {
+                timestamp: m.timestamp,
+                keyframe: false,
+                data: m.data.to_vec(),
             },
         })
     });

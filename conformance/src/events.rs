@@ -44,6 +44,10 @@ pub fn normalize(event: Event) -> Event {
             a.recv_tick = Duration::ZERO;
             Event::Audio(a)
         }
+        Event::Metadata(mut m) => {
+            m.recv_tick = Duration::ZERO;
+            Event::Metadata(m)
+        }
         Event::Loss(mut l) => {
             l.recv_tick = Duration::ZERO;
             Event::Loss(l)
@@ -127,6 +131,16 @@ pub fn summary(event: &Event) -> String {
             fnv1a(&a.frame.data),
             ns(a.recv_tick)
         ),
+        Event::Metadata(m) => format!(
+            "metadata track={} ts={} ext_ts={} loss={} len={} fnv={:016x} recv_tick_ns={}",
+            m.track,
+            m.frame.timestamp,
+            m.extended_timestamp,
+            m.frame.loss,
+            m.frame.data.len(),
+            fnv1a(&m.frame.data),
+            ns(m.recv_tick)
+        ),
         Event::Loss(l) => format!(
             "loss track={} lost={} seq={} total={} recv_tick_ns={}",
             l.track,
@@ -153,6 +167,7 @@ pub fn kind(event: &Event) -> &'static str {
         Event::Rtcp(_) => "rtcp",
         Event::Video(_) => "video",
         Event::Audio(_) => "audio",
+        Event::Metadata(_) => "metadata",
         Event::Loss(_) => "loss",
         Event::Warning(_) => "warning",
         Event::Closed(_) => "closed",
@@ -212,6 +227,7 @@ pub fn frames_by_track(events: &[Event]) -> Vec<(usize, i64, Vec<u8>)> {
         .filter_map(|e| match e {
             Event::Video(v) => Some((v.track, v.extended_timestamp, v.frame.data.to_vec())),
             Event::Audio(a) => Some((a.track, a.extended_timestamp, a.frame.data.to_vec())),
+            Event::Metadata(m) => Some((m.track, m.extended_timestamp, m.frame.data.to_vec())),
             _ => None,
         })
         .map(|(track, ts, data)| {

@@ -50,6 +50,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("depacketize_latm", depacketize_latm),
     ("depacketize_g711", depacketize_g711),
     ("depacketize_jpeg", depacketize_jpeg),
+    ("depacketize_metadata", depacketize_metadata),
     ("sps", sps),
     ("client_session", client_session),
     ("server_connection", server_connection),
@@ -437,6 +438,10 @@ fn depacketize(sdps: &[&str], data: &[u8]) {
             let size = match &f {
                 Frame::Video(v) => v.data.len(),
                 Frame::Audio(a) => a.data.len(),
+                Frame::Metadata(m) => {
+                    assert!(!m.data.is_empty(), "an empty metadata document");
+                    m.data.len()
+                }
             };
             // Video frames may carry SDP parameter sets in front of the capped data.
             assert!(size <= MAX_FRAME + 4096, "frame of {size} bytes over the limit");
@@ -544,6 +549,18 @@ pub fn depacketize_jpeg(data: &[u8]) {
             }
         }
     }
+}
+
+/// ONVIF metadata (`vnd.onvif.metadata`): documents joined up to the
+/// marker bit, at the usual and at an unusual clock rate.
+pub fn depacketize_metadata(data: &[u8]) {
+    depacketize(
+        &[
+            "v=0\r\nm=application 0 RTP/AVP 107\r\na=rtpmap:107 vnd.onvif.metadata/90000\r\n",
+            "v=0\r\nm=application 0 RTP/AVP 98\r\na=rtpmap:98 VND.ONVIF.METADATA/1000\r\n",
+        ],
+        data,
+    );
 }
 
 /// `codec::sps`: the H.264 and H.265 SPS readers on the bytes as one NAL
@@ -961,7 +978,7 @@ fn drain_server(
                     }),
                 },
             ),
-            ServerOutput::Event(_) => {}
+            ServerOutput::Event(_) | ServerOutput::Backchannel { .. } => {}
             ServerOutput::Timeout(_) => return false,
             ServerOutput::Close => return true,
         }

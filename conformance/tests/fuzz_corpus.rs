@@ -577,6 +577,27 @@ a=control:trackID=1\r\n",
             ],
         ));
         write("depacketize_jpeg", "gray", &records(0, &packets, 16));
+        // Metadata: a document in three fragments, a whole one, then one
+        // whose middle fragment is lost (sequence step 2), then a last one.
+        let doc = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><tt:MetadataStream xmlns:tt=\"http://www.onvif.org/ver10/schema\"><tt:Event><wsnt:NotificationMessage><wsnt:Topic Dialect=\"http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet\">tns1:RuleEngine/CellMotionDetector/Motion</wsnt:Topic></wsnt:NotificationMessage></tt:Event></tt:MetadataStream>";
+        let mut out = vec![0u8];
+        let mut record = |payload: &[u8], marker: bool, seq_step: u8, ts_step: u8| {
+            let header = payload.len() as u16 | if marker { 0x8000 } else { 0 };
+            out.extend_from_slice(&header.to_be_bytes());
+            out.extend_from_slice(&[seq_step, ts_step]);
+            out.extend_from_slice(payload);
+        };
+        let third = doc.len() / 3;
+        record(&doc[..third], false, 1, 0);
+        record(&doc[third..2 * third], false, 1, 0);
+        record(&doc[2 * third..], true, 1, 0);
+        record(doc, true, 1, 88);
+        record(&doc[..third], false, 1, 88);
+        record(&doc[2 * third..], true, 2, 0);
+        record(doc, true, 1, 88);
+        write("depacketize_metadata", "fragments_and_loss", &out);
+        out[0] = 1;
+        write("depacketize_metadata", "clock_1000", &out);
     }
 
     // SPS NAL units: the fixtures' (320x240; the H.264 one is also their

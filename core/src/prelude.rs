@@ -4,10 +4,10 @@
 
 pub use crate::auth::Credentials;
 pub use crate::client::{
-    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, FallbackEvent, LogKinds, LossEvent, MethodEvent,
-    PortRange, RtcpEvent, RtpEvent, Track, TrackSelection, TrackStats, Transport, TransportKind, VideoFrameEvent,
-    Warning,
+    AudioFrameEvent, BackchannelAudio, ClientOptions, ClosedEvent, ConnectEvent, Event, FallbackEvent, LogKinds,
+    LossEvent, MetadataFrameEvent, MethodEvent, PortRange, RtcpEvent, RtpEvent, Track, TrackSelection, TrackStats,
+    Transport, TransportKind, VideoFrameEvent, Warning,
 };
-pub use crate::codec::{AudioCodec, AudioFrame, VideoCodec, VideoFrame};
+pub use crate::codec::{AudioCodec, AudioFrame, MetadataFrame, VideoCodec, VideoFrame};
 pub use crate::stop::StopSignal;
 pub use crate::{ConnectionError, Error};

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthError;
 use crate::client::{
-    AudioFrameEvent, ClosedEvent, ConnectEvent, LogKinds, MethodEvent, PortRange, RtpEvent, Track, VideoFrameEvent,
-    Warning,
+    AudioFrameEvent, ClosedEvent, ConnectEvent, LogKinds, MetadataFrameEvent, MethodEvent, PortRange, RtpEvent, Track,
+    VideoFrameEvent, Warning,
 };
-use crate::codec::{AudioCodec, AudioFrame, DepacketizeError, VideoCodec, VideoFrame};
+use crate::codec::{AudioCodec, AudioFrame, DepacketizeError, MetadataFrame, VideoCodec, VideoFrame};
 use crate::error::{ConnectionError, Error, ProtocolError};
 use crate::message::{FramingError, Headers, Method};
 use crate::rtcp::{Bye, ReceiverReport, ReportBlock, RtcpPacket, SdesChunk, SenderReport};
@@ -547,6 +547,63 @@ impl Serialize for AudioFrameEvent {
     }
 }
 
+#[derive(Serialize)]
+struct MetadataRepr {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    track: Option<usize>,
+    timestamp: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extended_timestamp: Option<i64>,
+    size: usize,
+    loss: u32,
+    root: Option<String>,
+    topic: Option<String>,
+    xml: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recv_tick_s: Option<f64>,
+}
+
+impl MetadataRepr {
+    fn of(f: &MetadataFrame) -> Self {
+        let summary = crate::codec::onvif_metadata::summary(&f.data);
+        MetadataRepr {
+            track: None,
+            timestamp: f.timestamp,
+            extended_timestamp: None,
+            size: f.data.len(),
+            loss: f.loss,
+            root: summary.root,
+            topic: summary.topic,
+            xml: String::from_utf8_lossy(&f.data).into_owned(),
+            recv_tick_s: None,
+        }
+    }
+}
+
+impl Serialize for MetadataFrame {
+    /// `{timestamp, size, loss, root, topic, xml}`: the root element and the
+    /// first event topic as [`onvif_metadata::summary`](crate::codec::onvif_metadata::summary)
+    /// finds them (or `null`), and the document itself as text (invalid
+    /// UTF-8 replaced).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MetadataRepr::of(self).serialize(s)
+    }
+}
+
+impl Serialize for MetadataFrameEvent {
+    /// `{track, timestamp, extended_timestamp, size, loss, root, topic, xml,
+    /// recv_tick_s}`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MetadataRepr {
+            track: Some(self.track),
+            extended_timestamp: Some(self.extended_timestamp),
+            recv_tick_s: Some(secs(self.recv_tick)),
+            ..MetadataRepr::of(&self.frame)
+        }
+        .serialize(s)
+    }
+}
+
 impl Serialize for ClosedEvent {
     /// `{session_elapsed_s, error, error_kind}`: the error's message and
     /// kind (`connection`, `timeout`, `protocol`, `response`, `config`), or
@@ -604,6 +661,7 @@ impl Serialize for Warning {
             Warning::Depacketize { error, .. } => st.serialize_field("error", error)?,
             Warning::UnsupportedCodec { codec, .. } => st.serialize_field("codec", codec)?,
             Warning::ForeignDatagram { from, .. } => st.serialize_field("from", from)?,
+            Warning::Backchannel { reason, .. } => st.serialize_field("reason", reason)?,
         }
         st.end()
     }

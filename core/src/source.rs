@@ -46,6 +46,9 @@ pub enum SourceCodec {
     /// Motion JPEG; each sample is one whole JPEG image (SOI to EOI) that
     /// [`crate::codec::jpeg::Packetizer`] accepts (file readers check that).
     Mjpeg,
+    /// ONVIF metadata (`m=application`, `vnd.onvif.metadata`); each sample
+    /// is one whole XML document, sent at its decode time.
+    OnvifMetadata,
 }
 
 /// One track of a source.

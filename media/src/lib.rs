@@ -14,6 +14,7 @@
 //! | Matroska / WebM | H.264, H.265, MJPEG (`V_MJPEG`), AAC (`A_AAC*`) | views of the file |
 //! | ADTS `.aac` | AAC | views of the file (headers stripped) |
 //! | WAV | G.711 A-law 8 kHz mono, re-encoded from PCM | views of one encoded buffer |
+//! | `NAME.meta` beside any of them | ONVIF metadata ([`sidecar`]) | one XML document each |
 //!
 //! H.264 and H.265 samples are NAL units each prefixed by a 4-byte big-endian length;
 //! when the container already uses 4-byte lengths (the usual case) they are
@@ -84,6 +85,7 @@ mod nal;
 mod reader;
 pub mod record;
 pub mod serving;
+pub mod sidecar;
 mod timeline;
 pub mod tls;
 #[cfg(feature = "decode")]
@@ -165,13 +167,15 @@ pub(crate) fn malformed(why: impl Into<String>) -> MediaError {
 /// (see [`FileKind::from_path`]).
 ///
 /// The whole file is read into one buffer; sample data are views of it.
+/// When the file has an ONVIF metadata sidecar (`NAME.meta`, see
+/// [`sidecar`]), its documents are one more track.
 pub fn open(path: &Path) -> Result<MediaSource, MediaError> {
     let kind = FileKind::from_path(path).ok_or_else(|| MediaError::UnsupportedExtension { path: path.to_owned() })?;
     let data = std::fs::read(path).map_err(|source| MediaError::Io {
         path: path.to_owned(),
         source,
     })?;
-    from_bytes(Bytes::from(data), kind)
+    sidecar::attach_file(from_bytes(Bytes::from(data), kind)?, path)
 }
 
 /// Demuxes a file already in memory.

@@ -67,6 +67,7 @@ use tracing::Instrument;
 use crate::library::Library;
 use crate::MediaSource;
 
+mod backchannel;
 mod tunnel;
 
 /// How long a server's `wait` waits, after a shutdown, for its connections
@@ -141,6 +142,12 @@ pub struct ServerOptions {
     /// (with the `serde` feature it is skipped both ways).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub tls: Option<ServerTlsConfig>,
+    /// Offer the ONVIF audio backchannel and write what each session sends
+    /// on it as a WAV file in this directory (default `None`: not offered,
+    /// and `Require: www.onvif.org/ver20/backchannel` is answered 551). The
+    /// server sets [`ServerConfig::backchannel`] from it; the file names are
+    /// `<path>-<session id>.wav` (see `serve --backchannel-dir` in docs/CLI.md).
+    pub backchannel_dir: Option<PathBuf>,
 }
 
 /// A callback for the server's events ([`ServerOptions::events`]): the
@@ -175,6 +182,7 @@ impl Default for ServerOptions {
             events: None,
             auth: None,
             tls: None,
+            backchannel_dir: None,
         }
     }
 }
@@ -258,6 +266,13 @@ impl<S> ServerBuilder<S> {
     /// Speak RTSPS on every connection (see [`ServerOptions::tls`]).
     pub fn tls(mut self, tls: ServerTlsConfig) -> Self {
         self.options.tls = Some(tls);
+        self
+    }
+
+    /// Offer the ONVIF audio backchannel, writing what clients send into
+    /// `dir` (see [`ServerOptions::backchannel_dir`]).
+    pub fn backchannel_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.options.backchannel_dir = Some(dir.into());
         self
     }
 
@@ -518,6 +533,7 @@ impl ServerState {
         let groups = GroupPool::new(options.config.multicast_groups);
         let seeds = RandomState::new();
         let mut config = options.config.clone();
+        config.backchannel |= options.backchannel_dir.is_some();
         if let Some(auth) = &options.auth {
             let mut secret = [0u8; 32];
             for (i, chunk) in secret.chunks_mut(8).enumerate() {
@@ -982,6 +998,7 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
     let mut registered: Option<Registered> = None;
     let mut membership: Option<Membership> = None;
     let mut unsent = 0u64;
+    let mut backchannel = backchannel::BackchannelWav::default();
     // Consecutive datagrams to one client, sent as one (GSO) when the next
     // output is anything else or does not fit.
     let mut batch: Option<SendBatch> = None;
@@ -1089,6 +1106,11 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                 conn.handle_input(now, ServerInput::MulticastPlaying { token, position });
             }
             ServerOutput::Event(event) => log_event(&state, Some(conn.peer()), &event),
+            ServerOutput::Backchannel {
+                session_id,
+                path,
+                packet,
+            } => backchannel.packet(state.options.backchannel_dir.as_deref(), &session_id, &path, &packet),
             ServerOutput::Timeout(at) => {
                 if conn.is_detached() {
                     if let Some(io) = io.take() {
@@ -1137,6 +1159,7 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
     if unsent > 0 {
         tracing::debug!(unsent, "datagrams the sockets did not take");
     }
+    backchannel.finish();
     drop(registered);
     drop(membership);
     if let Some(io) = io {

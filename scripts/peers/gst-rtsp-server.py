@@ -27,10 +27,16 @@ GStreamer's own set is offered (UDP, UDP multicast, TCP), as before.
 speaks TLS, media interleaved on it; the URLs are printed as rtsps://. Without --user, anyone may play
 (a default token with the factories' permissions).
 
+--onvif-backchannel OUT makes it GStreamer's ONVIF server (RTSPOnvifServer, RTSPOnvifMediaFactory): to a
+client that sends `Require: www.onvif.org/ver20/backchannel`, every file also offers an a=sendonly PCMU/8000
+audio track, and what the client sends there is decoded and written to OUT as raw s16le, 8 kHz mono (no
+header: the backchannel pipeline gets no EOS at TEARDOWN; each session truncates OUT).
+
 After binding, prints one URL per file and then the line "ready" (flushed), then runs until killed.
 
 Usage: gst-rtsp-server.py --dir DIR --port PORT [--user U --password P [--auth basic|digest]]
                           [--multicast] [--protocols tcp,udp,udp-mcast] [--tls-cert PEM --tls-key PEM]
+                          [--onvif-backchannel OUT]
 Needs Debian's /usr/bin/python3 with python3-gi (see install.sh).
 """
 import argparse
@@ -93,6 +99,14 @@ def launch_line(path):
     if not branches:
         raise ValueError(f"{path}: no H.264/H.265/MJPEG/AAC stream")
     return f"( {src} ! {demuxer} name=demux " + " ".join(branches) + " )"
+
+
+def backchannel_line(out):
+    """The ONVIF backchannel pipeline: PCMU/8000 RTP in, raw s16le 8 kHz mono to `out`."""
+    caps = "application/x-rtp,media=audio,payload=0,clock-rate=8000,encoding-name=PCMU"
+    sink = 'filesink location="{}" sync=false async=false'.format(out.replace('"', '\\"'))
+    return (f'( capsfilter caps="{caps}" name=depay_backchannel ! rtppcmudepay ! mulawdec'
+            f" ! audioconvert ! audio/x-raw,format=S16LE,rate=8000,channels=1 ! {sink} )")
 
 
 def make_auth(user, password, method):
@@ -167,12 +181,15 @@ def main():
                     help="lower transports offered (default: GStreamer's, i.e. all three)")
     ap.add_argument("--tls-cert", help="serve RTSPS with this certificate (PEM); needs --tls-key")
     ap.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
+    ap.add_argument("--onvif-backchannel", metavar="OUT",
+                    help="ONVIF server with a PCMU backchannel; received audio to OUT (raw s16le 8 kHz mono)")
     args = ap.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
 
     Gst.init(None)
-    server = GstRtspServer.RTSPServer()
+    onvif = args.onvif_backchannel is not None
+    server = GstRtspServer.RTSPOnvifServer() if onvif else GstRtspServer.RTSPServer()
     server.set_address(HOST)
     server.set_service(str(args.port))
     role = args.user
@@ -197,8 +214,11 @@ def main():
         path = os.path.abspath(os.path.join(args.dir, name))
         if not os.path.isfile(path) or not name.lower().endswith(EXTENSIONS) or ".tmp." in name:
             continue
-        factory = GstRtspServer.RTSPMediaFactory()
+        factory = GstRtspServer.RTSPOnvifMediaFactory() if onvif else GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch_line(path))
+        if onvif:
+            factory.set_backchannel_launch(backchannel_line(os.path.abspath(args.onvif_backchannel)))
+            factory.set_media_gtype(GstRtspServer.RTSPOnvifMedia)
         factory.set_shared(False)
         if args.multicast:
             factory.set_address_pool(multicast_pool())

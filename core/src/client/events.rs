@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{Track, Transport};
-use crate::codec::{AudioFrame, DepacketizeError, VideoFrame};
+use crate::codec::{AudioFrame, DepacketizeError, MetadataFrame, VideoFrame};
 use crate::error::Error;
 use crate::message::{Headers, Method};
 use crate::rtcp::RtcpPacket;
@@ -176,6 +176,19 @@ pub struct AudioFrameEvent {
     pub recv_tick: Duration,
 }
 
+/// One ONVIF metadata document assembled (a `vnd.onvif.metadata` track).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataFrameEvent {
+    /// Index among the set-up tracks ([`Track::index`]).
+    pub track: usize,
+    /// The document.
+    pub frame: MetadataFrame,
+    /// The RTP timestamp unrolled across 32-bit wraps (first document: its own value).
+    pub extended_timestamp: i64,
+    /// From session start to when the packet that completed the document was handed in.
+    pub recv_tick: Duration,
+}
+
 /// RTP packets missing from a track's sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -262,6 +275,14 @@ pub enum Warning {
         /// The encoding name as the SDP gives it ([`Track::codec`]).
         codec: String,
     },
+    /// The ONVIF backchannel cannot send (see [`ClientOptions::backchannel`](super::ClientOptions::backchannel)).
+    Backchannel {
+        /// Index among the set-up tracks ([`Track::index`]) of the
+        /// backchannel track; `None` when there is none.
+        track: Option<usize>,
+        /// Why, in words.
+        reason: String,
+    },
     /// A datagram on a track's UDP socket from an address that is not the
     /// server's: dropped (reported for the first datagram of each address,
     /// counted in [`Client::foreign_datagrams`](super::Client::foreign_datagrams)).
@@ -277,7 +298,7 @@ impl Warning {
     /// A name for the kind of warning, for tools to filter on:
     /// `cseq_mismatch`, `unknown_channel`, `bad_packet`, `keepalive_failed`,
     /// `server_request`, `teardown_unanswered`, `depacketize`,
-    /// `unsupported_codec` or `foreign_datagram`.
+    /// `unsupported_codec`, `foreign_datagram` or `backchannel`.
     pub fn kind(&self) -> &'static str {
         match self {
             Warning::CseqMismatch { .. } => "cseq_mismatch",
@@ -289,6 +310,7 @@ impl Warning {
             Warning::Depacketize { .. } => "depacketize",
             Warning::UnsupportedCodec { .. } => "unsupported_codec",
             Warning::ForeignDatagram { .. } => "foreign_datagram",
+            Warning::Backchannel { .. } => "backchannel",
         }
     }
 
@@ -299,6 +321,7 @@ impl Warning {
             | Warning::Depacketize { track, .. }
             | Warning::UnsupportedCodec { track, .. }
             | Warning::ForeignDatagram { track, .. } => Some(*track),
+            Warning::Backchannel { track, .. } => *track,
             _ => None,
         }
     }
@@ -333,6 +356,7 @@ impl std::fmt::Display for Warning {
             Warning::UnsupportedCodec { codec, .. } => {
                 write!(f, "unsupported codec {codec}: no frames, RTP statistics only")
             }
+            Warning::Backchannel { reason, .. } => write!(f, "backchannel: {reason}"),
             Warning::ForeignDatagram { from, .. } => write!(
                 f,
                 "datagram from {from}, which is not the server: dropped (more from there are only counted)"
@@ -365,6 +389,8 @@ pub enum Event {
     Video(VideoFrameEvent),
     /// An audio frame assembled.
     Audio(AudioFrameEvent),
+    /// An ONVIF metadata document assembled.
+    Metadata(MetadataFrameEvent),
     /// Packets missing from a track's sequence, reported right before the
     /// RTP event of the packet after the gap.
     Loss(LossEvent),
@@ -461,6 +487,15 @@ impl std::fmt::Display for Event {
                 a.frame.channels,
                 a.frame.loss,
                 a.recv_tick
+            ),
+            Event::Metadata(m) => write!(
+                f,
+                "metadata track={} ts={} size={} loss={} recv_tick={:?}",
+                m.track,
+                m.frame.timestamp,
+                m.frame.data.len(),
+                m.frame.loss,
+                m.recv_tick
             ),
             Event::Loss(l) => write!(
                 f,

@@ -51,6 +51,7 @@
 //! has a reorder buffer; on every transport the client sends RTCP receiver
 //! reports (`reports.rs`, [`Event::RtcpSent`]).
 
+pub mod backchannel;
 pub mod capture;
 mod events;
 pub(crate) mod input;
@@ -77,9 +78,10 @@ use crate::message::{Decoder, Headers, Message, Method, Request};
 use crate::sdp::Sdp;
 use capture::format::{CaptureHeader, CaptureWriter};
 
+pub use backchannel::{BackchannelAudio, BackchannelCodec, BackchannelError};
 pub use events::{
-    AudioFrameEvent, ClosedEvent, ConnectEvent, Event, FallbackEvent, LossEvent, MethodEvent, RtcpEvent, RtpEvent,
-    TrackStats, VideoFrameEvent, Warning,
+    AudioFrameEvent, ClosedEvent, ConnectEvent, Event, FallbackEvent, LossEvent, MetadataFrameEvent, MethodEvent,
+    RtcpEvent, RtpEvent, TrackStats, VideoFrameEvent, Warning,
 };
 pub use input::{Input, IoFailure};
 pub use options::{ClientOptions, LogKinds, PortRange, Track, TrackSelection, Transport, TransportKind, Tunnel};
@@ -208,6 +210,8 @@ pub struct Client {
     /// The TLS handshake's result, for the next `Connect` event.
     tls_info: Option<crate::tls::TlsInfo>,
     tunnel_info: Option<tunnel::TunnelInfo>,
+    /// Sends the backchannel's audio once PLAY is answered.
+    pacer: Option<backchannel::Pacer>,
 }
 
 impl Client {
@@ -215,7 +219,11 @@ impl Client {
     /// starting at `now`. Credentials are taken from the URL, percent-decoded,
     /// and never sent in the Request-URI.
     pub fn new(url: &str, opts: ClientOptions, now: Instant) -> Result<Client, Error> {
-        if opts.tracks == TrackSelection::FirstOfEachKind && !opts.enable_video && !opts.enable_audio {
+        if opts.tracks == TrackSelection::FirstOfEachKind
+            && !opts.enable_video
+            && !opts.enable_audio
+            && !opts.enable_metadata
+        {
             return Err(Error::Config("enable_video and enable_audio are both false".into()));
         }
         if opts.tracks == TrackSelection::Indexes(Vec::new()) {
@@ -309,6 +317,7 @@ impl Client {
             span,
             tls_info: None,
             tunnel_info: None,
+            pacer: None,
             opts,
         };
         if client.opts.capture.is_some() {
@@ -602,6 +611,9 @@ impl Client {
         if self.phase == Phase::Playing && self.udp_fallback_due(now) {
             return self.start_fallback(now, "no RTP arrived over UDP");
         }
+        if self.phase == Phase::Playing {
+            self.pace_backchannel(now);
+        }
         if self.phase == Phase::Playing && self.udp.reports_due(now) {
             self.send_reports(now, false);
         }
@@ -674,7 +686,8 @@ impl Client {
             if let (Some(k), true) = (self.keepalive_at, self.inflight.is_empty()) {
                 at = at.min(k);
             }
-            for d in [self.udp.reports_at, self.udp.fallback_at].into_iter().flatten() {
+            let pacer = self.pacer.as_ref().and_then(backchannel::Pacer::deadline);
+            for d in [self.udp.reports_at, self.udp.fallback_at, pacer].into_iter().flatten() {
                 at = at.min(d);
             }
         }

@@ -74,6 +74,14 @@ pub struct ClientOptions {
     /// Set up the first audio track of the SDP (with
     /// [`TrackSelection::FirstOfEachKind`], the default).
     pub enable_audio: bool,
+    /// Also set up the first ONVIF metadata track of the SDP (an
+    /// `m=application` section with encoding `vnd.onvif.metadata`) with
+    /// [`TrackSelection::FirstOfEachKind`]; off by default, so that the
+    /// default selection stays the first video and audio. Its documents
+    /// come as [`Event::Metadata`](crate::client::Event::Metadata).
+    /// [`TrackSelection::All`] and [`TrackSelection::Indexes`] set up
+    /// metadata tracks whatever this says.
+    pub enable_metadata: bool,
     /// Which media sections of the SDP are set up. The default,
     /// [`TrackSelection::FirstOfEachKind`], takes the first video and the
     /// first audio section (as [`enable_video`](Self::enable_video) and
@@ -180,6 +188,14 @@ pub struct ClientOptions {
     /// `Scale` of the PLAY request (2: twice as fast); `None`: none sent.
     /// Must be finite and not 0.
     pub scale: Option<f64>,
+    /// Ask for the ONVIF audio backchannel and send this audio on it
+    /// (see [`backchannel`](crate::client::backchannel)): `Require:
+    /// www.onvif.org/ver20/backchannel` on DESCRIBE, SETUP and PLAY, the
+    /// server's `a=sendonly` audio section set up besides the selected
+    /// tracks, and the queued audio sent on it in real time after PLAY.
+    /// Not serialized (the queue is live data).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub backchannel: Option<crate::client::BackchannelAudio>,
 }
 
 /// Whether the session's connection goes through an HTTP tunnel.
@@ -260,6 +276,7 @@ impl Default for ClientOptions {
         ClientOptions {
             enable_video: true,
             enable_audio: true,
+            enable_metadata: false,
             tracks: TrackSelection::FirstOfEachKind,
             credentials: None,
             headers: Headers::new(),
@@ -286,6 +303,7 @@ impl Default for ClientOptions {
             start: None,
             end: None,
             scale: None,
+            backchannel: None,
         }
     }
 }
@@ -316,6 +334,16 @@ impl ClientOptions {
     /// Sets [`ClientOptions::enable_audio`].
     pub fn with_audio(mut self, on: bool) -> Self {
         self.enable_audio = on;
+        self
+    }
+    /// Sets [`ClientOptions::enable_metadata`].
+    pub fn with_metadata(mut self, on: bool) -> Self {
+        self.enable_metadata = on;
+        self
+    }
+    /// Sets [`ClientOptions::backchannel`].
+    pub fn with_backchannel(mut self, audio: crate::client::BackchannelAudio) -> Self {
+        self.backchannel = Some(audio);
         self
     }
     /// Sets [`ClientOptions::tracks`].
@@ -454,7 +482,8 @@ pub(crate) const SESSION_HEADERS: [&str; 6] = [
 pub enum TrackSelection {
     /// The first video and the first audio section, as
     /// [`ClientOptions::enable_video`] and [`ClientOptions::enable_audio`]
-    /// allow (the default).
+    /// allow (the default), and the first ONVIF metadata section when
+    /// [`ClientOptions::enable_metadata`] asks for it (off by default).
     #[default]
     FirstOfEachKind,
     /// Every media section (video, audio, application, ...). Sections whose

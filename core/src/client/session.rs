@@ -67,6 +67,17 @@ impl Client {
         for (n, v) in self.opts.headers.iter() {
             headers.push(n, v);
         }
+        let asks_backchannel = self
+            .opts
+            .headers
+            .get_all("Require")
+            .any(|v| v.contains(super::backchannel::REQUIRE_TAG));
+        if self.opts.backchannel.is_some()
+            && !asks_backchannel
+            && matches!(request.method, Method::Describe | Method::Setup | Method::Play)
+        {
+            headers.push("Require", super::backchannel::REQUIRE_TAG);
+        }
         let sent_headers = masked(&headers);
         let extra = std::mem::replace(&mut request.headers, headers);
         if self.opts.log.contains(LogKinds::RTSP) {
@@ -363,16 +374,28 @@ impl Client {
             }
             // FirstOfEachKind, and any selection added later.
             _ => {
-                let first = |kind: MediaKind| sdp.media.iter().position(|m| m.kind == kind);
+                // A backchannel section is not a track to receive.
+                let first = |kind: MediaKind| {
+                    sdp.media
+                        .iter()
+                        .position(|m| m.kind == kind && !super::backchannel::is_backchannel(m))
+                };
+                let metadata = || {
+                    sdp.media
+                        .iter()
+                        .position(|m| m.kind == MediaKind::Application && m.codec_is("vnd.onvif.metadata"))
+                };
                 let mut v: Vec<usize> = [
                     self.opts.enable_video.then(|| first(MediaKind::Video)).flatten(),
                     self.opts.enable_audio.then(|| first(MediaKind::Audio)).flatten(),
+                    self.opts.enable_metadata.then(metadata).flatten(),
                 ]
                 .into_iter()
                 .flatten()
                 .collect();
                 v.sort_unstable();
                 let enabled = match (self.opts.enable_video, self.opts.enable_audio) {
+                    _ if self.opts.enable_metadata => "video, audio or ONVIF metadata",
                     (true, true) => "video or audio",
                     (true, false) => "video (audio is disabled)",
                     _ => "audio (video is disabled)",
@@ -380,6 +403,13 @@ impl Client {
                 (v, format!("{enabled} media"))
             }
         };
+        let mut wanted = wanted;
+        if let Some(b) = self.backchannel_media(&sdp.media) {
+            if !wanted.contains(&b) {
+                wanted.push(b);
+                wanted.sort_unstable();
+            }
+        }
         if wanted.is_empty() {
             return Err(Error::Protocol(ProtocolError::NoTracks(format!(
                 "the SDP has no {wanted_what}; it has [{}]",

@@ -976,7 +976,13 @@ m=application 0 RTP/AVP 107\r\na=rtpmap:107 vnd.onvif.metadata/90000\r\na=contro
 
 /// The control URLs a selection sets up, in order.
 fn setups_for(tracks: TrackSelection) -> Result<Vec<String>, Error> {
-    let mut h = Harness::new("rtsp://127.0.0.1:8554/a", ClientOptions::default().with_tracks(tracks));
+    setups_for_with(tracks, false)
+}
+
+/// [`setups_for`], with [`ClientOptions::enable_metadata`] as given.
+fn setups_for_with(tracks: TrackSelection, metadata: bool) -> Result<Vec<String>, Error> {
+    let opts = ClientOptions::default().with_tracks(tracks).with_metadata(metadata);
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a", opts);
     h.connect(1);
     h.reply(2, "200 OK", "", "");
     h.reply(3, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/a/\r\n", SDP_MANY);
@@ -1010,6 +1016,10 @@ fn setups_for(tracks: TrackSelection) -> Result<Vec<String>, Error> {
 #[test]
 fn track_selection_sets_up_any_number_of_tracks_in_sdp_order() {
     assert_eq!(setups_for(TrackSelection::FirstOfEachKind).unwrap(), ["v0", "a1"]);
+    assert_eq!(
+        setups_for_with(TrackSelection::FirstOfEachKind, true).unwrap(),
+        ["v0", "a1", "m3"]
+    );
     assert_eq!(setups_for(TrackSelection::All).unwrap(), ["v0", "a1", "v2", "m3"]);
     assert_eq!(setups_for(TrackSelection::Video).unwrap(), ["v0", "v2"]);
     assert_eq!(setups_for(TrackSelection::Audio).unwrap(), ["a1"]);
@@ -1098,4 +1108,147 @@ fn credentials_option_wins_over_the_url_and_is_masked_in_events() {
         h.closed().unwrap().error,
         Some(Error::Response { status: 401, .. })
     ));
+}
+
+#[test]
+fn metadata_documents_become_metadata_events() {
+    let opts = ClientOptions::default()
+        .with_metadata(true)
+        .with_video(false)
+        .with_audio(false);
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a", opts);
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(3, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/a/\r\n", SDP_MANY);
+    assert!(h.last_request().uri.ends_with("/m3"), "{}", h.last_request().uri);
+    h.reply(
+        4,
+        "200 OK",
+        "Session: s\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+        "",
+    );
+    assert_eq!(h.last_request().method, Method::Play);
+    h.reply(5, "200 OK", "Session: s\r\n", "");
+    h.input(6, &rtp(0, 1, 9000, false, b"<tt:MetadataStream>"));
+    h.input(7, &rtp(0, 2, 9000, true, b"</tt:MetadataStream>"));
+    h.input(8, &rtp(0, 3, 18000, true, b"<x/>"));
+    let docs: Vec<(usize, i64, Vec<u8>)> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Metadata(m) => Some((m.track, m.extended_timestamp, m.frame.data.to_vec())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        docs,
+        [
+            (0, 9000, b"<tt:MetadataStream></tt:MetadataStream>".to_vec()),
+            (0, 18000, b"<x/>".to_vec())
+        ]
+    );
+    assert!(!h.events.iter().any(|e| matches!(e, Event::Warning(_))));
+}
+
+/// A camera's SDP with the backchannel: video, then the audio it receives.
+const SDP_BACKCHANNEL: &str = "v=0\r\ns=x\r\nt=0 0\r\na=control:*\r\n\
+m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:v0\r\na=recvonly\r\n\
+m=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=control:back\r\na=sendonly\r\n";
+
+#[test]
+fn backchannel_audio_is_paced_on_the_sendonly_track() {
+    use crate::client::{backchannel, BackchannelAudio};
+    let audio = BackchannelAudio::new();
+    let pcm: Vec<i16> = (0..400).map(|i| (i * 37 % 2000) as i16 - 1000).collect();
+    audio.push_pcm(&pcm, 8000, 1).unwrap();
+    audio.close();
+    let mut h = Harness::new(
+        "rtsp://127.0.0.1:8554/cam",
+        ClientOptions::default().with_backchannel(audio.clone()),
+    );
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(
+        3,
+        "200 OK",
+        "Content-Base: rtsp://127.0.0.1:8554/cam/\r\n",
+        SDP_BACKCHANNEL,
+    );
+    h.reply(
+        4,
+        "200 OK",
+        "Session: s\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+        "",
+    );
+    assert!(h.last_request().uri.ends_with("/back"), "{}", h.last_request().uri);
+    h.reply(
+        5,
+        "200 OK",
+        "Session: s\r\nTransport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n",
+        "",
+    );
+    assert_eq!(h.last_request().method, Method::Play);
+    for r in &h.requests {
+        let require = r.headers.get("Require");
+        match r.method {
+            Method::Options => assert_eq!(require, None),
+            _ => assert_eq!(require, Some(backchannel::REQUIRE_TAG), "{:?}", r.method),
+        }
+    }
+    h.reply(10, "200 OK", "Session: s\r\n", "");
+    // The first packet is due at PLAY's answer, then one every 20 ms.
+    assert_eq!(h.deadline, Some(h.at(10)));
+    let mut packets = Vec::new();
+    for t in [10, 29, 30, 50, 70] {
+        h.timeout(t);
+        packets.extend(h.interleaved.drain(..).filter(|(ch, _)| *ch == 2).map(|(_, p)| (t, p)));
+    }
+    let parsed: Vec<(u64, usize, u32, bool)> = packets
+        .iter()
+        .map(|(t, p)| {
+            let p = crate::rtp::RtpPacket::parse(p.clone()).unwrap();
+            (*t, p.payload.len(), p.timestamp, p.marker)
+        })
+        .collect();
+    let ts0 = parsed[0].2;
+    assert_eq!(
+        parsed
+            .iter()
+            .map(|&(t, n, ts, m)| (t, n, ts.wrapping_sub(ts0), m))
+            .collect::<Vec<_>>(),
+        [(10, 160, 0, true), (30, 160, 160, false), (50, 80, 320, false)]
+    );
+    let sent: Vec<u8> = packets
+        .iter()
+        .flat_map(|(_, p)| crate::rtp::RtpPacket::parse(p.clone()).unwrap().payload.to_vec())
+        .collect();
+    let expected: Vec<u8> = pcm.iter().map(|&s| crate::codec::g711::linear_to_ulaw(s)).collect();
+    assert_eq!(sent, expected);
+    assert!(audio.is_done());
+    assert_eq!(audio.sent(), 400);
+    // Done: no more backchannel deadlines (the next is a keepalive or the read timeout).
+    assert!(h.deadline.unwrap() > h.at(1000));
+    assert!(
+        !h.events.iter().any(|e| matches!(e, Event::Warning(_))),
+        "{:?}",
+        h.events
+    );
+}
+
+#[test]
+fn backchannel_without_a_sendonly_track_warns_and_the_session_goes_on() {
+    use crate::client::BackchannelAudio;
+    let mut h = Harness::new(
+        "rtsp://127.0.0.1:8554/a.mp4",
+        ClientOptions::default().with_backchannel(BackchannelAudio::new()),
+    );
+    h.play("DESCRIBE, SETUP, PLAY, TEARDOWN");
+    assert_eq!(h.requests.iter().filter(|r| r.method == Method::Setup).count(), 2);
+    let w: Vec<&Warning> = h
+        .events
+        .iter()
+        .filter_map(|e| if let Event::Warning(w) = e { Some(w) } else { None })
+        .collect();
+    assert!(matches!(w[..], [Warning::Backchannel { track: None, .. }]), "{w:?}");
+    assert!(h.closed().is_none());
 }

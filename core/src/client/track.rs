@@ -17,8 +17,8 @@ use bytes::Bytes;
 use super::reorder::{Admitted, Released, Reorder};
 use super::reports::Reception;
 use super::{
-    AudioFrameEvent, Event, LogKinds, LossEvent, RtcpEvent, RtpEvent, Track, TrackStats, TransportKind,
-    VideoFrameEvent, Warning,
+    AudioFrameEvent, Event, LogKinds, LossEvent, MetadataFrameEvent, RtcpEvent, RtpEvent, Track, TrackStats,
+    TransportKind, VideoFrameEvent, Warning,
 };
 use crate::codec::{Depacketizer, Frame, SequenceTracker, TimestampUnroller};
 use crate::rtcp::{self, RtcpPacket};
@@ -302,6 +302,12 @@ impl TrackState {
                     recv_tick,
                 }),
                 Frame::Audio(frame) => Event::Audio(AudioFrameEvent {
+                    track,
+                    extended_timestamp: self.timeline.extend(frame.timestamp),
+                    frame,
+                    recv_tick,
+                }),
+                Frame::Metadata(frame) => Event::Metadata(MetadataFrameEvent {
                     track,
                     extended_timestamp: self.timeline.extend(frame.timestamp),
                     frame,

@@ -117,7 +117,18 @@ impl State {
         self.reports_at.is_some_and(|at| now >= at)
     }
 
-    fn peer_ip(&self) -> IpAddr {
+    /// Our SSRC (receiver reports, and the backchannel's RTP).
+    pub(super) fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// A number from the session's generator (seeded from its own inputs,
+    /// so that replays agree).
+    pub(super) fn next_random(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    pub(super) fn peer_ip(&self) -> IpAddr {
         self.peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip())
     }
 }
@@ -438,6 +449,7 @@ impl Client {
             let wait = self.opts.udp_fallback_after.min(self.opts.timeout);
             self.udp.fallback_at = Some(now + wait);
         }
+        self.start_backchannel(now);
     }
 
     pub(super) fn udp_fallback_due(&self, now: Instant) -> bool {

@@ -11,7 +11,8 @@
 //! This module does not know about sockets, sessions or time: receive
 //! instants are the client's business.
 //!
-//! Each codec has its module (`aac`, `g711`, `h264`, `h265`, `jpeg`); what several
+//! Each codec has its module (`aac`, `g711`, `h264`, `h265`, `jpeg`,
+//! `onvif_metadata`); what several
 //! share is in crate-internal modules: `access_unit` (access unit assembly
 //! for H.264 and H.265), `nal` (aggregation packet framing and Annex B
 //! splitting for both). The AudioSpecificConfig and StreamMuxConfig parser
@@ -25,6 +26,7 @@ pub mod g711;
 pub mod h264;
 pub mod h265;
 pub mod jpeg;
+pub mod onvif_metadata;
 pub mod sps;
 
 mod access_unit;
@@ -114,6 +116,17 @@ pub struct AudioFrame {
     pub loss: u32,
 }
 
+/// One ONVIF metadata document (`vnd.onvif.metadata`, see [`onvif_metadata`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataFrame {
+    /// RTP timestamp of the document, in RTP clock units (the SDP's, 90 kHz in practice).
+    pub timestamp: u32,
+    /// The whole XML document, as sent (usually a `tt:MetadataStream`).
+    pub data: Bytes,
+    /// RTP packets lost since the previous emitted document of this track.
+    pub loss: u32,
+}
+
 /// A depacketizer's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -121,6 +134,8 @@ pub enum Frame {
     Video(VideoFrame),
     /// From an audio depacketizer.
     Audio(AudioFrame),
+    /// From the ONVIF metadata depacketizer.
+    Metadata(MetadataFrame),
 }
 
 /// Why a packet could not be used. The depacketizer stays usable: it drops
@@ -129,7 +144,7 @@ pub enum Frame {
 #[non_exhaustive]
 ///
 /// `codec` is the codec's name in every variant: `H.264`, `H.265`, `JPEG`,
-/// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA` or `PCMU`.
+/// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU` or `vnd.onvif.metadata`.
 pub enum DepacketizeError {
     /// A packet with an empty payload.
     #[error("{codec}: empty payload")]
@@ -190,6 +205,8 @@ pub enum Depacketizer {
     Latm(aac::LatmDepacketizer),
     /// G.711 `PCMA` and `PCMU` (RFC 3551).
     G711(g711::Depacketizer),
+    /// ONVIF metadata (`vnd.onvif.metadata`).
+    OnvifMetadata(onvif_metadata::Depacketizer),
 }
 
 impl Depacketizer {
@@ -208,6 +225,8 @@ impl Depacketizer {
             Depacketizer::Latm(aac::LatmDepacketizer::new(media, max_frame_bytes)?)
         } else if c("PCMA") || c("PCMU") {
             Depacketizer::G711(g711::Depacketizer::new(media)?)
+        } else if c("vnd.onvif.metadata") {
+            Depacketizer::OnvifMetadata(onvif_metadata::Depacketizer::new(media, max_frame_bytes)?)
         } else {
             return Err(SetupError::UnsupportedCodec(media.codec.clone()));
         })
@@ -223,6 +242,7 @@ impl Depacketizer {
             Depacketizer::Aac(d) => d.push(packet, lost),
             Depacketizer::Latm(d) => d.push(packet, lost),
             Depacketizer::G711(d) => d.push(packet, lost),
+            Depacketizer::OnvifMetadata(d) => d.push(packet, lost),
         }
     }
 
@@ -236,6 +256,7 @@ impl Depacketizer {
             Depacketizer::Aac(d) => d.pull().map(Frame::Audio),
             Depacketizer::Latm(d) => d.pull().map(Frame::Audio),
             Depacketizer::G711(d) => d.pull().map(Frame::Audio),
+            Depacketizer::OnvifMetadata(d) => d.pull().map(Frame::Metadata),
         }
     }
 }

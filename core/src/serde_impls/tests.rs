@@ -10,11 +10,11 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::client::{
-    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, FallbackEvent, LogKinds, LossEvent, MethodEvent,
-    PortRange, RtcpEvent, RtpEvent, Track, TrackSelection, TrackStats, Transport, TransportKind, VideoFrameEvent,
-    Warning,
+    AudioFrameEvent, ClientOptions, ClosedEvent, ConnectEvent, Event, FallbackEvent, LogKinds, LossEvent,
+    MetadataFrameEvent, MethodEvent, PortRange, RtcpEvent, RtpEvent, Track, TrackSelection, TrackStats, Transport,
+    TransportKind, VideoFrameEvent, Warning,
 };
-use crate::codec::{AudioCodec, AudioFrame, DepacketizeError, VideoCodec, VideoFrame};
+use crate::codec::{AudioCodec, AudioFrame, DepacketizeError, MetadataFrame, VideoCodec, VideoFrame};
 use crate::error::{ConnectionError, Error, ProtocolError};
 use crate::message::{FramingError, Headers, Limits, Method};
 use crate::rtcp::{Bye, ReceiverReport, ReportBlock, RtcpPacket, SdesChunk, SdesItem, SenderReport};
@@ -102,6 +102,7 @@ fn one_of_each() -> Vec<(Event, &'static str)> {
         Event::Fallback(_) => "fallback",
         Event::Video(_) => "video",
         Event::Audio(_) => "audio",
+        Event::Metadata(_) => "metadata",
         Event::Loss(_) => "loss",
         Event::Warning(_) => "warning",
         Event::Closed(_) => "closed",
@@ -193,6 +194,16 @@ fn one_of_each() -> Vec<(Event, &'static str)> {
             session_elapsed: ms(1500),
             error: Some(refused()),
         }),
+        Event::Metadata(MetadataFrameEvent {
+            track: 2,
+            frame: MetadataFrame {
+                timestamp: 90_000,
+                data: Bytes::from_static(b"<tt:MetadataStream><wsnt:Topic>tns1:A/B</wsnt:Topic></tt:MetadataStream>"),
+                loss: 1,
+            },
+            extended_timestamp: 90_000,
+            recv_tick: ms(500),
+        }),
     ];
     events.into_iter().map(|e| (e.clone(), type_of(&e))).collect()
 }
@@ -200,7 +211,7 @@ fn one_of_each() -> Vec<(Event, &'static str)> {
 #[test]
 fn every_event_variant_serializes_with_its_type() {
     let all = one_of_each();
-    assert_eq!(all.len(), 11, "one sample per variant");
+    assert_eq!(all.len(), 12, "one sample per variant");
     for (event, kind) in &all {
         let v = to_json(event);
         assert_eq!(v["type"], *kind, "{v}");
@@ -289,6 +300,13 @@ fn events_serialize_to_the_documented_schema() {
         json!({"type": "closed", "session_elapsed_s": 1.5,
                "error": "connection error: cannot connect to 127.0.0.1:1: Connection refused (os error 111)",
                "error_kind": "connection"})
+    );
+    assert_eq!(
+        all[11],
+        json!({"type": "metadata", "track": 2, "timestamp": 90000, "extended_timestamp": 90000, "size": 72,
+               "loss": 1, "root": "tt:MetadataStream", "topic": "tns1:A/B",
+               "xml": "<tt:MetadataStream><wsnt:Topic>tns1:A/B</wsnt:Topic></tt:MetadataStream>",
+               "recv_tick_s": 0.5})
     );
 }
 
@@ -617,6 +635,7 @@ fn unusual_options() -> ClientOptions {
     ClientOptions {
         enable_video: false,
         enable_audio: false,
+        enable_metadata: true,
         timeout: Duration::new(2, 500_000_001),
         forward_address: Some("127.0.0.1:9554".into()),
         session_id: Some("cam7".into()),
@@ -648,6 +667,8 @@ fn unusual_options() -> ClientOptions {
         start: Some(Duration::from_millis(2500)),
         end: Some(Duration::from_secs(9)),
         scale: Some(2.0),
+        // Never serialized: it comes back as None.
+        backchannel: None,
     }
 }
 

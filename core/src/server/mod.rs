@@ -320,6 +320,14 @@ pub struct ServerConfig {
     pub udp: bool,
     /// Offer `RTP/AVP;multicast` (default on).
     pub multicast: bool,
+    /// Offer the ONVIF audio backchannel (default off): to a request with
+    /// `Require: www.onvif.org/ver20/backchannel`, DESCRIBE adds an
+    /// `a=sendonly` PCMU/8000 audio section (`trackID=N`, N the number of
+    /// the file's tracks), SETUP of it takes TCP interleaved channels, and
+    /// the RTP the client sends there comes out as
+    /// [`ServerOutput::Backchannel`]. Off, such a request is answered `551
+    /// Option not supported`, as is any other `Require` tag (RFC 2326 §12.32).
+    pub backchannel: bool,
     /// Ask for credentials (default `None`: no authentication). Every
     /// request but `OPTIONS` then needs a user of [`auth::ServerAuth`]'s;
     /// the one `ServerAuth` of a server is shared by all its connections
@@ -348,6 +356,7 @@ impl Default for ServerConfig {
             multicast_ttl: 1,
             udp: true,
             multicast: true,
+            backchannel: false,
             auth: None,
         }
     }
@@ -644,6 +653,16 @@ pub enum ServerOutput {
     Multicast(MulticastRequest),
     /// Log this.
     Event(ServerEvent),
+    /// An RTP packet the client sent on its ONVIF backchannel track (see
+    /// [`ServerConfig::backchannel`]): audio for the runtime to store or play.
+    Backchannel {
+        /// The RTSP session's id.
+        session_id: String,
+        /// The presentation's relative path.
+        path: String,
+        /// The packet (PCMU, payload type 0, as the SDP offered it).
+        packet: crate::rtp::RtpPacket,
+    },
     /// Nothing more until input arrives or this instant passes.
     Timeout(Instant),
     /// Close the socket; the connection is over.
@@ -1058,8 +1077,18 @@ impl Connection {
                 Ok(Some(Message::Interleaved { channel, payload })) => {
                     // Receiver reports or anything else: ignored, but a sign of life.
                     tracing::trace!(channel, len = payload.len(), "interleaved data from the client");
-                    if self.session.is_some() {
+                    if let Some(session) = &self.session {
                         self.last_activity = now;
+                        if session.backchannel.is_some_and(|(rtp, _)| rtp == channel) {
+                            match crate::rtp::RtpPacket::parse(payload) {
+                                Ok(packet) => self.queue.push_back(ServerOutput::Backchannel {
+                                    session_id: session.id.clone(),
+                                    path: session.path.clone(),
+                                    packet,
+                                }),
+                                Err(e) => tracing::debug!(error = %e, "unusable backchannel RTP"),
+                            }
+                        }
                     }
                 }
                 Ok(Some(Message::Response(resp))) => {

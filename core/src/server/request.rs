@@ -48,6 +48,20 @@ impl Connection {
                 return;
             }
         }
+        // RFC 2326 §12.32: a `Require` tag the server does not support is
+        // 551, with the tags in `Unsupported`.
+        let unsupported: Vec<&str> = req
+            .headers
+            .get_all("Require")
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .filter(|t| !(self.config.backchannel && t.eq_ignore_ascii_case(BACKCHANNEL_TAG)))
+            .collect();
+        if !unsupported.is_empty() {
+            let h = Headers::new().with("Unsupported", unsupported.join(", "));
+            return self.respond(now, &info, 551, h, Bytes::new());
+        }
         match req.method {
             Method::Options => {
                 let h = Headers::new().with("Public", PUBLIC);
@@ -209,6 +223,7 @@ impl Connection {
             name: target.file_name(),
             origin_id: self.origin_id,
             range_end: range_end(&source, self.play_count),
+            backchannel: self.config.backchannel && wants_backchannel(&req),
         });
         let h = Headers::new()
             .with("Content-Type", "application/sdp")
@@ -266,6 +281,9 @@ impl Connection {
             (None, None, _) => return self.lookup(target.path, req),
         };
         let index = track as usize;
+        if index == source.tracks.len() && self.config.backchannel && wants_backchannel(&req) {
+            return self.set_up_backchannel(now, &req, &info, requested, &target.path, source);
+        }
         if index >= source.tracks.len() {
             return fail(self, 404);
         }
@@ -391,6 +409,44 @@ impl Connection {
         };
         let h = self.session_headers(true).with("Transport", transport);
         self.respond(now, &info, 200, h, Bytes::new());
+    }
+
+    /// SETUP of the ONVIF backchannel track (TCP interleaved only: the
+    /// audio comes in on the RTSP connection).
+    fn set_up_backchannel(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        info: &RequestInfo,
+        requested: Requested,
+        path: &str,
+        source: Arc<MediaSource>,
+    ) {
+        let Requested::Interleaved(channels) = requested else {
+            tracing::debug!("the backchannel is offered over TCP only");
+            return self.respond(now, info, 461, Headers::new(), Bytes::new());
+        };
+        let index = source.tracks.len();
+        let created = self.session.is_none();
+        let session = self
+            .session
+            .get_or_insert_with(|| Session::new(self.session_id.clone(), path.to_owned(), source));
+        let channels = match channels {
+            Some((a, b)) if session.channel_taken(a, index) || session.channel_taken(b, index) => None,
+            Some(pair) => Some(pair),
+            None => free_pair(session, index),
+        };
+        let Some((rtp, rtcp)) = channels else {
+            if created {
+                self.session = None;
+            }
+            return self.respond(now, info, 461, Headers::new(), Bytes::new());
+        };
+        session.backchannel = Some((rtp, rtcp));
+        let _ = req;
+        let transport = format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp}");
+        let h = self.session_headers(true).with("Transport", transport);
+        self.respond(now, info, 200, h, Bytes::new());
     }
 
     /// An open pair for source track `index`: the one it has, else a spare
@@ -926,6 +982,17 @@ fn free_pair(session: &Session, index: usize) -> Option<(u8, u8)> {
         .map(|a| (a, a + 1))
 }
 
+/// The `Require` tag of the ONVIF audio backchannel.
+const BACKCHANNEL_TAG: &str = crate::client::backchannel::REQUIRE_TAG;
+
+/// Whether `req` asks for the ONVIF backchannel.
+fn wants_backchannel(req: &Request) -> bool {
+    req.headers
+        .get_all("Require")
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(BACKCHANNEL_TAG))
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -942,6 +1009,7 @@ fn reason(status: u16) -> &'static str {
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
+        551 => "Option not supported",
         _ => "Unknown",
     }
 }

@@ -25,6 +25,8 @@ pub(super) const PT_AAC: u8 = 97;
 pub(super) const PT_PCMA: u8 = 8;
 /// Static payload type of JPEG (RFC 3551, RFC 2435).
 pub(super) const PT_JPEG: u8 = 26;
+/// Dynamic payload type of ONVIF metadata tracks (the one cameras commonly use).
+pub(super) const PT_METADATA: u8 = 107;
 
 /// The RTP payload type a track of `codec` is sent with.
 pub(super) fn payload_type(codec: &SourceCodec) -> u8 {
@@ -33,6 +35,7 @@ pub(super) fn payload_type(codec: &SourceCodec) -> u8 {
         SourceCodec::Aac { .. } => PT_AAC,
         SourceCodec::Pcma => PT_PCMA,
         SourceCodec::Mjpeg => PT_JPEG,
+        SourceCodec::OnvifMetadata => PT_METADATA,
     }
 }
 
@@ -48,6 +51,9 @@ pub(super) struct Description<'a> {
     pub origin_id: u64,
     /// End of `a=range:npt=0-…`; `None` for an open range (endless loop).
     pub range_end: Option<Duration>,
+    /// Add the ONVIF backchannel section (`a=sendonly` PCMU/8000,
+    /// `trackID=N` after the source's N tracks).
+    pub backchannel: bool,
 }
 
 /// `secs.mmm` with exactly three decimals (truncated to the millisecond).
@@ -126,8 +132,21 @@ pub(super) fn session_description(d: &Description<'_>) -> String {
                 // The rtpmap is optional for a static type, and helps clients that only read it.
                 let _ = write!(s, "m=video 0 RTP/AVP {pt}\r\na=rtpmap:{pt} JPEG/{rate}\r\n");
             }
+            SourceCodec::OnvifMetadata => {
+                let _ = write!(
+                    s,
+                    "m=application 0 RTP/AVP {pt}\r\na=rtpmap:{pt} vnd.onvif.metadata/{rate}\r\n"
+                );
+            }
         }
         let _ = write!(s, "a=control:trackID={i}\r\n");
+    }
+    if d.backchannel {
+        let n = d.source.tracks.len();
+        let _ = write!(
+            s,
+            "m=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=control:trackID={n}\r\na=sendonly\r\n"
+        );
     }
     s
 }
@@ -176,6 +195,7 @@ mod tests {
             name: "clip.mp4",
             origin_id: 42,
             range_end: Some(src.duration),
+            backchannel: false,
         });
         assert!(text.ends_with("\r\n"));
         assert!(!text.contains("\r\n\r\n"));
@@ -292,6 +312,7 @@ mod tests {
             name: "",
             origin_id: 7,
             range_end: None,
+            backchannel: false,
         });
         let sdp = Sdp::parse(text.as_bytes()).unwrap();
         assert_eq!(sdp.origin.as_deref(), Some("- 7 1 IN IP4 0.0.0.0"));

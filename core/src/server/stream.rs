@@ -58,7 +58,7 @@ use super::clock::SplitMix64;
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
 use super::{MulticastTrack, ServerOutput, UdpSocketId};
-use crate::codec::{aac, h264, h265, jpeg};
+use crate::codec::{aac, h264, h265, jpeg, onvif_metadata};
 use crate::rtcp::{self, SenderReport};
 use crate::rtp::{RtpHeader, FIXED_HEADER_LEN};
 use crate::source::{MediaSource, SourceCodec, SourceSample};
@@ -196,6 +196,8 @@ enum Packetizer {
     /// One packet per sample, cut at this many bytes (= samples, 8 kHz mono).
     Pcma(usize),
     Jpeg(jpeg::Packetizer),
+    /// ONVIF metadata: a document in fragments, the marker on the last.
+    OnvifMetadata(onvif_metadata::Packetizer),
 }
 
 /// One set-up track.
@@ -264,6 +266,11 @@ impl TrackOut {
                 // File readers only give images the packetizer takes; skip one that is not.
                 Err(e) => tracing::warn!(%e, "JPEG image not sent"),
             },
+            Packetizer::OnvifMetadata(p) => {
+                for (payload, marker) in p.packetize(&sample.data) {
+                    rtp.put(delivery, out, ts, marker, &payload);
+                }
+            }
         }
         nals.clear();
     }
@@ -577,6 +584,9 @@ pub(super) struct Session {
     pub tracks: Vec<TrackOut>,
     pub state: State,
     cname: String,
+    /// The interleaved (RTP, RTCP) channels of the ONVIF backchannel track,
+    /// when it is set up (`ServerConfig::backchannel`).
+    pub backchannel: Option<(u8, u8)>,
 }
 
 impl Session {
@@ -589,15 +599,21 @@ impl Session {
             tracks: Vec::new(),
             state: State::Ready,
             cname,
+            backchannel: None,
         }
     }
 
     /// Whether `channel` is used by a set-up track other than `source_track`.
+    /// The backchannel track counts as track `source.tracks.len()`.
     pub fn channel_taken(&self, channel: u8, source_track: usize) -> bool {
+        let backchannel = self.source.tracks.len();
         self.tracks.iter().any(|t| {
             t.source_track != source_track
                 && matches!(t.delivery, Delivery::Interleaved { rtp, rtcp } if rtp == channel || rtcp == channel)
-        })
+        }) || (source_track != backchannel
+            && self
+                .backchannel
+                .is_some_and(|(rtp, rtcp)| rtp == channel || rtcp == channel))
     }
 
     /// The UDP track on pair `pair`.
@@ -657,6 +673,7 @@ impl Session {
             SourceCodec::Aac { .. } => Packetizer::Aac(aac::Packetizer::new(max_payload)),
             SourceCodec::Pcma => Packetizer::Pcma(max_payload),
             SourceCodec::Mjpeg => Packetizer::Jpeg(jpeg::Packetizer::new(max_payload)),
+            SourceCodec::OnvifMetadata => Packetizer::OnvifMetadata(onvif_metadata::Packetizer::new(max_payload)),
         };
         let r = rng.next_u64();
         let ssrc = r as u32;

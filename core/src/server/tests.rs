@@ -139,6 +139,8 @@ struct Drained {
     events: Vec<ServerEvent>,
     /// Multicast requests (answered by the harness unless `manual_multicast`).
     multicast: Vec<MulticastRequest>,
+    /// RTP from the client's ONVIF backchannel: (session id, path, packet).
+    backchannel: Vec<(String, String, crate::rtp::RtpPacket)>,
     timeout: Option<Instant>,
     closed: bool,
 }
@@ -319,6 +321,11 @@ impl Harness {
                     d.multicast.push(request);
                 }
                 ServerOutput::Event(e) => d.events.push(e),
+                ServerOutput::Backchannel {
+                    session_id,
+                    path,
+                    packet,
+                } => d.backchannel.push((session_id, path, packet)),
                 ServerOutput::Timeout(at) => {
                     d.timeout = Some(at);
                     break;
@@ -1996,6 +2003,7 @@ fn end_to_end_with(config: ServerConfig, url: &str, query: &str) -> E2e {
                 }
                 ServerOutput::Event(e) => result.server_events.push(e),
                 o @ (ServerOutput::OpenUdp(_)
+                | ServerOutput::Backchannel { .. }
                 | ServerOutput::SendDatagram { .. }
                 | ServerOutput::OtherSession { .. }
                 | ServerOutput::Multicast(_)) => {
@@ -2158,7 +2166,7 @@ fn drain_bounded(conn: &mut Connection) -> usize {
             ServerOutput::Multicast(MulticastRequest::Play { token }) => {
                 conn.handle_input(Instant::now(), ServerInput::MulticastPlaying { token, position: None })
             }
-            ServerOutput::Lookup { .. } | ServerOutput::Event(_) => {}
+            ServerOutput::Lookup { .. } | ServerOutput::Event(_) | ServerOutput::Backchannel { .. } => {}
             ServerOutput::Timeout(_) | ServerOutput::Close => return bytes,
         }
     }
@@ -2239,7 +2247,10 @@ proptest::proptest! {
                         });
                         conn.handle_input(now, ServerInput::MulticastPlaying { token, position });
                     }
-                    ServerOutput::Transmit(_) | ServerOutput::Event(_) | ServerOutput::SendDatagram { .. } => {}
+                    ServerOutput::Transmit(_)
+                    | ServerOutput::Event(_)
+                    | ServerOutput::SendDatagram { .. }
+                    | ServerOutput::Backchannel { .. } => {}
                     ServerOutput::Timeout(_) | ServerOutput::Close => break,
                 }
             }
@@ -3660,4 +3671,99 @@ fn end_to_end_with_the_core_client_and_digest() {
             (Method::Teardown, 200)
         ]
     );
+}
+
+#[test]
+fn require_tags_are_551_unless_the_backchannel_is_offered_and_asked_for() {
+    const TAG: &str = "www.onvif.org/ver20/backchannel";
+    let source = Arc::new(synthetic_source());
+    // Not offered: any Require tag is refused, and named back.
+    let mut h = Harness::new();
+    let t = h.at(10);
+    let d = h.request(t, "OPTIONS", URL, &[("Require", "funky-feature")]);
+    assert_eq!(
+        (d.status(), d.response().reason.as_str()),
+        (551, "Option not supported")
+    );
+    assert_eq!(d.response().headers.get("Unsupported"), Some("funky-feature"));
+    let d = h.request(t, "DESCRIBE", URL, &[("Require", TAG)]);
+    assert_eq!(d.status(), 551);
+    assert_eq!(d.response().headers.get("Unsupported"), Some(TAG));
+    assert!(d.lookups.is_empty());
+
+    // Offered: DESCRIBE with the tag gets the sendonly section; others are still 551.
+    let mut h = Harness::with(
+        ServerConfig {
+            backchannel: true,
+            ..config()
+        },
+        0,
+    );
+    let d = h.request(t, "DESCRIBE", URL, &[("Require", &format!("{TAG}, other"))]);
+    assert_eq!(d.response().headers.get("Unsupported"), Some("other"));
+    let plain = h.describe(t, URL, &source);
+    assert_eq!(Sdp::parse(&plain.response().body).unwrap().media.len(), 2);
+    let d = h.request(t, "DESCRIBE", URL, &[("Require", TAG)]);
+    h.conn.handle_input(
+        t,
+        ServerInput::Lookup {
+            token: d.lookups[0].0,
+            result: Ok(source.clone()),
+        },
+    );
+    let d = h.drain();
+    let sdp = Sdp::parse(&d.response().body).unwrap();
+    assert_eq!(sdp.media.len(), 3);
+    let b = &sdp.media[2];
+    assert_eq!((b.codec.as_str(), b.clock_rate, b.payload_type), ("PCMU", 8000, 0));
+    assert_eq!(b.control.as_deref(), Some("trackID=2"));
+    assert!(crate::client::backchannel::is_backchannel(b));
+
+    // SETUP of the media tracks and the backchannel (channels left to the
+    // server: not those of the others), PLAY, then audio comes in.
+    assert_eq!(h.setup(t, 0, "0-1").status(), 200);
+    let d = h.request(
+        t,
+        "SETUP",
+        &format!("{URL}/trackID=2"),
+        &[("Transport", "RTP/AVP/TCP;unicast"), ("Require", TAG)],
+    );
+    assert_eq!(d.status(), 200, "{d:?}");
+    assert_eq!(
+        d.response().headers.get("Transport"),
+        Some("RTP/AVP/TCP;unicast;interleaved=4-5")
+    );
+    // Without the tag, the backchannel's trackID is no track.
+    let d = h.request(
+        t,
+        "SETUP",
+        &format!("{URL}/trackID=2"),
+        &[("Transport", "RTP/AVP/TCP;unicast;interleaved=6-7")],
+    );
+    assert_eq!(d.status(), 404);
+    // Its channels are taken.
+    assert_eq!(h.setup(t, 1, "4-5").status(), 461);
+    assert_eq!(h.setup(t, 1, "2-3").status(), 200);
+    let d = h.request(t, "PLAY", &format!("{URL}/"), &[("Require", TAG)]);
+    assert_eq!(d.status(), 200);
+    let mut packet = bytes::BytesMut::new();
+    crate::rtp::RtpHeader {
+        sequence_number: 9,
+        timestamp: 160,
+        ssrc: 5,
+        marker: true,
+        payload_type: 0,
+    }
+    .write_packet(&[0xff; 160], &mut packet);
+    let mut framed = bytes::BytesMut::new();
+    crate::message::encode_interleaved(4, &packet, &mut framed).unwrap();
+    // RTCP on 5 and media on other channels are not backchannel audio.
+    crate::message::encode_interleaved(5, &[0x80, 201, 0, 1, 0, 0, 0, 5], &mut framed).unwrap();
+    crate::message::encode_interleaved(4, &[1, 2], &mut framed).unwrap();
+    let d = h.input(h.at(20), &framed);
+    assert_eq!(d.backchannel.len(), 1, "{d:?}");
+    let (id, path, p) = &d.backchannel[0];
+    assert_eq!(Some(id.as_str()), h.conn.session_id());
+    assert_eq!(path, "dir/clip.mp4");
+    assert_eq!((p.sequence_number, p.timestamp, p.payload.len()), (9, 160, 160));
 }
