@@ -463,23 +463,34 @@ impl Connection {
         .copied()
     }
 
-    fn on_play(&mut self, now: Instant, req: &Request, info: RequestInfo) {
-        let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
+    /// The status a PLAY or PAUSE of `req` fails with before its session is
+    /// looked at: a bad target, a `Session` naming another (454), no
+    /// session (455), or another presentation's (404).
+    fn session_request_error(&mut self, req: &Request) -> Option<u16> {
         let target = match self.target(req) {
             Ok(t) => t,
-            Err(status) => return fail(self, status),
+            Err(status) => return Some(status),
         };
         if self.session_header(req) == SessionHeader::Unknown {
-            return fail(self, 454);
+            return Some(454);
+        }
+        match &self.session {
+            None => Some(455),
+            Some(s) if s.path != target.path => Some(404),
+            Some(_) => None,
+        }
+    }
+
+    fn on_play(&mut self, now: Instant, req: &Request, info: RequestInfo) {
+        let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
+        if let Some(status) = self.session_request_error(req) {
+            return fail(self, status);
         }
         let count = self.play_count;
         let interval = self.rtcp_interval;
         let Some(session) = self.session.as_mut() else {
             return fail(self, 455);
         };
-        if session.path != target.path {
-            return fail(self, 404);
-        }
         let first = session.is_ready();
         if !first
             && !matches!(
@@ -574,19 +585,12 @@ impl Connection {
 
     fn on_pause(&mut self, now: Instant, req: &Request, info: RequestInfo) {
         let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
-        let target = match self.target(req) {
-            Ok(t) => t,
-            Err(status) => return fail(self, status),
-        };
-        if self.session_header(req) == SessionHeader::Unknown {
-            return fail(self, 454);
+        if let Some(status) = self.session_request_error(req) {
+            return fail(self, status);
         }
         let Some(session) = self.session.as_mut() else {
             return fail(self, 455);
         };
-        if session.path != target.path {
-            return fail(self, 404);
-        }
         if session.is_multicast() {
             // One member cannot stop the group's stream, which is live: the
             // PAUSE is taken (GStreamer pauses before its TEARDOWN) and
