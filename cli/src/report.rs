@@ -416,6 +416,9 @@ pub fn audio_codec_name(c: AudioCodec) -> &'static str {
         AudioCodec::AacLatm => "AAC-LATM",
         AudioCodec::Pcma => "PCMA",
         AudioCodec::Pcmu => "PCMU",
+        AudioCodec::Opus => "OPUS",
+        AudioCodec::L16 => "L16",
+        AudioCodec::G722 => "G722",
     }
 }
 

@@ -48,6 +48,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("depacketize_aac", depacketize_aac),
     ("depacketize_latm", depacketize_latm),
     ("depacketize_g711", depacketize_g711),
+    ("depacketize_audio", depacketize_audio),
     ("sps", sps),
     ("client_session", client_session),
     ("server_connection", server_connection),
@@ -456,6 +457,23 @@ pub fn depacketize_g711(data: &[u8]) {
             "v=0\r\nm=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
             "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 PCMA/16000/2\r\n",
             "v=0\r\nm=audio 0 RTP/AVP 8\r\n",
+        ],
+        data,
+    );
+}
+
+/// Opus (mono and stereo), L16 (static payload types and a dynamic one of
+/// 6 channels) and G.722 (static and stereo).
+pub fn depacketize_audio(data: &[u8]) {
+    depacketize(
+        &[
+            "v=0\r\nm=audio 0 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 111\r\na=rtpmap:111 OPUS/48000/2\r\na=fmtp:111 sprop-stereo=1\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 10\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 11\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 L16/16000/6\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 9\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 G722/8000/2\r\n",
         ],
         data,
     );

@@ -11,6 +11,7 @@
 //!   nominal rate), without the spectral band replication high band, and mono for HE-AAC v2.
 //!   Main, LTP, 960-sample and more-than-two-channel AAC are refused at creation.
 //! - G.711 A-law and mu-law are expanded with the core's tables.
+//! - L16 is big-endian PCM already: its samples are only byte-swapped.
 //!
 //! What it is not: a jitter buffer or a concealment stage. A frame that cannot be decoded gives
 //! an error and no PCM; lost frames leave gaps that the caller sees in the timestamps.
@@ -50,7 +51,7 @@ mod wav;
 use std::collections::VecDeque;
 use std::fmt;
 
-use rtsp_toolkit_core::codec::{g711, AudioCodec, AudioFrame};
+use rtsp_toolkit_core::codec::{g711, l16, AudioCodec, AudioFrame};
 use rtsp_toolkit_core::sdp::{parse_audio_specific_config, Media, SdpError};
 use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder as _, AudioDecoderOptions};
@@ -136,6 +137,18 @@ pub enum AudioDecodeError {
         /// What the AAC decoder said.
         reason: String,
     },
+    /// A PCM (L16) frame that is not a whole number of sample frames.
+    #[error("{codec:?} frame at RTP timestamp {timestamp}: {len} bytes are not whole {channels}-channel samples")]
+    PcmLength {
+        /// The frame's codec.
+        codec: AudioCodec,
+        /// The frame's RTP timestamp.
+        timestamp: u32,
+        /// Its length in bytes.
+        len: usize,
+        /// The channel count.
+        channels: u16,
+    },
     /// A G.711 frame whose length is not a multiple of the channel count.
     #[error("G.711 frame at RTP timestamp {timestamp}: {len} bytes are not whole {channels}-channel samples")]
     G711Length {
@@ -153,6 +166,7 @@ enum Codec {
     Aac(Box<AacDecoder>),
     Alaw,
     Ulaw,
+    L16,
 }
 
 impl fmt::Debug for Codec {
@@ -161,6 +175,7 @@ impl fmt::Debug for Codec {
             Codec::Aac(_) => "Aac",
             Codec::Alaw => "Alaw",
             Codec::Ulaw => "Ulaw",
+            Codec::L16 => "L16",
         })
     }
 }
@@ -224,6 +239,15 @@ impl AudioDecoder {
                 };
                 (inner, sample_rate, channels)
             }
+            AudioCodec::L16 => {
+                if sample_rate == 0 || channels == 0 {
+                    return Err(AudioDecodeError::InvalidFormat { sample_rate, channels });
+                }
+                (Codec::L16, sample_rate, channels)
+            }
+            AudioCodec::Opus | AudioCodec::G722 => {
+                return Err(AudioDecodeError::UnsupportedCodec(format!("{codec:?}")));
+            }
         };
         let resampler = match output_sample_rate {
             Some(out) if out != sample_rate => Some(Aligned::new(Resampler::new(sample_rate, out, channels)?)),
@@ -240,7 +264,7 @@ impl AudioDecoder {
     }
 
     /// A decoder for the track described by `media` (an `m=audio` section from DESCRIBE):
-    /// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA` or `PCMU`.
+    /// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU` or `L16`.
     ///
     /// ```
     /// use rtsp_toolkit_core::sdp::Sdp;
@@ -277,6 +301,14 @@ impl AudioDecoder {
             };
             let rate = if media.clock_rate == 0 { 8000 } else { media.clock_rate };
             Self::new(codec, None, rate, channels.max(1), output_sample_rate)
+        } else if media.codec_is("L16") {
+            Self::new(
+                AudioCodec::L16,
+                None,
+                media.clock_rate,
+                channels.max(1),
+                output_sample_rate,
+            )
         } else {
             Err(AudioDecodeError::UnsupportedCodec(media.codec.clone()))
         }
@@ -382,9 +414,39 @@ impl AudioDecoder {
                     }),
                 }
             }
+            Codec::L16 => {
+                if frame.data.len() % (2 * usize::from(self.channels)) != 0 {
+                    return Err(AudioDecodeError::PcmLength {
+                        codec: frame.codec,
+                        timestamp: frame.timestamp,
+                        len: frame.data.len(),
+                        channels: self.channels,
+                    });
+                }
+                let mut samples = Vec::with_capacity(frame.data.len() / 2);
+                l16::to_native(&frame.data, &mut samples);
+                self.push_pcm(frame.timestamp, samples, &mut out);
+            }
         }
         out.retain(|f| !f.samples.is_empty());
         Ok(out)
+    }
+
+    /// Hands decoded 16-bit samples of one frame on, through the resampler when there is one.
+    fn push_pcm(&mut self, timestamp: u32, samples: Vec<i16>, out: &mut Vec<PcmFrame>) {
+        match &mut self.resampler {
+            Some(r) => {
+                self.scratch.clear();
+                self.scratch.extend(samples.iter().map(|&s| f32::from(s) / 32768.0));
+                r.push(timestamp, &self.scratch, out);
+            }
+            None => out.push(PcmFrame {
+                timestamp,
+                sample_rate: self.sample_rate,
+                channels: self.channels,
+                samples,
+            }),
+        }
     }
 
     /// Hands out what the resampler still holds (the end of the last frame, as if followed by

@@ -11,7 +11,8 @@
 //! This module does not know about sockets, sessions or time: receive
 //! instants are the client's business.
 //!
-//! Each codec has its module (`aac`, `g711`, `h264`, `h265`); what several
+//! Each codec has its module (`aac`, `g711`, `g722`, `h264`, `h265`, `l16`,
+//! `opus`); what several
 //! share is in crate-internal modules: `access_unit` (access unit assembly
 //! for H.264 and H.265), `nal` (aggregation packet framing and Annex B
 //! splitting for both). The AudioSpecificConfig and StreamMuxConfig parser
@@ -22,8 +23,11 @@
 
 pub mod aac;
 pub mod g711;
+pub mod g722;
 pub mod h264;
 pub mod h265;
+pub mod l16;
+pub mod opus;
 pub mod sps;
 
 mod access_unit;
@@ -65,6 +69,15 @@ pub enum AudioCodec {
     /// G.711 mu-law.
     #[cfg_attr(feature = "serde", serde(rename = "PCMU"))]
     Pcmu,
+    /// Opus (RFC 7587): one Opus packet per frame.
+    #[cfg_attr(feature = "serde", serde(rename = "OPUS"))]
+    Opus,
+    /// L16 (RFC 3551): 16-bit big-endian linear PCM, any rate and channels.
+    #[cfg_attr(feature = "serde", serde(rename = "L16"))]
+    L16,
+    /// G.722 (RFC 3551): 16 kHz audio on an 8000 Hz RTP clock.
+    #[cfg_attr(feature = "serde", serde(rename = "G722"))]
+    G722,
 }
 
 /// One video access unit.
@@ -91,18 +104,22 @@ pub struct VideoFrame {
 pub struct AudioFrame {
     /// The codec of the track.
     pub codec: AudioCodec,
-    /// RTP timestamp of the frame's first sample, in RTP clock units.
+    /// RTP timestamp of the frame's first sample, in RTP clock units (for
+    /// G.722 the 8000 Hz clock, not its 16 kHz `sample_rate`).
     pub timestamp: u32,
-    /// AAC: one raw access unit. G.711: the encoded samples.
+    /// AAC: one raw access unit. G.711 and G.722: the encoded samples.
+    /// Opus: one Opus packet. L16: the big-endian samples.
     pub data: Bytes,
     /// Samples per channel in this frame.
     pub sample_count: u32,
     /// Samples per second. AAC: from the AudioSpecificConfig (the RTP clock
     /// rate when the SDP gives none); G.711: the RTP clock rate (8000 when
-    /// the SDP gives none).
+    /// the SDP gives none); L16: the RTP clock rate; Opus: 48000; G.722:
+    /// 16000 (twice its RTP clock rate).
     pub sample_rate: u32,
     /// Channel count, at least 1. AAC: from the AudioSpecificConfig, else
-    /// from `a=rtpmap`; G.711: from `a=rtpmap`.
+    /// from `a=rtpmap`; G.711, G.722 and L16: from `a=rtpmap`; Opus: 2 when
+    /// `a=fmtp` says `stereo=1` or `sprop-stereo=1`, else 1.
     pub channels: u16,
     /// RTP packets lost since the previous emitted frame of this track.
     pub loss: u32,
@@ -123,7 +140,7 @@ pub enum Frame {
 #[non_exhaustive]
 ///
 /// `codec` is the codec's name in every variant: `H.264`, `H.265`,
-/// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA` or `PCMU`.
+/// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU`, `OPUS`, `L16` or `G722`.
 pub enum DepacketizeError {
     /// A packet with an empty payload.
     #[error("{codec}: empty payload")]
@@ -182,6 +199,12 @@ pub enum Depacketizer {
     Latm(aac::LatmDepacketizer),
     /// G.711 `PCMA` and `PCMU` (RFC 3551).
     G711(g711::Depacketizer),
+    /// Opus (RFC 7587).
+    Opus(opus::Depacketizer),
+    /// L16 (RFC 3551).
+    L16(l16::Depacketizer),
+    /// G.722 (RFC 3551).
+    G722(g722::Depacketizer),
 }
 
 impl Depacketizer {
@@ -198,6 +221,12 @@ impl Depacketizer {
             Depacketizer::Latm(aac::LatmDepacketizer::new(media, max_frame_bytes)?)
         } else if c("PCMA") || c("PCMU") {
             Depacketizer::G711(g711::Depacketizer::new(media)?)
+        } else if c("opus") {
+            Depacketizer::Opus(opus::Depacketizer::new(media)?)
+        } else if c("L16") {
+            Depacketizer::L16(l16::Depacketizer::new(media)?)
+        } else if c("G722") {
+            Depacketizer::G722(g722::Depacketizer::new(media)?)
         } else {
             return Err(SetupError::UnsupportedCodec(media.codec.clone()));
         })
@@ -212,6 +241,9 @@ impl Depacketizer {
             Depacketizer::Aac(d) => d.push(packet, lost),
             Depacketizer::Latm(d) => d.push(packet, lost),
             Depacketizer::G711(d) => d.push(packet, lost),
+            Depacketizer::Opus(d) => d.push(packet, lost),
+            Depacketizer::L16(d) => d.push(packet, lost),
+            Depacketizer::G722(d) => d.push(packet, lost),
         }
     }
 
@@ -224,6 +256,9 @@ impl Depacketizer {
             Depacketizer::Aac(d) => d.pull().map(Frame::Audio),
             Depacketizer::Latm(d) => d.pull().map(Frame::Audio),
             Depacketizer::G711(d) => d.pull().map(Frame::Audio),
+            Depacketizer::Opus(d) => d.pull().map(Frame::Audio),
+            Depacketizer::L16(d) => d.pull().map(Frame::Audio),
+            Depacketizer::G722(d) => d.pull().map(Frame::Audio),
         }
     }
 }

@@ -616,6 +616,8 @@ impl<W: Write + Seek> Recorder<W> {
                 alaw: media.codec_is("PCMA"),
                 channels: media.channels.unwrap_or(1).max(1),
             }
+        } else if media.codec_is("opus") || media.codec_is("L16") || media.codec_is("G722") {
+            return Err(not("recording Opus, L16 and G.722 tracks is not supported (yet)"));
         } else {
             let why = match media.kind {
                 MediaKind::Video | MediaKind::Audio => "no depacketizer for this codec, so no frames to record",
