@@ -1,0 +1,170 @@
+//! Opus, L16 and G.722 from GStreamer's payloaders (`rtpopuspay`,
+//! `rtpL16pay`, `rtpg722pay`, through `scripts/peers/gst-rtsp-server.py`)
+//! against every runtime's client: the right number of frames and samples,
+//! and RTP timestamps that advance by each frame's length in the track's
+//! RTP clock (for G.722, half its 16 kHz sample count).
+//!
+//! The media are made with ffmpeg into a temporary directory (2 s tones), so
+//! no fixture is committed for them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use rtsp_toolkit_conformance::events::methods;
+use rtsp_toolkit_conformance::peers::GstServer;
+use rtsp_toolkit_conformance::runtimes::{self, Control};
+use rtsp_toolkit_core::client::{ClientOptions, Event};
+use rtsp_toolkit_core::codec::{AudioCodec, AudioFrame};
+
+/// Bound on one session in these tests.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("rtsp-toolkit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs ffmpeg to make `out` from a lavfi source, with `args` for the output.
+fn ffmpeg(source: &str, args: &[&str], out: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("run ffmpeg (scripts/peers/install.sh)");
+    assert!(status.success(), "ffmpeg {source} {args:?}");
+}
+
+/// 2 s tones: `tone.opus.mkv` (Opus stereo 20 ms frames), `tone.webm` (Opus
+/// mono), `tone.l16.wav` (22.05 kHz stereo), `tone.g722.wav` (16 kHz mono).
+fn make_media(dir: &Path) {
+    let tone = |rate: u32| format!("sine=frequency=440:sample_rate={rate}:duration=2");
+    ffmpeg(
+        &tone(48000),
+        &["-ac", "2", "-c:a", "libopus", "-b:a", "64k"],
+        &dir.join("tone.opus.mkv"),
+    );
+    ffmpeg(&tone(48000), &["-ac", "1", "-c:a", "libopus"], &dir.join("tone.webm"));
+    ffmpeg(&tone(22050), &["-ac", "2"], &dir.join("tone.l16.wav"));
+    ffmpeg(&tone(16000), &["-ac", "1"], &dir.join("tone.g722.wav"));
+}
+
+/// The audio frames of a session, in order.
+fn audio_frames(events: &[Event]) -> Vec<AudioFrame> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Audio(a) => Some(a.frame.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Checks that each frame's timestamp is the previous one's plus the
+/// previous frame's length in RTP ticks (`ticks_per_sample` per sample),
+/// and returns the total sample count. `skip` first steps are not checked.
+fn check_continuity(rt: &str, frames: &[AudioFrame], ticks_per_sample: f64, skip: usize) -> u64 {
+    for pair in frames.windows(2).skip(skip) {
+        let step = pair[1].timestamp.wrapping_sub(pair[0].timestamp);
+        let want = (f64::from(pair[0].sample_count) * ticks_per_sample).round() as u32;
+        assert_eq!(step, want, "{rt}: timestamp step after {:?}", pair[0]);
+        assert_eq!(pair[1].loss, 0, "{rt}");
+    }
+    frames.iter().map(|f| u64::from(f.sample_count)).sum()
+}
+
+/// Plays `name` to its end on every runtime at once; the frames of each.
+fn play_all(server: &GstServer, name: &str) -> Vec<(&'static str, Vec<AudioFrame>)> {
+    runtimes::at_once(|runtime| {
+        let run = runtimes::run(
+            runtime,
+            &server.url(name),
+            ClientOptions::default(),
+            Control::within(LIMIT),
+        );
+        let rt = run.runtime.name();
+        let m = methods(&run.events);
+        assert_eq!(
+            m.first().map(|(m, s)| (m.as_str(), *s)),
+            Some(("OPTIONS", 200)),
+            "{rt}: {m:?}"
+        );
+        assert!(m.iter().any(|(m, s)| m == "PLAY" && *s == 200), "{rt}: {m:?}");
+        (rt, audio_frames(&run.events))
+    })
+}
+
+#[test]
+fn opus_l16_and_g722_from_gstreamer() {
+    let dir = TempDir::new("audio-peers");
+    make_media(&dir.0);
+    // The script's last --dir wins: serve the temporary directory.
+    let server = GstServer::start_with(None, &["--dir", dir.0.to_str().unwrap()]);
+
+    // Opus: 20 ms packets (960 samples at 48 kHz) with the 48 kHz clock.
+    for (name, channels) in [("tone.opus.mkv", 2), ("tone.webm", 1)] {
+        for (rt, frames) in play_all(&server, name) {
+            assert!(!frames.is_empty(), "{rt} {name}");
+            assert!(frames.iter().all(|f| f.codec == AudioCodec::Opus), "{rt} {name}");
+            assert!(
+                frames
+                    .iter()
+                    .all(|f| f.sample_rate == 48000 && f.sample_count == 960 && f.channels == channels),
+                "{rt} {name}: {:?}",
+                frames.first()
+            );
+            // The first step is shorter: the container's timestamps count
+            // from after the encoder's pre-skip (Matroska CodecDelay).
+            let samples = check_continuity(rt, &frames, 1.0, 1);
+            // 2 s, plus the encoder's pre-skip rounded up to a packet.
+            assert!(
+                (96_000..=96_000 + 2 * 960).contains(&samples),
+                "{rt} {name}: {samples} samples"
+            );
+        }
+    }
+
+    // L16: every sample of the 22.05 kHz stereo file, with its rate and channels.
+    for (rt, frames) in play_all(&server, "tone.l16.wav") {
+        assert!(frames.iter().all(|f| f.codec == AudioCodec::L16), "{rt}");
+        assert!(
+            frames.iter().all(|f| (f.sample_rate, f.channels) == (22050, 2)),
+            "{rt}: {:?}",
+            frames.first()
+        );
+        assert!(
+            frames.iter().all(|f| f.data.len() == 4 * f.sample_count as usize),
+            "{rt}"
+        );
+        assert_eq!(check_continuity(rt, &frames, 1.0, 0), 44_100, "{rt}");
+    }
+
+    // G.722: 16 kHz samples on the 8000 Hz clock, one byte per two samples.
+    for (rt, frames) in play_all(&server, "tone.g722.wav") {
+        assert!(frames.iter().all(|f| f.codec == AudioCodec::G722), "{rt}");
+        assert!(
+            frames.iter().all(|f| (f.sample_rate, f.channels) == (16000, 1)),
+            "{rt}: {:?}",
+            frames.first()
+        );
+        assert!(
+            frames.iter().all(|f| 2 * f.data.len() == f.sample_count as usize),
+            "{rt}"
+        );
+        assert_eq!(check_continuity(rt, &frames, 0.5, 0), 32_000, "{rt}");
+    }
+}
