@@ -12,6 +12,8 @@
 //!   Main, LTP, 960-sample and more-than-two-channel AAC are refused at creation.
 //! - G.711 A-law and mu-law are expanded with the core's tables.
 //! - L16 is big-endian PCM already: its samples are only byte-swapped.
+//! - G.722 is decoded with the core's decoder (`codec::g722`, bit-exact with FFmpeg's), one per
+//!   channel, to 16 kHz.
 //!
 //! What it is not: a jitter buffer or a concealment stage. A frame that cannot be decoded gives
 //! an error and no PCM; lost frames leave gaps that the caller sees in the timestamps.
@@ -51,7 +53,7 @@ mod wav;
 use std::collections::VecDeque;
 use std::fmt;
 
-use rtsp_toolkit_core::codec::{g711, l16, AudioCodec, AudioFrame};
+use rtsp_toolkit_core::codec::{g711, g722, l16, AudioCodec, AudioFrame};
 use rtsp_toolkit_core::sdp::{parse_audio_specific_config, Media, SdpError};
 use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder as _, AudioDecoderOptions};
@@ -137,7 +139,7 @@ pub enum AudioDecodeError {
         /// What the AAC decoder said.
         reason: String,
     },
-    /// A PCM (L16) frame that is not a whole number of sample frames.
+    /// An L16 or G.722 frame that is not a whole number of sample frames.
     #[error("{codec:?} frame at RTP timestamp {timestamp}: {len} bytes are not whole {channels}-channel samples")]
     PcmLength {
         /// The frame's codec.
@@ -167,6 +169,8 @@ enum Codec {
     Alaw,
     Ulaw,
     L16,
+    /// One decoder per channel.
+    G722(Vec<g722::Decoder>),
 }
 
 impl fmt::Debug for Codec {
@@ -176,6 +180,7 @@ impl fmt::Debug for Codec {
             Codec::Alaw => "Alaw",
             Codec::Ulaw => "Ulaw",
             Codec::L16 => "L16",
+            Codec::G722(_) => "G722",
         })
     }
 }
@@ -245,7 +250,14 @@ impl AudioDecoder {
                 }
                 (Codec::L16, sample_rate, channels)
             }
-            AudioCodec::Opus | AudioCodec::G722 => {
+            AudioCodec::G722 => {
+                if channels == 0 {
+                    return Err(AudioDecodeError::InvalidFormat { sample_rate, channels });
+                }
+                let decoders = (0..channels).map(|_| g722::Decoder::new()).collect();
+                (Codec::G722(decoders), g722::SAMPLE_RATE, channels)
+            }
+            AudioCodec::Opus => {
                 return Err(AudioDecodeError::UnsupportedCodec(format!("{codec:?}")));
             }
         };
@@ -264,7 +276,7 @@ impl AudioDecoder {
     }
 
     /// A decoder for the track described by `media` (an `m=audio` section from DESCRIBE):
-    /// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU` or `L16`.
+    /// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU`, `L16` or `G722` (decoded to 16 kHz).
     ///
     /// ```
     /// use rtsp_toolkit_core::sdp::Sdp;
@@ -306,6 +318,14 @@ impl AudioDecoder {
                 AudioCodec::L16,
                 None,
                 media.clock_rate,
+                channels.max(1),
+                output_sample_rate,
+            )
+        } else if media.codec_is("G722") {
+            Self::new(
+                AudioCodec::G722,
+                None,
+                g722::SAMPLE_RATE,
                 channels.max(1),
                 output_sample_rate,
             )
@@ -425,6 +445,34 @@ impl AudioDecoder {
                 }
                 let mut samples = Vec::with_capacity(frame.data.len() / 2);
                 l16::to_native(&frame.data, &mut samples);
+                self.push_pcm(frame.timestamp, samples, &mut out);
+            }
+            Codec::G722(decoders) => {
+                let channels = decoders.len();
+                if frame.data.len() % channels != 0 {
+                    return Err(AudioDecodeError::PcmLength {
+                        codec: frame.codec,
+                        timestamp: frame.timestamp,
+                        len: frame.data.len(),
+                        channels: self.channels,
+                    });
+                }
+                let mut samples = Vec::with_capacity(frame.data.len() * 2);
+                if channels == 1 {
+                    decoders[0].decode(&frame.data, &mut samples);
+                } else {
+                    // Bytes interleaved by channel; each decodes to two samples.
+                    samples.resize(frame.data.len() * 2, 0);
+                    let mut one = Vec::with_capacity(frame.data.len() / channels * 2);
+                    for (c, decoder) in decoders.iter_mut().enumerate() {
+                        let codes: Vec<u8> = frame.data.iter().skip(c).step_by(channels).copied().collect();
+                        one.clear();
+                        decoder.decode(&codes, &mut one);
+                        for (i, s) in one.iter().enumerate() {
+                            samples[i * channels + c] = *s;
+                        }
+                    }
+                }
                 self.push_pcm(frame.timestamp, samples, &mut out);
             }
         }

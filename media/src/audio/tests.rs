@@ -4,6 +4,7 @@ use bytes::Bytes;
 use rtsp_toolkit_core::sdp::Sdp;
 
 use super::*;
+use rtsp_toolkit_core::codec::g722;
 
 const TONE_AAC: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/media/tone.aac"));
 
@@ -568,4 +569,80 @@ fn player_plays_or_reports_no_device() {
             eprintln!("no audio output here: {e}");
         }
     }
+}
+
+#[test]
+fn l16_and_g722_decode() {
+    let media = |text: &str| Sdp::parse(format!("v=0\r\n{text}").as_bytes()).unwrap().media.remove(0);
+    // L16 stereo 22.05 kHz: big-endian samples come out as they are.
+    let mut d = AudioDecoder::from_media(&media("m=audio 0 RTP/AVP 96\r\na=rtpmap:96 L16/22050/2\r\n"), None).unwrap();
+    assert_eq!(
+        (d.codec(), d.output_sample_rate(), d.output_channels()),
+        (AudioCodec::L16, 22050, 2)
+    );
+    let frame = AudioFrame {
+        codec: AudioCodec::L16,
+        timestamp: 7,
+        data: Bytes::from_static(&[0x01, 0x02, 0xff, 0xfe, 0x80, 0x00, 0x7f, 0xff]),
+        sample_count: 2,
+        sample_rate: 22050,
+        channels: 2,
+        loss: 0,
+    };
+    let pcm = d.feed(&frame).unwrap();
+    assert_eq!(pcm[0].samples, [0x0102, -2, i16::MIN, i16::MAX]);
+    assert_eq!((pcm[0].timestamp, pcm[0].sample_count()), (7, 2));
+    let odd = AudioFrame {
+        data: Bytes::from_static(&[1, 2, 3]),
+        ..frame.clone()
+    };
+    assert!(matches!(d.feed(&odd), Err(AudioDecodeError::PcmLength { len: 3, .. })));
+    // Static payload type 11: 44.1 kHz mono.
+    let d = AudioDecoder::from_media(&media("m=audio 0 RTP/AVP 11\r\n"), None).unwrap();
+    assert_eq!((d.output_sample_rate(), d.output_channels()), (44100, 1));
+
+    // G.722: the 8000 Hz RTP clock, 16 kHz out; what the core's decoder gives.
+    let mut d = AudioDecoder::from_media(&media("m=audio 0 RTP/AVP 9\r\n"), None).unwrap();
+    assert_eq!(
+        (d.codec(), d.output_sample_rate(), d.output_channels()),
+        (AudioCodec::G722, 16000, 1)
+    );
+    let tone: Vec<i16> = (0..640).map(|i| ((f64::from(i) * 0.3).sin() * 8000.0) as i16).collect();
+    let mut codes = Vec::new();
+    g722::Encoder::new().encode(&tone, &mut codes);
+    let mut want = Vec::new();
+    g722::Decoder::new().decode(&codes, &mut want);
+    let frame = AudioFrame {
+        codec: AudioCodec::G722,
+        timestamp: 160,
+        data: Bytes::from(codes.clone()),
+        sample_count: 640,
+        sample_rate: 16000,
+        channels: 1,
+        loss: 0,
+    };
+    let pcm = d.feed(&frame).unwrap();
+    assert_eq!(
+        (pcm[0].timestamp, pcm[0].sample_rate, &pcm[0].samples),
+        (160, 16000, &want)
+    );
+    // Stereo: bytes interleaved by channel, each channel its own decoder.
+    let mut d = AudioDecoder::new(AudioCodec::G722, None, 8000, 2, None).unwrap();
+    let both: Vec<u8> = codes.iter().flat_map(|&c| [c, c]).collect();
+    let pcm = d
+        .feed(&AudioFrame {
+            data: Bytes::from(both),
+            channels: 2,
+            ..frame.clone()
+        })
+        .unwrap();
+    let left: Vec<i16> = pcm[0].samples.iter().step_by(2).copied().collect();
+    assert_eq!(left, want);
+    assert_eq!(pcm[0].samples[1..].iter().step_by(2).copied().collect::<Vec<_>>(), want);
+    assert!(d
+        .feed(&AudioFrame {
+            data: Bytes::from_static(&[1, 2, 3]),
+            ..frame
+        })
+        .is_err());
 }
