@@ -1,8 +1,13 @@
-//! Opus, L16 and G.722 from GStreamer's payloaders (`rtpopuspay`,
-//! `rtpL16pay`, `rtpg722pay`, through `scripts/peers/gst-rtsp-server.py`)
-//! against every runtime's client: the right number of frames and samples,
-//! and RTP timestamps that advance by each frame's length in the track's
-//! RTP clock (for G.722, half its 16 kHz sample count).
+//! Opus, L16 and G.722 end to end:
+//! - GStreamer's payloaders (`rtpopuspay`, `rtpL16pay`, `rtpg722pay`, through
+//!   `scripts/peers/gst-rtsp-server.py`) against every runtime's client: the
+//!   right number of frames and samples, and RTP timestamps that advance by
+//!   each frame's length in the track's RTP clock (for G.722, half its 16 kHz
+//!   sample count);
+//! - our server (tokio and smol) serving Opus from Matroska/WebM and L16 and
+//!   G.722 from WAV (`?codec=l16`, `?codec=g722`) to FFmpeg (every sample
+//!   decoded), GStreamer's depayloaders and our clients;
+//! - our G.722 codec against FFmpeg's, bit for bit.
 //!
 //! The media are made with ffmpeg into a temporary directory (2 s tones), so
 //! no fixture is committed for them.
@@ -14,6 +19,7 @@ use std::time::Duration;
 use rtsp_toolkit_conformance::events::methods;
 use rtsp_toolkit_conformance::peers::GstServer;
 use rtsp_toolkit_conformance::runtimes::{self, Control};
+use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_core::client::{ClientOptions, Event};
 use rtsp_toolkit_core::codec::{AudioCodec, AudioFrame};
 
@@ -87,15 +93,10 @@ fn check_continuity(rt: &str, frames: &[AudioFrame], ticks_per_sample: f64, skip
     frames.iter().map(|f| u64::from(f.sample_count)).sum()
 }
 
-/// Plays `name` to its end on every runtime at once; the frames of each.
-fn play_all(server: &GstServer, name: &str) -> Vec<(&'static str, Vec<AudioFrame>)> {
+/// Plays `url` to its end on every runtime at once; the frames of each.
+fn play_all(url: &str) -> Vec<(&'static str, Vec<AudioFrame>)> {
     runtimes::at_once(|runtime| {
-        let run = runtimes::run(
-            runtime,
-            &server.url(name),
-            ClientOptions::default(),
-            Control::within(LIMIT),
-        );
+        let run = runtimes::run(runtime, url, ClientOptions::default(), Control::within(LIMIT));
         let rt = run.runtime.name();
         let m = methods(&run.events);
         assert_eq!(
@@ -117,7 +118,7 @@ fn opus_l16_and_g722_from_gstreamer() {
 
     // Opus: 20 ms packets (960 samples at 48 kHz) with the 48 kHz clock.
     for (name, channels) in [("tone.opus.mkv", 2), ("tone.webm", 1)] {
-        for (rt, frames) in play_all(&server, name) {
+        for (rt, frames) in play_all(&server.url(name)) {
             assert!(!frames.is_empty(), "{rt} {name}");
             assert!(frames.iter().all(|f| f.codec == AudioCodec::Opus), "{rt} {name}");
             assert!(
@@ -139,7 +140,7 @@ fn opus_l16_and_g722_from_gstreamer() {
     }
 
     // L16: every sample of the 22.05 kHz stereo file, with its rate and channels.
-    for (rt, frames) in play_all(&server, "tone.l16.wav") {
+    for (rt, frames) in play_all(&server.url("tone.l16.wav")) {
         assert!(frames.iter().all(|f| f.codec == AudioCodec::L16), "{rt}");
         assert!(
             frames.iter().all(|f| (f.sample_rate, f.channels) == (22050, 2)),
@@ -154,7 +155,7 @@ fn opus_l16_and_g722_from_gstreamer() {
     }
 
     // G.722: 16 kHz samples on the 8000 Hz clock, one byte per two samples.
-    for (rt, frames) in play_all(&server, "tone.g722.wav") {
+    for (rt, frames) in play_all(&server.url("tone.g722.wav")) {
         assert!(frames.iter().all(|f| f.codec == AudioCodec::G722), "{rt}");
         assert!(
             frames.iter().all(|f| (f.sample_rate, f.channels) == (16000, 1)),
@@ -250,4 +251,145 @@ fn g722_codec_matches_ffmpeg() {
     let snr = (0..40).map(|d| snr_db(&pcm, &back, d)).fold(f64::MIN, f64::max);
     assert!(snr > 20.0, "FFmpeg decodes our codes at {snr:.1} dB SNR");
     assert_eq!(our_codes, their_codes, "our encoder differs from FFmpeg's");
+}
+
+/// Runs `cmd` with a deadline; its output (it must succeed).
+fn run_for(mut cmd: Command) -> Vec<u8> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the tool");
+    let id = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(LIMIT) {
+        Ok(out) => {
+            let out = out.expect("the tool's output");
+            assert!(
+                out.status.success(),
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        }
+        Err(_) => {
+            let _ = Command::new("kill").arg(id.to_string()).status();
+            panic!("{cmd:?} did not finish within {LIMIT:?}");
+        }
+    }
+}
+
+/// Packets in an Opus file, by ffprobe on the file itself.
+fn opus_packets(path: &Path) -> usize {
+    let mut c = Command::new("ffprobe");
+    c.args([
+        "-v",
+        "error",
+        "-count_packets",
+        "-show_entries",
+        "stream=nb_read_packets",
+        "-of",
+        "csv=p=0",
+    ])
+    .arg(path);
+    String::from_utf8_lossy(&run_for(c))
+        .trim()
+        .parse()
+        .expect("a packet count")
+}
+
+/// What FFmpeg decodes from `url` (over TCP), as s16le at the stream's rate
+/// and channels: the number of samples per channel.
+fn ffmpeg_samples(url: &str, channels: usize) -> usize {
+    let mut c = Command::new("ffmpeg");
+    c.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-i",
+        url,
+        "-f",
+        "s16le",
+        "-",
+    ]);
+    run_for(c).len() / 2 / channels
+}
+
+/// GStreamer's `rtspsrc` with `depay` into a fakesink: the buffers it got.
+fn gst_buffers(url: &str, depay: &str) -> usize {
+    let mut c = Command::new("gst-launch-1.0");
+    c.arg("-v")
+        .args(format!("rtspsrc location={url} protocols=tcp ! {depay} ! fakesink silent=false").split(' '));
+    rtsp_toolkit_conformance::peers::gst_fakesink_frames(&String::from_utf8_lossy(&run_for(c)))
+}
+
+#[test]
+fn our_server_serves_opus_l16_and_g722() {
+    let dir = TempDir::new("audio-server");
+    make_media(&dir.0);
+    let packets = opus_packets(&dir.0.join("tone.opus.mkv"));
+    for runtime in ServerRuntime::ALL {
+        let rt = runtime.name();
+        let server = TestServer::start(runtime, &dir.0);
+        let opus = server.url("tone.opus.mkv");
+        let webm = server.url("tone.webm");
+        let l16 = server.url("tone.l16.wav?codec=l16");
+        let g722 = server.url("tone.g722.wav?codec=g722");
+
+        // FFmpeg: every Opus packet; every L16 and G.722 sample decoded.
+        let out = run_for(rtsp_toolkit_conformance::peers::ffprobe_count_frames(&opus, "tcp", &[]));
+        let counts = rtsp_toolkit_conformance::peers::parse_ffprobe_counts(&String::from_utf8_lossy(&out));
+        assert_eq!(counts, [("opus".to_owned(), packets)], "{rt}");
+        assert_eq!(ffmpeg_samples(&l16, 2), 44_100, "{rt}: L16 samples");
+        assert_eq!(ffmpeg_samples(&g722, 1), 32_000, "{rt}: G.722 samples");
+
+        // GStreamer's depayloaders: one buffer per RTP packet (20 ms each
+        // for Opus and G.722; L16 20 ms samples of 1764 bytes are cut to fit
+        // the payload limit).
+        assert_eq!(gst_buffers(&opus, "rtpopusdepay"), packets, "{rt}");
+        assert_eq!(gst_buffers(&g722, "rtpg722depay"), 100, "{rt}");
+        let l16_buffers = gst_buffers(&l16, "rtpL16depay");
+        assert!((100..=400).contains(&l16_buffers), "{rt}: {l16_buffers} L16 buffers");
+
+        // Our clients: the same frames, with continuous timestamps.
+        for (name, url, channels) in [("opus", &opus, 2), ("webm", &webm, 1)] {
+            for (crt, frames) in play_all(url) {
+                assert_eq!(frames.len(), packets, "{rt}/{crt} {name}");
+                assert!(frames
+                    .iter()
+                    .all(|f| f.codec == AudioCodec::Opus && f.channels == channels));
+                check_continuity(crt, &frames, 1.0, 1);
+            }
+        }
+        for (crt, frames) in play_all(&l16) {
+            assert!(frames
+                .iter()
+                .all(|f| (f.codec, f.sample_rate, f.channels) == (AudioCodec::L16, 22050, 2)));
+            assert_eq!(check_continuity(crt, &frames, 1.0, 0), 44_100, "{rt}/{crt}");
+        }
+        for (crt, frames) in play_all(&g722) {
+            assert!(frames
+                .iter()
+                .all(|f| (f.codec, f.sample_rate, f.channels) == (AudioCodec::G722, 16000, 1)));
+            assert_eq!(check_continuity(crt, &frames, 0.5, 0), 32_000, "{rt}/{crt}");
+        }
+        // Without the parameter a WAV file is PCMA as before; an unknown
+        // codec is not found.
+        for (crt, frames) in play_all(&server.url("tone.l16.wav")) {
+            assert!(frames.iter().all(|f| f.codec == AudioCodec::Pcma), "{crt}");
+        }
+        let run = runtimes::run(
+            runtimes::Runtime::Tokio,
+            &server.url("tone.l16.wav?codec=mp3"),
+            ClientOptions::default(),
+            Control::within(LIMIT),
+        );
+        assert!(methods(&run.events).contains(&("DESCRIBE".to_owned(), 404)), "{rt}");
+        server.shutdown();
+    }
 }

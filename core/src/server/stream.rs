@@ -47,7 +47,7 @@ use super::clock::SplitMix64;
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
 use super::{MulticastTrack, ServerOutput, UdpSocketId};
-use crate::codec::{aac, h264, h265};
+use crate::codec::{aac, g722, h264, h265, l16, opus};
 use crate::rtcp::{self, SenderReport};
 use crate::rtp::{RtpHeader, FIXED_HEADER_LEN};
 use crate::source::{MediaSource, SourceCodec, SourceSample};
@@ -184,6 +184,9 @@ enum Packetizer {
     Aac(aac::Packetizer),
     /// One packet per sample, cut at this many bytes (= samples, 8 kHz mono).
     Pcma(usize),
+    Opus(opus::Packetizer),
+    L16(l16::Packetizer),
+    G722(g722::Packetizer),
 }
 
 /// One set-up track.
@@ -242,6 +245,22 @@ impl TrackOut {
                 // whose timestamps advance by their lengths.
                 for (i, chunk) in sample.data.chunks(*max).enumerate() {
                     rtp.put(delivery, out, ts.wrapping_add((i * *max) as u32), false, chunk);
+                }
+            }
+            Packetizer::Opus(p) => match p.packetize(&sample.data) {
+                Ok((payload, _)) => rtp.put(delivery, out, ts, false, &payload),
+                // The file reader checked the packets; one that still does
+                // not fit is skipped, not cut (Opus is never fragmented).
+                Err(e) => tracing::debug!(error = %e, "Opus packet not sent"),
+            },
+            Packetizer::L16(p) => {
+                for (ticks, payload) in p.packetize(&sample.data) {
+                    rtp.put(delivery, out, ts.wrapping_add(ticks), false, &payload);
+                }
+            }
+            Packetizer::G722(p) => {
+                for (ticks, payload) in p.packetize(&sample.data) {
+                    rtp.put(delivery, out, ts.wrapping_add(ticks), false, &payload);
                 }
             }
         }
@@ -562,6 +581,9 @@ impl Session {
             SourceCodec::H265 { .. } => Packetizer::H265(h265::Packetizer::new(max_payload)),
             SourceCodec::Aac { .. } => Packetizer::Aac(aac::Packetizer::new(max_payload)),
             SourceCodec::Pcma => Packetizer::Pcma(max_payload),
+            SourceCodec::Opus { .. } => Packetizer::Opus(opus::Packetizer::new(max_payload)),
+            SourceCodec::L16 { channels } => Packetizer::L16(l16::Packetizer::new(*channels, max_payload)),
+            SourceCodec::G722 => Packetizer::G722(g722::Packetizer::new(max_payload)),
         };
         let r = rng.next_u64();
         let ssrc = r as u32;
