@@ -12,6 +12,8 @@
 //!   Main, LTP, 960-sample and more-than-two-channel AAC are refused at creation.
 //! - G.711 A-law and mu-law are expanded with the core's tables.
 //! - L16 is big-endian PCM already: its samples are only byte-swapped.
+//! - Opus is decoded with the pure-Rust `opus-decoder` crate (RFC 8251's test vectors pass; no
+//!   system library, so no cargo feature), to 48 kHz, mono or stereo as the SDP says.
 //! - G.722 is decoded with the core's decoder (`codec::g722`, bit-exact with FFmpeg's), one per
 //!   channel, to 16 kHz.
 //!
@@ -53,7 +55,7 @@ mod wav;
 use std::collections::VecDeque;
 use std::fmt;
 
-use rtsp_toolkit_core::codec::{g711, g722, l16, AudioCodec, AudioFrame};
+use rtsp_toolkit_core::codec::{g711, g722, l16, opus, AudioCodec, AudioFrame};
 use rtsp_toolkit_core::sdp::{parse_audio_specific_config, Media, SdpError};
 use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder as _, AudioDecoderOptions};
@@ -139,6 +141,14 @@ pub enum AudioDecodeError {
         /// What the AAC decoder said.
         reason: String,
     },
+    /// An Opus packet could not be decoded; the decoder stays usable.
+    #[error("Opus frame at RTP timestamp {timestamp} could not be decoded: {reason}")]
+    Opus {
+        /// The frame's RTP timestamp.
+        timestamp: u32,
+        /// What the Opus decoder said.
+        reason: String,
+    },
     /// An L16 or G.722 frame that is not a whole number of sample frames.
     #[error("{codec:?} frame at RTP timestamp {timestamp}: {len} bytes are not whole {channels}-channel samples")]
     PcmLength {
@@ -171,6 +181,7 @@ enum Codec {
     L16,
     /// One decoder per channel.
     G722(Vec<g722::Decoder>),
+    Opus(Box<opus_decoder::OpusDecoder>),
 }
 
 impl fmt::Debug for Codec {
@@ -181,6 +192,7 @@ impl fmt::Debug for Codec {
             Codec::Ulaw => "Ulaw",
             Codec::L16 => "L16",
             Codec::G722(_) => "G722",
+            Codec::Opus(_) => "Opus",
         })
     }
 }
@@ -258,7 +270,12 @@ impl AudioDecoder {
                 (Codec::G722(decoders), g722::SAMPLE_RATE, channels)
             }
             AudioCodec::Opus => {
-                return Err(AudioDecodeError::UnsupportedCodec(format!("{codec:?}")));
+                if !matches!(channels, 1 | 2) {
+                    return Err(AudioDecodeError::InvalidFormat { sample_rate, channels });
+                }
+                let decoder = opus_decoder::OpusDecoder::new(opus::CLOCK_RATE, usize::from(channels))
+                    .map_err(|e| AudioDecodeError::UnsupportedCodec(format!("Opus: {e}")))?;
+                (Codec::Opus(Box::new(decoder)), opus::CLOCK_RATE, channels)
             }
         };
         let resampler = match output_sample_rate {
@@ -276,7 +293,8 @@ impl AudioDecoder {
     }
 
     /// A decoder for the track described by `media` (an `m=audio` section from DESCRIBE):
-    /// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU`, `L16` or `G722` (decoded to 16 kHz).
+    /// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU`, `L16`, `G722` (decoded to 16 kHz) or `opus`
+    /// (48 kHz; stereo when the fmtp says `stereo=1` or `sprop-stereo=1`).
     ///
     /// ```
     /// use rtsp_toolkit_core::sdp::Sdp;
@@ -321,6 +339,11 @@ impl AudioDecoder {
                 channels.max(1),
                 output_sample_rate,
             )
+        } else if media.codec_is("opus") {
+            let channels = rtsp_toolkit_core::codec::opus::Depacketizer::new(media)
+                .map_err(|e| AudioDecodeError::UnsupportedCodec(e.to_string()))?
+                .channels();
+            Self::new(AudioCodec::Opus, None, opus::CLOCK_RATE, channels, output_sample_rate)
         } else if media.codec_is("G722") {
             Self::new(
                 AudioCodec::G722,
@@ -445,6 +468,18 @@ impl AudioDecoder {
                 }
                 let mut samples = Vec::with_capacity(frame.data.len() / 2);
                 l16::to_native(&frame.data, &mut samples);
+                self.push_pcm(frame.timestamp, samples, &mut out);
+            }
+            Codec::Opus(decoder) => {
+                let channels = usize::from(self.channels);
+                let mut samples = vec![0i16; opus::MAX_PACKET_SAMPLES as usize * channels];
+                let n = decoder
+                    .decode(&frame.data, &mut samples, false)
+                    .map_err(|e| AudioDecodeError::Opus {
+                        timestamp: frame.timestamp,
+                        reason: e.to_string(),
+                    })?;
+                samples.truncate(n.min(opus::MAX_PACKET_SAMPLES as usize) * channels);
                 self.push_pcm(frame.timestamp, samples, &mut out);
             }
             Codec::G722(decoders) => {

@@ -246,6 +246,11 @@ impl Depacketizer {
     pub fn pull(&mut self) -> Option<AudioFrame> {
         self.frames.pop_front()
     }
+
+    /// The channel count of the track's frames (1 or 2).
+    pub fn channels(&self) -> u16 {
+        self.channels
+    }
 }
 
 /// The channel count of an Opus track: 2 when `stereo=1` or

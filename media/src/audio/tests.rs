@@ -346,9 +346,10 @@ fn from_media_reads_the_sdp() {
         (AudioCodec::Pcma, 8000, 1)
     );
 
-    let opus = media("m=audio 0 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n");
-    let err = AudioDecoder::from_media(&opus, None).unwrap_err();
-    assert_eq!(err, AudioDecodeError::UnsupportedCodec("opus".to_owned()));
+    // A codec without a decoder (Opus has one now: GSM stands in).
+    let gsm = media("m=audio 0 RTP/AVP 97\r\na=rtpmap:97 GSM/8000\r\n");
+    let err = AudioDecoder::from_media(&gsm, None).unwrap_err();
+    assert_eq!(err, AudioDecodeError::UnsupportedCodec("GSM".to_owned()));
 
     let no_mode = media("m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 config=1210\r\n");
     let err = AudioDecoder::from_media(&no_mode, None).unwrap_err();
@@ -645,4 +646,48 @@ fn l16_and_g722_decode() {
             ..frame
         })
         .is_err());
+}
+
+#[test]
+fn opus_decodes_to_48k_and_survives_garbage() {
+    let media = |text: &str| Sdp::parse(format!("v=0\r\n{text}").as_bytes()).unwrap().media.remove(0);
+    let d = AudioDecoder::from_media(
+        &media("m=audio 0 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 sprop-stereo=1\r\n"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (d.codec(), d.output_sample_rate(), d.output_channels()),
+        (AudioCodec::Opus, 48000, 2)
+    );
+    let mut d = AudioDecoder::from_media(
+        &media("m=audio 0 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n"),
+        Some(16000),
+    )
+    .unwrap();
+    assert_eq!((d.output_sample_rate(), d.output_channels()), (16000, 1));
+    assert!(AudioDecoder::new(AudioCodec::Opus, None, 48000, 3, None).is_err());
+    // A CELT 20 ms packet of silence-like bytes, then garbage: never a panic.
+    let frame = |data: Vec<u8>| AudioFrame {
+        codec: AudioCodec::Opus,
+        timestamp: 0,
+        data: Bytes::from(data),
+        sample_count: 960,
+        sample_rate: 48000,
+        channels: 1,
+        loss: 0,
+    };
+    let _ = d.feed(&frame(vec![0xf8, 0xff, 0xfe]));
+    let mut seed = 0x1234_5678u32;
+    for len in 0..400usize {
+        let data: Vec<u8> = (0..len % 97)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        if let Ok(pcm) = d.feed(&frame(data)) {
+            assert!(pcm.iter().all(|p| p.sample_count() <= 5760 / 3));
+        }
+    }
 }
