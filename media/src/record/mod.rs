@@ -254,6 +254,10 @@ pub(crate) enum Codec {
         sample_rate: u32,
         channels: u16,
     },
+    /// Opus packets, 48 kHz (Matroska only).
+    Opus { channels: u16 },
+    /// 16-bit little-endian PCM, from L16 (Matroska only).
+    Pcm { sample_rate: u32, channels: u16 },
 }
 
 /// One track as the containers see it.
@@ -313,6 +317,13 @@ enum Setup {
     },
     G711 {
         alaw: bool,
+        channels: u16,
+    },
+    Opus {
+        channels: u16,
+    },
+    /// L16: the frames are byte-swapped to little-endian PCM.
+    L16 {
         channels: u16,
     },
 }
@@ -616,8 +627,24 @@ impl<W: Write + Seek> Recorder<W> {
                 alaw: media.codec_is("PCMA"),
                 channels: media.channels.unwrap_or(1).max(1),
             }
-        } else if media.codec_is("opus") || media.codec_is("L16") || media.codec_is("G722") {
-            return Err(not("recording Opus, L16 and G.722 tracks is not supported (yet)"));
+        } else if media.codec_is("opus") || media.codec_is("L16") {
+            if self.format != RecordFormat::Mkv {
+                return Err(not("Opus and L16 are recorded in Matroska only (use a .mkv file)"));
+            }
+            if media.codec_is("opus") {
+                let channels = rtsp_toolkit_core::codec::opus::Depacketizer::new(media)
+                    .map_err(|e| not(&e.to_string()))?
+                    .channels();
+                Setup::Opus { channels }
+            } else {
+                Setup::L16 {
+                    channels: media.channels.unwrap_or(1).max(1),
+                }
+            }
+        } else if media.codec_is("G722") {
+            return Err(not(
+                "G.722 has no codec id in MP4 or Matroska that players read (--save-audio writes it as WAV)",
+            ));
         } else {
             let why = match media.kind {
                 MediaKind::Video | MediaKind::Audio => "no depacketizer for this codec, so no frames to record",
@@ -792,11 +819,21 @@ impl<W: Write + Seek> Recorder<W> {
         } else {
             i64::from(a.frame.sample_count)
         };
+        let data = if matches!(t.setup, Setup::L16 { .. }) {
+            // Matroska's A_PCM/INT/LIT: little-endian samples.
+            let mut le = a.frame.data.to_vec();
+            for pair in le.chunks_exact_mut(2) {
+                pair.swap(0, 1);
+            }
+            Bytes::from(le)
+        } else {
+            a.frame.data.clone()
+        };
         t.push_timed(Timed {
             dts: a.extended_timestamp,
             pts: a.extended_timestamp,
             keyframe: true,
-            data: a.frame.data.clone(),
+            data,
             own_duration: Some(own.max(1)),
         });
         self.after_frame(i)
@@ -1134,6 +1171,11 @@ fn header_for(t: &TrackRec) -> Result<Codec, String> {
             sample_rate: t.clock,
             channels: *channels,
         }),
+        Setup::Opus { channels } => Ok(Codec::Opus { channels: *channels }),
+        Setup::L16 { channels } => Ok(Codec::Pcm {
+            sample_rate: t.clock,
+            channels: *channels,
+        }),
     }
 }
 
@@ -1159,6 +1201,8 @@ fn codec_label(codec: &Codec, t: &TrackRec) -> String {
         }
         Codec::G711 { alaw: true, .. } => "alaw".to_owned(),
         Codec::G711 { alaw: false, .. } => "ulaw".to_owned(),
+        Codec::Opus { .. } => "opus".to_owned(),
+        Codec::Pcm { .. } => "pcm_s16le".to_owned(),
     }
 }
 
