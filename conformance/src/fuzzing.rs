@@ -925,9 +925,13 @@ pub fn media_mkv(data: &[u8]) {
     media(data, FileKind::Mkv);
 }
 
-/// A WAV file (PCM, transcoded to G.711).
+/// A WAV file (PCM), transcoded to G.711, to L16 or to G.722: the input's
+/// length modulo 3 picks which (one encoding per input keeps the target as
+/// fast as before).
 pub fn media_wav(data: &[u8]) {
-    let Ok(source) = rtsp_toolkit_media::from_bytes(Bytes::copy_from_slice(data), FileKind::Wav) else {
+    use rtsp_toolkit_media::WavEncoding;
+    let encoding = [WavEncoding::Pcma, WavEncoding::L16, WavEncoding::G722][data.len() % 3];
+    let Ok(source) = rtsp_toolkit_media::from_bytes_with(Bytes::copy_from_slice(data), FileKind::Wav, encoding) else {
         return;
     };
     for s in &source.samples {
