@@ -419,6 +419,7 @@ pub fn audio_codec_name(c: AudioCodec) -> &'static str {
         AudioCodec::Opus => "OPUS",
         AudioCodec::L16 => "L16",
         AudioCodec::G722 => "G722",
+        AudioCodec::G726 => "G726",
     }
 }
 

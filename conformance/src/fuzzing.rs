@@ -463,7 +463,7 @@ pub fn depacketize_g711(data: &[u8]) {
 }
 
 /// Opus (mono and stereo), L16 (static payload types and a dynamic one of
-/// 6 channels) and G.722 (static and stereo).
+/// 6 channels), G.722 (static and stereo) and G.726-40.
 pub fn depacketize_audio(data: &[u8]) {
     depacketize(
         &[
@@ -474,6 +474,7 @@ pub fn depacketize_audio(data: &[u8]) {
             "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 L16/16000/6\r\n",
             "v=0\r\nm=audio 0 RTP/AVP 9\r\n",
             "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 G722/8000/2\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 98\r\na=rtpmap:98 G726-40/8000\r\n",
         ],
         data,
     );

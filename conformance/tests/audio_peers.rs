@@ -3,7 +3,7 @@
 //!   `scripts/peers/gst-rtsp-server.py`) against every runtime's client: the
 //!   right number of frames and samples, and RTP timestamps that advance by
 //!   each frame's length in the track's RTP clock (for G.722, half its 16 kHz
-//!   sample count);
+//!   sample count); and G.726-32 (`rtpg726pay`), which is depacketized only;
 //! - our server (tokio and smol) serving Opus from Matroska/WebM and L16 and
 //!   G.722 from WAV (`?codec=l16`, `?codec=g722`) to FFmpeg (every sample
 //!   decoded), GStreamer's depayloaders and our clients;
@@ -56,7 +56,8 @@ fn ffmpeg(source: &str, args: &[&str], out: &Path) {
 }
 
 /// 2 s tones: `tone.opus.mkv` (Opus stereo 20 ms frames), `tone.webm` (Opus
-/// mono), `tone.l16.wav` (22.05 kHz stereo), `tone.g722.wav` (16 kHz mono).
+/// mono), `tone.l16.wav` (22.05 kHz stereo), `tone.g722.wav` (16 kHz mono),
+/// `tone.g726.wav` (8 kHz mono).
 fn make_media(dir: &Path) {
     let tone = |rate: u32| format!("sine=frequency=440:sample_rate={rate}:duration=2");
     ffmpeg(
@@ -67,6 +68,7 @@ fn make_media(dir: &Path) {
     ffmpeg(&tone(48000), &["-ac", "1", "-c:a", "libopus"], &dir.join("tone.webm"));
     ffmpeg(&tone(22050), &["-ac", "2"], &dir.join("tone.l16.wav"));
     ffmpeg(&tone(16000), &["-ac", "1"], &dir.join("tone.g722.wav"));
+    ffmpeg(&tone(8000), &["-ac", "1"], &dir.join("tone.g726.wav"));
 }
 
 /// The audio frames of a session, in order.
@@ -110,7 +112,7 @@ fn play_all(url: &str) -> Vec<(&'static str, Vec<AudioFrame>)> {
 }
 
 #[test]
-fn opus_l16_and_g722_from_gstreamer() {
+fn opus_l16_g722_and_g726_from_gstreamer() {
     let dir = TempDir::new("audio-peers");
     make_media(&dir.0);
     // The script's last --dir wins: serve the temporary directory.
@@ -167,6 +169,17 @@ fn opus_l16_and_g722_from_gstreamer() {
             "{rt}"
         );
         assert_eq!(check_continuity(rt, &frames, 0.5, 0), 32_000, "{rt}");
+    }
+
+    // G.726-32: 4-bit codes, two samples a byte, 8000 Hz.
+    for (rt, frames) in play_all(&server.url("tone.g726.wav")) {
+        assert!(frames.iter().all(|f| f.codec == AudioCodec::G726), "{rt}");
+        assert!(frames.iter().all(|f| (f.sample_rate, f.channels) == (8000, 1)), "{rt}");
+        assert!(
+            frames.iter().all(|f| 2 * f.data.len() == f.sample_count as usize),
+            "{rt}"
+        );
+        assert_eq!(check_continuity(rt, &frames, 1.0, 0), 16_000, "{rt}");
     }
 }
 

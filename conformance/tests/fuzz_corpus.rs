@@ -157,6 +157,12 @@ fn audio_payloads() -> Vec<(&'static str, u8, Vec<Bytes>)> {
         ("l16_stereo_static", 2, l16_stereo),
         ("l16_mono_static", 3, l16_mono),
         ("g722", 5, g722),
+        // G.726-40: 8 codes in 5 bytes.
+        (
+            "g726_40",
+            7,
+            vec![Bytes::from_static(&[0x12, 0x34, 0x56, 0x78, 0x9a]); 3],
+        ),
     ]
 }
 

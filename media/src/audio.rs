@@ -269,6 +269,11 @@ impl AudioDecoder {
                 let decoders = (0..channels).map(|_| g722::Decoder::new()).collect();
                 (Codec::G722(decoders), g722::SAMPLE_RATE, channels)
             }
+            AudioCodec::G726 => {
+                return Err(AudioDecodeError::UnsupportedCodec(
+                    "G726 (depacketized, not decoded)".to_owned(),
+                ));
+            }
             AudioCodec::Opus => {
                 if !matches!(channels, 1 | 2) {
                     return Err(AudioDecodeError::InvalidFormat { sample_rate, channels });

@@ -6,7 +6,8 @@ UDP transports). Video is never transcoded: H.264/H.265 are parsed and packetize
 repeated in-band (config-interval=-1); AAC goes out as MPEG4-GENERIC (rtpmp4gpay); Opus (in .mkv or
 .webm) as opus/48000/2 (rtpopuspay); WAV is converted to PCMA/8000/1 (payload type 8), except that a name
 ending in .l16.wav is sent as L16 at the file's rate and channels (rtpL16pay) and one ending in .g722.wav
-as G.722 16 kHz mono (avenc_g722 ! rtpg722pay, payload type 9). Dynamic payload types are 96, 97, ... in stream order. Media are not
+as G.722 16 kHz mono (avenc_g722 ! rtpg722pay, payload type 9), one ending in .g726.wav as G.726-32
+(avenc_g726 ! rtpg726pay). Dynamic payload types are 96, 97, ... in stream order. Media are not
 shared: each client gets its own pipeline, starting from the beginning of the file.
 
 With --multicast, the media factories also get a multicast address pool (MULTICAST_POOL below: groups
@@ -78,6 +79,9 @@ def launch_line(path):
     ext = os.path.splitext(path)[1].lower()
     if path.lower().endswith(".l16.wav"):
         return f"( {src} ! wavparse ! audioconvert ! audio/x-raw,format=S16BE ! rtpL16pay name=pay0 pt=96 )"
+    if path.lower().endswith(".g726.wav"):
+        return (f"( {src} ! wavparse ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1"
+                " ! avenc_g726 bitrate=32000 ! rtpg726pay name=pay0 pt=96 )")
     if path.lower().endswith(".g722.wav"):
         return (f"( {src} ! wavparse ! audioconvert ! audioresample ! audio/x-raw,rate=16000,channels=1"
                 " ! avenc_g722 ! rtpg722pay name=pay0 pt=9 )")

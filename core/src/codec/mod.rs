@@ -11,8 +11,8 @@
 //! This module does not know about sockets, sessions or time: receive
 //! instants are the client's business.
 //!
-//! Each codec has its module (`aac`, `g711`, `g722`, `h264`, `h265`, `l16`,
-//! `opus`); what several
+//! Each codec has its module (`aac`, `g711`, `g722`, `g726`, `h264`, `h265`,
+//! `l16`, `opus`); what several
 //! share is in crate-internal modules: `access_unit` (access unit assembly
 //! for H.264 and H.265), `nal` (aggregation packet framing and Annex B
 //! splitting for both). The AudioSpecificConfig and StreamMuxConfig parser
@@ -24,6 +24,7 @@
 pub mod aac;
 pub mod g711;
 pub mod g722;
+pub mod g726;
 pub mod h264;
 pub mod h265;
 pub mod l16;
@@ -78,6 +79,10 @@ pub enum AudioCodec {
     /// G.722 (RFC 3551): 16 kHz audio on an 8000 Hz RTP clock.
     #[cfg_attr(feature = "serde", serde(rename = "G722"))]
     G722,
+    /// G.726 (RFC 3551) at 16 to 40 kbit/s: the codes as sent (the code
+    /// size is in the encoding name, `G726-32`).
+    #[cfg_attr(feature = "serde", serde(rename = "G726"))]
+    G726,
 }
 
 /// One video access unit.
@@ -108,7 +113,8 @@ pub struct AudioFrame {
     /// G.722 the 8000 Hz clock, not its 16 kHz `sample_rate`).
     pub timestamp: u32,
     /// AAC: one raw access unit. G.711 and G.722: the encoded samples.
-    /// Opus: one Opus packet. L16: the big-endian samples.
+    /// Opus: one Opus packet. L16: the big-endian samples. G.726: the
+    /// packed codes.
     pub data: Bytes,
     /// Samples per channel in this frame.
     pub sample_count: u32,
@@ -140,7 +146,7 @@ pub enum Frame {
 #[non_exhaustive]
 ///
 /// `codec` is the codec's name in every variant: `H.264`, `H.265`,
-/// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU`, `OPUS`, `L16` or `G722`.
+/// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU`, `OPUS`, `L16`, `G722` or `G726`.
 pub enum DepacketizeError {
     /// A packet with an empty payload.
     #[error("{codec}: empty payload")]
@@ -205,6 +211,8 @@ pub enum Depacketizer {
     L16(l16::Depacketizer),
     /// G.722 (RFC 3551).
     G722(g722::Depacketizer),
+    /// G.726 (RFC 3551).
+    G726(g726::Depacketizer),
 }
 
 impl Depacketizer {
@@ -227,6 +235,8 @@ impl Depacketizer {
             Depacketizer::L16(l16::Depacketizer::new(media)?)
         } else if c("G722") {
             Depacketizer::G722(g722::Depacketizer::new(media)?)
+        } else if g726::code_bits(&media.codec).is_some() {
+            Depacketizer::G726(g726::Depacketizer::new(media)?)
         } else {
             return Err(SetupError::UnsupportedCodec(media.codec.clone()));
         })
@@ -244,6 +254,7 @@ impl Depacketizer {
             Depacketizer::Opus(d) => d.push(packet, lost),
             Depacketizer::L16(d) => d.push(packet, lost),
             Depacketizer::G722(d) => d.push(packet, lost),
+            Depacketizer::G726(d) => d.push(packet, lost),
         }
     }
 
@@ -259,6 +270,7 @@ impl Depacketizer {
             Depacketizer::Opus(d) => d.pull().map(Frame::Audio),
             Depacketizer::L16(d) => d.pull().map(Frame::Audio),
             Depacketizer::G722(d) => d.pull().map(Frame::Audio),
+            Depacketizer::G726(d) => d.pull().map(Frame::Audio),
         }
     }
 }

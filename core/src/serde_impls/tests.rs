@@ -730,6 +730,7 @@ fn plain_values_round_trip() {
         AudioCodec::Opus,
         AudioCodec::L16,
         AudioCodec::G722,
+        AudioCodec::G726,
     ] {
         assert_eq!(serde_json::from_value::<AudioCodec>(to_json(&c)).unwrap(), c);
     }

@@ -641,6 +641,8 @@ impl<W: Write + Seek> Recorder<W> {
                     channels: media.channels.unwrap_or(1).max(1),
                 }
             }
+        } else if rtsp_toolkit_core::codec::g726::code_bits(&media.codec).is_some() {
+            return Err(not("recording G.726 is not supported"));
         } else if media.codec_is("G722") {
             return Err(not(
                 "G.722 has no codec id in MP4 or Matroska that players read (--save-audio writes it as WAV)",
