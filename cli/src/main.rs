@@ -80,7 +80,7 @@ enum Command {
         #[command(flatten)]
         options: probe::ProbeOptions,
     },
-    /// Publish every media file under a directory (.mp4 .mkv .wav .aac) over RTSP.
+    /// Publish every media file under a directory (.mp4 .mkv .webm .wav .aac) over RTSP.
     Serve(serve::ServeArgs),
     /// Serve the bundled sample media on a free loopback port and probe one file.
     Demo(demo::DemoArgs),

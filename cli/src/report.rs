@@ -417,6 +417,10 @@ pub fn audio_codec_name(c: AudioCodec) -> &'static str {
         AudioCodec::AacLatm => "AAC-LATM",
         AudioCodec::Pcma => "PCMA",
         AudioCodec::Pcmu => "PCMU",
+        AudioCodec::Opus => "OPUS",
+        AudioCodec::L16 => "L16",
+        AudioCodec::G722 => "G722",
+        AudioCodec::G726 => "G726",
     }
 }
 

@@ -378,11 +378,11 @@ pub async fn run(args: &ServeArgs) -> u8 {
             let _ = writeln!(out, "  {u}");
         }
         if urls.is_empty() {
-            let _ = writeln!(out, "  (nothing to publish: no .mp4 .mkv .wav .aac files)");
+            let _ = writeln!(out, "  (nothing to publish: no .mp4 .mkv .webm .wav .aac files)");
         }
         let _ = writeln!(
             out,
-            "append ?play_count=N to a URL to play it N times (0: loop); Ctrl-C stops"
+            "append ?play_count=N to a URL to play it N times (0: loop), ?codec=l16 or ?codec=g722 to a .wav URL for L16 or G.722 instead of PCMA; Ctrl-C stops"
         );
         let _ = out.flush();
     }

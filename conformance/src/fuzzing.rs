@@ -51,6 +51,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("depacketize_g711", depacketize_g711),
     ("depacketize_jpeg", depacketize_jpeg),
     ("depacketize_metadata", depacketize_metadata),
+    ("depacketize_audio", depacketize_audio),
     ("sps", sps),
     ("client_session", client_session),
     ("server_connection", server_connection),
@@ -563,6 +564,24 @@ pub fn depacketize_metadata(data: &[u8]) {
     );
 }
 
+/// Opus (mono and stereo), L16 (static payload types and a dynamic one of
+/// 6 channels), G.722 (static and stereo) and G.726-40.
+pub fn depacketize_audio(data: &[u8]) {
+    depacketize(
+        &[
+            "v=0\r\nm=audio 0 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 111\r\na=rtpmap:111 OPUS/48000/2\r\na=fmtp:111 sprop-stereo=1\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 10\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 11\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 L16/16000/6\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 9\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 G722/8000/2\r\n",
+            "v=0\r\nm=audio 0 RTP/AVP 98\r\na=rtpmap:98 G726-40/8000\r\n",
+        ],
+        data,
+    );
+}
+
 /// `codec::sps`: the H.264 and H.265 SPS readers on the bytes as one NAL
 /// unit, and [`sps::resolution`] on them as an Annex B access unit. A size
 /// it reports is never zero.
@@ -1009,9 +1028,13 @@ pub fn media_mkv(data: &[u8]) {
     media(data, FileKind::Mkv);
 }
 
-/// A WAV file (PCM, transcoded to G.711).
+/// A WAV file (PCM), transcoded to G.711, to L16 or to G.722: the input's
+/// length modulo 3 picks which (one encoding per input keeps the target as
+/// fast as before).
 pub fn media_wav(data: &[u8]) {
-    let Ok(source) = rtsp_toolkit_media::from_bytes(Bytes::copy_from_slice(data), FileKind::Wav) else {
+    use rtsp_toolkit_media::WavEncoding;
+    let encoding = [WavEncoding::Pcma, WavEncoding::L16, WavEncoding::G722][data.len() % 3];
+    let Ok(source) = rtsp_toolkit_media::from_bytes_with(Bytes::copy_from_slice(data), FileKind::Wav, encoding) else {
         return;
     };
     for s in &source.samples {

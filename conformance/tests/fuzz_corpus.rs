@@ -122,6 +122,63 @@ fn interleaved(s: &Session, channel: u8) -> Vec<Bytes> {
         .collect()
 }
 
+/// Seeds of `depacketize_audio`: (name, SDP selector, payloads in order).
+fn audio_payloads() -> Vec<(&'static str, u8, Vec<Bytes>)> {
+    use rtsp_toolkit_core::codec::{g722, l16};
+    // Opus packets: CELT 20 ms (code 0), SILK 20 ms ×2 (code 1), code 2,
+    // code 3 VBR with padding.
+    let opus = vec![
+        Bytes::from_static(&[0xfc, 0x11, 0x22, 0x33]),
+        Bytes::from_static(&[0x09, 0x01, 0x02]),
+        Bytes::from_static(&[0x7a, 0x02, 0x01, 0x02, 0x03]),
+        Bytes::from_static(&[0xfb, 0xc3, 0x01, 0x01, 0x02, 0x09, 0x08, 0x08, 0x07, 0x00]),
+    ];
+    let pcm: Vec<i16> = (0..600).map(|i| ((i * 97) % 20000 - 10000) as i16).collect();
+    let mut be = Vec::new();
+    l16::from_native(&pcm, &mut be);
+    let be = Bytes::from(be);
+    let l16_stereo = l16::Packetizer::new(2, 400)
+        .packetize(&be)
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    let l16_mono = l16::Packetizer::new(1, 300)
+        .packetize(&be)
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    let g722 = g722::Packetizer::new(160)
+        .packetize(&Bytes::from((0..400u32).map(|i| (i * 13) as u8).collect::<Vec<u8>>()))
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    vec![
+        ("opus_stereo", 1, opus),
+        ("l16_stereo_static", 2, l16_stereo),
+        ("l16_mono_static", 3, l16_mono),
+        ("g722", 5, g722),
+        // G.726-40: 8 codes in 5 bytes.
+        (
+            "g726_40",
+            7,
+            vec![Bytes::from_static(&[0x12, 0x34, 0x56, 0x78, 0x9a]); 3],
+        ),
+    ]
+}
+
+/// Depacketizer records (see `fuzzing::depacketize`) of bare payloads, one
+/// sequence number and 1024 timestamp units apart.
+fn payload_records(selector: u8, payloads: &[Bytes]) -> Vec<u8> {
+    let mut out = vec![selector];
+    for p in payloads {
+        let len = p.len().min(0x7ff);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.extend_from_slice(&[1, 1]);
+        out.extend_from_slice(&p[..len]);
+    }
+    out
+}
+
 /// Depacketizer records (see `fuzzing::depacketize`) from RTP packets.
 fn records(selector: u8, packets: &[Bytes], max: usize) -> Vec<u8> {
     let mut out = vec![selector];
@@ -598,6 +655,10 @@ a=control:trackID=1\r\n",
         write("depacketize_metadata", "fragments_and_loss", &out);
         out[0] = 1;
         write("depacketize_metadata", "clock_1000", &out);
+    }
+    // Opus, L16 and G.722: payloads made by the packetizers (no capture).
+    for (name, selector, payloads) in audio_payloads() {
+        write("depacketize_audio", name, &payload_records(selector, &payloads));
     }
 
     // SPS NAL units: the fixtures' (320x240; the H.264 one is also their

@@ -49,6 +49,21 @@ pub enum SourceCodec {
     /// ONVIF metadata (`m=application`, `vnd.onvif.metadata`); each sample
     /// is one whole XML document, sent at its decode time.
     OnvifMetadata,
+    /// Opus (RFC 7587); each sample is one Opus packet, sent as one RTP
+    /// packet. The clock rate is 48000.
+    Opus {
+        /// 2 for stereo (the SDP's `sprop-stereo=1`), else 1.
+        channels: u16,
+    },
+    /// L16 (RFC 3551): signed 16-bit big-endian linear PCM, channels
+    /// interleaved, at the track's clock rate.
+    L16 {
+        /// Channel count.
+        channels: u16,
+    },
+    /// G.722 (RFC 3551), 16 kHz mono; samples are encoded bytes (one byte
+    /// per two 16 kHz samples). The clock rate is 8000 (RFC 3551).
+    G722,
 }
 
 /// One track of a source.
@@ -57,7 +72,8 @@ pub struct SourceTrack {
     /// The codec and its SDP parameters.
     pub codec: SourceCodec,
     /// Units per second of the samples' times, which is also the RTP clock
-    /// rate: 90000 for video, the sample rate for AAC, 8000 for PCMA.
+    /// rate: 90000 for video, the sample rate for AAC and L16, 8000 for PCMA
+    /// and G.722, 48000 for Opus.
     pub clock_rate: u32,
 }
 

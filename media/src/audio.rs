@@ -11,6 +11,11 @@
 //!   nominal rate), without the spectral band replication high band, and mono for HE-AAC v2.
 //!   Main, LTP, 960-sample and more-than-two-channel AAC are refused at creation.
 //! - G.711 A-law and mu-law are expanded with the core's tables.
+//! - L16 is big-endian PCM already: its samples are only byte-swapped.
+//! - Opus is decoded with the pure-Rust `opus-decoder` crate (RFC 8251's test vectors pass; no
+//!   system library, so no cargo feature), to 48 kHz, mono or stereo as the SDP says.
+//! - G.722 is decoded with the core's decoder (`codec::g722`, bit-exact with FFmpeg's), one per
+//!   channel, to 16 kHz.
 //!
 //! What it is not: a jitter buffer or a concealment stage. A frame that cannot be decoded gives
 //! an error and no PCM; lost frames leave gaps that the caller sees in the timestamps.
@@ -50,7 +55,7 @@ mod wav;
 use std::collections::VecDeque;
 use std::fmt;
 
-use rtsp_toolkit_core::codec::{g711, AudioCodec, AudioFrame};
+use rtsp_toolkit_core::codec::{g711, g722, l16, opus, AudioCodec, AudioFrame};
 use rtsp_toolkit_core::sdp::{parse_audio_specific_config, Media, SdpError};
 use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder as _, AudioDecoderOptions};
@@ -136,6 +141,26 @@ pub enum AudioDecodeError {
         /// What the AAC decoder said.
         reason: String,
     },
+    /// An Opus packet could not be decoded; the decoder stays usable.
+    #[error("Opus frame at RTP timestamp {timestamp} could not be decoded: {reason}")]
+    Opus {
+        /// The frame's RTP timestamp.
+        timestamp: u32,
+        /// What the Opus decoder said.
+        reason: String,
+    },
+    /// An L16 or G.722 frame that is not a whole number of sample frames.
+    #[error("{codec:?} frame at RTP timestamp {timestamp}: {len} bytes are not whole {channels}-channel samples")]
+    PcmLength {
+        /// The frame's codec.
+        codec: AudioCodec,
+        /// The frame's RTP timestamp.
+        timestamp: u32,
+        /// Its length in bytes.
+        len: usize,
+        /// The channel count.
+        channels: u16,
+    },
     /// A G.711 frame whose length is not a multiple of the channel count.
     #[error("G.711 frame at RTP timestamp {timestamp}: {len} bytes are not whole {channels}-channel samples")]
     G711Length {
@@ -153,6 +178,10 @@ enum Codec {
     Aac(Box<AacDecoder>),
     Alaw,
     Ulaw,
+    L16,
+    /// One decoder per channel.
+    G722(Vec<g722::Decoder>),
+    Opus(Box<opus_decoder::OpusDecoder>),
 }
 
 impl fmt::Debug for Codec {
@@ -161,6 +190,9 @@ impl fmt::Debug for Codec {
             Codec::Aac(_) => "Aac",
             Codec::Alaw => "Alaw",
             Codec::Ulaw => "Ulaw",
+            Codec::L16 => "L16",
+            Codec::G722(_) => "G722",
+            Codec::Opus(_) => "Opus",
         })
     }
 }
@@ -224,6 +256,32 @@ impl AudioDecoder {
                 };
                 (inner, sample_rate, channels)
             }
+            AudioCodec::L16 => {
+                if sample_rate == 0 || channels == 0 {
+                    return Err(AudioDecodeError::InvalidFormat { sample_rate, channels });
+                }
+                (Codec::L16, sample_rate, channels)
+            }
+            AudioCodec::G722 => {
+                if channels == 0 {
+                    return Err(AudioDecodeError::InvalidFormat { sample_rate, channels });
+                }
+                let decoders = (0..channels).map(|_| g722::Decoder::new()).collect();
+                (Codec::G722(decoders), g722::SAMPLE_RATE, channels)
+            }
+            AudioCodec::G726 => {
+                return Err(AudioDecodeError::UnsupportedCodec(
+                    "G726 (depacketized, not decoded)".to_owned(),
+                ));
+            }
+            AudioCodec::Opus => {
+                if !matches!(channels, 1 | 2) {
+                    return Err(AudioDecodeError::InvalidFormat { sample_rate, channels });
+                }
+                let decoder = opus_decoder::OpusDecoder::new(opus::CLOCK_RATE, usize::from(channels))
+                    .map_err(|e| AudioDecodeError::UnsupportedCodec(format!("Opus: {e}")))?;
+                (Codec::Opus(Box::new(decoder)), opus::CLOCK_RATE, channels)
+            }
         };
         let resampler = match output_sample_rate {
             Some(out) if out != sample_rate => Some(Aligned::new(Resampler::new(sample_rate, out, channels)?)),
@@ -240,7 +298,8 @@ impl AudioDecoder {
     }
 
     /// A decoder for the track described by `media` (an `m=audio` section from DESCRIBE):
-    /// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA` or `PCMU`.
+    /// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU`, `L16`, `G722` (decoded to 16 kHz) or `opus`
+    /// (48 kHz; stereo when the fmtp says `stereo=1` or `sprop-stereo=1`).
     ///
     /// ```
     /// use rtsp_toolkit_core::sdp::Sdp;
@@ -277,6 +336,27 @@ impl AudioDecoder {
             };
             let rate = if media.clock_rate == 0 { 8000 } else { media.clock_rate };
             Self::new(codec, None, rate, channels.max(1), output_sample_rate)
+        } else if media.codec_is("L16") {
+            Self::new(
+                AudioCodec::L16,
+                None,
+                media.clock_rate,
+                channels.max(1),
+                output_sample_rate,
+            )
+        } else if media.codec_is("opus") {
+            let channels = rtsp_toolkit_core::codec::opus::Depacketizer::new(media)
+                .map_err(|e| AudioDecodeError::UnsupportedCodec(e.to_string()))?
+                .channels();
+            Self::new(AudioCodec::Opus, None, opus::CLOCK_RATE, channels, output_sample_rate)
+        } else if media.codec_is("G722") {
+            Self::new(
+                AudioCodec::G722,
+                None,
+                g722::SAMPLE_RATE,
+                channels.max(1),
+                output_sample_rate,
+            )
         } else {
             Err(AudioDecodeError::UnsupportedCodec(media.codec.clone()))
         }
@@ -382,9 +462,79 @@ impl AudioDecoder {
                     }),
                 }
             }
+            Codec::L16 => {
+                if frame.data.len() % (2 * usize::from(self.channels)) != 0 {
+                    return Err(AudioDecodeError::PcmLength {
+                        codec: frame.codec,
+                        timestamp: frame.timestamp,
+                        len: frame.data.len(),
+                        channels: self.channels,
+                    });
+                }
+                let mut samples = Vec::with_capacity(frame.data.len() / 2);
+                l16::to_native(&frame.data, &mut samples);
+                self.push_pcm(frame.timestamp, samples, &mut out);
+            }
+            Codec::Opus(decoder) => {
+                let channels = usize::from(self.channels);
+                let mut samples = vec![0i16; opus::MAX_PACKET_SAMPLES as usize * channels];
+                let n = decoder
+                    .decode(&frame.data, &mut samples, false)
+                    .map_err(|e| AudioDecodeError::Opus {
+                        timestamp: frame.timestamp,
+                        reason: e.to_string(),
+                    })?;
+                samples.truncate(n.min(opus::MAX_PACKET_SAMPLES as usize) * channels);
+                self.push_pcm(frame.timestamp, samples, &mut out);
+            }
+            Codec::G722(decoders) => {
+                let channels = decoders.len();
+                if frame.data.len() % channels != 0 {
+                    return Err(AudioDecodeError::PcmLength {
+                        codec: frame.codec,
+                        timestamp: frame.timestamp,
+                        len: frame.data.len(),
+                        channels: self.channels,
+                    });
+                }
+                let mut samples = Vec::with_capacity(frame.data.len() * 2);
+                if channels == 1 {
+                    decoders[0].decode(&frame.data, &mut samples);
+                } else {
+                    // Bytes interleaved by channel; each decodes to two samples.
+                    samples.resize(frame.data.len() * 2, 0);
+                    let mut one = Vec::with_capacity(frame.data.len() / channels * 2);
+                    for (c, decoder) in decoders.iter_mut().enumerate() {
+                        let codes: Vec<u8> = frame.data.iter().skip(c).step_by(channels).copied().collect();
+                        one.clear();
+                        decoder.decode(&codes, &mut one);
+                        for (i, s) in one.iter().enumerate() {
+                            samples[i * channels + c] = *s;
+                        }
+                    }
+                }
+                self.push_pcm(frame.timestamp, samples, &mut out);
+            }
         }
         out.retain(|f| !f.samples.is_empty());
         Ok(out)
+    }
+
+    /// Hands decoded 16-bit samples of one frame on, through the resampler when there is one.
+    fn push_pcm(&mut self, timestamp: u32, samples: Vec<i16>, out: &mut Vec<PcmFrame>) {
+        match &mut self.resampler {
+            Some(r) => {
+                self.scratch.clear();
+                self.scratch.extend(samples.iter().map(|&s| f32::from(s) / 32768.0));
+                r.push(timestamp, &self.scratch, out);
+            }
+            None => out.push(PcmFrame {
+                timestamp,
+                sample_rate: self.sample_rate,
+                channels: self.channels,
+                samples,
+            }),
+        }
     }
 
     /// Hands out what the resampler still holds (the end of the last frame, as if followed by

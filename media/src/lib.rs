@@ -100,7 +100,7 @@ const VIDEO_CLOCK: u32 = 90_000;
 pub enum FileKind {
     /// ISO base media file (`.mp4`).
     Mp4,
-    /// Matroska or WebM (`.mkv`).
+    /// Matroska or WebM (`.mkv`, `.webm`).
     Mkv,
     /// RIFF WAVE with PCM audio (`.wav`).
     Wav,
@@ -121,7 +121,7 @@ impl FileKind {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         Some(match ext.as_str() {
             "mp4" => FileKind::Mp4,
-            "mkv" => FileKind::Mkv,
+            "mkv" | "webm" => FileKind::Mkv,
             "wav" => FileKind::Wav,
             "aac" => FileKind::Aac,
             _ => return None,
@@ -141,8 +141,8 @@ pub enum MediaError {
         #[source]
         source: std::io::Error,
     },
-    /// The path's extension is not one of `.mp4`, `.mkv`, `.wav`, `.aac`.
-    #[error("unsupported file type {} (expected .mp4, .mkv, .wav or .aac)", path.display())]
+    /// The path's extension is not one of `.mp4`, `.mkv`, `.webm`, `.wav`, `.aac`.
+    #[error("unsupported file type {} (expected .mp4, .mkv, .webm, .wav or .aac)", path.display())]
     UnsupportedExtension {
         /// The file.
         path: PathBuf,
@@ -163,6 +163,37 @@ pub(crate) fn malformed(why: impl Into<String>) -> MediaError {
     MediaError::Malformed(why.into())
 }
 
+/// The encoding a WAV file is served in (the server's `?codec=` query
+/// parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WavEncoding {
+    /// G.711 A-law, 8 kHz mono (`pcma`, the default).
+    #[default]
+    Pcma,
+    /// L16 at the file's rate and channel count (`l16`).
+    L16,
+    /// G.722, 16 kHz mono (`g722`).
+    G722,
+}
+
+impl WavEncoding {
+    /// The encoding a `?codec=` value names (ASCII case-insensitive), if any.
+    ///
+    /// ```
+    /// use rtsp_toolkit_media::WavEncoding;
+    /// assert_eq!(WavEncoding::from_name("L16"), Some(WavEncoding::L16));
+    /// assert_eq!(WavEncoding::from_name("opus"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<WavEncoding> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "pcma" => WavEncoding::Pcma,
+            "l16" => WavEncoding::L16,
+            "g722" => WavEncoding::G722,
+            _ => return None,
+        })
+    }
+}
+
 /// Reads and demuxes the file at `path`, choosing the format by extension
 /// (see [`FileKind::from_path`]).
 ///
@@ -170,12 +201,18 @@ pub(crate) fn malformed(why: impl Into<String>) -> MediaError {
 /// When the file has an ONVIF metadata sidecar (`NAME.meta`, see
 /// [`sidecar`]), its documents are one more track.
 pub fn open(path: &Path) -> Result<MediaSource, MediaError> {
+    open_with(path, WavEncoding::default())
+}
+
+/// [`open`], with WAV audio served in `encoding` (other kinds of file do
+/// not look at it).
+pub fn open_with(path: &Path, encoding: WavEncoding) -> Result<MediaSource, MediaError> {
     let kind = FileKind::from_path(path).ok_or_else(|| MediaError::UnsupportedExtension { path: path.to_owned() })?;
     let data = std::fs::read(path).map_err(|source| MediaError::Io {
         path: path.to_owned(),
         source,
     })?;
-    sidecar::attach_file(from_bytes(Bytes::from(data), kind)?, path)
+    sidecar::attach_file(from_bytes_with(Bytes::from(data), kind, encoding)?, path)
 }
 
 /// Demuxes a file already in memory.
@@ -190,10 +227,15 @@ pub fn open(path: &Path) -> Result<MediaSource, MediaError> {
 /// assert!(matches!(err, MediaError::Malformed(_)));
 /// ```
 pub fn from_bytes(data: Bytes, kind: FileKind) -> Result<MediaSource, MediaError> {
+    from_bytes_with(data, kind, WavEncoding::default())
+}
+
+/// [`from_bytes`], with WAV audio served in `encoding`.
+pub fn from_bytes_with(data: Bytes, kind: FileKind, encoding: WavEncoding) -> Result<MediaSource, MediaError> {
     let (tracks, skipped) = match kind {
         FileKind::Mp4 => mp4::demux(&data)?,
         FileKind::Mkv => mkv::demux(&data)?,
-        FileKind::Wav => wav::demux(&data)?,
+        FileKind::Wav => wav::demux(&data, encoding)?,
         FileKind::Aac => adts::demux(&data)?,
     };
     timeline::finish(tracks, skipped)

@@ -20,6 +20,12 @@
 //!   dropped when the last session holding it ends, and the next lookup
 //!   reads the file again. Concurrent first lookups of one file load it
 //!   once: the others wait for that load.
+//! - **WAV encodings.** A lookup path ending in `?codec=NAME` (the
+//!   connection machine's form of the `codec` query parameter, see
+//!   [`Target::resource`](rtsp_toolkit_core::server::Target::resource))
+//!   serves a WAV file in that encoding ([`WavEncoding::from_name`]: `pcma`,
+//!   `l16`, `g722`); an unknown name is [`LookupError::NotFound`]. Other kinds
+//!   of file ignore it. Each encoding of a file is its own shared source.
 //! - **Failures are not cached.** A file that could not be loaded is tried
 //!   again at the next lookup: it may be fixed, or complete, by then.
 //!
@@ -49,7 +55,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 pub use rtsp_toolkit_core::server::LookupError;
 
-use crate::{FileKind, MediaError, MediaSource};
+use crate::{FileKind, MediaError, MediaSource, WavEncoding};
 
 /// Most files [`published_files`] lists.
 const MAX_FILES: usize = 100_000;
@@ -57,6 +63,10 @@ const MAX_FILES: usize = 100_000;
 const MAX_DEPTH: usize = 32;
 
 type Loaded = Result<Arc<MediaSource>, LookupError>;
+
+/// A cached source: the canonical path and the WAV encoding (always the
+/// default for other files).
+type Key = (PathBuf, WavEncoding);
 
 /// What the cache knows about one canonical path.
 enum Entry {
@@ -81,7 +91,7 @@ impl Entry {
 /// Shared between connections (`Arc<Library>`); every method takes `&self`.
 pub struct Library {
     root: PathBuf,
-    cache: Mutex<HashMap<PathBuf, Entry>>,
+    cache: Mutex<HashMap<Key, Entry>>,
     /// Files read so far (for tests of the cache).
     loads: AtomicUsize,
 }
@@ -144,33 +154,49 @@ impl Library {
     /// one that cannot be read or parsed is [`LookupError::NotFound`] (and
     /// logged).
     pub fn lookup(&self, relative: &str) -> Result<Arc<MediaSource>, LookupError> {
+        let (relative, encoding) = match relative.rsplit_once("?codec=") {
+            Some((file, name)) => match WavEncoding::from_name(name) {
+                Some(encoding) => (file, encoding),
+                None => {
+                    tracing::info!(path = file, codec = name, "refused: unknown codec for WAV files");
+                    return Err(LookupError::NotFound);
+                }
+            },
+            None => (relative, WavEncoding::default()),
+        };
         let path = self.resolve(relative)?;
+        let encoding = if FileKind::from_path(&path) == Some(FileKind::Wav) {
+            encoding
+        } else {
+            WavEncoding::default()
+        };
+        let key = (path, encoding);
         let slot = {
             let mut cache = self.lock();
             cache.retain(|_, entry| entry.is_live());
-            match cache.get(&path) {
+            match cache.get(&key) {
                 Some(Entry::Loaded(source)) => {
                     if let Some(source) = source.upgrade() {
                         return Ok(source);
                     }
-                    Self::start_loading(&mut cache, &path)
+                    Self::start_loading(&mut cache, &key)
                 }
                 Some(Entry::Loading(slot)) => slot.clone(),
-                None => Self::start_loading(&mut cache, &path),
+                None => Self::start_loading(&mut cache, &key),
             }
         };
         // One lookup loads; the others that found the same slot wait here.
-        let loaded = slot.get_or_init(|| self.load(&path)).clone();
+        let loaded = slot.get_or_init(|| self.load(&key.0, key.1)).clone();
         let mut cache = self.lock();
-        if matches!(cache.get(&path), Some(Entry::Loading(s)) if Arc::ptr_eq(s, &slot)) {
+        if matches!(cache.get(&key), Some(Entry::Loading(s)) if Arc::ptr_eq(s, &slot)) {
             match &loaded {
                 // Only a weak reference stays: the source goes with its last session.
                 Ok(source) => {
-                    cache.insert(path, Entry::Loaded(Arc::downgrade(source)));
+                    cache.insert(key, Entry::Loaded(Arc::downgrade(source)));
                 }
                 // Not cached: the file may be fixed or complete by the next lookup.
                 Err(_) => {
-                    cache.remove(&path);
+                    cache.remove(&key);
                 }
             }
         }
@@ -197,15 +223,15 @@ impl Library {
         self.loads.load(Ordering::Relaxed)
     }
 
-    fn start_loading(cache: &mut HashMap<PathBuf, Entry>, path: &Path) -> Arc<OnceLock<Loaded>> {
+    fn start_loading(cache: &mut HashMap<Key, Entry>, key: &Key) -> Arc<OnceLock<Loaded>> {
         let slot = Arc::new(OnceLock::new());
-        cache.insert(path.to_owned(), Entry::Loading(slot.clone()));
+        cache.insert(key.clone(), Entry::Loading(slot.clone()));
         slot
     }
 
-    fn load(&self, path: &Path) -> Loaded {
+    fn load(&self, path: &Path, encoding: WavEncoding) -> Loaded {
         self.loads.fetch_add(1, Ordering::Relaxed);
-        crate::open(path).map(Arc::new).map_err(|e| {
+        crate::open_with(path, encoding).map(Arc::new).map_err(|e| {
             tracing::info!(path = %path.display(), error = %e, "cannot serve");
             match e {
                 MediaError::NoSupportedTrack { .. } => LookupError::NoSupportedTrack(e.to_string()),
@@ -214,7 +240,7 @@ impl Library {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
         // The map stays consistent even if a holder panicked: every change is one insert or remove.
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -315,6 +341,26 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    #[test]
+    fn wav_encodings_by_codec_parameter() {
+        use rtsp_toolkit_core::source::SourceCodec;
+        let library = Library::open(fixture("")).unwrap();
+        let codec = |path: &str| library.lookup(path).map(|s| s.tracks[0].codec.clone());
+        assert_eq!(codec("pcm_16k_mono.wav"), Ok(SourceCodec::Pcma));
+        assert_eq!(codec("pcm_16k_mono.wav?codec=pcma"), Ok(SourceCodec::Pcma));
+        assert_eq!(
+            codec("pcm_16k_mono.wav?codec=l16"),
+            Ok(SourceCodec::L16 { channels: 1 })
+        );
+        assert_eq!(codec("pcm_16k_mono.wav?codec=g722"), Ok(SourceCodec::G722));
+        assert_eq!(codec("pcm_16k_mono.wav?codec=mp3"), Err(LookupError::NotFound));
+        assert_eq!(codec("nope.wav?codec=l16"), Err(LookupError::NotFound));
+        // Other files ignore it (and share the one source).
+        let plain = library.lookup("h265.mp4").unwrap();
+        let with = library.lookup("h265.mp4?codec=l16").unwrap();
+        assert!(Arc::ptr_eq(&plain, &with));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! chapters, tags and attachments are skipped; tracks using
 //! `ContentEncoding` (header stripping, compression, encryption) are skipped
 //! and logged, as are codecs other than `V_MPEG4/ISO/AVC`,
-//! `V_MPEGH/ISO/HEVC`, `V_MJPEG` and `A_AAC*`. A `V_MJPEG` track is
+//! `V_MPEGH/ISO/HEVC`, `V_MJPEG`, `A_AAC*` and `A_OPUS` (mono or stereo; the
+//! `.webm` extension is read the same way). A `V_MJPEG` track is
 //! served only if every image can go over RTP as RFC 2435 says
 //! ([`rtsp_toolkit_core::codec::jpeg::Packetizer`]: baseline YUV 4:2:0 or
 //! 4:2:2 with the standard Huffman tables, at most 2040x2040); otherwise it
@@ -17,8 +18,8 @@
 //! # Times
 //! Block timestamps are presentation times in TimestampScale units
 //! (usually 1 ms); they are converted to the track clock (90000 for video,
-//! the sample rate for AAC) with integer math. Because of the 1 ms rounding,
-//! an AAC frame whose time is within half a frame of the previous frame's
+//! the sample rate for AAC, 48000 for Opus) with integer math. Because of the
+//! 1 ms rounding, an AAC or Opus frame whose time is within half a frame of the previous frame's
 //! end is placed exactly there, so audio times are contiguous. Frames after
 //! the first in a laced block follow at DefaultDuration (AAC: one frame)
 //! steps. Decode times are not stored in Matroska: for video they are the
@@ -30,6 +31,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use rtsp_toolkit_core::codec::opus;
 use rtsp_toolkit_core::source::{SourceCodec, SourceTrack};
 
 use crate::adts::{aac_codec, audio_specific_config, frequency_index};
@@ -595,6 +597,59 @@ fn build_track(entry: &TrackEntry, frames: Vec<RawFrame>, scale: u64) -> Result<
             Ok(Ok((
                 SourceTrack {
                     codec,
+                    clock_rate: clock,
+                },
+                samples,
+            )))
+        }
+        "A_OPUS" => {
+            // OpusHead (RFC 7845 §5.1): the channel count is its byte 9.
+            let channels = match &entry.private {
+                Some(p) if p.len() >= 19 && p.starts_with(b"OpusHead") => u64::from(p[9]),
+                _ => entry.channels,
+            };
+            let channels = match channels {
+                1 | 2 => channels as u16,
+                n => {
+                    return Ok(Err(format!(
+                        "Opus with {n} channels (RTP carries mono and stereo only)"
+                    )))
+                }
+            };
+            let clock = opus::CLOCK_RATE;
+            let mut samples: Vec<Timed> = Vec::with_capacity(frames.len());
+            let mut bad = 0usize;
+            for f in frames {
+                let Ok(frame) = opus::packet_samples(&f.data) else {
+                    bad += 1;
+                    continue;
+                };
+                let frame = i64::from(frame);
+                let mut pts = to_clock(f.time, clock)?;
+                if let Some(prev) = samples.last() {
+                    let expected = prev.pts.saturating_add(prev.duration);
+                    if pts.abs_diff(expected) <= frame.unsigned_abs() / 2 {
+                        pts = expected;
+                    }
+                }
+                samples.push(Timed {
+                    dts: pts,
+                    pts,
+                    duration: frame,
+                    keyframe: true,
+                    data: f.data,
+                });
+            }
+            if bad > 0 {
+                tracing::info!(
+                    track = entry.number,
+                    bad,
+                    "skipped Opus packets with a broken TOC framing"
+                );
+            }
+            Ok(Ok((
+                SourceTrack {
+                    codec: SourceCodec::Opus { channels },
                     clock_rate: clock,
                 },
                 samples,

@@ -1,10 +1,14 @@
 #!/usr/bin/python3
 """Third-party RTSP peer for tests: GStreamer's rtsp-server publishing the media files of a directory.
 
-Every .mp4/.mkv/.wav/.aac file of --dir is served at rtsp://127.0.0.1:PORT/NAME (TCP-interleaved and
+Every .mp4/.mkv/.webm/.wav/.aac file of --dir is served at rtsp://127.0.0.1:PORT/NAME (TCP-interleaved and
 UDP transports). Video is never transcoded: H.264/H.265 are parsed and packetized with parameter sets
-repeated in-band (config-interval=-1); MJPEG goes out as JPEG (rtpjpegpay, RFC 2435); AAC goes out as MPEG4-GENERIC (rtpmp4gpay); WAV is converted to
-PCMA/8000/1 (payload type 8). Dynamic payload types are 96, 97, ... in stream order. Media are not
+repeated in-band (config-interval=-1); MJPEG goes out as JPEG (rtpjpegpay, RFC 2435); AAC goes out as
+MPEG4-GENERIC (rtpmp4gpay); Opus (in .mkv or
+.webm) as opus/48000/2 (rtpopuspay); WAV is converted to PCMA/8000/1 (payload type 8), except that a name
+ending in .l16.wav is sent as L16 at the file's rate and channels (rtpL16pay) and one ending in .g722.wav
+as G.722 16 kHz mono (avenc_g722 ! rtpg722pay, payload type 9), one ending in .g726.wav as G.726-32
+(avenc_g726 ! rtpg726pay). Dynamic payload types are 96, 97, ... in stream order. Media are not
 shared: each client gets its own pipeline, starting from the beginning of the file.
 
 With --multicast, the media factories also get a multicast address pool (MULTICAST_POOL below: groups
@@ -51,7 +55,7 @@ gi.require_version("GstRtspServer", "1.0")
 gi.require_version("GstPbutils", "1.0")
 from gi.repository import Gio, GLib, Gst, GstPbutils, GstRtsp, GstRtspServer  # noqa: E402
 
-EXTENSIONS = (".mp4", ".mkv", ".wav", ".aac")
+EXTENSIONS = (".mp4", ".mkv", ".webm", ".wav", ".aac")
 HOST = "127.0.0.1"
 # --multicast: (first group, last group, first port, last port, TTL).
 MULTICAST_POOL = ("239.255.42.0", "239.255.42.255", 5000, 5999, 1)
@@ -74,6 +78,8 @@ def payloader_for(caps, index):
     if caps.startswith("image/jpeg"):
         # MJPEG (e.g. V_MJPEG in Matroska) as RFC 2435 `JPEG/90000`.
         return f"jpegparse ! rtpjpegpay name=pay{index} pt={pt}"
+    if caps.startswith("audio/x-opus"):
+        return f"opusparse ! rtpopuspay name=pay{index} pt={pt}"
     return None
 
 
@@ -81,6 +87,14 @@ def launch_line(path):
     """gst-rtsp-server launch description for one file, chosen by its extension and streams."""
     src = 'filesrc location="{}"'.format(path.replace('"', '\\"'))
     ext = os.path.splitext(path)[1].lower()
+    if path.lower().endswith(".l16.wav"):
+        return f"( {src} ! wavparse ! audioconvert ! audio/x-raw,format=S16BE ! rtpL16pay name=pay0 pt=96 )"
+    if path.lower().endswith(".g726.wav"):
+        return (f"( {src} ! wavparse ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1"
+                " ! avenc_g726 bitrate=32000 ! rtpg726pay name=pay0 pt=96 )")
+    if path.lower().endswith(".g722.wav"):
+        return (f"( {src} ! wavparse ! audioconvert ! audioresample ! audio/x-raw,rate=16000,channels=1"
+                " ! avenc_g722 ! rtpg722pay name=pay0 pt=9 )")
     if ext == ".wav":
         return (f"( {src} ! wavparse ! audioconvert ! audioresample"
                 " ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay0 pt=8 )")
@@ -97,7 +111,7 @@ def launch_line(path):
         if chain:
             branches.append(f"demux. ! queue ! {chain}")
     if not branches:
-        raise ValueError(f"{path}: no H.264/H.265/MJPEG/AAC stream")
+        raise ValueError(f"{path}: no H.264/H.265/MJPEG/AAC/Opus stream")
     return f"( {src} ! {demuxer} name=demux " + " ".join(branches) + " )"
 
 

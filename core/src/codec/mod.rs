@@ -11,8 +11,8 @@
 //! This module does not know about sockets, sessions or time: receive
 //! instants are the client's business.
 //!
-//! Each codec has its module (`aac`, `g711`, `h264`, `h265`, `jpeg`,
-//! `onvif_metadata`); what several
+//! Each codec has its module (`aac`, `g711`, `g722`, `g726`, `h264`, `h265`,
+//! `jpeg`, `l16`, `onvif_metadata`, `opus`); what several
 //! share is in crate-internal modules: `access_unit` (access unit assembly
 //! for H.264 and H.265), `nal` (aggregation packet framing and Annex B
 //! splitting for both). The AudioSpecificConfig and StreamMuxConfig parser
@@ -23,10 +23,14 @@
 
 pub mod aac;
 pub mod g711;
+pub mod g722;
+pub mod g726;
 pub mod h264;
 pub mod h265;
 pub mod jpeg;
+pub mod l16;
 pub mod onvif_metadata;
+pub mod opus;
 pub mod sps;
 
 mod access_unit;
@@ -71,6 +75,19 @@ pub enum AudioCodec {
     /// G.711 mu-law.
     #[cfg_attr(feature = "serde", serde(rename = "PCMU"))]
     Pcmu,
+    /// Opus (RFC 7587): one Opus packet per frame.
+    #[cfg_attr(feature = "serde", serde(rename = "OPUS"))]
+    Opus,
+    /// L16 (RFC 3551): 16-bit big-endian linear PCM, any rate and channels.
+    #[cfg_attr(feature = "serde", serde(rename = "L16"))]
+    L16,
+    /// G.722 (RFC 3551): 16 kHz audio on an 8000 Hz RTP clock.
+    #[cfg_attr(feature = "serde", serde(rename = "G722"))]
+    G722,
+    /// G.726 (RFC 3551) at 16 to 40 kbit/s: the codes as sent (the code
+    /// size is in the encoding name, `G726-32`).
+    #[cfg_attr(feature = "serde", serde(rename = "G726"))]
+    G726,
 }
 
 /// One video access unit.
@@ -99,18 +116,23 @@ pub struct VideoFrame {
 pub struct AudioFrame {
     /// The codec of the track.
     pub codec: AudioCodec,
-    /// RTP timestamp of the frame's first sample, in RTP clock units.
+    /// RTP timestamp of the frame's first sample, in RTP clock units (for
+    /// G.722 the 8000 Hz clock, not its 16 kHz `sample_rate`).
     pub timestamp: u32,
-    /// AAC: one raw access unit. G.711: the encoded samples.
+    /// AAC: one raw access unit. G.711 and G.722: the encoded samples.
+    /// Opus: one Opus packet. L16: the big-endian samples. G.726: the
+    /// packed codes.
     pub data: Bytes,
     /// Samples per channel in this frame.
     pub sample_count: u32,
     /// Samples per second. AAC: from the AudioSpecificConfig (the RTP clock
     /// rate when the SDP gives none); G.711: the RTP clock rate (8000 when
-    /// the SDP gives none).
+    /// the SDP gives none); L16: the RTP clock rate; Opus: 48000; G.722:
+    /// 16000 (twice its RTP clock rate).
     pub sample_rate: u32,
     /// Channel count, at least 1. AAC: from the AudioSpecificConfig, else
-    /// from `a=rtpmap`; G.711: from `a=rtpmap`.
+    /// from `a=rtpmap`; G.711, G.722 and L16: from `a=rtpmap`; Opus: 2 when
+    /// `a=fmtp` says `stereo=1` or `sprop-stereo=1`, else 1.
     pub channels: u16,
     /// RTP packets lost since the previous emitted frame of this track.
     pub loss: u32,
@@ -144,7 +166,8 @@ pub enum Frame {
 #[non_exhaustive]
 ///
 /// `codec` is the codec's name in every variant: `H.264`, `H.265`, `JPEG`,
-/// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU` or `vnd.onvif.metadata`.
+/// `MPEG4-GENERIC`, `MP4A-LATM`, `PCMA`, `PCMU`, `OPUS`, `L16`, `G722`, `G726` or
+/// `vnd.onvif.metadata`.
 pub enum DepacketizeError {
     /// A packet with an empty payload.
     #[error("{codec}: empty payload")]
@@ -207,6 +230,14 @@ pub enum Depacketizer {
     G711(g711::Depacketizer),
     /// ONVIF metadata (`vnd.onvif.metadata`).
     OnvifMetadata(onvif_metadata::Depacketizer),
+    /// Opus (RFC 7587).
+    Opus(opus::Depacketizer),
+    /// L16 (RFC 3551).
+    L16(l16::Depacketizer),
+    /// G.722 (RFC 3551).
+    G722(g722::Depacketizer),
+    /// G.726 (RFC 3551).
+    G726(g726::Depacketizer),
 }
 
 impl Depacketizer {
@@ -227,6 +258,14 @@ impl Depacketizer {
             Depacketizer::G711(g711::Depacketizer::new(media)?)
         } else if c("vnd.onvif.metadata") {
             Depacketizer::OnvifMetadata(onvif_metadata::Depacketizer::new(media, max_frame_bytes)?)
+        } else if c("opus") {
+            Depacketizer::Opus(opus::Depacketizer::new(media)?)
+        } else if c("L16") {
+            Depacketizer::L16(l16::Depacketizer::new(media)?)
+        } else if c("G722") {
+            Depacketizer::G722(g722::Depacketizer::new(media)?)
+        } else if g726::code_bits(&media.codec).is_some() {
+            Depacketizer::G726(g726::Depacketizer::new(media)?)
         } else {
             return Err(SetupError::UnsupportedCodec(media.codec.clone()));
         })
@@ -243,6 +282,10 @@ impl Depacketizer {
             Depacketizer::Latm(d) => d.push(packet, lost),
             Depacketizer::G711(d) => d.push(packet, lost),
             Depacketizer::OnvifMetadata(d) => d.push(packet, lost),
+            Depacketizer::Opus(d) => d.push(packet, lost),
+            Depacketizer::L16(d) => d.push(packet, lost),
+            Depacketizer::G722(d) => d.push(packet, lost),
+            Depacketizer::G726(d) => d.push(packet, lost),
         }
     }
 
@@ -257,6 +300,10 @@ impl Depacketizer {
             Depacketizer::Latm(d) => d.pull().map(Frame::Audio),
             Depacketizer::G711(d) => d.pull().map(Frame::Audio),
             Depacketizer::OnvifMetadata(d) => d.pull().map(Frame::Metadata),
+            Depacketizer::Opus(d) => d.pull().map(Frame::Audio),
+            Depacketizer::L16(d) => d.pull().map(Frame::Audio),
+            Depacketizer::G722(d) => d.pull().map(Frame::Audio),
+            Depacketizer::G726(d) => d.pull().map(Frame::Audio),
         }
     }
 }

@@ -751,7 +751,16 @@ fn plain_values_round_trip() {
     for k in [MediaKind::Video, MediaKind::Other("text".into())] {
         assert_eq!(serde_json::from_value::<MediaKind>(to_json(&k)).unwrap(), k);
     }
-    for c in [AudioCodec::Aac, AudioCodec::AacLatm, AudioCodec::Pcma, AudioCodec::Pcmu] {
+    for c in [
+        AudioCodec::Aac,
+        AudioCodec::AacLatm,
+        AudioCodec::Pcma,
+        AudioCodec::Pcmu,
+        AudioCodec::Opus,
+        AudioCodec::L16,
+        AudioCodec::G722,
+        AudioCodec::G726,
+    ] {
         assert_eq!(serde_json::from_value::<AudioCodec>(to_json(&c)).unwrap(), c);
     }
     assert_eq!(to_json(&VideoCodec::H264), "H264");

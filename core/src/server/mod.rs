@@ -616,6 +616,9 @@ pub enum ServerOutput {
     Transmit(Bytes),
     /// Resolve `path` (relative to the served root, lexically safe, see
     /// [`path`]) and answer with [`ServerInput::Lookup`] and this token.
+    /// When the Request-URI (or an earlier one on the connection) had a
+    /// `codec` query parameter, `path` ends with `?codec=NAME`
+    /// ([`Target::resource`]): the encoding a WAV file is to be served in.
     Lookup {
         /// Echoed in the answer.
         token: u64,
@@ -895,6 +898,8 @@ pub struct Connection {
     /// The last presentation described, reused by SETUP.
     described: Option<(String, Arc<MediaSource>)>,
     play_count: PlayCount,
+    /// The `codec` query parameter asked for on this connection.
+    codec: Option<String>,
     session_id: String,
     origin_id: u64,
     session: Option<Session>,
@@ -988,6 +993,7 @@ impl Connection {
             next_token: 1,
             described: None,
             play_count: PlayCount::ONCE,
+            codec: None,
             session_id,
             origin_id,
             session: None,

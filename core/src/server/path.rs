@@ -2,7 +2,7 @@
 //!
 //! [`parse_target`] is a pure function: it splits an RTSP Request-URI into
 //! its authority, a relative normalized resource path, the `trackID=N`
-//! suffix and the `play_count` query parameter. The path is percent-decoded
+//! suffix and the `play_count` and `codec` query parameters. The path is percent-decoded
 //! exactly once and then refused if it could name anything outside the
 //! served root by its spelling: `.` and `..` segments, empty segments
 //! (`//etc/passwd`), backslashes, NUL and other control characters.
@@ -90,6 +90,11 @@ pub struct Target {
     pub track: Option<u32>,
     /// The `play_count` query parameter, when the URI has one.
     pub play_count: Option<PlayCount>,
+    /// The `codec` query parameter (the encoding a WAV file is served in,
+    /// such as `l16` or `g722`), lower case, when the URI has one made of
+    /// 1 to 16 ASCII letters and digits (anything else is ignored). Which
+    /// names mean something is the file reader's business.
+    pub codec: Option<String>,
 }
 
 impl Target {
@@ -103,6 +108,22 @@ impl Target {
             self.authority,
             utf8_percent_encode(&self.path, PATH_SAFE)
         )
+    }
+
+    /// What identifies the presentation: the path, followed by
+    /// `?codec=NAME` when [`Target::codec`] is set (the form
+    /// [`ServerOutput::Lookup`](super::ServerOutput::Lookup) asks for).
+    ///
+    /// ```
+    /// use rtsp_toolkit_core::server::path::parse_target;
+    /// assert_eq!(parse_target("rtsp://h/a.wav?codec=L16").unwrap().resource(), "a.wav?codec=l16");
+    /// assert_eq!(parse_target("rtsp://h/a.wav?codec=x/../y").unwrap().resource(), "a.wav");
+    /// ```
+    pub fn resource(&self) -> String {
+        match &self.codec {
+            Some(codec) => format!("{}?codec={codec}", self.path),
+            None => self.path.clone(),
+        }
     }
 
     /// The last path segment (the file name), or the empty string.
@@ -185,12 +206,18 @@ pub fn parse_target(uri: &str) -> Result<Target, TargetError> {
     {
         return Err(TargetError::BadUri("bad host"));
     }
-    let play_count = query.and_then(|q| {
-        q.rsplit('&')
-            .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-            .find(|(k, _)| k.eq_ignore_ascii_case("play_count"))
-            .map(|(_, v)| PlayCount::parse(&percent_decode_str(v).decode_utf8_lossy()))
-    });
+    let param = |name: &str| {
+        query.and_then(|q| {
+            q.rsplit('&')
+                .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| percent_decode_str(v).decode_utf8_lossy().into_owned())
+        })
+    };
+    let play_count = param("play_count").map(|v| PlayCount::parse(&v));
+    let codec = param("codec")
+        .filter(|v| (1..=16).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(|v| v.to_ascii_lowercase());
     let (path, track) = normalize_path(raw_path)?;
     Ok(Target {
         scheme,
@@ -198,6 +225,7 @@ pub fn parse_target(uri: &str) -> Result<Target, TargetError> {
         path,
         track,
         play_count,
+        codec,
     })
 }
 
@@ -397,6 +425,15 @@ mod tests {
         assert_eq!(pc("rtsp://h/a.mp4?play_count=1&play_count=5"), times(5));
         assert_eq!(pc("rtsp://h/a.mp4?PLAY_COUNT=4"), times(4));
         assert_eq!(pc("rtsp://h/a.mp4?play_counter=4"), None);
+        // The codec parameter, for WAV files.
+        let codec = |uri: &str| parse_target(uri).unwrap().codec;
+        assert_eq!(codec("rtsp://h/a.wav?codec=G722"), Some("g722".to_owned()));
+        assert_eq!(codec("rtsp://h/a.wav?play_count=2&codec=l16"), Some("l16".to_owned()));
+        assert_eq!(codec("rtsp://h/a.wav?codec=%6c16"), Some("l16".to_owned()));
+        assert_eq!(codec("rtsp://h/a.wav?codec="), None);
+        assert_eq!(codec("rtsp://h/a.wav?codec=a%2fb"), None);
+        assert_eq!(codec("rtsp://h/a.wav?codec=abcdefghijklmnopq"), None);
+        assert_eq!(codec("rtsp://h/a.wav"), None);
         // The query never becomes part of the path.
         assert_eq!(path("rtsp://h/a.mp4?play_count=2/../../x").unwrap(), "a.mp4");
     }

@@ -136,14 +136,20 @@ impl Connection {
         false
     }
 
-    /// Parses the Request-URI and remembers its `play_count`; the error is
-    /// the status to answer with.
+    /// Parses the Request-URI and remembers its `play_count` and `codec`
+    /// (a later request without them keeps what an earlier one asked for,
+    /// so that a SETUP on the Content-Base names the same presentation as
+    /// the DESCRIBE); the error is the status to answer with.
     fn target(&mut self, req: &Request) -> Result<Target, u16> {
         match path::parse_target(&req.uri) {
-            Ok(t) => {
+            Ok(mut t) => {
                 if let Some(pc) = t.play_count {
                     self.play_count = pc;
                 }
+                if t.codec.is_some() {
+                    self.codec.clone_from(&t.codec);
+                }
+                t.codec.clone_from(&self.codec);
                 Ok(t)
             }
             Err(e) => {
@@ -215,7 +221,7 @@ impl Connection {
         };
         // Always ask: the file may have changed since the last DESCRIBE.
         let Some(source) = found else {
-            return self.lookup(target.path, req);
+            return self.lookup(target.resource(), req);
         };
         let sdp = session_description(&Description {
             source: &source,
@@ -228,7 +234,7 @@ impl Connection {
         let h = Headers::new()
             .with("Content-Type", "application/sdp")
             .with("Content-Base", target.base_url());
-        self.described = Some((target.path, source));
+        self.described = Some((target.resource(), source));
         self.respond(now, &info, 200, h, Bytes::from(sdp));
     }
 
@@ -261,7 +267,7 @@ impl Connection {
                 return fail(self, 461);
             }
         };
-        if self.session.as_ref().is_some_and(|s| s.path != target.path) {
+        if self.session.as_ref().is_some_and(|s| s.path != target.resource()) {
             return fail(self, 455);
         }
         // A session is all multicast or not at all.
@@ -277,8 +283,8 @@ impl Connection {
         let source = match (found, &self.session, &self.described) {
             (Some(s), _, _) => s,
             (None, Some(session), _) => session.source.clone(),
-            (None, None, Some((path, s))) if *path == target.path => s.clone(),
-            (None, None, _) => return self.lookup(target.path, req),
+            (None, None, Some((path, s))) if *path == target.resource() => s.clone(),
+            (None, None, _) => return self.lookup(target.resource(), req),
         };
         let index = track as usize;
         if index == source.tracks.len() && self.config.backchannel && wants_backchannel(&req) {
@@ -291,7 +297,7 @@ impl Connection {
             Requested::Interleaved(channels) => {
                 let session = self
                     .session
-                    .get_or_insert_with(|| Session::new(self.session_id.clone(), target.path.clone(), source.clone()));
+                    .get_or_insert_with(|| Session::new(self.session_id.clone(), target.resource(), source.clone()));
                 let channels = match channels {
                     Some((a, b)) if session.channel_taken(a, index) || session.channel_taken(b, index) => None,
                     Some(pair) => Some(pair),
@@ -336,7 +342,7 @@ impl Connection {
                     self.next_token += 1;
                     self.queue.push_back(ServerOutput::Multicast(MulticastRequest::Join {
                         token,
-                        path: target.path.clone(),
+                        path: target.resource(),
                         play_count: self.play_count,
                         source: source.clone(),
                     }));
@@ -345,13 +351,13 @@ impl Connection {
                         request: req,
                         wait: Wait::MulticastJoin {
                             source,
-                            path: target.path,
+                            path: target.resource(),
                             play_count: self.play_count,
                         },
                     });
                     return;
                 };
-                if joined.path != target.path || joined.play_count != self.play_count {
+                if joined.path != target.resource() || joined.play_count != self.play_count {
                     // One presentation per connection; the stream is keyed by both.
                     return fail(self, 455);
                 }
@@ -369,7 +375,7 @@ impl Connection {
         };
         let session = self
             .session
-            .get_or_insert_with(|| Session::new(self.session_id.clone(), target.path.clone(), source));
+            .get_or_insert_with(|| Session::new(self.session_id.clone(), target.resource(), source));
         let initial = self.config.initial_rtp;
         let ssrc = session.set_up(
             index,
@@ -476,7 +482,7 @@ impl Connection {
         }
         match &self.session {
             None => Some(455),
-            Some(s) if s.path != target.path => Some(404),
+            Some(s) if s.path != target.resource() => Some(404),
             Some(_) => None,
         }
     }

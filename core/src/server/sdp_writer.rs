@@ -27,6 +27,10 @@ pub(super) const PT_PCMA: u8 = 8;
 pub(super) const PT_JPEG: u8 = 26;
 /// Dynamic payload type of ONVIF metadata tracks (the one cameras commonly use).
 pub(super) const PT_METADATA: u8 = 107;
+/// Static payload type of G.722 (RFC 3551).
+pub(super) const PT_G722: u8 = 9;
+/// Dynamic payload type of Opus and of L16 other than 44.1 kHz mono/stereo.
+pub(super) const PT_AUDIO: u8 = 97;
 
 /// The RTP payload type a track of `codec` is sent with.
 pub(super) fn payload_type(codec: &SourceCodec) -> u8 {
@@ -36,6 +40,9 @@ pub(super) fn payload_type(codec: &SourceCodec) -> u8 {
         SourceCodec::Pcma => PT_PCMA,
         SourceCodec::Mjpeg => PT_JPEG,
         SourceCodec::OnvifMetadata => PT_METADATA,
+        SourceCodec::G722 => PT_G722,
+        SourceCodec::Opus { .. } => PT_AUDIO,
+        SourceCodec::L16 { .. } => PT_AUDIO,
     }
 }
 
@@ -136,6 +143,24 @@ pub(super) fn session_description(d: &Description<'_>) -> String {
                 let _ = write!(
                     s,
                     "m=application 0 RTP/AVP {pt}\r\na=rtpmap:{pt} vnd.onvif.metadata/{rate}\r\n"
+                );
+            }
+            SourceCodec::G722 => {
+                let _ = write!(s, "m=audio 0 RTP/AVP {pt}\r\na=rtpmap:{pt} G722/{rate}/1\r\n");
+            }
+            SourceCodec::Opus { channels } => {
+                // RFC 7587 §7: always opus/48000/2; stereo is a parameter.
+                let _ = write!(
+                    s,
+                    "m=audio 0 RTP/AVP {pt}\r\na=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} sprop-stereo={}\r\n",
+                    u8::from(*channels >= 2)
+                );
+            }
+            SourceCodec::L16 { channels } => {
+                let _ = write!(
+                    s,
+                    "m=audio 0 RTP/AVP {pt}\r\na=rtpmap:{pt} L16/{rate}/{}\r\n",
+                    (*channels).max(1)
                 );
             }
         }
@@ -301,6 +326,57 @@ mod tests {
             crate::codec::Depacketizer::new(v, 1 << 20),
             Ok(crate::codec::Depacketizer::Jpeg(_))
         ));
+    }
+
+    #[test]
+    fn opus_l16_and_g722() {
+        let src = source(vec![
+            (SourceCodec::Opus { channels: 2 }, 48000),
+            (SourceCodec::L16 { channels: 2 }, 22050),
+            (SourceCodec::G722, 8000),
+            (SourceCodec::Opus { channels: 1 }, 48000),
+        ]);
+        let sdp = describe(&src, "127.0.0.1:8554");
+        let got: Vec<_> = sdp
+            .media
+            .iter()
+            .map(|m| (m.payload_type, m.codec.as_str(), m.clock_rate, m.channels))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (97, "opus", 48000, Some(2)),
+                (97, "L16", 22050, Some(2)),
+                (9, "G722", 8000, Some(1)),
+                (97, "opus", 48000, Some(2)),
+            ]
+        );
+        assert_eq!(sdp.media[0].fmtp_param("sprop-stereo"), Some("1"));
+        assert_eq!(sdp.media[3].fmtp_param("sprop-stereo"), Some("0"));
+        // The depacketizers accept what we describe, with the right channels.
+        let frames_of = |m: &crate::sdp::Media, payload: &'static [u8]| {
+            let mut d = crate::codec::Depacketizer::new(m, 1 << 20).unwrap();
+            let p = crate::rtp::RtpPacket {
+                sequence_number: 1,
+                timestamp: 0,
+                ssrc: 1,
+                marker: false,
+                payload_type: m.payload_type,
+                csrc_count: 0,
+                extension: None,
+                padding: 0,
+                payload: Bytes::from_static(payload),
+            };
+            d.push(&p, 0).unwrap();
+            match d.pull() {
+                Some(crate::codec::Frame::Audio(a)) => (a.sample_rate, a.channels, a.sample_count),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(frames_of(&sdp.media[0], &[0xfc, 1]), (48000, 2, 960));
+        assert_eq!(frames_of(&sdp.media[1], &[0; 8]), (22050, 2, 2));
+        assert_eq!(frames_of(&sdp.media[2], &[0; 8]), (16000, 1, 16));
+        assert_eq!(frames_of(&sdp.media[3], &[0xfc, 1]), (48000, 1, 960));
     }
 
     #[test]

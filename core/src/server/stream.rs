@@ -58,7 +58,7 @@ use super::clock::SplitMix64;
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
 use super::{MulticastTrack, ServerOutput, UdpSocketId};
-use crate::codec::{aac, h264, h265, jpeg, onvif_metadata};
+use crate::codec::{aac, g722, h264, h265, jpeg, l16, onvif_metadata, opus};
 use crate::rtcp::{self, SenderReport};
 use crate::rtp::{RtpHeader, FIXED_HEADER_LEN};
 use crate::source::{MediaSource, SourceCodec, SourceSample};
@@ -198,6 +198,9 @@ enum Packetizer {
     Jpeg(jpeg::Packetizer),
     /// ONVIF metadata: a document in fragments, the marker on the last.
     OnvifMetadata(onvif_metadata::Packetizer),
+    Opus(opus::Packetizer),
+    L16(l16::Packetizer),
+    G722(g722::Packetizer),
 }
 
 /// One set-up track.
@@ -269,6 +272,22 @@ impl TrackOut {
             Packetizer::OnvifMetadata(p) => {
                 for (payload, marker) in p.packetize(&sample.data) {
                     rtp.put(delivery, out, ts, marker, &payload);
+                }
+            }
+            Packetizer::Opus(p) => match p.packetize(&sample.data) {
+                Ok((payload, _)) => rtp.put(delivery, out, ts, false, &payload),
+                // The file reader checked the packets; one that still does
+                // not fit is skipped, not cut (Opus is never fragmented).
+                Err(e) => tracing::debug!(error = %e, "Opus packet not sent"),
+            },
+            Packetizer::L16(p) => {
+                for (ticks, payload) in p.packetize(&sample.data) {
+                    rtp.put(delivery, out, ts.wrapping_add(ticks), false, &payload);
+                }
+            }
+            Packetizer::G722(p) => {
+                for (ticks, payload) in p.packetize(&sample.data) {
+                    rtp.put(delivery, out, ts.wrapping_add(ticks), false, &payload);
                 }
             }
         }
@@ -674,6 +693,9 @@ impl Session {
             SourceCodec::Pcma => Packetizer::Pcma(max_payload),
             SourceCodec::Mjpeg => Packetizer::Jpeg(jpeg::Packetizer::new(max_payload)),
             SourceCodec::OnvifMetadata => Packetizer::OnvifMetadata(onvif_metadata::Packetizer::new(max_payload)),
+            SourceCodec::Opus { .. } => Packetizer::Opus(opus::Packetizer::new(max_payload)),
+            SourceCodec::L16 { channels } => Packetizer::L16(l16::Packetizer::new(*channels, max_payload)),
+            SourceCodec::G722 => Packetizer::G722(g722::Packetizer::new(max_payload)),
         };
         let r = rng.next_u64();
         let ssrc = r as u32;

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use rtsp_toolkit_core::sdp::Sdp;
 
 use super::*;
+use rtsp_toolkit_core::codec::g722;
 
 const TONE_AAC: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/media/tone.aac"));
 
@@ -345,9 +346,10 @@ fn from_media_reads_the_sdp() {
         (AudioCodec::Pcma, 8000, 1)
     );
 
-    let opus = media("m=audio 0 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n");
-    let err = AudioDecoder::from_media(&opus, None).unwrap_err();
-    assert_eq!(err, AudioDecodeError::UnsupportedCodec("opus".to_owned()));
+    // A codec without a decoder (Opus has one now: GSM stands in).
+    let gsm = media("m=audio 0 RTP/AVP 97\r\na=rtpmap:97 GSM/8000\r\n");
+    let err = AudioDecoder::from_media(&gsm, None).unwrap_err();
+    assert_eq!(err, AudioDecodeError::UnsupportedCodec("GSM".to_owned()));
 
     let no_mode = media("m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 config=1210\r\n");
     let err = AudioDecoder::from_media(&no_mode, None).unwrap_err();
@@ -566,6 +568,126 @@ fn player_plays_or_reports_no_device() {
         Err(e) => {
             assert!(matches!(e, PlaybackError::NoDevice | PlaybackError::Device(_)), "{e}");
             eprintln!("no audio output here: {e}");
+        }
+    }
+}
+
+#[test]
+fn l16_and_g722_decode() {
+    let media = |text: &str| Sdp::parse(format!("v=0\r\n{text}").as_bytes()).unwrap().media.remove(0);
+    // L16 stereo 22.05 kHz: big-endian samples come out as they are.
+    let mut d = AudioDecoder::from_media(&media("m=audio 0 RTP/AVP 96\r\na=rtpmap:96 L16/22050/2\r\n"), None).unwrap();
+    assert_eq!(
+        (d.codec(), d.output_sample_rate(), d.output_channels()),
+        (AudioCodec::L16, 22050, 2)
+    );
+    let frame = AudioFrame {
+        codec: AudioCodec::L16,
+        timestamp: 7,
+        data: Bytes::from_static(&[0x01, 0x02, 0xff, 0xfe, 0x80, 0x00, 0x7f, 0xff]),
+        sample_count: 2,
+        sample_rate: 22050,
+        channels: 2,
+        loss: 0,
+    };
+    let pcm = d.feed(&frame).unwrap();
+    assert_eq!(pcm[0].samples, [0x0102, -2, i16::MIN, i16::MAX]);
+    assert_eq!((pcm[0].timestamp, pcm[0].sample_count()), (7, 2));
+    let odd = AudioFrame {
+        data: Bytes::from_static(&[1, 2, 3]),
+        ..frame.clone()
+    };
+    assert!(matches!(d.feed(&odd), Err(AudioDecodeError::PcmLength { len: 3, .. })));
+    // Static payload type 11: 44.1 kHz mono.
+    let d = AudioDecoder::from_media(&media("m=audio 0 RTP/AVP 11\r\n"), None).unwrap();
+    assert_eq!((d.output_sample_rate(), d.output_channels()), (44100, 1));
+
+    // G.722: the 8000 Hz RTP clock, 16 kHz out; what the core's decoder gives.
+    let mut d = AudioDecoder::from_media(&media("m=audio 0 RTP/AVP 9\r\n"), None).unwrap();
+    assert_eq!(
+        (d.codec(), d.output_sample_rate(), d.output_channels()),
+        (AudioCodec::G722, 16000, 1)
+    );
+    let tone: Vec<i16> = (0..640).map(|i| ((f64::from(i) * 0.3).sin() * 8000.0) as i16).collect();
+    let mut codes = Vec::new();
+    g722::Encoder::new().encode(&tone, &mut codes);
+    let mut want = Vec::new();
+    g722::Decoder::new().decode(&codes, &mut want);
+    let frame = AudioFrame {
+        codec: AudioCodec::G722,
+        timestamp: 160,
+        data: Bytes::from(codes.clone()),
+        sample_count: 640,
+        sample_rate: 16000,
+        channels: 1,
+        loss: 0,
+    };
+    let pcm = d.feed(&frame).unwrap();
+    assert_eq!(
+        (pcm[0].timestamp, pcm[0].sample_rate, &pcm[0].samples),
+        (160, 16000, &want)
+    );
+    // Stereo: bytes interleaved by channel, each channel its own decoder.
+    let mut d = AudioDecoder::new(AudioCodec::G722, None, 8000, 2, None).unwrap();
+    let both: Vec<u8> = codes.iter().flat_map(|&c| [c, c]).collect();
+    let pcm = d
+        .feed(&AudioFrame {
+            data: Bytes::from(both),
+            channels: 2,
+            ..frame.clone()
+        })
+        .unwrap();
+    let left: Vec<i16> = pcm[0].samples.iter().step_by(2).copied().collect();
+    assert_eq!(left, want);
+    assert_eq!(pcm[0].samples[1..].iter().step_by(2).copied().collect::<Vec<_>>(), want);
+    assert!(d
+        .feed(&AudioFrame {
+            data: Bytes::from_static(&[1, 2, 3]),
+            ..frame
+        })
+        .is_err());
+}
+
+#[test]
+fn opus_decodes_to_48k_and_survives_garbage() {
+    let media = |text: &str| Sdp::parse(format!("v=0\r\n{text}").as_bytes()).unwrap().media.remove(0);
+    let d = AudioDecoder::from_media(
+        &media("m=audio 0 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 sprop-stereo=1\r\n"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (d.codec(), d.output_sample_rate(), d.output_channels()),
+        (AudioCodec::Opus, 48000, 2)
+    );
+    let mut d = AudioDecoder::from_media(
+        &media("m=audio 0 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n"),
+        Some(16000),
+    )
+    .unwrap();
+    assert_eq!((d.output_sample_rate(), d.output_channels()), (16000, 1));
+    assert!(AudioDecoder::new(AudioCodec::Opus, None, 48000, 3, None).is_err());
+    // A CELT 20 ms packet of silence-like bytes, then garbage: never a panic.
+    let frame = |data: Vec<u8>| AudioFrame {
+        codec: AudioCodec::Opus,
+        timestamp: 0,
+        data: Bytes::from(data),
+        sample_count: 960,
+        sample_rate: 48000,
+        channels: 1,
+        loss: 0,
+    };
+    let _ = d.feed(&frame(vec![0xf8, 0xff, 0xfe]));
+    let mut seed = 0x1234_5678u32;
+    for len in 0..400usize {
+        let data: Vec<u8> = (0..len % 97)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        if let Ok(pcm) = d.feed(&frame(data)) {
+            assert!(pcm.iter().all(|p| p.sample_count() <= 5760 / 3));
         }
     }
 }

@@ -313,6 +313,8 @@ fn sample_entry(o: &mut Vec<u8>, t: &TrackHeader) {
                 audio_entry_fields(o, *channels, 16, *sample_rate);
             });
         }
+        // Refused when the track is added to an MP4 recording (Matroska only).
+        Codec::Opus { .. } | Codec::Pcm { .. } => {}
     }
 }
 

@@ -48,6 +48,7 @@ const PIXEL_HEIGHT: u32 = 0xBA;
 const AUDIO: u32 = 0xE1;
 const SAMPLING_FREQUENCY: u32 = 0xB5;
 const CHANNELS: u32 = 0x9F;
+const BIT_DEPTH: u32 = 0x6264;
 const CLUSTER: u32 = 0x1F43_B675;
 const CLUSTER_TIMESTAMP: u32 = 0xE7;
 const SIMPLE_BLOCK: u32 = 0xA3;
@@ -397,6 +398,32 @@ fn track_entry(o: &mut Vec<u8>, t: &TrackHeader) {
                 master(o, AUDIO, |o| {
                     float(o, SAMPLING_FREQUENCY, f64::from(*sample_rate));
                     uint(o, CHANNELS, u64::from(*channels));
+                });
+            }
+            Codec::Opus { channels } => {
+                element(o, CODEC_ID, b"A_OPUS");
+                // OpusHead (RFC 7845 §5.1): version 1, channels, pre-skip 0
+                // (RTP does not carry it), 48 kHz input, gain 0, mapping family 0.
+                let mut head = Vec::with_capacity(19);
+                head.extend_from_slice(b"OpusHead");
+                head.push(1);
+                head.push(*channels as u8);
+                head.extend_from_slice(&0u16.to_le_bytes());
+                head.extend_from_slice(&48_000u32.to_le_bytes());
+                head.extend_from_slice(&0i16.to_le_bytes());
+                head.push(0);
+                element(o, CODEC_PRIVATE, &head);
+                master(o, AUDIO, |o| {
+                    float(o, SAMPLING_FREQUENCY, 48_000.0);
+                    uint(o, CHANNELS, u64::from(*channels));
+                });
+            }
+            Codec::Pcm { sample_rate, channels } => {
+                element(o, CODEC_ID, b"A_PCM/INT/LIT");
+                master(o, AUDIO, |o| {
+                    float(o, SAMPLING_FREQUENCY, f64::from(*sample_rate));
+                    uint(o, CHANNELS, u64::from(*channels));
+                    uint(o, BIT_DEPTH, 16);
                 });
             }
         }

@@ -259,6 +259,10 @@ pub(crate) enum Codec {
     },
     /// Whole JPEG images; the size of the first.
     Mjpeg { width: u32, height: u32 },
+    /// Opus packets, 48 kHz (Matroska only).
+    Opus { channels: u16 },
+    /// 16-bit little-endian PCM, from L16 (Matroska only).
+    Pcm { sample_rate: u32, channels: u16 },
 }
 
 /// One track as the containers see it.
@@ -321,6 +325,13 @@ enum Setup {
         channels: u16,
     },
     Mjpeg,
+    Opus {
+        channels: u16,
+    },
+    /// L16: the frames are byte-swapped to little-endian PCM.
+    L16 {
+        channels: u16,
+    },
 }
 
 /// A sample with its decode time assigned, times in RTP ticks (unrolled).
@@ -624,6 +635,26 @@ impl<W: Write + Seek> Recorder<W> {
             }
         } else if media.codec_is("JPEG") {
             Setup::Mjpeg
+        } else if media.codec_is("opus") || media.codec_is("L16") {
+            if self.format != RecordFormat::Mkv {
+                return Err(not("Opus and L16 are recorded in Matroska only (use a .mkv file)"));
+            }
+            if media.codec_is("opus") {
+                let channels = rtsp_toolkit_core::codec::opus::Depacketizer::new(media)
+                    .map_err(|e| not(&e.to_string()))?
+                    .channels();
+                Setup::Opus { channels }
+            } else {
+                Setup::L16 {
+                    channels: media.channels.unwrap_or(1).max(1),
+                }
+            }
+        } else if rtsp_toolkit_core::codec::g726::code_bits(&media.codec).is_some() {
+            return Err(not("recording G.726 is not supported"));
+        } else if media.codec_is("G722") {
+            return Err(not(
+                "G.722 has no codec id in MP4 or Matroska that players read (--save-audio writes it as WAV)",
+            ));
         } else {
             let why = match media.kind {
                 MediaKind::Video | MediaKind::Audio => "no depacketizer for this codec, so no frames to record",
@@ -822,11 +853,21 @@ impl<W: Write + Seek> Recorder<W> {
         } else {
             i64::from(a.frame.sample_count)
         };
+        let data = if matches!(t.setup, Setup::L16 { .. }) {
+            // Matroska's A_PCM/INT/LIT: little-endian samples.
+            let mut le = a.frame.data.to_vec();
+            for pair in le.chunks_exact_mut(2) {
+                pair.swap(0, 1);
+            }
+            Bytes::from(le)
+        } else {
+            a.frame.data.clone()
+        };
         t.push_timed(Timed {
             dts: a.extended_timestamp,
             pts: a.extended_timestamp,
             keyframe: true,
-            data: a.frame.data.clone(),
+            data,
             own_duration: Some(own.max(1)),
         });
         self.after_frame(i)
@@ -1168,6 +1209,11 @@ fn header_for(t: &TrackRec) -> Result<Codec, String> {
             Some((width, height)) => Ok(Codec::Mjpeg { width, height }),
             None => Err(format!("no readable JPEG image within {} s", KEYFRAME_WAIT.as_secs())),
         },
+        Setup::Opus { channels } => Ok(Codec::Opus { channels: *channels }),
+        Setup::L16 { channels } => Ok(Codec::Pcm {
+            sample_rate: t.clock,
+            channels: *channels,
+        }),
     }
 }
 
@@ -1194,6 +1240,8 @@ fn codec_label(codec: &Codec, t: &TrackRec) -> String {
         Codec::G711 { alaw: true, .. } => "alaw".to_owned(),
         Codec::G711 { alaw: false, .. } => "ulaw".to_owned(),
         Codec::Mjpeg { .. } => "mjpeg".to_owned(),
+        Codec::Opus { .. } => "opus".to_owned(),
+        Codec::Pcm { .. } => "pcm_s16le".to_owned(),
     }
 }
 
