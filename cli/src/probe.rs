@@ -316,17 +316,30 @@ pub fn client_options(opts: &ProbeOptions) -> Result<ClientOptions, String> {
     Ok(o)
 }
 
-/// The audio of `path` (a WAV file) for the backchannel: read as the server
-/// reads WAV files (resampled to 8 kHz mono, A-law), queued, closed.
+/// The audio of `path` (a WAV file) for the backchannel: its 16-bit PCM at
+/// the file's rate (as the server reads a WAV for `?codec=l16`), queued,
+/// closed. The session converts it to the backchannel codec's rate.
 fn backchannel_audio(path: &std::path::Path) -> Result<BackchannelAudio, String> {
+    use rtsp_toolkit_media::{FileKind, SourceCodec, WavEncoding};
     let bad = |e: &dyn std::fmt::Display| format!("--backchannel {}: {e}", path.display());
     let data = std::fs::read(path).map_err(|e| bad(&e))?;
-    let source = rtsp_toolkit_media::from_bytes(data.into(), rtsp_toolkit_media::FileKind::Wav).map_err(|e| bad(&e))?;
-    let codes: Vec<u8> = source.samples.iter().flat_map(|s| s.data.iter().copied()).collect();
+    let source =
+        rtsp_toolkit_media::from_bytes_with(data.into(), FileKind::Wav, WavEncoding::L16).map_err(|e| bad(&e))?;
+    let (rate, channels) = match source.tracks.first() {
+        Some(t) => match t.codec {
+            SourceCodec::L16 { channels } => (t.clock_rate, channels),
+            _ => return Err(bad(&"not 16-bit PCM")),
+        },
+        None => return Err(bad(&"no audio")),
+    };
+    // L16 samples are big-endian.
+    let pcm: Vec<i16> = source
+        .samples
+        .iter()
+        .flat_map(|s| s.data.chunks_exact(2).map(|b| i16::from_be_bytes([b[0], b[1]])))
+        .collect();
     let audio = BackchannelAudio::new();
-    audio
-        .push_g711(rtsp_toolkit_tokio::core::client::BackchannelCodec::Pcma, &codes)
-        .map_err(|e| bad(&e))?;
+    audio.push_pcm(&pcm, rate, channels).map_err(|e| bad(&e))?;
     audio.close();
     Ok(audio)
 }

@@ -34,13 +34,15 @@ speaks TLS, media interleaved on it; the URLs are printed as rtsps://. Without -
 --onvif-backchannel OUT makes it GStreamer's ONVIF server (RTSPOnvifServer, RTSPOnvifMediaFactory): to a
 client that sends `Require: www.onvif.org/ver20/backchannel`, every file also offers an a=sendonly PCMU/8000
 audio track, and what the client sends there is decoded and written to OUT as raw s16le, 8 kHz mono (no
-header: the backchannel pipeline gets no EOS at TEARDOWN; each session truncates OUT).
+header: the backchannel pipeline gets no EOS at TEARDOWN; each session truncates OUT). With
+--onvif-backchannel-codec g722 the track is G722/8000 (payload type 9) instead, decoded by avdec_g722 and
+written as raw s16le, 16 kHz mono.
 
 After binding, prints one URL per file and then the line "ready" (flushed), then runs until killed.
 
 Usage: gst-rtsp-server.py --dir DIR --port PORT [--user U --password P [--auth basic|digest]]
                           [--multicast] [--protocols tcp,udp,udp-mcast] [--tls-cert PEM --tls-key PEM]
-                          [--onvif-backchannel OUT]
+                          [--onvif-backchannel OUT [--onvif-backchannel-codec pcmu|g722]]
 Needs Debian's /usr/bin/python3 with python3-gi (see install.sh).
 """
 import argparse
@@ -115,10 +117,15 @@ def launch_line(path):
     return f"( {src} ! {demuxer} name=demux " + " ".join(branches) + " )"
 
 
-def backchannel_line(out):
-    """The ONVIF backchannel pipeline: PCMU/8000 RTP in, raw s16le 8 kHz mono to `out`."""
-    caps = "application/x-rtp,media=audio,payload=0,clock-rate=8000,encoding-name=PCMU"
+def backchannel_line(out, codec="pcmu"):
+    """The ONVIF backchannel pipeline: PCMU/8000 RTP in, raw s16le 8 kHz mono to `out`;
+    or G722/8000 RTP in, raw s16le 16 kHz mono."""
     sink = 'filesink location="{}" sync=false async=false'.format(out.replace('"', '\\"'))
+    if codec == "g722":
+        caps = "application/x-rtp,media=audio,payload=9,clock-rate=8000,encoding-name=G722"
+        return (f'( capsfilter caps="{caps}" name=depay_backchannel ! rtpg722depay ! avdec_g722'
+                f" ! audioconvert ! audio/x-raw,format=S16LE,rate=16000,channels=1 ! {sink} )")
+    caps = "application/x-rtp,media=audio,payload=0,clock-rate=8000,encoding-name=PCMU"
     return (f'( capsfilter caps="{caps}" name=depay_backchannel ! rtppcmudepay ! mulawdec'
             f" ! audioconvert ! audio/x-raw,format=S16LE,rate=8000,channels=1 ! {sink} )")
 
@@ -197,6 +204,8 @@ def main():
     ap.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
     ap.add_argument("--onvif-backchannel", metavar="OUT",
                     help="ONVIF server with a PCMU backchannel; received audio to OUT (raw s16le 8 kHz mono)")
+    ap.add_argument("--onvif-backchannel-codec", choices=("pcmu", "g722"), default="pcmu",
+                    help="the backchannel's codec (g722: OUT is raw s16le 16 kHz mono)")
     args = ap.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
@@ -231,7 +240,8 @@ def main():
         factory = GstRtspServer.RTSPOnvifMediaFactory() if onvif else GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch_line(path))
         if onvif:
-            factory.set_backchannel_launch(backchannel_line(os.path.abspath(args.onvif_backchannel)))
+            factory.set_backchannel_launch(
+                backchannel_line(os.path.abspath(args.onvif_backchannel), args.onvif_backchannel_codec))
             factory.set_media_gtype(GstRtspServer.RTSPOnvifMedia)
         factory.set_shared(False)
         if args.multicast:

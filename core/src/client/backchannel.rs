@@ -14,9 +14,10 @@
 //! session: PCM ([`BackchannelAudio::push_pcm`]) or G.711 codes
 //! ([`BackchannelAudio::push_g711`]), then [`BackchannelAudio::close`] when
 //! there is no more. The session encodes for the track's codec
-//! ([`BackchannelCodec`]: PCMU and PCMA; a new codec adds a variant, its
-//! [`BackchannelCodec::from_media`] match arm and its `encode` arm, e.g.
-//! G.722 with its 8000 Hz RTP clock for 16 kHz audio). While the queue is
+//! ([`BackchannelCodec`]: PCMU and PCMA at 8 kHz, G.722 at 16 kHz on its
+//! 8000 Hz RTP clock; a new codec adds a variant, its
+//! [`BackchannelCodec::from_media`] match arm and its encoding in the
+//! module's `Encoder`). While the queue is
 //! open and empty, time goes on: the next packet's timestamp leaves the gap.
 
 use std::collections::VecDeque;
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use super::{Client, Event, Output, TransportKind, Warning};
-use crate::codec::g711;
+use crate::codec::{g711, g722};
 use crate::message::encode_interleaved;
 use crate::rtp::RtpHeader;
 use crate::sdp::{Media, MediaKind};
@@ -60,6 +61,8 @@ pub enum BackchannelCodec {
     Pcmu,
     /// G.711 A-law (`PCMA`).
     Pcma,
+    /// G.722 (`G722`, RFC 3551): 16 kHz audio, RTP clock 8000.
+    G722,
 }
 
 impl BackchannelCodec {
@@ -69,13 +72,15 @@ impl BackchannelCodec {
             Some(BackchannelCodec::Pcmu)
         } else if media.codec_is("PCMA") {
             Some(BackchannelCodec::Pcma)
+        } else if media.codec_is("G722") {
+            Some(BackchannelCodec::G722)
         } else {
             None
         }
     }
 
     /// Samples per second the codec takes (G.711: its RTP clock rate, 8000
-    /// when the SDP gives none).
+    /// when the SDP gives none; G.722: 16000, whatever its clock says).
     fn sample_rate(self, media: &Media) -> u32 {
         match self {
             BackchannelCodec::Pcmu | BackchannelCodec::Pcma => {
@@ -85,17 +90,49 @@ impl BackchannelCodec {
                     media.clock_rate
                 }
             }
+            BackchannelCodec::G722 => 16000,
+        }
+    }
+
+    /// RTP clock ticks of `samples` samples (G.722: half, RFC 3551 §4.5.2).
+    fn ticks(self, samples: usize) -> u32 {
+        match self {
+            BackchannelCodec::G722 => (samples / 2) as u32,
+            BackchannelCodec::Pcmu | BackchannelCodec::Pcma => samples as u32,
+        }
+    }
+}
+
+/// A backchannel track's encoder (G.722 keeps state from packet to packet).
+#[derive(Debug)]
+struct Encoder {
+    codec: BackchannelCodec,
+    g722: g722::Encoder,
+    codes: Vec<u8>,
+}
+
+impl Encoder {
+    fn new(codec: BackchannelCodec) -> Encoder {
+        Encoder {
+            codec,
+            g722: g722::Encoder::new(),
+            codes: Vec::new(),
         }
     }
 
     /// Appends the encoded `pcm` (mono) to `out`; the RTP timestamp
     /// advances by the return value.
-    fn encode(self, pcm: &[i16], out: &mut BytesMut) -> u32 {
-        match self {
+    fn encode(&mut self, pcm: &[i16], out: &mut BytesMut) -> u32 {
+        match self.codec {
             BackchannelCodec::Pcmu => out.extend(pcm.iter().map(|&s| g711::linear_to_ulaw(s))),
             BackchannelCodec::Pcma => out.extend(pcm.iter().map(|&s| g711::linear_to_alaw(s))),
+            BackchannelCodec::G722 => {
+                self.codes.clear();
+                self.g722.encode(pcm, &mut self.codes);
+                out.extend_from_slice(&self.codes);
+            }
         }
-        pcm.len() as u32
+        self.codec.ticks(pcm.len())
     }
 }
 
@@ -117,8 +154,9 @@ pub enum BackchannelError {
         /// The rate of this push.
         got: u32,
     },
-    /// A sample rate or channel count of zero.
-    #[error("a sample rate and a channel count must be above zero")]
+    /// A sample rate or channel count of zero, or G.711 codes said to be
+    /// of another codec.
+    #[error("a sample rate and a channel count must be above zero, and G.711 codes PCMU or PCMA")]
     BadFormat,
     /// [`BackchannelAudio::close`] was called.
     #[error("the backchannel audio was closed")]
@@ -177,9 +215,9 @@ impl BackchannelAudio {
     }
 
     /// Queues 16-bit PCM, `channels` interleaved (mixed down to mono), at
-    /// `sample_rate`, which must be the rate of the audio queued before and
-    /// the backchannel codec's (8000 for G.711: audio at another rate is
-    /// dropped with a [`Warning::Backchannel`] when the session starts it).
+    /// `sample_rate`, which must be the rate of the audio queued before. The
+    /// session converts it to the backchannel codec's rate (8000 for G.711,
+    /// 16000 for G.722) by linear interpolation when they differ.
     pub fn push_pcm(&self, samples: &[i16], sample_rate: u32, channels: u16) -> Result<(), BackchannelError> {
         if sample_rate == 0 || channels == 0 {
             return Err(BackchannelError::BadFormat);
@@ -215,10 +253,12 @@ impl BackchannelAudio {
     /// Queues G.711 codes (8000 Hz mono): decoded here and encoded again for
     /// the track, which gives back the same codes when the track's codec is
     /// the same (except mu-law `0x7F`, negative zero, which comes back as `0xFF`).
+    /// `codec` must be [`BackchannelCodec::Pcmu`] or [`BackchannelCodec::Pcma`].
     pub fn push_g711(&self, codec: BackchannelCodec, codes: &[u8]) -> Result<(), BackchannelError> {
         let pcm: Vec<i16> = match codec {
             BackchannelCodec::Pcmu => codes.iter().map(|&c| g711::ulaw_to_linear(c)).collect(),
             BackchannelCodec::Pcma => codes.iter().map(|&c| g711::alaw_to_linear(c)).collect(),
+            BackchannelCodec::G722 => return Err(BackchannelError::BadFormat),
         };
         self.push_pcm(&pcm, 8000, 1)
     }
@@ -263,7 +303,7 @@ impl BackchannelAudio {
 pub(super) struct Pacer {
     /// Index among the set-up tracks.
     track: usize,
-    codec: BackchannelCodec,
+    encoder: Encoder,
     rate: u32,
     payload_type: u8,
     ssrc: u32,
@@ -275,6 +315,59 @@ pub(super) struct Pacer {
     idle: bool,
     audio: BackchannelAudio,
     scratch: Vec<i16>,
+    /// Audio queued at another rate than the codec's is converted (see
+    /// [`Resampler`]).
+    resampler: Resampler,
+}
+
+/// Linear-interpolation rate conversion of the queued audio to the codec's
+/// rate (8 kHz telephony audio for G.722's 16 kHz, a 44.1 kHz WAV for
+/// G.711): enough for talk-back audio, and no drift, since the input taken
+/// per packet is counted exactly.
+#[derive(Debug, Default)]
+struct Resampler {
+    /// Input rate × output samples not yet matched by input (remainder).
+    carry: u64,
+    /// The last input sample of the previous chunk (interpolation across chunks).
+    last: i16,
+    out: Vec<i16>,
+}
+
+impl Resampler {
+    /// How many input samples at `from` Hz make `n` output samples at `to` Hz.
+    fn input_for(&mut self, n: usize, from: u32, to: u32) -> usize {
+        self.carry += n as u64 * u64::from(from);
+        let take = self.carry / u64::from(to.max(1));
+        self.carry %= u64::from(to.max(1));
+        take as usize
+    }
+
+    /// `input` (at `from` Hz) as `n` samples at the output rate: each output
+    /// sample interpolated between its two nearest inputs.
+    fn convert(&mut self, input: &[i16], n: usize) -> &[i16] {
+        self.out.clear();
+        if input.is_empty() || n == 0 {
+            return &self.out;
+        }
+        let step = input.len() as f64 / n as f64;
+        for j in 0..n {
+            // Position in the input, the previous chunk's last sample at -1.
+            let x = (j as f64 + 1.0) * step - 1.0;
+            let i = x.floor();
+            let frac = x - i;
+            let at = |k: f64| -> f64 {
+                if k < 0.0 {
+                    f64::from(self.last)
+                } else {
+                    f64::from(input[(k as usize).min(input.len() - 1)])
+                }
+            };
+            let v = at(i) * (1.0 - frac) + at(i + 1.0) * frac;
+            self.out.push(v.round().clamp(-32768.0, 32767.0) as i16);
+        }
+        self.last = input[input.len() - 1];
+        &self.out
+    }
 }
 
 impl Pacer {
@@ -319,7 +412,7 @@ impl Client {
         let r = self.udp.next_random();
         self.pacer = Some(Pacer {
             track: i,
-            codec,
+            encoder: Encoder::new(codec),
             rate,
             payload_type: media.payload_type,
             ssrc: self.udp.ssrc(),
@@ -329,6 +422,7 @@ impl Client {
             idle: true,
             audio,
             scratch: Vec::new(),
+            resampler: Resampler::default(),
         });
     }
 
@@ -336,21 +430,29 @@ impl Client {
     pub(super) fn pace_backchannel(&mut self, now: Instant) {
         let Some(p) = self.pacer.as_mut() else { return };
         let per_packet = (p.rate / 50).max(1) as usize;
+        let ticks_per_packet = p.encoder.codec.ticks(per_packet).max(1);
         for _ in 0..MAX_BURST {
             let Some(at) = p.next_at.filter(|&at| at <= now) else {
                 break;
             };
-            if let Some(got) = p.audio.rate().filter(|&r| r != p.rate) {
-                p.next_at = None;
-                let track = p.track;
-                self.events.push_back(Event::Warning(Warning::Backchannel {
-                    track: Some(track),
-                    reason: format!("the audio is at {got} Hz; the backchannel codec takes {} Hz", p.rate),
-                }));
-                return;
-            }
+            let from = p.audio.rate().unwrap_or(p.rate);
+            let want = if from == p.rate {
+                per_packet
+            } else {
+                p.resampler.input_for(per_packet, from, p.rate)
+            };
             p.scratch.clear();
-            let done = p.audio.take(per_packet, &mut p.scratch);
+            let done = p.audio.take(want, &mut p.scratch);
+            if from != p.rate && !p.scratch.is_empty() {
+                // The last packet may be short: as many outputs as its inputs make.
+                let n = if p.scratch.len() == want {
+                    per_packet
+                } else {
+                    (p.scratch.len() as u64 * u64::from(p.rate) / u64::from(from)).max(1) as usize
+                };
+                let converted = p.resampler.convert(&p.scratch, n).to_vec();
+                p.scratch = converted;
+            }
             p.next_at = if done && p.scratch.is_empty() {
                 None
             } else {
@@ -358,12 +460,12 @@ impl Client {
             };
             if p.scratch.is_empty() {
                 // Time goes on while the queue is empty: the gap shows in the timestamps.
-                p.timestamp = p.timestamp.wrapping_add(per_packet as u32);
+                p.timestamp = p.timestamp.wrapping_add(ticks_per_packet);
                 p.idle = true;
                 continue;
             }
             let mut payload = BytesMut::with_capacity(per_packet);
-            let advance = p.codec.encode(&p.scratch, &mut payload);
+            let advance = p.encoder.encode(&p.scratch, &mut payload);
             let mut packet = BytesMut::with_capacity(12 + payload.len());
             RtpHeader {
                 sequence_number: p.seq,
@@ -374,7 +476,7 @@ impl Client {
             }
             .write_packet(&payload, &mut packet);
             p.seq = p.seq.wrapping_add(1);
-            p.timestamp = p.timestamp.wrapping_add(advance.max(per_packet as u32));
+            p.timestamp = p.timestamp.wrapping_add(advance.max(ticks_per_packet));
             p.idle = false;
             let track = p.track;
             let t = &self.tracks[track].track;
@@ -439,8 +541,58 @@ mod tests {
             let mut pcm = Vec::new();
             a.take(usize::MAX, &mut pcm);
             let mut out = BytesMut::new();
-            codec.encode(&pcm, &mut out);
+            Encoder::new(codec).encode(&pcm, &mut out);
             assert_eq!(&out[..], &codes[..], "{codec:?}");
         }
+    }
+
+    #[test]
+    fn the_resampler_converts_without_drift() {
+        let mut r = Resampler::default();
+        // 44.1 kHz in, 8 kHz out, 160 samples a packet, for 100 packets.
+        let mut taken = 0;
+        for _ in 0..100 {
+            taken += r.input_for(160, 44_100, 8_000);
+        }
+        assert_eq!(taken, 88_200, "exactly 2 s of input for 2 s of output");
+        // 8 kHz to 16 kHz: a ramp stays a ramp, halfway points in between.
+        let mut r = Resampler::default();
+        let out = r.convert(&[100, 200, 300, 400], 8).to_vec();
+        assert_eq!(out, [50, 100, 150, 200, 250, 300, 350, 400]);
+        let next = r.convert(&[500, 600], 4).to_vec();
+        assert_eq!(next, [450, 500, 550, 600], "continues from the last sample");
+        // 16 kHz to 8 kHz: every other sample (interpolated exactly on them).
+        let mut r = Resampler::default();
+        assert_eq!(r.convert(&[1, 2, 3, 4, 5, 6], 3), [2, 4, 6]);
+    }
+
+    #[test]
+    fn g722_sends_16_khz_audio_on_an_8000_hz_clock() {
+        let sdp = crate::sdp::Sdp::parse(b"v=0\r\nm=audio 0 RTP/AVP 9\r\na=sendonly\r\n").unwrap();
+        let media = &sdp.media[0];
+        let codec = BackchannelCodec::from_media(media).unwrap();
+        assert_eq!((codec, codec.sample_rate(media)), (BackchannelCodec::G722, 16000));
+        // 20 ms of a 1 kHz tone: 320 samples, 160 codes, 160 clock ticks.
+        let tone: Vec<i16> = (0..3200)
+            .map(|i| ((i as f64 * 2.0 * std::f64::consts::PI / 16.0).sin() * 8000.0) as i16)
+            .collect();
+        let mut e = Encoder::new(codec);
+        let mut codes = BytesMut::new();
+        for chunk in tone.chunks(320) {
+            let before = codes.len();
+            assert_eq!(e.encode(chunk, &mut codes), 160);
+            assert_eq!(codes.len() - before, 160);
+        }
+        // The packets decode back to the tone (the codec delays it a little).
+        let mut back = Vec::new();
+        g722::Decoder::new().decode(&codes, &mut back);
+        assert_eq!(back.len(), tone.len());
+        let energy = |s: &[i16]| s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+        let (sent, got) = (energy(&tone[800..]), energy(&back[800..]));
+        assert!((got / sent - 1.0).abs() < 0.2, "{got} vs {sent}");
+        assert_eq!(
+            BackchannelAudio::new().push_g711(codec, &[0]),
+            Err(BackchannelError::BadFormat)
+        );
     }
 }
