@@ -91,6 +91,7 @@ pub mod codec;
 #[cfg(feature = "serde")]
 pub mod duration_secs;
 pub mod error;
+mod http_head;
 pub mod message;
 pub(crate) mod mpeg4_audio;
 pub mod prelude;

@@ -23,7 +23,7 @@
 //! media file are not served (the file loops at its end). The RTP timestamp
 //! of a document is its time × 90000 plus the track's random base, so a
 //! client sees the times of the file as extended-timestamp differences.
-//! [`line`] writes one line in this format.
+//! [`line()`] writes one line in this format.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

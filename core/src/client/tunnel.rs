@@ -19,7 +19,7 @@
 
 use base64::Engine as _;
 
-use crate::server::tunnel::{head_end, TUNNEL_TYPE};
+use crate::http_head::{head_end, TUNNEL_TYPE};
 
 /// Longest GET response head read before the tunnel is given up.
 pub const MAX_RESPONSE_HEAD: usize = 8 * 1024;
@@ -249,31 +249,6 @@ fn printable(line: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::tunnel::{parse_head, Base64Decoder, Half};
-
-    #[test]
-    fn our_requests_are_what_our_server_accepts() {
-        let c = cookie(42);
-        let get = get_request("/a?x=1", "h:1", &c, "ua");
-        let (req, len) = parse_head(&get).unwrap().unwrap();
-        assert_eq!(
-            (req.half, req.cookie.as_str(), req.target.as_str(), len),
-            (Half::Get, c.as_str(), "/a?x=1", get.len())
-        );
-        let post = post_request("/a", "h", &c, "ua");
-        let (req, _) = parse_head(&post).unwrap().unwrap();
-        assert_eq!((req.half, req.cookie), (Half::Post, c));
-    }
-
-    #[test]
-    fn writes_decode_one_after_another() {
-        let mut d = Base64Decoder::new();
-        let mut out = Vec::new();
-        for chunk in [&b"OPTIONS rtsp://h/ RTSP/1.0\r\n"[..], b"C", b"Seq: 1\r\n\r\n"] {
-            d.decode(&encode(chunk), &mut out).unwrap();
-        }
-        assert_eq!(out, b"OPTIONS rtsp://h/ RTSP/1.0\r\nCSeq: 1\r\n\r\n");
-    }
 
     #[test]
     fn responses() {

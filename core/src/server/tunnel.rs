@@ -24,8 +24,8 @@
 use std::fmt;
 use std::time::Duration;
 
-/// The media type both halves of a tunnel name.
-pub const TUNNEL_TYPE: &str = "application/x-rtsp-tunnelled";
+use crate::http_head::head_end;
+pub use crate::http_head::TUNNEL_TYPE;
 
 /// Longest HTTP request head (request line and headers) a tunnel half may
 /// send; past it the request is refused with `431`.
@@ -257,22 +257,6 @@ fn media_type(value: &str) -> &str {
     value.split(';').next().unwrap_or_default().trim()
 }
 
-/// The length of the head in `buf` up to and with its blank line (CRLF CRLF
-/// or LF LF, or a mix), if it is there.
-pub(crate) fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut line_start = 0;
-    for (i, &b) in buf.iter().enumerate() {
-        if b == b'\n' {
-            let line = buf.get(line_start..i).unwrap_or_default();
-            if (line.is_empty() || line == b"\r") && line_start > 0 {
-                return Some(i + 1);
-            }
-            line_start = i + 1;
-        }
-    }
-    None
-}
-
 /// Why a POST body is not base64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Base64Error {
@@ -500,5 +484,29 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn our_clients_requests_are_accepted() {
+        let c = crate::client::tunnel::cookie(42);
+        let get = crate::client::tunnel::get_request("/a?x=1", "h:1", &c, "ua");
+        let (req, len) = parse_head(&get).unwrap().unwrap();
+        assert_eq!(
+            (req.half, req.cookie.as_str(), req.target.as_str(), len),
+            (Half::Get, c.as_str(), "/a?x=1", get.len())
+        );
+        let post = crate::client::tunnel::post_request("/a", "h", &c, "ua");
+        let (req, _) = parse_head(&post).unwrap().unwrap();
+        assert_eq!((req.half, req.cookie), (Half::Post, c));
+    }
+
+    #[test]
+    fn our_clients_writes_decode_one_after_another() {
+        let mut d = Base64Decoder::new();
+        let mut out = Vec::new();
+        for chunk in [&b"OPTIONS rtsp://h/ RTSP/1.0\r\n"[..], b"C", b"Seq: 1\r\n\r\n"] {
+            d.decode(&crate::client::tunnel::encode(chunk), &mut out).unwrap();
+        }
+        assert_eq!(out, b"OPTIONS rtsp://h/ RTSP/1.0\r\nCSeq: 1\r\n\r\n");
     }
 }
