@@ -253,124 +253,39 @@ async fn backchannel_into_gstreamers_onvif_server_over_udp() {
     backchannel_into_gstreamer(Transport::Udp).await;
 }
 
-async fn backchannel_into_gstreamer(transport: Transport) {
-    let out = std::env::temp_dir().join(format!("rtsp-toolkit-onvif-gst-{transport}-{}.raw", std::process::id()));
+/// Sends `audio` on the backchannel of GStreamer's ONVIF server (the peer
+/// script with `--onvif-backchannel OUT` and `extra` arguments) over
+/// `transport`: the codec of the backchannel track set up (it must be track
+/// 2, after the file's video and audio), and what GStreamer decoded to OUT
+/// once at least `expect` samples are there (or after 5 s).
+async fn backchannel_to_gstreamer(
+    audio: &BackchannelAudio,
+    transport: Transport,
+    extra: &[&str],
+    expect: usize,
+) -> (Option<String>, Vec<i16>) {
+    let tag = extra.join("-");
+    let out = std::env::temp_dir().join(format!(
+        "rtsp-toolkit-onvif-gst-{transport}{tag}-{}.raw",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&out);
-    let gst = tokio::task::spawn_blocking({
-        let out = out.clone();
-        move || {
-            rtsp_toolkit_conformance::peers::GstServer::start_with(
-                None,
-                &["--onvif-backchannel", out.to_str().unwrap()],
-            )
-        }
+    let args: Vec<String> = ["--onvif-backchannel", out.to_str().unwrap()]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect();
+    let gst = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        rtsp_toolkit_conformance::peers::GstServer::start_with(None, &args)
     })
     .await
     .unwrap();
-    let pcm: Vec<i16> = (0..12_000u32)
-        .map(|i| (i * 11 % 256) as u8)
-        .map(|c| if c == 0x7f { 0xff } else { c })
-        .map(g711::ulaw_to_linear)
-        .collect();
-    let audio = BackchannelAudio::new();
-    audio.push_pcm(&pcm, 8000, 1).unwrap();
-    audio.close();
     let mut session = Session::open(
         &gst.url("h264_aac.mp4"),
         ClientOptions::default()
             .with_backchannel(audio.clone())
             .with_transport(transport),
-    )
-    .unwrap();
-    let mut backchannel_track = None;
-    let run = async {
-        while let Some(e) = session.next().await {
-            match &e {
-                Event::Method(m) => {
-                    if let Some(t) = m.track.as_ref().filter(|t| t.codec == "PCMU") {
-                        backchannel_track = Some(t.index);
-                    }
-                }
-                Event::Closed(c) => assert!(c.error.is_none(), "{c:?}"),
-                _ => {}
-            }
-            if audio.is_done() {
-                session.stop();
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .expect("session ended in time");
-    assert_eq!(
-        backchannel_track,
-        Some(2),
-        "GStreamer offers the backchannel after video and audio"
-    );
-    // GStreamer writes as it receives; wait for the last packets.
-    let mut raw = Vec::new();
-    for _ in 0..100 {
-        raw = std::fs::read(&out).unwrap_or_default();
-        if raw.len() >= 2 * pcm.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let got: Vec<i16> = raw.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
-    if transport == Transport::Tcp {
-        assert_eq!(got.len(), pcm.len(), "every sample, once");
-        assert!(got == pcm, "the samples differ");
-    } else {
-        // Whole packets of 160 samples, each a run of what was sent.
-        assert!(
-            got.len() * 10 >= pcm.len() * 9,
-            "{} of {} samples",
-            got.len(),
-            pcm.len()
-        );
-        assert_eq!(got.len() % 160, 0);
-        for packet in got.chunks(160) {
-            assert!(pcm.windows(160).any(|w| w == packet), "a packet that was not sent");
-        }
-    }
-    drop(gst);
-    let _ = std::fs::remove_file(&out);
-}
-
-/// A G.722 backchannel (`--onvif-backchannel-codec g722`): our client sends
-/// 16 kHz audio as G.722, and GStreamer's decoder (`avdec_g722`) gives back
-/// every sample, the tone's energy kept. The audio is queued at 8 kHz: the
-/// session converts it to the codec's 16 kHz.
-#[tokio::test]
-async fn g722_backchannel_into_gstreamers_onvif_server() {
-    let out = std::env::temp_dir().join(format!("rtsp-toolkit-onvif-gst-g722-{}.raw", std::process::id()));
-    let _ = std::fs::remove_file(&out);
-    let gst = tokio::task::spawn_blocking({
-        let out = out.clone();
-        move || {
-            rtsp_toolkit_conformance::peers::GstServer::start_with(
-                None,
-                &[
-                    "--onvif-backchannel",
-                    out.to_str().unwrap(),
-                    "--onvif-backchannel-codec",
-                    "g722",
-                ],
-            )
-        }
-    })
-    .await
-    .unwrap();
-    // 1 s of a 400 Hz tone at 8 kHz.
-    let pcm8: Vec<i16> = (0..8000)
-        .map(|i| ((f64::from(i) * 2.0 * std::f64::consts::PI / 20.0).sin() * 6000.0) as i16)
-        .collect();
-    let audio = BackchannelAudio::new();
-    audio.push_pcm(&pcm8, 8000, 1).unwrap();
-    audio.close();
-    let mut session = Session::open(
-        &gst.url("h264_aac.mp4"),
-        ClientOptions::default().with_backchannel(audio.clone()),
     )
     .unwrap();
     let mut codec = None;
@@ -394,23 +309,77 @@ async fn g722_backchannel_into_gstreamers_onvif_server() {
     tokio::time::timeout(Duration::from_secs(30), run)
         .await
         .expect("session ended in time");
-    assert_eq!(codec.as_deref(), Some("G722"));
-    // 16000 samples at 16 kHz went out as 8000 codes.
+    // GStreamer writes as it receives; wait for the last packets.
     let mut raw = Vec::new();
     for _ in 0..100 {
         raw = std::fs::read(&out).unwrap_or_default();
-        if raw.len() >= 2 * 16000 {
+        if raw.len() >= 2 * expect {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let got: Vec<i16> = raw.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    drop(gst);
+    let _ = std::fs::remove_file(&out);
+    (
+        codec,
+        raw.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect(),
+    )
+}
+
+async fn backchannel_into_gstreamer(transport: Transport) {
+    let pcm: Vec<i16> = (0..12_000u32)
+        .map(|i| (i * 11 % 256) as u8)
+        .map(|c| if c == 0x7f { 0xff } else { c })
+        .map(g711::ulaw_to_linear)
+        .collect();
+    let audio = BackchannelAudio::new();
+    audio.push_pcm(&pcm, 8000, 1).unwrap();
+    audio.close();
+    let (codec, got) = backchannel_to_gstreamer(&audio, transport, &[], pcm.len()).await;
+    assert_eq!(
+        codec.as_deref(),
+        Some("PCMU"),
+        "GStreamer offers the backchannel after video and audio"
+    );
+    if transport == Transport::Tcp {
+        assert_eq!(got.len(), pcm.len(), "every sample, once");
+        assert!(got == pcm, "the samples differ");
+    } else {
+        // Whole packets of 160 samples, each a run of what was sent.
+        assert!(
+            got.len() * 10 >= pcm.len() * 9,
+            "{} of {} samples",
+            got.len(),
+            pcm.len()
+        );
+        assert_eq!(got.len() % 160, 0);
+        for packet in got.chunks(160) {
+            assert!(pcm.windows(160).any(|w| w == packet), "a packet that was not sent");
+        }
+    }
+}
+
+/// A G.722 backchannel (`--onvif-backchannel-codec g722`): our client sends
+/// 16 kHz audio as G.722, and GStreamer's decoder (`avdec_g722`) gives back
+/// every sample, the tone's energy kept. The audio is queued at 8 kHz: the
+/// session converts it to the codec's 16 kHz.
+#[tokio::test]
+async fn g722_backchannel_into_gstreamers_onvif_server() {
+    // 1 s of a 400 Hz tone at 8 kHz.
+    let pcm8: Vec<i16> = (0..8000)
+        .map(|i| ((f64::from(i) * 2.0 * std::f64::consts::PI / 20.0).sin() * 6000.0) as i16)
+        .collect();
+    let audio = BackchannelAudio::new();
+    audio.push_pcm(&pcm8, 8000, 1).unwrap();
+    audio.close();
+    let extra = ["--onvif-backchannel-codec", "g722"];
+    let (codec, got) = backchannel_to_gstreamer(&audio, Transport::Tcp, &extra, 16000).await;
+    assert_eq!(codec.as_deref(), Some("G722"));
+    // 16000 samples at 16 kHz went out as 8000 codes.
     assert_eq!(got.len(), 16000, "every sample, once");
     // The tone survived: its energy within 20 % of what was queued (the
     // codec and the 2x rate conversion are lossy, not exact).
     let energy = |s: &[i16]| s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len() as f64;
     let ratio = energy(&got[2000..]) / energy(&pcm8[1000..]);
     assert!((ratio - 1.0).abs() < 0.2, "energy ratio {ratio}");
-    drop(gst);
-    let _ = std::fs::remove_file(&out);
 }
