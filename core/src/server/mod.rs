@@ -263,7 +263,10 @@ pub struct ServerConfig {
     /// Interval between RTCP sender reports (default 5 s; at least 100 ms).
     #[cfg_attr(feature = "serde", serde(rename = "rtcp_interval_s", with = "crate::duration_secs"))]
     pub rtcp_interval: Duration,
-    /// After the last BYE, how long to wait for TEARDOWN before closing (default 5 s).
+    /// After the last BYE, how long to wait for TEARDOWN before closing
+    /// (default 10 s: GStreamer's client, for one, plays out its 2 s jitter
+    /// buffer and then PAUSEs before its TEARDOWN); each request meanwhile
+    /// starts it again.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "linger_after_end_s", with = "crate::duration_secs")
@@ -346,7 +349,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             server_name: concat!("rtsp-toolkit/", env!("CARGO_PKG_VERSION")).to_owned(),
             rtcp_interval: Duration::from_secs(5),
-            linger_after_end: Duration::from_secs(5),
+            linger_after_end: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             initial_rtp: None,
             max_lag: Duration::from_secs(5),

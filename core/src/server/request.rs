@@ -41,6 +41,12 @@ impl Connection {
         if info.cseq.is_none() {
             return self.respond(now, &info, 400, Headers::new(), Bytes::new());
         }
+        // A client still talking after the end (GStreamer PAUSEs, then
+        // TEARDOWNs; a player seeks back) gets the whole linger again.
+        let linger = self.config.linger_after_end;
+        if let Some(State::Ended { close_at }) = self.session.as_mut().map(|s| &mut s.state) {
+            *close_at = (*close_at).max(now.checked_add(linger).unwrap_or(now));
+        }
         // Asked once per request: a request dispatched again with what it
         // waited for (`found`) passed already.
         if let (Some(auth), None, false) = (self.config.auth.clone(), &found, req.method == Method::Options) {

@@ -1330,7 +1330,7 @@ fn packets_leave_exactly_at_their_instants() {
         .iter()
         .any(|e| matches!(e, ServerEvent::PlaybackEnded { loops: 1, .. })));
     // Linger, then close.
-    let close_at = end + Duration::from_secs(5);
+    let close_at = end + config().linger_after_end;
     assert_eq!(d.timeout, Some(close_at));
     assert!(!h.timeout(close_at - Duration::from_nanos(1)).closed);
     let d = h.timeout(close_at);
@@ -1803,7 +1803,7 @@ fn degenerate_sources_do_not_spin() {
     assert_eq!(total, VIDEO_FRAMES);
     // Ended at once: the BYE rides with the PLAY answer, then the linger.
     assert!(d.rtcp(1).iter().flatten().any(|p| matches!(p, RtcpPacket::Bye(_))));
-    assert_eq!(d.timeout, Some(h.t0 + Duration::from_secs(5)));
+    assert_eq!(d.timeout, Some(h.t0 + config().linger_after_end));
     // Only the audio track set up, and a source whose audio has no samples.
     let mut src = synthetic_source();
     src.samples.retain(|s| s.track == 0);
@@ -3766,4 +3766,36 @@ fn require_tags_are_551_unless_the_backchannel_is_offered_and_asked_for() {
     assert_eq!(Some(id.as_str()), h.conn.session_id());
     assert_eq!(path, "dir/clip.mp4");
     assert_eq!((p.sequence_number, p.timestamp, p.payload.len()), (9, 160, 160));
+}
+
+#[test]
+fn a_request_after_the_end_restarts_the_linger() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let d = h.play(h.t0, &source, "");
+    // Play to the end: the next deadline is then the linger's end.
+    let mut d = d;
+    let mut ended_at = None;
+    for _ in 0..1000 {
+        if d.events.iter().any(|e| matches!(e, ServerEvent::PlaybackEnded { .. })) {
+            ended_at = Some(h.now);
+            break;
+        }
+        let at = d.timeout.expect("a deadline while playing");
+        d = h.timeout(at);
+    }
+    let ended_at = ended_at.expect("the presentation ended");
+    let linger = config().linger_after_end;
+    assert_eq!(d.timeout, Some(ended_at + linger));
+    // A PAUSE near the linger's end (GStreamer's, before its TEARDOWN) is
+    // answered and starts the linger again.
+    let late = ended_at + linger - ms(1);
+    let d = h.request(late, "PAUSE", URL, &[]);
+    assert_eq!(d.status(), 200);
+    assert_eq!(d.timeout, Some(late + linger));
+    assert!(
+        !h.timeout(ended_at + linger).closed,
+        "not closed at the first linger's end"
+    );
+    assert_eq!(h.request(late + ms(2), "TEARDOWN", URL, &[]).status(), 200);
 }
