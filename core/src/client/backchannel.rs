@@ -450,8 +450,9 @@ impl Client {
                 } else {
                     (p.scratch.len() as u64 * u64::from(p.rate) / u64::from(from)).max(1) as usize
                 };
-                let converted = p.resampler.convert(&p.scratch, n).to_vec();
-                p.scratch = converted;
+                p.resampler.convert(&p.scratch, n);
+                // The converted samples take the scratch's place (both buffers kept, no allocation).
+                std::mem::swap(&mut p.scratch, &mut p.resampler.out);
             }
             p.next_at = if done && p.scratch.is_empty() {
                 None
