@@ -12,6 +12,7 @@ mod decode;
 mod demo;
 mod json;
 mod load;
+mod metrics_http;
 mod probe;
 mod record;
 mod replay;

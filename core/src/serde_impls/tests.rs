@@ -20,7 +20,7 @@ use crate::message::{FramingError, Headers, Limits, Method};
 use crate::rtcp::{Bye, ReceiverReport, ReportBlock, RtcpPacket, SdesChunk, SdesItem, SenderReport};
 use crate::rtp::RtpPacket;
 use crate::sdp::{MediaKind, Sdp};
-use crate::server::{CloseReason, GroupRange, MulticastEnd, PlayCount, ServerConfig, ServerEvent};
+use crate::server::{CloseReason, GroupRange, MulticastEnd, PlayCount, ServerConfig, ServerEvent, SessionTransport};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -545,6 +545,7 @@ fn every_server_event_serializes_with_its_type() {
             path: "a.mp4".into(),
             tracks: 2,
             play_count: PlayCount::Forever,
+            transport: SessionTransport::Udp,
         },
         ServerEvent::PlaybackEnded {
             session_id: "s".into(),
@@ -594,6 +595,15 @@ fn every_server_event_serializes_with_its_type() {
             user: Some("alice".into()),
             reason: crate::server::auth::Refusal::WrongPassword,
         },
+        ServerEvent::Progress {
+            session_id: "s".into(),
+            path: "a.mp4".into(),
+            transport: SessionTransport::Mixed,
+            packets: 7,
+            octets: 700,
+            behind: ms(250),
+            last: true,
+        },
     ];
     let type_of = |e: &ServerEvent| match e {
         ServerEvent::Request { .. } => "request",
@@ -609,11 +619,18 @@ fn every_server_event_serializes_with_its_type() {
         ServerEvent::MulticastEnded { .. } => "multicast_ended",
         ServerEvent::Closed { .. } => "closed",
         ServerEvent::AuthFailed { .. } => "auth_failed",
+        ServerEvent::Progress { .. } => "progress",
     };
     for e in &events {
         assert_eq!(to_json(e)["type"], type_of(e));
     }
     assert_eq!(to_json(&events[1])["play_count"], 0);
+    assert_eq!(to_json(&events[1])["transport"], "udp");
+    let progress = to_json(&events[events.len() - 1]);
+    assert_eq!(
+        (&progress["transport"], &progress["behind_s"], &progress["last"]),
+        (&json!("mixed"), &json!(0.25), &json!(true))
+    );
     assert_eq!(to_json(&events[3])["behind_s"], 6.0);
     assert_eq!(to_json(&events[4])["jitter_s"], 0.002);
     assert_eq!(to_json(&events[7])["group"], "239.255.42.0");

@@ -575,6 +575,7 @@ impl Connection {
                 path: session.path.clone(),
                 tracks: session.tracks.len(),
                 play_count: count,
+                transport: session.transport(),
             }
         } else {
             ServerEvent::Resumed {
@@ -674,6 +675,7 @@ impl Connection {
             path: session.path.clone(),
             tracks: session.tracks.len(),
             play_count: pos.play_count,
+            transport: session.transport(),
         };
         self.answer_play(now, &info, range, &rtp_info, started);
     }
