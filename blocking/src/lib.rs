@@ -140,7 +140,8 @@ impl Session {
         self.driver.stop_signal().clone()
     }
 
-    /// Asks the session to end (TEARDOWN, then [`Event::Closed`]). Keep
+    /// Asks the session to end (TEARDOWN, then [`Event::Closed`]) by raising
+    /// its stop signal: sessions opened with the same signal end too. Keep
     /// iterating to see it close.
     pub fn stop(&self) {
         self.driver.stop_signal().stop();

@@ -62,9 +62,10 @@ const BATCH: usize = 64;
 /// A running client session: a [`Stream`](futures_core::Stream) of
 /// [`Event`]s that ends after [`Event::Closed`].
 ///
-/// Dropping it stops the session: the background task sends TEARDOWN (when
-/// a server session exists), waits for the answer up to the timeout, and
-/// closes the connection.
+/// Dropping it stops this session (not the others that share its stop
+/// signal): the background task sends TEARDOWN (when a server session
+/// exists), waits for the answer up to the timeout, and closes the
+/// connection.
 #[derive(Debug)]
 pub struct Session {
     rx: mpsc::Receiver<Vec<Event>>,
@@ -103,8 +104,10 @@ impl Session {
         self.stop.clone()
     }
 
-    /// Asks the session to end (TEARDOWN, then [`Event::Closed`]). Keep
-    /// reading events to see it close.
+    /// Asks the session to end (TEARDOWN, then [`Event::Closed`]) by raising
+    /// its stop signal: sessions opened with the same signal
+    /// ([`Session::open_with_stop`]) end too. Keep reading events to see it
+    /// close.
     pub fn stop(&self) {
         self.stop.stop();
     }
@@ -132,12 +135,6 @@ impl futures_core::Stream for Session {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         self.poll_event(cx)
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.stop.stop();
     }
 }
 
@@ -212,6 +209,9 @@ enum Wake {
     Udp,
     /// The stop signal.
     Stop,
+    /// The [`Session`] was dropped: this session ends (not the others that
+    /// share its stop signal).
+    Gone,
 }
 
 /// The driving loop, the same in every runtime (`docs/ARCHITECTURE.md`):
@@ -285,6 +285,10 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
                         }
                         _ = sleep => d.deadline_passed(None, &[]),
                         _ = stop.stopped(), if !d.is_stopping() => d.stop_now(),
+                        _ = tx.closed(), if !d.is_stopping() => {
+                            consumer_gone = true;
+                            d.stop_now();
+                        }
                     }
                 } else if let Some(s) = socket.as_ref() {
                     // Data already waiting wins over a deadline that passed
@@ -294,6 +298,7 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
                         woken = io::read_until(s, &mut buf, at) => Wake::Tcp(woken),
                         () = udp_readable(&udp), if !udp.is_empty() => Wake::Udp,
                         _ = stop.stopped(), if !d.is_stopping() => Wake::Stop,
+                        _ = tx.closed(), if !d.is_stopping() => Wake::Gone,
                     };
                     match wake {
                         Wake::Tcp(w) if udp.is_empty() => d.woken(w, &buf),
@@ -307,6 +312,10 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
                             d.woken_udp(Woken::new(now, read, now >= at), &buf, true, &mut udp, at);
                         }
                         Wake::Stop => d.stop_now(),
+                        Wake::Gone => {
+                            consumer_gone = true;
+                            d.stop_now();
+                        }
                     }
                 } else {
                     sleep.await;
