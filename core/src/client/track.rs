@@ -168,6 +168,25 @@ impl TrackState {
         }
     }
 
+    /// A later PLAY was answered (`control.rs`): the packets held before it
+    /// are delivered, then the track expects `seq` next (`RTP-Info`; `None`:
+    /// whatever comes), so the jump of a seek is not counted as loss.
+    pub(super) fn resync(
+        &mut self,
+        start: Instant,
+        seq: Option<u16>,
+        log: LogKinds,
+        events: &mut VecDeque<Event>,
+        released: &mut VecDeque<Released>,
+    ) {
+        if let Some(r) = self.reorder.as_mut() {
+            r.expect(seq, released);
+        }
+        self.deliver(start, log, events, released);
+        self.sequence.expect(seq);
+        self.reception.resync();
+    }
+
     /// An RTCP compound packet on this track; whether it held a BYE.
     ///
     /// A compound whose first packet comes from `own_ssrc` is our own report
