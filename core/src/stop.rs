@@ -133,6 +133,9 @@ pub struct SessionControl {
 
 #[derive(Debug, Default)]
 struct ControlInner {
+    /// Whether the queue may hold something: read without the lock, so that
+    /// a runtime looks at the queue for every event at the cost of a load.
+    queued: AtomicBool,
     state: Mutex<ControlState>,
 }
 
@@ -166,6 +169,7 @@ impl SessionControl {
                 return Err(ControlError::Full);
             }
             st.queue.push_back(control);
+            self.inner.queued.store(true, Ordering::SeqCst);
             std::mem::take(&mut st.wakers)
         };
         for w in wakers {
@@ -189,12 +193,18 @@ impl SessionControl {
 
     /// The oldest request waiting (for the runtime).
     pub fn take(&self) -> Option<Control> {
-        self.lock().queue.pop_front()
+        if !self.is_requested() {
+            return None;
+        }
+        let mut st = self.lock();
+        let c = st.queue.pop_front();
+        self.inner.queued.store(!st.queue.is_empty(), Ordering::SeqCst);
+        c
     }
 
-    /// Whether a request waits.
+    /// Whether a request waits (one atomic load).
     pub fn is_requested(&self) -> bool {
-        !self.lock().queue.is_empty()
+        self.inner.queued.load(Ordering::SeqCst)
     }
 
     /// The session ended: later requests get [`ControlError::Ended`], and
@@ -203,6 +213,7 @@ impl SessionControl {
         let mut st = self.lock();
         st.closed = true;
         st.queue.clear();
+        self.inner.queued.store(false, Ordering::SeqCst);
         st.wakers.clear();
     }
 

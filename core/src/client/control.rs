@@ -59,6 +59,11 @@ impl Client {
             }
         }
         let url = self.aggregate_url();
+        if method == Method::Play {
+            for t in &mut self.tracks {
+                t.set_seek_pending(true);
+            }
+        }
         self.send(now, method, url, headers, false);
         if let Some(f) = self.inflight.back_mut() {
             f.control = true;
@@ -70,6 +75,9 @@ impl Client {
         let method = inflight.request.method.clone();
         if !(200..300).contains(&resp.status) {
             tracing::info!(%method, status = resp.status, "control request refused");
+            for t in &mut self.tracks {
+                t.set_seek_pending(false);
+            }
             self.events.push_back(Event::Warning(Warning::Control {
                 method,
                 status: Some(resp.status),

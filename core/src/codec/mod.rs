@@ -378,7 +378,7 @@ impl SequenceTracker {
     /// The sender says its next packet is `seq` (a later PLAY's
     /// `RTP-Info`): a jump to it is not loss. `None`: the next packet starts
     /// the count again. A tracker already at or a little past `seq` (those
-    /// packets came before the answer) keeps its place.
+    /// packets came before the answer) keeps its place. Whether it moved.
     ///
     /// ```
     /// use rtsp_toolkit_core::codec::SequenceTracker;
@@ -388,17 +388,18 @@ impl SequenceTracker {
     /// assert_eq!(t.observe(500), 0);
     /// assert_eq!(t.observe(502), 1);
     /// ```
-    pub fn expect(&mut self, seq: Option<u16>) {
+    pub fn expect(&mut self, seq: Option<u16>) -> bool {
         let Some(seq) = seq else {
             self.next = None;
             self.probation = None;
-            return;
+            return true;
         };
         if self.next.is_some_and(|n| n.wrapping_sub(seq) <= Self::MAX_MISORDER) {
-            return;
+            return false;
         }
         self.next = Some(seq);
         self.probation = None;
+        true
     }
 
     /// All packets counted as lost so far.

@@ -298,3 +298,28 @@ fn a_session_with_pause_and_seek_replays_from_its_capture() {
     // Encoded again, byte for byte.
     assert_eq!(crate::capture::Capture::parse(&capture.encode()).unwrap(), capture);
 }
+
+#[test]
+fn a_server_that_jumps_before_it_answers_the_seek_is_not_loss() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.play(PUBLIC);
+    for seq in 1..=3u16 {
+        h.input(60 + u64::from(seq), &rtp(0, seq, u32::from(seq) * 3000, true, b"\x65a"));
+    }
+    h.play_from(100, PlayRange::from(Duration::from_secs(3)), None);
+    // GStreamer: packet 4 flushed, 5 onwards from the new position, then
+    // the answer, whose RTP-Info names a later packet than the first sent.
+    h.input(105, &rtp(0, 5, 270_000, true, b"\x65b"));
+    h.input(106, &rtp(0, 6, 273_000, true, b"\x65c"));
+    h.reply(
+        110,
+        "200 OK",
+        "RTP-Info: url=rtsp://127.0.0.1:8554/a.mp4/stream=0;seq=7;rtptime=270000\r\n",
+        "",
+    );
+    h.input(111, &rtp(0, 7, 276_000, true, b"\x65d"));
+    assert_eq!(h.losses_total(), 0);
+    // Loss after the seek is loss again.
+    h.input(112, &rtp(0, 9, 282_000, true, b"\x65e"));
+    assert_eq!(h.losses_total(), 1);
+}
