@@ -9,7 +9,7 @@ use std::time::Duration;
 use rtsp_toolkit_conformance::peers::GstServer;
 use rtsp_toolkit_conformance::runtimes::{Live, Runtime};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
-use rtsp_toolkit_core::client::{ClientOptions, Event, MethodEvent, PlayRange};
+use rtsp_toolkit_core::client::{ClientOptions, Event, MethodEvent, PlayRange, Transport};
 
 const FILE: &str = "h264_aac.mp4";
 /// One frame of the fixture's 25 fps video, in 90 kHz units.
@@ -60,9 +60,8 @@ struct Seen {
 
 /// Plays `url` on `runtime`, pauses after 10 frames, waits `quiet`, resumes,
 /// seeks to 3.5 s after 10 more frames, and lets it end.
-fn pause_resume_seek(runtime: Runtime, url: &str, settle: Duration, quiet: Duration) -> Seen {
-    let who = format!("{} client, {url}", runtime.name());
-    let opts = ClientOptions::default().with_audio(false);
+fn pause_resume_seek(runtime: Runtime, url: &str, opts: ClientOptions, settle: Duration, quiet: Duration) -> Seen {
+    let who = format!("{} client ({}), {url}", runtime.name(), opts.transport);
     let mut live = Live::open(runtime, url, opts);
     let first_play = method(live.until(LIMIT, "the PLAY answer", answered("PLAY")));
     assert_eq!(first_play.status, 200, "{who}");
@@ -129,10 +128,24 @@ fn pause_resume_seek(runtime: Runtime, url: &str, settle: Duration, quiet: Durat
 
 #[test]
 fn pause_resume_and_seek_on_our_server_on_every_runtime() {
+    on_our_server(ClientOptions::default(), Duration::ZERO);
+}
+
+#[test]
+fn pause_resume_and_seek_over_udp_on_our_server_on_every_runtime() {
+    // Datagrams sent before the PAUSE may come after its answer (another socket).
+    on_our_server(
+        ClientOptions::default().with_transport(Transport::Udp),
+        Duration::from_millis(300),
+    );
+}
+
+fn on_our_server(opts: ClientOptions, settle: Duration) {
     let server = TestServer::start(ServerRuntime::Tokio, rtsp_toolkit_conformance::media_dir());
     let url = server.url(FILE);
+    let opts = opts.with_audio(false);
     for runtime in Runtime::ALL {
-        let s = pause_resume_seek(runtime, &url, Duration::ZERO, Duration::from_millis(1500));
+        let s = pause_resume_seek(runtime, &url, opts.clone(), settle, Duration::from_millis(1500));
         let who = &s.who;
         // Our server stops before it answers PAUSE: nothing after the answer.
         assert_eq!(s.while_paused, 0, "{who}: RTP while paused");
@@ -176,7 +189,14 @@ fn pause_resume_and_seek_on_gstreamers_server_on_every_runtime() {
     // One after another: GStreamer 1.22's server starves one of several
     // seeking sessions at once (see `server_seek.rs`).
     for runtime in Runtime::ALL {
-        let s = pause_resume_seek(runtime, &url, Duration::from_millis(500), Duration::from_millis(1500));
+        let opts = ClientOptions::default().with_audio(false);
+        let s = pause_resume_seek(
+            runtime,
+            &url,
+            opts,
+            Duration::from_millis(500),
+            Duration::from_millis(1500),
+        );
         let who = &s.who;
         assert_eq!(s.while_paused, 0, "{who}: RTP while paused");
         assert!(!s.resumed.is_empty(), "{who}: video after the resume");

@@ -474,6 +474,11 @@ fn every_warning_has_kind_track_and_message() {
             track: 0,
             from: addr("192.0.2.9:5000"),
         },
+        Warning::Control {
+            method: Method::Pause,
+            status: Some(455),
+            reason: "Method Not Valid in This State".into(),
+        },
     ];
     for w in &warnings {
         let v = to_json(w);
@@ -488,6 +493,12 @@ fn every_warning_has_kind_track_and_message() {
     );
     assert_eq!(to_json(&warnings[6])["error"], "H264: empty payload");
     assert_eq!(to_json(&warnings[8])["from"], "192.0.2.9:5000");
+    assert_eq!(
+        to_json(&warnings[9]),
+        json!({"kind": "control", "track": null,
+               "message": "PAUSE refused by the server: 455 Method Not Valid in This State; the session goes on",
+               "method": "PAUSE", "status": 455, "reason": "Method Not Valid in This State"})
+    );
 }
 
 #[test]
