@@ -98,6 +98,10 @@ impl Client {
                     let wait = self.opts.udp_fallback_after.min(self.opts.timeout);
                     self.udp.fallback_at = Some(now + wait);
                 }
+                if let Some(p) = self.pacer.as_mut() {
+                    // The backchannel stopped with the media: no burst to catch up.
+                    p.resume(now);
+                }
                 self.phase = Phase::Playing;
                 self.last_data = now;
             }

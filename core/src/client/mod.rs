@@ -6,11 +6,11 @@
 //! loop is described in `docs/ARCHITECTURE.md`): the runtime hands in
 //! everything that happens as an [`Input`] through [`Client::handle_input`]
 //! (the connection result, bytes read, end of stream, an I/O error, a
-//! deadline passing, a close request), then drains [`Client::poll_output`]
-//! until it returns [`Output::Timeout`] or [`Output::Done`], writing what
-//! [`Output::Transmit`] gives. Every duration in an [`Event`] is computed
-//! from the [`Instant`]s passed in, so the same input gives the same events
-//! on every runtime and in replays.
+//! deadline passing, a close request, the user's pause or play), then
+//! drains [`Client::poll_output`] until it returns [`Output::Timeout`] or
+//! [`Output::Done`], writing what [`Output::Transmit`] gives. Every
+//! duration in an [`Event`] is computed from the [`Instant`]s passed in, so
+//! the same input gives the same events on every runtime and in replays.
 //!
 //! When [`ClientOptions::capture`] is set, the client records its own inputs
 //! (see [`crate::capture`]); the runtime appends [`Client::take_capture`] to

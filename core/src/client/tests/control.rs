@@ -323,3 +323,54 @@ fn a_server_that_jumps_before_it_answers_the_seek_is_not_loss() {
     h.input(112, &rtp(0, 9, 282_000, true, b"\x65e"));
     assert_eq!(h.losses_total(), 1);
 }
+
+#[test]
+fn the_backchannel_stops_while_paused_and_goes_on_without_a_burst() {
+    use crate::client::BackchannelAudio;
+    let audio = BackchannelAudio::new();
+    audio.push_pcm(&[0i16; 1600], 8000, 1).unwrap();
+    let mut h = Harness::new(
+        "rtsp://127.0.0.1:8554/cam",
+        ClientOptions::default().with_backchannel(audio.clone()),
+    );
+    h.connect(1);
+    h.reply(2, "200 OK", &format!("Public: {PUBLIC}\r\n"), "");
+    h.reply(
+        3,
+        "200 OK",
+        "Content-Base: rtsp://127.0.0.1:8554/cam/\r\n",
+        SDP_BACKCHANNEL,
+    );
+    h.reply(
+        4,
+        "200 OK",
+        "Session: s\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+        "",
+    );
+    h.reply(
+        5,
+        "200 OK",
+        "Session: s\r\nTransport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n",
+        "",
+    );
+    h.reply(10, "200 OK", "Session: s\r\n", "");
+    let sent = |h: &mut Harness| h.interleaved.drain(..).filter(|(ch, _)| *ch == 2).count();
+    h.timeout(10);
+    assert_eq!(sent(&mut h), 1);
+    h.pause(15);
+    h.reply(16, "200 OK", "Session: s\r\n", "");
+    assert!(
+        h.next_ms() > 1000,
+        "no backchannel deadline while paused: {}",
+        h.next_ms()
+    );
+    h.timeout(1000);
+    assert_eq!(sent(&mut h), 0, "nothing sent while paused");
+    h.play_from(2000, PlayRange::resume(), None);
+    h.reply(2001, "200 OK", "Session: s\r\n", "");
+    assert!(h.next_ms() <= 2001, "the backchannel is due at once");
+    h.timeout(2001);
+    assert_eq!(sent(&mut h), 1, "one packet, not the 100 of the pause");
+    h.timeout(2021);
+    assert_eq!(sent(&mut h), 1);
+}
