@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod io;
+pub mod publish;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

@@ -193,6 +193,7 @@ pub mod auth;
 mod clock;
 mod multicast;
 pub mod path;
+pub mod publish;
 mod request;
 mod sdp_writer;
 mod stream;

@@ -48,7 +48,7 @@ fn annex_b(sample: &Bytes) -> Vec<u8> {
 /// 10 H.264 access units at 25 fps (keyframes 0 and 5, with in-band SPS/PPS;
 /// the first IDR is large enough for FU-A) and AAC frames of 1024 samples at
 /// 44.1 kHz covering the same time, in send order.
-fn synthetic_source() -> MediaSource {
+pub(super) fn synthetic_source() -> MediaSource {
     let mut samples = Vec::new();
     for i in 0..VIDEO_FRAMES {
         let key = i % 5 == 0;
