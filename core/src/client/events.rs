@@ -129,10 +129,11 @@ pub struct TrackStats {
     pub received: u64,
     /// Packets counted lost (the sum of the track's `Loss` events).
     pub lost: u64,
-    /// Copies of packets already received, dropped (UDP).
+    /// Copies of packets already received, dropped (over UDP by the
+    /// reorder buffer; over TCP, a copy of the packet before).
     pub duplicates: u64,
     /// Packets that came after their gap was given up, or far out of
-    /// sequence, dropped (UDP).
+    /// sequence (over UDP), or behind the last one (over TCP), dropped.
     pub late: u64,
     /// Interarrival jitter (RFC 3550 §6.4.1), in RTP timestamp units.
     pub jitter: u32,

@@ -615,6 +615,33 @@ fn unknown_channel_is_ignored_and_counted() {
         .any(|e| matches!(e, Event::Rtp(r) if r.packet.sequence_number == 2)));
 }
 
+/// Over TCP there is no reorder buffer: a packet sent twice, or one behind
+/// the last, is dropped before it could repeat or break a frame, and counted.
+#[test]
+fn interleaved_copies_and_packets_behind_are_dropped_and_counted() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.play("");
+    // Video track 0 on channel 0: single NAL units, one frame each (marker set).
+    let nal = |b: u8| [0x41, b, 1, 2, 3];
+    let mut d = Vec::new();
+    for (seq, ts) in [(1u16, 0u32), (2, 3000), (2, 3000), (3, 6000), (1, 0), (4, 9000)] {
+        d.extend(rtp(0, seq, ts, true, &nal(seq as u8)));
+    }
+    h.input(60, &d);
+    let seqs: Vec<u16> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Rtp(r) if r.track == 0 => Some(r.packet.sequence_number),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert!(!h.events.iter().any(|e| matches!(e, Event::Loss(_) | Event::Warning(_))));
+    let s = h.c.track_stats()[0];
+    assert_eq!((s.received, s.lost, s.duplicates, s.late), (4, 0, 1, 1));
+}
+
 #[test]
 fn audio_only_and_video_only() {
     let mut h = Harness::new(

@@ -293,6 +293,22 @@ impl TrackState {
                 "rtp"
             );
         }
+        if arrival.is_some() && !self.seek_pending {
+            // Not through a reorder buffer (TCP, or UDP without one): a packet
+            // already seen, or one behind it, is dropped here as the reorder
+            // buffer drops it, before it could repeat a frame or break one.
+            match self.sequence.behind(packet.sequence_number) {
+                Some(1) => {
+                    self.duplicates += 1;
+                    return;
+                }
+                Some(_) => {
+                    self.late += 1;
+                    return;
+                }
+                None => {}
+            }
+        }
         if let Some(a) = arrival {
             self.reception.on_arrival(a, packet.timestamp, self.track.clock_rate);
         }

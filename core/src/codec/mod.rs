@@ -402,6 +402,28 @@ impl SequenceTracker {
         true
     }
 
+    /// How far `seq` is behind the packets already seen: `Some(1)` for a
+    /// copy of the last one, `Some(n)` for one up to
+    /// [`SequenceTracker::MAX_MISORDER`] back (late or repeated); `None`
+    /// when it is new (ahead, or so far away that it may start a new
+    /// sequence). It does not change the tracker.
+    ///
+    /// ```
+    /// use rtsp_toolkit_core::codec::SequenceTracker;
+    /// let mut t = SequenceTracker::new();
+    /// assert_eq!(t.behind(7), None);
+    /// t.observe(7);
+    /// t.observe(8);
+    /// assert_eq!(t.behind(8), Some(1));
+    /// assert_eq!(t.behind(5), Some(4));
+    /// assert_eq!(t.behind(9), None);
+    /// assert_eq!(t.behind(40000), None);
+    /// ```
+    pub fn behind(&self, seq: u16) -> Option<u16> {
+        let back = self.next?.wrapping_sub(seq);
+        (1..=Self::MAX_MISORDER).contains(&back).then_some(back)
+    }
+
     /// All packets counted as lost so far.
     pub fn total_lost(&self) -> u64 {
         self.total_lost
