@@ -47,6 +47,8 @@
 //! # Ok::<(), rtsp_toolkit_media::audio::AudioDecodeError>(())
 //! ```
 
+#[cfg(feature = "decode")]
+mod aac_encoder;
 #[cfg(feature = "playback")]
 mod playback;
 mod resample;
@@ -62,6 +64,8 @@ use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder as _, Au
 use symphonia::core::packet::PacketRef;
 use symphonia::default::codecs::AacDecoder;
 
+#[cfg(feature = "decode")]
+pub use aac_encoder::{FfmpegAacEncoder, FfmpegAacEncoderFactory};
 #[cfg(feature = "playback")]
 pub use playback::{PlaybackError, Player};
 pub use resample::{ResampleError, Resampler, MAX_RATIO};
