@@ -1111,7 +1111,13 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                 session_id,
                 path,
                 packet,
-            } => backchannel.packet(state.options.backchannel_dir.as_deref(), &session_id, &path, &packet),
+            } => backchannel.packet(
+                state.options.backchannel_dir.as_deref(),
+                state.options.config.backchannel_codec,
+                &session_id,
+                &path,
+                &packet,
+            ),
             ServerOutput::Timeout(at) => {
                 if conn.is_detached() {
                     if let Some(io) = io.take() {
