@@ -148,6 +148,10 @@ pub struct ServerOptions {
     /// and `Require: www.onvif.org/ver20/backchannel` is answered 551). The
     /// server sets [`ServerConfig::backchannel`] from it; the file names are
     /// `<path>-<session id>.wav` (see `serve --backchannel-dir` in docs/CLI.md).
+    /// The codec offered, and decoded into the file, is
+    /// [`ServerConfig::backchannel_codec`] (PCMU by default; AAC decodes
+    /// with the pure-Rust decoder of [`crate::audio::AudioDecoder`], no
+    /// feature needed).
     pub backchannel_dir: Option<PathBuf>,
 }
 

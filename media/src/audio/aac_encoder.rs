@@ -38,7 +38,13 @@ impl AacEncoderFactory for FfmpegAacEncoderFactory {
     }
 }
 
-/// One AAC-LC stream's encoder (see the [module](self)).
+/// One AAC-LC stream's encoder: 16-bit PCM in, raw AAC-LC access units of
+/// 1024 samples out (no ADTS header), FFmpeg's native `aac` encoder.
+///
+/// The encoder delays the audio by one frame (1024 samples of priming that
+/// a decoder gives back as near silence before the first sample), and the
+/// last frame is padded with silence: the decoded audio is the sent audio
+/// 1024 samples later, followed by up to one frame of silence.
 pub struct FfmpegAacEncoder {
     encoder: ff::codec::encoder::audio::Encoder,
     frame: ff::frame::Audio,
