@@ -86,7 +86,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub backchannel_dir: Option<std::path::PathBuf>,
     /// The codec of the backchannel track offered with --backchannel-dir: pcmu (PCMU/8000), pcma
-    /// (PCMA/8000), g722 (G722/8000, 16 kHz audio) or aac (MPEG4-GENERIC AAC-hbr, AAC-LC 16 kHz mono).
+    /// (PCMA/8000), g722 (G722/8000, 16 kHz audio), aac (MPEG4-GENERIC AAC-hbr, AAC-LC 16 kHz mono) or
+    /// aac-latm (MP4A-LATM, the same audio).
     #[arg(long, value_name = "CODEC", value_parser = parse_backchannel_codec, default_value = "pcmu", requires = "backchannel_dir")]
     pub backchannel_codec: BackchannelCodec,
     /// JSON lines on stdout instead of text: a `server` object (address, URLs), then one object per
@@ -516,7 +517,8 @@ fn parse_backchannel_codec(s: &str) -> Result<BackchannelCodec, String> {
         "pcma" => Ok(BackchannelCodec::Pcma),
         "g722" => Ok(BackchannelCodec::G722),
         "aac" => Ok(BackchannelCodec::Aac),
-        _ => Err(format!("{s:?}: one of pcmu, pcma, g722, aac")),
+        "aac-latm" => Ok(BackchannelCodec::AacLatm),
+        _ => Err(format!("{s:?}: one of pcmu, pcma, g722, aac, aac-latm")),
     }
 }
 

@@ -3,7 +3,9 @@
 //! `serve --backchannel-codec aac` and into GStreamer's ONVIF server
 //! (`scripts/peers/gst-rtsp-server.py --onvif-backchannel-codec aac`, its
 //! `rtpmp4gdepay ! avdec_aac`); what each decodes is what was sent, within
-//! the codec's loss, once aligned by the encoder's delay.
+//! the codec's loss, once aligned by the encoder's delay. Both AAC
+//! packetizations: MPEG4-GENERIC AAC-hbr (`aac`) and MP4A-LATM (`aac-latm`,
+//! GStreamer's `rtpmp4adepay`).
 #![cfg(feature = "decode")]
 
 mod support;
@@ -58,7 +60,18 @@ fn samples(raw: &[u8]) -> Vec<i16> {
 
 #[test]
 fn probe_sends_aac_on_the_backchannel_of_serve_and_the_wav_matches() {
-    let dir = temp_dir("onvif-aac-backchannel");
+    aac_into_serve("aac", "MPEG4-GENERIC/16000");
+}
+
+#[test]
+fn probe_sends_aac_latm_on_the_backchannel_of_serve_and_the_wav_matches() {
+    aac_into_serve("aac-latm", "MP4A-LATM/16000");
+}
+
+/// `probe --backchannel` into `serve --backchannel-codec CODEC`, whose
+/// section is `rtpmap`.
+fn aac_into_serve(codec: &str, rtpmap: &str) {
+    let dir = temp_dir(&format!("onvif-{codec}-backchannel"));
     let received = dir.join("received");
     std::fs::create_dir_all(&received).unwrap();
     std::fs::copy(media_dir().join("h264_aac.mp4"), dir.join("clip.mp4")).unwrap();
@@ -71,7 +84,7 @@ fn probe_sends_aac_on_the_backchannel_of_serve_and_the_wav_matches() {
             "--backchannel-dir",
             received.to_str().unwrap(),
             "--backchannel-codec",
-            "aac",
+            codec,
         ],
     );
     let r = run(
@@ -85,7 +98,7 @@ fn probe_sends_aac_on_the_backchannel_of_serve_and_the_wav_matches() {
     );
     assert_eq!(r.code(), 0, "{r:?}");
     assert!(r.stdout.contains("stopped (--backchannel sent)"), "{}", r.stdout);
-    assert!(r.stdout.contains("MPEG4-GENERIC/16000"), "{}", r.stdout);
+    assert!(r.stdout.contains(rtpmap), "{}", r.stdout);
     assert!(!r.stdout.contains("warning"), "{}", r.stdout);
     // The server completes the WAV when the connection ends: 16 kHz mono,
     // 24 frames (23.4 of audio, the last padded) and the encoder's one of delay.
@@ -117,7 +130,18 @@ fn probe_sends_aac_on_the_backchannel_of_serve_and_the_wav_matches() {
 
 #[test]
 fn probe_sends_aac_into_gstreamers_onvif_server() {
-    let dir = temp_dir("onvif-aac-gst");
+    aac_into_gstreamer("aac", "MPEG4-GENERIC/16000");
+}
+
+#[test]
+fn probe_sends_aac_latm_into_gstreamers_onvif_server() {
+    aac_into_gstreamer("aac-latm", "MP4A-LATM/16000");
+}
+
+/// `probe --backchannel` into GStreamer's ONVIF server with
+/// `--onvif-backchannel-codec CODEC`, whose section is `rtpmap`.
+fn aac_into_gstreamer(codec: &str, rtpmap: &str) {
+    let dir = temp_dir(&format!("onvif-{codec}-gst"));
     let out = dir.join("received.raw");
     let sent = talk();
     let input = dir.join("talk.wav");
@@ -130,7 +154,7 @@ fn probe_sends_aac_into_gstreamers_onvif_server() {
             "--onvif-backchannel",
             out.to_str().unwrap(),
             "--onvif-backchannel-codec",
-            "aac",
+            codec,
         ],
     );
     let r = run(
@@ -144,7 +168,8 @@ fn probe_sends_aac_into_gstreamers_onvif_server() {
     );
     assert_eq!(r.code(), 0, "{r:?}");
     assert!(r.stdout.contains("stopped (--backchannel sent)"), "{}", r.stdout);
-    assert!(r.stdout.contains("MPEG4-GENERIC/16000"), "{}", r.stdout);
+    assert!(r.stdout.contains(rtpmap), "{}", r.stdout);
+    assert!(!r.stdout.contains("warning"), "{}", r.stdout);
     // GStreamer writes as it decodes; wait for the last access units.
     let mut raw = Vec::new();
     for _ in 0..100 {
@@ -159,7 +184,7 @@ fn probe_sends_aac_into_gstreamers_onvif_server() {
     assert!(got.len() >= sent.len(), "{} of {} samples", got.len(), sent.len());
     // Converted 8 -> 16 kHz by interpolation, then AAC: the tones below 4 kHz survive.
     let (lag, err) = align(&sent, &got);
-    eprintln!("GStreamer: delay {lag}, relative squared error {err}");
+    eprintln!("GStreamer {codec}: delay {lag}, relative squared error {err}");
     assert!(lag <= 2048, "delay {lag}");
     assert!(err < 0.05, "relative squared error {err} at delay {lag}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -24,12 +24,12 @@
 //!
 //! The core has no AAC encoder (it is pure and small; an AAC encoder is
 //! neither), so an AAC backchannel (`MPEG4-GENERIC`, `mode=AAC-hbr`, RFC
-//! 3640) needs one from the user: an [`AacEncoderFactory`] given to the
+//! 3640, or `MP4A-LATM`, RFC 6416) needs one from the user: an [`AacEncoderFactory`] given to the
 //! queue with [`BackchannelAudio::set_aac_encoder`]. The session asks it for
 //! an [`AacEncoder`] matching the server's AudioSpecificConfig
 //! ([`AacEncoderConfig`]), hands it the audio taken each 20 ms, and sends
-//! each access unit it returns in its own RTP packet (fragmented when over
-//! 1400 bytes), timestamped 1024 samples after the one before; at the end
+//! each access unit it returns in its own RTP packet (LATM: after its
+//! PayloadLengthInfo; fragmented when over 1400 bytes), timestamped 1024 samples after the one before; at the end
 //! the encoder's last buffered access units go out at once. Without a
 //! factory, or when the encoder fails, the session reports
 //! [`Warning::Backchannel`] and sends nothing more. `rtsp-toolkit-media`'s
@@ -70,9 +70,10 @@ pub fn is_backchannel(media: &Media) -> bool {
 
 /// The codecs the backchannel can send (the client) and offer (the
 /// server, [`ServerConfig::backchannel_codec`](crate::server::ServerConfig::backchannel_codec)).
+/// With the `serde` feature: `"pcmu"`, `"pcma"`, `"g722"`, `"aac"`, `"aac-latm"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 #[non_exhaustive]
 pub enum BackchannelCodec {
     /// G.711 mu-law (`PCMU`).
@@ -86,6 +87,10 @@ pub enum BackchannelCodec {
     /// stereo, at the rate of the SDP's AudioSpecificConfig. Needs an
     /// encoder from the user (see [the module](self#aac)).
     Aac,
+    /// AAC in LATM (`MP4A-LATM`, RFC 6416) with its StreamMuxConfig in the
+    /// SDP (`cpresent=0`): one access unit per AudioMuxElement. AAC-LC as
+    /// for [`BackchannelCodec::Aac`], and the same encoder.
+    AacLatm,
 }
 
 impl BackchannelCodec {
@@ -99,6 +104,8 @@ impl BackchannelCodec {
             Some(BackchannelCodec::G722)
         } else if media.codec_is("MPEG4-GENERIC") {
             Some(BackchannelCodec::Aac)
+        } else if media.codec_is("MP4A-LATM") {
+            Some(BackchannelCodec::AacLatm)
         } else {
             None
         }
@@ -108,7 +115,8 @@ impl BackchannelCodec {
     /// `control` (RFC 2326 `a=control`) and `a=sendonly`: PCMU, PCMA and
     /// G.722 with their static payload types at 8000 Hz (G.722: 16 kHz
     /// audio), AAC-LC at 16 kHz mono as AAC-hbr (payload type 96,
-    /// `config=1408`), what [`BackchannelCodec::from_media`] and
+    /// `config=1408`) or in LATM (payload type 96, `cpresent=0`,
+    /// `config=400028103FC0`), what [`BackchannelCodec::from_media`] and
     /// [`aac_config`] take.
     ///
     /// ```
@@ -137,6 +145,16 @@ impl BackchannelCodec {
                     ("sizelength", "13"),
                     ("indexlength", "3"),
                     ("indexdeltalength", "3"),
+                ],
+            ),
+            BackchannelCodec::AacLatm => (
+                AAC_OFFER_PAYLOAD_TYPE,
+                16000,
+                &[
+                    ("profile-level-id", "15"),
+                    ("object", "2"),
+                    ("cpresent", "0"),
+                    ("config", "400028103FC0"),
                 ],
             ),
         };
@@ -183,6 +201,7 @@ impl BackchannelCodec {
             BackchannelCodec::Pcma => "PCMA",
             BackchannelCodec::G722 => "G722",
             BackchannelCodec::Aac => "MPEG4-GENERIC",
+            BackchannelCodec::AacLatm => "MP4A-LATM",
         }
     }
 
@@ -192,7 +211,7 @@ impl BackchannelCodec {
     /// AudioSpecificConfig's).
     fn sample_rate(self, media: &Media) -> u32 {
         match self {
-            BackchannelCodec::Pcmu | BackchannelCodec::Pcma | BackchannelCodec::Aac => {
+            BackchannelCodec::Pcmu | BackchannelCodec::Pcma | BackchannelCodec::Aac | BackchannelCodec::AacLatm => {
                 if media.clock_rate == 0 {
                     8000
                 } else {
@@ -207,7 +226,9 @@ impl BackchannelCodec {
     fn ticks(self, samples: usize) -> u32 {
         match self {
             BackchannelCodec::G722 => (samples / 2) as u32,
-            BackchannelCodec::Pcmu | BackchannelCodec::Pcma | BackchannelCodec::Aac => samples as u32,
+            BackchannelCodec::Pcmu | BackchannelCodec::Pcma | BackchannelCodec::Aac | BackchannelCodec::AacLatm => {
+                samples as u32
+            }
         }
     }
 }
@@ -266,25 +287,51 @@ where
 }
 
 /// The [`AacEncoderConfig`] of an AAC backchannel section, or why this
-/// crate cannot send on it: only AAC-hbr payloads as
+/// crate cannot send on it: `MPEG4-GENERIC` AAC-hbr payloads as
 /// [`aac::Packetizer`] makes them (`sizeLength=13; indexLength=3;
-/// indexDeltaLength=3`) of mono or stereo AAC-LC with 1024-sample frames,
-/// its RTP clock at the audio's rate.
+/// indexDeltaLength=3`), or `MP4A-LATM` with `cpresent=0` and a
+/// StreamMuxConfig of one program, one layer, one access unit per
+/// AudioMuxElement and no other data; of mono or stereo AAC-LC with
+/// 1024-sample frames, its RTP clock at the audio's rate.
 pub fn aac_config(media: &Media) -> Result<AacEncoderConfig, String> {
-    let p = media
-        .mpeg4_generic()
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{} is not MPEG4-GENERIC", media.codec))?;
-    if !p.mode.eq_ignore_ascii_case("AAC-hbr") || (p.size_length, p.index_length, p.index_delta_length) != (13, 3, 3) {
-        return Err(format!(
-            "MPEG4-GENERIC mode={} sizeLength={} indexLength={} indexDeltaLength={}: only AAC-hbr (13, 3, 3) is sent",
-            p.mode, p.size_length, p.index_length, p.index_delta_length
-        ));
+    let asc = if media.codec_is("MP4A-LATM") {
+        let p = media.mp4a_latm().map_err(|e| e.to_string())?.ok_or("not MP4A-LATM")?;
+        if p.cpresent {
+            return Err("MP4A-LATM with cpresent=1 (the config in band): only cpresent=0 is sent".into());
+        }
+        let config = p.config.unwrap_or_default();
+        let mux = crate::mpeg4_audio::parse_mux_config(&config).map_err(|e| format!("MP4A-LATM config: {e}"))?;
+        if mux.sub_frames != 1 || mux.other_data_bits.is_some() {
+            return Err(format!(
+                "MP4A-LATM with {} access units per AudioMuxElement{}: only one, and no other data, is sent",
+                mux.sub_frames,
+                if mux.other_data_bits.is_some() {
+                    " and other data"
+                } else {
+                    ""
+                }
+            ));
+        }
+        p.audio_specific_config.unwrap_or_default()
+    } else {
+        let p = media
+            .mpeg4_generic()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} is not MPEG4-GENERIC", media.codec))?;
+        if !p.mode.eq_ignore_ascii_case("AAC-hbr")
+            || (p.size_length, p.index_length, p.index_delta_length) != (13, 3, 3)
+        {
+            return Err(format!(
+                "MPEG4-GENERIC mode={} sizeLength={} indexLength={} indexDeltaLength={}: only AAC-hbr (13, 3, 3) is sent",
+                p.mode, p.size_length, p.index_length, p.index_delta_length
+            ));
+        }
+        p.config
+    };
+    if asc.is_empty() {
+        return Err(format!("{} without config (AudioSpecificConfig)", media.codec));
     }
-    if p.config.is_empty() {
-        return Err("MPEG4-GENERIC without config (AudioSpecificConfig)".into());
-    }
-    let c = crate::sdp::parse_audio_specific_config(&p.config).map_err(|e| e.to_string())?;
+    let c = crate::sdp::parse_audio_specific_config(&asc).map_err(|e| e.to_string())?;
     if c.object_type != 2
         || c.extension_sample_rate.is_some()
         || c.frame_length != 1024
@@ -308,7 +355,7 @@ pub fn aac_config(media: &Media) -> Result<AacEncoderConfig, String> {
         sample_rate: c.sample_rate,
         channels: u16::from(c.channels),
         frame_length: c.frame_length,
-        audio_specific_config: p.config,
+        audio_specific_config: asc,
     })
 }
 
@@ -326,6 +373,8 @@ struct AacState {
     frame_length: u32,
     /// RTP timestamp of the next access unit.
     timestamp: u32,
+    /// MP4A-LATM: each AU after its PayloadLengthInfo; else AAC-hbr.
+    latm: bool,
     packetizer: aac::Packetizer,
     /// Access units of this tick (kept: no allocation per packet).
     aus: Vec<Bytes>,
@@ -362,9 +411,14 @@ impl AacState {
             self.encoder.finish(&mut self.aus)?;
         }
         for au in &self.aus {
-            let payloads = self.packetizer.packetize(au);
+            let payloads = if self.latm {
+                latm_payloads(au)
+            } else {
+                self.packetizer.packetize(au)
+            };
             let n = payloads.len();
-            // RFC 3640 §3.2.3.1: the marker is set on the last fragment of an AU.
+            // RFC 3640 §3.2.3.1 and RFC 6416 §6.1: the marker is set on the
+            // last fragment of an AU (of an AudioMuxElement).
             out.extend(
                 payloads
                     .into_iter()
@@ -375,6 +429,26 @@ impl AacState {
         }
         Ok(())
     }
+}
+
+/// `au` as an AudioMuxElement with `muxConfigPresent` 0 (RFC 6416 §6.1,
+/// ISO/IEC 14496-3 1.7.3: one PayloadLengthInfo, bytes of 255 then the
+/// rest, then the PayloadMux), in payloads of at most [`AAC_MAX_PAYLOAD`]
+/// bytes.
+fn latm_payloads(au: &[u8]) -> Vec<Bytes> {
+    let mut element = BytesMut::with_capacity(au.len() / 255 + 1 + au.len());
+    let mut n = au.len();
+    while n >= 255 {
+        element.extend_from_slice(&[255]);
+        n -= 255;
+    }
+    element.extend_from_slice(&[n as u8]);
+    element.extend_from_slice(au);
+    let element = element.freeze();
+    (0..element.len())
+        .step_by(AAC_MAX_PAYLOAD)
+        .map(|i| element.slice(i..(i + AAC_MAX_PAYLOAD).min(element.len())))
+        .collect()
 }
 
 /// A backchannel track's encoder (G.722 and AAC keep state from packet to packet).
@@ -408,7 +482,7 @@ impl Encoder {
                 self.g722.encode(pcm, &mut self.codes);
                 out.extend_from_slice(&self.codes);
             }
-            BackchannelCodec::Aac => {}
+            BackchannelCodec::Aac | BackchannelCodec::AacLatm => {}
         }
         self.codec.ticks(pcm.len())
     }
@@ -560,7 +634,9 @@ impl BackchannelAudio {
         let pcm: Vec<i16> = match codec {
             BackchannelCodec::Pcmu => codes.iter().map(|&c| g711::ulaw_to_linear(c)).collect(),
             BackchannelCodec::Pcma => codes.iter().map(|&c| g711::alaw_to_linear(c)).collect(),
-            BackchannelCodec::G722 | BackchannelCodec::Aac => return Err(BackchannelError::BadFormat),
+            BackchannelCodec::G722 | BackchannelCodec::Aac | BackchannelCodec::AacLatm => {
+                return Err(BackchannelError::BadFormat)
+            }
         };
         self.push_pcm(&pcm, 8000, 1)
     }
@@ -724,7 +800,7 @@ impl Client {
         let r = self.udp.next_random();
         let timestamp = (r >> 32) as u32;
         let mut encoder = Encoder::new(codec);
-        if codec == BackchannelCodec::Aac {
+        if matches!(codec, BackchannelCodec::Aac | BackchannelCodec::AacLatm) {
             let made = aac_config(media).and_then(|config| {
                 let factory = audio.aac_encoder().ok_or_else(|| {
                     "the backchannel codec is AAC and no AAC encoder was given \
@@ -737,6 +813,7 @@ impl Client {
                     channels: config.channels,
                     frame_length: config.frame_length,
                     timestamp,
+                    latm: codec == BackchannelCodec::AacLatm,
                     packetizer: aac::Packetizer::new(AAC_MAX_PAYLOAD),
                     aus: Vec::new(),
                     interleaved: Vec::new(),
@@ -972,6 +1049,7 @@ mod tests {
             BackchannelCodec::Pcma,
             BackchannelCodec::G722,
             BackchannelCodec::Aac,
+            BackchannelCodec::AacLatm,
         ] {
             let text = format!("v=0\r\n{}", codec.offer("trackID=3"));
             let sdp = crate::sdp::Sdp::parse(text.as_bytes()).unwrap();
@@ -981,12 +1059,33 @@ mod tests {
         }
         let aac = aac_config(&BackchannelCodec::Aac.offered_media("x")).unwrap();
         assert_eq!((aac.sample_rate, aac.channels, aac.frame_length), (16000, 1, 1024));
+        let latm = aac_config(&BackchannelCodec::AacLatm.offered_media("x")).unwrap();
+        assert_eq!(latm, aac, "the same audio either way");
         assert_eq!(
             BackchannelCodec::Aac.offer("trackID=2"),
             "m=audio 0 RTP/AVP 96\r\na=rtpmap:96 MPEG4-GENERIC/16000/1\r\n\
              a=fmtp:96 streamtype=5;profile-level-id=15;mode=AAC-hbr;config=1408;sizelength=13;indexlength=3;indexdeltalength=3\r\n\
              a=control:trackID=2\r\na=sendonly\r\n"
         );
+    }
+
+    #[test]
+    fn latm_payloads_length_prefix_the_access_unit_and_fragment() {
+        assert_eq!(&latm_payloads(&[7; 3])[..], [Bytes::from_static(&[3, 7, 7, 7])]);
+        let au = vec![1u8; 600];
+        let p = latm_payloads(&au);
+        assert_eq!(p.len(), 1);
+        assert_eq!(&p[0][..4], [255, 255, 90, 1]);
+        assert_eq!(p[0].len(), 603);
+        let big = vec![2u8; 3000];
+        let p = latm_payloads(&big);
+        assert_eq!(p.iter().map(Bytes::len).collect::<Vec<_>>(), [1400, 1400, 212]);
+        let all = p.concat();
+        assert!(
+            all[..11].iter().all(|&b| b == 255) && all[11] == 195,
+            "11 × 255 + 195 = 3000"
+        );
+        assert!(all[12..] == big[..], "then the AU");
     }
 
     #[test]

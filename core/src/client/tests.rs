@@ -1379,11 +1379,15 @@ fn aac_backchannel_without_an_encoder_or_of_another_kind_warns_and_sends_nothing
     use crate::client::{AacEncoder, AacEncoderConfig, BackchannelAudio};
     use std::sync::Arc;
     let he_aac = SDP_AAC_BACKCHANNEL.replace("config=1588", "config=2B8A0800");
-    let latm = SDP_AAC_BACKCHANNEL.replace("mode=AAC-hbr", "mode=AAC-lbr");
+    let lbr = SDP_AAC_BACKCHANNEL.replace("mode=AAC-hbr", "mode=AAC-lbr");
+    let latm_in_band = SDP_AAC_BACKCHANNEL
+        .replace("MPEG4-GENERIC/8000/1", "MP4A-LATM/8000/1")
+        .replace("config=1588", "cpresent=1");
     for (sdp, encoder, why) in [
         (SDP_AAC_BACKCHANNEL, false, "no AAC encoder was given"),
         (he_aac.as_str(), true, "only mono or stereo AAC-LC"),
-        (latm.as_str(), true, "only AAC-hbr"),
+        (lbr.as_str(), true, "only AAC-hbr"),
+        (latm_in_band.as_str(), true, "only cpresent=0"),
     ] {
         let audio = BackchannelAudio::new();
         audio.push_pcm(&[0i16; 2500], 8000, 1).unwrap();
@@ -1397,10 +1401,13 @@ fn aac_backchannel_without_an_encoder_or_of_another_kind_warns_and_sends_nothing
         }
         let h = run_backchannel(sdp, &audio, 200);
         assert!(!h.interleaved.iter().any(|(ch, _)| *ch == 2), "{why}: nothing sent");
+        // (A track no depacketizer takes, LATM with cpresent=1, also has its
+        // `UnsupportedCodec` warning.)
         let w: Vec<&Warning> = h
             .events
             .iter()
             .filter_map(|e| if let Event::Warning(w) = e { Some(w) } else { None })
+            .filter(|w| !matches!(w, Warning::UnsupportedCodec { .. }))
             .collect();
         assert!(
             matches!(&w[..], [Warning::Backchannel { track: Some(1), reason }] if reason.contains(why)),
@@ -1408,4 +1415,49 @@ fn aac_backchannel_without_an_encoder_or_of_another_kind_warns_and_sends_nothing
         );
         assert_eq!(audio.queued(), 2500);
     }
+}
+
+#[test]
+fn latm_backchannel_sends_one_access_unit_per_audio_mux_element() {
+    use crate::client::{AacEncoder, AacEncoderConfig, BackchannelAudio};
+    use std::sync::Arc;
+    let sdp = "v=0\r\ns=x\r\nt=0 0\r\na=control:*\r\n\
+        m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:v0\r\na=recvonly\r\n\
+        m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MP4A-LATM/16000/1\r\n\
+        a=fmtp:97 profile-level-id=15;object=2;cpresent=0;config=400028103FC0\r\n\
+        a=control:back\r\na=sendonly\r\n";
+    let audio = BackchannelAudio::new();
+    audio.push_pcm(&[0i16; 2500], 16000, 1).unwrap();
+    audio.close();
+    audio.set_aac_encoder(Arc::new(
+        |c: &AacEncoderConfig| -> Result<Box<dyn AacEncoder>, crate::client::AacEncodeError> {
+            assert_eq!(
+                (c.sample_rate, c.channels, &c.audio_specific_config[..]),
+                (16000, 1, &[0x14, 0x08][..])
+            );
+            Ok(Box::new(FakeAac { buffered: 0, made: 0 }))
+        },
+    ));
+    let mut h = run_backchannel(sdp, &audio, 1000);
+    let packets: Vec<crate::rtp::RtpPacket> = h
+        .interleaved
+        .drain(..)
+        .filter(|(ch, _)| *ch == 2)
+        .map(|(_, p)| crate::rtp::RtpPacket::parse(p).unwrap())
+        .collect();
+    assert_eq!(packets.len(), 4, "{packets:?}");
+    let ts0 = packets[0].timestamp;
+    for (k, p) in packets.iter().enumerate() {
+        assert_eq!((p.payload_type, p.marker), (97, true));
+        assert_eq!(p.timestamp.wrapping_sub(ts0), 1024 * k as u32);
+        let len = 10 + k;
+        let mut expected = vec![len as u8];
+        expected.extend(std::iter::repeat_n(k as u8, len));
+        assert_eq!(&p.payload[..], &expected[..]);
+    }
+    assert!(
+        !h.events.iter().any(|e| matches!(e, Event::Warning(_))),
+        "{:?}",
+        h.events
+    );
 }
