@@ -171,10 +171,82 @@ impl BackchannelWav {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtsp_toolkit_core::codec::g711;
 
     #[test]
     fn file_names_keep_the_path_in_one_component() {
         assert_eq!(file_name("cams/front.mp4", "AB12"), "cams_front.mp4-AB12.wav");
         assert_eq!(file_name("a\\b\n", "x"), "a_b_-x.wav");
+    }
+
+    fn packet(seq: u16, pt: u8, payload: &[u8]) -> RtpPacket {
+        let mut b = bytes::BytesMut::new();
+        rtsp_toolkit_core::rtp::RtpHeader {
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 1024,
+            ssrc: 1,
+            marker: true,
+            payload_type: pt,
+        }
+        .write_packet(payload, &mut b);
+        RtpPacket::parse(b.freeze()).unwrap()
+    }
+
+    /// The files of `dir` after `packets` of a session offered `codec`: (name, rate, samples).
+    fn wav_of(codec: BackchannelCodec, packets: &[RtpPacket]) -> Vec<(String, u32, Vec<i16>)> {
+        let dir = std::env::temp_dir().join(format!("rtsp-toolkit-bc-wav-{codec:?}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut w = BackchannelWav::default();
+        for p in packets {
+            w.packet(Some(&dir), codec, "S1", "a/b.wav", p);
+        }
+        w.finish();
+        let out = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                let data = std::fs::read(&path).unwrap();
+                let rate = u32::from_le_bytes(data[24..28].try_into().unwrap());
+                let samples = data[44..]
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                    .collect();
+                (path.file_name().unwrap().to_string_lossy().into_owned(), rate, samples)
+            })
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    }
+
+    #[test]
+    fn each_offered_codec_is_decoded_and_other_payload_types_dropped() {
+        // PCMA: its codes decoded; a PCMU packet (the wrong payload type) dropped.
+        let codes = [0xd5u8, 0x55, 0x2a, 0xaa];
+        let got = wav_of(
+            BackchannelCodec::Pcma,
+            &[packet(1, 8, &codes), packet(2, 0, &[0xff; 4]), packet(3, 8, &codes)],
+        );
+        let expected: Vec<i16> = codes.iter().chain(&codes).map(|&c| g711::alaw_to_linear(c)).collect();
+        assert_eq!(got, [("a_b.wav-S1.wav".to_owned(), 8000, expected)]);
+        // G.722: 16 kHz, two samples per code.
+        let got = wav_of(BackchannelCodec::G722, &[packet(1, 9, &[0xfa; 160])]);
+        assert_eq!((got[0].1, got[0].2.len()), (16_000, 320));
+    }
+
+    #[test]
+    fn undecodable_aac_leaves_a_gap_not_a_panic() {
+        for (codec, payload) in [
+            // AAC-hbr: one 6-byte AU that is not AAC.
+            (BackchannelCodec::Aac, &[0x00, 0x10, 0x00, 0x30, 1, 2, 3, 4, 5, 6][..]),
+            // LATM: a 6-byte AU that is not AAC, and a truncated element.
+            (BackchannelCodec::AacLatm, &[6, 1, 2, 3, 4, 5, 6][..]),
+            (BackchannelCodec::AacLatm, &[200, 1][..]),
+        ] {
+            let got = wav_of(codec, &[packet(1, 96, payload), packet(2, 96, &[])]);
+            assert_eq!(got.len(), 1, "{codec:?}: the file is made at the first packet");
+            assert_eq!(got[0].1, 16_000);
+            assert!(got[0].2.len() <= 2048, "{codec:?}: {} samples", got[0].2.len());
+        }
     }
 }
