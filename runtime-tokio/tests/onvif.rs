@@ -322,6 +322,10 @@ async fn backchannel_to_gstreamer(
     )
     .unwrap();
     let mut codec = None;
+    // GStreamer's backchannel pipeline drops what it has not decoded yet at
+    // TEARDOWN: stop 500 ms after the last packet (the file's video keeps
+    // the loop awake).
+    let mut done_at = None;
     let run = async {
         while let Some(e) = session.next().await {
             match &e {
@@ -334,7 +338,9 @@ async fn backchannel_to_gstreamer(
                 Event::Warning(w) => panic!("{w:?}"),
                 _ => {}
             }
-            if audio.is_done() {
+            if audio.is_done()
+                && done_at.get_or_insert_with(std::time::Instant::now).elapsed() >= Duration::from_millis(500)
+            {
                 session.stop();
             }
         }
