@@ -32,4 +32,4 @@ cargo clippy -p rtsp-toolkit-media -p rtsp-toolkit --all-targets --locked \
   --features rtsp-toolkit/viewer,rtsp-toolkit-media/decode,rtsp-toolkit-media/playback -- -D warnings
 cargo test -p rtsp-toolkit-media --lib --locked --features decode,playback
 cargo test -p rtsp-toolkit-media --doc --locked --features decode,playback
-RUST_TEST_THREADS=2 cargo test -p rtsp-toolkit --locked --features viewer --bins --test decode --test view
+RUST_TEST_THREADS=2 cargo test -p rtsp-toolkit --locked --features viewer --bins --test decode --test view --test onvif_aac

@@ -62,7 +62,8 @@ pub struct ProbeOptions {
     /// (a relay, tunnel or forwarded port).
     #[arg(long, value_name = "HOST:PORT", help_heading = "Session")]
     pub forward: Option<String>,
-    /// Send FILE.wav (any rate, mono or stereo; converted to 8 kHz G.711) to the camera on
+    /// Send FILE.wav (any rate, mono or stereo; converted to the track's codec: PCMU/PCMA,
+    /// G.722, or AAC when built with the `decode` feature) to the camera on
     /// the ONVIF audio backchannel, in real time from PLAY: asks with `Require:
     /// www.onvif.org/ver20/backchannel` and sets up the server's a=sendonly audio track.
     /// Without --duration or --frames, the probe stops once the file is sent.
@@ -318,7 +319,8 @@ pub fn client_options(opts: &ProbeOptions) -> Result<ClientOptions, String> {
 
 /// The audio of `path` (a WAV file) for the backchannel: its 16-bit PCM at
 /// the file's rate (as the server reads a WAV for `?codec=l16`), queued,
-/// closed. The session converts it to the backchannel codec's rate.
+/// closed. The session converts it to the backchannel codec's rate (and
+/// encodes AAC with FFmpeg, given here with the `decode` feature).
 fn backchannel_audio(path: &std::path::Path) -> Result<BackchannelAudio, String> {
     use rtsp_toolkit_media::{FileKind, SourceCodec, WavEncoding};
     let bad = |e: &dyn std::fmt::Display| format!("--backchannel {}: {e}", path.display());
@@ -341,6 +343,10 @@ fn backchannel_audio(path: &std::path::Path) -> Result<BackchannelAudio, String>
     let audio = BackchannelAudio::new();
     audio.push_pcm(&pcm, rate, channels).map_err(|e| bad(&e))?;
     audio.close();
+    // An AAC backchannel needs an encoder: FFmpeg's, with the `decode` feature
+    // (without it the session warns that it cannot send AAC).
+    #[cfg(feature = "decode")]
+    audio.set_aac_encoder(std::sync::Arc::new(rtsp_toolkit_media::audio::FfmpegAacEncoderFactory));
     Ok(audio)
 }
 

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use rtsp_toolkit_tokio::core::client::BackchannelCodec;
 use rtsp_toolkit_tokio::core::server::auth::{AuthConfig, Users};
 use rtsp_toolkit_tokio::core::server::ServerEvent;
 use rtsp_toolkit_tokio::core::server::{GroupRange, PortRange};
@@ -78,11 +79,17 @@ pub struct ServeArgs {
     /// Offer no multicast (a multicast SETUP is answered 461).
     #[arg(long)]
     pub no_multicast: bool,
-    /// Offer the ONVIF audio backchannel (a PCMU/8000 a=sendonly track, to clients that send
-    /// `Require: www.onvif.org/ver20/backchannel`) and write what each session sends as
-    /// DIR/<path>-<session id>.wav (16-bit PCM, 8 kHz mono; `/` in the path becomes `_`).
+    /// Offer the ONVIF audio backchannel (an a=sendonly audio track of --backchannel-codec, to clients
+    /// that send `Require: www.onvif.org/ver20/backchannel`) and write what each session sends, decoded,
+    /// as DIR/<path>-<session id>.wav (16-bit PCM mono: 8 kHz for PCMU/PCMA, 16 kHz for G.722 and AAC;
+    /// `/` in the path becomes `_`).
     #[arg(long, value_name = "DIR")]
     pub backchannel_dir: Option<std::path::PathBuf>,
+    /// The codec of the backchannel track offered with --backchannel-dir: pcmu (PCMU/8000), pcma
+    /// (PCMA/8000), g722 (G722/8000, 16 kHz audio), aac (MPEG4-GENERIC AAC-hbr, AAC-LC 16 kHz mono) or
+    /// aac-latm (MP4A-LATM, the same audio).
+    #[arg(long, value_name = "CODEC", value_parser = parse_backchannel_codec, default_value = "pcmu", requires = "backchannel_dir")]
+    pub backchannel_codec: BackchannelCodec,
     /// JSON lines on stdout instead of text: a `server` object (address, URLs), then one object per
     /// server event (request answered, session started and ended, receiver report, warning, connection
     /// closed), with the peer and the time since start (schema: docs/CLI.md).
@@ -281,6 +288,7 @@ pub async fn run(args: &ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
         options.backchannel_dir = Some(dir.clone());
+        options.config.backchannel_codec = args.backchannel_codec;
     }
     let metrics = args.metrics.map(|_| Arc::new(Metrics::new()));
     if metrics.is_some() {
@@ -500,6 +508,18 @@ pub(crate) async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `--backchannel-codec`.
+fn parse_backchannel_codec(s: &str) -> Result<BackchannelCodec, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "pcmu" => Ok(BackchannelCodec::Pcmu),
+        "pcma" => Ok(BackchannelCodec::Pcma),
+        "g722" => Ok(BackchannelCodec::G722),
+        "aac" => Ok(BackchannelCodec::Aac),
+        "aac-latm" => Ok(BackchannelCodec::AacLatm),
+        _ => Err(format!("{s:?}: one of pcmu, pcma, g722, aac, aac-latm")),
+    }
 }
 
 #[cfg(test)]

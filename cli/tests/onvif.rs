@@ -152,3 +152,56 @@ fn probe_sends_a_wav_file_on_the_backchannel_of_serve() {
     drop(p);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Without the `decode` feature the CLI has no AAC encoder: against an AAC
+/// backchannel, `probe --backchannel` says so (a `backchannel` warning) and
+/// sends nothing; the server writes no file.
+#[cfg(not(feature = "decode"))]
+#[test]
+fn probe_without_the_decode_feature_warns_that_it_cannot_send_aac() {
+    let dir = temp_dir("onvif-backchannel-aac-nofeature");
+    let received = dir.join("received");
+    std::fs::create_dir_all(&received).unwrap();
+    std::fs::copy(media_dir().join("h264_aac.mp4"), dir.join("clip.mp4")).unwrap();
+    let mut wav = Vec::new();
+    rtsp_toolkit_media::audio::write_wav_header(&mut wav, 16000, 1, 3200).unwrap();
+    wav.extend([0u8; 3200]);
+    let input = dir.join("talk.wav");
+    std::fs::write(&input, wav).unwrap();
+    let server = Serve::start_in(
+        &dir,
+        &[
+            "--backchannel-dir",
+            received.to_str().unwrap(),
+            "--backchannel-codec",
+            "aac",
+        ],
+    );
+    let r = run(
+        &[
+            "probe",
+            &server.url("clip.mp4"),
+            "--backchannel",
+            input.to_str().unwrap(),
+            "--duration",
+            "1",
+            "--json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    let warnings: Vec<serde_json::Value> = r
+        .json()
+        .into_iter()
+        .filter(|v| v["type"] == "warning" && v["kind"] == "backchannel")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", r.stdout);
+    let reason = warnings[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("no AAC encoder was given") && reason.contains("`decode` feature"),
+        "{reason}"
+    );
+    server.stop();
+    assert_eq!(std::fs::read_dir(&received).unwrap().count(), 0, "nothing received");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,8 +2,10 @@
 //!
 //! What it is: an [`AudioDecoder`] for one audio track that turns the core's
 //! [`AudioFrame`]s into [`PcmFrame`]s of interleaved signed 16-bit samples, optionally
-//! resampled to a chosen rate; a [`WavWriter`] to save them; and, behind the `playback` cargo
-//! feature, a `Player` for the default output device.
+//! resampled to a chosen rate; a [`WavWriter`] to save them; behind the `playback` cargo
+//! feature, a `Player` for the default output device; and behind the `decode` feature, an AAC
+//! *encoder* for the ONVIF backchannel (`FfmpegAacEncoder`, FFmpeg's, through the core's
+//! `AacEncoder` hook).
 //!
 //! - AAC (`mpeg4-generic`) and AAC-LATM (`MP4A-LATM`) frames are raw access units; they are
 //!   decoded with Symphonia's pure-Rust AAC-LC decoder using the track's AudioSpecificConfig.
@@ -47,6 +49,8 @@
 //! # Ok::<(), rtsp_toolkit_media::audio::AudioDecodeError>(())
 //! ```
 
+#[cfg(feature = "decode")]
+mod aac_encoder;
 #[cfg(feature = "playback")]
 mod playback;
 mod resample;
@@ -62,6 +66,8 @@ use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder as _, Au
 use symphonia::core::packet::PacketRef;
 use symphonia::default::codecs::AacDecoder;
 
+#[cfg(feature = "decode")]
+pub use aac_encoder::{FfmpegAacEncoder, FfmpegAacEncoderFactory};
 #[cfg(feature = "playback")]
 pub use playback::{PlaybackError, Player};
 pub use resample::{ResampleError, Resampler, MAX_RATIO};

@@ -148,6 +148,10 @@ pub struct ServerOptions {
     /// and `Require: www.onvif.org/ver20/backchannel` is answered 551). The
     /// server sets [`ServerConfig::backchannel`] from it; the file names are
     /// `<path>-<session id>.wav` (see `serve --backchannel-dir` in docs/CLI.md).
+    /// The codec offered, and decoded into the file, is
+    /// [`ServerConfig::backchannel_codec`] (PCMU by default; AAC decodes
+    /// with the pure-Rust decoder of [`crate::audio::AudioDecoder`], no
+    /// feature needed).
     pub backchannel_dir: Option<PathBuf>,
 }
 
@@ -1111,7 +1115,13 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                 session_id,
                 path,
                 packet,
-            } => backchannel.packet(state.options.backchannel_dir.as_deref(), &session_id, &path, &packet),
+            } => backchannel.packet(
+                state.options.backchannel_dir.as_deref(),
+                state.options.config.backchannel_codec,
+                &session_id,
+                &path,
+                &packet,
+            ),
             ServerOutput::Timeout(at) => {
                 if conn.is_detached() {
                     if let Some(io) = io.take() {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
-use rtsp_toolkit_tokio::core::codec::g711;
+use rtsp_toolkit_tokio::core::client::BackchannelCodec;
+use rtsp_toolkit_tokio::core::codec::{g711, g722};
 use rtsp_toolkit_tokio::{BackchannelAudio, ClientOptions, Event, ServerOptions, Session, TrackSelection, Transport};
 
 rtsp_toolkit_conformance::on_every_server!(
@@ -16,6 +17,7 @@ rtsp_toolkit_conformance::on_every_server!(
     sidecar_documents_arrive_whole_with_their_times,
     ffprobe_plays_a_file_with_a_metadata_track,
     backchannel_audio_arrives_whole_in_the_servers_wav,
+    g722_backchannel_audio_arrives_whole_in_the_servers_wav,
 );
 
 /// The documents of the test sidecar: (seconds, document).
@@ -161,27 +163,60 @@ async fn ffprobe_plays_a_file_with_a_metadata_track(runtime: ServerRuntime) {
 /// file; the server's WAV for the session holds exactly those samples
 /// (G.711 values, so the mu-law round trip changes nothing).
 async fn backchannel_audio_arrives_whole_in_the_servers_wav(runtime: ServerRuntime) {
-    let dir = std::env::temp_dir().join(format!(
-        "rtsp-toolkit-onvif-bc-{}-{}",
-        runtime.name(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media");
-    let options = ServerOptions {
-        backchannel_dir: Some(dir.clone()),
-        ..ServerOptions::default()
-    };
-    let server = TestServer::with_options(runtime, &fixtures, options);
     // A sweep over every mu-law code but 0x7F (negative zero), 8160 samples.
     let pcm: Vec<i16> = (0..8160u32)
         .map(|i| (i * 7 % 256) as u8)
         .map(|c| if c == 0x7f { 0xff } else { c })
         .map(g711::ulaw_to_linear)
         .collect();
+    let (codec, rate, got) = backchannel_into_our_server(runtime, BackchannelCodec::Pcmu, &pcm, 8000).await;
+    assert_eq!((codec.as_str(), rate), ("PCMU", 8000));
+    assert_eq!(got.len(), pcm.len());
+    assert!(got == pcm, "the samples differ");
+}
+
+/// The same with the server offering G.722 (`ServerConfig::backchannel_codec`):
+/// the WAV, at 16 kHz, is exactly the core's decoding of the core's encoding
+/// of what was sent (one encoder state across the packets, in order).
+async fn g722_backchannel_audio_arrives_whole_in_the_servers_wav(runtime: ServerRuntime) {
+    let pcm: Vec<i16> = (0..16_000)
+        .map(|i| ((f64::from(i) * 2.0 * std::f64::consts::PI / 37.0).sin() * 7000.0) as i16)
+        .collect();
+    let (codec, rate, got) = backchannel_into_our_server(runtime, BackchannelCodec::G722, &pcm, 16_000).await;
+    assert_eq!((codec.as_str(), rate), ("G722", 16_000));
+    let mut codes = Vec::new();
+    g722::Encoder::new().encode(&pcm, &mut codes);
+    let mut expected = Vec::new();
+    g722::Decoder::new().decode(&codes, &mut expected);
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "the samples differ");
+}
+
+/// Sends `pcm` (mono at `rate`) on the backchannel of our server offering
+/// `offer`, while playing a file: the codec of the backchannel track set up,
+/// and the rate and samples of the server's WAV for the session.
+async fn backchannel_into_our_server(
+    runtime: ServerRuntime,
+    offer: BackchannelCodec,
+    pcm: &[i16],
+    rate: u32,
+) -> (String, u32, Vec<i16>) {
+    let dir = std::env::temp_dir().join(format!(
+        "rtsp-toolkit-onvif-bc-{}-{offer:?}-{}",
+        runtime.name(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media");
+    let mut options = ServerOptions {
+        backchannel_dir: Some(dir.clone()),
+        ..ServerOptions::default()
+    };
+    options.config.backchannel_codec = offer;
+    let server = TestServer::with_options(runtime, &fixtures, options);
     let audio = BackchannelAudio::new();
-    audio.push_pcm(&pcm, 8000, 1).unwrap();
+    audio.push_pcm(pcm, rate, 1).unwrap();
     audio.close();
     let mut session = Session::open(
         &server.url("h264_aac.mp4"),
@@ -206,7 +241,6 @@ async fn backchannel_audio_arrives_whole_in_the_servers_wav(runtime: ServerRunti
         .await
         .expect("session ended in time");
     assert_eq!(setups.len(), 3);
-    assert_eq!((setups[2].codec.as_str(), setups[2].clock_rate), ("PCMU", 8000));
     assert_eq!(audio.sent(), pcm.len() as u64);
     // The server completes the file when the connection ends.
     let mut wav = Vec::new();
@@ -226,15 +260,14 @@ async fn backchannel_audio_arrives_whole_in_the_servers_wav(runtime: ServerRunti
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(&wav[..4], b"RIFF");
-    assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 8000);
+    let wav_rate = u32::from_le_bytes(wav[24..28].try_into().unwrap());
     let got: Vec<i16> = wav[44..]
         .chunks_exact(2)
         .map(|b| i16::from_le_bytes([b[0], b[1]]))
         .collect();
-    assert_eq!(got.len(), pcm.len());
-    assert!(got == pcm, "the samples differ");
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
+    (setups[2].codec.clone(), wav_rate, got)
 }
 
 /// Our client's backchannel into GStreamer's ONVIF server
@@ -289,6 +322,10 @@ async fn backchannel_to_gstreamer(
     )
     .unwrap();
     let mut codec = None;
+    // GStreamer's backchannel pipeline drops what it has not decoded yet at
+    // TEARDOWN: stop 500 ms after the last packet (the file's video keeps
+    // the loop awake).
+    let mut done_at = None;
     let run = async {
         while let Some(e) = session.next().await {
             match &e {
@@ -301,7 +338,9 @@ async fn backchannel_to_gstreamer(
                 Event::Warning(w) => panic!("{w:?}"),
                 _ => {}
             }
-            if audio.is_done() {
+            if audio.is_done()
+                && done_at.get_or_insert_with(std::time::Instant::now).elapsed() >= Duration::from_millis(500)
+            {
                 session.stop();
             }
         }

@@ -36,13 +36,16 @@ client that sends `Require: www.onvif.org/ver20/backchannel`, every file also of
 audio track, and what the client sends there is decoded and written to OUT as raw s16le, 8 kHz mono (no
 header: the backchannel pipeline gets no EOS at TEARDOWN; each session truncates OUT). With
 --onvif-backchannel-codec g722 the track is G722/8000 (payload type 9) instead, decoded by avdec_g722 and
-written as raw s16le, 16 kHz mono.
+written as raw s16le, 16 kHz mono; with --onvif-backchannel-codec aac it is MPEG4-GENERIC/16000 (payload
+type 96, AAC-hbr, AAC-LC mono: config=1408), depacketized by rtpmp4gdepay, decoded by avdec_aac and written
+as raw s16le, 16 kHz mono (the decoder's output, encoder priming included); aac-latm is the same audio as
+MP4A-LATM/16000 (payload type 96, cpresent=0, config=400028103FC0), depacketized by rtpmp4adepay.
 
 After binding, prints one URL per file and then the line "ready" (flushed), then runs until killed.
 
 Usage: gst-rtsp-server.py --dir DIR --port PORT [--user U --password P [--auth basic|digest]]
                           [--multicast] [--protocols tcp,udp,udp-mcast] [--tls-cert PEM --tls-key PEM]
-                          [--onvif-backchannel OUT [--onvif-backchannel-codec pcmu|g722]]
+                          [--onvif-backchannel OUT [--onvif-backchannel-codec pcmu|g722|aac|aac-latm]]
 Needs Debian's /usr/bin/python3 with python3-gi (see install.sh).
 """
 import argparse
@@ -119,8 +122,20 @@ def launch_line(path):
 
 def backchannel_line(out, codec="pcmu"):
     """The ONVIF backchannel pipeline: PCMU/8000 RTP in, raw s16le 8 kHz mono to `out`;
-    or G722/8000 RTP in, raw s16le 16 kHz mono."""
+    or G722/8000 RTP in, raw s16le 16 kHz mono; or MPEG4-GENERIC/16000 (AAC-LC mono, AAC-hbr)
+    in, decoded by avdec_aac, raw s16le 16 kHz mono; or the same in MP4A-LATM (rtpmp4adepay)."""
     sink = 'filesink location="{}" sync=false async=false'.format(out.replace('"', '\\"'))
+    if codec == "aac-latm":
+        caps = ("application/x-rtp,media=audio,payload=96,clock-rate=16000,encoding-name=MP4A-LATM,"
+                "cpresent=(string)0,config=(string)400028103FC0,object=(string)2,profile-level-id=(string)15")
+        return (f'( capsfilter caps="{caps}" name=depay_backchannel ! rtpmp4adepay ! avdec_aac'
+                f" ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=16000,channels=1 ! {sink} )")
+    if codec == "aac":
+        caps = ("application/x-rtp,media=audio,payload=96,clock-rate=16000,encoding-name=MPEG4-GENERIC,"
+                "streamtype=(string)5,profile-level-id=(string)15,mode=(string)AAC-hbr,config=(string)1408,"
+                "sizelength=(string)13,indexlength=(string)3,indexdeltalength=(string)3")
+        return (f'( capsfilter caps="{caps}" name=depay_backchannel ! rtpmp4gdepay ! avdec_aac'
+                f" ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=16000,channels=1 ! {sink} )")
     if codec == "g722":
         caps = "application/x-rtp,media=audio,payload=9,clock-rate=8000,encoding-name=G722"
         return (f'( capsfilter caps="{caps}" name=depay_backchannel ! rtpg722depay ! avdec_g722'
@@ -204,8 +219,8 @@ def main():
     ap.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
     ap.add_argument("--onvif-backchannel", metavar="OUT",
                     help="ONVIF server with a PCMU backchannel; received audio to OUT (raw s16le 8 kHz mono)")
-    ap.add_argument("--onvif-backchannel-codec", choices=("pcmu", "g722"), default="pcmu",
-                    help="the backchannel's codec (g722: OUT is raw s16le 16 kHz mono)")
+    ap.add_argument("--onvif-backchannel-codec", choices=("pcmu", "g722", "aac", "aac-latm"), default="pcmu",
+                    help="the backchannel's codec (g722, aac, aac-latm: OUT is raw s16le 16 kHz mono)")
     args = ap.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")

@@ -15,19 +15,34 @@
 //! ([`BackchannelAudio::push_g711`]), then [`BackchannelAudio::close`] when
 //! there is no more. The session encodes for the track's codec
 //! ([`BackchannelCodec`]: PCMU and PCMA at 8 kHz, G.722 at 16 kHz on its
-//! 8000 Hz RTP clock; a new codec adds a variant, its
-//! [`BackchannelCodec::from_media`] match arm and its encoding in the
-//! module's `Encoder`). While the queue is
+//! 8000 Hz RTP clock, AAC at its AudioSpecificConfig's rate; a new codec
+//! adds a variant, its [`BackchannelCodec::from_media`] match arm and its
+//! encoding in the module's `Encoder`). While the queue is
 //! open and empty, time goes on: the next packet's timestamp leaves the gap.
+//!
+//! # AAC
+//!
+//! The core has no AAC encoder (it is pure and small; an AAC encoder is
+//! neither), so an AAC backchannel (`MPEG4-GENERIC`, `mode=AAC-hbr`, RFC
+//! 3640, or `MP4A-LATM`, RFC 6416) needs one from the user: an [`AacEncoderFactory`] given to the
+//! queue with [`BackchannelAudio::set_aac_encoder`]. The session asks it for
+//! an [`AacEncoder`] matching the server's AudioSpecificConfig
+//! ([`AacEncoderConfig`]), hands it the audio taken each 20 ms, and sends
+//! each access unit it returns in its own RTP packet (LATM: after its
+//! PayloadLengthInfo; fragmented when over 1400 bytes), timestamped 1024 samples after the one before; at the end
+//! the encoder's last buffered access units go out at once. Without a
+//! factory, or when the encoder fails, the session reports
+//! [`Warning::Backchannel`] and sends nothing more. `rtsp-toolkit-media`'s
+//! `decode` feature has one, through FFmpeg (`audio::FfmpegAacEncoder`).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::{Client, Event, Output, TransportKind, Warning};
-use crate::codec::{g711, g722};
+use crate::codec::{aac, g711, g722};
 use crate::message::encode_interleaved;
 use crate::rtp::RtpHeader;
 use crate::sdp::{Media, MediaKind};
@@ -53,16 +68,29 @@ pub fn is_backchannel(media: &Media) -> bool {
     media.kind == MediaKind::Audio && media.attributes.iter().any(|a| a.name == "sendonly")
 }
 
-/// The codecs the backchannel can send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The codecs the backchannel can send (the client) and offer (the
+/// server, [`ServerConfig::backchannel_codec`](crate::server::ServerConfig::backchannel_codec)).
+/// With the `serde` feature: `"pcmu"`, `"pcma"`, `"g722"`, `"aac"`, `"aac-latm"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 #[non_exhaustive]
 pub enum BackchannelCodec {
     /// G.711 mu-law (`PCMU`).
+    #[default]
     Pcmu,
     /// G.711 A-law (`PCMA`).
     Pcma,
     /// G.722 (`G722`, RFC 3551): 16 kHz audio, RTP clock 8000.
     G722,
+    /// AAC (`MPEG4-GENERIC`, `mode=AAC-hbr`, RFC 3640): AAC-LC, mono or
+    /// stereo, at the rate of the SDP's AudioSpecificConfig. Needs an
+    /// encoder from the user (see [the module](self#aac)).
+    Aac,
+    /// AAC in LATM (`MP4A-LATM`, RFC 6416) with its StreamMuxConfig in the
+    /// SDP (`cpresent=0`): one access unit per AudioMuxElement. AAC-LC as
+    /// for [`BackchannelCodec::Aac`], and the same encoder.
+    AacLatm,
 }
 
 impl BackchannelCodec {
@@ -74,16 +102,116 @@ impl BackchannelCodec {
             Some(BackchannelCodec::Pcma)
         } else if media.codec_is("G722") {
             Some(BackchannelCodec::G722)
+        } else if media.codec_is("MPEG4-GENERIC") {
+            Some(BackchannelCodec::Aac)
+        } else if media.codec_is("MP4A-LATM") {
+            Some(BackchannelCodec::AacLatm)
         } else {
             None
         }
     }
 
+    /// The section a server offers for a backchannel of this codec, with
+    /// `control` (RFC 2326 `a=control`) and `a=sendonly`: PCMU, PCMA and
+    /// G.722 with their static payload types at 8000 Hz (G.722: 16 kHz
+    /// audio), AAC-LC at 16 kHz mono as AAC-hbr (payload type 96,
+    /// `config=1408`) or in LATM (payload type 96, `cpresent=0`,
+    /// `config=400028103FC0`), what [`BackchannelCodec::from_media`] and
+    /// [`aac_config`] take.
+    ///
+    /// ```
+    /// use rtsp_toolkit_core::client::BackchannelCodec;
+    /// let m = BackchannelCodec::Aac.offered_media("trackID=2");
+    /// assert_eq!((m.codec.as_str(), m.clock_rate, m.payload_type), ("MPEG4-GENERIC", 16000, 96));
+    /// assert_eq!(BackchannelCodec::from_media(&m), Some(BackchannelCodec::Aac));
+    /// ```
+    pub fn offered_media(self, control: &str) -> Media {
+        let attribute = |name: &str, value: Option<String>| crate::sdp::Attribute {
+            name: name.to_owned(),
+            value,
+        };
+        let (payload_type, clock_rate, fmtp): (u8, u32, &[(&str, &str)]) = match self {
+            BackchannelCodec::Pcmu => (0, 8000, &[]),
+            BackchannelCodec::Pcma => (8, 8000, &[]),
+            BackchannelCodec::G722 => (9, 8000, &[]),
+            BackchannelCodec::Aac => (
+                AAC_OFFER_PAYLOAD_TYPE,
+                16000,
+                &[
+                    ("streamtype", "5"),
+                    ("profile-level-id", "15"),
+                    ("mode", "AAC-hbr"),
+                    ("config", "1408"),
+                    ("sizelength", "13"),
+                    ("indexlength", "3"),
+                    ("indexdeltalength", "3"),
+                ],
+            ),
+            BackchannelCodec::AacLatm => (
+                AAC_OFFER_PAYLOAD_TYPE,
+                16000,
+                &[
+                    ("profile-level-id", "15"),
+                    ("object", "2"),
+                    ("cpresent", "0"),
+                    ("config", "400028103FC0"),
+                ],
+            ),
+        };
+        let rtpmap = format!("{payload_type} {}/{clock_rate}/1", self.encoding_name());
+        let mut attributes = vec![attribute("rtpmap", Some(rtpmap))];
+        if !fmtp.is_empty() {
+            let params: Vec<String> = fmtp.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            attributes.push(attribute("fmtp", Some(format!("{payload_type} {}", params.join(";")))));
+        }
+        attributes.push(attribute("control", Some(control.to_owned())));
+        attributes.push(attribute("sendonly", None));
+        Media {
+            kind: MediaKind::Audio,
+            port: 0,
+            protocol: "RTP/AVP".to_owned(),
+            payload_type,
+            codec: self.encoding_name().to_owned(),
+            clock_rate,
+            channels: Some(1),
+            control: Some(control.to_owned()),
+            fmtp: fmtp.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            attributes,
+            framerate: None,
+        }
+    }
+
+    /// [`BackchannelCodec::offered_media`] as SDP text (CRLF lines).
+    pub fn offer(self, control: &str) -> String {
+        let m = self.offered_media(control);
+        let mut s = format!("m=audio 0 RTP/AVP {}\r\n", m.payload_type);
+        for a in &m.attributes {
+            match &a.value {
+                Some(v) => s.push_str(&format!("a={}:{v}\r\n", a.name)),
+                None => s.push_str(&format!("a={}\r\n", a.name)),
+            }
+        }
+        s
+    }
+
+    /// The encoding name of the codec's `a=rtpmap`.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            BackchannelCodec::Pcmu => "PCMU",
+            BackchannelCodec::Pcma => "PCMA",
+            BackchannelCodec::G722 => "G722",
+            BackchannelCodec::Aac => "MPEG4-GENERIC",
+            BackchannelCodec::AacLatm => "MP4A-LATM",
+        }
+    }
+
     /// Samples per second the codec takes (G.711: its RTP clock rate, 8000
-    /// when the SDP gives none; G.722: 16000, whatever its clock says).
+    /// when the SDP gives none; G.722: 16000, whatever its clock says; AAC:
+    /// its RTP clock rate, which [`aac_config`] checks is the
+    /// AudioSpecificConfig's).
     fn sample_rate(self, media: &Media) -> u32 {
         match self {
-            BackchannelCodec::Pcmu | BackchannelCodec::Pcma => {
+            BackchannelCodec::Pcmu | BackchannelCodec::Pcma | BackchannelCodec::Aac | BackchannelCodec::AacLatm => {
                 if media.clock_rate == 0 {
                     8000
                 } else {
@@ -98,17 +226,239 @@ impl BackchannelCodec {
     fn ticks(self, samples: usize) -> u32 {
         match self {
             BackchannelCodec::G722 => (samples / 2) as u32,
-            BackchannelCodec::Pcmu | BackchannelCodec::Pcma => samples as u32,
+            BackchannelCodec::Pcmu | BackchannelCodec::Pcma | BackchannelCodec::Aac | BackchannelCodec::AacLatm => {
+                samples as u32
+            }
         }
     }
 }
 
-/// A backchannel track's encoder (G.722 keeps state from packet to packet).
+/// The format an [`AacEncoder`] must produce: what the server's SDP
+/// section describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AacEncoderConfig {
+    /// Samples per second (per channel).
+    pub sample_rate: u32,
+    /// 1 or 2: the PCM given to [`AacEncoder::encode`] has this many
+    /// channels, interleaved (the queue's mono audio, copied to each).
+    pub channels: u16,
+    /// Samples per channel in one access unit: 1024.
+    pub frame_length: u32,
+    /// The server's AudioSpecificConfig (the fmtp `config`): AAC-LC
+    /// (object type 2) at `sample_rate` with `channels`. The access units
+    /// must decode with it.
+    pub audio_specific_config: Bytes,
+}
+
+/// Why an AAC encoder could not be made or could not encode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("AAC encoder: {0}")]
+pub struct AacEncodeError(pub String);
+
+/// An AAC encoder for one backchannel session (see [the module](self#aac)).
+pub trait AacEncoder: Send {
+    /// Encodes `pcm` (interleaved 16-bit samples, [`AacEncoderConfig::channels`]
+    /// channels at its rate): appends every access unit now complete to
+    /// `out`, raw (no ADTS header), in order. Samples of an incomplete
+    /// frame wait for the next call.
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<Bytes>) -> Result<(), AacEncodeError>;
+
+    /// No more audio: appends the access units still held (the last,
+    /// padded frame and the encoder's delay).
+    fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), AacEncodeError>;
+}
+
+/// Makes an [`AacEncoder`] for each session that sends on an AAC
+/// backchannel track. A closure
+/// `Fn(&AacEncoderConfig) -> Result<Box<dyn AacEncoder>, AacEncodeError>` is one.
+pub trait AacEncoderFactory: Send + Sync {
+    /// An encoder producing `config`'s format, or why there is none.
+    fn new_encoder(&self, config: &AacEncoderConfig) -> Result<Box<dyn AacEncoder>, AacEncodeError>;
+}
+
+impl<F> AacEncoderFactory for F
+where
+    F: Fn(&AacEncoderConfig) -> Result<Box<dyn AacEncoder>, AacEncodeError> + Send + Sync,
+{
+    fn new_encoder(&self, config: &AacEncoderConfig) -> Result<Box<dyn AacEncoder>, AacEncodeError> {
+        self(config)
+    }
+}
+
+/// The [`AacEncoderConfig`] of an AAC backchannel section, or why this
+/// crate cannot send on it: `MPEG4-GENERIC` AAC-hbr payloads as
+/// [`aac::Packetizer`] makes them (`sizeLength=13; indexLength=3;
+/// indexDeltaLength=3`), or `MP4A-LATM` with `cpresent=0` and a
+/// StreamMuxConfig of one program, one layer, one access unit per
+/// AudioMuxElement and no other data; of mono or stereo AAC-LC with
+/// 1024-sample frames, its RTP clock at the audio's rate.
+pub fn aac_config(media: &Media) -> Result<AacEncoderConfig, String> {
+    let asc = if media.codec_is("MP4A-LATM") {
+        let p = media.mp4a_latm().map_err(|e| e.to_string())?.ok_or("not MP4A-LATM")?;
+        if p.cpresent {
+            return Err("MP4A-LATM with cpresent=1 (the config in band): only cpresent=0 is sent".into());
+        }
+        let config = p.config.unwrap_or_default();
+        let mux = crate::mpeg4_audio::parse_mux_config(&config).map_err(|e| format!("MP4A-LATM config: {e}"))?;
+        if mux.sub_frames != 1 || mux.other_data_bits.is_some() {
+            return Err(format!(
+                "MP4A-LATM with {} access units per AudioMuxElement{}: only one, and no other data, is sent",
+                mux.sub_frames,
+                if mux.other_data_bits.is_some() {
+                    " and other data"
+                } else {
+                    ""
+                }
+            ));
+        }
+        p.audio_specific_config.unwrap_or_default()
+    } else {
+        let p = media
+            .mpeg4_generic()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} is not MPEG4-GENERIC", media.codec))?;
+        if !p.mode.eq_ignore_ascii_case("AAC-hbr")
+            || (p.size_length, p.index_length, p.index_delta_length) != (13, 3, 3)
+        {
+            return Err(format!(
+                "MPEG4-GENERIC mode={} sizeLength={} indexLength={} indexDeltaLength={}: only AAC-hbr (13, 3, 3) is sent",
+                p.mode, p.size_length, p.index_length, p.index_delta_length
+            ));
+        }
+        p.config
+    };
+    if asc.is_empty() {
+        return Err(format!("{} without config (AudioSpecificConfig)", media.codec));
+    }
+    let c = crate::sdp::parse_audio_specific_config(&asc).map_err(|e| e.to_string())?;
+    if c.object_type != 2
+        || c.extension_sample_rate.is_some()
+        || c.frame_length != 1024
+        || !(1..=2).contains(&c.channels)
+    {
+        return Err(format!(
+            "AAC object type {}{}, {} channels, {}-sample frames: only mono or stereo AAC-LC with 1024-sample frames is sent",
+            c.object_type,
+            if c.extension_sample_rate.is_some() { " with SBR" } else { "" },
+            c.channels,
+            c.frame_length
+        ));
+    }
+    if media.clock_rate != c.sample_rate {
+        return Err(format!(
+            "RTP clock {} Hz for AAC at {} Hz: only a clock at the audio's rate is sent",
+            media.clock_rate, c.sample_rate
+        ));
+    }
+    Ok(AacEncoderConfig {
+        sample_rate: c.sample_rate,
+        channels: u16::from(c.channels),
+        frame_length: c.frame_length,
+        audio_specific_config: asc,
+    })
+}
+
+/// The payload type of the AAC backchannel a server offers.
+const AAC_OFFER_PAYLOAD_TYPE: u8 = 96;
+
+/// Largest RTP payload of an AAC backchannel packet: an access unit over
+/// this goes in fragments.
+const AAC_MAX_PAYLOAD: usize = 1400;
+
+/// The AAC half of an [`Encoder`].
+struct AacState {
+    encoder: Box<dyn AacEncoder>,
+    channels: u16,
+    frame_length: u32,
+    /// RTP timestamp of the next access unit.
+    timestamp: u32,
+    /// MP4A-LATM: each AU after its PayloadLengthInfo; else AAC-hbr.
+    latm: bool,
+    packetizer: aac::Packetizer,
+    /// Access units of this tick (kept: no allocation per packet).
+    aus: Vec<Bytes>,
+    interleaved: Vec<i16>,
+}
+
+impl std::fmt::Debug for AacState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AacState")
+            .field("channels", &self.channels)
+            .field("timestamp", &self.timestamp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AacState {
+    /// Encodes `pcm` (mono; `last`: then flushes) into RTP payloads, each
+    /// with its timestamp and marker bit, appended to `out`.
+    fn encode(&mut self, pcm: &[i16], last: bool, out: &mut Vec<(Bytes, u32, bool)>) -> Result<(), AacEncodeError> {
+        self.aus.clear();
+        let input: &[i16] = if self.channels == 1 {
+            pcm
+        } else {
+            self.interleaved.clear();
+            let n = usize::from(self.channels);
+            self.interleaved
+                .extend(pcm.iter().flat_map(|&s| std::iter::repeat_n(s, n)));
+            &self.interleaved
+        };
+        if !input.is_empty() {
+            self.encoder.encode(input, &mut self.aus)?;
+        }
+        if last {
+            self.encoder.finish(&mut self.aus)?;
+        }
+        for au in &self.aus {
+            let payloads = if self.latm {
+                latm_payloads(au)
+            } else {
+                self.packetizer.packetize(au)
+            };
+            let n = payloads.len();
+            // RFC 3640 §3.2.3.1 and RFC 6416 §6.1: the marker is set on the
+            // last fragment of an AU (of an AudioMuxElement).
+            out.extend(
+                payloads
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| (p, self.timestamp, i + 1 == n)),
+            );
+            self.timestamp = self.timestamp.wrapping_add(self.frame_length);
+        }
+        Ok(())
+    }
+}
+
+/// `au` as an AudioMuxElement with `muxConfigPresent` 0 (RFC 6416 §6.1,
+/// ISO/IEC 14496-3 1.7.3: one PayloadLengthInfo, bytes of 255 then the
+/// rest, then the PayloadMux), in payloads of at most [`AAC_MAX_PAYLOAD`]
+/// bytes.
+fn latm_payloads(au: &[u8]) -> Vec<Bytes> {
+    let mut element = BytesMut::with_capacity(au.len() / 255 + 1 + au.len());
+    let mut n = au.len();
+    while n >= 255 {
+        element.extend_from_slice(&[255]);
+        n -= 255;
+    }
+    element.extend_from_slice(&[n as u8]);
+    element.extend_from_slice(au);
+    let element = element.freeze();
+    (0..element.len())
+        .step_by(AAC_MAX_PAYLOAD)
+        .map(|i| element.slice(i..(i + AAC_MAX_PAYLOAD).min(element.len())))
+        .collect()
+}
+
+/// A backchannel track's encoder (G.722 and AAC keep state from packet to packet).
 #[derive(Debug)]
 struct Encoder {
     codec: BackchannelCodec,
     g722: g722::Encoder,
     codes: Vec<u8>,
+    /// Set for [`BackchannelCodec::Aac`].
+    aac: Option<AacState>,
 }
 
 impl Encoder {
@@ -117,11 +467,12 @@ impl Encoder {
             codec,
             g722: g722::Encoder::new(),
             codes: Vec::new(),
+            aac: None,
         }
     }
 
     /// Appends the encoded `pcm` (mono) to `out`; the RTP timestamp
-    /// advances by the return value.
+    /// advances by the return value. (AAC goes through [`AacState::encode`].)
     fn encode(&mut self, pcm: &[i16], out: &mut BytesMut) -> u32 {
         match self.codec {
             BackchannelCodec::Pcmu => out.extend(pcm.iter().map(|&s| g711::linear_to_ulaw(s))),
@@ -131,6 +482,7 @@ impl Encoder {
                 self.g722.encode(pcm, &mut self.codes);
                 out.extend_from_slice(&self.codes);
             }
+            BackchannelCodec::Aac | BackchannelCodec::AacLatm => {}
         }
         self.codec.ticks(pcm.len())
     }
@@ -181,13 +533,14 @@ pub struct BackchannelAudio {
     inner: Arc<Mutex<Queue>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Queue {
     /// Mono samples at `rate`.
     pcm: VecDeque<i16>,
     rate: Option<u32>,
     closed: bool,
     sent: u64,
+    aac: Option<Arc<dyn AacEncoderFactory>>,
 }
 
 impl std::fmt::Debug for BackchannelAudio {
@@ -198,6 +551,7 @@ impl std::fmt::Debug for BackchannelAudio {
             .field("rate", &q.rate)
             .field("closed", &q.closed)
             .field("sent", &q.sent)
+            .field("aac_encoder", &q.aac.is_some())
             .finish()
     }
 }
@@ -206,6 +560,27 @@ impl BackchannelAudio {
     /// An empty, open queue.
     pub fn new() -> BackchannelAudio {
         BackchannelAudio::default()
+    }
+
+    /// Gives the sessions an AAC encoder for AAC backchannel tracks (see
+    /// [the module](self#aac)); replaces the one given before.
+    pub fn set_aac_encoder(&self, factory: Arc<dyn AacEncoderFactory>) {
+        self.lock().aac = Some(factory);
+    }
+
+    /// [`BackchannelAudio::set_aac_encoder`], builder style.
+    pub fn with_aac_encoder(self, factory: Arc<dyn AacEncoderFactory>) -> Self {
+        self.set_aac_encoder(factory);
+        self
+    }
+
+    /// Whether an AAC encoder was given.
+    pub fn has_aac_encoder(&self) -> bool {
+        self.lock().aac.is_some()
+    }
+
+    fn aac_encoder(&self) -> Option<Arc<dyn AacEncoderFactory>> {
+        self.lock().aac.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -217,7 +592,8 @@ impl BackchannelAudio {
     /// Queues 16-bit PCM, `channels` interleaved (mixed down to mono), at
     /// `sample_rate`, which must be the rate of the audio queued before. The
     /// session converts it to the backchannel codec's rate (8000 for G.711,
-    /// 16000 for G.722) by linear interpolation when they differ.
+    /// 16000 for G.722, the AudioSpecificConfig's for AAC) by linear
+    /// interpolation when they differ.
     pub fn push_pcm(&self, samples: &[i16], sample_rate: u32, channels: u16) -> Result<(), BackchannelError> {
         if sample_rate == 0 || channels == 0 {
             return Err(BackchannelError::BadFormat);
@@ -258,7 +634,9 @@ impl BackchannelAudio {
         let pcm: Vec<i16> = match codec {
             BackchannelCodec::Pcmu => codes.iter().map(|&c| g711::ulaw_to_linear(c)).collect(),
             BackchannelCodec::Pcma => codes.iter().map(|&c| g711::alaw_to_linear(c)).collect(),
-            BackchannelCodec::G722 => return Err(BackchannelError::BadFormat),
+            BackchannelCodec::G722 | BackchannelCodec::Aac | BackchannelCodec::AacLatm => {
+                return Err(BackchannelError::BadFormat)
+            }
         };
         self.push_pcm(&pcm, 8000, 1)
     }
@@ -318,6 +696,8 @@ pub(super) struct Pacer {
     /// Audio queued at another rate than the codec's is converted (see
     /// [`Resampler`]).
     resampler: Resampler,
+    /// AAC: the RTP payloads of this tick, with timestamp and marker.
+    payloads: Vec<(Bytes, u32, bool)>,
 }
 
 /// Linear-interpolation rate conversion of the queued audio to the codec's
@@ -418,19 +798,52 @@ impl Client {
         };
         let rate = codec.sample_rate(media);
         let r = self.udp.next_random();
+        let timestamp = (r >> 32) as u32;
+        let mut encoder = Encoder::new(codec);
+        if matches!(codec, BackchannelCodec::Aac | BackchannelCodec::AacLatm) {
+            let made = aac_config(media).and_then(|config| {
+                let factory = audio.aac_encoder().ok_or_else(|| {
+                    "the backchannel codec is AAC and no AAC encoder was given \
+                     (BackchannelAudio::set_aac_encoder; the CLI has one when built with the `decode` feature)"
+                        .to_owned()
+                })?;
+                let encoder = factory.new_encoder(&config).map_err(|e| e.to_string())?;
+                Ok(AacState {
+                    encoder,
+                    channels: config.channels,
+                    frame_length: config.frame_length,
+                    timestamp,
+                    latm: codec == BackchannelCodec::AacLatm,
+                    packetizer: aac::Packetizer::new(AAC_MAX_PAYLOAD),
+                    aus: Vec::new(),
+                    interleaved: Vec::new(),
+                })
+            });
+            match made {
+                Ok(state) => encoder.aac = Some(state),
+                Err(reason) => {
+                    self.events.push_back(Event::Warning(Warning::Backchannel {
+                        track: Some(i),
+                        reason: format!("{reason}: nothing is sent"),
+                    }));
+                    return;
+                }
+            }
+        }
         self.pacer = Some(Pacer {
             track: i,
-            encoder: Encoder::new(codec),
+            encoder,
             rate,
             payload_type: media.payload_type,
             ssrc: self.udp.ssrc(),
             seq: r as u16,
-            timestamp: (r >> 32) as u32,
+            timestamp,
             next_at: Some(now),
             idle: true,
             audio,
             scratch: Vec::new(),
             resampler: Resampler::default(),
+            payloads: Vec::new(),
         });
     }
 
@@ -462,6 +875,45 @@ impl Client {
                 // The converted samples take the scratch's place (both buffers kept, no allocation).
                 std::mem::swap(&mut p.scratch, &mut p.resampler.out);
             }
+            if let Some(aac) = p.encoder.aac.as_mut() {
+                // AAC: the encoder decides when access units come out; the
+                // last tick (closed and empty) flushes it.
+                p.next_at = if done { None } else { Some(at + PACKET_DURATION) };
+                if p.scratch.is_empty() && !done {
+                    // Time goes on while the queue is empty.
+                    aac.timestamp = aac.timestamp.wrapping_add(ticks_per_packet);
+                    continue;
+                }
+                p.payloads.clear();
+                if let Err(e) = aac.encode(&p.scratch, done, &mut p.payloads) {
+                    self.events.push_back(Event::Warning(Warning::Backchannel {
+                        track: Some(p.track),
+                        reason: format!("{e}: nothing more is sent"),
+                    }));
+                    p.next_at = None;
+                    break;
+                }
+                for (payload, timestamp, marker) in p.payloads.drain(..) {
+                    let mut packet = BytesMut::with_capacity(12 + payload.len());
+                    RtpHeader {
+                        sequence_number: p.seq,
+                        timestamp,
+                        ssrc: p.ssrc,
+                        marker,
+                        payload_type: p.payload_type,
+                    }
+                    .write_packet(&payload, &mut packet);
+                    p.seq = p.seq.wrapping_add(1);
+                    send(
+                        &mut self.io,
+                        &self.tracks[p.track].track.transport,
+                        p.track,
+                        self.udp.peer_ip(),
+                        packet,
+                    );
+                }
+                continue;
+            }
             p.next_at = if done && p.scratch.is_empty() {
                 None
             } else {
@@ -487,27 +939,42 @@ impl Client {
             p.seq = p.seq.wrapping_add(1);
             p.timestamp = p.timestamp.wrapping_add(advance.max(ticks_per_packet));
             p.idle = false;
-            let track = p.track;
-            let t = &self.tracks[track].track;
-            match t.transport {
-                TransportKind::TcpInterleaved { rtp_channel, .. } => {
-                    let mut framed = BytesMut::new();
-                    if encode_interleaved(rtp_channel, &packet, &mut framed).is_ok() {
-                        self.io.push_back(Output::Transmit(framed.freeze()));
-                    }
-                }
-                TransportKind::Udp {
-                    server_ports: Some((rtp, _)),
-                    ..
-                } => self.io.push_back(Output::SendDatagram {
-                    socket: UdpSocketId::rtp(track as u16),
-                    to: std::net::SocketAddr::new(self.udp.peer_ip(), rtp),
-                    data: packet.freeze(),
-                }),
-                // No server port to send to (multicast has no backchannel).
-                _ => {}
+            send(
+                &mut self.io,
+                &self.tracks[p.track].track.transport,
+                p.track,
+                self.udp.peer_ip(),
+                packet,
+            );
+        }
+    }
+}
+
+/// Queues `packet` for the backchannel track `track` on its transport.
+fn send(
+    io: &mut VecDeque<Output>,
+    transport: &TransportKind,
+    track: usize,
+    peer_ip: std::net::IpAddr,
+    packet: BytesMut,
+) {
+    match *transport {
+        TransportKind::TcpInterleaved { rtp_channel, .. } => {
+            let mut framed = BytesMut::new();
+            if encode_interleaved(rtp_channel, &packet, &mut framed).is_ok() {
+                io.push_back(Output::Transmit(framed.freeze()));
             }
         }
+        TransportKind::Udp {
+            server_ports: Some((rtp, _)),
+            ..
+        } => io.push_back(Output::SendDatagram {
+            socket: UdpSocketId::rtp(track as u16),
+            to: std::net::SocketAddr::new(peer_ip, rtp),
+            data: packet.freeze(),
+        }),
+        // No server port to send to (multicast has no backchannel).
+        _ => {}
     }
 }
 
@@ -573,6 +1040,52 @@ mod tests {
         // 16 kHz to 8 kHz: every other sample (interpolated exactly on them).
         let mut r = Resampler::default();
         assert_eq!(r.convert(&[1, 2, 3, 4, 5, 6], 3), [2, 4, 6]);
+    }
+
+    #[test]
+    fn the_offered_sections_parse_back_to_what_the_client_sends() {
+        for codec in [
+            BackchannelCodec::Pcmu,
+            BackchannelCodec::Pcma,
+            BackchannelCodec::G722,
+            BackchannelCodec::Aac,
+            BackchannelCodec::AacLatm,
+        ] {
+            let text = format!("v=0\r\n{}", codec.offer("trackID=3"));
+            let sdp = crate::sdp::Sdp::parse(text.as_bytes()).unwrap();
+            assert_eq!(sdp.media[0], codec.offered_media("trackID=3"), "{text}");
+            assert!(is_backchannel(&sdp.media[0]));
+            assert_eq!(BackchannelCodec::from_media(&sdp.media[0]), Some(codec));
+        }
+        let aac = aac_config(&BackchannelCodec::Aac.offered_media("x")).unwrap();
+        assert_eq!((aac.sample_rate, aac.channels, aac.frame_length), (16000, 1, 1024));
+        let latm = aac_config(&BackchannelCodec::AacLatm.offered_media("x")).unwrap();
+        assert_eq!(latm, aac, "the same audio either way");
+        assert_eq!(
+            BackchannelCodec::Aac.offer("trackID=2"),
+            "m=audio 0 RTP/AVP 96\r\na=rtpmap:96 MPEG4-GENERIC/16000/1\r\n\
+             a=fmtp:96 streamtype=5;profile-level-id=15;mode=AAC-hbr;config=1408;sizelength=13;indexlength=3;indexdeltalength=3\r\n\
+             a=control:trackID=2\r\na=sendonly\r\n"
+        );
+    }
+
+    #[test]
+    fn latm_payloads_length_prefix_the_access_unit_and_fragment() {
+        assert_eq!(&latm_payloads(&[7; 3])[..], [Bytes::from_static(&[3, 7, 7, 7])]);
+        let au = vec![1u8; 600];
+        let p = latm_payloads(&au);
+        assert_eq!(p.len(), 1);
+        assert_eq!(&p[0][..4], [255, 255, 90, 1]);
+        assert_eq!(p[0].len(), 603);
+        let big = vec![2u8; 3000];
+        let p = latm_payloads(&big);
+        assert_eq!(p.iter().map(Bytes::len).collect::<Vec<_>>(), [1400, 1400, 212]);
+        let all = p.concat();
+        assert!(
+            all[..11].iter().all(|&b| b == 255) && all[11] == 195,
+            "11 × 255 + 195 = 3000"
+        );
+        assert!(all[12..] == big[..], "then the AU");
     }
 
     #[test]

@@ -79,7 +79,10 @@ use crate::message::{Decoder, Headers, Message, Method, Request};
 use crate::sdp::Sdp;
 use capture::format::{CaptureHeader, CaptureWriter};
 
-pub use backchannel::{BackchannelAudio, BackchannelCodec, BackchannelError};
+pub use backchannel::{
+    AacEncodeError, AacEncoder, AacEncoderConfig, AacEncoderFactory, BackchannelAudio, BackchannelCodec,
+    BackchannelError,
+};
 pub use events::{
     AudioFrameEvent, ClosedEvent, ConnectEvent, Event, FallbackEvent, LossEvent, MetadataFrameEvent, MethodEvent,
     RtcpEvent, RtpEvent, TrackStats, VideoFrameEvent, Warning,

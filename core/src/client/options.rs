@@ -193,6 +193,8 @@ pub struct ClientOptions {
     /// www.onvif.org/ver20/backchannel` on DESCRIBE, SETUP and PLAY, the
     /// server's `a=sendonly` audio section set up besides the selected
     /// tracks, and the queued audio sent on it in real time after PLAY.
+    /// An AAC section needs an encoder given to the queue
+    /// ([`BackchannelAudio::set_aac_encoder`](crate::client::BackchannelAudio::set_aac_encoder)).
     /// Not serialized (the queue is live data).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub backchannel: Option<crate::client::BackchannelAudio>,

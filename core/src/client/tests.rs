@@ -1280,3 +1280,211 @@ fn backchannel_without_a_sendonly_track_warns_and_the_session_goes_on() {
     assert!(matches!(w[..], [Warning::Backchannel { track: None, .. }]), "{w:?}");
     assert!(h.closed().is_none());
 }
+
+/// A camera's SDP with an AAC backchannel (AAC-LC, 8 kHz mono: `config=1588`).
+const SDP_AAC_BACKCHANNEL: &str = "v=0\r\ns=x\r\nt=0 0\r\na=control:*\r\n\
+m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:v0\r\na=recvonly\r\n\
+m=audio 0 RTP/AVP 98\r\na=rtpmap:98 MPEG4-GENERIC/8000/1\r\n\
+a=fmtp:98 streamtype=5;profile-level-id=15;mode=AAC-hbr;config=1588;sizelength=13;indexlength=3;indexdeltalength=3\r\n\
+a=control:back\r\na=sendonly\r\n";
+
+/// A stand-in AAC encoder: an access unit per 1024 samples, its bytes the
+/// frame's number repeated (10 + number) times; at the end one for the
+/// rest and one more (the encoder delay).
+struct FakeAac {
+    buffered: usize,
+    made: u8,
+}
+
+impl crate::client::AacEncoder for FakeAac {
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<Bytes>) -> Result<(), crate::client::AacEncodeError> {
+        self.buffered += pcm.len();
+        while self.buffered >= 1024 {
+            self.buffered -= 1024;
+            out.push(Bytes::from(vec![self.made; 10 + usize::from(self.made)]));
+            self.made += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), crate::client::AacEncodeError> {
+        for _ in 0..2 {
+            out.push(Bytes::from(vec![self.made; 10 + usize::from(self.made)]));
+            self.made += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Plays `sdp` with `audio` on the backchannel (the second section, set
+/// up on channels 2-3) and runs 20 ms ticks from PLAY's answer for `ms`.
+fn run_backchannel(sdp: &str, audio: &crate::client::BackchannelAudio, ms: u64) -> Harness {
+    let mut h = Harness::new(
+        "rtsp://127.0.0.1:8554/cam",
+        ClientOptions::default().with_backchannel(audio.clone()),
+    );
+    h.connect(1);
+    h.reply(2, "200 OK", "", "");
+    h.reply(3, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/cam/\r\n", sdp);
+    h.reply(
+        4,
+        "200 OK",
+        "Session: s\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+        "",
+    );
+    h.reply(
+        5,
+        "200 OK",
+        "Session: s\r\nTransport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n",
+        "",
+    );
+    h.reply(10, "200 OK", "Session: s\r\n", "");
+    let mut t = 10;
+    while t <= 10 + ms {
+        h.timeout(t);
+        t += 20;
+    }
+    h
+}
+
+#[test]
+fn aac_backchannel_sends_the_encoders_access_units_as_aac_hbr() {
+    use crate::client::{AacEncoder, AacEncoderConfig, BackchannelAudio};
+    use std::sync::{Arc, Mutex};
+    let audio = BackchannelAudio::new();
+    audio.push_pcm(&[0i16; 2500], 8000, 1).unwrap();
+    audio.close();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    audio.set_aac_encoder(Arc::new(
+        move |c: &AacEncoderConfig| -> Result<Box<dyn AacEncoder>, crate::client::AacEncodeError> {
+            seen.lock().unwrap().push(c.clone());
+            Ok(Box::new(FakeAac { buffered: 0, made: 0 }))
+        },
+    ));
+    let mut h = run_backchannel(SDP_AAC_BACKCHANNEL, &audio, 1000);
+    let config = asked.lock().unwrap().clone();
+    assert_eq!(config.len(), 1);
+    assert_eq!(
+        (config[0].sample_rate, config[0].channels, config[0].frame_length),
+        (8000, 1, 1024)
+    );
+    assert_eq!(&config[0].audio_specific_config[..], [0x15, 0x88]);
+    let packets: Vec<crate::rtp::RtpPacket> = h
+        .interleaved
+        .drain(..)
+        .filter(|(ch, _)| *ch == 2)
+        .map(|(_, p)| crate::rtp::RtpPacket::parse(p).unwrap())
+        .collect();
+    // Two whole frames and the two the end flushes, one AU per packet.
+    assert_eq!(packets.len(), 4, "{packets:?}");
+    let ts0 = packets[0].timestamp;
+    for (k, p) in packets.iter().enumerate() {
+        assert_eq!(p.payload_type, 98);
+        assert!(p.marker);
+        assert_eq!(p.timestamp.wrapping_sub(ts0), 1024 * k as u32);
+        let len = 10 + k;
+        let mut expected = vec![0, 16, (len >> 5) as u8, (len << 3) as u8];
+        expected.extend(std::iter::repeat_n(k as u8, len));
+        assert_eq!(&p.payload[..], &expected[..]);
+    }
+    assert!(audio.is_done());
+    assert_eq!(
+        h.c.pacer.as_ref().and_then(backchannel::Pacer::deadline),
+        None,
+        "done: no more backchannel deadlines"
+    );
+    assert!(
+        !h.events.iter().any(|e| matches!(e, Event::Warning(_))),
+        "{:?}",
+        h.events
+    );
+}
+
+#[test]
+fn aac_backchannel_without_an_encoder_or_of_another_kind_warns_and_sends_nothing() {
+    use crate::client::{AacEncoder, AacEncoderConfig, BackchannelAudio};
+    use std::sync::Arc;
+    let he_aac = SDP_AAC_BACKCHANNEL.replace("config=1588", "config=2B8A0800");
+    let lbr = SDP_AAC_BACKCHANNEL.replace("mode=AAC-hbr", "mode=AAC-lbr");
+    let latm_in_band = SDP_AAC_BACKCHANNEL
+        .replace("MPEG4-GENERIC/8000/1", "MP4A-LATM/8000/1")
+        .replace("config=1588", "cpresent=1");
+    for (sdp, encoder, why) in [
+        (SDP_AAC_BACKCHANNEL, false, "no AAC encoder was given"),
+        (he_aac.as_str(), true, "only mono or stereo AAC-LC"),
+        (lbr.as_str(), true, "only AAC-hbr"),
+        (latm_in_band.as_str(), true, "only cpresent=0"),
+    ] {
+        let audio = BackchannelAudio::new();
+        audio.push_pcm(&[0i16; 2500], 8000, 1).unwrap();
+        audio.close();
+        if encoder {
+            audio.set_aac_encoder(Arc::new(
+                |_: &AacEncoderConfig| -> Result<Box<dyn AacEncoder>, crate::client::AacEncodeError> {
+                    Ok(Box::new(FakeAac { buffered: 0, made: 0 }))
+                },
+            ));
+        }
+        let h = run_backchannel(sdp, &audio, 200);
+        assert!(!h.interleaved.iter().any(|(ch, _)| *ch == 2), "{why}: nothing sent");
+        // (A track no depacketizer takes, LATM with cpresent=1, also has its
+        // `UnsupportedCodec` warning.)
+        let w: Vec<&Warning> = h
+            .events
+            .iter()
+            .filter_map(|e| if let Event::Warning(w) = e { Some(w) } else { None })
+            .filter(|w| !matches!(w, Warning::UnsupportedCodec { .. }))
+            .collect();
+        assert!(
+            matches!(&w[..], [Warning::Backchannel { track: Some(1), reason }] if reason.contains(why)),
+            "{why}: {w:?}"
+        );
+        assert_eq!(audio.queued(), 2500);
+    }
+}
+
+#[test]
+fn latm_backchannel_sends_one_access_unit_per_audio_mux_element() {
+    use crate::client::{AacEncoder, AacEncoderConfig, BackchannelAudio};
+    use std::sync::Arc;
+    let sdp = "v=0\r\ns=x\r\nt=0 0\r\na=control:*\r\n\
+        m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:v0\r\na=recvonly\r\n\
+        m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MP4A-LATM/16000/1\r\n\
+        a=fmtp:97 profile-level-id=15;object=2;cpresent=0;config=400028103FC0\r\n\
+        a=control:back\r\na=sendonly\r\n";
+    let audio = BackchannelAudio::new();
+    audio.push_pcm(&[0i16; 2500], 16000, 1).unwrap();
+    audio.close();
+    audio.set_aac_encoder(Arc::new(
+        |c: &AacEncoderConfig| -> Result<Box<dyn AacEncoder>, crate::client::AacEncodeError> {
+            assert_eq!(
+                (c.sample_rate, c.channels, &c.audio_specific_config[..]),
+                (16000, 1, &[0x14, 0x08][..])
+            );
+            Ok(Box::new(FakeAac { buffered: 0, made: 0 }))
+        },
+    ));
+    let mut h = run_backchannel(sdp, &audio, 1000);
+    let packets: Vec<crate::rtp::RtpPacket> = h
+        .interleaved
+        .drain(..)
+        .filter(|(ch, _)| *ch == 2)
+        .map(|(_, p)| crate::rtp::RtpPacket::parse(p).unwrap())
+        .collect();
+    assert_eq!(packets.len(), 4, "{packets:?}");
+    let ts0 = packets[0].timestamp;
+    for (k, p) in packets.iter().enumerate() {
+        assert_eq!((p.payload_type, p.marker), (97, true));
+        assert_eq!(p.timestamp.wrapping_sub(ts0), 1024 * k as u32);
+        let len = 10 + k;
+        let mut expected = vec![len as u8];
+        expected.extend(std::iter::repeat_n(k as u8, len));
+        assert_eq!(&p.payload[..], &expected[..]);
+    }
+    assert!(
+        !h.events.iter().any(|e| matches!(e, Event::Warning(_))),
+        "{:?}",
+        h.events
+    );
+}

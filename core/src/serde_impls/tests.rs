@@ -747,6 +747,7 @@ fn server_config_round_trip() {
         multicast_groups: "239.1.1.0-239.1.1.15".parse::<GroupRange>().unwrap(),
         udp_ports: Some(PortRange::new(6000, 6099).unwrap()),
         udp: false,
+        backchannel_codec: crate::client::BackchannelCodec::AacLatm,
         ..ServerConfig::default()
     };
     let json = serde_json::to_string(&config).unwrap();
@@ -756,9 +757,11 @@ fn server_config_round_trip() {
     assert_eq!(v["initial_rtp"], json!([65500, u32::MAX - 180_000]));
     assert_eq!(v["multicast_groups"], "239.1.1.0-239.1.1.15");
     assert_eq!(v["session_timeout_s"], 60.0);
+    assert_eq!(v["backchannel_codec"], "aac-latm");
     let partial: ServerConfig = serde_json::from_str(r#"{"max_payload": 1200}"#).unwrap();
     assert_eq!(partial.max_payload, 1200);
     assert_eq!(partial.session_timeout, ServerConfig::default().session_timeout);
+    assert_eq!(partial.backchannel_codec, crate::client::BackchannelCodec::Pcmu);
 }
 
 #[test]

@@ -326,12 +326,18 @@ pub struct ServerConfig {
     pub multicast: bool,
     /// Offer the ONVIF audio backchannel (default off): to a request with
     /// `Require: www.onvif.org/ver20/backchannel`, DESCRIBE adds an
-    /// `a=sendonly` PCMU/8000 audio section (`trackID=N`, N the number of
+    /// `a=sendonly` audio section of [`ServerConfig::backchannel_codec`]
+    /// (`trackID=N`, N the number of
     /// the file's tracks), SETUP of it takes TCP interleaved channels, and
     /// the RTP the client sends there comes out as
     /// [`ServerOutput::Backchannel`]. Off, such a request is answered `551
     /// Option not supported`, as is any other `Require` tag (RFC 2326 §12.32).
     pub backchannel: bool,
+    /// The codec of the backchannel section offered (default PCMU/8000;
+    /// see [`BackchannelCodec::offered_media`](crate::client::BackchannelCodec::offered_media)
+    /// for each codec's section). The server does not check what arrives:
+    /// the runtime decodes it as this codec.
+    pub backchannel_codec: crate::client::BackchannelCodec,
     /// Ask for credentials (default `None`: no authentication). Every
     /// request but `OPTIONS` then needs a user of [`auth::ServerAuth`]'s;
     /// the one `ServerAuth` of a server is shared by all its connections
@@ -371,6 +377,7 @@ impl Default for ServerConfig {
             udp: true,
             multicast: true,
             backchannel: false,
+            backchannel_codec: crate::client::BackchannelCodec::Pcmu,
             auth: None,
         }
     }
@@ -736,7 +743,7 @@ pub enum ServerOutput {
         session_id: String,
         /// The presentation's relative path.
         path: String,
-        /// The packet (PCMU, payload type 0, as the SDP offered it).
+        /// The packet (of [`ServerConfig::backchannel_codec`], as the SDP offered it).
         packet: crate::rtp::RtpPacket,
     },
     /// Nothing more until input arrives or this instant passes.

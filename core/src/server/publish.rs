@@ -378,7 +378,7 @@ impl Publisher {
                         name: self.session.path.rsplit('/').next().unwrap_or(""),
                         origin_id: self.origin_id,
                         range_end: None,
-                        backchannel: false,
+                        backchannel: None,
                     });
                     let headers = Headers::new().with("Content-Type", "application/sdp");
                     self.request(now, Method::Announce, self.uri.clone(), headers, Bytes::from(sdp));

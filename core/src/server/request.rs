@@ -235,7 +235,7 @@ impl Connection {
             name: target.file_name(),
             origin_id: self.origin_id,
             range_end: range_end(&source, self.play_count),
-            backchannel: self.config.backchannel && wants_backchannel(&req),
+            backchannel: (self.config.backchannel && wants_backchannel(&req)).then_some(self.config.backchannel_codec),
         });
         let h = Headers::new()
             .with("Content-Type", "application/sdp")

@@ -58,9 +58,9 @@ pub(super) struct Description<'a> {
     pub origin_id: u64,
     /// End of `a=range:npt=0-…`; `None` for an open range (endless loop).
     pub range_end: Option<Duration>,
-    /// Add the ONVIF backchannel section (`a=sendonly` PCMU/8000,
+    /// Add the ONVIF backchannel section of this codec (`a=sendonly`,
     /// `trackID=N` after the source's N tracks).
-    pub backchannel: bool,
+    pub backchannel: Option<crate::client::BackchannelCodec>,
 }
 
 /// `secs.mmm` with exactly three decimals (truncated to the millisecond).
@@ -166,12 +166,9 @@ pub(super) fn session_description(d: &Description<'_>) -> String {
         }
         let _ = write!(s, "a=control:trackID={i}\r\n");
     }
-    if d.backchannel {
+    if let Some(codec) = d.backchannel {
         let n = d.source.tracks.len();
-        let _ = write!(
-            s,
-            "m=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=control:trackID={n}\r\na=sendonly\r\n"
-        );
+        s.push_str(&codec.offer(&format!("trackID={n}")));
     }
     s
 }
@@ -220,7 +217,7 @@ mod tests {
             name: "clip.mp4",
             origin_id: 42,
             range_end: Some(src.duration),
-            backchannel: false,
+            backchannel: None,
         });
         assert!(text.ends_with("\r\n"));
         assert!(!text.contains("\r\n\r\n"));
@@ -388,7 +385,7 @@ mod tests {
             name: "",
             origin_id: 7,
             range_end: None,
-            backchannel: false,
+            backchannel: None,
         });
         let sdp = Sdp::parse(text.as_bytes()).unwrap();
         assert_eq!(sdp.origin.as_deref(), Some("- 7 1 IN IP4 0.0.0.0"));
