@@ -41,11 +41,18 @@ type 96, AAC-hbr, AAC-LC mono: config=1408), depacketized by rtpmp4gdepay, decod
 as raw s16le, 16 kHz mono (the decoder's output, encoder priming included); aac-latm is the same audio as
 MP4A-LATM/16000 (payload type 96, cpresent=0, config=400028103FC0), depacketized by rtpmp4adepay.
 
+--record OUT.mkv adds a mount /record in RECORD mode (GStreamer's RTSPMediaFactory with
+set_transport_mode(RECORD)) that takes a publisher's ANNOUNCE / SETUP mode=record / RECORD with one H.264
+video stream (first m= section: rtph264depay) and one AAC stream (second: MPEG4-GENERIC, rtpmp4gdepay), and
+writes both, stream-copied, into OUT.mkv (matroskamux; the file is finalized when the publisher tears down).
+Its URL is printed after the files'. --user applies to it as to the files.
+
 After binding, prints one URL per file and then the line "ready" (flushed), then runs until killed.
 
 Usage: gst-rtsp-server.py --dir DIR --port PORT [--user U --password P [--auth basic|digest]]
                           [--multicast] [--protocols tcp,udp,udp-mcast] [--tls-cert PEM --tls-key PEM]
                           [--onvif-backchannel OUT [--onvif-backchannel-codec pcmu|g722|aac|aac-latm]]
+                          [--record OUT.mkv]
 Needs Debian's /usr/bin/python3 with python3-gi (see install.sh).
 """
 import argparse
@@ -221,6 +228,8 @@ def main():
                     help="ONVIF server with a PCMU backchannel; received audio to OUT (raw s16le 8 kHz mono)")
     ap.add_argument("--onvif-backchannel-codec", choices=("pcmu", "g722", "aac", "aac-latm"), default="pcmu",
                     help="the backchannel's codec (g722, aac, aac-latm: OUT is raw s16le 16 kHz mono)")
+    ap.add_argument("--record", metavar="OUT.mkv",
+                    help="a RECORD-mode mount /record (H.264 + AAC) written to OUT.mkv")
     args = ap.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
@@ -272,6 +281,23 @@ def main():
             factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
         mounts.add_factory("/" + name, factory)
         urls.append(f"{scheme}://{HOST}:{args.port}/{name}")
+
+    if args.record:
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_transport_mode(GstRtspServer.RTSPTransportMode.RECORD)
+        out = os.path.abspath(args.record)
+        factory.set_launch(
+            "( matroskamux name=mux ! filesink location=%s "
+            "rtph264depay name=depay0 ! h264parse ! queue ! mux. "
+            "rtpmp4gdepay name=depay1 ! aacparse ! queue ! mux. )" % out)
+        factory.set_latency(100)
+        if role:
+            perms = GstRtspServer.RTSPPermissions()
+            perms.add_permission_for_role(role, "media.factory.access", True)
+            perms.add_permission_for_role(role, "media.factory.construct", True)
+            factory.set_permissions(perms)
+        mounts.add_factory("/record", factory)
+        urls.append(f"{scheme}://{HOST}:{args.port}/record")
 
     if args.multicast:
         server.connect("client-connected",
