@@ -66,6 +66,33 @@ pub use udp::{
     bind_multicast, bind_pair, open_pair, DatagramSocket, UdpSockets, MAX_DATAGRAM, RTP_RECV_BUFFER, UDP_BATCH,
 };
 
+/// An unpredictable seed (for a machine's SSRCs, sequence numbers, cookies):
+/// the system's randomness, through the standard library's hash keys, mixed
+/// with the time.
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// The wall clock as a 64-bit NTP timestamp (RFC 5905: seconds since 1900
+/// in the high half, the fraction in the low half), for the machines' sender
+/// reports and `Date` headers.
+pub fn ntp_now() -> u64 {
+    /// Seconds from 1900-01-01 (NTP's era 0) to 1970-01-01 (Unix time 0).
+    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+    ((d.as_secs() + NTP_UNIX_OFFSET) << 32) | frac
+}
+
 /// Read buffer size of every runtime: one read hands the machine at most this
 /// much. Large enough that a busy stream is read in few system calls (each
 /// read of a full socket also opens the TCP window and wakes the sender), small
@@ -942,6 +969,12 @@ impl Future for ConnectAttempt {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ntp_time_is_after_2020() {
+        // 2020-01-01 is 3,786,825,600 s after 1900.
+        assert!(super::ntp_now() >> 32 > 3_786_825_600);
+    }
+
     use super::*;
 
     #[test]

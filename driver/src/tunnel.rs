@@ -91,7 +91,7 @@ impl ClientTunnel {
         tls: Option<(Arc<rustls::ClientConfig>, String)>,
         timeout: Duration,
     ) -> ClientTunnel {
-        let cookie = tunnel::cookie(random_seed());
+        let cookie = tunnel::cookie(crate::random_seed());
         ClientTunnel {
             get_head: tunnel::get_request(&target, &host, &cookie, user_agent),
             post: PostTarget {
@@ -296,19 +296,6 @@ fn run_post(target: &PostTarget, deadline: Instant, rx: &mpsc::Receiver<Vec<u8>>
 /// The rustls error inside an I/O error of a TLS stream, if that is what it is.
 fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
     e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
-}
-
-/// A seed for the cookie from the system's randomness (the standard
-/// library's hash keys are drawn from it), mixed with the time.
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }
 
 #[cfg(test)]

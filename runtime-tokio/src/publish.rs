@@ -17,9 +17,8 @@
 //! # Ok(()) }
 //! ```
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use rtsp_toolkit_core::server::publish::{PublishEvent, PublishInput, PublishOptions, PublishOutput, Publisher};
 use rtsp_toolkit_core::source::MediaSource;
@@ -48,8 +47,15 @@ pub async fn publish(
     mut on_event: impl FnMut(PublishEvent),
 ) -> Result<(), Error> {
     let timeout = options.timeout;
-    let mut p =
-        Publisher::new(url, source, options, Instant::now(), random_seed(), ntp_now()).map_err(Error::Config)?;
+    let mut p = Publisher::new(
+        url,
+        source,
+        options,
+        Instant::now(),
+        rtsp_toolkit_driver::random_seed(),
+        rtsp_toolkit_driver::ntp_now(),
+    )
+    .map_err(Error::Config)?;
     let (host, port) = p.connect_target();
     let (host, port) = (host.to_owned(), port);
     let mut socket: Option<TcpStream> = None;
@@ -128,24 +134,4 @@ pub async fn publish(
         let _ = s.shutdown().await;
     }
     Ok(())
-}
-
-/// An unpredictable seed: the process's random hash keys and the time.
-fn random_seed() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    h.finish()
-}
-
-/// The wall clock as an NTP timestamp (RFC 3550 §4), for the sender reports.
-fn ntp_now() -> u64 {
-    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
-    ((d.as_secs() + NTP_UNIX_OFFSET) << 32) | frac
 }

@@ -23,13 +23,14 @@
 //! let now = Instant::now();
 //! let mut p = Publisher::new("rtsp://127.0.0.1:8554/live", source, PublishOptions::default(), now, 7, 0)?;
 //! let (host, port) = p.connect_target();
-//! // ... connect, then:
+//! let target = (host.to_owned(), port);
+//! // ... connect to `target`, then:
 //! p.handle_input(now, PublishInput::Connected { local: "127.0.0.1:40000".parse()?, peer: "127.0.0.1:8554".parse()? });
 //! while let PublishOutput::Transmit(bytes) = p.poll_output() {
 //!     // write `bytes`: the ANNOUNCE
 //! #   let _ = bytes;
 //! }
-//! # let _ = (host, port);
+//! # let _ = target;
 //! # Ok(()) }
 //! ```
 //!
