@@ -209,3 +209,67 @@ fn every_runtime_survives_wrong_cseq_and_a_refused_get_parameter() {
         assert_eq!(warnings.len(), mismatches + 1, "{name}: {warnings:?}");
     }
 }
+
+/// Runs `cmd` for at most `limit` (killed after it); its stdout and stderr.
+fn run_bounded(mut cmd: std::process::Command, limit: Duration) -> String {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tool runs");
+    let read = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            let _ = r.read_to_string(&mut out);
+            out
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the tool did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    out.join().unwrap() + &err.join().unwrap()
+}
+
+/// GStreamer's rtspsrc sees the drops too: it loses exactly the frames the
+/// drops destroyed, as ours does (and plays to our BYE).
+#[test]
+fn gstreamer_loses_exactly_the_frames_the_drops_destroyed() {
+    let (server, seen) = server();
+    let mut c = std::process::Command::new("gst-launch-1.0");
+    let pipeline = format!(
+        "rtspsrc location={} protocols=tcp name=s s. ! rtph264depay ! h264parse ! fakesink silent=false",
+        server.url("h264_aac.mp4?drop=0.03&seed=11")
+    );
+    c.arg("-v").args(pipeline.split(' '));
+    let out = run_bounded(c, LIMIT);
+    let faults = faults_by_session(&seen);
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    let destroyed = faults
+        .values()
+        .flatten()
+        .filter_map(|f| match f {
+            FaultEvent::Drop { track: 0, rtp_ts, .. } => Some(*rtp_ts),
+            _ => None,
+        })
+        .collect::<HashSet<u32>>()
+        .len();
+    assert!(destroyed > 0);
+    // The fixture's 125 frames (conformance's FFPROBE_COUNTS).
+    assert_eq!(
+        rtsp_toolkit_conformance::peers::gst_fakesink_frames(&out),
+        125 - destroyed
+    );
+    assert!(out.contains("Got EOS"), "no EOS:\n{out}");
+}
