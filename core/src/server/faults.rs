@@ -140,6 +140,11 @@ pub struct Faults {
     pub seed: Option<u64>,
     /// `drop=RATE`: the share of RTP packets not sent, in millionths.
     pub drop_ppm: u32,
+    /// `burst=N`: each drop takes this many packets in a row (1 to 100;
+    /// default 1), whatever their tracks, as a burst of loss on a link does.
+    pub burst: u16,
+    /// `dup=RATE`: the share of RTP packets sent twice, in millionths.
+    pub dup_ppm: u32,
     /// `reorder=DEPTH`: one RTP packet in [`REORDER_ONE_IN`] is sent after
     /// the `DEPTH` packets of its track that follow it (UDP only).
     pub reorder: u16,
@@ -184,6 +189,12 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "RATE",
         "share of RTP packets not sent, 0 to 1 (over TCP too: a gap in the sequence numbers)",
     ),
+    (
+        "burst",
+        "N",
+        "each drop takes N packets in a row (1-100, default 1), as a burst of loss does",
+    ),
+    ("dup", "RATE", "share of RTP packets sent twice, 0 to 1 (over TCP too)"),
     (
         "reorder",
         "DEPTH",
@@ -284,6 +295,17 @@ impl Faults {
                     let rate = decimal(value, 1.0).ok_or_else(|| err("a rate from 0 to 1, such as 0.05"))?;
                     faults.drop_ppm = (rate * 1e6).round() as u32;
                 }
+                "burst" => {
+                    faults.burst = value
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| err("a packet count from 1 to 100"))?;
+                }
+                "dup" => {
+                    let rate = decimal(value, 1.0).ok_or_else(|| err("a rate from 0 to 1, such as 0.05"))?;
+                    faults.dup_ppm = (rate * 1e6).round() as u32;
+                }
                 "reorder" => {
                     faults.reorder = value
                         .parse::<u16>()
@@ -383,6 +405,15 @@ pub enum FaultEvent {
     /// An RTP packet was not sent (`drop=`).
     Drop {
         /// The track's index in the presentation (its `trackID`).
+        track: usize,
+        /// Its sequence number.
+        seq: u16,
+        /// Its RTP timestamp.
+        rtp_ts: u32,
+    },
+    /// An RTP packet was sent twice (`dup=`).
+    Duplicate {
+        /// The track's index.
         track: usize,
         /// Its sequence number.
         seq: u16,
@@ -490,6 +521,8 @@ pub(super) struct FaultRun {
     delayed: Vec<(Instant, ServerOutput)>,
     stall_until: Option<Instant>,
     stalled: bool,
+    /// Packets still to drop in the current burst.
+    burst_left: u16,
     /// `close_after=` was reached: the connection closes after this pump.
     pub closing: bool,
 }
@@ -513,6 +546,7 @@ impl FaultRun {
             delayed: Vec::new(),
             stall_until: None,
             stalled: false,
+            burst_left: 0,
             closing: false,
         }
     }
@@ -595,7 +629,16 @@ impl FaultRun {
                 return Verdict::Drop;
             }
         }
-        if self.spec.drop_ppm > 0 && self.rng.next_u64() % 1_000_000 < u64::from(self.spec.drop_ppm) {
+        let drop = if self.burst_left > 0 {
+            self.burst_left -= 1;
+            true
+        } else if self.spec.drop_ppm > 0 && self.rng.next_u64() % 1_000_000 < u64::from(self.spec.drop_ppm) {
+            self.burst_left = self.spec.burst.max(1) - 1;
+            true
+        } else {
+            false
+        };
+        if drop {
             events.push_back(self.event(FaultEvent::Drop {
                 track,
                 seq: *seq,
@@ -604,6 +647,16 @@ impl FaultRun {
             return Verdict::Drop;
         }
         Verdict::Send
+    }
+
+    /// Whether RTP packet `seq` of `track`, just sent, goes once more
+    /// (`dup=`); its event if so.
+    pub fn duplicate(&mut self, track: usize, seq: u16, rtp_ts: u32, events: &mut VecDeque<ServerOutput>) -> bool {
+        if self.spec.dup_ppm == 0 || self.rng.next_u64() % 1_000_000 >= u64::from(self.spec.dup_ppm) {
+            return false;
+        }
+        events.push_back(self.event(FaultEvent::Duplicate { track, seq, rtp_ts }));
+        true
     }
 
     /// After RTP packet `seq` of `track` was put as the last datagram of
@@ -862,6 +915,28 @@ mod tests {
         assert!((800..1200).contains(&a.len()), "{}", a.len());
         assert!(drops(&mut run("drop=0", 1), 1000).is_empty());
         assert_eq!(drops(&mut run("drop=1", 1), 1000).len(), 1000);
+    }
+
+    #[test]
+    fn bursts_drop_packets_in_a_row() {
+        let a = drops(&mut run("drop=0.02&burst=4&seed=3", 0), 5000);
+        assert!(a.len() >= 40, "{}", a.len());
+        // Runs of at least 4 (two bursts may touch).
+        let mut runs = Vec::new();
+        let mut len = 1;
+        for w in a.windows(2) {
+            if w[1] == w[0] + 1 {
+                len += 1;
+            } else {
+                runs.push(len);
+                len = 1;
+            }
+        }
+        runs.push(len);
+        assert!(runs.iter().all(|n| *n >= 4), "{runs:?}");
+        assert_eq!(parse("burst=0").unwrap_err().param, "burst");
+        assert_eq!(parse("dup=2").unwrap_err().param, "dup");
+        assert_eq!(parse("dup=0.5").unwrap().unwrap().dup_ppm, 500_000);
     }
 
     #[test]

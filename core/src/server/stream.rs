@@ -202,12 +202,20 @@ impl Rtp {
             marker,
             payload_type: self.payload_type,
         };
-        sink.put(delivery, false, FIXED_HEADER_LEN + payload.len(), |out| {
-            header.write(out);
-            out.put_slice(payload);
-        });
-        if let (Delivery::Udp(_), Some(f)) = (delivery, sink.faults.as_deref_mut()) {
-            f.after_datagram(self.track, self.next_seq, timestamp, sink.datagrams);
+        let mut copies = 1;
+        if let Some(f) = sink.faults.as_deref_mut() {
+            if f.duplicate(self.track, self.next_seq, timestamp, sink.datagrams) {
+                copies = 2;
+            }
+        }
+        for _ in 0..copies {
+            sink.put(delivery, false, FIXED_HEADER_LEN + payload.len(), |out| {
+                header.write(out);
+                out.put_slice(payload);
+            });
+            if let (Delivery::Udp(_), Some(f)) = (delivery, sink.faults.as_deref_mut()) {
+                f.after_datagram(self.track, self.next_seq, timestamp, sink.datagrams);
+            }
         }
         self.next_seq = self.next_seq.wrapping_add(1);
         self.packets += 1;

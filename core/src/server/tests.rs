@@ -4057,3 +4057,59 @@ mod simulator {
             .any(|(_, f)| matches!(f, FaultEvent::Delay { delay_ms, .. } if *delay_ms <= 30)));
     }
 }
+
+mod simulator_dup {
+    use super::*;
+    use crate::server::faults::FaultEvent;
+
+    #[test]
+    fn duplicates_go_out_twice_and_bursts_drop_in_a_row() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.play(h.t0, &source, "?play_count=5&dup=0.1&drop=0.05&burst=3&seed=9");
+        let info = rtp_info(&d.responses[0]);
+        let until = h.t0 + Duration::from_secs(60);
+        let all = collect_until_close(&mut h, d, until);
+        let events: Vec<FaultEvent> = all
+            .iter()
+            .flat_map(|d| &d.events)
+            .filter_map(|e| match e {
+                ServerEvent::Fault { fault, .. } => Some(fault.clone()),
+                _ => None,
+            })
+            .collect();
+        let seqs: Vec<u16> = all
+            .iter()
+            .flat_map(|d| d.rtp(0))
+            .map(|p| p.sequence_number.wrapping_sub(info[0].1))
+            .collect();
+        let duplicated: Vec<u16> = events
+            .iter()
+            .filter_map(|f| match f {
+                FaultEvent::Duplicate { track: 0, seq, .. } => Some(seq.wrapping_sub(info[0].1)),
+                _ => None,
+            })
+            .collect();
+        let dropped: Vec<u16> = events
+            .iter()
+            .filter_map(|f| match f {
+                FaultEvent::Drop { track: 0, seq, .. } => Some(seq.wrapping_sub(info[0].1)),
+                _ => None,
+            })
+            .collect();
+        assert!(!duplicated.is_empty() && !dropped.is_empty());
+        // Each duplicated packet comes twice in a row; dropped ones never.
+        for s in &duplicated {
+            let at = seqs.iter().position(|x| x == s).unwrap();
+            assert_eq!(seqs[at + 1], *s);
+        }
+        assert!(dropped.iter().all(|s| !seqs.contains(s)));
+        let mut unique = seqs.clone();
+        unique.dedup();
+        assert_eq!(seqs.len(), unique.len() + duplicated.len());
+        assert_eq!(
+            unique.len() + dropped.len(),
+            usize::from(*unique.iter().chain(&dropped).max().unwrap()) + 1
+        );
+    }
+}
