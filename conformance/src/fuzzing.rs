@@ -246,7 +246,8 @@ pub fn faults(data: &[u8]) {
     let query = String::from_utf8_lossy(data);
     match Faults::parse_query(&query) {
         Ok(Some(f)) => {
-            assert!(f.drop_ppm <= 1_000_000);
+            assert!(f.drop_ppm <= 1_000_000 && f.dup_ppm <= 1_000_000);
+            assert!(f.burst <= 100);
             assert!(f.reorder <= 64);
             assert!(f.jitter <= Duration::from_secs(10));
             assert!(f.session_timeout.is_none_or(|t| t <= Duration::from_secs(3600)));

@@ -741,6 +741,7 @@ a=control:trackID=1\r\n",
     // The camera simulator's queries.
     write("faults", "all", FAULTS_ALL.as_bytes());
     write("faults", "bad_drop", b"play_count=2&drop=1.5");
+    write("faults", "burst_dup", b"drop=0.2&burst=100&dup=1&seed=0");
     write(
         "faults",
         "quirks",
