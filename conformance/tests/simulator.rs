@@ -273,3 +273,122 @@ fn gstreamer_loses_exactly_the_frames_the_drops_destroyed() {
     );
     assert!(out.contains("Got EOS"), "no EOS:\n{out}");
 }
+
+fn max_video_gap(events: &[Event]) -> Duration {
+    let ticks: Vec<Duration> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Video(v) => Some(v.recv_tick),
+            _ => None,
+        })
+        .collect();
+    ticks
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .max()
+        .unwrap_or_default()
+}
+
+/// The other faults and quirks on every runtime (one after the other: the
+/// timing ones must not share the machine with the rest).
+#[test]
+fn every_runtime_takes_the_other_faults_and_quirks() {
+    let (server, seen) = server();
+    let (video, audio) = whole_stream(&server);
+
+    // A stall: a gap in arrival as long as the stall, nothing lost.
+    for run in run_all(&server.url("h264_aac.mp4?stall=1:2"), Transport::Tcp) {
+        let name = run.runtime.name();
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        let gap = max_video_gap(&run.events);
+        assert!(
+            gap >= Duration::from_millis(1900) && gap < Duration::from_secs(3),
+            "{name}: {gap:?}"
+        );
+    }
+
+    // A close: a connection error after exactly the packets the server sent.
+    seen.lock().unwrap().clear();
+    let runs = run_all(&server.url("h264_aac.mp4?close_after=1.5"), Transport::Tcp);
+    let faults = faults_by_session(&seen);
+    for run in &runs {
+        let name = run.runtime.name();
+        match run.events.last() {
+            Some(Event::Closed(c)) => assert!(
+                matches!(c.error, Some(rtsp_toolkit_core::Error::Connection(_))),
+                "{name}: {c:?}"
+            ),
+            other => panic!("{name}: {other:?}"),
+        }
+        let rtp = run.events.iter().filter(|e| matches!(e, Event::Rtp(_))).count() as u64;
+        assert!(
+            matches!(faults[&session_id(run)].as_slice(), [FaultEvent::Close { packets }] if *packets == rtp),
+            "{name}: {rtp} packets received, {:?}",
+            faults[&session_id(run)]
+        );
+    }
+
+    // A new SSRC and a sequence restart: taken without loss.
+    for run in run_all(&server.url("h264_aac.mp4?ssrc_change=2&seq_jump=3"), Transport::Tcp) {
+        let name = run.runtime.name();
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        assert_eq!((lost(&run.events, 0), lost(&run.events, 1)), (0, 0), "{name}");
+    }
+
+    // No Content-Base and no Public: OPTIONS keepalives, no warning; no
+    // timeout announced: the default 60 s, so no keepalive at all in 5 s.
+    for (query, keepalive) in [
+        (
+            "h264_aac.mp4?quirk=no_content_base,no_public&session_timeout=2",
+            Method::Options,
+        ),
+        ("h264_aac.mp4?quirk=no_session_timeout", Method::Teardown),
+    ] {
+        for run in run_all(&server.url(query), Transport::Tcp) {
+            let name = run.runtime.name();
+            clean_end(&run);
+            assert_eq!(frames(&run.events), (video, audio), "{name} {query}");
+            assert!(!run.events.iter().any(|e| matches!(e, Event::Warning(_))), "{name}");
+            let methods: Vec<&Method> = run
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Method(m) => Some(&m.method),
+                    _ => None,
+                })
+                .collect();
+            let play = methods.iter().position(|m| **m == Method::Play).unwrap();
+            let after: Vec<&&Method> = methods[play + 1..]
+                .iter()
+                .filter(|m| ***m != Method::Teardown)
+                .collect();
+            if keepalive == Method::Teardown {
+                assert!(after.is_empty(), "{name} {query}: {methods:?}");
+            } else {
+                assert!(
+                    after.len() >= 3 && after.iter().all(|m| ***m == keepalive),
+                    "{name} {query}: {methods:?}"
+                );
+            }
+        }
+    }
+
+    // No marker: every frame but the last, which nothing ends.
+    for run in run_all(&server.url("h264_aac.mp4?quirk=no_marker"), Transport::Tcp) {
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video - 1, audio), "{}", run.runtime.name());
+    }
+
+    // Reordered and delayed within the reorder window: nothing lost.
+    for run in run_all(
+        &server.url("h264_aac.mp4?reorder=1&jitter_ms=30&seed=2"),
+        Transport::Udp,
+    ) {
+        let name = run.runtime.name();
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        assert_eq!((lost(&run.events, 0), lost(&run.events, 1)), (0, 0), "{name}");
+    }
+}
