@@ -8,7 +8,8 @@
 //! With RTP over UDP ([`ClientOptions::transport`]), it waits on the RTSP
 //! connection and every UDP socket of the session at once (`poll(2)`, same
 //! bound), then reads what is ready without waiting. A [`StopSignal`]
-//! raised from another thread is noticed within [`STOP_POLL`].
+//! raised from another thread, and a pause or play request from a
+//! [`SessionControl`], are noticed within [`STOP_POLL`].
 //!
 //! # Which runtime to pick
 //! - this crate: a program without async, a thread per session, or a
@@ -140,10 +141,53 @@ impl Session {
         self.driver.stop_signal().clone()
     }
 
-    /// Asks the session to end (TEARDOWN, then [`Event::Closed`]). Keep
+    /// Asks the session to end (TEARDOWN, then [`Event::Closed`]) by raising
+    /// its stop signal: sessions opened with the same signal end too. Keep
     /// iterating to see it close.
     pub fn stop(&self) {
         self.driver.stop_signal().stop();
+    }
+
+    /// Asks the server to pause the playing session (`PAUSE`), at the next
+    /// [`Iterator::next`]. The answer comes as an [`Event::Method`]; while
+    /// paused, no media arrives and the session stays alive (keepalives, no
+    /// read timeout). A PAUSE that does not fit the session's phase (not
+    /// playing yet, paused already, another request unanswered) or that the
+    /// server refuses is a [`Warning::Control`], and the session goes on as
+    /// it was. Fails only when the session has ended or
+    /// [`CONTROL_QUEUE`](rtsp_toolkit_core::stop::CONTROL_QUEUE) requests wait already.
+    pub fn pause(&self) -> Result<(), ControlError> {
+        self.driver.control().pause()
+    }
+
+    /// Asks the server to play again (`PLAY`): from where it paused
+    /// ([`PlayRange::resume`]) or from another time (a seek, while paused
+    /// or playing), with a `Scale` if given. The answer comes as an
+    /// [`Event::Method`]; its `RTP-Info` sets each track's next sequence
+    /// number, so a seek is no [`Event::Loss`]. A range or scale that
+    /// cannot be sent fails here ([`ControlError::Invalid`]); the rest is as
+    /// for [`Session::pause`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rtsp_toolkit_blocking::{ClientOptions, PlayRange, Session};
+    /// let mut session = Session::open("rtsp://127.0.0.1:8554/cam", ClientOptions::default()).unwrap();
+    /// let control = session.control_handle(); // or session.pause() between events
+    /// std::thread::spawn(move || {
+    ///     control.pause().unwrap();
+    ///     control.play_from(PlayRange::from(Duration::from_secs(30)), None).unwrap();
+    /// });
+    /// for event in session.by_ref() { /* ... */ }
+    /// ```
+    pub fn play_from(&self, range: PlayRange, scale: Option<f64>) -> Result<(), ControlError> {
+        self.driver.control().play_from(range, scale)
+    }
+
+    /// A handle that pauses and plays this session from any thread
+    /// ([`SessionControl::pause`], [`SessionControl::play_from`]); the
+    /// iterating thread sees it within [`STOP_POLL`].
+    pub fn control_handle(&self) -> SessionControl {
+        self.driver.control().clone()
     }
 
     /// Stops the session and runs it to its end; returns the last events.
@@ -295,6 +339,7 @@ impl Iterator for Session {
                 return None;
             }
             self.driver.check_stop();
+            self.driver.check_control();
             match self.driver.poll_output() {
                 Output::Transmit(bytes) => self.write(&bytes),
                 Output::SendDatagram { socket, to, data } => self.udp.send(socket, to, &data),

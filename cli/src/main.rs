@@ -12,7 +12,9 @@ mod decode;
 mod demo;
 mod json;
 mod load;
+mod metrics_http;
 mod probe;
+mod publish;
 mod record;
 mod replay;
 mod report;
@@ -86,6 +88,16 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Open many sessions on one URL and report real-time delivery and setup latency.
     Load(load::LoadArgs),
+    /// Push a media file to an RTSP server in real time, as a camera publishing to a recorder
+    /// (ANNOUNCE, SETUP mode=record, RECORD, RTP over the connection, TEARDOWN).
+    #[command(
+        after_help = "Exit status: 0 published to the end (or stopped with Ctrl-C), 1 failed (refused, \
+            connection lost, no answer in time), 2 usage (a file that cannot be read or published, a bad URL).\n\
+            Credentials in URLs are never printed.\n\nExamples:\n  \
+            rtsp-toolkit publish cam.mp4 rtsp://127.0.0.1:8554/live\n  \
+            rtsp-toolkit publish cam.mkv rtsp://user:pass@recorder/cam1 --count 0"
+    )]
+    Publish(publish::PublishArgs),
     /// Show the live video in a window with a status bar, and play the audio
     /// (without URL: the bundled sample from the embedded server; needs a build with `--features viewer`).
     #[command(after_help = "Keys: M mutes, Q or Esc closes (TEARDOWN, exit 0); so do closing the window and Ctrl-C.")]
@@ -179,6 +191,7 @@ fn main() -> ExitCode {
                 demo::run(&args).await
             }
             Command::Load(args) => load::run(&args).await,
+            Command::Publish(args) => publish::run(&args).await,
             Command::View(args) => view::run(&args).await,
             Command::Completions { .. } => EXIT_OK,
             Command::Check(args) => check::run(&args).await,

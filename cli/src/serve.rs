@@ -17,6 +17,7 @@
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -27,7 +28,12 @@ use rtsp_toolkit_tokio::server::{EventHook, Server, ServerBuilder, ServerOptions
 use rtsp_toolkit_tokio::ServerTlsConfig;
 use serde::Serialize;
 
+use rtsp_toolkit_media::serving::metrics::Metrics;
+
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+
+/// How often sessions report their totals when `--metrics` is on.
+const METRICS_PROGRESS: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -82,6 +88,11 @@ pub struct ServeArgs {
     /// closed), with the peer and the time since start (schema: docs/CLI.md).
     #[arg(long)]
     pub json: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9554): sessions by path and transport,
+    /// RTP sent, lag behind real time, slow readers dropped, the clients' RTCP loss and jitter, requests by
+    /// status (the list: docs/CLI.md). Sessions report their totals every 5 s for it.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
     /// Ask for credentials on every request but OPTIONS (Digest SHA-256 and MD5), for every path. FILE has one
     /// `name:password` per line (`#` comments, blank lines); Apache htdigest lines `name:realm:HA1` (MD5 HA1)
     /// work too, with Digest MD5 only. 10 failures from one address within 60 s get 503 for 60 s.
@@ -306,13 +317,34 @@ pub async fn run(args: &ServeArgs) -> u8 {
         }
         options.backchannel_dir = Some(dir.clone());
     }
-    if args.json {
+    let metrics = args.metrics.map(|_| Arc::new(Metrics::new()));
+    if metrics.is_some() {
+        options.config.progress_interval = Some(METRICS_PROGRESS);
+    }
+    if args.json || metrics.is_some() {
         let start = std::time::Instant::now();
+        let (json, metrics) = (args.json, metrics.clone());
         options.events = Some(EventHook::new(move |peer, event| {
-            let line = event_line(start.elapsed(), peer, event);
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            if let Some(m) = &metrics {
+                m.record(peer, event);
+            }
+            if json {
+                let line = event_line(start.elapsed(), peer, event);
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
         }));
     }
+    let metrics_listener = match args.metrics {
+        Some(a) => match tokio::net::TcpListener::bind(a).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: --metrics: cannot listen on {a}: {e}");
+                return EXIT_FAILURE;
+            }
+        },
+        None => None,
+    };
+    let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
     // TLS: on the one listener, or on a second server beside the plain one
     // (--tls-port), which shares the root and the options but not the
     // connection count, the UDP session registry or the auth's nonces. Basic
@@ -360,6 +392,13 @@ pub async fn run(args: &ServeArgs) -> u8 {
         urls.extend(shown_urls(t.urls(), t.local_addr()));
     }
     let tls_url = tls_server.as_ref().map(|t| format!("rtsps://{}/", t.local_addr()));
+    let metrics_url = metrics_addr.map(|a| format!("http://{a}/metrics"));
+    if let (Some(listener), Some(m)) = (metrics_listener, metrics) {
+        let states = std::iter::once(server.state().clone())
+            .chain(tls_server.as_ref().map(|t| t.state().clone()))
+            .collect();
+        tokio::spawn(crate::metrics_http::serve(listener, m, states));
+    }
     if args.json {
         #[derive(Serialize)]
         struct Listening<'a> {
@@ -373,6 +412,8 @@ pub async fn run(args: &ServeArgs) -> u8 {
             tls_url: Option<&'a str>,
             /// The TLS certificate's SHA-256 (what clients pin), `null` without TLS.
             tls_fingerprint: Option<&'a str>,
+            /// `--metrics`' URL, `null` without it.
+            metrics_url: Option<&'a str>,
         }
         let first = crate::json::line(
             "server",
@@ -385,6 +426,7 @@ pub async fn run(args: &ServeArgs) -> u8 {
                 authentication: banner.as_deref(),
                 tls_url: tls_url.as_deref(),
                 tls_fingerprint: fingerprint.as_deref(),
+                metrics_url: metrics_url.as_deref(),
             },
         );
         let mut out = std::io::stdout().lock();
@@ -398,6 +440,9 @@ pub async fn run(args: &ServeArgs) -> u8 {
         }
         if let Some(fp) = &fingerprint {
             let _ = writeln!(out, "TLS certificate SHA-256 {fp}");
+        }
+        if let Some(u) = &metrics_url {
+            let _ = writeln!(out, "metrics on {u}");
         }
         if local.ip().is_unspecified() {
             let _ = writeln!(

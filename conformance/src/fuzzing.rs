@@ -57,6 +57,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("client_session", client_session),
     ("server_connection", server_connection),
     ("server_udp", server_udp),
+    ("publisher", publisher),
     ("capture", capture),
     ("client_replay", client_replay),
     ("media_mp4", media_mp4),
@@ -784,6 +785,84 @@ fn fuzz_source(pcma: bool) -> MediaSource {
         samples,
         duration: Duration::from_millis(160),
     }
+}
+
+/// The publishing machine fed arbitrary server bytes (answers, channel
+/// data, requests). Byte 0: bits 0..=2 how often a timeout fires (0:
+/// never), bit 3 loop the source forever, bit 4 ask to close half way, bit
+/// 5 end with an I/O error instead of EOF. Byte 1: chunk size. The rest is
+/// what the server sends, fed in chunks 20 ms apart. Whatever comes, the
+/// machine ends within bounded output once the connection ends.
+pub fn publisher(data: &[u8]) {
+    use rtsp_toolkit_core::server::publish::{PublishEvent, PublishInput, PublishOptions, PublishOutput, Publisher};
+    let (flags, rest) = split_first(data);
+    let (chunk, rest) = split_first(rest);
+    let start = Instant::now();
+    let mut options = PublishOptions {
+        timeout: Duration::from_secs(2),
+        ..PublishOptions::default()
+    };
+    if flags & 8 != 0 {
+        options.count = rtsp_toolkit_core::server::PlayCount::Forever;
+    }
+    let source = Arc::new(fuzz_source(false));
+    let mut p = Publisher::new("rtsp://u:p@127.0.0.1:8554/live", source, options, start, 7, 0).unwrap();
+    let mut now = start;
+    let mut done = false;
+    let mut finished = 0;
+    let mut drain = |p: &mut Publisher, done: &mut bool| {
+        for _ in 0..MAX_POLLS_PER_STEP {
+            match p.poll_output() {
+                PublishOutput::Transmit(b) => assert!(!b.is_empty()),
+                PublishOutput::Event(PublishEvent::Finished { .. }) => finished += 1,
+                PublishOutput::Event(_) => {}
+                PublishOutput::Timeout(_) => return,
+                PublishOutput::Done => {
+                    *done = true;
+                    return;
+                }
+            }
+        }
+        panic!("the publisher does not stop producing output");
+    };
+    p.handle_input(
+        now,
+        PublishInput::Connected {
+            local: addr("127.0.0.1:40000"),
+            peer: addr("127.0.0.1:8554"),
+        },
+    );
+    drain(&mut p, &mut done);
+    let timeout_every = usize::from(flags & 7);
+    let pieces: Vec<&[u8]> = chunks(rest, usize::from(chunk) * 8 + 1).collect();
+    for (i, c) in pieces.iter().enumerate() {
+        if done {
+            break;
+        }
+        now += Duration::from_millis(20);
+        p.handle_input(now, PublishInput::Data(c));
+        drain(&mut p, &mut done);
+        if !done && timeout_every != 0 && i % timeout_every == 0 {
+            now += Duration::from_millis(300);
+            p.handle_input(now, PublishInput::Timeout);
+            drain(&mut p, &mut done);
+        }
+        if !done && flags & 16 != 0 && i == pieces.len() / 2 {
+            p.handle_input(now, PublishInput::Close);
+            drain(&mut p, &mut done);
+        }
+    }
+    if !done {
+        let end = if flags & 32 != 0 {
+            PublishInput::IoError("fuzz")
+        } else {
+            PublishInput::Eof
+        };
+        p.handle_input(now, end);
+        drain(&mut p, &mut done);
+    }
+    assert!(done, "the publisher did not end with its connection");
+    assert_eq!(finished, 1, "one Finished event");
 }
 
 /// The server connection machine fed arbitrary client bytes.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
 use rtsp_toolkit_core::client::{ClientOptions, Event};
-use rtsp_toolkit_core::stop::StopSignal;
+use rtsp_toolkit_core::stop::{SessionControl, StopSignal};
 
 /// A runtime crate of rtsp-toolkit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,5 +239,181 @@ fn collect(runtime: Runtime, url: &str, opts: ClientOptions, stop: StopSignal, w
         runtime,
         stop_to_closed: c.stopped_at.zip(c.closed_at).map(|(s, e)| e - s),
         events: c.events,
+    }
+}
+
+/// A session running on a thread of its own, for tests that act on it
+/// while it runs (pause it, seek it): its events come over a channel, read
+/// with bounded waits, and it is paused and played through its
+/// [`SessionControl`] (the same handle every runtime gives).
+#[derive(Debug)]
+pub struct Live {
+    /// Where it runs.
+    pub runtime: Runtime,
+    /// Stops it (TEARDOWN, then Closed).
+    pub stop: StopSignal,
+    /// Pauses and plays it.
+    pub control: SessionControl,
+    /// Every event received so far, in order.
+    pub seen: Vec<Event>,
+    events: mpsc::Receiver<Event>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Live {
+    /// Opens `url` on `runtime` (panics, it is for tests, if it cannot).
+    pub fn open(runtime: Runtime, url: &str, opts: ClientOptions) -> Live {
+        let stop = StopSignal::new();
+        let (tx, events) = mpsc::channel::<Event>();
+        let (handle_tx, handle_rx) = mpsc::sync_channel::<SessionControl>(1);
+        let thread = {
+            let (url, stop) = (url.to_owned(), stop.clone());
+            thread::Builder::new()
+                .name(format!("{} live session", runtime.name()))
+                .spawn(move || forward(runtime, &url, opts, stop, handle_tx, tx))
+                .expect("spawn a session thread")
+        };
+        let control = handle_rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{}: the session did not open: {e}", runtime.name()));
+        Live {
+            runtime,
+            stop,
+            control,
+            seen: Vec::new(),
+            events,
+            thread: Some(thread),
+        }
+    }
+
+    /// The next event, waiting at most `wait`; `None` when none came (or
+    /// the session ended).
+    pub fn next(&mut self, wait: Duration) -> Option<Event> {
+        let e = self.events.recv_timeout(wait).ok()?;
+        self.seen.push(e.clone());
+        Some(e)
+    }
+
+    /// Reads events until one for which `pred` is true, and returns it;
+    /// panics when none came within `limit`.
+    pub fn until(&mut self, limit: Duration, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        let end = Instant::now() + limit;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.next(left) {
+                Some(e) if pred(&e) => return e,
+                Some(Event::Closed(c)) => panic!("{}: closed before {what}: {c:?}", self.runtime.name()),
+                Some(_) => {}
+                None => panic!("{}: no {what} within {limit:?}", self.runtime.name()),
+            }
+        }
+    }
+
+    /// Every event that comes within `wait` (read until then, at most 100 000).
+    pub fn during(&mut self, wait: Duration) -> Vec<Event> {
+        let end = Instant::now() + wait;
+        let mut got = Vec::new();
+        for _ in 0..100_000 {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.next(left) {
+                Some(e) => got.push(e),
+                None => break,
+            }
+        }
+        got
+    }
+
+    /// Lets it end by itself (or stops it after `limit`), reads its events
+    /// up to Closed, and returns every event it gave; panics when it did not
+    /// end within twice `limit`.
+    pub fn finish(mut self, limit: Duration) -> Vec<Event> {
+        let end = Instant::now() + limit;
+        let mut stopped = false;
+        loop {
+            if matches!(self.seen.last(), Some(Event::Closed(_))) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= end && !stopped {
+                self.stop.stop();
+                stopped = true;
+            }
+            if now >= end + limit {
+                panic!(
+                    "{}: the session did not end within {:?}",
+                    self.runtime.name(),
+                    limit * 2
+                );
+            }
+            let wait = if stopped { end + limit - now } else { end - now };
+            self.next(wait.max(Duration::from_millis(1)));
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the session thread ends after Closed");
+        }
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl Drop for Live {
+    /// A session not finished is stopped; its thread ends within the
+    /// session's timeout, on its own.
+    fn drop(&mut self) {
+        self.stop.stop();
+    }
+}
+
+/// Runs the session on `runtime` in this thread, handing its control handle
+/// out first, then each event, until its events end (or nobody reads them).
+fn forward(
+    runtime: Runtime,
+    url: &str,
+    opts: ClientOptions,
+    stop: StopSignal,
+    handle: mpsc::SyncSender<SessionControl>,
+    tx: mpsc::Sender<Event>,
+) {
+    fn open_failed<T>(runtime: Runtime, url: &str) -> impl FnOnce(rtsp_toolkit_core::Error) -> T + '_ {
+        move |e| panic!("{}: open {url}: {e}", runtime.name())
+    }
+    let send = |e: Event| {
+        if tx.send(e).is_err() {
+            stop.stop();
+        }
+    };
+    match runtime {
+        Runtime::Tokio => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            rt.block_on(async {
+                let mut session = rtsp_toolkit_tokio::Session::open_with_stop(url, opts, stop.clone())
+                    .unwrap_or_else(open_failed(runtime, url));
+                let _ = handle.send(session.control_handle());
+                while let Some(e) = session.next().await {
+                    send(e);
+                }
+            });
+        }
+        Runtime::Smol => smol::block_on(async {
+            let mut session = rtsp_toolkit_smol::Session::open_with_stop(url, opts, stop.clone())
+                .unwrap_or_else(open_failed(runtime, url));
+            let _ = handle.send(session.control_handle());
+            while let Some(e) = session.next().await {
+                send(e);
+            }
+        }),
+        Runtime::Blocking => {
+            let session = rtsp_toolkit_blocking::Session::open_with_stop(url, opts, stop.clone())
+                .unwrap_or_else(open_failed(runtime, url));
+            let _ = handle.send(session.control_handle());
+            for e in session {
+                send(e);
+            }
+        }
     }
 }

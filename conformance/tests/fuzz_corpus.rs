@@ -747,6 +747,25 @@ a=control:trackID=1\r\n",
         "quirks",
         b"quirk=wrong_cseq,no_get_parameter,no_public&seed=18446744073709551615",
     );
+    // A server taking a publisher: ANNOUNCE, two SETUPs, RECORD answered, a receiver report on the
+    // RTCP channel, a keepalive answered, a request of the server's, TEARDOWN answered.
+    let answers = [
+        "RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n",
+        "RTSP/1.0 200 OK\r\nCSeq: 2\r\nSession: 12345678;timeout=4\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n\r\n",
+        "RTSP/1.0 200 OK\r\nCSeq: 3\r\nSession: 12345678\r\nTransport: RTP/AVP/TCP;unicast;interleaved=4-5\r\n\r\n",
+        "RTSP/1.0 200 OK\r\nCSeq: 4\r\nSession: 12345678\r\n\r\n",
+    ];
+    let mut publish = answers.concat().into_bytes();
+    publish.extend_from_slice(&[b'$', 1, 0, 8, 0x80, 201, 0, 1, 0, 0, 0, 1]);
+    publish.extend_from_slice(b"OPTIONS * RTSP/1.0\r\nCSeq: 9\r\n\r\nRTSP/1.0 200 OK\r\nCSeq: 5\r\n\r\n");
+    publish.extend_from_slice(b"RTSP/1.0 200 OK\r\nCSeq: 6\r\n\r\n");
+    write("publisher", "record", &with_prefix(&[0x00, 0xff], &publish));
+    write("publisher", "record_timeouts", &with_prefix(&[0x01, 0x02], &publish));
+    write("publisher", "loop_close", &with_prefix(&[0x1a, 0x10], &publish));
+    let challenge = b"RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\", qop=\"auth\"\r\n\r\n";
+    let mut auth = challenge.to_vec();
+    auth.extend_from_slice(&publish.clone()[..]);
+    write("publisher", "digest", &with_prefix(&[0x20, 0xff], &auth));
 
     // Captures: a whole small one and the start of another.
     let pcm_file = fs::read(captures_dir().join("pcm_16k_mono.rtspcap")).unwrap();

@@ -8,6 +8,7 @@ pub use crate::client::{
     LossEvent, MetadataFrameEvent, MethodEvent, PortRange, RtcpEvent, RtpEvent, Track, TrackSelection, TrackStats,
     Transport, TransportKind, VideoFrameEvent, Warning,
 };
+pub use crate::client::{PlayRange, Scale};
 pub use crate::codec::{AudioCodec, AudioFrame, MetadataFrame, VideoCodec, VideoFrame};
-pub use crate::stop::StopSignal;
+pub use crate::stop::{ControlError, SessionControl, StopSignal};
 pub use crate::{ConnectionError, Error};

@@ -57,7 +57,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use rtsp_toolkit_core::client::{Client, ClientOptions, Input, IoFailure, Output, Tunnel, UdpRequest, UdpSocketId};
-use rtsp_toolkit_core::stop::StopSignal;
+use rtsp_toolkit_core::stop::{SessionControl, StopSignal};
 use rtsp_toolkit_core::Error;
 use tls::TlsLayer;
 use tunnel::{Answer, ClientTunnel};
@@ -173,6 +173,9 @@ pub struct ClientDriver {
     capture: Option<File>,
     stop: StopSignal,
     stopping: bool,
+    /// The user's PAUSE and PLAY requests, handed in by
+    /// [`ClientDriver::check_control`] (`docs/ARCHITECTURE.md`, control inputs).
+    control: SessionControl,
     /// `rtsps://`: the TLS layer between the socket and the client.
     tls: Option<ClientTls>,
     /// [`Tunnel::Http`]: the tunnel between the connection (under TLS, if
@@ -181,6 +184,13 @@ pub struct ClientDriver {
     /// Bytes of the driver's own for the connection (the tunnel's GET), to
     /// go out before the client's (through TLS, if any).
     own_output: Vec<u8>,
+}
+
+impl Drop for ClientDriver {
+    /// A handle's later requests get `ControlError::Ended`.
+    fn drop(&mut self) {
+        self.control.close();
+    }
 }
 
 /// The TLS side of an `rtsps://` session: its settings, and the layer of
@@ -204,7 +214,7 @@ impl ClientDriver {
     ///
     /// ```
     /// use rtsp_toolkit_core::client::ClientOptions;
-    /// use rtsp_toolkit_core::stop::StopSignal;
+    /// use rtsp_toolkit_core::stop::{SessionControl, StopSignal};
     /// use rtsp_toolkit_driver::ClientDriver;
     /// let err = ClientDriver::open("http://127.0.0.1/x", ClientOptions::default(), StopSignal::new()).unwrap_err();
     /// assert!(err.to_string().contains("unsupported URL scheme"));
@@ -252,6 +262,7 @@ impl ClientDriver {
             capture,
             stop,
             stopping: false,
+            control: SessionControl::new(),
             tls,
             tunnel,
             own_output: Vec::new(),
@@ -271,6 +282,28 @@ impl ClientDriver {
     /// The stop signal this session obeys.
     pub fn stop_signal(&self) -> &StopSignal {
         &self.stop
+    }
+
+    /// The queue of the user's PAUSE and PLAY requests for this session
+    /// (the runtimes' `pause()`, `play_from()` and `control_handle()`).
+    /// Wait on it with [`SessionControl::requested`] beside the stop signal,
+    /// then call [`ClientDriver::check_control`].
+    pub fn control(&self) -> &SessionControl {
+        &self.control
+    }
+
+    /// Hands in every request waiting in [`ClientDriver::control`], in
+    /// order, as its [`Input`]; whether there was any. After the stop
+    /// they are dropped: the session is ending.
+    pub fn check_control(&mut self) -> bool {
+        let mut any = false;
+        while let Some(c) = self.control.take() {
+            any = true;
+            if !self.stopping {
+                self.input(c.input());
+            }
+        }
+        any
     }
 
     /// Whether the session was asked to stop (the close was handed in).
@@ -352,6 +385,9 @@ impl ClientDriver {
         };
         if matches!(out, Output::Timeout(_) | Output::Done) {
             self.save_capture();
+        }
+        if matches!(out, Output::Done) {
+            self.control.close();
         }
         out
     }

@@ -68,6 +68,7 @@ use crate::library::Library;
 use crate::MediaSource;
 
 mod backchannel;
+pub mod metrics;
 mod tunnel;
 
 /// How long a server's `wait` waits, after a shutdown, for its connections

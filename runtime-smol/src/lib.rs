@@ -72,7 +72,7 @@ use futures_lite::AsyncRead;
 pub use rtsp_toolkit_core as core;
 use rtsp_toolkit_core::client::{Input, IoFailure};
 pub use rtsp_toolkit_core::prelude::*;
-use rtsp_toolkit_core::stop::Stopped;
+use rtsp_toolkit_core::stop::{Requested, Stopped};
 use rtsp_toolkit_core::Output;
 use rtsp_toolkit_driver::{ClientConn, ClientDriver, DatagramSocket, UdpSockets, Woken, WriteError, READ_CHUNK};
 
@@ -125,6 +125,8 @@ type Writing = Pin<Box<dyn Future<Output = Result<(), WriteError>> + Send>>;
 pub struct Session {
     driver: ClientDriver,
     stopped: Stopped,
+    /// Wakes the session when a pause or play request is queued.
+    requested: Requested,
     conn: Conn,
     /// The session's UDP sockets, when RTP travels over UDP.
     udp: UdpSockets<Udp>,
@@ -174,6 +176,7 @@ impl Session {
         let driver = ClientDriver::open(url, options, stop)?;
         Ok(Session {
             stopped: driver.stop_signal().stopped(),
+            requested: driver.control().requested(),
             conn: Conn::start(&driver),
             driver,
             udp: UdpSockets::new(),
@@ -190,10 +193,51 @@ impl Session {
         self.driver.stop_signal().clone()
     }
 
-    /// Asks the session to end (TEARDOWN, then [`Event::Closed`]). Keep
+    /// Asks the session to end (TEARDOWN, then [`Event::Closed`]) by raising
+    /// its stop signal: sessions opened with the same signal end too. Keep
     /// reading events to see it close.
     pub fn stop(&self) {
         self.driver.stop_signal().stop();
+    }
+
+    /// Asks the server to pause the playing session (`PAUSE`). The answer
+    /// comes as an [`Event::Method`]; while paused, no media arrives and the
+    /// session stays alive (keepalives, no read timeout). A PAUSE that does
+    /// not fit the session's phase (not playing yet, paused already, another
+    /// request unanswered) or that the server refuses is a
+    /// [`Warning::Control`], and the session goes on as it was. Fails only
+    /// when the session has ended or [`CONTROL_QUEUE`](rtsp_toolkit_core::stop::CONTROL_QUEUE)
+    /// requests wait already. Like everything here, it happens while the
+    /// session is polled.
+    pub fn pause(&self) -> Result<(), ControlError> {
+        self.driver.control().pause()
+    }
+
+    /// Asks the server to play again (`PLAY`): from where it paused
+    /// ([`PlayRange::resume`]) or from another time (a seek, while paused
+    /// or playing), with a `Scale` if given. The answer comes as an
+    /// [`Event::Method`]; its `RTP-Info` sets each track's next sequence
+    /// number, so a seek is no [`Event::Loss`]. A range or scale that
+    /// cannot be sent fails here ([`ControlError::Invalid`]); the rest is as
+    /// for [`Session::pause`].
+    ///
+    /// ```no_run
+    /// # fn run(session: rtsp_toolkit_smol::Session) -> Result<(), rtsp_toolkit_smol::ControlError> {
+    /// use std::time::Duration;
+    /// use rtsp_toolkit_smol::PlayRange;
+    /// session.pause()?;
+    /// session.play_from(PlayRange::from(Duration::from_secs(30)), None)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn play_from(&self, range: PlayRange, scale: Option<f64>) -> Result<(), ControlError> {
+        self.driver.control().play_from(range, scale)
+    }
+
+    /// A handle that pauses and plays this session from any task or thread
+    /// ([`SessionControl::pause`], [`SessionControl::play_from`]); the
+    /// session task is woken.
+    pub fn control_handle(&self) -> SessionControl {
+        self.driver.control().clone()
     }
 
     /// The next event, or `None` after [`Event::Closed`].
@@ -223,6 +267,7 @@ impl Session {
             // A raised stop is handed in at once (an atomic load); the waker
             // is left with the stop signal only before the session waits.
             self.driver.check_stop();
+            self.driver.check_control();
             if self.writing.is_some() {
                 match self.poll_write(cx) {
                     Poll::Ready(()) => continue,
@@ -286,15 +331,16 @@ impl Session {
         }
     }
 
-    /// Before the session waits: registers the waker with the stop signal,
-    /// and hands in the close if it was raised meanwhile (then the session
-    /// does not wait).
+    /// Before the session waits: registers the waker with the stop signal
+    /// and the control queue, and hands in the close, or the pause and play
+    /// requests, if there were any meanwhile (then the session does not wait).
     fn stop_raised(&mut self, cx: &mut Context<'_>) -> bool {
         if !self.driver.is_stopping() && Pin::new(&mut self.stopped).poll(cx).is_ready() {
             self.driver.stop_now();
             return true;
         }
-        false
+        // A pause or play request queued meanwhile is handed in the same way.
+        !self.driver.is_stopping() && Pin::new(&mut self.requested).poll(cx).is_ready() && self.driver.check_control()
     }
 
     /// Polls the connection attempt, or a read and every UDP socket; `Ready`

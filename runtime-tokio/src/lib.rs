@@ -14,6 +14,7 @@
 //! # async fn run() -> Result<(), rtsp_toolkit_tokio::Error> {
 //! let mut session = Session::open("rtsp://127.0.0.1:8554/h264_aac.mp4", ClientOptions::default())?;
 //! let stop = session.stop_handle(); // stop.stop() from any task or thread ends it with TEARDOWN
+//! // session.pause() and session.play_from(PlayRange::from(t), None) pause and seek it.
 //! while let Some(event) = session.next().await {
 //!     match event {
 //!         Event::Method(m) => println!("{} {} in {:?}", m.method, m.status, m.elapsed),
@@ -28,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod io;
+pub mod publish;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
@@ -62,15 +64,17 @@ const BATCH: usize = 64;
 /// A running client session: a [`Stream`](futures_core::Stream) of
 /// [`Event`]s that ends after [`Event::Closed`].
 ///
-/// Dropping it stops the session: the background task sends TEARDOWN (when
-/// a server session exists), waits for the answer up to the timeout, and
-/// closes the connection.
+/// Dropping it stops this session (not the others that share its stop
+/// signal): the background task sends TEARDOWN (when a server session
+/// exists), waits for the answer up to the timeout, and closes the
+/// connection.
 #[derive(Debug)]
 pub struct Session {
     rx: mpsc::Receiver<Vec<Event>>,
     /// The rest of the batch received last, in order.
     batch: std::vec::IntoIter<Event>,
     stop: StopSignal,
+    control: SessionControl,
 }
 
 impl Session {
@@ -89,13 +93,54 @@ impl Session {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::Config("Session::open must be called within a tokio runtime".into()))?;
         let driver = ClientDriver::open(url, options, stop.clone())?;
+        let control = driver.control().clone();
         let (tx, rx) = mpsc::channel(EVENT_QUEUE / BATCH);
         handle.spawn(drive(driver, tx));
         Ok(Session {
             rx,
             batch: Vec::new().into_iter(),
             stop,
+            control,
         })
+    }
+
+    /// Asks the server to pause the playing session (`PAUSE`). The answer
+    /// comes as an [`Event::Method`]; while paused, no media arrives and the
+    /// session stays alive (keepalives, no read timeout). A PAUSE that does
+    /// not fit the session's phase (not playing yet, paused already, another
+    /// request unanswered) or that the server refuses is a
+    /// [`Warning::Control`], and the session goes on as it was. Fails only
+    /// when the session has ended or [`CONTROL_QUEUE`](rtsp_toolkit_core::stop::CONTROL_QUEUE)
+    /// requests wait already.
+    pub fn pause(&self) -> Result<(), ControlError> {
+        self.control.pause()
+    }
+
+    /// Asks the server to play again (`PLAY`): from where it paused
+    /// ([`PlayRange::resume`]) or from another time (a seek, while paused
+    /// or playing), with a `Scale` if given. The answer comes as an
+    /// [`Event::Method`]; its `RTP-Info` sets each track's next sequence
+    /// number, so a seek is no [`Event::Loss`]. A range or scale that
+    /// cannot be sent fails here ([`ControlError::Invalid`]); the rest is as
+    /// for [`Session::pause`].
+    ///
+    /// ```no_run
+    /// # async fn run(session: rtsp_toolkit_tokio::Session) -> Result<(), rtsp_toolkit_tokio::ControlError> {
+    /// use std::time::Duration;
+    /// use rtsp_toolkit_tokio::PlayRange;
+    /// session.pause()?;
+    /// session.play_from(PlayRange::resume(), None)?; // on from where it paused
+    /// session.play_from(PlayRange::from(Duration::from_secs(30)), Some(2.0))?; // seek, twice as fast
+    /// # Ok(()) }
+    /// ```
+    pub fn play_from(&self, range: PlayRange, scale: Option<f64>) -> Result<(), ControlError> {
+        self.control.play_from(range, scale)
+    }
+
+    /// A handle that pauses and plays this session from any task or thread
+    /// ([`SessionControl::pause`], [`SessionControl::play_from`]).
+    pub fn control_handle(&self) -> SessionControl {
+        self.control.clone()
     }
 
     /// A handle that stops this session from anywhere.
@@ -103,8 +148,10 @@ impl Session {
         self.stop.clone()
     }
 
-    /// Asks the session to end (TEARDOWN, then [`Event::Closed`]). Keep
-    /// reading events to see it close.
+    /// Asks the session to end (TEARDOWN, then [`Event::Closed`]) by raising
+    /// its stop signal: sessions opened with the same signal
+    /// ([`Session::open_with_stop`]) end too. Keep reading events to see it
+    /// close.
     pub fn stop(&self) {
         self.stop.stop();
     }
@@ -132,12 +179,6 @@ impl futures_core::Stream for Session {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         self.poll_event(cx)
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.stop.stop();
     }
 }
 
@@ -212,6 +253,11 @@ enum Wake {
     Udp,
     /// The stop signal.
     Stop,
+    /// The [`Session`] was dropped: this session ends (not the others that
+    /// share its stop signal).
+    Gone,
+    /// A pause or play request of the user's.
+    Control,
 }
 
 /// The driving loop, the same in every runtime (`docs/ARCHITECTURE.md`):
@@ -220,6 +266,7 @@ enum Wake {
 async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
     let timeout = d.timeout();
     let stop = d.stop_signal().clone();
+    let control = d.control().clone();
     let (host, port) = d.client().connect_target();
     let mut connecting = Some(Box::pin(TcpStream::connect((host, port))));
     let mut socket: Option<TcpStream> = None;
@@ -269,6 +316,10 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
             }
             Output::Event(_) => {}
             Output::Timeout(at) => {
+                // A request queued while the task was busy goes in first.
+                if d.check_control() {
+                    continue;
+                }
                 let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(at));
                 if let Some(conn) = connecting.as_mut() {
                     tokio::select! {
@@ -285,6 +336,13 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
                         }
                         _ = sleep => d.deadline_passed(None, &[]),
                         _ = stop.stopped(), if !d.is_stopping() => d.stop_now(),
+                        _ = tx.closed(), if !d.is_stopping() => {
+                            consumer_gone = true;
+                            d.stop_now();
+                        }
+                        _ = control.requested(), if !d.is_stopping() => {
+                            d.check_control();
+                        }
                     }
                 } else if let Some(s) = socket.as_ref() {
                     // Data already waiting wins over a deadline that passed
@@ -294,6 +352,8 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
                         woken = io::read_until(s, &mut buf, at) => Wake::Tcp(woken),
                         () = udp_readable(&udp), if !udp.is_empty() => Wake::Udp,
                         _ = stop.stopped(), if !d.is_stopping() => Wake::Stop,
+                        _ = tx.closed(), if !d.is_stopping() => Wake::Gone,
+                        _ = control.requested(), if !d.is_stopping() => Wake::Control,
                     };
                     match wake {
                         Wake::Tcp(w) if udp.is_empty() => d.woken(w, &buf),
@@ -307,10 +367,21 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
                             d.woken_udp(Woken::new(now, read, now >= at), &buf, true, &mut udp, at);
                         }
                         Wake::Stop => d.stop_now(),
+                        Wake::Gone => {
+                            consumer_gone = true;
+                            d.stop_now();
+                        }
+                        Wake::Control => {
+                            d.check_control();
+                        }
                     }
                 } else {
-                    sleep.await;
-                    d.deadline_passed(None, &[]);
+                    tokio::select! {
+                        _ = sleep => d.deadline_passed(None, &[]),
+                        _ = control.requested(), if !d.is_stopping() => {
+                            d.check_control();
+                        }
+                    }
                 }
             }
             Output::Done => break,

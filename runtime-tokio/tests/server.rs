@@ -407,3 +407,64 @@ async fn connection_limit(runtime: ServerRuntime) {
     assert!(after.starts_with("RTSP/1.0 200"), "{after}");
     server.shutdown();
 }
+
+/// Two sessions share one stop signal; dropping one ends that one only (its
+/// connection closes), the other plays on and the signal stays down (`load`
+/// shares one signal over all its sessions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_session_ends_it_and_not_the_others_sharing_its_signal() {
+    let server = start(ServerRuntime::Tokio, &fixtures());
+    let url = server.url("h264_aac.mp4?play_count=0");
+    let stop = rtsp_toolkit_tokio::StopSignal::new();
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let mut s = Session::open_with_stop(&url, ClientOptions::default(), stop.clone()).unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(e) = s.next().await {
+                if matches!(e, Event::Rtp(_)) {
+                    return true;
+                }
+            }
+            false
+        });
+        assert!(first.await.expect("RTP in time"), "session ended before RTP");
+        sessions.push(s);
+    }
+    assert_eq!(server.connections(), 2);
+    drop(sessions.pop());
+    // Its connection closes (TEARDOWN, then the close), bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.connections() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dropped session's connection stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!stop.is_stopped(), "dropping one session raised the shared signal");
+    // The other plays on: a second of packets after the drop.
+    let mut other = sessions.pop().unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+    let mut packets = 0;
+    while tokio::time::Instant::now() < until {
+        match tokio::time::timeout_at(until, other.next()).await {
+            Ok(Some(Event::Rtp(_))) => packets += 1,
+            Ok(Some(Event::Closed(c))) => panic!("the other session closed: {c:?}"),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the other session ended"),
+            Err(_) => break,
+        }
+    }
+    assert!(packets > 20, "{packets} packets in the second after the drop");
+    // The shared signal still stops it.
+    stop.stop();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = other.next().await {
+            if let Event::Closed(c) = e {
+                return c.error;
+            }
+        }
+        panic!("no Closed event");
+    });
+    assert!(closed.await.expect("closed in time").is_none());
+}

@@ -36,6 +36,8 @@ PACKAGES=(
   # Multicast tests run in a network namespace of their own (conformance::netns): unshare and ip.
   util-linux
   iproute2
+  # Scale-out test (cli/tests/scale_out.rs): two `serve` behind HAProxy in TCP mode.
+  haproxy
 )
 
 missing=()

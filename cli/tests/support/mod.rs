@@ -2,7 +2,8 @@
 //! children killed on drop, the embedded server on a free port.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -200,4 +201,65 @@ pub fn variance(pixels: &[u8], bpp: usize) -> f64 {
         .collect();
     let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
     values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len().max(1) as f64
+}
+
+/// `serve --metrics 127.0.0.1:0` with `extra`; the process, its RTSP port and the metrics address.
+pub fn serve_with_metrics(extra: &[&str]) -> (Proc, u16, String) {
+    let media = media_dir();
+    let mut args = vec![
+        "serve",
+        "--dir",
+        media.to_str().unwrap(),
+        "--port",
+        "0",
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let mut p = spawn(&args);
+    let _stderr = drain(p.0.stderr.take().unwrap());
+    let out = lines(p.0.stdout.take().unwrap());
+    let (mut port, mut metrics) = (None, None);
+    while let Ok(line) = out.recv_timeout(Duration::from_secs(10)) {
+        if let Some(p) = line
+            .strip_prefix("listening on rtsp://127.0.0.1:")
+            .and_then(|r| r.strip_suffix('/'))
+        {
+            port = p.parse().ok();
+        }
+        if let Some(m) = line
+            .strip_prefix("metrics on http://")
+            .and_then(|r| r.strip_suffix("/metrics"))
+        {
+            metrics = Some(m.to_owned());
+        }
+        if line.starts_with("append ?play_count") {
+            break;
+        }
+    }
+    (p, port.expect("the RTSP port"), metrics.expect("the metrics address"))
+}
+
+/// One HTTP request to `addr`; the whole answer.
+pub fn http(addr: &str, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The value of the sample line `series` in a scrape.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+pub fn scrape(addr: &str) -> String {
+    let answer = http(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("Content-Type: text/plain; version=0.0.4"), "{answer}");
+    answer
 }

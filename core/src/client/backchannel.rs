@@ -374,6 +374,14 @@ impl Pacer {
     pub(super) fn deadline(&self) -> Option<Instant> {
         self.next_at
     }
+
+    /// The session plays again after a pause (the pacer is not run while
+    /// paused): the next packet goes now, without catching up on the pause.
+    pub(super) fn resume(&mut self, now: Instant) {
+        if let Some(at) = self.next_at.as_mut() {
+            *at = (*at).max(now);
+        }
+    }
 }
 
 impl Client {

@@ -292,13 +292,26 @@ pub enum Warning {
         /// The sender's address.
         from: SocketAddr,
     },
+    /// A PAUSE or PLAY the user asked for ([`Input::Pause`](super::Input::Pause),
+    /// [`Input::Play`](super::Input::Play)) was not sent, or the server
+    /// refused it; the session goes on as it was.
+    Control {
+        /// `PAUSE` or `PLAY`.
+        method: Method,
+        /// The server's status when it refused; `None` when the request was
+        /// not sent (not playing or paused, another one unanswered, a range
+        /// that cannot be).
+        status: Option<u16>,
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 impl Warning {
     /// A name for the kind of warning, for tools to filter on:
     /// `cseq_mismatch`, `unknown_channel`, `bad_packet`, `keepalive_failed`,
     /// `server_request`, `teardown_unanswered`, `depacketize`,
-    /// `unsupported_codec`, `foreign_datagram` or `backchannel`.
+    /// `unsupported_codec`, `foreign_datagram`, `backchannel` or `control`.
     pub fn kind(&self) -> &'static str {
         match self {
             Warning::CseqMismatch { .. } => "cseq_mismatch",
@@ -311,6 +324,7 @@ impl Warning {
             Warning::UnsupportedCodec { .. } => "unsupported_codec",
             Warning::ForeignDatagram { .. } => "foreign_datagram",
             Warning::Backchannel { .. } => "backchannel",
+            Warning::Control { .. } => "control",
         }
     }
 
@@ -361,6 +375,15 @@ impl std::fmt::Display for Warning {
                 f,
                 "datagram from {from}, which is not the server: dropped (more from there are only counted)"
             ),
+            Warning::Control {
+                method,
+                status: Some(status),
+                reason,
+            } => write!(
+                f,
+                "{method} refused by the server: {status} {reason}; the session goes on"
+            ),
+            Warning::Control { method, reason, .. } => write!(f, "{method} not sent: {reason}"),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::UdpSocketId;
 
@@ -55,6 +56,153 @@ pub enum Input<'a> {
     /// exists, then [`Event::Closed`](super::Event::Closed). Safe more than
     /// once and in any phase.
     Close,
+    /// The user asked to pause a playing session: `PAUSE` (only while
+    /// playing and with no other PAUSE or PLAY of the user's unanswered;
+    /// otherwise a [`Warning::Control`](super::Warning::Control) and nothing
+    /// is sent). While paused the session sends its keepalives and receiver
+    /// reports but expects no media: silence is not a timeout.
+    Pause,
+    /// The user asked to play again: `PLAY` with `Range` and `Scale` from
+    /// `range` and `scale`, while paused (resume or seek) or playing (seek).
+    /// Refused like [`Input::Pause`] in other phases. The answer's
+    /// `RTP-Info` sets each track's next expected sequence number, so a
+    /// seek is a discontinuity, not loss.
+    Play {
+        /// Where to play from ([`PlayRange::resume`]: where the session is).
+        range: PlayRange,
+        /// The `Scale` to ask for; `None` sends none (the server's 1).
+        scale: Option<Scale>,
+    },
+}
+
+/// Where a later PLAY asks the media to be (`Range: npt=START-[END]`), for
+/// [`Input::Play`] and the runtimes' `play_from`.
+///
+/// ```
+/// use std::time::Duration;
+/// use rtsp_toolkit_core::client::PlayRange;
+/// assert_eq!(PlayRange::resume().header(), None);
+/// assert_eq!(PlayRange::from(Duration::from_millis(2500)).header().as_deref(), Some("npt=2.500-"));
+/// let r = PlayRange::between(Duration::from_secs(1), Duration::from_secs(3));
+/// assert_eq!(r.header().as_deref(), Some("npt=1.000-3.000"));
+/// assert!(PlayRange::between(Duration::from_secs(3), Duration::from_secs(1)).check().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlayRange {
+    /// Where to start, as `npt`; `None`: where the session is (no `Range`
+    /// header: RFC 2326 §10.5's resume from the pause point).
+    pub start: Option<Duration>,
+    /// Where to stop; `None`: the end of the presentation. Needs a start.
+    pub end: Option<Duration>,
+}
+
+impl PlayRange {
+    /// Go on from where the session is (no `Range`).
+    pub fn resume() -> PlayRange {
+        PlayRange::default()
+    }
+
+    /// From `start` to the end.
+    pub fn from(start: Duration) -> PlayRange {
+        PlayRange {
+            start: Some(start),
+            end: None,
+        }
+    }
+
+    /// From `start` to `end`.
+    pub fn between(start: Duration, end: Duration) -> PlayRange {
+        PlayRange {
+            start: Some(start),
+            end: Some(end),
+        }
+    }
+
+    /// Why this range cannot be asked for: an end without a start, or an
+    /// end not after the start.
+    pub fn check(&self) -> Result<(), String> {
+        match (self.start, self.end) {
+            (None, Some(_)) => Err("a range with an end needs a start".into()),
+            (Some(s), Some(e)) if e <= s => Err(format!(
+                "the end ({}) must be after the start ({})",
+                super::npt(e),
+                super::npt(s)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The `Range` header's value; `None` for [`PlayRange::resume`].
+    pub fn header(&self) -> Option<String> {
+        let start = super::npt(self.start?);
+        Some(match self.end {
+            Some(end) => format!("npt={start}-{}", super::npt(end)),
+            None => format!("npt={start}-"),
+        })
+    }
+}
+
+/// A PLAY's `Scale` (RFC 2326 §12.34): finite and not 0 (a server may
+/// refuse what it does not support, such as reverse play). Compared by its
+/// bits, so that [`Input`] stays `Eq`.
+///
+/// ```
+/// use rtsp_toolkit_core::client::Scale;
+/// assert_eq!(Scale::new(2.0).unwrap().get(), 2.0);
+/// assert!(Scale::new(0.0).is_err() && Scale::new(f64::NAN).is_err());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Scale(f64);
+
+impl Scale {
+    /// `value` as a scale, or why it cannot be one.
+    pub fn new(value: f64) -> Result<Scale, String> {
+        if value.is_finite() && value != 0.0 {
+            Ok(Scale(value))
+        } else {
+            Err(format!("scale must be a finite number other than 0, not {value}"))
+        }
+    }
+
+    /// The number.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl PartialEq for Scale {
+    fn eq(&self, other: &Scale) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Scale {}
+
+/// A user's request to a running session, queued by a
+/// [`SessionControl`](crate::stop::SessionControl) and handed in by the
+/// runtime as the matching [`Input`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Control {
+    /// [`Input::Pause`].
+    Pause,
+    /// [`Input::Play`].
+    Play {
+        /// As in [`Input::Play`].
+        range: PlayRange,
+        /// As in [`Input::Play`].
+        scale: Option<Scale>,
+    },
+}
+
+impl Control {
+    /// The input that carries it.
+    pub fn input(self) -> Input<'static> {
+        match self {
+            Control::Pause => Input::Pause,
+            Control::Play { range, scale } => Input::Play { range, scale },
+        }
+    }
 }
 
 /// An I/O failure, as a runtime hands it in ([`Input::ConnectFailed`],

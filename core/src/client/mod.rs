@@ -6,11 +6,11 @@
 //! loop is described in `docs/ARCHITECTURE.md`): the runtime hands in
 //! everything that happens as an [`Input`] through [`Client::handle_input`]
 //! (the connection result, bytes read, end of stream, an I/O error, a
-//! deadline passing, a close request), then drains [`Client::poll_output`]
-//! until it returns [`Output::Timeout`] or [`Output::Done`], writing what
-//! [`Output::Transmit`] gives. Every duration in an [`Event`] is computed
-//! from the [`Instant`]s passed in, so the same input gives the same events
-//! on every runtime and in replays.
+//! deadline passing, a close request, the user's pause or play), then
+//! drains [`Client::poll_output`] until it returns [`Output::Timeout`] or
+//! [`Output::Done`], writing what [`Output::Transmit`] gives. Every
+//! duration in an [`Event`] is computed from the [`Instant`]s passed in, so
+//! the same input gives the same events on every runtime and in replays.
 //!
 //! When [`ClientOptions::capture`] is set, the client records its own inputs
 //! (see [`crate::capture`]); the runtime appends [`Client::take_capture`] to
@@ -53,6 +53,7 @@
 
 pub mod backchannel;
 pub mod capture;
+mod control;
 mod events;
 pub(crate) mod input;
 pub(crate) mod options;
@@ -83,7 +84,7 @@ pub use events::{
     AudioFrameEvent, ClosedEvent, ConnectEvent, Event, FallbackEvent, LossEvent, MetadataFrameEvent, MethodEvent,
     RtcpEvent, RtpEvent, TrackStats, VideoFrameEvent, Warning,
 };
-pub use input::{Input, IoFailure};
+pub use input::{Control, Input, IoFailure, PlayRange, Scale};
 pub use options::{ClientOptions, LogKinds, PortRange, Track, TrackSelection, Transport, TransportKind, Tunnel};
 pub use session::join_control;
 use session::split_host_port;
@@ -132,6 +133,9 @@ enum Phase {
     Setup(usize),
     Play,
     Playing,
+    /// The user's PAUSE was answered: keepalives and reports go on, no
+    /// media is expected (no read timeout).
+    Paused,
     TearingDown,
     Closed,
 }
@@ -151,6 +155,8 @@ struct Inflight {
     sent_at: Instant,
     auth: AuthRetry,
     keepalive: bool,
+    /// A PAUSE or PLAY the user asked for (`Input::Pause`, `Input::Play`).
+    control: bool,
 }
 
 /// How often a request was sent again after a `401`.
@@ -444,6 +450,8 @@ impl Client {
             }
             Input::UdpOpened { pair, result } => self.on_udp_opened(now, pair, result),
             Input::Datagram { socket, from, data } => self.on_datagram(now, socket, from, data),
+            Input::Pause => self.on_control(now, Method::Pause, PlayRange::resume(), None),
+            Input::Play { range, scale } => self.on_control(now, Method::Play, range, scale),
         }
     }
 
@@ -534,6 +542,7 @@ impl Client {
             phase => {
                 let what = match phase {
                     Phase::Playing => "while playing".to_owned(),
+                    Phase::Paused => "while paused".to_owned(),
                     _ => format!("while waiting for the {} response", self.phase_method()),
                 };
                 let message = format!("connection closed by the server {what}");
@@ -614,11 +623,14 @@ impl Client {
         if self.phase == Phase::Playing {
             self.pace_backchannel(now);
         }
-        if self.phase == Phase::Playing && self.udp.reports_due(now) {
+        let in_session = matches!(self.phase, Phase::Playing | Phase::Paused);
+        if in_session && self.udp.reports_due(now) {
             self.send_reports(now, false);
         }
-        if self.phase == Phase::Playing {
-            if now >= self.last_data + timeout {
+        if in_session {
+            // Paused, silence is what was asked for: no read timeout (the
+            // keepalives' answers are awaited like any request's).
+            if self.phase == Phase::Playing && now >= self.last_data + timeout {
                 return self.finish(
                     now,
                     Some(Error::Timeout {
@@ -627,10 +639,11 @@ impl Client {
                     }),
                 );
             }
-            if let Some(at) = self.keepalive_at {
-                if now >= at && self.inflight.is_empty() {
-                    self.send_keepalive(now);
-                }
+            match self.keepalive_at {
+                Some(at) if now >= at && self.inflight.is_empty() => self.send_keepalive(now),
+                // Paused, the keepalive is the deadline: there is always one.
+                None if self.inflight.is_empty() => self.schedule_keepalive(now),
+                _ => {}
             }
         }
     }
@@ -679,8 +692,18 @@ impl Client {
         }
         let mut at = match self.inflight.front() {
             Some(f) => f.sent_at + t,
+            // Paused, the next thing due is the keepalive (or a report).
+            None if self.phase == Phase::Paused => self.keepalive_at.unwrap_or(self.last_data + t),
             None => self.last_data + t,
         };
+        if self.phase == Phase::Paused {
+            if let (Some(k), true) = (self.keepalive_at, self.inflight.is_empty()) {
+                at = at.min(k);
+            }
+            if let Some(r) = self.udp.reports_at {
+                at = at.min(r);
+            }
+        }
         if self.phase == Phase::Playing {
             at = at.min(self.last_data + t);
             if let (Some(k), true) = (self.keepalive_at, self.inflight.is_empty()) {

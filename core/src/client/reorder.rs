@@ -203,6 +203,26 @@ impl Reorder {
         self.slots.clear();
     }
 
+    /// A later PLAY was answered: what is held goes out, and the next
+    /// packet expected is `seq` (`None`: the next to come, as at the
+    /// start). A buffer already at or a little past `seq` keeps its place.
+    pub(super) fn expect(&mut self, seq: Option<u16>, out: &mut VecDeque<Released>) {
+        match (seq, self.next) {
+            (Some(s), Some(n)) if i32::from(n.wrapping_sub(s) as i16) >= 0 && n.wrapping_sub(s) <= 100 => {}
+            (Some(s), _) => {
+                self.restart(s, out);
+                self.started = true;
+            }
+            (None, _) => {
+                self.flush(out);
+                self.history.fill(0);
+                self.probation = None;
+                self.next = None;
+                self.started = false;
+            }
+        }
+    }
+
     fn restart(&mut self, seq: u16, out: &mut VecDeque<Released>) {
         self.flush(out);
         self.history.fill(0);

@@ -76,6 +76,13 @@ impl Reception {
         self.received_prior = 0;
     }
 
+    /// A later PLAY was answered: the next packet's transit time is not
+    /// compared with the last one's (a pause or a seek moves the media
+    /// timeline against arrival; that is not jitter).
+    pub(super) fn resync(&mut self) {
+        self.transit = None;
+    }
+
     /// A sender report with NTP timestamp `ntp` arrived at `at`.
     pub(super) fn on_sender_report(&mut self, ntp: u64, at: Instant) {
         self.last_sr = Some(((ntp >> 16) as u32, at));

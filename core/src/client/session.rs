@@ -95,6 +95,7 @@ impl Client {
             sent_at: now,
             auth,
             keepalive,
+            control: false,
         });
     }
 
@@ -173,6 +174,10 @@ impl Client {
             self.on_keepalive_response(now, &inflight, resp.status);
             return;
         }
+        if inflight.control && self.phase != Phase::TearingDown {
+            self.events.push_back(Event::Method(Box::new(event)));
+            return self.on_control_response(now, &inflight, &resp);
+        }
         let ok = (200..300).contains(&resp.status);
         if let (false, Phase::Setup(i)) = (ok, self.phase) {
             if self.udp.can_fall_back() && matches!(resp.status, 400 | 461) {
@@ -242,6 +247,9 @@ impl Client {
                 }
                 self.authenticator = Some(a);
                 self.send_request(now, inflight.request, retry, inflight.keepalive);
+                if let Some(f) = self.inflight.back_mut() {
+                    f.control = inflight.control;
+                }
             }
             Err(e) => self.finish(now, Some(Error::Protocol(e))),
         }
@@ -324,7 +332,7 @@ impl Client {
             }
             // Finished by the caller, after the TEARDOWN event itself.
             Phase::TearingDown => return Ok(Flow::Finished),
-            Phase::Connecting | Phase::OpenUdp(_) | Phase::Playing | Phase::Closed => {}
+            Phase::Connecting | Phase::OpenUdp(_) | Phase::Playing | Phase::Paused | Phase::Closed => {}
         }
         Ok(Flow::Continue)
     }

@@ -965,6 +965,7 @@ fn keepalive_answer_after_stop_is_not_taken_for_teardown() {
 }
 
 /// RTP over UDP and multicast, receiver reports, fallback.
+mod control;
 mod udp;
 
 /// Three video sections and an audio one: what each selection sets up.

@@ -41,6 +41,10 @@ pub(super) struct TrackState {
     late: u64,
     /// RTP packets delivered to the session (the reorder buffer passed).
     delivered: u64,
+    /// A PLAY of the user's is unanswered: the server may jump before its
+    /// answer comes (GStreamer sends the new position first), so the next
+    /// jump in sequence is the seek's, not loss.
+    seek_pending: bool,
 }
 
 impl TrackState {
@@ -56,6 +60,7 @@ impl TrackState {
             duplicates: 0,
             late: 0,
             delivered: 0,
+            seek_pending: false,
         }
     }
 
@@ -168,6 +173,32 @@ impl TrackState {
         }
     }
 
+    /// A later PLAY was answered (`control.rs`): the packets held before it
+    /// are delivered, then the track expects `seq` next (`RTP-Info`; `None`:
+    /// whatever comes), so the jump of a seek is not counted as loss.
+    pub(super) fn resync(
+        &mut self,
+        start: Instant,
+        seq: Option<u16>,
+        log: LogKinds,
+        events: &mut VecDeque<Event>,
+        released: &mut VecDeque<Released>,
+    ) {
+        if let Some(r) = self.reorder.as_mut() {
+            r.expect(seq, released);
+        }
+        self.deliver(start, log, events, released);
+        self.seek_pending = false;
+        self.sequence.expect(seq);
+        self.reception.resync();
+    }
+
+    /// A PLAY of the user's was sent (`seek`) or answered with a refusal:
+    /// until its answer, the next jump in sequence is not loss.
+    pub(super) fn set_seek_pending(&mut self, seek: bool) {
+        self.seek_pending = seek;
+    }
+
     /// An RTCP compound packet on this track; whether it held a BYE.
     ///
     /// A compound whose first packet comes from `own_ssrc` is our own report
@@ -266,6 +297,10 @@ impl TrackState {
             self.reception.on_arrival(a, packet.timestamp, self.track.clock_rate);
         }
         self.delivered += 1;
+        if self.seek_pending && self.sequence.expect(Some(packet.sequence_number)) {
+            // The server jumped before answering the PLAY: the seek, not loss.
+            self.seek_pending = false;
+        }
         let restarts = self.sequence.restarts();
         let lost = self.sequence.observe(packet.sequence_number);
         if self.sequence.restarts() != restarts {

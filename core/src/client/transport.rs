@@ -50,7 +50,7 @@ pub(super) struct State {
     foreign: u64,
     foreign_from: Vec<SocketAddr>,
     /// Scratch for packets the reorder buffers release.
-    released: VecDeque<Released>,
+    pub(super) released: VecDeque<Released>,
     /// Datagram payloads are copied in here and split off, so that a
     /// packet costs no allocation of its own (one per [`ARENA`] bytes).
     arena: BytesMut,

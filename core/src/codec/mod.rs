@@ -375,6 +375,33 @@ impl SequenceTracker {
         0
     }
 
+    /// The sender says its next packet is `seq` (a later PLAY's
+    /// `RTP-Info`): a jump to it is not loss. `None`: the next packet starts
+    /// the count again. A tracker already at or a little past `seq` (those
+    /// packets came before the answer) keeps its place. Whether it moved.
+    ///
+    /// ```
+    /// use rtsp_toolkit_core::codec::SequenceTracker;
+    /// let mut t = SequenceTracker::new();
+    /// assert_eq!(t.observe(10), 0);
+    /// t.expect(Some(500)); // a seek: the server skips ahead
+    /// assert_eq!(t.observe(500), 0);
+    /// assert_eq!(t.observe(502), 1);
+    /// ```
+    pub fn expect(&mut self, seq: Option<u16>) -> bool {
+        let Some(seq) = seq else {
+            self.next = None;
+            self.probation = None;
+            return true;
+        };
+        if self.next.is_some_and(|n| n.wrapping_sub(seq) <= Self::MAX_MISORDER) {
+            return false;
+        }
+        self.next = Some(seq);
+        self.probation = None;
+        true
+    }
+
     /// All packets counted as lost so far.
     pub fn total_lost(&self) -> u64 {
         self.total_lost

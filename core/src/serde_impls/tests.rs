@@ -20,7 +20,7 @@ use crate::message::{FramingError, Headers, Limits, Method};
 use crate::rtcp::{Bye, ReceiverReport, ReportBlock, RtcpPacket, SdesChunk, SdesItem, SenderReport};
 use crate::rtp::RtpPacket;
 use crate::sdp::{MediaKind, Sdp};
-use crate::server::{CloseReason, GroupRange, MulticastEnd, PlayCount, ServerConfig, ServerEvent};
+use crate::server::{CloseReason, GroupRange, MulticastEnd, PlayCount, ServerConfig, ServerEvent, SessionTransport};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -474,6 +474,11 @@ fn every_warning_has_kind_track_and_message() {
             track: 0,
             from: addr("192.0.2.9:5000"),
         },
+        Warning::Control {
+            method: Method::Pause,
+            status: Some(455),
+            reason: "Method Not Valid in This State".into(),
+        },
     ];
     for w in &warnings {
         let v = to_json(w);
@@ -488,6 +493,12 @@ fn every_warning_has_kind_track_and_message() {
     );
     assert_eq!(to_json(&warnings[6])["error"], "H264: empty payload");
     assert_eq!(to_json(&warnings[8])["from"], "192.0.2.9:5000");
+    assert_eq!(
+        to_json(&warnings[9]),
+        json!({"kind": "control", "track": null,
+               "message": "PAUSE refused by the server: 455 Method Not Valid in This State; the session goes on",
+               "method": "PAUSE", "status": 455, "reason": "Method Not Valid in This State"})
+    );
 }
 
 #[test]
@@ -545,6 +556,7 @@ fn every_server_event_serializes_with_its_type() {
             path: "a.mp4".into(),
             tracks: 2,
             play_count: PlayCount::Forever,
+            transport: SessionTransport::Udp,
         },
         ServerEvent::PlaybackEnded {
             session_id: "s".into(),
@@ -611,6 +623,15 @@ fn every_server_event_serializes_with_its_type() {
                 method: Method::Options,
             },
         },
+        ServerEvent::Progress {
+            session_id: "s".into(),
+            path: "a.mp4".into(),
+            transport: SessionTransport::Mixed,
+            packets: 7,
+            octets: 700,
+            behind: ms(250),
+            last: true,
+        },
     ];
     let type_of = |e: &ServerEvent| match e {
         ServerEvent::Request { .. } => "request",
@@ -627,11 +648,18 @@ fn every_server_event_serializes_with_its_type() {
         ServerEvent::Closed { .. } => "closed",
         ServerEvent::AuthFailed { .. } => "auth_failed",
         ServerEvent::Fault { .. } => "fault",
+        ServerEvent::Progress { .. } => "progress",
     };
     for e in &events {
         assert_eq!(to_json(e)["type"], type_of(e));
     }
     assert_eq!(to_json(&events[1])["play_count"], 0);
+    assert_eq!(to_json(&events[1])["transport"], "udp");
+    let progress = to_json(&events[events.len() - 1]);
+    assert_eq!(
+        (&progress["transport"], &progress["behind_s"], &progress["last"]),
+        (&json!("mixed"), &json!(0.25), &json!(true))
+    );
     assert_eq!(to_json(&events[3])["behind_s"], 6.0);
     assert_eq!(to_json(&events[4])["jitter_s"], 0.002);
     assert_eq!(to_json(&events[7])["group"], "239.255.42.0");

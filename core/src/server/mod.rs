@@ -194,6 +194,7 @@ mod clock;
 pub mod faults;
 mod multicast;
 pub mod path;
+pub mod publish;
 mod request;
 mod sdp_writer;
 mod stream;
@@ -344,6 +345,15 @@ pub struct ServerConfig {
     /// The seed of the camera simulator's faults for URLs without `seed=`
     /// (default 0; `serve --seed`): see [`faults`].
     pub fault_seed: u64,
+    /// Report each session's progress ([`ServerEvent::Progress`]) this
+    /// often while it exists, and once more when its connection closes
+    /// (default `None`: never). For metrics (`serve --metrics`): counters
+    /// of what was sent, and how far behind its schedule a session is.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, rename = "progress_interval_s", with = "crate::duration_secs::option")
+    )]
+    pub progress_interval: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -363,6 +373,7 @@ impl Default for ServerConfig {
             multicast_groups: GroupRange::default(),
             multicast_ports: DEFAULT_MULTICAST_PORTS,
             multicast_ttl: 1,
+            progress_interval: None,
             udp: true,
             multicast: true,
             backchannel: false,
@@ -460,6 +471,41 @@ impl fmt::Display for CloseReason {
     }
 }
 
+/// How a session's media goes to its client (by its set-up tracks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum SessionTransport {
+    /// Interleaved on the RTSP connection (`RTP/AVP/TCP`; also over TLS and
+    /// HTTP tunnels, which the runtime handles).
+    Tcp,
+    /// Unicast UDP (`RTP/AVP`).
+    Udp,
+    /// A member of the path's multicast stream.
+    Multicast,
+    /// Some tracks interleaved, some over UDP.
+    Mixed,
+}
+
+impl SessionTransport {
+    /// The name used in logs and metrics labels (`tcp`, `udp`, `multicast`, `mixed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionTransport::Tcp => "tcp",
+            SessionTransport::Udp => "udp",
+            SessionTransport::Multicast => "multicast",
+            SessionTransport::Mixed => "mixed",
+        }
+    }
+}
+
+impl fmt::Display for SessionTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something for the runtime to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -487,6 +533,8 @@ pub enum ServerEvent {
         tracks: usize,
         /// How many times the presentation plays (the URL's `play_count`).
         play_count: PlayCount,
+        /// How its media goes to the client.
+        transport: SessionTransport,
     },
     /// A PAUSE stopped the media.
     Paused {
@@ -534,6 +582,28 @@ pub enum ServerEvent {
         skipped: Duration,
         /// Skips since the last report.
         times: u32,
+    },
+    /// A session's totals, every [`ServerConfig::progress_interval`] while
+    /// it exists (once set up), and once more, with `last`, just before its
+    /// connection's [`ServerEvent::Closed`]. Off by default; for metrics.
+    Progress {
+        /// The RTSP session id.
+        session_id: String,
+        /// The presentation's relative path.
+        path: String,
+        /// How its media goes to the client.
+        transport: SessionTransport,
+        /// RTP packets sent since the session was set up, all tracks (a
+        /// multicast member sends none itself: its stream does).
+        packets: u64,
+        /// RTP payload octets sent likewise.
+        octets: u64,
+        /// How late the session's next sample is now (zero when on time,
+        /// paused, or at the end).
+        #[cfg_attr(feature = "serde", serde(rename = "behind_s", with = "crate::duration_secs"))]
+        behind: Duration,
+        /// The session is over: its connection is closing.
+        last: bool,
     },
     /// The client's RTCP receiver report on a UDP track, as the client
     /// reports it (RFC 3550 §6.4.1): one per report block about our SSRC.
@@ -950,6 +1020,9 @@ pub struct Connection {
     faults: Option<faults::FaultRun>,
     /// Why the last fault query was refused, for the 400's body.
     fault_refusal: Option<String>,
+    /// When the next [`ServerEvent::Progress`] is due (with a session and
+    /// [`ServerConfig::progress_interval`]).
+    progress_at: Option<Instant>,
     span: tracing::Span,
 }
 
@@ -1039,6 +1112,7 @@ impl Connection {
             multicast: None,
             faults: None,
             fault_refusal: None,
+            progress_at: None,
             span,
         }
     }
@@ -1088,6 +1162,10 @@ impl Connection {
             ServerInput::MulticastPlaying { token, position } => self.on_multicast_playing(now, token, position),
             ServerInput::MulticastEnded => self.on_multicast_ended(now),
             ServerInput::Abort(reason) => self.abort(now, reason),
+        }
+        // A session set up by this input: its first progress report is due an interval on.
+        if self.progress_at.is_none() && self.session.is_some() && !self.closed {
+            self.progress_at = self.config.progress_interval.map(|i| later(now, i.max(PROGRESS_MIN)));
         }
     }
 
@@ -1451,6 +1529,7 @@ impl Connection {
 
     fn next_deadline(&self) -> Instant {
         let mut at = self.activity_deadline();
+        at = self.progress_at.map_or(at, |p| at.min(p));
         let stall_end = self.faults.as_ref().and_then(faults::FaultRun::stall_end);
         match (self.session.as_ref().and_then(Session::next_deadline), stall_end) {
             // Stalled: nothing of the media before the stall's end.
@@ -1529,6 +1608,13 @@ impl Connection {
             self.lag.last_event = Some(now);
             self.queue.extend(self.lag.take(&session.id));
         }
+        if let Some(at) = self.progress_at.filter(|&at| now >= at) {
+            let interval = self.config.progress_interval.unwrap_or(PROGRESS_MIN).max(PROGRESS_MIN);
+            // The next report an interval after this one, or after now when this one was late.
+            let next = later(at, interval);
+            self.progress_at = Some(if next > now { next } else { later(now, interval) });
+            self.queue.push_back(ServerOutput::Event(progress(session, now, false)));
+        }
         let mut sink = Sink {
             stream: &mut self.out,
             datagrams: &mut self.queue,
@@ -1573,8 +1659,12 @@ impl Connection {
         tracing::debug!(%reason, "connection closed");
         if let Some(session) = &self.session {
             self.queue.extend(self.lag.take(&session.id));
+            if self.progress_at.is_some() {
+                self.queue.push_back(ServerOutput::Event(progress(session, now, true)));
+            }
         }
         self.queue.extend(self.drops.take());
+        self.progress_at = None;
         self.closed = true;
         self.held.clear();
         self.pending = None;
@@ -1599,6 +1689,23 @@ impl fmt::Debug for Connection {
             .field("play_count", &self.play_count)
             .field("closed", &self.closed)
             .finish_non_exhaustive()
+    }
+}
+
+/// The shortest [`ServerConfig::progress_interval`] taken (a smaller one is raised to it).
+const PROGRESS_MIN: Duration = Duration::from_millis(100);
+
+/// The [`ServerEvent::Progress`] of `session` at `now`.
+fn progress(session: &Session, now: Instant, last: bool) -> ServerEvent {
+    let (packets, octets) = session.totals();
+    ServerEvent::Progress {
+        session_id: session.id.clone(),
+        path: session.path.clone(),
+        transport: session.transport(),
+        packets,
+        octets,
+        behind: session.behind(now),
+        last,
     }
 }
 

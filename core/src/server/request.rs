@@ -616,6 +616,7 @@ impl Connection {
                 path: session.path.clone(),
                 tracks: session.tracks.len(),
                 play_count: count,
+                transport: session.transport(),
             }
         } else {
             ServerEvent::Resumed {
@@ -718,6 +719,7 @@ impl Connection {
             path: session.path.clone(),
             tracks: session.tracks.len(),
             play_count: pos.play_count,
+            transport: session.transport(),
         };
         self.answer_play(now, &info, range, &rtp_info, started);
     }

@@ -693,6 +693,40 @@ impl Session {
             .is_some_and(|t| matches!(t.delivery, Delivery::Multicast(_)))
     }
 
+    /// RTP packets and payload octets sent so far, all tracks.
+    pub fn totals(&self) -> (u64, u64) {
+        self.tracks
+            .iter()
+            .fold((0, 0), |(p, o), t| (p + t.rtp.packets, o + t.rtp.octets))
+    }
+
+    /// How the set-up tracks' media goes to the client.
+    pub fn transport(&self) -> super::SessionTransport {
+        use super::SessionTransport as T;
+        let mut kinds = self.tracks.iter().map(|t| match t.delivery {
+            Delivery::Interleaved { .. } => T::Tcp,
+            Delivery::Udp(_) => T::Udp,
+            Delivery::Multicast(_) => T::Multicast,
+        });
+        let first = kinds.next().unwrap_or(T::Tcp);
+        if kinds.all(|k| k == first) {
+            first
+        } else {
+            T::Mixed
+        }
+    }
+
+    /// How late the next sample is at `now` (zero unless playing and late).
+    pub fn behind(&self, now: Instant) -> Duration {
+        match &self.state {
+            State::Playing(pb) => pb
+                .next_due(&self.source)
+                .and_then(|due| now.checked_duration_since(due))
+                .unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
+    }
+
     /// How far into the presentation a playing session is at `now` (the
     /// time since its start, loops included; `None` unless playing).
     pub fn elapsed(&self, now: Instant) -> Option<Duration> {

@@ -48,7 +48,7 @@ fn annex_b(sample: &Bytes) -> Vec<u8> {
 /// 10 H.264 access units at 25 fps (keyframes 0 and 5, with in-band SPS/PPS;
 /// the first IDR is large enough for FU-A) and AAC frames of 1024 samples at
 /// 44.1 kHz covering the same time, in send order.
-fn synthetic_source() -> MediaSource {
+pub(super) fn synthetic_source() -> MediaSource {
     let mut samples = Vec::new();
     for i in 0..VIDEO_FRAMES {
         let key = i % 5 == 0;
@@ -4112,4 +4112,100 @@ mod simulator_dup {
             usize::from(*unique.iter().chain(&dropped).max().unwrap()) + 1
         );
     }
+}
+
+#[test]
+fn progress_reports_the_totals_every_interval_and_once_more_before_closed() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::with(
+        ServerConfig {
+            progress_interval: Some(ms(1000)),
+            ..config()
+        },
+        0,
+    );
+    let start = h.t0;
+    let d = h.play(start, &source, "?play_count=0");
+    assert!(d.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::SessionStarted {
+            transport: SessionTransport::Tcp,
+            ..
+        }
+    )));
+    let mut packets = d.rtp(0).len() + d.rtp(2).len();
+    // Follow the schedule for 3.5 s, the wake-up due at 2 s 300 ms late.
+    let mut reports = Vec::new();
+    let mut d = d;
+    let mut late_done = false;
+    for _ in 0..100_000 {
+        let Some(mut at) = d.timeout.filter(|&t| t <= start + ms(3500)) else {
+            break;
+        };
+        if !late_done && at >= start + ms(2000) {
+            at += ms(300);
+            late_done = true;
+        }
+        d = h.timeout(at);
+        for e in &d.events {
+            if let ServerEvent::Progress { .. } = e {
+                reports.push((at, packets as u64, e.clone()));
+            }
+        }
+        packets += d.rtp(0).len() + d.rtp(2).len();
+    }
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    for (k, (at, sent_before, e)) in reports.iter().enumerate() {
+        let ServerEvent::Progress {
+            session_id,
+            path,
+            transport,
+            packets,
+            octets,
+            behind,
+            last,
+        } = e
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (path.as_str(), *transport, *last),
+            ("dir/clip.mp4", SessionTransport::Tcp, false)
+        );
+        assert_eq!(Some(session_id.as_str()), h.session.as_deref());
+        // Counted before this wake-up's media went out.
+        assert_eq!(packets, sent_before);
+        assert!(*octets > *packets);
+        // Due each second; the one at 3 s on time, the late wake-up's shows how late it was.
+        assert!(*at >= start + ms(1000 * (k as u64 + 1)), "{k}: {:?}", *at - start);
+        if k == 1 {
+            assert!(*behind >= ms(200) && *behind <= ms(300), "{behind:?}");
+        } else {
+            assert_eq!(*behind, Duration::ZERO);
+        }
+    }
+    // TEARDOWN: the last report, with everything sent, then Closed.
+    let d = h.request(start + ms(3600), "TEARDOWN", URL, &[]);
+    let n = d.events.len();
+    assert!(n >= 2, "{:?}", d.events);
+    assert!(
+        matches!(&d.events[n - 2], ServerEvent::Progress { packets: p, last: true, .. } if *p == packets as u64),
+        "{:?} (sent {packets})",
+        d.events
+    );
+    assert!(matches!(d.events[n - 1], ServerEvent::Closed { .. }));
+}
+
+#[test]
+fn no_progress_by_default() {
+    let source = Arc::new(synthetic_source());
+    let mut h = Harness::new();
+    let start = h.t0;
+    let d = h.play(start, &source, "?play_count=0");
+    let all = follow(&mut h, d, start + ms(12_000));
+    assert!(all
+        .iter()
+        .all(|(_, d)| !d.events.iter().any(|e| matches!(e, ServerEvent::Progress { .. }))));
+    let d = h.request(start + ms(12_100), "TEARDOWN", URL, &[]);
+    assert!(!d.events.iter().any(|e| matches!(e, ServerEvent::Progress { .. })));
 }

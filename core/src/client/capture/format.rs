@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::client::input::{Input, IoFailure};
+use crate::client::input::{Input, IoFailure, PlayRange, Scale};
 use crate::client::options::{ClientOptions, TrackSelection, Transport};
 use crate::client::udp::UdpSocketId;
 use crate::message::Limits;
@@ -39,6 +39,10 @@ pub(super) const KIND_TIMEOUT: u8 = 6;
 pub(super) const KIND_CLOSE: u8 = 7;
 pub(super) const KIND_UDP_OPENED: u8 = 8;
 pub(super) const KIND_DATAGRAM: u8 = 9;
+// Added in version 3 without a new version: files without them read as
+// before; a build that does not know them stops at the record, with its kind.
+pub(super) const KIND_PAUSE: u8 = 10;
+pub(super) const KIND_PLAY: u8 = 11;
 
 /// Why bytes are not a capture, or could not be replayed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -411,6 +415,15 @@ pub enum RecordKind {
         /// The datagram's bytes.
         data: Bytes,
     },
+    /// [`Input::Pause`].
+    Pause,
+    /// [`Input::Play`].
+    Play {
+        /// Where to play from.
+        range: PlayRange,
+        /// The scale asked for.
+        scale: Option<Scale>,
+    },
 }
 
 impl RecordKind {
@@ -435,6 +448,11 @@ impl RecordKind {
                 socket: *socket,
                 from: *from,
                 data,
+            },
+            RecordKind::Pause => Input::Pause,
+            RecordKind::Play { range, scale } => Input::Play {
+                range: *range,
+                scale: *scale,
             },
         }
     }
@@ -612,6 +630,32 @@ impl Record {
                     data: Bytes::copy_from_slice(&payload[p.at..]),
                 }
             }
+            KIND_PAUSE => empty(RecordKind::Pause)?,
+            KIND_PLAY => {
+                let mut p = Reader { data: payload, at: 0 };
+                let flags = p.u8("play").map_err(|_| bad("truncated play flags"))?;
+                let mut time = |bit: u8| -> Result<Option<Duration>, CaptureError> {
+                    if flags & bit == 0 {
+                        return Ok(None);
+                    }
+                    let ns = p.u64("play").map_err(|_| bad("truncated play range"))?;
+                    Ok(Some(Duration::from_nanos(ns)))
+                };
+                let range = PlayRange {
+                    start: time(1)?,
+                    end: time(2)?,
+                };
+                let scale = if flags & 4 != 0 {
+                    let bits = p.u64("play").map_err(|_| bad("truncated play scale"))?;
+                    Some(Scale::new(f64::from_bits(bits)).map_err(|e| bad(&e))?)
+                } else {
+                    None
+                };
+                if p.at != payload.len() {
+                    return Err(bad("trailing bytes after play"));
+                }
+                RecordKind::Play { range, scale }
+            }
             kind => return Err(CaptureError::UnknownRecord { at, kind }),
         };
         Ok(Record { offset, kind })
@@ -670,6 +714,20 @@ fn encode_record(offset: Duration, input: Input<'_>, out: &mut BytesMut) {
             put_string(&mut p, &from.to_string());
             p.put_slice(&data[..data.len().min(MAX_RECORD_LEN as usize - 64)]);
             put(KIND_DATAGRAM, &p);
+        }
+        Input::Pause => put(KIND_PAUSE, &[]),
+        Input::Play { range, scale } => {
+            let mut p = BytesMut::with_capacity(25);
+            let flags =
+                u8::from(range.start.is_some()) | u8::from(range.end.is_some()) << 1 | u8::from(scale.is_some()) << 2;
+            p.put_u8(flags);
+            for d in [range.start, range.end].into_iter().flatten() {
+                p.put_u64(duration_ns(d));
+            }
+            if let Some(s) = scale {
+                p.put_u64(s.get().to_bits());
+            }
+            put(KIND_PLAY, &p);
         }
     }
 }

@@ -49,7 +49,15 @@
 //!           7 close request  payload: empty
 //!           8 UDP opened     payload: pair:u16 (0 port:u16 | 1 reason)
 //!           9 datagram       payload: pair:u16 rtcp:u8 from:string the bytes
+//!          10 pause request  payload: empty
+//!          11 play request   payload: flags:u8 (bit 0 start, 1 end, 2 scale)
+//!                            [start_ns:u64] [end_ns:u64] [scale:u64 (f64 bits)]
 //! ```
+//!
+//! Kinds 10 and 11 (the user's `Input::Pause` and `Input::Play`) came later
+//! within version 3: files without them are read as before, and a build that
+//! does not know them refuses the file at that record
+//! ([`CaptureError::UnknownRecord`]), never misreads it.
 //!
 //! `error_kind` is the failure's `std::io::ErrorKind` by a fixed code
 //! (0 `Other`, 1 `NotFound`, 2 `PermissionDenied`, 3 `ConnectionRefused`,
