@@ -278,6 +278,23 @@ fn wrong_cseq_is_a_warning_per_answer_and_the_session_plays() {
 }
 
 #[test]
+fn no_cseq_is_a_warning_per_answer_and_the_session_plays() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    let events = probe(&serve.url("h264_aac.mp4?quirk=no_cseq"), &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    let warnings = of_type(&events, "warning");
+    assert!(warnings
+        .iter()
+        .all(|w| w["kind"] == "cseq_mismatch" && w["got"].is_null()));
+    let faults = serve.faults();
+    assert_eq!(quirk_events(&faults, "no_cseq").len(), 6, "{faults:?}");
+    assert_eq!(warnings.len(), 6);
+}
+
+#[test]
 fn no_get_parameter_falls_back_to_options_keepalives() {
     let serve = JsonServe::start();
     let events = probe(&serve.url("h264_aac.mp4?quirk=no_get_parameter&session_timeout=2"), &[]);
@@ -474,6 +491,7 @@ fn list_profiles_names_every_fault_and_quirk() {
         "session_timeout=",
         "quirk=",
         "wrong_cseq",
+        "no_cseq",
         "no_get_parameter",
         "no_session_timeout",
         "no_content_base",

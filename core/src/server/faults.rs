@@ -35,6 +35,8 @@ use crate::message::Method;
 pub enum Quirk {
     /// Every response carries the request's `CSeq` plus one.
     WrongCseq,
+    /// No response carries a `CSeq`.
+    NoCseq,
     /// `GET_PARAMETER` and `SET_PARAMETER` are answered `501`, though
     /// `Public` lists them: the client must keep the session alive otherwise
     /// (OPTIONS).
@@ -52,8 +54,9 @@ pub enum Quirk {
 
 impl Quirk {
     /// Every quirk, in the order `serve --list-profiles` prints them.
-    pub const ALL: [Quirk; 6] = [
+    pub const ALL: [Quirk; 7] = [
         Quirk::WrongCseq,
+        Quirk::NoCseq,
         Quirk::NoGetParameter,
         Quirk::NoSessionTimeout,
         Quirk::NoContentBase,
@@ -65,6 +68,7 @@ impl Quirk {
     pub fn name(self) -> &'static str {
         match self {
             Quirk::WrongCseq => "wrong_cseq",
+            Quirk::NoCseq => "no_cseq",
             Quirk::NoGetParameter => "no_get_parameter",
             Quirk::NoSessionTimeout => "no_session_timeout",
             Quirk::NoContentBase => "no_content_base",
@@ -77,6 +81,7 @@ impl Quirk {
     pub fn description(self) -> &'static str {
         match self {
             Quirk::WrongCseq => "every response's CSeq is the request's plus one",
+            Quirk::NoCseq => "no response has a CSeq",
             Quirk::NoGetParameter => {
                 "GET_PARAMETER and SET_PARAMETER answered 501 though Public lists them (keepalive must fall back to OPTIONS)"
             }

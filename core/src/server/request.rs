@@ -792,7 +792,7 @@ impl Connection {
             headers.push("Content-Type", "text/plain");
             body = Bytes::from(reason);
         }
-        if let Some(cseq) = info.cseq {
+        if let Some(cseq) = info.cseq.filter(|_| !self.quirk(Quirk::NoCseq, &info.method)) {
             let cseq = if self.quirk(Quirk::WrongCseq, &info.method) {
                 cseq.wrapping_add(1)
             } else {

@@ -3933,6 +3933,27 @@ mod simulator {
     }
 
     #[test]
+    fn no_cseq_answers_without_one() {
+        let mut h = Harness::new();
+        let d = h.input(
+            h.t0,
+            format!("OPTIONS {URL}?quirk=no_cseq RTSP/1.0\r\nCSeq: 7\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(d.response().status, 200);
+        assert_eq!(d.response().headers.get("CSeq"), None);
+        assert!(matches!(
+            faults(&[d]).as_slice(),
+            [(
+                None,
+                FaultEvent::Quirk {
+                    quirk: Quirk::NoCseq,
+                    ..
+                }
+            )]
+        ));
+    }
+
+    #[test]
     fn a_stall_sends_nothing_for_its_length_then_the_backlog() {
         let source = Arc::new(synthetic_source());
         let mut h = Harness::new();
