@@ -7,10 +7,10 @@
 //! to its session: packets dropped, held back or delayed, a stall, an early
 //! close, a changed SSRC or sequence number, and protocol quirks of real
 //! cameras in the answers. Every fault done is reported as a
-//! [`ServerEvent::Fault`](super::ServerEvent::Fault), so that a test can
+//! [`ServerEvent::Fault`], so that a test can
 //! compare what its client saw with what was done.
 //!
-//! Everything is drawn from one [`SplitMix64`] seeded with `seed=N` (or the
+//! Everything is drawn from one SplitMix64 generator seeded with `seed=N` (or the
 //! server's [`ServerConfig::fault_seed`](super::ServerConfig::fault_seed)),
 //! in packet order, and timed from the instants the runtime hands in: the
 //! same inputs give the same faults (`docs/ARCHITECTURE.md`, "The loop").
@@ -400,7 +400,7 @@ fn seconds(v: &str) -> Option<Duration> {
     decimal(v.trim(), MAX_SECONDS).map(Duration::from_secs_f64)
 }
 
-/// One fault done, as [`ServerEvent::Fault`](super::ServerEvent::Fault)
+/// One fault done, as [`ServerEvent::Fault`]
 /// reports it (`fault` is its name in JSON).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
