@@ -39,8 +39,8 @@ const METRICS_PROGRESS: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Directory to publish, subdirectories included; each file is rtsp://HOST:PORT/<relative path>.
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "list_profiles")]
+    pub dir: Option<PathBuf>,
     /// Address to listen on (0.0.0.0 for every interface).
     #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
     pub host: String,
@@ -126,6 +126,32 @@ pub struct ServeArgs {
     /// Serve TLS on this port too, beside plain RTSP on --port (0 picks a free one).
     #[arg(long, value_name = "PORT", requires = "tls_cert", help_heading = "TLS")]
     pub tls_port: Option<u16>,
+    /// The seed of the camera simulator's faults for URLs without seed=N (docs/SIMULATOR.md): the same seed
+    /// drops, delays and reorders the same packets.
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Camera simulator")]
+    pub seed: u64,
+    /// Print every fault and quirk a URL can ask for (e.g. rtsp://HOST:PORT/a.mp4?drop=0.05&quirk=wrong_cseq),
+    /// one line each, and exit.
+    #[arg(long, help_heading = "Camera simulator")]
+    pub list_profiles: bool,
+}
+
+/// `serve --list-profiles`: every fault parameter and quirk, one line each.
+pub fn list_profiles() -> String {
+    use rtsp_toolkit_tokio::core::server::faults::{Quirk, FAULTS};
+    use std::fmt::Write as _;
+    let mut s = String::from(
+        "faults: URL query parameters, next to play_count (e.g. rtsp://HOST:PORT/clip.mp4?drop=0.05&seed=1)\n",
+    );
+    for (name, value, what) in FAULTS {
+        let _ = writeln!(s, "  {:<32}{what}", format!("{name}={value}"));
+    }
+    s.push_str("quirks: quirk=NAME[,NAME...]\n");
+    for q in Quirk::ALL {
+        let _ = writeln!(s, "  {:<32}{}", q.name(), q.description());
+    }
+    s.push_str("each fault done is a `fault` line of serve --json; docs/SIMULATOR.md has what each reproduces\n");
+    s
 }
 
 /// The TLS settings of `--tls-cert --tls-key`, read and checked.
@@ -244,8 +270,16 @@ pub fn shown_urls(urls: Vec<String>, local: SocketAddr) -> Vec<String> {
 }
 
 pub async fn run(args: &ServeArgs) -> u8 {
-    if !args.dir.is_dir() {
-        eprintln!("error: --dir {}: not a directory", args.dir.display());
+    if args.list_profiles {
+        print!("{}", list_profiles());
+        return EXIT_OK;
+    }
+    let Some(dir) = args.dir.as_deref() else {
+        eprintln!("error: --dir DIR is required");
+        return EXIT_USAGE;
+    };
+    if !dir.is_dir() {
+        eprintln!("error: --dir {}: not a directory", dir.display());
         return EXIT_USAGE;
     }
     let addr = match resolve(&args.host, args.port).await {
@@ -282,6 +316,7 @@ pub async fn run(args: &ServeArgs) -> u8 {
     options.config.multicast_ttl = args.multicast_ttl;
     options.config.udp = !args.no_udp;
     options.config.multicast = !args.no_multicast;
+    options.config.fault_seed = args.seed;
     if let Some(dir) = &args.backchannel_dir {
         if !dir.is_dir() {
             eprintln!("error: --backchannel-dir {}: not a directory", dir.display());
@@ -346,12 +381,12 @@ pub async fn run(args: &ServeArgs) -> u8 {
         .as_ref()
         .or(tls_side.as_ref().and_then(|(o, _)| o.tls.as_ref()))
         .map(|t| t.fingerprint().to_owned());
-    let server = match bind(&args.dir, main_options, addr).await {
+    let server = match bind(dir, main_options, addr).await {
         Ok(s) => s,
         Err(code) => return code,
     };
     let tls_server = match tls_side {
-        Some((options, a)) => match bind(&args.dir, options, a).await {
+        Some((options, a)) => match bind(dir, options, a).await {
             Ok(s) => Some(s),
             Err(code) => return code,
         },
@@ -435,7 +470,7 @@ pub async fn run(args: &ServeArgs) -> u8 {
         }
         let _ = writeln!(
             out,
-            "append ?play_count=N to a URL to play it N times (0: loop), ?codec=l16 or ?codec=g722 to a .wav URL for L16 or G.722 instead of PCMA; Ctrl-C stops"
+            "append ?play_count=N to a URL to play it N times (0: loop), ?codec=l16 or ?codec=g722 to a .wav URL for L16 or G.722 instead of PCMA, faults such as ?drop=0.05 (serve --list-profiles); Ctrl-C stops"
         );
         let _ = out.flush();
     }

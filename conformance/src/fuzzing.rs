@@ -41,6 +41,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("auth", auth),
     ("server_auth", server_auth),
     ("server_tunnel", server_tunnel),
+    ("faults", faults),
     ("client_tunnel", client_tunnel),
     ("rtp", rtp),
     ("rtcp", rtcp),
@@ -238,6 +239,33 @@ pub fn server_auth(data: &[u8]) {
 /// bytes and keeps only a valid cookie), and what follows the head (or all
 /// of it) is decoded as a POST body in chunks, which must give what one
 /// decode of the whole gives, within 3/4 of the input.
+/// The camera simulator's query parser (`server::faults`): any text gives
+/// faults within their documented bounds or an error naming a parameter,
+/// and the URL parser carries the same answer.
+pub fn faults(data: &[u8]) {
+    use rtsp_toolkit_core::server::faults::{Faults, FAULTS};
+    let query = String::from_utf8_lossy(data);
+    match Faults::parse_query(&query) {
+        Ok(Some(f)) => {
+            assert!(f.drop_ppm <= 1_000_000 && f.dup_ppm <= 1_000_000);
+            assert!(f.burst <= 100);
+            assert!(f.reorder <= 64);
+            assert!(f.jitter <= Duration::from_secs(10));
+            assert!(f.session_timeout.is_none_or(|t| t <= Duration::from_secs(3600)));
+        }
+        Ok(None) => {}
+        Err(e) => {
+            assert!(FAULTS.iter().any(|(name, _, _)| *name == e.param), "{e}");
+            assert!(e.value.chars().count() <= 64);
+        }
+    }
+    if let Ok(t) = rtsp_toolkit_core::server::path::parse_target(&format!("rtsp://h/a.mp4?{query}")) {
+        if !query.contains(['#', '?']) {
+            assert_eq!(t.faults, Faults::parse_query(&query));
+        }
+    }
+}
+
 pub fn server_tunnel(data: &[u8]) {
     use rtsp_toolkit_core::server::tunnel::{parse_head, sniff, Base64Decoder, Sniff, MAX_COOKIE, MAX_HEAD};
     let Some((&first, rest)) = data.split_first() else {

@@ -208,6 +208,32 @@ fn with_prefix(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
 
 /// Client bytes for a whole server session against the fuzz source: the
 /// session id is the one the machine picks for the fuzz target's seed.
+/// Every fault parameter at once.
+const FAULTS_ALL: &str = "seed=7&drop=0.1&reorder=3&jitter_ms=20&stall=0.2:0.3&close_after=300p&ssrc_change=0.1&seq_jump=0.2&session_timeout=5&quirk=no_marker,no_session_timeout,no_content_base";
+
+/// A whole session whose URL asks for every fault (server_connection's
+/// format: byte 0 the options, byte 1 the chunk size, then the requests).
+fn faults_script() -> Vec<u8> {
+    let base = format!("rtsp://127.0.0.1:8554/clip.mp4?{FAULTS_ALL}");
+    let req = |cseq: u32, method: &str, uri: &str, extra: &str| {
+        format!("{method} {uri} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n").into_bytes()
+    };
+    [
+        vec![0x08, 0xff],
+        req(1, "OPTIONS", &base, ""),
+        req(2, "DESCRIBE", &base, "Accept: application/sdp\r\n"),
+        req(
+            3,
+            "SETUP",
+            "rtsp://127.0.0.1:8554/clip.mp4/trackID=0",
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+        ),
+        req(4, "PLAY", &base, ""),
+        req(5, "GET_PARAMETER", &base, ""),
+    ]
+    .concat()
+}
+
 fn server_script() -> Vec<u8> {
     let base = "rtsp://127.0.0.1:8554/clip.mp4";
     let mut conn = Connection::new(
@@ -711,6 +737,16 @@ a=control:trackID=1\r\n",
     );
     write("server_connection", "pcma", &with_prefix(&[0x01, 0xff], &script));
     write("server_connection", "not_found", &with_prefix(&[0x02, 0xff], &script));
+    write("server_connection", "av_faults", &faults_script());
+    // The camera simulator's queries.
+    write("faults", "all", FAULTS_ALL.as_bytes());
+    write("faults", "bad_drop", b"play_count=2&drop=1.5");
+    write("faults", "burst_dup", b"drop=0.2&burst=100&dup=1&seed=0");
+    write(
+        "faults",
+        "quirks",
+        b"quirk=wrong_cseq,no_get_parameter,no_public&seed=18446744073709551615",
+    );
     // A server taking a publisher: ANNOUNCE, two SETUPs, RECORD answered, a receiver report on the
     // RTCP channel, a keepalive answered, a request of the server's, TEARDOWN answered.
     let answers = [

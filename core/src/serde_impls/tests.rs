@@ -606,6 +606,23 @@ fn every_server_event_serializes_with_its_type() {
             user: Some("alice".into()),
             reason: crate::server::auth::Refusal::WrongPassword,
         },
+        ServerEvent::Fault {
+            session_id: "s".into(),
+            since_play: Some(ms(1500)),
+            fault: crate::server::FaultEvent::Drop {
+                track: 1,
+                seq: 7,
+                rtp_ts: 90_000,
+            },
+        },
+        ServerEvent::Fault {
+            session_id: "s".into(),
+            since_play: None,
+            fault: crate::server::FaultEvent::Quirk {
+                quirk: crate::server::Quirk::WrongCseq,
+                method: Method::Options,
+            },
+        },
         ServerEvent::Progress {
             session_id: "s".into(),
             path: "a.mp4".into(),
@@ -630,6 +647,7 @@ fn every_server_event_serializes_with_its_type() {
         ServerEvent::MulticastEnded { .. } => "multicast_ended",
         ServerEvent::Closed { .. } => "closed",
         ServerEvent::AuthFailed { .. } => "auth_failed",
+        ServerEvent::Fault { .. } => "fault",
         ServerEvent::Progress { .. } => "progress",
     };
     for e in &events {
@@ -655,6 +673,16 @@ fn every_server_event_serializes_with_its_type() {
         to_json(&events[10]),
         json!({"type": "auth_failed", "user": "alice",
                "reason": {"kind": "wrong_password", "message": "wrong password"}})
+    );
+    assert_eq!(
+        to_json(&events[11]),
+        json!({"type": "fault", "session_id": "s", "since_play_s": 1.5, "fault": "drop",
+               "track": 1, "seq": 7, "rtp_ts": 90000})
+    );
+    assert_eq!(
+        to_json(&events[12]),
+        json!({"type": "fault", "session_id": "s", "since_play_s": null, "fault": "quirk",
+               "quirk": "wrong_cseq", "method": "OPTIONS"})
     );
 }
 

@@ -191,6 +191,7 @@
 
 pub mod auth;
 mod clock;
+pub mod faults;
 mod multicast;
 pub mod path;
 pub mod publish;
@@ -217,6 +218,7 @@ use crate::source::MediaSource;
 
 pub use crate::udp::{PortRange, UdpSocketId};
 use clock::SplitMix64;
+pub use faults::{FaultError, FaultEvent, Faults, Quirk};
 pub use multicast::{
     GroupPool, GroupRange, MulticastEnd, MulticastInput, MulticastOutput, MulticastPosition, MulticastRequest,
     MulticastStream, MulticastTrack,
@@ -346,6 +348,9 @@ pub struct ServerConfig {
     /// keys never leave the process).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub auth: Option<Arc<auth::ServerAuth>>,
+    /// The seed of the camera simulator's faults for URLs without `seed=`
+    /// (default 0; `serve --seed`): see [`faults`].
+    pub fault_seed: u64,
     /// Report each session's progress ([`ServerEvent::Progress`]) this
     /// often while it exists, and once more when its connection closes
     /// (default `None`: never). For metrics (`serve --metrics`): counters
@@ -361,6 +366,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             session_timeout: Duration::from_secs(60),
+            fault_seed: 0,
             max_payload: 1400,
             limits: Limits::default(),
             server_name: concat!("rtsp-toolkit/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -450,6 +456,8 @@ pub enum CloseReason {
     WriteFailed(String),
     /// The server is shutting down.
     Shutdown,
+    /// The URL's `close_after=` fault closed it (see [`faults`]).
+    Fault,
 }
 
 impl fmt::Display for CloseReason {
@@ -465,6 +473,7 @@ impl fmt::Display for CloseReason {
             CloseReason::NotReading(d) => write!(f, "the client took no data for {d:?}"),
             CloseReason::WriteFailed(e) => write!(f, "write failed: {e}"),
             CloseReason::Shutdown => f.write_str("server shutting down"),
+            CloseReason::Fault => f.write_str("closed by the close_after fault"),
         }
     }
 }
@@ -678,6 +687,22 @@ pub enum ServerEvent {
         user: Option<String>,
         /// Why they were refused.
         reason: auth::Refusal,
+    },
+    /// The camera simulator did something to the session (a fault or quirk
+    /// its URL asked for, see [`faults`]): one event per fault done, so
+    /// that a test can compare what its client saw with what was done.
+    Fault {
+        /// The RTSP session id (the connection's, before SETUP).
+        session_id: String,
+        /// Since the session's first PLAY (`None` before it).
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "since_play_s", with = "crate::duration_secs::option")
+        )]
+        since_play: Option<Duration>,
+        /// What was done.
+        #[cfg_attr(feature = "serde", serde(flatten))]
+        fault: FaultEvent,
     },
     /// The connection is over; [`ServerOutput::Close`] follows.
     Closed {
@@ -998,6 +1023,10 @@ pub struct Connection {
     detached: bool,
     /// The multicast stream joined, once joined (for the connection's life).
     multicast: Option<Joined>,
+    /// The camera simulator's faults, when a URL asked for some.
+    faults: Option<faults::FaultRun>,
+    /// Why the last fault query was refused, for the 400's body.
+    fault_refusal: Option<String>,
     /// When the next [`ServerEvent::Progress`] is due (with a session and
     /// [`ServerConfig::progress_interval`]).
     progress_at: Option<Instant>,
@@ -1088,6 +1117,8 @@ impl Connection {
             drops: DropReport::default(),
             detached: false,
             multicast: None,
+            faults: None,
+            fault_refusal: None,
             progress_at: None,
             span,
         }
@@ -1118,6 +1149,9 @@ impl Connection {
     /// Tells the machine what happened at `now`; then drain
     /// [`poll_output`](Self::poll_output).
     pub fn handle_input(&mut self, now: Instant, input: ServerInput<'_>) {
+        if let Some(f) = self.faults.as_mut() {
+            f.set_now(now);
+        }
         match input {
             ServerInput::Data(data) => self.on_data(now, data),
             ServerInput::Eof => self.on_eof(now),
@@ -1210,7 +1244,7 @@ impl Connection {
         let _g = self.span.clone().entered();
         if now >= self.activity_deadline() {
             let reason = if self.session.is_some() {
-                CloseReason::SessionTimeout(self.config.session_timeout)
+                CloseReason::SessionTimeout(self.session_timeout())
             } else {
                 CloseReason::IdleTimeout(self.config.idle_timeout)
             };
@@ -1501,17 +1535,46 @@ impl Connection {
     }
 
     fn next_deadline(&self) -> Instant {
-        let at = self.activity_deadline();
-        let at = self.progress_at.map_or(at, |p| at.min(p));
-        match self.session.as_ref().and_then(Session::next_deadline) {
-            Some(media) => at.min(media),
+        let mut at = self.activity_deadline();
+        at = self.progress_at.map_or(at, |p| at.min(p));
+        let stall_end = self.faults.as_ref().and_then(faults::FaultRun::stall_end);
+        match (self.session.as_ref().and_then(Session::next_deadline), stall_end) {
+            // Stalled: nothing of the media before the stall's end.
+            (Some(media), Some(end)) => at = at.min(media.max(end)),
+            (Some(media), None) => at = at.min(media),
+            (None, _) => {}
+        }
+        match self.faults.as_ref().and_then(faults::FaultRun::next_deadline) {
+            Some(f) => at.min(f),
             None => at,
         }
     }
 
+    /// The session timeout in force: the URL's `session_timeout=`, else the
+    /// server's.
+    fn session_timeout(&self) -> Duration {
+        self.faults
+            .as_ref()
+            .and_then(|f| f.spec.session_timeout)
+            .unwrap_or(self.config.session_timeout)
+    }
+
+    /// Whether the URL asked for quirk `q`; if so, its event for `method`.
+    fn quirk(&mut self, q: Quirk, method: &Method) -> bool {
+        let Some(f) = self.faults.as_ref().filter(|f| f.spec.has(q)) else {
+            return false;
+        };
+        let event = f.event(FaultEvent::Quirk {
+            quirk: q,
+            method: method.clone(),
+        });
+        self.queue.push_back(event);
+        true
+    }
+
     fn activity_deadline(&self) -> Instant {
         let limit = if self.session.is_some() {
-            self.config.session_timeout
+            self.session_timeout()
         } else {
             self.config.idle_timeout
         };
@@ -1527,6 +1590,17 @@ impl Connection {
         if self.drops.due(now) {
             self.drops.last_event = Some(now);
             self.queue.extend(self.drops.take());
+        }
+        if let Some(f) = self.faults.as_mut() {
+            f.release_due(now, &mut self.queue);
+            if f.close_due(now) {
+                let event = f.close_event();
+                self.queue.push_back(event);
+                return self.close(now, CloseReason::Fault);
+            }
+            if f.stalled(now, &mut self.queue) {
+                return;
+            }
         }
         let ntp = self.ntp_at(now);
         let linger = self.config.linger_after_end;
@@ -1553,8 +1627,23 @@ impl Connection {
             datagrams: &mut self.queue,
             scratch: &mut self.datagram_buf,
             bytes: 0,
+            faults: self.faults.as_mut(),
         };
-        if let Some(f) = session.pump(now, ntp, &mut sink, &mut self.nals, linger) {
+        let finished = session.pump(now, ntp, &mut sink, &mut self.nals, linger);
+        if let Some(faults) = self.faults.as_mut() {
+            if faults.closing {
+                let event = faults.close_event();
+                self.queue.push_back(event);
+                return self.close(now, CloseReason::Fault);
+            }
+            if finished.is_some() {
+                faults.flush(&mut self.queue);
+            }
+        }
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        if let Some(f) = finished {
             tracing::debug!(loops = f.loops, packets = f.packets, "playback ended");
             self.queue.push_back(ServerOutput::Event(ServerEvent::PlaybackEnded {
                 session_id: session.id.clone(),

@@ -567,6 +567,7 @@ impl MulticastStream {
             datagrams: &mut self.queue,
             scratch: &mut self.datagram_buf,
             bytes: 0,
+            faults: None,
         };
         let finished = self.session.pump(now, ntp, &mut sink, &mut self.nals, Duration::ZERO);
         if let Some(f) = finished {
@@ -582,6 +583,7 @@ impl MulticastStream {
             datagrams: &mut self.queue,
             scratch: &mut self.datagram_buf,
             bytes: 0,
+            faults: None,
         };
         let finished = self.session.stop(now, ntp, &mut sink, Duration::ZERO);
         let (loops, packets, octets) = finished.map_or((0, 0, 0), |f| (f.loops, f.packets, f.octets));

@@ -15,6 +15,8 @@ use std::num::NonZeroU32;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use super::faults::{FaultError, Faults};
+
 /// How many times a presentation is played (`?play_count=N` in the URI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PlayCount {
@@ -95,6 +97,10 @@ pub struct Target {
     /// 1 to 16 ASCII letters and digits (anything else is ignored). Which
     /// names mean something is the file reader's business.
     pub codec: Option<String>,
+    /// The camera simulator's fault parameters of the query (`drop=`,
+    /// `quirk=`, ...: see [`super::faults`]): `Ok(None)` without any, an
+    /// error (answered 400 with its text) for a bad one.
+    pub faults: Result<Option<Faults>, FaultError>,
 }
 
 impl Target {
@@ -219,6 +225,7 @@ pub fn parse_target(uri: &str) -> Result<Target, TargetError> {
         .filter(|v| (1..=16).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric()))
         .map(|v| v.to_ascii_lowercase());
     let (path, track) = normalize_path(raw_path)?;
+    let faults = query.map_or(Ok(None), Faults::parse_query);
     Ok(Target {
         scheme,
         authority: authority.to_owned(),
@@ -226,6 +233,7 @@ pub fn parse_target(uri: &str) -> Result<Target, TargetError> {
         track,
         play_count,
         codec,
+        faults,
     })
 }
 

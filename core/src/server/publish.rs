@@ -698,6 +698,7 @@ impl Publisher {
             datagrams: &mut self.datagrams,
             scratch: &mut self.scratch,
             bytes: 0,
+            faults: None,
         };
         if let Some(f) = self.session.pump(now, ntp, &mut sink, &mut self.nals, Duration::ZERO) {
             self.loops = f.loops;
@@ -717,6 +718,7 @@ impl Publisher {
                     datagrams: &mut self.datagrams,
                     scratch: &mut self.scratch,
                     bytes: 0,
+                    faults: None,
                 };
                 if let Some(f) = self.session.stop(now, ntp, &mut sink, Duration::ZERO) {
                     // Stopped inside play-through `f.loops` (0-based): it counts.

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::auth::{ServerAuth, Verdict};
 use super::clock;
+use super::faults::{FaultRun, Faults, Quirk};
 use super::sdp_writer::{npt, session_description, Description};
 use super::stream::{Delivery, PlayFrom, Session, State, UdpDelivery};
 use super::{
@@ -70,7 +71,20 @@ impl Connection {
         }
         match req.method {
             Method::Options => {
-                let h = Headers::new().with("Public", PUBLIC);
+                // The first request a client sends: its URL's faults (valid
+                // ones; OPTIONS does not look at the URI otherwise) already
+                // apply to the answer.
+                if let Ok(Target {
+                    faults: Ok(Some(spec)), ..
+                }) = path::parse_target(&req.uri)
+                {
+                    self.set_faults(spec);
+                }
+                let h = if self.quirk(Quirk::NoPublic, &info.method) {
+                    Headers::new()
+                } else {
+                    Headers::new().with("Public", PUBLIC)
+                };
                 self.respond(now, &info, 200, h, Bytes::new());
             }
             Method::Describe => self.on_describe(now, req, info, found),
@@ -84,6 +98,9 @@ impl Connection {
                 self.close(now, CloseReason::Teardown);
             }
             Method::GetParameter | Method::SetParameter => {
+                if self.quirk(Quirk::NoGetParameter, &info.method) {
+                    return self.respond(now, &info, 501, Headers::new(), Bytes::new());
+                }
                 if self.session_header(&req) == SessionHeader::Unknown {
                     return self.ask_other_session(now, req, &info, false);
                 }
@@ -148,7 +165,15 @@ impl Connection {
     /// the DESCRIBE); the error is the status to answer with.
     fn target(&mut self, req: &Request) -> Result<Target, u16> {
         match path::parse_target(&req.uri) {
+            Ok(Target { faults: Err(e), .. }) => {
+                tracing::debug!(error = %e, "refused fault parameters");
+                self.fault_refusal = Some(e.to_string());
+                Err(400)
+            }
             Ok(mut t) => {
+                if let Ok(Some(spec)) = t.faults {
+                    self.set_faults(spec);
+                }
                 if let Some(pc) = t.play_count {
                     self.play_count = pc;
                 }
@@ -166,6 +191,21 @@ impl Connection {
                 })
             }
         }
+    }
+
+    /// Takes the fault parameters of a Request-URI (the camera simulator,
+    /// `super::faults`): before the first PLAY a later URL's replace an
+    /// earlier one's; once playing they stay as they are.
+    fn set_faults(&mut self, spec: Faults) {
+        if self.faults.as_ref().is_some_and(|f| f.spec == spec || f.has_played()) {
+            return;
+        }
+        self.faults = Some(FaultRun::new(
+            spec,
+            self.config.fault_seed,
+            &self.session_id,
+            self.last_activity,
+        ));
     }
 
     fn lookup(&mut self, path: String, request: Request) {
@@ -237,9 +277,10 @@ impl Connection {
             range_end: range_end(&source, self.play_count),
             backchannel: (self.config.backchannel && wants_backchannel(&req)).then_some(self.config.backchannel_codec),
         });
-        let h = Headers::new()
-            .with("Content-Type", "application/sdp")
-            .with("Content-Base", target.base_url());
+        let mut h = Headers::new().with("Content-Type", "application/sdp");
+        if !self.quirk(Quirk::NoContentBase, &info.method) {
+            h.push("Content-Base", target.base_url());
+        }
         self.described = Some((target.resource(), source));
         self.respond(now, &info, 200, h, Bytes::from(sdp));
     }
@@ -593,6 +634,9 @@ impl Connection {
         }
         self.respond(now, &info, 200, h, Bytes::new());
         self.queue.push_back(ServerOutput::Event(event));
+        if let Some(f) = self.faults.as_mut() {
+            f.played(now);
+        }
         self.pump(now);
     }
 
@@ -720,11 +764,13 @@ impl Connection {
     }
 
     /// `Session` for responses within the session (`;timeout=` on SETUP).
-    fn session_headers(&self, with_timeout: bool) -> Headers {
+    fn session_headers(&mut self, with_timeout: bool) -> Headers {
         let mut h = Headers::new();
+        let with_timeout =
+            with_timeout && self.session.is_some() && !self.quirk(Quirk::NoSessionTimeout, &Method::Setup);
         if let Some(s) = &self.session {
             if with_timeout {
-                let secs = self.config.session_timeout.as_secs().max(1);
+                let secs = self.session_timeout().as_secs().max(1);
                 h.push("Session", format!("{};timeout={secs}", s.id));
             } else {
                 h.push("Session", s.id.clone());
@@ -741,7 +787,17 @@ impl Connection {
 
     pub(super) fn respond(&mut self, now: Instant, info: &RequestInfo, status: u16, extra: Headers, body: Bytes) {
         let mut headers = Headers::new();
-        if let Some(cseq) = info.cseq {
+        let mut body = body;
+        if let Some(reason) = self.fault_refusal.take().filter(|_| status == 400) {
+            headers.push("Content-Type", "text/plain");
+            body = Bytes::from(reason);
+        }
+        if let Some(cseq) = info.cseq.filter(|_| !self.quirk(Quirk::NoCseq, &info.method)) {
+            let cseq = if self.quirk(Quirk::WrongCseq, &info.method) {
+                cseq.wrapping_add(1)
+            } else {
+                cseq
+            };
             headers.push("CSeq", cseq.to_string());
         }
         headers.push("Server", self.config.server_name.clone());

@@ -55,6 +55,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::clock::SplitMix64;
+use super::faults::{FaultRun, Verdict};
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
 use super::{MulticastTrack, ServerOutput, UdpSocketId};
@@ -104,6 +105,9 @@ pub(super) struct Sink<'a> {
     pub scratch: &'a mut BytesMut,
     /// Bytes put so far, both kinds (bounds one pump).
     pub bytes: usize,
+    /// The camera simulator's faults of a unicast session, if any (their
+    /// events go into `datagrams`, before the packets they concern).
+    pub faults: Option<&'a mut FaultRun>,
 }
 
 /// Scratch space reserved at once for datagrams, so that a frame's packets
@@ -161,6 +165,8 @@ impl Sink<'_> {
 /// Per-track RTP counters and identifiers.
 #[derive(Debug)]
 struct Rtp {
+    /// The track's index in the source (for the fault events).
+    track: usize,
     ssrc: u32,
     payload_type: u8,
     next_seq: u16,
@@ -171,6 +177,24 @@ struct Rtp {
 impl Rtp {
     /// Puts one RTP packet.
     fn put(&mut self, delivery: &Delivery, sink: &mut Sink<'_>, timestamp: u32, marker: bool, payload: &[u8]) {
+        let mut marker = marker;
+        if let Some(f) = sink.faults.as_deref_mut() {
+            let verdict = f.before_rtp(
+                self.track,
+                &mut self.ssrc,
+                &mut self.next_seq,
+                timestamp,
+                &mut marker,
+                sink.datagrams,
+            );
+            if verdict == Verdict::Drop {
+                // Sent, as far as the stream knows: lost on the way.
+                self.next_seq = self.next_seq.wrapping_add(1);
+                self.packets += 1;
+                self.octets += payload.len() as u64;
+                return;
+            }
+        }
         let header = RtpHeader {
             sequence_number: self.next_seq,
             timestamp,
@@ -178,10 +202,21 @@ impl Rtp {
             marker,
             payload_type: self.payload_type,
         };
-        sink.put(delivery, false, FIXED_HEADER_LEN + payload.len(), |out| {
-            header.write(out);
-            out.put_slice(payload);
-        });
+        let mut copies = 1;
+        if let Some(f) = sink.faults.as_deref_mut() {
+            if f.duplicate(self.track, self.next_seq, timestamp, sink.datagrams) {
+                copies = 2;
+            }
+        }
+        for _ in 0..copies {
+            sink.put(delivery, false, FIXED_HEADER_LEN + payload.len(), |out| {
+                header.write(out);
+                out.put_slice(payload);
+            });
+            if let (Delivery::Udp(_), Some(f)) = (delivery, sink.faults.as_deref_mut()) {
+                f.after_datagram(self.track, self.next_seq, timestamp, sink.datagrams);
+            }
+        }
         self.next_seq = self.next_seq.wrapping_add(1);
         self.packets += 1;
         self.octets += payload.len() as u64;
@@ -745,6 +780,7 @@ impl Session {
             ts_base,
             loop_ticks: ticks(self.source.duration, clock_rate, true),
             rtp: Rtp {
+                track: source_track,
                 ssrc,
                 payload_type: payload_type(&track.codec),
                 next_seq: first_seq,

@@ -3800,6 +3800,341 @@ fn a_request_after_the_end_restarts_the_linger() {
     assert_eq!(h.request(late + ms(2), "TEARDOWN", URL, &[]).status(), 200);
 }
 
+/// The camera simulator (`faults`): what each fault does to the wire, and
+/// that its events say exactly that.
+mod simulator {
+    use super::*;
+    use crate::server::faults::FaultEvent;
+
+    fn faults(all: &[Drained]) -> Vec<(Option<Duration>, FaultEvent)> {
+        all.iter()
+            .flat_map(|d| &d.events)
+            .filter_map(|e| match e {
+                ServerEvent::Fault { since_play, fault, .. } => Some((*since_play, fault.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What a session with `query` gave: the (track, sequence number
+    /// relative to the first) of each drop event, the drains, the RTP-Info.
+    type Run = (Vec<(usize, u16)>, Vec<Drained>, Vec<(String, u16, u32)>);
+
+    fn dropped_and_received(query: &str) -> Run {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.play(h.t0, &source, query);
+        let info = rtp_info(&d.responses[0]);
+        let until = h.t0 + Duration::from_secs(60);
+        let all = collect_until_close(&mut h, d, until);
+        let dropped = faults(&all)
+            .into_iter()
+            .filter_map(|(_, f)| match f {
+                FaultEvent::Drop { track, seq, .. } => Some((track, seq.wrapping_sub(info[track].1))),
+                _ => None,
+            })
+            .collect();
+        (dropped, all, info)
+    }
+
+    #[test]
+    fn drops_over_tcp_are_exactly_the_gaps_and_repeat_with_the_seed() {
+        let (dropped, all, info) = dropped_and_received("?drop=0.2&seed=3");
+        assert!(all.last().unwrap().closed);
+        assert!(dropped.len() > 3, "{dropped:?}");
+        for (track, channel) in [(0usize, 0u8), (1, 2)] {
+            let got: Vec<u16> = all
+                .iter()
+                .flat_map(|d| d.rtp(channel))
+                .map(|p| p.sequence_number.wrapping_sub(info[track].1))
+                .collect();
+            let lost: Vec<u16> = dropped.iter().filter(|(t, _)| *t == track).map(|(_, s)| *s).collect();
+            let mut every: Vec<u16> = got.iter().chain(&lost).copied().collect();
+            every.sort_unstable();
+            // Received and dropped make the whole sequence, once each.
+            assert_eq!(every, (0..every.len() as u16).collect::<Vec<_>>(), "track {track}");
+            assert!(got.iter().all(|s| !lost.contains(s)));
+        }
+        // The same seed drops the same packets; another seed others.
+        assert_eq!(dropped_and_received("?drop=0.2&seed=3").0, dropped);
+        assert_ne!(dropped_and_received("?drop=0.2&seed=4").0, dropped);
+    }
+
+    #[test]
+    fn a_bad_fault_parameter_is_400_with_the_reason() {
+        let mut h = Harness::new();
+        let d = h.request(h.t0, "DESCRIBE", &format!("{URL}?drop=7"), &[]);
+        assert_eq!(d.status(), 400);
+        assert!(d.lookups.is_empty());
+        let body = String::from_utf8_lossy(&d.response().body).into_owned();
+        assert!(body.contains("drop=7") && body.contains("0 to 1"), "{body}");
+        // The next request is not affected.
+        let d = h.request(h.t0, "OPTIONS", URL, &[]);
+        assert_eq!(d.status(), 200);
+        assert!(d.response().body.is_empty());
+    }
+
+    #[test]
+    fn quirks_change_the_answers_and_say_so() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let q = "?quirk=no_public,no_content_base,no_session_timeout,no_get_parameter";
+        let d = h.request(h.t0, "OPTIONS", &format!("{URL}{q}"), &[]);
+        assert_eq!(d.response().headers.get("Public"), None);
+        let d = h.describe(h.t0, &format!("{URL}{q}"), &source);
+        assert_eq!(d.status(), 200);
+        assert_eq!(d.response().headers.get("Content-Base"), None);
+        let d = h.setup(h.t0, 0, "0-1");
+        let session = d.response().headers.get("Session").unwrap();
+        assert!(!session.contains("timeout"), "{session}");
+        let d = h.request(h.t0, "GET_PARAMETER", URL, &[]);
+        assert_eq!(d.status(), 501);
+        let d2 = h.request(h.t0, "SET_PARAMETER", URL, &[]);
+        assert_eq!(d2.status(), 501);
+        let quirks: Vec<_> = faults(&[d, d2])
+            .into_iter()
+            .map(|(_, f)| match f {
+                FaultEvent::Quirk { quirk, method } => (quirk, method),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            quirks,
+            vec![
+                (Quirk::NoGetParameter, Method::GetParameter),
+                (Quirk::NoGetParameter, Method::SetParameter)
+            ]
+        );
+        // Without the quirks, the same connection's answers would have them:
+        // a fresh one shows the plain answers.
+        let mut plain = Harness::new();
+        let d = plain.request(plain.t0, "OPTIONS", URL, &[]);
+        assert!(d.response().headers.get("Public").is_some());
+    }
+
+    #[test]
+    fn wrong_cseq_answers_with_the_next_one() {
+        let mut h = Harness::new();
+        let d = h.input(
+            h.t0,
+            format!("OPTIONS {URL}?quirk=wrong_cseq RTSP/1.0\r\nCSeq: 7\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(d.response().headers.cseq(), Some(8));
+        assert!(matches!(
+            faults(&[d]).as_slice(),
+            [(
+                None,
+                FaultEvent::Quirk {
+                    quirk: Quirk::WrongCseq,
+                    ..
+                }
+            )]
+        ));
+    }
+
+    #[test]
+    fn no_cseq_answers_without_one() {
+        let mut h = Harness::new();
+        let d = h.input(
+            h.t0,
+            format!("OPTIONS {URL}?quirk=no_cseq RTSP/1.0\r\nCSeq: 7\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(d.response().status, 200);
+        assert_eq!(d.response().headers.get("CSeq"), None);
+        assert!(matches!(
+            faults(&[d]).as_slice(),
+            [(
+                None,
+                FaultEvent::Quirk {
+                    quirk: Quirk::NoCseq,
+                    ..
+                }
+            )]
+        ));
+    }
+
+    #[test]
+    fn a_stall_sends_nothing_for_its_length_then_the_backlog() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let start = h.t0;
+        let d = h.play(start, &source, "?play_count=3&stall=0.3:1");
+        let steps = follow(&mut h, d, start + Duration::from_secs(30));
+        let (stall_from, stall_to) = (start + ms(300), start + ms(1300));
+        let sent_at: Vec<Instant> = steps
+            .iter()
+            .filter(|(_, d)| !d.frames.is_empty())
+            .map(|(at, _)| *at)
+            .collect();
+        assert!(sent_at.iter().all(|t| *t < stall_from || *t >= stall_to), "{sent_at:?}");
+        assert!(
+            sent_at.contains(&stall_to),
+            "the backlog goes out at the end of the stall"
+        );
+        let all: Vec<Drained> = steps.into_iter().map(|(_, d)| d).collect();
+        let stalls = faults(&all);
+        assert!(
+            matches!(stalls.as_slice(), [(Some(at), FaultEvent::Stall { length })] if *at >= ms(300) && *length == ms(1000))
+        );
+        // Nothing is lost.
+        let frames = all.iter().flat_map(|d| d.rtp(0)).filter(|p| p.marker).count();
+        assert_eq!(frames, 3 * source.samples.iter().filter(|s| s.track == 0).count());
+    }
+
+    #[test]
+    fn close_after_closes_without_bye() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let start = h.t0;
+        let d = h.play(start, &source, "?play_count=0&close_after=0.5");
+        let all = collect_until_close(&mut h, d, start + Duration::from_secs(30));
+        let last = all.last().unwrap();
+        assert!(last.closed);
+        assert!(last
+            .events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Closed { reason: CloseReason::Fault, elapsed } if *elapsed == ms(500))));
+        assert!(!all
+            .iter()
+            .flat_map(|d| d.rtcp(1))
+            .any(|c| c.iter().any(|p| matches!(p, RtcpPacket::Bye(_)))));
+        let sent = all.iter().map(|d| d.rtp(0).len() + d.rtp(2).len()).sum::<usize>() as u64;
+        assert!(matches!(faults(&all).as_slice(), [(Some(_), FaultEvent::Close { packets })] if *packets == sent));
+        // By packets: exactly that many go out.
+        let mut h = Harness::new();
+        let d = h.play(h.t0, &source, "?close_after=5p");
+        let until = h.t0 + Duration::from_secs(30);
+        let all = collect_until_close(&mut h, d, until);
+        assert_eq!(all.iter().map(|d| d.rtp(0).len() + d.rtp(2).len()).sum::<usize>(), 5);
+        assert!(all.last().unwrap().closed);
+    }
+
+    #[test]
+    fn ssrc_change_seq_jump_and_no_marker() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.play(
+            h.t0,
+            &source,
+            "?play_count=3&ssrc_change=0.5&seq_jump=0.5&quirk=no_marker",
+        );
+        let info = rtp_info(&d.responses[0]);
+        let until = h.t0 + Duration::from_secs(60);
+        let all = collect_until_close(&mut h, d, until);
+        let video: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(0)).collect();
+        assert!(video.iter().all(|p| !p.marker));
+        let changes = faults(&all);
+        let (from, to) = changes
+            .iter()
+            .find_map(|(_, f)| match f {
+                FaultEvent::SsrcChange { track: 0, from, to } => Some((*from, *to)),
+                _ => None,
+            })
+            .unwrap();
+        let (seq_from, seq_to) = changes
+            .iter()
+            .find_map(|(_, f)| match f {
+                FaultEvent::SeqJump { track: 0, from, to } => Some((*from, *to)),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(seq_to, seq_from.wrapping_add(crate::server::faults::SEQ_JUMP));
+        let at = video.iter().position(|p| p.ssrc == to).unwrap();
+        assert!(at > 0 && video[..at].iter().all(|p| p.ssrc == from) && video[at..].iter().all(|p| p.ssrc == to));
+        assert_eq!(video[at].sequence_number, seq_to);
+        assert_eq!(video[at - 1].sequence_number, seq_from.wrapping_sub(1));
+        assert_eq!(video[0].sequence_number, info[0].1);
+    }
+
+    #[test]
+    fn jitter_and_reorder_over_udp_deliver_every_packet_once() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.play_udp(h.t0, &source, "?jitter_ms=30&reorder=2&seed=5");
+        let info = rtp_info(&d.responses[0]);
+        let until = h.t0 + Duration::from_secs(60);
+        let all = collect_until_close(&mut h, d, until);
+        let seqs: Vec<u16> = all
+            .iter()
+            .flat_map(|d| &d.datagrams)
+            .filter(|(s, _, _)| s.pair == 0 && !s.rtcp)
+            .map(|(_, _, b)| {
+                RtpPacket::parse(b.clone())
+                    .unwrap()
+                    .sequence_number
+                    .wrapping_sub(info[0].1)
+            })
+            .collect();
+        let mut sorted = seqs.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..seqs.len() as u16).collect::<Vec<_>>());
+        assert_ne!(seqs, sorted, "some packets overtook others");
+        let events = faults(&all);
+        assert!(events
+            .iter()
+            .any(|(_, f)| matches!(f, FaultEvent::Reorder { depth: 2, .. })));
+        assert!(events
+            .iter()
+            .any(|(_, f)| matches!(f, FaultEvent::Delay { delay_ms, .. } if *delay_ms <= 30)));
+    }
+}
+
+mod simulator_dup {
+    use super::*;
+    use crate::server::faults::FaultEvent;
+
+    #[test]
+    fn duplicates_go_out_twice_and_bursts_drop_in_a_row() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.play(h.t0, &source, "?play_count=5&dup=0.1&drop=0.05&burst=3&seed=9");
+        let info = rtp_info(&d.responses[0]);
+        let until = h.t0 + Duration::from_secs(60);
+        let all = collect_until_close(&mut h, d, until);
+        let events: Vec<FaultEvent> = all
+            .iter()
+            .flat_map(|d| &d.events)
+            .filter_map(|e| match e {
+                ServerEvent::Fault { fault, .. } => Some(fault.clone()),
+                _ => None,
+            })
+            .collect();
+        let seqs: Vec<u16> = all
+            .iter()
+            .flat_map(|d| d.rtp(0))
+            .map(|p| p.sequence_number.wrapping_sub(info[0].1))
+            .collect();
+        let duplicated: Vec<u16> = events
+            .iter()
+            .filter_map(|f| match f {
+                FaultEvent::Duplicate { track: 0, seq, .. } => Some(seq.wrapping_sub(info[0].1)),
+                _ => None,
+            })
+            .collect();
+        let dropped: Vec<u16> = events
+            .iter()
+            .filter_map(|f| match f {
+                FaultEvent::Drop { track: 0, seq, .. } => Some(seq.wrapping_sub(info[0].1)),
+                _ => None,
+            })
+            .collect();
+        assert!(!duplicated.is_empty() && !dropped.is_empty());
+        // Each duplicated packet comes twice in a row; dropped ones never.
+        for s in &duplicated {
+            let at = seqs.iter().position(|x| x == s).unwrap();
+            assert_eq!(seqs[at + 1], *s);
+        }
+        assert!(dropped.iter().all(|s| !seqs.contains(s)));
+        let mut unique = seqs.clone();
+        unique.dedup();
+        assert_eq!(seqs.len(), unique.len() + duplicated.len());
+        assert_eq!(
+            unique.len() + dropped.len(),
+            usize::from(*unique.iter().chain(&dropped).max().unwrap()) + 1
+        );
+    }
+}
+
 #[test]
 fn progress_reports_the_totals_every_interval_and_once_more_before_closed() {
     let source = Arc::new(synthetic_source());

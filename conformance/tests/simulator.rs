@@ -1,0 +1,394 @@
+//! The camera simulator (docs/SIMULATOR.md) against our client on every
+//! runtime (tokio, smol, blocking) at once, served by the smol server (the
+//! CLI's tests use the tokio one): what each client reported is compared
+//! with the faults the server says it did (`ServerEvent::Fault`, through the
+//! server's event hook).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rtsp_toolkit_conformance::runtimes::{self, Control, Run, Runtime};
+use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
+use rtsp_toolkit_core::client::{ClientOptions, Event, Transport, Warning};
+use rtsp_toolkit_core::message::Method;
+use rtsp_toolkit_core::server::{FaultEvent, Quirk, ServerEvent};
+use rtsp_toolkit_media::serving::{EventHook, ServerOptions};
+
+/// Bound on one session (the fixture plays for 5 s).
+const LIMIT: Duration = Duration::from_secs(30);
+
+type Seen = Arc<Mutex<Vec<ServerEvent>>>;
+
+fn server() -> (TestServer, Seen) {
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let theirs = seen.clone();
+    let options = ServerOptions {
+        events: Some(EventHook::new(move |_, e: &ServerEvent| {
+            theirs.lock().unwrap().push(e.clone())
+        })),
+        ..ServerOptions::default()
+    };
+    (
+        TestServer::with_options(ServerRuntime::Smol, rtsp_toolkit_conformance::media_dir(), options),
+        seen,
+    )
+}
+
+fn run_all(url: &str, transport: Transport) -> Vec<Run> {
+    runtimes::at_once(|runtime| {
+        let mut opts = ClientOptions::default();
+        opts.transport = transport;
+        runtimes::run(runtime, url, opts, Control::within(LIMIT))
+    })
+}
+
+/// (video frames, audio frames) of a session of the fixture.
+fn frames(events: &[Event]) -> (usize, usize) {
+    let video = events.iter().filter(|e| matches!(e, Event::Video(_))).count();
+    let audio = events.iter().filter(|e| matches!(e, Event::Audio(_))).count();
+    (video, audio)
+}
+
+fn lost(events: &[Event], track: usize) -> u64 {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Loss(l) if l.track == track => Some(u64::from(l.lost)),
+            _ => None,
+        })
+        .sum()
+}
+
+fn clean_end(run: &Run) {
+    match run.events.last() {
+        Some(Event::Closed(c)) => assert!(c.error.is_none(), "{}: {:?}", run.runtime.name(), c.error),
+        other => panic!("{}: the last event is {other:?}", run.runtime.name()),
+    }
+}
+
+/// The session id the SETUP answers gave.
+fn session_id(run: &Run) -> String {
+    run.events
+        .iter()
+        .find_map(|e| match e {
+            Event::Method(m) if m.method == Method::Setup => m.headers.get("Session"),
+            _ => None,
+        })
+        .and_then(|s| s.split(';').next())
+        .expect("a SETUP answer with a Session")
+        .trim()
+        .to_owned()
+}
+
+/// The faults done to each session: session id → its fault events.
+fn faults_by_session(seen: &Seen) -> HashMap<String, Vec<FaultEvent>> {
+    let mut by = HashMap::<String, Vec<FaultEvent>>::new();
+    for e in seen.lock().unwrap().iter() {
+        if let ServerEvent::Fault { session_id, fault, .. } = e {
+            by.entry(session_id.clone()).or_default().push(fault.clone());
+        }
+    }
+    by
+}
+
+fn whole_stream(server: &TestServer) -> (usize, usize) {
+    let clean = run_all(&server.url("h264_aac.mp4"), Transport::Tcp);
+    clean.iter().for_each(clean_end);
+    let expected = frames(&clean[0].events);
+    for run in &clean {
+        assert_eq!(frames(&run.events), expected, "{}", run.runtime.name());
+    }
+    expected
+}
+
+#[test]
+fn every_runtime_loses_exactly_the_frames_the_drops_destroyed() {
+    let (server, seen) = server();
+    let (video, audio) = whole_stream(&server);
+    for transport in [Transport::Tcp, Transport::Udp] {
+        seen.lock().unwrap().clear();
+        let runs = run_all(&server.url("h264_aac.mp4?drop=0.03&seed=11"), transport);
+        let faults = faults_by_session(&seen);
+        assert_eq!(faults.len(), Runtime::ALL.len(), "{faults:?}");
+        for run in &runs {
+            clean_end(run);
+            let name = run.runtime.name();
+            let done = &faults[&session_id(run)];
+            let drops: Vec<(usize, u32)> = done
+                .iter()
+                .map(|f| match f {
+                    FaultEvent::Drop { track, rtp_ts, .. } => (*track, *rtp_ts),
+                    other => panic!("{name}: only drops were asked for: {other:?}"),
+                })
+                .collect();
+            assert!(drops.len() >= 5, "{name}: {drops:?}");
+            let destroyed = |track: usize| {
+                drops
+                    .iter()
+                    .filter(|(t, _)| *t == track)
+                    .map(|(_, ts)| *ts)
+                    .collect::<HashSet<u32>>()
+                    .len()
+            };
+            assert_eq!(
+                frames(&run.events),
+                (video - destroyed(0), audio - destroyed(1)),
+                "{name} over {transport:?}: frames lost = frames the drops destroyed"
+            );
+            for track in [0, 1] {
+                let dropped = drops.iter().filter(|(t, _)| *t == track).count() as u64;
+                assert_eq!(
+                    lost(&run.events, track),
+                    dropped,
+                    "{name} over {transport:?}, track {track}"
+                );
+            }
+        }
+    }
+}
+
+/// A camera that answers with the wrong CSeq and refuses the GET_PARAMETER it
+/// advertises (retina#133): every runtime warns once per answer, falls back
+/// to OPTIONS keepalives and plays the whole stream.
+#[test]
+fn every_runtime_survives_wrong_cseq_and_a_refused_get_parameter() {
+    let (server, seen) = server();
+    let (video, audio) = whole_stream(&server);
+    seen.lock().unwrap().clear();
+    let runs = run_all(
+        &server.url("h264_aac.mp4?quirk=wrong_cseq,no_get_parameter&session_timeout=2"),
+        Transport::Tcp,
+    );
+    let faults = faults_by_session(&seen);
+    for run in &runs {
+        clean_end(run);
+        let name = run.runtime.name();
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        let done = &faults[&session_id(run)];
+        let quirks = |q: Quirk| {
+            done.iter()
+                .filter(|f| matches!(f, FaultEvent::Quirk { quirk, .. } if *quirk == q))
+                .count()
+        };
+        assert_eq!(quirks(Quirk::NoGetParameter), 1, "{name}: {done:?}");
+        let warnings: Vec<&Warning> = run
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Warning(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        let mismatches = warnings
+            .iter()
+            .filter(|w| matches!(w, Warning::CseqMismatch { expected, got: Some(got), .. } if *got == expected + 1))
+            .count();
+        // Every answer but the TEARDOWN's, which may come after the session
+        // stopped reading.
+        let answered = quirks(Quirk::WrongCseq);
+        assert!(
+            mismatches == answered || mismatches + 1 == answered,
+            "{name}: {mismatches} warnings, {answered} wrong answers"
+        );
+        let refused: Vec<&&Warning> = warnings
+            .iter()
+            .filter(|w| matches!(w, Warning::KeepaliveFailed { .. }))
+            .collect();
+        assert!(
+            matches!(
+                refused.as_slice(),
+                [Warning::KeepaliveFailed {
+                    method: Method::GetParameter,
+                    status: 501,
+                    fallback: Some(Method::Options)
+                }]
+            ),
+            "{name}: {refused:?}"
+        );
+        assert_eq!(warnings.len(), mismatches + 1, "{name}: {warnings:?}");
+    }
+}
+
+/// Runs `cmd` for at most `limit` (killed after it); its stdout and stderr.
+fn run_bounded(mut cmd: std::process::Command, limit: Duration) -> String {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tool runs");
+    let read = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            let _ = r.read_to_string(&mut out);
+            out
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the tool did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    out.join().unwrap() + &err.join().unwrap()
+}
+
+/// GStreamer's rtspsrc sees the drops too: it loses exactly the frames the
+/// drops destroyed, as ours does (and plays to our BYE).
+#[test]
+fn gstreamer_loses_exactly_the_frames_the_drops_destroyed() {
+    let (server, seen) = server();
+    let mut c = std::process::Command::new("gst-launch-1.0");
+    let pipeline = format!(
+        "rtspsrc location={} protocols=tcp name=s s. ! rtph264depay ! h264parse ! fakesink silent=false",
+        server.url("h264_aac.mp4?drop=0.03&seed=11")
+    );
+    c.arg("-v").args(pipeline.split(' '));
+    let out = run_bounded(c, LIMIT);
+    let faults = faults_by_session(&seen);
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    let destroyed = faults
+        .values()
+        .flatten()
+        .filter_map(|f| match f {
+            FaultEvent::Drop { track: 0, rtp_ts, .. } => Some(*rtp_ts),
+            _ => None,
+        })
+        .collect::<HashSet<u32>>()
+        .len();
+    assert!(destroyed > 0);
+    // The fixture's 125 frames (conformance's FFPROBE_COUNTS).
+    assert_eq!(
+        rtsp_toolkit_conformance::peers::gst_fakesink_frames(&out),
+        125 - destroyed
+    );
+    assert!(out.contains("Got EOS"), "no EOS:\n{out}");
+}
+
+fn max_video_gap(events: &[Event]) -> Duration {
+    let ticks: Vec<Duration> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Video(v) => Some(v.recv_tick),
+            _ => None,
+        })
+        .collect();
+    ticks
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .max()
+        .unwrap_or_default()
+}
+
+/// The other faults and quirks on every runtime (one after the other: the
+/// timing ones must not share the machine with the rest).
+#[test]
+fn every_runtime_takes_the_other_faults_and_quirks() {
+    let (server, seen) = server();
+    let (video, audio) = whole_stream(&server);
+
+    // A stall: a gap in arrival as long as the stall, nothing lost.
+    for run in run_all(&server.url("h264_aac.mp4?stall=1:2"), Transport::Tcp) {
+        let name = run.runtime.name();
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        let gap = max_video_gap(&run.events);
+        assert!(
+            gap >= Duration::from_millis(1900) && gap < Duration::from_secs(3),
+            "{name}: {gap:?}"
+        );
+    }
+
+    // A close: a connection error after exactly the packets the server sent.
+    seen.lock().unwrap().clear();
+    let runs = run_all(&server.url("h264_aac.mp4?close_after=1.5"), Transport::Tcp);
+    let faults = faults_by_session(&seen);
+    for run in &runs {
+        let name = run.runtime.name();
+        match run.events.last() {
+            Some(Event::Closed(c)) => assert!(
+                matches!(c.error, Some(rtsp_toolkit_core::Error::Connection(_))),
+                "{name}: {c:?}"
+            ),
+            other => panic!("{name}: {other:?}"),
+        }
+        let rtp = run.events.iter().filter(|e| matches!(e, Event::Rtp(_))).count() as u64;
+        assert!(
+            matches!(faults[&session_id(run)].as_slice(), [FaultEvent::Close { packets }] if *packets == rtp),
+            "{name}: {rtp} packets received, {:?}",
+            faults[&session_id(run)]
+        );
+    }
+
+    // A new SSRC and a sequence restart: taken without loss.
+    for run in run_all(&server.url("h264_aac.mp4?ssrc_change=2&seq_jump=3"), Transport::Tcp) {
+        let name = run.runtime.name();
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        assert_eq!((lost(&run.events, 0), lost(&run.events, 1)), (0, 0), "{name}");
+    }
+
+    // No Content-Base and no Public: OPTIONS keepalives, no warning; no
+    // timeout announced: the default 60 s, so no keepalive at all in 5 s.
+    for (query, keepalive) in [
+        (
+            "h264_aac.mp4?quirk=no_content_base,no_public&session_timeout=2",
+            Method::Options,
+        ),
+        ("h264_aac.mp4?quirk=no_session_timeout", Method::Teardown),
+    ] {
+        for run in run_all(&server.url(query), Transport::Tcp) {
+            let name = run.runtime.name();
+            clean_end(&run);
+            assert_eq!(frames(&run.events), (video, audio), "{name} {query}");
+            assert!(!run.events.iter().any(|e| matches!(e, Event::Warning(_))), "{name}");
+            let methods: Vec<&Method> = run
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Method(m) => Some(&m.method),
+                    _ => None,
+                })
+                .collect();
+            let play = methods.iter().position(|m| **m == Method::Play).unwrap();
+            let after: Vec<&&Method> = methods[play + 1..]
+                .iter()
+                .filter(|m| ***m != Method::Teardown)
+                .collect();
+            if keepalive == Method::Teardown {
+                assert!(after.is_empty(), "{name} {query}: {methods:?}");
+            } else {
+                assert!(
+                    after.len() >= 3 && after.iter().all(|m| ***m == keepalive),
+                    "{name} {query}: {methods:?}"
+                );
+            }
+        }
+    }
+
+    // No marker: every frame but the last, which nothing ends.
+    for run in run_all(&server.url("h264_aac.mp4?quirk=no_marker"), Transport::Tcp) {
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video - 1, audio), "{}", run.runtime.name());
+    }
+
+    // Reordered and delayed within the reorder window: nothing lost.
+    for run in run_all(
+        &server.url("h264_aac.mp4?reorder=1&jitter_ms=30&seed=2"),
+        Transport::Udp,
+    ) {
+        let name = run.runtime.name();
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        assert_eq!((lost(&run.events, 0), lost(&run.events, 1)), (0, 0), "{name}");
+    }
+}

@@ -1,0 +1,1004 @@
+//! The camera simulator: faults and quirks a session asks for in its URL.
+//!
+//! `rtsp://host/clip.mp4?drop=0.05&seed=7&quirk=wrong_cseq` plays the file
+//! as a camera on a bad network would: [`Faults::parse_query`] reads the
+//! query (total: any text gives a [`Faults`] or a [`FaultError`] that the
+//! server answers `400` with, never a panic), and the connection applies it
+//! to its session: packets dropped, held back or delayed, a stall, an early
+//! close, a changed SSRC or sequence number, and protocol quirks of real
+//! cameras in the answers. Every fault done is reported as a
+//! [`ServerEvent::Fault`], so that a test can
+//! compare what its client saw with what was done.
+//!
+//! Everything is drawn from one SplitMix64 generator seeded with `seed=N` (or the
+//! server's [`ServerConfig::fault_seed`](super::ServerConfig::fault_seed)),
+//! in packet order, and timed from the instants the runtime hands in: the
+//! same inputs give the same faults (`docs/ARCHITECTURE.md`, "The loop").
+//! What each fault and quirk reproduces, and where real cameras were seen
+//! doing it, is in `docs/SIMULATOR.md`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use percent_encoding::percent_decode_str;
+
+use super::clock::SplitMix64;
+use super::{ServerEvent, ServerOutput};
+use crate::message::Method;
+
+/// A protocol or stream quirk of real cameras (`quirk=NAME[,NAME...]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Quirk {
+    /// Every response carries the request's `CSeq` plus one.
+    WrongCseq,
+    /// No response carries a `CSeq`.
+    NoCseq,
+    /// `GET_PARAMETER` and `SET_PARAMETER` are answered `501`, though
+    /// `Public` lists them: the client must keep the session alive otherwise
+    /// (OPTIONS).
+    NoGetParameter,
+    /// `Session` never has `;timeout=`.
+    NoSessionTimeout,
+    /// DESCRIBE has no `Content-Base`: the SDP's relative `a=control` is
+    /// resolved against the request URL.
+    NoContentBase,
+    /// OPTIONS has no `Public`.
+    NoPublic,
+    /// No RTP packet has the marker bit set.
+    NoMarker,
+}
+
+impl Quirk {
+    /// Every quirk, in the order `serve --list-profiles` prints them.
+    pub const ALL: [Quirk; 7] = [
+        Quirk::WrongCseq,
+        Quirk::NoCseq,
+        Quirk::NoGetParameter,
+        Quirk::NoSessionTimeout,
+        Quirk::NoContentBase,
+        Quirk::NoPublic,
+        Quirk::NoMarker,
+    ];
+
+    /// Its name in `quirk=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quirk::WrongCseq => "wrong_cseq",
+            Quirk::NoCseq => "no_cseq",
+            Quirk::NoGetParameter => "no_get_parameter",
+            Quirk::NoSessionTimeout => "no_session_timeout",
+            Quirk::NoContentBase => "no_content_base",
+            Quirk::NoPublic => "no_public",
+            Quirk::NoMarker => "no_marker",
+        }
+    }
+
+    /// One line about what it does.
+    pub fn description(self) -> &'static str {
+        match self {
+            Quirk::WrongCseq => "every response's CSeq is the request's plus one",
+            Quirk::NoCseq => "no response has a CSeq",
+            Quirk::NoGetParameter => {
+                "GET_PARAMETER and SET_PARAMETER answered 501 though Public lists them (keepalive must fall back to OPTIONS)"
+            }
+            Quirk::NoSessionTimeout => "the Session header never has ;timeout= (the client must assume 60 s)",
+            Quirk::NoContentBase => "DESCRIBE without Content-Base (relative a=control against the request URL)",
+            Quirk::NoPublic => "OPTIONS without a Public header",
+            Quirk::NoMarker => "the RTP marker bit is never set (frames end only when the timestamp changes)",
+        }
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+
+    fn from_name(name: &str) -> Option<Quirk> {
+        Quirk::ALL.into_iter().find(|q| q.name().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for Quirk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of [`Quirk`]s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Quirks(u32);
+
+impl Quirks {
+    /// Whether `q` is in the set.
+    pub fn contains(self, q: Quirk) -> bool {
+        self.0 & q.bit() != 0
+    }
+
+    /// Adds `q`.
+    pub fn insert(&mut self, q: Quirk) {
+        self.0 |= q.bit();
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// When a connection is closed by `close_after=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseAfter {
+    /// This long after PLAY (`close_after=S`, seconds).
+    Time(Duration),
+    /// Once this many RTP packets went out (`close_after=Np`).
+    Packets(u64),
+}
+
+/// What a URL's query asks of its session. See the [module docs](self) and
+/// [`FAULTS`] for the names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Faults {
+    /// `seed=N`: the generator's seed (else the server's).
+    pub seed: Option<u64>,
+    /// `drop=RATE`: the share of RTP packets not sent, in millionths.
+    pub drop_ppm: u32,
+    /// `burst=N`: each drop takes this many packets in a row (1 to 100;
+    /// default 1), whatever their tracks, as a burst of loss on a link does.
+    pub burst: u16,
+    /// `dup=RATE`: the share of RTP packets sent twice, in millionths.
+    pub dup_ppm: u32,
+    /// `reorder=DEPTH`: one RTP packet in [`REORDER_ONE_IN`] is sent after
+    /// the `DEPTH` packets of its track that follow it (UDP only).
+    pub reorder: u16,
+    /// `jitter_ms=MS`: each RTP datagram leaves up to this much later than
+    /// due, uniformly (UDP only; later packets may overtake earlier ones).
+    pub jitter: Duration,
+    /// `stall=AFTER_S:FOR_S`: nothing (RTP or RTCP) is sent from `AFTER_S`
+    /// after PLAY for `FOR_S`; then what fell due goes out at once (up to
+    /// `max_lag`), as from a camera whose encoder or network froze.
+    pub stall: Option<(Duration, Duration)>,
+    /// `close_after=S` or `close_after=Np`: the connection is closed, without
+    /// a BYE or a TEARDOWN answer.
+    pub close_after: Option<CloseAfter>,
+    /// `ssrc_change=S`: every track's SSRC changes once, `S` after PLAY.
+    pub ssrc_change: Option<Duration>,
+    /// `seq_jump=S`: every track's sequence number jumps by [`SEQ_JUMP`],
+    /// once, `S` after PLAY.
+    pub seq_jump: Option<Duration>,
+    /// `session_timeout=S`: the session timeout announced and enforced for
+    /// this connection (else the server's).
+    pub session_timeout: Option<Duration>,
+    /// `quirk=NAME[,NAME...]`.
+    pub quirks: Quirks,
+}
+
+/// `reorder=`: one packet in this many is held back.
+pub const REORDER_ONE_IN: u64 = 10;
+/// `seq_jump=`: how far the sequence numbers jump (beyond RFC 3550's
+/// `MAX_DROPOUT` of 3000, so a receiver sees a restart, not a loss).
+pub const SEQ_JUMP: u16 = 20_000;
+
+/// Every fault parameter: (name, value syntax, one line about it), for
+/// `serve --list-profiles` and the docs.
+pub const FAULTS: &[(&str, &str, &str)] = &[
+    (
+        "seed",
+        "N",
+        "seed of the fault generator (default: serve --seed, 0): the same seed drops the same packets",
+    ),
+    (
+        "drop",
+        "RATE",
+        "share of RTP packets not sent, 0 to 1 (over TCP too: a gap in the sequence numbers)",
+    ),
+    (
+        "burst",
+        "N",
+        "each drop takes N packets in a row (1-100, default 1), as a burst of loss does",
+    ),
+    ("dup", "RATE", "share of RTP packets sent twice, 0 to 1 (over TCP too)"),
+    (
+        "reorder",
+        "DEPTH",
+        "UDP: one RTP packet in 10 sent after the DEPTH (1-64) packets that follow it",
+    ),
+    (
+        "jitter_ms",
+        "MS",
+        "UDP: each RTP packet delayed by 0 to MS ms (0-10000), later ones may overtake it",
+    ),
+    (
+        "stall",
+        "AFTER_S:FOR_S",
+        "send nothing from AFTER_S after PLAY for FOR_S seconds, then the backlog at once",
+    ),
+    (
+        "close_after",
+        "S | Np",
+        "close the connection S seconds after PLAY, or after N RTP packets (no BYE)",
+    ),
+    ("ssrc_change", "S", "every track's SSRC changes S seconds after PLAY"),
+    (
+        "seq_jump",
+        "S",
+        "every track's sequence number jumps by 20000 S seconds after PLAY",
+    ),
+    (
+        "session_timeout",
+        "S",
+        "session timeout announced and enforced for this session (1-3600 s)",
+    ),
+    (
+        "quirk",
+        "NAME[,NAME...]",
+        "protocol and stream quirks of real cameras (below)",
+    ),
+];
+
+/// Why a query's fault parameters were refused: the server answers `400`
+/// with this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad fault parameter {param}={value}: {reason}")]
+pub struct FaultError {
+    /// The parameter's name.
+    pub param: &'static str,
+    /// Its value, cut at 64 characters.
+    pub value: String,
+    /// What was expected.
+    pub reason: &'static str,
+}
+
+/// Longest `seconds` value accepted (a day).
+const MAX_SECONDS: f64 = 86_400.0;
+/// Most quirks in one `quirk=`.
+const MAX_QUIRK_NAMES: usize = 16;
+
+impl Faults {
+    /// The fault parameters of a URL query (the text after `?`, not
+    /// percent-decoded yet). `Ok(None)` when it has none; other parameters
+    /// (`play_count`, `codec`, anything unknown) are left alone. A parameter
+    /// given twice takes its last value.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rtsp_toolkit_core::server::faults::{Faults, Quirk};
+    /// let f = Faults::parse_query("play_count=2&drop=0.05&stall=3:1.5&quirk=wrong_cseq,no_public").unwrap().unwrap();
+    /// assert_eq!(f.drop_ppm, 50_000);
+    /// assert_eq!(f.stall, Some((Duration::from_secs(3), Duration::from_millis(1500))));
+    /// assert!(f.quirks.contains(Quirk::WrongCseq) && f.quirks.contains(Quirk::NoPublic));
+    /// assert!(Faults::parse_query("drop=2").is_err());
+    /// assert_eq!(Faults::parse_query("play_count=2"), Ok(None));
+    /// ```
+    pub fn parse_query(query: &str) -> Result<Option<Faults>, FaultError> {
+        let mut faults = Faults::default();
+        let mut any = false;
+        for kv in query.split('&') {
+            let (key, raw) = kv.split_once('=').unwrap_or((kv, ""));
+            let Some(&(name, _, _)) = FAULTS.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(key)) else {
+                continue;
+            };
+            any = true;
+            let value = percent_decode_str(raw).decode_utf8_lossy();
+            let value = value.trim();
+            let err = |reason: &'static str| FaultError {
+                param: name,
+                value: value.chars().take(64).collect(),
+                reason,
+            };
+            match name {
+                "seed" => {
+                    faults.seed = Some(
+                        value
+                            .parse::<u64>()
+                            .map_err(|_| err("a whole number from 0 to 2^64-1"))?,
+                    )
+                }
+                "drop" => {
+                    let rate = decimal(value, 1.0).ok_or_else(|| err("a rate from 0 to 1, such as 0.05"))?;
+                    faults.drop_ppm = (rate * 1e6).round() as u32;
+                }
+                "burst" => {
+                    faults.burst = value
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| err("a packet count from 1 to 100"))?;
+                }
+                "dup" => {
+                    let rate = decimal(value, 1.0).ok_or_else(|| err("a rate from 0 to 1, such as 0.05"))?;
+                    faults.dup_ppm = (rate * 1e6).round() as u32;
+                }
+                "reorder" => {
+                    faults.reorder = value
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|d| (1..=64).contains(d))
+                        .ok_or_else(|| err("a depth from 1 to 64 packets"))?;
+                }
+                "jitter_ms" => {
+                    let ms = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|ms| *ms <= 10_000)
+                        .ok_or_else(|| err("milliseconds from 0 to 10000"))?;
+                    faults.jitter = Duration::from_millis(ms);
+                }
+                "stall" => {
+                    let (after, len) = value.split_once(':').ok_or_else(|| err("AFTER_S:FOR_S, such as 5:2"))?;
+                    let after = seconds(after).ok_or_else(|| err("AFTER_S: seconds from 0 to 86400"))?;
+                    let len = seconds(len)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
+                    faults.stall = Some((after, len));
+                }
+                "close_after" => {
+                    faults.close_after = Some(match value.strip_suffix(['p', 'P']) {
+                        Some(n) => CloseAfter::Packets(
+                            n.parse::<u64>()
+                                .ok()
+                                .filter(|n| (1..=1_000_000_000).contains(n))
+                                .ok_or_else(|| err("Np: a packet count from 1 to 10^9, such as 300p"))?,
+                        ),
+                        None => CloseAfter::Time(
+                            seconds(value)
+                                .ok_or_else(|| err("seconds from 0 to 86400, or a packet count such as 300p"))?,
+                        ),
+                    });
+                }
+                "ssrc_change" => {
+                    faults.ssrc_change = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?)
+                }
+                "seq_jump" => faults.seq_jump = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
+                "session_timeout" => {
+                    let s = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| (1..=3600).contains(s))
+                        .ok_or_else(|| err("whole seconds from 1 to 3600"))?;
+                    faults.session_timeout = Some(Duration::from_secs(s));
+                }
+                _ => {
+                    // "quirk"
+                    let names: Vec<&str> = value.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+                    if names.is_empty() || names.len() > MAX_QUIRK_NAMES {
+                        return Err(err("1 to 16 quirk names, comma-separated (serve --list-profiles)"));
+                    }
+                    for n in names {
+                        faults.quirks.insert(
+                            Quirk::from_name(n)
+                                .ok_or_else(|| err("an unknown quirk (serve --list-profiles has them)"))?,
+                        );
+                    }
+                }
+            }
+        }
+        Ok(any.then_some(faults))
+    }
+
+    /// Whether quirk `q` is asked for.
+    pub fn has(&self, q: Quirk) -> bool {
+        self.quirks.contains(q)
+    }
+}
+
+/// A plain decimal (digits, at most one `.`, at most 12 characters) from 0
+/// to `max`.
+fn decimal(v: &str, max: f64) -> Option<f64> {
+    let plain = !v.is_empty()
+        && v.len() <= 12
+        && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && v.bytes().filter(|b| *b == b'.').count() <= 1
+        && v != ".";
+    let x: f64 = v.parse().ok().filter(|_| plain)?;
+    (x.is_finite() && (0.0..=max).contains(&x)).then_some(x)
+}
+
+fn seconds(v: &str) -> Option<Duration> {
+    decimal(v.trim(), MAX_SECONDS).map(Duration::from_secs_f64)
+}
+
+/// One fault done, as [`ServerEvent::Fault`]
+/// reports it (`fault` is its name in JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(tag = "fault", rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum FaultEvent {
+    /// An RTP packet was not sent (`drop=`).
+    Drop {
+        /// The track's index in the presentation (its `trackID`).
+        track: usize,
+        /// Its sequence number.
+        seq: u16,
+        /// Its RTP timestamp.
+        rtp_ts: u32,
+    },
+    /// An RTP packet was sent twice (`dup=`).
+    Duplicate {
+        /// The track's index.
+        track: usize,
+        /// Its sequence number.
+        seq: u16,
+        /// Its RTP timestamp.
+        rtp_ts: u32,
+    },
+    /// An RTP packet was held back, to be sent after the next `depth`
+    /// packets of its track (`reorder=`).
+    Reorder {
+        /// The track's index.
+        track: usize,
+        /// Its sequence number.
+        seq: u16,
+        /// Its RTP timestamp.
+        rtp_ts: u32,
+        /// Packets sent before it.
+        depth: u16,
+    },
+    /// An RTP datagram was delayed (`jitter_ms=`).
+    Delay {
+        /// The track's index.
+        track: usize,
+        /// Its sequence number.
+        seq: u16,
+        /// Its RTP timestamp.
+        rtp_ts: u32,
+        /// How long, in milliseconds.
+        delay_ms: u32,
+    },
+    /// Nothing will be sent for this long (`stall=`).
+    Stall {
+        /// The stall's length.
+        #[cfg_attr(feature = "serde", serde(rename = "for_s", with = "crate::duration_secs"))]
+        length: Duration,
+    },
+    /// The connection was closed (`close_after=`).
+    Close {
+        /// RTP packets that went out before (dropped ones included).
+        packets: u64,
+    },
+    /// A track's SSRC changed (`ssrc_change=`).
+    SsrcChange {
+        /// The track's index.
+        track: usize,
+        /// The SSRC until now.
+        from: u32,
+        /// The SSRC from now on.
+        to: u32,
+    },
+    /// A track's sequence numbers jumped (`seq_jump=`).
+    SeqJump {
+        /// The track's index.
+        track: usize,
+        /// The sequence number the next packet would have had.
+        from: u16,
+        /// The one it has.
+        to: u16,
+    },
+    /// A quirk changed the answer to a request (`quirk=`).
+    Quirk {
+        /// Which.
+        quirk: Quirk,
+        /// The request's method.
+        method: Method,
+    },
+}
+
+/// What happens to one RTP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    Send,
+    /// Not sent (its sequence number is used up).
+    Drop,
+}
+
+/// A packet held back by `reorder=`.
+#[derive(Debug)]
+struct Held {
+    track: usize,
+    seq: u16,
+    rtp_ts: u32,
+    /// Packets of its track still to go before it.
+    remaining: u16,
+    output: ServerOutput,
+}
+
+/// The faults of one session being applied: the generator, the packets held
+/// or delayed, what was done once.
+#[derive(Debug)]
+pub(super) struct FaultRun {
+    pub spec: Faults,
+    rng: SplitMix64,
+    session_id: String,
+    /// The first PLAY; faults timed "after PLAY" count from here.
+    played: Option<Instant>,
+    /// The instant of the current input.
+    now: Instant,
+    /// RTP packets passed through (sent or dropped).
+    packets: u64,
+    /// Tracks (bit = index, the first 64) whose SSRC / sequence changed.
+    ssrc_changed: u64,
+    seq_jumped: u64,
+    held: Vec<Held>,
+    /// Datagrams delayed by `jitter_ms`, with when they are due.
+    delayed: Vec<(Instant, ServerOutput)>,
+    stall_until: Option<Instant>,
+    stalled: bool,
+    /// Packets still to drop in the current burst.
+    burst_left: u16,
+    /// `close_after=` was reached: the connection closes after this pump.
+    pub closing: bool,
+}
+
+/// Most packets held or delayed at once; beyond, they go out at once
+/// (bounded memory whatever the rates).
+const MAX_HELD: usize = 4096;
+
+impl FaultRun {
+    pub fn new(spec: Faults, default_seed: u64, session_id: &str, now: Instant) -> FaultRun {
+        FaultRun {
+            rng: SplitMix64::new(spec.seed.unwrap_or(default_seed)),
+            spec,
+            session_id: session_id.to_owned(),
+            played: None,
+            now,
+            packets: 0,
+            ssrc_changed: 0,
+            seq_jumped: 0,
+            held: Vec::new(),
+            delayed: Vec::new(),
+            stall_until: None,
+            stalled: false,
+            burst_left: 0,
+            closing: false,
+        }
+    }
+
+    /// The instant of the input being handled.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// PLAY started the media (the first one counts).
+    pub fn played(&mut self, now: Instant) {
+        self.played.get_or_insert(now);
+    }
+
+    /// Whether a PLAY started the media.
+    pub fn has_played(&self) -> bool {
+        self.played.is_some()
+    }
+
+    fn since_play(&self) -> Option<Duration> {
+        self.played.map(|p| self.now.saturating_duration_since(p))
+    }
+
+    fn due(&self, after: Duration) -> bool {
+        self.since_play().is_some_and(|s| s >= after)
+    }
+
+    /// The event of `fault`, done now.
+    pub fn event(&self, fault: FaultEvent) -> ServerOutput {
+        ServerOutput::Event(ServerEvent::Fault {
+            session_id: self.session_id.clone(),
+            since_play: self.since_play(),
+            fault,
+        })
+    }
+
+    /// Before RTP packet `seq` of `track` is written: the SSRC change and
+    /// sequence jump when due, the marker quirk, the drop decision.
+    #[allow(clippy::too_many_arguments)]
+    pub fn before_rtp(
+        &mut self,
+        track: usize,
+        ssrc: &mut u32,
+        seq: &mut u16,
+        rtp_ts: u32,
+        marker: &mut bool,
+        events: &mut VecDeque<ServerOutput>,
+    ) -> Verdict {
+        if self.closing {
+            return Verdict::Drop;
+        }
+        let bit = 1u64.checked_shl(track as u32).unwrap_or(0);
+        if let Some(at) = self.spec.ssrc_change {
+            if self.due(at) && self.ssrc_changed & bit == 0 && bit != 0 {
+                self.ssrc_changed |= bit;
+                let from = *ssrc;
+                let mut to = self.rng.next_u64() as u32;
+                if to == from {
+                    to = to.wrapping_add(1);
+                }
+                *ssrc = to;
+                events.push_back(self.event(FaultEvent::SsrcChange { track, from, to }));
+            }
+        }
+        if let Some(at) = self.spec.seq_jump {
+            if self.due(at) && self.seq_jumped & bit == 0 && bit != 0 {
+                self.seq_jumped |= bit;
+                let from = *seq;
+                *seq = from.wrapping_add(SEQ_JUMP);
+                events.push_back(self.event(FaultEvent::SeqJump { track, from, to: *seq }));
+            }
+        }
+        if self.spec.has(Quirk::NoMarker) {
+            *marker = false;
+        }
+        self.packets += 1;
+        if let Some(CloseAfter::Packets(n)) = self.spec.close_after {
+            if self.packets > n {
+                self.closing = true;
+                return Verdict::Drop;
+            }
+        }
+        let drop = if self.burst_left > 0 {
+            self.burst_left -= 1;
+            true
+        } else if self.spec.drop_ppm > 0 && self.rng.next_u64() % 1_000_000 < u64::from(self.spec.drop_ppm) {
+            self.burst_left = self.spec.burst.max(1) - 1;
+            true
+        } else {
+            false
+        };
+        if drop {
+            events.push_back(self.event(FaultEvent::Drop {
+                track,
+                seq: *seq,
+                rtp_ts,
+            }));
+            return Verdict::Drop;
+        }
+        Verdict::Send
+    }
+
+    /// Whether RTP packet `seq` of `track`, just sent, goes once more
+    /// (`dup=`); its event if so.
+    pub fn duplicate(&mut self, track: usize, seq: u16, rtp_ts: u32, events: &mut VecDeque<ServerOutput>) -> bool {
+        if self.spec.dup_ppm == 0 || self.rng.next_u64() % 1_000_000 >= u64::from(self.spec.dup_ppm) {
+            return false;
+        }
+        events.push_back(self.event(FaultEvent::Duplicate { track, seq, rtp_ts }));
+        true
+    }
+
+    /// After RTP packet `seq` of `track` was put as the last datagram of
+    /// `queue`: `reorder=` and `jitter_ms=` may take it back.
+    pub fn after_datagram(&mut self, track: usize, seq: u16, rtp_ts: u32, queue: &mut VecDeque<ServerOutput>) {
+        if self.spec.reorder == 0 && self.spec.jitter.is_zero() {
+            return;
+        }
+        if !matches!(queue.back(), Some(ServerOutput::SendDatagram { .. })) {
+            return;
+        }
+        let Some(output) = queue.pop_back() else {
+            return;
+        };
+        let mut ready = Vec::new();
+        // Packets held behind this one count it.
+        for h in self.held.iter_mut().filter(|h| h.track == track) {
+            h.remaining = h.remaining.saturating_sub(1);
+        }
+        let hold = self.spec.reorder > 0 && self.held.len() < MAX_HELD && self.rng.next_u64() % REORDER_ONE_IN == 0;
+        if hold {
+            let depth = self.spec.reorder;
+            queue.push_back(self.event(FaultEvent::Reorder {
+                track,
+                seq,
+                rtp_ts,
+                depth,
+            }));
+            self.held.push(Held {
+                track,
+                seq,
+                rtp_ts,
+                remaining: depth,
+                output,
+            });
+        } else {
+            ready.push((seq, rtp_ts, output));
+        }
+        let mut k = 0;
+        while k < self.held.len() {
+            if self.held[k].remaining == 0 {
+                let h = self.held.remove(k);
+                ready.push((h.seq, h.rtp_ts, h.output));
+            } else {
+                k += 1;
+            }
+        }
+        for (seq, rtp_ts, output) in ready {
+            self.jitter(track, seq, rtp_ts, output, queue);
+        }
+    }
+
+    fn jitter(
+        &mut self,
+        track: usize,
+        seq: u16,
+        rtp_ts: u32,
+        output: ServerOutput,
+        queue: &mut VecDeque<ServerOutput>,
+    ) {
+        let max_ms = self.spec.jitter.as_millis() as u64;
+        if max_ms == 0 || self.delayed.len() >= MAX_HELD {
+            queue.push_back(output);
+            return;
+        }
+        let delay_ms = self.rng.next_u64() % (max_ms + 1);
+        if delay_ms == 0 {
+            queue.push_back(output);
+            return;
+        }
+        queue.push_back(self.event(FaultEvent::Delay {
+            track,
+            seq,
+            rtp_ts,
+            delay_ms: delay_ms as u32,
+        }));
+        let at = self
+            .now
+            .checked_add(Duration::from_millis(delay_ms))
+            .unwrap_or(self.now);
+        self.delayed.push((at, output));
+    }
+
+    /// Puts the delayed datagrams due at `now` into `queue`, earliest first.
+    pub fn release_due(&mut self, now: Instant, queue: &mut VecDeque<ServerOutput>) {
+        if self.delayed.is_empty() {
+            return;
+        }
+        self.delayed.sort_by_key(|(at, _)| *at);
+        let n = self.delayed.iter().take_while(|(at, _)| *at <= now).count();
+        queue.extend(self.delayed.drain(..n).map(|(_, o)| o));
+    }
+
+    /// Sends everything held or delayed now (the session ended).
+    pub fn flush(&mut self, queue: &mut VecDeque<ServerOutput>) {
+        self.delayed.sort_by_key(|(at, _)| *at);
+        queue.extend(self.held.drain(..).map(|h| h.output));
+        queue.extend(self.delayed.drain(..).map(|(_, o)| o));
+    }
+
+    /// Whether the media must not be pumped at `now` (a `stall=` is on);
+    /// the stall's event when it begins.
+    pub fn stalled(&mut self, now: Instant, queue: &mut VecDeque<ServerOutput>) -> bool {
+        self.now = now;
+        let (Some((after, length)), Some(played)) = (self.spec.stall, self.played) else {
+            return false;
+        };
+        if !self.stalled && self.due(after) {
+            self.stalled = true;
+            let begin = played.checked_add(after).unwrap_or(now);
+            self.stall_until = Some(begin.checked_add(length).unwrap_or(begin));
+            queue.push_back(self.event(FaultEvent::Stall { length }));
+        }
+        self.stall_until.is_some_and(|until| now < until)
+    }
+
+    /// Whether `close_after=S` is reached at `now`.
+    pub fn close_due(&mut self, now: Instant) -> bool {
+        self.now = now;
+        if let Some(CloseAfter::Time(d)) = self.spec.close_after {
+            if self.due(d) {
+                self.closing = true;
+            }
+        }
+        self.closing
+    }
+
+    /// The `close_after=` event.
+    pub fn close_event(&self) -> ServerOutput {
+        self.event(FaultEvent::Close { packets: self.packets })
+    }
+
+    /// The earliest instant something here is due: a delayed datagram, the
+    /// end of a stall, a timed close.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut at = self.delayed.iter().map(|(t, _)| *t).min();
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                at = Some(at.map_or(t, |a| a.min(t)));
+            }
+        };
+        consider(self.stall_end());
+        if let (Some((after, _)), Some(p), false) = (self.spec.stall, self.played, self.stalled) {
+            consider(p.checked_add(after));
+        }
+        if let (Some(CloseAfter::Time(d)), Some(p)) = (self.spec.close_after, self.played) {
+            consider(p.checked_add(d));
+        }
+        at
+    }
+
+    /// The end of the stall on at the current input's instant, if one is.
+    pub fn stall_end(&self) -> Option<Instant> {
+        self.stall_until.filter(|until| self.now < *until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(q: &str) -> Result<Option<Faults>, FaultError> {
+        Faults::parse_query(q)
+    }
+
+    #[test]
+    fn every_parameter() {
+        let f = parse(
+            "seed=9&drop=0.25&reorder=3&jitter_ms=40&stall=1:2&close_after=300p&ssrc_change=4&seq_jump=5.5&session_timeout=3&quirk=no_marker",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.seed, Some(9));
+        assert_eq!(f.drop_ppm, 250_000);
+        assert_eq!(f.reorder, 3);
+        assert_eq!(f.jitter, Duration::from_millis(40));
+        assert_eq!(f.stall, Some((Duration::from_secs(1), Duration::from_secs(2))));
+        assert_eq!(f.close_after, Some(CloseAfter::Packets(300)));
+        assert_eq!(f.ssrc_change, Some(Duration::from_secs(4)));
+        assert_eq!(f.seq_jump, Some(Duration::from_millis(5500)));
+        assert_eq!(f.session_timeout, Some(Duration::from_secs(3)));
+        assert!(f.has(Quirk::NoMarker) && !f.has(Quirk::WrongCseq));
+        assert_eq!(
+            parse("close_after=2.5").unwrap().unwrap().close_after,
+            Some(CloseAfter::Time(Duration::from_millis(2500)))
+        );
+        assert_eq!(parse("DROP=%30.5").unwrap().unwrap().drop_ppm, 500_000);
+        assert_eq!(parse("drop=0.1&drop=0.2").unwrap().unwrap().drop_ppm, 200_000);
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(parse("play_count=3&codec=l16&x"), Ok(None));
+        for q in Quirk::ALL {
+            assert!(parse(&format!("quirk={}", q.name())).unwrap().unwrap().has(q));
+        }
+    }
+
+    #[test]
+    fn bad_values_say_why() {
+        for (q, param) in [
+            ("drop=1.5", "drop"),
+            ("drop=-0.1", "drop"),
+            ("drop=nan", "drop"),
+            ("drop=1e-3", "drop"),
+            ("drop=", "drop"),
+            ("drop", "drop"),
+            ("drop=.", "drop"),
+            ("seed=x", "seed"),
+            ("reorder=0", "reorder"),
+            ("reorder=65", "reorder"),
+            ("jitter_ms=10001", "jitter_ms"),
+            ("stall=3", "stall"),
+            ("stall=3:0", "stall"),
+            ("stall=:1", "stall"),
+            ("stall=inf:1", "stall"),
+            ("close_after=0p", "close_after"),
+            ("close_after=x", "close_after"),
+            ("close_after=86401", "close_after"),
+            ("ssrc_change=-1", "ssrc_change"),
+            ("seq_jump=1:2", "seq_jump"),
+            ("session_timeout=0", "session_timeout"),
+            ("quirk=", "quirk"),
+            ("quirk=wrong_cseq,bogus", "quirk"),
+        ] {
+            let e = parse(q).unwrap_err();
+            assert_eq!(e.param, param, "{q}");
+            assert!(
+                e.to_string().starts_with(&format!("bad fault parameter {param}=")),
+                "{e}"
+            );
+        }
+    }
+
+    fn run(spec: &str, seed: u64) -> FaultRun {
+        let t0 = Instant::now();
+        let mut r = FaultRun::new(parse(spec).unwrap().unwrap(), seed, "S", t0);
+        r.played(t0);
+        r
+    }
+
+    fn drops(r: &mut FaultRun, n: u16) -> Vec<u16> {
+        let mut q = VecDeque::new();
+        let (mut ssrc, mut marker) = (1, true);
+        (0..n)
+            .filter(|i| {
+                let mut seq = *i;
+                r.before_rtp(0, &mut ssrc, &mut seq, 0, &mut marker, &mut q) == Verdict::Drop
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drops_are_seeded_and_near_the_rate() {
+        let a = drops(&mut run("drop=0.1", 1), 10_000);
+        assert_eq!(a, drops(&mut run("drop=0.1", 1), 10_000));
+        assert_ne!(a, drops(&mut run("drop=0.1", 2), 10_000));
+        assert_eq!(a, drops(&mut run("drop=0.1&seed=1", 99), 10_000));
+        assert!((800..1200).contains(&a.len()), "{}", a.len());
+        assert!(drops(&mut run("drop=0", 1), 1000).is_empty());
+        assert_eq!(drops(&mut run("drop=1", 1), 1000).len(), 1000);
+    }
+
+    #[test]
+    fn bursts_drop_packets_in_a_row() {
+        let a = drops(&mut run("drop=0.02&burst=4&seed=3", 0), 5000);
+        assert!(a.len() >= 40, "{}", a.len());
+        // Runs of at least 4 (two bursts may touch).
+        let mut runs = Vec::new();
+        let mut len = 1;
+        for w in a.windows(2) {
+            if w[1] == w[0] + 1 {
+                len += 1;
+            } else {
+                runs.push(len);
+                len = 1;
+            }
+        }
+        runs.push(len);
+        assert!(runs.iter().all(|n| *n >= 4), "{runs:?}");
+        assert_eq!(parse("burst=0").unwrap_err().param, "burst");
+        assert_eq!(parse("dup=2").unwrap_err().param, "dup");
+        assert_eq!(parse("dup=0.5").unwrap().unwrap().dup_ppm, 500_000);
+    }
+
+    #[test]
+    fn close_after_packets_drops_the_rest() {
+        let mut r = run("close_after=5p", 0);
+        assert_eq!(drops(&mut r, 8), vec![5, 6, 7]);
+        assert!(r.closing);
+    }
+
+    #[test]
+    fn reorder_holds_one_in_ten_for_depth_packets() {
+        let mut r = run("reorder=2", 3);
+        let mut q = VecDeque::new();
+        for seq in 0..200u16 {
+            q.push_back(ServerOutput::SendDatagram {
+                socket: crate::udp::UdpSocketId { pair: 0, rtcp: false },
+                to: "127.0.0.1:9".parse().unwrap(),
+                data: bytes::Bytes::copy_from_slice(&seq.to_be_bytes()),
+            });
+            r.after_datagram(0, seq, 0, &mut q);
+        }
+        r.flush(&mut q);
+        let order: Vec<u16> = q
+            .iter()
+            .filter_map(|o| match o {
+                ServerOutput::SendDatagram { data, .. } => Some(u16::from_be_bytes([data[0], data[1]])),
+                _ => None,
+            })
+            .collect();
+        let held = q.iter().filter(|o| matches!(o, ServerOutput::Event(_))).count();
+        assert!((5..40).contains(&held), "{held}");
+        assert_eq!(order.len(), 200);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..200).collect::<Vec<_>>());
+        assert_ne!(order, sorted);
+        // A held packet comes at most `depth` places late (held ones in a row add up).
+        for (i, s) in order.iter().enumerate() {
+            assert!(i <= usize::from(*s) + 2 * held, "{i} {s}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_is_total(q in "\\PC{0,60}") {
+            let _ = Faults::parse_query(&q);
+        }
+
+        #[test]
+        fn parse_is_total_on_near_misses(
+            k in proptest::sample::select(vec!["drop", "reorder", "jitter_ms", "stall", "close_after", "seed", "quirk", "session_timeout"]),
+            v in "[0-9.:p,a-z%-]{0,14}",
+        ) {
+            if let Ok(Some(f)) = Faults::parse_query(&format!("{k}={v}")) {
+                proptest::prop_assert!(f.drop_ppm <= 1_000_000);
+                proptest::prop_assert!(f.reorder <= 64);
+            }
+        }
+    }
+}
