@@ -192,13 +192,11 @@ fn duplicates_over_udp_are_dropped_by_the_client() {
     duplicates_are_dropped("udp");
 }
 
-/// The same over TCP. Ignored: the client does not drop a duplicated RTP
-/// packet over TCP (no reorder buffer there), so the frame of a duplicated
-/// packet comes twice (133 video frames of 125 with `dup=0.1&seed=4`) and a
-/// duplicated FU-A fragment is a depacketize warning. A client bug the
-/// simulator found; this is its regression test.
+/// The same over TCP, where no reorder buffer is on: the client drops a copy
+/// of the packet before (it used to assemble the frame twice: 133 video
+/// frames of 125 with `dup=0.1&seed=4`, and a duplicated FU-A fragment was a
+/// depacketize warning; the simulator found it).
 #[test]
-#[ignore = "client bug: duplicated RTP packets over TCP are not dropped"]
 fn duplicates_over_tcp_are_dropped_by_the_client() {
     duplicates_are_dropped("tcp");
 }
