@@ -569,6 +569,7 @@ impl Client {
         let bye = state.on_rtcp(now, channel, &payload, recv_tick, own, log, &mut self.events);
         if bye && self.phase_reached_playing {
             state.bye = true;
+            state.end_of_stream(recv_tick, &mut self.events);
             // Every track said BYE: the stream is over (as ffprobe sees it).
             // Servers such as GStreamer's keep the connection open after
             // that, so end the session ourselves.

@@ -642,6 +642,28 @@ fn interleaved_copies_and_packets_behind_are_dropped_and_counted() {
     assert_eq!((s.received, s.lost, s.duplicates, s.late), (4, 0, 1, 1));
 }
 
+/// A sender that never sets the marker bit: each access unit ends at the
+/// next timestamp, and the last one at the sender's BYE.
+#[test]
+fn without_marker_bits_the_last_frame_ends_at_bye() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.play("");
+    let mut d = Vec::new();
+    for seq in 1u16..=3 {
+        d.extend(rtp(0, seq, u32::from(seq) * 3000, false, &[0x65, seq as u8, 1, 2]));
+    }
+    h.input(60, &d);
+    let video = |h: &Harness| h.events.iter().filter(|e| matches!(e, Event::Video(_))).count();
+    assert_eq!(video(&h), 2, "the third waits for its end");
+    h.input(70, &bye(1));
+    assert_eq!(video(&h), 3, "the BYE ends it");
+    let last = h.events.iter().rev().find_map(|e| match e {
+        Event::Video(v) => Some(v.frame.timestamp),
+        _ => None,
+    });
+    assert_eq!(last, Some(9000));
+}
+
 #[test]
 fn audio_only_and_video_only() {
     let mut h = Harness::new(

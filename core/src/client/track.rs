@@ -343,6 +343,25 @@ impl TrackState {
         if let Some(Err(error)) = pushed {
             events.push_back(Event::Warning(Warning::Depacketize { track, error }));
         }
+        self.emit_frames(recv_tick, events);
+    }
+
+    /// The sender's BYE on this track: a video frame whose end only a next
+    /// timestamp would have shown (no marker bit) is complete. Not while
+    /// the reorder buffer still holds packets that may belong to it.
+    pub(super) fn end_of_stream(&mut self, recv_tick: Duration, events: &mut VecDeque<Event>) {
+        if self.reorder.as_ref().is_some_and(|r| r.deadline().is_some()) {
+            return;
+        }
+        if let Some(d) = self.depacketizer.as_mut() {
+            d.end_of_stream();
+        }
+        self.emit_frames(recv_tick, events);
+    }
+
+    /// Every frame the depacketizer has ready, as events.
+    fn emit_frames(&mut self, recv_tick: Duration, events: &mut VecDeque<Event>) {
+        let track = self.track.index;
         let Some(d) = self.depacketizer.as_mut() else { return };
         while let Some(frame) = d.pull() {
             events.push_back(match frame {

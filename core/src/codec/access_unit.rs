@@ -294,6 +294,22 @@ impl Assembler {
         Ok(())
     }
 
+    /// The sender says the stream ended (RTCP BYE): the access unit being
+    /// assembled is complete, marker bit or not (a sender that never sets
+    /// the marker ends each access unit only by the next timestamp, which
+    /// the last one never sees). One with a fragmented NAL unit still open
+    /// is dropped.
+    pub(crate) fn end_of_stream(&mut self) {
+        if !self.active {
+            return;
+        }
+        if self.open.is_some() {
+            self.reset_au();
+        } else {
+            self.finish_au();
+        }
+    }
+
     /// The next complete access unit.
     #[inline]
     pub(crate) fn pull(&mut self) -> Option<VideoFrame> {

@@ -105,6 +105,12 @@ impl Depacketizer {
     pub fn pull(&mut self) -> Option<VideoFrame> {
         self.asm.pull()
     }
+
+    /// The stream ended (RTCP BYE): the access unit under way is complete
+    /// even without its marker bit; [`pull`](Self::pull) gives it.
+    pub fn end_of_stream(&mut self) {
+        self.asm.end_of_stream();
+    }
 }
 
 /// Puts the NAL units of one non-empty payload into `asm`.

@@ -102,6 +102,12 @@ impl Depacketizer {
     pub fn pull(&mut self) -> Option<VideoFrame> {
         self.asm.pull()
     }
+
+    /// The stream ended (RTCP BYE): the access unit under way is complete
+    /// even without its marker bit; [`pull`](Self::pull) gives it.
+    pub fn end_of_stream(&mut self) {
+        self.asm.end_of_stream();
+    }
 }
 
 fn nal_type(header0: u8) -> u8 {

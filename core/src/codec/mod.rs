@@ -289,6 +289,18 @@ impl Depacketizer {
         }
     }
 
+    /// The sender ended the stream (RTCP BYE): a video access unit under
+    /// way is complete even without its marker bit (then [`pull`](Self::pull)
+    /// gives it). Nothing for the other codecs, whose frames end with their
+    /// packets.
+    pub fn end_of_stream(&mut self) {
+        match self {
+            Depacketizer::H264(d) => d.end_of_stream(),
+            Depacketizer::H265(d) => d.end_of_stream(),
+            _ => {}
+        }
+    }
+
     /// The next complete frame, if any. Call until `None` after each push.
     #[inline]
     pub fn pull(&mut self) -> Option<Frame> {
