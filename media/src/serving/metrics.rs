@@ -254,12 +254,6 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE rtsp_toolkit_{name} {kind}");
         };
 
-        family(
-            &mut out,
-            "sessions",
-            "gauge",
-            "Sessions playing now (PLAY answered, connection open), by path and transport.",
-        );
         let mut now: BTreeMap<(&str, &str), (u64, Duration, u8, Duration)> = BTreeMap::new();
         for l in m.live.values().filter(|l| l.playing) {
             let e = now.entry((l.path.as_str(), l.transport.as_str())).or_default();
@@ -274,50 +268,35 @@ impl Metrics {
         for (path, transport) in m.totals.keys() {
             now.entry((path.as_str(), transport)).or_default();
         }
-        for ((path, transport), v) in &now {
-            let _ = writeln!(out, "rtsp_toolkit_sessions{} {}", labels(path, transport), v.0);
-        }
-        family(
-            &mut out,
-            "session_behind_seconds",
-            "gauge",
-            "How late the latest session is behind its real-time schedule (at its last progress report), by path and transport.",
-        );
-        for ((path, transport), v) in &now {
-            let _ = writeln!(
-                out,
-                "rtsp_toolkit_session_behind_seconds{} {}",
-                labels(path, transport),
-                v.1.as_secs_f64()
-            );
-        }
-        family(
-            &mut out,
-            "rtcp_fraction_lost",
-            "gauge",
-            "The highest fraction lost (0..1) of the live sessions' latest RTCP receiver reports, by path and transport.",
-        );
-        for ((path, transport), v) in &now {
-            let _ = writeln!(
-                out,
-                "rtsp_toolkit_rtcp_fraction_lost{} {}",
-                labels(path, transport),
-                f64::from(v.2) / 256.0
-            );
-        }
-        family(
-            &mut out,
-            "rtcp_jitter_seconds",
-            "gauge",
-            "The highest interarrival jitter of the live sessions' latest RTCP receiver reports, by path and transport.",
-        );
-        for ((path, transport), v) in &now {
-            let _ = writeln!(
-                out,
-                "rtsp_toolkit_rtcp_jitter_seconds{} {}",
-                labels(path, transport),
-                v.3.as_secs_f64()
-            );
+        // Per path and transport: (sessions, most behind, worst fraction lost, worst jitter).
+        type Gauge = fn(&(u64, Duration, u8, Duration)) -> f64;
+        let gauges: [(&str, &str, Gauge); 4] = [
+            (
+                "sessions",
+                "Sessions playing now (PLAY answered, connection open), by path and transport.",
+                |v| v.0 as f64,
+            ),
+            (
+                "session_behind_seconds",
+                "How late the latest session is behind its real-time schedule (at its last progress report), by path and transport.",
+                |v| v.1.as_secs_f64(),
+            ),
+            (
+                "rtcp_fraction_lost",
+                "The highest fraction lost (0..1) of the live sessions' latest RTCP receiver reports, by path and transport.",
+                |v| f64::from(v.2) / 256.0,
+            ),
+            (
+                "rtcp_jitter_seconds",
+                "The highest interarrival jitter of the live sessions' latest RTCP receiver reports, by path and transport.",
+                |v| v.3.as_secs_f64(),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            family(&mut out, name, "gauge", help);
+            for ((path, transport), v) in &now {
+                let _ = writeln!(out, "rtsp_toolkit_{name}{} {}", labels(path, transport), value(v));
+            }
         }
         type Field = fn(&PathTotals) -> f64;
         let counters: [(&str, &str, Field); 6] = [
