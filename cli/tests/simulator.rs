@@ -373,6 +373,24 @@ fn no_marker_loses_no_frame() {
     assert!(of_type(&events, "rtp").iter().all(|p| p["marker"] == false));
 }
 
+/// `quirk=no_sr`: the client plays every frame and ends at the BYE without
+/// ever seeing a sender report (so a recording cannot be aligned by them).
+#[test]
+fn no_sr_plays_every_frame_and_ends_at_the_bye() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let events = probe(&serve.url("h264_aac.mp4?quirk=no_sr"), &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    let kinds: Vec<&str> = of_type(&events, "rtcp")
+        .iter()
+        .flat_map(|e| e["packets"].as_array().unwrap())
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(!kinds.contains(&"sr"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "bye").count(), 2, "{kinds:?}");
+}
+
 #[test]
 fn a_stall_is_a_gap_then_a_burst_and_loses_nothing() {
     let serve = JsonServe::start();

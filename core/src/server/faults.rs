@@ -50,11 +50,15 @@ pub enum Quirk {
     NoPublic,
     /// No RTP packet has the marker bit set.
     NoMarker,
+    /// No RTCP sender report: the RTCP packets (SDES, and the BYE at the
+    /// end) start with an empty receiver report instead, so a receiver has
+    /// no NTP/RTP mapping to align tracks or to time frames by.
+    NoSr,
 }
 
 impl Quirk {
     /// Every quirk, in the order `serve --list-profiles` prints them.
-    pub const ALL: [Quirk; 7] = [
+    pub const ALL: [Quirk; 8] = [
         Quirk::WrongCseq,
         Quirk::NoCseq,
         Quirk::NoGetParameter,
@@ -62,6 +66,7 @@ impl Quirk {
         Quirk::NoContentBase,
         Quirk::NoPublic,
         Quirk::NoMarker,
+        Quirk::NoSr,
     ];
 
     /// Its name in `quirk=`.
@@ -74,6 +79,7 @@ impl Quirk {
             Quirk::NoContentBase => "no_content_base",
             Quirk::NoPublic => "no_public",
             Quirk::NoMarker => "no_marker",
+            Quirk::NoSr => "no_sr",
         }
     }
 
@@ -89,6 +95,7 @@ impl Quirk {
             Quirk::NoContentBase => "DESCRIBE without Content-Base (relative a=control against the request URL)",
             Quirk::NoPublic => "OPTIONS without a Public header",
             Quirk::NoMarker => "the RTP marker bit is never set (frames end only when the timestamp changes)",
+            Quirk::NoSr => "no RTCP sender report (no NTP/RTP mapping: tracks cannot be aligned by it); the BYE still comes",
         }
     }
 

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::clock::SplitMix64;
-use super::faults::{FaultRun, Verdict};
+use super::faults::{FaultRun, Quirk, Verdict};
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
 use super::{MulticastTrack, ServerOutput, UdpSocketId};
@@ -358,6 +358,24 @@ impl TrackOut {
     /// on the track's RTCP channel or socket.
     fn put_rtcp(&self, out: &mut Sink<'_>, ntp: u64, rtp_timestamp: u32, cname: &str, bye: bool) {
         let mut compound = BytesMut::with_capacity(128);
+        if out.faults.as_deref().is_some_and(|f| f.spec.has(Quirk::NoSr)) {
+            // The camera simulator's `no_sr`: an RTCP compound must start with
+            // a report (RFC 3550 §6.1), so an empty RR takes the SR's place.
+            if !bye {
+                return;
+            }
+            rtcp::encode_receiver_report(
+                &rtcp::ReceiverReport {
+                    ssrc: self.rtp.ssrc,
+                    reports: Vec::new(),
+                },
+                &mut compound,
+            );
+            rtcp::encode_sdes_cname(self.rtp.ssrc, cname, &mut compound);
+            rtcp::encode_bye(&[self.rtp.ssrc], Some(BYE_REASON), &mut compound);
+            out.put(&self.delivery, true, compound.len(), |o| o.put_slice(&compound));
+            return;
+        }
         let sr = SenderReport {
             ssrc: self.rtp.ssrc,
             ntp_timestamp: ntp,

@@ -4046,6 +4046,42 @@ mod simulator {
         assert_eq!(video[0].sequence_number, info[0].1);
     }
 
+    /// `quirk=no_sr`: no sender report all along; the end still says BYE,
+    /// in a compound that starts with an empty receiver report.
+    #[test]
+    fn no_sr_sends_no_sender_report_and_still_the_bye() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.play(h.t0, &source, "?play_count=30&quirk=no_sr");
+        let until = h.t0 + Duration::from_secs(60);
+        let all = collect_until_close(&mut h, d, until);
+        for channel in [1u8, 3] {
+            let compounds: Vec<Vec<RtcpPacket>> = all.iter().flat_map(|d| d.rtcp(channel)).collect();
+            assert_eq!(
+                compounds.len(),
+                1,
+                "only the BYE's compound on channel {channel}: {compounds:?}"
+            );
+            let c = &compounds[0];
+            assert!(
+                matches!(&c[0], RtcpPacket::ReceiverReport(rr) if rr.reports.is_empty()),
+                "{c:?}"
+            );
+            assert!(c.iter().any(|p| matches!(p, RtcpPacket::Bye(_))), "{c:?}");
+            assert!(!c.iter().any(|p| matches!(p, RtcpPacket::SenderReport(_))), "{c:?}");
+        }
+        // 30 × 0.4 s of media: without the quirk, sender reports every 5 s.
+        let mut h = Harness::new();
+        let d = h.play(h.t0, &source, "?play_count=30");
+        let all = collect_until_close(&mut h, d, until);
+        let srs = all
+            .iter()
+            .flat_map(|d| d.rtcp(1))
+            .filter(|c| matches!(c[0], RtcpPacket::SenderReport(_)))
+            .count();
+        assert!(srs >= 3, "{srs} sender reports");
+    }
+
     #[test]
     fn jitter_and_reorder_over_udp_deliver_every_packet_once() {
         let source = Arc::new(synthetic_source());
