@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 mod support;
 use support::*;
@@ -422,6 +422,28 @@ fn close_after_is_a_connection_error_after_exactly_the_packets_sent() {
         of_type(&events, "rtp").len() as u64,
         faults[0]["packets"].as_u64().unwrap()
     );
+}
+
+/// `bye_at=1`: the server says BYE on every track after a second and goes
+/// on sending; the client takes the BYE for the end (RFC 3550 §6.6: the
+/// source left) and tears down, without an error, with the first second of
+/// frames.
+#[test]
+fn bye_at_ends_the_session_cleanly_at_the_bye() {
+    let serve = JsonServe::start();
+    let events = probe(&serve.url("h264_aac.mp4?bye_at=1"), &[]);
+    clean_end(&events);
+    let faults = serve.faults();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!((&faults[0]["fault"], &faults[0]["tracks"]), (&json!("bye"), &json!(2)));
+    let (video, _) = frames(&events);
+    // 25 frames a second; the BYE comes at 1 s, the TEARDOWN's answer a moment later.
+    assert!((20..=35).contains(&video), "{video} video frames");
+    let methods: Vec<&str> = of_type(&events, "rtsp")
+        .iter()
+        .map(|e| e["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods.last(), Some(&"TEARDOWN"), "{methods:?}");
 }
 
 #[test]

@@ -178,6 +178,9 @@ pub struct Faults {
     /// `session_timeout=S`: the session timeout announced and enforced for
     /// this connection (else the server's).
     pub session_timeout: Option<Duration>,
+    /// `bye_at=S`: an RTCP BYE on every track `S` after PLAY, and the media
+    /// goes on (a camera that says goodbye early).
+    pub bye_at: Option<Duration>,
     /// `quirk=NAME[,NAME...]`.
     pub quirks: Quirks,
 }
@@ -237,6 +240,11 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "session_timeout",
         "S",
         "session timeout announced and enforced for this session (1-3600 s)",
+    ),
+    (
+        "bye_at",
+        "S",
+        "an RTCP BYE on every track S seconds after PLAY, while the media goes on",
     ),
     (
         "quirk",
@@ -359,6 +367,7 @@ impl Faults {
                     faults.ssrc_change = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?)
                 }
                 "seq_jump" => faults.seq_jump = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
+                "bye_at" => faults.bye_at = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
                 "session_timeout" => {
                     let s = value
                         .parse::<u64>()
@@ -484,6 +493,12 @@ pub enum FaultEvent {
         /// The one it has.
         to: u16,
     },
+    /// An RTCP BYE went out on every track while the media goes on
+    /// (`bye_at=`).
+    Bye {
+        /// The tracks it went out on.
+        tracks: usize,
+    },
     /// A quirk changed the answer to a request (`quirk=`).
     Quirk {
         /// Which.
@@ -535,6 +550,8 @@ pub(super) struct FaultRun {
     stalled: bool,
     /// Packets still to drop in the current burst.
     burst_left: u16,
+    /// `bye_at=` was done.
+    bye_sent: bool,
     /// `close_after=` was reached: the connection closes after this pump.
     pub closing: bool,
 }
@@ -559,6 +576,7 @@ impl FaultRun {
             stall_until: None,
             stalled: false,
             burst_left: 0,
+            bye_sent: false,
             closing: false,
         }
     }
@@ -796,13 +814,22 @@ impl FaultRun {
         self.closing
     }
 
+    /// Whether the early BYE of `bye_at=` is due at the current input (once).
+    pub fn bye_due(&mut self) -> bool {
+        if self.bye_sent || !self.spec.bye_at.is_some_and(|d| self.due(d)) {
+            return false;
+        }
+        self.bye_sent = true;
+        true
+    }
+
     /// The `close_after=` event.
     pub fn close_event(&self) -> ServerOutput {
         self.event(FaultEvent::Close { packets: self.packets })
     }
 
     /// The earliest instant something here is due: a delayed datagram, the
-    /// end of a stall, a timed close.
+    /// end of a stall, a timed close, the early BYE.
     pub fn next_deadline(&self) -> Option<Instant> {
         let mut at = self.delayed.iter().map(|(t, _)| *t).min();
         let mut consider = |t: Option<Instant>| {
@@ -815,6 +842,9 @@ impl FaultRun {
             consider(p.checked_add(after));
         }
         if let (Some(CloseAfter::Time(d)), Some(p)) = (self.spec.close_after, self.played) {
+            consider(p.checked_add(d));
+        }
+        if let (Some(d), Some(p), false) = (self.spec.bye_at, self.played, self.bye_sent) {
             consider(p.checked_add(d));
         }
         at

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::clock::SplitMix64;
-use super::faults::{FaultRun, Quirk, Verdict};
+use super::faults::{FaultEvent, FaultRun, Quirk, Verdict};
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
 use super::{MulticastTrack, ServerOutput, UdpSocketId};
@@ -1027,6 +1027,19 @@ impl Session {
             pb.end_at = Some(pb.presentation_end().map_or(pb.last_due, |e| e.max(pb.last_due)));
         }
         let ended = pb.end_at.is_some_and(|e| now >= e);
+        if !ended && out.faults.as_deref_mut().is_some_and(|f| f.bye_due()) {
+            // The camera simulator's `bye_at=`: a BYE on every track, and the
+            // media goes on.
+            let media = pb.media_at(now);
+            for t in tracks.iter() {
+                let ts = t.ts_base.wrapping_add(ticks(media, t.clock_rate, false) as u32);
+                t.put_rtcp(out, ntp, ts, &self.cname, true);
+            }
+            if let Some(f) = out.faults.as_deref() {
+                let event = f.event(FaultEvent::Bye { tracks: tracks.len() });
+                out.datagrams.push_back(event);
+            }
+        }
         if ended || now >= pb.next_rtcp {
             send_reports(pb, tracks, &self.cname, now, ntp, out, ended);
         }

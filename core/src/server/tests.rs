@@ -4046,6 +4046,44 @@ mod simulator {
         assert_eq!(video[0].sequence_number, info[0].1);
     }
 
+    /// `bye_at=0.2`: a BYE on both tracks 0.2 s after PLAY, the media going
+    /// on after it, and the end's BYE as usual.
+    #[test]
+    fn bye_at_says_bye_early_and_the_media_goes_on() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.play(h.t0, &source, "?play_count=2&bye_at=0.2");
+        let until = h.t0 + Duration::from_secs(60);
+        let all = collect_until_close(&mut h, d, until);
+        let byes = |channel: u8| -> Vec<usize> {
+            // The index in `all` of each drain with a BYE on `channel`.
+            all.iter()
+                .enumerate()
+                .filter(|(_, d)| {
+                    d.rtcp(channel)
+                        .iter()
+                        .any(|c| c.iter().any(|p| matches!(p, RtcpPacket::Bye(_))))
+                })
+                .map(|(i, _)| i)
+                .collect()
+        };
+        for channel in [1u8, 3] {
+            let at = byes(channel);
+            assert_eq!(at.len(), 2, "the early BYE and the end's on channel {channel}");
+            let after: usize = all[at[0] + 1..].iter().map(|d| d.rtp(channel - 1).len()).sum();
+            assert!(
+                after > 5,
+                "{after} RTP packets after the early BYE on channel {}",
+                channel - 1
+            );
+        }
+        let events = faults(&all);
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (since, fault) = &events[0];
+        assert_eq!(fault, &FaultEvent::Bye { tracks: 2 });
+        assert!(since.is_some_and(|s| s >= Duration::from_millis(200) && s < Duration::from_millis(300)));
+    }
+
     /// `quirk=no_sr`: no sender report all along; the end still says BYE,
     /// in a compound that starts with an empty receiver report.
     #[test]
