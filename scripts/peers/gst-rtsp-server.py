@@ -131,7 +131,9 @@ def backchannel_line(out, codec="pcmu"):
     """The ONVIF backchannel pipeline: PCMU/8000 RTP in, raw s16le 8 kHz mono to `out`;
     or G722/8000 RTP in, raw s16le 16 kHz mono; or MPEG4-GENERIC/16000 (AAC-LC mono, AAC-hbr)
     in, decoded by avdec_aac, raw s16le 16 kHz mono; or the same in MP4A-LATM (rtpmp4adepay)."""
-    sink = 'filesink location="{}" sync=false async=false'.format(out.replace('"', '\\"'))
+    # Unbuffered: each decoded buffer is in OUT at once, so a reader sees what arrived (stdio's buffer
+    # would hold the last few KiB until the pipeline closes).
+    sink = 'filesink location="{}" sync=false async=false buffer-mode=unbuffered'.format(out.replace('"', '\\"'))
     if codec == "aac-latm":
         caps = ("application/x-rtp,media=audio,payload=96,clock-rate=16000,encoding-name=MP4A-LATM,"
                 "cpresent=(string)0,config=(string)400028103FC0,object=(string)2,profile-level-id=(string)15")
