@@ -309,6 +309,33 @@ fn encode_headers(headers: &Headers, body: &Bytes, out: &mut BytesMut) {
     out.put_slice(body);
 }
 
+/// The `interleaved=` channels of a `Transport` value (RFC 2326 §12.39): the
+/// first transport of a list is the one chosen; `interleaved=N` alone means
+/// `N-(N+1)`. `None` when there is none or it cannot be read.
+pub(crate) fn parse_interleaved(transport: &str) -> Option<(u8, u8)> {
+    let first = transport.split(',').next()?;
+    let v = first.split(';').find_map(|p| p.trim().strip_prefix("interleaved="))?;
+    let mut it = v.split('-');
+    let a: u8 = it.next()?.trim().parse().ok()?;
+    let b: u8 = match it.next() {
+        Some(b) => b.trim().parse().ok()?,
+        None => a.checked_add(1)?,
+    };
+    Some((a, b))
+}
+
+/// A `Session` value (RFC 2326 §12.37): the id and its `timeout=` in seconds,
+/// if one is given and readable. `None` for an empty id.
+pub(crate) fn parse_session(value: &str) -> Option<(&str, Option<u64>)> {
+    let mut parts = value.split(';');
+    let id = parts.next().unwrap_or("").trim();
+    if id.is_empty() {
+        return None;
+    }
+    let timeout = parts.find_map(|p| p.trim().strip_prefix("timeout=")?.trim().parse::<u64>().ok());
+    Some((id, timeout))
+}
+
 /// Writes one `$`-interleaved frame. Payloads over 65535 bytes cannot be framed.
 pub fn encode_interleaved(channel: u8, payload: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
     let len = u16::try_from(payload.len()).map_err(|_| FramingError::InterleavedTooLarge { len: payload.len() })?;

@@ -14,7 +14,7 @@ use super::{
 use crate::auth::{self, Authenticator};
 use crate::codec::Depacketizer;
 use crate::error::{Error, ProtocolError};
-use crate::message::{Headers, Method, Request, Response};
+use crate::message::{parse_session, Headers, Method, Request, Response};
 use crate::sdp::{Media, MediaKind, Sdp};
 
 impl Client {
@@ -460,17 +460,9 @@ impl Client {
             .headers
             .get("Session")
             .ok_or_else(|| missing("Session", "absent"))?;
-        let mut parts = session_value.split(';');
-        let id = parts.next().unwrap_or("").trim();
-        if id.is_empty() {
-            return Err(missing("Session", "empty session id"));
-        }
-        for p in parts {
-            if let Some(t) = p.trim().strip_prefix("timeout=") {
-                if let Ok(secs) = t.trim().parse::<u64>() {
-                    self.session_timeout = Duration::from_secs(secs.clamp(1, 3600));
-                }
-            }
+        let (id, timeout) = parse_session(session_value).ok_or_else(|| missing("Session", "empty session id"))?;
+        if let Some(secs) = timeout {
+            self.session_timeout = Duration::from_secs(secs.clamp(1, 3600));
         }
         self.session = Some(id.to_owned());
         let transport = self.reply_transport(i, resp.headers.get("Transport"))?;
@@ -614,19 +606,6 @@ pub fn join_control(base: &Url, control: Option<&str>) -> String {
     dir.join(control)
         .map(|u| u.to_string())
         .unwrap_or_else(|_| format!("{dir}{control}"))
-}
-
-pub(super) fn parse_interleaved(transport: &str) -> Option<(u8, u8)> {
-    // A server may list several transports; the first is the one chosen.
-    let first = transport.split(',').next()?;
-    let v = first.split(';').find_map(|p| p.trim().strip_prefix("interleaved="))?;
-    let mut it = v.split('-');
-    let a: u8 = it.next()?.trim().parse().ok()?;
-    let b: u8 = match it.next() {
-        Some(b) => b.trim().parse().ok()?,
-        None => a.checked_add(1)?,
-    };
-    Some((a, b))
 }
 
 pub(super) fn split_host_port(s: &str, default_port: u16) -> Option<(String, u16)> {

@@ -1,8 +1,8 @@
 //! Scripted-server tests of the client machine: exact requests, exact timings.
 
-use super::session::parse_interleaved;
 use super::*;
 use crate::error::ProtocolError;
+use crate::message::parse_interleaved;
 use crate::message::Decoder;
 use crate::message::Limits;
 use crate::sdp::MediaKind;

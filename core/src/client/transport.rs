@@ -248,7 +248,7 @@ impl Client {
         if spec.contains("TCP") || get("interleaved").is_some() {
             // The server chose TCP (even when asked for UDP): follow it.
             let (rtp_channel, rtcp_channel) =
-                super::session::parse_interleaved(header).unwrap_or((requested, requested + 1));
+                crate::message::parse_interleaved(header).unwrap_or((requested, requested + 1));
             return Ok(TransportKind::TcpInterleaved {
                 rtp_channel,
                 rtcp_channel,

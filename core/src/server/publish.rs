@@ -64,7 +64,7 @@ use super::sdp_writer::{session_description, Description};
 use super::stream::{Delivery, Session, Sink, State};
 use super::ServerOutput;
 use crate::auth::{parse_challenges, Authenticator, Credentials};
-use crate::message::{Decoder, Headers, Limits, Message, Method, Request, Response};
+use crate::message::{parse_interleaved, parse_session, Decoder, Headers, Limits, Message, Method, Request, Response};
 use crate::source::MediaSource;
 
 /// How a [`Publisher`] behaves.
@@ -264,7 +264,6 @@ pub struct Publisher {
     deadline: Option<Instant>,
     loops: u32,
     close_asked: bool,
-    done: bool,
 }
 
 #[derive(Debug)]
@@ -351,7 +350,6 @@ impl Publisher {
             deadline,
             loops: 0,
             close_asked: false,
-            done: false,
         })
     }
 
@@ -362,7 +360,7 @@ impl Publisher {
 
     /// Hands in what happened at `now`.
     pub fn handle_input(&mut self, now: Instant, input: PublishInput<'_>) {
-        if self.done {
+        if self.phase == Phase::Done {
             return;
         }
         match input {
@@ -415,7 +413,7 @@ impl Publisher {
         if !self.out.is_empty() {
             return PublishOutput::Transmit(self.out.split().freeze());
         }
-        if self.done {
+        if self.phase == Phase::Done {
             return PublishOutput::Done;
         }
         let mut at = self.deadline;
@@ -424,6 +422,11 @@ impl Publisher {
             at = earliest(at, self.next_keepalive);
         }
         PublishOutput::Timeout(at.unwrap_or_else(|| later(self.created, Duration::from_secs(86_400 * 365))))
+    }
+
+    /// The wall clock at `now`, as an NTP timestamp, for the sender reports.
+    fn ntp_at(&self, now: Instant) -> u64 {
+        clock::ntp_add(self.ntp_at_created, now.saturating_duration_since(self.created))
     }
 
     fn authority(&self) -> String {
@@ -495,7 +498,7 @@ impl Publisher {
                     return;
                 }
             }
-            if self.done {
+            if self.phase == Phase::Done {
                 return;
             }
         }
@@ -613,34 +616,21 @@ impl Publisher {
             .headers
             .get("Session")
             .ok_or_else(|| "SETUP answered without a Session header".to_owned())?;
-        let mut parts = session.split(';');
-        let id = parts.next().unwrap_or("").trim();
-        if id.is_empty() {
-            return Err(format!("SETUP answered with an empty session id ({session:?})"));
-        }
-        for p in parts {
-            if let Some(t) = p
-                .trim()
-                .strip_prefix("timeout=")
-                .and_then(|t| t.trim().parse::<u64>().ok())
-            {
-                // Half the timeout, at least a second, at most 30 s.
-                self.keepalive_every = Duration::from_secs((t / 2).clamp(1, 30));
-            }
+        let (id, timeout) =
+            parse_session(session).ok_or_else(|| format!("SETUP answered with an empty session id ({session:?})"))?;
+        if let Some(t) = timeout {
+            // Half the timeout, at least a second, at most 30 s.
+            self.keepalive_every = Duration::from_secs((t / 2).clamp(1, 30));
         }
         self.server_session = Some(id.to_owned());
         let (mut rtp, mut rtcp) = ((2 * k) as u8, (2 * k + 1) as u8);
         if let Some(t) = r.headers.get("Transport") {
-            if let Some(ch) = t
-                .split(';')
-                .find_map(|p| p.trim().strip_prefix("interleaved="))
-                .map(|v| v.split('-').map(|n| n.trim().parse::<u8>()).collect::<Vec<_>>())
-            {
-                match ch.as_slice() {
-                    [Ok(a)] => (rtp, rtcp) = (*a, a.wrapping_add(1)),
-                    [Ok(a), Ok(b)] => (rtp, rtcp) = (*a, *b),
-                    _ => return Err(format!("SETUP answered with bad interleaved channels: {t:?}")),
+            match parse_interleaved(t) {
+                Some(channels) => (rtp, rtcp) = channels,
+                None if t.contains("interleaved=") => {
+                    return Err(format!("SETUP answered with bad interleaved channels: {t:?}"))
                 }
+                None => {}
             }
         }
         let url = format!("{}/trackID={k}", self.uri);
@@ -692,7 +682,7 @@ impl Publisher {
     }
 
     fn pump(&mut self, now: Instant) {
-        let ntp = clock::ntp_add(self.ntp_at_created, now.saturating_duration_since(self.created));
+        let ntp = self.ntp_at(now);
         let mut sink = Sink {
             stream: &mut self.out,
             datagrams: &mut self.datagrams,
@@ -712,7 +702,7 @@ impl Publisher {
         match self.phase {
             Phase::Connecting => self.finish(None),
             Phase::Sending => {
-                let ntp = clock::ntp_add(self.ntp_at_created, now.saturating_duration_since(self.created));
+                let ntp = self.ntp_at(now);
                 let mut sink = Sink {
                     stream: &mut self.out,
                     datagrams: &mut self.datagrams,
@@ -749,7 +739,7 @@ impl Publisher {
     }
 
     fn finish(&mut self, error: Option<PublishError>) {
-        if self.done {
+        if self.phase == Phase::Done {
             return;
         }
         let (packets, octets) = self.session.totals();
@@ -767,7 +757,6 @@ impl Publisher {
         self.phase = Phase::Done;
         self.pending = None;
         self.deadline = None;
-        self.done = true;
     }
 }
 
