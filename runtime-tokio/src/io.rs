@@ -11,6 +11,8 @@
 use std::io::{self, Read as _, Write as _};
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+
 use tokio::net::TcpStream;
 
 pub(crate) use rtsp_toolkit_driver::{Woken, WriteError};
@@ -88,4 +90,12 @@ async fn write_some(s: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
             r => return r,
         }
     }
+}
+
+/// A finished connect, ready for a machine: its local and peer addresses,
+/// with Nagle off (requests and interleaved media go out at once).
+pub(crate) fn connected(r: io::Result<TcpStream>) -> io::Result<(SocketAddr, SocketAddr, TcpStream)> {
+    let s = r?;
+    let _ = s.set_nodelay(true);
+    Ok((s.local_addr()?, s.peer_addr()?, s))
 }

@@ -325,9 +325,8 @@ async fn drive(mut d: ClientDriver, tx: mpsc::Sender<Vec<Event>>) {
                     tokio::select! {
                         r = conn => {
                             connecting = None;
-                            match r.and_then(|s| Ok((s.local_addr()?, s.peer_addr()?, s))) {
+                            match io::connected(r) {
                                 Ok((local, peer, s)) => {
-                                    let _ = s.set_nodelay(true);
                                     socket = Some(s);
                                     d.connected(Ok((local, peer)));
                                 }

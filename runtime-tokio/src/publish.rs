@@ -67,11 +67,7 @@ pub async fn publish(
             PublishOutput::Transmit(bytes) => {
                 let Some(s) = socket.as_ref() else { continue };
                 if let Err(e) = io::write_all_or_stall(s, &bytes, timeout).await {
-                    let reason = match e {
-                        io::WriteError::Stalled => format!("the server took no data for {timeout:?}"),
-                        io::WriteError::Closed => "the connection took no more data".to_owned(),
-                        io::WriteError::Io(e) => format!("write failed: {e}"),
-                    };
+                    let reason = e.reason();
                     p.handle_input(Instant::now(), PublishInput::IoError(&reason));
                 }
             }
@@ -83,9 +79,8 @@ pub async fn publish(
                     tokio::select! {
                         r = conn => {
                             connecting = None;
-                            match r.and_then(|s| Ok((s.local_addr()?, s.peer_addr()?, s))) {
+                            match io::connected(r) {
                                 Ok((local, peer, s)) => {
-                                    let _ = s.set_nodelay(true);
                                     socket = Some(s);
                                     p.handle_input(Instant::now(), PublishInput::Connected { local, peer });
                                 }
