@@ -1104,7 +1104,11 @@ fn drain_server(
                     }),
                 },
             ),
-            ServerOutput::Event(_) | ServerOutput::Backchannel { .. } => {}
+            ServerOutput::Event(_)
+            | ServerOutput::Backchannel { .. }
+            | ServerOutput::Announce { .. }
+            | ServerOutput::Published { .. }
+            | ServerOutput::ReadLive { .. } => {}
             ServerOutput::Timeout(_) => return false,
             ServerOutput::Close => return true,
         }
