@@ -90,6 +90,12 @@ pub struct ServeArgs {
     /// aac-latm (MP4A-LATM, the same audio).
     #[arg(long, value_name = "CODEC", value_parser = parse_backchannel_codec, default_value = "pcmu", requires = "backchannel_dir")]
     pub backchannel_codec: BackchannelCodec,
+    /// Let clients publish to PATH (ANNOUNCE, SETUP mode=record, RECORD over RTP/AVP/TCP), e.g. `live` or
+    /// `cams/door` (repeatable; `*`: any path). While a publisher is connected, rtsp://HOST:PORT/PATH serves
+    /// its live stream to any number of readers, each from its next keyframe (a file of that name is
+    /// shadowed); readers that fall 2 MiB behind are dropped. --users applies to publishers too.
+    #[arg(long, value_name = "PATH")]
+    pub publish: Vec<String>,
     /// JSON lines on stdout instead of text: a `server` object (address, URLs), then one object per
     /// server event (request answered, session started and ended, receiver report, warning, connection
     /// closed), with the peer and the time since start (schema: docs/CLI.md).
@@ -317,6 +323,7 @@ pub async fn run(args: &ServeArgs) -> u8 {
     options.config.udp = !args.no_udp;
     options.config.multicast = !args.no_multicast;
     options.config.fault_seed = args.seed;
+    options.config.publish.clone_from(&args.publish);
     if let Some(dir) = &args.backchannel_dir {
         if !dir.is_dir() {
             eprintln!("error: --backchannel-dir {}: not a directory", dir.display());

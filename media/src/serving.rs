@@ -68,6 +68,7 @@ use crate::library::Library;
 use crate::MediaSource;
 
 mod backchannel;
+mod live;
 pub mod metrics;
 mod tunnel;
 
@@ -271,6 +272,14 @@ impl<S> ServerBuilder<S> {
         self
     }
 
+    /// Let clients publish to `path` (ANNOUNCE/RECORD; `*` for any path):
+    /// readers of it get the publisher's live stream (see
+    /// [`ServerConfig::publish`]). Repeatable.
+    pub fn publish(mut self, path: impl Into<String>) -> Self {
+        self.options.config.publish.push(path.into());
+        self
+    }
+
     /// Offer the ONVIF audio backchannel, writing what clients send into
     /// `dir` (see [`ServerOptions::backchannel_dir`]).
     pub fn backchannel_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -404,6 +413,8 @@ pub struct ServerState {
     spawns: Spawns,
     /// The RTSP-over-HTTP tunnels, by cookie.
     tunnels: tunnel::Tunnels,
+    /// The live paths: published by a connection, read by others.
+    live: Arc<live::LivePaths>,
 }
 
 /// [`ServerState::spawns`]: not `Debug` (futures are not).
@@ -556,7 +567,13 @@ impl ServerState {
             groups: Arc::new(Mutex::new(groups)),
             spawns: Spawns::default(),
             tunnels: tunnel::Tunnels::default(),
+            live: Arc::default(),
         }
+    }
+
+    /// Paths a publisher makes live now.
+    pub fn live_paths(&self) -> usize {
+        self.live.len()
     }
 
     /// RTSP-over-HTTP tunnels open now: paired, or one half waiting for the
@@ -1007,6 +1024,9 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
     let mut membership: Option<Membership> = None;
     let mut unsent = 0u64;
     let mut backchannel = backchannel::BackchannelWav::default();
+    // The path this connection publishes, and the one it reads.
+    let mut publication: Option<live::Publication> = None;
+    let mut reading: Option<live::Reading> = None;
     // Consecutive datagrams to one client, sent as one (GSO) when the next
     // output is anything else or does not fit.
     let mut batch: Option<SendBatch> = None;
@@ -1070,8 +1090,36 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                 conn.handle_input(now, ServerInput::OtherSession { token, found });
             }
             ServerOutput::Lookup { token, path } => {
+                // A live path first: a publisher's presentation shadows a file of that name.
+                let live_path = path.split('?').next().unwrap_or(&path);
+                if let Some(source) = state.live.source(live_path) {
+                    conn.handle_input(Instant::now(), ServerInput::LiveFound { token, source });
+                    continue;
+                }
                 let result = C::lookup(state.library.clone(), path).await;
                 conn.handle_input(Instant::now(), ServerInput::Lookup { token, result });
+            }
+            ServerOutput::Announce { token, path, source } => {
+                let result = match state.live.publish(path, source) {
+                    Ok(p) => {
+                        publication = Some(p);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
+                let result = result.as_ref().map(|_| ()).map_err(String::as_str);
+                conn.handle_input(Instant::now(), ServerInput::Announced { token, result });
+            }
+            ServerOutput::Published { track, packet } => {
+                if let Some(p) = &publication {
+                    p.send(track, &packet);
+                }
+            }
+            ServerOutput::ReadLive { path } => {
+                reading = state.live.read(&path);
+                if reading.is_none() {
+                    conn.handle_input(Instant::now(), ServerInput::LiveEnded);
+                }
             }
             ServerOutput::Multicast(MulticastRequest::Join {
                 token,
@@ -1137,6 +1185,7 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                     &state.stop,
                     link,
                     ended,
+                    reading.as_ref(),
                     io.as_mut(),
                     &mut buf,
                     at,
@@ -1165,6 +1214,23 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                         let data = &datagram[..len.min(datagram.len())];
                         conn.handle_input(Instant::now(), ServerInput::Datagram { socket, from, data });
                     }
+                    Wake::Live => {
+                        let Some(r) = reading.as_ref() else { continue };
+                        let taken = r.take();
+                        let now = Instant::now();
+                        if taken.overflowed {
+                            reading = None;
+                            conn.handle_input(now, ServerInput::Abort(CloseReason::SlowReader));
+                            continue;
+                        }
+                        for (track, packet) in &taken.packets {
+                            conn.handle_input(now, ServerInput::LivePacket { track: *track, packet });
+                        }
+                        if taken.ended {
+                            reading = None;
+                            conn.handle_input(now, ServerInput::LiveEnded);
+                        }
+                    }
                 }
             }
             ServerOutput::Close => break,
@@ -1174,6 +1240,8 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
         tracing::debug!(unsent, "datagrams the sockets did not take");
     }
     backchannel.finish();
+    drop(reading);
+    drop(publication);
     drop(registered);
     drop(membership);
     if let Some(io) = io {
@@ -1261,6 +1329,8 @@ enum Wake {
     Slept(Instant),
     /// The session's multicast stream ended.
     MulticastEnded,
+    /// The live path read has packets waiting, ended, or dropped this reader.
+    Live,
     /// A datagram of `len` bytes is in the datagram buffer.
     Datagram {
         socket: UdpSocketId,
@@ -1280,6 +1350,7 @@ async fn wait<C: ConnectionIo>(
     stop: &StopSignal,
     link: Option<&SessionLink>,
     multicast_ended: Option<&StopSignal>,
+    live: Option<&live::Reading>,
     io: Option<&mut C>,
     buf: &mut [u8],
     at: Instant,
@@ -1323,6 +1394,9 @@ async fn wait<C: ConnectionIo>(
         }
         if let Poll::Ready(woken) = socket.as_mut().poll(cx) {
             return Poll::Ready(woken);
+        }
+        if live.is_some_and(|r| r.poll_ready(cx).is_ready()) {
+            return Poll::Ready(Wake::Live);
         }
         for pair in pairs {
             for rtcp in [false, true] {
