@@ -8,7 +8,7 @@
 //! the same payload types. The publisher's RTP packets come out of its
 //! connection as [`ServerOutput::Published`](super::ServerOutput::Published);
 //! the runtime fans them out to the readers' connections, which re-stamp them
-//! ([`Restamp`]): each reader gets its own SSRC, sequence numbers and
+//! (`Restamp`): each reader gets its own SSRC, sequence numbers and
 //! timestamps, starting at the random values of its SETUP, so that what its
 //! `RTP-Info` says is what its first packet carries. A gap in the
 //! publisher's sequence numbers stays a gap (a reader sees the loss); a new

@@ -123,8 +123,11 @@
 //! - A keepalive (GET_PARAMETER, SET_PARAMETER) or TEARDOWN naming another
 //!   connection's UDP session refreshes or ends that session; PLAY and
 //!   SETUP must come on the session's own connection (454 elsewhere).
-//! - Methods this server knows but does not do (ANNOUNCE, RECORD,
-//!   REDIRECT) get 405 with `Allow`; unknown method tokens get 501.
+//! - ANNOUNCE and RECORD are for publishers of the paths in
+//!   [`ServerConfig::publish`] (see [`live`]: 403 for another path, 455
+//!   for a path published already, 415 for an SDP without a track we
+//!   serve); without such paths they get 405 with `Allow`, as REDIRECT
+//!   does; unknown method tokens get 501.
 //! - `Range` in PLAY (`npt=T-`, `npt=T1-T2`, `npt=now-`, seconds or
 //!   `hh:mm:ss`): the `play_count` play-throughs are one timeline of
 //!   `count × duration` (the range end of DESCRIBE and PLAY, open for endless
@@ -185,7 +188,8 @@
 //! its output to the GET half. What a tunnel half's HTTP request must be,
 //! the base64 of the POST body and the limits are in [`tunnel`].
 //!
-//! What this is not: no RECORD, no reverse play, no IPv6 multicast; TLS is
+//! What this is not: no reverse play, no IPv6 multicast, no publisher over
+//! UDP; TLS is
 //! the runtime's (a layer under this machine); one presentation per
 //! connection.
 
