@@ -473,6 +473,41 @@ fn ssrc_change_and_seq_jump_are_taken_without_loss() {
     );
 }
 
+/// `ts_jump=2`: every track's timestamps jump 10 s ahead two seconds in,
+/// without a sequence gap. Our client plays on: every frame, no loss, no
+/// warning; the jump shows in the report only, as 10 s more of media
+/// (`media_duration_s` about 15 s for the fixture's 5 s) and as the largest
+/// jitter (RFC 3550's estimator takes 1/16 of the 10 s: about 0.625 s).
+#[test]
+fn ts_jump_plays_on_and_shows_in_the_media_duration() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    let events = probe(&serve.url("h264_aac.mp4?ts_jump=2"), &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    assert_eq!(of_type(&events, "warning").len(), 0);
+    let faults = serve.faults();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    let tracks = &report(&events)["tracks"];
+    for (track, rate) in [(0u64, 90_000u64), (1, 44_100)] {
+        let jump = faults.iter().find(|f| f["track"] == track).unwrap();
+        assert_eq!(jump["fault"], "ts_jump");
+        let (from, to) = (jump["from"].as_u64().unwrap(), jump["to"].as_u64().unwrap());
+        assert_eq!(to.wrapping_sub(from) % (1 << 32), 10 * rate, "{jump}");
+        // The packets carry the new timeline from the jump on.
+        assert!(of_type(&events, "rtp")
+            .iter()
+            .any(|p| p["track"] == track && p["timestamp"] == to));
+        let t = &tracks[track as usize];
+        let duration = t["media_duration_s"].as_f64().unwrap();
+        assert!((14.9..15.3).contains(&duration), "track {track}: {duration}");
+        let jitter = t["max_jitter_s"].as_f64().unwrap();
+        assert!((0.6..0.7).contains(&jitter), "track {track}: {jitter}");
+        assert_eq!(t["lost"], 0);
+    }
+}
+
 #[test]
 fn jitter_and_reorder_over_udp_within_the_reorder_window_lose_nothing() {
     let serve = JsonServe::start();
@@ -526,6 +561,7 @@ fn list_profiles_names_every_fault_and_quirk() {
         "close_after=",
         "ssrc_change=",
         "seq_jump=",
+        "ts_jump=",
         "session_timeout=",
         "quirk=",
         "wrong_cseq",

@@ -5,8 +5,8 @@
 //! query (total: any text gives a [`Faults`] or a [`FaultError`] that the
 //! server answers `400` with, never a panic), and the connection applies it
 //! to its session: packets dropped, held back or delayed, a stall, an early
-//! close, a changed SSRC or sequence number, and protocol quirks of real
-//! cameras in the answers. Every fault done is reported as a
+//! close, a changed SSRC, sequence number or timestamp, and protocol quirks
+//! of real cameras in the answers. Every fault done is reported as a
 //! [`ServerEvent::Fault`], so that a test can
 //! compare what its client saw with what was done.
 //!
@@ -175,6 +175,10 @@ pub struct Faults {
     /// `seq_jump=S`: every track's sequence number jumps by [`SEQ_JUMP`],
     /// once, `S` after PLAY.
     pub seq_jump: Option<Duration>,
+    /// `ts_jump=S`: every track's RTP timestamp jumps forward by
+    /// [`TS_JUMP`] of its clock, once, at its first sample `S` after PLAY
+    /// (no sequence gap; the sender reports follow the new timestamps).
+    pub ts_jump: Option<Duration>,
     /// `session_timeout=S`: the session timeout announced and enforced for
     /// this connection (else the server's).
     pub session_timeout: Option<Duration>,
@@ -190,6 +194,9 @@ pub const REORDER_ONE_IN: u64 = 10;
 /// `seq_jump=`: how far the sequence numbers jump (beyond RFC 3550's
 /// `MAX_DROPOUT` of 3000, so a receiver sees a restart, not a loss).
 pub const SEQ_JUMP: u16 = 20_000;
+/// `ts_jump=`: how far the RTP timestamps jump, in time of each track's
+/// clock (10 s: 900000 ticks of a 90 kHz video clock).
+pub const TS_JUMP: Duration = Duration::from_secs(10);
 
 /// Every fault parameter: (name, value syntax, one line about it), for
 /// `serve --list-profiles` and the docs.
@@ -235,6 +242,11 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "seq_jump",
         "S",
         "every track's sequence number jumps by 20000 S seconds after PLAY",
+    ),
+    (
+        "ts_jump",
+        "S",
+        "every track's RTP timestamp jumps 10 s ahead S seconds after PLAY (no sequence gap)",
     ),
     (
         "session_timeout",
@@ -367,6 +379,7 @@ impl Faults {
                     faults.ssrc_change = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?)
                 }
                 "seq_jump" => faults.seq_jump = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
+                "ts_jump" => faults.ts_jump = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
                 "bye_at" => faults.bye_at = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
                 "session_timeout" => {
                     let s = value
@@ -493,6 +506,15 @@ pub enum FaultEvent {
         /// The one it has.
         to: u16,
     },
+    /// A track's RTP timestamps jumped forward (`ts_jump=`).
+    TsJump {
+        /// The track's index.
+        track: usize,
+        /// The RTP timestamp the next sample would have had.
+        from: u32,
+        /// The one it has.
+        to: u32,
+    },
     /// An RTCP BYE went out on every track while the media goes on
     /// (`bye_at=`).
     Bye {
@@ -543,6 +565,7 @@ pub(super) struct FaultRun {
     /// Tracks (bit = index, the first 64) whose SSRC / sequence changed.
     ssrc_changed: u64,
     seq_jumped: u64,
+    ts_jumped: u64,
     held: Vec<Held>,
     /// Datagrams delayed by `jitter_ms`, with when they are due.
     delayed: Vec<(Instant, ServerOutput)>,
@@ -571,6 +594,7 @@ impl FaultRun {
             packets: 0,
             ssrc_changed: 0,
             seq_jumped: 0,
+            ts_jumped: 0,
             held: Vec::new(),
             delayed: Vec::new(),
             stall_until: None,
@@ -677,6 +701,19 @@ impl FaultRun {
             return Verdict::Drop;
         }
         Verdict::Send
+    }
+
+    /// Before the next sample of `track` (a `clock_rate` Hz clock) is
+    /// packetized: how far its timestamps jump from now on, once, when
+    /// `ts_jump=` is due.
+    pub fn ts_jump_due(&mut self, track: usize, clock_rate: u32) -> Option<u32> {
+        let bit = 1u64.checked_shl(track as u32).unwrap_or(0);
+        let at = self.spec.ts_jump?;
+        if bit == 0 || self.ts_jumped & bit != 0 || !self.due(at) || self.closing {
+            return None;
+        }
+        self.ts_jumped |= bit;
+        Some((TS_JUMP.as_secs() as u32).wrapping_mul(clock_rate))
     }
 
     /// Whether RTP packet `seq` of `track`, just sent, goes once more
@@ -867,7 +904,7 @@ mod tests {
     #[test]
     fn every_parameter() {
         let f = parse(
-            "seed=9&drop=0.25&reorder=3&jitter_ms=40&stall=1:2&close_after=300p&ssrc_change=4&seq_jump=5.5&session_timeout=3&quirk=no_marker",
+            "seed=9&drop=0.25&reorder=3&jitter_ms=40&stall=1:2&close_after=300p&ssrc_change=4&seq_jump=5.5&ts_jump=6&session_timeout=3&quirk=no_marker",
         )
         .unwrap()
         .unwrap();
@@ -879,6 +916,7 @@ mod tests {
         assert_eq!(f.close_after, Some(CloseAfter::Packets(300)));
         assert_eq!(f.ssrc_change, Some(Duration::from_secs(4)));
         assert_eq!(f.seq_jump, Some(Duration::from_millis(5500)));
+        assert_eq!(f.ts_jump, Some(Duration::from_secs(6)));
         assert_eq!(f.session_timeout, Some(Duration::from_secs(3)));
         assert!(f.has(Quirk::NoMarker) && !f.has(Quirk::WrongCseq));
         assert_eq!(
@@ -917,6 +955,7 @@ mod tests {
             ("close_after=86401", "close_after"),
             ("ssrc_change=-1", "ssrc_change"),
             ("seq_jump=1:2", "seq_jump"),
+            ("ts_jump=x", "ts_jump"),
             ("session_timeout=0", "session_timeout"),
             ("quirk=", "quirk"),
             ("quirk=wrong_cseq,bogus", "quirk"),

@@ -257,10 +257,26 @@ pub(super) struct TrackOut {
 
 impl TrackOut {
     fn send(&mut self, sample: &SourceSample, loop_index: u32, out: &mut Sink<'_>, nals: &mut Vec<Bytes>) {
-        let ts = self
+        let mut ts = self
             .ts_base
             .wrapping_add(sample.presentation_time as u32)
             .wrapping_add(self.loop_ticks.wrapping_mul(u64::from(loop_index)) as u32);
+        if let Some(f) = out.faults.as_deref_mut() {
+            // The camera simulator's `ts_jump=`: the timeline moves on at a
+            // sample's start (every packet of a frame keeps one timestamp),
+            // and the sender reports and a later RTP-Info move with it.
+            if let Some(jump) = f.ts_jump_due(self.source_track, self.clock_rate) {
+                self.ts_base = self.ts_base.wrapping_add(jump);
+                let to = ts.wrapping_add(jump);
+                let event = f.event(FaultEvent::TsJump {
+                    track: self.source_track,
+                    from: ts,
+                    to,
+                });
+                out.datagrams.push_back(event);
+                ts = to;
+            }
+        }
         let TrackOut {
             rtp,
             packetizer,

@@ -4046,6 +4046,59 @@ mod simulator {
         assert_eq!(video[0].sequence_number, info[0].1);
     }
 
+    /// `ts_jump=0.5`: at one sample of each track the RTP timestamps move
+    /// 10 s of its clock ahead, the sequence numbers going on without a gap,
+    /// and the sender reports after it map to the new timeline.
+    #[test]
+    fn ts_jump_moves_the_timestamps_once_without_a_sequence_gap() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.play(h.t0, &source, "?play_count=3&ts_jump=0.5");
+        let until = h.t0 + Duration::from_secs(60);
+        let all = collect_until_close(&mut h, d, until);
+        let jumps = faults(&all);
+        assert_eq!(jumps.len(), 2, "{jumps:?}");
+        for (track, channel, rate) in [(0usize, 0u8, 90_000u32), (1, 2, 44_100)] {
+            let (since, from, to) = jumps
+                .iter()
+                .find_map(|(since, f)| match f {
+                    FaultEvent::TsJump { track: t, from, to } if *t == track => Some((*since, *from, *to)),
+                    _ => None,
+                })
+                .unwrap();
+            assert!(since.is_some_and(|s| s >= ms(500) && s < ms(600)), "{since:?}");
+            assert_eq!(to.wrapping_sub(from), 10 * rate);
+            let packets: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(channel)).collect();
+            let at = packets.iter().position(|p| p.timestamp == to).unwrap();
+            assert!(at > 0);
+            // No sequence gap anywhere.
+            for w in packets.windows(2) {
+                assert_eq!(w[1].sequence_number, w[0].sequence_number.wrapping_add(1));
+            }
+            // Every step of the timestamps is small but the one at the jump.
+            for (i, w) in packets.windows(2).enumerate() {
+                let step = w[1].timestamp.wrapping_sub(w[0].timestamp);
+                if i + 1 == at {
+                    assert!(step > 10 * rate && step < 10 * rate + rate / 2, "{step}");
+                } else {
+                    assert!(step < rate / 2, "{i}: {step}");
+                }
+            }
+            // The last sender report is on the new timeline.
+            let last_sr = all
+                .iter()
+                .flat_map(|d| d.rtcp(channel + 1))
+                .filter_map(|c| match &c[0] {
+                    RtcpPacket::SenderReport(sr) => Some(sr.rtp_timestamp),
+                    _ => None,
+                })
+                .last()
+                .unwrap();
+            let last = packets.last().unwrap().timestamp;
+            assert!(last_sr.wrapping_sub(last) < rate, "SR {last_sr} after {last}");
+        }
+    }
+
     /// `bye_at=0.2`: a BYE on both tracks 0.2 s after PLAY, the media going
     /// on after it, and the end's BYE as usual.
     #[test]
