@@ -508,6 +508,71 @@ fn ts_jump_plays_on_and_shows_in_the_media_duration() {
     }
 }
 
+/// The start time of each stream of a recording, by ffprobe.
+fn start_times(path: &std::path::Path) -> Vec<f64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=start_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (FFmpeg) is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
+}
+
+/// `sr_offset=MS`: the audio's sender reports say an NTP time MS off. A
+/// recording aligns the tracks by the sender reports, so the audio starts
+/// MS later than the video in the file (the video MS later when MS is
+/// negative); one `sr_offset` event per shifted report, as many as the
+/// client counted on the audio track.
+#[test]
+fn sr_offset_moves_the_audio_of_a_recording_by_the_offset() {
+    let serve = JsonServe::start();
+    let dir = temp_dir("sim-sr-offset");
+    for (ms, video_start, audio_start) in [(0, 0.0, 0.0), (500, 0.0, 0.5), (-500, 0.5, 0.0)] {
+        let path = dir.join(format!("sr_offset_{ms}.mp4"));
+        let query = if ms == 0 {
+            String::new()
+        } else {
+            format!("?sr_offset={ms}")
+        };
+        let r = run(
+            &[
+                "probe",
+                &serve.url(&format!("h264_aac.mp4{query}")),
+                "--json",
+                "--record",
+                path.to_str().unwrap(),
+            ],
+            Duration::from_secs(40),
+        );
+        assert_eq!(r.code(), 0, "{}", r.stderr);
+        let events = r.json();
+        clean_end(&events);
+        let starts = start_times(&path);
+        assert_eq!(starts.len(), 2, "{starts:?}");
+        assert!(
+            (starts[0] - video_start).abs() < 0.03 && (starts[1] - audio_start).abs() < 0.03,
+            "sr_offset={ms}: video starts at {}, audio at {}",
+            starts[0],
+            starts[1]
+        );
+        let faults = serve.faults();
+        let reports = report(&events)["tracks"][1]["sender_reports"].as_u64().unwrap();
+        if ms == 0 {
+            assert!(faults.is_empty(), "{faults:?}");
+        } else {
+            assert!(reports >= 2);
+            assert_eq!(faults.len() as u64, reports, "{faults:?}");
+            assert!(faults
+                .iter()
+                .all(|f| f["fault"] == "sr_offset" && f["track"] == 1 && f["offset_ms"] == ms));
+        }
+    }
+}
+
 #[test]
 fn jitter_and_reorder_over_udp_within_the_reorder_window_lose_nothing() {
     let serve = JsonServe::start();
@@ -562,6 +627,7 @@ fn list_profiles_names_every_fault_and_quirk() {
         "ssrc_change=",
         "seq_jump=",
         "ts_jump=",
+        "sr_offset=",
         "session_timeout=",
         "quirk=",
         "wrong_cseq",

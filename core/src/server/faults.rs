@@ -179,6 +179,12 @@ pub struct Faults {
     /// [`TS_JUMP`] of its clock, once, at its first sample `S` after PLAY
     /// (no sequence gap; the sender reports follow the new timestamps).
     pub ts_jump: Option<Duration>,
+    /// `sr_offset=MS`: the NTP time of every RTCP sender report of every
+    /// track but the first (track index above 0) is this many milliseconds
+    /// off (later when positive): a wrong NTP/RTP mapping that puts those
+    /// tracks out of step with the first by `MS` for a receiver that aligns
+    /// tracks by their sender reports.
+    pub sr_offset_ms: Option<i32>,
     /// `session_timeout=S`: the session timeout announced and enforced for
     /// this connection (else the server's).
     pub session_timeout: Option<Duration>,
@@ -247,6 +253,11 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "ts_jump",
         "S",
         "every track's RTP timestamp jumps 10 s ahead S seconds after PLAY (no sequence gap)",
+    ),
+    (
+        "sr_offset",
+        "MS",
+        "the RTCP sender reports of every track but the first carry an NTP time MS ms off (-60000 to 60000, not 0)",
     ),
     (
         "session_timeout",
@@ -379,6 +390,15 @@ impl Faults {
                     faults.ssrc_change = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?)
                 }
                 "seq_jump" => faults.seq_jump = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
+                "sr_offset" => {
+                    faults.sr_offset_ms = Some(
+                        value
+                            .parse::<i32>()
+                            .ok()
+                            .filter(|ms| *ms != 0 && (-60_000..=60_000).contains(ms))
+                            .ok_or_else(|| err("milliseconds from -60000 to 60000, not 0, such as 500 or -250"))?,
+                    )
+                }
                 "ts_jump" => faults.ts_jump = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
                 "bye_at" => faults.bye_at = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
                 "session_timeout" => {
@@ -514,6 +534,13 @@ pub enum FaultEvent {
         from: u32,
         /// The one it has.
         to: u32,
+    },
+    /// A sender report went out with its NTP time off (`sr_offset=`).
+    SrOffset {
+        /// The track's index.
+        track: usize,
+        /// How far off, in milliseconds (later when positive).
+        offset_ms: i32,
     },
     /// An RTCP BYE went out on every track while the media goes on
     /// (`bye_at=`).
@@ -714,6 +741,21 @@ impl FaultRun {
         }
         self.ts_jumped |= bit;
         Some((TS_JUMP.as_secs() as u32).wrapping_mul(clock_rate))
+    }
+
+    /// The NTP time to put in a sender report of `track` at `ntp`, and its
+    /// event when `sr_offset=` changed it.
+    pub fn sender_report_ntp(&self, track: usize, ntp: u64) -> (u64, Option<ServerOutput>) {
+        let Some(ms) = self.spec.sr_offset_ms.filter(|_| track > 0) else {
+            return (ntp, None);
+        };
+        let units = (u64::from(ms.unsigned_abs()) << 32) / 1000;
+        let shifted = if ms > 0 {
+            ntp.wrapping_add(units)
+        } else {
+            ntp.wrapping_sub(units)
+        };
+        (shifted, Some(self.event(FaultEvent::SrOffset { track, offset_ms: ms })))
     }
 
     /// Whether RTP packet `seq` of `track`, just sent, goes once more
@@ -917,6 +959,7 @@ mod tests {
         assert_eq!(f.ssrc_change, Some(Duration::from_secs(4)));
         assert_eq!(f.seq_jump, Some(Duration::from_millis(5500)));
         assert_eq!(f.ts_jump, Some(Duration::from_secs(6)));
+        assert_eq!(parse("sr_offset=-250").unwrap().unwrap().sr_offset_ms, Some(-250));
         assert_eq!(f.session_timeout, Some(Duration::from_secs(3)));
         assert!(f.has(Quirk::NoMarker) && !f.has(Quirk::WrongCseq));
         assert_eq!(
@@ -956,6 +999,9 @@ mod tests {
             ("ssrc_change=-1", "ssrc_change"),
             ("seq_jump=1:2", "seq_jump"),
             ("ts_jump=x", "ts_jump"),
+            ("sr_offset=0", "sr_offset"),
+            ("sr_offset=60001", "sr_offset"),
+            ("sr_offset=1.5", "sr_offset"),
             ("session_timeout=0", "session_timeout"),
             ("quirk=", "quirk"),
             ("quirk=wrong_cseq,bogus", "quirk"),

@@ -392,6 +392,18 @@ impl TrackOut {
             out.put(&self.delivery, true, compound.len(), |o| o.put_slice(&compound));
             return;
         }
+        // The camera simulator's `sr_offset=`: a wrong NTP/RTP mapping.
+        let ntp = match out
+            .faults
+            .as_deref()
+            .map(|f| f.sender_report_ntp(self.source_track, ntp))
+        {
+            Some((shifted, Some(event))) => {
+                out.datagrams.push_back(event);
+                shifted
+            }
+            _ => ntp,
+        };
         let sr = SenderReport {
             ssrc: self.rtp.ssrc,
             ntp_timestamp: ntp,

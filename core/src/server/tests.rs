@@ -4099,6 +4099,48 @@ mod simulator {
         }
     }
 
+    /// `sr_offset=-250`: every sender report of the audio track (track 1)
+    /// says an NTP time 250 ms before the video's report of the same
+    /// instant; one event per shifted report; the video's are true.
+    #[test]
+    fn sr_offset_shifts_the_ntp_time_of_every_track_but_the_first() {
+        let source = Arc::new(synthetic_source());
+        let run = |query: &str| {
+            let mut h = Harness::new();
+            let d = h.play(h.t0, &source, query);
+            let until = h.t0 + Duration::from_secs(60);
+            collect_until_close(&mut h, d, until)
+        };
+        let ntp_of = |d: &Drained, channel: u8| {
+            d.rtcp(channel).iter().find_map(|c| match &c[0] {
+                RtcpPacket::SenderReport(sr) => Some(sr.ntp_timestamp),
+                _ => None,
+            })
+        };
+        let pairs = |all: &[Drained]| -> Vec<(u64, u64)> {
+            all.iter()
+                .filter_map(|d| Some((ntp_of(d, 1)?, ntp_of(d, 3)?)))
+                .collect()
+        };
+        let plain = pairs(&run("?play_count=30"));
+        let all = run("?play_count=30&sr_offset=-250");
+        let shifted = pairs(&all);
+        assert!(shifted.len() >= 3, "{shifted:?}");
+        assert_eq!(plain.len(), shifted.len());
+        let quarter = (1u64 << 32) / 4;
+        for ((v0, a0), (v, a)) in plain.iter().zip(&shifted) {
+            assert_eq!(v0, a0, "without the fault the reports of one instant agree");
+            assert_eq!(v.wrapping_sub(*a), quarter, "video {v}, audio {a}");
+        }
+        let events = faults(&all);
+        assert_eq!(events.len(), shifted.len(), "{events:?}");
+        assert!(events.iter().all(|(_, f)| *f
+            == FaultEvent::SrOffset {
+                track: 1,
+                offset_ms: -250
+            }));
+    }
+
     /// `bye_at=0.2`: a BYE on both tracks 0.2 s after PLAY, the media going
     /// on after it, and the end's BYE as usual.
     #[test]
