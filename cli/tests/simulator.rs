@@ -362,6 +362,39 @@ fn no_session_timeout_and_no_content_base_play_whole() {
     assert_eq!(quirk_events(&faults, "no_session_timeout").len(), 2);
 }
 
+/// `quirk=control_absolute`: the SETUPs and the PLAY go to the absolute
+/// control URLs as they are (their `?transportmode=unicast` shows it: no
+/// resolution against the Content-Base gives it); `no_session_control`:
+/// the PLAY goes to the Content-Base. Both play whole, without a warning.
+#[test]
+fn control_variants_are_followed_and_play_whole() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    for (quirk, setup, play) in [
+        (
+            "control_absolute",
+            "h264_aac.mp4/trackID={i}?transportmode=unicast",
+            "h264_aac.mp4/?transportmode=unicast",
+        ),
+        ("no_session_control", "h264_aac.mp4/trackID={i}", "h264_aac.mp4/"),
+    ] {
+        let events = probe(&serve.url(&format!("h264_aac.mp4?quirk={quirk}")), &[]);
+        clean_end(&events);
+        assert_eq!(frames(&events), (video, audio), "{quirk}");
+        assert_eq!(of_type(&events, "warning").len(), 0, "{quirk}");
+        let rtsp = of_type(&events, "rtsp");
+        let setups: Vec<&&Value> = rtsp.iter().filter(|r| r["method"] == "SETUP").collect();
+        assert_eq!(setups.len(), 2);
+        for (i, s) in setups.iter().enumerate() {
+            assert_eq!(s["url"], serve.url(&setup.replace("{i}", &i.to_string())), "{quirk}");
+        }
+        let p = rtsp.iter().find(|r| r["method"] == "PLAY").unwrap();
+        assert_eq!(p["url"], serve.url(play), "{quirk}");
+        assert_eq!(quirk_events(&serve.faults(), quirk).len(), 1, "{quirk}");
+    }
+}
+
 #[test]
 fn no_marker_loses_no_frame() {
     let serve = JsonServe::start();
@@ -637,6 +670,9 @@ fn list_profiles_names_every_fault_and_quirk() {
         "no_content_base",
         "no_public",
         "no_marker",
+        "no_sr",
+        "control_absolute",
+        "no_session_control",
     ] {
         assert!(r.stdout.contains(name), "{name} missing:\n{}", r.stdout);
     }

@@ -54,11 +54,19 @@ pub enum Quirk {
     /// end) start with an empty receiver report instead, so a receiver has
     /// no NTP/RTP mapping to align tracks or to time frames by.
     NoSr,
+    /// The SDP's `a=control` are absolute URLs that end with a query
+    /// (`rtsp://host/clip.mp4/trackID=0?transportmode=unicast`; the
+    /// session's is the base URL with that query), so that a client must use
+    /// them as they are.
+    ControlAbsolute,
+    /// The SDP has no session-level `a=control` (the media-level ones stay
+    /// relative): the aggregate URL is the `Content-Base`.
+    NoSessionControl,
 }
 
 impl Quirk {
     /// Every quirk, in the order `serve --list-profiles` prints them.
-    pub const ALL: [Quirk; 8] = [
+    pub const ALL: [Quirk; 10] = [
         Quirk::WrongCseq,
         Quirk::NoCseq,
         Quirk::NoGetParameter,
@@ -67,6 +75,8 @@ impl Quirk {
         Quirk::NoPublic,
         Quirk::NoMarker,
         Quirk::NoSr,
+        Quirk::ControlAbsolute,
+        Quirk::NoSessionControl,
     ];
 
     /// Its name in `quirk=`.
@@ -80,6 +90,8 @@ impl Quirk {
             Quirk::NoPublic => "no_public",
             Quirk::NoMarker => "no_marker",
             Quirk::NoSr => "no_sr",
+            Quirk::ControlAbsolute => "control_absolute",
+            Quirk::NoSessionControl => "no_session_control",
         }
     }
 
@@ -96,6 +108,12 @@ impl Quirk {
             Quirk::NoPublic => "OPTIONS without a Public header",
             Quirk::NoMarker => "the RTP marker bit is never set (frames end only when the timestamp changes)",
             Quirk::NoSr => "no RTCP sender report (no NTP/RTP mapping: tracks cannot be aligned by it); the BYE still comes",
+            Quirk::ControlAbsolute => {
+                "the SDP's a=control are absolute URLs ending with a query (…/trackID=0?transportmode=unicast)"
+            }
+            Quirk::NoSessionControl => {
+                "no session-level a=control in the SDP (the aggregate URL is the Content-Base)"
+            }
         }
     }
 
@@ -443,6 +461,30 @@ fn decimal(v: &str, max: f64) -> Option<f64> {
         && v != ".";
     let x: f64 = v.parse().ok().filter(|_| plain)?;
     (x.is_finite() && (0.0..=max).contains(&x)).then_some(x)
+}
+
+/// The query a [`Quirk::ControlAbsolute`] control URL ends with.
+pub const ABSOLUTE_CONTROL_QUERY: &str = "?transportmode=unicast";
+
+/// The SDP text `sdp` changed by the `a=control` quirks asked for:
+/// [`Quirk::NoSessionControl`] drops the session-level `a=control:*`,
+/// [`Quirk::ControlAbsolute`] makes every control an absolute URL under
+/// `base` (the presentation's base URL, with its trailing slash).
+pub(super) fn quirk_controls(sdp: &str, base: &str, no_session: bool, absolute: bool) -> String {
+    let mut out = String::with_capacity(sdp.len() + 256);
+    for line in sdp.split_inclusive("\r\n") {
+        let Some(control) = line.strip_prefix("a=control:").map(|c| c.trim_end_matches("\r\n")) else {
+            out.push_str(line);
+            continue;
+        };
+        match (control == "*", no_session, absolute) {
+            (true, true, _) => {}
+            (true, false, true) => out.push_str(&format!("a=control:{base}{ABSOLUTE_CONTROL_QUERY}\r\n")),
+            (false, _, true) => out.push_str(&format!("a=control:{base}{control}{ABSOLUTE_CONTROL_QUERY}\r\n")),
+            _ => out.push_str(line),
+        }
+    }
+    out
 }
 
 fn seconds(v: &str) -> Option<Duration> {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::auth::{ServerAuth, Verdict};
 use super::clock;
-use super::faults::{FaultRun, Faults, Quirk};
+use super::faults::{self, FaultRun, Faults, Quirk};
 use super::sdp_writer::{npt, session_description, Description};
 use super::stream::{Delivery, PlayFrom, Session, State, UdpDelivery};
 use super::{
@@ -277,6 +277,13 @@ impl Connection {
             range_end: range_end(&source, self.play_count),
             backchannel: (self.config.backchannel && wants_backchannel(&req)).then_some(self.config.backchannel_codec),
         });
+        let no_session = self.quirk(Quirk::NoSessionControl, &info.method);
+        let absolute = self.quirk(Quirk::ControlAbsolute, &info.method);
+        let sdp = if no_session || absolute {
+            faults::quirk_controls(&sdp, &target.base_url(), no_session, absolute)
+        } else {
+            sdp
+        };
         let mut h = Headers::new().with("Content-Type", "application/sdp");
         if !self.quirk(Quirk::NoContentBase, &info.method) {
             h.push("Content-Base", target.base_url());

@@ -3912,6 +3912,58 @@ mod simulator {
         assert!(d.response().headers.get("Public").is_some());
     }
 
+    /// `quirk=control_absolute`: absolute controls with Hikvision's query,
+    /// which the server takes for SETUP and PLAY; `no_session_control`:
+    /// no session-level control, the media ones relative.
+    #[test]
+    fn control_quirks_rewrite_the_sdp_controls() {
+        let source = Arc::new(synthetic_source());
+        let controls = |d: &Drained| -> Vec<String> {
+            String::from_utf8_lossy(&d.response().body)
+                .lines()
+                .filter_map(|l| l.strip_prefix("a=control:").map(str::to_owned))
+                .collect()
+        };
+        let mut h = Harness::new();
+        let d = h.describe(h.t0, &format!("{URL}?quirk=control_absolute"), &source);
+        assert_eq!(d.status(), 200);
+        let base = format!("{URL}/");
+        assert_eq!(
+            controls(&d),
+            vec![
+                format!("{base}?transportmode=unicast"),
+                format!("{base}trackID=0?transportmode=unicast"),
+                format!("{base}trackID=1?transportmode=unicast"),
+            ]
+        );
+        assert!(matches!(
+            faults(&[d]).as_slice(),
+            [(
+                None,
+                FaultEvent::Quirk {
+                    quirk: Quirk::ControlAbsolute,
+                    method: Method::Describe
+                }
+            )]
+        ));
+        for (track, channels) in [(0, "0-1"), (1, "2-3")] {
+            let uri = format!("{base}trackID={track}?transportmode=unicast");
+            let transport = format!("RTP/AVP/TCP;unicast;interleaved={channels}");
+            let d = h.request(h.t0, "SETUP", &uri, &[("Transport", &transport)]);
+            assert_eq!(d.status(), 200);
+            let s = d.response().headers.get("Session").unwrap();
+            h.session = Some(s.split(';').next().unwrap().to_owned());
+        }
+        let d = h.request(h.t0, "PLAY", &format!("{base}?transportmode=unicast"), &[]);
+        assert_eq!(d.status(), 200);
+        assert!(!d.rtp(0).is_empty());
+
+        let mut h = Harness::new();
+        let d = h.describe(h.t0, &format!("{URL}?quirk=no_session_control"), &source);
+        assert_eq!(controls(&d), vec!["trackID=0", "trackID=1"]);
+        assert_eq!(faults(&[d]).len(), 1);
+    }
+
     #[test]
     fn wrong_cseq_answers_with_the_next_one() {
         let mut h = Harness::new();
