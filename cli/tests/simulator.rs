@@ -395,6 +395,32 @@ fn control_variants_are_followed_and_play_whole() {
     }
 }
 
+/// `quirk=other_channels`: the SETUPs are answered with channels 10-11 and
+/// 12-13 (the media goes there); `no_interleaved`: without `interleaved=`
+/// (the media on the channels asked for). Our client takes the answered
+/// channels, else the ones it asked for: the whole stream, no warning (a
+/// wrong choice would be `unknown_channel` warnings and no frames).
+#[test]
+fn transport_answers_with_other_or_no_channels_play_whole() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    for (quirk, channels) in [
+        ("other_channels", ["tcp (channels 10-11)", "tcp (channels 12-13)"]),
+        ("no_interleaved", ["tcp (channels 0-1)", "tcp (channels 2-3)"]),
+    ] {
+        let events = probe(&serve.url(&format!("h264_aac.mp4?quirk={quirk}")), &[]);
+        clean_end(&events);
+        assert_eq!(frames(&events), (video, audio), "{quirk}");
+        assert_eq!(of_type(&events, "warning").len(), 0, "{quirk}");
+        let tracks = &report(&events)["tracks"];
+        for (i, want) in channels.iter().enumerate() {
+            assert_eq!(tracks[i]["transport"], *want, "{quirk}");
+        }
+        assert_eq!(quirk_events(&serve.faults(), quirk).len(), 2, "{quirk}");
+    }
+}
+
 #[test]
 fn no_marker_loses_no_frame() {
     let serve = JsonServe::start();
@@ -673,6 +699,8 @@ fn list_profiles_names_every_fault_and_quirk() {
         "no_sr",
         "control_absolute",
         "no_session_control",
+        "other_channels",
+        "no_interleaved",
     ] {
         assert!(r.stdout.contains(name), "{name} missing:\n{}", r.stdout);
     }

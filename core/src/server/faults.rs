@@ -62,11 +62,19 @@ pub enum Quirk {
     /// The SDP has no session-level `a=control` (the media-level ones stay
     /// relative): the aggregate URL is the `Content-Base`.
     NoSessionControl,
+    /// A SETUP over TCP is answered with interleaved channels other than
+    /// the ones asked for (the media goes on those): the client must use the
+    /// answered ones.
+    OtherChannels,
+    /// A SETUP over TCP is answered with a `Transport` without
+    /// `interleaved=` (the media goes on the channels asked for, or on
+    /// `2N-2N+1` when none were).
+    NoInterleaved,
 }
 
 impl Quirk {
     /// Every quirk, in the order `serve --list-profiles` prints them.
-    pub const ALL: [Quirk; 10] = [
+    pub const ALL: [Quirk; 12] = [
         Quirk::WrongCseq,
         Quirk::NoCseq,
         Quirk::NoGetParameter,
@@ -77,6 +85,8 @@ impl Quirk {
         Quirk::NoSr,
         Quirk::ControlAbsolute,
         Quirk::NoSessionControl,
+        Quirk::OtherChannels,
+        Quirk::NoInterleaved,
     ];
 
     /// Its name in `quirk=`.
@@ -92,6 +102,8 @@ impl Quirk {
             Quirk::NoSr => "no_sr",
             Quirk::ControlAbsolute => "control_absolute",
             Quirk::NoSessionControl => "no_session_control",
+            Quirk::OtherChannels => "other_channels",
+            Quirk::NoInterleaved => "no_interleaved",
         }
     }
 
@@ -113,6 +125,12 @@ impl Quirk {
             }
             Quirk::NoSessionControl => {
                 "no session-level a=control in the SDP (the aggregate URL is the Content-Base)"
+            }
+            Quirk::OtherChannels => {
+                "TCP SETUP answered with other interleaved channels than asked for (10-11, 12-13, ...), the media on those"
+            }
+            Quirk::NoInterleaved => {
+                "TCP SETUP answered with a Transport without interleaved= (the media on the channels asked for)"
             }
         }
     }

@@ -347,6 +347,7 @@ impl Connection {
         if index >= source.tracks.len() {
             return fail(self, 404);
         }
+        let other_channels = self.faults.as_ref().is_some_and(|f| f.spec.has(Quirk::OtherChannels));
         let delivery = match requested {
             Requested::Interleaved(channels) => {
                 let session = self
@@ -356,6 +357,12 @@ impl Connection {
                     Some((a, b)) if session.channel_taken(a, index) || session.channel_taken(b, index) => None,
                     Some(pair) => Some(pair),
                     None => free_pair(session, index),
+                };
+                // The camera simulator's `other_channels`: a free pair that
+                // is not the one asked for.
+                let channels = match channels {
+                    Some((a, _)) if other_channels => other_pair(session, index, a),
+                    pair => pair,
                 };
                 let Some((rtp, rtcp)) = channels else {
                     if session.tracks.is_empty() {
@@ -464,7 +471,16 @@ impl Connection {
                 )
             }
             Delivery::Interleaved { rtp, rtcp } => {
-                format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp};ssrc={ssrc:08X};mode=\"PLAY\"")
+                if other_channels {
+                    self.quirk(Quirk::OtherChannels, &info.method);
+                }
+                if self.quirk(Quirk::NoInterleaved, &info.method) {
+                    // The media still goes on the channels chosen: the client
+                    // must assume the ones it asked for.
+                    format!("RTP/AVP/TCP;unicast;ssrc={ssrc:08X};mode=\"PLAY\"")
+                } else {
+                    format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp};ssrc={ssrc:08X};mode=\"PLAY\"")
+                }
             }
         };
         let h = self.session_headers(true).with("Transport", transport);
@@ -1060,6 +1076,17 @@ fn free_pair(session: &Session, index: usize) -> Option<(u8, u8)> {
         .into_iter()
         .chain((0..=254u8).step_by(2))
         .find(|a| free(*a))
+        .map(|a| (a, a + 1))
+}
+
+/// Channels for the `other_channels` quirk: the lowest free even pair from
+/// 10 on (then from 0) whose first channel is not `asked`.
+fn other_pair(session: &Session, index: usize, asked: u8) -> Option<(u8, u8)> {
+    let free = |a: u8| !session.channel_taken(a, index) && !session.channel_taken(a + 1, index);
+    (10..=254u8)
+        .step_by(2)
+        .chain((0..10u8).step_by(2))
+        .find(|a| *a != asked && free(*a))
         .map(|a| (a, a + 1))
 }
 

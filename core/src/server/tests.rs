@@ -3964,6 +3964,49 @@ mod simulator {
         assert_eq!(faults(&[d]).len(), 1);
     }
 
+    /// `quirk=other_channels`: the SETUPs answered (and the media sent) on
+    /// 10-11 and 12-13 instead of 0-1 and 2-3; `no_interleaved`: answered
+    /// without `interleaved=`, the media on the channels asked for.
+    #[test]
+    fn transport_quirks_change_the_channels_or_leave_them_out() {
+        let source = Arc::new(synthetic_source());
+        for (quirk, channels) in [("other_channels", [10u8, 12]), ("no_interleaved", [0, 2])] {
+            let mut h = Harness::new();
+            assert_eq!(h.describe(h.t0, &format!("{URL}?quirk={quirk}"), &source).status(), 200);
+            let mut quirks = Vec::new();
+            for (track, asked) in [(0, "0-1"), (1, "2-3")] {
+                let d = h.setup(h.t0, track, asked);
+                assert_eq!(d.status(), 200);
+                let transport = d.response().headers.get("Transport").unwrap().to_owned();
+                let ch = channels[track];
+                if quirk == "other_channels" {
+                    assert!(
+                        transport.contains(&format!("interleaved={ch}-{}", ch + 1)),
+                        "{transport}"
+                    );
+                } else {
+                    assert!(!transport.contains("interleaved"), "{transport}");
+                    assert!(transport.starts_with("RTP/AVP/TCP;unicast;"), "{transport}");
+                }
+                quirks.extend(faults(&[d]));
+            }
+            assert_eq!(quirks.len(), 2, "{quirk}: {quirks:?}");
+            let d = h.request(h.t0, "PLAY", &format!("{URL}/"), &[]);
+            assert_eq!(d.status(), 200);
+            let until = h.t0 + Duration::from_secs(60);
+            let all = collect_until_close(&mut h, d, until);
+            for ch in channels {
+                assert!(
+                    all.iter().map(|d| d.rtp(ch).len()).sum::<usize>() > 5,
+                    "{quirk}: channel {ch}"
+                );
+            }
+            if quirk == "other_channels" {
+                assert!(all.iter().all(|d| d.rtp(0).is_empty() && d.rtp(2).is_empty()));
+            }
+        }
+    }
+
     #[test]
     fn wrong_cseq_answers_with_the_next_one() {
         let mut h = Harness::new();
