@@ -421,6 +421,35 @@ fn transport_answers_with_other_or_no_channels_play_whole() {
     }
 }
 
+/// `quirk=wrong_content_base`: the Content-Base names another path. Our
+/// client follows it (RFC 2326 §C.1.1): the SETUPs, the PLAY and the
+/// TEARDOWN go to `/elsewhere/stream0/`, which this camera, ignoring the
+/// path after DESCRIBE, takes for the file: the whole stream, no warning.
+#[test]
+fn a_wrong_content_base_is_followed() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    let events = probe(&serve.url("h264_aac.mp4?quirk=wrong_content_base"), &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    assert_eq!(of_type(&events, "warning").len(), 0);
+    let rtsp = of_type(&events, "rtsp");
+    let urls: Vec<(&str, &str)> = rtsp
+        .iter()
+        .map(|r| (r["method"].as_str().unwrap(), r["url"].as_str().unwrap()))
+        .collect();
+    let wrong = serve.url("elsewhere/stream0/");
+    for (method, url) in &urls {
+        match *method {
+            "SETUP" => assert!(url.starts_with(&format!("{wrong}trackID=")), "{urls:?}"),
+            "PLAY" | "TEARDOWN" => assert_eq!(*url, wrong, "{urls:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(quirk_events(&serve.faults(), "wrong_content_base").len(), 1);
+}
+
 #[test]
 fn no_marker_loses_no_frame() {
     let serve = JsonServe::start();
@@ -701,6 +730,7 @@ fn list_profiles_names_every_fault_and_quirk() {
         "no_session_control",
         "other_channels",
         "no_interleaved",
+        "wrong_content_base",
     ] {
         assert!(r.stdout.contains(name), "{name} missing:\n{}", r.stdout);
     }

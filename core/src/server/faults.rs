@@ -70,11 +70,16 @@ pub enum Quirk {
     /// `interleaved=` (the media goes on the channels asked for, or on
     /// `2N-2N+1` when none were).
     NoInterleaved,
+    /// DESCRIBE's `Content-Base` names another path
+    /// (`rtsp://host/elsewhere/stream0/`, [`WRONG_CONTENT_BASE`]); the
+    /// server, like a camera that ignores the path after DESCRIBE, takes
+    /// requests on it for the presentation described.
+    WrongContentBase,
 }
 
 impl Quirk {
     /// Every quirk, in the order `serve --list-profiles` prints them.
-    pub const ALL: [Quirk; 12] = [
+    pub const ALL: [Quirk; 13] = [
         Quirk::WrongCseq,
         Quirk::NoCseq,
         Quirk::NoGetParameter,
@@ -87,6 +92,7 @@ impl Quirk {
         Quirk::NoSessionControl,
         Quirk::OtherChannels,
         Quirk::NoInterleaved,
+        Quirk::WrongContentBase,
     ];
 
     /// Its name in `quirk=`.
@@ -104,6 +110,7 @@ impl Quirk {
             Quirk::NoSessionControl => "no_session_control",
             Quirk::OtherChannels => "other_channels",
             Quirk::NoInterleaved => "no_interleaved",
+            Quirk::WrongContentBase => "wrong_content_base",
         }
     }
 
@@ -131,6 +138,9 @@ impl Quirk {
             }
             Quirk::NoInterleaved => {
                 "TCP SETUP answered with a Transport without interleaved= (the media on the channels asked for)"
+            }
+            Quirk::WrongContentBase => {
+                "DESCRIBE's Content-Base names another path (/elsewhere/stream0/), which the server then takes for the file"
             }
         }
     }
@@ -481,6 +491,9 @@ fn decimal(v: &str, max: f64) -> Option<f64> {
     (x.is_finite() && (0.0..=max).contains(&x)).then_some(x)
 }
 
+/// The path a [`Quirk::WrongContentBase`] `Content-Base` names.
+pub const WRONG_CONTENT_BASE: &str = "elsewhere/stream0";
+
 /// The query a [`Quirk::ControlAbsolute`] control URL ends with.
 pub const ABSOLUTE_CONTROL_QUERY: &str = "?transportmode=unicast";
 
@@ -664,6 +677,10 @@ pub(super) struct FaultRun {
     bye_sent: bool,
     /// `close_after=` was reached: the connection closes after this pump.
     pub closing: bool,
+    /// The path of the presentation whose DESCRIBE got a wrong
+    /// `Content-Base` (`wrong_content_base`): requests on
+    /// [`WRONG_CONTENT_BASE`] are for it.
+    pub content_base_of: Option<String>,
 }
 
 /// Most packets held or delayed at once; beyond, they go out at once
@@ -689,6 +706,7 @@ impl FaultRun {
             burst_left: 0,
             bye_sent: false,
             closing: false,
+            content_base_of: None,
         }
     }
 

@@ -174,6 +174,13 @@ impl Connection {
                 if let Ok(Some(spec)) = t.faults {
                     self.set_faults(spec);
                 }
+                // The camera simulator's `wrong_content_base`: the other path
+                // it named stands for the presentation described.
+                if let Some(real) = self.faults.as_ref().and_then(|f| f.content_base_of.as_ref()) {
+                    if t.path == faults::WRONG_CONTENT_BASE {
+                        t.path.clone_from(real);
+                    }
+                }
                 if let Some(pc) = t.play_count {
                     self.play_count = pc;
                 }
@@ -285,7 +292,20 @@ impl Connection {
             sdp
         };
         let mut h = Headers::new().with("Content-Type", "application/sdp");
-        if !self.quirk(Quirk::NoContentBase, &info.method) {
+        if self.quirk(Quirk::NoContentBase, &info.method) {
+            // No Content-Base at all.
+        } else if self.quirk(Quirk::WrongContentBase, &info.method) {
+            let wrong = format!(
+                "{}://{}/{}/",
+                target.scheme,
+                target.authority,
+                faults::WRONG_CONTENT_BASE
+            );
+            h.push("Content-Base", wrong);
+            if let Some(f) = self.faults.as_mut() {
+                f.content_base_of = Some(target.path.clone());
+            }
+        } else {
             h.push("Content-Base", target.base_url());
         }
         self.described = Some((target.resource(), source));

@@ -4007,6 +4007,44 @@ mod simulator {
         }
     }
 
+    /// `quirk=wrong_content_base`: the Content-Base names another path,
+    /// which the server then takes (SETUP, PLAY) for the presentation.
+    #[test]
+    fn wrong_content_base_names_another_path_taken_for_the_file() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.describe(h.t0, &format!("{URL}?quirk=wrong_content_base"), &source);
+        let base = "rtsp://127.0.0.1:8554/elsewhere/stream0/";
+        assert_eq!(d.response().headers.get("Content-Base"), Some(base));
+        assert_eq!(faults(&[d]).len(), 1);
+        for (track, channels) in [(0, "0-1"), (1, "2-3")] {
+            let transport = format!("RTP/AVP/TCP;unicast;interleaved={channels}");
+            let d = h.request(
+                h.t0,
+                "SETUP",
+                &format!("{base}trackID={track}"),
+                &[("Transport", &transport)],
+            );
+            assert_eq!(d.status(), 200);
+            let s = d.response().headers.get("Session").unwrap();
+            h.session = Some(s.split(';').next().unwrap().to_owned());
+        }
+        let d = h.request(h.t0, "PLAY", base, &[]);
+        assert_eq!(d.status(), 200);
+        assert!(!d.rtp(0).is_empty() && !d.rtp(2).is_empty());
+        // Without the quirk, the other path is another file, looked up.
+        let mut plain = Harness::new();
+        assert_eq!(plain.describe(plain.t0, URL, &source).status(), 200);
+        let d = plain.request(
+            plain.t0,
+            "SETUP",
+            &format!("{base}trackID=0"),
+            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
+        );
+        assert!(d.responses.is_empty());
+        assert_eq!(d.lookups[0].1, "elsewhere/stream0");
+    }
+
     #[test]
     fn wrong_cseq_answers_with_the_next_one() {
         let mut h = Harness::new();
