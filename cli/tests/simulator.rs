@@ -450,6 +450,50 @@ fn a_wrong_content_base_is_followed() {
     assert_eq!(quirk_events(&serve.faults(), "wrong_content_base").len(), 1);
 }
 
+/// `quirk=unauthorized_after_play`: every request after PLAY is answered
+/// 401. Our client fails clearly at its first keepalive (1 s in with
+/// `session_timeout=2`): without credentials, an error naming the 401 and
+/// that the URL has none; with credentials, after retrying once with them,
+/// "credentials rejected". The frames up to then were played.
+#[test]
+fn unauthorized_after_play_fails_the_session_at_the_first_keepalive() {
+    let serve = JsonServe::start();
+    for (userinfo, says, refused) in [
+        ("", "no credentials in the URL", 1),
+        ("u:p@", "credentials rejected", 2),
+    ] {
+        let url = format!(
+            "rtsp://{userinfo}127.0.0.1:{}/h264_aac.mp4?quirk=unauthorized_after_play&session_timeout=2",
+            serve.port
+        );
+        let events = probe(&url, &[]);
+        let closed = of_type(&events, "closed");
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0]["error_kind"], "response", "{}", closed[0]);
+        let error = closed[0]["error"].as_str().unwrap();
+        assert!(
+            error.contains("GET_PARAMETER") && error.contains("401") && error.contains(says),
+            "{error}"
+        );
+        let (video, _) = frames(&events);
+        assert!((15..=40).contains(&video), "{video} video frames in about a second");
+        let rtsp = of_type(&events, "rtsp");
+        let statuses: Vec<(&str, u64)> = rtsp
+            .iter()
+            .map(|r| (r["method"].as_str().unwrap(), r["status"].as_u64().unwrap()))
+            .collect();
+        let play = statuses.iter().position(|(m, _)| *m == "PLAY").unwrap();
+        assert!(statuses[..=play].iter().all(|(_, s)| *s == 200), "{statuses:?}");
+        assert!(statuses[play + 1..].iter().all(|(_, s)| *s == 401), "{statuses:?}");
+        assert_eq!(statuses.len() - play - 1, refused, "{statuses:?}");
+        assert_eq!(
+            quirk_events(&serve.faults(), "unauthorized_after_play").len(),
+            refused,
+            "one 401 per request after PLAY"
+        );
+    }
+}
+
 #[test]
 fn no_marker_loses_no_frame() {
     let serve = JsonServe::start();
@@ -731,6 +775,7 @@ fn list_profiles_names_every_fault_and_quirk() {
         "other_channels",
         "no_interleaved",
         "wrong_content_base",
+        "unauthorized_after_play",
     ] {
         assert!(r.stdout.contains(name), "{name} missing:\n{}", r.stdout);
     }

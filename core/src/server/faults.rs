@@ -75,11 +75,15 @@ pub enum Quirk {
     /// server, like a camera that ignores the path after DESCRIBE, takes
     /// requests on it for the presentation described.
     WrongContentBase,
+    /// Every request after the first PLAY is answered `401 Unauthorized`
+    /// (with a Basic challenge): keepalives and TEARDOWN fail while the
+    /// media goes on.
+    UnauthorizedAfterPlay,
 }
 
 impl Quirk {
     /// Every quirk, in the order `serve --list-profiles` prints them.
-    pub const ALL: [Quirk; 13] = [
+    pub const ALL: [Quirk; 14] = [
         Quirk::WrongCseq,
         Quirk::NoCseq,
         Quirk::NoGetParameter,
@@ -93,6 +97,7 @@ impl Quirk {
         Quirk::OtherChannels,
         Quirk::NoInterleaved,
         Quirk::WrongContentBase,
+        Quirk::UnauthorizedAfterPlay,
     ];
 
     /// Its name in `quirk=`.
@@ -111,6 +116,7 @@ impl Quirk {
             Quirk::OtherChannels => "other_channels",
             Quirk::NoInterleaved => "no_interleaved",
             Quirk::WrongContentBase => "wrong_content_base",
+            Quirk::UnauthorizedAfterPlay => "unauthorized_after_play",
         }
     }
 
@@ -141,6 +147,9 @@ impl Quirk {
             }
             Quirk::WrongContentBase => {
                 "DESCRIBE's Content-Base names another path (/elsewhere/stream0/), which the server then takes for the file"
+            }
+            Quirk::UnauthorizedAfterPlay => {
+                "every request after PLAY answered 401 (keepalives and TEARDOWN fail; the media goes on)"
             }
         }
     }

@@ -42,6 +42,14 @@ impl Connection {
         if info.cseq.is_none() {
             return self.respond(now, &info, 400, Headers::new(), Bytes::new());
         }
+        // The camera simulator's `unauthorized_after_play`: nothing is
+        // allowed once the media plays.
+        if self.faults.as_ref().is_some_and(FaultRun::has_played)
+            && self.quirk(Quirk::UnauthorizedAfterPlay, &info.method)
+        {
+            let h = Headers::new().with("WWW-Authenticate", "Basic realm=\"camera\"");
+            return self.respond(now, &info, 401, h, Bytes::new());
+        }
         // A client still talking after the end (GStreamer PAUSEs, then
         // TEARDOWNs; a player seeks back) gets the whole linger again.
         let linger = self.config.linger_after_end;

@@ -4045,6 +4045,40 @@ mod simulator {
         assert_eq!(d.lookups[0].1, "elsewhere/stream0");
     }
 
+    /// `quirk=unauthorized_after_play`: every request before PLAY is
+    /// answered, every one after it is 401 with a challenge (one event
+    /// each), and the media goes on.
+    #[test]
+    fn unauthorized_after_play_refuses_every_later_request() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.play(h.t0, &source, "?play_count=5&quirk=unauthorized_after_play");
+        assert!(faults(&[d]).is_empty(), "nothing refused up to PLAY");
+        let mut refused = Vec::new();
+        for (i, method) in ["GET_PARAMETER", "OPTIONS", "TEARDOWN"].into_iter().enumerate() {
+            let d = h.request(h.t0 + ms(100 * (i as u64 + 1)), method, &format!("{URL}/"), &[]);
+            assert_eq!(d.status(), 401, "{method}");
+            assert_eq!(
+                d.response().headers.get("WWW-Authenticate"),
+                Some("Basic realm=\"camera\"")
+            );
+            assert!(!d.closed, "{method}");
+            refused.extend(faults(&[d]));
+        }
+        assert_eq!(refused.len(), 3, "{refused:?}");
+        assert!(refused.iter().all(|(since, f)| since.is_some()
+            && matches!(
+                f,
+                FaultEvent::Quirk {
+                    quirk: Quirk::UnauthorizedAfterPlay,
+                    ..
+                }
+            )));
+        // The TEARDOWN was refused: the media goes on.
+        let d = h.timeout(h.t0 + ms(1000));
+        assert!(!d.rtp(0).is_empty());
+    }
+
     #[test]
     fn wrong_cseq_answers_with_the_next_one() {
         let mut h = Harness::new();
