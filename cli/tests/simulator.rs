@@ -494,6 +494,41 @@ fn unauthorized_after_play_fails_the_session_at_the_first_keepalive() {
     }
 }
 
+/// `slow=MS`: every answer comes MS late. Within the client's response
+/// timeout the session plays whole and every method's round trip is at
+/// least MS (one `slow` event per request); beyond it, the client gives up
+/// with a timeout error naming the request.
+#[test]
+fn slow_answers_are_waited_for_up_to_the_response_timeout() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    let events = probe(&serve.url("h264_aac.mp4?slow=300"), &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    let methods = report(&events)["methods"].as_array().unwrap().clone();
+    assert_eq!(methods.len(), 5, "{methods:?}");
+    for m in &methods {
+        let (min, max) = (m["min_s"].as_f64().unwrap(), m["max_s"].as_f64().unwrap());
+        assert!(min >= 0.3 && max < 1.5, "{m}");
+    }
+    let faults = serve.faults();
+    // OPTIONS, DESCRIBE, 2 SETUP, PLAY, TEARDOWN.
+    assert_eq!(faults.len(), 6, "{faults:?}");
+    assert!(faults.iter().all(|f| f["fault"] == "slow" && f["delay_ms"] == 300));
+
+    let events = probe(&serve.url("h264_aac.mp4?slow=2000"), &["--timeout", "1"]);
+    let closed = of_type(&events, "closed");
+    assert_eq!(closed[0]["error_kind"], "timeout", "{}", closed[0]);
+    assert_eq!(closed[0]["error"], "timeout: no response to OPTIONS within 1s");
+    let faults = serve.faults();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(
+        (&faults[0]["fault"], &faults[0]["method"]),
+        (&json!("slow"), &json!("OPTIONS"))
+    );
+}
+
 #[test]
 fn no_marker_loses_no_frame() {
     let serve = JsonServe::start();
@@ -760,6 +795,7 @@ fn list_profiles_names_every_fault_and_quirk() {
         "seq_jump=",
         "ts_jump=",
         "sr_offset=",
+        "slow=",
         "session_timeout=",
         "quirk=",
         "wrong_cseq",

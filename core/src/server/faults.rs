@@ -240,6 +240,10 @@ pub struct Faults {
     /// tracks out of step with the first by `MS` for a receiver that aligns
     /// tracks by their sender reports.
     pub sr_offset_ms: Option<i32>,
+    /// `slow=MS`: each request is handled (answered, and what it starts
+    /// started) this long after it came, one after the other, as by a
+    /// camera with a slow or busy RTSP server.
+    pub slow: Duration,
     /// `session_timeout=S`: the session timeout announced and enforced for
     /// this connection (else the server's).
     pub session_timeout: Option<Duration>,
@@ -313,6 +317,11 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "sr_offset",
         "MS",
         "the RTCP sender reports of every track but the first carry an NTP time MS ms off (-60000 to 60000, not 0)",
+    ),
+    (
+        "slow",
+        "MS",
+        "each request answered MS ms after it came (1-60000), one after the other",
     ),
     (
         "session_timeout",
@@ -453,6 +462,14 @@ impl Faults {
                             .filter(|ms| *ms != 0 && (-60_000..=60_000).contains(ms))
                             .ok_or_else(|| err("milliseconds from -60000 to 60000, not 0, such as 500 or -250"))?,
                     )
+                }
+                "slow" => {
+                    let ms = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|ms| (1..=60_000).contains(ms))
+                        .ok_or_else(|| err("milliseconds from 1 to 60000"))?;
+                    faults.slow = Duration::from_millis(ms);
                 }
                 "ts_jump" => faults.ts_jump = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
                 "bye_at" => faults.bye_at = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
@@ -623,6 +640,13 @@ pub enum FaultEvent {
         track: usize,
         /// How far off, in milliseconds (later when positive).
         offset_ms: i32,
+    },
+    /// A request waits before it is handled (`slow=`).
+    Slow {
+        /// The request's method.
+        method: Method,
+        /// How long, in milliseconds.
+        delay_ms: u32,
     },
     /// An RTCP BYE went out on every track while the media goes on
     /// (`bye_at=`).
@@ -1047,6 +1071,7 @@ mod tests {
         assert_eq!(f.seq_jump, Some(Duration::from_millis(5500)));
         assert_eq!(f.ts_jump, Some(Duration::from_secs(6)));
         assert_eq!(parse("sr_offset=-250").unwrap().unwrap().sr_offset_ms, Some(-250));
+        assert_eq!(parse("slow=250").unwrap().unwrap().slow, Duration::from_millis(250));
         assert_eq!(f.session_timeout, Some(Duration::from_secs(3)));
         assert!(f.has(Quirk::NoMarker) && !f.has(Quirk::WrongCseq));
         assert_eq!(
@@ -1087,6 +1112,8 @@ mod tests {
             ("seq_jump=1:2", "seq_jump"),
             ("ts_jump=x", "ts_jump"),
             ("sr_offset=0", "sr_offset"),
+            ("slow=0", "slow"),
+            ("slow=60001", "slow"),
             ("sr_offset=60001", "sr_offset"),
             ("sr_offset=1.5", "sr_offset"),
             ("session_timeout=0", "session_timeout"),

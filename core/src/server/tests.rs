@@ -4079,6 +4079,73 @@ mod simulator {
         assert!(!d.rtp(0).is_empty());
     }
 
+    /// `slow=300`: each request is answered 300 ms after it came, the next
+    /// one (pipelined behind it) 300 ms after that; the deadline says when;
+    /// a PLAY's media starts with its late answer.
+    #[test]
+    fn slow_answers_each_request_after_its_delay() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let t0 = h.t0;
+        let d = h.request(t0, "OPTIONS", &format!("{URL}?slow=300"), &[]);
+        assert!(d.responses.is_empty());
+        assert_eq!(d.timeout, Some(t0 + ms(300)));
+        assert!(matches!(
+            faults(&[d]).as_slice(),
+            [(
+                None,
+                FaultEvent::Slow {
+                    method: Method::Options,
+                    delay_ms: 300
+                }
+            )]
+        ));
+        // A DESCRIBE pipelined 100 ms later waits behind it.
+        let d = h.request(t0 + ms(100), "DESCRIBE", URL, &[("Accept", "application/sdp")]);
+        assert!(d.responses.is_empty() && d.lookups.is_empty());
+        assert_eq!(d.timeout, Some(t0 + ms(300)));
+        let d = h.timeout(t0 + ms(299));
+        assert!(d.responses.is_empty());
+        let d = h.timeout(t0 + ms(300));
+        assert_eq!(d.responses.len(), 1);
+        assert_eq!(d.responses[0].status, 200);
+        assert!(d.lookups.is_empty(), "the DESCRIBE waits its own 300 ms");
+        assert_eq!(d.timeout, Some(t0 + ms(600)));
+        assert_eq!(faults(&[d]).len(), 1);
+        let d = h.timeout(t0 + ms(600));
+        assert_eq!(d.lookups.len(), 1);
+        h.conn.handle_input(
+            t0 + ms(600),
+            ServerInput::Lookup {
+                token: d.lookups[0].0,
+                result: Ok(source.clone()),
+            },
+        );
+        assert_eq!(h.drain().status(), 200);
+        // SETUP, SETUP, PLAY: 300 ms each; the media starts with the PLAY's answer.
+        let mut at = t0 + ms(600);
+        for (track, channels) in [(0, "0-1"), (1, "2-3")] {
+            let transport = format!("RTP/AVP/TCP;unicast;interleaved={channels}");
+            let d = h.request(
+                at,
+                "SETUP",
+                &format!("{URL}/trackID={track}"),
+                &[("Transport", &transport)],
+            );
+            assert!(d.responses.is_empty());
+            at += ms(300);
+            let d = h.timeout(at);
+            assert_eq!(d.status(), 200);
+            let s = d.response().headers.get("Session").unwrap();
+            h.session = Some(s.split(';').next().unwrap().to_owned());
+        }
+        let d = h.request(at, "PLAY", &format!("{URL}/"), &[]);
+        assert!(d.responses.is_empty() && d.rtp(0).is_empty());
+        let d = h.timeout(at + ms(300));
+        assert_eq!(d.status(), 200);
+        assert!(!d.rtp(0).is_empty());
+    }
+
     #[test]
     fn wrong_cseq_answers_with_the_next_one() {
         let mut h = Harness::new();
