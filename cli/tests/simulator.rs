@@ -558,6 +558,58 @@ fn no_sr_plays_every_frame_and_ends_at_the_bye() {
     assert_eq!(kinds.iter().filter(|k| **k == "bye").count(), 2, "{kinds:?}");
 }
 
+/// `keyframe_gap=1:2`: the fixture's keyframes at 1 s and 2 s (one a
+/// second) are not sent, every packet of them a `drop` event. Our client
+/// loses exactly those two frames and reports the loss (`loss` events, the
+/// next frame's `loss`), hands on the frames between them (which a decoder
+/// cannot decode without their keyframe), and the next keyframe, at 3 s, is
+/// the first whole picture again: the report counts 2 keyframes fewer and a
+/// keyframe interval of 3 s less the 2 frames lost.
+#[test]
+fn keyframe_gap_loses_the_keyframes_and_recovers_at_the_next() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    let events = probe(&serve.url("h264_aac.mp4?keyframe_gap=1:2"), &[]);
+    let faults = serve.faults();
+    assert!(
+        faults.iter().all(|f| f["fault"] == "drop" && f["track"] == 0),
+        "{faults:?}"
+    );
+    let stamps: HashSet<u64> = faults.iter().map(|f| f["rtp_ts"].as_u64().unwrap()).collect();
+    assert_eq!(stamps.len(), 2, "{faults:?}");
+    let r = report(&events);
+    assert!(r["error"].is_null(), "{r}");
+    assert_eq!(frames(&events), (video - 2, audio));
+    let t = &r["tracks"][0];
+    assert_eq!(t["lost"].as_u64().unwrap(), faults.len() as u64);
+    let lost: u64 = of_type(&events, "loss")
+        .iter()
+        .map(|l| l["lost"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lost, faults.len() as u64);
+    assert_eq!(t["keyframes"], 3, "5 keyframes less the 2 not sent");
+    assert_eq!(
+        t["keyframe_interval_frames_max"], 73,
+        "3 s of 25 frames less the 2 lost"
+    );
+    // The first keyframe after the losses is the one at 3 s: 90000 ticks
+    // after the last one lost.
+    let (a, b) = {
+        let mut v: Vec<u64> = stamps.into_iter().collect();
+        v.sort_unstable();
+        (v[0], v[1])
+    };
+    // The later of the two, on the 32-bit clock (which may wrap between).
+    let last_lost = if (b - a) < 1 << 31 { b } else { a };
+    let after = |ts: u64| ((1u64 << 32) + ts - last_lost) % (1 << 32);
+    let recovered = of_type(&events, "video")
+        .into_iter()
+        .find(|v| v["keyframe"] == true && (1..1 << 31).contains(&after(v["timestamp"].as_u64().unwrap())))
+        .unwrap();
+    assert_eq!(after(recovered["timestamp"].as_u64().unwrap()), 90_000);
+}
+
 #[test]
 fn a_stall_is_a_gap_then_a_burst_and_loses_nothing() {
     let serve = JsonServe::start();
@@ -790,6 +842,7 @@ fn list_profiles_names_every_fault_and_quirk() {
         "reorder=",
         "jitter_ms=",
         "stall=",
+        "keyframe_gap=",
         "close_after=",
         "ssrc_change=",
         "seq_jump=",

@@ -244,6 +244,10 @@ pub struct Faults {
     /// started) this long after it came, one after the other, as by a
     /// camera with a slow or busy RTSP server.
     pub slow: Duration,
+    /// `keyframe_gap=AFTER_S:FOR_S`: no video keyframe is sent from
+    /// `AFTER_S` after PLAY for `FOR_S`: every packet of each keyframe
+    /// (IDR access unit) due then is dropped, the frames between them sent.
+    pub keyframe_gap: Option<(Duration, Duration)>,
     /// `session_timeout=S`: the session timeout announced and enforced for
     /// this connection (else the server's).
     pub session_timeout: Option<Duration>,
@@ -296,6 +300,11 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "stall",
         "AFTER_S:FOR_S",
         "send nothing from AFTER_S after PLAY for FOR_S seconds, then the backlog at once",
+    ),
+    (
+        "keyframe_gap",
+        "AFTER_S:FOR_S",
+        "drop every packet of the video keyframes due from AFTER_S after PLAY for FOR_S seconds",
     ),
     (
         "close_after",
@@ -435,6 +444,14 @@ impl Faults {
                         .filter(|d| !d.is_zero())
                         .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
                     faults.stall = Some((after, len));
+                }
+                "keyframe_gap" => {
+                    let (after, len) = value.split_once(':').ok_or_else(|| err("AFTER_S:FOR_S, such as 1:2"))?;
+                    let after = seconds(after).ok_or_else(|| err("AFTER_S: seconds from 0 to 86400"))?;
+                    let len = seconds(len)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
+                    faults.keyframe_gap = Some((after, len));
                 }
                 "close_after" => {
                     faults.close_after = Some(match value.strip_suffix(['p', 'P']) {
@@ -710,6 +727,9 @@ pub(super) struct FaultRun {
     bye_sent: bool,
     /// `close_after=` was reached: the connection closes after this pump.
     pub closing: bool,
+    /// The packets being written are a keyframe's that `keyframe_gap=`
+    /// drops.
+    pub dropping_keyframe: bool,
     /// The path of the presentation whose DESCRIBE got a wrong
     /// `Content-Base` (`wrong_content_base`): requests on
     /// [`WRONG_CONTENT_BASE`] are for it.
@@ -740,6 +760,7 @@ impl FaultRun {
             bye_sent: false,
             closing: false,
             content_base_of: None,
+            dropping_keyframe: false,
         }
     }
 
@@ -821,7 +842,9 @@ impl FaultRun {
                 return Verdict::Drop;
             }
         }
-        let drop = if self.burst_left > 0 {
+        let drop = if self.dropping_keyframe {
+            true
+        } else if self.burst_left > 0 {
             self.burst_left -= 1;
             true
         } else if self.spec.drop_ppm > 0 && self.rng.next_u64() % 1_000_000 < u64::from(self.spec.drop_ppm) {
@@ -867,6 +890,13 @@ impl FaultRun {
             ntp.wrapping_sub(units)
         };
         (shifted, Some(self.event(FaultEvent::SrOffset { track, offset_ms: ms })))
+    }
+
+    /// Whether a video keyframe due now is to be dropped (`keyframe_gap=`).
+    pub fn keyframe_gap_on(&self) -> bool {
+        self.spec
+            .keyframe_gap
+            .is_some_and(|(after, len)| self.due(after) && !self.due(after.saturating_add(len)))
     }
 
     /// Whether RTP packet `seq` of `track`, just sent, goes once more
@@ -1072,6 +1102,10 @@ mod tests {
         assert_eq!(f.ts_jump, Some(Duration::from_secs(6)));
         assert_eq!(parse("sr_offset=-250").unwrap().unwrap().sr_offset_ms, Some(-250));
         assert_eq!(parse("slow=250").unwrap().unwrap().slow, Duration::from_millis(250));
+        assert_eq!(
+            parse("keyframe_gap=1:2.5").unwrap().unwrap().keyframe_gap,
+            Some((Duration::from_secs(1), Duration::from_millis(2500)))
+        );
         assert_eq!(f.session_timeout, Some(Duration::from_secs(3)));
         assert!(f.has(Quirk::NoMarker) && !f.has(Quirk::WrongCseq));
         assert_eq!(
@@ -1105,6 +1139,8 @@ mod tests {
             ("stall=3:0", "stall"),
             ("stall=:1", "stall"),
             ("stall=inf:1", "stall"),
+            ("keyframe_gap=1", "keyframe_gap"),
+            ("keyframe_gap=1:0", "keyframe_gap"),
             ("close_after=0p", "close_after"),
             ("close_after=x", "close_after"),
             ("close_after=86401", "close_after"),

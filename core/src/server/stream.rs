@@ -283,6 +283,12 @@ impl TrackOut {
             delivery,
             ..
         } = self;
+        // The camera simulator's `keyframe_gap=`: every packet of a video
+        // keyframe due in the gap is dropped (a `drop` event each).
+        let video = matches!(packetizer, Packetizer::H264(_) | Packetizer::H265(_));
+        if let Some(f) = out.faults.as_deref_mut() {
+            f.dropping_keyframe = video && sample.keyframe && f.keyframe_gap_on();
+        }
         match packetizer {
             Packetizer::H264(p) => {
                 split_length_prefixed(&sample.data, nals);
@@ -341,6 +347,9 @@ impl TrackOut {
                     rtp.put(delivery, out, ts.wrapping_add(ticks), false, &payload);
                 }
             }
+        }
+        if let Some(f) = out.faults.as_deref_mut() {
+            f.dropping_keyframe = false;
         }
         nals.clear();
     }

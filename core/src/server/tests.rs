@@ -4375,6 +4375,47 @@ mod simulator {
             }));
     }
 
+    /// `keyframe_gap=0.5:0.5`: the keyframes due from 0.5 s to 1 s after
+    /// PLAY (two: the synthetic source has one every 0.2 s of a loop) are
+    /// not sent, every packet of them a `drop` event; every other packet
+    /// goes out, audio included.
+    #[test]
+    fn keyframe_gap_drops_the_keyframes_due_in_it() {
+        let (dropped, all, info) = dropped_and_received("?play_count=5&keyframe_gap=0.5:0.5");
+        let events = faults(&all);
+        assert!(dropped.iter().all(|(track, _)| *track == 0), "{dropped:?}");
+        let stamps: std::collections::BTreeSet<u32> = events
+            .iter()
+            .filter_map(|(since, f)| match f {
+                FaultEvent::Drop { rtp_ts, .. } => {
+                    assert!(since.is_some_and(|s| s >= ms(500) && s < ms(1000)), "{since:?}");
+                    Some(*rtp_ts)
+                }
+                _ => None,
+            })
+            .collect();
+        // Two keyframes, from 0.5 s to 1 s of the 90 kHz clock (a loop is
+        // a little longer than its 0.4 s of video: the audio's end).
+        let base = info[0].2;
+        assert_eq!(stamps.len(), 2, "{stamps:?}");
+        assert!(stamps
+            .iter()
+            .all(|ts| (45_000..90_000).contains(&ts.wrapping_sub(base))));
+        let video: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(0)).collect();
+        assert!(video.iter().all(|p| !stamps.contains(&p.timestamp)));
+        // Received and dropped make the whole sequence.
+        let mut every: Vec<u16> = video
+            .iter()
+            .map(|p| p.sequence_number.wrapping_sub(info[0].1))
+            .chain(dropped.iter().map(|(_, s)| *s))
+            .collect();
+        every.sort_unstable();
+        assert_eq!(every, (0..every.len() as u16).collect::<Vec<_>>());
+        // The frames between them are sent: 5 loops of 10 frames, 2 gone.
+        let frames: std::collections::BTreeSet<u32> = video.iter().map(|p| p.timestamp).collect();
+        assert_eq!(frames.len(), 48);
+    }
+
     /// `bye_at=0.2`: a BYE on both tracks 0.2 s after PLAY, the media going
     /// on after it, and the end's BYE as usual.
     #[test]
