@@ -362,6 +362,173 @@ fn no_session_timeout_and_no_content_base_play_whole() {
     assert_eq!(quirk_events(&faults, "no_session_timeout").len(), 2);
 }
 
+/// `quirk=control_absolute`: the SETUPs and the PLAY go to the absolute
+/// control URLs as they are (their `?transportmode=unicast` shows it: no
+/// resolution against the Content-Base gives it); `no_session_control`:
+/// the PLAY goes to the Content-Base. Both play whole, without a warning.
+#[test]
+fn control_variants_are_followed_and_play_whole() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    for (quirk, setup, play) in [
+        (
+            "control_absolute",
+            "h264_aac.mp4/trackID={i}?transportmode=unicast",
+            "h264_aac.mp4/?transportmode=unicast",
+        ),
+        ("no_session_control", "h264_aac.mp4/trackID={i}", "h264_aac.mp4/"),
+    ] {
+        let events = probe(&serve.url(&format!("h264_aac.mp4?quirk={quirk}")), &[]);
+        clean_end(&events);
+        assert_eq!(frames(&events), (video, audio), "{quirk}");
+        assert_eq!(of_type(&events, "warning").len(), 0, "{quirk}");
+        let rtsp = of_type(&events, "rtsp");
+        let setups: Vec<&&Value> = rtsp.iter().filter(|r| r["method"] == "SETUP").collect();
+        assert_eq!(setups.len(), 2);
+        for (i, s) in setups.iter().enumerate() {
+            assert_eq!(s["url"], serve.url(&setup.replace("{i}", &i.to_string())), "{quirk}");
+        }
+        let p = rtsp.iter().find(|r| r["method"] == "PLAY").unwrap();
+        assert_eq!(p["url"], serve.url(play), "{quirk}");
+        assert_eq!(quirk_events(&serve.faults(), quirk).len(), 1, "{quirk}");
+    }
+}
+
+/// `quirk=other_channels`: the SETUPs are answered with channels 10-11 and
+/// 12-13 (the media goes there); `no_interleaved`: without `interleaved=`
+/// (the media on the channels asked for). Our client takes the answered
+/// channels, else the ones it asked for: the whole stream, no warning (a
+/// wrong choice would be `unknown_channel` warnings and no frames).
+#[test]
+fn transport_answers_with_other_or_no_channels_play_whole() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    for (quirk, channels) in [
+        ("other_channels", ["tcp (channels 10-11)", "tcp (channels 12-13)"]),
+        ("no_interleaved", ["tcp (channels 0-1)", "tcp (channels 2-3)"]),
+    ] {
+        let events = probe(&serve.url(&format!("h264_aac.mp4?quirk={quirk}")), &[]);
+        clean_end(&events);
+        assert_eq!(frames(&events), (video, audio), "{quirk}");
+        assert_eq!(of_type(&events, "warning").len(), 0, "{quirk}");
+        let tracks = &report(&events)["tracks"];
+        for (i, want) in channels.iter().enumerate() {
+            assert_eq!(tracks[i]["transport"], *want, "{quirk}");
+        }
+        assert_eq!(quirk_events(&serve.faults(), quirk).len(), 2, "{quirk}");
+    }
+}
+
+/// `quirk=wrong_content_base`: the Content-Base names another path. Our
+/// client follows it (RFC 2326 §C.1.1): the SETUPs, the PLAY and the
+/// TEARDOWN go to `/elsewhere/stream0/`, which this camera, ignoring the
+/// path after DESCRIBE, takes for the file: the whole stream, no warning.
+#[test]
+fn a_wrong_content_base_is_followed() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    let events = probe(&serve.url("h264_aac.mp4?quirk=wrong_content_base"), &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    assert_eq!(of_type(&events, "warning").len(), 0);
+    let rtsp = of_type(&events, "rtsp");
+    let urls: Vec<(&str, &str)> = rtsp
+        .iter()
+        .map(|r| (r["method"].as_str().unwrap(), r["url"].as_str().unwrap()))
+        .collect();
+    let wrong = serve.url("elsewhere/stream0/");
+    for (method, url) in &urls {
+        match *method {
+            "SETUP" => assert!(url.starts_with(&format!("{wrong}trackID=")), "{urls:?}"),
+            "PLAY" | "TEARDOWN" => assert_eq!(*url, wrong, "{urls:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(quirk_events(&serve.faults(), "wrong_content_base").len(), 1);
+}
+
+/// `quirk=unauthorized_after_play`: every request after PLAY is answered
+/// 401. Our client fails clearly at its first keepalive (1 s in with
+/// `session_timeout=2`): without credentials, an error naming the 401 and
+/// that the URL has none; with credentials, after retrying once with them,
+/// "credentials rejected". The frames up to then were played.
+#[test]
+fn unauthorized_after_play_fails_the_session_at_the_first_keepalive() {
+    let serve = JsonServe::start();
+    for (userinfo, says, refused) in [
+        ("", "no credentials in the URL", 1),
+        ("u:p@", "credentials rejected", 2),
+    ] {
+        let url = format!(
+            "rtsp://{userinfo}127.0.0.1:{}/h264_aac.mp4?quirk=unauthorized_after_play&session_timeout=2",
+            serve.port
+        );
+        let events = probe(&url, &[]);
+        let closed = of_type(&events, "closed");
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0]["error_kind"], "response", "{}", closed[0]);
+        let error = closed[0]["error"].as_str().unwrap();
+        assert!(
+            error.contains("GET_PARAMETER") && error.contains("401") && error.contains(says),
+            "{error}"
+        );
+        let (video, _) = frames(&events);
+        assert!((15..=40).contains(&video), "{video} video frames in about a second");
+        let rtsp = of_type(&events, "rtsp");
+        let statuses: Vec<(&str, u64)> = rtsp
+            .iter()
+            .map(|r| (r["method"].as_str().unwrap(), r["status"].as_u64().unwrap()))
+            .collect();
+        let play = statuses.iter().position(|(m, _)| *m == "PLAY").unwrap();
+        assert!(statuses[..=play].iter().all(|(_, s)| *s == 200), "{statuses:?}");
+        assert!(statuses[play + 1..].iter().all(|(_, s)| *s == 401), "{statuses:?}");
+        assert_eq!(statuses.len() - play - 1, refused, "{statuses:?}");
+        assert_eq!(
+            quirk_events(&serve.faults(), "unauthorized_after_play").len(),
+            refused,
+            "one 401 per request after PLAY"
+        );
+    }
+}
+
+/// `slow=MS`: every answer comes MS late. Within the client's response
+/// timeout the session plays whole and every method's round trip is at
+/// least MS (one `slow` event per request); beyond it, the client gives up
+/// with a timeout error naming the request.
+#[test]
+fn slow_answers_are_waited_for_up_to_the_response_timeout() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    let events = probe(&serve.url("h264_aac.mp4?slow=300"), &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    let methods = report(&events)["methods"].as_array().unwrap().clone();
+    assert_eq!(methods.len(), 5, "{methods:?}");
+    for m in &methods {
+        let (min, max) = (m["min_s"].as_f64().unwrap(), m["max_s"].as_f64().unwrap());
+        assert!(min >= 0.3 && max < 1.5, "{m}");
+    }
+    let faults = serve.faults();
+    // OPTIONS, DESCRIBE, 2 SETUP, PLAY, TEARDOWN.
+    assert_eq!(faults.len(), 6, "{faults:?}");
+    assert!(faults.iter().all(|f| f["fault"] == "slow" && f["delay_ms"] == 300));
+
+    let events = probe(&serve.url("h264_aac.mp4?slow=2000"), &["--timeout", "1"]);
+    let closed = of_type(&events, "closed");
+    assert_eq!(closed[0]["error_kind"], "timeout", "{}", closed[0]);
+    assert_eq!(closed[0]["error"], "timeout: no response to OPTIONS within 1s");
+    let faults = serve.faults();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(
+        (&faults[0]["fault"], &faults[0]["method"]),
+        (&json!("slow"), &json!("OPTIONS"))
+    );
+}
+
 #[test]
 fn no_marker_loses_no_frame() {
     let serve = JsonServe::start();
@@ -389,6 +556,58 @@ fn no_sr_plays_every_frame_and_ends_at_the_bye() {
         .collect();
     assert!(!kinds.contains(&"sr"), "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| **k == "bye").count(), 2, "{kinds:?}");
+}
+
+/// `keyframe_gap=1:2`: the fixture's keyframes at 1 s and 2 s (one a
+/// second) are not sent, every packet of them a `drop` event. Our client
+/// loses exactly those two frames and reports the loss (`loss` events, the
+/// next frame's `loss`), hands on the frames between them (which a decoder
+/// cannot decode without their keyframe), and the next keyframe, at 3 s, is
+/// the first whole picture again: the report counts 2 keyframes fewer and a
+/// keyframe interval of 3 s less the 2 frames lost.
+#[test]
+fn keyframe_gap_loses_the_keyframes_and_recovers_at_the_next() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    let events = probe(&serve.url("h264_aac.mp4?keyframe_gap=1:2"), &[]);
+    let faults = serve.faults();
+    assert!(
+        faults.iter().all(|f| f["fault"] == "drop" && f["track"] == 0),
+        "{faults:?}"
+    );
+    let stamps: HashSet<u64> = faults.iter().map(|f| f["rtp_ts"].as_u64().unwrap()).collect();
+    assert_eq!(stamps.len(), 2, "{faults:?}");
+    let r = report(&events);
+    assert!(r["error"].is_null(), "{r}");
+    assert_eq!(frames(&events), (video - 2, audio));
+    let t = &r["tracks"][0];
+    assert_eq!(t["lost"].as_u64().unwrap(), faults.len() as u64);
+    let lost: u64 = of_type(&events, "loss")
+        .iter()
+        .map(|l| l["lost"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lost, faults.len() as u64);
+    assert_eq!(t["keyframes"], 3, "5 keyframes less the 2 not sent");
+    assert_eq!(
+        t["keyframe_interval_frames_max"], 73,
+        "3 s of 25 frames less the 2 lost"
+    );
+    // The first keyframe after the losses is the one at 3 s: 90000 ticks
+    // after the last one lost.
+    let (a, b) = {
+        let mut v: Vec<u64> = stamps.into_iter().collect();
+        v.sort_unstable();
+        (v[0], v[1])
+    };
+    // The later of the two, on the 32-bit clock (which may wrap between).
+    let last_lost = if (b - a) < 1 << 31 { b } else { a };
+    let after = |ts: u64| ((1u64 << 32) + ts - last_lost) % (1 << 32);
+    let recovered = of_type(&events, "video")
+        .into_iter()
+        .find(|v| v["keyframe"] == true && (1..1 << 31).contains(&after(v["timestamp"].as_u64().unwrap())))
+        .unwrap();
+    assert_eq!(after(recovered["timestamp"].as_u64().unwrap()), 90_000);
 }
 
 #[test]
@@ -473,6 +692,106 @@ fn ssrc_change_and_seq_jump_are_taken_without_loss() {
     );
 }
 
+/// `ts_jump=2`: every track's timestamps jump 10 s ahead two seconds in,
+/// without a sequence gap. Our client plays on: every frame, no loss, no
+/// warning; the jump shows in the report only, as 10 s more of media
+/// (`media_duration_s` about 15 s for the fixture's 5 s) and as the largest
+/// jitter (RFC 3550's estimator takes 1/16 of the 10 s: about 0.625 s).
+#[test]
+fn ts_jump_plays_on_and_shows_in_the_media_duration() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    let events = probe(&serve.url("h264_aac.mp4?ts_jump=2"), &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    assert_eq!(of_type(&events, "warning").len(), 0);
+    let faults = serve.faults();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    let tracks = &report(&events)["tracks"];
+    for (track, rate) in [(0u64, 90_000u64), (1, 44_100)] {
+        let jump = faults.iter().find(|f| f["track"] == track).unwrap();
+        assert_eq!(jump["fault"], "ts_jump");
+        let (from, to) = (jump["from"].as_u64().unwrap(), jump["to"].as_u64().unwrap());
+        assert_eq!(to.wrapping_sub(from) % (1 << 32), 10 * rate, "{jump}");
+        // The packets carry the new timeline from the jump on.
+        assert!(of_type(&events, "rtp")
+            .iter()
+            .any(|p| p["track"] == track && p["timestamp"] == to));
+        let t = &tracks[track as usize];
+        let duration = t["media_duration_s"].as_f64().unwrap();
+        assert!((14.9..15.3).contains(&duration), "track {track}: {duration}");
+        let jitter = t["max_jitter_s"].as_f64().unwrap();
+        assert!((0.6..0.7).contains(&jitter), "track {track}: {jitter}");
+        assert_eq!(t["lost"], 0);
+    }
+}
+
+/// The start time of each stream of a recording, by ffprobe.
+fn start_times(path: &std::path::Path) -> Vec<f64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=start_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (FFmpeg) is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
+}
+
+/// `sr_offset=MS`: the audio's sender reports say an NTP time MS off. A
+/// recording aligns the tracks by the sender reports, so the audio starts
+/// MS later than the video in the file (the video MS later when MS is
+/// negative); one `sr_offset` event per shifted report, as many as the
+/// client counted on the audio track.
+#[test]
+fn sr_offset_moves_the_audio_of_a_recording_by_the_offset() {
+    let serve = JsonServe::start();
+    let dir = temp_dir("sim-sr-offset");
+    for (ms, video_start, audio_start) in [(0, 0.0, 0.0), (500, 0.0, 0.5), (-500, 0.5, 0.0)] {
+        let path = dir.join(format!("sr_offset_{ms}.mp4"));
+        let query = if ms == 0 {
+            String::new()
+        } else {
+            format!("?sr_offset={ms}")
+        };
+        let r = run(
+            &[
+                "probe",
+                &serve.url(&format!("h264_aac.mp4{query}")),
+                "--json",
+                "--record",
+                path.to_str().unwrap(),
+            ],
+            Duration::from_secs(40),
+        );
+        assert_eq!(r.code(), 0, "{}", r.stderr);
+        let events = r.json();
+        clean_end(&events);
+        let starts = start_times(&path);
+        assert_eq!(starts.len(), 2, "{starts:?}");
+        assert!(
+            (starts[0] - video_start).abs() < 0.03 && (starts[1] - audio_start).abs() < 0.03,
+            "sr_offset={ms}: video starts at {}, audio at {}",
+            starts[0],
+            starts[1]
+        );
+        let faults = serve.faults();
+        let reports = report(&events)["tracks"][1]["sender_reports"].as_u64().unwrap();
+        if ms == 0 {
+            assert!(faults.is_empty(), "{faults:?}");
+        } else {
+            assert!(reports >= 2);
+            assert_eq!(faults.len() as u64, reports, "{faults:?}");
+            assert!(faults
+                .iter()
+                .all(|f| f["fault"] == "sr_offset" && f["track"] == 1 && f["offset_ms"] == ms));
+        }
+    }
+}
+
 #[test]
 fn jitter_and_reorder_over_udp_within_the_reorder_window_lose_nothing() {
     let serve = JsonServe::start();
@@ -523,9 +842,13 @@ fn list_profiles_names_every_fault_and_quirk() {
         "reorder=",
         "jitter_ms=",
         "stall=",
+        "keyframe_gap=",
         "close_after=",
         "ssrc_change=",
         "seq_jump=",
+        "ts_jump=",
+        "sr_offset=",
+        "slow=",
         "session_timeout=",
         "quirk=",
         "wrong_cseq",
@@ -535,6 +858,13 @@ fn list_profiles_names_every_fault_and_quirk() {
         "no_content_base",
         "no_public",
         "no_marker",
+        "no_sr",
+        "control_absolute",
+        "no_session_control",
+        "other_channels",
+        "no_interleaved",
+        "wrong_content_base",
+        "unauthorized_after_play",
     ] {
         assert!(r.stdout.contains(name), "{name} missing:\n{}", r.stdout);
     }

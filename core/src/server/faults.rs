@@ -5,8 +5,8 @@
 //! query (total: any text gives a [`Faults`] or a [`FaultError`] that the
 //! server answers `400` with, never a panic), and the connection applies it
 //! to its session: packets dropped, held back or delayed, a stall, an early
-//! close, a changed SSRC or sequence number, and protocol quirks of real
-//! cameras in the answers. Every fault done is reported as a
+//! close, a changed SSRC, sequence number or timestamp, and protocol quirks
+//! of real cameras in the answers. Every fault done is reported as a
 //! [`ServerEvent::Fault`], so that a test can
 //! compare what its client saw with what was done.
 //!
@@ -54,11 +54,36 @@ pub enum Quirk {
     /// end) start with an empty receiver report instead, so a receiver has
     /// no NTP/RTP mapping to align tracks or to time frames by.
     NoSr,
+    /// The SDP's `a=control` are absolute URLs that end with a query
+    /// (`rtsp://host/clip.mp4/trackID=0?transportmode=unicast`; the
+    /// session's is the base URL with that query), so that a client must use
+    /// them as they are.
+    ControlAbsolute,
+    /// The SDP has no session-level `a=control` (the media-level ones stay
+    /// relative): the aggregate URL is the `Content-Base`.
+    NoSessionControl,
+    /// A SETUP over TCP is answered with interleaved channels other than
+    /// the ones asked for (the media goes on those): the client must use the
+    /// answered ones.
+    OtherChannels,
+    /// A SETUP over TCP is answered with a `Transport` without
+    /// `interleaved=` (the media goes on the channels asked for, or on
+    /// `2N-2N+1` when none were).
+    NoInterleaved,
+    /// DESCRIBE's `Content-Base` names another path
+    /// (`rtsp://host/elsewhere/stream0/`, [`WRONG_CONTENT_BASE`]); the
+    /// server, like a camera that ignores the path after DESCRIBE, takes
+    /// requests on it for the presentation described.
+    WrongContentBase,
+    /// Every request after the first PLAY is answered `401 Unauthorized`
+    /// (with a Basic challenge): keepalives and TEARDOWN fail while the
+    /// media goes on.
+    UnauthorizedAfterPlay,
 }
 
 impl Quirk {
     /// Every quirk, in the order `serve --list-profiles` prints them.
-    pub const ALL: [Quirk; 8] = [
+    pub const ALL: [Quirk; 14] = [
         Quirk::WrongCseq,
         Quirk::NoCseq,
         Quirk::NoGetParameter,
@@ -67,6 +92,12 @@ impl Quirk {
         Quirk::NoPublic,
         Quirk::NoMarker,
         Quirk::NoSr,
+        Quirk::ControlAbsolute,
+        Quirk::NoSessionControl,
+        Quirk::OtherChannels,
+        Quirk::NoInterleaved,
+        Quirk::WrongContentBase,
+        Quirk::UnauthorizedAfterPlay,
     ];
 
     /// Its name in `quirk=`.
@@ -80,6 +111,12 @@ impl Quirk {
             Quirk::NoPublic => "no_public",
             Quirk::NoMarker => "no_marker",
             Quirk::NoSr => "no_sr",
+            Quirk::ControlAbsolute => "control_absolute",
+            Quirk::NoSessionControl => "no_session_control",
+            Quirk::OtherChannels => "other_channels",
+            Quirk::NoInterleaved => "no_interleaved",
+            Quirk::WrongContentBase => "wrong_content_base",
+            Quirk::UnauthorizedAfterPlay => "unauthorized_after_play",
         }
     }
 
@@ -96,6 +133,24 @@ impl Quirk {
             Quirk::NoPublic => "OPTIONS without a Public header",
             Quirk::NoMarker => "the RTP marker bit is never set (frames end only when the timestamp changes)",
             Quirk::NoSr => "no RTCP sender report (no NTP/RTP mapping: tracks cannot be aligned by it); the BYE still comes",
+            Quirk::ControlAbsolute => {
+                "the SDP's a=control are absolute URLs ending with a query (…/trackID=0?transportmode=unicast)"
+            }
+            Quirk::NoSessionControl => {
+                "no session-level a=control in the SDP (the aggregate URL is the Content-Base)"
+            }
+            Quirk::OtherChannels => {
+                "TCP SETUP answered with other interleaved channels than asked for (10-11, 12-13, ...), the media on those"
+            }
+            Quirk::NoInterleaved => {
+                "TCP SETUP answered with a Transport without interleaved= (the media on the channels asked for)"
+            }
+            Quirk::WrongContentBase => {
+                "DESCRIBE's Content-Base names another path (/elsewhere/stream0/), which the server then takes for the file"
+            }
+            Quirk::UnauthorizedAfterPlay => {
+                "every request after PLAY answered 401 (keepalives and TEARDOWN fail; the media goes on)"
+            }
         }
     }
 
@@ -175,6 +230,24 @@ pub struct Faults {
     /// `seq_jump=S`: every track's sequence number jumps by [`SEQ_JUMP`],
     /// once, `S` after PLAY.
     pub seq_jump: Option<Duration>,
+    /// `ts_jump=S`: every track's RTP timestamp jumps forward by
+    /// [`TS_JUMP`] of its clock, once, at its first sample `S` after PLAY
+    /// (no sequence gap; the sender reports follow the new timestamps).
+    pub ts_jump: Option<Duration>,
+    /// `sr_offset=MS`: the NTP time of every RTCP sender report of every
+    /// track but the first (track index above 0) is this many milliseconds
+    /// off (later when positive): a wrong NTP/RTP mapping that puts those
+    /// tracks out of step with the first by `MS` for a receiver that aligns
+    /// tracks by their sender reports.
+    pub sr_offset_ms: Option<i32>,
+    /// `slow=MS`: each request is handled (answered, and what it starts
+    /// started) this long after it came, one after the other, as by a
+    /// camera with a slow or busy RTSP server.
+    pub slow: Duration,
+    /// `keyframe_gap=AFTER_S:FOR_S`: no video keyframe is sent from
+    /// `AFTER_S` after PLAY for `FOR_S`: every packet of each keyframe
+    /// (IDR access unit) due then is dropped, the frames between them sent.
+    pub keyframe_gap: Option<(Duration, Duration)>,
     /// `session_timeout=S`: the session timeout announced and enforced for
     /// this connection (else the server's).
     pub session_timeout: Option<Duration>,
@@ -190,6 +263,9 @@ pub const REORDER_ONE_IN: u64 = 10;
 /// `seq_jump=`: how far the sequence numbers jump (beyond RFC 3550's
 /// `MAX_DROPOUT` of 3000, so a receiver sees a restart, not a loss).
 pub const SEQ_JUMP: u16 = 20_000;
+/// `ts_jump=`: how far the RTP timestamps jump, in time of each track's
+/// clock (10 s: 900000 ticks of a 90 kHz video clock).
+pub const TS_JUMP: Duration = Duration::from_secs(10);
 
 /// Every fault parameter: (name, value syntax, one line about it), for
 /// `serve --list-profiles` and the docs.
@@ -226,6 +302,11 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "send nothing from AFTER_S after PLAY for FOR_S seconds, then the backlog at once",
     ),
     (
+        "keyframe_gap",
+        "AFTER_S:FOR_S",
+        "drop every packet of the video keyframes due from AFTER_S after PLAY for FOR_S seconds",
+    ),
+    (
         "close_after",
         "S | Np",
         "close the connection S seconds after PLAY, or after N RTP packets (no BYE)",
@@ -235,6 +316,21 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "seq_jump",
         "S",
         "every track's sequence number jumps by 20000 S seconds after PLAY",
+    ),
+    (
+        "ts_jump",
+        "S",
+        "every track's RTP timestamp jumps 10 s ahead S seconds after PLAY (no sequence gap)",
+    ),
+    (
+        "sr_offset",
+        "MS",
+        "the RTCP sender reports of every track but the first carry an NTP time MS ms off (-60000 to 60000, not 0)",
+    ),
+    (
+        "slow",
+        "MS",
+        "each request answered MS ms after it came (1-60000), one after the other",
     ),
     (
         "session_timeout",
@@ -349,6 +445,14 @@ impl Faults {
                         .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
                     faults.stall = Some((after, len));
                 }
+                "keyframe_gap" => {
+                    let (after, len) = value.split_once(':').ok_or_else(|| err("AFTER_S:FOR_S, such as 1:2"))?;
+                    let after = seconds(after).ok_or_else(|| err("AFTER_S: seconds from 0 to 86400"))?;
+                    let len = seconds(len)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
+                    faults.keyframe_gap = Some((after, len));
+                }
                 "close_after" => {
                     faults.close_after = Some(match value.strip_suffix(['p', 'P']) {
                         Some(n) => CloseAfter::Packets(
@@ -367,6 +471,24 @@ impl Faults {
                     faults.ssrc_change = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?)
                 }
                 "seq_jump" => faults.seq_jump = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
+                "sr_offset" => {
+                    faults.sr_offset_ms = Some(
+                        value
+                            .parse::<i32>()
+                            .ok()
+                            .filter(|ms| *ms != 0 && (-60_000..=60_000).contains(ms))
+                            .ok_or_else(|| err("milliseconds from -60000 to 60000, not 0, such as 500 or -250"))?,
+                    )
+                }
+                "slow" => {
+                    let ms = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|ms| (1..=60_000).contains(ms))
+                        .ok_or_else(|| err("milliseconds from 1 to 60000"))?;
+                    faults.slow = Duration::from_millis(ms);
+                }
+                "ts_jump" => faults.ts_jump = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
                 "bye_at" => faults.bye_at = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
                 "session_timeout" => {
                     let s = value
@@ -410,6 +532,33 @@ fn decimal(v: &str, max: f64) -> Option<f64> {
         && v != ".";
     let x: f64 = v.parse().ok().filter(|_| plain)?;
     (x.is_finite() && (0.0..=max).contains(&x)).then_some(x)
+}
+
+/// The path a [`Quirk::WrongContentBase`] `Content-Base` names.
+pub const WRONG_CONTENT_BASE: &str = "elsewhere/stream0";
+
+/// The query a [`Quirk::ControlAbsolute`] control URL ends with.
+pub const ABSOLUTE_CONTROL_QUERY: &str = "?transportmode=unicast";
+
+/// The SDP text `sdp` changed by the `a=control` quirks asked for:
+/// [`Quirk::NoSessionControl`] drops the session-level `a=control:*`,
+/// [`Quirk::ControlAbsolute`] makes every control an absolute URL under
+/// `base` (the presentation's base URL, with its trailing slash).
+pub(super) fn quirk_controls(sdp: &str, base: &str, no_session: bool, absolute: bool) -> String {
+    let mut out = String::with_capacity(sdp.len() + 256);
+    for line in sdp.split_inclusive("\r\n") {
+        let Some(control) = line.strip_prefix("a=control:").map(|c| c.trim_end_matches("\r\n")) else {
+            out.push_str(line);
+            continue;
+        };
+        match (control == "*", no_session, absolute) {
+            (true, true, _) => {}
+            (true, false, true) => out.push_str(&format!("a=control:{base}{ABSOLUTE_CONTROL_QUERY}\r\n")),
+            (false, _, true) => out.push_str(&format!("a=control:{base}{control}{ABSOLUTE_CONTROL_QUERY}\r\n")),
+            _ => out.push_str(line),
+        }
+    }
+    out
 }
 
 fn seconds(v: &str) -> Option<Duration> {
@@ -493,6 +642,29 @@ pub enum FaultEvent {
         /// The one it has.
         to: u16,
     },
+    /// A track's RTP timestamps jumped forward (`ts_jump=`).
+    TsJump {
+        /// The track's index.
+        track: usize,
+        /// The RTP timestamp the next sample would have had.
+        from: u32,
+        /// The one it has.
+        to: u32,
+    },
+    /// A sender report went out with its NTP time off (`sr_offset=`).
+    SrOffset {
+        /// The track's index.
+        track: usize,
+        /// How far off, in milliseconds (later when positive).
+        offset_ms: i32,
+    },
+    /// A request waits before it is handled (`slow=`).
+    Slow {
+        /// The request's method.
+        method: Method,
+        /// How long, in milliseconds.
+        delay_ms: u32,
+    },
     /// An RTCP BYE went out on every track while the media goes on
     /// (`bye_at=`).
     Bye {
@@ -543,6 +715,7 @@ pub(super) struct FaultRun {
     /// Tracks (bit = index, the first 64) whose SSRC / sequence changed.
     ssrc_changed: u64,
     seq_jumped: u64,
+    ts_jumped: u64,
     held: Vec<Held>,
     /// Datagrams delayed by `jitter_ms`, with when they are due.
     delayed: Vec<(Instant, ServerOutput)>,
@@ -554,6 +727,13 @@ pub(super) struct FaultRun {
     bye_sent: bool,
     /// `close_after=` was reached: the connection closes after this pump.
     pub closing: bool,
+    /// The packets being written are a keyframe's that `keyframe_gap=`
+    /// drops.
+    pub dropping_keyframe: bool,
+    /// The path of the presentation whose DESCRIBE got a wrong
+    /// `Content-Base` (`wrong_content_base`): requests on
+    /// [`WRONG_CONTENT_BASE`] are for it.
+    pub content_base_of: Option<String>,
 }
 
 /// Most packets held or delayed at once; beyond, they go out at once
@@ -571,6 +751,7 @@ impl FaultRun {
             packets: 0,
             ssrc_changed: 0,
             seq_jumped: 0,
+            ts_jumped: 0,
             held: Vec::new(),
             delayed: Vec::new(),
             stall_until: None,
@@ -578,6 +759,8 @@ impl FaultRun {
             burst_left: 0,
             bye_sent: false,
             closing: false,
+            content_base_of: None,
+            dropping_keyframe: false,
         }
     }
 
@@ -659,7 +842,9 @@ impl FaultRun {
                 return Verdict::Drop;
             }
         }
-        let drop = if self.burst_left > 0 {
+        let drop = if self.dropping_keyframe {
+            true
+        } else if self.burst_left > 0 {
             self.burst_left -= 1;
             true
         } else if self.spec.drop_ppm > 0 && self.rng.next_u64() % 1_000_000 < u64::from(self.spec.drop_ppm) {
@@ -677,6 +862,41 @@ impl FaultRun {
             return Verdict::Drop;
         }
         Verdict::Send
+    }
+
+    /// Before the next sample of `track` (a `clock_rate` Hz clock) is
+    /// packetized: how far its timestamps jump from now on, once, when
+    /// `ts_jump=` is due.
+    pub fn ts_jump_due(&mut self, track: usize, clock_rate: u32) -> Option<u32> {
+        let bit = 1u64.checked_shl(track as u32).unwrap_or(0);
+        let at = self.spec.ts_jump?;
+        if bit == 0 || self.ts_jumped & bit != 0 || !self.due(at) || self.closing {
+            return None;
+        }
+        self.ts_jumped |= bit;
+        Some((TS_JUMP.as_secs() as u32).wrapping_mul(clock_rate))
+    }
+
+    /// The NTP time to put in a sender report of `track` at `ntp`, and its
+    /// event when `sr_offset=` changed it.
+    pub fn sender_report_ntp(&self, track: usize, ntp: u64) -> (u64, Option<ServerOutput>) {
+        let Some(ms) = self.spec.sr_offset_ms.filter(|_| track > 0) else {
+            return (ntp, None);
+        };
+        let units = (u64::from(ms.unsigned_abs()) << 32) / 1000;
+        let shifted = if ms > 0 {
+            ntp.wrapping_add(units)
+        } else {
+            ntp.wrapping_sub(units)
+        };
+        (shifted, Some(self.event(FaultEvent::SrOffset { track, offset_ms: ms })))
+    }
+
+    /// Whether a video keyframe due now is to be dropped (`keyframe_gap=`).
+    pub fn keyframe_gap_on(&self) -> bool {
+        self.spec
+            .keyframe_gap
+            .is_some_and(|(after, len)| self.due(after) && !self.due(after.saturating_add(len)))
     }
 
     /// Whether RTP packet `seq` of `track`, just sent, goes once more
@@ -867,7 +1087,7 @@ mod tests {
     #[test]
     fn every_parameter() {
         let f = parse(
-            "seed=9&drop=0.25&reorder=3&jitter_ms=40&stall=1:2&close_after=300p&ssrc_change=4&seq_jump=5.5&session_timeout=3&quirk=no_marker",
+            "seed=9&drop=0.25&reorder=3&jitter_ms=40&stall=1:2&close_after=300p&ssrc_change=4&seq_jump=5.5&ts_jump=6&session_timeout=3&quirk=no_marker",
         )
         .unwrap()
         .unwrap();
@@ -879,6 +1099,13 @@ mod tests {
         assert_eq!(f.close_after, Some(CloseAfter::Packets(300)));
         assert_eq!(f.ssrc_change, Some(Duration::from_secs(4)));
         assert_eq!(f.seq_jump, Some(Duration::from_millis(5500)));
+        assert_eq!(f.ts_jump, Some(Duration::from_secs(6)));
+        assert_eq!(parse("sr_offset=-250").unwrap().unwrap().sr_offset_ms, Some(-250));
+        assert_eq!(parse("slow=250").unwrap().unwrap().slow, Duration::from_millis(250));
+        assert_eq!(
+            parse("keyframe_gap=1:2.5").unwrap().unwrap().keyframe_gap,
+            Some((Duration::from_secs(1), Duration::from_millis(2500)))
+        );
         assert_eq!(f.session_timeout, Some(Duration::from_secs(3)));
         assert!(f.has(Quirk::NoMarker) && !f.has(Quirk::WrongCseq));
         assert_eq!(
@@ -912,11 +1139,19 @@ mod tests {
             ("stall=3:0", "stall"),
             ("stall=:1", "stall"),
             ("stall=inf:1", "stall"),
+            ("keyframe_gap=1", "keyframe_gap"),
+            ("keyframe_gap=1:0", "keyframe_gap"),
             ("close_after=0p", "close_after"),
             ("close_after=x", "close_after"),
             ("close_after=86401", "close_after"),
             ("ssrc_change=-1", "ssrc_change"),
             ("seq_jump=1:2", "seq_jump"),
+            ("ts_jump=x", "ts_jump"),
+            ("sr_offset=0", "sr_offset"),
+            ("slow=0", "slow"),
+            ("slow=60001", "slow"),
+            ("sr_offset=60001", "sr_offset"),
+            ("sr_offset=1.5", "sr_offset"),
             ("session_timeout=0", "session_timeout"),
             ("quirk=", "quirk"),
             ("quirk=wrong_cseq,bogus", "quirk"),

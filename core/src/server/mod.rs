@@ -1047,6 +1047,9 @@ enum Wait {
     MulticastPlay,
     /// [`ServerInput::Announced`] for this announcement.
     Announce(Arc<live::Announced>),
+    /// The camera simulator's `slow=`: the request is dispatched at this
+    /// instant (a [`ServerInput::Timeout`] at or after it).
+    Slow(Instant),
 }
 
 /// A publisher's side of a live path (see [`live`]).
@@ -1341,7 +1344,7 @@ impl Connection {
                             self.held.push_back(req);
                         }
                     } else {
-                        self.dispatch(now, req, None);
+                        self.admit(now, req);
                     }
                 }
                 Ok(Some(Message::Interleaved { channel, payload })) => {
@@ -1396,7 +1399,49 @@ impl Connection {
             };
             return self.close(now, reason);
         }
+        if matches!(self.pending, Some(Pending { wait: Wait::Slow(at), .. }) if now >= at) {
+            if let Some(Pending { request, .. }) = self.pending.take() {
+                self.dispatch(now, request, None);
+                self.resume_held(now);
+            }
+        }
         self.pump(now);
+    }
+
+    /// Dispatches a new request, or, when the camera simulator's `slow=` is
+    /// on (the connection's faults, else the request's own URL's), makes it
+    /// wait for its instant first.
+    fn admit(&mut self, now: Instant, req: Request) {
+        let slow = match &self.faults {
+            Some(f) => f.spec.slow,
+            None => match path::parse_target(&req.uri) {
+                Ok(Target {
+                    faults: Ok(Some(spec)), ..
+                }) => spec.slow,
+                _ => Duration::ZERO,
+            },
+        };
+        if slow.is_zero() {
+            return self.dispatch(now, req, None);
+        }
+        let fault = FaultEvent::Slow {
+            method: req.method.clone(),
+            delay_ms: u32::try_from(slow.as_millis()).unwrap_or(u32::MAX),
+        };
+        let event = match &self.faults {
+            Some(f) => f.event(fault),
+            None => ServerOutput::Event(ServerEvent::Fault {
+                session_id: self.session_id.clone(),
+                since_play: None,
+                fault,
+            }),
+        };
+        self.queue.push_back(event);
+        self.pending = Some(Pending {
+            token: 0,
+            request: req,
+            wait: Wait::Slow(later(now, slow)),
+        });
     }
 
     fn on_lookup(&mut self, now: Instant, token: u64, result: Result<Arc<MediaSource>, LookupError>) {
@@ -1430,7 +1475,7 @@ impl Connection {
     fn resume_held(&mut self, now: Instant) {
         while self.pending.is_none() && !self.closed {
             let Some(req) = self.held.pop_front() else { break };
-            self.dispatch(now, req, None);
+            self.admit(now, req);
         }
     }
 
@@ -1689,6 +1734,12 @@ impl Connection {
             (Some(media), Some(end)) => at = at.min(media.max(end)),
             (Some(media), None) => at = at.min(media),
             (None, _) => {}
+        }
+        if let Some(Pending {
+            wait: Wait::Slow(slow), ..
+        }) = &self.pending
+        {
+            at = at.min(*slow);
         }
         match self.faults.as_ref().and_then(faults::FaultRun::next_deadline) {
             Some(f) => at.min(f),

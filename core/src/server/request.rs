@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::auth::{ServerAuth, Verdict};
 use super::clock;
-use super::faults::{FaultRun, Faults, Quirk};
+use super::faults::{self, FaultRun, Faults, Quirk};
 use super::sdp_writer::{npt, session_description, Description};
 use super::stream::{Delivery, PlayFrom, Session, State, UdpDelivery};
 use super::{
@@ -41,6 +41,14 @@ impl Connection {
         let info = RequestInfo::of(&req);
         if info.cseq.is_none() {
             return self.respond(now, &info, 400, Headers::new(), Bytes::new());
+        }
+        // The camera simulator's `unauthorized_after_play`: nothing is
+        // allowed once the media plays.
+        if self.faults.as_ref().is_some_and(FaultRun::has_played)
+            && self.quirk(Quirk::UnauthorizedAfterPlay, &info.method)
+        {
+            let h = Headers::new().with("WWW-Authenticate", "Basic realm=\"camera\"");
+            return self.respond(now, &info, 401, h, Bytes::new());
         }
         // A client still talking after the end (GStreamer PAUSEs, then
         // TEARDOWNs; a player seeks back) gets the whole linger again.
@@ -187,6 +195,13 @@ impl Connection {
                 if let Ok(Some(spec)) = t.faults {
                     self.set_faults(spec);
                 }
+                // The camera simulator's `wrong_content_base`: the other path
+                // it named stands for the presentation described.
+                if let Some(real) = self.faults.as_ref().and_then(|f| f.content_base_of.as_ref()) {
+                    if t.path == faults::WRONG_CONTENT_BASE {
+                        t.path.clone_from(real);
+                    }
+                }
                 if let Some(pc) = t.play_count {
                     self.play_count = pc;
                 }
@@ -294,8 +309,28 @@ impl Connection {
             },
             backchannel: (self.config.backchannel && wants_backchannel(&req)).then_some(self.config.backchannel_codec),
         });
+        let no_session = self.quirk(Quirk::NoSessionControl, &info.method);
+        let absolute = self.quirk(Quirk::ControlAbsolute, &info.method);
+        let sdp = if no_session || absolute {
+            faults::quirk_controls(&sdp, &target.base_url(), no_session, absolute)
+        } else {
+            sdp
+        };
         let mut h = Headers::new().with("Content-Type", "application/sdp");
-        if !self.quirk(Quirk::NoContentBase, &info.method) {
+        if self.quirk(Quirk::NoContentBase, &info.method) {
+            // No Content-Base at all.
+        } else if self.quirk(Quirk::WrongContentBase, &info.method) {
+            let wrong = format!(
+                "{}://{}/{}/",
+                target.scheme,
+                target.authority,
+                faults::WRONG_CONTENT_BASE
+            );
+            h.push("Content-Base", wrong);
+            if let Some(f) = self.faults.as_mut() {
+                f.content_base_of = Some(target.path.clone());
+            }
+        } else {
             h.push("Content-Base", target.base_url());
         }
         self.described = Some((target.resource(), source));
@@ -362,6 +397,7 @@ impl Connection {
         if index >= source.tracks.len() {
             return fail(self, 404);
         }
+        let other_channels = self.faults.as_ref().is_some_and(|f| f.spec.has(Quirk::OtherChannels));
         let delivery = match requested {
             Requested::Interleaved(channels) => {
                 let session = self.session.get_or_insert_with(|| {
@@ -371,6 +407,12 @@ impl Connection {
                     Some((a, b)) if session.channel_taken(a, index) || session.channel_taken(b, index) => None,
                     Some(pair) => Some(pair),
                     None => free_pair(session, index),
+                };
+                // The camera simulator's `other_channels`: a free pair that
+                // is not the one asked for.
+                let channels = match channels {
+                    Some((a, _)) if other_channels => other_pair(session, index, a),
+                    pair => pair,
                 };
                 let Some((rtp, rtcp)) = channels else {
                     if session.tracks.is_empty() {
@@ -479,7 +521,16 @@ impl Connection {
                 )
             }
             Delivery::Interleaved { rtp, rtcp } => {
-                format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp};ssrc={ssrc:08X};mode=\"PLAY\"")
+                if other_channels {
+                    self.quirk(Quirk::OtherChannels, &info.method);
+                }
+                if self.quirk(Quirk::NoInterleaved, &info.method) {
+                    // The media still goes on the channels chosen: the client
+                    // must assume the ones it asked for.
+                    format!("RTP/AVP/TCP;unicast;ssrc={ssrc:08X};mode=\"PLAY\"")
+                } else {
+                    format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp};ssrc={ssrc:08X};mode=\"PLAY\"")
+                }
             }
         };
         let h = self.session_headers(true).with("Transport", transport);
@@ -1079,6 +1130,17 @@ fn free_pair(session: &Session, index: usize) -> Option<(u8, u8)> {
         .into_iter()
         .chain((0..=254u8).step_by(2))
         .find(|a| free(*a))
+        .map(|a| (a, a + 1))
+}
+
+/// Channels for the `other_channels` quirk: the lowest free even pair from
+/// 10 on (then from 0) whose first channel is not `asked`.
+fn other_pair(session: &Session, index: usize, asked: u8) -> Option<(u8, u8)> {
+    let free = |a: u8| !session.channel_taken(a, index) && !session.channel_taken(a + 1, index);
+    (10..=254u8)
+        .step_by(2)
+        .chain((0..10u8).step_by(2))
+        .find(|a| *a != asked && free(*a))
         .map(|a| (a, a + 1))
 }
 

@@ -258,16 +258,38 @@ pub(super) struct TrackOut {
 
 impl TrackOut {
     fn send(&mut self, sample: &SourceSample, loop_index: u32, out: &mut Sink<'_>, nals: &mut Vec<Bytes>) {
-        let ts = self
+        let mut ts = self
             .ts_base
             .wrapping_add(sample.presentation_time as u32)
             .wrapping_add(self.loop_ticks.wrapping_mul(u64::from(loop_index)) as u32);
+        if let Some(f) = out.faults.as_deref_mut() {
+            // The camera simulator's `ts_jump=`: the timeline moves on at a
+            // sample's start (every packet of a frame keeps one timestamp),
+            // and the sender reports and a later RTP-Info move with it.
+            if let Some(jump) = f.ts_jump_due(self.source_track, self.clock_rate) {
+                self.ts_base = self.ts_base.wrapping_add(jump);
+                let to = ts.wrapping_add(jump);
+                let event = f.event(FaultEvent::TsJump {
+                    track: self.source_track,
+                    from: ts,
+                    to,
+                });
+                out.datagrams.push_back(event);
+                ts = to;
+            }
+        }
         let TrackOut {
             rtp,
             packetizer,
             delivery,
             ..
         } = self;
+        // The camera simulator's `keyframe_gap=`: every packet of a video
+        // keyframe due in the gap is dropped (a `drop` event each).
+        let video = matches!(packetizer, Packetizer::H264(_) | Packetizer::H265(_));
+        if let Some(f) = out.faults.as_deref_mut() {
+            f.dropping_keyframe = video && sample.keyframe && f.keyframe_gap_on();
+        }
         match packetizer {
             Packetizer::H264(p) => {
                 split_length_prefixed(&sample.data, nals);
@@ -327,6 +349,9 @@ impl TrackOut {
                 }
             }
         }
+        if let Some(f) = out.faults.as_deref_mut() {
+            f.dropping_keyframe = false;
+        }
         nals.clear();
     }
 
@@ -382,6 +407,18 @@ impl TrackOut {
             out.put(&self.delivery, true, compound.len(), |o| o.put_slice(&compound));
             return;
         }
+        // The camera simulator's `sr_offset=`: a wrong NTP/RTP mapping.
+        let ntp = match out
+            .faults
+            .as_deref()
+            .map(|f| f.sender_report_ntp(self.source_track, ntp))
+        {
+            Some((shifted, Some(event))) => {
+                out.datagrams.push_back(event);
+                shifted
+            }
+            _ => ntp,
+        };
         let sr = SenderReport {
             ssrc: self.rtp.ssrc,
             ntp_timestamp: ntp,

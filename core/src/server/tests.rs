@@ -3944,6 +3944,240 @@ mod simulator {
         assert!(d.response().headers.get("Public").is_some());
     }
 
+    /// `quirk=control_absolute`: absolute controls with Hikvision's query,
+    /// which the server takes for SETUP and PLAY; `no_session_control`:
+    /// no session-level control, the media ones relative.
+    #[test]
+    fn control_quirks_rewrite_the_sdp_controls() {
+        let source = Arc::new(synthetic_source());
+        let controls = |d: &Drained| -> Vec<String> {
+            String::from_utf8_lossy(&d.response().body)
+                .lines()
+                .filter_map(|l| l.strip_prefix("a=control:").map(str::to_owned))
+                .collect()
+        };
+        let mut h = Harness::new();
+        let d = h.describe(h.t0, &format!("{URL}?quirk=control_absolute"), &source);
+        assert_eq!(d.status(), 200);
+        let base = format!("{URL}/");
+        assert_eq!(
+            controls(&d),
+            vec![
+                format!("{base}?transportmode=unicast"),
+                format!("{base}trackID=0?transportmode=unicast"),
+                format!("{base}trackID=1?transportmode=unicast"),
+            ]
+        );
+        assert!(matches!(
+            faults(&[d]).as_slice(),
+            [(
+                None,
+                FaultEvent::Quirk {
+                    quirk: Quirk::ControlAbsolute,
+                    method: Method::Describe
+                }
+            )]
+        ));
+        for (track, channels) in [(0, "0-1"), (1, "2-3")] {
+            let uri = format!("{base}trackID={track}?transportmode=unicast");
+            let transport = format!("RTP/AVP/TCP;unicast;interleaved={channels}");
+            let d = h.request(h.t0, "SETUP", &uri, &[("Transport", &transport)]);
+            assert_eq!(d.status(), 200);
+            let s = d.response().headers.get("Session").unwrap();
+            h.session = Some(s.split(';').next().unwrap().to_owned());
+        }
+        let d = h.request(h.t0, "PLAY", &format!("{base}?transportmode=unicast"), &[]);
+        assert_eq!(d.status(), 200);
+        assert!(!d.rtp(0).is_empty());
+
+        let mut h = Harness::new();
+        let d = h.describe(h.t0, &format!("{URL}?quirk=no_session_control"), &source);
+        assert_eq!(controls(&d), vec!["trackID=0", "trackID=1"]);
+        assert_eq!(faults(&[d]).len(), 1);
+    }
+
+    /// `quirk=other_channels`: the SETUPs answered (and the media sent) on
+    /// 10-11 and 12-13 instead of 0-1 and 2-3; `no_interleaved`: answered
+    /// without `interleaved=`, the media on the channels asked for.
+    #[test]
+    fn transport_quirks_change_the_channels_or_leave_them_out() {
+        let source = Arc::new(synthetic_source());
+        for (quirk, channels) in [("other_channels", [10u8, 12]), ("no_interleaved", [0, 2])] {
+            let mut h = Harness::new();
+            assert_eq!(h.describe(h.t0, &format!("{URL}?quirk={quirk}"), &source).status(), 200);
+            let mut quirks = Vec::new();
+            for (track, asked) in [(0, "0-1"), (1, "2-3")] {
+                let d = h.setup(h.t0, track, asked);
+                assert_eq!(d.status(), 200);
+                let transport = d.response().headers.get("Transport").unwrap().to_owned();
+                let ch = channels[track];
+                if quirk == "other_channels" {
+                    assert!(
+                        transport.contains(&format!("interleaved={ch}-{}", ch + 1)),
+                        "{transport}"
+                    );
+                } else {
+                    assert!(!transport.contains("interleaved"), "{transport}");
+                    assert!(transport.starts_with("RTP/AVP/TCP;unicast;"), "{transport}");
+                }
+                quirks.extend(faults(&[d]));
+            }
+            assert_eq!(quirks.len(), 2, "{quirk}: {quirks:?}");
+            let d = h.request(h.t0, "PLAY", &format!("{URL}/"), &[]);
+            assert_eq!(d.status(), 200);
+            let until = h.t0 + Duration::from_secs(60);
+            let all = collect_until_close(&mut h, d, until);
+            for ch in channels {
+                assert!(
+                    all.iter().map(|d| d.rtp(ch).len()).sum::<usize>() > 5,
+                    "{quirk}: channel {ch}"
+                );
+            }
+            if quirk == "other_channels" {
+                assert!(all.iter().all(|d| d.rtp(0).is_empty() && d.rtp(2).is_empty()));
+            }
+        }
+    }
+
+    /// `quirk=wrong_content_base`: the Content-Base names another path,
+    /// which the server then takes (SETUP, PLAY) for the presentation.
+    #[test]
+    fn wrong_content_base_names_another_path_taken_for_the_file() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.describe(h.t0, &format!("{URL}?quirk=wrong_content_base"), &source);
+        let base = "rtsp://127.0.0.1:8554/elsewhere/stream0/";
+        assert_eq!(d.response().headers.get("Content-Base"), Some(base));
+        assert_eq!(faults(&[d]).len(), 1);
+        for (track, channels) in [(0, "0-1"), (1, "2-3")] {
+            let transport = format!("RTP/AVP/TCP;unicast;interleaved={channels}");
+            let d = h.request(
+                h.t0,
+                "SETUP",
+                &format!("{base}trackID={track}"),
+                &[("Transport", &transport)],
+            );
+            assert_eq!(d.status(), 200);
+            let s = d.response().headers.get("Session").unwrap();
+            h.session = Some(s.split(';').next().unwrap().to_owned());
+        }
+        let d = h.request(h.t0, "PLAY", base, &[]);
+        assert_eq!(d.status(), 200);
+        assert!(!d.rtp(0).is_empty() && !d.rtp(2).is_empty());
+        // Without the quirk, the other path is another file, looked up.
+        let mut plain = Harness::new();
+        assert_eq!(plain.describe(plain.t0, URL, &source).status(), 200);
+        let d = plain.request(
+            plain.t0,
+            "SETUP",
+            &format!("{base}trackID=0"),
+            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
+        );
+        assert!(d.responses.is_empty());
+        assert_eq!(d.lookups[0].1, "elsewhere/stream0");
+    }
+
+    /// `quirk=unauthorized_after_play`: every request before PLAY is
+    /// answered, every one after it is 401 with a challenge (one event
+    /// each), and the media goes on.
+    #[test]
+    fn unauthorized_after_play_refuses_every_later_request() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.play(h.t0, &source, "?play_count=5&quirk=unauthorized_after_play");
+        assert!(faults(&[d]).is_empty(), "nothing refused up to PLAY");
+        let mut refused = Vec::new();
+        for (i, method) in ["GET_PARAMETER", "OPTIONS", "TEARDOWN"].into_iter().enumerate() {
+            let d = h.request(h.t0 + ms(100 * (i as u64 + 1)), method, &format!("{URL}/"), &[]);
+            assert_eq!(d.status(), 401, "{method}");
+            assert_eq!(
+                d.response().headers.get("WWW-Authenticate"),
+                Some("Basic realm=\"camera\"")
+            );
+            assert!(!d.closed, "{method}");
+            refused.extend(faults(&[d]));
+        }
+        assert_eq!(refused.len(), 3, "{refused:?}");
+        assert!(refused.iter().all(|(since, f)| since.is_some()
+            && matches!(
+                f,
+                FaultEvent::Quirk {
+                    quirk: Quirk::UnauthorizedAfterPlay,
+                    ..
+                }
+            )));
+        // The TEARDOWN was refused: the media goes on.
+        let d = h.timeout(h.t0 + ms(1000));
+        assert!(!d.rtp(0).is_empty());
+    }
+
+    /// `slow=300`: each request is answered 300 ms after it came, the next
+    /// one (pipelined behind it) 300 ms after that; the deadline says when;
+    /// a PLAY's media starts with its late answer.
+    #[test]
+    fn slow_answers_each_request_after_its_delay() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let t0 = h.t0;
+        let d = h.request(t0, "OPTIONS", &format!("{URL}?slow=300"), &[]);
+        assert!(d.responses.is_empty());
+        assert_eq!(d.timeout, Some(t0 + ms(300)));
+        assert!(matches!(
+            faults(&[d]).as_slice(),
+            [(
+                None,
+                FaultEvent::Slow {
+                    method: Method::Options,
+                    delay_ms: 300
+                }
+            )]
+        ));
+        // A DESCRIBE pipelined 100 ms later waits behind it.
+        let d = h.request(t0 + ms(100), "DESCRIBE", URL, &[("Accept", "application/sdp")]);
+        assert!(d.responses.is_empty() && d.lookups.is_empty());
+        assert_eq!(d.timeout, Some(t0 + ms(300)));
+        let d = h.timeout(t0 + ms(299));
+        assert!(d.responses.is_empty());
+        let d = h.timeout(t0 + ms(300));
+        assert_eq!(d.responses.len(), 1);
+        assert_eq!(d.responses[0].status, 200);
+        assert!(d.lookups.is_empty(), "the DESCRIBE waits its own 300 ms");
+        assert_eq!(d.timeout, Some(t0 + ms(600)));
+        assert_eq!(faults(&[d]).len(), 1);
+        let d = h.timeout(t0 + ms(600));
+        assert_eq!(d.lookups.len(), 1);
+        h.conn.handle_input(
+            t0 + ms(600),
+            ServerInput::Lookup {
+                token: d.lookups[0].0,
+                result: Ok(source.clone()),
+            },
+        );
+        assert_eq!(h.drain().status(), 200);
+        // SETUP, SETUP, PLAY: 300 ms each; the media starts with the PLAY's answer.
+        let mut at = t0 + ms(600);
+        for (track, channels) in [(0, "0-1"), (1, "2-3")] {
+            let transport = format!("RTP/AVP/TCP;unicast;interleaved={channels}");
+            let d = h.request(
+                at,
+                "SETUP",
+                &format!("{URL}/trackID={track}"),
+                &[("Transport", &transport)],
+            );
+            assert!(d.responses.is_empty());
+            at += ms(300);
+            let d = h.timeout(at);
+            assert_eq!(d.status(), 200);
+            let s = d.response().headers.get("Session").unwrap();
+            h.session = Some(s.split(';').next().unwrap().to_owned());
+        }
+        let d = h.request(at, "PLAY", &format!("{URL}/"), &[]);
+        assert!(d.responses.is_empty() && d.rtp(0).is_empty());
+        let d = h.timeout(at + ms(300));
+        assert_eq!(d.status(), 200);
+        assert!(!d.rtp(0).is_empty());
+    }
+
     #[test]
     fn wrong_cseq_answers_with_the_next_one() {
         let mut h = Harness::new();
@@ -4076,6 +4310,142 @@ mod simulator {
         assert_eq!(video[at].sequence_number, seq_to);
         assert_eq!(video[at - 1].sequence_number, seq_from.wrapping_sub(1));
         assert_eq!(video[0].sequence_number, info[0].1);
+    }
+
+    /// `ts_jump=0.5`: at one sample of each track the RTP timestamps move
+    /// 10 s of its clock ahead, the sequence numbers going on without a gap,
+    /// and the sender reports after it map to the new timeline.
+    #[test]
+    fn ts_jump_moves_the_timestamps_once_without_a_sequence_gap() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.play(h.t0, &source, "?play_count=3&ts_jump=0.5");
+        let until = h.t0 + Duration::from_secs(60);
+        let all = collect_until_close(&mut h, d, until);
+        let jumps = faults(&all);
+        assert_eq!(jumps.len(), 2, "{jumps:?}");
+        for (track, channel, rate) in [(0usize, 0u8, 90_000u32), (1, 2, 44_100)] {
+            let (since, from, to) = jumps
+                .iter()
+                .find_map(|(since, f)| match f {
+                    FaultEvent::TsJump { track: t, from, to } if *t == track => Some((*since, *from, *to)),
+                    _ => None,
+                })
+                .unwrap();
+            assert!(since.is_some_and(|s| s >= ms(500) && s < ms(600)), "{since:?}");
+            assert_eq!(to.wrapping_sub(from), 10 * rate);
+            let packets: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(channel)).collect();
+            let at = packets.iter().position(|p| p.timestamp == to).unwrap();
+            assert!(at > 0);
+            // No sequence gap anywhere.
+            for w in packets.windows(2) {
+                assert_eq!(w[1].sequence_number, w[0].sequence_number.wrapping_add(1));
+            }
+            // Every step of the timestamps is small but the one at the jump.
+            for (i, w) in packets.windows(2).enumerate() {
+                let step = w[1].timestamp.wrapping_sub(w[0].timestamp);
+                if i + 1 == at {
+                    assert!(step > 10 * rate && step < 10 * rate + rate / 2, "{step}");
+                } else {
+                    assert!(step < rate / 2, "{i}: {step}");
+                }
+            }
+            // The last sender report is on the new timeline.
+            let last_sr = all
+                .iter()
+                .flat_map(|d| d.rtcp(channel + 1))
+                .filter_map(|c| match &c[0] {
+                    RtcpPacket::SenderReport(sr) => Some(sr.rtp_timestamp),
+                    _ => None,
+                })
+                .last()
+                .unwrap();
+            let last = packets.last().unwrap().timestamp;
+            assert!(last_sr.wrapping_sub(last) < rate, "SR {last_sr} after {last}");
+        }
+    }
+
+    /// `sr_offset=-250`: every sender report of the audio track (track 1)
+    /// says an NTP time 250 ms before the video's report of the same
+    /// instant; one event per shifted report; the video's are true.
+    #[test]
+    fn sr_offset_shifts_the_ntp_time_of_every_track_but_the_first() {
+        let source = Arc::new(synthetic_source());
+        let run = |query: &str| {
+            let mut h = Harness::new();
+            let d = h.play(h.t0, &source, query);
+            let until = h.t0 + Duration::from_secs(60);
+            collect_until_close(&mut h, d, until)
+        };
+        let ntp_of = |d: &Drained, channel: u8| {
+            d.rtcp(channel).iter().find_map(|c| match &c[0] {
+                RtcpPacket::SenderReport(sr) => Some(sr.ntp_timestamp),
+                _ => None,
+            })
+        };
+        let pairs = |all: &[Drained]| -> Vec<(u64, u64)> {
+            all.iter()
+                .filter_map(|d| Some((ntp_of(d, 1)?, ntp_of(d, 3)?)))
+                .collect()
+        };
+        let plain = pairs(&run("?play_count=30"));
+        let all = run("?play_count=30&sr_offset=-250");
+        let shifted = pairs(&all);
+        assert!(shifted.len() >= 3, "{shifted:?}");
+        assert_eq!(plain.len(), shifted.len());
+        let quarter = (1u64 << 32) / 4;
+        for ((v0, a0), (v, a)) in plain.iter().zip(&shifted) {
+            assert_eq!(v0, a0, "without the fault the reports of one instant agree");
+            assert_eq!(v.wrapping_sub(*a), quarter, "video {v}, audio {a}");
+        }
+        let events = faults(&all);
+        assert_eq!(events.len(), shifted.len(), "{events:?}");
+        assert!(events.iter().all(|(_, f)| *f
+            == FaultEvent::SrOffset {
+                track: 1,
+                offset_ms: -250
+            }));
+    }
+
+    /// `keyframe_gap=0.5:0.5`: the keyframes due from 0.5 s to 1 s after
+    /// PLAY (two: the synthetic source has one every 0.2 s of a loop) are
+    /// not sent, every packet of them a `drop` event; every other packet
+    /// goes out, audio included.
+    #[test]
+    fn keyframe_gap_drops_the_keyframes_due_in_it() {
+        let (dropped, all, info) = dropped_and_received("?play_count=5&keyframe_gap=0.5:0.5");
+        let events = faults(&all);
+        assert!(dropped.iter().all(|(track, _)| *track == 0), "{dropped:?}");
+        let stamps: std::collections::BTreeSet<u32> = events
+            .iter()
+            .filter_map(|(since, f)| match f {
+                FaultEvent::Drop { rtp_ts, .. } => {
+                    assert!(since.is_some_and(|s| s >= ms(500) && s < ms(1000)), "{since:?}");
+                    Some(*rtp_ts)
+                }
+                _ => None,
+            })
+            .collect();
+        // Two keyframes, from 0.5 s to 1 s of the 90 kHz clock (a loop is
+        // a little longer than its 0.4 s of video: the audio's end).
+        let base = info[0].2;
+        assert_eq!(stamps.len(), 2, "{stamps:?}");
+        assert!(stamps
+            .iter()
+            .all(|ts| (45_000..90_000).contains(&ts.wrapping_sub(base))));
+        let video: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(0)).collect();
+        assert!(video.iter().all(|p| !stamps.contains(&p.timestamp)));
+        // Received and dropped make the whole sequence.
+        let mut every: Vec<u16> = video
+            .iter()
+            .map(|p| p.sequence_number.wrapping_sub(info[0].1))
+            .chain(dropped.iter().map(|(_, s)| *s))
+            .collect();
+        every.sort_unstable();
+        assert_eq!(every, (0..every.len() as u16).collect::<Vec<_>>());
+        // The frames between them are sent: 5 loops of 10 frames, 2 gone.
+        let frames: std::collections::BTreeSet<u32> = video.iter().map(|p| p.timestamp).collect();
+        assert_eq!(frames.len(), 48);
     }
 
     /// `bye_at=0.2`: a BYE on both tracks 0.2 s after PLAY, the media going
