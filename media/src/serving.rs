@@ -53,6 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rtsp_toolkit_core::client::{ClientOptions, Event as ClientEvent};
 use rtsp_toolkit_core::server::auth::{AuthConfig, ServerAuth};
 use rtsp_toolkit_core::server::{
     CloseReason, Connection, GroupPool, GroupRange, LookupError, MulticastInput, MulticastOutput, MulticastRequest,
@@ -70,6 +71,7 @@ use crate::MediaSource;
 mod backchannel;
 mod live;
 pub mod metrics;
+pub mod relay;
 mod tunnel;
 
 /// How long a server's `wait` waits, after a shutdown, for its connections
@@ -151,6 +153,10 @@ pub struct ServerOptions {
     /// with the pure-Rust decoder of [`crate::audio::AudioDecoder`], no
     /// feature needed).
     pub backchannel_dir: Option<PathBuf>,
+    /// Relayed paths (default none): each is a live path that the server's
+    /// own client pulls from an upstream URL once and serves to any number
+    /// of readers, reconnecting with back-off (see [`relay`]).
+    pub relays: Vec<relay::RelaySpec>,
 }
 
 /// A callback for the server's events ([`ServerOptions::events`]): the
@@ -186,6 +192,7 @@ impl Default for ServerOptions {
             auth: None,
             tls: None,
             backchannel_dir: None,
+            relays: Vec::new(),
         }
     }
 }
@@ -284,6 +291,15 @@ impl<S> ServerBuilder<S> {
     /// `dir` (see [`ServerOptions::backchannel_dir`]).
     pub fn backchannel_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.options.backchannel_dir = Some(dir.into());
+        self
+    }
+
+    /// Relay `url` as live path `name` (see [`relay`]). Repeatable.
+    pub fn relay(mut self, name: impl Into<String>, url: impl Into<String>) -> Self {
+        self.options.relays.push(relay::RelaySpec {
+            name: name.into(),
+            url: url.into(),
+        });
         self
     }
 
@@ -823,6 +839,8 @@ pub trait Listener: Send + Sync {
 pub trait ConnectionIo: Send {
     /// The runtime's UDP socket, for the pairs of UDP sessions.
     type Udp: Datagrams + 'static;
+    /// The runtime's client session, for relays.
+    type Relay: RelaySource;
 
     /// The local address the connection came in on (UDP pairs are bound on
     /// its IP).
@@ -853,6 +871,16 @@ pub trait ConnectionIo: Send {
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 
+/// A runtime's client session as a relay pulls its upstream with it.
+pub trait RelaySource: Send + Sized + 'static {
+    /// Opens a session of `url` (it connects in the background: its events
+    /// say how that went); it ends when `stop` is raised.
+    fn open(url: &str, options: ClientOptions, stop: StopSignal) -> Result<Self, String>;
+
+    /// The session's next event; `Ready(None)` once it is over.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>>;
+}
+
 /// A UDP socket as a runtime polls it: one of a session's RTP/RTCP pair.
 pub trait Datagrams: Send + Sync + Sized {
     /// Registers a bound, non-blocking socket ([`rtsp_toolkit_driver::udp::bind_pair`])
@@ -879,6 +907,10 @@ pub trait Datagrams: Send + Sync + Sized {
 /// [`ServerOptions::max_connections`], a connection is accepted and closed
 /// at once, so the listener keeps answering.
 pub async fn accept_loop<L: Listener>(listener: L, state: Arc<ServerState>) {
+    for spec in state.options.relays.clone() {
+        let span = tracing::info_span!(parent: None, "rtsp_relay", path = spec.name.as_str());
+        listener.spawn(relay::run::<L::Socket>(state.clone(), spec).instrument(span));
+    }
     while let Some(next) = unless_stopped(&state.stop, next_work(&listener, &state)).await {
         let accepted = match next {
             Work::Spawn(tasks) => {

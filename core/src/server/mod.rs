@@ -742,6 +742,17 @@ pub enum ServerEvent {
         /// Announced tracks left out (a codec this server cannot serve), with why.
         skipped: Vec<String>,
     },
+    /// A relayed path's upstream (the runtime's relay, not a connection):
+    /// its session is up (its DESCRIBE answered, the path live), or it was
+    /// lost and is being opened again.
+    Upstream {
+        /// The relayed path.
+        path: String,
+        /// Up, or lost.
+        up: bool,
+        /// Why it was lost.
+        reason: Option<String>,
+    },
     /// The connection is over; [`ServerOutput::Close`] follows.
     Closed {
         /// Why it closed.

@@ -134,6 +134,11 @@ pub(crate) struct Publication {
 }
 
 impl Publication {
+    /// The path's presentation.
+    pub fn source(&self) -> &Arc<MediaSource> {
+        &self.entry.source
+    }
+
     /// Puts one of the publisher's packets in every reader's queue.
     pub fn send(&self, track: usize, packet: &RtpPacket) {
         let readers = lock(&self.entry.readers);
