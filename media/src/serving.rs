@@ -431,6 +431,8 @@ pub struct ServerState {
     tunnels: tunnel::Tunnels,
     /// The live paths: published by a connection, read by others.
     live: Arc<live::LivePaths>,
+    /// From a live packet's arrival to its write to a reader.
+    live_latency: live::Latency,
 }
 
 /// [`ServerState::spawns`]: not `Debug` (futures are not).
@@ -584,7 +586,21 @@ impl ServerState {
             spawns: Spawns::default(),
             tunnels: tunnel::Tunnels::default(),
             live: Arc::default(),
+            live_latency: live::Latency::default(),
         }
+    }
+
+    /// The `q` quantile (0 to 1) of the time from a live packet's arrival
+    /// (at its publisher's connection or its relay) to the end of the write
+    /// that took it to a reader, over every packet and reader so far
+    /// (within 9 %); `None` before the first. With [`ServerState::live_packets_written`].
+    pub fn live_latency(&self, q: f64) -> Option<Duration> {
+        self.live_latency.quantile(q)
+    }
+
+    /// Live packets written to readers so far (the samples of [`ServerState::live_latency`]).
+    pub fn live_packets_written(&self) -> u64 {
+        self.live_latency.count()
     }
 
     /// Paths a publisher makes live now.
@@ -1059,6 +1075,8 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
     // The path this connection publishes, and the one it reads.
     let mut publication: Option<live::Publication> = None;
     let mut reading: Option<live::Reading> = None;
+    // Arrivals of the live packets handed in, until the write that takes them.
+    let mut arrivals: Vec<Instant> = Vec::new();
     // Consecutive datagrams to one client, sent as one (GSO) when the next
     // output is anything else or does not fit.
     let mut batch: Option<SendBatch> = None;
@@ -1075,6 +1093,7 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                 if let Err(e) = io.write_all(&bytes, stall).await {
                     conn.handle_input(Instant::now(), ServerInput::Abort(write_failure(e, stall)));
                 }
+                record_latency(&state, &mut arrivals);
             }
             ServerOutput::SendDatagram { socket, to, data } => {
                 if let Some(b) = batch.as_mut() {
@@ -1089,6 +1108,7 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                 if let Some(b) = batch.replace(SendBatch::new(socket, to, &data)) {
                     send_batch(&pairs, &b, &mut unsent);
                 }
+                record_latency(&state, &mut arrivals);
             }
             ServerOutput::OpenUdp(request) => {
                 let opened = open_pair::<C::Udp>(local_ip, request.bind, request.pair);
@@ -1255,8 +1275,9 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                             conn.handle_input(now, ServerInput::Abort(CloseReason::SlowReader));
                             continue;
                         }
-                        for (track, packet) in &taken.packets {
+                        for (track, packet, received) in &taken.packets {
                             conn.handle_input(now, ServerInput::LivePacket { track: *track, packet });
+                            arrivals.push(*received);
                         }
                         if taken.ended {
                             reading = None;
@@ -1278,6 +1299,17 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
     drop(membership);
     if let Some(io) = io {
         io.close().await;
+    }
+}
+
+/// The live packets handed in since the last write were written (or sent) now.
+fn record_latency(state: &ServerState, arrivals: &mut Vec<Instant>) {
+    if arrivals.is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    for at in arrivals.drain(..) {
+        state.live_latency.record(now.saturating_duration_since(at));
     }
 }
 

@@ -13,8 +13,10 @@
 //! readers, and costs at most its queue's bound.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use rtsp_toolkit_core::rtp::RtpPacket;
 
@@ -58,7 +60,7 @@ pub(crate) struct ReaderQueue {
 
 #[derive(Debug, Default)]
 struct QueueInner {
-    packets: VecDeque<(usize, RtpPacket)>,
+    packets: VecDeque<(usize, RtpPacket, Instant)>,
     bytes: usize,
     ended: bool,
     overflowed: bool,
@@ -68,8 +70,9 @@ struct QueueInner {
 /// What a reader's connection takes from its queue at one wake-up.
 #[derive(Debug, Default)]
 pub(crate) struct Taken {
-    /// Packets, in the order the publisher sent them: (track, packet).
-    pub packets: Vec<(usize, RtpPacket)>,
+    /// Packets, in the order the publisher sent them: (track, packet,
+    /// when the publisher's connection or the relay received it).
+    pub packets: Vec<(usize, RtpPacket, Instant)>,
     /// The publisher left and nothing is waiting any more.
     pub ended: bool,
     /// The reader fell too far behind (its queue was dropped).
@@ -141,9 +144,10 @@ impl Publication {
 
     /// Puts one of the publisher's packets in every reader's queue.
     pub fn send(&self, track: usize, packet: &RtpPacket) {
+        let received = Instant::now();
         let readers = lock(&self.entry.readers);
         for (_, queue) in &readers.queues {
-            queue.push(track, packet);
+            queue.push(track, packet, received);
         }
     }
 }
@@ -190,8 +194,8 @@ impl Reading {
     pub fn take(&self) -> Taken {
         let mut q = lock(&self.queue.inner);
         let n = q.packets.len().min(MAX_BATCH);
-        let packets: Vec<(usize, RtpPacket)> = q.packets.drain(..n).collect();
-        q.bytes -= packets.iter().map(|(_, p)| p.payload.len()).sum::<usize>();
+        let packets: Vec<(usize, RtpPacket, Instant)> = q.packets.drain(..n).collect();
+        q.bytes -= packets.iter().map(|(_, p, _)| p.payload.len()).sum::<usize>();
         Taken {
             ended: q.ended && q.packets.is_empty(),
             overflowed: q.overflowed,
@@ -207,7 +211,7 @@ impl Drop for Reading {
 }
 
 impl ReaderQueue {
-    fn push(&self, track: usize, packet: &RtpPacket) {
+    fn push(&self, track: usize, packet: &RtpPacket, received: Instant) {
         let mut q = lock(&self.inner);
         if q.overflowed || q.ended {
             return;
@@ -218,7 +222,7 @@ impl ReaderQueue {
             q.bytes = 0;
         } else {
             q.bytes += packet.payload.len();
-            q.packets.push_back((track, packet.clone()));
+            q.packets.push_back((track, packet.clone(), received));
         }
         if let Some(w) = q.waker.take() {
             w.wake();
@@ -231,6 +235,64 @@ impl ReaderQueue {
         if let Some(w) = q.waker.take() {
             w.wake();
         }
+    }
+}
+
+/// The time from a live packet's arrival (at the publisher's connection or
+/// the relay) to the end of the write that took it to a reader: a histogram
+/// of 1/8-octave buckets from 1 µs (a quantile is within 9 % of the truth),
+/// one relaxed atomic add per packet and reader.
+#[derive(Debug)]
+pub(crate) struct Latency {
+    buckets: Vec<AtomicU64>,
+}
+
+/// Buckets per octave, and octaves above 1 µs (up to about 70 s).
+const PER_OCTAVE: usize = 8;
+const OCTAVES: usize = 26;
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            buckets: (0..PER_OCTAVE * OCTAVES + 1).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl Latency {
+    fn bucket(d: Duration) -> usize {
+        let us = d.as_secs_f64() * 1e6;
+        if us <= 1.0 {
+            return 0;
+        }
+        ((us.log2() * PER_OCTAVE as f64).ceil() as usize).min(PER_OCTAVE * OCTAVES)
+    }
+
+    pub fn record(&self, d: Duration) {
+        self.buckets[Self::bucket(d)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Samples so far.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The `q` quantile (the upper bound of its bucket); `None` before any sample.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Duration::from_secs_f64(2f64.powf(i as f64 / PER_OCTAVE as f64) / 1e6));
+            }
+        }
+        None
     }
 }
 
@@ -281,7 +343,7 @@ mod tests {
             taken
                 .packets
                 .iter()
-                .map(|(t, p)| (*t, p.sequence_number))
+                .map(|(t, p, _)| (*t, p.sequence_number))
                 .collect::<Vec<_>>(),
             vec![(0, 1), (1, 2)]
         );
@@ -301,6 +363,24 @@ mod tests {
         assert!(taken.ended);
         // The path may be published again.
         assert!(paths.publish("live".into(), source()).is_ok());
+    }
+
+    #[test]
+    fn latency_quantiles_are_within_a_bucket() {
+        let l = Latency::default();
+        assert_eq!(l.quantile(0.5), None);
+        for us in 1..=1000u64 {
+            l.record(Duration::from_micros(us * 10));
+        }
+        assert_eq!(l.count(), 1000);
+        let within = |got: Duration, want_us: f64| {
+            let r = got.as_secs_f64() * 1e6 / want_us;
+            assert!((1.0..1.1).contains(&r), "{got:?} for {want_us} us");
+        };
+        within(l.quantile(0.5).unwrap(), 5000.0);
+        within(l.quantile(0.99).unwrap(), 9900.0);
+        l.record(Duration::from_secs(3600));
+        assert!(l.quantile(1.0).unwrap() > Duration::from_secs(60));
     }
 
     #[test]
