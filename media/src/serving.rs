@@ -1152,6 +1152,8 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                 conn.handle_input(Instant::now(), ServerInput::Lookup { token, result });
             }
             ServerOutput::Announce { token, path, source } => {
+                // A second ANNOUNCE on this connection replaces its first.
+                publication = None;
                 let result = match state.live.publish(path, source) {
                     Ok(p) => {
                         publication = Some(p);

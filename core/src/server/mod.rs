@@ -249,6 +249,11 @@ const DEFAULT_MULTICAST_PORTS: PortRange = match PortRange::new_const(5004, 5099
 
 /// Requests held while a lookup is outstanding.
 const MAX_HELD: usize = 16;
+/// After a TEARDOWN, how long the connection stays for requests already on
+/// their way (GStreamer's rtspsrc sends PAUSE and TEARDOWN from two threads
+/// when it stops, so its PAUSE can come second), unless the client closes
+/// it first, as most do.
+const TEARDOWN_LINGER: Duration = Duration::from_secs(1);
 
 /// Server settings, shared by all connections.
 #[derive(Debug, Clone)]
@@ -1179,6 +1184,9 @@ pub struct Connection {
     publishing: Option<Publishing>,
     /// The live path read was told to the runtime ([`ServerOutput::ReadLive`]).
     reading_live: bool,
+    /// TEARDOWN was answered: the connection closes at this instant, or at
+    /// the client's end of stream if that comes first.
+    torn_down: Option<Instant>,
     span: tracing::Span,
 }
 
@@ -1270,6 +1278,7 @@ impl Connection {
             live_described: None,
             publishing: None,
             reading_live: false,
+            torn_down: None,
             fault_refusal: None,
             progress_at: None,
             span,
@@ -1402,6 +1411,9 @@ impl Connection {
             return;
         }
         let _g = self.span.clone().entered();
+        if self.torn_down.is_some_and(|t| now >= t) {
+            return self.close(now, CloseReason::Teardown);
+        }
         if now >= self.activity_deadline() {
             let reason = if self.session.is_some() || self.publishing.is_some() {
                 CloseReason::SessionTimeout(self.session_timeout())
@@ -1690,6 +1702,9 @@ impl Connection {
         }
         // Nobody is left to read what was not written yet.
         self.out.clear();
+        if self.torn_down.is_some() {
+            return self.close(now, CloseReason::Teardown);
+        }
         if let Some(session) = self.session.as_ref().filter(|s| s.plays_over_udp_only()) {
             let _g = self.span.clone().entered();
             tracing::debug!("connection closed; the UDP session plays on");
@@ -1738,6 +1753,7 @@ impl Connection {
 
     fn next_deadline(&self) -> Instant {
         let mut at = self.activity_deadline();
+        at = self.torn_down.map_or(at, |t| at.min(t));
         at = self.progress_at.map_or(at, |p| at.min(p));
         let stall_end = self.faults.as_ref().and_then(faults::FaultRun::stall_end);
         match (self.session.as_ref().and_then(Session::next_deadline), stall_end) {
@@ -1865,6 +1881,25 @@ impl Connection {
                 self.close(now, CloseReason::PlaybackEnded);
             }
         }
+    }
+
+    /// TEARDOWN (answered): the session's media stops at once; a publisher's
+    /// connection closes (its path ends with it), any other stays up to
+    /// [`TEARDOWN_LINGER`] for the requests still on their way, then closes
+    /// with the reason `Teardown` (at once when the client closes first).
+    fn teardown(&mut self, now: Instant) {
+        if self.publishing.is_some() || self.session.is_none() {
+            return self.close(now, CloseReason::Teardown);
+        }
+        let end = later(now, TEARDOWN_LINGER);
+        if let Some(session) = self.session.as_mut() {
+            // Ended without a BYE: the client asked for the end. Its own
+            // linger never comes before the connection's.
+            session.state = State::Ended {
+                close_at: later(end, TEARDOWN_LINGER),
+            };
+        }
+        self.torn_down = Some(self.torn_down.map_or(end, |t| t.min(end)));
     }
 
     fn close(&mut self, now: Instant, reason: CloseReason) {

@@ -13,8 +13,8 @@ use super::faults::{self, FaultRun, Faults, Quirk};
 use super::sdp_writer::{npt, session_description, Description};
 use super::stream::{Delivery, PlayFrom, Session, State, UdpDelivery};
 use super::{
-    path, CloseReason, Connection, Joined, MulticastPosition, MulticastRequest, MulticastTrack, OpenPair, Pending,
-    PlayCount, ServerEvent, ServerOutput, Target, TargetError, UdpRequest, Wait,
+    path, Connection, Joined, MulticastPosition, MulticastRequest, MulticastTrack, OpenPair, Pending, PlayCount,
+    ServerEvent, ServerOutput, Target, TargetError, UdpRequest, Wait,
 };
 use crate::message::{Headers, Method, Request, Response};
 use crate::source::MediaSource;
@@ -104,7 +104,7 @@ impl Connection {
                     return self.ask_other_session(now, req, &info, true);
                 }
                 self.respond(now, &info, 200, Headers::new(), Bytes::new());
-                self.close(now, CloseReason::Teardown);
+                self.teardown(now);
             }
             Method::GetParameter | Method::SetParameter => {
                 if self.quirk(Quirk::NoGetParameter, &info.method) {

@@ -621,6 +621,15 @@ fn describe_setup_play_teardown() {
 
     let d = h.request(h.at(30), "TEARDOWN", &format!("{URL}/"), &[]);
     assert_eq!(d.status(), 200);
+    // The media stops; the connection stays a second for requests already
+    // on their way (GStreamer's PAUSE can come after its TEARDOWN), then closes.
+    assert!(!d.closed && d.frames.is_empty());
+    assert_eq!(d.timeout, Some(h.at(1030)));
+    let d = h.request(h.at(40), "PAUSE", &format!("{URL}/"), &[]);
+    assert_eq!(d.status(), 200);
+    assert!(d.frames.is_empty() && !d.closed);
+    assert!(!h.timeout(h.at(1029)).closed);
+    let d = h.timeout(h.at(1030));
     assert!(d.closed);
     assert!(d.events.iter().any(|e| matches!(
         e,
@@ -955,7 +964,7 @@ fn session_errors() {
     // TEARDOWN with the right session still works.
     let d = h.request(t, "TEARDOWN", URL, &[]);
     assert_eq!(d.status(), 200);
-    assert!(d.closed);
+    assert!(h.give(t, ServerInput::Eof).closed);
 }
 
 /// Plays `h` from `d` until `until`, every packet of `channel`.
@@ -1594,15 +1603,13 @@ fn skips_within_five_seconds_are_summed_and_reported_before_close() {
     let d = h.timeout(next + ms(700));
     assert!(d.events.is_empty());
     let d = h.request(next + ms(700), "TEARDOWN", URL, &[]);
+    assert!(matches!(&d.events[..], [ServerEvent::Request { .. }]), "{:?}", d.events);
+    let d = h.give(next + ms(700), ServerInput::Eof);
     assert!(d.closed);
     assert!(
         matches!(
             &d.events[..],
-            [
-                ServerEvent::Request { .. },
-                ServerEvent::FellBehind { times: 1, .. },
-                ServerEvent::Closed { .. }
-            ]
+            [ServerEvent::FellBehind { times: 1, .. }, ServerEvent::Closed { .. }]
         ),
         "{:?}",
         d.events
@@ -1777,7 +1784,9 @@ fn play_count_zero_loops_until_teardown() {
     // Still going; keepalives keep it alive, TEARDOWN ends it.
     let d = h.request(horizon, "TEARDOWN", URL, &[]);
     assert_eq!(d.status(), 200);
-    assert!(d.closed);
+    assert!(d.frames.is_empty());
+    // The client closes: at once.
+    assert!(h.give(horizon, ServerInput::Eof).closed);
 }
 
 #[test]
@@ -4682,7 +4691,8 @@ fn progress_reports_the_totals_every_interval_and_once_more_before_closed() {
         }
     }
     // TEARDOWN: the last report, with everything sent, then Closed.
-    let d = h.request(start + ms(3600), "TEARDOWN", URL, &[]);
+    h.request(start + ms(3600), "TEARDOWN", URL, &[]);
+    let d = h.give(start + ms(3600), ServerInput::Eof);
     let n = d.events.len();
     assert!(n >= 2, "{:?}", d.events);
     assert!(
