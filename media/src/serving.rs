@@ -1278,8 +1278,11 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                             continue;
                         }
                         for (track, packet, received) in &taken.packets {
+                            let before = conn.live_forwarded();
                             conn.handle_input(now, ServerInput::LivePacket { track: *track, packet });
-                            arrivals.push(*received);
+                            if conn.live_forwarded() != before {
+                                arrivals.push(*received);
+                            }
                         }
                         if taken.ended {
                             reading = None;

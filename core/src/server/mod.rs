@@ -1184,6 +1184,8 @@ pub struct Connection {
     publishing: Option<Publishing>,
     /// The live path read was told to the runtime ([`ServerOutput::ReadLive`]).
     reading_live: bool,
+    /// Live packets passed on to the client ([`Connection::live_forwarded`]).
+    live_forwarded: u64,
     /// TEARDOWN was answered: the connection closes at this instant, or at
     /// the client's end of stream if that comes first.
     torn_down: Option<Instant>,
@@ -1279,6 +1281,7 @@ impl Connection {
             publishing: None,
             reading_live: false,
             torn_down: None,
+            live_forwarded: 0,
             fault_refusal: None,
             progress_at: None,
             span,
@@ -1298,6 +1301,14 @@ impl Connection {
     /// Whether the connection is over (a Close is or was returned).
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// How many of the live path's packets ([`ServerInput::LivePacket`]) this
+    /// connection passed on to its client so far (the others waited for a
+    /// keyframe, or came while paused): a runtime measuring the time to the
+    /// write counts only these.
+    pub fn live_forwarded(&self) -> u64 {
+        self.live_forwarded
     }
 
     /// Whether the RTSP connection is gone while the UDP session plays on

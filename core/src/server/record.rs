@@ -290,7 +290,9 @@ impl Connection {
             bytes: 0,
             faults: self.faults.as_mut(),
         };
-        session.forward(now, track, packet, &mut sink);
+        if session.forward(now, track, packet, &mut sink) {
+            self.live_forwarded += 1;
+        }
     }
 
     /// The publisher left: the end of the stream, as at the end of a file.

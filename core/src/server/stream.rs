@@ -868,38 +868,33 @@ impl Session {
     /// Passes one of the publisher's packets of source track `source_track`
     /// on, re-stamped (see the `live` module); `now` is when it arrived.
     /// Nothing unless the session reads live, is not paused, and set the
-    /// track up.
-    pub fn forward(&mut self, now: Instant, source_track: usize, packet: &RtpPacket, out: &mut Sink<'_>) {
+    /// track up. Whether it was passed on.
+    pub fn forward(&mut self, now: Instant, source_track: usize, packet: &RtpPacket, out: &mut Sink<'_>) -> bool {
         let State::Live(live) = &mut self.state else {
-            return;
+            return false;
         };
         if live.paused {
-            return;
+            return false;
         }
         let Some(i) = self.tracks.iter().position(|t| t.source_track == source_track) else {
-            return;
+            return false;
         };
         let (Some(track), Some(restamp), Some(source)) = (
             self.tracks.get_mut(i),
             live.restamp.get_mut(i),
             self.source.tracks.get(source_track),
         ) else {
-            return;
+            return false;
         };
-        match restamp.map(
-            &source.codec,
-            packet,
-            now,
-            track.rtp.next_seq,
-            track.ts_base,
-            track.clock_rate,
-        ) {
-            Mapped::Wait => {}
+        let (next_seq, ts_base, rate) = (track.rtp.next_seq, track.ts_base, track.clock_rate);
+        match restamp.map(&source.codec, packet, now, next_seq, ts_base, rate) {
+            Mapped::Wait => false,
             Mapped::Send { seq, timestamp } => {
                 track.rtp.next_seq = seq;
                 track
                     .rtp
                     .put(&track.delivery, out, timestamp, packet.marker, &packet.payload);
+                true
             }
         }
     }

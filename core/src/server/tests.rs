@@ -4961,6 +4961,7 @@ mod live_paths {
             },
         );
         assert!(d.frames.is_empty());
+        assert_eq!(h.conn.live_forwarded(), 0, "a packet waiting for a keyframe is not passed on");
         let d = h.give(
             h.at(20),
             ServerInput::LivePacket {
