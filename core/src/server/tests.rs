@@ -4961,7 +4961,11 @@ mod live_paths {
             },
         );
         assert!(d.frames.is_empty());
-        assert_eq!(h.conn.live_forwarded(), 0, "a packet waiting for a keyframe is not passed on");
+        assert_eq!(
+            h.conn.live_forwarded(),
+            0,
+            "a packet waiting for a keyframe is not passed on"
+        );
         let d = h.give(
             h.at(20),
             ServerInput::LivePacket {
@@ -4975,6 +4979,7 @@ mod live_paths {
             sent[0].sequence_number, info[0].1,
             "RTP-Info's seq is the first packet's"
         );
+        assert_eq!(h.conn.live_forwarded(), 1);
         assert!(!sent[0].marker);
         let base = sent[0].timestamp;
         let ssrc = sent[0].ssrc;
