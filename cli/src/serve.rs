@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use rtsp_toolkit_tokio::core::client::BackchannelCodec;
+use rtsp_toolkit_tokio::core::client::{BackchannelCodec, Transport};
 use rtsp_toolkit_tokio::core::server::auth::{AuthConfig, Users};
 use rtsp_toolkit_tokio::core::server::ServerEvent;
 use rtsp_toolkit_tokio::core::server::{GroupRange, PortRange};
@@ -99,11 +99,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub publish: Vec<String>,
     /// Relay an upstream camera or server as live path NAME (repeatable): the server's own client pulls URL once
-    /// (over TCP; credentials in the URL are used, never printed) and rtsp://HOST:PORT/NAME serves it to any
+    /// (over --relay-transport; credentials in the URL are used, never printed) and rtsp://HOST:PORT/NAME serves it to any
     /// number of readers, each from its next keyframe. A lost upstream is opened again after 0.5 s, doubling to
     /// 30 s; readers stay on through a reconnect within 10 s (a clean discontinuity), else they get the end.
     #[arg(long, value_name = "NAME=URL", value_parser = RelaySpec::parse)]
     pub relay: Vec<RelaySpec>,
+    /// How relays take their upstream's RTP: tcp (interleaved), udp, multicast or auto (UDP, else TCP).
+    #[arg(long, value_name = "KIND", default_value = "tcp", value_parser = parse_relay_transport)]
+    pub relay_transport: Transport,
     /// JSON lines on stdout instead of text: a `server` object (address, URLs), then one object per
     /// server event (request answered, session started and ended, receiver report, warning, connection
     /// closed), with the peer and the time since start (schema: docs/CLI.md).
@@ -342,7 +345,14 @@ pub async fn run(args: &ServeArgs) -> u8 {
     options.config.multicast = !args.no_multicast;
     options.config.fault_seed = args.seed;
     options.config.publish.clone_from(&args.publish);
-    options.relays.clone_from(&args.relay);
+    options.relays = args
+        .relay
+        .iter()
+        .map(|r| RelaySpec {
+            transport: args.relay_transport,
+            ..r.clone()
+        })
+        .collect();
     if let Some(dir) = &args.backchannel_dir {
         if !dir.is_dir() {
             eprintln!("error: --backchannel-dir {}: not a directory", dir.display());
@@ -619,6 +629,12 @@ pub(crate) async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `--relay-transport`.
+fn parse_relay_transport(s: &str) -> Result<Transport, String> {
+    s.parse::<Transport>()
+        .map_err(|_| format!("unknown transport {s:?} (expected tcp, udp, multicast or auto)"))
 }
 
 /// `--backchannel-codec`.

@@ -114,10 +114,13 @@ fn wait_live(server: &TestServer, url: &str) {
 }
 
 /// Our blocking client reads `url` to its end: (video frames, whether the
-/// first was a keyframe, frames reporting loss, the close error).
+/// first was a keyframe, frames reporting loss, the close error). Every
+/// video frame's timestamp is the previous one's plus the file's 40 ms
+/// (3600 at 90 kHz): the publisher's timing arrives unchanged.
 fn our_reader(url: &str) -> (usize, bool, usize, Option<String>) {
     let session = rtsp_toolkit_blocking::Session::open(url, ClientOptions::default()).expect("open");
     let (mut frames, mut first_key, mut lossy, mut error) = (0, false, 0, None);
+    let mut last_ts: Option<i64> = None;
     let deadline = Instant::now() + Duration::from_secs(30);
     for event in session {
         match event {
@@ -125,6 +128,10 @@ fn our_reader(url: &str) -> (usize, bool, usize, Option<String>) {
                 if frames == 0 {
                     first_key = v.frame.keyframe;
                 }
+                if let Some(last) = last_ts {
+                    assert_eq!(v.extended_timestamp - last, 3600, "frame {frames}: the file's timing");
+                }
+                last_ts = Some(v.extended_timestamp);
                 frames += 1;
                 lossy += usize::from(v.frame.loss > 0);
             }
@@ -275,4 +282,74 @@ fn our_publisher_into_our_server_and_one_publisher_per_path() {
         let report = publisher.join().unwrap();
         assert!(report.is_ok(), "{rt}: {report:?}");
     }
+}
+
+#[test]
+fn a_server_with_users_asks_publishers_for_credentials() {
+    use rtsp_toolkit_core::server::auth::{AuthConfig, Users};
+    let file = media().join("h264_aac.mp4");
+    let mut options = ServerOptions {
+        auth: Some(AuthConfig::new(Users::parse("cam:s3cret\n").unwrap())),
+        ..ServerOptions::default()
+    };
+    options.config.publish = vec!["live".into()];
+    let server = TestServer::with_options(ServerRuntime::Tokio, media(), options);
+    let source = Arc::new(rtsp_toolkit_media::open(&file).expect("the fixture opens"));
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let publish = |url: String, stop: rtsp_toolkit_core::stop::StopSignal| {
+        let mut finished = None;
+        let r = tokio.block_on(rtsp_toolkit_tokio::publish::publish(
+            &url,
+            source.clone(),
+            PublishOptions::default(),
+            stop,
+            |e| {
+                if let PublishEvent::Finished { error, packets, .. } = e {
+                    finished = Some((error.map(|e| e.to_string()), packets));
+                }
+            },
+        ));
+        assert!(r.is_ok(), "{r:?}");
+        finished.expect("a Finished event")
+    };
+    let stop = rtsp_toolkit_core::stop::StopSignal::new();
+    // Without credentials: refused before anything is sent.
+    let (error, packets) = publish(server.url("live"), stop.clone());
+    assert!(error.as_deref().is_some_and(|e| e.contains("credentials")), "{error:?}");
+    assert_eq!(packets, 0);
+    // With them: published; a reader without credentials is refused, one with them plays.
+    let url = format!("rtsp://cam:s3cret@{}/live", server.local_addr());
+    let stop2 = stop.clone();
+    thread::scope(|s| {
+        let p = s.spawn(|| publish(url.clone(), stop2));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while describe_status(server.local_addr(), &server.url("live")) != 401 || !live_with(&url) {
+            assert!(Instant::now() < deadline, "not live");
+            thread::sleep(Duration::from_millis(100));
+        }
+        let (frames, first_key, lossy, error) = our_reader(&url);
+        assert!(
+            first_key && lossy == 0 && error.is_none() && frames > 50,
+            "{frames} {error:?}"
+        );
+        let (error, packets) = p.join().unwrap();
+        assert!(error.is_none() && packets > 300, "{error:?} {packets}");
+    });
+}
+
+/// Whether `url` (with credentials) answers DESCRIBE 200, through our client.
+fn live_with(url: &str) -> bool {
+    let session = rtsp_toolkit_blocking::Session::open(url, ClientOptions::default()).expect("open");
+    for event in session {
+        if let Event::Method(m) = event {
+            // The first answer is the challenge; the client then sends its credentials.
+            if m.method == rtsp_toolkit_core::message::Method::Describe && m.status != 401 {
+                return m.status == 200;
+            }
+        }
+    }
+    false
 }

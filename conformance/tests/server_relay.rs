@@ -1,7 +1,8 @@
 //! Relays (`ServerOptions::relays`, `serve --relay NAME=URL`), on the tokio and the smol server, with
 //! GStreamer's RTSP server as the upstream camera:
 //! - ffprobe, GStreamer's rtspsrc and our client read the relayed path at once, each in real time from a
-//!   keyframe, while the upstream is pulled once;
+//!   keyframe, while the upstream is pulled once (over TCP by the tokio server's relay, over UDP by the
+//!   smol server's);
 //! - the upstream killed and started again mid-stream: the reader stays connected, the relay reports the
 //!   upstream down then up, and the reader's frames go on after a gap, with timestamps that only move
 //!   forward (a clean discontinuity, no hang, no error);
@@ -18,7 +19,7 @@ use rtsp_toolkit_conformance::peers::{
     ffprobe_count_frames, free_port, gst_fakesink_frames, parse_ffprobe_counts, GstServer,
 };
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
-use rtsp_toolkit_core::client::{ClientOptions, Event};
+use rtsp_toolkit_core::client::{ClientOptions, Event, Transport};
 use rtsp_toolkit_core::server::{CloseReason, ServerEvent};
 use rtsp_toolkit_media::serving::relay::RelaySpec;
 use rtsp_toolkit_tokio::server::{EventHook, ServerOptions};
@@ -130,9 +131,15 @@ fn our_reader(url: &str, for_: Duration) -> (Vec<Got>, Option<String>) {
 #[test]
 fn ffprobe_gstreamer_and_our_client_read_a_relayed_camera_at_once() {
     let upstream = GstServer::start(None);
-    for runtime in [ServerRuntime::Tokio, ServerRuntime::Smol] {
+    // The tokio server's relay takes the upstream over TCP, the smol server's over UDP.
+    for (runtime, transport) in [
+        (ServerRuntime::Tokio, Transport::Tcp),
+        (ServerRuntime::Smol, Transport::Udp),
+    ] {
         let rt = runtime.name();
-        let (server, events) = relay(runtime, &upstream.url("h264_aac.mp4"), |_| {});
+        let (server, events) = relay(runtime, &upstream.url("h264_aac.mp4"), |o| {
+            o.relays[0].transport = transport
+        });
         let url = server.url("cam");
         wait_live(&server, &url);
         let u = url.clone();

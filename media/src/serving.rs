@@ -299,6 +299,7 @@ impl<S> ServerBuilder<S> {
         self.options.relays.push(relay::RelaySpec {
             name: name.into(),
             url: url.into(),
+            transport: rtsp_toolkit_core::client::Transport::Tcp,
         });
         self
     }

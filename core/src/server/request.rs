@@ -836,6 +836,8 @@ impl Connection {
         };
         match &self.session {
             Some(s) if s.id == id => SessionHeader::Matches,
+            // A publisher's session is the connection's id.
+            None if self.publishing.is_some() && self.session_id == id => SessionHeader::Matches,
             _ => SessionHeader::Unknown,
         }
     }

@@ -4832,7 +4832,11 @@ mod live_paths {
         let d = h.input(h.at(59_000), &frame(0, &rtp_bytes(3, 7200, 7, true, &[0x41, 1])));
         assert_eq!(d.published.len(), 1);
         assert!(!h.timeout(h.at(118_000)).closed);
-        assert!(h.timeout(h.at(119_001)).closed);
+        // Its keepalive and TEARDOWN name its session.
+        assert_eq!(h.request(h.at(118_000), "GET_PARAMETER", LIVE, &[]).status(), 200);
+        let d = h.request(h.at(118_500), "TEARDOWN", LIVE, &[]);
+        assert_eq!(d.status(), 200);
+        assert!(d.closed, "a publisher's TEARDOWN ends its path at once");
     }
 
     #[test]

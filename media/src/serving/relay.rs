@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use rtsp_toolkit_core::client::{ClientOptions, Event};
+use rtsp_toolkit_core::client::{ClientOptions, Event, Transport};
 use rtsp_toolkit_core::message::Method;
 use rtsp_toolkit_core::server::live::announced_source;
 use rtsp_toolkit_core::server::ServerEvent;
@@ -46,6 +46,10 @@ pub struct RelaySpec {
     /// The upstream `rtsp://` or `rtsps://` URL (credentials in it are used,
     /// never logged).
     pub url: String,
+    /// How the relay's client takes the upstream's RTP (default TCP
+    /// interleaved; UDP, multicast or `Auto` as the client offers them).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub transport: Transport,
 }
 
 impl RelaySpec {
@@ -68,6 +72,7 @@ impl RelaySpec {
         Ok(RelaySpec {
             name: name.to_owned(),
             url: url.to_owned(),
+            transport: Transport::Tcp,
         })
     }
 }
@@ -86,10 +91,12 @@ pub fn without_userinfo(url: &str) -> String {
     }
 }
 
-/// The relay's client options: packets only (no frames are assembled), the
-/// upstream's own transport choice left to the client's defaults.
-fn client_options() -> ClientOptions {
-    ClientOptions::default().with_assemble_frames(false)
+/// The relay's client options: packets only (no frames are assembled), over
+/// the spec's transport.
+fn client_options(spec: &RelaySpec) -> ClientOptions {
+    ClientOptions::default()
+        .with_assemble_frames(false)
+        .with_transport(spec.transport)
 }
 
 /// The relay task of `spec`, until the server stops.
@@ -102,7 +109,7 @@ pub(crate) async fn run<C: ConnectionIo + 'static>(state: Arc<ServerState>, spec
     let mut generation = 0u32;
     while !state.stop.is_stopped() {
         generation = generation.wrapping_add(1);
-        let (flowed, reason) = match C::Relay::open(&spec.url, client_options(), state.stop.clone()) {
+        let (flowed, reason) = match C::Relay::open(&spec.url, client_options(&spec), state.stop.clone()) {
             Ok(source) => pull(&state, &spec, source, &mut publication, generation).await,
             Err(e) => (false, e),
         };
