@@ -64,6 +64,18 @@ struct Cli {
     command: Command,
 }
 
+/// `relay URL`: the upstream, its path, and serve's options.
+#[derive(Debug, Clone, clap::Args)]
+struct RelayArgs {
+    /// rtsp://[user[:password]@]host[:port]/path of the camera or server to relay.
+    url: String,
+    /// The path readers ask for: rtsp://HOST:PORT/NAME.
+    #[arg(long, value_name = "NAME", default_value = "stream")]
+    name: String,
+    #[command(flatten)]
+    serve: serve::ServeArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a client session on URL and report what happened.
@@ -98,6 +110,12 @@ enum Command {
             rtsp-toolkit publish cam.mkv rtsp://user:pass@recorder/cam1 --count 0"
     )]
     Publish(publish::PublishArgs),
+    /// Relay an RTSP camera or server: pull URL once and serve it to any number of readers at
+    /// rtsp://HOST:PORT/NAME (as `serve --relay NAME=URL`, with serve's options).
+    #[command(after_help = "Examples:\n  \
+        rtsp-toolkit relay rtsp://user:pass@192.0.2.10/stream1 --port 8554\n  \
+        rtsp-toolkit relay rtsp://cam/live --name door --json")]
+    Relay(RelayArgs),
     /// Show the live video in a window with a status bar, and play the audio
     /// (without URL: the bundled sample from the embedded server; needs a build with `--features viewer`).
     #[command(after_help = "Keys: M mutes, Q or Esc closes (TEARDOWN, exit 0); so do closing the window and Ctrl-C.")]
@@ -158,7 +176,7 @@ fn main() -> ExitCode {
     }
     // `serve` shows the server's warnings (a client that does not read, ...);
     // the others print their own lines and report a session error once.
-    let quiet_level = if matches!(cli.command, Command::Serve(_)) {
+    let quiet_level = if matches!(cli.command, Command::Serve(_) | Command::Relay(_)) {
         "warn"
     } else {
         "error"
@@ -192,6 +210,19 @@ fn main() -> ExitCode {
             }
             Command::Load(args) => load::run(&args).await,
             Command::Publish(args) => publish::run(&args).await,
+            Command::Relay(mut args) => {
+                let spec = format!("{}={}", args.name, args.url);
+                match rtsp_toolkit_media::serving::relay::RelaySpec::parse(&spec) {
+                    Ok(spec) => {
+                        args.serve.relay.push(spec);
+                        serve::run(&args.serve).await
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        EXIT_USAGE
+                    }
+                }
+            }
             Command::View(args) => view::run(&args).await,
             Command::Completions { .. } => EXIT_OK,
             Command::Check(args) => check::run(&args).await,

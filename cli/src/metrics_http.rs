@@ -68,11 +68,38 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics, states: &[Arc<ServerSt
                 break match (method, path) {
                     ("GET" | "HEAD", "/metrics") => {
                         let connections: usize = states.iter().map(|s| s.connections()).sum();
-                        let text = metrics.render(&[(
-                            "connections",
-                            "Connections the server holds now: open RTSP connections (TLS and tunnels included), and UDP sessions playing on after theirs closed.",
-                            connections as f64,
-                        )]);
+                        let live_paths: usize = states.iter().map(|s| s.live_paths()).sum();
+                        let written: u64 = states.iter().map(|s| s.live_packets_written()).sum();
+                        // The main listener's (a TLS listener of its own keeps its own).
+                        let latency = |q| {
+                            states
+                                .first()
+                                .and_then(|s| s.live_latency(q))
+                                .map_or(0.0, |d| d.as_secs_f64())
+                        };
+                        let text = metrics.render(&[
+                            (
+                                "connections",
+                                "Connections the server holds now: open RTSP connections (TLS and tunnels included), and UDP sessions playing on after theirs closed.",
+                                connections as f64,
+                            ),
+                            ("live_paths", "Paths live now (published or relayed).", live_paths as f64),
+                            (
+                                "live_packets_written",
+                                "Live packets written to readers so far (one per packet and reader).",
+                                written as f64,
+                            ),
+                            (
+                                "live_latency_p50_seconds",
+                                "Median time from a live packet's arrival (publisher or relay upstream) to its write to a reader (within 9 %).",
+                                latency(0.5),
+                            ),
+                            (
+                                "live_latency_p99_seconds",
+                                "99th percentile of the same.",
+                                latency(0.99),
+                            ),
+                        ]);
                         ("200 OK", text, method == "HEAD")
                     }
                     (_, "/metrics") => ("405 Method Not Allowed", "GET or HEAD only\n".into(), false),

@@ -30,6 +30,7 @@ use rtsp_toolkit_tokio::ServerTlsConfig;
 use serde::Serialize;
 
 use rtsp_toolkit_media::serving::metrics::Metrics;
+use rtsp_toolkit_media::serving::relay::{without_userinfo, RelaySpec};
 
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
@@ -39,7 +40,8 @@ const METRICS_PROGRESS: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Directory to publish, subdirectories included; each file is rtsp://HOST:PORT/<relative path>.
-    #[arg(long, value_name = "DIR", required_unless_present = "list_profiles")]
+    /// Optional with --relay or --publish (a server of live paths only).
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Address to listen on (0.0.0.0 for every interface).
     #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
@@ -90,6 +92,18 @@ pub struct ServeArgs {
     /// aac-latm (MP4A-LATM, the same audio).
     #[arg(long, value_name = "CODEC", value_parser = parse_backchannel_codec, default_value = "pcmu", requires = "backchannel_dir")]
     pub backchannel_codec: BackchannelCodec,
+    /// Let clients publish to PATH (ANNOUNCE, SETUP mode=record, RECORD over RTP/AVP/TCP), e.g. `live` or
+    /// `cams/door` (repeatable; `*`: any path). While a publisher is connected, rtsp://HOST:PORT/PATH serves
+    /// its live stream to any number of readers, each from its next keyframe (a file of that name is
+    /// shadowed); readers that fall 2 MiB behind are dropped. --users applies to publishers too.
+    #[arg(long, value_name = "PATH")]
+    pub publish: Vec<String>,
+    /// Relay an upstream camera or server as live path NAME (repeatable): the server's own client pulls URL once
+    /// (over TCP; credentials in the URL are used, never printed) and rtsp://HOST:PORT/NAME serves it to any
+    /// number of readers, each from its next keyframe. A lost upstream is opened again after 0.5 s, doubling to
+    /// 30 s; readers stay on through a reconnect within 10 s (a clean discontinuity), else they get the end.
+    #[arg(long, value_name = "NAME=URL", value_parser = RelaySpec::parse)]
+    pub relay: Vec<RelaySpec>,
     /// JSON lines on stdout instead of text: a `server` object (address, URLs), then one object per
     /// server event (request answered, session started and ended, receiver report, warning, connection
     /// closed), with the peer and the time since start (schema: docs/CLI.md).
@@ -274,9 +288,19 @@ pub async fn run(args: &ServeArgs) -> u8 {
         print!("{}", list_profiles());
         return EXIT_OK;
     }
-    let Some(dir) = args.dir.as_deref() else {
-        eprintln!("error: --dir DIR is required");
-        return EXIT_USAGE;
+    // Live paths only: an empty directory of this run's own is the file root.
+    let empty = (args.dir.is_none() && (!args.relay.is_empty() || !args.publish.is_empty())).then(EmptyDir::new);
+    let dir = match (&args.dir, &empty) {
+        (Some(d), _) => d.as_path(),
+        (None, Some(Ok(e))) => e.0.as_path(),
+        (None, Some(Err(e))) => {
+            eprintln!("error: cannot make an empty media root: {e}");
+            return EXIT_FAILURE;
+        }
+        (None, None) => {
+            eprintln!("error: --dir DIR is required (unless the server has only --relay or --publish paths)");
+            return EXIT_USAGE;
+        }
     };
     if !dir.is_dir() {
         eprintln!("error: --dir {}: not a directory", dir.display());
@@ -317,6 +341,8 @@ pub async fn run(args: &ServeArgs) -> u8 {
     options.config.udp = !args.no_udp;
     options.config.multicast = !args.no_multicast;
     options.config.fault_seed = args.seed;
+    options.config.publish.clone_from(&args.publish);
+    options.relays.clone_from(&args.relay);
     if let Some(dir) = &args.backchannel_dir {
         if !dir.is_dir() {
             eprintln!("error: --backchannel-dir {}: not a directory", dir.display());
@@ -422,6 +448,13 @@ pub async fn run(args: &ServeArgs) -> u8 {
             tls_fingerprint: Option<&'a str>,
             /// `--metrics`' URL, `null` without it.
             metrics_url: Option<&'a str>,
+            /// The live paths: `--relay`'s and `--publish`'s (without `*`), `{url, source}`.
+            live: Vec<LiveUrl>,
+        }
+        #[derive(Serialize)]
+        struct LiveUrl {
+            url: String,
+            source: String,
         }
         let first = crate::json::line(
             "server",
@@ -435,6 +468,10 @@ pub async fn run(args: &ServeArgs) -> u8 {
                 tls_url: tls_url.as_deref(),
                 tls_fingerprint: fingerprint.as_deref(),
                 metrics_url: metrics_url.as_deref(),
+                live: live_urls(args, main_scheme, local)
+                    .into_iter()
+                    .map(|(url, source)| LiveUrl { url, source })
+                    .collect(),
             },
         );
         let mut out = std::io::stdout().lock();
@@ -465,7 +502,11 @@ pub async fn run(args: &ServeArgs) -> u8 {
         for u in &urls {
             let _ = writeln!(out, "  {u}");
         }
-        if urls.is_empty() {
+        let live = live_urls(args, main_scheme, local);
+        for (u, source) in &live {
+            let _ = writeln!(out, "  {u}  ({source})");
+        }
+        if urls.is_empty() && live.is_empty() {
             let _ = writeln!(out, "  (nothing to publish: no .mp4 .mkv .webm .wav .aac files)");
         }
         let _ = writeln!(
@@ -497,6 +538,41 @@ pub async fn run(args: &ServeArgs) -> u8 {
     })
     .await;
     EXIT_OK
+}
+
+/// An empty directory of this process's own, removed on drop: the file root
+/// of a server of live paths only.
+struct EmptyDir(PathBuf);
+
+impl EmptyDir {
+    fn new() -> std::io::Result<EmptyDir> {
+        let dir = std::env::temp_dir().join(format!("rtsp-toolkit-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(EmptyDir(dir))
+    }
+}
+
+impl Drop for EmptyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// `rtsp://ADDR/PATH` of every live path: (URL, what feeds it).
+fn live_urls(args: &ServeArgs, scheme: &str, local: SocketAddr) -> Vec<(String, String)> {
+    let relays = args.relay.iter().map(|r| {
+        (
+            format!("{scheme}://{local}/{}", r.name),
+            format!("relay of {}", without_userinfo(&r.url)),
+        )
+    });
+    let published = args.publish.iter().filter(|p| p.as_str() != "*").map(|p| {
+        (
+            format!("{scheme}://{local}/{}", p.trim_matches('/')),
+            "publish here".to_owned(),
+        )
+    });
+    relays.chain(published).collect()
 }
 
 /// Starts a server of `dir` with `options` on `addr`; the exit code when it cannot.

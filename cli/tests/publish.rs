@@ -1,7 +1,8 @@
 //! `rtsp-toolkit publish FILE URL` against real receivers: FFmpeg's RTSP listen mode and GStreamer's
 //! RECORD-mode server (with Digest auth) record what we
 //! publish (every frame of the file, with its timing), Ctrl-C ends a looping publish (BYE, TEARDOWN), and a
-//! server that does not take publishers (ours answers ANNOUNCE 405 today) gives a clear refusal.
+//! server that does not take publishers (ours without `--publish` answers ANNOUNCE 405) gives a clear refusal.
+//! Our publisher into our server: conformance/tests/server_publish.rs.
 
 mod support;
 

@@ -42,6 +42,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("server_auth", server_auth),
     ("server_tunnel", server_tunnel),
     ("faults", faults),
+    ("announce", announce),
     ("client_tunnel", client_tunnel),
     ("rtp", rtp),
     ("rtcp", rtcp),
@@ -879,6 +880,8 @@ pub fn server_connection(data: &[u8]) {
         session_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(3),
         linger_after_end: Duration::from_secs(1),
+        // Publishers too: ANNOUNCE, SETUP mode=record, RECORD and their RTP.
+        publish: vec!["*".into()],
         ..ServerConfig::default()
     };
     if flags & 64 != 0 {
@@ -1057,6 +1060,14 @@ fn drain_server(
                     result: lookup(&path),
                 },
             ),
+            // Every other announce finds the path published already.
+            ServerOutput::Announce { token, .. } => conn.handle_input(
+                now,
+                ServerInput::Announced {
+                    token,
+                    result: if token % 2 == 0 { Ok(()) } else { Err("busy") },
+                },
+            ),
             ServerOutput::OpenUdp(request) => conn.handle_input(
                 now,
                 ServerInput::UdpOpened {
@@ -1104,7 +1115,10 @@ fn drain_server(
                     }),
                 },
             ),
-            ServerOutput::Event(_) | ServerOutput::Backchannel { .. } => {}
+            ServerOutput::Event(_)
+            | ServerOutput::Backchannel { .. }
+            | ServerOutput::Published { .. }
+            | ServerOutput::ReadLive { .. } => {}
             ServerOutput::Timeout(_) => return false,
             ServerOutput::Close => return true,
         }
@@ -1152,4 +1166,39 @@ pub fn media_wav(data: &[u8]) {
 /// An ADTS AAC file.
 pub fn media_aac(data: &[u8]) {
     media(data, FileKind::Aac);
+}
+
+/// A publisher's ANNOUNCE body as the server reads it
+/// (`rtsp_toolkit_core::server::live::announced_source`): never a panic; a
+/// presentation it accepts has between 1 and `MAX_ANNOUNCED_TRACKS` tracks,
+/// one control entry per track, and no samples. Every slice of the input is
+/// also asked whether it starts a keyframe, for each codec.
+pub fn announce(data: &[u8]) {
+    use rtsp_toolkit_core::server::live::{announced_source, starts_keyframe, MAX_ANNOUNCED_TRACKS};
+    if let Ok(a) = announced_source(data) {
+        let n = a.source.tracks.len();
+        assert!((1..=MAX_ANNOUNCED_TRACKS).contains(&n));
+        assert_eq!(a.controls.len(), n);
+        assert!(a.source.samples.is_empty());
+        for t in &a.source.tracks {
+            assert!(t.clock_rate > 0);
+        }
+    }
+    let codecs = [
+        SourceCodec::H264 {
+            sps: vec![],
+            pps: vec![],
+        },
+        SourceCodec::H265 {
+            vps: vec![],
+            sps: vec![],
+            pps: vec![],
+        },
+        SourceCodec::Pcma,
+    ];
+    for start in 0..data.len().min(16) {
+        for codec in &codecs {
+            let _ = starts_keyframe(codec, &data[start..]);
+        }
+    }
 }

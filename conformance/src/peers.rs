@@ -34,6 +34,12 @@ impl GstServer {
     /// `["--protocols", "tcp"]` (a server that refuses UDP with 461) or
     /// `["--multicast"]`.
     pub fn start_with(auth: Option<(&str, &str, &str)>, extra: &[&str]) -> GstServer {
+        GstServer::start_on(None, auth, extra)
+    }
+
+    /// [`GstServer::start_with`] on `port` (`None`: a free one), e.g. to
+    /// start it again where a client knew it.
+    pub fn start_on(port: Option<u16>, auth: Option<(&str, &str, &str)>, extra: &[&str]) -> GstServer {
         let script = crate::repo_root().join("scripts/peers/gst-rtsp-server.py");
         // Debian's python3 has the `gi` bindings; a pyenv python on PATH does not.
         let python = if std::path::Path::new("/usr/bin/python3").exists() {
@@ -42,7 +48,7 @@ impl GstServer {
             "python3"
         };
         for _attempt in 0..3 {
-            let port = free_port();
+            let port = port.unwrap_or_else(free_port);
             let mut cmd = Command::new(python);
             cmd.arg(&script)
                 .arg("--dir")

@@ -211,6 +211,64 @@ fn with_prefix(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
 /// Every fault parameter at once.
 const FAULTS_ALL: &str = "seed=7&drop=0.1&reorder=3&jitter_ms=20&stall=0.2:0.3&close_after=300p&ssrc_change=0.1&seq_jump=0.2&session_timeout=5&bye_at=0.3&ts_jump=0.25&sr_offset=-250&keyframe_gap=0.1:0.2&params=inband&quirk=no_marker,no_session_timeout,no_content_base,no_sr,control_absolute,no_session_control,other_channels,wrong_content_base,unauthorized_after_play";
 
+/// What FFmpeg 5.1 announces when it publishes an MP4 with H.264 and AAC.
+const FFMPEG_ANNOUNCE: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+    a=tool:libavformat 59.27.100\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+    a=fmtp:96 packetization-mode=1; sprop-parameter-sets=Z0LAHtkAoEf+yA==,aM48gA==; profile-level-id=42C01E\r\n\
+    a=control:streamid=0\r\nm=audio 0 RTP/AVP 97\r\nb=AS:128\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\n\
+    a=fmtp:97 profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3; config=1210\r\n\
+    a=control:streamid=1\r\n";
+
+/// A publisher's whole session (server_connection's format): ANNOUNCE,
+/// SETUP mode=record of both tracks, RECORD, RTP and RTCP interleaved, TEARDOWN.
+fn publisher_script() -> Vec<u8> {
+    let base = "rtsp://127.0.0.1:8554/live";
+    let req = |cseq: u32, method: &str, uri: &str, extra: &str| {
+        format!("{method} {uri} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n").into_bytes()
+    };
+    let frame = |channel: u8, payload: &[u8]| {
+        let mut v = vec![b'$', channel];
+        v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    };
+    let rtp = |seq: u16, payload: &[u8]| {
+        let mut v = vec![0x80, 0xe0, (seq >> 8) as u8, seq as u8, 0, 0, 0x0e, 0x10, 0, 0, 0, 1];
+        v.extend_from_slice(payload);
+        v
+    };
+    let announce = format!(
+        "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{FFMPEG_ANNOUNCE}",
+        FFMPEG_ANNOUNCE.len()
+    );
+    let mut announce_req = req(2, "ANNOUNCE", base, &announce);
+    // `req` ends the head; the body follows it.
+    announce_req.truncate(announce_req.len() - 2);
+    [
+        vec![0x00, 0xff],
+        req(1, "OPTIONS", base, ""),
+        announce_req,
+        req(
+            3,
+            "SETUP",
+            &format!("{base}/streamid=0"),
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n",
+        ),
+        req(
+            4,
+            "SETUP",
+            &format!("{base}/streamid=1"),
+            "Transport: RTP/AVP/TCP;unicast;interleaved=2-3;mode=record\r\n",
+        ),
+        req(5, "RECORD", base, "Range: npt=0.000-\r\n"),
+        frame(0, &rtp(1, &[0x65, 0x88, 1, 2, 3])),
+        frame(2, &rtp(7, &[0, 16, 0, 8, 1])),
+        frame(1, &[0x80, 200, 0, 1, 0, 0, 0, 1]),
+        req(6, "TEARDOWN", base, ""),
+    ]
+    .concat()
+}
+
 /// A whole session whose URL asks for every fault (server_connection's
 /// format: byte 0 the options, byte 1 the chunk size, then the requests).
 fn faults_script() -> Vec<u8> {
@@ -740,6 +798,8 @@ a=control:trackID=1\r\n",
     write("server_connection", "av_faults", &faults_script());
     // The camera simulator's queries.
     write("faults", "all", FAULTS_ALL.as_bytes());
+    write("announce", "ffmpeg", FFMPEG_ANNOUNCE.as_bytes());
+    write("server_connection", "publisher", &publisher_script());
     write("faults", "bad_drop", b"play_count=2&drop=1.5");
     write("faults", "burst_dup", b"drop=0.2&burst=100&dup=1&seed=0");
     // `slow=` is left out of FAULTS_ALL: its session would wait for timeouts

@@ -698,7 +698,7 @@ impl Serialize for crate::server::auth::Refusal {
 impl Serialize for CloseReason {
     /// `{kind, message}`: `teardown`, `peer_closed`, `session_timeout`,
     /// `idle_timeout`, `playback_ended`, `protocol`, `too_many_pipelined`,
-    /// `not_reading`, `write_failed`, `shutdown` or `fault`, and the reason's text.
+    /// `not_reading`, `write_failed`, `shutdown`, `fault` or `slow_reader`, and the reason's text.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let kind = match self {
             CloseReason::Teardown => "teardown",
@@ -712,6 +712,7 @@ impl Serialize for CloseReason {
             CloseReason::WriteFailed(_) => "write_failed",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Fault => "fault",
+            CloseReason::SlowReader => "slow_reader",
         };
         let mut st = s.serialize_struct("CloseReason", 2)?;
         st.serialize_field("kind", kind)?;

@@ -53,6 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rtsp_toolkit_core::client::{ClientOptions, Event as ClientEvent};
 use rtsp_toolkit_core::server::auth::{AuthConfig, ServerAuth};
 use rtsp_toolkit_core::server::{
     CloseReason, Connection, GroupPool, GroupRange, LookupError, MulticastInput, MulticastOutput, MulticastRequest,
@@ -68,7 +69,9 @@ use crate::library::Library;
 use crate::MediaSource;
 
 mod backchannel;
+mod live;
 pub mod metrics;
+pub mod relay;
 mod tunnel;
 
 /// How long a server's `wait` waits, after a shutdown, for its connections
@@ -150,6 +153,10 @@ pub struct ServerOptions {
     /// with the pure-Rust decoder of [`crate::audio::AudioDecoder`], no
     /// feature needed).
     pub backchannel_dir: Option<PathBuf>,
+    /// Relayed paths (default none): each is a live path that the server's
+    /// own client pulls from an upstream URL once and serves to any number
+    /// of readers, reconnecting with back-off (see [`relay`]).
+    pub relays: Vec<relay::RelaySpec>,
 }
 
 /// A callback for the server's events ([`ServerOptions::events`]): the
@@ -185,6 +192,7 @@ impl Default for ServerOptions {
             auth: None,
             tls: None,
             backchannel_dir: None,
+            relays: Vec::new(),
         }
     }
 }
@@ -271,10 +279,27 @@ impl<S> ServerBuilder<S> {
         self
     }
 
+    /// Let clients publish to `path` (ANNOUNCE/RECORD; `*` for any path):
+    /// readers of it get the publisher's live stream (see
+    /// [`ServerConfig::publish`]). Repeatable.
+    pub fn publish(mut self, path: impl Into<String>) -> Self {
+        self.options.config.publish.push(path.into());
+        self
+    }
+
     /// Offer the ONVIF audio backchannel, writing what clients send into
     /// `dir` (see [`ServerOptions::backchannel_dir`]).
     pub fn backchannel_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.options.backchannel_dir = Some(dir.into());
+        self
+    }
+
+    /// Relay `url` as live path `name` (see [`relay`]). Repeatable.
+    pub fn relay(mut self, name: impl Into<String>, url: impl Into<String>) -> Self {
+        self.options.relays.push(relay::RelaySpec {
+            name: name.into(),
+            url: url.into(),
+        });
         self
     }
 
@@ -404,6 +429,10 @@ pub struct ServerState {
     spawns: Spawns,
     /// The RTSP-over-HTTP tunnels, by cookie.
     tunnels: tunnel::Tunnels,
+    /// The live paths: published by a connection, read by others.
+    live: Arc<live::LivePaths>,
+    /// From a live packet's arrival to its write to a reader.
+    live_latency: live::Latency,
 }
 
 /// [`ServerState::spawns`]: not `Debug` (futures are not).
@@ -556,7 +585,27 @@ impl ServerState {
             groups: Arc::new(Mutex::new(groups)),
             spawns: Spawns::default(),
             tunnels: tunnel::Tunnels::default(),
+            live: Arc::default(),
+            live_latency: live::Latency::default(),
         }
+    }
+
+    /// The `q` quantile (0 to 1) of the time from a live packet's arrival
+    /// (at its publisher's connection or its relay) to the end of the write
+    /// that took it to a reader, over every packet and reader so far
+    /// (within 9 %); `None` before the first. With [`ServerState::live_packets_written`].
+    pub fn live_latency(&self, q: f64) -> Option<Duration> {
+        self.live_latency.quantile(q)
+    }
+
+    /// Live packets written to readers so far (the samples of [`ServerState::live_latency`]).
+    pub fn live_packets_written(&self) -> u64 {
+        self.live_latency.count()
+    }
+
+    /// Paths a publisher makes live now.
+    pub fn live_paths(&self) -> usize {
+        self.live.len()
     }
 
     /// RTSP-over-HTTP tunnels open now: paired, or one half waiting for the
@@ -806,6 +855,8 @@ pub trait Listener: Send + Sync {
 pub trait ConnectionIo: Send {
     /// The runtime's UDP socket, for the pairs of UDP sessions.
     type Udp: Datagrams + 'static;
+    /// The runtime's client session, for relays.
+    type Relay: RelaySource;
 
     /// The local address the connection came in on (UDP pairs are bound on
     /// its IP).
@@ -836,6 +887,16 @@ pub trait ConnectionIo: Send {
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 
+/// A runtime's client session as a relay pulls its upstream with it.
+pub trait RelaySource: Send + Sized + 'static {
+    /// Opens a session of `url` (it connects in the background: its events
+    /// say how that went); it ends when `stop` is raised.
+    fn open(url: &str, options: ClientOptions, stop: StopSignal) -> Result<Self, String>;
+
+    /// The session's next event; `Ready(None)` once it is over.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>>;
+}
+
 /// A UDP socket as a runtime polls it: one of a session's RTP/RTCP pair.
 pub trait Datagrams: Send + Sync + Sized {
     /// Registers a bound, non-blocking socket ([`rtsp_toolkit_driver::udp::bind_pair`])
@@ -862,6 +923,10 @@ pub trait Datagrams: Send + Sync + Sized {
 /// [`ServerOptions::max_connections`], a connection is accepted and closed
 /// at once, so the listener keeps answering.
 pub async fn accept_loop<L: Listener>(listener: L, state: Arc<ServerState>) {
+    for spec in state.options.relays.clone() {
+        let span = tracing::info_span!(parent: None, "rtsp_relay", path = spec.name.as_str());
+        listener.spawn(relay::run::<L::Socket>(state.clone(), spec).instrument(span));
+    }
     while let Some(next) = unless_stopped(&state.stop, next_work(&listener, &state)).await {
         let accepted = match next {
             Work::Spawn(tasks) => {
@@ -1007,6 +1072,11 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
     let mut membership: Option<Membership> = None;
     let mut unsent = 0u64;
     let mut backchannel = backchannel::BackchannelWav::default();
+    // The path this connection publishes, and the one it reads.
+    let mut publication: Option<live::Publication> = None;
+    let mut reading: Option<live::Reading> = None;
+    // Arrivals of the live packets handed in, until the write that takes them.
+    let mut arrivals: Vec<Instant> = Vec::new();
     // Consecutive datagrams to one client, sent as one (GSO) when the next
     // output is anything else or does not fit.
     let mut batch: Option<SendBatch> = None;
@@ -1023,6 +1093,7 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                 if let Err(e) = io.write_all(&bytes, stall).await {
                     conn.handle_input(Instant::now(), ServerInput::Abort(write_failure(e, stall)));
                 }
+                record_latency(&state, &mut arrivals);
             }
             ServerOutput::SendDatagram { socket, to, data } => {
                 if let Some(b) = batch.as_mut() {
@@ -1037,6 +1108,7 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                 if let Some(b) = batch.replace(SendBatch::new(socket, to, &data)) {
                     send_batch(&pairs, &b, &mut unsent);
                 }
+                record_latency(&state, &mut arrivals);
             }
             ServerOutput::OpenUdp(request) => {
                 let opened = open_pair::<C::Udp>(local_ip, request.bind, request.pair);
@@ -1070,8 +1142,36 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                 conn.handle_input(now, ServerInput::OtherSession { token, found });
             }
             ServerOutput::Lookup { token, path } => {
+                // A live path first: a publisher's presentation shadows a file of that name.
+                let live_path = path.split('?').next().unwrap_or(&path);
+                if let Some(source) = state.live.source(live_path) {
+                    conn.handle_input(Instant::now(), ServerInput::LiveFound { token, source });
+                    continue;
+                }
                 let result = C::lookup(state.library.clone(), path).await;
                 conn.handle_input(Instant::now(), ServerInput::Lookup { token, result });
+            }
+            ServerOutput::Announce { token, path, source } => {
+                let result = match state.live.publish(path, source) {
+                    Ok(p) => {
+                        publication = Some(p);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
+                let result = result.as_ref().map(|_| ()).map_err(String::as_str);
+                conn.handle_input(Instant::now(), ServerInput::Announced { token, result });
+            }
+            ServerOutput::Published { track, packet } => {
+                if let Some(p) = &publication {
+                    p.send(track, &packet);
+                }
+            }
+            ServerOutput::ReadLive { path } => {
+                reading = state.live.read(&path);
+                if reading.is_none() {
+                    conn.handle_input(Instant::now(), ServerInput::LiveEnded);
+                }
             }
             ServerOutput::Multicast(MulticastRequest::Join {
                 token,
@@ -1137,6 +1237,7 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                     &state.stop,
                     link,
                     ended,
+                    reading.as_ref(),
                     io.as_mut(),
                     &mut buf,
                     at,
@@ -1165,6 +1266,24 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                         let data = &datagram[..len.min(datagram.len())];
                         conn.handle_input(Instant::now(), ServerInput::Datagram { socket, from, data });
                     }
+                    Wake::Live => {
+                        let Some(r) = reading.as_ref() else { continue };
+                        let taken = r.take();
+                        let now = Instant::now();
+                        if taken.overflowed {
+                            reading = None;
+                            conn.handle_input(now, ServerInput::Abort(CloseReason::SlowReader));
+                            continue;
+                        }
+                        for (track, packet, received) in &taken.packets {
+                            conn.handle_input(now, ServerInput::LivePacket { track: *track, packet });
+                            arrivals.push(*received);
+                        }
+                        if taken.ended {
+                            reading = None;
+                            conn.handle_input(now, ServerInput::LiveEnded);
+                        }
+                    }
                 }
             }
             ServerOutput::Close => break,
@@ -1174,10 +1293,23 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
         tracing::debug!(unsent, "datagrams the sockets did not take");
     }
     backchannel.finish();
+    drop(reading);
+    drop(publication);
     drop(registered);
     drop(membership);
     if let Some(io) = io {
         io.close().await;
+    }
+}
+
+/// The live packets handed in since the last write were written (or sent) now.
+fn record_latency(state: &ServerState, arrivals: &mut Vec<Instant>) {
+    if arrivals.is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    for at in arrivals.drain(..) {
+        state.live_latency.record(now.saturating_duration_since(at));
     }
 }
 
@@ -1261,6 +1393,8 @@ enum Wake {
     Slept(Instant),
     /// The session's multicast stream ended.
     MulticastEnded,
+    /// The live path read has packets waiting, ended, or dropped this reader.
+    Live,
     /// A datagram of `len` bytes is in the datagram buffer.
     Datagram {
         socket: UdpSocketId,
@@ -1280,6 +1414,7 @@ async fn wait<C: ConnectionIo>(
     stop: &StopSignal,
     link: Option<&SessionLink>,
     multicast_ended: Option<&StopSignal>,
+    live: Option<&live::Reading>,
     io: Option<&mut C>,
     buf: &mut [u8],
     at: Instant,
@@ -1323,6 +1458,9 @@ async fn wait<C: ConnectionIo>(
         }
         if let Poll::Ready(woken) = socket.as_mut().poll(cx) {
             return Poll::Ready(woken);
+        }
+        if live.is_some_and(|r| r.poll_ready(cx).is_ready()) {
+            return Poll::Ready(Wake::Live);
         }
         for pair in pairs {
             for rtcp in [false, true] {

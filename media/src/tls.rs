@@ -119,6 +119,7 @@ impl<C: ConnectionIo> TlsIo<C> {
 
 impl<C: ConnectionIo> ConnectionIo for TlsIo<C> {
     type Udp = C::Udp;
+    type Relay = C::Relay;
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()

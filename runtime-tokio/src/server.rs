@@ -197,6 +197,7 @@ impl serving::Datagrams for Udp {
 
 impl serving::ConnectionIo for Socket {
     type Udp = Udp;
+    type Relay = crate::Session;
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
@@ -223,5 +224,20 @@ impl serving::ConnectionIo for Socket {
 
     async fn close(mut self) {
         let _ = self.0.shutdown().await;
+    }
+}
+
+/// A relay pulls its upstream with this runtime's client session.
+impl serving::RelaySource for crate::Session {
+    fn open(
+        url: &str,
+        options: rtsp_toolkit_core::client::ClientOptions,
+        stop: rtsp_toolkit_core::stop::StopSignal,
+    ) -> Result<Self, String> {
+        crate::Session::open_with_stop(url, options, stop).map_err(|e| e.to_string())
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<rtsp_toolkit_core::client::Event>> {
+        futures_core::Stream::poll_next(std::pin::Pin::new(self), cx)
     }
 }

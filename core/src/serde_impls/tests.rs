@@ -632,6 +632,17 @@ fn every_server_event_serializes_with_its_type() {
             behind: ms(250),
             last: true,
         },
+        ServerEvent::Publishing {
+            session_id: "p".into(),
+            path: "live".into(),
+            tracks: 2,
+            skipped: vec!["track 2: audio PCMU/8000 is not served".into()],
+        },
+        ServerEvent::Upstream {
+            path: "cam".into(),
+            up: false,
+            reason: Some("connection refused".into()),
+        },
     ];
     let type_of = |e: &ServerEvent| match e {
         ServerEvent::Request { .. } => "request",
@@ -649,13 +660,24 @@ fn every_server_event_serializes_with_its_type() {
         ServerEvent::AuthFailed { .. } => "auth_failed",
         ServerEvent::Fault { .. } => "fault",
         ServerEvent::Progress { .. } => "progress",
+        ServerEvent::Publishing { .. } => "publishing",
+        ServerEvent::Upstream { .. } => "upstream",
     };
     for e in &events {
         assert_eq!(to_json(e)["type"], type_of(e));
     }
     assert_eq!(to_json(&events[1])["play_count"], 0);
     assert_eq!(to_json(&events[1])["transport"], "udp");
-    let progress = to_json(&events[events.len() - 1]);
+    let progress = to_json(&events[events.len() - 3]);
+    assert_eq!(
+        to_json(&events[events.len() - 1]),
+        json!({"type": "upstream", "path": "cam", "up": false, "reason": "connection refused"})
+    );
+    assert_eq!(
+        to_json(&events[events.len() - 2]),
+        json!({"type": "publishing", "session_id": "p", "path": "live", "tracks": 2,
+               "skipped": ["track 2: audio PCMU/8000 is not served"]})
+    );
     assert_eq!(
         (&progress["transport"], &progress["behind_s"], &progress["last"]),
         (&json!("mixed"), &json!(0.25), &json!(true))

@@ -123,8 +123,11 @@
 //! - A keepalive (GET_PARAMETER, SET_PARAMETER) or TEARDOWN naming another
 //!   connection's UDP session refreshes or ends that session; PLAY and
 //!   SETUP must come on the session's own connection (454 elsewhere).
-//! - Methods this server knows but does not do (ANNOUNCE, RECORD,
-//!   REDIRECT) get 405 with `Allow`; unknown method tokens get 501.
+//! - ANNOUNCE and RECORD are for publishers of the paths in
+//!   [`ServerConfig::publish`] (see [`live`]: 403 for another path, 455
+//!   for a path published already, 415 for an SDP without a track we
+//!   serve); without such paths they get 405 with `Allow`, as REDIRECT
+//!   does; unknown method tokens get 501.
 //! - `Range` in PLAY (`npt=T-`, `npt=T1-T2`, `npt=now-`, seconds or
 //!   `hh:mm:ss`): the `play_count` play-throughs are one timeline of
 //!   `count × duration` (the range end of DESCRIBE and PLAY, open for endless
@@ -185,16 +188,19 @@
 //! its output to the GET half. What a tunnel half's HTTP request must be,
 //! the base64 of the POST body and the limits are in [`tunnel`].
 //!
-//! What this is not: no RECORD, no reverse play, no IPv6 multicast; TLS is
+//! What this is not: no reverse play, no IPv6 multicast, no publisher over
+//! UDP; TLS is
 //! the runtime's (a layer under this machine); one presentation per
 //! connection.
 
 pub mod auth;
 mod clock;
 pub mod faults;
+pub mod live;
 mod multicast;
 pub mod path;
 pub mod publish;
+mod record;
 mod request;
 mod sdp_writer;
 mod stream;
@@ -360,6 +366,21 @@ pub struct ServerConfig {
         serde(default, rename = "progress_interval_s", with = "crate::duration_secs::option")
     )]
     pub progress_interval: Option<Duration>,
+    /// The paths clients may publish to (`ANNOUNCE`, `SETUP` with
+    /// `mode=record`, `RECORD`; default none: ANNOUNCE and RECORD are then
+    /// 405 as before). A path as in the URL without the leading `/`
+    /// (`live/cam1`), or `*` for any path. Readers of a published path get
+    /// its live stream (see [`live`]); authentication applies as to every
+    /// request.
+    pub publish: Vec<String>,
+}
+
+impl ServerConfig {
+    /// Whether `path` may be published to ([`ServerConfig::publish`]).
+    pub fn may_publish(&self, path: &str) -> bool {
+        let path = path.trim_matches('/');
+        !path.is_empty() && self.publish.iter().any(|p| p == "*" || p.trim_matches('/') == path)
+    }
 }
 
 impl Default for ServerConfig {
@@ -385,6 +406,7 @@ impl Default for ServerConfig {
             backchannel: false,
             backchannel_codec: crate::client::BackchannelCodec::Pcmu,
             auth: None,
+            publish: Vec::new(),
         }
     }
 }
@@ -458,6 +480,10 @@ pub enum CloseReason {
     Shutdown,
     /// The URL's `close_after=` fault closed it (see [`faults`]).
     Fault,
+    /// A reader of a live path did not keep up: more of the publisher's
+    /// packets waited for it than the runtime keeps (it is dropped so that
+    /// it never holds up the publisher or the other readers).
+    SlowReader,
 }
 
 impl fmt::Display for CloseReason {
@@ -474,6 +500,7 @@ impl fmt::Display for CloseReason {
             CloseReason::WriteFailed(e) => write!(f, "write failed: {e}"),
             CloseReason::Shutdown => f.write_str("server shutting down"),
             CloseReason::Fault => f.write_str("closed by the close_after fault"),
+            CloseReason::SlowReader => f.write_str("did not keep up with the live stream"),
         }
     }
 }
@@ -704,6 +731,28 @@ pub enum ServerEvent {
         #[cfg_attr(feature = "serde", serde(flatten))]
         fault: FaultEvent,
     },
+    /// A publisher's RECORD: the path is live (see [`live`]).
+    Publishing {
+        /// The publisher's RTSP session id.
+        session_id: String,
+        /// The path published.
+        path: String,
+        /// Tracks set up, of those announced that this server serves.
+        tracks: usize,
+        /// Announced tracks left out (a codec this server cannot serve), with why.
+        skipped: Vec<String>,
+    },
+    /// A relayed path's upstream (the runtime's relay, not a connection):
+    /// its session is up (its DESCRIBE answered, the path live), or it was
+    /// lost and is being opened again.
+    Upstream {
+        /// The relayed path.
+        path: String,
+        /// Up, or lost.
+        up: bool,
+        /// Why it was lost.
+        reason: Option<String>,
+    },
     /// The connection is over; [`ServerOutput::Close`] follows.
     Closed {
         /// Why it closed.
@@ -770,6 +819,36 @@ pub enum ServerOutput {
         path: String,
         /// The packet (of [`ServerConfig::backchannel_codec`], as the SDP offered it).
         packet: crate::rtp::RtpPacket,
+    },
+    /// A publisher's ANNOUNCE of `path` (one of [`ServerConfig::publish`]):
+    /// make the path live with `source` (its tracks; no samples) unless
+    /// another connection publishes it, and answer with
+    /// [`ServerInput::Announced`]. The path stays live while this
+    /// connection lives: the runtime ends it (and tells its readers,
+    /// [`ServerInput::LiveEnded`]) when the connection closes.
+    Announce {
+        /// Echoed in the answer.
+        token: u64,
+        /// The path, relative, without query.
+        path: String,
+        /// The presentation readers get.
+        source: Arc<MediaSource>,
+    },
+    /// An RTP packet the publisher sent on track `track` (of the announced
+    /// source) after its RECORD: for the runtime to hand to every reader
+    /// of the path as [`ServerInput::LivePacket`].
+    Published {
+        /// The track, an index into the announced source's tracks.
+        track: usize,
+        /// The packet as the publisher sent it.
+        packet: crate::rtp::RtpPacket,
+    },
+    /// A reader's first PLAY of live path `path`: from now on, give this
+    /// connection the path's packets ([`ServerInput::LivePacket`]) and its
+    /// end ([`ServerInput::LiveEnded`]; at once when it is not live any more).
+    ReadLive {
+        /// The path, relative, without query.
+        path: String,
     },
     /// Nothing more until input arrives or this instant passes.
     Timeout(Instant),
@@ -848,6 +927,37 @@ pub enum ServerInput<'a> {
     /// session ends as it would over TCP (it waits `linger_after_end` for a
     /// TEARDOWN, then closes).
     MulticastEnded,
+    /// The answer to [`ServerOutput::Announce`] `token`: the path is now
+    /// live, or why not (another connection publishes it). Stale tokens are
+    /// ignored.
+    Announced {
+        /// The token of the [`ServerOutput::Announce`] answered.
+        token: u64,
+        /// `Ok`, or why the path cannot be published.
+        result: Result<(), &'a str>,
+    },
+    /// An answer to [`ServerOutput::Lookup`] `token`: the path is live, a
+    /// publisher's presentation (the source of its
+    /// [`ServerOutput::Announce`]).
+    LiveFound {
+        /// The token of the [`ServerOutput::Lookup`] answered.
+        token: u64,
+        /// The live presentation.
+        source: Arc<MediaSource>,
+    },
+    /// A packet of the live path this connection reads
+    /// ([`ServerOutput::ReadLive`]), as its publisher sent it on `track`;
+    /// `now` is when it arrived.
+    LivePacket {
+        /// The track, an index into the live source's tracks.
+        track: usize,
+        /// The publisher's packet.
+        packet: &'a crate::rtp::RtpPacket,
+    },
+    /// The live path this connection reads is not live any more (its
+    /// publisher left): SR + BYE on every track, then the session waits
+    /// `linger_after_end` for a TEARDOWN, as at the end of a file.
+    LiveEnded,
     /// The runtime ends the connection for a reason of its own (a write that
     /// failed or stalled, shutdown). Nothing more is written; the events not
     /// given yet (a pending [`ServerEvent::FellBehind`] summary, then
@@ -896,6 +1006,23 @@ impl fmt::Debug for ServerInput<'_> {
                 .field("position", position)
                 .finish(),
             ServerInput::MulticastEnded => f.write_str("MulticastEnded"),
+            ServerInput::Announced { token, result } => f
+                .debug_struct("Announced")
+                .field("token", token)
+                .field("result", result)
+                .finish(),
+            ServerInput::LiveFound { token, source } => f
+                .debug_struct("LiveFound")
+                .field("token", token)
+                .field("tracks", &source.tracks.len())
+                .finish(),
+            ServerInput::LivePacket { track, packet } => f
+                .debug_struct("LivePacket")
+                .field("track", track)
+                .field("seq", &packet.sequence_number)
+                .field("len", &packet.payload.len())
+                .finish(),
+            ServerInput::LiveEnded => f.write_str("LiveEnded"),
             ServerInput::Abort(reason) => f.debug_tuple("Abort").field(reason).finish(),
         }
     }
@@ -929,9 +1056,22 @@ enum Wait {
     },
     /// [`ServerInput::MulticastPlaying`].
     MulticastPlay,
+    /// [`ServerInput::Announced`] for this announcement.
+    Announce(Arc<live::Announced>),
     /// The camera simulator's `slow=`: the request is dispatched at this
     /// instant (a [`ServerInput::Timeout`] at or after it).
     Slow(Instant),
+}
+
+/// A publisher's side of a live path (see [`live`]).
+#[derive(Debug)]
+struct Publishing {
+    path: String,
+    announced: Arc<live::Announced>,
+    /// Per announced track: the interleaved RTP channel of its SETUP.
+    channels: Vec<Option<u8>>,
+    /// RECORD was answered: its packets are passed on.
+    recording: bool,
 }
 
 /// The multicast stream this connection joined, and where it sends each
@@ -1033,6 +1173,12 @@ pub struct Connection {
     /// When the next [`ServerEvent::Progress`] is due (with a session and
     /// [`ServerConfig::progress_interval`]).
     progress_at: Option<Instant>,
+    /// The live path described last (its lookup found a publisher's).
+    live_described: Option<Arc<MediaSource>>,
+    /// This connection publishes a path.
+    publishing: Option<Publishing>,
+    /// The live path read was told to the runtime ([`ServerOutput::ReadLive`]).
+    reading_live: bool,
     span: tracing::Span,
 }
 
@@ -1121,6 +1267,9 @@ impl Connection {
             detached: false,
             multicast: None,
             faults: None,
+            live_described: None,
+            publishing: None,
+            reading_live: false,
             fault_refusal: None,
             progress_at: None,
             span,
@@ -1171,6 +1320,10 @@ impl Connection {
             ServerInput::MulticastJoined { token, result } => self.on_multicast_joined(now, token, result),
             ServerInput::MulticastPlaying { token, position } => self.on_multicast_playing(now, token, position),
             ServerInput::MulticastEnded => self.on_multicast_ended(now),
+            ServerInput::Announced { token, result } => self.on_announced(now, token, result),
+            ServerInput::LiveFound { token, source } => self.on_live_found(now, token, source),
+            ServerInput::LivePacket { track, packet } => self.on_live_packet(now, track, packet),
+            ServerInput::LiveEnded => self.on_live_ended(now),
             ServerInput::Abort(reason) => self.abort(now, reason),
         }
         // A session set up by this input: its first progress report is due an interval on.
@@ -1206,6 +1359,10 @@ impl Connection {
                     }
                 }
                 Ok(Some(Message::Interleaved { channel, payload })) => {
+                    if self.publishing.is_some() {
+                        self.on_published(now, channel, payload);
+                        continue;
+                    }
                     // Receiver reports or anything else: ignored, but a sign of life.
                     tracing::trace!(channel, len = payload.len(), "interleaved data from the client");
                     if let Some(session) = &self.session {
@@ -1246,7 +1403,7 @@ impl Connection {
         }
         let _g = self.span.clone().entered();
         if now >= self.activity_deadline() {
-            let reason = if self.session.is_some() {
+            let reason = if self.session.is_some() || self.publishing.is_some() {
                 CloseReason::SessionTimeout(self.session_timeout())
             } else {
                 CloseReason::IdleTimeout(self.config.idle_timeout)
@@ -1624,7 +1781,7 @@ impl Connection {
     }
 
     fn activity_deadline(&self) -> Instant {
-        let limit = if self.session.is_some() {
+        let limit = if self.session.is_some() || self.publishing.is_some() {
             self.session_timeout()
         } else {
             self.config.idle_timeout
@@ -1728,6 +1885,8 @@ impl Connection {
         self.pending = None;
         self.session = None;
         self.described = None;
+        self.publishing = None;
+        self.live_described = None;
         self.queue.push_back(ServerOutput::Event(ServerEvent::Closed {
             reason,
             elapsed: now.saturating_duration_since(self.created),

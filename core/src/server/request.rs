@@ -91,11 +91,12 @@ impl Connection {
                 let h = if self.quirk(Quirk::NoPublic, &info.method) {
                     Headers::new()
                 } else {
-                    Headers::new().with("Public", PUBLIC)
+                    Headers::new().with("Public", self.public())
                 };
                 self.respond(now, &info, 200, h, Bytes::new());
             }
             Method::Describe => self.on_describe(now, req, info, found),
+            Method::Setup if self.publishing.is_some() => self.on_setup_record(now, &req, info),
             Method::Setup => self.on_setup(now, req, info, found),
             Method::Play => self.on_play(now, &req, info),
             Method::Teardown => {
@@ -121,11 +122,23 @@ impl Connection {
                 self.respond(now, &info, status, h, Bytes::new());
             }
             Method::Pause => self.on_pause(now, &req, info),
+            Method::Announce if !self.config.publish.is_empty() => self.on_announce(now, req, info),
+            Method::Record if !self.config.publish.is_empty() => self.on_record(now, info),
             Method::Announce | Method::Record | Method::Redirect => {
-                let h = Headers::new().with("Allow", PUBLIC);
+                let h = Headers::new().with("Allow", self.public());
                 self.respond(now, &info, 405, h, Bytes::new());
             }
             Method::Other(_) => self.respond(now, &info, 501, Headers::new(), Bytes::new()),
+        }
+    }
+
+    /// The methods answered, for `Public` and `Allow`: [`PUBLIC`], and
+    /// ANNOUNCE and RECORD when paths may be published to.
+    fn public(&self) -> String {
+        if self.config.publish.is_empty() {
+            PUBLIC.to_owned()
+        } else {
+            format!("{PUBLIC}, ANNOUNCE, RECORD")
         }
     }
 
@@ -171,7 +184,7 @@ impl Connection {
     /// (a later request without them keeps what an earlier one asked for,
     /// so that a SETUP on the Content-Base names the same presentation as
     /// the DESCRIBE); the error is the status to answer with.
-    fn target(&mut self, req: &Request) -> Result<Target, u16> {
+    pub(super) fn target(&mut self, req: &Request) -> Result<Target, u16> {
         match path::parse_target(&req.uri) {
             Ok(Target { faults: Err(e), .. }) => {
                 tracing::debug!(error = %e, "refused fault parameters");
@@ -289,7 +302,11 @@ impl Connection {
             authority: &target.authority,
             name: target.file_name(),
             origin_id: self.origin_id,
-            range_end: range_end(&source, self.play_count),
+            range_end: if self.is_live_source(&source) {
+                None
+            } else {
+                range_end(&source, self.play_count)
+            },
             backchannel: (self.config.backchannel && wants_backchannel(&req)).then_some(self.config.backchannel_codec),
         });
         let sdp = match self.faults.as_ref().and_then(|f| f.spec.params.map(|p| (p, f))) {
@@ -379,6 +396,11 @@ impl Connection {
             (None, None, Some((path, s))) if *path == target.resource() => s.clone(),
             (None, None, _) => return self.lookup(target.resource(), req),
         };
+        let live = self.is_live_source(&source);
+        if live && multicast {
+            tracing::debug!("a live path is not served over multicast");
+            return fail(self, 461);
+        }
         let index = track as usize;
         if index == source.tracks.len() && self.config.backchannel && wants_backchannel(&req) {
             return self.set_up_backchannel(now, &req, &info, requested, &target.path, source);
@@ -389,9 +411,9 @@ impl Connection {
         let other_channels = self.faults.as_ref().is_some_and(|f| f.spec.has(Quirk::OtherChannels));
         let delivery = match requested {
             Requested::Interleaved(channels) => {
-                let session = self
-                    .session
-                    .get_or_insert_with(|| Session::new(self.session_id.clone(), target.resource(), source.clone()));
+                let session = self.session.get_or_insert_with(|| {
+                    Session::new(self.session_id.clone(), target.resource(), source.clone()).live(live)
+                });
                 let channels = match channels {
                     Some((a, b)) if session.channel_taken(a, index) || session.channel_taken(b, index) => None,
                     Some(pair) => Some(pair),
@@ -475,7 +497,7 @@ impl Connection {
         };
         let session = self
             .session
-            .get_or_insert_with(|| Session::new(self.session_id.clone(), target.resource(), source));
+            .get_or_insert_with(|| Session::new(self.session_id.clone(), target.resource(), source).live(live));
         let initial = self.config.initial_rtp;
         let ssrc = session.set_up(
             index,
@@ -601,6 +623,9 @@ impl Connection {
         if let Some(status) = self.session_request_error(req) {
             return fail(self, status);
         }
+        if self.session.as_ref().is_some_and(|s| s.live) {
+            return self.play_live(now, info);
+        }
         let count = self.play_count;
         let interval = self.rtcp_interval;
         let Some(session) = self.session.as_mut() else {
@@ -721,6 +746,7 @@ impl Connection {
             // Already paused, or at the end (clients pause before a seek): nothing to do.
             State::Paused(_) | State::Ended { .. } => None,
             State::Playing(_) => session.pause(now),
+            State::Live(_) => session.pause_live().then_some(std::time::Duration::ZERO),
             State::Ready | State::Member => return fail(self, 455),
         };
         if let Some(npt) = at {
@@ -826,7 +852,7 @@ impl Connection {
     }
 
     /// `Session` for responses within the session (`;timeout=` on SETUP).
-    fn session_headers(&mut self, with_timeout: bool) -> Headers {
+    pub(super) fn session_headers(&mut self, with_timeout: bool) -> Headers {
         let mut h = Headers::new();
         let with_timeout =
             with_timeout && self.session.is_some() && !self.quirk(Quirk::NoSessionTimeout, &Method::Setup);
@@ -895,7 +921,7 @@ pub(super) struct RequestInfo {
 }
 
 impl RequestInfo {
-    fn of(req: &Request) -> RequestInfo {
+    pub(super) fn of(req: &Request) -> RequestInfo {
         RequestInfo {
             method: req.method.clone(),
             uri: loggable_uri(&req.uri),

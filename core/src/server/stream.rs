@@ -56,12 +56,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::clock::SplitMix64;
 use super::faults::{FaultEvent, FaultRun, Params, Quirk, Verdict};
+use super::live::{Mapped, Restamp};
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
 use super::{MulticastTrack, ServerOutput, UdpSocketId};
 use crate::codec::{aac, g722, h264, h265, jpeg, l16, onvif_metadata, opus};
 use crate::rtcp::{self, SenderReport};
-use crate::rtp::{RtpHeader, FIXED_HEADER_LEN};
+use crate::rtp::{RtpHeader, RtpPacket, FIXED_HEADER_LEN};
 use crate::source::{MediaSource, SourceCodec, SourceSample};
 
 /// Most samples sent by one [`Session::pump`] call; more due samples wait for
@@ -381,6 +382,11 @@ impl TrackOut {
         self.rtp.ssrc
     }
 
+    /// The sequence number of the next packet.
+    pub fn next_seq(&self) -> u16 {
+        self.rtp.next_seq
+    }
+
     /// RTP packets sent so far.
     pub fn packets_sent(&self) -> u64 {
         self.rtp.packets
@@ -509,6 +515,14 @@ fn place_parameter_sets(
         }
         _ => {}
     }
+}
+
+/// `at + interval`, or `now + interval` when that has passed already.
+fn later_than(at: Instant, interval: Duration, now: Instant) -> Instant {
+    at.checked_add(interval)
+        .filter(|t| *t > now)
+        .or_else(|| now.checked_add(interval))
+        .unwrap_or(now)
 }
 
 /// Splits 4-byte-length-prefixed NAL units into views of `data` (no copy).
@@ -684,6 +698,20 @@ pub(super) enum State {
     Member,
     /// PAUSEd: the cursor kept for the next PLAY; nothing is sent.
     Paused(Box<Playback>),
+    /// Reading a live path: its publisher's packets are passed on as they
+    /// come ([`Session::forward`]); sender reports on the schedule.
+    Live(Box<LiveCursor>),
+}
+
+/// A live reader's state (see the `live` module).
+#[derive(Debug)]
+pub(super) struct LiveCursor {
+    start: Instant,
+    /// Per set-up track (as `Session::tracks`).
+    restamp: Vec<Restamp>,
+    paused: bool,
+    next_rtcp: Instant,
+    rtcp_interval: Duration,
 }
 
 /// Where a PLAY starts, on the media timeline of the module docs.
@@ -750,6 +778,9 @@ pub(super) struct Session {
     /// The interleaved (RTP, RTCP) channels of the ONVIF backchannel track,
     /// when it is set up (`ServerConfig::backchannel`).
     pub backchannel: Option<(u8, u8)>,
+    /// It reads a live path: its source is a publisher's announce, and
+    /// PLAY passes the publisher's packets on (see the `live` module).
+    pub live: bool,
 }
 
 impl Session {
@@ -763,7 +794,14 @@ impl Session {
             state: State::Ready,
             cname,
             backchannel: None,
+            live: false,
         }
+    }
+
+    /// The same, reading a live path when `live`.
+    pub fn live(mut self, live: bool) -> Session {
+        self.live = live;
+        self
     }
 
     /// Whether `channel` is used by a set-up track other than `source_track`.
@@ -841,11 +879,100 @@ impl Session {
     pub fn elapsed(&self, now: Instant) -> Option<Duration> {
         match &self.state {
             State::Playing(pb) => Some(now.saturating_duration_since(pb.start)),
+            State::Live(live) if !live.paused => Some(now.saturating_duration_since(live.start)),
             _ => None,
         }
     }
 
-    /// Playing, every track over UDP: it can go on without its connection.
+    /// Whether it reads a live path (set up from a publisher's announce).
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, State::Live(_))
+    }
+
+    /// Starts (or resumes) passing a live path's packets on at `now`; each
+    /// track starts at its next keyframe.
+    pub fn play_live(&mut self, now: Instant, rtcp_interval: Duration) {
+        match &mut self.state {
+            State::Live(live) => {
+                live.paused = false;
+                live.restamp.iter_mut().for_each(Restamp::regate);
+                live.next_rtcp = live.next_rtcp.min(now.checked_add(rtcp_interval).unwrap_or(now));
+            }
+            _ => {
+                self.state = State::Live(Box::new(LiveCursor {
+                    start: now,
+                    restamp: self.tracks.iter().map(|_| Restamp::new()).collect(),
+                    paused: false,
+                    next_rtcp: now.checked_add(rtcp_interval).unwrap_or(now),
+                    rtcp_interval,
+                }))
+            }
+        }
+    }
+
+    /// PAUSE of a live reader: nothing is passed on until the next PLAY.
+    /// Whether it was passing packets on.
+    pub fn pause_live(&mut self) -> bool {
+        match &mut self.state {
+            State::Live(live) => !std::mem::replace(&mut live.paused, true),
+            _ => false,
+        }
+    }
+
+    /// Passes one of the publisher's packets of source track `source_track`
+    /// on, re-stamped (see the `live` module); `now` is when it arrived.
+    /// Nothing unless the session reads live, is not paused, and set the
+    /// track up.
+    pub fn forward(&mut self, now: Instant, source_track: usize, packet: &RtpPacket, out: &mut Sink<'_>) {
+        let State::Live(live) = &mut self.state else {
+            return;
+        };
+        if live.paused {
+            return;
+        }
+        let Some(i) = self.tracks.iter().position(|t| t.source_track == source_track) else {
+            return;
+        };
+        let (Some(track), Some(restamp), Some(source)) = (
+            self.tracks.get_mut(i),
+            live.restamp.get_mut(i),
+            self.source.tracks.get(source_track),
+        ) else {
+            return;
+        };
+        match restamp.map(
+            &source.codec,
+            packet,
+            now,
+            track.rtp.next_seq,
+            track.ts_base,
+            track.clock_rate,
+        ) {
+            Mapped::Wait => {}
+            Mapped::Send { seq, timestamp } => {
+                track.rtp.next_seq = seq;
+                track
+                    .rtp
+                    .put(&track.delivery, out, timestamp, packet.marker, &packet.payload);
+            }
+        }
+    }
+
+    /// The live path's publisher left at `now`: SR + SDES + BYE on every
+    /// track, then the session lingers for `linger`, as at the end of a file.
+    pub fn end_live(&mut self, now: Instant, ntp: u64, out: &mut Sink<'_>, linger: Duration) -> Option<Finished> {
+        let State::Live(live) = &self.state else {
+            return None;
+        };
+        for (t, r) in self.tracks.iter().zip(&live.restamp) {
+            let ts = r.timestamp_at(now, t.clock_rate).unwrap_or(t.ts_base);
+            t.put_rtcp(out, ntp, ts, &self.cname, true);
+        }
+        Some(self.end(now, linger))
+    }
+
+    /// Playing a file, every track over UDP: it can go on without its
+    /// connection (a live reader cannot: its packets come through it).
     pub fn plays_over_udp_only(&self) -> bool {
         matches!(self.state, State::Playing(_)) && self.tracks.iter().all(|t| matches!(t.delivery, Delivery::Udp(_)))
     }
@@ -1096,6 +1223,17 @@ impl Session {
         nals: &mut Vec<Bytes>,
         linger: Duration,
     ) -> Option<Finished> {
+        if let State::Live(live) = &mut self.state {
+            if !live.paused && now >= live.next_rtcp {
+                for (t, r) in self.tracks.iter().zip(&live.restamp) {
+                    if let Some(ts) = r.timestamp_at(now, t.clock_rate).filter(|_| t.rtp.packets > 0) {
+                        t.put_rtcp(out, ntp, ts, &self.cname, false);
+                    }
+                }
+                live.next_rtcp = later_than(live.next_rtcp, live.rtcp_interval, now);
+            }
+            return None;
+        }
         let State::Playing(pb) = &mut self.state else {
             return None;
         };
@@ -1178,6 +1316,7 @@ impl Session {
     pub fn next_deadline(&self) -> Option<Instant> {
         match &self.state {
             State::Ready | State::Member | State::Paused(_) => None,
+            State::Live(live) => (!live.paused).then_some(live.next_rtcp),
             State::Ended { close_at } => Some(*close_at),
             State::Playing(pb) => {
                 let mut at = pb.next_rtcp;

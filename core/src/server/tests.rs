@@ -151,6 +151,12 @@ struct Drained {
     multicast: Vec<MulticastRequest>,
     /// RTP from the client's ONVIF backchannel: (session id, path, packet).
     backchannel: Vec<(String, String, crate::rtp::RtpPacket)>,
+    /// Announcements (answered `Ok` by the harness unless the path is in `busy`).
+    announces: Vec<(String, Arc<MediaSource>)>,
+    /// The publisher's packets passed on: (track, packet).
+    published: Vec<(usize, crate::rtp::RtpPacket)>,
+    /// Live paths the connection asked to read.
+    read_live: Vec<String>,
     timeout: Option<Instant>,
     closed: bool,
 }
@@ -198,6 +204,8 @@ struct Harness {
     /// unless `manual_multicast`.
     mcast: Option<MulticastStream>,
     manual_multicast: bool,
+    /// Paths another connection publishes (their ANNOUNCE is refused).
+    busy: Vec<String>,
 }
 
 /// First server RTP port the harness hands out.
@@ -232,6 +240,7 @@ impl Harness {
             now: t0,
             mcast: None,
             manual_multicast: false,
+            busy: Vec::new(),
         }
     }
 
@@ -336,6 +345,18 @@ impl Harness {
                     path,
                     packet,
                 } => d.backchannel.push((session_id, path, packet)),
+                ServerOutput::Announce { token, path, source } => {
+                    let result = if self.busy.contains(&path) {
+                        Err("published by another connection")
+                    } else {
+                        Ok(())
+                    };
+                    d.announces.push((path, source));
+                    self.conn
+                        .handle_input(self.now, ServerInput::Announced { token, result });
+                }
+                ServerOutput::Published { track, packet } => d.published.push((track, packet)),
+                ServerOutput::ReadLive { path } => d.read_live.push(path),
                 ServerOutput::Timeout(at) => {
                     d.timeout = Some(at);
                     break;
@@ -2014,6 +2035,9 @@ fn end_to_end_with(config: ServerConfig, url: &str, query: &str) -> E2e {
                 ServerOutput::Event(e) => result.server_events.push(e),
                 o @ (ServerOutput::OpenUdp(_)
                 | ServerOutput::Backchannel { .. }
+                | ServerOutput::Announce { .. }
+                | ServerOutput::Published { .. }
+                | ServerOutput::ReadLive { .. }
                 | ServerOutput::SendDatagram { .. }
                 | ServerOutput::OtherSession { .. }
                 | ServerOutput::Multicast(_)) => {
@@ -2176,7 +2200,12 @@ fn drain_bounded(conn: &mut Connection) -> usize {
             ServerOutput::Multicast(MulticastRequest::Play { token }) => {
                 conn.handle_input(Instant::now(), ServerInput::MulticastPlaying { token, position: None })
             }
-            ServerOutput::Lookup { .. } | ServerOutput::Event(_) | ServerOutput::Backchannel { .. } => {}
+            ServerOutput::Lookup { .. }
+            | ServerOutput::Event(_)
+            | ServerOutput::Backchannel { .. }
+            | ServerOutput::Announce { .. }
+            | ServerOutput::Published { .. }
+            | ServerOutput::ReadLive { .. } => {}
             ServerOutput::Timeout(_) | ServerOutput::Close => return bytes,
         }
     }
@@ -2260,7 +2289,10 @@ proptest::proptest! {
                     ServerOutput::Transmit(_)
                     | ServerOutput::Event(_)
                     | ServerOutput::SendDatagram { .. }
-                    | ServerOutput::Backchannel { .. } => {}
+                    | ServerOutput::Backchannel { .. }
+                | ServerOutput::Announce { .. }
+                | ServerOutput::Published { .. }
+                | ServerOutput::ReadLive { .. } => {}
                     ServerOutput::Timeout(_) | ServerOutput::Close => break,
                 }
             }
@@ -4766,4 +4798,378 @@ fn no_progress_by_default() {
         .all(|(_, d)| !d.events.iter().any(|e| matches!(e, ServerEvent::Progress { .. }))));
     let d = h.request(start + ms(12_100), "TEARDOWN", URL, &[]);
     assert!(!d.events.iter().any(|e| matches!(e, ServerEvent::Progress { .. })));
+}
+
+// ---------------------------------------------------------------------------
+// Live paths: a publisher (ANNOUNCE, SETUP mode=record, RECORD) and a reader
+
+mod live_paths {
+    use super::*;
+
+    const LIVE: &str = "rtsp://127.0.0.1:8554/live";
+    /// What FFmpeg 5.1 announces for an MP4 with H.264 and AAC (`-c copy -f rtsp`).
+    const FFMPEG_SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        a=tool:libavformat 59.27.100\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+        a=fmtp:96 packetization-mode=1; sprop-parameter-sets=Z0LAHtkAoEf+yA==,aM48gA==; profile-level-id=42C01E\r\n\
+        a=control:streamid=0\r\nm=audio 0 RTP/AVP 97\r\nb=AS:128\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\n\
+        a=fmtp:97 profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3; config=1210\r\n\
+        a=control:streamid=1\r\n";
+
+    fn publishing(paths: &[&str]) -> Harness {
+        Harness::with(
+            ServerConfig {
+                publish: paths.iter().map(|p| p.to_string()).collect(),
+                ..config()
+            },
+            0,
+        )
+    }
+
+    fn announce(h: &mut Harness, at: Instant, uri: &str, content_type: &str, body: &str) -> Drained {
+        h.cseq += 1;
+        let text = format!(
+            "ANNOUNCE {uri} RTSP/1.0\r\nCSeq: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            h.cseq,
+            body.len()
+        );
+        h.input(at, text.as_bytes())
+    }
+
+    fn frame(channel: u8, packet: &[u8]) -> Vec<u8> {
+        let mut v = vec![b'$', channel];
+        v.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+        v.extend_from_slice(packet);
+        v
+    }
+
+    fn rtp_bytes(seq: u16, ts: u32, ssrc: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x80, if marker { 0x80 | 96 } else { 96 }];
+        v.extend_from_slice(&seq.to_be_bytes());
+        v.extend_from_slice(&ts.to_be_bytes());
+        v.extend_from_slice(&ssrc.to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn packet(seq: u16, ts: u32, marker: bool, payload: &'static [u8]) -> RtpPacket {
+        RtpPacket::parse(Bytes::from(rtp_bytes(seq, ts, 0xabcd, marker, payload))).unwrap()
+    }
+
+    #[test]
+    fn a_publisher_announces_sets_up_records_and_its_rtp_is_passed_on() {
+        let mut h = publishing(&["live"]);
+        let t = h.t0;
+        let d = h.request(t, "OPTIONS", LIVE, &[]);
+        assert_eq!(
+            d.response().headers.get("Public"),
+            Some(&*format!("{PUBLIC}, ANNOUNCE, RECORD"))
+        );
+        let d = announce(&mut h, t, LIVE, "application/sdp", FFMPEG_SDP);
+        assert_eq!(d.status(), 200, "{d:#?}");
+        assert_eq!(d.announces.len(), 1);
+        assert_eq!(d.announces[0].0, "live");
+        assert_eq!(d.announces[0].1.tracks.len(), 2);
+        let d = h.request(
+            t,
+            "SETUP",
+            &format!("{LIVE}/streamid=0"),
+            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record")],
+        );
+        assert_eq!(d.status(), 200);
+        assert_eq!(
+            d.response().headers.get("Transport"),
+            Some("RTP/AVP/TCP;unicast;interleaved=0-1;mode=record")
+        );
+        let session = d.response().headers.get("Session").unwrap().to_owned();
+        assert!(session.ends_with(";timeout=60"), "{session}");
+        h.session = Some(session.split(';').next().unwrap().to_owned());
+        let d = h.request(
+            t,
+            "SETUP",
+            &format!("{LIVE}/streamid=1"),
+            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=2-3;mode=\"RECORD\"")],
+        );
+        assert_eq!(d.status(), 200);
+        // Before RECORD nothing is passed on.
+        let d = h.input(t, &frame(0, &rtp_bytes(1, 0, 7, false, &[0x67, 1])));
+        assert!(d.published.is_empty());
+        let d = h.request(t, "RECORD", LIVE, &[("Range", "npt=0.000-")]);
+        assert_eq!(d.status(), 200);
+        assert!(d.events.iter().any(|e| matches!(e,
+            ServerEvent::Publishing { path, tracks: 2, skipped, .. } if path == "live" && skipped.is_empty())));
+        let mut bytes = frame(0, &rtp_bytes(2, 3600, 7, true, &[0x65, 1, 2]));
+        bytes.extend(frame(
+            1,
+            &[
+                0x80, 200, 0, 6, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ],
+        ));
+        bytes.extend(frame(2, &rtp_bytes(9, 1024, 8, true, &[0, 16, 5, 0, 1])));
+        bytes.extend(frame(2, &[0x80])); // not RTP: dropped
+        let d = h.input(h.at(40), &bytes);
+        let got: Vec<(usize, u16)> = d.published.iter().map(|(t, p)| (*t, p.sequence_number)).collect();
+        assert_eq!(got, vec![(0, 2), (2 - 1, 9)]);
+        // The publisher's media keeps its session alive.
+        let d = h.timeout(h.at(59_000));
+        assert!(!d.closed);
+        let d = h.input(h.at(59_000), &frame(0, &rtp_bytes(3, 7200, 7, true, &[0x41, 1])));
+        assert_eq!(d.published.len(), 1);
+        assert!(!h.timeout(h.at(118_000)).closed);
+        assert!(h.timeout(h.at(119_001)).closed);
+    }
+
+    #[test]
+    fn publishing_refusals() {
+        // Publishing off: 405 as before, without ANNOUNCE in Allow.
+        let mut h = Harness::new();
+        let t = h.t0;
+        let d = announce(&mut h, t, LIVE, "application/sdp", FFMPEG_SDP);
+        assert_eq!(d.status(), 405);
+        assert_eq!(d.response().headers.get("Allow"), Some(PUBLIC));
+        let mut h = publishing(&["live"]);
+        let t = h.t0;
+        assert_eq!(
+            announce(&mut h, t, "rtsp://127.0.0.1:8554/other", "application/sdp", FFMPEG_SDP).status(),
+            403
+        );
+        assert_eq!(announce(&mut h, t, LIVE, "text/plain", FFMPEG_SDP).status(), 415);
+        let d = announce(&mut h, t, LIVE, "application/sdp", "not sdp");
+        assert_eq!(d.status(), 400);
+        let only_pcmu = "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n";
+        assert_eq!(announce(&mut h, t, LIVE, "application/sdp", only_pcmu).status(), 415);
+        assert_eq!(h.request(t, "RECORD", LIVE, &[]).status(), 455);
+        h.busy.push("live".into());
+        assert_eq!(announce(&mut h, t, LIVE, "application/sdp", FFMPEG_SDP).status(), 455);
+        h.busy.clear();
+        assert_eq!(announce(&mut h, t, LIVE, "application/sdp", FFMPEG_SDP).status(), 200);
+        let setup = |h: &mut Harness, uri: &str, transport: &str| {
+            h.request(t, "SETUP", uri, &[("Transport", transport)]).status()
+        };
+        let track0 = format!("{LIVE}/streamid=0");
+        assert_eq!(
+            setup(&mut h, &track0, "RTP/AVP;unicast;client_port=5000-5001;mode=record"),
+            461
+        );
+        assert_eq!(setup(&mut h, &track0, "RTP/AVP/TCP;unicast;interleaved=0-1"), 455);
+        assert_eq!(
+            setup(
+                &mut h,
+                &format!("{LIVE}/streamid=7"),
+                "RTP/AVP/TCP;interleaved=0-1;mode=record"
+            ),
+            404
+        );
+        assert_eq!(setup(&mut h, &track0, "RTP/AVP/TCP;interleaved=0-1;mode=record"), 200);
+        assert_eq!(
+            setup(
+                &mut h,
+                &format!("{LIVE}/streamid=1"),
+                "RTP/AVP/TCP;interleaved=1-2;mode=record"
+            ),
+            461
+        );
+        // A publisher does not play.
+        assert_eq!(h.request(t, "PLAY", LIVE, &[]).status(), 455);
+        // Any path with `*`.
+        let mut h = publishing(&["*"]);
+        assert_eq!(
+            announce(&mut h, t, "rtsp://127.0.0.1:8554/a/b", "application/sdp", FFMPEG_SDP).status(),
+            200
+        );
+    }
+
+    /// A reader of `live` set up on both tracks (0-1, 2-3) and playing.
+    fn reader() -> (Harness, Drained) {
+        let mut h = Harness::new();
+        let t = h.t0;
+        let source = crate::server::live::announced_source(FFMPEG_SDP.as_bytes())
+            .unwrap()
+            .source;
+        let d = h.request(t, "DESCRIBE", LIVE, &[]);
+        let token = d.lookups[0].0;
+        assert_eq!(d.lookups[0].1, "live");
+        let d = h.give(t, ServerInput::LiveFound { token, source });
+        assert_eq!(d.status(), 200);
+        let sdp = Sdp::parse(&d.response().body).unwrap();
+        assert_eq!(sdp.media.len(), 2);
+        assert_eq!(sdp.attribute("range"), Some("npt=0-"));
+        assert_eq!(sdp.media[0].h264().unwrap().unwrap().sps, vec![Bytes::from_static(SPS)]);
+        assert_eq!(
+            h.request(
+                t,
+                "SETUP",
+                &format!("{LIVE}/trackID=0"),
+                &[("Transport", "RTP/AVP/TCP;interleaved=0-1")]
+            )
+            .status(),
+            200
+        );
+        let d = h.request(
+            t,
+            "SETUP",
+            &format!("{LIVE}/trackID=1"),
+            &[("Transport", "RTP/AVP/TCP;interleaved=2-3")],
+        );
+        h.session = Some(
+            d.response()
+                .headers
+                .get("Session")
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
+        let d = h.request(t, "PLAY", LIVE, &[]);
+        assert_eq!(d.status(), 200);
+        assert_eq!(d.read_live, vec!["live".to_owned()]);
+        (h, d)
+    }
+
+    #[test]
+    fn a_reader_gets_the_packets_restamped_from_a_keyframe_then_the_end() {
+        let (mut h, d) = reader();
+        let info = rtp_info(d.response());
+        assert_eq!(d.response().headers.get("Range"), Some("npt=0.000-"));
+        assert!(d
+            .events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::SessionStarted { tracks: 2, .. })));
+        // A P-frame first: a reader starts at a keyframe.
+        let d = h.give(
+            h.at(10),
+            ServerInput::LivePacket {
+                track: 0,
+                packet: &packet(500, 90_000, true, &[0x41, 1]),
+            },
+        );
+        assert!(d.frames.is_empty());
+        let d = h.give(
+            h.at(20),
+            ServerInput::LivePacket {
+                track: 0,
+                packet: &packet(501, 93_600, false, &[0x67, 1]),
+            },
+        );
+        let sent = d.rtp(0);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0].sequence_number, info[0].1,
+            "RTP-Info's seq is the first packet's"
+        );
+        assert!(!sent[0].marker);
+        let base = sent[0].timestamp;
+        let ssrc = sent[0].ssrc;
+        assert_ne!(ssrc, 0xabcd);
+        // A lost packet (502) stays a gap; the marker is passed on.
+        let d = h.give(
+            h.at(60),
+            ServerInput::LivePacket {
+                track: 0,
+                packet: &packet(503, 97_200, true, &[0x41, 2]),
+            },
+        );
+        let sent = d.rtp(0);
+        assert_eq!(sent[0].sequence_number, info[0].1.wrapping_add(2));
+        assert_eq!(sent[0].timestamp, base.wrapping_add(3600));
+        assert!(sent[0].marker);
+        assert_eq!(sent[0].ssrc, ssrc);
+        // Audio needs no keyframe.
+        let d = h.give(
+            h.at(61),
+            ServerInput::LivePacket {
+                track: 1,
+                packet: &packet(9, 1024, true, &[0, 16, 1, 1]),
+            },
+        );
+        assert_eq!(d.rtp(2).len(), 1);
+        assert_eq!(d.rtp(2)[0].sequence_number, info[1].1);
+        // Sender reports on the interval, from the last packet's timestamp.
+        let d = h.timeout(h.at(10_020));
+        let reports = d.rtcp(1);
+        assert!(matches!(&reports[0][0], RtcpPacket::SenderReport(sr)
+            if sr.ssrc == ssrc && sr.packet_count == 2 && sr.rtp_timestamp == base.wrapping_add(3600 + 90_000 * 9960 / 1000)));
+        // PAUSE: nothing passed on; PLAY again: from the next keyframe.
+        assert_eq!(h.request(h.at(10_100), "PAUSE", LIVE, &[]).status(), 200);
+        let d = h.give(
+            h.at(10_110),
+            ServerInput::LivePacket {
+                track: 1,
+                packet: &packet(10, 2048, true, &[0, 16, 1, 1]),
+            },
+        );
+        assert!(d.frames.is_empty());
+        assert_eq!(h.request(h.at(10_200), "PLAY", LIVE, &[]).status(), 200);
+        let d = h.give(
+            h.at(10_210),
+            ServerInput::LivePacket {
+                track: 0,
+                packet: &packet(600, 200_000, true, &[0x41, 1]),
+            },
+        );
+        assert!(d.frames.is_empty());
+        let d = h.give(
+            h.at(10_220),
+            ServerInput::LivePacket {
+                track: 0,
+                packet: &packet(601, 203_600, true, &[0x65, 1]),
+            },
+        );
+        let sent = d.rtp(0);
+        assert_eq!(sent[0].sequence_number, info[0].1.wrapping_add(3), "numbering goes on");
+        // The publisher leaves: SR + BYE on both tracks, then the linger.
+        let d = h.give(h.at(11_000), ServerInput::LiveEnded);
+        for channel in [1, 3] {
+            let rtcp = d.rtcp(channel);
+            assert!(rtcp[0].iter().any(|p| matches!(p, RtcpPacket::Bye(_))), "{rtcp:?}");
+        }
+        assert!(d
+            .events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::PlaybackEnded { packets: 4, .. })));
+        assert_eq!(h.request(h.at(11_100), "PLAY", LIVE, &[]).status(), 455);
+        let d = h.timeout(h.at(21_200));
+        assert!(d.closed);
+        assert!(d.events.iter().any(|e| matches!(
+            e,
+            ServerEvent::Closed {
+                reason: CloseReason::PlaybackEnded,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn a_live_reader_is_not_a_multicast_member_and_slow_readers_close_with_their_reason() {
+        let mut h = Harness::new();
+        let t = h.t0;
+        let source = crate::server::live::announced_source(FFMPEG_SDP.as_bytes())
+            .unwrap()
+            .source;
+        let d = h.request(t, "DESCRIBE", LIVE, &[]);
+        h.give(
+            t,
+            ServerInput::LiveFound {
+                token: d.lookups[0].0,
+                source,
+            },
+        );
+        let d = h.request(
+            t,
+            "SETUP",
+            &format!("{LIVE}/trackID=0"),
+            &[("Transport", "RTP/AVP;multicast")],
+        );
+        assert_eq!(d.status(), 461);
+        let (mut h, _) = reader();
+        let d = h.give(h.at(5), ServerInput::Abort(CloseReason::SlowReader));
+        assert!(d.closed);
+        assert!(d.events.iter().any(|e| matches!(
+            e,
+            ServerEvent::Closed {
+                reason: CloseReason::SlowReader,
+                ..
+            }
+        )));
+    }
 }

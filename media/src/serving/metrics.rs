@@ -87,6 +87,8 @@ fn close_label(reason: &CloseReason) -> &'static str {
         CloseReason::NotReading(_) => "not_reading",
         CloseReason::WriteFailed(_) => "write_failed",
         CloseReason::Shutdown => "shutdown",
+        CloseReason::Fault => "fault",
+        CloseReason::SlowReader => "slow_reader",
         _ => "other",
     }
 }
@@ -359,12 +361,12 @@ impl Metrics {
             &mut out,
             "slow_readers_dropped_total",
             "counter",
-            "Connections dropped because the client took no data for the write stall time.",
+            "Connections dropped because the client took no data for the write stall time, or fell too far behind a live path.",
         );
         let _ = writeln!(
             out,
             "rtsp_toolkit_slow_readers_dropped_total {}",
-            m.closed.get("not_reading").copied().unwrap_or(0)
+            m.closed.get("not_reading").copied().unwrap_or(0) + m.closed.get("slow_reader").copied().unwrap_or(0)
         );
         family(
             &mut out,

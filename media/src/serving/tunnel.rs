@@ -384,6 +384,7 @@ enum TunnelWake {
 
 impl<C: ConnectionIo> ConnectionIo for TunnelIo<C> {
     type Udp = C::Udp;
+    type Relay = C::Relay;
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.get.local_addr()

@@ -1,0 +1,278 @@
+//! Publishing into our server (live paths, `ServerConfig::publish`), on the tokio and the smol server:
+//! FFmpeg publishes a file (`ffmpeg -re -i FILE -c copy -f rtsp`: ANNOUNCE, SETUP mode=record, RECORD)
+//! while ffprobe, GStreamer's rtspsrc and our client read the path at once; our own publisher
+//! (`rtsp_toolkit_tokio::publish`) into our server. Each reader starts at a keyframe and then gets every
+//! frame the publisher sent until it left: its frame count is the file's minus the frames before one of
+//! the file's keyframes, exactly (a lost, doubled or undecodable frame would break that). The end is a
+//! BYE: every reader ends by itself. Then the path is free to publish again.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rtsp_toolkit_conformance::peers::{ffprobe_count_frames, gst_fakesink_frames, parse_ffprobe_counts};
+use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
+use rtsp_toolkit_core::client::{ClientOptions, Event};
+use rtsp_toolkit_core::server::publish::{PublishEvent, PublishOptions};
+use rtsp_toolkit_tokio::server::ServerOptions;
+
+fn media() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media")
+}
+
+/// The video frames of `file` and the indices of its keyframes.
+fn keyframes(file: &Path) -> (usize, Vec<usize>) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=key_frame",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe (scripts/peers/install.sh installs it)");
+    // One line per frame, `1` or `0` (the first may have a trailing comma: side data), blank lines between.
+    let flags: Vec<bool> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().trim_end_matches(','))
+        .filter(|l| !l.is_empty())
+        .map(|l| l == "1")
+        .collect();
+    let keys = flags.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
+    (flags.len(), keys)
+}
+
+/// Runs `c` to its end, killed after `limit`: its stdout and stderr.
+fn run_bounded(mut c: Command, limit: Duration) -> (String, String) {
+    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let o = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let e = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (o.join().unwrap(), e.join().unwrap())
+}
+
+/// A process killed on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The status of a DESCRIBE of `url` on `addr` (0 when none came).
+fn describe_status(addr: std::net::SocketAddr, url: &str) -> u16 {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.write_all(format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n").as_bytes());
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (10 s at most) until `url` is live.
+fn wait_live(server: &TestServer, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while describe_status(server.local_addr(), url) != 200 {
+        assert!(Instant::now() < deadline, "{url} did not become live");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Our blocking client reads `url` to its end: (video frames, whether the
+/// first was a keyframe, frames reporting loss, the close error).
+fn our_reader(url: &str) -> (usize, bool, usize, Option<String>) {
+    let session = rtsp_toolkit_blocking::Session::open(url, ClientOptions::default()).expect("open");
+    let (mut frames, mut first_key, mut lossy, mut error) = (0, false, 0, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for event in session {
+        match event {
+            Event::Video(v) => {
+                if frames == 0 {
+                    first_key = v.frame.keyframe;
+                }
+                frames += 1;
+                lossy += usize::from(v.frame.loss > 0);
+            }
+            Event::Closed(c) => error = c.error.map(|e| e.to_string()),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "the live stream did not end");
+    }
+    (frames, first_key, lossy, error)
+}
+
+fn server(runtime: ServerRuntime) -> TestServer {
+    let mut options = ServerOptions::default();
+    options.config.publish = vec!["live".into()];
+    options.config.linger_after_end = Duration::from_secs(2);
+    TestServer::with_options(runtime, media(), options)
+}
+
+/// `frames` is the file's count from one of its keyframes on, joined within 3 s.
+fn check_from_a_keyframe(who: &str, frames: usize, total: usize, keys: &[usize]) {
+    assert!(
+        keys.iter().any(|k| total - k == frames && *k <= 75),
+        "{who}: {frames} video frames; the file has {total} with keyframes at {keys:?}"
+    );
+}
+
+#[test]
+fn ffmpeg_publishes_and_ffprobe_gstreamer_and_our_client_read_at_once() {
+    let file = media().join("h264_aac.mp4");
+    let (total, keys) = keyframes(&file);
+    assert!(total > 100 && keys.len() > 2, "{total} {keys:?}");
+    for runtime in [ServerRuntime::Tokio, ServerRuntime::Smol] {
+        let rt = runtime.name();
+        let server = server(runtime);
+        let url = server.url("live");
+        let publisher = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
+            .arg(&file)
+            .args(["-c", "copy", "-rtsp_transport", "tcp", "-f", "rtsp", &url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ffmpeg");
+        let mut publisher = Killed(publisher);
+        wait_live(&server, &url);
+        let u = url.clone();
+        let ffprobe = thread::spawn(move || run_bounded(ffprobe_count_frames(&u, "tcp", &[]), Duration::from_secs(30)));
+        let u = url.clone();
+        let gst = thread::spawn(move || {
+            let mut c = Command::new("gst-launch-1.0");
+            c.arg("-v").args(
+                format!(
+                    "rtspsrc location={u} protocols=tcp name=s s. ! rtph264depay ! h264parse ! fakesink silent=false"
+                )
+                .split(' '),
+            );
+            run_bounded(c, Duration::from_secs(30))
+        });
+        let u = url.clone();
+        let ours = thread::spawn(move || our_reader(&u));
+
+        let (frames, first_key, lossy, error) = ours.join().unwrap();
+        assert!(first_key, "{rt}: our client's first frame is a keyframe");
+        assert_eq!((lossy, error), (0, None), "{rt}: no loss, the end is no error");
+        check_from_a_keyframe(&format!("{rt}: our client"), frames, total, &keys);
+
+        let (out, err) = ffprobe.join().unwrap();
+        let counts = parse_ffprobe_counts(&out);
+        let video = counts.iter().find(|(c, _)| c == "h264").map_or(0, |c| c.1);
+        check_from_a_keyframe(&format!("{rt}: ffprobe ({err})"), video, total, &keys);
+        assert!(counts.iter().any(|(c, n)| c == "aac" && *n > 100), "{rt}: {counts:?}");
+
+        let (out, err) = gst.join().unwrap();
+        let buffers = gst_fakesink_frames(&out);
+        check_from_a_keyframe(&format!("{rt}: GStreamer ({err})"), buffers, total, &keys);
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = publisher.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "{rt}: FFmpeg did not finish");
+            thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{rt}: FFmpeg publisher failed");
+        // The publisher left: the path is not live, and may be published again.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while describe_status(server.local_addr(), &url) != 404 {
+            assert!(Instant::now() < deadline, "{rt}: the path stayed live");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn our_publisher_into_our_server_and_one_publisher_per_path() {
+    let file = media().join("h264_aac.mp4");
+    let (total, keys) = keyframes(&file);
+    for runtime in [ServerRuntime::Tokio, ServerRuntime::Smol] {
+        let rt = runtime.name();
+        let server = server(runtime);
+        let url = server.url("live");
+        let stop = rtsp_toolkit_core::stop::StopSignal::new();
+        let source = Arc::new(rtsp_toolkit_media::open(&file).expect("the fixture opens"));
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (u, s, src) = (url.clone(), stop.clone(), source.clone());
+        let publisher = thread::spawn(move || {
+            let mut error = None;
+            let r = tokio.block_on(rtsp_toolkit_tokio::publish::publish(
+                &u,
+                src,
+                PublishOptions::default(),
+                s,
+                |e| {
+                    if let PublishEvent::Finished { error: e, .. } = e {
+                        error = e.map(|e| e.to_string());
+                    }
+                },
+            ));
+            r.map_err(|e| e.to_string()).and_then(|()| error.map_or(Ok(()), Err))
+        });
+        wait_live(&server, &url);
+        // A second publisher of the same path is refused while the first publishes; another path too.
+        for (path, status) in [("live", "455"), ("other", "403")] {
+            let mut s = TcpStream::connect(server.local_addr()).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 8\r\na=control:a\r\n";
+            write!(
+                s,
+                "ANNOUNCE {} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                server.url(path),
+                sdp.len()
+            )
+            .unwrap();
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).unwrap();
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            assert!(head.starts_with(&format!("RTSP/1.0 {status}")), "{rt}: {path}: {head}");
+        }
+        let (frames, first_key, lossy, error) = our_reader(&url);
+        assert!(first_key && lossy == 0 && error.is_none(), "{rt}: {error:?}");
+        check_from_a_keyframe(&format!("{rt}: our client of our publisher"), frames, total, &keys);
+        let report = publisher.join().unwrap();
+        assert!(report.is_ok(), "{rt}: {report:?}");
+    }
+}
