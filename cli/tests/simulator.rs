@@ -255,6 +255,84 @@ fn ffprobe_sees_the_drops() {
     );
 }
 
+/// The sizes of the keyframes our client assembled.
+fn keyframe_sizes(events: &[Value]) -> Vec<u64> {
+    of_type(events, "video")
+        .iter()
+        .filter(|v| v["keyframe"] == true)
+        .map(|v| v["size"].as_u64().unwrap())
+        .collect()
+}
+
+/// `params=inband`: no parameter sets in the SDP, and in front of every
+/// keyframe in the stream. Our client (and ffprobe) play every frame; it
+/// takes the sets from the first keyframe, and each later keyframe it hands
+/// on is larger by them. `params=sdp`: only in the SDP; the fixtures have
+/// none in-band, so the stream is as without it (the core's test has a
+/// source with in-band sets taken out).
+#[test]
+fn params_only_in_band_or_only_in_the_sdp_play_whole() {
+    let serve = JsonServe::start();
+    let clean_events = probe(&serve.url("h264_aac.mp4"), &[]);
+    let (video, audio) = frames(&clean_events);
+    let clean_keys = keyframe_sizes(&clean_events);
+    assert_eq!(clean_keys.len(), 5);
+    let _ = serve.events();
+    let describe = |events: &[Value]| {
+        of_type(events, "rtsp")
+            .into_iter()
+            .find(|r| r["method"] == "DESCRIBE")
+            .unwrap()
+            .to_string()
+    };
+    assert!(describe(&clean_events).contains("sprop-parameter-sets"));
+
+    let events = probe(&serve.url("h264_aac.mp4?params=inband"), &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    assert_eq!(of_type(&events, "warning").len(), 0);
+    assert!(!describe(&events).contains("sprop"), "{}", describe(&events));
+    let keys = keyframe_sizes(&events);
+    // The first keyframe carries the sets either way (our client puts the
+    // SDP's in front of it); the later ones only with params=inband.
+    assert_eq!(keys[0], clean_keys[0]);
+    let grown: HashSet<u64> = keys[1..].iter().zip(&clean_keys[1..]).map(|(a, b)| a - b).collect();
+    assert_eq!(grown.len(), 1, "{keys:?} {clean_keys:?}");
+    assert!(grown.iter().all(|g| (20..100).contains(g)), "{grown:?}");
+    let faults = serve.faults();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(
+        (&faults[0]["fault"], &faults[0]["params"]),
+        (&json!("params"), &json!("inband"))
+    );
+    assert_eq!(ffprobe_video_frames(&serve.url("h264_aac.mp4?params=inband")), 125);
+
+    let events = probe(&serve.url("h264_aac.mp4?params=sdp"), &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    assert!(describe(&events).contains("sprop-parameter-sets"));
+    assert_eq!(keyframe_sizes(&events), clean_keys);
+}
+
+/// Video frames ffprobe decodes from `url` over TCP.
+fn ffprobe_video_frames(url: &str) -> u64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+        ])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", url])
+        .output()
+        .expect("ffprobe (FFmpeg) is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().unwrap()
+}
+
 #[test]
 fn wrong_cseq_is_a_warning_per_answer_and_the_session_plays() {
     let serve = JsonServe::start();
@@ -849,6 +927,7 @@ fn list_profiles_names_every_fault_and_quirk() {
         "ts_jump=",
         "sr_offset=",
         "slow=",
+        "params=",
         "session_timeout=",
         "quirk=",
         "wrong_cseq",

@@ -392,3 +392,123 @@ fn every_runtime_takes_the_other_faults_and_quirks() {
         assert_eq!((lost(&run.events, 0), lost(&run.events, 1)), (0, 0), "{name}");
     }
 }
+
+fn warnings(events: &[Event]) -> Vec<&Warning> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Warning(w) => Some(w),
+            _ => None,
+        })
+        .collect()
+}
+
+fn methods(events: &[Event]) -> Vec<&rtsp_toolkit_core::client::MethodEvent> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Method(m) => Some(&**m),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The faults and quirks added with `ts_jump` on every runtime (one after
+/// the other): each plays whole without a warning, or is reported as
+/// docs/SIMULATOR.md says.
+#[test]
+fn every_runtime_takes_the_stream_and_answer_quirks() {
+    let (server, seen) = server();
+    let (video, audio) = whole_stream(&server);
+
+    // Played whole, no loss, no warning, whatever the server did.
+    for query in [
+        "ts_jump=2",
+        "quirk=control_absolute",
+        "quirk=no_session_control",
+        "quirk=wrong_content_base",
+        "quirk=other_channels",
+        "quirk=no_interleaved",
+        "slow=300",
+        "params=inband",
+    ] {
+        seen.lock().unwrap().clear();
+        let runs = run_all(&server.url(&format!("h264_aac.mp4?{query}")), Transport::Tcp);
+        let faults = faults_by_session(&seen);
+        for run in &runs {
+            let name = run.runtime.name();
+            clean_end(run);
+            assert_eq!(frames(&run.events), (video, audio), "{name} {query}");
+            assert_eq!((lost(&run.events, 0), lost(&run.events, 1)), (0, 0), "{name} {query}");
+            assert!(
+                warnings(&run.events).is_empty(),
+                "{name} {query}: {:?}",
+                warnings(&run.events)
+            );
+            assert!(!faults[&session_id(run)].is_empty(), "{name} {query}");
+            let ms = methods(&run.events);
+            let setups: Vec<&&rtsp_toolkit_core::client::MethodEvent> =
+                ms.iter().filter(|m| m.method == Method::Setup).collect();
+            match query {
+                "quirk=control_absolute" => assert!(
+                    setups.iter().all(|m| m.url.ends_with("?transportmode=unicast")),
+                    "{name}"
+                ),
+                "quirk=wrong_content_base" => {
+                    assert!(setups.iter().all(|m| m.url.contains("/elsewhere/stream0/")), "{name}")
+                }
+                "quirk=other_channels" => {
+                    let channels: Vec<_> = setups
+                        .iter()
+                        .map(|m| match m.track.as_ref().map(|t| &t.transport) {
+                            Some(rtsp_toolkit_core::client::TransportKind::TcpInterleaved { rtp_channel, .. }) => {
+                                *rtp_channel
+                            }
+                            other => panic!("{name}: {other:?}"),
+                        })
+                        .collect();
+                    assert_eq!(channels, [10, 12], "{name}");
+                }
+                "slow=300" => assert!(ms.iter().all(|m| m.elapsed >= Duration::from_millis(300)), "{name}"),
+                _ => {}
+            }
+        }
+    }
+
+    // No keyframe for 2 s: exactly the two keyframes lost, their packets
+    // counted lost.
+    seen.lock().unwrap().clear();
+    let runs = run_all(&server.url("h264_aac.mp4?keyframe_gap=1:2"), Transport::Tcp);
+    let faults = faults_by_session(&seen);
+    for run in &runs {
+        let name = run.runtime.name();
+        clean_end(run);
+        let drops = faults[&session_id(run)].len() as u64;
+        assert!(drops >= 2, "{name}");
+        assert_eq!(frames(&run.events), (video - 2, audio), "{name}");
+        assert_eq!(lost(&run.events, 0), drops, "{name}");
+    }
+
+    // 401 after PLAY: the first keepalive fails the session clearly.
+    for run in run_all(
+        &server.url("h264_aac.mp4?quirk=unauthorized_after_play&session_timeout=2"),
+        Transport::Tcp,
+    ) {
+        let name = run.runtime.name();
+        match run.events.last() {
+            Some(Event::Closed(c)) => assert!(
+                matches!(
+                    &c.error,
+                    Some(rtsp_toolkit_core::Error::Response {
+                        method: Method::GetParameter,
+                        status: 401,
+                        ..
+                    })
+                ),
+                "{name}: {c:?}"
+            ),
+            other => panic!("{name}: {other:?}"),
+        }
+        assert!(frames(&run.events).0 > 10, "{name}");
+    }
+}

@@ -190,6 +190,19 @@ impl Quirks {
     }
 }
 
+/// Where the video parameter sets go (`params=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Params {
+    /// `params=inband`: not in the SDP (no `sprop-parameter-sets`, no
+    /// `sprop-vps`/`sprop-sps`/`sprop-pps`); in front of every keyframe
+    /// that does not carry them.
+    Inband,
+    /// `params=sdp`: only in the SDP; taken out of the stream.
+    Sdp,
+}
+
 /// When a connection is closed by `close_after=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CloseAfter {
@@ -248,6 +261,10 @@ pub struct Faults {
     /// `AFTER_S` after PLAY for `FOR_S`: every packet of each keyframe
     /// (IDR access unit) due then is dropped, the frames between them sent.
     pub keyframe_gap: Option<(Duration, Duration)>,
+    /// `params=inband` or `params=sdp`: where the H.264/H.265 parameter
+    /// sets go (else where the file has them: in the SDP, and in-band when
+    /// its samples carry them).
+    pub params: Option<Params>,
     /// `session_timeout=S`: the session timeout announced and enforced for
     /// this connection (else the server's).
     pub session_timeout: Option<Duration>,
@@ -331,6 +348,11 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "slow",
         "MS",
         "each request answered MS ms after it came (1-60000), one after the other",
+    ),
+    (
+        "params",
+        "inband | sdp",
+        "H.264/H.265 parameter sets only in-band (none in the SDP) or only in the SDP (none in-band)",
     ),
     (
         "session_timeout",
@@ -445,6 +467,15 @@ impl Faults {
                         .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
                     faults.stall = Some((after, len));
                 }
+                "params" => {
+                    faults.params = Some(if value.eq_ignore_ascii_case("inband") {
+                        Params::Inband
+                    } else if value.eq_ignore_ascii_case("sdp") {
+                        Params::Sdp
+                    } else {
+                        return Err(err("inband or sdp"));
+                    });
+                }
                 "keyframe_gap" => {
                     let (after, len) = value.split_once(':').ok_or_else(|| err("AFTER_S:FOR_S, such as 1:2"))?;
                     let after = seconds(after).ok_or_else(|| err("AFTER_S: seconds from 0 to 86400"))?;
@@ -532,6 +563,35 @@ fn decimal(v: &str, max: f64) -> Option<f64> {
         && v != ".";
     let x: f64 = v.parse().ok().filter(|_| plain)?;
     (x.is_finite() && (0.0..=max).contains(&x)).then_some(x)
+}
+
+/// The SDP text `sdp` without its video parameter sets (`params=inband`):
+/// the `sprop-parameter-sets`, `sprop-vps`, `sprop-sps` and `sprop-pps`
+/// of every `a=fmtp` line; a line left without parameters goes.
+pub(super) fn without_parameter_sets(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive("\r\n") {
+        let Some(rest) = line.strip_prefix("a=fmtp:") else {
+            out.push_str(line);
+            continue;
+        };
+        let rest = rest.trim_end_matches("\r\n");
+        let (pt, params) = rest.split_once(' ').unwrap_or((rest, ""));
+        let kept: Vec<&str> = params
+            .split(';')
+            .map(str::trim)
+            .filter(|p| {
+                !p.is_empty()
+                    && !["sprop-parameter-sets=", "sprop-vps=", "sprop-sps=", "sprop-pps="]
+                        .iter()
+                        .any(|k| p.len() >= k.len() && p[..k.len()].eq_ignore_ascii_case(k))
+            })
+            .collect();
+        if !kept.is_empty() {
+            out.push_str(&format!("a=fmtp:{pt} {}\r\n", kept.join(";")));
+        }
+    }
+    out
 }
 
 /// The path a [`Quirk::WrongContentBase`] `Content-Base` names.
@@ -664,6 +724,12 @@ pub enum FaultEvent {
         method: Method,
         /// How long, in milliseconds.
         delay_ms: u32,
+    },
+    /// The SDP of a DESCRIBE answer was written for `params=` (without
+    /// parameter sets for `inband`); the stream follows it.
+    Params {
+        /// Where the parameter sets go.
+        params: Params,
     },
     /// An RTCP BYE went out on every track while the media goes on
     /// (`bye_at=`).
@@ -1102,6 +1168,8 @@ mod tests {
         assert_eq!(f.ts_jump, Some(Duration::from_secs(6)));
         assert_eq!(parse("sr_offset=-250").unwrap().unwrap().sr_offset_ms, Some(-250));
         assert_eq!(parse("slow=250").unwrap().unwrap().slow, Duration::from_millis(250));
+        assert_eq!(parse("params=InBand").unwrap().unwrap().params, Some(Params::Inband));
+        assert_eq!(parse("params=sdp").unwrap().unwrap().params, Some(Params::Sdp));
         assert_eq!(
             parse("keyframe_gap=1:2.5").unwrap().unwrap().keyframe_gap,
             Some((Duration::from_secs(1), Duration::from_millis(2500)))
@@ -1140,6 +1208,8 @@ mod tests {
             ("stall=:1", "stall"),
             ("stall=inf:1", "stall"),
             ("keyframe_gap=1", "keyframe_gap"),
+            ("params=both", "params"),
+            ("params=", "params"),
             ("keyframe_gap=1:0", "keyframe_gap"),
             ("close_after=0p", "close_after"),
             ("close_after=x", "close_after"),

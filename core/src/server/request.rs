@@ -309,6 +309,17 @@ impl Connection {
             },
             backchannel: (self.config.backchannel && wants_backchannel(&req)).then_some(self.config.backchannel_codec),
         });
+        let sdp = match self.faults.as_ref().and_then(|f| f.spec.params.map(|p| (p, f))) {
+            Some((params, f)) => {
+                let event = f.event(faults::FaultEvent::Params { params });
+                self.queue.push_back(event);
+                match params {
+                    faults::Params::Inband => faults::without_parameter_sets(&sdp),
+                    faults::Params::Sdp => sdp,
+                }
+            }
+            None => sdp,
+        };
         let no_session = self.quirk(Quirk::NoSessionControl, &info.method);
         let absolute = self.quirk(Quirk::ControlAbsolute, &info.method);
         let sdp = if no_session || absolute {

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::clock::SplitMix64;
-use super::faults::{FaultEvent, FaultRun, Quirk, Verdict};
+use super::faults::{FaultEvent, FaultRun, Params, Quirk, Verdict};
 use super::live::{Mapped, Restamp};
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
@@ -252,6 +252,9 @@ pub(super) struct TrackOut {
     pub ts_base: u32,
     /// `ceil(D · clock_rate)`: how far each loop moves the timestamps.
     loop_ticks: u64,
+    /// The video parameter sets of the source (VPS, SPS, PPS), for the
+    /// camera simulator's `params=inband`.
+    parameter_sets: Vec<Bytes>,
     rtp: Rtp,
     packetizer: Packetizer,
 }
@@ -278,10 +281,12 @@ impl TrackOut {
                 ts = to;
             }
         }
+        let params = out.faults.as_deref().and_then(|f| f.spec.params);
         let TrackOut {
             rtp,
             packetizer,
             delivery,
+            parameter_sets,
             ..
         } = self;
         // The camera simulator's `keyframe_gap=`: every packet of a video
@@ -293,12 +298,14 @@ impl TrackOut {
         match packetizer {
             Packetizer::H264(p) => {
                 split_length_prefixed(&sample.data, nals);
+                place_parameter_sets(nals, params, sample.keyframe, parameter_sets, h264_kind);
                 for (payload, marker) in p.packetize(nals) {
                     rtp.put(delivery, out, ts, marker, &payload);
                 }
             }
             Packetizer::H265(p) => {
                 split_length_prefixed(&sample.data, nals);
+                place_parameter_sets(nals, params, sample.keyframe, parameter_sets, h265_kind);
                 for (payload, marker) in p.packetize(nals) {
                     rtp.put(delivery, out, ts, marker, &payload);
                 }
@@ -461,6 +468,53 @@ fn send_reports(
         .filter(|at| *at > now)
         .or_else(|| now.checked_add(pb.rtcp_interval))
         .unwrap_or(now);
+}
+
+/// What an H.264 or H.265 NAL unit is, for [`place_parameter_sets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NalKind {
+    ParameterSet,
+    AccessUnitDelimiter,
+    Other,
+}
+
+fn h264_kind(nal: &[u8]) -> NalKind {
+    match nal.first().map(|b| b & 0x1f) {
+        Some(7 | 8) => NalKind::ParameterSet,
+        Some(9) => NalKind::AccessUnitDelimiter,
+        _ => NalKind::Other,
+    }
+}
+
+fn h265_kind(nal: &[u8]) -> NalKind {
+    match nal.first().map(|b| (b >> 1) & 0x3f) {
+        Some(32..=34) => NalKind::ParameterSet,
+        Some(35) => NalKind::AccessUnitDelimiter,
+        _ => NalKind::Other,
+    }
+}
+
+/// The camera simulator's `params=`: `sdp` takes the parameter sets out of
+/// a sample's NAL units; `inband` puts `sets` in front of a keyframe's
+/// (after an access unit delimiter) when it has none of its own.
+fn place_parameter_sets(
+    nals: &mut Vec<Bytes>,
+    params: Option<Params>,
+    keyframe: bool,
+    sets: &[Bytes],
+    kind: fn(&[u8]) -> NalKind,
+) {
+    match params {
+        Some(Params::Sdp) => nals.retain(|n| kind(n) != NalKind::ParameterSet),
+        Some(Params::Inband) if keyframe && !nals.iter().any(|n| kind(n) == NalKind::ParameterSet) => {
+            let at = nals
+                .iter()
+                .take_while(|n| kind(n) == NalKind::AccessUnitDelimiter)
+                .count();
+            nals.splice(at..at, sets.iter().filter(|s| !s.is_empty()).cloned());
+        }
+        _ => {}
+    }
 }
 
 /// `at + interval`, or `now + interval` when that has passed already.
@@ -956,6 +1010,11 @@ impl Session {
             clock_rate,
             ts_base,
             loop_ticks: ticks(self.source.duration, clock_rate, true),
+            parameter_sets: match &track.codec {
+                SourceCodec::H264 { sps, pps } => sps.iter().chain(pps).cloned().collect(),
+                SourceCodec::H265 { vps, sps, pps } => vps.iter().chain(sps).chain(pps).cloned().collect(),
+                _ => Vec::new(),
+            },
             rtp: Rtp {
                 track: source_track,
                 ssrc,

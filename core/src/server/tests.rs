@@ -24,6 +24,16 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// The NAL units of a 4-byte-length-prefixed sample.
+fn split_length_prefixed_for_test(data: &[u8], nals: &mut Vec<Vec<u8>>) {
+    let mut at = 0;
+    while at + 4 <= data.len() {
+        let len = u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
+        nals.push(data[at + 4..at + 4 + len].to_vec());
+        at += 4 + len;
+    }
+}
+
 fn length_prefixed(nals: &[Vec<u8>]) -> Bytes {
     let mut v = Vec::new();
     for n in nals {
@@ -4455,6 +4465,89 @@ mod simulator {
         // The frames between them are sent: 5 loops of 10 frames, 2 gone.
         let frames: std::collections::BTreeSet<u32> = video.iter().map(|p| p.timestamp).collect();
         assert_eq!(frames.len(), 48);
+    }
+
+    /// The H.264 NAL unit types in RTP payloads (inside STAP-A, and the
+    /// start of FU-A).
+    fn nal_types(packets: &[RtpPacket]) -> Vec<u8> {
+        let mut types = Vec::new();
+        for p in packets {
+            let pl = &p.payload[..];
+            match pl[0] & 0x1f {
+                24 => {
+                    let mut at = 1;
+                    while at + 2 < pl.len() {
+                        let len = usize::from(u16::from_be_bytes([pl[at], pl[at + 1]]));
+                        types.push(pl[at + 2] & 0x1f);
+                        at += 2 + len;
+                    }
+                }
+                28 if pl[1] & 0x80 != 0 => types.push(pl[1] & 0x1f),
+                28 => {}
+                t => types.push(t),
+            }
+        }
+        types
+    }
+
+    /// `params=sdp`: the synthetic source's in-band SPS and PPS are taken
+    /// out of the stream, the SDP keeps them; `params=inband`: the SDP has
+    /// none, and a source without in-band sets gets them in front of every
+    /// keyframe.
+    #[test]
+    fn params_put_the_parameter_sets_only_in_the_sdp_or_only_in_band() {
+        let with_sets = Arc::new(synthetic_source());
+        let mut bare = synthetic_source();
+        for sample in bare.samples.iter_mut().filter(|s| s.track == 0) {
+            let mut nals = Vec::new();
+            split_length_prefixed_for_test(&sample.data, &mut nals);
+            nals.retain(|n| !matches!(n[0] & 0x1f, 7 | 8));
+            sample.data = length_prefixed(&nals);
+        }
+        let bare = Arc::new(bare);
+        let run = |source: &Arc<MediaSource>, query: &str| {
+            let mut h = Harness::new();
+            let d = h.describe(h.t0, &format!("{URL}{query}"), source);
+            let sdp = String::from_utf8_lossy(&d.response().body).into_owned();
+            let events = faults(&[d]);
+            assert_eq!(h.setup(h.t0, 0, "0-1").status(), 200);
+            assert_eq!(h.setup(h.t0, 1, "2-3").status(), 200);
+            let d = h.request(h.t0, "PLAY", &format!("{URL}/"), &[]);
+            let until = h.t0 + Duration::from_secs(60);
+            let all = collect_until_close(&mut h, d, until);
+            let video: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(0)).collect();
+            (sdp, events, nal_types(&video))
+        };
+        let count = |types: &[u8], t: u8| types.iter().filter(|x| **x == t).count();
+        // 2 keyframes (IDR, type 5) in the synthetic source's 10 frames.
+        let (sdp, events, types) = run(&with_sets, "");
+        assert!(sdp.contains("sprop-parameter-sets=") && events.is_empty());
+        assert_eq!((count(&types, 5), count(&types, 7), count(&types, 8)), (2, 2, 2));
+        let (sdp, events, types) = run(&with_sets, "?params=sdp");
+        assert!(sdp.contains("sprop-parameter-sets="));
+        assert_eq!(
+            events,
+            vec![(
+                None,
+                FaultEvent::Params {
+                    params: crate::server::faults::Params::Sdp
+                }
+            )]
+        );
+        assert_eq!((count(&types, 5), count(&types, 7), count(&types, 8)), (2, 0, 0));
+        let (_, _, types) = run(&bare, "");
+        assert_eq!((count(&types, 5), count(&types, 7), count(&types, 8)), (2, 0, 0));
+        let (sdp, events, types) = run(&bare, "?params=inband");
+        assert!(!sdp.contains("sprop"), "{sdp}");
+        assert!(
+            sdp.contains("a=fmtp:96 packetization-mode=1;profile-level-id="),
+            "{sdp}"
+        );
+        assert_eq!(events.len(), 1);
+        assert_eq!((count(&types, 5), count(&types, 7), count(&types, 8)), (2, 2, 2));
+        // Each SPS right before its PPS and IDR.
+        let at = types.iter().position(|t| *t == 7).unwrap();
+        assert_eq!(&types[at..at + 3], &[7, 8, 5]);
     }
 
     /// `bye_at=0.2`: a BYE on both tracks 0.2 s after PLAY, the media going
