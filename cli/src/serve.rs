@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// 30 s; readers stay on through a reconnect within 10 s (a clean discontinuity), else they get the end.
     #[arg(long, value_name = "NAME=URL", value_parser = RelaySpec::parse)]
     pub relay: Vec<RelaySpec>,
+    /// Give a new reader of a --publish or --relay path the packets since the last video keyframe at once (a
+    /// burst of up to one GOP, at most 4 MiB) for a first frame without waiting for the next keyframe.
+    #[arg(long)]
+    pub gop_cache: bool,
     /// How relays take their upstream's RTP: tcp (interleaved), udp, multicast or auto (UDP, else TCP).
     #[arg(long, value_name = "KIND", default_value = "tcp", value_parser = parse_relay_transport)]
     pub relay_transport: Transport,
@@ -345,6 +349,7 @@ pub async fn run(args: &ServeArgs) -> u8 {
     options.config.multicast = !args.no_multicast;
     options.config.fault_seed = args.seed;
     options.config.publish.clone_from(&args.publish);
+    options.gop_cache = args.gop_cache;
     options.relays = args
         .relay
         .iter()

@@ -353,3 +353,60 @@ fn live_with(url: &str) -> bool {
     }
     false
 }
+
+#[test]
+fn with_the_gop_cache_a_late_reader_starts_at_the_last_keyframe_at_once() {
+    let file = media().join("h264_aac.mp4");
+    let (total, keys) = keyframes(&file);
+    // Keyframes one second apart: a reader that joins 1.4 s in is between the second and the third.
+    assert_eq!(keys[..3], [0, 25, 50], "the fixture's GOPs");
+    let mut options = ServerOptions {
+        gop_cache: true,
+        ..ServerOptions::default()
+    };
+    options.config.publish = vec!["live".into()];
+    let server = TestServer::with_options(ServerRuntime::Tokio, media(), options);
+    let url = server.url("live");
+    let source = Arc::new(rtsp_toolkit_media::open(&file).expect("the fixture opens"));
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (u, stop) = (url.clone(), rtsp_toolkit_core::stop::StopSignal::new());
+    let publisher = thread::spawn(move || {
+        tokio.block_on(rtsp_toolkit_tokio::publish::publish(
+            &u,
+            source,
+            PublishOptions::default(),
+            stop,
+            |_| {},
+        ))
+    });
+    wait_live(&server, &url);
+    thread::sleep(Duration::from_millis(1400));
+    let opened = Instant::now();
+    let session = rtsp_toolkit_blocking::Session::open(&url, ClientOptions::default()).expect("open");
+    let (mut frames, mut first) = (0usize, None);
+    let mut last_ts = None;
+    for event in session {
+        if let Event::Video(v) = event {
+            if first.is_none() {
+                first = Some((opened.elapsed(), v.frame.keyframe));
+            }
+            if let Some(last) = last_ts {
+                assert_eq!(v.extended_timestamp - last, 3600, "the GOP's timing is kept");
+            }
+            last_ts = Some(v.extended_timestamp);
+            frames += 1;
+        }
+        assert!(opened.elapsed() < Duration::from_secs(30), "the stream did not end");
+    }
+    let (delay, key) = first.expect("a frame");
+    assert!(key, "the first frame is the cached keyframe");
+    assert!(
+        delay < Duration::from_millis(400),
+        "first frame {delay:?} after the open"
+    );
+    assert_eq!(frames, total - 25, "every frame from the second keyframe on");
+    assert!(publisher.join().unwrap().is_ok());
+}

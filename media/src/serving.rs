@@ -157,6 +157,11 @@ pub struct ServerOptions {
     /// own client pulls from an upstream URL once and serves to any number
     /// of readers, reconnecting with back-off (see [`relay`]).
     pub relays: Vec<relay::RelaySpec>,
+    /// Give a new reader of a live path (published or relayed) the path's
+    /// packets since its last video keyframe at once, for a first frame
+    /// without waiting for the next keyframe (default off: readers start at
+    /// the next keyframe). At most 4 MiB per path; a longer GOP is not cached.
+    pub gop_cache: bool,
 }
 
 /// A callback for the server's events ([`ServerOptions::events`]): the
@@ -193,6 +198,7 @@ impl Default for ServerOptions {
             tls: None,
             backchannel_dir: None,
             relays: Vec::new(),
+            gop_cache: false,
         }
     }
 }
@@ -573,6 +579,7 @@ impl ServerState {
             }
             config.auth = Some(Arc::new(ServerAuth::new(auth.clone(), secret, Instant::now())));
         }
+        let gop_cache = options.gop_cache;
         ServerState {
             library: Arc::new(library),
             config: Arc::new(config),
@@ -586,7 +593,7 @@ impl ServerState {
             groups: Arc::new(Mutex::new(groups)),
             spawns: Spawns::default(),
             tunnels: tunnel::Tunnels::default(),
-            live: Arc::default(),
+            live: Arc::new(live::LivePaths::new(gop_cache)),
             live_latency: live::Latency::default(),
         }
     }

@@ -31,10 +31,17 @@ pub(crate) const MAX_QUEUED_PACKETS: usize = 8192;
 /// Most packets a reader's connection takes from its queue per wake-up.
 pub(crate) const MAX_BATCH: usize = 512;
 
+/// Most payload bytes of a cached GOP (`gop_cache`): a longer GOP is not
+/// cached (readers then start at the next keyframe).
+pub(crate) const MAX_GOP_BYTES: usize = 4 * 1024 * 1024;
+
 /// The live paths of a server, by path.
 #[derive(Debug, Default)]
 pub(crate) struct LivePaths {
     paths: Mutex<HashMap<String, Arc<LivePath>>>,
+    /// Keep each path's packets since its last video keyframe and give them
+    /// to a new reader at once (a fast first frame).
+    gop_cache: bool,
 }
 
 /// One live path: its presentation and its readers.
@@ -42,6 +49,8 @@ pub(crate) struct LivePaths {
 pub(crate) struct LivePath {
     source: Arc<MediaSource>,
     readers: Mutex<Readers>,
+    /// The first video track (H.264, H.265), whose keyframes start a GOP.
+    video: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +59,10 @@ struct Readers {
     next_id: u64,
     /// The publisher left: no reader joins any more.
     ended: bool,
+    /// With `gop_cache`: every packet since the first of the video track's
+    /// last keyframe, and their payload bytes (`None`: none cached, waiting
+    /// for a keyframe).
+    gop: Option<(Vec<(usize, RtpPacket)>, usize)>,
 }
 
 /// The packets waiting for one reader.
@@ -80,6 +93,14 @@ pub(crate) struct Taken {
 }
 
 impl LivePaths {
+    /// Live paths whose new readers get the cached GOP at once when `gop_cache`.
+    pub fn new(gop_cache: bool) -> LivePaths {
+        LivePaths {
+            gop_cache,
+            ..LivePaths::default()
+        }
+    }
+
     /// Makes `path` live with `source`, unless it is already; the path stays
     /// live while the returned [`Publication`] lives.
     pub fn publish(self: &Arc<Self>, path: String, source: Arc<MediaSource>) -> Result<Publication, String> {
@@ -87,7 +108,15 @@ impl LivePaths {
         if paths.contains_key(&path) {
             return Err(format!("{path} is published by another connection"));
         }
+        let video = source.tracks.iter().position(|t| {
+            matches!(
+                t.codec,
+                rtsp_toolkit_core::source::SourceCodec::H264 { .. }
+                    | rtsp_toolkit_core::source::SourceCodec::H265 { .. }
+            )
+        });
         let entry = Arc::new(LivePath {
+            video: video.filter(|_| self.gop_cache),
             source,
             readers: Mutex::default(),
         });
@@ -113,6 +142,13 @@ impl LivePaths {
         let mut readers = lock(&entry.readers);
         if readers.ended {
             return None;
+        }
+        if let Some((gop, _)) = &readers.gop {
+            // The GOP so far first, as if it had just arrived.
+            let now = Instant::now();
+            for (track, packet) in gop {
+                queue.push(*track, packet, now);
+            }
         }
         let id = readers.next_id;
         readers.next_id += 1;
@@ -145,9 +181,44 @@ impl Publication {
     /// Puts one of the publisher's packets in every reader's queue.
     pub fn send(&self, track: usize, packet: &RtpPacket) {
         let received = Instant::now();
-        let readers = lock(&self.entry.readers);
+        let mut readers = lock(&self.entry.readers);
         for (_, queue) in &readers.queues {
             queue.push(track, packet, received);
+        }
+        if let Some(video) = self.entry.video {
+            cache(&mut readers.gop, &self.entry.source, video, track, packet);
+        }
+    }
+}
+
+/// Adds `packet` to the cached GOP: a packet of the video track that starts
+/// a keyframe with a timestamp other than the GOP's first starts a new one;
+/// past [`MAX_GOP_BYTES`] nothing is cached until the next keyframe.
+fn cache(
+    gop: &mut Option<(Vec<(usize, RtpPacket)>, usize)>,
+    source: &MediaSource,
+    video: usize,
+    track: usize,
+    packet: &RtpPacket,
+) {
+    let starts = track == video
+        && source
+            .tracks
+            .get(video)
+            .is_some_and(|t| rtsp_toolkit_core::server::live::starts_keyframe(&t.codec, &packet.payload));
+    let same_picture = gop
+        .as_ref()
+        .and_then(|(g, _)| g.first())
+        .is_some_and(|(_, first)| first.timestamp == packet.timestamp);
+    if starts && !same_picture {
+        *gop = Some((Vec::new(), 0));
+    }
+    if let Some((packets, bytes)) = gop {
+        *bytes += packet.payload.len();
+        if *bytes > MAX_GOP_BYTES {
+            *gop = None;
+        } else {
+            packets.push((track, packet.clone()));
         }
     }
 }
@@ -363,6 +434,63 @@ mod tests {
         assert!(taken.ended);
         // The path may be published again.
         assert!(paths.publish("live".into(), source()).is_ok());
+    }
+
+    fn packet_ts(ts: u32, payload: &[u8]) -> RtpPacket {
+        let mut v = vec![0x80, 96, 0, 1];
+        v.extend_from_slice(&ts.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 1]);
+        v.extend_from_slice(payload);
+        RtpPacket::parse(Bytes::from(v)).unwrap()
+    }
+
+    #[test]
+    fn with_the_gop_cache_a_new_reader_gets_the_packets_since_the_last_keyframe_at_once() {
+        use rtsp_toolkit_core::source::{SourceCodec, SourceTrack};
+        let source = Arc::new(MediaSource {
+            tracks: vec![
+                SourceTrack {
+                    codec: SourceCodec::Pcma,
+                    clock_rate: 8000,
+                },
+                SourceTrack {
+                    codec: SourceCodec::H264 {
+                        sps: vec![],
+                        pps: vec![],
+                    },
+                    clock_rate: 90_000,
+                },
+            ],
+            samples: Vec::new(),
+            duration: Duration::ZERO,
+        });
+        let paths = Arc::new(LivePaths::new(true));
+        let p = paths.publish("live".into(), source.clone()).unwrap();
+        p.send(1, &packet_ts(0, &[0x41, 1])); // before any keyframe: not cached
+        assert!(paths.read("live").unwrap().take().packets.is_empty());
+        p.send(1, &packet_ts(100, &[0x67, 1])); // SPS: a GOP starts
+        p.send(1, &packet_ts(100, &[0x7c, 0x85, 1])); // the IDR's first fragment: the same picture
+        p.send(0, &packet_ts(7, &[0xd5; 4]));
+        p.send(1, &packet_ts(200, &[0x41, 2]));
+        let taken = paths.read("live").unwrap().take();
+        let got: Vec<(usize, u32)> = taken.packets.iter().map(|(t, p, _)| (*t, p.timestamp)).collect();
+        assert_eq!(got, vec![(1, 100), (1, 100), (0, 7), (1, 200)]);
+        // The next keyframe starts over.
+        p.send(1, &packet_ts(300, &[0x65, 1]));
+        let taken = paths.read("live").unwrap().take();
+        assert_eq!(taken.packets.len(), 1);
+        // A GOP past the bound is not cached until the next keyframe.
+        p.send(1, &packet_ts(400, &[0x65, 1]));
+        let big = vec![0x41; 60_000];
+        for i in 0..(MAX_GOP_BYTES / 60_000 + 1) as u32 {
+            p.send(1, &packet_ts(500 + i, &big));
+        }
+        assert!(paths.read("live").unwrap().take().packets.is_empty());
+        // Without the cache: nothing at once.
+        let plain = Arc::new(LivePaths::new(false));
+        let p = plain.publish("live".into(), source).unwrap();
+        p.send(1, &packet_ts(100, &[0x67, 1]));
+        assert!(plain.read("live").unwrap().take().packets.is_empty());
     }
 
     #[test]
