@@ -9,7 +9,10 @@
 //! - our client (tokio runtime) over multicast gets the frames it gets over
 //!   TCP, and hears the same group, port and TTL the server was given;
 //! - two of our clients on one path share one stream: the same group and
-//!   SSRCs, the later one gets every frame from where it joined to the end.
+//!   SSRCs, the later one gets every frame from where it joined to the end;
+//! - a published (live) path over multicast: our publisher publishes a file,
+//!   our client and ffprobe read the path's group, from a keyframe to the
+//!   publisher's end (the stream's BYE), every frame.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -30,6 +33,7 @@ rtsp_toolkit_conformance::on_every_server!(
     gstreamer_rtspsrc_over_multicast_plays_to_the_end,
     our_client_over_multicast_gets_the_frames_of_tcp,
     two_clients_on_one_path_share_one_stream,
+    a_published_path_goes_to_a_group_too,
 );
 
 use rtsp_toolkit_conformance::peers::FFPROBE_COUNTS as FIXTURES;
@@ -249,4 +253,71 @@ fn two_clients_on_one_path_share_one_stream(runtime: ServerRuntime) {
 /// Every frame: (track, payload), in arrival order per track.
 fn all_frames(events: &[Event]) -> Vec<(usize, Vec<u8>)> {
     frames_by_track(events).into_iter().map(|(t, _, d)| (t, d)).collect()
+}
+
+fn a_published_path_goes_to_a_group_too(runtime: ServerRuntime) {
+    netns::run(|| {
+        let mut options = ServerOptions::default();
+        options.config.multicast_groups = GroupRange::parse("239.255.77.10-239.255.77.40").unwrap();
+        options.config.publish = vec!["live".into()];
+        let server = TestServer::with_options(runtime, rtsp_toolkit_conformance::media_dir(), options);
+        let url = server.url("live");
+        let file = rtsp_toolkit_conformance::media_dir().join("h264_aac.mp4");
+        let source = std::sync::Arc::new(rtsp_toolkit_media::open(&file).unwrap());
+        let publish_url = url.clone();
+        let publisher = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(rtsp_toolkit_tokio::publish::publish(
+                &publish_url,
+                source,
+                Default::default(),
+                rtsp_toolkit_core::stop::StopSignal::new(),
+                |_| {},
+            ))
+        });
+        // Live once a DESCRIBE is answered 200.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            use std::io::Write;
+            let mut c = std::net::TcpStream::connect(server.local_addr()).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            write!(c, "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n").unwrap();
+            let mut head = [0u8; 12];
+            let live = c.read_exact(&mut head).is_ok() && head.starts_with(b"RTSP/1.0 200");
+            if live {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the path did not become live");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (ours, ffprobe) = std::thread::scope(|s| {
+            let f = s.spawn(|| output(ffprobe_count_frames(&url, "udp_multicast", &[]), LIMIT));
+            (play(&url, Transport::Multicast), f.join().unwrap())
+        });
+        assert!(publisher.join().unwrap().is_ok());
+        assert_eq!(closed_error(&ours.events), None);
+        assert_eq!(lost(&ours.events), 0);
+        let kinds = setup_transports(&ours.events);
+        assert!(
+            kinds.iter().all(|k| matches!(k, TransportKind::Multicast { .. })),
+            "{kinds:?}"
+        );
+        let video: Vec<_> = ours
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Video(v) => Some(v.frame.keyframe),
+                _ => None,
+            })
+            .collect();
+        // The file: 125 frames, keyframes every 25.
+        assert!(video.first() == Some(&true), "the first frame is a keyframe");
+        assert!([125, 100, 75].contains(&video.len()), "{} video frames", video.len());
+        let counts = parse_ffprobe_counts(&ffprobe);
+        let h264 = counts.iter().find(|(c, _)| c == "h264").map_or(0, |c| c.1);
+        assert!([125, 100, 75].contains(&h264), "ffprobe: {counts:?}");
+    });
 }

@@ -691,6 +691,9 @@ impl ServerState {
             C::Udp::from_std(rtcp).map_err(|e| e.to_string())?,
         );
         let seed = self.seed(self.accepted.load(Ordering::Relaxed) ^ (u64::from(port) << 48));
+        // A live path's stream passes its publisher's packets on.
+        let live = self.live.source(&key.0).is_some_and(|s| Arc::ptr_eq(&s, &source));
+        let reading = if live { self.live.read(&key.0) } else { None };
         let mut machine = MulticastStream::new(
             &self.config,
             now,
@@ -701,8 +704,11 @@ impl ServerState {
             seed,
             rtsp_toolkit_driver::ntp_now(),
         );
+        if live {
+            machine = machine.live();
+        }
         machine.handle_input(now, MulticastInput::Join(id));
-        tracing::debug!(path = key.0.as_str(), %group, sender_port = port, "multicast stream made");
+        tracing::debug!(path = key.0.as_str(), %group, sender_port = port, live, "multicast stream made");
         let entry = Arc::new(StreamEntry {
             key: key.clone(),
             machine: Mutex::new(machine),
@@ -714,7 +720,7 @@ impl ServerState {
         drop(streams);
         let span = tracing::info_span!(parent: None, "rtsp_multicast", %group, path = entry.key.0.as_str());
         self.spawn(Box::pin(
-            run_multicast::<C>(entry.clone(), rtp, rtcp, self.clone()).instrument(span),
+            run_multicast::<C>(entry.clone(), rtp, rtcp, reading, self.clone()).instrument(span),
         ));
         Ok(Membership {
             entry,
@@ -991,6 +997,7 @@ async fn run_multicast<C: ConnectionIo + 'static>(
     entry: Arc<StreamEntry>,
     rtp: C::Udp,
     rtcp: C::Udp,
+    mut reading: Option<live::Reading>,
     state: Arc<ServerState>,
 ) {
     let mut unsent = 0u64;
@@ -1019,20 +1026,40 @@ async fn run_multicast<C: ConnectionIo + 'static>(
             }
         };
         let Some(at) = next else { break };
-        let stopped = {
+        let (stopped, live_ready) = {
             let mut stopped = pin!(state.stop.stopped());
             let mut sleep = pin!(C::sleep_until(at));
+            let reading = reading.as_ref();
             poll_fn(|cx| {
                 if stopped.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(true);
+                    return Poll::Ready((true, false));
                 }
                 if entry.wake.poll_notified(cx).is_ready() || sleep.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(false);
+                    return Poll::Ready((false, false));
+                }
+                if reading.is_some_and(|r| r.poll_ready(cx).is_ready()) {
+                    return Poll::Ready((false, true));
                 }
                 Poll::Pending
             })
             .await
         };
+        if live_ready {
+            if let Some(r) = reading.as_ref() {
+                let taken = r.take();
+                let now = Instant::now();
+                let mut machine = lock(&entry.machine);
+                for (track, packet, _) in &taken.packets {
+                    machine.handle_input(now, MulticastInput::LivePacket { track: *track, packet });
+                }
+                // A stream that cannot keep up with its path ends as at the path's end.
+                if taken.ended || taken.overflowed {
+                    reading = None;
+                    machine.handle_input(now, MulticastInput::LiveEnded);
+                }
+            }
+            continue;
+        }
         let input = if stopped {
             MulticastInput::Shutdown
         } else {

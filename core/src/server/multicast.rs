@@ -273,9 +273,9 @@ impl fmt::Debug for MulticastRequest {
 
 /// Something that happened to a multicast stream: the one input of
 /// [`MulticastStream::handle_input`]. Members are named by the runtime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum MulticastInput {
+pub enum MulticastInput<'a> {
     /// A session joined (its SETUP).
     Join(u64),
     /// A member played: the stream starts if it was not playing. Ask
@@ -289,6 +289,18 @@ pub enum MulticastInput {
     Timeout,
     /// The server is shutting down: end now (SR + BYE if playing).
     Shutdown,
+    /// A packet of the live path this stream sends (made with
+    /// [`MulticastStream::live`]), as its publisher sent it on `track`:
+    /// passed on re-stamped once the stream plays, as to a unicast reader
+    /// (see [`live`](super::live)).
+    LivePacket {
+        /// The track, an index into the live source's tracks.
+        track: usize,
+        /// The publisher's packet.
+        packet: &'a crate::rtp::RtpPacket,
+    },
+    /// The live path is not live any more: SR + BYE, and the stream is over.
+    LiveEnded,
 }
 
 /// Why a multicast stream ended.
@@ -425,6 +437,15 @@ impl MulticastStream {
         }
     }
 
+    /// The same stream, of a live path: its source is a publisher's
+    /// announce, its first PLAY passes on the packets the runtime hands in
+    /// ([`MulticastInput::LivePacket`]) instead of playing a file, and it
+    /// ends at [`MulticastInput::LiveEnded`] (or when its last member leaves).
+    pub fn live(mut self) -> MulticastStream {
+        self.session.live = true;
+        self
+    }
+
     /// Its group.
     pub fn group(&self) -> Ipv4Addr {
         self.group
@@ -447,7 +468,7 @@ impl MulticastStream {
 
     /// Whether it started playing (and has not ended).
     pub fn is_playing(&self) -> bool {
-        matches!(self.session.state, State::Playing(_)) && !self.done
+        matches!(self.session.state, State::Playing(_) | State::Live(_)) && !self.done
     }
 
     /// Whether it is over ([`MulticastOutput::Done`] is or was returned): a
@@ -464,14 +485,26 @@ impl MulticastStream {
         }
         let start = self.session.elapsed(now).unwrap_or(Duration::ZERO);
         let mut tracks = vec![None; self.tracks.len()];
-        for t in &self.session.tracks {
-            if let Some(slot) = tracks.get_mut(t.source_track) {
-                *slot = Some(t.rtp_info_at(start));
+        if self.session.live {
+            for (source_track, seq, ts) in self.session.live_rtp_info(now) {
+                if let Some(slot) = tracks.get_mut(source_track) {
+                    *slot = Some((seq, ts));
+                }
+            }
+        } else {
+            for t in &self.session.tracks {
+                if let Some(slot) = tracks.get_mut(t.source_track) {
+                    *slot = Some(t.rtp_info_at(start));
+                }
             }
         }
         Some(MulticastPosition {
             start,
-            end: range_end(&self.session.source, self.play_count),
+            end: if self.session.live {
+                None
+            } else {
+                range_end(&self.session.source, self.play_count)
+            },
             play_count: self.play_count,
             tracks,
         })
@@ -479,7 +512,7 @@ impl MulticastStream {
 
     /// Tells the stream what happened at `now`; then drain
     /// [`poll_output`](Self::poll_output).
-    pub fn handle_input(&mut self, now: Instant, input: MulticastInput) {
+    pub fn handle_input(&mut self, now: Instant, input: MulticastInput<'_>) {
         self.last_now = self.last_now.max(now);
         if self.done {
             return;
@@ -497,7 +530,11 @@ impl MulticastStream {
                 }
                 if self.session.is_ready() {
                     tracing::debug!("multicast stream started");
-                    self.session.play(now, self.play_count, self.rtcp_interval);
+                    if self.session.live {
+                        self.session.play_live(now, self.rtcp_interval);
+                    } else {
+                        self.session.play(now, self.play_count, self.rtcp_interval);
+                    }
                     self.queue.push_back(ServerOutput::Event(ServerEvent::MulticastStarted {
                         path: self.session.path.clone(),
                         group: self.group,
@@ -514,6 +551,29 @@ impl MulticastStream {
             }
             MulticastInput::Timeout => self.pump(now),
             MulticastInput::Shutdown => self.finish(now, MulticastEnd::Shutdown),
+            MulticastInput::LivePacket { track, packet } => {
+                let mut sink = Sink {
+                    stream: &mut self.stream_buf,
+                    datagrams: &mut self.queue,
+                    scratch: &mut self.datagram_buf,
+                    bytes: 0,
+                    faults: None,
+                };
+                self.session.forward(now, track, packet, &mut sink);
+            }
+            MulticastInput::LiveEnded => {
+                let ntp = self.ntp_at(now);
+                let mut sink = Sink {
+                    stream: &mut self.stream_buf,
+                    datagrams: &mut self.queue,
+                    scratch: &mut self.datagram_buf,
+                    bytes: 0,
+                    faults: None,
+                };
+                let finished = self.session.end_live(now, ntp, &mut sink, Duration::ZERO);
+                let (packets, octets) = finished.map_or((0, 0), |f| (f.packets, f.octets));
+                self.ended(MulticastEnd::PlaybackEnded, 0, packets, octets);
+            }
         }
     }
 

@@ -397,10 +397,6 @@ impl Connection {
             (None, None, _) => return self.lookup(target.resource(), req),
         };
         let live = self.is_live_source(&source);
-        if live && multicast {
-            tracing::debug!("a live path is not served over multicast");
-            return fail(self, 461);
-        }
         let index = track as usize;
         if index == source.tracks.len() && self.config.backchannel && wants_backchannel(&req) {
             return self.set_up_backchannel(now, &req, &info, requested, &target.path, source);
@@ -623,7 +619,8 @@ impl Connection {
         if let Some(status) = self.session_request_error(req) {
             return fail(self, status);
         }
-        if self.session.as_ref().is_some_and(|s| s.live) {
+        // A live path's multicast member plays as any member (the stream is live).
+        if self.session.as_ref().is_some_and(|s| s.live && !s.is_multicast()) {
             return self.play_live(now, info);
         }
         let count = self.play_count;

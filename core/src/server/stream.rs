@@ -910,6 +910,27 @@ impl Session {
         }
     }
 
+    /// For `RTP-Info` of a member joining a live multicast stream at `now`:
+    /// per set-up track, its source track, next sequence number and the
+    /// timestamp it is at (its base before the first packet).
+    pub fn live_rtp_info(&self, now: Instant) -> Vec<(usize, u16, u32)> {
+        let State::Live(live) = &self.state else {
+            return self
+                .tracks
+                .iter()
+                .map(|t| (t.source_track, t.rtp.next_seq, t.ts_base))
+                .collect();
+        };
+        self.tracks
+            .iter()
+            .zip(&live.restamp)
+            .map(|(t, r)| {
+                let ts = r.timestamp_at(now, t.clock_rate).unwrap_or(t.ts_base);
+                (t.source_track, t.rtp.next_seq, ts)
+            })
+            .collect()
+    }
+
     /// PAUSE of a live reader: nothing is passed on until the next PLAY.
     /// Whether it was passing packets on.
     pub fn pause_live(&mut self) -> bool {

@@ -5160,7 +5160,7 @@ mod live_paths {
     }
 
     #[test]
-    fn a_live_reader_is_not_a_multicast_member_and_slow_readers_close_with_their_reason() {
+    fn a_live_reader_may_be_a_multicast_member_and_slow_readers_close_with_their_reason() {
         let mut h = Harness::new();
         let t = h.t0;
         let source = crate::server::live::announced_source(FFMPEG_SDP.as_bytes())
@@ -5180,7 +5180,23 @@ mod live_paths {
             &format!("{LIVE}/trackID=0"),
             &[("Transport", "RTP/AVP;multicast")],
         );
-        assert_eq!(d.status(), 461);
+        assert_eq!(d.status(), 200, "the path's multicast stream joined");
+        assert!(matches!(d.multicast[..], [MulticastRequest::Join { .. }]));
+        h.session = Some(
+            d.response()
+                .headers
+                .get("Session")
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
+        // Its PLAY is a member's (the stream passes the packets on), not a unicast reader's.
+        let d = h.request(t, "PLAY", LIVE, &[]);
+        assert_eq!(d.status(), 200);
+        assert!(d.read_live.is_empty());
+        assert!(matches!(d.multicast[..], [MulticastRequest::Play { .. }]));
         let (mut h, _) = reader();
         let d = h.give(h.at(5), ServerInput::Abort(CloseReason::SlowReader));
         assert!(d.closed);
@@ -5192,4 +5208,88 @@ mod live_paths {
             }
         )));
     }
+}
+
+#[test]
+fn a_live_paths_multicast_stream_passes_the_packets_on_from_a_keyframe_and_ends_with_the_path() {
+    let source = crate::server::live::announced_source(
+        b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+          a=fmtp:96 packetization-mode=1\r\na=control:streamid=0\r\n",
+    )
+    .unwrap()
+    .source;
+    let config = config();
+    let t0 = Instant::now();
+    let mut m = MulticastStream::new(&config, t0, "live".into(), PlayCount::ONCE, source, GROUP, 5, 0).live();
+    let packet = |seq: u16, ts: u32, payload: &[u8]| {
+        let mut v = vec![0x80, 96];
+        v.extend_from_slice(&seq.to_be_bytes());
+        v.extend_from_slice(&ts.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 9]);
+        v.extend_from_slice(payload);
+        RtpPacket::parse(Bytes::from(v)).unwrap()
+    };
+    m.handle_input(t0, MulticastInput::Join(1));
+    // Before PLAY nothing is sent.
+    m.handle_input(
+        t0,
+        MulticastInput::LivePacket {
+            track: 0,
+            packet: &packet(1, 0, &[0x65, 1]),
+        },
+    );
+    assert!(drain_stream(&mut m).0.is_empty());
+    m.handle_input(t0, MulticastInput::Play(1));
+    let (_, events, _) = drain_stream(&mut m);
+    assert!(matches!(&events[..], [ServerEvent::MulticastStarted { .. }]));
+    let position = m.position(t0).unwrap();
+    assert_eq!(position.end, None, "a live stream has no end");
+    let (seq, ts) = position.tracks[0].unwrap();
+    // A P-frame waits; the keyframe and what follows go to the group, re-stamped.
+    m.handle_input(
+        t0 + ms(10),
+        MulticastInput::LivePacket {
+            track: 0,
+            packet: &packet(2, 3600, &[0x41, 1]),
+        },
+    );
+    assert!(drain_stream(&mut m).0.is_empty());
+    m.handle_input(
+        t0 + ms(50),
+        MulticastInput::LivePacket {
+            track: 0,
+            packet: &packet(3, 7200, &[0x65, 1]),
+        },
+    );
+    m.handle_input(
+        t0 + ms(90),
+        MulticastInput::LivePacket {
+            track: 0,
+            packet: &packet(4, 10_800, &[0x41, 1]),
+        },
+    );
+    let (d, _, _) = drain_stream(&mut m);
+    let sent: Vec<RtpPacket> = d
+        .iter()
+        .map(|(_, _, data)| RtpPacket::parse(data.clone()).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert!(d
+        .iter()
+        .all(|(rtcp, to, _)| !rtcp && to.ip() == std::net::IpAddr::V4(GROUP)));
+    assert_eq!((sent[0].sequence_number, sent[0].timestamp), (seq, ts));
+    assert_eq!(
+        (sent[1].sequence_number, sent[1].timestamp),
+        (seq.wrapping_add(1), ts.wrapping_add(3600))
+    );
+    // The path ends: SR + BYE, and the stream is over.
+    m.handle_input(t0 + ms(200), MulticastInput::LiveEnded);
+    let (d, events, next) = drain_stream(&mut m);
+    assert!(d.iter().any(|(rtcp, _, data)| *rtcp
+        && rtcp::parse_compound(data)
+            .unwrap()
+            .iter()
+            .any(|p| matches!(p, RtcpPacket::Bye(_)))));
+    assert!(next.is_none() && m.is_done());
+    assert!(matches!(&events[..], [ServerEvent::MulticastEnded { packets: 2, .. }]));
 }
