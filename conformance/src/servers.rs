@@ -197,6 +197,39 @@ impl TestServer {
         format!("rtsp://{}/{}", self.local_addr, path.trim_start_matches('/'))
     }
 
+    /// The status of a DESCRIBE of `url` without credentials, sent on a
+    /// connection of its own (0 when no answer came within 2 s).
+    pub fn describe_status(&self, url: &str) -> u16 {
+        use std::io::{Read, Write};
+        let timeout = std::time::Duration::from_secs(2);
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&self.local_addr, timeout) else {
+            return 0;
+        };
+        let _ = s.set_read_timeout(Some(timeout));
+        let _ = write!(s, "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n])
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits (at most `limit`) until a DESCRIBE of `url` is answered
+    /// `status` (200: a live path became live; 404: it ended). Panics past
+    /// the limit.
+    pub fn wait_for_describe(&self, url: &str, status: u16, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while self.describe_status(url) != status {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "DESCRIBE {url} was not answered {status} within {limit:?}"
+            );
+            thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// The server's `urls()`.
     pub fn urls(&self) -> Vec<String> {
         match self.running() {

@@ -278,21 +278,7 @@ fn a_published_path_goes_to_a_group_too(runtime: ServerRuntime) {
                 |_| {},
             ))
         });
-        // Live once a DESCRIBE is answered 200.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            use std::io::Write;
-            let mut c = std::net::TcpStream::connect(server.local_addr()).unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            write!(c, "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n").unwrap();
-            let mut head = [0u8; 12];
-            let live = c.read_exact(&mut head).is_ok() && head.starts_with(b"RTSP/1.0 200");
-            if live {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the path did not become live");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        server.wait_for_describe(&url, 200, Duration::from_secs(10));
         let (ours, ffprobe) = std::thread::scope(|s| {
             let f = s.spawn(|| output(ffprobe_count_frames(&url, "udp_multicast", &[]), LIMIT));
             (play(&url, Transport::Multicast), f.join().unwrap())

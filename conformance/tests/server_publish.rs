@@ -88,31 +88,6 @@ impl Drop for Killed {
     }
 }
 
-/// The status of a DESCRIBE of `url` on `addr` (0 when none came).
-fn describe_status(addr: std::net::SocketAddr, url: &str) -> u16 {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.write_all(format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n").as_bytes());
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n])
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Waits (10 s at most) until `url` is live.
-fn wait_live(server: &TestServer, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while describe_status(server.local_addr(), url) != 200 {
-        assert!(Instant::now() < deadline, "{url} did not become live");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Our blocking client reads `url` to its end: (video frames, whether the
 /// first was a keyframe, frames reporting loss, the close error). Every
 /// video frame's timestamp is the previous one's plus the file's 40 ms
@@ -177,7 +152,7 @@ fn ffmpeg_publishes_and_ffprobe_gstreamer_and_our_client_read_at_once() {
             .spawn()
             .expect("ffmpeg");
         let mut publisher = Killed(publisher);
-        wait_live(&server, &url);
+        server.wait_for_describe(&url, 200, Duration::from_secs(10));
         let u = url.clone();
         let ffprobe = thread::spawn(move || run_bounded(ffprobe_count_frames(&u, "tcp", &[]), Duration::from_secs(30)));
         let u = url.clone();
@@ -219,11 +194,7 @@ fn ffmpeg_publishes_and_ffprobe_gstreamer_and_our_client_read_at_once() {
         };
         assert!(status.success(), "{rt}: FFmpeg publisher failed");
         // The publisher left: the path is not live, and may be published again.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while describe_status(server.local_addr(), &url) != 404 {
-            assert!(Instant::now() < deadline, "{rt}: the path stayed live");
-            thread::sleep(Duration::from_millis(50));
-        }
+        server.wait_for_describe(&url, 404, Duration::from_secs(5));
     }
 }
 
@@ -258,7 +229,7 @@ fn our_publisher_into_our_server_and_one_publisher_per_path() {
             ));
             r.map_err(|e| e.to_string()).and_then(|()| error.map_or(Ok(()), Err))
         });
-        wait_live(&server, &url);
+        server.wait_for_describe(&url, 200, Duration::from_secs(10));
         // A second publisher of the same path is refused while the first publishes; another path too.
         for (path, status) in [("live", "455"), ("other", "403")] {
             let mut s = TcpStream::connect(server.local_addr()).unwrap();
@@ -326,7 +297,7 @@ fn a_server_with_users_asks_publishers_for_credentials() {
     thread::scope(|s| {
         let p = s.spawn(|| publish(url.clone(), stop2));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while describe_status(server.local_addr(), &server.url("live")) != 401 || !live_with(&url) {
+        while server.describe_status(&server.url("live")) != 401 || !live_with(&url) {
             assert!(Instant::now() < deadline, "not live");
             thread::sleep(Duration::from_millis(100));
         }
@@ -382,7 +353,7 @@ fn with_the_gop_cache_a_late_reader_starts_at_the_last_keyframe_at_once() {
             |_| {},
         ))
     });
-    wait_live(&server, &url);
+    server.wait_for_describe(&url, 200, Duration::from_secs(10));
     thread::sleep(Duration::from_millis(1400));
     let opened = Instant::now();
     let session = rtsp_toolkit_blocking::Session::open(&url, ClientOptions::default()).expect("open");

@@ -66,30 +66,6 @@ fn relay(runtime: ServerRuntime, upstream: &str, tune: impl FnOnce(&mut ServerOp
     (TestServer::with_options(runtime, dir, options), events)
 }
 
-/// The status of a DESCRIBE of `url` (0 when none came).
-fn describe_status(server: &TestServer, url: &str) -> u16 {
-    let Ok(mut s) = TcpStream::connect_timeout(&server.local_addr(), Duration::from_secs(2)) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.write_all(format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n").as_bytes());
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n])
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
-fn wait_live(server: &TestServer, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while describe_status(server, url) != 200 {
-        assert!(Instant::now() < deadline, "{url} did not become live");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// One video frame as our client got it: when, its RTP timestamp (extended), keyframe, loss.
 #[derive(Debug, Clone, Copy)]
 struct Got {
@@ -141,7 +117,7 @@ fn ffprobe_gstreamer_and_our_client_read_a_relayed_camera_at_once() {
             o.relays[0].transport = transport
         });
         let url = server.url("cam");
-        wait_live(&server, &url);
+        server.wait_for_describe(&url, 200, Duration::from_secs(15));
         let u = url.clone();
         let ffprobe = thread::spawn(move || {
             run_for(
@@ -202,7 +178,7 @@ fn the_upstream_killed_and_started_again_is_a_clean_discontinuity() {
         let upstream = GstServer::start_on(Some(port), None, &[]);
         let (server, events) = relay(runtime, &upstream.url("h264_aac.mp4"), |_| {});
         let url = server.url("cam");
-        wait_live(&server, &url);
+        server.wait_for_describe(&url, 200, Duration::from_secs(15));
         let u = url.clone();
         let reader = thread::spawn(move || our_reader(&u, Duration::from_secs(7)));
         thread::sleep(Duration::from_millis(2000));
@@ -258,7 +234,7 @@ fn a_reader_that_stops_reading_is_dropped_while_another_keeps_real_time() {
             o.send_buffer = Some(4096);
         });
         let url = server.url("cam");
-        wait_live(&server, &url);
+        server.wait_for_describe(&url, 200, Duration::from_secs(15));
         // A reader that plays and then reads nothing, with a small receive buffer.
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.set_recv_buffer_size(4096).unwrap();

@@ -1479,18 +1479,10 @@ impl Connection {
     }
 
     fn on_lookup(&mut self, now: Instant, token: u64, result: Result<Arc<MediaSource>, LookupError>) {
-        if self.closed
-            || self
-                .pending
-                .as_ref()
-                .is_none_or(|p| p.token != token || !matches!(p.wait, Wait::Lookup))
-        {
-            return;
-        }
-        let _g = self.span.clone().entered();
-        let Some(Pending { request, .. }) = self.pending.take() else {
+        let Some(Pending { request, .. }) = self.answered(token, |w| matches!(w, Wait::Lookup)) else {
             return;
         };
+        let _g = self.span.clone().entered();
         match result {
             Ok(source) if source.tracks.is_empty() => {
                 tracing::debug!("lookup gave a source without tracks");
@@ -1505,6 +1497,16 @@ impl Connection {
         self.resume_held(now);
     }
 
+    /// The pending request that the answer with `token` is for, taken, when
+    /// the connection waits for an answer of the kind `is` accepts (else
+    /// `None`: a stale or unknown token, or the connection is closed).
+    fn answered(&mut self, token: u64, is: fn(&Wait) -> bool) -> Option<Pending> {
+        if self.closed || self.pending.as_ref().is_none_or(|p| p.token != token || !is(&p.wait)) {
+            return None;
+        }
+        self.pending.take()
+    }
+
     /// Dispatches the requests held behind an answer, until one waits again.
     fn resume_held(&mut self, now: Instant) {
         while self.pending.is_none() && !self.closed {
@@ -1514,23 +1516,15 @@ impl Connection {
     }
 
     fn on_udp_opened(&mut self, now: Instant, pair: u16, result: Result<u16, &str>) {
-        if self.closed
-            || self
-                .pending
-                .as_ref()
-                .is_none_or(|p| p.token != u64::from(pair) || !matches!(p.wait, Wait::Udp(_)))
-        {
-            return;
-        }
-        let _g = self.span.clone().entered();
         let Some(Pending {
             request,
             wait: Wait::Udp(source),
             ..
-        }) = self.pending.take()
+        }) = self.answered(u64::from(pair), |w| matches!(w, Wait::Udp(_)))
         else {
             return;
         };
+        let _g = self.span.clone().entered();
         match result {
             Ok(rtp_port) if rtp_port % 2 == 0 && rtp_port != 0 && rtp_port < u16::MAX => {
                 self.udp_pairs.push(OpenPair { pair, rtp_port });
@@ -1549,15 +1543,6 @@ impl Connection {
     }
 
     fn on_multicast_joined(&mut self, now: Instant, token: u64, result: Result<&[Option<MulticastTrack>], &str>) {
-        if self.closed
-            || self
-                .pending
-                .as_ref()
-                .is_none_or(|p| p.token != token || !matches!(p.wait, Wait::MulticastJoin { .. }))
-        {
-            return;
-        }
-        let _g = self.span.clone().entered();
         let Some(Pending {
             request,
             wait:
@@ -1567,27 +1552,20 @@ impl Connection {
                     play_count,
                 },
             ..
-        }) = self.pending.take()
+        }) = self.answered(token, |w| matches!(w, Wait::MulticastJoin { .. }))
         else {
             return;
         };
+        let _g = self.span.clone().entered();
         self.multicast_joined(now, request, source, (path, play_count), result);
         self.resume_held(now);
     }
 
     fn on_multicast_playing(&mut self, now: Instant, token: u64, position: Option<MulticastPosition>) {
-        if self.closed
-            || self
-                .pending
-                .as_ref()
-                .is_none_or(|p| p.token != token || !matches!(p.wait, Wait::MulticastPlay))
-        {
-            return;
-        }
-        let _g = self.span.clone().entered();
-        let Some(Pending { request, .. }) = self.pending.take() else {
+        let Some(Pending { request, .. }) = self.answered(token, |w| matches!(w, Wait::MulticastPlay)) else {
             return;
         };
+        let _g = self.span.clone().entered();
         self.answer_multicast_play(now, &request, position);
         self.resume_held(now);
     }
@@ -1621,18 +1599,10 @@ impl Connection {
     }
 
     fn on_other_session(&mut self, now: Instant, token: u64, found: bool) {
-        if self.closed
-            || self
-                .pending
-                .as_ref()
-                .is_none_or(|p| p.token != token || !matches!(p.wait, Wait::OtherSession))
-        {
-            return;
-        }
-        let _g = self.span.clone().entered();
-        let Some(Pending { request, .. }) = self.pending.take() else {
+        let Some(Pending { request, .. }) = self.answered(token, |w| matches!(w, Wait::OtherSession)) else {
             return;
         };
+        let _g = self.span.clone().entered();
         self.answer_other_session(now, &request, found);
         self.resume_held(now);
     }
@@ -1857,13 +1827,12 @@ impl Connection {
             self.progress_at = Some(if next > now { next } else { later(now, interval) });
             self.queue.push_back(ServerOutput::Event(progress(session, now, false)));
         }
-        let mut sink = Sink {
-            stream: &mut self.out,
-            datagrams: &mut self.queue,
-            scratch: &mut self.datagram_buf,
-            bytes: 0,
-            faults: self.faults.as_mut(),
-        };
+        let mut sink = Sink::new(
+            &mut self.out,
+            &mut self.queue,
+            &mut self.datagram_buf,
+            self.faults.as_mut(),
+        );
         let finished = session.pump(now, ntp, &mut sink, &mut self.nals, linger);
         if let Some(faults) = self.faults.as_mut() {
             if faults.closing {

@@ -552,24 +552,12 @@ impl MulticastStream {
             MulticastInput::Timeout => self.pump(now),
             MulticastInput::Shutdown => self.finish(now, MulticastEnd::Shutdown),
             MulticastInput::LivePacket { track, packet } => {
-                let mut sink = Sink {
-                    stream: &mut self.stream_buf,
-                    datagrams: &mut self.queue,
-                    scratch: &mut self.datagram_buf,
-                    bytes: 0,
-                    faults: None,
-                };
+                let mut sink = Sink::new(&mut self.stream_buf, &mut self.queue, &mut self.datagram_buf, None);
                 self.session.forward(now, track, packet, &mut sink);
             }
             MulticastInput::LiveEnded => {
                 let ntp = self.ntp_at(now);
-                let mut sink = Sink {
-                    stream: &mut self.stream_buf,
-                    datagrams: &mut self.queue,
-                    scratch: &mut self.datagram_buf,
-                    bytes: 0,
-                    faults: None,
-                };
+                let mut sink = Sink::new(&mut self.stream_buf, &mut self.queue, &mut self.datagram_buf, None);
                 let finished = self.session.end_live(now, ntp, &mut sink, Duration::ZERO);
                 let (packets, octets) = finished.map_or((0, 0), |f| (f.packets, f.octets));
                 self.ended(MulticastEnd::PlaybackEnded, 0, packets, octets);
@@ -622,13 +610,7 @@ impl MulticastStream {
             let event = self.lag.take(&self.session.id);
             self.queue.extend(event);
         }
-        let mut sink = Sink {
-            stream: &mut self.stream_buf,
-            datagrams: &mut self.queue,
-            scratch: &mut self.datagram_buf,
-            bytes: 0,
-            faults: None,
-        };
+        let mut sink = Sink::new(&mut self.stream_buf, &mut self.queue, &mut self.datagram_buf, None);
         let finished = self.session.pump(now, ntp, &mut sink, &mut self.nals, Duration::ZERO);
         if let Some(f) = finished {
             self.ended(MulticastEnd::PlaybackEnded, f.loops, f.packets, f.octets);
@@ -638,13 +620,7 @@ impl MulticastStream {
     /// Ends the stream now (SR + BYE on every track when it was playing).
     fn finish(&mut self, now: Instant, reason: MulticastEnd) {
         let ntp = self.ntp_at(now);
-        let mut sink = Sink {
-            stream: &mut self.stream_buf,
-            datagrams: &mut self.queue,
-            scratch: &mut self.datagram_buf,
-            bytes: 0,
-            faults: None,
-        };
+        let mut sink = Sink::new(&mut self.stream_buf, &mut self.queue, &mut self.datagram_buf, None);
         let finished = self.session.stop(now, ntp, &mut sink, Duration::ZERO);
         let (loops, packets, octets) = finished.map_or((0, 0, 0), |f| (f.loops, f.packets, f.octets));
         self.ended(reason, loops, packets, octets);

@@ -683,13 +683,7 @@ impl Publisher {
 
     fn pump(&mut self, now: Instant) {
         let ntp = self.ntp_at(now);
-        let mut sink = Sink {
-            stream: &mut self.out,
-            datagrams: &mut self.datagrams,
-            scratch: &mut self.scratch,
-            bytes: 0,
-            faults: None,
-        };
+        let mut sink = Sink::new(&mut self.out, &mut self.datagrams, &mut self.scratch, None);
         if let Some(f) = self.session.pump(now, ntp, &mut sink, &mut self.nals, Duration::ZERO) {
             self.loops = f.loops;
             self.teardown(now);
@@ -703,13 +697,7 @@ impl Publisher {
             Phase::Connecting => self.finish(None),
             Phase::Sending => {
                 let ntp = self.ntp_at(now);
-                let mut sink = Sink {
-                    stream: &mut self.out,
-                    datagrams: &mut self.datagrams,
-                    scratch: &mut self.scratch,
-                    bytes: 0,
-                    faults: None,
-                };
+                let mut sink = Sink::new(&mut self.out, &mut self.datagrams, &mut self.scratch, None);
                 if let Some(f) = self.session.stop(now, ntp, &mut sink, Duration::ZERO) {
                     // Stopped inside play-through `f.loops` (0-based): it counts.
                     self.loops = f.loops.saturating_add(1);

@@ -73,23 +73,15 @@ impl Connection {
     }
 
     pub(super) fn on_announced(&mut self, now: Instant, token: u64, result: Result<(), &str>) {
-        if self.closed
-            || self
-                .pending
-                .as_ref()
-                .is_none_or(|p| p.token != token || !matches!(p.wait, Wait::Announce(_)))
-        {
-            return;
-        }
-        let _g = self.span.clone().entered();
         let Some(Pending {
             request,
             wait: Wait::Announce(announced),
             ..
-        }) = self.pending.take()
+        }) = self.answered(token, |w| matches!(w, Wait::Announce(_)))
         else {
             return;
         };
+        let _g = self.span.clone().entered();
         let info = RequestInfo::of(&request);
         match result {
             Ok(()) => {
@@ -283,13 +275,12 @@ impl Connection {
         let Some(session) = self.session.as_mut() else {
             return;
         };
-        let mut sink = Sink {
-            stream: &mut self.out,
-            datagrams: &mut self.queue,
-            scratch: &mut self.datagram_buf,
-            bytes: 0,
-            faults: self.faults.as_mut(),
-        };
+        let mut sink = Sink::new(
+            &mut self.out,
+            &mut self.queue,
+            &mut self.datagram_buf,
+            self.faults.as_mut(),
+        );
         if session.forward(now, track, packet, &mut sink) {
             self.live_forwarded += 1;
         }
@@ -306,13 +297,12 @@ impl Connection {
             return;
         };
         let _g = self.span.clone().entered();
-        let mut sink = Sink {
-            stream: &mut self.out,
-            datagrams: &mut self.queue,
-            scratch: &mut self.datagram_buf,
-            bytes: 0,
-            faults: self.faults.as_mut(),
-        };
+        let mut sink = Sink::new(
+            &mut self.out,
+            &mut self.queue,
+            &mut self.datagram_buf,
+            self.faults.as_mut(),
+        );
         if let Some(f) = session.end_live(now, ntp, &mut sink, linger) {
             tracing::debug!(packets = f.packets, "the live path ended");
             let event = ServerEvent::PlaybackEnded {

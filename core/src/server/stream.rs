@@ -115,7 +115,24 @@ pub(super) struct Sink<'a> {
 /// share a few allocations.
 const DATAGRAM_CHUNK: usize = 64 * 1024;
 
-impl Sink<'_> {
+impl<'a> Sink<'a> {
+    /// A sink writing interleaved frames into `stream`, datagrams into
+    /// `datagrams` (split off `scratch`), with the session's faults if any.
+    pub fn new(
+        stream: &'a mut BytesMut,
+        datagrams: &'a mut VecDeque<ServerOutput>,
+        scratch: &'a mut BytesMut,
+        faults: Option<&'a mut FaultRun>,
+    ) -> Sink<'a> {
+        Sink {
+            stream,
+            datagrams,
+            scratch,
+            bytes: 0,
+            faults,
+        }
+    }
+
     /// Writes one packet of `len` bytes with `write`: framed on `channel`
     /// for an interleaved track, or as a datagram to `to` from `socket`.
     fn put(&mut self, delivery: &Delivery, rtcp: bool, len: usize, write: impl FnOnce(&mut BytesMut)) {
