@@ -151,6 +151,11 @@ pub struct ServeArgs {
     /// drops, delays and reorders the same packets.
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Camera simulator")]
     pub seed: u64,
+    /// Give every session of PATH (a file's path as in its URL, or a --publish/--relay path) the faults of
+    /// FILE when its URL asks for none itself: a TOML file with one fault per line, as in the URL query
+    /// (`drop = 0.05`, `stall = "20:5"`, `quirk = ["wrong_cseq"]`; docs/SIMULATOR.md). Repeatable.
+    #[arg(long, value_name = "PATH=FILE", help_heading = "Camera simulator")]
+    pub profile: Vec<String>,
     /// Print every fault and quirk a URL can ask for (e.g. rtsp://HOST:PORT/a.mp4?drop=0.05&quirk=wrong_cseq),
     /// one line each, and exit.
     #[arg(long, help_heading = "Camera simulator")]
@@ -172,7 +177,29 @@ pub fn list_profiles() -> String {
         let _ = writeln!(s, "  {:<32}{}", q.name(), q.description());
     }
     s.push_str("each fault done is a `fault` line of serve --json; docs/SIMULATOR.md has what each reproduces\n");
+    s.push_str("profile files (serve --profile PATH=FILE): the same names, one `name = value` per line (TOML)\n");
     s
+}
+
+/// `--profile PATH=FILE`: the path and the faults of its file.
+fn read_profile(spec: &str) -> Result<(String, rtsp_toolkit_tokio::core::server::faults::Faults), String> {
+    use rtsp_toolkit_tokio::core::server::profile::{parse_profile, MAX_PROFILE_BYTES};
+    let (path, file) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("--profile {spec}: expected PATH=FILE"))?;
+    let path = path.trim().trim_matches('/');
+    if path.is_empty() {
+        return Err(format!("--profile {spec}: no PATH"));
+    }
+    let size = std::fs::metadata(file)
+        .map_err(|e| format!("--profile {file}: {e}"))?
+        .len();
+    if size > MAX_PROFILE_BYTES as u64 {
+        return Err(format!("--profile {file}: larger than {MAX_PROFILE_BYTES} bytes"));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| format!("--profile {file}: {e}"))?;
+    let faults = parse_profile(&text).map_err(|e| format!("--profile {file}: {e}"))?;
+    Ok((path.to_owned(), faults))
 }
 
 /// The TLS settings of `--tls-cert --tls-key`, read and checked.
@@ -348,6 +375,15 @@ pub async fn run(args: &ServeArgs) -> u8 {
     options.config.udp = !args.no_udp;
     options.config.multicast = !args.no_multicast;
     options.config.fault_seed = args.seed;
+    for spec in &args.profile {
+        match read_profile(spec) {
+            Ok(p) => options.config.profiles.push(p),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
     options.config.publish.clone_from(&args.publish);
     options.gop_cache = args.gop_cache;
     options.relays = args

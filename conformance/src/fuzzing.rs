@@ -43,6 +43,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("server_tunnel", server_tunnel),
     ("faults", faults),
     ("announce", announce),
+    ("profile", profile),
     ("client_tunnel", client_tunnel),
     ("rtp", rtp),
     ("rtcp", rtcp),
@@ -1201,4 +1202,13 @@ pub fn announce(data: &[u8]) {
             let _ = starts_keyframe(codec, &data[start..]);
         }
     }
+}
+
+/// A fault profile file (`serve --profile`, `rtsp_toolkit_core::server::profile`):
+/// never a panic, and the same text gives the same answer.
+pub fn profile(data: &[u8]) {
+    use rtsp_toolkit_core::server::profile::parse_profile;
+    let text = String::from_utf8_lossy(data);
+    let first = parse_profile(&text);
+    assert_eq!(first, parse_profile(&text));
 }

@@ -799,6 +799,16 @@ a=control:trackID=1\r\n",
     // The camera simulator's queries.
     write("faults", "all", FAULTS_ALL.as_bytes());
     write("announce", "ffmpeg", FFMPEG_ANNOUNCE.as_bytes());
+    write(
+        "profile",
+        "every_form",
+        b"# a flaky camera\nseed = 7\ndrop = 0.03  # 3 %\nstall = \"20:5\"\nquirk = [\"wrong_cseq\", \"no_public\"]\nclose_after = 300p\n",
+    );
+    write(
+        "profile",
+        "mistakes",
+        b"dorp = 1\nquirk = [\"a\" \"b\"]\nstall = \"2:3\n",
+    );
     write("server_connection", "publisher", &publisher_script());
     write("faults", "bad_drop", b"play_count=2&drop=1.5");
     write("faults", "burst_dup", b"drop=0.2&burst=100&dup=1&seed=0");

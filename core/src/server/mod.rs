@@ -199,6 +199,7 @@ pub mod faults;
 pub mod live;
 mod multicast;
 pub mod path;
+pub mod profile;
 pub mod publish;
 mod record;
 mod request;
@@ -378,9 +379,24 @@ pub struct ServerConfig {
     /// its live stream (see [`live`]); authentication applies as to every
     /// request.
     pub publish: Vec<String>,
+    /// Fault profiles by path (`serve --profile PATH=FILE`, see [`profile`]):
+    /// the camera simulator's faults for every session of that path whose
+    /// URL asks for none itself (default none). Not serialized (with the
+    /// `serde` feature it is skipped both ways).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub profiles: Vec<(String, Faults)>,
 }
 
 impl ServerConfig {
+    /// The profile of `path` ([`ServerConfig::profiles`]), if it has one.
+    pub fn profile_for(&self, path: &str) -> Option<Faults> {
+        let path = path.trim_matches('/');
+        self.profiles
+            .iter()
+            .find(|(p, _)| p.trim_matches('/') == path)
+            .map(|(_, f)| *f)
+    }
+
     /// Whether `path` may be published to ([`ServerConfig::publish`]).
     pub fn may_publish(&self, path: &str) -> bool {
         let path = path.trim_matches('/');
@@ -412,6 +428,7 @@ impl Default for ServerConfig {
             backchannel_codec: crate::client::BackchannelCodec::Pcmu,
             auth: None,
             publish: Vec::new(),
+            profiles: Vec::new(),
         }
     }
 }

@@ -82,11 +82,10 @@ impl Connection {
                 // The first request a client sends: its URL's faults (valid
                 // ones; OPTIONS does not look at the URI otherwise) already
                 // apply to the answer.
-                if let Ok(Target {
-                    faults: Ok(Some(spec)), ..
-                }) = path::parse_target(&req.uri)
-                {
-                    self.set_faults(spec);
+                if let Ok(t) = path::parse_target(&req.uri) {
+                    if let Some(spec) = self.faults_of(&t) {
+                        self.set_faults(spec);
+                    }
                 }
                 let h = if self.quirk(Quirk::NoPublic, &info.method) {
                     Headers::new()
@@ -192,7 +191,7 @@ impl Connection {
                 Err(400)
             }
             Ok(mut t) => {
-                if let Ok(Some(spec)) = t.faults {
+                if let Some(spec) = self.faults_of(&t) {
                     self.set_faults(spec);
                 }
                 // The camera simulator's `wrong_content_base`: the other path
@@ -218,6 +217,17 @@ impl Connection {
                     TargetError::Refused(_) => 404,
                 })
             }
+        }
+    }
+
+    /// The faults a Request-URI asks for: its query's, else its path's
+    /// profile ([`ServerConfig::profiles`]) unless an earlier URL of the
+    /// connection asked for faults (a SETUP on the Content-Base has no query).
+    fn faults_of(&self, t: &Target) -> Option<Faults> {
+        match &t.faults {
+            Ok(Some(spec)) => Some(*spec),
+            Ok(None) if self.faults.is_none() => self.config.profile_for(&t.path),
+            Ok(None) | Err(_) => None,
         }
     }
 
