@@ -102,7 +102,7 @@ pub fn parse_profile(text: &str) -> Result<Faults, ProfileError> {
             });
         }
         seen.push(name);
-        let value = read_value(value.trim()).map_err(|reason| syntax(reason))?;
+        let value = read_value(value.trim()).map_err(&syntax)?;
         if value.contains(['&', '%']) {
             return Err(syntax("`&` and `%` are not taken in a value"));
         }
