@@ -546,7 +546,11 @@ pub async fn run(args: &ServeArgs) -> u8 {
                 "(every interface; from another machine use this machine's address)"
             );
         }
-        let _ = writeln!(out, "serving {} ({files} files)", server.root().display());
+        if args.dir.is_some() {
+            let _ = writeln!(out, "serving {} ({files} files)", server.root().display());
+        } else {
+            let _ = writeln!(out, "serving live paths only (no --dir)");
+        }
         if let Some(b) = &banner {
             let _ = writeln!(out, "{b}");
         }
@@ -560,10 +564,14 @@ pub async fn run(args: &ServeArgs) -> u8 {
         if urls.is_empty() && live.is_empty() {
             let _ = writeln!(out, "  (nothing to publish: no .mp4 .mkv .webm .wav .aac files)");
         }
-        let _ = writeln!(
-            out,
-            "append ?play_count=N to a URL to play it N times (0: loop), ?codec=l16 or ?codec=g722 to a .wav URL for L16 or G.722 instead of PCMA, faults such as ?drop=0.05 (serve --list-profiles); Ctrl-C stops"
-        );
+        if args.dir.is_some() {
+            let _ = writeln!(
+                out,
+                "append ?play_count=N to a URL to play it N times (0: loop), ?codec=l16 or ?codec=g722 to a .wav URL for L16 or G.722 instead of PCMA, faults such as ?drop=0.05 (serve --list-profiles); Ctrl-C stops"
+            );
+        } else {
+            let _ = writeln!(out, "Ctrl-C stops");
+        }
         let _ = out.flush();
     }
     wait_for_signal().await;

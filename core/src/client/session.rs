@@ -23,7 +23,9 @@ impl Client {
             return;
         }
         match &error {
-            Some(e) => tracing::warn!(error = %e, "session closed"),
+            // A caller that turned the RTSP log off reports the end itself (a relay).
+            Some(e) if self.opts.log.contains(LogKinds::RTSP) => tracing::warn!(error = %e, "session closed"),
+            Some(e) => tracing::debug!(error = %e, "session closed"),
             None => tracing::debug!("session closed"),
         }
         self.phase = Phase::Closed;

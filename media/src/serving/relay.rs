@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use rtsp_toolkit_core::client::{ClientOptions, Event, Transport};
+use rtsp_toolkit_core::client::{ClientOptions, Event, LogKinds, Transport};
 use rtsp_toolkit_core::message::Method;
 use rtsp_toolkit_core::server::live::announced_source;
 use rtsp_toolkit_core::server::ServerEvent;
@@ -97,6 +97,8 @@ fn client_options(spec: &RelaySpec) -> ClientOptions {
     ClientOptions::default()
         .with_assemble_frames(false)
         .with_transport(spec.transport)
+        // The relay reports its upstream's end itself (`ServerEvent::Upstream` and one warning).
+        .with_log(LogKinds::NONE)
 }
 
 /// The relay task of `spec`, until the server stops.
@@ -110,7 +112,7 @@ pub(crate) async fn run<C: ConnectionIo + 'static>(state: Arc<ServerState>, spec
     while !state.stop.is_stopped() {
         generation = generation.wrapping_add(1);
         let (flowed, reason) = match C::Relay::open(&spec.url, client_options(&spec), state.stop.clone()) {
-            Ok(source) => pull(&state, &spec, source, &mut publication, generation).await,
+            Ok(source) => pull(&state, &spec, source, &mut publication, generation, down_since).await,
             Err(e) => (false, e),
         };
         if state.stop.is_stopped() {
@@ -126,7 +128,8 @@ pub(crate) async fn run<C: ConnectionIo + 'static>(state: Arc<ServerState>, spec
             path = spec.name.as_str(),
             upstream = shown.as_str(),
             reason = reason.as_str(),
-            "relay upstream lost; reconnecting"
+            retry_in = ?backoff,
+            "relay upstream lost"
         );
         log_event(
             &state,
@@ -164,6 +167,7 @@ async fn pull<R: RelaySource>(
     mut source: R,
     publication: &mut Option<Publication>,
     generation: u32,
+    down_since: Option<Instant>,
 ) -> (bool, String) {
     // Set-up track index → announced track.
     let mut map: Vec<Option<usize>> = Vec::new();
@@ -202,6 +206,10 @@ async fn pull<R: RelaySource>(
                         Ok(p) => *publication = Some(p),
                         Err(e) => return (flowed, e),
                     }
+                }
+                if let Some(since) = down_since {
+                    // The end of the warnings of its loss.
+                    tracing::warn!(path = spec.name.as_str(), down_for = ?since.elapsed(), "relay upstream back");
                 }
                 log_event(
                     state,
