@@ -309,3 +309,46 @@ fn a_reader_that_stops_reading_is_dropped_while_another_keeps_real_time() {
         drop(stalled);
     }
 }
+
+#[test]
+fn a_relay_logs_in_to_its_upstream_with_the_urls_credentials() {
+    let upstream = GstServer::start(Some(("cam", "s3cret", "digest")));
+    let (server, events) = relay(
+        ServerRuntime::Tokio,
+        &upstream.url_with("cam:s3cret", "h264_aac.mp4"),
+        |_| {},
+    );
+    let url = server.url("cam");
+    server.wait_for_describe(&url, 200, Duration::from_secs(15));
+    let (frames, error) = our_reader(&url, Duration::from_secs(2));
+    assert!(
+        error.is_none() && frames.len() >= 20,
+        "{} frames, {error:?}",
+        frames.len()
+    );
+    // Wrong credentials: the upstream is reported down with the refusal, and the path is not live.
+    let (server, events_bad) = relay(
+        ServerRuntime::Tokio,
+        &upstream.url_with("cam:n0tright", "h264_aac.mp4"),
+        |_| {},
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reason = loop {
+        let found = events_bad.lock().unwrap().iter().find_map(|e| match e {
+            ServerEvent::Upstream { up: false, reason, .. } => reason.clone(),
+            _ => None,
+        });
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no upstream event");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(reason.contains("401") || reason.contains("credentials"), "{reason}");
+    assert!(
+        !reason.contains("wrong") && !reason.contains("s3cret"),
+        "no password in {reason}"
+    );
+    assert_eq!(server.describe_status(&server.url("cam")), 404);
+    drop(events);
+}

@@ -1315,7 +1315,8 @@ async fn run_connection<C: ConnectionIo + 'static>(io: C, mut admitted: Admitted
                         for (track, packet, received) in &taken.packets {
                             let before = conn.live_forwarded();
                             conn.handle_input(now, ServerInput::LivePacket { track: *track, packet });
-                            if conn.live_forwarded() != before {
+                            // Bounded: a connection that writes nothing any more measures nothing.
+                            if conn.live_forwarded() != before && arrivals.len() < live::MAX_BATCH * 4 {
                                 arrivals.push(*received);
                             }
                         }
