@@ -345,10 +345,7 @@ fn a_relay_logs_in_to_its_upstream_with_the_urls_credentials() {
         thread::sleep(Duration::from_millis(50));
     };
     assert!(reason.contains("401") || reason.contains("credentials"), "{reason}");
-    assert!(
-        !reason.contains("wrong") && !reason.contains("s3cret"),
-        "no password in {reason}"
-    );
+    assert!(!reason.contains("n0tright"), "no password in {reason}");
     assert_eq!(server.describe_status(&server.url("cam")), 404);
     drop(events);
 }
