@@ -151,3 +151,32 @@ pub const FFPROBE_COUNTS: &[(&str, &[(&str, usize)])] = &[
     ("tone.aac", &[("aac", 217)]),
     ("pcm_16k_mono.wav", &[("pcm_alaw", 250)]),
 ];
+
+/// Runs `cmd` until it ends or `limit` passes (then it is killed): its stdout
+/// and stderr, whatever its exit status (for peers stopped by time, such as
+/// `gst-launch-1.0` on a live stream).
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> (String, String) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the peer");
+    let read = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = read(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (out.join().unwrap_or_default(), err.join().unwrap_or_default())
+}

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rtsp_toolkit_conformance::peers::{ffprobe_count_frames, gst_fakesink_frames, parse_ffprobe_counts};
+use rtsp_toolkit_conformance::peers::{ffprobe_count_frames, gst_fakesink_frames, parse_ffprobe_counts, run_bounded};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_core::client::{ClientOptions, Event};
 use rtsp_toolkit_core::server::publish::{PublishEvent, PublishOptions};
@@ -49,33 +49,6 @@ fn keyframes(file: &Path) -> (usize, Vec<usize>) {
         .collect();
     let keys = flags.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
     (flags.len(), keys)
-}
-
-/// Runs `c` to its end, killed after `limit`: its stdout and stderr.
-fn run_bounded(mut c: Command, limit: Duration) -> (String, String) {
-    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let o = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let e = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    (o.join().unwrap(), e.join().unwrap())
 }
 
 /// A process killed on drop.

@@ -10,43 +10,19 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rtsp_toolkit_conformance::peers::{
-    ffprobe_count_frames, free_port, gst_fakesink_frames, parse_ffprobe_counts, GstServer,
+    ffprobe_count_frames, free_port, gst_fakesink_frames, parse_ffprobe_counts, run_bounded, GstServer,
 };
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_core::client::{ClientOptions, Event, Transport};
 use rtsp_toolkit_core::server::{CloseReason, ServerEvent};
 use rtsp_toolkit_media::serving::relay::RelaySpec;
 use rtsp_toolkit_tokio::server::{EventHook, ServerOptions};
-
-/// Runs `c`, killed after `limit` (or when it ends): its stdout and stderr.
-fn run_for(mut c: Command, limit: Duration) -> (String, String) {
-    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let o = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let e = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
-        thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    (o.join().unwrap(), e.join().unwrap())
-}
 
 /// The server's events, as its hook gets them.
 type Events = Arc<Mutex<Vec<ServerEvent>>>;
@@ -120,7 +96,7 @@ fn ffprobe_gstreamer_and_our_client_read_a_relayed_camera_at_once() {
         server.wait_for_describe(&url, 200, Duration::from_secs(15));
         let u = url.clone();
         let ffprobe = thread::spawn(move || {
-            run_for(
+            run_bounded(
                 ffprobe_count_frames(&u, "tcp", &["-read_intervals", "%+3"]),
                 Duration::from_secs(20),
             )
@@ -134,7 +110,7 @@ fn ffprobe_gstreamer_and_our_client_read_a_relayed_camera_at_once() {
                 )
                 .split(' '),
             );
-            run_for(c, Duration::from_secs(4))
+            run_bounded(c, Duration::from_secs(4))
         });
         let (frames, error) = our_reader(&url, Duration::from_secs(3));
         assert!(error.is_none(), "{rt}: {error:?}");
