@@ -1061,12 +1061,12 @@ fn drain_server(
                     result: lookup(&path),
                 },
             ),
-            // Every other announce finds the path published already.
+            // Odd tokens (the first announce) are taken; even ones find the path published already.
             ServerOutput::Announce { token, .. } => conn.handle_input(
                 now,
                 ServerInput::Announced {
                     token,
-                    result: if token % 2 == 0 { Ok(()) } else { Err("busy") },
+                    result: if token % 2 == 1 { Ok(()) } else { Err("busy") },
                 },
             ),
             ServerOutput::OpenUdp(request) => conn.handle_input(
