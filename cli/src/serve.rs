@@ -34,6 +34,10 @@ use rtsp_toolkit_media::serving::relay::{without_userinfo, RelaySpec};
 
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
+/// Most `--json` event lines held until the `server` line is printed (a
+/// relay's first upstream events; more are dropped).
+const MAX_HELD_LINES: usize = 256;
+
 /// How often sessions report their totals when `--metrics` is on.
 const METRICS_PROGRESS: Duration = Duration::from_secs(5);
 
@@ -406,16 +410,27 @@ pub async fn run(args: &ServeArgs) -> u8 {
     if metrics.is_some() {
         options.config.progress_interval = Some(METRICS_PROGRESS);
     }
+    // The `--json` event lines that come before the `server` line, printed after it.
+    let held_lines: Arc<std::sync::Mutex<Option<Vec<String>>>> = Arc::new(std::sync::Mutex::new(Some(Vec::new())));
     if args.json || metrics.is_some() {
         let start = std::time::Instant::now();
         let (json, metrics) = (args.json, metrics.clone());
+        let held = held_lines.clone();
         options.events = Some(EventHook::new(move |peer, event| {
             if let Some(m) = &metrics {
                 m.record(peer, event);
             }
             if json {
                 let line = event_line(start.elapsed(), peer, event);
-                let _ = writeln!(std::io::stdout().lock(), "{line}");
+                // Until the `server` line is out (a relay reports its upstream at once), lines wait.
+                let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+                match held.as_mut() {
+                    Some(waiting) if waiting.len() < MAX_HELD_LINES => waiting.push(line),
+                    Some(_) => {}
+                    None => {
+                        let _ = writeln!(std::io::stdout().lock(), "{line}");
+                    }
+                }
             }
         }));
     }
@@ -525,8 +540,12 @@ pub async fn run(args: &ServeArgs) -> u8 {
                     .collect(),
             },
         );
+        let mut held = held_lines.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{first}");
+        for line in held.take().unwrap_or_default() {
+            let _ = writeln!(out, "{line}");
+        }
         let _ = out.flush();
     } else {
         let mut out = std::io::stdout().lock();
