@@ -915,11 +915,13 @@ fn list_profiles_names_every_fault_and_quirk() {
     for name in [
         "seed=",
         "drop=",
+        "drop_packets=",
         "burst=",
         "dup=",
         "reorder=",
         "jitter_ms=",
         "stall=",
+        "freeze=",
         "keyframe_gap=",
         "close_after=",
         "ssrc_change=",

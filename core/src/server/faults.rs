@@ -212,6 +212,34 @@ pub enum CloseAfter {
     Packets(u64),
 }
 
+/// Most packets in one `drop_packets=`.
+pub const MAX_DROP_PACKETS: usize = 32;
+
+/// The packet numbers of `drop_packets=` (at most [`MAX_DROP_PACKETS`],
+/// sorted, each once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PacketList {
+    len: u8,
+    at: [u32; MAX_DROP_PACKETS],
+}
+
+impl PacketList {
+    /// The packet numbers, in increasing order.
+    pub fn as_slice(&self) -> &[u32] {
+        &self.at[..usize::from(self.len)]
+    }
+
+    /// Whether packet `n` is in the list.
+    pub fn contains(&self, n: u64) -> bool {
+        u32::try_from(n).is_ok_and(|n| self.as_slice().binary_search(&n).is_ok())
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// What a URL's query asks of its session. See the [module docs](self) and
 /// [`FAULTS`] for the names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -235,9 +263,18 @@ pub struct Faults {
     /// after PLAY for `FOR_S`; then what fell due goes out at once (up to
     /// `max_lag`), as from a camera whose encoder or network froze.
     pub stall: Option<(Duration, Duration)>,
+    /// `freeze=AFTER_S:FOR_S` was given (the last of `stall=` and `freeze=`
+    /// wins): [`stall`](Faults::stall) holds the answers too, as a frozen
+    /// network path does: a request that comes during it is answered at its
+    /// end.
+    pub freeze: bool,
     /// `close_after=S` or `close_after=Np`: the connection is closed, without
     /// a BYE or a TEARDOWN answer.
     pub close_after: Option<CloseAfter>,
+    /// `drop_packets=N[,N...]`: these RTP packets of the session are not
+    /// sent, counted from 0 in the order they go out, all tracks together
+    /// (as `close_after=Np` counts them): a loss a test can place exactly.
+    pub drop_packets: PacketList,
     /// `ssrc_change=S`: every track's SSRC changes once, `S` after PLAY.
     pub ssrc_change: Option<Duration>,
     /// `seq_jump=S`: every track's sequence number jumps by [`SEQ_JUMP`],
@@ -298,6 +335,11 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "share of RTP packets not sent, 0 to 1 (over TCP too: a gap in the sequence numbers)",
     ),
     (
+        "drop_packets",
+        "N[,N...]",
+        "these RTP packets not sent, counted from 0 after PLAY, all tracks together (up to 32)",
+    ),
+    (
         "burst",
         "N",
         "each drop takes N packets in a row (1-100, default 1), as a burst of loss does",
@@ -316,7 +358,12 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
     (
         "stall",
         "AFTER_S:FOR_S",
-        "send nothing from AFTER_S after PLAY for FOR_S seconds, then the backlog at once",
+        "send no RTP or RTCP from AFTER_S after PLAY for FOR_S seconds, then the backlog at once",
+    ),
+    (
+        "freeze",
+        "AFTER_S:FOR_S",
+        "as stall, and no answer either: a request that comes during it is answered at its end",
     ),
     (
         "keyframe_gap",
@@ -466,6 +513,35 @@ impl Faults {
                         .filter(|d| !d.is_zero())
                         .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
                     faults.stall = Some((after, len));
+                    faults.freeze = false;
+                }
+                "freeze" => {
+                    let (after, len) = value.split_once(':').ok_or_else(|| err("AFTER_S:FOR_S, such as 5:2"))?;
+                    let after = seconds(after).ok_or_else(|| err("AFTER_S: seconds from 0 to 86400"))?;
+                    let len = seconds(len)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
+                    faults.stall = Some((after, len));
+                    faults.freeze = true;
+                }
+                "drop_packets" => {
+                    let mut list = PacketList::default();
+                    for n in value.split(',').map(str::trim) {
+                        let n =
+                            n.parse::<u32>().ok().filter(|n| *n < 1_000_000_000).ok_or_else(|| {
+                                err("packet numbers from 0 to 999999999, comma-separated, such as 12,40")
+                            })?;
+                        let at = &mut list.at[..usize::from(list.len)];
+                        if let Err(k) = at.binary_search(&n) {
+                            if usize::from(list.len) == MAX_DROP_PACKETS {
+                                return Err(err("at most 32 packet numbers"));
+                            }
+                            list.at.copy_within(k..usize::from(list.len), k + 1);
+                            list.at[k] = n;
+                            list.len += 1;
+                        }
+                    }
+                    faults.drop_packets = list;
                 }
                 "params" => {
                     faults.params = Some(if value.eq_ignore_ascii_case("inband") {
@@ -679,6 +755,12 @@ pub enum FaultEvent {
         #[cfg_attr(feature = "serde", serde(rename = "for_s", with = "crate::duration_secs"))]
         length: Duration,
     },
+    /// Nothing will be sent for this long, answers included (`freeze=`).
+    Freeze {
+        /// The freeze's length.
+        #[cfg_attr(feature = "serde", serde(rename = "for_s", with = "crate::duration_secs"))]
+        length: Duration,
+    },
     /// The connection was closed (`close_after=`).
     Close {
         /// RTP packets that went out before (dropped ones included).
@@ -718,7 +800,8 @@ pub enum FaultEvent {
         /// How far off, in milliseconds (later when positive).
         offset_ms: i32,
     },
-    /// A request waits before it is handled (`slow=`).
+    /// A request waits before it is handled (`slow=`, or a `freeze=` on
+    /// when it came).
     Slow {
         /// The request's method.
         method: Method,
@@ -901,6 +984,7 @@ impl FaultRun {
         if self.spec.has(Quirk::NoMarker) {
             *marker = false;
         }
+        let index = self.packets;
         self.packets += 1;
         if let Some(CloseAfter::Packets(n)) = self.spec.close_after {
             if self.packets > n {
@@ -908,6 +992,7 @@ impl FaultRun {
                 return Verdict::Drop;
             }
         }
+        let listed = self.spec.drop_packets.contains(index);
         let drop = if self.dropping_keyframe {
             true
         } else if self.burst_left > 0 {
@@ -919,7 +1004,7 @@ impl FaultRun {
         } else {
             false
         };
-        if drop {
+        if drop || listed {
             events.push_back(self.event(FaultEvent::Drop {
                 track,
                 seq: *seq,
@@ -1084,9 +1169,22 @@ impl FaultRun {
             self.stalled = true;
             let begin = played.checked_add(after).unwrap_or(now);
             self.stall_until = Some(begin.checked_add(length).unwrap_or(begin));
-            queue.push_back(self.event(FaultEvent::Stall { length }));
+            queue.push_back(self.event(if self.spec.freeze {
+                FaultEvent::Freeze { length }
+            } else {
+                FaultEvent::Stall { length }
+            }));
         }
         self.stall_until.is_some_and(|until| now < until)
+    }
+
+    /// When a request that comes at `now` may be answered: the end of the
+    /// `freeze=` on then (which begins now if it is due), else `None`.
+    pub fn frozen_until(&mut self, now: Instant, queue: &mut VecDeque<ServerOutput>) -> Option<Instant> {
+        if !self.spec.freeze || !self.stalled(now, queue) {
+            return None;
+        }
+        self.stall_end()
     }
 
     /// Whether `close_after=S` is reached at `now`.
@@ -1167,6 +1265,19 @@ mod tests {
         assert_eq!(f.seq_jump, Some(Duration::from_millis(5500)));
         assert_eq!(f.ts_jump, Some(Duration::from_secs(6)));
         assert_eq!(parse("sr_offset=-250").unwrap().unwrap().sr_offset_ms, Some(-250));
+        let d = parse("drop_packets=40,%207,7,0").unwrap().unwrap().drop_packets;
+        assert_eq!(d.as_slice(), [0, 7, 40]);
+        assert!(d.contains(7) && !d.contains(8) && !d.contains(1 << 40));
+        let g = parse("stall=1:2&freeze=3:4").unwrap().unwrap();
+        assert_eq!(
+            (g.stall, g.freeze),
+            (Some((Duration::from_secs(3), Duration::from_secs(4))), true)
+        );
+        let g = parse("freeze=3:4&stall=1:2").unwrap().unwrap();
+        assert_eq!(
+            (g.stall, g.freeze),
+            (Some((Duration::from_secs(1), Duration::from_secs(2))), false)
+        );
         assert_eq!(parse("slow=250").unwrap().unwrap().slow, Duration::from_millis(250));
         assert_eq!(parse("params=InBand").unwrap().unwrap().params, Some(Params::Inband));
         assert_eq!(parse("params=sdp").unwrap().unwrap().params, Some(Params::Sdp));
@@ -1208,6 +1319,16 @@ mod tests {
             ("stall=:1", "stall"),
             ("stall=inf:1", "stall"),
             ("keyframe_gap=1", "keyframe_gap"),
+            ("freeze=1", "freeze"),
+            ("freeze=1:0", "freeze"),
+            ("drop_packets=", "drop_packets"),
+            ("drop_packets=1,,2", "drop_packets"),
+            ("drop_packets=-1", "drop_packets"),
+            ("drop_packets=1000000000", "drop_packets"),
+            (
+                "drop_packets=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32",
+                "drop_packets",
+            ),
             ("params=both", "params"),
             ("params=", "params"),
             ("keyframe_gap=1:0", "keyframe_gap"),
@@ -1334,7 +1455,7 @@ mod tests {
 
         #[test]
         fn parse_is_total_on_near_misses(
-            k in proptest::sample::select(vec!["drop", "reorder", "jitter_ms", "stall", "close_after", "seed", "quirk", "session_timeout"]),
+            k in proptest::sample::select(vec!["drop", "reorder", "jitter_ms", "stall", "freeze", "close_after", "seed", "quirk", "session_timeout", "drop_packets"]),
             v in "[0-9.:p,a-z%-]{0,14}",
         ) {
             if let Ok(Some(f)) = Faults::parse_query(&format!("{k}={v}")) {

@@ -4294,6 +4294,83 @@ mod simulator {
         assert!(all.last().unwrap().closed);
     }
 
+    /// The RTP packets of a session in the order they went out: (track,
+    /// sequence number relative to the first).
+    fn sent_in_order(all: &[Drained], info: &[(String, u16, u32)]) -> Vec<(usize, u16)> {
+        all.iter()
+            .flat_map(|d| &d.frames)
+            .filter(|(c, _)| *c == 0 || *c == 2)
+            .map(|(c, p)| {
+                let track = usize::from(*c / 2);
+                let seq = RtpPacket::parse(p.clone()).unwrap().sequence_number;
+                (track, seq.wrapping_sub(info[track].1))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drop_packets_drops_exactly_those_packets() {
+        let (none, clean, info) = dropped_and_received("?play_count=1&seed=1");
+        assert!(none.is_empty());
+        let every = sent_in_order(&clean, &info);
+        assert!(every.len() > 12 && every.iter().any(|(t, _)| *t == 1));
+        // Given unsorted and twice: packets 0, 4, 9 and 12 of the session.
+        let (dropped, all, info) = dropped_and_received("?play_count=1&drop_packets=9,0,4,12,4");
+        let picked = [0, 4, 9, 12];
+        assert_eq!(dropped, picked.iter().map(|k| every[*k]).collect::<Vec<_>>());
+        let rest: Vec<(usize, u16)> = (0..every.len())
+            .filter(|k| !picked.contains(k))
+            .map(|k| every[k])
+            .collect();
+        assert_eq!(sent_in_order(&all, &info), rest);
+        assert!(all.last().unwrap().closed);
+    }
+
+    /// `freeze=`: a stall that holds the answers too: a request that comes
+    /// during it is answered at its end, with the backlog.
+    #[test]
+    fn a_freeze_holds_the_answers_until_its_end() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let start = h.t0;
+        let d = h.play(start, &source, "?play_count=3&freeze=0.3:1");
+        let all: Vec<Drained> = follow(&mut h, d, start + ms(400)).into_iter().map(|(_, d)| d).collect();
+        let last = all.last().unwrap();
+        assert_eq!(last.timeout, Some(start + ms(1300)), "nothing before the freeze's end");
+        assert!(matches!(
+            faults(&all).as_slice(),
+            [(Some(at), FaultEvent::Freeze { length })] if *at >= ms(300) && *length == ms(1000)
+        ));
+        let d = h.request(start + ms(500), "GET_PARAMETER", URL, &[]);
+        assert!(d.responses.is_empty() && d.frames.is_empty(), "{d:?}");
+        assert_eq!(d.timeout, Some(start + ms(1300)));
+        assert!(matches!(
+            faults(&[d]).as_slice(),
+            [(
+                _,
+                FaultEvent::Slow {
+                    method: Method::GetParameter,
+                    delay_ms: 800
+                }
+            )]
+        ));
+        let d = h.timeout(start + ms(1299));
+        assert!(d.responses.is_empty() && d.frames.is_empty());
+        let d = h.timeout(start + ms(1300));
+        assert_eq!(d.response().status, 200);
+        assert!(!d.rtp(0).is_empty(), "the backlog with the answer");
+        // After it, answers come at once again.
+        let d = h.request(start + ms(1400), "GET_PARAMETER", URL, &[]);
+        assert_eq!(d.response().status, 200);
+        // `stall=` answers during the stall.
+        let mut h = Harness::new();
+        let d = h.play(start, &source, "?play_count=3&stall=0.3:1");
+        follow(&mut h, d, start + ms(400));
+        let d = h.request(start + ms(500), "GET_PARAMETER", URL, &[]);
+        assert_eq!(d.response().status, 200);
+        assert!(d.frames.is_empty());
+    }
+
     #[test]
     fn ssrc_change_seq_jump_and_no_marker() {
         let source = Arc::new(synthetic_source());
