@@ -104,49 +104,52 @@ fn whole_stream(server: &TestServer) -> (usize, usize) {
     expected
 }
 
+/// Each run lost exactly the frames the server's drops destroyed (the
+/// distinct RTP timestamps of the dropped packets, per track), and its
+/// `loss` events add up to the dropped packets; only drops were done.
+fn assert_drops_destroyed_exactly(runs: &[Run], seen: &Seen, (video, audio): (usize, usize), what: &str) {
+    let faults = faults_by_session(seen);
+    assert_eq!(faults.len(), Runtime::ALL.len(), "{faults:?}");
+    for run in runs {
+        clean_end(run);
+        let name = run.runtime.name();
+        let done = &faults[&session_id(run)];
+        let drops: Vec<(usize, u32)> = done
+            .iter()
+            .map(|f| match f {
+                FaultEvent::Drop { track, rtp_ts, .. } => (*track, *rtp_ts),
+                other => panic!("{name}: only drops were asked for: {other:?}"),
+            })
+            .collect();
+        assert!(drops.len() >= 5, "{name}: {drops:?}");
+        let destroyed = |track: usize| {
+            drops
+                .iter()
+                .filter(|(t, _)| *t == track)
+                .map(|(_, ts)| *ts)
+                .collect::<HashSet<u32>>()
+                .len()
+        };
+        assert_eq!(
+            frames(&run.events),
+            (video - destroyed(0), audio - destroyed(1)),
+            "{name} {what}: frames lost = frames the drops destroyed"
+        );
+        for track in [0, 1] {
+            let dropped = drops.iter().filter(|(t, _)| *t == track).count() as u64;
+            assert_eq!(lost(&run.events, track), dropped, "{name} {what}, track {track}");
+        }
+    }
+}
+
 #[test]
 fn every_runtime_loses_exactly_the_frames_the_drops_destroyed() {
     let (server, seen) = server();
-    let (video, audio) = whole_stream(&server);
+    let whole = whole_stream(&server);
     for transport in [Transport::Tcp, Transport::Udp] {
         seen.lock().unwrap().clear();
         let runs = run_all(&server.url("h264_aac.mp4?drop=0.03&seed=11"), transport);
-        let faults = faults_by_session(&seen);
-        assert_eq!(faults.len(), Runtime::ALL.len(), "{faults:?}");
-        for run in &runs {
-            clean_end(run);
-            let name = run.runtime.name();
-            let done = &faults[&session_id(run)];
-            let drops: Vec<(usize, u32)> = done
-                .iter()
-                .map(|f| match f {
-                    FaultEvent::Drop { track, rtp_ts, .. } => (*track, *rtp_ts),
-                    other => panic!("{name}: only drops were asked for: {other:?}"),
-                })
-                .collect();
-            assert!(drops.len() >= 5, "{name}: {drops:?}");
-            let destroyed = |track: usize| {
-                drops
-                    .iter()
-                    .filter(|(t, _)| *t == track)
-                    .map(|(_, ts)| *ts)
-                    .collect::<HashSet<u32>>()
-                    .len()
-            };
-            assert_eq!(
-                frames(&run.events),
-                (video - destroyed(0), audio - destroyed(1)),
-                "{name} over {transport:?}: frames lost = frames the drops destroyed"
-            );
-            for track in [0, 1] {
-                let dropped = drops.iter().filter(|(t, _)| *t == track).count() as u64;
-                assert_eq!(
-                    lost(&run.events, track),
-                    dropped,
-                    "{name} over {transport:?}, track {track}"
-                );
-            }
-        }
+        assert_drops_destroyed_exactly(&runs, &seen, whole, &format!("over {transport:?}"));
     }
 }
 
@@ -901,5 +904,150 @@ fn silence_while_playing_times_out() {
             );
             assert_eq!(server_closed(&seen, r), Some(CloseReason::PeerClosed), "{rt} {query}");
         }
+    }
+}
+
+/// The sender reports of `track` received: (NTP time as Unix seconds, the
+/// arrival on the session's clock in seconds).
+fn sender_reports(run: &Run, track: usize) -> Vec<(f64, f64)> {
+    run.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Rtcp(r) if r.track == track => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| {
+            r.packets.iter().filter_map(move |p| match p {
+                rtsp_toolkit_core::rtcp::RtcpPacket::SenderReport(sr) => {
+                    Some((sr.ntp_unix_seconds(), r.recv_tick.as_secs_f64()))
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    assert!(!v.is_empty());
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `burst`, `dup`, `bye_at`, `no_sr` and `sr_offset` on every runtime (one
+/// after the other), as `cli/tests/simulator.rs` checks them with the tokio
+/// one (`no_cseq` is in `keepalive_answers_with_a_bad_cseq_or_a_refusal_are_survived`).
+#[test]
+fn every_runtime_takes_bursts_duplicates_an_early_bye_and_the_sender_report_faults() {
+    let (server, seen) = server();
+    let whole = whole_stream(&server);
+    let (video, audio) = whole;
+
+    // Bursts of drops: still exactly the frames they destroyed.
+    seen.lock().unwrap().clear();
+    let runs = run_all(&server.url("h264_aac.mp4?drop=0.02&burst=3&seed=4"), Transport::Tcp);
+    assert_drops_destroyed_exactly(&runs, &seen, whole, "burst=3");
+    // Whole bursts of 3, the same ones on every runtime (the seed's).
+    let counts: Vec<usize> = runs
+        .iter()
+        .map(|run| faults_by_session(&seen)[&session_id(run)].len())
+        .collect();
+    assert!(counts.iter().all(|n| n % 3 == 0 && *n == counts[0]), "{counts:?}");
+
+    // Duplicates, over TCP and UDP: every frame once, no warning.
+    for transport in [Transport::Tcp, Transport::Udp] {
+        seen.lock().unwrap().clear();
+        let runs = run_all(&server.url("h264_aac.mp4?dup=0.1&seed=4"), transport);
+        let faults = faults_by_session(&seen);
+        for run in &runs {
+            let name = run.runtime.name();
+            clean_end(run);
+            let dups = faults[&session_id(run)]
+                .iter()
+                .filter(|f| matches!(f, FaultEvent::Duplicate { .. }))
+                .count();
+            assert!(dups >= 10, "{name} {transport:?}: {dups}");
+            assert_eq!(frames(&run.events), (video, audio), "{name} {transport:?}");
+            assert_eq!(
+                (lost(&run.events, 0), lost(&run.events, 1)),
+                (0, 0),
+                "{name} {transport:?}"
+            );
+            assert!(
+                warnings(&run.events).is_empty(),
+                "{name} {transport:?}: {:?}",
+                warnings(&run.events)
+            );
+        }
+    }
+
+    // An early BYE: the end, cleanly, with the first second of frames; TEARDOWN last.
+    seen.lock().unwrap().clear();
+    let runs = run_all(&server.url("h264_aac.mp4?bye_at=1"), Transport::Tcp);
+    let faults = faults_by_session(&seen);
+    for run in &runs {
+        let name = run.runtime.name();
+        clean_end(run);
+        assert!(
+            matches!(faults[&session_id(run)].as_slice(), [FaultEvent::Bye { tracks: 2 }]),
+            "{name}: {:?}",
+            faults[&session_id(run)]
+        );
+        let (v, _) = frames(&run.events);
+        assert!((20..=35).contains(&v), "{name}: {v} video frames");
+        assert_eq!(
+            methods(&run.events).last().map(|m| &m.method),
+            Some(&Method::Teardown),
+            "{name}"
+        );
+    }
+
+    // No sender report: every frame, no SR received, the BYE on both tracks.
+    for run in run_all(&server.url("h264_aac.mp4?quirk=no_sr"), Transport::Tcp) {
+        let name = run.runtime.name();
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        assert!(
+            sender_reports(&run, 0).is_empty() && sender_reports(&run, 1).is_empty(),
+            "{name}"
+        );
+        let byes = run
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(e, Event::Rtcp(r) if r.packets.iter().any(|p| matches!(p, rtsp_toolkit_core::rtcp::RtcpPacket::Bye(_))))
+            })
+            .count();
+        assert_eq!(byes, 2, "{name}");
+    }
+
+    // Audio sender reports 500 ms late: every frame; one event per audio
+    // report received; the audio's NTP-to-arrival mapping 0.5 s after the video's.
+    seen.lock().unwrap().clear();
+    let runs = run_all(&server.url("h264_aac.mp4?sr_offset=500"), Transport::Tcp);
+    let faults = faults_by_session(&seen);
+    for run in &runs {
+        let name = run.runtime.name();
+        clean_end(run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        let done = &faults[&session_id(run)];
+        assert!(
+            done.iter().all(|f| matches!(
+                f,
+                FaultEvent::SrOffset {
+                    track: 1,
+                    offset_ms: 500
+                }
+            )),
+            "{name}: {done:?}"
+        );
+        let (v, a) = (sender_reports(run, 0), sender_reports(run, 1));
+        assert!(v.len() >= 2 && a.len() >= 2, "{name}: {v:?} {a:?}");
+        assert_eq!(done.len(), a.len(), "{name}");
+        let base = |r: &[(f64, f64)]| median(r.iter().map(|(ntp, at)| ntp - at).collect());
+        let offset = base(&a) - base(&v);
+        assert!(
+            (offset - 0.5).abs() < 0.1,
+            "{name}: the audio's reports are {offset} s off"
+        );
     }
 }
