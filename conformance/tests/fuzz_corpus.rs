@@ -808,6 +808,11 @@ a=control:trackID=1\r\n",
     write("faults", "params_sdp", b"params=sdp&keyframe_gap=0:0.5&slow=1");
     write(
         "faults",
+        "ts_jump_back",
+        b"ts_jump=0.5:-3000&ts_jump=1:86400000&ts_jump=2:-86400000",
+    );
+    write(
+        "faults",
         "freeze",
         b"freeze=0.5:2&drop_packets=0,7,7,999999999&stall=1:1&freeze=0:0.1",
     );

@@ -429,6 +429,7 @@ fn every_runtime_takes_the_stream_and_answer_quirks() {
     // Played whole, no loss, no warning, whatever the server did.
     for query in [
         "ts_jump=2",
+        "ts_jump=2:-3000",
         "quirk=control_absolute",
         "quirk=no_session_control",
         "quirk=wrong_content_base",

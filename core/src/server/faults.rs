@@ -280,10 +280,14 @@ pub struct Faults {
     /// `seq_jump=S`: every track's sequence number jumps by [`SEQ_JUMP`],
     /// once, `S` after PLAY.
     pub seq_jump: Option<Duration>,
-    /// `ts_jump=S`: every track's RTP timestamp jumps forward by
-    /// [`TS_JUMP`] of its clock, once, at its first sample `S` after PLAY
-    /// (no sequence gap; the sender reports follow the new timestamps).
+    /// `ts_jump=S[:MS]`: every track's RTP timestamp jumps by
+    /// [`ts_jump_ms`](Faults::ts_jump_ms) of its clock, once, at its first
+    /// sample `S` after PLAY (no sequence gap; the sender reports follow the
+    /// new timestamps).
     pub ts_jump: Option<Duration>,
+    /// How far `ts_jump=` jumps, in milliseconds: forward when positive,
+    /// back when negative (`ts_jump=S:-MS`); 0 stands for [`TS_JUMP`].
+    pub ts_jump_ms: i32,
     /// `sr_offset=MS`: the NTP time of every RTCP sender report of every
     /// track but the first (track index above 0) is this many milliseconds
     /// off (later when positive): a wrong NTP/RTP mapping that puts those
@@ -317,8 +321,8 @@ pub const REORDER_ONE_IN: u64 = 10;
 /// `seq_jump=`: how far the sequence numbers jump (beyond RFC 3550's
 /// `MAX_DROPOUT` of 3000, so a receiver sees a restart, not a loss).
 pub const SEQ_JUMP: u16 = 20_000;
-/// `ts_jump=`: how far the RTP timestamps jump, in time of each track's
-/// clock (10 s: 900000 ticks of a 90 kHz video clock).
+/// `ts_jump=`: how far the RTP timestamps jump by default, in time of each
+/// track's clock (10 s: 900000 ticks of a 90 kHz video clock).
 pub const TS_JUMP: Duration = Duration::from_secs(10);
 
 /// Every fault parameter: (name, value syntax, one line about it), for
@@ -383,8 +387,8 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
     ),
     (
         "ts_jump",
-        "S",
-        "every track's RTP timestamp jumps 10 s ahead S seconds after PLAY (no sequence gap)",
+        "S[:MS]",
+        "every track's RTP timestamp jumps MS ms (default 10000; negative: back) S seconds after PLAY (no sequence gap)",
     ),
     (
         "sr_offset",
@@ -595,7 +599,24 @@ impl Faults {
                         .ok_or_else(|| err("milliseconds from 1 to 60000"))?;
                     faults.slow = Duration::from_millis(ms);
                 }
-                "ts_jump" => faults.ts_jump = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
+                "ts_jump" => {
+                    let (at, by) = match value.split_once(':') {
+                        Some((at, by)) => (at, Some(by)),
+                        None => (value, None),
+                    };
+                    faults.ts_jump = Some(seconds(at).ok_or_else(|| err("S: seconds from 0 to 86400"))?);
+                    faults.ts_jump_ms = match by {
+                        None => 0,
+                        Some(by) => by
+                            .trim()
+                            .parse::<i32>()
+                            .ok()
+                            .filter(|ms| *ms != 0 && (-86_400_000..=86_400_000).contains(ms))
+                            .ok_or_else(|| {
+                                err("S:MS, MS whole milliseconds from -86400000 to 86400000, not 0, such as 2:-3000")
+                            })?,
+                    };
+                }
                 "bye_at" => faults.bye_at = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
                 "session_timeout" => {
                     let s = value
@@ -784,7 +805,7 @@ pub enum FaultEvent {
         /// The one it has.
         to: u16,
     },
-    /// A track's RTP timestamps jumped forward (`ts_jump=`).
+    /// A track's RTP timestamps jumped, forward or back (`ts_jump=`).
     TsJump {
         /// The track's index.
         track: usize,
@@ -1016,8 +1037,9 @@ impl FaultRun {
     }
 
     /// Before the next sample of `track` (a `clock_rate` Hz clock) is
-    /// packetized: how far its timestamps jump from now on, once, when
-    /// `ts_jump=` is due.
+    /// packetized: how far its timestamps jump from now on (to be added,
+    /// wrapping: a backward jump is a large value), once, when `ts_jump=`
+    /// is due.
     pub fn ts_jump_due(&mut self, track: usize, clock_rate: u32) -> Option<u32> {
         let bit = 1u64.checked_shl(track as u32).unwrap_or(0);
         let at = self.spec.ts_jump?;
@@ -1025,7 +1047,11 @@ impl FaultRun {
             return None;
         }
         self.ts_jumped |= bit;
-        Some((TS_JUMP.as_secs() as u32).wrapping_mul(clock_rate))
+        let ms = match self.spec.ts_jump_ms {
+            0 => TS_JUMP.as_millis() as i64,
+            ms => i64::from(ms),
+        };
+        Some((ms * i64::from(clock_rate) / 1000) as u32)
     }
 
     /// The NTP time to put in a sender report of `track` at `ntp`, and its
@@ -1263,7 +1289,9 @@ mod tests {
         assert_eq!(f.close_after, Some(CloseAfter::Packets(300)));
         assert_eq!(f.ssrc_change, Some(Duration::from_secs(4)));
         assert_eq!(f.seq_jump, Some(Duration::from_millis(5500)));
-        assert_eq!(f.ts_jump, Some(Duration::from_secs(6)));
+        assert_eq!((f.ts_jump, f.ts_jump_ms), (Some(Duration::from_secs(6)), 0));
+        let g = parse("ts_jump=2.5:-3000").unwrap().unwrap();
+        assert_eq!((g.ts_jump, g.ts_jump_ms), (Some(Duration::from_millis(2500)), -3000));
         assert_eq!(parse("sr_offset=-250").unwrap().unwrap().sr_offset_ms, Some(-250));
         let d = parse("drop_packets=40,%207,7,0").unwrap().unwrap().drop_packets;
         assert_eq!(d.as_slice(), [0, 7, 40]);
@@ -1338,6 +1366,11 @@ mod tests {
             ("ssrc_change=-1", "ssrc_change"),
             ("seq_jump=1:2", "seq_jump"),
             ("ts_jump=x", "ts_jump"),
+            ("ts_jump=1:0", "ts_jump"),
+            ("ts_jump=1:", "ts_jump"),
+            ("ts_jump=1:-1.5", "ts_jump"),
+            ("ts_jump=1:86400001", "ts_jump"),
+            ("ts_jump=:5", "ts_jump"),
             ("sr_offset=0", "sr_offset"),
             ("slow=0", "slow"),
             ("slow=60001", "slow"),

@@ -4413,9 +4413,16 @@ mod simulator {
     /// and the sender reports after it map to the new timeline.
     #[test]
     fn ts_jump_moves_the_timestamps_once_without_a_sequence_gap() {
+        ts_jump_by("", 10_000);
+        ts_jump_by(":-3000", -3000);
+        ts_jump_by(":250", 250);
+    }
+
+    /// `ts_jump=0.5{by}`: the timestamps of each track jump `ms` once.
+    fn ts_jump_by(by: &str, ms: i64) {
         let source = Arc::new(synthetic_source());
         let mut h = Harness::new();
-        let d = h.play(h.t0, &source, "?play_count=3&ts_jump=0.5");
+        let d = h.play(h.t0, &source, &format!("?play_count=3&ts_jump=0.5{by}"));
         let until = h.t0 + Duration::from_secs(60);
         let all = collect_until_close(&mut h, d, until);
         let jumps = faults(&all);
@@ -4428,8 +4435,12 @@ mod simulator {
                     _ => None,
                 })
                 .unwrap();
-            assert!(since.is_some_and(|s| s >= ms(500) && s < ms(600)), "{since:?}");
-            assert_eq!(to.wrapping_sub(from), 10 * rate);
+            assert!(
+                since.is_some_and(|s| s >= super::ms(500) && s < super::ms(600)),
+                "{since:?}"
+            );
+            let jump = (ms * i64::from(rate) / 1000) as u32;
+            assert_eq!(to.wrapping_sub(from), jump);
             let packets: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(channel)).collect();
             let at = packets.iter().position(|p| p.timestamp == to).unwrap();
             assert!(at > 0);
@@ -4441,7 +4452,8 @@ mod simulator {
             for (i, w) in packets.windows(2).enumerate() {
                 let step = w[1].timestamp.wrapping_sub(w[0].timestamp);
                 if i + 1 == at {
-                    assert!(step > 10 * rate && step < 10 * rate + rate / 2, "{step}");
+                    let beyond = step.wrapping_sub(jump);
+                    assert!(beyond > 0 && beyond < rate / 2, "{step}");
                 } else {
                     assert!(step < rate / 2, "{i}: {step}");
                 }
