@@ -964,3 +964,28 @@ fn list_profiles_names_every_fault_and_quirk() {
     // Without --list-profiles, --dir is still required.
     assert_eq!(run(&["serve"], Duration::from_secs(10)).code(), 2);
 }
+
+/// B-frames with decreasing timestamps need no fault: our server sends a
+/// file's samples in decode order, each with its presentation time, as a
+/// camera with B-frames does, so `h264_bframes.mp4`'s timestamps go back at
+/// every B-frame. Our client hands on every frame in that order, without a
+/// warning; sorted, the timestamps are every frame interval once.
+#[test]
+fn b_frames_come_with_decreasing_timestamps_and_play_whole() {
+    let serve = JsonServe::start();
+    let events = probe(&serve.url("h264_bframes.mp4"), &[]);
+    clean_end(&events);
+    assert_eq!(of_type(&events, "warning").len(), 0);
+    let ts: Vec<u64> = of_type(&events, "video")
+        .iter()
+        .map(|v| v["extended_timestamp"].as_u64().unwrap())
+        .collect();
+    // The fixture's 125 frames at 25 fps: 3600 ticks apart.
+    assert_eq!(ts.len(), 125);
+    let back = ts.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(back >= 30, "{back} steps back");
+    let mut sorted = ts.clone();
+    sorted.sort_unstable();
+    assert!(sorted.windows(2).all(|w| w[1] - w[0] == 3600), "{sorted:?}");
+    assert!(serve.faults().is_empty());
+}
