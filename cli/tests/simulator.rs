@@ -779,29 +779,41 @@ fn ssrc_change_and_seq_jump_are_taken_without_loss() {
 fn ts_jump_plays_on_and_shows_in_the_media_duration() {
     let serve = JsonServe::start();
     let (video, audio) = clean(&serve);
-    let _ = serve.events();
-    let events = probe(&serve.url("h264_aac.mp4?ts_jump=2"), &[]);
-    clean_end(&events);
-    assert_eq!(frames(&events), (video, audio));
-    assert_eq!(of_type(&events, "warning").len(), 0);
-    let faults = serve.faults();
-    assert_eq!(faults.len(), 2, "{faults:?}");
-    let tracks = &report(&events)["tracks"];
-    for (track, rate) in [(0u64, 90_000u64), (1, 44_100)] {
-        let jump = faults.iter().find(|f| f["track"] == track).unwrap();
-        assert_eq!(jump["fault"], "ts_jump");
-        let (from, to) = (jump["from"].as_u64().unwrap(), jump["to"].as_u64().unwrap());
-        assert_eq!(to.wrapping_sub(from) % (1 << 32), 10 * rate, "{jump}");
-        // The packets carry the new timeline from the jump on.
-        assert!(of_type(&events, "rtp")
-            .iter()
-            .any(|p| p["track"] == track && p["timestamp"] == to));
-        let t = &tracks[track as usize];
-        let duration = t["media_duration_s"].as_f64().unwrap();
-        assert!((14.9..15.3).contains(&duration), "track {track}: {duration}");
-        let jitter = t["max_jitter_s"].as_f64().unwrap();
-        assert!((0.6..0.7).contains(&jitter), "track {track}: {jitter}");
-        assert_eq!(t["lost"], 0);
+    // Forward 10 s: the span of the timestamps 10 s longer; back 3 s at 2 s:
+    // the last 3 s repeat the timeline from -1 s, a span of 3 s. RFC 3550's
+    // jitter estimator takes 1/16 of the jump.
+    for (query, jump_s, span, jitter) in [
+        ("ts_jump=2", 10i64, 14.9..15.3, 0.6..0.7),
+        ("ts_jump=2:-3000", -3, 2.9..3.1, 0.17..0.21),
+    ] {
+        let _ = serve.events();
+        let events = probe(&serve.url(&format!("h264_aac.mp4?{query}")), &[]);
+        clean_end(&events);
+        assert_eq!(frames(&events), (video, audio), "{query}");
+        assert_eq!(of_type(&events, "warning").len(), 0, "{query}");
+        let faults = serve.faults();
+        assert_eq!(faults.len(), 2, "{faults:?}");
+        let tracks = &report(&events)["tracks"];
+        for (track, rate) in [(0u64, 90_000i64), (1, 44_100)] {
+            let jump = faults.iter().find(|f| f["track"] == track).unwrap();
+            assert_eq!(jump["fault"], "ts_jump");
+            let (from, to) = (jump["from"].as_u64().unwrap(), jump["to"].as_u64().unwrap());
+            assert_eq!(
+                to.wrapping_sub(from) % (1 << 32),
+                (jump_s * rate).rem_euclid(1 << 32) as u64,
+                "{query}: {jump}"
+            );
+            // The packets carry the new timeline from the jump on.
+            assert!(of_type(&events, "rtp")
+                .iter()
+                .any(|p| p["track"] == track && p["timestamp"] == to));
+            let t = &tracks[track as usize];
+            let duration = t["media_duration_s"].as_f64().unwrap();
+            assert!(span.contains(&duration), "{query} track {track}: {duration}");
+            let j = t["max_jitter_s"].as_f64().unwrap();
+            assert!(jitter.contains(&j), "{query} track {track}: {j}");
+            assert_eq!(t["lost"], 0);
+        }
     }
 }
 
@@ -915,11 +927,13 @@ fn list_profiles_names_every_fault_and_quirk() {
     for name in [
         "seed=",
         "drop=",
+        "drop_packets=",
         "burst=",
         "dup=",
         "reorder=",
         "jitter_ms=",
         "stall=",
+        "freeze=",
         "keyframe_gap=",
         "close_after=",
         "ssrc_change=",
@@ -949,4 +963,29 @@ fn list_profiles_names_every_fault_and_quirk() {
     }
     // Without --list-profiles, --dir is still required.
     assert_eq!(run(&["serve"], Duration::from_secs(10)).code(), 2);
+}
+
+/// B-frames with decreasing timestamps need no fault: our server sends a
+/// file's samples in decode order, each with its presentation time, as a
+/// camera with B-frames does, so `h264_bframes.mp4`'s timestamps go back at
+/// every B-frame. Our client hands on every frame in that order, without a
+/// warning; sorted, the timestamps are every frame interval once.
+#[test]
+fn b_frames_come_with_decreasing_timestamps_and_play_whole() {
+    let serve = JsonServe::start();
+    let events = probe(&serve.url("h264_bframes.mp4"), &[]);
+    clean_end(&events);
+    assert_eq!(of_type(&events, "warning").len(), 0);
+    let ts: Vec<u64> = of_type(&events, "video")
+        .iter()
+        .map(|v| v["extended_timestamp"].as_u64().unwrap())
+        .collect();
+    // The fixture's 125 frames at 25 fps: 3600 ticks apart.
+    assert_eq!(ts.len(), 125);
+    let back = ts.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(back >= 30, "{back} steps back");
+    let mut sorted = ts.clone();
+    sorted.sort_unstable();
+    assert!(sorted.windows(2).all(|w| w[1] - w[0] == 3600), "{sorted:?}");
+    assert!(serve.faults().is_empty());
 }

@@ -7,8 +7,8 @@
 //! list of H.264 access units packetized by the core's
 //! [`Packetizer`](rtsp_toolkit_core::codec::h264::Packetizer), ending with an
 //! RTCP BYE. A [`Plan`] then makes it misbehave in one or more ways: decorated
-//! RTP headers, dropped packets, junk on an unused channel, and the
-//! [`Misbehaviour`]s (bad keepalive answers, oversized or endless responses,
+//! RTP headers, junk on an unused channel, and the
+//! [`Misbehaviour`]s (oversized or endless responses,
 //! silence, a close inside a frame, refused credentials).
 //!
 //! It is not a general RTSP server (see the core's `server` module for that):
@@ -48,24 +48,6 @@ const VIDEO_SSRC: u32 = 0x0bad_cafe;
 const AUDIO_SSRC: u32 = 0x0bad_beef;
 const POLL: Duration = Duration::from_millis(5);
 
-/// Which packet of an access unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pick {
-    First,
-    /// The one in the middle (`n / 2`); the access unit must have at least 3 packets.
-    Middle,
-    Last,
-}
-
-/// How a keepalive response gets its CSeq wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CseqFault {
-    /// The request's CSeq plus 1000.
-    Wrong,
-    /// No CSeq header at all.
-    Missing,
-}
-
 /// Which challenge a 401 carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Challenge {
@@ -77,18 +59,12 @@ pub enum Challenge {
 /// One way to misbehave. Several may be combined in a [`Plan`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Misbehaviour {
-    /// Answer every keepalive (GET_PARAMETER, or OPTIONS after PLAY) with this CSeq fault.
-    KeepaliveCseq(CseqFault),
-    /// Answer GET_PARAMETER with 405 Method Not Allowed.
-    RejectGetParameter,
     /// Instead of the response to this method: a head with `Content-Length: 2^40`, then silence.
     HugeContentLength(Method),
     /// Instead of the response to this method: a status line, then header lines without end.
     EndlessHeaders(Method),
     /// Instead of the response to this method: a status line, then one header line without end.
     LongHeaderLine(Method),
-    /// After this many access units: silence (no data, no answers); the connection stays open.
-    SilentAfter(usize),
     /// After this many whole access units: half of the next one's packets, half of one more
     /// packet's bytes, then close.
     CloseInside(usize),
@@ -113,16 +89,12 @@ pub struct Plan {
     /// The SDP also has a PCMA/8000 audio track; when the client sets it up, one audio packet
     /// of [`AUDIO_SAMPLES`] follows each access unit.
     pub audio: bool,
-    /// `;timeout=N` on the Session header (the client keeps alive every N/2 s).
-    pub session_timeout: Option<u32>,
     /// Between access units (zero: all at once).
     pub pace: Duration,
     /// Largest RTP payload the packetizer makes.
     pub max_payload: usize,
     /// Every RTP packet carries two CSRCs, a header extension and padding.
     pub decorate: bool,
-    /// Video packets not sent: (access unit index, which packet).
-    pub drop: Vec<(usize, Pick)>,
     pub junk: Option<Junk>,
     /// An RTCP BYE on every set-up track after the last access unit.
     pub bye: bool,
@@ -138,11 +110,9 @@ impl Plan {
         Plan {
             aus,
             audio: false,
-            session_timeout: None,
             pace: Duration::ZERO,
             max_payload: 1400,
             decorate: false,
-            drop: Vec::new(),
             junk: None,
             bye: true,
             credentials: None,
@@ -157,7 +127,7 @@ impl Plan {
         self
     }
 
-    /// The RTP packets of each access unit as the server makes them (dropped ones included).
+    /// The RTP packets of each access unit as the server makes them.
     pub fn video_packets(&self) -> Vec<Vec<Bytes>> {
         let mut packetizer = Packetizer::new(self.max_payload);
         let mut seq = VIDEO_SEQ0;
@@ -287,8 +257,6 @@ pub struct Log {
     pub requests: Vec<SeenRequest>,
     /// Whole video RTP packets written.
     pub video_packets: usize,
-    /// Video RTP packets left out on purpose.
-    pub dropped: usize,
     pub audio_packets: usize,
     pub junk_frames: usize,
     /// Bytes of the misbehaving response (huge, endless or long-lined) written.
@@ -370,8 +338,8 @@ struct Conn<'a> {
     deadline: Instant,
     stop: &'a AtomicBool,
     log: Log,
-    /// Video RTP packets per access unit, and which are dropped.
-    packets: Vec<Vec<(Bytes, bool)>>,
+    /// Video RTP packets per access unit.
+    packets: Vec<Vec<Bytes>>,
     /// (RTP, RTCP) channels the client set up: video, audio.
     video: Option<(u8, u8)>,
     audio: Option<(u8, u8)>,
@@ -409,23 +377,7 @@ fn serve(listener: TcpListener, plan: &Plan, stop: &AtomicBool) -> Log {
             ..Log::default()
         };
     }
-    let mut packets: Vec<Vec<(Bytes, bool)>> = plan
-        .video_packets()
-        .into_iter()
-        .map(|au| au.into_iter().map(|p| (p, false)).collect())
-        .collect();
-    for &(au, pick) in &plan.drop {
-        let n = packets[au].len();
-        let k = match pick {
-            Pick::First => 0,
-            Pick::Middle => {
-                assert!(n >= 3, "access unit {au} has {n} packets: no middle one");
-                n / 2
-            }
-            Pick::Last => n - 1,
-        };
-        packets[au][k].1 = true;
-    }
+    let packets = plan.video_packets();
     let mut conn = Conn {
         plan,
         stream,
@@ -547,20 +499,8 @@ impl Conn<'_> {
             self.write(format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nX-Long: ").as_bytes())?;
             return self.endless(&[b'l'; 8192]);
         }
-        let keepalive = method == Method::GetParameter || (method == Method::Options && self.next_au.is_some());
-        let fault = plan.misbehaviour.iter().find_map(|m| match m {
-            Misbehaviour::KeepaliveCseq(f) if keepalive => Some(*f),
-            _ => None,
-        });
-        match fault {
-            None => h("CSeq", cseq.to_string()),
-            Some(CseqFault::Wrong) => h("CSeq", (cseq + 1000).to_string()),
-            Some(CseqFault::Missing) => {}
-        }
-        let session = match plan.session_timeout {
-            Some(t) => format!("{SESSION_ID};timeout={t}"),
-            None => SESSION_ID.to_owned(),
-        };
+        h("CSeq", cseq.to_string());
+        let session = SESSION_ID.to_owned();
         match method {
             Method::Options => {
                 h(
@@ -597,9 +537,6 @@ impl Conn<'_> {
                     self.next_au = Some((0, Instant::now()));
                 }
                 Ok(())
-            }
-            Method::GetParameter if plan.has(&Misbehaviour::RejectGetParameter) => {
-                self.respond(405, "Method Not Allowed", head, b"")
             }
             Method::GetParameter => {
                 h("Session", session);
@@ -696,10 +633,6 @@ impl Conn<'_> {
                 }
                 return Ok(());
             }
-            if self.plan.has(&Misbehaviour::SilentAfter(i)) {
-                self.silent = true;
-                return Ok(());
-            }
             if self.plan.has(&Misbehaviour::CloseInside(i)) {
                 return self.close_inside(i);
             }
@@ -714,11 +647,7 @@ impl Conn<'_> {
             return Ok(());
         };
         for k in 0..self.packets[i].len() {
-            let (packet, dropped) = self.packets[i][k].clone();
-            if dropped {
-                self.log.dropped += 1;
-                continue;
-            }
+            let packet = self.packets[i][k].clone();
             self.interleaved(channel, &packet)?;
             self.log.video_packets += 1;
             self.since_junk += 1;
@@ -764,7 +693,7 @@ impl Conn<'_> {
         let Some((channel, _)) = self.video else {
             return Ok(());
         };
-        let packets: Vec<Bytes> = self.packets[i].iter().map(|(p, _)| p.clone()).collect();
+        let packets = self.packets[i].clone();
         let whole = packets.len() / 2;
         for p in &packets[..whole] {
             self.interleaved(channel, p)?;

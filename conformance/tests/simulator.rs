@@ -5,27 +5,29 @@
 //! server's event hook).
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rtsp_toolkit_conformance::runtimes::{self, Control, Run, Runtime};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
-use rtsp_toolkit_core::client::{ClientOptions, Event, Transport, Warning};
+use rtsp_toolkit_core::client::{ClientOptions, ClosedEvent, Event, Transport, Warning};
 use rtsp_toolkit_core::message::Method;
-use rtsp_toolkit_core::server::{FaultEvent, Quirk, ServerEvent};
+use rtsp_toolkit_core::server::{CloseReason, FaultEvent, Quirk, ServerEvent};
 use rtsp_toolkit_media::serving::{EventHook, ServerOptions};
 
 /// Bound on one session (the fixture plays for 5 s).
 const LIMIT: Duration = Duration::from_secs(30);
 
-type Seen = Arc<Mutex<Vec<ServerEvent>>>;
+/// What the server reported, with the client's address.
+type Seen = Arc<Mutex<Vec<(Option<SocketAddr>, ServerEvent)>>>;
 
 fn server() -> (TestServer, Seen) {
     let seen: Seen = Arc::new(Mutex::new(Vec::new()));
     let theirs = seen.clone();
     let options = ServerOptions {
-        events: Some(EventHook::new(move |_, e: &ServerEvent| {
-            theirs.lock().unwrap().push(e.clone())
+        events: Some(EventHook::new(move |peer, e: &ServerEvent| {
+            theirs.lock().unwrap().push((peer, e.clone()))
         })),
         ..ServerOptions::default()
     };
@@ -84,7 +86,7 @@ fn session_id(run: &Run) -> String {
 /// The faults done to each session: session id → its fault events.
 fn faults_by_session(seen: &Seen) -> HashMap<String, Vec<FaultEvent>> {
     let mut by = HashMap::<String, Vec<FaultEvent>>::new();
-    for e in seen.lock().unwrap().iter() {
+    for (_, e) in seen.lock().unwrap().iter() {
         if let ServerEvent::Fault { session_id, fault, .. } = e {
             by.entry(session_id.clone()).or_default().push(fault.clone());
         }
@@ -102,49 +104,52 @@ fn whole_stream(server: &TestServer) -> (usize, usize) {
     expected
 }
 
+/// Each run lost exactly the frames the server's drops destroyed (the
+/// distinct RTP timestamps of the dropped packets, per track), and its
+/// `loss` events add up to the dropped packets; only drops were done.
+fn assert_drops_destroyed_exactly(runs: &[Run], seen: &Seen, (video, audio): (usize, usize), what: &str) {
+    let faults = faults_by_session(seen);
+    assert_eq!(faults.len(), Runtime::ALL.len(), "{faults:?}");
+    for run in runs {
+        clean_end(run);
+        let name = run.runtime.name();
+        let done = &faults[&session_id(run)];
+        let drops: Vec<(usize, u32)> = done
+            .iter()
+            .map(|f| match f {
+                FaultEvent::Drop { track, rtp_ts, .. } => (*track, *rtp_ts),
+                other => panic!("{name}: only drops were asked for: {other:?}"),
+            })
+            .collect();
+        assert!(drops.len() >= 5, "{name}: {drops:?}");
+        let destroyed = |track: usize| {
+            drops
+                .iter()
+                .filter(|(t, _)| *t == track)
+                .map(|(_, ts)| *ts)
+                .collect::<HashSet<u32>>()
+                .len()
+        };
+        assert_eq!(
+            frames(&run.events),
+            (video - destroyed(0), audio - destroyed(1)),
+            "{name} {what}: frames lost = frames the drops destroyed"
+        );
+        for track in [0, 1] {
+            let dropped = drops.iter().filter(|(t, _)| *t == track).count() as u64;
+            assert_eq!(lost(&run.events, track), dropped, "{name} {what}, track {track}");
+        }
+    }
+}
+
 #[test]
 fn every_runtime_loses_exactly_the_frames_the_drops_destroyed() {
     let (server, seen) = server();
-    let (video, audio) = whole_stream(&server);
+    let whole = whole_stream(&server);
     for transport in [Transport::Tcp, Transport::Udp] {
         seen.lock().unwrap().clear();
         let runs = run_all(&server.url("h264_aac.mp4?drop=0.03&seed=11"), transport);
-        let faults = faults_by_session(&seen);
-        assert_eq!(faults.len(), Runtime::ALL.len(), "{faults:?}");
-        for run in &runs {
-            clean_end(run);
-            let name = run.runtime.name();
-            let done = &faults[&session_id(run)];
-            let drops: Vec<(usize, u32)> = done
-                .iter()
-                .map(|f| match f {
-                    FaultEvent::Drop { track, rtp_ts, .. } => (*track, *rtp_ts),
-                    other => panic!("{name}: only drops were asked for: {other:?}"),
-                })
-                .collect();
-            assert!(drops.len() >= 5, "{name}: {drops:?}");
-            let destroyed = |track: usize| {
-                drops
-                    .iter()
-                    .filter(|(t, _)| *t == track)
-                    .map(|(_, ts)| *ts)
-                    .collect::<HashSet<u32>>()
-                    .len()
-            };
-            assert_eq!(
-                frames(&run.events),
-                (video - destroyed(0), audio - destroyed(1)),
-                "{name} over {transport:?}: frames lost = frames the drops destroyed"
-            );
-            for track in [0, 1] {
-                let dropped = drops.iter().filter(|(t, _)| *t == track).count() as u64;
-                assert_eq!(
-                    lost(&run.events, track),
-                    dropped,
-                    "{name} over {transport:?}, track {track}"
-                );
-            }
-        }
+        assert_drops_destroyed_exactly(&runs, &seen, whole, &format!("over {transport:?}"));
     }
 }
 
@@ -424,6 +429,7 @@ fn every_runtime_takes_the_stream_and_answer_quirks() {
     // Played whole, no loss, no warning, whatever the server did.
     for query in [
         "ts_jump=2",
+        "ts_jump=2:-3000",
         "quirk=control_absolute",
         "quirk=no_session_control",
         "quirk=wrong_content_base",
@@ -510,5 +516,539 @@ fn every_runtime_takes_the_stream_and_answer_quirks() {
             other => panic!("{name}: {other:?}"),
         }
         assert!(frames(&run.events).0 > 10, "{name}");
+    }
+}
+
+// The hostile-server cases that the simulator covers (they were scripted in
+// `conformance/src/hostile.rs`): the same client assertions, against our
+// server with the fault that does it.
+
+/// The client's local address in `run` (the server's peer).
+fn local_addr(run: &Run) -> SocketAddr {
+    run.events
+        .iter()
+        .find_map(|e| match e {
+            Event::Connect(c) => c.result.as_ref().ok().map(|(local, _)| *local),
+            _ => None,
+        })
+        .expect("a connection")
+}
+
+/// What the server reported about `run`'s connection.
+fn server_log(seen: &Seen, run: &Run) -> Vec<ServerEvent> {
+    let me = Some(local_addr(run));
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|(peer, _)| *peer == me)
+        .map(|(_, e)| e.clone())
+        .collect()
+}
+
+/// How the server closed `run`'s connection (waiting up to 2 s for it: the
+/// client may be done first).
+fn server_closed(seen: &Seen, run: &Run) -> Option<CloseReason> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let reason = server_log(seen, run).into_iter().find_map(|e| match e {
+            ServerEvent::Closed { reason, .. } => Some(reason),
+            _ => None,
+        });
+        if reason.is_some() || std::time::Instant::now() > deadline {
+            return reason;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn closed(run: &Run) -> &ClosedEvent {
+    match run.events.last() {
+        Some(Event::Closed(c)) => c,
+        other => panic!("{}: the last event is {other:?}", run.runtime.name()),
+    }
+}
+
+/// The RTP packets of track 0: (timestamp, marker), in arrival order.
+fn video_packets(run: &Run) -> Vec<(u32, bool)> {
+    run.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Rtp(r) if r.track == 0 => Some((r.packet.timestamp, r.packet.marker)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The video frames: (timestamp from the first RTP packet's, data, keyframe, loss).
+fn video_frames(run: &Run) -> Vec<(u32, bytes::Bytes, bool, u32)> {
+    let first = video_packets(run)[0].0;
+    run.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Video(v) => Some((
+                v.frame.timestamp.wrapping_sub(first),
+                v.frame.data.clone(),
+                v.frame.keyframe,
+                v.frame.loss,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Packets lost on purpose (`drop_packets=`): the middle packet of one
+/// keyframe, the last (marker) of another, the first of a third (the
+/// fixture's P frames are one packet each). Exactly those three frames are
+/// missing and every other one is byte for byte the clean run's; `loss` is 1
+/// on the frame after each and 0 elsewhere; `Loss` events (1, 1), (1, 2),
+/// (1, 3); no warning; BYE, TEARDOWN, a clean close; the server's drops are
+/// those packets.
+#[test]
+fn a_lost_packet_drops_exactly_the_damaged_frame() {
+    let (server, seen) = server();
+    let opts = ClientOptions::default().with_audio(false);
+    let run = |query: &str| {
+        runtimes::at_once(|runtime| runtimes::run(runtime, &server.url(query), opts.clone(), Control::within(LIMIT)))
+    };
+    let clean = run("h264_aac.mp4");
+    let rel = |r: &Run| -> Vec<(u32, bool)> {
+        let p = video_packets(r);
+        p.iter().map(|(ts, m)| (ts.wrapping_sub(p[0].0), *m)).collect()
+    };
+    let packets = rel(&clean[0]);
+    for r in &clean {
+        clean_end(r);
+        assert_eq!(rel(r), packets, "{}", r.runtime.name());
+        assert_eq!(video_frames(r), video_frames(&clean[0]), "{}", r.runtime.name());
+    }
+    // The frames of three packets or more: (first packet, packets).
+    let mut multi = Vec::new();
+    let mut k = 0;
+    while k < packets.len() {
+        let n = packets[k..].iter().take_while(|(ts, _)| *ts == packets[k].0).count();
+        if n >= 3 {
+            multi.push((k, n));
+        }
+        k += n;
+    }
+    assert!(multi.len() >= 4, "{multi:?}");
+    let picked = [multi[1].0 + multi[1].1 / 2, multi[2].0 + multi[2].1 - 1, multi[3].0];
+    assert!(packets[picked[1]].1, "the last packet has the marker");
+    let damaged: Vec<u32> = picked.iter().map(|k| packets[*k].0).collect();
+    let clean_frames = video_frames(&clean[0]);
+    let expected: Vec<(u32, bytes::Bytes, bool)> = clean_frames
+        .iter()
+        .filter(|f| !damaged.contains(&f.0))
+        .map(|f| (f.0, f.1.clone(), f.2))
+        .collect();
+    let after_loss: Vec<u32> = damaged
+        .iter()
+        .map(|ts| clean_frames[clean_frames.iter().position(|f| f.0 == *ts).unwrap() + 1].0)
+        .collect();
+
+    seen.lock().unwrap().clear();
+    let query = format!("h264_aac.mp4?drop_packets={}", picked.map(|k| k.to_string()).join(","));
+    for r in &run(&query) {
+        let rt = r.runtime.name();
+        let frames = video_frames(r);
+        let got: Vec<(u32, bytes::Bytes, bool)> = frames.iter().map(|f| (f.0, f.1.clone(), f.2)).collect();
+        assert!(got == expected, "{rt}: not the clean frames less {damaged:?}");
+        for f in &frames {
+            assert_eq!(f.3, u32::from(after_loss.contains(&f.0)), "{rt}: frame at {} loss", f.0);
+        }
+        let losses: Vec<(u32, u64)> = r
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Loss(l) => Some((l.lost, l.total_lost)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(losses, [(1, 1), (1, 2), (1, 3)], "{rt}");
+        assert_eq!(video_packets(r).len(), packets.len() - 3, "{rt}");
+        assert!(warnings(&r.events).is_empty(), "{rt}: {:?}", warnings(&r.events));
+        clean_end(r);
+        assert_eq!(server_closed(&seen, r), Some(CloseReason::Teardown), "{rt}");
+        let first = video_packets(r)[0].0;
+        let drops: Vec<u32> = faults_by_session(&seen)[&session_id(r)]
+            .iter()
+            .map(|f| match f {
+                FaultEvent::Drop { track: 0, rtp_ts, .. } => rtp_ts.wrapping_sub(first),
+                other => panic!("{rt}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(drops, damaged, "{rt}");
+    }
+}
+
+/// The keepalives the client sent after PLAY (TEARDOWN not counted): (method,
+/// CSeq, status), and the longest time without one, from PLAY's answer to
+/// the last, on the client's clock (sent = answered less the round trip).
+fn keepalives(run: &Run) -> (Vec<(Method, u32, u16)>, Duration) {
+    let ms = methods(&run.events);
+    let play = ms.iter().position(|m| m.method == Method::Play).expect("PLAY");
+    let mut last = ms[play].session_elapsed;
+    let mut longest = Duration::ZERO;
+    let mut sent = Vec::new();
+    for m in &ms[play + 1..] {
+        if m.method == Method::Teardown {
+            break;
+        }
+        let at = m.session_elapsed.saturating_sub(m.elapsed);
+        longest = longest.max(at.saturating_sub(last));
+        last = at;
+        sent.push((m.method.clone(), m.cseq, m.status));
+    }
+    (sent, longest)
+}
+
+/// Keepalive answers with a wrong CSeq, without one, or refused (501
+/// although `Public` lists GET_PARAMETER): the session survives each. The
+/// media stalls 0.3 s after PLAY (`stall=`: the answers still come), so
+/// that, as with the hostile server's 10 frames sent at once, the answers to
+/// the keepalives (each second: `session_timeout=2`) are the only data
+/// within the client's 3 s timeout; the test stops the session at 4.5 s.
+#[test]
+fn keepalive_answers_with_a_bad_cseq_or_a_refusal_are_survived() {
+    let (server, seen) = server();
+    let up = Duration::from_millis(4500);
+    let cases = ["wrong_cseq", "no_cseq", "no_get_parameter"];
+    let runs: Vec<Vec<Run>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|quirk| {
+                let url = server.url(&format!("h264_aac.mp4?session_timeout=2&stall=0.3:10&quirk={quirk}"));
+                s.spawn(move || {
+                    let opts = ClientOptions::default()
+                        .with_audio(false)
+                        .with_timeout(Duration::from_secs(3));
+                    runtimes::at_once(|runtime| {
+                        runtimes::run(runtime, &url, opts.clone(), Control::within(LIMIT).stop_after(up))
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    for (quirk, runs) in cases.iter().zip(runs) {
+        for r in &runs {
+            let rt = r.runtime.name();
+            // Up for the whole time, then stopped by the test: TEARDOWN answered.
+            let c = closed(r);
+            assert!(c.error.is_none(), "{rt} {quirk}: {c:?}");
+            assert!(
+                c.session_elapsed >= up - Duration::from_millis(200),
+                "{rt} {quirk}: {c:?}"
+            );
+            assert_eq!(server_closed(&seen, r), Some(CloseReason::Teardown), "{rt} {quirk}");
+            let frames = frames(&r.events).0;
+            assert!(frames >= 1, "{rt} {quirk}");
+            assert_eq!(lost(&r.events, 0), 0, "{rt} {quirk}");
+            let (sent, longest) = keepalives(r);
+            assert!(sent.len() >= 3, "{rt} {quirk}: keepalives {sent:?}");
+            assert!(
+                longest < Duration::from_secs(2),
+                "{rt} {quirk}: {longest:?} without a keepalive"
+            );
+            // The server answered each keepalive the client saw answered.
+            let answered: Vec<(Method, u16)> = server_log(&seen, r)
+                .into_iter()
+                .filter_map(|e| match e {
+                    ServerEvent::Request { method, status, .. } => Some((method, status)),
+                    _ => None,
+                })
+                .skip_while(|(m, _)| *m != Method::Play)
+                .skip(1)
+                .filter(|(m, _)| *m != Method::Teardown)
+                .collect();
+            let seen_answered: Vec<(Method, u16)> = sent.iter().map(|(m, _, s)| (m.clone(), *s)).collect();
+            assert_eq!(answered, seen_answered, "{rt} {quirk}");
+            let warnings: Vec<Warning> = warnings(&r.events).into_iter().cloned().collect();
+            match *quirk {
+                "no_get_parameter" => {
+                    // One refused GET_PARAMETER, then OPTIONS at once and from then on.
+                    assert_eq!(sent[0].0, Method::GetParameter, "{rt}");
+                    assert_eq!(sent[0].2, 501, "{rt}");
+                    assert!(
+                        sent[1..].iter().all(|k| k.0 == Method::Options && k.2 == 200),
+                        "{rt}: {sent:?}"
+                    );
+                    let ms = methods(&r.events);
+                    let refused = ms.iter().position(|m| m.method == Method::GetParameter).unwrap();
+                    let fallback = ms[refused + 1];
+                    assert_eq!(fallback.method, Method::Options, "{rt}");
+                    let fallback_delay = (fallback.session_elapsed - fallback.elapsed) - ms[refused].session_elapsed;
+                    assert!(fallback_delay < Duration::from_millis(500), "{rt}: {fallback_delay:?}");
+                    assert_eq!(
+                        warnings,
+                        [Warning::KeepaliveFailed {
+                            method: Method::GetParameter,
+                            status: 501,
+                            fallback: Some(Method::Options),
+                        }],
+                        "{rt}"
+                    );
+                }
+                _ => {
+                    assert!(
+                        sent.iter().all(|k| k.0 == Method::GetParameter && k.2 == 200),
+                        "{rt} {quirk}: {sent:?}"
+                    );
+                    // One CseqMismatch per answer the client took (every one:
+                    // the quirk is on every answer, not only the keepalives').
+                    let expected: Vec<Warning> = methods(&r.events)
+                        .iter()
+                        .map(|m| Warning::CseqMismatch {
+                            method: m.method.clone(),
+                            expected: m.cseq,
+                            got: (*quirk == "wrong_cseq").then_some(m.cseq + 1),
+                        })
+                        .collect();
+                    assert_eq!(warnings, expected, "{rt} {quirk}");
+                }
+            }
+        }
+    }
+}
+
+/// The connection freezes mid-stream (`freeze=`: no data and no answers;
+/// it stays open): the client times out waiting for data, a timeout after
+/// the last packet, with the frames before it whole. Without `timeout=` no
+/// keepalive goes out; with `session_timeout=2` one GET_PARAMETER does and
+/// is not answered (the server holds it: a `slow` event).
+#[test]
+fn silence_while_playing_times_out() {
+    let (server, seen) = server();
+    let timeout = Duration::from_millis(1500);
+    let queries = [
+        "h264_aac.mp4?freeze=0.4:60",
+        "h264_aac.mp4?freeze=0.4:60&session_timeout=2",
+    ];
+    let runs: Vec<Vec<Run>> = std::thread::scope(|s| {
+        let handles: Vec<_> = queries
+            .iter()
+            .map(|q| {
+                let url = server.url(q);
+                s.spawn(move || {
+                    let opts = ClientOptions::default().with_audio(false).with_timeout(timeout);
+                    runtimes::at_once(|runtime| runtimes::run(runtime, &url, opts.clone(), Control::within(LIMIT)))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let faults = faults_by_session(&seen);
+    for (query, runs) in queries.iter().zip(runs) {
+        let keepalive = query.contains("session_timeout");
+        for r in &runs {
+            let rt = r.runtime.name();
+            let c = closed(r);
+            assert_eq!(
+                c.error,
+                Some(rtsp_toolkit_core::Error::Timeout {
+                    waiting_for: "data from the server while playing".into(),
+                    timeout,
+                }),
+                "{rt} {query}"
+            );
+            let last_data = r
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Rtp(p) => Some(p.recv_tick),
+                    _ => None,
+                })
+                .last()
+                .unwrap();
+            let silence = c.session_elapsed - last_data;
+            assert!(
+                silence >= timeout && silence < timeout + Duration::from_millis(750),
+                "{rt} {query}: closed {silence:?} after the last data"
+            );
+            // The frames before the freeze, whole.
+            assert!(frames(&r.events).0 >= 1, "{rt} {query}");
+            assert_eq!(lost(&r.events, 0), 0, "{rt} {query}");
+            let ms: Vec<(Method, u16)> = methods(&r.events)
+                .iter()
+                .map(|m| (m.method.clone(), m.status))
+                .collect();
+            assert_eq!(
+                ms,
+                [
+                    (Method::Options, 200),
+                    (Method::Describe, 200),
+                    (Method::Setup, 200),
+                    (Method::Play, 200)
+                ],
+                "{rt} {query}"
+            );
+            // The keepalive the server held, not answered.
+            let done = &faults[&session_id(r)];
+            let held: Vec<&Method> = done
+                .iter()
+                .filter_map(|f| match f {
+                    FaultEvent::Slow { method, .. } => Some(method),
+                    _ => None,
+                })
+                .collect();
+            let expected: &[&Method] = if keepalive { &[&Method::GetParameter] } else { &[] };
+            assert_eq!(held, expected, "{rt} {query}");
+            assert!(
+                matches!(done.first(), Some(FaultEvent::Freeze { length }) if *length == Duration::from_secs(60)),
+                "{rt} {query}: {done:?}"
+            );
+            assert_eq!(server_closed(&seen, r), Some(CloseReason::PeerClosed), "{rt} {query}");
+        }
+    }
+}
+
+/// The sender reports of `track` received: (NTP time as Unix seconds, the
+/// arrival on the session's clock in seconds).
+fn sender_reports(run: &Run, track: usize) -> Vec<(f64, f64)> {
+    run.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Rtcp(r) if r.track == track => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| {
+            r.packets.iter().filter_map(move |p| match p {
+                rtsp_toolkit_core::rtcp::RtcpPacket::SenderReport(sr) => {
+                    Some((sr.ntp_unix_seconds(), r.recv_tick.as_secs_f64()))
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    assert!(!v.is_empty());
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `burst`, `dup`, `bye_at`, `no_sr` and `sr_offset` on every runtime (one
+/// after the other), as `cli/tests/simulator.rs` checks them with the tokio
+/// one (`no_cseq` is in `keepalive_answers_with_a_bad_cseq_or_a_refusal_are_survived`).
+#[test]
+fn every_runtime_takes_bursts_duplicates_an_early_bye_and_the_sender_report_faults() {
+    let (server, seen) = server();
+    let whole = whole_stream(&server);
+    let (video, audio) = whole;
+
+    // Bursts of drops: still exactly the frames they destroyed.
+    seen.lock().unwrap().clear();
+    let runs = run_all(&server.url("h264_aac.mp4?drop=0.02&burst=3&seed=4"), Transport::Tcp);
+    assert_drops_destroyed_exactly(&runs, &seen, whole, "burst=3");
+    // Whole bursts of 3, the same ones on every runtime (the seed's).
+    let counts: Vec<usize> = runs
+        .iter()
+        .map(|run| faults_by_session(&seen)[&session_id(run)].len())
+        .collect();
+    assert!(counts.iter().all(|n| n % 3 == 0 && *n == counts[0]), "{counts:?}");
+
+    // Duplicates, over TCP and UDP: every frame once, no warning.
+    for transport in [Transport::Tcp, Transport::Udp] {
+        seen.lock().unwrap().clear();
+        let runs = run_all(&server.url("h264_aac.mp4?dup=0.1&seed=4"), transport);
+        let faults = faults_by_session(&seen);
+        for run in &runs {
+            let name = run.runtime.name();
+            clean_end(run);
+            let dups = faults[&session_id(run)]
+                .iter()
+                .filter(|f| matches!(f, FaultEvent::Duplicate { .. }))
+                .count();
+            assert!(dups >= 10, "{name} {transport:?}: {dups}");
+            assert_eq!(frames(&run.events), (video, audio), "{name} {transport:?}");
+            assert_eq!(
+                (lost(&run.events, 0), lost(&run.events, 1)),
+                (0, 0),
+                "{name} {transport:?}"
+            );
+            assert!(
+                warnings(&run.events).is_empty(),
+                "{name} {transport:?}: {:?}",
+                warnings(&run.events)
+            );
+        }
+    }
+
+    // An early BYE: the end, cleanly, with the first second of frames; TEARDOWN last.
+    seen.lock().unwrap().clear();
+    let runs = run_all(&server.url("h264_aac.mp4?bye_at=1"), Transport::Tcp);
+    let faults = faults_by_session(&seen);
+    for run in &runs {
+        let name = run.runtime.name();
+        clean_end(run);
+        assert!(
+            matches!(faults[&session_id(run)].as_slice(), [FaultEvent::Bye { tracks: 2 }]),
+            "{name}: {:?}",
+            faults[&session_id(run)]
+        );
+        let (v, _) = frames(&run.events);
+        assert!((20..=35).contains(&v), "{name}: {v} video frames");
+        assert_eq!(
+            methods(&run.events).last().map(|m| &m.method),
+            Some(&Method::Teardown),
+            "{name}"
+        );
+    }
+
+    // No sender report: every frame, no SR received, the BYE on both tracks.
+    for run in run_all(&server.url("h264_aac.mp4?quirk=no_sr"), Transport::Tcp) {
+        let name = run.runtime.name();
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        assert!(
+            sender_reports(&run, 0).is_empty() && sender_reports(&run, 1).is_empty(),
+            "{name}"
+        );
+        let byes = run
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(e, Event::Rtcp(r) if r.packets.iter().any(|p| matches!(p, rtsp_toolkit_core::rtcp::RtcpPacket::Bye(_))))
+            })
+            .count();
+        assert_eq!(byes, 2, "{name}");
+    }
+
+    // Audio sender reports 500 ms late: every frame; one event per audio
+    // report received; the audio's NTP-to-arrival mapping 0.5 s after the video's.
+    seen.lock().unwrap().clear();
+    let runs = run_all(&server.url("h264_aac.mp4?sr_offset=500"), Transport::Tcp);
+    let faults = faults_by_session(&seen);
+    for run in &runs {
+        let name = run.runtime.name();
+        clean_end(run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        let done = &faults[&session_id(run)];
+        assert!(
+            done.iter().all(|f| matches!(
+                f,
+                FaultEvent::SrOffset {
+                    track: 1,
+                    offset_ms: 500
+                }
+            )),
+            "{name}: {done:?}"
+        );
+        let (v, a) = (sender_reports(run, 0), sender_reports(run, 1));
+        assert!(v.len() >= 2 && a.len() >= 2, "{name}: {v:?} {a:?}");
+        assert_eq!(done.len(), a.len(), "{name}");
+        let base = |r: &[(f64, f64)]| median(r.iter().map(|(ntp, at)| ntp - at).collect());
+        let offset = base(&a) - base(&v);
+        assert!(
+            (offset - 0.5).abs() < 0.1,
+            "{name}: the audio's reports are {offset} s off"
+        );
     }
 }

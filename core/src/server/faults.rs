@@ -212,6 +212,34 @@ pub enum CloseAfter {
     Packets(u64),
 }
 
+/// Most packets in one `drop_packets=`.
+pub const MAX_DROP_PACKETS: usize = 32;
+
+/// The packet numbers of `drop_packets=` (at most [`MAX_DROP_PACKETS`],
+/// sorted, each once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PacketList {
+    len: u8,
+    at: [u32; MAX_DROP_PACKETS],
+}
+
+impl PacketList {
+    /// The packet numbers, in increasing order.
+    pub fn as_slice(&self) -> &[u32] {
+        &self.at[..usize::from(self.len)]
+    }
+
+    /// Whether packet `n` is in the list.
+    pub fn contains(&self, n: u64) -> bool {
+        u32::try_from(n).is_ok_and(|n| self.as_slice().binary_search(&n).is_ok())
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// What a URL's query asks of its session. See the [module docs](self) and
 /// [`FAULTS`] for the names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -235,18 +263,31 @@ pub struct Faults {
     /// after PLAY for `FOR_S`; then what fell due goes out at once (up to
     /// `max_lag`), as from a camera whose encoder or network froze.
     pub stall: Option<(Duration, Duration)>,
+    /// `freeze=AFTER_S:FOR_S` was given (the last of `stall=` and `freeze=`
+    /// wins): [`stall`](Faults::stall) holds the answers too, as a frozen
+    /// network path does: a request that comes during it is answered at its
+    /// end.
+    pub freeze: bool,
     /// `close_after=S` or `close_after=Np`: the connection is closed, without
     /// a BYE or a TEARDOWN answer.
     pub close_after: Option<CloseAfter>,
+    /// `drop_packets=N[,N...]`: these RTP packets of the session are not
+    /// sent, counted from 0 in the order they go out, all tracks together
+    /// (as `close_after=Np` counts them): a loss a test can place exactly.
+    pub drop_packets: PacketList,
     /// `ssrc_change=S`: every track's SSRC changes once, `S` after PLAY.
     pub ssrc_change: Option<Duration>,
     /// `seq_jump=S`: every track's sequence number jumps by [`SEQ_JUMP`],
     /// once, `S` after PLAY.
     pub seq_jump: Option<Duration>,
-    /// `ts_jump=S`: every track's RTP timestamp jumps forward by
-    /// [`TS_JUMP`] of its clock, once, at its first sample `S` after PLAY
-    /// (no sequence gap; the sender reports follow the new timestamps).
+    /// `ts_jump=S[:MS]`: every track's RTP timestamp jumps by
+    /// [`ts_jump_ms`](Faults::ts_jump_ms) of its clock, once, at its first
+    /// sample `S` after PLAY (no sequence gap; the sender reports follow the
+    /// new timestamps).
     pub ts_jump: Option<Duration>,
+    /// How far `ts_jump=` jumps, in milliseconds: forward when positive,
+    /// back when negative (`ts_jump=S:-MS`); 0 stands for [`TS_JUMP`].
+    pub ts_jump_ms: i32,
     /// `sr_offset=MS`: the NTP time of every RTCP sender report of every
     /// track but the first (track index above 0) is this many milliseconds
     /// off (later when positive): a wrong NTP/RTP mapping that puts those
@@ -280,8 +321,8 @@ pub const REORDER_ONE_IN: u64 = 10;
 /// `seq_jump=`: how far the sequence numbers jump (beyond RFC 3550's
 /// `MAX_DROPOUT` of 3000, so a receiver sees a restart, not a loss).
 pub const SEQ_JUMP: u16 = 20_000;
-/// `ts_jump=`: how far the RTP timestamps jump, in time of each track's
-/// clock (10 s: 900000 ticks of a 90 kHz video clock).
+/// `ts_jump=`: how far the RTP timestamps jump by default, in time of each
+/// track's clock (10 s: 900000 ticks of a 90 kHz video clock).
 pub const TS_JUMP: Duration = Duration::from_secs(10);
 
 /// Every fault parameter: (name, value syntax, one line about it), for
@@ -296,6 +337,11 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "drop",
         "RATE",
         "share of RTP packets not sent, 0 to 1 (over TCP too: a gap in the sequence numbers)",
+    ),
+    (
+        "drop_packets",
+        "N[,N...]",
+        "these RTP packets not sent, counted from 0 after PLAY, all tracks together (up to 32)",
     ),
     (
         "burst",
@@ -316,7 +362,12 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
     (
         "stall",
         "AFTER_S:FOR_S",
-        "send nothing from AFTER_S after PLAY for FOR_S seconds, then the backlog at once",
+        "send no RTP or RTCP from AFTER_S after PLAY for FOR_S seconds, then the backlog at once",
+    ),
+    (
+        "freeze",
+        "AFTER_S:FOR_S",
+        "as stall, and no answer either: a request that comes during it is answered at its end",
     ),
     (
         "keyframe_gap",
@@ -336,8 +387,8 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
     ),
     (
         "ts_jump",
-        "S",
-        "every track's RTP timestamp jumps 10 s ahead S seconds after PLAY (no sequence gap)",
+        "S[:MS]",
+        "every track's RTP timestamp jumps MS ms (default 10000; negative: back) S seconds after PLAY (no sequence gap)",
     ),
     (
         "sr_offset",
@@ -466,6 +517,35 @@ impl Faults {
                         .filter(|d| !d.is_zero())
                         .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
                     faults.stall = Some((after, len));
+                    faults.freeze = false;
+                }
+                "freeze" => {
+                    let (after, len) = value.split_once(':').ok_or_else(|| err("AFTER_S:FOR_S, such as 5:2"))?;
+                    let after = seconds(after).ok_or_else(|| err("AFTER_S: seconds from 0 to 86400"))?;
+                    let len = seconds(len)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
+                    faults.stall = Some((after, len));
+                    faults.freeze = true;
+                }
+                "drop_packets" => {
+                    let mut list = PacketList::default();
+                    for n in value.split(',').map(str::trim) {
+                        let n =
+                            n.parse::<u32>().ok().filter(|n| *n < 1_000_000_000).ok_or_else(|| {
+                                err("packet numbers from 0 to 999999999, comma-separated, such as 12,40")
+                            })?;
+                        let at = &mut list.at[..usize::from(list.len)];
+                        if let Err(k) = at.binary_search(&n) {
+                            if usize::from(list.len) == MAX_DROP_PACKETS {
+                                return Err(err("at most 32 packet numbers"));
+                            }
+                            list.at.copy_within(k..usize::from(list.len), k + 1);
+                            list.at[k] = n;
+                            list.len += 1;
+                        }
+                    }
+                    faults.drop_packets = list;
                 }
                 "params" => {
                     faults.params = Some(if value.eq_ignore_ascii_case("inband") {
@@ -519,7 +599,24 @@ impl Faults {
                         .ok_or_else(|| err("milliseconds from 1 to 60000"))?;
                     faults.slow = Duration::from_millis(ms);
                 }
-                "ts_jump" => faults.ts_jump = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
+                "ts_jump" => {
+                    let (at, by) = match value.split_once(':') {
+                        Some((at, by)) => (at, Some(by)),
+                        None => (value, None),
+                    };
+                    faults.ts_jump = Some(seconds(at).ok_or_else(|| err("S: seconds from 0 to 86400"))?);
+                    faults.ts_jump_ms = match by {
+                        None => 0,
+                        Some(by) => by
+                            .trim()
+                            .parse::<i32>()
+                            .ok()
+                            .filter(|ms| *ms != 0 && (-86_400_000..=86_400_000).contains(ms))
+                            .ok_or_else(|| {
+                                err("S:MS, MS whole milliseconds from -86400000 to 86400000, not 0, such as 2:-3000")
+                            })?,
+                    };
+                }
                 "bye_at" => faults.bye_at = Some(seconds(value).ok_or_else(|| err("seconds from 0 to 86400"))?),
                 "session_timeout" => {
                     let s = value
@@ -679,6 +776,12 @@ pub enum FaultEvent {
         #[cfg_attr(feature = "serde", serde(rename = "for_s", with = "crate::duration_secs"))]
         length: Duration,
     },
+    /// Nothing will be sent for this long, answers included (`freeze=`).
+    Freeze {
+        /// The freeze's length.
+        #[cfg_attr(feature = "serde", serde(rename = "for_s", with = "crate::duration_secs"))]
+        length: Duration,
+    },
     /// The connection was closed (`close_after=`).
     Close {
         /// RTP packets that went out before (dropped ones included).
@@ -702,7 +805,7 @@ pub enum FaultEvent {
         /// The one it has.
         to: u16,
     },
-    /// A track's RTP timestamps jumped forward (`ts_jump=`).
+    /// A track's RTP timestamps jumped, forward or back (`ts_jump=`).
     TsJump {
         /// The track's index.
         track: usize,
@@ -718,7 +821,8 @@ pub enum FaultEvent {
         /// How far off, in milliseconds (later when positive).
         offset_ms: i32,
     },
-    /// A request waits before it is handled (`slow=`).
+    /// A request waits before it is handled (`slow=`, or a `freeze=` on
+    /// when it came).
     Slow {
         /// The request's method.
         method: Method,
@@ -901,6 +1005,7 @@ impl FaultRun {
         if self.spec.has(Quirk::NoMarker) {
             *marker = false;
         }
+        let index = self.packets;
         self.packets += 1;
         if let Some(CloseAfter::Packets(n)) = self.spec.close_after {
             if self.packets > n {
@@ -908,6 +1013,7 @@ impl FaultRun {
                 return Verdict::Drop;
             }
         }
+        let listed = self.spec.drop_packets.contains(index);
         let drop = if self.dropping_keyframe {
             true
         } else if self.burst_left > 0 {
@@ -919,7 +1025,7 @@ impl FaultRun {
         } else {
             false
         };
-        if drop {
+        if drop || listed {
             events.push_back(self.event(FaultEvent::Drop {
                 track,
                 seq: *seq,
@@ -931,8 +1037,9 @@ impl FaultRun {
     }
 
     /// Before the next sample of `track` (a `clock_rate` Hz clock) is
-    /// packetized: how far its timestamps jump from now on, once, when
-    /// `ts_jump=` is due.
+    /// packetized: how far its timestamps jump from now on (to be added,
+    /// wrapping: a backward jump is a large value), once, when `ts_jump=`
+    /// is due.
     pub fn ts_jump_due(&mut self, track: usize, clock_rate: u32) -> Option<u32> {
         let bit = 1u64.checked_shl(track as u32).unwrap_or(0);
         let at = self.spec.ts_jump?;
@@ -940,7 +1047,11 @@ impl FaultRun {
             return None;
         }
         self.ts_jumped |= bit;
-        Some((TS_JUMP.as_secs() as u32).wrapping_mul(clock_rate))
+        let ms = match self.spec.ts_jump_ms {
+            0 => TS_JUMP.as_millis() as i64,
+            ms => i64::from(ms),
+        };
+        Some((ms * i64::from(clock_rate) / 1000) as u32)
     }
 
     /// The NTP time to put in a sender report of `track` at `ntp`, and its
@@ -1084,9 +1195,22 @@ impl FaultRun {
             self.stalled = true;
             let begin = played.checked_add(after).unwrap_or(now);
             self.stall_until = Some(begin.checked_add(length).unwrap_or(begin));
-            queue.push_back(self.event(FaultEvent::Stall { length }));
+            queue.push_back(self.event(if self.spec.freeze {
+                FaultEvent::Freeze { length }
+            } else {
+                FaultEvent::Stall { length }
+            }));
         }
         self.stall_until.is_some_and(|until| now < until)
+    }
+
+    /// When a request that comes at `now` may be answered: the end of the
+    /// `freeze=` on then (which begins now if it is due), else `None`.
+    pub fn frozen_until(&mut self, now: Instant, queue: &mut VecDeque<ServerOutput>) -> Option<Instant> {
+        if !self.spec.freeze || !self.stalled(now, queue) {
+            return None;
+        }
+        self.stall_end()
     }
 
     /// Whether `close_after=S` is reached at `now`.
@@ -1165,8 +1289,23 @@ mod tests {
         assert_eq!(f.close_after, Some(CloseAfter::Packets(300)));
         assert_eq!(f.ssrc_change, Some(Duration::from_secs(4)));
         assert_eq!(f.seq_jump, Some(Duration::from_millis(5500)));
-        assert_eq!(f.ts_jump, Some(Duration::from_secs(6)));
+        assert_eq!((f.ts_jump, f.ts_jump_ms), (Some(Duration::from_secs(6)), 0));
+        let g = parse("ts_jump=2.5:-3000").unwrap().unwrap();
+        assert_eq!((g.ts_jump, g.ts_jump_ms), (Some(Duration::from_millis(2500)), -3000));
         assert_eq!(parse("sr_offset=-250").unwrap().unwrap().sr_offset_ms, Some(-250));
+        let d = parse("drop_packets=40,%207,7,0").unwrap().unwrap().drop_packets;
+        assert_eq!(d.as_slice(), [0, 7, 40]);
+        assert!(d.contains(7) && !d.contains(8) && !d.contains(1 << 40));
+        let g = parse("stall=1:2&freeze=3:4").unwrap().unwrap();
+        assert_eq!(
+            (g.stall, g.freeze),
+            (Some((Duration::from_secs(3), Duration::from_secs(4))), true)
+        );
+        let g = parse("freeze=3:4&stall=1:2").unwrap().unwrap();
+        assert_eq!(
+            (g.stall, g.freeze),
+            (Some((Duration::from_secs(1), Duration::from_secs(2))), false)
+        );
         assert_eq!(parse("slow=250").unwrap().unwrap().slow, Duration::from_millis(250));
         assert_eq!(parse("params=InBand").unwrap().unwrap().params, Some(Params::Inband));
         assert_eq!(parse("params=sdp").unwrap().unwrap().params, Some(Params::Sdp));
@@ -1208,6 +1347,16 @@ mod tests {
             ("stall=:1", "stall"),
             ("stall=inf:1", "stall"),
             ("keyframe_gap=1", "keyframe_gap"),
+            ("freeze=1", "freeze"),
+            ("freeze=1:0", "freeze"),
+            ("drop_packets=", "drop_packets"),
+            ("drop_packets=1,,2", "drop_packets"),
+            ("drop_packets=-1", "drop_packets"),
+            ("drop_packets=1000000000", "drop_packets"),
+            (
+                "drop_packets=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32",
+                "drop_packets",
+            ),
             ("params=both", "params"),
             ("params=", "params"),
             ("keyframe_gap=1:0", "keyframe_gap"),
@@ -1217,6 +1366,11 @@ mod tests {
             ("ssrc_change=-1", "ssrc_change"),
             ("seq_jump=1:2", "seq_jump"),
             ("ts_jump=x", "ts_jump"),
+            ("ts_jump=1:0", "ts_jump"),
+            ("ts_jump=1:", "ts_jump"),
+            ("ts_jump=1:-1.5", "ts_jump"),
+            ("ts_jump=1:86400001", "ts_jump"),
+            ("ts_jump=:5", "ts_jump"),
             ("sr_offset=0", "sr_offset"),
             ("slow=0", "slow"),
             ("slow=60001", "slow"),
@@ -1334,7 +1488,7 @@ mod tests {
 
         #[test]
         fn parse_is_total_on_near_misses(
-            k in proptest::sample::select(vec!["drop", "reorder", "jitter_ms", "stall", "close_after", "seed", "quirk", "session_timeout"]),
+            k in proptest::sample::select(vec!["drop", "reorder", "jitter_ms", "stall", "freeze", "close_after", "seed", "quirk", "session_timeout", "drop_packets"]),
             v in "[0-9.:p,a-z%-]{0,14}",
         ) {
             if let Ok(Some(f)) = Faults::parse_query(&format!("{k}={v}")) {

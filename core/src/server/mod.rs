@@ -1080,8 +1080,9 @@ enum Wait {
     MulticastPlay,
     /// [`ServerInput::Announced`] for this announcement.
     Announce(Arc<live::Announced>),
-    /// The camera simulator's `slow=`: the request is dispatched at this
-    /// instant (a [`ServerInput::Timeout`] at or after it).
+    /// The camera simulator's `slow=` or `freeze=`: the request is
+    /// dispatched at this instant (a [`ServerInput::Timeout`] at or after
+    /// it).
     Slow(Instant),
 }
 
@@ -1460,9 +1461,10 @@ impl Connection {
     }
 
     /// Dispatches a new request, or, when the camera simulator's `slow=` is
-    /// on (the connection's faults, else the request's own URL's), makes it
-    /// wait for its instant first.
+    /// on (the connection's faults, else the request's own URL's) or a
+    /// `freeze=` is, makes it wait for its instant first.
     fn admit(&mut self, now: Instant, req: Request) {
+        let frozen = self.faults.as_mut().and_then(|f| f.frozen_until(now, &mut self.queue));
         let slow = match &self.faults {
             Some(f) => f.spec.slow,
             None => match path::parse_target(&req.uri) {
@@ -1472,12 +1474,13 @@ impl Connection {
                 _ => Duration::ZERO,
             },
         };
-        if slow.is_zero() {
+        let at = later(now, slow).max(frozen.unwrap_or(now));
+        if at <= now {
             return self.dispatch(now, req, None);
         }
         let fault = FaultEvent::Slow {
             method: req.method.clone(),
-            delay_ms: u32::try_from(slow.as_millis()).unwrap_or(u32::MAX),
+            delay_ms: u32::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u32::MAX),
         };
         let event = match &self.faults {
             Some(f) => f.event(fault),
@@ -1491,7 +1494,7 @@ impl Connection {
         self.pending = Some(Pending {
             token: 0,
             request: req,
-            wait: Wait::Slow(later(now, slow)),
+            wait: Wait::Slow(at),
         });
     }
 

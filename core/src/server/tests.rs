@@ -4294,6 +4294,83 @@ mod simulator {
         assert!(all.last().unwrap().closed);
     }
 
+    /// The RTP packets of a session in the order they went out: (track,
+    /// sequence number relative to the first).
+    fn sent_in_order(all: &[Drained], info: &[(String, u16, u32)]) -> Vec<(usize, u16)> {
+        all.iter()
+            .flat_map(|d| &d.frames)
+            .filter(|(c, _)| *c == 0 || *c == 2)
+            .map(|(c, p)| {
+                let track = usize::from(*c / 2);
+                let seq = RtpPacket::parse(p.clone()).unwrap().sequence_number;
+                (track, seq.wrapping_sub(info[track].1))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drop_packets_drops_exactly_those_packets() {
+        let (none, clean, info) = dropped_and_received("?play_count=1&seed=1");
+        assert!(none.is_empty());
+        let every = sent_in_order(&clean, &info);
+        assert!(every.len() > 12 && every.iter().any(|(t, _)| *t == 1));
+        // Given unsorted and twice: packets 0, 4, 9 and 12 of the session.
+        let (dropped, all, info) = dropped_and_received("?play_count=1&drop_packets=9,0,4,12,4");
+        let picked = [0, 4, 9, 12];
+        assert_eq!(dropped, picked.iter().map(|k| every[*k]).collect::<Vec<_>>());
+        let rest: Vec<(usize, u16)> = (0..every.len())
+            .filter(|k| !picked.contains(k))
+            .map(|k| every[k])
+            .collect();
+        assert_eq!(sent_in_order(&all, &info), rest);
+        assert!(all.last().unwrap().closed);
+    }
+
+    /// `freeze=`: a stall that holds the answers too: a request that comes
+    /// during it is answered at its end, with the backlog.
+    #[test]
+    fn a_freeze_holds_the_answers_until_its_end() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let start = h.t0;
+        let d = h.play(start, &source, "?play_count=3&freeze=0.3:1");
+        let all: Vec<Drained> = follow(&mut h, d, start + ms(400)).into_iter().map(|(_, d)| d).collect();
+        let last = all.last().unwrap();
+        assert_eq!(last.timeout, Some(start + ms(1300)), "nothing before the freeze's end");
+        assert!(matches!(
+            faults(&all).as_slice(),
+            [(Some(at), FaultEvent::Freeze { length })] if *at >= ms(300) && *length == ms(1000)
+        ));
+        let d = h.request(start + ms(500), "GET_PARAMETER", URL, &[]);
+        assert!(d.responses.is_empty() && d.frames.is_empty(), "{d:?}");
+        assert_eq!(d.timeout, Some(start + ms(1300)));
+        assert!(matches!(
+            faults(&[d]).as_slice(),
+            [(
+                _,
+                FaultEvent::Slow {
+                    method: Method::GetParameter,
+                    delay_ms: 800
+                }
+            )]
+        ));
+        let d = h.timeout(start + ms(1299));
+        assert!(d.responses.is_empty() && d.frames.is_empty());
+        let d = h.timeout(start + ms(1300));
+        assert_eq!(d.response().status, 200);
+        assert!(!d.rtp(0).is_empty(), "the backlog with the answer");
+        // After it, answers come at once again.
+        let d = h.request(start + ms(1400), "GET_PARAMETER", URL, &[]);
+        assert_eq!(d.response().status, 200);
+        // `stall=` answers during the stall.
+        let mut h = Harness::new();
+        let d = h.play(start, &source, "?play_count=3&stall=0.3:1");
+        follow(&mut h, d, start + ms(400));
+        let d = h.request(start + ms(500), "GET_PARAMETER", URL, &[]);
+        assert_eq!(d.response().status, 200);
+        assert!(d.frames.is_empty());
+    }
+
     #[test]
     fn ssrc_change_seq_jump_and_no_marker() {
         let source = Arc::new(synthetic_source());
@@ -4336,9 +4413,16 @@ mod simulator {
     /// and the sender reports after it map to the new timeline.
     #[test]
     fn ts_jump_moves_the_timestamps_once_without_a_sequence_gap() {
+        ts_jump_by("", 10_000);
+        ts_jump_by(":-3000", -3000);
+        ts_jump_by(":250", 250);
+    }
+
+    /// `ts_jump=0.5{by}`: the timestamps of each track jump `ms` once.
+    fn ts_jump_by(by: &str, ms: i64) {
         let source = Arc::new(synthetic_source());
         let mut h = Harness::new();
-        let d = h.play(h.t0, &source, "?play_count=3&ts_jump=0.5");
+        let d = h.play(h.t0, &source, &format!("?play_count=3&ts_jump=0.5{by}"));
         let until = h.t0 + Duration::from_secs(60);
         let all = collect_until_close(&mut h, d, until);
         let jumps = faults(&all);
@@ -4351,8 +4435,12 @@ mod simulator {
                     _ => None,
                 })
                 .unwrap();
-            assert!(since.is_some_and(|s| s >= ms(500) && s < ms(600)), "{since:?}");
-            assert_eq!(to.wrapping_sub(from), 10 * rate);
+            assert!(
+                since.is_some_and(|s| s >= super::ms(500) && s < super::ms(600)),
+                "{since:?}"
+            );
+            let jump = (ms * i64::from(rate) / 1000) as u32;
+            assert_eq!(to.wrapping_sub(from), jump);
             let packets: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(channel)).collect();
             let at = packets.iter().position(|p| p.timestamp == to).unwrap();
             assert!(at > 0);
@@ -4364,7 +4452,8 @@ mod simulator {
             for (i, w) in packets.windows(2).enumerate() {
                 let step = w[1].timestamp.wrapping_sub(w[0].timestamp);
                 if i + 1 == at {
-                    assert!(step > 10 * rate && step < 10 * rate + rate / 2, "{step}");
+                    let beyond = step.wrapping_sub(jump);
+                    assert!(beyond > 0 && beyond < rate / 2, "{step}");
                 } else {
                     assert!(step < rate / 2, "{i}: {step}");
                 }
