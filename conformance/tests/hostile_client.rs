@@ -603,7 +603,9 @@ fn wrong_state_and_bogus_transports(runtime: ServerRuntime) {
     );
     assert_eq!(ask(&mut c, "OPTIONS", &url, &[]), 200);
     assert_eq!(ask(&mut c, "TEARDOWN", &url, &[]), 200);
-    assert!(c.closed_within(Duration::from_secs(5)), "TEARDOWN closes");
+    // The session is over; the connection is the client's to close (as with GStreamer's and live555's servers:
+    // a PAUSE can follow a TEARDOWN), or the server's after its idle timeout.
+    assert_eq!(ask(&mut c, "PLAY", &url, &[]), 454, "no session after TEARDOWN");
     srv.assert_alive("wrong state and bogus transports");
 }
 

@@ -149,6 +149,12 @@
 //!   stream is live).
 //! - `Session` may be omitted on requests after SETUP (one session per
 //!   connection); a `Session` naming another id is 454.
+//! - TEARDOWN ends the session (its media stops at once, no BYE); the
+//!   connection stays, as GStreamer's and live555's servers keep it, until the
+//!   client closes it (most do at once) or `idle_timeout` passes, closing with
+//!   the reason `Teardown`: GStreamer's rtspsrc can send its PAUSE after its
+//!   TEARDOWN. Meanwhile PAUSE and keepalives are 200, PLAY and SETUP 454. A
+//!   publisher's TEARDOWN closes at once (its path ends).
 //! - SETUP once playing is 455; so is a SETUP for a second presentation on
 //!   the same connection.
 //! - `SET_PARAMETER` with an empty body is 200 (a keepalive), with a body 451.
@@ -250,11 +256,6 @@ const DEFAULT_MULTICAST_PORTS: PortRange = match PortRange::new_const(5004, 5099
 
 /// Requests held while a lookup is outstanding.
 const MAX_HELD: usize = 16;
-/// After a TEARDOWN, how long the connection stays for requests already on
-/// their way (GStreamer's rtspsrc sends PAUSE and TEARDOWN from two threads
-/// when it stops, so its PAUSE can come second), unless the client closes
-/// it first, as most do.
-const TEARDOWN_LINGER: Duration = Duration::from_secs(1);
 
 /// Server settings, shared by all connections.
 #[derive(Debug, Clone)]
@@ -1884,22 +1885,26 @@ impl Connection {
     }
 
     /// TEARDOWN (answered): the session's media stops at once; a publisher's
-    /// connection closes (its path ends with it), any other stays up to
-    /// [`TEARDOWN_LINGER`] for the requests still on their way, then closes
-    /// with the reason `Teardown` (at once when the client closes first).
+    /// connection closes (its path ends with it). Any other connection stays,
+    /// as GStreamer's and live555's servers keep it, until the client closes
+    /// it (most do at once) or `idle_timeout` passes, then closes with the
+    /// reason `Teardown`: GStreamer's rtspsrc sends PAUSE and TEARDOWN from
+    /// two threads when it stops, so its PAUSE can come after the TEARDOWN,
+    /// however late its thread runs. Meanwhile PAUSE and keepalives are
+    /// answered (200, nothing to do), PLAY and SETUP are 454.
     fn teardown(&mut self, now: Instant) {
         if self.publishing.is_some() || self.session.is_none() {
             return self.close(now, CloseReason::Teardown);
         }
-        let end = later(now, TEARDOWN_LINGER);
+        let end = later(now, self.config.idle_timeout);
         if let Some(session) = self.session.as_mut() {
             // Ended without a BYE: the client asked for the end. Its own
             // linger never comes before the connection's.
             session.state = State::Ended {
-                close_at: later(end, TEARDOWN_LINGER),
+                close_at: later(end, Duration::from_secs(1)),
             };
         }
-        self.torn_down = Some(self.torn_down.map_or(end, |t| t.min(end)));
+        self.torn_down = Some(self.torn_down.unwrap_or(end));
     }
 
     fn close(&mut self, now: Instant, reason: CloseReason) {

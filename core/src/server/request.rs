@@ -360,6 +360,10 @@ impl Connection {
 
     fn on_setup(&mut self, now: Instant, req: Request, info: RequestInfo, found: Option<Arc<MediaSource>>) {
         let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
+        if self.torn_down.is_some() {
+            // The session is over (TEARDOWN); the connection only waits for its close.
+            return fail(self, 454);
+        }
         let target = match self.target(&req) {
             Ok(t) => t,
             Err(status) => return fail(self, status),
@@ -626,6 +630,9 @@ impl Connection {
 
     fn on_play(&mut self, now: Instant, req: &Request, info: RequestInfo) {
         let fail = |this: &mut Self, status: u16| this.respond(now, &info, status, Headers::new(), Bytes::new());
+        if self.torn_down.is_some() {
+            return fail(self, 454);
+        }
         if let Some(status) = self.session_request_error(req) {
             return fail(self, status);
         }

@@ -631,15 +631,17 @@ fn describe_setup_play_teardown() {
 
     let d = h.request(h.at(30), "TEARDOWN", &format!("{URL}/"), &[]);
     assert_eq!(d.status(), 200);
-    // The media stops; the connection stays a second for requests already
-    // on their way (GStreamer's PAUSE can come after its TEARDOWN), then closes.
+    // The media stops; the connection stays for requests already on their
+    // way (GStreamer's PAUSE can come after its TEARDOWN) until the client
+    // closes it or the idle timeout passes; the session cannot play again.
     assert!(!d.closed && d.frames.is_empty());
-    assert_eq!(d.timeout, Some(h.at(1030)));
+    assert_eq!(d.timeout, Some(h.at(30_030)));
     let d = h.request(h.at(40), "PAUSE", &format!("{URL}/"), &[]);
     assert_eq!(d.status(), 200);
     assert!(d.frames.is_empty() && !d.closed);
-    assert!(!h.timeout(h.at(1029)).closed);
-    let d = h.timeout(h.at(1030));
+    assert_eq!(h.request(h.at(50), "PLAY", &format!("{URL}/"), &[]).status(), 454);
+    assert!(!h.timeout(h.at(30_029)).closed);
+    let d = h.timeout(h.at(30_030));
     assert!(d.closed);
     assert!(d.events.iter().any(|e| matches!(
         e,
