@@ -510,23 +510,10 @@ impl Faults {
                         .ok_or_else(|| err("milliseconds from 0 to 10000"))?;
                     faults.jitter = Duration::from_millis(ms);
                 }
-                "stall" => {
-                    let (after, len) = value.split_once(':').ok_or_else(|| err("AFTER_S:FOR_S, such as 5:2"))?;
-                    let after = seconds(after).ok_or_else(|| err("AFTER_S: seconds from 0 to 86400"))?;
-                    let len = seconds(len)
-                        .filter(|d| !d.is_zero())
-                        .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
-                    faults.stall = Some((after, len));
-                    faults.freeze = false;
-                }
-                "freeze" => {
-                    let (after, len) = value.split_once(':').ok_or_else(|| err("AFTER_S:FOR_S, such as 5:2"))?;
-                    let after = seconds(after).ok_or_else(|| err("AFTER_S: seconds from 0 to 86400"))?;
-                    let len = seconds(len)
-                        .filter(|d| !d.is_zero())
-                        .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
-                    faults.stall = Some((after, len));
-                    faults.freeze = true;
+                // The same window; a freeze also holds the answers.
+                "stall" | "freeze" => {
+                    faults.stall = Some(window(value, "AFTER_S:FOR_S, such as 5:2").map_err(err)?);
+                    faults.freeze = name == "freeze";
                 }
                 "drop_packets" => {
                     let mut list = PacketList::default();
@@ -557,12 +544,7 @@ impl Faults {
                     });
                 }
                 "keyframe_gap" => {
-                    let (after, len) = value.split_once(':').ok_or_else(|| err("AFTER_S:FOR_S, such as 1:2"))?;
-                    let after = seconds(after).ok_or_else(|| err("AFTER_S: seconds from 0 to 86400"))?;
-                    let len = seconds(len)
-                        .filter(|d| !d.is_zero())
-                        .ok_or_else(|| err("FOR_S: seconds above 0, up to 86400"))?;
-                    faults.keyframe_gap = Some((after, len));
+                    faults.keyframe_gap = Some(window(value, "AFTER_S:FOR_S, such as 1:2").map_err(err)?);
                 }
                 "close_after" => {
                     faults.close_after = Some(match value.strip_suffix(['p', 'P']) {
@@ -720,6 +702,17 @@ pub(super) fn quirk_controls(sdp: &str, base: &str, no_session: bool, absolute: 
 
 fn seconds(v: &str) -> Option<Duration> {
     decimal(v.trim(), MAX_SECONDS).map(Duration::from_secs_f64)
+}
+
+/// `AFTER_S:FOR_S`: a start and a length above 0, in seconds; the error is
+/// what was expected (`shape` when the colon is missing).
+fn window(v: &str, shape: &'static str) -> Result<(Duration, Duration), &'static str> {
+    let (after, len) = v.split_once(':').ok_or(shape)?;
+    let after = seconds(after).ok_or("AFTER_S: seconds from 0 to 86400")?;
+    let len = seconds(len)
+        .filter(|d| !d.is_zero())
+        .ok_or("FOR_S: seconds above 0, up to 86400")?;
+    Ok((after, len))
 }
 
 /// One fault done, as [`ServerEvent::Fault`]
