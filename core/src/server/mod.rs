@@ -1092,8 +1092,8 @@ enum Wait {
 struct Publishing {
     path: String,
     announced: Arc<live::Announced>,
-    /// Per announced track: the interleaved RTP channel of its SETUP.
-    channels: Vec<Option<u8>>,
+    /// Per announced track: the interleaved (RTP, RTCP) channels of its SETUP.
+    channels: Vec<Option<(u8, u8)>>,
     /// RECORD was answered: its packets are passed on.
     recording: bool,
 }

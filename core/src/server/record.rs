@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::live::{self, AnnounceError};
-use super::request::RequestInfo;
+use super::request::{parse_transport, Offer, RequestInfo, Requested};
 use super::sdp_writer::npt;
 use super::stream::{Sink, State};
 use super::{Connection, Pending, Publishing, ServerEvent, ServerOutput, Wait};
@@ -46,15 +46,12 @@ impl Connection {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!(error = %e, "ANNOUNCE refused");
-                self.fault_refusal = Some(e.to_string());
-                let status = match e {
-                    AnnounceError::NoTrack(_) => 415,
-                    _ => 400,
-                };
-                if status == 415 {
-                    self.fault_refusal = None;
+                if matches!(e, AnnounceError::NoTrack(_)) {
+                    return fail(self, 415);
                 }
-                return fail(self, status);
+                // The 400's text/plain body says why.
+                self.fault_refusal = Some(e.to_string());
+                return fail(self, 400);
             }
         };
         let token = self.next_token;
@@ -123,39 +120,43 @@ impl Connection {
             tracing::debug!(transport, "a publisher's SETUP without mode=record");
             return fail(self, 455);
         };
-        let mut params = spec.split(';').map(str::trim);
-        if !params.next().is_some_and(|p| p.eq_ignore_ascii_case("RTP/AVP/TCP")) {
-            tracing::debug!(transport, "only interleaved RTP is taken from a publisher");
-            return fail(self, 461);
-        }
+        // The readers' Transport rules, with interleaved TCP the only transport offered.
+        let tcp_only = Offer {
+            udp: false,
+            multicast: false,
+        };
+        let asked = match parse_transport(Some(spec), self.peer.ip(), tcp_only) {
+            Ok(Requested::Interleaved(channels)) => channels,
+            _ => {
+                tracing::debug!(transport, "only interleaved RTP is taken from a publisher");
+                return fail(self, 461);
+            }
+        };
         let Some(track) = live::track_of_setup(&publishing.announced, &req.uri) else {
             return fail(self, 404);
         };
-        let channels = params
-            .filter_map(|p| p.split_once('='))
-            .find(|(n, _)| n.trim().eq_ignore_ascii_case("interleaved"))
-            .map(|(_, v)| v.trim());
-        let first = match channels.map(|v| v.split('-').next().unwrap_or(v).trim().parse::<u8>()) {
-            Some(Ok(c)) if c < u8::MAX => c,
-            None => (2 * track).min(254) as u8,
-            Some(_) => return fail(self, 461),
+        let Some((rtp, rtcp)) = asked.or_else(|| {
+            let rtp = u8::try_from(2 * track).ok()?;
+            Some((rtp, rtp.checked_add(1)?))
+        }) else {
+            return fail(self, 461);
         };
         let taken = publishing
             .channels
             .iter()
             .enumerate()
-            .any(|(i, c)| i != track && c.is_some_and(|c| c == first || c + 1 == first || c == first + 1));
+            .any(|(i, c)| i != track && c.is_some_and(|(a, b)| [a, b].contains(&rtp) || [a, b].contains(&rtcp)));
         if taken {
             return fail(self, 461);
         }
         let id = self.session_id.clone();
         let secs = self.session_timeout().as_secs().max(1);
         if let Some(p) = self.publishing.as_mut() {
-            p.channels[track] = Some(first);
+            p.channels[track] = Some((rtp, rtcp));
         }
         let h = Headers::new().with("Session", format!("{id};timeout={secs}")).with(
             "Transport",
-            format!("RTP/AVP/TCP;unicast;interleaved={first}-{};mode=record", first + 1),
+            format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp};mode=record"),
         );
         self.respond(now, &info, 200, h, Bytes::new());
     }
@@ -192,7 +193,7 @@ impl Connection {
             return;
         };
         self.last_activity = now;
-        let Some(track) = p.channels.iter().position(|c| *c == Some(channel)) else {
+        let Some(track) = p.channels.iter().position(|c| c.is_some_and(|(rtp, _)| rtp == channel)) else {
             return;
         };
         if !p.recording {
