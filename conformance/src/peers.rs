@@ -180,3 +180,15 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> (String, String) {
     let _ = child.wait();
     (out.join().unwrap_or_default(), err.join().unwrap_or_default())
 }
+
+/// `gst-launch-1.0 -v` of GStreamer's `rtspsrc` over TCP on `url`, its H.264
+/// track depayloaded and parsed into a `fakesink` that prints every buffer
+/// (count them with [`gst_fakesink_frames`]).
+pub fn gst_rtspsrc_h264(url: &str) -> Command {
+    let mut c = Command::new("gst-launch-1.0");
+    c.arg("-v").args(
+        format!("rtspsrc location={url} protocols=tcp name=s s. ! rtph264depay ! h264parse ! fakesink silent=false")
+            .split(' '),
+    );
+    c
+}

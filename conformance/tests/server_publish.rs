@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rtsp_toolkit_conformance::peers::{ffprobe_count_frames, gst_fakesink_frames, parse_ffprobe_counts, run_bounded};
+use rtsp_toolkit_conformance::peers::{
+    ffprobe_count_frames, gst_fakesink_frames, gst_rtspsrc_h264, parse_ffprobe_counts, run_bounded,
+};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_core::client::{ClientOptions, Event};
 use rtsp_toolkit_core::server::publish::{PublishEvent, PublishOptions};
@@ -129,16 +131,7 @@ fn ffmpeg_publishes_and_ffprobe_gstreamer_and_our_client_read_at_once() {
         let u = url.clone();
         let ffprobe = thread::spawn(move || run_bounded(ffprobe_count_frames(&u, "tcp", &[]), Duration::from_secs(30)));
         let u = url.clone();
-        let gst = thread::spawn(move || {
-            let mut c = Command::new("gst-launch-1.0");
-            c.arg("-v").args(
-                format!(
-                    "rtspsrc location={u} protocols=tcp name=s s. ! rtph264depay ! h264parse ! fakesink silent=false"
-                )
-                .split(' '),
-            );
-            run_bounded(c, Duration::from_secs(30))
-        });
+        let gst = thread::spawn(move || run_bounded(gst_rtspsrc_h264(&u), Duration::from_secs(30)));
         let u = url.clone();
         let ours = thread::spawn(move || our_reader(&u));
 

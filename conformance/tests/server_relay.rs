@@ -10,13 +10,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rtsp_toolkit_conformance::peers::{
-    ffprobe_count_frames, free_port, gst_fakesink_frames, parse_ffprobe_counts, run_bounded, GstServer,
+    ffprobe_count_frames, free_port, gst_fakesink_frames, gst_rtspsrc_h264, parse_ffprobe_counts, run_bounded,
+    GstServer,
 };
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_core::client::{ClientOptions, Event, Transport};
@@ -102,16 +102,7 @@ fn ffprobe_gstreamer_and_our_client_read_a_relayed_camera_at_once() {
             )
         });
         let u = url.clone();
-        let gst = thread::spawn(move || {
-            let mut c = Command::new("gst-launch-1.0");
-            c.arg("-v").args(
-                format!(
-                    "rtspsrc location={u} protocols=tcp name=s s. ! rtph264depay ! h264parse ! fakesink silent=false"
-                )
-                .split(' '),
-            );
-            run_bounded(c, Duration::from_secs(4))
-        });
+        let gst = thread::spawn(move || run_bounded(gst_rtspsrc_h264(&u), Duration::from_secs(4)));
         let (frames, error) = our_reader(&url, Duration::from_secs(3));
         assert!(error.is_none(), "{rt}: {error:?}");
         assert!(frames[0].key, "{rt}: the first frame is a keyframe");
