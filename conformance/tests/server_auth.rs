@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rtsp_toolkit_conformance::events::{closed_error, methods, rtp_per_track};
-use rtsp_toolkit_conformance::peers::{ffprobe_count_frames, gst_fakesink_frames, parse_ffprobe_counts};
+use rtsp_toolkit_conformance::peers::{
+    ffprobe_count_frames, gst_ended_well, gst_fakesink_frames, parse_ffprobe_counts,
+};
 use rtsp_toolkit_conformance::runtimes::{self, Control, StopWhen};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_core::client::ClientOptions;
@@ -259,7 +261,8 @@ fn gstreamer_logs_in_with_digest(runtime: ServerRuntime) {
     };
     let out = run_for(pipeline(server.local_addr(), "bob", "builder"), LIMIT);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(gst_ended_well(out.status, &stdout, &stderr), "{stderr}");
     assert_eq!(gst_fakesink_frames(&stdout), 125);
     assert!(stdout.contains("Got EOS"));
     assert!(played(&seen));
@@ -375,8 +378,12 @@ fn a_basic_only_server_logs_in_ffprobe_gstreamer_and_our_clients(runtime: Server
         .split(' '),
     );
     let out = run_for(c, LIMIT);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(gst_fakesink_frames(&String::from_utf8_lossy(&out.stdout)), 125);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(gst_ended_well(out.status, &stdout, &stderr), "{stderr}");
+    assert_eq!(gst_fakesink_frames(&stdout), 125);
     our_clients_play(&server, "alice:wonder%20land%3A1");
     assert!(played(&seen));
     server.shutdown();

@@ -4,14 +4,20 @@
 //! file has, from the tokio server and the smol server alike (each test
 //! runs once per server, in `tokio_server` and `smol_server`).
 
-use std::process::Command;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use retina::client::{PlayOptions, Session as RetinaSession, SessionOptions, SetupOptions, Transport};
 use retina::codec::CodecItem;
-use rtsp_toolkit_conformance::peers::{ffprobe_count_frames, gst_fakesink_frames, parse_ffprobe_counts};
+use rtsp_toolkit_conformance::peers::{
+    ffprobe_count_frames, gst_ended_well, gst_fakesink_frames, parse_ffprobe_counts,
+};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
+use rtsp_toolkit_core::server::ServerEvent;
+use rtsp_toolkit_media::serving::{EventHook, ServerOptions};
 
 rtsp_toolkit_conformance::on_every_server!(
     #[tokio::test]
@@ -29,13 +35,48 @@ fn start(runtime: ServerRuntime) -> TestServer {
     TestServer::start(runtime, rtsp_toolkit_conformance::media_dir())
 }
 
-/// Runs a command with a deadline; its stdout.
-async fn run(mut cmd: Command, limit: Duration) -> String {
-    let out = tokio::time::timeout(limit, tokio::task::spawn_blocking(move || cmd.output()))
+/// What the server reported: when (since the server started), the
+/// client's address, the event.
+type Log = Arc<Mutex<Vec<(Duration, Option<SocketAddr>, ServerEvent)>>>;
+
+/// [`start`], with every server event logged, so that a failure shows what
+/// the server saw and did.
+fn start_logged(runtime: ServerRuntime) -> (TestServer, Log) {
+    let log: Log = Arc::default();
+    let sink = log.clone();
+    let t0 = Instant::now();
+    let options = ServerOptions {
+        events: Some(EventHook::new(move |peer, e: &ServerEvent| {
+            sink.lock().unwrap().push((t0.elapsed(), peer, e.clone()))
+        })),
+        ..ServerOptions::default()
+    };
+    let server = TestServer::with_options(runtime, rtsp_toolkit_conformance::media_dir(), options);
+    (server, log)
+}
+
+/// The log, one event per line, without progress reports.
+fn show(log: &Log) -> String {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, _, e)| !matches!(e, ServerEvent::Progress { .. }))
+        .map(|(t, peer, e)| format!("{:>8.3} {peer:?} {e:?}\n", t.as_secs_f64()))
+        .collect()
+}
+
+/// Runs a command with a deadline; its output, whatever its status.
+async fn output(mut cmd: Command, limit: Duration) -> Output {
+    tokio::time::timeout(limit, tokio::task::spawn_blocking(move || cmd.output()))
         .await
         .expect("command finished in time")
         .unwrap()
-        .expect("command ran");
+        .expect("command ran")
+}
+
+/// Runs a command with a deadline; its stdout.
+async fn run(cmd: Command, limit: Duration) -> String {
+    let out = output(cmd, limit).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -83,7 +124,7 @@ async fn gstreamer_rtspsrc_receives_every_frame(runtime: ServerRuntime) {
 /// GStreamer's rtspsrc with `protocols` on each case (file, depayloader
 /// chain, frames): every frame reaches the fakesink, and our BYE ends it (EOS).
 async fn gstreamer_plays_to_the_end(runtime: ServerRuntime, protocols: &str, cases: &[(&str, &str, usize)]) {
-    let server = start(runtime);
+    let (server, log) = start_logged(runtime);
     let runs = futures_util::future::join_all(cases.iter().map(|(name, chain, _)| {
         let mut c = Command::new("gst-launch-1.0");
         let pipeline = format!(
@@ -91,13 +132,48 @@ async fn gstreamer_plays_to_the_end(runtime: ServerRuntime, protocols: &str, cas
             server.local_addr()
         );
         c.arg("-v").args(pipeline.split(' '));
-        run(c, Duration::from_secs(40))
+        output(c, Duration::from_secs(40))
     }))
     .await;
     for ((name, _, want), out) in cases.iter().zip(runs) {
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        // A failure shows what the server saw and did.
+        assert!(
+            gst_ended_well(out.status, &stdout, &stderr),
+            "{name} over {protocols}: {stderr}\nthe server's events:\n{}",
+            show(&log)
+        );
+        let out = stdout;
         assert_eq!(gst_fakesink_frames(&out), *want, "{name} over {protocols}");
         assert!(out.contains("Got EOS"), "{name} over {protocols}: no EOS");
     }
+    // The server closed each connection because the client asked or left,
+    // never on its own (GStreamer ends its session with TEARDOWN). The
+    // clients have exited; their EOFs reach the server within moments.
+    let closes = || -> Vec<String> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, _, e)| match e {
+                ServerEvent::Closed { reason, .. } => Some(format!("{reason:?}")),
+                _ => None,
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while closes().len() < cases.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let closes = closes();
+    assert_eq!(closes.len(), cases.len(), "{}", show(&log));
+    assert!(
+        closes.iter().all(|r| r == "Teardown" || r == "PeerClosed"),
+        "{closes:?}\n{}",
+        show(&log)
+    );
     server.shutdown();
 }
 
