@@ -314,6 +314,65 @@ fn params_only_in_band_or_only_in_the_sdp_play_whole() {
     assert_eq!(keyframe_sizes(&events), clean_keys);
 }
 
+/// `resolution_change=2`: from the fixture's keyframe at 2 s on, its
+/// keyframes carry an SPS that crops the 320x240 pictures to 160x120 (the
+/// SDP keeps the old size, as a camera's does when its resolution is
+/// changed while it streams). Our client plays every frame and warns once
+/// (`resolution_change`, both sizes), matching the server's one `fault`
+/// line; FFmpeg decodes every frame, at the old size, then the new.
+#[test]
+fn resolution_change_is_a_warning_and_plays_whole() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    let url = serve.url("h264_aac.mp4?resolution_change=2");
+    let events = probe(&url, &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    let warnings = of_type(&events, "warning");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let w = warnings[0];
+    assert_eq!(
+        (&w["kind"], &w["track"], &w["from"], &w["to"]),
+        (
+            &json!("resolution_change"),
+            &json!(0),
+            &json!([320, 240]),
+            &json!([160, 120])
+        )
+    );
+    // Right before the keyframe 2 s in (the 51st frame), not elsewhere.
+    let at = events.iter().position(|e| e["type"] == "warning").unwrap();
+    let before = events[..at].iter().filter(|e| e["type"] == "video").count();
+    assert_eq!(before, 50);
+    assert_eq!(events[at + 1]["type"], "video");
+    assert_eq!(events[at + 1]["keyframe"], true);
+    let faults = serve.faults();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(
+        (&faults[0]["fault"], &faults[0]["from"], &faults[0]["to"]),
+        (&json!("resolution_change"), &json!([320, 240]), &json!([160, 120]))
+    );
+    assert!(faults[0]["since_play_s"].as_f64().unwrap() >= 2.0);
+    // FFmpeg decodes every frame, each at the size its SPS gives.
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0"])
+        .args(["-show_entries", "frame=width,height", "-of", "csv=p=0", &url])
+        .output()
+        .expect("ffprobe (FFmpeg) is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // One line per frame (the first has side data: a trailing comma and
+    // an empty line).
+    let sizes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().trim_end_matches(',').to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(sizes.len(), 125);
+    assert!(sizes[..50].iter().all(|s| s == "320,240"), "{sizes:?}");
+    assert!(sizes[50..].iter().all(|s| s == "160,120"), "{sizes:?}");
+}
+
 /// Video frames ffprobe decodes from `url` over TCP.
 fn ffprobe_video_frames(url: &str) -> u64 {
     let out = Command::new("ffprobe")

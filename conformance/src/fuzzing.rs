@@ -620,6 +620,21 @@ pub fn sps(data: &[u8]) {
     for info in [sps::h264(data), sps::h265(data)].into_iter().flatten() {
         assert!(info.width > 0 && info.height > 0, "{info:?}");
     }
+    // A readable SPS rewritten to half its size reads back as that size
+    // (to the cropping unit, at most 4), everything else kept.
+    for (codec, read) in [
+        (VideoCodec::H264, sps::h264 as fn(&[u8]) -> _),
+        (VideoCodec::H265, sps::h265),
+    ] {
+        let Ok(before) = read(data) else { continue };
+        let (w, h) = (before.width.div_ceil(2), before.height.div_ceil(2));
+        if let Ok(out) = sps::with_size(codec, data, w, h) {
+            let after = read(&out).expect("a rewritten SPS reads");
+            assert!(after.width >= w && after.width < w + 4, "{before:?} -> {after:?}");
+            assert!(after.height >= h && after.height < h + 8, "{before:?} -> {after:?}");
+            assert_eq!((after.profile, after.level), (before.profile, before.level));
+        }
+    }
     let au = Bytes::copy_from_slice(data);
     for codec in [VideoCodec::H264, VideoCodec::H265] {
         if let Some((w, h)) = sps::resolution(codec, &au) {

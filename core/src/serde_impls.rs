@@ -662,6 +662,10 @@ impl Serialize for Warning {
             Warning::UnsupportedCodec { codec, .. } => st.serialize_field("codec", codec)?,
             Warning::ForeignDatagram { from, .. } => st.serialize_field("from", from)?,
             Warning::Backchannel { reason, .. } => st.serialize_field("reason", reason)?,
+            Warning::ResolutionChange { from, to, .. } => {
+                st.serialize_field("from", from)?;
+                st.serialize_field("to", to)?;
+            }
             Warning::Control { method, status, reason } => {
                 st.serialize_field("method", method)?;
                 st.serialize_field("status", status)?;

@@ -293,6 +293,19 @@ pub enum Warning {
         /// The sender's address.
         from: SocketAddr,
     },
+    /// A video track's pictures changed size mid-stream: a keyframe came
+    /// with a sequence parameter set (SPS) of another width or height than
+    /// the one before (a camera whose resolution was changed while it
+    /// streams; the SDP may still give the old one). The frames go on; a
+    /// recorder or decoder must start anew at this keyframe.
+    ResolutionChange {
+        /// Index among the set-up tracks ([`Track::index`]).
+        track: usize,
+        /// Width and height until now.
+        from: (u32, u32),
+        /// Width and height from this keyframe on.
+        to: (u32, u32),
+    },
     /// A PAUSE or PLAY the user asked for ([`Input::Pause`](super::Input::Pause),
     /// [`Input::Play`](super::Input::Play)) was not sent, or the server
     /// refused it; the session goes on as it was.
@@ -312,7 +325,8 @@ impl Warning {
     /// A name for the kind of warning, for tools to filter on:
     /// `cseq_mismatch`, `unknown_channel`, `bad_packet`, `keepalive_failed`,
     /// `server_request`, `teardown_unanswered`, `depacketize`,
-    /// `unsupported_codec`, `foreign_datagram`, `backchannel` or `control`.
+    /// `unsupported_codec`, `foreign_datagram`, `backchannel`,
+    /// `resolution_change` or `control`.
     pub fn kind(&self) -> &'static str {
         match self {
             Warning::CseqMismatch { .. } => "cseq_mismatch",
@@ -325,6 +339,7 @@ impl Warning {
             Warning::UnsupportedCodec { .. } => "unsupported_codec",
             Warning::ForeignDatagram { .. } => "foreign_datagram",
             Warning::Backchannel { .. } => "backchannel",
+            Warning::ResolutionChange { .. } => "resolution_change",
             Warning::Control { .. } => "control",
         }
     }
@@ -335,7 +350,8 @@ impl Warning {
             Warning::BadPacket { track, .. }
             | Warning::Depacketize { track, .. }
             | Warning::UnsupportedCodec { track, .. }
-            | Warning::ForeignDatagram { track, .. } => Some(*track),
+            | Warning::ForeignDatagram { track, .. }
+            | Warning::ResolutionChange { track, .. } => Some(*track),
             Warning::Backchannel { track, .. } => *track,
             _ => None,
         }
@@ -385,6 +401,11 @@ impl std::fmt::Display for Warning {
                 "{method} refused by the server: {status} {reason}; the session goes on"
             ),
             Warning::Control { method, reason, .. } => write!(f, "{method} not sent: {reason}"),
+            Warning::ResolutionChange { from, to, .. } => write!(
+                f,
+                "the picture size changed from {}x{} to {}x{} (a new SPS at a keyframe)",
+                from.0, from.1, to.0, to.1
+            ),
         }
     }
 }

@@ -20,7 +20,7 @@ use super::{
     AudioFrameEvent, Event, LogKinds, LossEvent, MetadataFrameEvent, RtcpEvent, RtpEvent, Track, TrackStats,
     TransportKind, VideoFrameEvent, Warning,
 };
-use crate::codec::{Depacketizer, Frame, SequenceTracker, TimestampUnroller};
+use crate::codec::{sps, Depacketizer, Frame, SequenceTracker, TimestampUnroller};
 use crate::rtcp::{self, RtcpPacket};
 use crate::rtp::RtpPacket;
 
@@ -45,6 +45,8 @@ pub(super) struct TrackState {
     /// answer comes (GStreamer sends the new position first), so the next
     /// jump in sequence is the seek's, not loss.
     seek_pending: bool,
+    /// The picture size of the last SPS a video frame brought.
+    resolution: Option<(u32, u32)>,
 }
 
 impl TrackState {
@@ -61,6 +63,7 @@ impl TrackState {
             late: 0,
             delivered: 0,
             seek_pending: false,
+            resolution: None,
         }
     }
 
@@ -364,6 +367,20 @@ impl TrackState {
         let track = self.track.index;
         let Some(d) = self.depacketizer.as_mut() else { return };
         while let Some(frame) = d.pull() {
+            if let Frame::Video(v) = &frame {
+                // A new SPS: the picture size may have changed (read only
+                // from frames that bring parameter sets).
+                if v.new_parameters {
+                    if let Some(size) = sps::resolution(v.codec, &v.data) {
+                        match self.resolution.replace(size) {
+                            Some(from) if from != size => {
+                                events.push_back(Event::Warning(Warning::ResolutionChange { track, from, to: size }))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
             events.push_back(match frame {
                 Frame::Video(frame) => Event::Video(VideoFrameEvent {
                     track,

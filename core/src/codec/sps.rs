@@ -13,6 +13,11 @@
 //! §7.3.2.2 up to `conf_win_bottom_offset`); the VUI and everything after
 //! it are not. The reported size is the cropped one, the size a decoder
 //! outputs. Malformed input is an [`SpsError`], never a panic.
+//!
+//! [`with_size`] writes an SPS whose cropping window gives another picture
+//! size (the camera simulator's `resolution_change=`): everything else in
+//! it, bit for bit, is the original's, so the slices that refer to it still
+//! decode, to pictures of the new size.
 
 use bytes::Bytes;
 
@@ -81,6 +86,24 @@ pub fn resolution(codec: VideoCodec, access_unit: &Bytes) -> Option<(u32, u32)> 
 /// Reads an H.264 SPS NAL unit (header byte included, emulation
 /// prevention bytes still in).
 pub fn h264(nal: &[u8]) -> Result<SpsInfo, SpsError> {
+    parse_h264(nal).map(|p| p.info)
+}
+
+/// What [`with_size`] needs of an SPS besides its [`SpsInfo`].
+struct Parsed {
+    info: SpsInfo,
+    /// The decoded picture's size in luma samples, before cropping.
+    coded: (u64, u64),
+    /// The units of the cropping offsets, horizontal and vertical.
+    unit: (u64, u64),
+    /// The cropping offsets (left, right, top, bottom), in those units.
+    crop: [u64; 4],
+    /// The RBSP bits from the cropping flag (`frame_cropping_flag`,
+    /// `conformance_window_flag`) to the end of the offsets.
+    crop_bits: (usize, usize),
+}
+
+fn parse_h264(nal: &[u8]) -> Result<Parsed, SpsError> {
     let (&header, rest) = nal.split_first().ok_or(SpsError::Truncated)?;
     let nal_type = header & 0x1f;
     if nal_type != 7 {
@@ -139,11 +162,13 @@ pub fn h264(nal: &[u8]) -> Result<SpsInfo, SpsError> {
         r.skip(1)?; // mb_adaptive_frame_field_flag
     }
     r.skip(1)?; // direct_8x8_inference_flag
+    let crop_from = r.read;
     let crop = if r.flag()? {
         [r.ue()?, r.ue()?, r.ue()?, r.ue()?].map(u64::from)
     } else {
         [0; 4]
     };
+    let crop_bits = (crop_from, r.read);
     let field_factor = if frame_mbs_only { 1 } else { 2 };
     // ChromaArrayType 0 (monochrome or separate planes) crops in luma
     // samples; otherwise in chroma samples (SubWidthC, SubHeightC).
@@ -155,17 +180,27 @@ pub fn h264(nal: &[u8]) -> Result<SpsInfo, SpsError> {
     };
     let width = width_mbs * 16;
     let height = height_map_units * 16 * field_factor;
-    Ok(SpsInfo {
-        width: cropped(width, crop_x, crop[0], crop[1])?,
-        height: cropped(height, crop_y, crop[2], crop[3])?,
-        profile,
-        level,
+    Ok(Parsed {
+        info: SpsInfo {
+            width: cropped(width, crop_x, crop[0], crop[1])?,
+            height: cropped(height, crop_y, crop[2], crop[3])?,
+            profile,
+            level,
+        },
+        coded: (width, height),
+        unit: (crop_x, crop_y),
+        crop,
+        crop_bits,
     })
 }
 
 /// Reads an H.265 SPS NAL unit (the 2-byte header included, emulation
 /// prevention bytes still in).
 pub fn h265(nal: &[u8]) -> Result<SpsInfo, SpsError> {
+    parse_h265(nal).map(|p| p.info)
+}
+
+fn parse_h265(nal: &[u8]) -> Result<Parsed, SpsError> {
     if nal.len() < 2 {
         return Err(SpsError::Truncated);
     }
@@ -205,22 +240,161 @@ pub fn h265(nal: &[u8]) -> Result<SpsInfo, SpsError> {
     let separate_colour_plane = chroma_format_idc == 3 && r.flag()?;
     let width = u64::from(r.ue()?);
     let height = u64::from(r.ue()?);
+    let crop_from = r.read;
     let window = if r.flag()? {
         [r.ue()?, r.ue()?, r.ue()?, r.ue()?].map(u64::from)
     } else {
         [0; 4]
     };
+    let crop_bits = (crop_from, r.read);
     let (sub_width, sub_height) = match (separate_colour_plane, chroma_format_idc) {
         (false, 1) => (2, 2),
         (false, 2) => (2, 1),
         _ => (1, 1),
     };
-    Ok(SpsInfo {
-        width: cropped(width, sub_width, window[0], window[1])?,
-        height: cropped(height, sub_height, window[2], window[3])?,
-        profile,
-        level,
+    Ok(Parsed {
+        info: SpsInfo {
+            width: cropped(width, sub_width, window[0], window[1])?,
+            height: cropped(height, sub_height, window[2], window[3])?,
+            profile,
+            level,
+        },
+        coded: (width, height),
+        unit: (sub_width, sub_height),
+        crop: window,
+        crop_bits,
     })
+}
+
+/// An SPS like `nal` (an H.264 or H.265 SPS NAL unit, header included,
+/// emulation prevention bytes in) whose pictures are `width` x `height`,
+/// or the nearest larger size its cropping units allow (whole chroma
+/// samples: even sizes for 4:2:0). Only the cropping window changes: the
+/// left and top offsets are kept, the right and bottom ones give the size,
+/// and every other bit is the original's (the NAL header too), so the
+/// pictures coded for `nal` decode with it, cropped to the new size.
+///
+/// An error when `nal` cannot be read or the size is 0 or does not fit in
+/// the coded picture less its left and top offsets.
+///
+/// ```
+/// use rtsp_toolkit_core::codec::{sps, VideoCodec};
+/// // The SPS of fixtures/media/h264_aac.mp4 (320x240).
+/// let nal = [
+///     0x67, 0x64, 0x00, 0x0d, 0xac, 0xb2, 0x02, 0x83, 0xf6, 0x02, 0x20, 0x00, 0x00, 0x03, 0x00, 0x20, 0x00,
+///     0x00, 0x06, 0x41, 0xe2, 0x85, 0x49,
+/// ];
+/// let half = sps::with_size(VideoCodec::H264, &nal, 160, 120).unwrap();
+/// let info = sps::h264(&half).unwrap();
+/// assert_eq!((info.width, info.height), (160, 120));
+/// assert!(sps::with_size(VideoCodec::H264, &nal, 400, 120).is_err());
+/// ```
+pub fn with_size(codec: VideoCodec, nal: &[u8], width: u32, height: u32) -> Result<Vec<u8>, SpsError> {
+    let (parsed, header) = match codec {
+        VideoCodec::H264 => (parse_h264(nal)?, 1),
+        VideoCodec::H265 => (parse_h265(nal)?, 2),
+        VideoCodec::Mjpeg => return Err(SpsError::Invalid("MJPEG has no SPS")),
+    };
+    let (ux, uy) = parsed.unit;
+    let [left, _, top, _] = parsed.crop;
+    // The offset (in units) that leaves at least `want` of `coded` after
+    // `start` units: the largest whole number of units that fits.
+    let offset = |coded: u64, unit: u64, start: u64, want: u32| -> Result<u64, SpsError> {
+        let room = coded.saturating_sub(start.saturating_mul(unit));
+        match room.checked_sub(u64::from(want)) {
+            Some(spare) if want > 0 => Ok(spare / unit),
+            _ => Err(SpsError::Invalid("the new size does not fit in the coded picture")),
+        }
+    };
+    let right = offset(parsed.coded.0, ux, left, width)?;
+    let bottom = offset(parsed.coded.1, uy, top, height)?;
+    let rbsp = unescape(&nal[header..]);
+    let bit = |i: usize| rbsp.get(i / 8).is_some_and(|b| b >> (7 - i % 8) & 1 == 1);
+    // The rbsp_stop_one_bit: the last 1 in the payload.
+    let stop = (0..rbsp.len() * 8)
+        .rev()
+        .find(|&i| bit(i))
+        .ok_or(SpsError::Invalid("no rbsp_stop_one_bit"))?;
+    let (from, to) = parsed.crop_bits;
+    if stop < to {
+        return Err(SpsError::Truncated);
+    }
+    let mut w = BitWriter::default();
+    (0..from).for_each(|i| w.bit(bit(i)));
+    w.bit(true);
+    for v in [left, right, top, bottom] {
+        w.ue(v);
+    }
+    (to..stop).for_each(|i| w.bit(bit(i)));
+    w.bit(true);
+    let mut out = nal[..header].to_vec();
+    escape(&w.finish(), &mut out);
+    Ok(out)
+}
+
+/// The RBSP of a NAL unit payload: the emulation prevention bytes (`03`
+/// after two zero bytes) taken out, as [`BitReader`] reads it.
+fn unescape(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len());
+    let mut zeros = 0;
+    for &b in payload {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
+/// Appends `rbsp` to `out` with emulation prevention bytes where two zero
+/// bytes are followed by a byte of 3 or less.
+fn escape(rbsp: &[u8], out: &mut Vec<u8>) {
+    let mut zeros = 0;
+    for &b in rbsp {
+        if zeros >= 2 && b <= 3 {
+            out.push(3);
+            zeros = 0;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+}
+
+/// Writes RBSP bits, MSB first.
+#[derive(Debug, Default)]
+struct BitWriter {
+    bytes: Vec<u8>,
+    used: u8,
+}
+
+impl BitWriter {
+    fn bit(&mut self, one: bool) {
+        if self.used % 8 == 0 {
+            self.bytes.push(0);
+            self.used = 0;
+        }
+        if one {
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= 0x80 >> self.used;
+            }
+        }
+        self.used += 1;
+    }
+
+    /// `ue(v)`, Exp-Golomb.
+    fn ue(&mut self, v: u64) {
+        let v = v + 1;
+        let n = 64 - v.leading_zeros();
+        (1..n).for_each(|_| self.bit(false));
+        (0..n).rev().for_each(|i| self.bit(v >> i & 1 == 1));
+    }
+
+    /// The bytes, the last one padded with zero bits.
+    fn finish(self) -> Vec<u8> {
+        self.bytes
+    }
 }
 
 /// `size - unit * (a + b)`, checked: a positive size that fits in a `u32`.
@@ -258,6 +432,8 @@ struct BitReader<'a> {
     zeros: usize,
     byte: u8,
     left: u8,
+    /// Bits read so far.
+    read: usize,
 }
 
 impl<'a> BitReader<'a> {
@@ -268,6 +444,7 @@ impl<'a> BitReader<'a> {
             zeros: 0,
             byte: 0,
             left: 0,
+            read: 0,
         }
     }
 
@@ -285,6 +462,7 @@ impl<'a> BitReader<'a> {
             self.left = 8;
         }
         self.left -= 1;
+        self.read += 1;
         Ok(u32::from(self.byte >> self.left) & 1)
     }
 
@@ -478,6 +656,69 @@ mod tests {
         let nal = w.nal(&[0x42, 0x01]);
         let i = h265(&nal).unwrap();
         assert_eq!((i.width, i.height, i.profile, i.level), (1280, 720, 1, 93));
+    }
+
+    #[test]
+    fn with_size_changes_only_the_cropping_window() {
+        // An SPS that has a window already, asked for its own size: the
+        // same bytes, bit for bit (the rest is copied, not rewritten).
+        let nal = hex(X264_1080P);
+        assert_eq!(with_size(VideoCodec::H264, &nal, 1920, 1080).unwrap(), nal);
+        let nal = hex(X265_642X362_422);
+        assert_eq!(with_size(VideoCodec::H265, &nal, 642, 362).unwrap(), nal);
+        for (codec, sps, unit) in [
+            (VideoCodec::H264, X264_1080P, (2, 2)),
+            (VideoCodec::H264, X264_720P_422, (2, 1)),
+            (VideoCodec::H264, X264_CIF_444_CQM, (1, 1)),
+            (VideoCodec::H264, X264_576I, (2, 4)),
+            (VideoCodec::H264, X264_QCIF_GRAY, (1, 1)),
+            (VideoCodec::H265, X265_1080P, (2, 2)),
+            (VideoCodec::H265, X265_642X362_422, (2, 1)),
+        ] {
+            let nal = hex(sps);
+            let read = |n: &[u8]| match codec {
+                VideoCodec::H264 => h264(n),
+                _ => h265(n),
+            };
+            let before = read(&nal).unwrap();
+            for (w, h) in [
+                (before.width / 2, before.height / 2),
+                (97, 31),
+                (1, 1),
+                (before.width, before.height),
+            ] {
+                let out = with_size(codec, &nal, w, h).unwrap();
+                let after = read(&out).unwrap();
+                // The nearest size at or above the one asked for that the units allow.
+                assert!(
+                    after.width >= w && after.width < w + unit.0,
+                    "{sps}: {w} -> {}",
+                    after.width
+                );
+                assert!(
+                    after.height >= h && after.height < h + unit.1,
+                    "{sps}: {h} -> {}",
+                    after.height
+                );
+                assert_eq!((after.profile, after.level), (before.profile, before.level));
+                assert_eq!(out[..2], nal[..2], "the header and the profile");
+                // Idempotent: the same size again gives the same bytes.
+                assert_eq!(with_size(codec, &out, after.width, after.height).unwrap(), out, "{sps}");
+                // No start code inside: emulation prevention is in place.
+                assert!(!out.windows(3).any(|x| x[0] == 0 && x[1] == 0 && x[2] <= 2), "{sps}");
+            }
+            // Back to the original size: the original's window again.
+            let half = with_size(codec, &nal, before.width / 2, before.height / 2).unwrap();
+            let back = with_size(codec, &half, before.width, before.height).unwrap();
+            assert_eq!(read(&back).unwrap(), before);
+            assert!(
+                with_size(codec, &nal, before.width + 17, 16).is_err(),
+                "{sps}: wider than coded"
+            );
+            assert!(with_size(codec, &nal, 16, 0).is_err(), "{sps}: zero height");
+        }
+        assert!(with_size(VideoCodec::H264, &[0x67, 0x64], 16, 16).is_err(), "cut short");
+        assert!(with_size(VideoCodec::Mjpeg, &hex(X264_1080P), 16, 16).is_err());
     }
 
     #[test]

@@ -306,6 +306,12 @@ pub struct Faults {
     /// sets go (else where the file has them: in the SDP, and in-band when
     /// its samples carry them).
     pub params: Option<Params>,
+    /// `resolution_change=S[:WxH]`: from each H.264/H.265 track's first
+    /// keyframe `S` after PLAY, its SPS crops the pictures to another size
+    /// (`WxH`, else half the width and height), sent in-band in front of
+    /// that keyframe and every later one, as by a camera whose resolution
+    /// was changed while it streams (the SDP keeps the old one).
+    pub resolution_change: Option<(Duration, Option<(u32, u32)>)>,
     /// `session_timeout=S`: the session timeout announced and enforced for
     /// this connection (else the server's).
     pub session_timeout: Option<Duration>,
@@ -404,6 +410,11 @@ pub const FAULTS: &[(&str, &str, &str)] = &[
         "params",
         "inband | sdp",
         "H.264/H.265 parameter sets only in-band (none in the SDP) or only in the SDP (none in-band)",
+    ),
+    (
+        "resolution_change",
+        "S[:WxH]",
+        "from the first video keyframe S seconds after PLAY, an in-band SPS with another picture size (default half)",
     ),
     (
         "session_timeout",
@@ -542,6 +553,23 @@ impl Faults {
                     } else {
                         return Err(err("inband or sdp"));
                     });
+                }
+                "resolution_change" => {
+                    let shape = "S[:WxH], sizes from 1 to 8192, such as 2:160x120";
+                    let (at, size) = match value.split_once(':') {
+                        Some((at, size)) => (at, Some(size)),
+                        None => (value, None),
+                    };
+                    let size = match size {
+                        None => None,
+                        Some(size) => Some(
+                            size.split_once(['x', 'X'])
+                                .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)))
+                                .filter(|&(w, h)| (1..=8192).contains(&w) && (1..=8192).contains(&h))
+                                .ok_or_else(|| err(shape))?,
+                        ),
+                    };
+                    faults.resolution_change = Some((seconds(at).ok_or_else(|| err(shape))?, size));
                 }
                 "keyframe_gap" => {
                     faults.keyframe_gap = Some(window(value, "AFTER_S:FOR_S, such as 1:2").map_err(err)?);
@@ -807,6 +835,16 @@ pub enum FaultEvent {
         /// The one it has.
         to: u32,
     },
+    /// A video track's pictures changed size: its keyframes from here on
+    /// carry an SPS with the new size in-band (`resolution_change=`).
+    ResolutionChange {
+        /// The track's index.
+        track: usize,
+        /// The width and height until now.
+        from: (u32, u32),
+        /// The width and height from this keyframe on.
+        to: (u32, u32),
+    },
     /// A sender report went out with its NTP time off (`sr_offset=`).
     SrOffset {
         /// The track's index.
@@ -879,6 +917,7 @@ pub(super) struct FaultRun {
     ssrc_changed: u64,
     seq_jumped: u64,
     ts_jumped: u64,
+    resized: u64,
     held: Vec<Held>,
     /// Datagrams delayed by `jitter_ms`, with when they are due.
     delayed: Vec<(Instant, ServerOutput)>,
@@ -915,6 +954,7 @@ impl FaultRun {
             ssrc_changed: 0,
             seq_jumped: 0,
             ts_jumped: 0,
+            resized: 0,
             held: Vec::new(),
             delayed: Vec::new(),
             stall_until: None,
@@ -1060,6 +1100,21 @@ impl FaultRun {
             ntp.wrapping_sub(units)
         };
         (shifted, Some(self.event(FaultEvent::SrOffset { track, offset_ms: ms })))
+    }
+
+    /// Whether a video keyframe of `track` due now is the first with the
+    /// new size of `resolution_change=` (once per track; the caller keeps
+    /// the new size from then on).
+    pub fn resolution_change_due(&mut self, track: usize) -> bool {
+        let bit = 1u64.checked_shl(track as u32).unwrap_or(0);
+        let Some((at, _)) = self.spec.resolution_change else {
+            return false;
+        };
+        if bit == 0 || self.resized & bit != 0 || !self.due(at) || self.closing {
+            return false;
+        }
+        self.resized |= bit;
+        true
     }
 
     /// Whether a video keyframe due now is to be dropped (`keyframe_gap=`).
@@ -1303,6 +1358,17 @@ mod tests {
         assert_eq!(parse("params=InBand").unwrap().unwrap().params, Some(Params::Inband));
         assert_eq!(parse("params=sdp").unwrap().unwrap().params, Some(Params::Sdp));
         assert_eq!(
+            parse("resolution_change=2").unwrap().unwrap().resolution_change,
+            Some((Duration::from_secs(2), None))
+        );
+        assert_eq!(
+            parse("resolution_change=0.5:160X120")
+                .unwrap()
+                .unwrap()
+                .resolution_change,
+            Some((Duration::from_millis(500), Some((160, 120))))
+        );
+        assert_eq!(
             parse("keyframe_gap=1:2.5").unwrap().unwrap().keyframe_gap,
             Some((Duration::from_secs(1), Duration::from_millis(2500)))
         );
@@ -1340,6 +1406,11 @@ mod tests {
             ("stall=:1", "stall"),
             ("stall=inf:1", "stall"),
             ("keyframe_gap=1", "keyframe_gap"),
+            ("resolution_change=x", "resolution_change"),
+            ("resolution_change=1:160", "resolution_change"),
+            ("resolution_change=1:0x120", "resolution_change"),
+            ("resolution_change=1:160x9000", "resolution_change"),
+            ("resolution_change=1:ax2", "resolution_change"),
             ("freeze=1", "freeze"),
             ("freeze=1:0", "freeze"),
             ("drop_packets=", "drop_packets"),

@@ -60,7 +60,7 @@ use super::live::{Mapped, Restamp};
 use super::path::PlayCount;
 use super::sdp_writer::payload_type;
 use super::{MulticastTrack, ServerOutput, UdpSocketId};
-use crate::codec::{aac, g722, h264, h265, jpeg, l16, onvif_metadata, opus};
+use crate::codec::{aac, g722, h264, h265, jpeg, l16, onvif_metadata, opus, sps, VideoCodec};
 use crate::rtcp::{self, SenderReport};
 use crate::rtp::{RtpHeader, RtpPacket, FIXED_HEADER_LEN};
 use crate::source::{MediaSource, SourceCodec, SourceSample};
@@ -272,6 +272,9 @@ pub(super) struct TrackOut {
     /// The video parameter sets of the source (VPS, SPS, PPS), for the
     /// camera simulator's `params=inband`.
     parameter_sets: Vec<Bytes>,
+    /// The camera simulator's `resolution_change=`, once it is due: the
+    /// parameter sets with the new SPS, in front of every keyframe.
+    resized_sets: Option<Vec<Bytes>>,
     rtp: Rtp,
     packetizer: Packetizer,
 }
@@ -304,6 +307,8 @@ impl TrackOut {
             packetizer,
             delivery,
             parameter_sets,
+            resized_sets,
+            source_track,
             ..
         } = self;
         // The camera simulator's `keyframe_gap=`: every packet of a video
@@ -315,14 +320,26 @@ impl TrackOut {
         match packetizer {
             Packetizer::H264(p) => {
                 split_length_prefixed(&sample.data, nals);
-                place_parameter_sets(nals, params, sample.keyframe, parameter_sets, h264_kind);
+                if sample.keyframe {
+                    resize(*source_track, VideoCodec::H264, parameter_sets, resized_sets, nals, out);
+                }
+                match resized_sets.as_deref().filter(|_| sample.keyframe) {
+                    Some(sets) => replace_parameter_sets(nals, sets, h264_kind),
+                    None => place_parameter_sets(nals, params, sample.keyframe, parameter_sets, h264_kind),
+                }
                 for (payload, marker) in p.packetize(nals) {
                     rtp.put(delivery, out, ts, marker, &payload);
                 }
             }
             Packetizer::H265(p) => {
                 split_length_prefixed(&sample.data, nals);
-                place_parameter_sets(nals, params, sample.keyframe, parameter_sets, h265_kind);
+                if sample.keyframe {
+                    resize(*source_track, VideoCodec::H265, parameter_sets, resized_sets, nals, out);
+                }
+                match resized_sets.as_deref().filter(|_| sample.keyframe) {
+                    Some(sets) => replace_parameter_sets(nals, sets, h265_kind),
+                    None => place_parameter_sets(nals, params, sample.keyframe, parameter_sets, h265_kind),
+                }
                 for (payload, marker) in p.packetize(nals) {
                     rtp.put(delivery, out, ts, marker, &payload);
                 }
@@ -532,6 +549,88 @@ fn place_parameter_sets(
         }
         _ => {}
     }
+}
+
+/// The camera simulator's `resolution_change=`, at a keyframe of `track`
+/// (`nals`): when the change is due, `resized` becomes the parameter sets
+/// (the source's, else the keyframe's own) with the SPS rewritten to the
+/// new size, and the `resolution_change` event goes out. An SPS that cannot
+/// be read or resized leaves the stream as it is.
+fn resize(
+    track: usize,
+    codec: VideoCodec,
+    source_sets: &[Bytes],
+    resized: &mut Option<Vec<Bytes>>,
+    nals: &[Bytes],
+    out: &mut Sink<'_>,
+) {
+    let Some(f) = out.faults.as_deref_mut() else { return };
+    if resized.is_some() || !f.resolution_change_due(track) {
+        return;
+    }
+    let kind = match codec {
+        VideoCodec::H264 => h264_kind,
+        _ => h265_kind,
+    };
+    let sets: Vec<Bytes> = if source_sets.iter().any(|s| !s.is_empty()) {
+        source_sets.iter().filter(|s| !s.is_empty()).cloned().collect()
+    } else {
+        nals.iter()
+            .filter(|n| kind(n) == NalKind::ParameterSet)
+            .cloned()
+            .collect()
+    };
+    let is_sps = |n: &[u8]| match codec {
+        VideoCodec::H264 => n.first().is_some_and(|b| b & 0x1f == 7),
+        _ => n.first().is_some_and(|b| (b >> 1) & 0x3f == 33),
+    };
+    let Some(old) = sets.iter().find(|n| is_sps(n)) else {
+        tracing::debug!(track, "resolution_change: no SPS to change");
+        return;
+    };
+    let read = |n: &[u8]| match codec {
+        VideoCodec::H264 => sps::h264(n),
+        _ => sps::h265(n),
+    };
+    let Ok(from) = read(old) else {
+        tracing::debug!(track, "resolution_change: the SPS cannot be read");
+        return;
+    };
+    let (w, h) = f
+        .spec
+        .resolution_change
+        .and_then(|(_, size)| size)
+        .unwrap_or((from.width.div_ceil(2), from.height.div_ceil(2)));
+    let new = match sps::with_size(codec, old, w, h) {
+        Ok(new) => Bytes::from(new),
+        Err(e) => {
+            tracing::debug!(track, %e, w, h, "resolution_change: the SPS cannot take that size");
+            return;
+        }
+    };
+    let Ok(to) = read(&new) else { return };
+    let event = f.event(FaultEvent::ResolutionChange {
+        track,
+        from: (from.width, from.height),
+        to: (to.width, to.height),
+    });
+    out.datagrams.push_back(event);
+    *resized = Some(
+        sets.into_iter()
+            .map(|s| if is_sps(&s) { new.clone() } else { s })
+            .collect(),
+    );
+}
+
+/// `resolution_change=`: a keyframe's own parameter sets replaced by
+/// `sets` (after an access unit delimiter).
+fn replace_parameter_sets(nals: &mut Vec<Bytes>, sets: &[Bytes], kind: fn(&[u8]) -> NalKind) {
+    nals.retain(|n| kind(n) != NalKind::ParameterSet);
+    let at = nals
+        .iter()
+        .take_while(|n| kind(n) == NalKind::AccessUnitDelimiter)
+        .count();
+    nals.splice(at..at, sets.iter().cloned());
 }
 
 /// `at + interval`, or `now + interval` when that has passed already.
@@ -1053,6 +1152,7 @@ impl Session {
                 SourceCodec::H265 { vps, sps, pps } => vps.iter().chain(sps).chain(pps).cloned().collect(),
                 _ => Vec::new(),
             },
+            resized_sets: None,
             rtp: Rtp {
                 track: source_track,
                 ssrc,

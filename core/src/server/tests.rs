@@ -4641,6 +4641,87 @@ mod simulator {
         assert_eq!(&types[at..at + 3], &[7, 8, 5]);
     }
 
+    /// The H.264 SPS NAL units in RTP payloads (single NAL unit packets and
+    /// STAP-A), with their packets' timestamps.
+    fn sps_units(packets: &[RtpPacket]) -> Vec<(u32, Vec<u8>)> {
+        let mut out = Vec::new();
+        for p in packets {
+            let pl = &p.payload[..];
+            match pl[0] & 0x1f {
+                24 => {
+                    let mut at = 1;
+                    while at + 2 < pl.len() {
+                        let len = usize::from(u16::from_be_bytes([pl[at], pl[at + 1]]));
+                        let nal = &pl[at + 2..(at + 2 + len).min(pl.len())];
+                        if nal[0] & 0x1f == 7 {
+                            out.push((p.timestamp, nal.to_vec()));
+                        }
+                        at += 2 + len;
+                    }
+                }
+                7 => out.push((p.timestamp, pl.to_vec())),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// `resolution_change=0.3`: from the first keyframe 0.3 s after PLAY
+    /// on, every keyframe's SPS is the one with half the picture size (the
+    /// rest of it the source's, the PPS and slices unchanged); before it,
+    /// the source's. One event; `:WxH` takes that size to the cropping unit.
+    #[test]
+    fn resolution_change_sends_an_sps_with_another_size_from_a_keyframe_on() {
+        use crate::codec::sps;
+        let source = Arc::new(synthetic_source());
+        let original = sps::h264(SPS).unwrap();
+        let run = |query: &str| {
+            let mut h = Harness::new();
+            let d = h.play(h.t0, &source, query);
+            let info = rtp_info(&d.responses[0]);
+            let until = h.t0 + Duration::from_secs(60);
+            let all = collect_until_close(&mut h, d, until);
+            let video: Vec<RtpPacket> = all.iter().flat_map(|d| d.rtp(0)).collect();
+            (faults(&all), sps_units(&video), info[0].2)
+        };
+        let (events, units, base) = run("?play_count=2&resolution_change=0.3");
+        let half = (original.width / 2, original.height / 2);
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (since, fault) = &events[0];
+        assert_eq!(
+            fault,
+            &FaultEvent::ResolutionChange {
+                track: 0,
+                from: (original.width, original.height),
+                to: half
+            }
+        );
+        assert!(since.is_some_and(|s| s >= ms(300)), "{since:?}");
+        // Keyframes every 5 frames (0.2 s): 0, 0.2, then the second loop's.
+        assert_eq!(units.len(), 4, "one SPS per keyframe");
+        for (ts, nal) in &units {
+            let at = ts.wrapping_sub(base);
+            let info = sps::h264(nal).unwrap();
+            if at < 27_000 {
+                assert_eq!(nal, SPS, "before 0.3 s: the source's SPS");
+            } else {
+                assert_eq!((info.width, info.height), half, "at {at}");
+                assert_eq!((info.profile, info.level), (original.profile, original.level));
+            }
+        }
+        assert!(units.iter().filter(|(ts, _)| ts.wrapping_sub(base) >= 27_000).count() >= 2);
+        // A size of its own; before PLAY's 0.3 s nothing changes.
+        let (events, units, _) = run("?play_count=2&resolution_change=0.3:100x64");
+        let to = (100, 64);
+        assert!(matches!(events[..], [(_, FaultEvent::ResolutionChange { to: t, .. })] if t == to));
+        let last = sps::h264(&units.last().unwrap().1).unwrap();
+        assert_eq!((last.width, last.height), to);
+        // A size larger than the picture: nothing changes, no event.
+        let (events, units, _) = run("?resolution_change=0:4000x4000");
+        assert!(events.is_empty(), "{events:?}");
+        assert!(units.iter().all(|(_, n)| n == SPS));
+    }
+
     /// `bye_at=0.2`: a BYE on both tracks 0.2 s after PLAY, the media going
     /// on after it, and the end's BYE as usual.
     #[test]
