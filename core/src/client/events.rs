@@ -306,13 +306,27 @@ pub enum Warning {
         /// Why, in words.
         reason: String,
     },
+    /// DESCRIBE's `Content-Base` (or `Content-Location`) is not an absolute
+    /// `rtsp://` or `rtsps://` URL with a host: ignored, and the controls
+    /// are resolved against the next base (RFC 2326 §C.1.1:
+    /// `Content-Location`, then the request URL). SV3C cameras answer
+    /// their own `192.168.1.10:554/stream0/`, without a scheme.
+    BadContentBase {
+        /// `Content-Base` or `Content-Location`.
+        header: &'static str,
+        /// Its value, as the server sent it.
+        value: String,
+        /// The base URL used instead.
+        used: String,
+    },
 }
 
 impl Warning {
     /// A name for the kind of warning, for tools to filter on:
     /// `cseq_mismatch`, `unknown_channel`, `bad_packet`, `keepalive_failed`,
     /// `server_request`, `teardown_unanswered`, `depacketize`,
-    /// `unsupported_codec`, `foreign_datagram`, `backchannel` or `control`.
+    /// `unsupported_codec`, `foreign_datagram`, `backchannel`, `control` or
+    /// `bad_content_base`.
     pub fn kind(&self) -> &'static str {
         match self {
             Warning::CseqMismatch { .. } => "cseq_mismatch",
@@ -326,6 +340,7 @@ impl Warning {
             Warning::ForeignDatagram { .. } => "foreign_datagram",
             Warning::Backchannel { .. } => "backchannel",
             Warning::Control { .. } => "control",
+            Warning::BadContentBase { .. } => "bad_content_base",
         }
     }
 
@@ -385,6 +400,10 @@ impl std::fmt::Display for Warning {
                 "{method} refused by the server: {status} {reason}; the session goes on"
             ),
             Warning::Control { method, reason, .. } => write!(f, "{method} not sent: {reason}"),
+            Warning::BadContentBase { header, value, used } => write!(
+                f,
+                "{header} {value:?} is not an absolute rtsp:// URL: ignored; controls resolved against {used}"
+            ),
         }
     }
 }
