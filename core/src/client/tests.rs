@@ -1006,6 +1006,89 @@ fn keepalive_401_reauthenticates_once_then_fails() {
     ));
 }
 
+/// A camera whose Digest nonce changes after PLAY (Axis M5525,
+/// SharpRTSP#126; the simulator's `reauth_after_play`): the keepalive that
+/// answers the old nonce gets 401 with a new one, without `stale=true`. The
+/// keepalive is sent again answering the new nonce, and the session goes on
+/// without a warning; each later keepalive and the TEARDOWN answer the
+/// newest nonce, and a second change later is survived the same way.
+#[test]
+fn a_nonce_changed_after_play_is_answered_and_the_session_goes_on() {
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let mut h = Harness::new("rtsp://bob:pw@127.0.0.1:8554/a.mp4", opts);
+    let challenge = |nonce: &str| format!("WWW-Authenticate: Digest realm=\"r\", nonce=\"{nonce}\", qop=\"auth\"\r\n");
+    let answers = |r: &Request, nonce: &str| {
+        r.headers
+            .get("Authorization")
+            .is_some_and(|a| a.contains(&format!("nonce=\"{nonce}\"")))
+    };
+    h.connect(5);
+    h.reply(
+        10,
+        "200 OK",
+        "Public: OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER\r\n",
+        "",
+    );
+    h.reply(12, "401 Unauthorized", &challenge("n1"), "");
+    assert!(answers(h.last_request(), "n1"));
+    h.reply(20, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/a.mp4/\r\n", SDP);
+    h.reply(
+        30,
+        "200 OK",
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: abc;timeout=10\r\n",
+        "",
+    );
+    h.reply(
+        40,
+        "200 OK",
+        "Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\nSession: abc;timeout=10\r\n",
+        "",
+    );
+    assert_eq!(h.last_request().method, Method::Play);
+    assert!(answers(h.last_request(), "n1"));
+    h.reply(50, "200 OK", "Session: abc\r\n", "");
+    let mut at = 50;
+    for (old, new) in [("n1", "n2"), ("n2", "n3")] {
+        // A keepalive with the old nonce, refused with a new one.
+        at += 5000;
+        h.timeout(at);
+        assert_eq!(h.last_request().method, Method::GetParameter);
+        assert!(answers(h.last_request(), old), "{:?}", h.last_request());
+        h.reply(at + 10, "401 Unauthorized", &challenge(new), "");
+        let retry = h.last_request().clone();
+        assert_eq!(retry.method, Method::GetParameter, "the keepalive is sent again");
+        assert!(answers(&retry, new), "{retry:?}");
+        h.reply(at + 20, "200 OK", "Session: abc\r\n", "");
+        assert!(h.closed().is_none(), "{:?}", h.closed());
+        // The next keepalive answers the new nonce, and passes.
+        at += 5020;
+        h.timeout(at);
+        assert_eq!(h.last_request().method, Method::GetParameter);
+        assert!(answers(h.last_request(), new));
+        h.reply(at + 10, "200 OK", "Session: abc\r\n", "");
+        at += 10;
+    }
+    h.c.handle_input(h.at(at + 100), Input::Close);
+    h.drain();
+    assert_eq!(h.last_request().method, Method::Teardown);
+    assert!(answers(h.last_request(), "n3"));
+    h.reply(at + 110, "200 OK", "", "");
+    assert_eq!(h.closed().unwrap().error, None);
+    assert!(!h.events.iter().any(|e| matches!(e, Event::Warning(_))));
+    let statuses: Vec<(Method, u16)> = h.method_events().iter().map(|m| (m.method.clone(), m.status)).collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|(m, s)| *m == Method::GetParameter && *s == 401)
+            .count(),
+        2,
+        "{statuses:?}"
+    );
+}
+
 #[test]
 fn stale_nonce_reauthenticates_without_counting_a_failure() {
     let mut h = Harness::new("rtsp://bob:pw@127.0.0.1:8554/a.mp4", ClientOptions::default());
