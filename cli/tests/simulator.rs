@@ -26,8 +26,13 @@ struct JsonServe {
 
 impl JsonServe {
     fn start() -> JsonServe {
+        JsonServe::start_with(&[])
+    }
+
+    /// With more `serve` arguments (`--users FILE`).
+    fn start_with(extra: &[&str]) -> JsonServe {
         let dir = media_dir();
-        let mut p = spawn(&[
+        let mut args = vec![
             "serve",
             "--dir",
             dir.to_str().unwrap(),
@@ -36,7 +41,9 @@ impl JsonServe {
             "--json",
             "--seed",
             "5",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let mut p = spawn(&args);
         let _stderr = drain(p.0.stderr.take().unwrap());
         let lines = lines(p.0.stdout.take().unwrap());
         let first: Value = serde_json::from_str(
@@ -631,6 +638,124 @@ fn unauthorized_after_play_fails_the_session_at_the_first_keepalive() {
     }
 }
 
+/// `quirk=content_base_no_scheme`: the Content-Base is
+/// `127.0.0.1:PORT/h264_aac.mp4/`, without a scheme, as SV3C cameras answer.
+/// Our client ignores it with one `bad_content_base` warning naming it and
+/// resolves the controls against the request URL: the SETUPs go to
+/// `h264_aac.mp4/trackID=N`, and the whole stream plays.
+#[test]
+fn a_content_base_without_a_scheme_is_ignored_with_a_warning() {
+    let serve = JsonServe::start();
+    let (video, audio) = clean(&serve);
+    let _ = serve.events();
+    let url = serve.url("h264_aac.mp4?quirk=content_base_no_scheme");
+    let events = probe(&url, &[]);
+    clean_end(&events);
+    assert_eq!(frames(&events), (video, audio));
+    let warnings = of_type(&events, "warning");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let value = format!("127.0.0.1:{}/h264_aac.mp4/", serve.port);
+    assert_eq!(warnings[0]["kind"], "bad_content_base");
+    assert_eq!(warnings[0]["header"], "Content-Base");
+    assert_eq!(warnings[0]["value"], value.as_str());
+    assert_eq!(warnings[0]["used"], url.as_str());
+    let rtsp = of_type(&events, "rtsp");
+    let describe = rtsp.iter().find(|r| r["method"] == "DESCRIBE").unwrap();
+    assert!(describe["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h[0] == "Content-Base" && h[1] == value.as_str()));
+    let setups: Vec<&&Value> = rtsp.iter().filter(|r| r["method"] == "SETUP").collect();
+    assert_eq!(setups.len(), 2);
+    for (i, s) in setups.iter().enumerate() {
+        assert_eq!(s["url"], serve.url(&format!("h264_aac.mp4/trackID={i}")));
+    }
+    assert_eq!(quirk_events(&serve.faults(), "content_base_no_scheme").len(), 1);
+}
+
+/// `quirk=reauth_after_play`: after PLAY the camera's Digest nonce changes.
+/// With `serve --users`, the first keepalive (1 s in with
+/// `session_timeout=2`) answers the nonce from before PLAY and gets 401 with
+/// a new one; without users, it has no credentials yet and gets the
+/// simulator's challenge. Either way our client sends the keepalive again
+/// with the URL's credentials for the new nonce, every later keepalive and
+/// the TEARDOWN pass, and the whole stream plays without a warning: one 401
+/// and one quirk event after PLAY. Without credentials in the URL, the
+/// session ends at that 401 naming it.
+#[test]
+fn reauth_after_play_is_answered_and_the_whole_stream_plays() {
+    let dir = temp_dir("reauth-after-play");
+    let users = dir.join("users");
+    std::fs::write(&users, "u:p\n").unwrap();
+    let plain = JsonServe::start();
+    let (video, audio) = clean(&plain);
+    let _ = plain.events();
+    let with_users = JsonServe::start_with(&["--users", users.to_str().unwrap()]);
+    for (serve, describe_401) in [(&with_users, true), (&plain, false)] {
+        let url = format!(
+            "rtsp://u:p@127.0.0.1:{}/h264_aac.mp4?quirk=reauth_after_play&session_timeout=2",
+            serve.port
+        );
+        let events = probe(&url, &[]);
+        clean_end(&events);
+        assert_eq!(frames(&events), (video, audio), "users: {describe_401}");
+        assert_eq!(of_type(&events, "warning").len(), 0, "users: {describe_401}");
+        let rtsp = of_type(&events, "rtsp");
+        let statuses: Vec<(&str, u64)> = rtsp
+            .iter()
+            .map(|r| (r["method"].as_str().unwrap(), r["status"].as_u64().unwrap()))
+            .collect();
+        let play = statuses.iter().position(|(m, _)| *m == "PLAY").unwrap();
+        let refused_before = statuses[..play].iter().filter(|(_, s)| *s == 401).count();
+        assert_eq!(refused_before, usize::from(describe_401), "{statuses:?}");
+        assert_eq!(statuses[play].1, 200);
+        let after = &statuses[play + 1..];
+        assert_eq!(after[0], ("GET_PARAMETER", 401), "{statuses:?}");
+        assert_eq!(after[1], ("GET_PARAMETER", 200), "{statuses:?}");
+        assert!(after[2..].iter().all(|(_, s)| *s == 200), "{statuses:?}");
+        assert_eq!(after.last().unwrap().0, "TEARDOWN", "{statuses:?}");
+        let keepalives = after.iter().filter(|(m, _)| *m == "GET_PARAMETER").count();
+        assert!(keepalives >= 4, "keepalives go on after the new nonce: {statuses:?}");
+        let nonce = |r: &Value| {
+            let h = r["headers"].as_array().unwrap();
+            let v = h.iter().find(|h| h[0] == "WWW-Authenticate").unwrap()[1]
+                .as_str()
+                .unwrap();
+            v.split("nonce=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        let refusal = rtsp[play + 1];
+        assert!(!refusal["headers"].to_string().contains("stale"), "{refusal}");
+        if describe_401 {
+            let first = rtsp.iter().find(|r| r["status"] == 401).unwrap();
+            assert_ne!(nonce(first), nonce(refusal), "a new nonce after PLAY");
+        }
+        let faults = serve.faults();
+        assert_eq!(quirk_events(&faults, "reauth_after_play").len(), 1, "{faults:?}");
+        assert_eq!(faults.len(), 1, "{faults:?}");
+    }
+    // Without credentials: the first keepalive's 401 ends the session.
+    let url = format!(
+        "rtsp://127.0.0.1:{}/h264_aac.mp4?quirk=reauth_after_play&session_timeout=2",
+        plain.port
+    );
+    let events = probe(&url, &[]);
+    let closed = of_type(&events, "closed");
+    assert_eq!(closed[0]["error_kind"], "response", "{}", closed[0]);
+    let error = closed[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("GET_PARAMETER") && error.contains("401") && error.contains("no credentials in the URL"),
+        "{error}"
+    );
+    assert_eq!(quirk_events(&plain.faults(), "reauth_after_play").len(), 1);
+}
+
 /// `slow=MS`: every answer comes MS late. Within the client's response
 /// timeout the session plays whole and every method's round trip is at
 /// least MS (one `slow` event per request); beyond it, the client gives up
@@ -1017,6 +1142,8 @@ fn list_profiles_names_every_fault_and_quirk() {
         "no_interleaved",
         "wrong_content_base",
         "unauthorized_after_play",
+        "content_base_no_scheme",
+        "reauth_after_play",
     ] {
         assert!(r.stdout.contains(name), "{name} missing:\n{}", r.stdout);
     }

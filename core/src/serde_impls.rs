@@ -671,6 +671,11 @@ impl Serialize for Warning {
                 st.serialize_field("status", status)?;
                 st.serialize_field("reason", reason)?;
             }
+            Warning::BadContentBase { header, value, used } => {
+                st.serialize_field("header", header)?;
+                st.serialize_field("value", value)?;
+                st.serialize_field("used", used)?;
+            }
         }
         st.end()
     }

@@ -319,6 +319,19 @@ pub enum Warning {
         /// Why, in words.
         reason: String,
     },
+    /// DESCRIBE's `Content-Base` (or `Content-Location`) is not an absolute
+    /// `rtsp://` or `rtsps://` URL with a host: ignored, and the controls
+    /// are resolved against the next base (RFC 2326 §C.1.1:
+    /// `Content-Location`, then the request URL). SV3C cameras answer
+    /// their own `192.168.1.10:554/stream0/`, without a scheme.
+    BadContentBase {
+        /// `Content-Base` or `Content-Location`.
+        header: &'static str,
+        /// Its value, as the server sent it.
+        value: String,
+        /// The base URL used instead.
+        used: String,
+    },
 }
 
 impl Warning {
@@ -326,7 +339,7 @@ impl Warning {
     /// `cseq_mismatch`, `unknown_channel`, `bad_packet`, `keepalive_failed`,
     /// `server_request`, `teardown_unanswered`, `depacketize`,
     /// `unsupported_codec`, `foreign_datagram`, `backchannel`,
-    /// `resolution_change` or `control`.
+    /// `resolution_change`, `control` or `bad_content_base`.
     pub fn kind(&self) -> &'static str {
         match self {
             Warning::CseqMismatch { .. } => "cseq_mismatch",
@@ -341,6 +354,7 @@ impl Warning {
             Warning::Backchannel { .. } => "backchannel",
             Warning::ResolutionChange { .. } => "resolution_change",
             Warning::Control { .. } => "control",
+            Warning::BadContentBase { .. } => "bad_content_base",
         }
     }
 
@@ -405,6 +419,10 @@ impl std::fmt::Display for Warning {
                 f,
                 "the picture size changed from {}x{} to {}x{} (a new SPS at a keyframe)",
                 from.0, from.1, to.0, to.1
+            ),
+            Warning::BadContentBase { header, value, used } => write!(
+                f,
+                "{header} {value:?} is not an absolute rtsp:// URL: ignored; controls resolved against {used}"
             ),
         }
     }

@@ -302,13 +302,7 @@ impl Client {
             }
             Phase::Describe => {
                 let sdp = Sdp::parse(&resp.body).map_err(ProtocolError::Sdp)?;
-                let base = resp
-                    .headers
-                    .get("Content-Base")
-                    .or_else(|| resp.headers.get("Content-Location"))
-                    .and_then(|b| Url::parse(b).ok())
-                    .unwrap_or_else(|| self.url.clone());
-                self.base_url = Some(base);
+                self.base_url = Some(self.describe_base(resp));
                 self.wanted = self.choose_tracks(&sdp)?;
                 event.sdp = Some(sdp.clone());
                 self.sdp = Some(sdp);
@@ -337,6 +331,42 @@ impl Client {
             Phase::Connecting | Phase::OpenUdp(_) | Phase::Playing | Phase::Paused | Phase::Closed => {}
         }
         Ok(Flow::Continue)
+    }
+
+    /// The base URL of a DESCRIBE answer (RFC 2326 §C.1.1): its
+    /// `Content-Base`, else its `Content-Location`, else the request URL. A
+    /// header that is not an absolute `rtsp://` or `rtsps://` URL with a
+    /// host is skipped with a [`Warning::BadContentBase`]: SV3C cameras
+    /// answer `Content-Base: 192.168.1.10:554/stream0/`, which VLC plays
+    /// (and a host name before the port would parse as a URL scheme).
+    fn describe_base(&mut self, resp: &Response) -> Url {
+        let mut bad = Vec::new();
+        let mut base = None;
+        for header in ["Content-Base", "Content-Location"] {
+            let Some(value) = resp.headers.get(header) else {
+                continue;
+            };
+            match Url::parse(value)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "rtsp" | "rtsps") && u.host_str().is_some_and(|h| !h.is_empty()))
+            {
+                Some(u) => {
+                    base = Some(u);
+                    break;
+                }
+                None => bad.push((header, value.to_owned())),
+            }
+        }
+        let base = base.unwrap_or_else(|| self.url.clone());
+        for (header, value) in bad {
+            tracing::debug!(header, value, "not an absolute rtsp:// URL; ignored");
+            self.events.push_back(Event::Warning(Warning::BadContentBase {
+                header,
+                value,
+                used: base.to_string(),
+            }));
+        }
+        base
     }
 
     /// Track `i` is set up (and its UDP pair open): the next SETUP, or PLAY.

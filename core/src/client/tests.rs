@@ -801,6 +801,97 @@ fn teardown_unanswered_still_closes_cleanly() {
         .any(|e| matches!(e, Event::Warning(Warning::TeardownUnanswered))));
 }
 
+/// A DESCRIBE answer whose `Content-Base` is not an absolute rtsp:// or
+/// rtsps:// URL: SV3C cameras answer their own `192.168.1.10:554/stream0/`
+/// without a scheme (moonfire-nvr#356, kerberos-io/agent#132), an Android
+/// camera app `IP:PORT/` (mediamtx#6167). It is ignored with one warning
+/// naming it, and the controls are resolved against the request URL (a
+/// good `Content-Location` is taken before that, RFC 2326 §C.1.1); a host
+/// name before the port would otherwise parse as a URL scheme.
+#[test]
+fn a_content_base_that_is_not_an_rtsp_url_is_ignored_with_a_warning() {
+    // The request URL, with its query, is the aggregate control `*`.
+    let request = "rtsp://127.0.0.1:8554/a.mp4?x=1";
+    let request_setup = "rtsp://127.0.0.1:8554/a.mp4/stream=0";
+    for (headers, bad, setup, play) in [
+        (
+            "Content-Base: 192.168.1.10:554/stream0/\r\n",
+            "192.168.1.10:554/stream0/",
+            request_setup,
+            request,
+        ),
+        (
+            "Content-Base: camera.local:554/stream0/\r\n",
+            "camera.local:554/stream0/",
+            request_setup,
+            request,
+        ),
+        (
+            "Content-Base: 127.0.0.1:8554/\r\n",
+            "127.0.0.1:8554/",
+            request_setup,
+            request,
+        ),
+        ("Content-Base: /stream0/\r\n", "/stream0/", request_setup, request),
+        (
+            "Content-Base: http://127.0.0.1:8554/stream0/\r\n",
+            "http://127.0.0.1:8554/stream0/",
+            request_setup,
+            request,
+        ),
+        (
+            "Content-Base: 10.0.0.2:554/x/\r\nContent-Location: rtsp://127.0.0.1:8554/loc/\r\n",
+            "10.0.0.2:554/x/",
+            "rtsp://127.0.0.1:8554/loc/stream=0",
+            "rtsp://127.0.0.1:8554/loc/",
+        ),
+    ] {
+        let mut h = Harness::new(request, ClientOptions::default());
+        h.connect(1);
+        h.reply(2, "200 OK", "Public: GET_PARAMETER\r\n", "");
+        h.reply(3, "200 OK", headers, SDP);
+        assert!(h.closed().is_none(), "{headers}: {:?}", h.closed());
+        assert_eq!(h.last_request().method, Method::Setup, "{headers}");
+        assert_eq!(h.last_request().uri, setup, "{headers}");
+        let warnings: Vec<&Warning> = h
+            .events
+            .iter()
+            .filter_map(|e| if let Event::Warning(w) = e { Some(w) } else { None })
+            .collect();
+        assert_eq!(warnings.len(), 1, "{headers}: {warnings:?}");
+        assert_eq!(warnings[0].kind(), "bad_content_base", "{headers}");
+        assert!(warnings[0].to_string().contains(bad), "{}", warnings[0]);
+        h.reply(
+            4,
+            "200 OK",
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: s\r\n",
+            "",
+        );
+        h.reply(
+            5,
+            "200 OK",
+            "Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\nSession: s\r\n",
+            "",
+        );
+        assert_eq!(h.last_request().method, Method::Play);
+        assert_eq!(h.last_request().uri, play, "{headers}");
+        h.reply(6, "200 OK", "Session: s\r\n", "");
+        assert!(h.closed().is_none(), "{headers}");
+    }
+    // A good one, absolute with another host or in upper case, is followed without a warning.
+    for base in ["rtsp://10.0.0.2:554/stream0/", "RTSPS://cam.example/s/"] {
+        let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+        h.connect(1);
+        h.reply(2, "200 OK", "", "");
+        h.reply(3, "200 OK", &format!("Content-Base: {base}\r\n"), SDP);
+        assert_eq!(
+            h.last_request().uri,
+            format!("{}stream=0", base.replacen("RTSPS", "rtsps", 1))
+        );
+        assert!(!h.events.iter().any(|e| matches!(e, Event::Warning(_))), "{base}");
+    }
+}
+
 #[test]
 fn join_control_cases() {
     let base = Url::parse("rtsp://h:554/live/ch1").unwrap();
@@ -913,6 +1004,89 @@ fn keepalive_401_reauthenticates_once_then_fails() {
             ..
         })
     ));
+}
+
+/// A camera whose Digest nonce changes after PLAY (Axis M5525,
+/// SharpRTSP#126; the simulator's `reauth_after_play`): the keepalive that
+/// answers the old nonce gets 401 with a new one, without `stale=true`. The
+/// keepalive is sent again answering the new nonce, and the session goes on
+/// without a warning; each later keepalive and the TEARDOWN answer the
+/// newest nonce, and a second change later is survived the same way.
+#[test]
+fn a_nonce_changed_after_play_is_answered_and_the_session_goes_on() {
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let mut h = Harness::new("rtsp://bob:pw@127.0.0.1:8554/a.mp4", opts);
+    let challenge = |nonce: &str| format!("WWW-Authenticate: Digest realm=\"r\", nonce=\"{nonce}\", qop=\"auth\"\r\n");
+    let answers = |r: &Request, nonce: &str| {
+        r.headers
+            .get("Authorization")
+            .is_some_and(|a| a.contains(&format!("nonce=\"{nonce}\"")))
+    };
+    h.connect(5);
+    h.reply(
+        10,
+        "200 OK",
+        "Public: OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER\r\n",
+        "",
+    );
+    h.reply(12, "401 Unauthorized", &challenge("n1"), "");
+    assert!(answers(h.last_request(), "n1"));
+    h.reply(20, "200 OK", "Content-Base: rtsp://127.0.0.1:8554/a.mp4/\r\n", SDP);
+    h.reply(
+        30,
+        "200 OK",
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: abc;timeout=10\r\n",
+        "",
+    );
+    h.reply(
+        40,
+        "200 OK",
+        "Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\nSession: abc;timeout=10\r\n",
+        "",
+    );
+    assert_eq!(h.last_request().method, Method::Play);
+    assert!(answers(h.last_request(), "n1"));
+    h.reply(50, "200 OK", "Session: abc\r\n", "");
+    let mut at = 50;
+    for (old, new) in [("n1", "n2"), ("n2", "n3")] {
+        // A keepalive with the old nonce, refused with a new one.
+        at += 5000;
+        h.timeout(at);
+        assert_eq!(h.last_request().method, Method::GetParameter);
+        assert!(answers(h.last_request(), old), "{:?}", h.last_request());
+        h.reply(at + 10, "401 Unauthorized", &challenge(new), "");
+        let retry = h.last_request().clone();
+        assert_eq!(retry.method, Method::GetParameter, "the keepalive is sent again");
+        assert!(answers(&retry, new), "{retry:?}");
+        h.reply(at + 20, "200 OK", "Session: abc\r\n", "");
+        assert!(h.closed().is_none(), "{:?}", h.closed());
+        // The next keepalive answers the new nonce, and passes.
+        at += 5020;
+        h.timeout(at);
+        assert_eq!(h.last_request().method, Method::GetParameter);
+        assert!(answers(h.last_request(), new));
+        h.reply(at + 10, "200 OK", "Session: abc\r\n", "");
+        at += 10;
+    }
+    h.c.handle_input(h.at(at + 100), Input::Close);
+    h.drain();
+    assert_eq!(h.last_request().method, Method::Teardown);
+    assert!(answers(h.last_request(), "n3"));
+    h.reply(at + 110, "200 OK", "", "");
+    assert_eq!(h.closed().unwrap().error, None);
+    assert!(!h.events.iter().any(|e| matches!(e, Event::Warning(_))));
+    let statuses: Vec<(Method, u16)> = h.method_events().iter().map(|m| (m.method.clone(), m.status)).collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|(m, s)| *m == Method::GetParameter && *s == 401)
+            .count(),
+        2,
+        "{statuses:?}"
+    );
 }
 
 #[test]

@@ -479,6 +479,11 @@ fn every_warning_has_kind_track_and_message() {
             status: Some(455),
             reason: "Method Not Valid in This State".into(),
         },
+        Warning::BadContentBase {
+            header: "Content-Base",
+            value: "192.168.1.10:554/stream0/".into(),
+            used: "rtsp://192.168.1.10/stream0".into(),
+        },
     ];
     for w in &warnings {
         let v = to_json(w);
@@ -498,6 +503,12 @@ fn every_warning_has_kind_track_and_message() {
         json!({"kind": "control", "track": null,
                "message": "PAUSE refused by the server: 455 Method Not Valid in This State; the session goes on",
                "method": "PAUSE", "status": 455, "reason": "Method Not Valid in This State"})
+    );
+    assert_eq!(
+        to_json(&warnings[10]),
+        json!({"kind": "bad_content_base", "track": null,
+               "message": "Content-Base \"192.168.1.10:554/stream0/\" is not an absolute rtsp:// URL: ignored; controls resolved against rtsp://192.168.1.10/stream0",
+               "header": "Content-Base", "value": "192.168.1.10:554/stream0/", "used": "rtsp://192.168.1.10/stream0"})
     );
 }
 

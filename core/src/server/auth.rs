@@ -578,6 +578,22 @@ impl ServerAuth {
 
     /// How old `nonce` is, if it is one of this server's for `peer`.
     fn nonce_age(&self, now: Instant, peer: IpAddr, nonce: &str) -> Option<Duration> {
+        Some(now.saturating_duration_since(self.nonce_issued(peer, nonce)?))
+    }
+
+    /// When the nonce a Digest `authorization` answers was issued, if it is
+    /// one of this server's for `peer` (the camera simulator's
+    /// `reauth_after_play` refuses the ones issued before PLAY). `None`
+    /// for Basic, a malformed value, or a nonce that is not this server's.
+    pub fn digest_nonce_issued(&self, peer: IpAddr, authorization: &str) -> Option<Instant> {
+        match parse_authorization(authorization) {
+            Ok(Authorization::Digest(d)) => self.nonce_issued(peer, &d.nonce),
+            _ => None,
+        }
+    }
+
+    /// When `nonce` was issued, if it is one of this server's for `peer`.
+    fn nonce_issued(&self, peer: IpAddr, nonce: &str) -> Option<Instant> {
         if nonce.len() != NONCE_HEX || !nonce.is_ascii() {
             return None;
         }
@@ -588,8 +604,7 @@ impl ServerAuth {
         ) {
             return None;
         }
-        let issued = self.epoch.checked_add(Duration::from_nanos(t))?;
-        Some(now.saturating_duration_since(issued))
+        self.epoch.checked_add(Duration::from_nanos(t))
     }
 
     fn nonce_mac(&self, t: u64, peer: IpAddr) -> [u8; NONCE_MAC_BYTES] {

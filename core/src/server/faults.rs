@@ -79,11 +79,23 @@ pub enum Quirk {
     /// (with a Basic challenge): keepalives and TEARDOWN fail while the
     /// media goes on.
     UnauthorizedAfterPlay,
+    /// DESCRIBE's `Content-Base` is the server's `HOST:PORT/PATH/` without
+    /// a scheme (not an absolute URL), as SV3C cameras answer: a client
+    /// must not resolve the controls against it.
+    ContentBaseNoScheme,
+    /// After the first PLAY the Digest nonce changes: a request answering
+    /// a nonce issued before PLAY is answered `401` with a new one (no
+    /// `stale=true`), and answers to the new one pass. With the server's
+    /// users (`serve --users`) the credentials are checked as always;
+    /// without, the first request after PLAY gets that challenge and any
+    /// Digest answer to its nonce passes. `OPTIONS` is not asked, as the
+    /// server's authentication never asks it.
+    ReauthAfterPlay,
 }
 
 impl Quirk {
     /// Every quirk, in the order `serve --list-profiles` prints them.
-    pub const ALL: [Quirk; 14] = [
+    pub const ALL: [Quirk; 16] = [
         Quirk::WrongCseq,
         Quirk::NoCseq,
         Quirk::NoGetParameter,
@@ -98,6 +110,8 @@ impl Quirk {
         Quirk::NoInterleaved,
         Quirk::WrongContentBase,
         Quirk::UnauthorizedAfterPlay,
+        Quirk::ContentBaseNoScheme,
+        Quirk::ReauthAfterPlay,
     ];
 
     /// Its name in `quirk=`.
@@ -117,6 +131,8 @@ impl Quirk {
             Quirk::NoInterleaved => "no_interleaved",
             Quirk::WrongContentBase => "wrong_content_base",
             Quirk::UnauthorizedAfterPlay => "unauthorized_after_play",
+            Quirk::ContentBaseNoScheme => "content_base_no_scheme",
+            Quirk::ReauthAfterPlay => "reauth_after_play",
         }
     }
 
@@ -150,6 +166,12 @@ impl Quirk {
             }
             Quirk::UnauthorizedAfterPlay => {
                 "every request after PLAY answered 401 (keepalives and TEARDOWN fail; the media goes on)"
+            }
+            Quirk::ContentBaseNoScheme => {
+                "DESCRIBE's Content-Base is HOST:PORT/PATH/ without a scheme (not an absolute URL), as SV3C cameras answer"
+            }
+            Quirk::ReauthAfterPlay => {
+                "after PLAY the Digest nonce changes: an answer to the old one gets 401 with a new nonce (no stale=true); without --users the first request after PLAY is challenged, any Digest answer to it passes"
             }
         }
     }
@@ -704,6 +726,25 @@ pub(super) fn without_parameter_sets(sdp: &str) -> String {
 /// The path a [`Quirk::WrongContentBase`] `Content-Base` names.
 pub const WRONG_CONTENT_BASE: &str = "elsewhere/stream0";
 
+/// The `Content-Base` of [`Quirk::ContentBaseNoScheme`]: the
+/// presentation's base URL `scheme://HOST[:PORT]/PATH/` without its scheme,
+/// with the default port (554; 322 for `rtsps`) when it has none:
+/// `HOST:PORT/PATH/`, as SV3C cameras answer `192.168.1.10:554/stream0/`.
+pub(super) fn content_base_no_scheme(base_url: &str) -> String {
+    let (scheme, rest) = base_url.split_once("://").unwrap_or(("rtsp", base_url));
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let has_port = match authority.rfind(']') {
+        Some(i) => authority[i..].contains(':'),
+        None => authority.contains(':'),
+    };
+    if has_port {
+        format!("{authority}/{path}")
+    } else {
+        let port = if scheme == "rtsps" { 322 } else { 554 };
+        format!("{authority}:{port}/{path}")
+    }
+}
+
 /// The query a [`Quirk::ControlAbsolute`] control URL ends with.
 pub const ABSOLUTE_CONTROL_QUERY: &str = "?transportmode=unicast";
 
@@ -936,6 +977,12 @@ pub(super) struct FaultRun {
     /// `Content-Base` (`wrong_content_base`): requests on
     /// [`WRONG_CONTENT_BASE`] are for it.
     pub content_base_of: Option<String>,
+    /// The seed of [`rng`](Self::rng), for draws that must not move its
+    /// sequence (the nonce of `reauth_after_play`).
+    seed: u64,
+    /// The nonce `reauth_after_play` asks to be answered without the
+    /// server's users, once it asked.
+    reauth_nonce: Option<String>,
 }
 
 /// Most packets held or delayed at once; beyond, they go out at once
@@ -944,8 +991,11 @@ const MAX_HELD: usize = 4096;
 
 impl FaultRun {
     pub fn new(spec: Faults, default_seed: u64, session_id: &str, now: Instant) -> FaultRun {
+        let seed = spec.seed.unwrap_or(default_seed);
         FaultRun {
-            rng: SplitMix64::new(spec.seed.unwrap_or(default_seed)),
+            rng: SplitMix64::new(seed),
+            seed,
+            reauth_nonce: None,
             spec,
             session_id: session_id.to_owned(),
             played: None,
@@ -980,6 +1030,22 @@ impl FaultRun {
     /// Whether a PLAY started the media.
     pub fn has_played(&self) -> bool {
         self.played.is_some()
+    }
+
+    /// When the first PLAY started the media.
+    pub fn played_at(&self) -> Option<Instant> {
+        self.played
+    }
+
+    /// The nonce of `reauth_after_play` without the server's users: 32 hex
+    /// digits drawn from the seed (not from the packet generator, whose
+    /// drops stay as they are), the same for the whole session.
+    pub fn reauth_nonce(&mut self) -> &str {
+        let seed = self.seed;
+        self.reauth_nonce.get_or_insert_with(|| {
+            let mut g = SplitMix64::new(seed ^ 0x7265_6175_7468_6e6f);
+            format!("{:016x}{:016x}", g.next_u64(), g.next_u64())
+        })
     }
 
     fn since_play(&self) -> Option<Duration> {
@@ -1450,6 +1516,20 @@ mod tests {
                 e.to_string().starts_with(&format!("bad fault parameter {param}=")),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn a_content_base_without_a_scheme_has_host_port_and_path() {
+        for (base, want) in [
+            ("rtsp://192.168.1.10:554/stream0/", "192.168.1.10:554/stream0/"),
+            ("rtsp://cam.example/a%20b.mp4/", "cam.example:554/a%20b.mp4/"),
+            ("rtsps://cam.example/s/", "cam.example:322/s/"),
+            ("rtsp://[::1]/s/", "[::1]:554/s/"),
+            ("rtsp://[::1]:8554/s/", "[::1]:8554/s/"),
+            ("rtsp://h:1//", "h:1//"),
+        ] {
+            assert_eq!(content_base_no_scheme(base), want, "{base}");
         }
     }
 

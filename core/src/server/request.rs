@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::auth::{ServerAuth, Verdict};
+use super::auth::{self, ServerAuth, Verdict};
 use super::clock;
 use super::faults::{self, FaultRun, Faults, Quirk};
 use super::sdp_writer::{npt, session_description, Description};
@@ -23,6 +23,8 @@ use crate::source::MediaSource;
 pub(super) const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 /// Largest `Scale` served (faster is a burst the `max_lag` bound would cut).
 const MAX_SCALE: f64 = 64.0;
+/// The realm of `reauth_after_play`'s challenge without the server's users.
+pub(super) const REAUTH_REALM: &str = "camera";
 /// Longest Request-URI kept in events.
 pub(super) const MAX_EVENT_URI: usize = 512;
 
@@ -62,6 +64,19 @@ impl Connection {
             if !self.authenticate(now, &req, &info, &auth) {
                 return;
             }
+        }
+        // The camera simulator's `reauth_after_play` without the server's
+        // users: the camera asks for Digest once the media plays.
+        if self.config.auth.is_none()
+            && found.is_none()
+            && req.method != Method::Options
+            && self
+                .faults
+                .as_ref()
+                .is_some_and(|f| f.has_played() && f.spec.has(Quirk::ReauthAfterPlay))
+            && !self.reauth_answered(now, &req, &info)
+        {
+            return;
         }
         // RFC 2326 §12.32: a `Require` tag the server does not support is
         // 551, with the tags in `Unsupported`.
@@ -153,6 +168,10 @@ impl Connection {
             req.headers.get("Authorization"),
         );
         let stale = match verdict {
+            // The camera simulator's `reauth_after_play`: once the media
+            // plays, the nonces issued before are refused (fresh ones, not
+            // stale, in the challenges below).
+            Verdict::Allowed { .. } if self.nonce_before_play(peer, req, auth, &info.method) => false,
             Verdict::Allowed { user } => {
                 tracing::trace!(user, "authenticated");
                 return true;
@@ -175,6 +194,49 @@ impl Connection {
         for c in auth.challenges(now, peer, stale) {
             h.push("WWW-Authenticate", c);
         }
+        self.respond(now, info, 401, h, Bytes::new());
+        false
+    }
+
+    /// Whether `req`'s good credentials answer a Digest nonce issued before
+    /// the first PLAY while the camera simulator's `reauth_after_play` is
+    /// on (then its event is queued): the camera changed its nonce.
+    fn nonce_before_play(&mut self, peer: IpAddr, req: &Request, auth: &ServerAuth, method: &Method) -> bool {
+        let Some(played) = self
+            .faults
+            .as_ref()
+            .filter(|f| f.spec.has(Quirk::ReauthAfterPlay))
+            .and_then(FaultRun::played_at)
+        else {
+            return false;
+        };
+        let issued = req
+            .headers
+            .get("Authorization")
+            .and_then(|a| auth.digest_nonce_issued(peer, a));
+        issued.is_some_and(|t| t < played) && self.quirk(Quirk::ReauthAfterPlay, method)
+    }
+
+    /// The camera simulator's `reauth_after_play` without the server's
+    /// users, once the media plays: whether `req` is a Digest answer to the
+    /// simulator's nonce (any user and response pass); if not, it is
+    /// answered `401` with a challenge for that nonce.
+    fn reauth_answered(&mut self, now: Instant, req: &Request, info: &RequestInfo) -> bool {
+        let Some(f) = self.faults.as_mut() else {
+            return true;
+        };
+        let nonce = f.reauth_nonce().to_owned();
+        let answered = req
+            .headers
+            .get("Authorization")
+            .and_then(|a| auth::parse_authorization(a).ok())
+            .is_some_and(|a| matches!(a, auth::Authorization::Digest(d) if d.nonce == nonce));
+        if answered {
+            return true;
+        }
+        self.quirk(Quirk::ReauthAfterPlay, &info.method);
+        let challenge = format!("Digest realm=\"{REAUTH_REALM}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"");
+        let h = Headers::new().with("WWW-Authenticate", challenge);
         self.respond(now, info, 401, h, Bytes::new());
         false
     }
@@ -351,6 +413,8 @@ impl Connection {
             if let Some(f) = self.faults.as_mut() {
                 f.content_base_of = Some(target.path.clone());
             }
+        } else if self.quirk(Quirk::ContentBaseNoScheme, &info.method) {
+            h.push("Content-Base", faults::content_base_no_scheme(&target.base_url()));
         } else {
             h.push("Content-Base", target.base_url());
         }

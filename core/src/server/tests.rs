@@ -4132,6 +4132,217 @@ mod simulator {
         assert!(!d.rtp(0).is_empty());
     }
 
+    /// `quirk=content_base_no_scheme`: DESCRIBE's Content-Base is
+    /// `HOST:PORT/PATH/` without a scheme (one event), and the requests on
+    /// the request URL, where a client that ignores it goes, are served.
+    #[test]
+    fn content_base_no_scheme_is_host_port_and_path_without_a_scheme() {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::new();
+        let d = h.describe(h.t0, &format!("{URL}?quirk=content_base_no_scheme"), &source);
+        assert_eq!(d.status(), 200);
+        assert_eq!(
+            d.response().headers.get("Content-Base"),
+            Some("127.0.0.1:8554/dir/clip.mp4/")
+        );
+        assert_eq!(
+            faults(&[d]),
+            vec![(
+                None,
+                FaultEvent::Quirk {
+                    quirk: Quirk::ContentBaseNoScheme,
+                    method: Method::Describe
+                }
+            )]
+        );
+        assert_eq!(h.setup(h.t0, 0, "0-1").status(), 200);
+        assert_eq!(h.setup(h.t0, 1, "2-3").status(), 200);
+        let d = h.request(h.t0, "PLAY", URL, &[]);
+        assert_eq!(d.status(), 200);
+        assert!(!d.rtp(0).is_empty() && !d.rtp(2).is_empty());
+        assert!(faults(&[d]).is_empty(), "one event, at DESCRIBE");
+        // Without a port in the URL, the default one.
+        let mut h = Harness::new();
+        let d = h.describe(h.t0, "rtsp://cam.example/stream0?quirk=content_base_no_scheme", &source);
+        assert_eq!(
+            d.response().headers.get("Content-Base"),
+            Some("cam.example:554/stream0/")
+        );
+    }
+
+    /// With the server's users: DESCRIBE, SETUPs and PLAY answered with the
+    /// credentials for the first challenge's nonce (issued 1 ms in, PLAY 4 ms
+    /// in); the challenge is kept.
+    fn play_with_credentials(query: &str) -> (Harness, Response) {
+        let source = Arc::new(synthetic_source());
+        let mut h = Harness::with(auth_config(|_| {}), 0);
+        let uri = format!("{URL}{query}");
+        let challenge = h.request(h.at(1), "DESCRIBE", &uri, &[]).response().clone();
+        assert_eq!(challenge.status, 401);
+        let a = authorization(&challenge, "alice", "wonder land", "DESCRIBE", &uri);
+        let d = h.request(h.at(2), "DESCRIBE", &uri, &[("Authorization", &a)]);
+        h.conn.handle_input(
+            h.at(2),
+            ServerInput::Lookup {
+                token: d.lookups[0].0,
+                result: Ok(source),
+            },
+        );
+        assert_eq!(h.drain().status(), 200);
+        for (track, channels) in [(0, "0-1"), (1, "2-3")] {
+            let uri = format!("{URL}/trackID={track}");
+            let a = authorization(&challenge, "alice", "wonder land", "SETUP", &uri);
+            let transport = format!("RTP/AVP/TCP;unicast;interleaved={channels}");
+            let d = h.request(
+                h.at(3),
+                "SETUP",
+                &uri,
+                &[("Transport", &transport), ("Authorization", &a)],
+            );
+            assert_eq!(d.status(), 200);
+            let s = d.response().headers.get("Session").unwrap();
+            h.session = Some(s.split(';').next().unwrap().to_owned());
+        }
+        let play = format!("{URL}/");
+        let a = authorization(&challenge, "alice", "wonder land", "PLAY", &play);
+        let d = h.request(h.at(4), "PLAY", &play, &[("Authorization", &a)]);
+        assert_eq!(d.status(), 200);
+        assert!(faults(&[d]).is_empty(), "the nonce is good up to PLAY");
+        (h, challenge)
+    }
+
+    fn nonce_of(resp: &Response) -> String {
+        let v = resp.headers.get("WWW-Authenticate").unwrap();
+        let start = v.find("nonce=\"").unwrap() + 7;
+        v[start..].split('"').next().unwrap().to_owned()
+    }
+
+    /// `quirk=reauth_after_play` with the server's users (Axis M5525,
+    /// SharpRTSP#126): after PLAY, a right answer to the nonce issued before
+    /// it is 401 with fresh challenges (a new nonce, not stale; one event,
+    /// not an authentication failure); the right answer to the new nonce
+    /// passes, a wrong password for it is a failure, OPTIONS is not asked,
+    /// and the media goes on. Without the quirk the old nonce passes.
+    #[test]
+    fn reauth_after_play_with_users_refuses_the_nonce_from_before_play() {
+        let play = format!("{URL}/");
+        let (mut h, old) = play_with_credentials("?play_count=5&quirk=reauth_after_play");
+        let a = authorization(&old, "alice", "wonder land", "GET_PARAMETER", &play);
+        let d = h.request(h.at(1000), "GET_PARAMETER", &play, &[("Authorization", &a)]);
+        assert_eq!(d.status(), 401);
+        let values: Vec<&str> = d.response().headers.get_all("WWW-Authenticate").collect();
+        assert_eq!(values.len(), 2, "{values:?}");
+        assert!(values.iter().all(|v| !v.contains("stale")), "{values:?}");
+        let fresh = d.response().clone();
+        assert_ne!(nonce_of(&fresh), nonce_of(&old));
+        assert!(!d.events.iter().any(|e| matches!(e, ServerEvent::AuthFailed { .. })));
+        assert_eq!(
+            faults(&[d]),
+            vec![(
+                Some(ms(996)),
+                FaultEvent::Quirk {
+                    quirk: Quirk::ReauthAfterPlay,
+                    method: Method::GetParameter
+                }
+            )]
+        );
+        for (at, method) in [(1001, "GET_PARAMETER"), (1002, "SET_PARAMETER")] {
+            let a = authorization(&fresh, "alice", "wonder land", method, &play);
+            let d = h.request(h.at(at), method, &play, &[("Authorization", &a)]);
+            assert_eq!(d.status(), 200, "{method}");
+            assert!(faults(&[d]).is_empty());
+        }
+        // The old nonce stays refused; OPTIONS needs nothing.
+        let d = h.request(h.at(1003), "GET_PARAMETER", &play, &[("Authorization", &a)]);
+        assert_eq!(d.status(), 401);
+        assert_eq!(faults(&[d]).len(), 1);
+        assert_eq!(h.request(h.at(1004), "OPTIONS", &play, &[]).status(), 200);
+        let a = authorization(&fresh, "alice", "not it", "GET_PARAMETER", &play);
+        let d = h.request(h.at(1005), "GET_PARAMETER", &play, &[("Authorization", &a)]);
+        assert_eq!(d.status(), 401);
+        assert!(d.events.iter().any(|e| matches!(
+            e,
+            ServerEvent::AuthFailed {
+                reason: auth::Refusal::WrongPassword,
+                ..
+            }
+        )));
+        assert!(faults(&[d]).is_empty(), "a wrong password is no quirk");
+        assert!(!h.timeout(h.at(1500)).rtp(0).is_empty(), "the media goes on");
+        let a = authorization(&fresh, "alice", "wonder land", "TEARDOWN", &play);
+        assert_eq!(
+            h.request(h.at(1600), "TEARDOWN", &play, &[("Authorization", &a)])
+                .status(),
+            200
+        );
+
+        // Without the quirk the nonce from before PLAY is good after it.
+        let (mut h, old) = play_with_credentials("?play_count=5");
+        let a = authorization(&old, "alice", "wonder land", "GET_PARAMETER", &play);
+        let d = h.request(h.at(1000), "GET_PARAMETER", &play, &[("Authorization", &a)]);
+        assert_eq!(d.status(), 200);
+    }
+
+    /// `quirk=reauth_after_play` without the server's users: nothing asked
+    /// up to PLAY; after it every request but OPTIONS that does not answer
+    /// the simulator's nonce is 401 with one Digest challenge for it (the
+    /// same nonce each time, from the seed; one event each); a Digest
+    /// answer to it passes, whoever it names; the media goes on.
+    #[test]
+    fn reauth_after_play_without_users_challenges_after_play() {
+        let source = Arc::new(synthetic_source());
+        let run = |seed: &str| {
+            let mut h = Harness::new();
+            let d = h.play(
+                h.t0,
+                &source,
+                &format!("?play_count=5&quirk=reauth_after_play&seed={seed}"),
+            );
+            assert!(faults(&[d]).is_empty(), "nothing asked up to PLAY");
+            let play = format!("{URL}/");
+            let d = h.request(h.at(100), "GET_PARAMETER", &play, &[]);
+            assert_eq!(d.status(), 401);
+            let challenge = d.response().clone();
+            let values: Vec<&str> = challenge.headers.get_all("WWW-Authenticate").collect();
+            let nonce = nonce_of(&challenge);
+            assert_eq!(nonce.len(), 32);
+            assert_eq!(
+                values,
+                [format!("Digest realm=\"camera\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"").as_str()]
+            );
+            assert_eq!(faults(&[d]).len(), 1);
+            assert_eq!(h.request(h.at(101), "OPTIONS", &play, &[]).status(), 200);
+            // Another nonce's answer: refused with the same challenge.
+            let other = Response {
+                status: 401,
+                reason: "Unauthorized".into(),
+                headers: Headers::new().with("WWW-Authenticate", "Digest realm=\"camera\", nonce=\"0123\""),
+                body: Bytes::new(),
+            };
+            let a = authorization(&other, "u", "p", "GET_PARAMETER", &play);
+            let d = h.request(h.at(102), "GET_PARAMETER", &play, &[("Authorization", &a)]);
+            assert_eq!(d.status(), 401);
+            assert_eq!(nonce_of(d.response()), nonce);
+            assert_eq!(faults(&[d]).len(), 1);
+            for (at, method, user) in [(200, "GET_PARAMETER", "u"), (300, "SET_PARAMETER", "anyone")] {
+                let a = authorization(&challenge, user, "any", method, &play);
+                let d = h.request(h.at(at), method, &play, &[("Authorization", &a)]);
+                assert_eq!(d.status(), 200, "{method}");
+                assert!(faults(&[d]).is_empty());
+            }
+            assert!(!h.timeout(h.at(1000)).rtp(0).is_empty(), "the media goes on");
+            let a = authorization(&challenge, "u", "p", "TEARDOWN", &play);
+            assert_eq!(
+                h.request(h.at(1100), "TEARDOWN", &play, &[("Authorization", &a)])
+                    .status(),
+                200
+            );
+            nonce
+        };
+        assert_eq!(run("1"), run("1"));
+        assert_ne!(run("1"), run("2"));
+    }
+
     /// `slow=300`: each request is answered 300 ms after it came, the next
     /// one (pipelined behind it) 300 ms after that; the deadline says when;
     /// a PLAY's media starts with its late answer.
