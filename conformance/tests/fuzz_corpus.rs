@@ -209,7 +209,7 @@ fn with_prefix(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
 /// Client bytes for a whole server session against the fuzz source: the
 /// session id is the one the machine picks for the fuzz target's seed.
 /// Every fault parameter at once.
-const FAULTS_ALL: &str = "seed=7&drop=0.1&drop_packets=1,5&reorder=3&jitter_ms=20&stall=0.2:0.3&close_after=300p&ssrc_change=0.1&seq_jump=0.2&session_timeout=5&bye_at=0.3&ts_jump=0.25&sr_offset=-250&keyframe_gap=0.1:0.2&params=inband&quirk=no_marker,no_session_timeout,no_content_base,no_sr,control_absolute,no_session_control,other_channels,wrong_content_base,unauthorized_after_play";
+const FAULTS_ALL: &str = "seed=7&drop=0.1&drop_packets=1,5&reorder=3&jitter_ms=20&stall=0.2:0.3&close_after=300p&ssrc_change=0.1&seq_jump=0.2&session_timeout=5&bye_at=0.3&ts_jump=0.25&sr_offset=-250&keyframe_gap=0.1:0.2&params=inband&resolution_change=0.1:64x48&quirk=no_marker,no_session_timeout,no_content_base,no_sr,control_absolute,no_session_control,other_channels,wrong_content_base,unauthorized_after_play,content_base_no_scheme,reauth_after_play";
 
 /// What FFmpeg 5.1 announces when it publishes an MP4 with H.264 and AAC.
 const FFMPEG_ANNOUNCE: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\

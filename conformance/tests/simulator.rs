@@ -13,6 +13,7 @@ use rtsp_toolkit_conformance::runtimes::{self, Control, Run, Runtime};
 use rtsp_toolkit_conformance::servers::{ServerRuntime, TestServer};
 use rtsp_toolkit_core::client::{ClientOptions, ClosedEvent, Event, Transport, Warning};
 use rtsp_toolkit_core::message::Method;
+use rtsp_toolkit_core::server::faults::Faults;
 use rtsp_toolkit_core::server::{CloseReason, FaultEvent, Quirk, ServerEvent};
 use rtsp_toolkit_media::serving::{EventHook, ServerOptions};
 
@@ -280,6 +281,209 @@ fn gstreamer_loses_exactly_the_frames_the_drops_destroyed() {
     assert!(out.contains("Got EOS"), "no EOS:\n{out}");
 }
 
+/// A smol server whose `h264_aac.mp4` has the faults of `profile` (a
+/// query's text) for every session, as `serve --profile` gives them: the
+/// URL has no query, as a real camera's.
+fn camera(profile: &str) -> (TestServer, Seen) {
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let theirs = seen.clone();
+    let mut options = ServerOptions {
+        events: Some(EventHook::new(move |peer, e: &ServerEvent| {
+            theirs.lock().unwrap().push((peer, e.clone()))
+        })),
+        ..ServerOptions::default()
+    };
+    let faults = Faults::parse_query(profile).unwrap().expect("a fault");
+    options.config.profiles = vec![("h264_aac.mp4".to_owned(), faults)];
+    (
+        TestServer::with_options(ServerRuntime::Smol, rtsp_toolkit_conformance::media_dir(), options),
+        seen,
+    )
+}
+
+/// What GStreamer's rtspsrc did against one camera profile.
+#[derive(Debug)]
+struct GstRun {
+    /// Frames its decoder (avdec_h264) gave.
+    frames: usize,
+    /// It reached the end (our BYE).
+    eos: bool,
+    /// The widths its decoder announced, in order.
+    widths: Vec<u32>,
+    /// Its output, for messages.
+    out: String,
+}
+
+/// GStreamer's rtspsrc (TCP) against the simulator with each profile (a
+/// query's text, and how long to let it run), one server each, six at a
+/// time, decoding the video.
+fn gstreamer_against(profiles: &[(&str, Duration)]) -> Vec<(GstRun, Vec<ServerEvent>)> {
+    let mut all = Vec::new();
+    for batch in profiles.chunks(6) {
+        let cameras: Vec<(TestServer, Seen)> = batch.iter().map(|(p, _)| camera(p)).collect();
+        std::thread::scope(|s| {
+            let runs: Vec<_> = cameras
+                .iter()
+                .zip(batch)
+                .map(|((server, _), (_, limit))| {
+                    let url = server.url("h264_aac.mp4");
+                    let limit = *limit;
+                    s.spawn(move || {
+                        let mut c = std::process::Command::new("gst-launch-1.0");
+                        let pipeline = format!(
+                            "rtspsrc location={url} protocols=tcp user-id=u user-pw=p name=s \
+                             s. ! rtph264depay ! h264parse ! avdec_h264 ! fakesink silent=false"
+                        );
+                        c.arg("-v").args(pipeline.split_whitespace());
+                        // Killed at the limit: a camera may make it hang.
+                        let (out, err) = rtsp_toolkit_conformance::peers::run_bounded(c, limit);
+                        let out = out + &err;
+                        let widths = out
+                            .lines()
+                            .filter(|l| l.contains("avdec_h264-0.GstPad:src: caps = "))
+                            .filter_map(|l| l.split("width=(int)").nth(1))
+                            .filter_map(|w| w.split(',').next()?.trim().parse().ok())
+                            .collect();
+                        GstRun {
+                            frames: rtsp_toolkit_conformance::peers::gst_fakesink_frames(&out),
+                            eos: out.contains("Got EOS"),
+                            widths,
+                            out,
+                        }
+                    })
+                })
+                .collect();
+            for (r, (_, seen)) in runs.into_iter().zip(&cameras) {
+                let run = r.join().expect("a GStreamer run");
+                let log = seen.lock().unwrap().iter().map(|(_, e)| e.clone()).collect();
+                all.push((run, log));
+            }
+        });
+    }
+    all
+}
+
+/// (method, Request-URI, status) of each request the server answered.
+fn requests(log: &[ServerEvent]) -> Vec<(Method, String, u16)> {
+    log.iter()
+        .filter_map(|e| match e {
+            ServerEvent::Request {
+                method, uri, status, ..
+            } => Some((method.clone(), uri.clone(), *status)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// GStreamer's rtspsrc (1.22, over TCP) against camera profiles, which the
+/// server applies to every session as `serve --profile` does (no query in
+/// the URL, as a real camera's): what a third-party client makes of the
+/// simulator's faults and quirks, as docs/SIMULATOR.md tells for each. The
+/// fixture has 125 frames, 50 in its first 2 s.
+#[test]
+fn gstreamer_against_camera_profiles() {
+    let whole = [
+        "params=inband",
+        "seq_jump=2",
+        "quirk=no_marker",
+        "quirk=no_sr",
+        "quirk=wrong_cseq",
+        "quirk=control_absolute",
+        "quirk=no_session_control",
+        "quirk=wrong_content_base",
+        "quirk=other_channels",
+        "quirk=no_content_base",
+    ];
+    let others = [
+        "resolution_change=2",
+        "bye_at=2",
+        "ssrc_change=2",
+        "quirk=content_base_no_scheme",
+        "quirk=no_interleaved",
+        "quirk=reauth_after_play&session_timeout=20",
+    ];
+    let limit = |p: &str| Duration::from_secs(if p == "quirk=no_interleaved" { 8 } else { 20 });
+    let profiles: Vec<(&str, Duration)> = others.iter().chain(&whole).map(|p| (*p, limit(p))).collect();
+    let runs = gstreamer_against(&profiles);
+    let by_profile: HashMap<&str, &(GstRun, Vec<ServerEvent>)> = profiles.iter().map(|(p, _)| *p).zip(&runs).collect();
+    for p in whole {
+        let (r, _) = by_profile[p];
+        assert!(
+            r.eos && r.frames == 125 && r.widths == [320],
+            "{p}: {} frames, EOS {}, widths {:?}\n{}",
+            r.frames,
+            r.eos,
+            r.widths,
+            r.out
+        );
+    }
+    let show = |p: &str| {
+        let (r, log) = by_profile[p];
+        format!(
+            "{p}: {} frames, EOS {}\n{:?}\n{}",
+            r.frames,
+            r.eos,
+            requests(log),
+            r.out
+        )
+    };
+    // The decoder renegotiates to the new size at the keyframe 2 s in.
+    let (r, _) = by_profile["resolution_change=2"];
+    assert!(
+        r.eos && r.frames == 125 && r.widths == [320, 160],
+        "{}",
+        show("resolution_change=2")
+    );
+    // A BYE is the end for it too: the frames up to it.
+    let (r, _) = by_profile["bye_at=2"];
+    assert!(r.eos && (45..=55).contains(&r.frames), "{}", show("bye_at=2"));
+    // A new SSRC is a new source whose pad nothing is linked to: the stream
+    // stops with an error at the change.
+    let (r, _) = by_profile["ssrc_change=2"];
+    assert!(
+        !r.eos && (40..=50).contains(&r.frames) && r.out.contains("not-linked"),
+        "{}",
+        show("ssrc_change=2")
+    );
+    // A Content-Base without a scheme is taken as it is: the SETUP goes to
+    // `127.0.0.1:PORT/h264_aac.mp4/trackID=0`, which is no URL (400).
+    let (r, log) = by_profile["quirk=content_base_no_scheme"];
+    let bad = requests(log)
+        .into_iter()
+        .any(|(m, uri, status)| m == Method::Setup && uri.starts_with("127.0.0.1:") && status == 400);
+    assert!(
+        r.frames == 0 && !r.eos && bad,
+        "{}",
+        show("quirk=content_base_no_scheme")
+    );
+    // Without `interleaved=` in the answer, it asks for channels 1-2 for
+    // the audio (seen in its debug log: its counter moves on by one when
+    // the answer names none), which overlap the video's 0-1: refused (461),
+    // and no frame comes.
+    let (r, log) = by_profile["quirk=no_interleaved"];
+    let refused = requests(log)
+        .into_iter()
+        .any(|(m, uri, status)| m == Method::Setup && uri.ends_with("trackID=1") && status == 461);
+    assert!(r.frames == 0 && refused, "{}", show("quirk=no_interleaved"));
+    // The nonce changes after PLAY: its first request after PLAY is refused
+    // (401), the same request again with the new nonce passes; every frame.
+    let (r, log) = by_profile["quirk=reauth_after_play&session_timeout=20"];
+    let after_play: Vec<(Method, u16)> = requests(log)
+        .into_iter()
+        .skip_while(|(m, _, _)| *m != Method::Play)
+        .skip(1)
+        .map(|(m, _, s)| (m, s))
+        .collect();
+    let retried = after_play
+        .windows(2)
+        .any(|w| w[0].1 == 401 && w[1] == (w[0].0.clone(), 200));
+    assert!(
+        r.eos && r.frames == 125 && retried,
+        "{}",
+        show("quirk=reauth_after_play&session_timeout=20")
+    );
+}
+
 fn max_video_gap(events: &[Event]) -> Duration {
     let ticks: Vec<Duration> = events
         .iter()
@@ -519,6 +723,78 @@ fn every_runtime_takes_the_stream_and_answer_quirks() {
             other => panic!("{name}: {other:?}"),
         }
         assert!(frames(&run.events).0 > 10, "{name}");
+    }
+
+    // A new SPS with half the size 2 s in: every frame, one warning each
+    // with the sizes the server's event gives.
+    seen.lock().unwrap().clear();
+    let runs = run_all(&server.url("h264_aac.mp4?resolution_change=2"), Transport::Tcp);
+    let faults = faults_by_session(&seen);
+    for run in &runs {
+        let name = run.runtime.name();
+        clean_end(run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        let changes: Vec<_> = faults[&session_id(run)]
+            .iter()
+            .filter_map(|f| match f {
+                FaultEvent::ResolutionChange { track, from, to } => Some((*track, *from, *to)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(changes, [(0, (320, 240), (160, 120))], "{name}");
+        let seen_by_client: Vec<_> = warnings(&run.events)
+            .into_iter()
+            .map(|w| match w {
+                Warning::ResolutionChange { track, from, to } => (*track, *from, *to),
+                other => panic!("{name}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(seen_by_client, changes, "{name}");
+    }
+
+    // A Content-Base without a scheme: ignored with one warning, the
+    // controls resolved against the request URL.
+    let url = server.url("h264_aac.mp4?quirk=content_base_no_scheme");
+    for run in run_all(&url, Transport::Tcp) {
+        let name = run.runtime.name();
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        let w = warnings(&run.events);
+        assert!(
+            matches!(&w[..], [Warning::BadContentBase { used, .. }] if *used == url),
+            "{name}: {w:?}"
+        );
+        let setups: Vec<String> = methods(&run.events)
+            .iter()
+            .filter(|m| m.method == Method::Setup)
+            .map(|m| m.url.clone())
+            .collect();
+        assert_eq!(
+            setups,
+            [0, 1].map(|i| server.url(&format!("h264_aac.mp4/trackID={i}"))),
+            "{name}"
+        );
+    }
+
+    // The nonce changes after PLAY: the keepalive refused once is sent
+    // again for the new nonce, and the session plays on to its end.
+    let url = server.url("h264_aac.mp4?quirk=reauth_after_play&session_timeout=2");
+    let url = url.replacen("rtsp://", "rtsp://u:p@", 1);
+    for run in run_all(&url, Transport::Tcp) {
+        let name = run.runtime.name();
+        clean_end(&run);
+        assert_eq!(frames(&run.events), (video, audio), "{name}");
+        assert!(warnings(&run.events).is_empty(), "{name}");
+        let keepalives: Vec<u16> = methods(&run.events)
+            .iter()
+            .filter(|m| m.method == Method::GetParameter)
+            .map(|m| m.status)
+            .collect();
+        assert_eq!(keepalives.first(), Some(&401), "{name}: {keepalives:?}");
+        assert!(
+            keepalives.len() >= 4 && keepalives[1..].iter().all(|s| *s == 200),
+            "{name}: {keepalives:?}"
+        );
     }
 }
 
