@@ -955,8 +955,9 @@ fn ssrc_change_and_seq_jump_are_taken_without_loss() {
 }
 
 /// `ts_jump=2`: every track's timestamps jump 10 s ahead two seconds in,
-/// without a sequence gap. Our client plays on: every frame, no loss, no
-/// warning; the jump shows in the report only, as 10 s more of media
+/// without a sequence gap. Our client plays on: every frame, no loss, one
+/// `timestamp_jump` warning per track at the packet that carries the jump
+/// (by the jump and one frame's interval); the report shows 10 s more of media
 /// (`media_duration_s` about 15 s for the fixture's 5 s) and as the largest
 /// jitter (RFC 3550's estimator takes 1/16 of the 10 s: about 0.625 s).
 #[test]
@@ -974,7 +975,8 @@ fn ts_jump_plays_on_and_shows_in_the_media_duration() {
         let events = probe(&serve.url(&format!("h264_aac.mp4?{query}")), &[]);
         clean_end(&events);
         assert_eq!(frames(&events), (video, audio), "{query}");
-        assert_eq!(of_type(&events, "warning").len(), 0, "{query}");
+        let warnings = of_type(&events, "warning");
+        assert_eq!(warnings.len(), 2, "{query}: {warnings:?}");
         let faults = serve.faults();
         assert_eq!(faults.len(), 2, "{faults:?}");
         let tracks = &report(&events)["tracks"];
@@ -987,6 +989,10 @@ fn ts_jump_plays_on_and_shows_in_the_media_duration() {
                 (jump_s * rate).rem_euclid(1 << 32) as u64,
                 "{query}: {jump}"
             );
+            let w = warnings.iter().find(|w| w["track"] == track).unwrap();
+            assert_eq!((&w["kind"], &w["to"]), (&json!("timestamp_jump"), &json!(to)), "{w}");
+            let ms = w["jump_ms"].as_i64().unwrap() - jump_s * 1000;
+            assert!((0..=50).contains(&ms), "{query}: {w}");
             // The packets carry the new timeline from the jump on.
             assert!(of_type(&events, "rtp")
                 .iter()

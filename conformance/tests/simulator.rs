@@ -635,8 +635,6 @@ fn every_runtime_takes_the_stream_and_answer_quirks() {
 
     // Played whole, no loss, no warning, whatever the server did.
     for query in [
-        "ts_jump=2",
-        "ts_jump=2:-3000",
         "quirk=control_absolute",
         "quirk=no_session_control",
         "quirk=wrong_content_base",
@@ -723,6 +721,44 @@ fn every_runtime_takes_the_stream_and_answer_quirks() {
             other => panic!("{name}: {other:?}"),
         }
         assert!(frames(&run.events).0 > 10, "{name}");
+    }
+
+    // Timestamps 10 s ahead, or 3 s back, 2 s in: every frame, no loss,
+    // one `timestamp_jump` warning per track, to the timestamp the server's
+    // event says.
+    for (query, jump_ms) in [("ts_jump=2", 10_000i64), ("ts_jump=2:-3000", -3_000)] {
+        seen.lock().unwrap().clear();
+        let runs = run_all(&server.url(&format!("h264_aac.mp4?{query}")), Transport::Tcp);
+        let faults = faults_by_session(&seen);
+        for run in &runs {
+            let name = run.runtime.name();
+            clean_end(run);
+            assert_eq!(frames(&run.events), (video, audio), "{name} {query}");
+            assert_eq!((lost(&run.events, 0), lost(&run.events, 1)), (0, 0), "{name} {query}");
+            let mut done: Vec<(usize, u32)> = faults[&session_id(run)]
+                .iter()
+                .filter_map(|f| match f {
+                    FaultEvent::TsJump { track, to, .. } => Some((*track, *to)),
+                    _ => None,
+                })
+                .collect();
+            let mut warned: Vec<(usize, u32)> = warnings(&run.events)
+                .into_iter()
+                .map(|w| match w {
+                    Warning::TimestampJump {
+                        track, to, jump_ms: j, ..
+                    } => {
+                        assert!((0..=50).contains(&(j - jump_ms)), "{name} {query}: {w:?}");
+                        (*track, *to)
+                    }
+                    other => panic!("{name} {query}: {other:?}"),
+                })
+                .collect();
+            done.sort_unstable();
+            warned.sort_unstable();
+            assert_eq!(warned, done, "{name} {query}");
+            assert_eq!(done.len(), 2, "{name} {query}");
+        }
     }
 
     // A new SPS with half the size 2 s in: every frame, one warning each

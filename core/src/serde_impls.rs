@@ -666,6 +666,11 @@ impl Serialize for Warning {
                 st.serialize_field("from", from)?;
                 st.serialize_field("to", to)?;
             }
+            Warning::TimestampJump { from, to, jump_ms, .. } => {
+                st.serialize_field("from", from)?;
+                st.serialize_field("to", to)?;
+                st.serialize_field("jump_ms", jump_ms)?;
+            }
             Warning::Control { method, status, reason } => {
                 st.serialize_field("method", method)?;
                 st.serialize_field("status", status)?;

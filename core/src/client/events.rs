@@ -306,6 +306,21 @@ pub enum Warning {
         /// Width and height from this keyframe on.
         to: (u32, u32),
     },
+    /// A track's RTP timestamp jumped, forward or back, by more than a
+    /// second beyond the time between the two packets' arrivals (same
+    /// SSRC, no seek between): an encoder or DVR whose timeline moved. The
+    /// frames go on with the new timeline (their timestamps say where);
+    /// a recorder or player that follows the timestamps must take the jump.
+    TimestampJump {
+        /// Index among the set-up tracks ([`Track::index`]).
+        track: usize,
+        /// The RTP timestamp of the packet before.
+        from: u32,
+        /// The RTP timestamp of this packet.
+        to: u32,
+        /// How far, in milliseconds of the track's clock (negative: back).
+        jump_ms: i64,
+    },
     /// A PAUSE or PLAY the user asked for ([`Input::Pause`](super::Input::Pause),
     /// [`Input::Play`](super::Input::Play)) was not sent, or the server
     /// refused it; the session goes on as it was.
@@ -339,7 +354,8 @@ impl Warning {
     /// `cseq_mismatch`, `unknown_channel`, `bad_packet`, `keepalive_failed`,
     /// `server_request`, `teardown_unanswered`, `depacketize`,
     /// `unsupported_codec`, `foreign_datagram`, `backchannel`,
-    /// `resolution_change`, `control` or `bad_content_base`.
+    /// `resolution_change`, `timestamp_jump`, `control` or
+    /// `bad_content_base`.
     pub fn kind(&self) -> &'static str {
         match self {
             Warning::CseqMismatch { .. } => "cseq_mismatch",
@@ -353,6 +369,7 @@ impl Warning {
             Warning::ForeignDatagram { .. } => "foreign_datagram",
             Warning::Backchannel { .. } => "backchannel",
             Warning::ResolutionChange { .. } => "resolution_change",
+            Warning::TimestampJump { .. } => "timestamp_jump",
             Warning::Control { .. } => "control",
             Warning::BadContentBase { .. } => "bad_content_base",
         }
@@ -365,7 +382,8 @@ impl Warning {
             | Warning::Depacketize { track, .. }
             | Warning::UnsupportedCodec { track, .. }
             | Warning::ForeignDatagram { track, .. }
-            | Warning::ResolutionChange { track, .. } => Some(*track),
+            | Warning::ResolutionChange { track, .. }
+            | Warning::TimestampJump { track, .. } => Some(*track),
             Warning::Backchannel { track, .. } => *track,
             _ => None,
         }
@@ -419,6 +437,11 @@ impl std::fmt::Display for Warning {
                 f,
                 "the picture size changed from {}x{} to {}x{} (a new SPS at a keyframe)",
                 from.0, from.1, to.0, to.1
+            ),
+            Warning::TimestampJump { from, to, jump_ms, .. } => write!(
+                f,
+                "RTP timestamp jumped {:+.3} s (from {from} to {to}); the frames go on with the new timeline",
+                *jump_ms as f64 / 1000.0
             ),
             Warning::BadContentBase { header, value, used } => write!(
                 f,

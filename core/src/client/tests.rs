@@ -642,6 +642,59 @@ fn interleaved_copies_and_packets_behind_are_dropped_and_counted() {
     assert_eq!((s.received, s.lost, s.duplicates, s.late), (4, 0, 1, 1));
 }
 
+/// A timestamp that jumps 10 s ahead, or 3 s back, between two packets
+/// 40 ms apart is one `timestamp_jump` warning each; a stall (2 s without
+/// packets, the timestamps 40 ms on) and a gap in sending (2 s of time, 2 s
+/// of timestamps) are not; every frame is handed on.
+#[test]
+fn timestamp_jumps_are_warnings_and_stalls_and_gaps_are_not() {
+    let mut h = Harness::new("rtsp://127.0.0.1:8554/a.mp4", ClientOptions::default());
+    h.play("");
+    // (arrival ms, RTP timestamp at 90 kHz: 3600 ticks are 40 ms)
+    let packets = [
+        (100u64, 0u32),
+        (140, 3_600),
+        (180, 3_600 * 2 + 900_000), // +10 s
+        (220, 3_600 * 3 + 900_000),
+        (2_220, 3_600 * 4 + 900_000),                     // a 2 s stall
+        (4_220, 3_600 * 4 + 900_000 + 180_000),           // 2 s of time, 2 s of timestamps
+        (4_260, 3_600 * 5 + 900_000 + 180_000 - 270_000), // -3 s
+    ];
+    for (i, (at, ts)) in packets.into_iter().enumerate() {
+        h.input(at, &rtp(0, i as u16 + 1, ts, true, &[0x41, i as u8, 1, 2, 3]));
+    }
+    let warnings: Vec<&Warning> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Warning(w) => Some(w),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            &Warning::TimestampJump {
+                track: 0,
+                from: 3_600,
+                to: 907_200,
+                jump_ms: 10_040
+            },
+            &Warning::TimestampJump {
+                track: 0,
+                from: 1_094_400,
+                to: 828_000,
+                jump_ms: -2_960
+            },
+        ]
+    );
+    assert_eq!(warnings[0].kind(), "timestamp_jump");
+    assert_eq!(
+        h.events.iter().filter(|e| matches!(e, Event::Video(_))).count(),
+        packets.len()
+    );
+}
+
 /// A sender that never sets the marker bit: each access unit ends at the
 /// next timestamp, and the last one at the sender's BYE.
 #[test]

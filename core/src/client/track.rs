@@ -47,7 +47,17 @@ pub(super) struct TrackState {
     seek_pending: bool,
     /// The picture size of the last SPS a video frame brought.
     resolution: Option<(u32, u32)>,
+    /// The last delivered packet's SSRC, RTP timestamp and arrival, for
+    /// [`Warning::TimestampJump`].
+    last_stamp: Option<(u32, u32, Duration)>,
 }
+
+/// How far (in seconds) an RTP timestamp may move, forward or back, beyond
+/// the time that passed between two arrivals before it is a
+/// [`Warning::TimestampJump`]: far above B-frame reordering (tens of
+/// milliseconds) and a camera's frame interval, far below the jumps of
+/// broken encoders and DVRs (seconds to hours).
+const TIMESTAMP_JUMP_S: f64 = 1.0;
 
 impl TrackState {
     pub(super) fn new(track: Track, depacketizer: Option<Depacketizer>, reorder: Option<Reorder>) -> TrackState {
@@ -64,6 +74,7 @@ impl TrackState {
             delivered: 0,
             seek_pending: false,
             resolution: None,
+            last_stamp: None,
         }
     }
 
@@ -194,6 +205,8 @@ impl TrackState {
         self.seek_pending = false;
         self.sequence.expect(seq);
         self.reception.resync();
+        // A PLAY's answer: the timeline may start anew (a seek).
+        self.last_stamp = None;
     }
 
     /// A PLAY of the user's was sent (`seek`) or answered with a refusal:
@@ -316,6 +329,7 @@ impl TrackState {
             self.reception.on_arrival(a, packet.timestamp, self.track.clock_rate);
         }
         self.delivered += 1;
+        let seeking = self.seek_pending;
         if self.seek_pending && self.sequence.expect(Some(packet.sequence_number)) {
             // The server jumped before answering the PLAY: the seek, not loss.
             self.seek_pending = false;
@@ -336,6 +350,7 @@ impl TrackState {
                 recv_tick,
             }));
         }
+        self.check_timestamp(&packet, recv_tick, seeking, events);
         let pushed = self.depacketizer.as_mut().map(|d| d.push(&packet, lost));
         events.push_back(Event::Rtp(RtpEvent {
             track,
@@ -347,6 +362,32 @@ impl TrackState {
             events.push_back(Event::Warning(Warning::Depacketize { track, error }));
         }
         self.emit_frames(recv_tick, events);
+    }
+
+    /// A [`Warning::TimestampJump`] when the RTP timestamp moved, from the
+    /// packet before (same SSRC, no seek between), by more than
+    /// [`TIMESTAMP_JUMP_S`] and by that much more or less than the time
+    /// between their arrivals: a stall (nothing sent, then a burst) moves
+    /// the timestamps little, a gap in sending moves them as much as the
+    /// time, neither is a jump.
+    fn check_timestamp(&mut self, p: &RtpPacket, recv_tick: Duration, seeking: bool, events: &mut VecDeque<Event>) {
+        let Some((ssrc, ts, at)) = self.last_stamp.replace((p.ssrc, p.timestamp, recv_tick)) else {
+            return;
+        };
+        if seeking || ssrc != p.ssrc || self.track.clock_rate == 0 {
+            return;
+        }
+        let ticks = i64::from(p.timestamp.wrapping_sub(ts) as i32);
+        let moved = ticks as f64 / f64::from(self.track.clock_rate);
+        let waited = recv_tick.saturating_sub(at).as_secs_f64();
+        if moved.abs() > TIMESTAMP_JUMP_S && (moved - waited).abs() > TIMESTAMP_JUMP_S {
+            events.push_back(Event::Warning(Warning::TimestampJump {
+                track: self.track.index,
+                from: ts,
+                to: p.timestamp,
+                jump_ms: ticks * 1000 / i64::from(self.track.clock_rate),
+            }));
+        }
     }
 
     /// The sender's BYE on this track: a video frame whose end only a next
