@@ -308,7 +308,7 @@ pub fn with_size(codec: VideoCodec, nal: &[u8], width: u32, height: u32) -> Resu
     };
     let right = offset(parsed.coded.0, ux, left, width)?;
     let bottom = offset(parsed.coded.1, uy, top, height)?;
-    let rbsp = unescape(&nal[header..]);
+    let rbsp = rbsp(&nal[header..]);
     let bit = |i: usize| rbsp.get(i / 8).is_some_and(|b| b >> (7 - i % 8) & 1 == 1);
     // The rbsp_stop_one_bit: the last 1 in the payload.
     let stop = (0..rbsp.len() * 8)
@@ -332,9 +332,15 @@ pub fn with_size(codec: VideoCodec, nal: &[u8], width: u32, height: u32) -> Resu
     Ok(out)
 }
 
-/// The RBSP of a NAL unit payload: the emulation prevention bytes (`03`
-/// after two zero bytes) taken out, as [`BitReader`] reads it.
-fn unescape(payload: &[u8]) -> Vec<u8> {
+/// The RBSP of a NAL unit payload (the bytes after its header): the
+/// emulation prevention bytes (`03` after two zero bytes) taken out, as
+/// this module's readers read it.
+///
+/// ```
+/// use rtsp_toolkit_core::codec::sps;
+/// assert_eq!(sps::rbsp(&[0, 0, 3, 1, 0, 0, 3, 0, 3]), [0, 0, 1, 0, 0, 0, 3]);
+/// ```
+pub fn rbsp(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len());
     let mut zeros = 0;
     for &b in payload {

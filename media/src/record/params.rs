@@ -83,17 +83,7 @@ pub(crate) struct SpsInfo {
 /// The RBSP of a NAL unit's payload: emulation prevention bytes
 /// (`00 00 03`) removed, header bytes skipped.
 fn rbsp(nal: &[u8], header: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nal.len());
-    let mut zeros = 0;
-    for &b in nal.iter().skip(header) {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
+    rtsp_toolkit_core::codec::sps::rbsp(nal.get(header..).unwrap_or_default())
 }
 
 /// An MSB-first bit reader with Exp-Golomb codes; `None` past the end.
