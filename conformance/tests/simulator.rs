@@ -24,13 +24,18 @@ const LIMIT: Duration = Duration::from_secs(30);
 type Seen = Arc<Mutex<Vec<(Option<SocketAddr>, ServerEvent)>>>;
 
 fn server() -> (TestServer, Seen) {
+    server_with(ServerOptions::default())
+}
+
+/// A smol server of the fixtures with `options`, its events kept.
+fn server_with(options: ServerOptions) -> (TestServer, Seen) {
     let seen: Seen = Arc::new(Mutex::new(Vec::new()));
     let theirs = seen.clone();
     let options = ServerOptions {
         events: Some(EventHook::new(move |peer, e: &ServerEvent| {
             theirs.lock().unwrap().push((peer, e.clone()))
         })),
-        ..ServerOptions::default()
+        ..options
     };
     (
         TestServer::with_options(ServerRuntime::Smol, rtsp_toolkit_conformance::media_dir(), options),
@@ -285,20 +290,10 @@ fn gstreamer_loses_exactly_the_frames_the_drops_destroyed() {
 /// query's text) for every session, as `serve --profile` gives them: the
 /// URL has no query, as a real camera's.
 fn camera(profile: &str) -> (TestServer, Seen) {
-    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
-    let theirs = seen.clone();
-    let mut options = ServerOptions {
-        events: Some(EventHook::new(move |peer, e: &ServerEvent| {
-            theirs.lock().unwrap().push((peer, e.clone()))
-        })),
-        ..ServerOptions::default()
-    };
+    let mut options = ServerOptions::default();
     let faults = Faults::parse_query(profile).unwrap().expect("a fault");
     options.config.profiles = vec![("h264_aac.mp4".to_owned(), faults)];
-    (
-        TestServer::with_options(ServerRuntime::Smol, rtsp_toolkit_conformance::media_dir(), options),
-        seen,
-    )
+    server_with(options)
 }
 
 /// What GStreamer's rtspsrc did against one camera profile.
@@ -375,6 +370,13 @@ fn requests(log: &[ServerEvent]) -> Vec<(Method, String, u16)> {
         .collect()
 }
 
+/// Whether a SETUP whose Request-URI `uri` takes was answered `status`.
+fn setup_answered(log: &[ServerEvent], status: u16, uri: impl Fn(&str) -> bool) -> bool {
+    requests(log)
+        .into_iter()
+        .any(|(m, u, s)| m == Method::Setup && uri(&u) && s == status)
+}
+
 /// GStreamer's rtspsrc (1.22, over TCP) against camera profiles, which the
 /// server applies to every session as `serve --profile` does (no query in
 /// the URL, as a real camera's): what a third-party client makes of the
@@ -448,9 +450,7 @@ fn gstreamer_against_camera_profiles() {
     // A Content-Base without a scheme is taken as it is: the SETUP goes to
     // `127.0.0.1:PORT/h264_aac.mp4/trackID=0`, which is no URL (400).
     let (r, log) = by_profile["quirk=content_base_no_scheme"];
-    let bad = requests(log)
-        .into_iter()
-        .any(|(m, uri, status)| m == Method::Setup && uri.starts_with("127.0.0.1:") && status == 400);
+    let bad = setup_answered(log, 400, |uri| uri.starts_with("127.0.0.1:"));
     assert!(
         r.frames == 0 && !r.eos && bad,
         "{}",
@@ -461,9 +461,7 @@ fn gstreamer_against_camera_profiles() {
     // the answer names none), which overlap the video's 0-1: refused (461),
     // and no frame comes.
     let (r, log) = by_profile["quirk=no_interleaved"];
-    let refused = requests(log)
-        .into_iter()
-        .any(|(m, uri, status)| m == Method::Setup && uri.ends_with("trackID=1") && status == 461);
+    let refused = setup_answered(log, 461, |uri| uri.ends_with("trackID=1"));
     assert!(r.frames == 0 && refused, "{}", show("quirk=no_interleaved"));
     // The nonce changes after PLAY: its first request after PLAY is refused
     // (401), the same request again with the new nonce passes; every frame.

@@ -74,13 +74,19 @@ pub fn resolution(codec: VideoCodec, access_unit: &Bytes) -> Option<(u32, u32)> 
     if codec == VideoCodec::Mjpeg {
         return super::jpeg::dimensions(access_unit).map(|(w, h)| (u32::from(w), u32::from(h)));
     }
-    split_annex_b(access_unit).iter().find_map(|nal| {
-        let info = match codec {
-            VideoCodec::H264 => h264(nal),
-            VideoCodec::H265 | VideoCodec::Mjpeg => h265(nal),
-        };
-        info.ok().map(|i| (i.width, i.height))
-    })
+    split_annex_b(access_unit)
+        .iter()
+        .find_map(|nal| read(codec, nal).ok().map(|i| (i.width, i.height)))
+}
+
+/// Reads an SPS NAL unit of `codec` ([`h264`] or [`h265`]); MJPEG has none
+/// (an [`SpsError::Invalid`]).
+pub fn read(codec: VideoCodec, nal: &[u8]) -> Result<SpsInfo, SpsError> {
+    match codec {
+        VideoCodec::H264 => h264(nal),
+        VideoCodec::H265 => h265(nal),
+        VideoCodec::Mjpeg => Err(SpsError::Invalid("MJPEG has no SPS")),
+    }
 }
 
 /// Reads an H.264 SPS NAL unit (header byte included, emulation

@@ -371,6 +371,21 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// A `WWW-Authenticate` value asking for Digest (`qop="auth"`).
+pub(super) fn digest_challenge(realm: &str, nonce: &str, algorithm: Algorithm, stale: bool) -> String {
+    let mut v = String::from("Digest realm=");
+    push_quoted(&mut v, realm);
+    v.push_str(", nonce=\"");
+    v.push_str(nonce);
+    v.push_str("\", algorithm=");
+    v.push_str(algorithm.name());
+    v.push_str(", qop=\"auth\"");
+    if stale {
+        v.push_str(", stale=true");
+    }
+    v
+}
+
 impl ServerAuth {
     /// A server's authentication: `config`, a `secret` for its nonces
     /// (random, unpredictable: the runtime's), and the `epoch` its nonces
@@ -437,17 +452,7 @@ impl ServerAuth {
             &[Algorithm::Md5]
         };
         for alg in algorithms {
-            let mut v = String::from("Digest realm=");
-            push_quoted(&mut v, &self.realm);
-            v.push_str(", nonce=\"");
-            v.push_str(&nonce);
-            v.push_str("\", algorithm=");
-            v.push_str(alg.name());
-            v.push_str(", qop=\"auth\"");
-            if stale {
-                v.push_str(", stale=true");
-            }
-            out.push(v);
+            out.push(digest_challenge(&self.realm, &nonce, *alg, stale));
         }
         if self.config.allow_basic {
             let mut v = String::from("Basic realm=");

@@ -16,6 +16,7 @@ use super::{
     path, Connection, Joined, MulticastPosition, MulticastRequest, MulticastTrack, OpenPair, Pending, PlayCount,
     ServerEvent, ServerOutput, Target, TargetError, UdpRequest, Wait,
 };
+use crate::auth::Algorithm;
 use crate::message::{Headers, Method, Request, Response};
 use crate::source::MediaSource;
 
@@ -235,7 +236,7 @@ impl Connection {
             return true;
         }
         self.quirk(Quirk::ReauthAfterPlay, &info.method);
-        let challenge = format!("Digest realm=\"{REAUTH_REALM}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"");
+        let challenge = auth::digest_challenge(REAUTH_REALM, &nonce, Algorithm::Md5, false);
         let h = Headers::new().with("WWW-Authenticate", challenge);
         self.respond(now, info, 401, h, Bytes::new());
         false

@@ -280,6 +280,30 @@ pub(super) struct TrackOut {
 }
 
 impl TrackOut {
+    /// The camera simulator's parameter sets in a video sample's NAL units
+    /// (`nals`): from a keyframe on which `resolution_change=` fell due,
+    /// every keyframe's own sets are replaced by the resized ones; else
+    /// `params=` moves them (see [`place_parameter_sets`]).
+    fn arrange_parameter_sets(&mut self, codec: VideoCodec, keyframe: bool, nals: &mut Vec<Bytes>, out: &mut Sink<'_>) {
+        let kind = match codec {
+            VideoCodec::H264 => h264_kind,
+            _ => h265_kind,
+        };
+        if keyframe && self.resized_sets.is_none() {
+            self.resized_sets = resize(self.source_track, codec, &self.parameter_sets, nals, out);
+        }
+        match self.resized_sets.as_deref().filter(|_| keyframe) {
+            Some(sets) => {
+                nals.retain(|n| kind(n) != NalKind::ParameterSet);
+                insert_after_delimiters(nals, sets, kind);
+            }
+            None => {
+                let params = out.faults.as_deref().and_then(|f| f.spec.params);
+                place_parameter_sets(nals, params, keyframe, &self.parameter_sets, kind);
+            }
+        }
+    }
+
     fn send(&mut self, sample: &SourceSample, loop_index: u32, out: &mut Sink<'_>, nals: &mut Vec<Bytes>) {
         let mut ts = self
             .ts_base
@@ -301,45 +325,35 @@ impl TrackOut {
                 ts = to;
             }
         }
-        let params = out.faults.as_deref().and_then(|f| f.spec.params);
+        // H.264/H.265: the sample's NAL units, with the parameter sets where
+        // the camera simulator's `params=` and `resolution_change=` put them.
+        let video = match self.packetizer {
+            Packetizer::H264(_) => Some(VideoCodec::H264),
+            Packetizer::H265(_) => Some(VideoCodec::H265),
+            _ => None,
+        };
+        if let Some(codec) = video {
+            split_length_prefixed(&sample.data, nals);
+            self.arrange_parameter_sets(codec, sample.keyframe, nals, out);
+        }
         let TrackOut {
             rtp,
             packetizer,
             delivery,
-            parameter_sets,
-            resized_sets,
-            source_track,
             ..
         } = self;
         // The camera simulator's `keyframe_gap=`: every packet of a video
         // keyframe due in the gap is dropped (a `drop` event each).
-        let video = matches!(packetizer, Packetizer::H264(_) | Packetizer::H265(_));
         if let Some(f) = out.faults.as_deref_mut() {
-            f.dropping_keyframe = video && sample.keyframe && f.keyframe_gap_on();
+            f.dropping_keyframe = video.is_some() && sample.keyframe && f.keyframe_gap_on();
         }
         match packetizer {
             Packetizer::H264(p) => {
-                split_length_prefixed(&sample.data, nals);
-                if sample.keyframe {
-                    resize(*source_track, VideoCodec::H264, parameter_sets, resized_sets, nals, out);
-                }
-                match resized_sets.as_deref().filter(|_| sample.keyframe) {
-                    Some(sets) => replace_parameter_sets(nals, sets, h264_kind),
-                    None => place_parameter_sets(nals, params, sample.keyframe, parameter_sets, h264_kind),
-                }
                 for (payload, marker) in p.packetize(nals) {
                     rtp.put(delivery, out, ts, marker, &payload);
                 }
             }
             Packetizer::H265(p) => {
-                split_length_prefixed(&sample.data, nals);
-                if sample.keyframe {
-                    resize(*source_track, VideoCodec::H265, parameter_sets, resized_sets, nals, out);
-                }
-                match resized_sets.as_deref().filter(|_| sample.keyframe) {
-                    Some(sets) => replace_parameter_sets(nals, sets, h265_kind),
-                    None => place_parameter_sets(nals, params, sample.keyframe, parameter_sets, h265_kind),
-                }
                 for (payload, marker) in p.packetize(nals) {
                     rtp.put(delivery, out, ts, marker, &payload);
                 }
@@ -541,32 +555,27 @@ fn place_parameter_sets(
     match params {
         Some(Params::Sdp) => nals.retain(|n| kind(n) != NalKind::ParameterSet),
         Some(Params::Inband) if keyframe && !nals.iter().any(|n| kind(n) == NalKind::ParameterSet) => {
-            let at = nals
-                .iter()
-                .take_while(|n| kind(n) == NalKind::AccessUnitDelimiter)
-                .count();
-            nals.splice(at..at, sets.iter().filter(|s| !s.is_empty()).cloned());
+            insert_after_delimiters(nals, sets, kind);
         }
         _ => {}
     }
 }
 
 /// The camera simulator's `resolution_change=`, at a keyframe of `track`
-/// (`nals`): when the change is due, `resized` becomes the parameter sets
-/// (the source's, else the keyframe's own) with the SPS rewritten to the
-/// new size, and the `resolution_change` event goes out. An SPS that cannot
-/// be read or resized leaves the stream as it is.
+/// (`nals`): when the change is due, the parameter sets (the source's,
+/// else the keyframe's own) with the SPS rewritten to the new size, and the
+/// `resolution_change` event goes out. An SPS that cannot be read or
+/// resized leaves the stream as it is (`None`).
 fn resize(
     track: usize,
     codec: VideoCodec,
     source_sets: &[Bytes],
-    resized: &mut Option<Vec<Bytes>>,
     nals: &[Bytes],
     out: &mut Sink<'_>,
-) {
-    let Some(f) = out.faults.as_deref_mut() else { return };
-    if resized.is_some() || !f.resolution_change_due(track) {
-        return;
+) -> Option<Vec<Bytes>> {
+    let f = out.faults.as_deref_mut()?;
+    if !f.resolution_change_due(track) {
+        return None;
     }
     let kind = match codec {
         VideoCodec::H264 => h264_kind,
@@ -586,15 +595,11 @@ fn resize(
     };
     let Some(old) = sets.iter().find(|n| is_sps(n)) else {
         tracing::debug!(track, "resolution_change: no SPS to change");
-        return;
+        return None;
     };
-    let read = |n: &[u8]| match codec {
-        VideoCodec::H264 => sps::h264(n),
-        _ => sps::h265(n),
-    };
-    let Ok(from) = read(old) else {
+    let Ok(from) = sps::read(codec, old) else {
         tracing::debug!(track, "resolution_change: the SPS cannot be read");
-        return;
+        return None;
     };
     let (w, h) = f
         .spec
@@ -605,32 +610,31 @@ fn resize(
         Ok(new) => Bytes::from(new),
         Err(e) => {
             tracing::debug!(track, %e, w, h, "resolution_change: the SPS cannot take that size");
-            return;
+            return None;
         }
     };
-    let Ok(to) = read(&new) else { return };
+    let to = sps::read(codec, &new).ok()?;
     let event = f.event(FaultEvent::ResolutionChange {
         track,
         from: (from.width, from.height),
         to: (to.width, to.height),
     });
     out.datagrams.push_back(event);
-    *resized = Some(
+    Some(
         sets.into_iter()
             .map(|s| if is_sps(&s) { new.clone() } else { s })
             .collect(),
-    );
+    )
 }
 
-/// `resolution_change=`: a keyframe's own parameter sets replaced by
-/// `sets` (after an access unit delimiter).
-fn replace_parameter_sets(nals: &mut Vec<Bytes>, sets: &[Bytes], kind: fn(&[u8]) -> NalKind) {
-    nals.retain(|n| kind(n) != NalKind::ParameterSet);
+/// `sets` put in front of a video sample's NAL units, after its access
+/// unit delimiters (empty sets left out).
+fn insert_after_delimiters(nals: &mut Vec<Bytes>, sets: &[Bytes], kind: fn(&[u8]) -> NalKind) {
     let at = nals
         .iter()
         .take_while(|n| kind(n) == NalKind::AccessUnitDelimiter)
         .count();
-    nals.splice(at..at, sets.iter().cloned());
+    nals.splice(at..at, sets.iter().filter(|s| !s.is_empty()).cloned());
 }
 
 /// `at + interval`, or `now + interval` when that has passed already.

@@ -4769,24 +4769,37 @@ mod simulator {
         assert_eq!(frames.len(), 48);
     }
 
+    /// The whole H.264 NAL units of an RTP payload: the payload itself, or
+    /// those inside a STAP-A; none for a FU-A fragment.
+    fn whole_nals(pl: &[u8]) -> Vec<&[u8]> {
+        match pl[0] & 0x1f {
+            24 => {
+                let mut out = Vec::new();
+                let mut at = 1;
+                while at + 2 < pl.len() {
+                    let len = usize::from(u16::from_be_bytes([pl[at], pl[at + 1]]));
+                    out.push(&pl[at + 2..(at + 2 + len).min(pl.len())]);
+                    at += 2 + len;
+                }
+                out
+            }
+            28 => Vec::new(),
+            _ => vec![pl],
+        }
+    }
+
     /// The H.264 NAL unit types in RTP payloads (inside STAP-A, and the
     /// start of FU-A).
     fn nal_types(packets: &[RtpPacket]) -> Vec<u8> {
         let mut types = Vec::new();
         for p in packets {
             let pl = &p.payload[..];
-            match pl[0] & 0x1f {
-                24 => {
-                    let mut at = 1;
-                    while at + 2 < pl.len() {
-                        let len = usize::from(u16::from_be_bytes([pl[at], pl[at + 1]]));
-                        types.push(pl[at + 2] & 0x1f);
-                        at += 2 + len;
-                    }
+            if pl[0] & 0x1f == 28 {
+                if pl[1] & 0x80 != 0 {
+                    types.push(pl[1] & 0x1f);
                 }
-                28 if pl[1] & 0x80 != 0 => types.push(pl[1] & 0x1f),
-                28 => {}
-                t => types.push(t),
+            } else {
+                types.extend(whole_nals(pl).iter().map(|n| n[0] & 0x1f));
             }
         }
         types
@@ -4855,26 +4868,16 @@ mod simulator {
     /// The H.264 SPS NAL units in RTP payloads (single NAL unit packets and
     /// STAP-A), with their packets' timestamps.
     fn sps_units(packets: &[RtpPacket]) -> Vec<(u32, Vec<u8>)> {
-        let mut out = Vec::new();
-        for p in packets {
-            let pl = &p.payload[..];
-            match pl[0] & 0x1f {
-                24 => {
-                    let mut at = 1;
-                    while at + 2 < pl.len() {
-                        let len = usize::from(u16::from_be_bytes([pl[at], pl[at + 1]]));
-                        let nal = &pl[at + 2..(at + 2 + len).min(pl.len())];
-                        if nal[0] & 0x1f == 7 {
-                            out.push((p.timestamp, nal.to_vec()));
-                        }
-                        at += 2 + len;
-                    }
-                }
-                7 => out.push((p.timestamp, pl.to_vec())),
-                _ => {}
-            }
-        }
-        out
+        packets
+            .iter()
+            .flat_map(|p| {
+                whole_nals(&p.payload)
+                    .into_iter()
+                    .filter(|n| n[0] & 0x1f == 7)
+                    .map(|n| (p.timestamp, n.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// `resolution_change=0.3`: from the first keyframe 0.3 s after PLAY
