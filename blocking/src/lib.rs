@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 
 /// The sans-IO core, for everything not re-exported here.
 pub use rtsp_toolkit_core as core;
+use rtsp_toolkit_core::client::UdpSocketId;
 pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::Output;
 use rtsp_toolkit_driver::{
@@ -268,7 +269,7 @@ impl Session {
             }
             _ => None,
         };
-        let (tcp_ready, udp_ready) = poll_ready(tcp, &self.udp, wait);
+        let (tcp_ready, udp_ready) = poll_ready(tcp, &mut self.udp, wait);
         let read = match &mut self.conn {
             Conn::Open {
                 stream: Socket { stream, .. },
@@ -384,7 +385,7 @@ impl Drop for Session {
 /// a UDP socket is. An interrupted wait reports nothing ready; a failed one
 /// (it should not fail) is logged and waits out `wait`, so that the loop
 /// cannot spin.
-fn poll_ready(tcp: Option<&TcpStream>, udp: &UdpSockets<UdpSocket>, wait: Duration) -> (bool, bool) {
+fn poll_ready(tcp: Option<&TcpStream>, udp: &mut UdpSockets<UdpSocket>, wait: Duration) -> (bool, bool) {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let mut fds = Vec::with_capacity(1 + udp.len());
     if let Some(s) = tcp {
@@ -409,7 +410,21 @@ fn poll_ready(tcp: Option<&TcpStream>, udp: &UdpSockets<UdpSocket>, wait: Durati
     };
     let first_udp = usize::from(tcp.is_some());
     let tcp_ready = tcp.is_some() && fds.first().is_some_and(ready);
-    let udp_ready = fds[first_udp..].iter().any(ready);
+    let ready: Vec<bool> = fds[first_udp..].iter().map(ready).collect();
+    drop(fds);
+    let udp_ready = ready.contains(&true);
+    if udp_ready {
+        // The sockets with nothing to read are not tried this time.
+        let quiet: Vec<UdpSocketId> = udp
+            .iter()
+            .zip(&ready)
+            .filter(|(_, ready)| !**ready)
+            .map(|((id, _), _)| id)
+            .collect();
+        for id in quiet {
+            udp.mark_idle(id);
+        }
+    }
     (tcp_ready, udp_ready)
 }
 

@@ -365,7 +365,7 @@ impl ClientDriver {
     /// Through an HTTP tunnel, the client's bytes go to the tunnel's POST
     /// half, and the connection carries the GET.
     pub fn poll_output(&mut self) -> Output {
-        self.check_tunnel(Instant::now());
+        self.check_tunnel(None);
         if let Some(layer) = self.tls.as_mut().and_then(|t| t.layer.as_mut()) {
             if !self.own_output.is_empty() {
                 layer.send(&std::mem::take(&mut self.own_output));
@@ -458,7 +458,7 @@ impl ClientDriver {
     /// A failure of an HTTP tunnel's POST half goes in first: it is why
     /// nothing answers.
     pub fn woken(&mut self, woken: Woken, buf: &[u8]) {
-        self.check_tunnel(woken.now);
+        self.check_tunnel(Some(woken.now));
         if let Some(result) = woken.read {
             self.feed_read(woken.now, result, buf);
         }
@@ -527,17 +527,31 @@ impl ClientDriver {
             buf = vec![0; udp::RECV_MESSAGES * MAX_DATAGRAM];
         }
         let mut taken = 0;
+        let mut idle = udp.take_idle();
         for (id, _) in udp.iter() {
+            if idle.get(id.index()).is_some_and(|&i| i) && !deadline_passed {
+                continue;
+            }
             for _ in 0..UDP_BATCH {
                 match udp.read(id, &mut buf, deadline_passed) {
                     Ok(reads) => {
                         // Several messages per read (recvmmsg), several
-                        // datagrams per message when the system coalesced them (GRO).
+                        // datagrams per message when the system coalesced them
+                        // (GRO); all of them were there when the read returned.
+                        let now = Instant::now();
                         for m in reads.iter() {
-                            for datagram in m.datagrams(&buf) {
-                                self.datagram(id, m.from, datagram);
+                            for data in m.datagrams(&buf) {
+                                let from = m.from;
+                                self.client
+                                    .handle_input(now, Input::Datagram { socket: id, from, data });
                                 taken += 1;
                             }
+                        }
+                        // A read that had room for more found the socket empty:
+                        // no second call to hear so (the runtime's next wait
+                        // sees anything that arrives later).
+                        if reads.drained {
+                            break;
                         }
                     }
                     Err(e) if is_would_block(&e) => break,
@@ -549,6 +563,8 @@ impl ClientDriver {
             }
         }
         udp.buf = buf;
+        idle.fill(false);
+        udp.put_idle(idle);
         taken
     }
 
@@ -566,7 +582,7 @@ impl ClientDriver {
         udp: &mut UdpSockets<S>,
         at: Instant,
     ) {
-        self.check_tunnel(woken.now);
+        self.check_tunnel(Some(woken.now));
         if let Some(result) = woken.read {
             self.feed_read(woken.now, result, buf);
         }
@@ -752,11 +768,15 @@ impl ClientDriver {
     }
 
     /// Hands in the tunnel's POST failure, once, when there is one.
-    fn check_tunnel(&mut self, now: Instant) {
+    /// Hands in a failure of the tunnel's POST half, if one happened, at
+    /// `now` (the clock is read only then when `None`: this runs for every
+    /// output, and most sessions have no tunnel).
+    fn check_tunnel(&mut self, now: Option<Instant>) {
         let Some(writer) = self.tunnel.as_mut().and_then(|t| t.writer()) else {
             return;
         };
         if let Some((kind, reason)) = writer.take_failure() {
+            let now = now.unwrap_or_else(Instant::now);
             self.client
                 .handle_input(now, Input::IoError(IoFailure::new(kind, &reason)));
         }
@@ -1074,6 +1094,30 @@ mod tests {
             (*socket, *from, &data[..]),
             (UdpSocketId::rtcp(0), sender.local_addr().unwrap(), &b"rtcp"[..])
         );
+    }
+
+    #[test]
+    fn a_socket_marked_idle_is_skipped_once_but_read_at_a_deadline() {
+        let (mut d, path, mut udp, port) = udp_driver("idle");
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"rtcp", ("127.0.0.1", port + 1)).unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        // The runtime saw the RTCP socket quiet (it was not, by the time of
+        // the read): skipped this round.
+        udp.mark_idle(UdpSocketId::rtcp(0));
+        d.woken_udp(Woken::new(Instant::now(), None, false), &[], true, &mut udp, far);
+        assert_eq!(kinds(&recorded(&mut d, &path)), Vec::<&str>::new());
+        // The mark lasts one round: the next one reads it.
+        d.woken_udp(Woken::new(Instant::now(), None, false), &[], true, &mut udp, far);
+        assert_eq!(kinds(&recorded(&mut d, &path)), ["datagram"]);
+        // At a passed deadline every socket is read, marked or not (rule 1).
+        // (The capture file holds every round so far.)
+        sender.send_to(b"rtcp", ("127.0.0.1", port + 1)).unwrap();
+        udp.mark_idle(UdpSocketId::rtcp(0));
+        d.woken_udp(Woken::new(Instant::now(), None, true), &[], false, &mut udp, far);
+        let records = recorded(&mut d, &path);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(kinds(&records), ["datagram", "datagram", "timeout"]);
     }
 
     #[test]

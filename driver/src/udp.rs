@@ -124,6 +124,10 @@ impl Received {
 pub struct Reads {
     /// The messages read, in order; `None` past the last.
     pub messages: [Option<Received>; RECV_MESSAGES],
+    /// The read had room for more messages than it took: the socket held
+    /// nothing more when it returned. (`false` when that is not known, as
+    /// after a read of one datagram.)
+    pub drained: bool,
 }
 
 impl Reads {
@@ -136,7 +140,10 @@ impl Reads {
             stride: len,
             from,
         });
-        Reads { messages }
+        Reads {
+            messages,
+            drained: false,
+        }
     }
 
     /// The messages, in order.
@@ -195,6 +202,7 @@ impl Receiver {
         }
         let mut reads = Reads {
             messages: [None; RECV_MESSAGES],
+            drained: n < count,
         };
         for (i, m) in meta.iter().take(n.min(count)).enumerate() {
             let len = m.len.min(MAX_DATAGRAM);
@@ -233,6 +241,10 @@ pub struct UdpSockets<S> {
     /// where it could not be set up: plain reads then).
     receivers: Vec<Option<Receiver>>,
     open: usize,
+    /// Sockets the runtime's last wait saw with nothing to read, by index:
+    /// the next [`ClientDriver::take_datagrams`](crate::ClientDriver::take_datagrams)
+    /// without a passed deadline skips them.
+    idle: Vec<bool>,
     pub(crate) buf: Vec<u8>,
 }
 
@@ -249,6 +261,7 @@ impl<S> UdpSockets<S> {
             slots: Vec::new(),
             receivers: Vec::new(),
             open: 0,
+            idle: Vec::new(),
             buf: Vec::new(),
         }
     }
@@ -275,6 +288,7 @@ impl<S> UdpSockets<S> {
         if self.slots.len() <= rtp_at + 1 {
             self.slots.resize_with(rtp_at + 2, || None);
             self.receivers.resize_with(rtp_at + 2, || None);
+            self.idle.resize(rtp_at + 2, false);
         }
         for (at, s) in [(rtp_at, rtp), (rtp_at + 1, rtcp)] {
             self.receivers[at] = None;
@@ -308,7 +322,30 @@ impl<S> UdpSockets<S> {
     pub fn clear(&mut self) {
         self.slots.clear();
         self.receivers.clear();
+        self.idle.clear();
         self.open = 0;
+    }
+
+    /// For a runtime that learns which sockets are readable (`poll(2)`):
+    /// socket `id` had nothing to read when its wait ended, so the next
+    /// [`ClientDriver::take_datagrams`](crate::ClientDriver::take_datagrams)
+    /// does not try it, unless a deadline passed (then every socket is
+    /// read, rule 1 of the [crate docs](crate)). One system call saved per
+    /// wake-up for each quiet socket, such as an RTCP socket between reports.
+    pub fn mark_idle(&mut self, id: UdpSocketId) {
+        if let Some(idle) = self.idle.get_mut(id.index()) {
+            *idle = true;
+        }
+    }
+
+    /// The idle marks, by socket index, for a round of reads; given back
+    /// (cleared) with [`UdpSockets::put_idle`].
+    pub(crate) fn take_idle(&mut self) -> Vec<bool> {
+        std::mem::take(&mut self.idle)
+    }
+
+    pub(crate) fn put_idle(&mut self, idle: Vec<bool>) {
+        self.idle = idle;
     }
 }
 
@@ -648,6 +685,38 @@ mod tests {
     use super::*;
 
     const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn a_read_with_room_left_drained_the_socket() {
+        let (rtp, _rtcp, port) = bind_pair(LOCAL, None).unwrap();
+        let receiver = Receiver::new(socket2::SockRef::from(&rtp)).unwrap();
+        let sender = UdpSocket::bind((LOCAL, 0)).unwrap();
+        // Sizes that differ, so that no two are coalesced into one message.
+        let sent = RECV_MESSAGES + 2;
+        for i in 0..sent {
+            sender.send_to(&vec![7u8; 100 + i * 10], (LOCAL, port)).unwrap();
+        }
+        let mut buf = vec![0; RECV_MESSAGES * MAX_DATAGRAM];
+        let mut got = 0;
+        let mut reads = 0;
+        loop {
+            let r = receiver.recv(socket2::SockRef::from(&rtp), &mut buf).unwrap();
+            reads += 1;
+            let messages = r.iter().count();
+            got += r.iter().map(|m| m.datagrams(&buf).count()).sum::<usize>();
+            // Not drained means every slot was filled.
+            assert!(r.drained || messages == RECV_MESSAGES, "{r:?}");
+            if r.drained {
+                break;
+            }
+            assert!(reads < 10);
+        }
+        assert_eq!(got, sent);
+        // Drained: nothing left to read.
+        let e = receiver.recv(socket2::SockRef::from(&rtp), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(!Reads::one(1, (LOCAL, 1).into()).drained);
+    }
 
     #[test]
     fn ephemeral_pairs_are_even_and_odd_and_distinct() {

@@ -533,8 +533,10 @@ impl Client {
         let _g = self.span.clone().entered();
         self.last_data = now;
         let arena = &mut self.udp.arena;
-        if arena.capacity() < data.len() {
-            // A new block: the old one lives on in the packets split off it.
+        // The block again from its start once every packet split off it has
+        // been dropped (no allocation, memory still in cache), else a new
+        // block: the old one lives on in the packets split off it.
+        if arena.capacity() < data.len() && !arena.try_reclaim(data.len()) {
             *arena = BytesMut::with_capacity(ARENA.max(data.len()));
         }
         arena.extend_from_slice(data);
