@@ -16,12 +16,15 @@
 //! the client's receive buffer, and a bench that drops datagrams compares
 //! nothing. So both transports are paced alike: the same packets at the
 //! same rate, [`BURST`] packets every millisecond (20,000 packets/s, about
-//! 230 Mb/s of RTP; a key frame takes about 11 ms), on TCP one write per
-//! burst, on UDP in two ways: `udp`, one `send_to` per packet (what a naive
-//! sender does: the client then wakes for nearly every datagram), and
-//! `udp-burst`, a burst's packets in GSO sends (our server's way, and
-//! GStreamer's `sendmmsg` of a buffer list: the UDP counterpart of TCP's one
-//! write per burst). At that rate a burst is far below the client's 2 MiB
+//! 230 Mb/s of RTP; a key frame takes about 11 ms), with one system call
+//! per burst or one per packet on each transport: `tcp`, one write per
+//! burst; `udp-burst`, a burst's packets in GSO sends (our server's way, and
+//! GStreamer's `sendmmsg` of a buffer list); `udp`, one `send_to` per packet
+//! (as FFmpeg and live555 send: the client then wakes for nearly every
+//! datagram); `tcp-each`, one write per packet (`TCP_NODELAY`: the same
+//! wake-ups over TCP). The goal compares each UDP link with the TCP link
+//! whose sender makes as many calls (`udp-burst/tcp`, `udp/tcp-each`); the
+//! summary also prints `udp/tcp`. At that rate a burst is far below the client's 2 MiB
 //! receive buffer; what differs is the cost of waking, reading and handing
 //! in the packets, which is what is measured. The stream ends with an RTCP BYE
 //! (on the RTCP port or channel); the client answers with TEARDOWN and
@@ -45,8 +48,8 @@
 //! Rounds of one pass of each case (runtime x link), the order
 //! rotating every round so that noise from neighbours hits all alike, at
 //! least [`MIN_ROUNDS`] rounds and about `CLIENT_UDP_BENCH_SECS` seconds
-//! (default 20). The summary gives medians per case and, per runtime, each
-//! UDP link over TCP; lines starting with `RESULT` are for scripts.
+//! (default 20). The summary gives medians per case and, per runtime, the
+//! ratios of [`Link::PAIRS`]; lines starting with `RESULT` are for scripts.
 //! `CLIENT_UDP_BENCH_RUNTIMES=smol` and `CLIENT_UDP_BENCH_TRANSPORTS=udp-burst`
 //! limit the cases (to profile one, e.g. under `perf record`).
 //!
@@ -92,34 +95,51 @@ impl Runtime {
     }
 }
 
-/// How the packets travel: TCP (one write per burst), UDP with one
-/// `send_to` per packet (the worst case for the receiver: it wakes for
-/// nearly every datagram), or UDP with a burst's packets in GSO sends (as
-/// our server and GStreamer's `sendmmsg` send them).
+/// How the packets travel: UDP with one `send_to` per packet (the receiver
+/// wakes for nearly every datagram), UDP with a burst's packets in GSO sends
+/// (as our server and GStreamer's `sendmmsg` send them), TCP with one write
+/// per burst, or TCP with one write per packet (`TCP_NODELAY`: the TCP
+/// counterpart of `udp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Link {
     Udp,
     UdpBurst,
     Tcp,
+    TcpEach,
 }
 
 impl Link {
-    const ALL: [Link; 3] = [Link::Udp, Link::UdpBurst, Link::Tcp];
+    const ALL: [Link; 4] = [Link::Udp, Link::UdpBurst, Link::Tcp, Link::TcpEach];
 
     fn name(self) -> &'static str {
         match self {
             Link::Udp => "udp",
             Link::UdpBurst => "udp-burst",
             Link::Tcp => "tcp",
+            Link::TcpEach => "tcp-each",
         }
     }
 
     fn transport(self) -> Transport {
         match self {
-            Link::Tcp => Transport::Tcp,
+            Link::Tcp | Link::TcpEach => Transport::Tcp,
             Link::Udp | Link::UdpBurst => Transport::Udp,
         }
     }
+
+    /// Whether the server sends a burst in as few calls as it fits.
+    fn batched(self) -> bool {
+        matches!(self, Link::UdpBurst | Link::Tcp)
+    }
+
+    /// The UDP links, each with the TCP link whose sender makes as many
+    /// system calls per burst.
+    const PAIRS: [(Link, Link); 4] = [
+        (Link::UdpBurst, Link::Tcp),
+        (Link::Udp, Link::TcpEach),
+        (Link::Udp, Link::Tcp),
+        (Link::TcpEach, Link::Tcp),
+    ];
 }
 
 /// One runtime on one link.
@@ -152,9 +172,9 @@ struct Pass {
 /// What a pass needs.
 struct Bench {
     stream: Arc<Stream>,
-    /// One `send_to` per UDP packet.
+    /// One system call per packet.
     server: Server,
-    /// UDP bursts in GSO sends.
+    /// Bursts in one write (TCP) or GSO sends (UDP).
     burst_server: Server,
     rt: tokio::runtime::Runtime,
 }
@@ -188,7 +208,7 @@ impl Bench {
         let name = case.name();
         let mut check = Checker::new(&self.stream, &name, true, full);
         let opts = ClientOptions::default().with_transport(case.link.transport());
-        let server = if case.link == Link::UdpBurst {
+        let server = if case.link.batched() {
             &self.burst_server
         } else {
             &self.server
@@ -349,18 +369,19 @@ fn summary(bench: &Bench, cases: &[Case], secs: f64) {
     );
     let row = |runtime: Runtime, link: Link| cases.iter().position(|c| *c == Case { runtime, link }).map(|i| rows[i]);
     for runtime in Runtime::ALL {
-        for link in [Link::Udp, Link::UdpBurst] {
-            let (Some(udp), Some(tcp)) = (row(runtime, link), row(runtime, Link::Tcp)) else {
+        for (a, b) in Link::PAIRS {
+            let (Some(x), Some(y)) = (row(runtime, a), row(runtime, b)) else {
                 continue;
             };
             println!(
-                "{:<9} {}/tcp client CPU per packet: {:.2}x ({:.3} / {:.3} us), main thread: {:.2}x",
+                "{:<9} {}/{} client CPU per packet: {:.2}x ({:.3} / {:.3} us), main thread: {:.2}x",
                 runtime.name(),
-                link.name(),
-                udp.client / tcp.client,
-                udp.client,
-                tcp.client,
-                udp.main / tcp.main
+                a.name(),
+                b.name(),
+                x.client / y.client,
+                x.client,
+                y.client,
+                x.main / y.main
             );
         }
     }
@@ -381,14 +402,15 @@ fn summary(bench: &Bench, cases: &[Case], secs: f64) {
         );
     }
     for runtime in Runtime::ALL {
-        for link in [Link::Udp, Link::UdpBurst] {
-            if let (Some(udp), Some(tcp)) = (row(runtime, link), row(runtime, Link::Tcp)) {
+        for (a, b) in Link::PAIRS {
+            if let (Some(x), Some(y)) = (row(runtime, a), row(runtime, b)) {
                 println!(
-                    "RESULT {} {}/tcp cli={:.3} main={:.3}",
+                    "RESULT {} {}/{} cli={:.3} main={:.3}",
                     runtime.name(),
-                    link.name(),
-                    udp.client / tcp.client,
-                    udp.main / tcp.main
+                    a.name(),
+                    b.name(),
+                    x.client / y.client,
+                    x.main / y.main
                 );
             }
         }

@@ -18,7 +18,7 @@
 //!   its side and reads until the client closes (a client that ends at the
 //!   end of the connection, as retina does, ends there);
 //! * paced: [`Pace::packets`] RTP packets every [`Pace::interval`], on TCP
-//!   (one write per burst) or UDP (one datagram per packet), the BYE on the
+//!   or UDP, one system call per packet or per burst ([`Pace::batched`]), the BYE on the
 //!   RTCP channel or port; then it answers requests until TEARDOWN.
 //!
 //! It measures its own thread's CPU per connection, so that a bench can
@@ -211,11 +211,13 @@ fn sdp() -> String {
 // The server.
 
 /// How a paced server sends: `packets` RTP packets every `interval`, on an
-/// absolute schedule (a late burst is sent at once, not skipped). Over UDP,
-/// one `send_to` per packet, or with `batched` a burst's packets in as few
-/// GSO sends as they fit (`driver::udp::SendBatch`), as our server sends a
-/// frame and as GStreamer's `multiudpsink` sends a buffer list with
-/// `sendmmsg`: the UDP counterpart of TCP's one write per burst.
+/// absolute schedule (a late burst is sent at once, not skipped). Without
+/// `batched`, one system call per packet: one `send_to` over UDP, one
+/// `write` over TCP (the socket has `TCP_NODELAY`, so each goes out on its
+/// own). With `batched`, a burst in as few calls as it fits: one `write`
+/// over TCP; over UDP, GSO sends (`driver::udp::SendBatch`), as our server
+/// sends a frame and as GStreamer's `multiudpsink` sends a buffer list with
+/// `sendmmsg`.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
     pub packets: usize,
@@ -516,9 +518,16 @@ fn play_tcp_paced(conn: &mut TcpStream, content: &Content, pace: Pace, report: &
     let mut from = 0;
     for (k, burst) in content.ends.chunks(pace.packets.max(1)).enumerate() {
         wait_burst(start, k, pace, report);
-        let to = *burst.last().expect("chunks are not empty");
-        conn.write_all(&content.wire[from..to])?;
-        from = to;
+        if pace.batched {
+            let to = *burst.last().expect("chunks are not empty");
+            conn.write_all(&content.wire[from..to])?;
+            from = to;
+            continue;
+        }
+        for &to in burst {
+            conn.write_all(&content.wire[from..to])?;
+            from = to;
+        }
     }
     // The RTCP BYE.
     conn.write_all(&content.wire[from..])?;
