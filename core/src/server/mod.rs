@@ -201,7 +201,9 @@
 
 pub mod auth;
 mod clock;
+mod fault_run;
 pub mod faults;
+mod headers;
 pub mod live;
 mod multicast;
 pub mod path;
@@ -209,8 +211,10 @@ pub mod profile;
 pub mod publish;
 mod record;
 mod request;
+mod request_auth;
 mod sdp_writer;
 mod stream;
+mod track_out;
 pub mod tunnel;
 
 #[cfg(test)]
@@ -238,7 +242,8 @@ pub use multicast::{
 };
 pub use path::{PlayCount, Target, TargetError};
 use request::RequestInfo;
-use stream::{Lag, Session, Sink, State};
+use stream::{Lag, Session, State};
+use track_out::Sink;
 
 /// Largest output batch whose buffer is kept for reuse: the batches of most
 /// frames fit; a bigger one (a 1080p IDR frame, a catch-up burst) gets a
@@ -1191,7 +1196,7 @@ pub struct Connection {
     /// The multicast stream joined, once joined (for the connection's life).
     multicast: Option<Joined>,
     /// The camera simulator's faults, when a URL asked for some.
-    faults: Option<faults::FaultRun>,
+    faults: Option<fault_run::FaultRun>,
     /// Why the last fault query was refused, for the 400's body.
     fault_refusal: Option<String>,
     /// When the next [`ServerEvent::Progress`] is due (with a session and
@@ -1757,7 +1762,7 @@ impl Connection {
         let mut at = self.activity_deadline();
         at = self.torn_down.map_or(at, |t| at.min(t));
         at = self.progress_at.map_or(at, |p| at.min(p));
-        let stall_end = self.faults.as_ref().and_then(faults::FaultRun::stall_end);
+        let stall_end = self.faults.as_ref().and_then(fault_run::FaultRun::stall_end);
         match (self.session.as_ref().and_then(Session::next_deadline), stall_end) {
             // Stalled: nothing of the media before the stall's end.
             (Some(media), Some(end)) => at = at.min(media.max(end)),
@@ -1770,7 +1775,7 @@ impl Connection {
         {
             at = at.min(*slow);
         }
-        match self.faults.as_ref().and_then(faults::FaultRun::next_deadline) {
+        match self.faults.as_ref().and_then(fault_run::FaultRun::next_deadline) {
             Some(f) => at.min(f),
             None => at,
         }

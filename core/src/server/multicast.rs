@@ -39,8 +39,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::clock::{self, SplitMix64};
-use super::request::range_end;
-use super::stream::{Delivery, Session, Sink, State, UdpDelivery};
+use super::headers::range_end;
+use super::stream::{Session, State};
+use super::track_out::{Delivery, Sink, UdpDelivery};
 use super::{later, LagReport, PlayCount, ServerConfig, ServerEvent, ServerOutput};
 use crate::source::MediaSource;
 

@@ -9,10 +9,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::headers::{parse_transport, Offer, Requested};
 use super::live::{self, AnnounceError};
-use super::request::{parse_transport, Offer, RequestInfo, Requested};
+use super::request::RequestInfo;
 use super::sdp_writer::npt;
-use super::stream::{Sink, State};
+use super::stream::State;
+use super::track_out::Sink;
 use super::{Connection, Pending, Publishing, ServerEvent, ServerOutput, Wait};
 use crate::message::{Headers, Request};
 use crate::rtp::RtpPacket;

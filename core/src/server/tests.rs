@@ -4,7 +4,8 @@
 
 use std::num::NonZeroU32;
 
-use super::request::{loggable_uri, parse_npt_range, starts_at_zero, MAX_EVENT_URI, PUBLIC};
+use super::headers::{parse_npt_range, starts_at_zero};
+use super::request::{loggable_uri, MAX_EVENT_URI, PUBLIC};
 use super::sdp_writer::npt;
 use super::*;
 use crate::client::{Client, ClientOptions, Event, Input, Output};
