@@ -28,8 +28,7 @@ use crate::source::MediaSource;
 pub(super) const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 /// Largest `Scale` served (faster is a burst the `max_lag` bound would cut).
 const MAX_SCALE: f64 = 64.0;
-/// The realm of `reauth_after_play`'s challenge without the server's users.
-pub(super) const REAUTH_REALM: &str = "camera";
+
 /// Longest Request-URI kept in events.
 pub(super) const MAX_EVENT_URI: usize = 512;
 

@@ -10,10 +10,13 @@ use bytes::Bytes;
 use super::auth::{self, ServerAuth, Verdict};
 use super::fault_run::FaultRun;
 use super::faults::Quirk;
-use super::request::{RequestInfo, REAUTH_REALM};
+use super::request::RequestInfo;
 use super::{Connection, ServerEvent, ServerOutput};
 use crate::auth::Algorithm;
 use crate::message::{Headers, Method, Request};
+
+/// The realm of `reauth_after_play`'s challenge without the server's users.
+const REAUTH_REALM: &str = "camera";
 
 impl Connection {
     /// Whether `req` has good credentials; if not, it is answered (`401`

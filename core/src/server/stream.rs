@@ -56,7 +56,7 @@ use super::clock::SplitMix64;
 use super::faults::FaultEvent;
 use super::live::{Mapped, Restamp};
 use super::path::PlayCount;
-use super::track_out::{later_than, Delivery, Sink, TrackOut};
+use super::track_out::{later_than, ticks, Delivery, Sink, TrackOut};
 use crate::rtp::RtpPacket;
 use crate::source::{MediaSource, SourceCodec, SourceSample};
 
@@ -90,17 +90,6 @@ fn send_reports(
         .filter(|at| *at > now)
         .or_else(|| now.checked_add(pb.rtcp_interval))
         .unwrap_or(now);
-}
-
-/// `d` in units of `rate` per second, rounded down (or up when `ceil`).
-pub(super) fn ticks(d: Duration, rate: u32, ceil: bool) -> u64 {
-    let num = d.as_nanos() * u128::from(rate);
-    let t = if ceil {
-        num.div_ceil(1_000_000_000)
-    } else {
-        num / 1_000_000_000
-    };
-    t.min(u128::from(u64::MAX)) as u64
 }
 
 /// The cursor of a playing session.
@@ -860,18 +849,5 @@ impl Session {
 
     pub fn is_ready(&self) -> bool {
         matches!(self.state, State::Ready)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tick_rounding() {
-        assert_eq!(ticks(Duration::from_millis(400), 90000, true), 36000);
-        assert_eq!(ticks(Duration::from_nanos(1), 8000, true), 1);
-        assert_eq!(ticks(Duration::from_nanos(1), 8000, false), 0);
-        assert_eq!(ticks(Duration::MAX, u32::MAX, false), u64::MAX);
     }
 }

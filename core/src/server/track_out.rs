@@ -15,7 +15,6 @@ use super::clock::SplitMix64;
 use super::fault_run::{FaultRun, Verdict};
 use super::faults::{FaultEvent, Params, Quirk};
 use super::sdp_writer::payload_type;
-use super::stream::ticks;
 use super::{MulticastTrack, ServerOutput, UdpSocketId};
 use crate::codec::{aac, g722, h264, h265, jpeg, l16, onvif_metadata, opus, sps, VideoCodec};
 use crate::rtcp::{self, SenderReport};
@@ -660,6 +659,17 @@ pub(super) fn split_length_prefixed(data: &Bytes, nals: &mut Vec<Bytes>) {
     }
 }
 
+/// `d` in units of `rate` per second, rounded down (or up when `ceil`).
+pub(super) fn ticks(d: Duration, rate: u32, ceil: bool) -> u64 {
+    let num = d.as_nanos() * u128::from(rate);
+    let t = if ceil {
+        num.div_ceil(1_000_000_000)
+    } else {
+        num / 1_000_000_000
+    };
+    t.min(u128::from(u64::MAX)) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,5 +687,13 @@ mod tests {
         }
         split_length_prefixed(&Bytes::from_static(&[0xff, 0xff, 0xff, 0xff]), &mut nals);
         assert!(nals.is_empty());
+    }
+
+    #[test]
+    fn tick_rounding() {
+        assert_eq!(ticks(Duration::from_millis(400), 90000, true), 36000);
+        assert_eq!(ticks(Duration::from_nanos(1), 8000, true), 1);
+        assert_eq!(ticks(Duration::from_nanos(1), 8000, false), 0);
+        assert_eq!(ticks(Duration::MAX, u32::MAX, false), u64::MAX);
     }
 }
