@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::process::Command;
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -117,11 +117,24 @@ fn clean_end(events: &[Value]) {
     assert_eq!(of_type(events, "loss").len(), 0);
 }
 
-/// What a whole clean play of the fixture gives (the baseline).
-fn clean(serve: &JsonServe) -> (u64, u64) {
-    let events = probe(&serve.url("h264_aac.mp4"), &[]);
-    clean_end(&events);
-    frames(&events)
+/// The events of a whole clean play of the fixture (the baseline): played
+/// once per run of this file, on a server of its own, and shared by the
+/// tests (every server here serves the same fixture with the same seed, so
+/// the baseline is the same for each; playing it once per test was a third
+/// of this file's time).
+fn clean_events() -> &'static [Value] {
+    static CLEAN: OnceLock<Vec<Value>> = OnceLock::new();
+    CLEAN.get_or_init(|| {
+        let serve = JsonServe::start();
+        let events = probe(&serve.url("h264_aac.mp4"), &[]);
+        clean_end(&events);
+        events
+    })
+}
+
+/// (video frames, audio frames) of the baseline.
+fn clean() -> (u64, u64) {
+    frames(clean_events())
 }
 
 fn quirk_events<'a>(faults: &'a [Value], name: &str) -> Vec<&'a Value> {
@@ -136,8 +149,7 @@ fn quirk_events<'a>(faults: &'a [Value], name: &str) -> Vec<&'a Value> {
 /// those frames and counts exactly those packets lost.
 fn drops_destroy_exactly_their_frames(query: &str, transport: &str) {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let events = probe(
         &serve.url(&format!("h264_aac.mp4?{query}")),
         &["--transport", transport],
@@ -210,8 +222,7 @@ fn duplicates_over_tcp_are_dropped_by_the_client() {
 
 fn duplicates_are_dropped(transport: &str) {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let events = probe(&serve.url("h264_aac.mp4?dup=0.1&seed=4"), &["--transport", transport]);
     clean_end(&events);
     let faults = serve.faults();
@@ -280,11 +291,10 @@ fn keyframe_sizes(events: &[Value]) -> Vec<u64> {
 #[test]
 fn params_only_in_band_or_only_in_the_sdp_play_whole() {
     let serve = JsonServe::start();
-    let clean_events = probe(&serve.url("h264_aac.mp4"), &[]);
-    let (video, audio) = frames(&clean_events);
-    let clean_keys = keyframe_sizes(&clean_events);
+    let clean_events = clean_events();
+    let (video, audio) = frames(clean_events);
+    let clean_keys = keyframe_sizes(clean_events);
     assert_eq!(clean_keys.len(), 5);
-    let _ = serve.events();
     let describe = |events: &[Value]| {
         of_type(events, "rtsp")
             .into_iter()
@@ -292,7 +302,7 @@ fn params_only_in_band_or_only_in_the_sdp_play_whole() {
             .unwrap()
             .to_string()
     };
-    assert!(describe(&clean_events).contains("sprop-parameter-sets"));
+    assert!(describe(clean_events).contains("sprop-parameter-sets"));
 
     let events = probe(&serve.url("h264_aac.mp4?params=inband"), &[]);
     clean_end(&events);
@@ -330,8 +340,7 @@ fn params_only_in_band_or_only_in_the_sdp_play_whole() {
 #[test]
 fn resolution_change_is_a_warning_and_plays_whole() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let url = serve.url("h264_aac.mp4?resolution_change=2");
     let events = probe(&url, &[]);
     clean_end(&events);
@@ -402,8 +411,7 @@ fn ffprobe_video_frames(url: &str) -> u64 {
 #[test]
 fn wrong_cseq_is_a_warning_per_answer_and_the_session_plays() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let events = probe(&serve.url("h264_aac.mp4?quirk=wrong_cseq"), &[]);
     clean_end(&events);
     assert_eq!(frames(&events), (video, audio));
@@ -422,8 +430,7 @@ fn wrong_cseq_is_a_warning_per_answer_and_the_session_plays() {
 #[test]
 fn no_cseq_is_a_warning_per_answer_and_the_session_plays() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let events = probe(&serve.url("h264_aac.mp4?quirk=no_cseq"), &[]);
     clean_end(&events);
     assert_eq!(frames(&events), (video, audio));
@@ -478,8 +485,7 @@ fn no_public_means_options_keepalives_from_the_start() {
 #[test]
 fn no_session_timeout_and_no_content_base_play_whole() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let events = probe(&serve.url("h264_aac.mp4?quirk=no_session_timeout,no_content_base"), &[]);
     clean_end(&events);
     assert_eq!(frames(&events), (video, audio));
@@ -513,8 +519,7 @@ fn no_session_timeout_and_no_content_base_play_whole() {
 #[test]
 fn control_variants_are_followed_and_play_whole() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     for (quirk, setup, play) in [
         (
             "control_absolute",
@@ -547,8 +552,7 @@ fn control_variants_are_followed_and_play_whole() {
 #[test]
 fn transport_answers_with_other_or_no_channels_play_whole() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     for (quirk, channels) in [
         ("other_channels", ["tcp (channels 10-11)", "tcp (channels 12-13)"]),
         ("no_interleaved", ["tcp (channels 0-1)", "tcp (channels 2-3)"]),
@@ -572,8 +576,7 @@ fn transport_answers_with_other_or_no_channels_play_whole() {
 #[test]
 fn a_wrong_content_base_is_followed() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let events = probe(&serve.url("h264_aac.mp4?quirk=wrong_content_base"), &[]);
     clean_end(&events);
     assert_eq!(frames(&events), (video, audio));
@@ -646,8 +649,7 @@ fn unauthorized_after_play_fails_the_session_at_the_first_keepalive() {
 #[test]
 fn a_content_base_without_a_scheme_is_ignored_with_a_warning() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let url = serve.url("h264_aac.mp4?quirk=content_base_no_scheme");
     let events = probe(&url, &[]);
     clean_end(&events);
@@ -689,8 +691,7 @@ fn reauth_after_play_is_answered_and_the_whole_stream_plays() {
     let users = dir.join("users");
     std::fs::write(&users, "u:p\n").unwrap();
     let plain = JsonServe::start();
-    let (video, audio) = clean(&plain);
-    let _ = plain.events();
+    let (video, audio) = clean();
     let with_users = JsonServe::start_with(&["--users", users.to_str().unwrap()]);
     for (serve, describe_401) in [(&with_users, true), (&plain, false)] {
         let url = format!(
@@ -763,8 +764,7 @@ fn reauth_after_play_is_answered_and_the_whole_stream_plays() {
 #[test]
 fn slow_answers_are_waited_for_up_to_the_response_timeout() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let events = probe(&serve.url("h264_aac.mp4?slow=300"), &[]);
     clean_end(&events);
     assert_eq!(frames(&events), (video, audio));
@@ -794,7 +794,7 @@ fn slow_answers_are_waited_for_up_to_the_response_timeout() {
 #[test]
 fn no_marker_loses_no_frame() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
+    let (video, audio) = clean();
     let events = probe(&serve.url("h264_aac.mp4?quirk=no_marker"), &[]);
     clean_end(&events);
     // Frames end when the timestamp changes; the last one at the server's BYE.
@@ -807,7 +807,7 @@ fn no_marker_loses_no_frame() {
 #[test]
 fn no_sr_plays_every_frame_and_ends_at_the_bye() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
+    let (video, audio) = clean();
     let events = probe(&serve.url("h264_aac.mp4?quirk=no_sr"), &[]);
     clean_end(&events);
     assert_eq!(frames(&events), (video, audio));
@@ -830,8 +830,7 @@ fn no_sr_plays_every_frame_and_ends_at_the_bye() {
 #[test]
 fn keyframe_gap_loses_the_keyframes_and_recovers_at_the_next() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let events = probe(&serve.url("h264_aac.mp4?keyframe_gap=1:2"), &[]);
     let faults = serve.faults();
     assert!(
@@ -875,8 +874,7 @@ fn keyframe_gap_loses_the_keyframes_and_recovers_at_the_next() {
 #[test]
 fn a_stall_is_a_gap_then_a_burst_and_loses_nothing() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let events = probe(&serve.url("h264_aac.mp4?stall=1:2"), &[]);
     clean_end(&events);
     assert_eq!(frames(&events), (video, audio));
@@ -930,8 +928,7 @@ fn bye_at_ends_the_session_cleanly_at_the_bye() {
 #[test]
 fn ssrc_change_and_seq_jump_are_taken_without_loss() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     let events = probe(&serve.url("h264_aac.mp4?ssrc_change=2&seq_jump=3"), &[]);
     clean_end(&events);
     assert_eq!(frames(&events), (video, audio));
@@ -963,7 +960,7 @@ fn ssrc_change_and_seq_jump_are_taken_without_loss() {
 #[test]
 fn ts_jump_plays_on_and_shows_in_the_media_duration() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
+    let (video, audio) = clean();
     // Forward 10 s: the span of the timestamps 10 s longer; back 3 s at 2 s:
     // the last 3 s repeat the timeline from -1 s, a span of 3 s. RFC 3550's
     // jitter estimator takes 1/16 of the jump.
@@ -1075,8 +1072,7 @@ fn sr_offset_moves_the_audio_of_a_recording_by_the_offset() {
 #[test]
 fn jitter_and_reorder_over_udp_within_the_reorder_window_lose_nothing() {
     let serve = JsonServe::start();
-    let (video, audio) = clean(&serve);
-    let _ = serve.events();
+    let (video, audio) = clean();
     // Held for one packet (40 ms of video at most) plus up to 30 ms: within
     // the client's 100 ms reorder window.
     let events = probe(
