@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rtsp_toolkit_conformance::runtimes::{self, Control, Run, Runtime};
@@ -101,14 +101,21 @@ fn faults_by_session(seen: &Seen) -> HashMap<String, Vec<FaultEvent>> {
     by
 }
 
-fn whole_stream(server: &TestServer) -> (usize, usize) {
-    let clean = run_all(&server.url("h264_aac.mp4"), Transport::Tcp);
-    clean.iter().for_each(clean_end);
-    let expected = frames(&clean[0].events);
-    for run in &clean {
-        assert_eq!(frames(&run.events), expected, "{}", run.runtime.name());
-    }
-    expected
+/// The frames of the whole fixture, the same on every runtime: played once
+/// per run of this file, on a server of its own, and shared by the tests
+/// (each of which used to play it first on its own server).
+fn whole_stream() -> (usize, usize) {
+    static WHOLE: OnceLock<(usize, usize)> = OnceLock::new();
+    *WHOLE.get_or_init(|| {
+        let (server, _) = server();
+        let clean = run_all(&server.url("h264_aac.mp4"), Transport::Tcp);
+        clean.iter().for_each(clean_end);
+        let expected = frames(&clean[0].events);
+        for run in &clean {
+            assert_eq!(frames(&run.events), expected, "{}", run.runtime.name());
+        }
+        expected
+    })
 }
 
 /// Each run lost exactly the frames the server's drops destroyed (the
@@ -152,7 +159,7 @@ fn assert_drops_destroyed_exactly(runs: &[Run], seen: &Seen, (video, audio): (us
 #[test]
 fn every_runtime_loses_exactly_the_frames_the_drops_destroyed() {
     let (server, seen) = server();
-    let whole = whole_stream(&server);
+    let whole = whole_stream();
     for transport in [Transport::Tcp, Transport::Udp] {
         seen.lock().unwrap().clear();
         let runs = run_all(&server.url("h264_aac.mp4?drop=0.03&seed=11"), transport);
@@ -166,7 +173,7 @@ fn every_runtime_loses_exactly_the_frames_the_drops_destroyed() {
 #[test]
 fn every_runtime_survives_wrong_cseq_and_a_refused_get_parameter() {
     let (server, seen) = server();
-    let (video, audio) = whole_stream(&server);
+    let (video, audio) = whole_stream();
     seen.lock().unwrap().clear();
     let runs = run_all(
         &server.url("h264_aac.mp4?quirk=wrong_cseq,no_get_parameter&session_timeout=2"),
@@ -504,7 +511,7 @@ fn max_video_gap(events: &[Event]) -> Duration {
 #[test]
 fn every_runtime_takes_the_other_faults_and_quirks() {
     let (server, seen) = server();
-    let (video, audio) = whole_stream(&server);
+    let (video, audio) = whole_stream();
 
     // A stall: a gap in arrival as long as the stall, nothing lost.
     for run in run_all(&server.url("h264_aac.mp4?stall=1:2"), Transport::Tcp) {
@@ -627,11 +634,13 @@ fn methods(events: &[Event]) -> Vec<&rtsp_toolkit_core::client::MethodEvent> {
 
 /// The faults and quirks added with `ts_jump` on every runtime (one after
 /// the other): each plays whole without a warning, or is reported as
-/// docs/SIMULATOR.md says.
+/// docs/SIMULATOR.md says. In two tests, so that they run side by side:
+/// the ones played whole without a warning here, the reported ones in
+/// `every_runtime_takes_the_stream_and_answer_quirks_reported`.
 #[test]
-fn every_runtime_takes_the_stream_and_answer_quirks() {
+fn every_runtime_takes_the_stream_and_answer_quirks_whole() {
     let (server, seen) = server();
-    let (video, audio) = whole_stream(&server);
+    let (video, audio) = whole_stream();
 
     // Played whole, no loss, no warning, whatever the server did.
     for query in [
@@ -685,6 +694,15 @@ fn every_runtime_takes_the_stream_and_answer_quirks() {
             }
         }
     }
+}
+
+/// The second half of the `ts_jump` era's faults and quirks on every runtime
+/// (see `every_runtime_takes_the_stream_and_answer_quirks_whole`): the ones
+/// lost, refused or warned about as docs/SIMULATOR.md says.
+#[test]
+fn every_runtime_takes_the_stream_and_answer_quirks_reported() {
+    let (server, seen) = server();
+    let (video, audio) = whole_stream();
 
     // No keyframe for 2 s: exactly the two keyframes lost, their packets
     // counted lost.
@@ -1255,7 +1273,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[test]
 fn every_runtime_takes_bursts_duplicates_an_early_bye_and_the_sender_report_faults() {
     let (server, seen) = server();
-    let whole = whole_stream(&server);
+    let whole = whole_stream();
     let (video, audio) = whole;
 
     // Bursts of drops: still exactly the frames they destroyed.
