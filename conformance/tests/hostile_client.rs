@@ -7,19 +7,19 @@
 //! answers a fresh `OPTIONS` on a new connection with 200. The cases are the
 //! list of issue 7; the results are summarized in `docs/RELIABILITY.md`.
 //!
-//! Also here: the short soak for CI (`soak_short_crosses_the_wraps`): 20
+//! Also here: the short soak for CI (`a_short_soak_crosses_the_wraps`): 20
 //! looping sessions of our client for 60 s against a server whose sequence
 //! numbers and timestamps start just below the wrap (the tokio server). The
 //! hour-long version is `scripts/soak.sh`.
 //!
-//! Client and server share this process, so the soak's RSS figure is both of
-//! them; the soak takes the write side of [`EXCLUSIVE`] so that no other case
-//! of this file runs (and allocates) beside it.
+//! The soak runs in a child process of its own (this test binary again, with
+//! only the soak: [`SOAK_CHILD`]), so that its RSS figure is its server's and
+//! clients' alone while the other cases of this file run beside it here.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rtsp_toolkit_conformance::servers::{self, ServerRuntime};
@@ -47,15 +47,8 @@ rtsp_toolkit_conformance::on_every_server!(
     ten_thousand_unpaired_gets_stay_bounded,
 );
 
-/// Taken for reading by every case, for writing by the soak (see the module docs).
-static EXCLUSIVE: RwLock<()> = RwLock::new(());
-
 /// Taken by [`two_thousand_idle_connections`], which runs once per server.
 static IDLE: Mutex<()> = Mutex::new(());
-
-fn shared_lock() -> std::sync::RwLockReadGuard<'static, ()> {
-    EXCLUSIVE.read().unwrap_or_else(|p| p.into_inner())
-}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media")
@@ -269,7 +262,6 @@ fn traversal_tree(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn path_traversal_in_every_spelling_is_refused(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let (tmp, root, outside) = traversal_tree(&format!("paths-{}", runtime.name()));
     let srv = TestServer::start(runtime, &root);
     let secret_abs = outside.join("secret.mp4");
@@ -362,7 +354,6 @@ fn path_traversal_in_every_spelling_is_refused(runtime: ServerRuntime) {
 /// the connection is closed. An HTTP `GET` is answered in HTTP (400: not a
 /// tunnel half) and closed.
 fn garbage_bytes_close_the_connection(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = TestServer::start(runtime, &fixtures());
     let mut tls_hello = vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
     tls_hello.extend(noise(3, 500));
@@ -425,7 +416,6 @@ fn garbage_bytes_close_the_connection(runtime: ServerRuntime) {
 }
 
 fn a_request_without_cseq(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = TestServer::start(runtime, &fixtures());
     let mut c = Raw::connect(srv.addr);
     c.send(format!("OPTIONS {} RTSP/1.0\r\nUser-Agent: hostile\r\n\r\n", srv.url("/")).as_bytes());
@@ -440,7 +430,6 @@ fn a_request_without_cseq(runtime: ServerRuntime) {
 /// Requests over the limits (64 KiB header block, 128 headers, 1 MiB body):
 /// 400 at most, and the connection closed.
 fn oversized_requests_close_the_connection(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = TestServer::start(runtime, &fixtures());
     let uri = srv.url("/h264_aac.mp4");
     let long_line = format!(
@@ -519,7 +508,6 @@ fn oversized_requests_close_the_connection(runtime: ServerRuntime) {
 /// Methods out of order and transports we do not do: exact statuses, and
 /// the connection goes on.
 fn wrong_state_and_bogus_transports(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = TestServer::start(runtime, &fixtures());
     let url = srv.url("/h264_aac.mp4");
     let track = format!("{url}/trackID=0");
@@ -612,7 +600,6 @@ fn wrong_state_and_bogus_transports(runtime: ServerRuntime) {
 /// `$`-framed junk from the client, before a session and while playing, is
 /// ignored; the session goes on and answers requests.
 fn interleaved_junk_from_the_client(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = TestServer::start(runtime, &fixtures());
     let url = srv.url("/h264_aac.mp4");
     let frame = |channel: u8, payload: &[u8]| {
@@ -672,7 +659,6 @@ fn interleaved_junk_from_the_client(runtime: ServerRuntime) {
 /// `?play_count=` with absurd values: never an error, never a crash; the
 /// `Range` end says what the server made of it.
 fn huge_and_odd_play_counts(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = TestServer::start(runtime, &fixtures());
     let huge = "9".repeat(10_000);
     let cases: Vec<(String, Option<&str>)> = vec![
@@ -727,7 +713,6 @@ fn huge_and_odd_play_counts(runtime: ServerRuntime) {
 
 /// Requests dribbled one byte at a time get the same answers.
 fn a_request_sent_one_byte_at_a_time(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = TestServer::start(runtime, &fixtures());
     let mut c = Raw::connect(srv.addr);
     c.s.set_nodelay(true).unwrap();
@@ -762,7 +747,6 @@ fn a_request_sent_one_byte_at_a_time(runtime: ServerRuntime) {
 /// send buffer (`send_buffer`), nothing grows in the server; a normal session
 /// beside it gets every frame.
 fn a_client_that_never_reads_is_dropped_and_others_are_unaffected(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = TestServer::with(
         runtime,
         &fixtures(),
@@ -854,7 +838,6 @@ fn open_files_limit() -> usize {
 /// with a soft `ulimit -n` under ~3,200 the test scales down (printing what it
 /// used); `scripts/test-all.sh` and CI run with the image's limit (20,000).
 fn two_thousand_idle_connections(runtime: ServerRuntime) {
-    let _g = shared_lock();
     // One server's run at a time: the descriptor budget below is for one.
     let _one = IDLE.lock().unwrap_or_else(|p| p.into_inner());
     let limit = open_files_limit();
@@ -931,9 +914,67 @@ fn two_thousand_idle_connections(runtime: ServerRuntime) {
 /// errors, no loss, sequence numbers continuous and audio extended timestamps
 /// strictly increasing across both wraps and the loop seams, and the
 /// process's RSS (server and clients: one process) flat after warm-up.
+///
+/// It runs in a child process (see the module docs), which this test waits
+/// for: the soak's own assertions are the child's, and its output is shown
+/// when it fails. Its name sorts it first, so that its minute starts at once
+/// and the other cases run beside it.
 #[test]
-fn soak_short_crosses_the_wraps() {
-    let _g = EXCLUSIVE.write().unwrap_or_else(|p| p.into_inner());
+fn a_short_soak_crosses_the_wraps() {
+    if std::env::var_os(SOAK_CHILD).is_some() {
+        soak();
+        return;
+    }
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "a_short_soak_crosses_the_wraps",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(SOAK_CHILD, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the soak's process starts");
+    let read = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    // The soak's minute, its start and its end, with a wide margin.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = out.join().unwrap_or_default() + &err.join().unwrap_or_default();
+    eprintln!("{output}");
+    let status = status.expect("the soak's process did not end within 150 s");
+    assert!(status.success(), "the soak failed: {status}");
+    // It ran the soak (a filter that matched nothing would pass too).
+    assert!(output.contains("1 passed"), "the soak did not run");
+}
+
+/// Set in the soak's child process (see the module docs).
+const SOAK_CHILD: &str = "RTSP_TOOLKIT_SOAK_CHILD";
+
+/// The soak itself, in its child process.
+fn soak() {
     const SESSIONS: usize = 20;
     // A minute: each client's first keepalive (GET_PARAMETER at half the
     // 60 s session timeout) falls in the middle.
@@ -1114,7 +1155,6 @@ fn answer(r: &Response, password: &str, method: &str, uri: &str) -> String {
 /// limit): each is a 401 with fresh challenges on a connection that goes on;
 /// nothing is looked up, and right credentials still work afterwards.
 fn garbage_and_huge_authorization_headers(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = auth_server(runtime, |a| a.max_failures = 100_000);
     let uri = srv.url("/h264_aac.mp4");
     let mut c = Raw::connect(srv.addr);
@@ -1176,7 +1216,6 @@ fn connect_from(ip: [u8; 4], to: SocketAddr) -> Raw {
 /// addresses are not affected. Thousands of failures from many addresses
 /// leave the server answering (its table is bounded: see the core's tests).
 fn repeated_failures_are_rate_limited_per_address(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = auth_server(runtime, |a| {
         a.max_failures = 5;
         a.max_tracked = 64;
@@ -1261,7 +1300,6 @@ fn http_exchange(addr: SocketAddr, data: &[u8]) -> (String, bool) {
 /// bytes or with a space (400), a POST of another type (415), a head over
 /// 8 KiB (431), a second GET half with a cookie in use (409).
 fn tunnel_requests_that_are_refused(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = TestServer::start(runtime, &fixtures());
     let long = "c".repeat(129);
     let huge = "h".repeat(9 * 1024);
@@ -1310,7 +1348,6 @@ fn tunnel_requests_that_are_refused(runtime: ServerRuntime) {
 /// A GET half whose POST never comes, and a POST for a cookie no GET has,
 /// are closed after the pairing timeout (10 s); the POST gets no answer.
 fn half_open_tunnels_are_closed(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = TestServer::start(runtime, &fixtures());
     let mut get = Raw::connect(srv.addr);
     get.send(http_head("GET", &[ACCEPT_TUNNEL, ("x-sessioncookie", "lonely-get")]).as_bytes());
@@ -1354,7 +1391,6 @@ fn half_open_tunnels_are_closed(runtime: ServerRuntime) {
 /// A POST body that is not base64 is answered 400, and its tunnel's GET
 /// half is closed.
 fn garbage_base64_ends_the_tunnel(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let srv = TestServer::start(runtime, &fixtures());
     let mut get = Raw::connect(srv.addr);
     get.send(http_head("GET", &[ACCEPT_TUNNEL, ("x-sessioncookie", "garbage")]).as_bytes());
@@ -1374,7 +1410,6 @@ fn garbage_base64_ends_the_tunnel(runtime: ServerRuntime) {
 /// The server's table never holds more than 1,024 unpaired halves, ends
 /// empty, and the process's RSS is back within bounds.
 fn ten_thousand_unpaired_gets_stay_bounded(runtime: ServerRuntime) {
-    let _g = shared_lock();
     let _one = IDLE.lock().unwrap_or_else(|p| p.into_inner());
     let limit = open_files_limit();
     assert!(limit >= 2400, "ulimit -n {limit} is too low for this test");
