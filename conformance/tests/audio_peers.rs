@@ -342,70 +342,74 @@ fn gst_buffers(url: &str, depay: &str) -> usize {
     rtsp_toolkit_conformance::peers::gst_fakesink_frames(&String::from_utf8_lossy(&run_for(c)))
 }
 
-#[test]
-fn our_server_serves_opus_l16_and_g722() {
-    let dir = TempDir::new("audio-server");
+// One test per server runtime (`tokio_server::`, `smol_server::`), so that the
+// two run side by side.
+rtsp_toolkit_conformance::on_every_server!(
+    #[test]
+    our_server_serves_opus_l16_and_g722
+);
+
+fn our_server_serves_opus_l16_and_g722(runtime: ServerRuntime) {
+    let rt = runtime.name();
+    let dir = TempDir::new(&format!("audio-server-{rt}"));
     make_media(&dir.0);
     let packets = opus_packets(&dir.0.join("tone.opus.mkv"));
-    for runtime in ServerRuntime::ALL {
-        let rt = runtime.name();
-        let server = TestServer::start(runtime, &dir.0);
-        let opus = server.url("tone.opus.mkv");
-        let webm = server.url("tone.webm");
-        let l16 = server.url("tone.l16.wav?codec=l16");
-        let g722 = server.url("tone.g722.wav?codec=g722");
+    let server = TestServer::start(runtime, &dir.0);
+    let opus = server.url("tone.opus.mkv");
+    let webm = server.url("tone.webm");
+    let l16 = server.url("tone.l16.wav?codec=l16");
+    let g722 = server.url("tone.g722.wav?codec=g722");
 
-        // FFmpeg: every Opus packet; every L16 and G.722 sample decoded.
-        let out = run_for(rtsp_toolkit_conformance::peers::ffprobe_count_frames(&opus, "tcp", &[]));
-        let counts = rtsp_toolkit_conformance::peers::parse_ffprobe_counts(&String::from_utf8_lossy(&out));
-        assert_eq!(counts, [("opus".to_owned(), packets)], "{rt}");
-        assert_eq!(ffmpeg_samples(&l16, 2), 44_100, "{rt}: L16 samples");
-        assert_eq!(ffmpeg_samples(&g722, 1), 32_000, "{rt}: G.722 samples");
+    // FFmpeg: every Opus packet; every L16 and G.722 sample decoded.
+    let out = run_for(rtsp_toolkit_conformance::peers::ffprobe_count_frames(&opus, "tcp", &[]));
+    let counts = rtsp_toolkit_conformance::peers::parse_ffprobe_counts(&String::from_utf8_lossy(&out));
+    assert_eq!(counts, [("opus".to_owned(), packets)], "{rt}");
+    assert_eq!(ffmpeg_samples(&l16, 2), 44_100, "{rt}: L16 samples");
+    assert_eq!(ffmpeg_samples(&g722, 1), 32_000, "{rt}: G.722 samples");
 
-        // GStreamer's depayloaders: one buffer per RTP packet (20 ms each
-        // for Opus and G.722; L16 20 ms samples of 1764 bytes are cut to fit
-        // the payload limit).
-        assert_eq!(gst_buffers(&opus, "rtpopusdepay"), packets, "{rt}");
-        assert_eq!(gst_buffers(&g722, "rtpg722depay"), 100, "{rt}");
-        let l16_buffers = gst_buffers(&l16, "rtpL16depay");
-        assert!((100..=400).contains(&l16_buffers), "{rt}: {l16_buffers} L16 buffers");
+    // GStreamer's depayloaders: one buffer per RTP packet (20 ms each
+    // for Opus and G.722; L16 20 ms samples of 1764 bytes are cut to fit
+    // the payload limit).
+    assert_eq!(gst_buffers(&opus, "rtpopusdepay"), packets, "{rt}");
+    assert_eq!(gst_buffers(&g722, "rtpg722depay"), 100, "{rt}");
+    let l16_buffers = gst_buffers(&l16, "rtpL16depay");
+    assert!((100..=400).contains(&l16_buffers), "{rt}: {l16_buffers} L16 buffers");
 
-        // Our clients: the same frames, with continuous timestamps.
-        for (name, url, channels) in [("opus", &opus, 2), ("webm", &webm, 1)] {
-            for (crt, frames) in play_all(url) {
-                assert_eq!(frames.len(), packets, "{rt}/{crt} {name}");
-                assert!(frames
-                    .iter()
-                    .all(|f| f.codec == AudioCodec::Opus && f.channels == channels));
-                check_continuity(crt, &frames, 1.0, 1);
-            }
-        }
-        for (crt, frames) in play_all(&l16) {
+    // Our clients: the same frames, with continuous timestamps.
+    for (name, url, channels) in [("opus", &opus, 2), ("webm", &webm, 1)] {
+        for (crt, frames) in play_all(url) {
+            assert_eq!(frames.len(), packets, "{rt}/{crt} {name}");
             assert!(frames
                 .iter()
-                .all(|f| (f.codec, f.sample_rate, f.channels) == (AudioCodec::L16, 22050, 2)));
-            assert_eq!(check_continuity(crt, &frames, 1.0, 0), 44_100, "{rt}/{crt}");
+                .all(|f| f.codec == AudioCodec::Opus && f.channels == channels));
+            check_continuity(crt, &frames, 1.0, 1);
         }
-        for (crt, frames) in play_all(&g722) {
-            assert!(frames
-                .iter()
-                .all(|f| (f.codec, f.sample_rate, f.channels) == (AudioCodec::G722, 16000, 1)));
-            assert_eq!(check_continuity(crt, &frames, 0.5, 0), 32_000, "{rt}/{crt}");
-        }
-        // Without the parameter a WAV file is PCMA as before; an unknown
-        // codec is not found.
-        for (crt, frames) in play_all(&server.url("tone.l16.wav")) {
-            assert!(frames.iter().all(|f| f.codec == AudioCodec::Pcma), "{crt}");
-        }
-        let run = runtimes::run(
-            runtimes::Runtime::Tokio,
-            &server.url("tone.l16.wav?codec=mp3"),
-            ClientOptions::default(),
-            Control::within(LIMIT),
-        );
-        assert!(methods(&run.events).contains(&("DESCRIBE".to_owned(), 404)), "{rt}");
-        server.shutdown();
     }
+    for (crt, frames) in play_all(&l16) {
+        assert!(frames
+            .iter()
+            .all(|f| (f.codec, f.sample_rate, f.channels) == (AudioCodec::L16, 22050, 2)));
+        assert_eq!(check_continuity(crt, &frames, 1.0, 0), 44_100, "{rt}/{crt}");
+    }
+    for (crt, frames) in play_all(&g722) {
+        assert!(frames
+            .iter()
+            .all(|f| (f.codec, f.sample_rate, f.channels) == (AudioCodec::G722, 16000, 1)));
+        assert_eq!(check_continuity(crt, &frames, 0.5, 0), 32_000, "{rt}/{crt}");
+    }
+    // Without the parameter a WAV file is PCMA as before; an unknown
+    // codec is not found.
+    for (crt, frames) in play_all(&server.url("tone.l16.wav")) {
+        assert!(frames.iter().all(|f| f.codec == AudioCodec::Pcma), "{crt}");
+    }
+    let run = runtimes::run(
+        runtimes::Runtime::Tokio,
+        &server.url("tone.l16.wav?codec=mp3"),
+        ClientOptions::default(),
+        Control::within(LIMIT),
+    );
+    assert!(methods(&run.events).contains(&("DESCRIBE".to_owned(), 404)), "{rt}");
+    server.shutdown();
 }
 
 /// The Opus decode of the media crate (the `opus-decoder` crate) against
