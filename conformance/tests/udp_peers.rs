@@ -21,6 +21,17 @@ fn play(runtime: Runtime, url: &str, transport: Transport) -> Run {
     runtimes::run(runtime, url, opts, Control::within(LIMIT))
 }
 
+/// Runs `a` and `b` at the same time (`a` on a thread of its own): the TCP
+/// session that gives the expected frames plays beside the UDP sessions
+/// compared with it, instead of before them.
+fn beside<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|s| {
+        let a = s.spawn(a);
+        let b = b();
+        (a.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), b)
+    })
+}
+
 /// Removes a file when dropped (also when the test fails).
 struct TempFile(std::path::PathBuf);
 
@@ -60,11 +71,14 @@ fn whole_fixtures_over_udp_give_the_frames_of_tcp_on_every_runtime() {
     let server = GstServer::start(None);
     for name in ["h264_aac.mp4", "h265.mp4", "pcm_16k_mono.wav"] {
         let url = server.url(name);
-        let tcp = play(Runtime::Tokio, &url, Transport::Tcp);
+        let (tcp, udp) = beside(
+            || play(Runtime::Tokio, &url, Transport::Tcp),
+            || runtimes::at_once(|rt| play_udp_recorded(rt, &url)),
+        );
         let expected = frames_by_track(&tcp.events);
         assert!(!expected.is_empty(), "{name}: no frames over TCP");
         assert_eq!(closed_error(&tcp.events), None, "{name}");
-        for run in runtimes::at_once(|rt| play_udp_recorded(rt, &url)) {
+        for run in udp {
             let (rt, events) = (run.runtime.name(), &run.events);
             assert_eq!(closed_error(events), None, "{name} on {rt}");
             assert!(
@@ -419,10 +433,13 @@ fn ours_over_udp(server: rtsp_toolkit_conformance::servers::ServerRuntime) {
     let server = TestServer::start(server, rtsp_toolkit_conformance::media_dir());
     for name in ["h264_aac.mp4", "h265_aac.mkv", "pcm_16k_mono.wav"] {
         let url = server.url(name);
-        let tcp = play(Runtime::Blocking, &url, Transport::Tcp);
+        let (tcp, udp) = beside(
+            || play(Runtime::Blocking, &url, Transport::Tcp),
+            || runtimes::at_once(|rt| play(rt, &url, Transport::Udp)),
+        );
         let expected = frames_by_track(&tcp.events);
         assert!(!expected.is_empty(), "{name}");
-        for run in runtimes::at_once(|rt| play(rt, &url, Transport::Udp)) {
+        for run in udp {
             let (rt, events) = (run.runtime.name(), &run.events);
             assert_eq!(closed_error(events), None, "{name} on {rt}");
             assert!(
