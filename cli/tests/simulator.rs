@@ -137,6 +137,22 @@ fn clean() -> (u64, u64) {
     frames(clean_events())
 }
 
+/// Runs `f` on every case at once, each on a thread of its own; a case's
+/// panic fails the test. Each case starts a server of its own, so that the
+/// fault lines it reads are its own.
+fn at_once<T: Sync>(cases: &[T], f: impl Fn(&T) + Sync) {
+    std::thread::scope(|s| {
+        let f = &f;
+        let threads: Vec<_> = cases.iter().map(|c| s.spawn(move || f(c))).collect();
+        threads.into_iter().for_each(joined);
+    });
+}
+
+/// A scoped thread's result, its panic re-raised.
+fn joined<T>(t: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 fn quirk_events<'a>(faults: &'a [Value], name: &str) -> Vec<&'a Value> {
     faults
         .iter()
@@ -254,9 +270,14 @@ fn ffprobe_sees_the_drops() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().unwrap()
     };
-    let whole = count(&serve.url("h264_aac.mp4"));
-    let _ = serve.events();
-    let damaged = count(&serve.url("h264_aac.mp4?drop=0.03&seed=11"));
+    // The whole stream from another server, beside the damaged one.
+    let other = JsonServe::start();
+    let whole_url = other.url("h264_aac.mp4");
+    let (whole, damaged) = std::thread::scope(|s| {
+        let whole = s.spawn(|| count(&whole_url));
+        let damaged = count(&serve.url("h264_aac.mp4?drop=0.03&seed=11"));
+        (joined(whole), damaged)
+    });
     let destroyed = serve
         .faults()
         .iter()
@@ -304,6 +325,28 @@ fn params_only_in_band_or_only_in_the_sdp_play_whole() {
     };
     assert!(describe(clean_events).contains("sprop-parameter-sets"));
 
+    // ffprobe with params=inband and our client with params=sdp, each on a
+    // server of its own, beside our client with params=inband here.
+    let (ffprobe_serve, sdp_serve) = (JsonServe::start(), JsonServe::start());
+    let ffprobe_url = ffprobe_serve.url("h264_aac.mp4?params=inband");
+    let sdp_url = sdp_serve.url("h264_aac.mp4?params=sdp");
+    std::thread::scope(|s| {
+        let ffprobe = s.spawn(|| ffprobe_video_frames(&ffprobe_url));
+        let sdp = s.spawn(|| probe(&sdp_url, &[]));
+        params_inband(&serve, clean_events, &describe);
+        assert_eq!(joined(ffprobe), 125);
+        let events = joined(sdp);
+        clean_end(&events);
+        assert_eq!(frames(&events), (video, audio));
+        assert!(describe(&events).contains("sprop-parameter-sets"));
+        assert_eq!(keyframe_sizes(&events), clean_keys);
+    });
+}
+
+/// `params=inband` with our client (see `params_only_in_band_or_only_in_the_sdp_play_whole`).
+fn params_inband(serve: &JsonServe, clean_events: &[Value], describe: &dyn Fn(&[Value]) -> String) {
+    let (video, audio) = frames(clean_events);
+    let clean_keys = keyframe_sizes(clean_events);
     let events = probe(&serve.url("h264_aac.mp4?params=inband"), &[]);
     clean_end(&events);
     assert_eq!(frames(&events), (video, audio));
@@ -322,13 +365,6 @@ fn params_only_in_band_or_only_in_the_sdp_play_whole() {
         (&faults[0]["fault"], &faults[0]["params"]),
         (&json!("params"), &json!("inband"))
     );
-    assert_eq!(ffprobe_video_frames(&serve.url("h264_aac.mp4?params=inband")), 125);
-
-    let events = probe(&serve.url("h264_aac.mp4?params=sdp"), &[]);
-    clean_end(&events);
-    assert_eq!(frames(&events), (video, audio));
-    assert!(describe(&events).contains("sprop-parameter-sets"));
-    assert_eq!(keyframe_sizes(&events), clean_keys);
 }
 
 /// `resolution_change=2`: from the fixture's keyframe at 2 s on, its
@@ -342,7 +378,19 @@ fn resolution_change_is_a_warning_and_plays_whole() {
     let serve = JsonServe::start();
     let (video, audio) = clean();
     let url = serve.url("h264_aac.mp4?resolution_change=2");
-    let events = probe(&url, &[]);
+    // FFmpeg on a server of its own, beside our client.
+    let other = JsonServe::start();
+    let ffmpeg_url = other.url("h264_aac.mp4?resolution_change=2");
+    let (events, out) = std::thread::scope(|s| {
+        let ffmpeg = s.spawn(|| {
+            Command::new("ffprobe")
+                .args(["-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0"])
+                .args(["-show_entries", "frame=width,height", "-of", "csv=p=0", &ffmpeg_url])
+                .output()
+                .expect("ffprobe (FFmpeg) is installed")
+        });
+        (probe(&url, &[]), joined(ffmpeg))
+    });
     clean_end(&events);
     assert_eq!(frames(&events), (video, audio));
     let warnings = of_type(&events, "warning");
@@ -371,11 +419,6 @@ fn resolution_change_is_a_warning_and_plays_whole() {
     );
     assert!(faults[0]["since_play_s"].as_f64().unwrap() >= 2.0);
     // FFmpeg decodes every frame, each at the size its SPS gives.
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0"])
-        .args(["-show_entries", "frame=width,height", "-of", "csv=p=0", &url])
-        .output()
-        .expect("ffprobe (FFmpeg) is installed");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // One line per frame (the first has side data: a trailing comma and
     // an empty line).
@@ -518,16 +561,17 @@ fn no_session_timeout_and_no_content_base_play_whole() {
 /// the PLAY goes to the Content-Base. Both play whole, without a warning.
 #[test]
 fn control_variants_are_followed_and_play_whole() {
-    let serve = JsonServe::start();
     let (video, audio) = clean();
-    for (quirk, setup, play) in [
+    let cases = [
         (
             "control_absolute",
             "h264_aac.mp4/trackID={i}?transportmode=unicast",
             "h264_aac.mp4/?transportmode=unicast",
         ),
         ("no_session_control", "h264_aac.mp4/trackID={i}", "h264_aac.mp4/"),
-    ] {
+    ];
+    at_once(&cases, |&(quirk, setup, play)| {
+        let serve = JsonServe::start();
         let events = probe(&serve.url(&format!("h264_aac.mp4?quirk={quirk}")), &[]);
         clean_end(&events);
         assert_eq!(frames(&events), (video, audio), "{quirk}");
@@ -541,7 +585,7 @@ fn control_variants_are_followed_and_play_whole() {
         let p = rtsp.iter().find(|r| r["method"] == "PLAY").unwrap();
         assert_eq!(p["url"], serve.url(play), "{quirk}");
         assert_eq!(quirk_events(&serve.faults(), quirk).len(), 1, "{quirk}");
-    }
+    });
 }
 
 /// `quirk=other_channels`: the SETUPs are answered with channels 10-11 and
@@ -551,12 +595,13 @@ fn control_variants_are_followed_and_play_whole() {
 /// wrong choice would be `unknown_channel` warnings and no frames).
 #[test]
 fn transport_answers_with_other_or_no_channels_play_whole() {
-    let serve = JsonServe::start();
     let (video, audio) = clean();
-    for (quirk, channels) in [
+    let cases = [
         ("other_channels", ["tcp (channels 10-11)", "tcp (channels 12-13)"]),
         ("no_interleaved", ["tcp (channels 0-1)", "tcp (channels 2-3)"]),
-    ] {
+    ];
+    at_once(&cases, |&(quirk, channels)| {
+        let serve = JsonServe::start();
         let events = probe(&serve.url(&format!("h264_aac.mp4?quirk={quirk}")), &[]);
         clean_end(&events);
         assert_eq!(frames(&events), (video, audio), "{quirk}");
@@ -566,7 +611,7 @@ fn transport_answers_with_other_or_no_channels_play_whole() {
             assert_eq!(tracks[i]["transport"], *want, "{quirk}");
         }
         assert_eq!(quirk_events(&serve.faults(), quirk).len(), 2, "{quirk}");
-    }
+    });
 }
 
 /// `quirk=wrong_content_base`: the Content-Base names another path. Our
@@ -690,10 +735,14 @@ fn reauth_after_play_is_answered_and_the_whole_stream_plays() {
     let dir = temp_dir("reauth-after-play");
     let users = dir.join("users");
     std::fs::write(&users, "u:p\n").unwrap();
-    let plain = JsonServe::start();
     let (video, audio) = clean();
-    let with_users = JsonServe::start_with(&["--users", users.to_str().unwrap()]);
-    for (serve, describe_401) in [(&with_users, true), (&plain, false)] {
+    // With users and without, each on its server, at once.
+    at_once(&[true, false], |&describe_401| {
+        let serve = if describe_401 {
+            JsonServe::start_with(&["--users", users.to_str().unwrap()])
+        } else {
+            JsonServe::start()
+        };
         let url = format!(
             "rtsp://u:p@127.0.0.1:{}/h264_aac.mp4?quirk=reauth_after_play&session_timeout=2",
             serve.port
@@ -740,8 +789,9 @@ fn reauth_after_play_is_answered_and_the_whole_stream_plays() {
         let faults = serve.faults();
         assert_eq!(quirk_events(&faults, "reauth_after_play").len(), 1, "{faults:?}");
         assert_eq!(faults.len(), 1, "{faults:?}");
-    }
+    });
     // Without credentials: the first keepalive's 401 ends the session.
+    let plain = JsonServe::start();
     let url = format!(
         "rtsp://127.0.0.1:{}/h264_aac.mp4?quirk=reauth_after_play&session_timeout=2",
         plain.port
@@ -1025,48 +1075,51 @@ fn start_times(path: &std::path::Path) -> Vec<f64> {
 /// client counted on the audio track.
 #[test]
 fn sr_offset_moves_the_audio_of_a_recording_by_the_offset() {
-    let serve = JsonServe::start();
     let dir = temp_dir("sim-sr-offset");
-    for (ms, video_start, audio_start) in [(0, 0.0, 0.0), (500, 0.0, 0.5), (-500, 0.5, 0.0)] {
-        let path = dir.join(format!("sr_offset_{ms}.mp4"));
-        let query = if ms == 0 {
-            String::new()
-        } else {
-            format!("?sr_offset={ms}")
-        };
-        let r = run(
-            &[
-                "probe",
-                &serve.url(&format!("h264_aac.mp4{query}")),
-                "--json",
-                "--record",
-                path.to_str().unwrap(),
-            ],
-            Duration::from_secs(40),
-        );
-        assert_eq!(r.code(), 0, "{}", r.stderr);
-        let events = r.json();
-        clean_end(&events);
-        let starts = start_times(&path);
-        assert_eq!(starts.len(), 2, "{starts:?}");
-        assert!(
-            (starts[0] - video_start).abs() < 0.03 && (starts[1] - audio_start).abs() < 0.03,
-            "sr_offset={ms}: video starts at {}, audio at {}",
-            starts[0],
-            starts[1]
-        );
-        let faults = serve.faults();
-        let reports = report(&events)["tracks"][1]["sender_reports"].as_u64().unwrap();
-        if ms == 0 {
-            assert!(faults.is_empty(), "{faults:?}");
-        } else {
-            assert!(reports >= 2);
-            assert_eq!(faults.len() as u64, reports, "{faults:?}");
-            assert!(faults
-                .iter()
-                .all(|f| f["fault"] == "sr_offset" && f["track"] == 1 && f["offset_ms"] == ms));
-        }
-    }
+    at_once(
+        &[(0, 0.0, 0.0), (500, 0.0, 0.5), (-500, 0.5, 0.0)],
+        |&(ms, video_start, audio_start)| {
+            let serve = JsonServe::start();
+            let path = dir.join(format!("sr_offset_{ms}.mp4"));
+            let query = if ms == 0 {
+                String::new()
+            } else {
+                format!("?sr_offset={ms}")
+            };
+            let r = run(
+                &[
+                    "probe",
+                    &serve.url(&format!("h264_aac.mp4{query}")),
+                    "--json",
+                    "--record",
+                    path.to_str().unwrap(),
+                ],
+                Duration::from_secs(40),
+            );
+            assert_eq!(r.code(), 0, "{}", r.stderr);
+            let events = r.json();
+            clean_end(&events);
+            let starts = start_times(&path);
+            assert_eq!(starts.len(), 2, "{starts:?}");
+            assert!(
+                (starts[0] - video_start).abs() < 0.03 && (starts[1] - audio_start).abs() < 0.03,
+                "sr_offset={ms}: video starts at {}, audio at {}",
+                starts[0],
+                starts[1]
+            );
+            let faults = serve.faults();
+            let reports = report(&events)["tracks"][1]["sender_reports"].as_u64().unwrap();
+            if ms == 0 {
+                assert!(faults.is_empty(), "{faults:?}");
+            } else {
+                assert!(reports >= 2);
+                assert_eq!(faults.len() as u64, reports, "{faults:?}");
+                assert!(faults
+                    .iter()
+                    .all(|f| f["fault"] == "sr_offset" && f["track"] == 1 && f["offset_ms"] == ms));
+            }
+        },
+    );
 }
 
 #[test]
