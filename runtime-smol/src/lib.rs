@@ -70,7 +70,7 @@ use futures_lite::AsyncRead;
 
 /// The sans-IO core, for everything not re-exported here.
 pub use rtsp_toolkit_core as core;
-use rtsp_toolkit_core::client::{Input, IoFailure};
+use rtsp_toolkit_core::client::{Input, IoFailure, UdpSocketId};
 pub use rtsp_toolkit_core::prelude::*;
 use rtsp_toolkit_core::stop::{Requested, Stopped};
 use rtsp_toolkit_core::Output;
@@ -369,13 +369,21 @@ impl Session {
             self.driver.read_done(r, &self.buf, Some(deadline));
             return Poll::Ready(());
         }
-        // Every socket is polled, so that each has the waker.
-        let udp_ready = self
+        // Every socket is polled, so that each has the waker; the ones with
+        // nothing to read are not tried this time (they wake us when they have).
+        let ready: Vec<(UdpSocketId, bool)> = self
             .udp
             .iter()
-            .fold(false, |any, (_, s)| s.0.poll_readable(cx).is_ready() || any);
+            .map(|(id, s)| (id, s.0.poll_readable(cx).is_ready()))
+            .collect();
+        let udp_ready = ready.iter().any(|(_, r)| *r);
         if read.is_none() && !udp_ready {
             return Poll::Pending;
+        }
+        if udp_ready {
+            for (id, _) in ready.iter().filter(|(_, r)| !*r) {
+                self.udp.mark_idle(*id);
+            }
         }
         let now = Instant::now();
         let woken = Woken::new(now, read, now >= deadline);
