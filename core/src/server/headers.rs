@@ -168,22 +168,21 @@ pub(super) fn parse_transport(value: Option<&str>, peer: IpAddr, offer: Offer) -
 
 /// `a-b` or `a` (meaning `a-(a+1)`): two distinct, non-zero ports.
 fn parse_ports(v: &str) -> Option<(u16, u16)> {
-    let (a, b) = match v.split_once('-') {
-        Some((a, b)) => (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?),
-        None => {
-            let a = v.trim().parse::<u16>().ok()?;
-            (a, a.checked_add(1)?)
-        }
-    };
-    (a != 0 && b != 0 && a != b).then_some((a, b))
+    parse_pair(v, |a: u16| a.checked_add(1)).filter(|&(a, b)| a != 0 && b != 0)
 }
 
+/// `a-b` or `a` (meaning `a-(a+1)`): two distinct channels.
 fn parse_channels(v: &str) -> Option<(u8, u8)> {
+    parse_pair(v, |a: u8| a.checked_add(1))
+}
+
+/// `a-b`, or `a` and `next(a)`, when the two differ.
+fn parse_pair<T: std::str::FromStr + PartialEq + Copy>(v: &str, next: impl Fn(T) -> Option<T>) -> Option<(T, T)> {
     let (a, b) = match v.split_once('-') {
-        Some((a, b)) => (a.trim().parse::<u8>().ok()?, b.trim().parse::<u8>().ok()?),
+        Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
         None => {
-            let a = v.trim().parse::<u8>().ok()?;
-            (a, a.checked_add(1)?)
+            let a = v.trim().parse().ok()?;
+            (a, next(a)?)
         }
     };
     (a != b).then_some((a, b))
