@@ -90,6 +90,15 @@ fn session_id(run: &Run) -> String {
         .to_owned()
 }
 
+/// Every runtime's session on `url` over `transport`, and the faults the
+/// server did in each (by session id), from a cleared log.
+fn run_all_seen(url: &str, transport: Transport, seen: &Seen) -> (Vec<Run>, HashMap<String, Vec<FaultEvent>>) {
+    seen.lock().unwrap().clear();
+    let runs = run_all(url, transport);
+    let faults = faults_by_session(seen);
+    (runs, faults)
+}
+
 /// The faults done to each session: session id → its fault events.
 fn faults_by_session(seen: &Seen) -> HashMap<String, Vec<FaultEvent>> {
     let mut by = HashMap::<String, Vec<FaultEvent>>::new();
@@ -191,14 +200,7 @@ fn every_runtime_survives_wrong_cseq_and_a_refused_get_parameter() {
                 .count()
         };
         assert_eq!(quirks(Quirk::NoGetParameter), 1, "{name}: {done:?}");
-        let warnings: Vec<&Warning> = run
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Warning(w) => Some(w),
-                _ => None,
-            })
-            .collect();
+        let warnings = warnings(&run.events);
         let mismatches = warnings
             .iter()
             .filter(|w| matches!(w, Warning::CseqMismatch { expected, got: Some(got), .. } if *got == expected + 1))
@@ -526,9 +528,7 @@ fn every_runtime_takes_the_other_faults_and_quirks() {
     }
 
     // A close: a connection error after exactly the packets the server sent.
-    seen.lock().unwrap().clear();
-    let runs = run_all(&server.url("h264_aac.mp4?close_after=1.5"), Transport::Tcp);
-    let faults = faults_by_session(&seen);
+    let (runs, faults) = run_all_seen(&server.url("h264_aac.mp4?close_after=1.5"), Transport::Tcp, &seen);
     for run in &runs {
         let name = run.runtime.name();
         match run.events.last() {
@@ -652,9 +652,7 @@ fn every_runtime_takes_the_stream_and_answer_quirks_whole() {
         "slow=300",
         "params=inband",
     ] {
-        seen.lock().unwrap().clear();
-        let runs = run_all(&server.url(&format!("h264_aac.mp4?{query}")), Transport::Tcp);
-        let faults = faults_by_session(&seen);
+        let (runs, faults) = run_all_seen(&server.url(&format!("h264_aac.mp4?{query}")), Transport::Tcp, &seen);
         for run in &runs {
             let name = run.runtime.name();
             clean_end(run);
@@ -706,9 +704,7 @@ fn every_runtime_takes_the_stream_and_answer_quirks_reported() {
 
     // No keyframe for 2 s: exactly the two keyframes lost, their packets
     // counted lost.
-    seen.lock().unwrap().clear();
-    let runs = run_all(&server.url("h264_aac.mp4?keyframe_gap=1:2"), Transport::Tcp);
-    let faults = faults_by_session(&seen);
+    let (runs, faults) = run_all_seen(&server.url("h264_aac.mp4?keyframe_gap=1:2"), Transport::Tcp, &seen);
     for run in &runs {
         let name = run.runtime.name();
         clean_end(run);
@@ -745,9 +741,7 @@ fn every_runtime_takes_the_stream_and_answer_quirks_reported() {
     // one `timestamp_jump` warning per track, to the timestamp the server's
     // event says.
     for (query, jump_ms) in [("ts_jump=2", 10_000i64), ("ts_jump=2:-3000", -3_000)] {
-        seen.lock().unwrap().clear();
-        let runs = run_all(&server.url(&format!("h264_aac.mp4?{query}")), Transport::Tcp);
-        let faults = faults_by_session(&seen);
+        let (runs, faults) = run_all_seen(&server.url(&format!("h264_aac.mp4?{query}")), Transport::Tcp, &seen);
         for run in &runs {
             let name = run.runtime.name();
             clean_end(run);
@@ -781,9 +775,7 @@ fn every_runtime_takes_the_stream_and_answer_quirks_reported() {
 
     // A new SPS with half the size 2 s in: every frame, one warning each
     // with the sizes the server's event gives.
-    seen.lock().unwrap().clear();
-    let runs = run_all(&server.url("h264_aac.mp4?resolution_change=2"), Transport::Tcp);
-    let faults = faults_by_session(&seen);
+    let (runs, faults) = run_all_seen(&server.url("h264_aac.mp4?resolution_change=2"), Transport::Tcp, &seen);
     for run in &runs {
         let name = run.runtime.name();
         clean_end(run);
@@ -1289,9 +1281,7 @@ fn every_runtime_takes_bursts_duplicates_an_early_bye_and_the_sender_report_faul
 
     // Duplicates, over TCP and UDP: every frame once, no warning.
     for transport in [Transport::Tcp, Transport::Udp] {
-        seen.lock().unwrap().clear();
-        let runs = run_all(&server.url("h264_aac.mp4?dup=0.1&seed=4"), transport);
-        let faults = faults_by_session(&seen);
+        let (runs, faults) = run_all_seen(&server.url("h264_aac.mp4?dup=0.1&seed=4"), transport, &seen);
         for run in &runs {
             let name = run.runtime.name();
             clean_end(run);
@@ -1315,9 +1305,7 @@ fn every_runtime_takes_bursts_duplicates_an_early_bye_and_the_sender_report_faul
     }
 
     // An early BYE: the end, cleanly, with the first second of frames; TEARDOWN last.
-    seen.lock().unwrap().clear();
-    let runs = run_all(&server.url("h264_aac.mp4?bye_at=1"), Transport::Tcp);
-    let faults = faults_by_session(&seen);
+    let (runs, faults) = run_all_seen(&server.url("h264_aac.mp4?bye_at=1"), Transport::Tcp, &seen);
     for run in &runs {
         let name = run.runtime.name();
         clean_end(run);
@@ -1356,9 +1344,7 @@ fn every_runtime_takes_bursts_duplicates_an_early_bye_and_the_sender_report_faul
 
     // Audio sender reports 500 ms late: every frame; one event per audio
     // report received; the audio's NTP-to-arrival mapping 0.5 s after the video's.
-    seen.lock().unwrap().clear();
-    let runs = run_all(&server.url("h264_aac.mp4?sr_offset=500"), Transport::Tcp);
-    let faults = faults_by_session(&seen);
+    let (runs, faults) = run_all_seen(&server.url("h264_aac.mp4?sr_offset=500"), Transport::Tcp, &seen);
     for run in &runs {
         let name = run.runtime.name();
         clean_end(run);
